@@ -1,0 +1,39 @@
+// Decision: what the rules chose for one step, after validation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "switchboard/money.h"
+
+namespace switchboard {
+
+enum class Reasoning { kDefault, kLow, kMedium, kHigh };
+
+// "low" | "medium" | "high"; kDefault has no name and maps to "".
+std::string_view to_string(Reasoning r);
+std::optional<Reasoning> parse_reasoning(std::string_view name);
+
+struct Decision {
+  std::string workload;
+  std::string tier;                 // always set: the tier the model is served from
+  std::string model;                // always set: the first model to call
+  Reasoning reasoning = Reasoning::kDefault;
+  std::optional<std::int64_t> max_output_tokens;
+  int fanout = 1;                   // parallel calls ("contemplating" mode) when > 1
+  std::string aggregate;            // tier of the aggregation call, when fanout > 1
+  std::string reason;               // the rule's own words, sanitised and bounded
+  std::string rules_version;        // sha256 of the rules file the decision ran on
+  // Set when the rules failed (error, timeout, memory cap, invalid result): the
+  // decision is then the workload's fallback tier. One line, "file:line: message"
+  // where Lua gave a position.
+  std::optional<std::string> error;
+
+  std::int64_t estimated_input_tokens = 0;
+  std::int64_t estimated_output_tokens = 0;
+  MicroUsd estimated_cost = 0;      // input + expected output at the model's list price
+};
+
+}  // namespace switchboard

@@ -1,0 +1,29 @@
+// Money is integer micro-dollars everywhere in Switchboard; token counts are
+// integers. Floating point appears only at the edges (reading a price written
+// by a person in a config file, printing a total).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace switchboard {
+
+using MicroUsd = std::int64_t;  // 1 USD = 1,000,000 MicroUsd
+inline constexpr MicroUsd kMicroPerUsd = 1'000'000;
+
+// A price in micro-dollars per million tokens ($15 / Mtok = 15,000,000).
+using MicroUsdPerMtok = std::int64_t;
+
+// Cost of `tokens` at `price`, in micro-dollars, rounded half up.
+inline MicroUsd cost_of(std::int64_t tokens, MicroUsdPerMtok price) {
+  // tokens < 2^40 and price < 2^33 keep the product inside int64.
+  return (tokens * price + 500'000) / 1'000'000;
+}
+
+// "$1.234567" with all six decimals, or fewer with `decimals`.
+std::string format_usd(MicroUsd amount, int decimals = 6);
+
+// Dollars as a double, for JSON output only.
+inline double to_usd(MicroUsd amount) { return static_cast<double>(amount) / kMicroPerUsd; }
+
+}  // namespace switchboard

@@ -1,0 +1,64 @@
+// Status and Result<T>: errors as values at the public API.
+//
+// A Status is cheap to copy when ok (no allocation). A failed Status carries a
+// code and a one-line message that already names the place it comes from, in
+// the form "file:line:column: what is wrong" or "file:line: what is wrong".
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace switchboard {
+
+class Status {
+ public:
+  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kInternal };
+
+  Status() = default;  // ok
+
+  static Status ok_status() { return Status(); }
+  static Status invalid_argument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status not_found(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
+  static Status rule_error(std::string msg) { return {Code::kRuleError, std::move(msg)}; }
+  static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // "ok", or the code's name followed by the message.
+  std::string to_string() const;
+
+ private:
+  Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
+  Code code_ = Code::kOk;
+  std::string message_;
+};
+
+// Either a value or a failed Status. REQUIRES: a Result built from a Status is
+// never built from an ok one.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
+
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }
+  T& value() & { assert(ok()); return *value_; }
+  const T& value() const& { assert(ok()); return *value_; }
+  T&& value() && { assert(ok()); return std::move(*value_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::optional<T> value_;
+  Status status_;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,34 @@
+// Step: what the caller knows about one agent step before choosing a model.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "switchboard/status.h"
+
+namespace switchboard {
+
+// A value under step.meta: the caller's own fields, passed to the rules as-is.
+using MetaValue = std::variant<std::string, std::int64_t, double, bool>;
+
+struct Step {
+  std::string role;                                // "plan", "format", "summarize", ...
+  std::optional<std::int64_t> input_tokens;        // counted by the caller, if known
+  std::optional<std::string> prompt;               // text, when tokens are not counted
+  std::optional<std::int64_t> expected_output_tokens;
+  bool needs_chain_of_thought = false;
+  bool output_must_be_json = false;
+  bool untrusted_input = false;
+  std::int64_t tool_depth = 0;
+  std::vector<std::pair<std::string, MetaValue>> meta;  // names are unique
+};
+
+// Parses one step from a JSON object (the STEPS.jsonl line format). Unknown
+// fields and wrong types are errors naming the field.
+Result<Step> parse_step_json(std::string_view json);
+
+}  // namespace switchboard

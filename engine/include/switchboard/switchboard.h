@@ -1,0 +1,10 @@
+// The whole public API of the Switchboard engine.
+#pragma once
+
+#include "switchboard/config.h"
+#include "switchboard/decision.h"
+#include "switchboard/engine.h"
+#include "switchboard/money.h"
+#include "switchboard/rule_tests.h"
+#include "switchboard/status.h"
+#include "switchboard/step.h"

@@ -1,0 +1,262 @@
+// Configuration loading. toml++ is called only here; its exceptions stop here.
+#include "switchboard/config.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "toml_util.h"
+
+namespace switchboard {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using detail::ConfigError;
+using detail::where;
+
+const std::set<std::string, std::less<>> kProviders = {"openai", "anthropic", "gemini",
+                                                       "openai-compatible", "sim"};
+
+MicroUsdPerMtok read_price(const toml::table& t, std::string_view key, const std::string& model,
+                           const std::string& file, bool required, MicroUsdPerMtok fallback) {
+  const toml::node* node = t.get(key);
+  if (node == nullptr) {
+    if (required) {
+      throw ConfigError(where(file, t) + ": model '" + model + "': price has no '" +
+                        std::string(key) + "' (USD per million tokens)");
+    }
+    return fallback;
+  }
+  std::optional<double> usd = node->value<double>();
+  if (!usd) {
+    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
+                      "' must be a number of USD per million tokens");
+  }
+  if (!std::isfinite(*usd) || *usd < 0) {
+    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
+                      "' must not be negative");
+  }
+  if (*usd > 10000) {
+    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
+                      "' of $" + std::to_string(*usd) + " per million tokens is not plausible");
+  }
+  return std::llround(*usd * 1e6);
+}
+
+ModelSpec read_model(const std::string& name, const toml::node& node, const std::string& file) {
+  const toml::table& t = detail::expect_table(node, file, "model '" + name + "'");
+  detail::reject_unknown_keys(t, file, "model '" + name + "'",
+                              {"provider", "endpoint", "api_key_env", "context_window",
+                               "default_output_tokens", "price"});
+  ModelSpec m;
+  m.name = name;
+  m.source = where(file, node);
+  m.provider = detail::required_string(t, "provider", file, "model '" + name + "'");
+  if (!kProviders.count(m.provider)) {
+    throw ConfigError(where(file, *t.get("provider")) + ": model '" + name + "': unknown provider '" +
+                      m.provider + "' (expected openai, anthropic, gemini, openai-compatible or sim)");
+  }
+  m.endpoint = detail::optional_string(t, "endpoint", file, "model '" + name + "'").value_or("");
+  m.api_key_env = detail::optional_string(t, "api_key_env", file, "model '" + name + "'").value_or("");
+  if (m.provider != "sim" && m.endpoint.empty()) {
+    throw ConfigError(m.source + ": model '" + name + "': provider '" + m.provider +
+                      "' needs an 'endpoint'");
+  }
+  m.context_window = detail::required_positive_integer(t, "context_window", file, "model '" + name + "'");
+  m.default_output_tokens =
+      detail::optional_positive_integer(t, "default_output_tokens", file, "model '" + name + "'")
+          .value_or(m.default_output_tokens);
+  const toml::node* price_node = t.get("price");
+  if (price_node == nullptr) {
+    throw ConfigError(m.source + ": model '" + name +
+                      "' has no price; a model without a price cannot be routed to");
+  }
+  const toml::table& price = detail::expect_table(*price_node, file, "model '" + name + "' price");
+  detail::reject_unknown_keys(price, file, "model '" + name + "' price",
+                              {"input", "cached_input", "output"});
+  m.price.input = read_price(price, "input", name, file, true, 0);
+  m.price.output = read_price(price, "output", name, file, true, 0);
+  m.price.cached_input = read_price(price, "cached_input", name, file, false, m.price.input);
+  return m;
+}
+
+Config build(const toml::table& root, const std::string& file, const std::string& base_dir) {
+  Config c;
+  c.path = file;
+  c.base_dir = base_dir;
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "models", "tiers", "workloads"});
+
+  if (const toml::node* n = root.get("sandbox")) {
+    const toml::table& s = detail::expect_table(*n, file, "[sandbox]");
+    detail::reject_unknown_keys(s, file, "[sandbox]", {"instructions_per_call", "instructions_at_load",
+                                                       "memory_bytes", "max_source_bytes"});
+    auto& l = c.sandbox;
+    l.instructions_per_call = detail::optional_positive_integer(s, "instructions_per_call", file, "[sandbox]").value_or(l.instructions_per_call);
+    l.instructions_at_load = detail::optional_positive_integer(s, "instructions_at_load", file, "[sandbox]").value_or(l.instructions_at_load);
+    l.memory_bytes = detail::optional_positive_integer(s, "memory_bytes", file, "[sandbox]").value_or(l.memory_bytes);
+    l.max_source_bytes = detail::optional_positive_integer(s, "max_source_bytes", file, "[sandbox]").value_or(l.max_source_bytes);
+    if (l.memory_bytes < 256 * 1024) {
+      throw ConfigError(where(file, *s.get("memory_bytes")) +
+                        ": [sandbox] memory_bytes must be at least 262144 (the Lua libraries need it)");
+    }
+  }
+
+  const toml::node* models_node = root.get("models");
+  if (models_node == nullptr) throw ConfigError(file + ":1:1: the config defines no [models]");
+  for (const auto& [key, node] : detail::expect_table(*models_node, file, "[models]")) {
+    std::string name(key.str());
+    c.models.emplace(name, read_model(name, node, file));
+  }
+
+  const toml::node* tiers_node = root.get("tiers");
+  if (tiers_node == nullptr) throw ConfigError(file + ":1:1: the config defines no [tiers]");
+  for (const auto& [key, node] : detail::expect_table(*tiers_node, file, "[tiers]")) {
+    Tier tier;
+    tier.name = std::string(key.str());
+    tier.source = where(file, node);
+    const std::string what = "tier '" + tier.name + "'";
+    const toml::table& t = detail::expect_table(node, file, what);
+    detail::reject_unknown_keys(t, file, what, {"models"});
+    const toml::node* list = t.get("models");
+    if (list == nullptr || !list->is_array() || list->as_array()->empty()) {
+      throw ConfigError(tier.source + ": " + what + " needs a non-empty 'models' list");
+    }
+    for (const toml::node& m : *list->as_array()) {
+      std::optional<std::string> model = m.value<std::string>();
+      if (!model) throw ConfigError(where(file, m) + ": " + what + ": model names are strings");
+      if (!c.models.count(*model)) {
+        throw ConfigError(where(file, m) + ": " + what + " lists unknown model '" + *model + "'");
+      }
+      for (const std::string& seen : tier.models) {
+        if (seen == *model) {
+          throw ConfigError(where(file, m) + ": " + what + " lists model '" + *model + "' twice");
+        }
+      }
+      tier.models.push_back(*model);
+    }
+    if (c.models.count(tier.name)) {
+      throw ConfigError(tier.source + ": tier '" + tier.name +
+                        "' has the name of a model; a rule's answer would be ambiguous");
+    }
+    c.tiers.emplace(tier.name, std::move(tier));
+  }
+  for (const auto& [name, model] : c.models) {
+    if (c.tier_of(name) == nullptr) {
+      throw ConfigError(model.source + ": model '" + name + "' is in no tier; add it to a tier's models");
+    }
+  }
+
+  auto check_tier = [&](const std::string& tier, const toml::node* at, const std::string& what) {
+    if (!c.tiers.count(tier)) {
+      throw ConfigError((at ? where(file, *at) : file + ":1:1") + ": " + what + ": unknown tier '" + tier + "'");
+    }
+  };
+  const toml::node* routing_node = root.get("routing");
+  const toml::table empty;
+  const toml::table& routing = routing_node ? detail::expect_table(*routing_node, file, "[routing]") : empty;
+  detail::reject_unknown_keys(routing, file, "[routing]", {"premium_tier", "default_fallback_tier", "max_fanout"});
+  c.premium_tier = detail::optional_string(routing, "premium_tier", file, "[routing]").value_or("premium");
+  check_tier(c.premium_tier, routing.get("premium_tier"), "[routing] premium_tier");
+  c.default_fallback_tier = detail::optional_string(routing, "default_fallback_tier", file, "[routing]")
+                                .value_or(c.tiers.begin()->first);
+  check_tier(c.default_fallback_tier, routing.get("default_fallback_tier"), "[routing] default_fallback_tier");
+  const std::int64_t max_fanout = detail::optional_positive_integer(routing, "max_fanout", file, "[routing]").value_or(8);
+  if (max_fanout > 64) {
+    throw ConfigError(where(file, *routing.get("max_fanout")) + ": [routing] max_fanout is at most 64");
+  }
+  c.max_fanout = static_cast<int>(max_fanout);
+
+  const toml::node* workloads_node = root.get("workloads");
+  if (workloads_node == nullptr) throw ConfigError(file + ":1:1: the config defines no [workloads]");
+  for (const auto& [key, node] : detail::expect_table(*workloads_node, file, "[workloads]")) {
+    Workload w;
+    w.name = std::string(key.str());
+    w.source = where(file, node);
+    const std::string what = "workload '" + w.name + "'";
+    const toml::table& t = detail::expect_table(node, file, what);
+    detail::reject_unknown_keys(t, file, what, {"rules", "fallback_tier", "budget_usd"});
+    w.rules_path = detail::required_string(t, "rules", file, what);
+    w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
+    std::error_code ec;
+    if (!fs::is_regular_file(w.rules_file, ec)) {
+      throw ConfigError(where(file, *t.get("rules")) + ": " + what + ": rules file '" + w.rules_path +
+                        "' does not exist");
+    }
+    w.fallback_tier = detail::required_string(t, "fallback_tier", file, what);
+    check_tier(w.fallback_tier, t.get("fallback_tier"), what + " fallback_tier");
+    if (const toml::node* b = t.get("budget_usd")) {
+      std::optional<double> usd = b->value<double>();
+      if (!usd || !std::isfinite(*usd) || *usd < 0) {
+        throw ConfigError(where(file, *b) + ": " + what + ": budget_usd must be a non-negative number");
+      }
+      w.budget = std::llround(*usd * 1e6);
+    }
+    c.workloads.emplace(w.name, std::move(w));
+  }
+  return c;
+}
+
+}  // namespace
+
+const ModelSpec* Config::find_model(std::string_view name) const {
+  auto it = models.find(name);
+  return it == models.end() ? nullptr : &it->second;
+}
+
+const Tier* Config::find_tier(std::string_view name) const {
+  auto it = tiers.find(name);
+  return it == tiers.end() ? nullptr : &it->second;
+}
+
+const Workload* Config::find_workload(std::string_view name) const {
+  auto it = workloads.find(name);
+  return it == workloads.end() ? nullptr : &it->second;
+}
+
+const Tier* Config::tier_of(std::string_view model) const {
+  for (const auto& [name, tier] : tiers) {
+    for (const std::string& m : tier.models) {
+      if (m == model) return &tier;
+    }
+  }
+  return nullptr;
+}
+
+std::string Config::effective_provider(const ModelSpec& model) const {
+  if (model.provider == "sim") return "sim";
+  // A keyless OpenAI-compatible server (a local vLLM, say) is called as it is.
+  if (model.api_key_env.empty()) return model.provider == "openai-compatible" ? model.provider : "sim";
+  const char* key = std::getenv(model.api_key_env.c_str());
+  return (key == nullptr || *key == '\0') ? "sim" : model.provider;
+}
+
+Result<Config> parse_config(std::string_view text, std::string source_name, std::string base_dir) {
+  try {
+    toml::table root = toml::parse(text, source_name);
+    return build(root, source_name, base_dir);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    return Status::invalid_argument(source_name + ":" + std::to_string(b.line) + ":" +
+                                    std::to_string(b.column) + ": " + std::string(e.description()));
+  } catch (const ConfigError& e) {
+    return Status::invalid_argument(e.what());
+  }
+}
+
+Result<Config> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::io_error(path + ": cannot open the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::string base = fs::path(path).parent_path().string();
+  return parse_config(text.str(), path, base.empty() ? "." : base);
+}
+
+}  // namespace switchboard

@@ -1,0 +1,40 @@
+#include "cost.h"
+
+namespace switchboard::detail {
+
+std::int64_t estimate_tokens(std::string_view text) {
+  return static_cast<std::int64_t>((text.size() + 2) / 3);
+}
+
+std::int64_t input_tokens_of(const Step& step) {
+  if (step.input_tokens) return *step.input_tokens;
+  if (step.prompt) return estimate_tokens(*step.prompt);
+  return 0;
+}
+
+void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
+                   Decision& decision) {
+  std::int64_t output = model.default_output_tokens;
+  if (step.expected_output_tokens) {
+    output = *step.expected_output_tokens;
+  } else if (decision.max_output_tokens) {
+    output = *decision.max_output_tokens;
+  }
+  decision.estimated_input_tokens = input_tokens;
+  decision.estimated_output_tokens = output;
+  decision.estimated_cost = estimate_call_cost(model, input_tokens, output);
+}
+
+}  // namespace switchboard::detail
+
+namespace switchboard {
+
+MicroUsd estimate_call_cost(const ModelSpec& model, std::int64_t input_tokens,
+                            std::int64_t output_tokens) {
+  // Sum before rounding so two small parts are not each rounded away.
+  const std::int64_t micro_times_million =
+      input_tokens * model.price.input + output_tokens * model.price.output;
+  return (micro_times_million + 500'000) / 1'000'000;
+}
+
+}  // namespace switchboard

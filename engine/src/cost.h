@@ -1,0 +1,27 @@
+// Cost estimates for a decision, before any model is called.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "switchboard/config.h"
+#include "switchboard/decision.h"
+#include "switchboard/step.h"
+
+namespace switchboard::detail {
+
+// Tokens in `text`, estimated conservatively (over rather than under): one
+// token per three bytes, rounded up. An exact tokenizer replaces this later.
+std::int64_t estimate_tokens(std::string_view text);
+
+// The step's input tokens: counted by the caller, else estimated from the prompt.
+std::int64_t input_tokens_of(const Step& step);
+
+// Fills decision.estimated_* from the step and the chosen model's list price:
+// input × input price + expected output × output price, where expected output
+// is the step's expected_output_tokens, else the decision's max_output_tokens,
+// else the model's default_output_tokens.
+void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
+                   Decision& decision);
+
+}  // namespace switchboard::detail

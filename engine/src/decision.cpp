@@ -1,0 +1,108 @@
+#include "decision_resolve.h"
+
+namespace switchboard::detail {
+
+namespace {
+
+// Names from the rules are printed in errors: keep them printable and short.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s.substr(0, 64)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+// A reason is free text: control bytes become spaces.
+std::string sanitize_reason(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = ' ';
+  }
+  return out;
+}
+
+}  // namespace
+
+Status resolve_decision(const Config& config, std::string_view chunk_name, const RawDecision& raw,
+                        Decision& out) {
+  const std::string prefix = std::string(chunk_name) + ": classify returned ";
+  auto fail = [&](const std::string& what) { return Status::rule_error(prefix + what); };
+
+  std::optional<std::string> tier = raw.tier, model = raw.model;
+  if (raw.name) {
+    if (config.find_tier(*raw.name)) {
+      tier = raw.name;
+    } else if (config.find_model(*raw.name)) {
+      model = raw.name;
+    } else {
+      return fail("'" + printable(*raw.name) + "', which is neither a tier nor a model");
+    }
+  }
+  if (!tier && !model) return fail("a table with neither 'tier' nor 'model'");
+  if (tier && !config.find_tier(*tier)) return fail("unknown tier '" + printable(*tier) + "'");
+  if (model && !config.find_model(*model)) return fail("unknown model '" + printable(*model) + "'");
+  const Tier* t = tier ? config.find_tier(*tier) : config.tier_of(*model);
+  out.tier = t->name;
+  out.model = model ? *model : t->models.front();
+  const ModelSpec& spec = *config.find_model(out.model);
+
+  out.reasoning = Reasoning::kDefault;
+  if (raw.reasoning) {
+    std::optional<Reasoning> r = parse_reasoning(*raw.reasoning);
+    if (!r) return fail("reasoning '" + printable(*raw.reasoning) + "'; expected low, medium or high");
+    out.reasoning = *r;
+  }
+  out.max_output_tokens.reset();
+  if (raw.max_output_tokens) {
+    if (*raw.max_output_tokens <= 0 || *raw.max_output_tokens > spec.context_window) {
+      return fail("max_output_tokens = " + std::to_string(*raw.max_output_tokens) +
+                  "; expected 1 to the model's context window (" +
+                  std::to_string(spec.context_window) + ")");
+    }
+    out.max_output_tokens = raw.max_output_tokens;
+  }
+  out.fanout = 1;
+  if (raw.fanout) {
+    if (*raw.fanout < 1 || *raw.fanout > config.max_fanout) {
+      return fail("fanout = " + std::to_string(*raw.fanout) + "; expected 1 to " +
+                  std::to_string(config.max_fanout) + " ([routing] max_fanout)");
+    }
+    out.fanout = static_cast<int>(*raw.fanout);
+  }
+  out.aggregate.clear();
+  if (raw.aggregate) {
+    if (!config.find_tier(*raw.aggregate)) {
+      return fail("aggregate = unknown tier '" + printable(*raw.aggregate) + "'");
+    }
+    out.aggregate = *raw.aggregate;
+  } else if (out.fanout > 1) {
+    out.aggregate = out.tier;  // the branches' own tier writes the final answer
+  }
+  out.reason = raw.reason ? sanitize_reason(*raw.reason) : std::string();
+  out.error.reset();
+  return Status();
+}
+
+void fall_back(const Config& config, const Workload& workload, std::string error, Decision& out) {
+  const Tier* t = config.find_tier(workload.fallback_tier);
+  out.tier = t->name;
+  out.model = t->models.front();
+  out.reasoning = Reasoning::kDefault;
+  out.max_output_tokens.reset();
+  out.fanout = 1;
+  out.aggregate.clear();
+  out.reason = "fallback tier: the rules failed";
+  out.error = std::move(error);
+}
+
+}  // namespace switchboard::detail

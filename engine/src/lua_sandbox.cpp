@@ -1,0 +1,864 @@
+// The Lua sandbox. Debian's liblua5.4 is compiled as C: a Lua error unwinds
+// with longjmp. Every function below that a Lua error can cross (C functions
+// called by Lua, the hook, the allocator, the protected helpers) therefore
+// holds plain data only; C++ objects are built outside, after lua_pcall returns.
+#include "lua_sandbox.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+extern "C" {
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+}
+
+namespace switchboard::detail {
+
+namespace {
+
+constexpr int kHookInterval = 1000;       // instructions between budget checks
+constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
+constexpr size_t kMaxReasonBytes = 512;   // the rule's reason, truncated beyond
+constexpr size_t kMaxErrorBytes = 400;    // error messages, truncated beyond
+
+// Registry keys: addresses of these objects are unique light userdata.
+char kFrozenMarkerKey;
+char kRestoreUpvaluesKey;
+char kRestoreFieldsKey;
+
+struct TextSlot {
+  char data[kMaxReasonBytes];
+  size_t len;
+  bool present;
+};
+
+// Result of classify() as read inside protected code: plain data only.
+struct ResultPod {
+  bool is_name;
+  TextSlot name, tier, model, reasoning, aggregate, reason;
+  bool has_max_output_tokens, has_fanout;
+  lua_Integer max_output_tokens, fanout;
+};
+
+// Arguments of one protected call.
+struct CallFrame {
+  const Step* step;
+  std::int64_t input_tokens;
+  const RulesContext* ctx;
+  ResultPod* out;
+};
+
+}  // namespace
+
+struct LuaSandbox::Core {
+  // Memory.
+  std::int64_t memory_limit = 0;
+  std::int64_t memory_used = 0;
+  bool memory_exceeded = false;
+  // Instruction budget of the running call (or of the file body).
+  std::int64_t budget_limit = 0;
+  std::int64_t budget_remaining = 0;
+  bool budget_exhausted = false;
+  char chunk_name[kMaxNameBytes + 1] = {0};
+  std::int64_t per_call_limit = 0;
+  int classify_ref = LUA_NOREF;
+  bool poisoned = false;
+  ResultPod result;  // reused by every call
+};
+
+namespace {
+
+using Core = LuaSandbox::Core;
+
+Core* core_of(lua_State* L) { return *static_cast<Core**>(lua_getextraspace(L)); }
+
+// ---------------------------------------------------------------- allocator
+
+void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  Core* core = static_cast<Core*>(ud);
+  const std::int64_t old_size = ptr ? static_cast<std::int64_t>(osize) : 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    core->memory_used -= old_size;
+    return nullptr;
+  }
+  const std::int64_t growth = static_cast<std::int64_t>(nsize) - old_size;
+  // Lua assumes shrinking never fails, so only growth is refused.
+  if (growth > 0 && core->memory_used + growth > core->memory_limit) {
+    core->memory_exceeded = true;
+    return nullptr;
+  }
+  void* block = std::realloc(ptr, nsize);
+  if (block == nullptr) return nullptr;
+  core->memory_used += growth;
+  return block;
+}
+
+// ---------------------------------------------------------------- budget
+
+// Fills `buf` with "chunk:line" of the innermost Lua function running.
+void where_now(lua_State* L, char* buf, size_t size) {
+  lua_Debug ar;
+  for (int level = 0; lua_getstack(L, level, &ar); ++level) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      std::snprintf(buf, size, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  std::snprintf(buf, size, "%s", core_of(L)->chunk_name);
+}
+
+[[noreturn]] void raise_budget_exceeded(lua_State* L) {
+  Core* core = core_of(L);
+  core->budget_exhausted = true;
+  core->poisoned = true;
+  // From now on the hook fires on every instruction, so the error comes back
+  // at once if a pcall in the rules catches it.
+  lua_sethook(L, lua_gethook(L), LUA_MASKCOUNT, 1);
+  char where[256];
+  where_now(L, where, sizeof where);
+  lua_pushfstring(L, "%s: instruction budget of %I exceeded", where,
+                  static_cast<lua_Integer>(core->budget_limit));
+  lua_error(L);
+  std::abort();  // not reached: lua_error does not return
+}
+
+void budget_hook(lua_State* L, lua_Debug*) {
+  Core* core = core_of(L);
+  core->budget_remaining -= kHookInterval;
+  if (core->budget_remaining <= 0 || core->budget_exhausted) raise_budget_exceeded(L);
+}
+
+void arm_budget(lua_State* L, std::int64_t limit) {
+  Core* core = core_of(L);
+  core->budget_limit = limit;
+  core->budget_remaining = limit;
+  core->budget_exhausted = false;
+  core->memory_exceeded = false;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, kHookInterval);  // also resets the count
+}
+
+// ---------------------------------------------------------------- errors
+
+// Message handler for every protected call. It never runs a metamethod: a
+// non-string error object is described by its type, with the position of the
+// Lua function that raised it.
+int message_handler(lua_State* L) {
+  if (lua_type(L, 1) == LUA_TSTRING) return 1;
+  char where[256];
+  where_now(L, where, sizeof where);
+  lua_pushfstring(L, "%s: error object is a %s value, not a string", where,
+                  luaL_typename(L, 1));
+  return 1;
+}
+
+// Runs `fn(L)` with `arg` as its one argument, in protected mode. Leaves
+// nothing on the stack; on failure writes a one-line message to `err`.
+bool protected_call(lua_State* L, lua_CFunction fn, void* arg, char* err, size_t err_size) {
+  const int base = lua_gettop(L);
+  if (!lua_checkstack(L, 8)) {
+    std::snprintf(err, err_size, "Lua stack exhausted");
+    return false;
+  }
+  lua_pushcfunction(L, message_handler);
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, arg);
+  const int status = lua_pcall(L, 1, 0, base + 1);
+  if (status == LUA_OK) {
+    lua_settop(L, base);
+    return true;
+  }
+  Core* core = core_of(L);
+  if (core->budget_exhausted) core->poisoned = true;
+  if (status == LUA_ERRMEM || core->memory_exceeded) core->poisoned = true;
+  size_t len = 0;
+  const char* msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : nullptr;
+  if (status == LUA_ERRMEM || (core->memory_exceeded && !core->budget_exhausted)) {
+    std::snprintf(err, err_size, "%s: memory limit of %lld bytes exceeded", core->chunk_name,
+                  static_cast<long long>(core->memory_limit));
+  } else if (msg == nullptr) {
+    std::snprintf(err, err_size, "%s: error without a message", core->chunk_name);
+  } else {
+    // One line: cut at the first newline (a traceback never gets here) and bound it.
+    size_t n = 0;
+    while (n < len && n + 1 < err_size && n < kMaxErrorBytes && msg[n] != '\n') {
+      const unsigned char c = static_cast<unsigned char>(msg[n]);
+      err[n] = (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+      ++n;
+    }
+    err[n] = '\0';
+  }
+  lua_settop(L, base);
+  return false;
+}
+
+// ---------------------------------------------------------------- frozen tables
+//
+// A frozen table keeps its identity but its contents move to a "shadow" table
+// reached through __index. Keys starting with "__" stay in place (the table may
+// be used as a metatable, where Lua reads them raw) and are restored after each
+// call. Writes of new keys hit __newindex and fail.
+
+bool is_frozen(lua_State* L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_pushlightuserdata(L, &kFrozenMarkerKey);
+  lua_rawget(L, -2);
+  const bool frozen = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return frozen;
+}
+
+// Pushes the shadow of the frozen table at `idx`.
+void push_shadow(lua_State* L, int idx) {
+  lua_getmetatable(L, idx);
+  lua_pushliteral(L, "__index");
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+}
+
+int frozen_newindex(lua_State* L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  const bool is_globals = lua_rawequal(L, 1, -1);
+  lua_pop(L, 1);
+  if (is_globals && lua_type(L, 2) == LUA_TSTRING) {
+    return luaL_error(L, "cannot set global '%s': globals are read-only once the rules file "
+                         "has loaded (use a local)", lua_tostring(L, 2));
+  }
+  return luaL_error(L, "cannot modify a table of the rules' loaded state: it is read-only "
+                       "once the rules file has loaded (build a new table inside classify)");
+}
+
+int frozen_len(lua_State* L) {
+  push_shadow(L, 1);
+  lua_pushinteger(L, static_cast<lua_Integer>(lua_rawlen(L, -1)));
+  return 1;
+}
+
+// next() over a frozen table: the shadow's keys, then the "__" keys kept in place.
+int frozen_next(lua_State* L, int table_idx) {
+  lua_settop(L, 2);
+  push_shadow(L, table_idx);  // 3
+  bool in_shadow = lua_isnil(L, 2);
+  if (!in_shadow) {
+    lua_pushvalue(L, 2);
+    in_shadow = lua_rawget(L, 3) != LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  if (in_shadow) {
+    lua_pushvalue(L, 2);
+    if (lua_next(L, 3)) return 2;
+    lua_pushnil(L);
+  } else {
+    lua_pushvalue(L, 2);
+  }
+  if (lua_next(L, table_idx)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+int frozen_pairs_iter(lua_State* L) { return frozen_next(L, 1); }
+
+int frozen_pairs(lua_State* L) {
+  lua_pushcfunction(L, frozen_pairs_iter);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// Records (table, key, value) in the restore list for a "__" key kept in place.
+void record_field(lua_State* L, int table_idx, int key_idx, int value_idx) {
+  lua_pushlightuserdata(L, &kRestoreFieldsKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
+  lua_pushvalue(L, table_idx);
+  lua_rawseti(L, -2, n + 1);
+  lua_pushvalue(L, key_idx);
+  lua_rawseti(L, -2, n + 2);
+  lua_pushvalue(L, value_idx);
+  lua_rawseti(L, -2, n + 3);
+  lua_pop(L, 1);
+}
+
+void freeze_value(lua_State* L, int idx, int visited);
+
+bool starts_with_dunder(lua_State* L, int idx) {
+  if (lua_type(L, idx) != LUA_TSTRING) return false;
+  size_t len = 0;
+  const char* s = lua_tolstring(L, idx, &len);
+  return len >= 2 && s[0] == '_' && s[1] == '_';
+}
+
+void freeze_table(lua_State* L, int t, int visited) {
+  // Freeze what the table holds first (keys and values), then move it.
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    freeze_value(L, lua_gettop(L) - 1, visited);
+    freeze_value(L, lua_gettop(L), visited);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);  // shadow
+  const int shadow = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (!starts_with_dunder(L, -2)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, shadow);  // shadow[k] = v, leaves k
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, t);       // t[k] = nil: allowed during traversal
+    } else {
+      record_field(L, t, lua_gettop(L) - 1, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  }
+  // The new metatable; an existing one moves to the shadow, so lookups that
+  // miss still reach its __index, and its operators stay on the table.
+  lua_newtable(L);
+  const int mt = lua_gettop(L);
+  if (lua_getmetatable(L, t)) {
+    const int old_mt = lua_gettop(L);
+    lua_pushvalue(L, old_mt);
+    lua_setmetatable(L, shadow);
+    lua_pushnil(L);
+    while (lua_next(L, old_mt)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, mt);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, shadow);
+  lua_setfield(L, mt, "__index");
+  lua_pushcfunction(L, frozen_newindex);
+  lua_setfield(L, mt, "__newindex");
+  lua_pushcfunction(L, frozen_len);
+  lua_setfield(L, mt, "__len");
+  lua_pushcfunction(L, frozen_pairs);
+  lua_setfield(L, mt, "__pairs");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, mt, "__metatable");
+  lua_pushnil(L);
+  lua_setfield(L, mt, "__gc");
+  lua_pushnil(L);
+  lua_setfield(L, mt, "__mode");
+  lua_pushlightuserdata(L, &kFrozenMarkerKey);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, mt);
+  lua_setmetatable(L, t);  // pops mt
+  lua_pop(L, 1);           // shadow
+}
+
+// Records (function, upvalue index, value) for every upvalue of a Lua function.
+void freeze_function(lua_State* L, int f, int visited) {
+  for (int i = 1;; ++i) {
+    if (lua_getupvalue(L, f, i) == nullptr) break;
+    const int value = lua_gettop(L);
+    lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
+    lua_pushvalue(L, f);
+    lua_rawseti(L, -2, n + 1);
+    lua_pushinteger(L, i);
+    lua_rawseti(L, -2, n + 2);
+    lua_pushvalue(L, value);
+    lua_rawseti(L, -2, n + 3);
+    lua_pop(L, 1);
+    freeze_value(L, value, visited);
+    lua_pop(L, 1);
+  }
+}
+
+void freeze_value(lua_State* L, int idx, int visited) {
+  idx = lua_absindex(L, idx);
+  const int type = lua_type(L, idx);
+  if (type != LUA_TTABLE && !(type == LUA_TFUNCTION && !lua_iscfunction(L, idx))) return;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, visited) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, visited);
+  if (!lua_checkstack(L, 16)) luaL_error(L, "rules state nested too deeply to freeze");
+  if (type == LUA_TTABLE) {
+    freeze_table(L, idx, visited);
+  } else {
+    freeze_function(L, idx, visited);
+  }
+}
+
+// Protected: freezes everything reachable from the globals and resolves classify.
+int protected_freeze(lua_State* L) {
+  Core* core = static_cast<Core*>(lua_touserdata(L, 1));
+  lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
+  lua_newtable(L);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, &kRestoreFieldsKey);
+  lua_newtable(L);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  const int globals = lua_gettop(L);
+  lua_pushliteral(L, "classify");
+  if (lua_rawget(L, globals) != LUA_TFUNCTION) {
+    return luaL_error(L, "%s: the rules file defines no global function 'classify(step, ctx)'",
+                      core->chunk_name);
+  }
+  core->classify_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  lua_newtable(L);
+  const int visited = lua_gettop(L);
+  // The string metatable is used raw by the VM, so it is hidden rather than
+  // frozen: getmetatable("") returns a string and nothing can reach the table.
+  lua_pushliteral(L, "");
+  if (lua_getmetatable(L, -1)) {
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, visited);
+    lua_getfield(L, -1, "__index");
+    freeze_value(L, -1, visited);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  freeze_value(L, globals, visited);
+  return 0;
+}
+
+// Protected: puts back every upvalue and "__" field a call may have reassigned.
+int protected_restore(lua_State* L) {
+  lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  const int upvalues = lua_gettop(L);
+  const lua_Integer nu = static_cast<lua_Integer>(lua_rawlen(L, upvalues));
+  for (lua_Integer i = 1; i + 2 <= nu; i += 3) {
+    lua_rawgeti(L, upvalues, i + 1);
+    const int n = static_cast<int>(lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    lua_rawgeti(L, upvalues, i);      // function
+    lua_rawgeti(L, upvalues, i + 2);  // recorded value
+    lua_getupvalue(L, -2, n);         // current value
+    if (lua_rawequal(L, -1, -2)) {
+      lua_pop(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_setupvalue(L, -2, n);       // pops the recorded value
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushlightuserdata(L, &kRestoreFieldsKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  const int fields = lua_gettop(L);
+  const lua_Integer nf = static_cast<lua_Integer>(lua_rawlen(L, fields));
+  for (lua_Integer i = 1; i + 2 <= nf; i += 3) {
+    lua_rawgeti(L, fields, i);
+    lua_rawgeti(L, fields, i + 1);
+    lua_rawgeti(L, fields, i + 2);
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -4);                // current value
+    if (lua_rawequal(L, -1, -2)) {
+      lua_pop(L, 4);
+    } else {
+      lua_pop(L, 1);
+      lua_rawset(L, -3);              // table[key] = recorded value
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- safe builtins
+
+int safe_rawset(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checkany(L, 3);
+  if (is_frozen(L, 1)) return frozen_newindex(L);
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+int safe_rawget(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, 1) == LUA_TNIL && is_frozen(L, 1)) {
+    lua_pop(L, 1);
+    push_shadow(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+  }
+  return 1;
+}
+
+int safe_rawlen(lua_State* L) {
+  const int t = lua_type(L, 1);
+  luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TSTRING, 1, "table or string");
+  if (t == LUA_TTABLE && is_frozen(L, 1)) {
+    push_shadow(L, 1);
+    lua_pushinteger(L, static_cast<lua_Integer>(lua_rawlen(L, -1)));
+  } else {
+    lua_pushinteger(L, static_cast<lua_Integer>(lua_rawlen(L, 1)));
+  }
+  return 1;
+}
+
+int safe_next(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (is_frozen(L, 1)) return frozen_next(L, 1);
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+// setmetatable without finalizers: a __gc metamethod runs with hooks off, so
+// an endless one could not be stopped.
+int safe_setmetatable(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const int t = lua_type(L, 2);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+      return luaL_error(L, "__gc metamethods are not allowed in rules");
+    }
+    lua_pop(L, 1);
+  }
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) {
+    return luaL_error(L, "cannot change a protected metatable");
+  }
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+int safe_collectgarbage(lua_State* L) {
+  const char* opt = luaL_optstring(L, 1, "count");
+  if (std::strcmp(opt, "count") != 0) {
+    return luaL_error(L, "collectgarbage('%s') is not allowed in rules (only 'count')", opt);
+  }
+  const int kb = lua_gc(L, LUA_GCCOUNT);
+  const int b = lua_gc(L, LUA_GCCOUNTB);
+  lua_pushnumber(L, static_cast<lua_Number>(kb) + static_cast<lua_Number>(b) / 1024);
+  return 1;
+}
+
+void set_nil(lua_State* L, int table, const char* name) {
+  lua_pushnil(L);
+  lua_setfield(L, table, name);
+}
+
+// Protected: opens the allowed libraries and removes or wraps the rest.
+int protected_open_libs(lua_State* L) {
+  luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+  const int g = lua_gettop(L);
+  luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+  const int str = lua_gettop(L);
+  luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+  luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+  const int math = lua_gettop(L);
+  luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+  luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+  const int os_full = lua_gettop(L);
+
+  for (const char* name : {"dofile", "loadfile", "load", "loadstring", "print", "warn", "require",
+                           "module", "setfenv", "getfenv"}) {
+    set_nil(L, g, name);
+  }
+  lua_pushcfunction(L, safe_rawset);
+  lua_setfield(L, g, "rawset");
+  lua_pushcfunction(L, safe_rawget);
+  lua_setfield(L, g, "rawget");
+  lua_pushcfunction(L, safe_rawlen);
+  lua_setfield(L, g, "rawlen");
+  lua_pushcfunction(L, safe_next);
+  lua_setfield(L, g, "next");
+  lua_pushcfunction(L, safe_setmetatable);
+  lua_setfield(L, g, "setmetatable");
+  lua_pushcfunction(L, safe_collectgarbage);
+  lua_setfield(L, g, "collectgarbage");
+
+  set_nil(L, str, "dump");
+  lua_pushvalue(L, str);
+  install_counted_patterns(L);
+  lua_pop(L, 1);
+
+  set_nil(L, math, "random");
+  set_nil(L, math, "randomseed");
+
+  lua_createtable(L, 0, 2);  // os: time and clock only
+  lua_getfield(L, os_full, "time");
+  lua_setfield(L, -2, "time");
+  lua_getfield(L, os_full, "clock");
+  lua_setfield(L, -2, "clock");
+  lua_setfield(L, g, "os");
+  return 0;
+}
+
+// ---------------------------------------------------------------- one call
+
+void push_text(lua_State* L, const std::string& s) { lua_pushlstring(L, s.data(), s.size()); }
+
+void build_step(lua_State* L, const Step* step, std::int64_t input_tokens) {
+  lua_createtable(L, 0, 10);
+  push_text(L, step->role);
+  lua_setfield(L, -2, "role");
+  lua_pushinteger(L, input_tokens);
+  lua_setfield(L, -2, "input_tokens");
+  if (step->prompt) {
+    push_text(L, *step->prompt);
+    lua_setfield(L, -2, "prompt");
+  }
+  if (step->expected_output_tokens) {
+    lua_pushinteger(L, *step->expected_output_tokens);
+    lua_setfield(L, -2, "expected_output_tokens");
+  }
+  lua_pushboolean(L, step->needs_chain_of_thought);
+  lua_setfield(L, -2, "needs_chain_of_thought");
+  lua_pushboolean(L, step->output_must_be_json);
+  lua_setfield(L, -2, "output_must_be_json");
+  lua_pushboolean(L, step->untrusted_input);
+  lua_setfield(L, -2, "untrusted_input");
+  lua_pushinteger(L, step->tool_depth);
+  lua_setfield(L, -2, "tool_depth");
+  lua_createtable(L, 0, static_cast<int>(step->meta.size()));
+  for (size_t i = 0; i < step->meta.size(); ++i) {
+    const MetaValue& v = step->meta[i].second;
+    if (const auto* s = std::get_if<std::string>(&v)) {
+      push_text(L, *s);
+    } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
+      lua_pushinteger(L, *n);
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      lua_pushnumber(L, *d);
+    } else {
+      lua_pushboolean(L, *std::get_if<bool>(&v));
+    }
+    lua_setfield(L, -2, step->meta[i].first.c_str());
+  }
+  lua_setfield(L, -2, "meta");
+}
+
+void build_ctx(lua_State* L, const RulesContext* ctx) {
+  lua_createtable(L, 0, 4);
+  lua_pushlstring(L, ctx->workload.data(), ctx->workload.size());
+  lua_setfield(L, -2, "workload");
+  lua_pushlstring(L, ctx->rules_version.data(), ctx->rules_version.size());
+  lua_setfield(L, -2, "rules_version");
+  if (ctx->budget_left_usd) {
+    lua_pushnumber(L, *ctx->budget_left_usd);
+    lua_setfield(L, -2, "budget_left_usd");
+  }
+  lua_pushnumber(L, ctx->spent_usd);
+  lua_setfield(L, -2, "spent_usd");
+}
+
+// Copies the string at `idx` into `slot`; names must fit, reasons are cut.
+void read_text(lua_State* L, int idx, const char* field, TextSlot* slot, size_t max) {
+  size_t len = 0;
+  const char* s = lua_tolstring(L, idx, &len);
+  if (len > max) {
+    if (max == kMaxNameBytes) {
+      luaL_error(L, "%s: classify returned a '%s' of %I bytes; names are at most %I bytes",
+                 core_of(L)->chunk_name, field, static_cast<lua_Integer>(len),
+                 static_cast<lua_Integer>(max));
+    }
+    len = max;
+  }
+  std::memcpy(slot->data, s, len);
+  slot->len = len;
+  slot->present = true;
+}
+
+void read_text_field(lua_State* L, int t, const char* field, TextSlot* slot, size_t max) {
+  lua_pushstring(L, field);
+  const int type = lua_rawget(L, t);
+  if (type == LUA_TSTRING) {
+    read_text(L, -1, field, slot, max);
+  } else if (type != LUA_TNIL) {
+    luaL_error(L, "%s: classify returned '%s' as a %s; expected a string", core_of(L)->chunk_name,
+               field, lua_typename(L, type));
+  }
+  lua_pop(L, 1);
+}
+
+void read_integer_field(lua_State* L, int t, const char* field, bool* has, lua_Integer* out) {
+  lua_pushstring(L, field);
+  const int type = lua_rawget(L, t);
+  if (type == LUA_TNUMBER) {
+    int is_integer = 0;
+    *out = lua_tointegerx(L, -1, &is_integer);
+    if (!is_integer) {
+      luaL_error(L, "%s: classify returned '%s' = %f; expected a whole number",
+                 core_of(L)->chunk_name, field, lua_tonumber(L, -1));
+    }
+    *has = true;
+  } else if (type != LUA_TNIL) {
+    luaL_error(L, "%s: classify returned '%s' as a %s; expected a whole number",
+               core_of(L)->chunk_name, field, lua_typename(L, type));
+  }
+  lua_pop(L, 1);
+}
+
+// Reads classify's result without running any metamethod.
+void read_result(lua_State* L, int idx, ResultPod* out) {
+  const int type = lua_type(L, idx);
+  if (type == LUA_TSTRING) {
+    out->is_name = true;
+    read_text(L, idx, "name", &out->name, kMaxNameBytes);
+    return;
+  }
+  if (type != LUA_TTABLE) {
+    luaL_error(L, "%s: classify returned %s; expected a tier or model name or a table",
+               core_of(L)->chunk_name, type == LUA_TNONE ? "nothing" : lua_typename(L, type));
+  }
+  read_text_field(L, idx, "tier", &out->tier, kMaxNameBytes);
+  read_text_field(L, idx, "model", &out->model, kMaxNameBytes);
+  read_text_field(L, idx, "reasoning", &out->reasoning, kMaxNameBytes);
+  read_text_field(L, idx, "aggregate", &out->aggregate, kMaxNameBytes);
+  read_text_field(L, idx, "reason", &out->reason, kMaxReasonBytes);
+  read_integer_field(L, idx, "max_output_tokens", &out->has_max_output_tokens,
+                     &out->max_output_tokens);
+  read_integer_field(L, idx, "fanout", &out->has_fanout, &out->fanout);
+}
+
+int protected_classify(lua_State* L) {
+  CallFrame* frame = static_cast<CallFrame*>(lua_touserdata(L, 1));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->classify_ref);
+  build_step(L, frame->step, frame->input_tokens);
+  build_ctx(L, frame->ctx);
+  lua_call(L, 2, 1);
+  read_result(L, lua_gettop(L), frame->out);
+  return 0;
+}
+
+struct LoadArgs {
+  const char* source;
+  size_t size;
+  const char* chunk_name;  // with the leading '@'
+};
+
+int protected_load(lua_State* L) {
+  const LoadArgs* args = static_cast<const LoadArgs*>(lua_touserdata(L, 1));
+  if (luaL_loadbufferx(L, args->source, args->size, args->chunk_name, "t") != LUA_OK) {
+    return lua_error(L);
+  }
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+std::string text_of(const TextSlot& slot) { return std::string(slot.data, slot.len); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- public
+
+void charge_budget(lua_State* L, std::int64_t steps) {
+  Core* core = core_of(L);
+  core->budget_remaining -= steps;
+  if (core->budget_remaining <= 0 || core->budget_exhausted) raise_budget_exceeded(L);
+}
+
+LuaSandbox::LuaSandbox() : core_(std::make_unique<Core>()) {}
+
+LuaSandbox::~LuaSandbox() {
+  if (L_ != nullptr) {
+    // Keep the hook armed while finalising: nothing of the rules' runs unbounded.
+    arm_budget(L_, kHookInterval);
+    lua_close(L_);
+  }
+}
+
+Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limits,
+                                                       std::string_view chunk_name,
+                                                       std::string_view source) {
+  const std::string name(chunk_name.substr(0, kMaxNameBytes));
+  if (static_cast<std::int64_t>(source.size()) > limits.max_source_bytes) {
+    return Status::rule_error(name + ": source is " + std::to_string(source.size()) +
+                              " bytes, over the limit of " +
+                              std::to_string(limits.max_source_bytes));
+  }
+  if (!source.empty() && source[0] == LUA_SIGNATURE[0]) {
+    return Status::rule_error(name + ": precompiled (binary) chunks are not accepted; rules are Lua text");
+  }
+  std::unique_ptr<LuaSandbox> box(new LuaSandbox());
+  Core* core = box->core_.get();
+  core->memory_limit = limits.memory_bytes;
+  std::snprintf(core->chunk_name, sizeof core->chunk_name, "%s", name.c_str());
+  box->L_ = lua_newstate(capped_alloc, core);
+  if (box->L_ == nullptr) {
+    return Status::rule_error(name + ": cannot create a Lua state within the memory limit");
+  }
+  lua_State* L = box->L_;
+  *static_cast<Core**>(lua_getextraspace(L)) = core;
+
+  char err[kMaxErrorBytes + 64];
+  arm_budget(L, limits.instructions_at_load);
+  if (!protected_call(L, protected_open_libs, nullptr, err, sizeof err)) {
+    return Status::rule_error(err);
+  }
+  const std::string at_name = "@" + name;
+  LoadArgs args{source.data(), source.size(), at_name.c_str()};
+  if (!protected_call(L, protected_load, &args, err, sizeof err) ||
+      !protected_call(L, protected_freeze, core, err, sizeof err)) {
+    return Status::rule_error(err);
+  }
+  lua_gc(L, LUA_GCCOLLECT);
+  core->per_call_limit = limits.instructions_per_call;
+  arm_budget(L, core->per_call_limit);
+  return box;
+}
+
+Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_tokens,
+                                         const RulesContext& ctx) {
+  if (core_->poisoned) return Status::internal("sandbox used after a budget or memory kill");
+  ResultPod* pod = &core_->result;
+  pod->is_name = pod->has_fanout = pod->has_max_output_tokens = false;
+  for (TextSlot* slot : {&pod->name, &pod->tier, &pod->model, &pod->reasoning, &pod->aggregate,
+                         &pod->reason}) {
+    slot->present = false;
+  }
+  CallFrame frame{&step, input_tokens, &ctx, pod};
+  char err[kMaxErrorBytes + 64];
+  arm_budget(L_, core_->per_call_limit);
+  const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
+  if (!core_->poisoned) {
+    char restore_err[kMaxErrorBytes + 64];
+    if (!protected_call(L_, protected_restore, nullptr, restore_err, sizeof restore_err)) {
+      core_->poisoned = true;
+    }
+  }
+  if (core_->memory_exceeded) core_->poisoned = true;  // even if the rules caught it
+  if (!ok) return Status::rule_error(err);
+
+  RawDecision raw;
+  if (pod->is_name) {
+    raw.name = text_of(pod->name);
+    return raw;
+  }
+  auto take = [](const TextSlot& slot, std::optional<std::string>& into) {
+    if (slot.present) into = text_of(slot);
+  };
+  take(pod->tier, raw.tier);
+  take(pod->model, raw.model);
+  take(pod->reasoning, raw.reasoning);
+  take(pod->aggregate, raw.aggregate);
+  take(pod->reason, raw.reason);
+  if (pod->has_max_output_tokens) raw.max_output_tokens = pod->max_output_tokens;
+  if (pod->has_fanout) raw.fanout = pod->fanout;
+  return raw;
+}
+
+bool LuaSandbox::poisoned() const { return core_->poisoned; }
+
+std::int64_t LuaSandbox::memory_used() const { return core_->memory_used; }
+
+}  // namespace switchboard::detail

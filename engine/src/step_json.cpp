@@ -1,0 +1,83 @@
+// Steps from JSON (one STEPS.jsonl line). nlohmann::json is called only here
+// in the engine; its exceptions stop here.
+#include <nlohmann/json.hpp>
+
+#include "switchboard/step.h"
+
+namespace switchboard {
+
+namespace {
+
+constexpr std::int64_t kMaxTokens = 100'000'000;
+
+Status field_error(const std::string& field, const std::string& what) {
+  return Status::invalid_argument("step field '" + field + "' " + what);
+}
+
+}  // namespace
+
+Result<Step> parse_step_json(std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::invalid_argument("not valid JSON");
+  if (!j.is_object()) return Status::invalid_argument("a step must be a JSON object");
+  Step step;
+  for (const auto& [key, value] : j.items()) {
+    auto tokens = [&](std::optional<std::int64_t>& into) -> Status {
+      if (!value.is_number_integer()) return field_error(key, "must be a whole number");
+      const std::int64_t n = value.get<std::int64_t>();
+      if (n < 0 || n > kMaxTokens) return field_error(key, "must be between 0 and 100000000");
+      into = n;
+      return Status();
+    };
+    auto flag = [&](bool& into) -> Status {
+      if (!value.is_boolean()) return field_error(key, "must be true or false");
+      into = value.get<bool>();
+      return Status();
+    };
+    Status s;
+    if (key == "role") {
+      if (!value.is_string()) return field_error(key, "must be a string");
+      step.role = value.get<std::string>();
+    } else if (key == "prompt") {
+      if (!value.is_string()) return field_error(key, "must be a string");
+      step.prompt = value.get<std::string>();
+    } else if (key == "input_tokens") {
+      s = tokens(step.input_tokens);
+    } else if (key == "expected_output_tokens") {
+      s = tokens(step.expected_output_tokens);
+    } else if (key == "needs_chain_of_thought") {
+      s = flag(step.needs_chain_of_thought);
+    } else if (key == "output_must_be_json") {
+      s = flag(step.output_must_be_json);
+    } else if (key == "untrusted_input") {
+      s = flag(step.untrusted_input);
+    } else if (key == "tool_depth") {
+      std::optional<std::int64_t> depth;
+      s = tokens(depth);
+      if (s.ok()) step.tool_depth = *depth;
+    } else if (key == "meta") {
+      if (!value.is_object()) return field_error(key, "must be an object");
+      for (const auto& [mk, mv] : value.items()) {
+        if (mv.is_string()) {
+          step.meta.emplace_back(mk, mv.get<std::string>());
+        } else if (mv.is_boolean()) {
+          step.meta.emplace_back(mk, mv.get<bool>());
+        } else if (mv.is_number_integer()) {
+          step.meta.emplace_back(mk, mv.get<std::int64_t>());
+        } else if (mv.is_number()) {
+          step.meta.emplace_back(mk, mv.get<double>());
+        } else {
+          return field_error("meta." + mk, "must be a string, number or boolean");
+        }
+      }
+    } else {
+      return Status::invalid_argument("unknown step field '" + key +
+                                      "' (extra fields go under \"meta\")");
+    }
+    if (!s.ok()) return s;
+  }
+  if (step.role.empty()) return Status::invalid_argument("step has no 'role'");
+  return step;
+}
+
+}  // namespace switchboard
