@@ -552,6 +552,28 @@ int safe_collectgarbage(lua_State* L) {
   return 1;
 }
 
+// xpcall whose handler runs after the failed call has unwound. Lua calls a
+// message handler at the point of the error; when that point is the budget
+// hook, hooks are off and an endless handler could never be stopped. Without
+// the debug library the handler cannot see the difference.
+int safe_xpcall(lua_State* L) {
+  const int n = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 1);  // f, h, f, args...
+  if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, 3);  // f, h, true, results...
+    return lua_gettop(L) - 2;
+  }
+  lua_pushvalue(L, 2);
+  lua_insert(L, 3);  // f, h, h, err
+  lua_pcall(L, 1, 1, 0);  // a failing handler's own error is returned instead
+  lua_pushboolean(L, 0);
+  lua_insert(L, 3);  // f, h, false, handler's result
+  return 2;
+}
+
 void set_nil(lua_State* L, int table, const char* name) {
   lua_pushnil(L);
   lua_setfield(L, table, name);
@@ -586,6 +608,8 @@ int protected_open_libs(lua_State* L) {
   lua_setfield(L, g, "setmetatable");
   lua_pushcfunction(L, safe_collectgarbage);
   lua_setfield(L, g, "collectgarbage");
+  lua_pushcfunction(L, safe_xpcall);
+  lua_setfield(L, g, "xpcall");
 
   set_nil(L, str, "dump");
   lua_pushvalue(L, str);

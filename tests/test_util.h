@@ -1,0 +1,96 @@
+// Helpers shared by the suites: temporary directories and configs, running
+// the CLI. Lua in tests stays inline as R"lua(...)lua".
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "switchboard/switchboard.h"
+
+namespace switchboard::testing {
+
+// A fresh directory under the system temp dir, removed when this goes away.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("switchboard-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  // Writes `text` to `name` (relative to the directory) and returns its full path.
+  std::string write(const std::string& name, const std::string& text) const {
+    const auto p = path_ / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A small valid config: tiers cheap (m-cheap) and premium (m-premium), one
+// workload "w" whose rules file is rules/w.lua in the same directory.
+inline std::string small_config(const std::string& extra = "") {
+  return R"toml(
+[routing]
+premium_tier = "premium"
+default_fallback_tier = "cheap"
+
+[models.m-cheap]
+provider = "sim"
+context_window = 100000
+default_output_tokens = 500
+price = { input = 1.0, cached_input = 0.1, output = 5.0 }
+
+[models.m-premium]
+provider = "sim"
+context_window = 200000
+default_output_tokens = 1000
+price = { input = 15.0, cached_input = 1.5, output = 75.0 }
+
+[tiers.cheap]
+models = ["m-cheap"]
+
+[tiers.premium]
+models = ["m-premium", "m-cheap"]
+
+[workloads.w]
+rules = "rules/w.lua"
+fallback_tier = "cheap"
+)toml" + extra;
+}
+
+// Opens an engine on small_config() with `rules` as rules/w.lua.
+inline Result<std::unique_ptr<Engine>> engine_with_rules(const TempDir& dir, const std::string& rules,
+                                                         const std::string& extra_config = "") {
+  dir.write("rules/w.lua", rules);
+  const std::string config_path = dir.write("switchboard.toml", small_config(extra_config));
+  return Engine::open_file(config_path);
+}
+
+// Runs a shell command; returns its exit code and fills `output` with stdout+stderr.
+inline int run_command(const std::string& command, std::string& output) {
+  output.clear();
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace switchboard::testing
