@@ -1,11 +1,11 @@
-// The smallest host: open the engine on a config and route one step.
+// The smallest host (the README's embedding example): open the engine on
+// switchboard.toml in the current directory and route one step.
 #include <iostream>
-
 #include "switchboard/switchboard.h"
 
-int main(int argc, char** argv) {
-  auto engine = switchboard::Engine::open_file(argc > 1 ? argv[1] : "switchboard.toml");
-  if (!engine.ok()) {
+int main() {
+  auto engine = switchboard::Engine::open_file("switchboard.toml");
+  if (!engine.ok()) {                       // "switchboard.toml:12:5: ..." or "rules/x.lua:3: ..."
     std::cerr << engine.status().message() << "\n";
     return 1;
   }
@@ -13,12 +13,9 @@ int main(int argc, char** argv) {
   step.role = "summarize";
   step.input_tokens = 8000;
   step.expected_output_tokens = 2000;
-  auto decision = (*engine)->decide("default", step);
-  if (!decision.ok()) {
-    std::cerr << decision.status().message() << "\n";
-    return 1;
-  }
+  auto decision = (*engine)->decide("default", step);   // thread-safe; never throws
+  if (!decision.ok()) return 1;                          // only for an unknown workload
   std::cout << decision->tier << " " << decision->model << " "
-            << switchboard::format_usd(decision->estimated_cost) << " (" << decision->reason << ")\n";
-  return decision->error ? 1 : 0;
+            << switchboard::format_usd(decision->estimated_cost) << "\n";
+  if (decision->error) std::cerr << *decision->error << "\n";  // rules failed: fallback tier
 }

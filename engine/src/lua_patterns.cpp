@@ -111,6 +111,7 @@ bool match_class(int c, int cl) {
     case 'u': res = std::isupper(c); break;
     case 'w': res = std::isalnum(c); break;
     case 'x': res = std::isxdigit(c); break;
+    case 'z': res = (c == 0); break;  // deprecated in 5.2, still accepted
     default: return cl == c;
   }
   return (cl >= 'A' && cl <= 'Z') ? !res : res;

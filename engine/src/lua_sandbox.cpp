@@ -787,6 +787,7 @@ std::string text_of(const TextSlot& slot) { return std::string(slot.data, slot.l
 
 void charge_budget(lua_State* L, std::int64_t steps) {
   Core* core = core_of(L);
+  if (core == nullptr) return;  // a plain lua_State (tests): nothing to charge
   core->budget_remaining -= steps;
   if (core->budget_remaining <= 0 || core->budget_exhausted) raise_budget_exceeded(L);
 }

@@ -76,7 +76,8 @@ class LuaSandbox {
 
 // Charges `steps` units of work done inside a C function (pattern matching)
 // to the running call's instruction budget; raises a Lua error once spent.
-// Callable only from C functions running inside a sandbox.
+// Inside a sandbox only; on a plain lua_State whose extra space holds a null
+// pointer it charges nothing.
 void charge_budget(lua_State* L, std::int64_t steps);
 
 // Installs step-counted string.find/match/gmatch/gsub into the table on top of
