@@ -217,6 +217,11 @@ void run_file(const Config& config, const std::string& file, RuleTestReport& rep
     }
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
+    if (b.line == 0) {
+      // toml++ could not read the file at all: there is no position to name.
+      fail_file(file + ": cannot read the test file");
+      return;
+    }
     fail_file(file + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) + ": " +
               std::string(e.description()));
   } catch (const ConfigError& e) {

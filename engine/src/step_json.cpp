@@ -1,5 +1,7 @@
 // Steps from JSON (one STEPS.jsonl line). nlohmann::json is called only here
 // in the engine; its exceptions stop here.
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "switchboard/step.h"
@@ -62,6 +64,10 @@ Result<Step> parse_step_json(std::string_view text) {
           step.meta.emplace_back(mk, mv.get<std::string>());
         } else if (mv.is_boolean()) {
           step.meta.emplace_back(mk, mv.get<bool>());
+        } else if (mv.is_number_unsigned() &&
+                   mv.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
+          // Beyond int64: a float, not a wrapped negative integer.
+          step.meta.emplace_back(mk, mv.get<double>());
         } else if (mv.is_number_integer()) {
           step.meta.emplace_back(mk, mv.get<std::int64_t>());
         } else if (mv.is_number()) {

@@ -17,9 +17,13 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-inline std::string where(const std::string& file, const toml::node& node) {
-  const auto& b = node.source().begin;
+inline std::string where(const std::string& file, const toml::source_region& region) {
+  const auto& b = region.begin;
   return file + ":" + std::to_string(b.line) + ":" + std::to_string(b.column);
+}
+
+inline std::string where(const std::string& file, const toml::node& node) {
+  return where(file, node.source());
 }
 
 inline const toml::table& expect_table(const toml::node& node, const std::string& file,
@@ -36,7 +40,10 @@ inline void reject_unknown_keys(const toml::table& t, const std::string& file, c
     if (!ok) {
       std::string list;
       for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      throw ConfigError(where(file, node) + ": " + what + ": unknown key '" + std::string(key.str()) +
+      // The key's own position: for `[workload.w]` or `outptu = 5` the typo is
+      // in the key, not in the value it names.
+      const toml::source_region& at = key.source().begin.line > 0 ? key.source() : node.source();
+      throw ConfigError(where(file, at) + ": " + what + ": unknown key '" + std::string(key.str()) +
                         "' (expected one of: " + list + ")");
     }
   }

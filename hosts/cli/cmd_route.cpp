@@ -1,5 +1,6 @@
 // switchboard route: the dry run. Decides every step of a STEPS.jsonl file
 // without calling any model, and prints what it would cost.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -127,9 +128,11 @@ int run_route(const RouteOptions& o) {
     const MicroUsd saving = all_premium - total;
     const double percent = all_premium > 0 ? 100.0 * static_cast<double>(saving) / static_cast<double>(all_premium) : 0.0;
     std::printf("\n  routed by the rules       %12s\n", format_usd(total).c_str());
+    // Right-aligned with the lines above; at least one space after a long name.
+    // Signed: unsigned arithmetic wrapped for names over 25 bytes.
+    const int label = static_cast<int>(cfg.premium_tier.size() + premium.name.size());
     std::printf("  all on '%s' (%s) %*s\n", cfg.premium_tier.c_str(), premium.name.c_str(),
-                static_cast<int>(std::max<size_t>(1, 13 + 12 - cfg.premium_tier.size() - premium.name.size())),
-                format_usd(all_premium).c_str());
+                std::max(1, 13 + 12 - label), format_usd(all_premium).c_str());
     std::printf("  saving                    %12s  (%.1f%%)\n", format_usd(saving).c_str(), percent);
     std::printf("\nEstimates at list prices; no model was called.\n");
   }

@@ -1,0 +1,310 @@
+// Configuration: the shipped file loads, every broken config names the exact
+// file:line:column of its fault, prices become exact micro-dollars.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace switchboard;
+using switchboard::testing::TempDir;
+
+namespace {
+
+// A minimal valid config. Its line numbers, for reading the cases below:
+//   1 [routing]
+//   2 premium_tier = "cheap"
+//   3 max_fanout = 4
+//   4 [models.m]
+//   5 provider = "sim"
+//   6 context_window = 1000
+//   7 price = { input = 1.0, output = 5.0 }
+//   8 [tiers.cheap]
+//   9 models = ["m"]
+//  10 [workloads.w]
+//  11 rules = "w.lua"
+//  12 fallback_tier = "cheap"
+const std::string kValid =
+    "[routing]\n"
+    "premium_tier = \"cheap\"\n"
+    "max_fanout = 4\n"
+    "[models.m]\n"
+    "provider = \"sim\"\n"
+    "context_window = 1000\n"
+    "price = { input = 1.0, output = 5.0 }\n"
+    "[tiers.cheap]\n"
+    "models = [\"m\"]\n"
+    "[workloads.w]\n"
+    "rules = \"w.lua\"\n"
+    "fallback_tier = \"cheap\"\n";
+
+// kValid with the one occurrence of `from` replaced by `to`.
+std::string edit(const std::string& from, const std::string& to) {
+  const size_t at = kValid.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, "not in the base config: " << from);
+  REQUIRE_MESSAGE(kValid.find(from, at + 1) == std::string::npos, "ambiguous edit: " << from);
+  std::string text = kValid;
+  text.replace(at, from.size(), to);
+  return text;
+}
+
+// A directory holding w.lua, so only the edit under test can be wrong.
+struct ConfigDir {
+  TempDir dir;
+  ConfigDir() { dir.write("w.lua", R"lua(function classify(step, ctx) return "cheap" end)lua"); }
+  Result<Config> parse(const std::string& text) const {
+    return parse_config(text, "bad.toml", dir.path().string());
+  }
+};
+
+struct BrokenConfig {
+  const char* what;
+  std::string text;
+  std::string error;  // the whole message: "file:line:column: ..."
+};
+
+}  // namespace
+
+TEST_CASE("the shipped switchboard.toml loads") {
+  auto config = load_config(SWITCHBOARD_SOURCE_DIR "/switchboard.toml");
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(config->models.size() == 8);
+  CHECK(config->tiers.size() == 4);
+  CHECK(config->workloads.size() == 4);
+  CHECK(config->premium_tier == "premium");
+  CHECK(config->default_fallback_tier == "cheap");
+  CHECK(config->max_fanout == 8);
+  CHECK(config->sandbox.instructions_per_call == 1'000'000);
+  CHECK(config->sandbox.memory_bytes == 16'777'216);
+
+  const Tier* cheap = config->find_tier("cheap");
+  REQUIRE(cheap != nullptr);
+  CHECK(cheap->models == std::vector<std::string>{"claude-haiku-4-5", "gpt-5-mini", "gemini-2.5-flash"});
+
+  const ModelSpec* opus = config->find_model("claude-opus-4-1");
+  REQUIRE(opus != nullptr);
+  CHECK(opus->price.input == 15'000'000);
+  CHECK(opus->price.cached_input == 1'500'000);
+  CHECK(opus->price.output == 75'000'000);
+  CHECK(config->find_model("gemini-2.5-flash")->price.cached_input == 75'000);
+
+  const Workload* code_fix = config->find_workload("code_fix");
+  REQUIRE(code_fix != nullptr);
+  CHECK(code_fix->fallback_tier == "balanced");
+  CHECK(code_fix->budget == std::optional<MicroUsd>(200'000'000));
+  CHECK(code_fix->rules_path == "rules/code_fix.lua");
+  CHECK(std::filesystem::equivalent(code_fix->rules_file,
+                                    SWITCHBOARD_SOURCE_DIR "/rules/code_fix.lua"));
+  CHECK_FALSE(config->find_workload("default")->budget.has_value());
+}
+
+TEST_CASE("the base config of the broken-config table is itself valid") {
+  ConfigDir d;
+  auto config = d.parse(kValid);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(config->max_fanout == 4);
+}
+
+TEST_CASE("each broken config names file:line:column and what is wrong") {
+  const std::string kOrphan =
+      "price = { input = 1.0, output = 5.0 }\n"
+      "[models.orphan]\n"  // line 8
+      "provider = \"sim\"\n"
+      "context_window = 1000\n"
+      "price = { input = 1.0, output = 5.0 }\n";
+  const std::vector<BrokenConfig> cases = {
+      {"unknown tier in a workload's fallback_tier",
+       edit("fallback_tier = \"cheap\"", "fallback_tier = \"cheep\""),
+       "bad.toml:12:17: workload 'w' fallback_tier: unknown tier 'cheep'"},
+      {"a tier listing an unknown model",
+       edit("models = [\"m\"]", "models = [\"m\", \"m-missing\"]"),
+       "bad.toml:9:16: tier 'cheap' lists unknown model 'm-missing'"},
+      {"a model in no tier",
+       edit("price = { input = 1.0, output = 5.0 }\n", kOrphan),
+       "bad.toml:8:1: model 'orphan' is in no tier; add it to a tier's models"},
+      {"a negative price",
+       edit("input = 1.0", "input = -1.0"),
+       "bad.toml:7:19: model 'm': price 'input' must not be negative"},
+      {"a model with no price at all",
+       edit("price = { input = 1.0, output = 5.0 }\n", ""),
+       "bad.toml:4:1: model 'm' has no price; a model without a price cannot be routed to"},
+      {"a price with no output price",
+       edit("price = { input = 1.0, output = 5.0 }", "price = { input = 1.0 }"),
+       "bad.toml:7:9: model 'm': price has no 'output' (USD per million tokens)"},
+      {"a price given as text",
+       edit("input = 1.0", "input = \"1.0\""),
+       "bad.toml:7:19: model 'm': price 'input' must be a number of USD per million tokens"},
+      {"a missing rules file",
+       edit("rules = \"w.lua\"", "rules = \"missing.lua\""),
+       "bad.toml:11:9: workload 'w': rules file 'missing.lua' does not exist"},
+      {"an unknown provider",
+       edit("provider = \"sim\"", "provider = \"openia\""),
+       "bad.toml:5:12: model 'm': unknown provider 'openia' (expected openai, anthropic, gemini, "
+       "openai-compatible or sim)"},
+      {"a network provider with no endpoint",
+       edit("provider = \"sim\"", "provider = \"openai\""),
+       "bad.toml:4:1: model 'm': provider 'openai' needs an 'endpoint'"},
+      {"an unknown key in a model (typo)",
+       edit("context_window = 1000", "context_windo = 1000"),
+       "bad.toml:6:1: model 'm': unknown key 'context_windo' (expected one of: provider, endpoint, "
+       "api_key_env, context_window, default_output_tokens, price)"},
+      {"an unknown key inside an inline price table",
+       edit("output = 5.0", "outptu = 5.0"),
+       "bad.toml:7:24: model 'm' price: unknown key 'outptu' (expected one of: input, cached_input, "
+       "output)"},
+      {"an unknown top-level table (typo)",
+       edit("[workloads.w]", "[workload.w]"),
+       "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
+       "models, tiers, workloads)"},
+      {"a wrong value type",
+       edit("context_window = 1000", "context_window = \"1000\""),
+       "bad.toml:6:18: model 'm': 'context_window' must be a whole number"},
+      {"a string where a tier table belongs",
+       edit("[tiers.cheap]\nmodels = [\"m\"]\n", "[tiers]\ncheap = \"m\"\n"),
+       "bad.toml:9:9: tier 'cheap' must be a table"},
+      {"a tier named like a model",
+       edit("models = [\"m\"]\n", "models = [\"m\"]\n[tiers.m]\nmodels = [\"m\"]\n"),
+       "bad.toml:10:1: tier 'm' has the name of a model; a rule's answer would be ambiguous"},
+      {"max_fanout above 64",
+       edit("max_fanout = 4", "max_fanout = 65"),
+       "bad.toml:3:14: [routing] max_fanout is at most 64"},
+      {"max_fanout of zero",
+       edit("max_fanout = 4", "max_fanout = 0"),
+       "bad.toml:3:14: [routing]: 'max_fanout' must be positive"},
+      {"a premium_tier that is not a tier",
+       edit("premium_tier = \"cheap\"", "premium_tier = \"gold\""),
+       "bad.toml:2:16: [routing] premium_tier: unknown tier 'gold'"},
+      {"a duplicate model in one tier",
+       edit("models = [\"m\"]", "models = [\"m\", \"m\"]"),
+       "bad.toml:9:16: tier 'cheap' lists model 'm' twice"},
+      {"a negative budget",
+       edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nbudget_usd = -5.0\n"),
+       "bad.toml:13:14: workload 'w': budget_usd must be a non-negative number"},
+      {"no workloads table",
+       edit("[workloads.w]\nrules = \"w.lua\"\nfallback_tier = \"cheap\"\n", ""),
+       "bad.toml:1:1: the config defines no [workloads]"},
+  };
+  ConfigDir d;
+  for (const BrokenConfig& c : cases) {
+    INFO(std::string(c.what));
+    auto config = d.parse(c.text);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().code() == Status::Code::kInvalidArgument);
+    CHECK(config.status().message() == c.error);
+  }
+}
+
+TEST_CASE("malformed TOML syntax names the line and column where parsing stopped") {
+  ConfigDir d;
+  auto config = d.parse(edit("context_window = 1000", "context_window = "));
+  REQUIRE_FALSE(config.ok());
+  const std::string& message = config.status().message();
+  CHECK(message.starts_with("bad.toml:6:18: "));
+  CHECK(message.find("expected value") != std::string::npos);
+
+  auto unclosed = d.parse(edit("[tiers.cheap]", "[tiers.cheap"));
+  REQUIRE_FALSE(unclosed.ok());
+  CHECK(unclosed.status().message().starts_with("bad.toml:8:"));
+}
+
+TEST_CASE("load_config names the file it read in every message") {
+  ConfigDir d;
+  const std::string path =
+      d.dir.write("switchboard.toml", edit("fallback_tier = \"cheap\"", "fallback_tier = \"cheep\""));
+  auto config = load_config(path);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().message() == path + ":12:17: workload 'w' fallback_tier: unknown tier 'cheep'");
+
+  const std::string missing = (d.dir.path() / "nowhere.toml").string();
+  auto absent = load_config(missing);
+  REQUIRE_FALSE(absent.ok());
+  CHECK(absent.status().code() == Status::Code::kIoError);
+  CHECK(absent.status().message() == missing + ": cannot open the config file");
+}
+
+TEST_CASE("rules paths resolve against the config file's directory") {
+  ConfigDir d;
+  const std::string path = d.dir.write("switchboard.toml", kValid);
+  auto config = load_config(path);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  const Workload& w = *config->find_workload("w");
+  CHECK(w.rules_path == "w.lua");
+  CHECK(std::filesystem::equivalent(w.rules_file, d.dir.path() / "w.lua"));
+}
+
+TEST_CASE("prices convert exactly to micro-dollars per million tokens") {
+  ConfigDir d;
+  auto config = d.parse(edit("price = { input = 1.0, output = 5.0 }",
+                             "price = { input = 0.075, output = 15 }"));
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  const ModelSpec& m = *config->find_model("m");
+  CHECK(m.price.input == 75'000);
+  CHECK(m.price.output == 15'000'000);
+  // cached_input defaults to the input price when not given
+  CHECK(m.price.cached_input == 75'000);
+
+  struct Case {
+    const char* written;
+    MicroUsdPerMtok micro;
+  };
+  for (const Case& c : {Case{"0.1", 100'000}, Case{"0.3", 300'000}, Case{"1.005", 1'005'000},
+                        Case{"2.675", 2'675'000}, Case{"0.000001", 1}, Case{"0", 0},
+                        Case{"75", 75'000'000}, Case{"1_000", 1'000'000'000}}) {
+    INFO(std::string(c.written));
+    auto priced = d.parse(edit("output = 5.0", std::string("output = ") + c.written));
+    REQUIRE_MESSAGE(priced.ok(), priced.status().message());
+    CHECK(priced->find_model("m")->price.output == c.micro);
+  }
+}
+
+TEST_CASE("a budget in dollars converts exactly to micro-dollars") {
+  ConfigDir d;
+  auto config = d.parse(edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nbudget_usd = 0.07\n"));
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(config->find_workload("w")->budget == std::optional<MicroUsd>(70'000));
+}
+
+TEST_CASE("effective_provider is sim while the key variable is unset or empty") {
+  constexpr const char* kVar = "SWITCHBOARD_CONFIG_TEST_KEY_7C1E";
+  ModelSpec model;
+  model.name = "m";
+  model.provider = "openai";
+  model.endpoint = "https://api.openai.com/v1";
+  model.api_key_env = kVar;
+  Config config;
+
+  unsetenv(kVar);
+  CHECK(config.effective_provider(model) == "sim");
+  setenv(kVar, "", 1);
+  CHECK(config.effective_provider(model) == "sim");
+  setenv(kVar, "sk-test", 1);
+  CHECK(config.effective_provider(model) == "openai");
+  unsetenv(kVar);
+  CHECK(config.effective_provider(model) == "sim");
+
+  ModelSpec sim = model;
+  sim.provider = "sim";
+  setenv(kVar, "sk-test", 1);
+  CHECK(config.effective_provider(sim) == "sim");
+  unsetenv(kVar);
+
+  ModelSpec local = model;
+  local.provider = "openai-compatible";
+  local.api_key_env.clear();
+  CHECK(config.effective_provider(local) == "openai-compatible");
+  ModelSpec keyless = model;
+  keyless.api_key_env.clear();
+  CHECK(config.effective_provider(keyless) == "sim");
+}
+
+TEST_CASE("tier_of finds the first tier, in name order, that lists a model") {
+  auto config = load_config(SWITCHBOARD_SOURCE_DIR "/switchboard.toml");
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  // gpt-5-mini is in "cheap" and "local"; sonnet in "balanced" and "premium"
+  CHECK(config->tier_of("gpt-5-mini")->name == "cheap");
+  CHECK(config->tier_of("claude-sonnet-4-5")->name == "balanced");
+  CHECK(config->tier_of("claude-opus-4-1")->name == "premium");
+  CHECK(config->tier_of("no-such-model") == nullptr);
+}

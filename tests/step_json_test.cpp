@@ -1,0 +1,126 @@
+// parse_step_json: the STEPS.jsonl line format, every field and every error.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace switchboard;
+
+TEST_CASE("parse_step_json reads every field") {
+  auto step = parse_step_json(R"json({
+    "role": "patch", "prompt": "fix the bug", "input_tokens": 1200, "expected_output_tokens": 300,
+    "needs_chain_of_thought": true, "output_must_be_json": true, "untrusted_input": true,
+    "tool_depth": 4, "meta": {"task": "t-001"}
+  })json");
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step->role == "patch");
+  CHECK(step->prompt == std::optional<std::string>("fix the bug"));
+  CHECK(step->input_tokens == std::optional<std::int64_t>(1200));
+  CHECK(step->expected_output_tokens == std::optional<std::int64_t>(300));
+  CHECK(step->needs_chain_of_thought);
+  CHECK(step->output_must_be_json);
+  CHECK(step->untrusted_input);
+  CHECK(step->tool_depth == 4);
+  REQUIRE(step->meta.size() == 1);
+  CHECK(step->meta[0].first == "task");
+  CHECK(step->meta[0].second == MetaValue(std::string("t-001")));
+}
+
+TEST_CASE("parse_step_json leaves absent fields at their defaults") {
+  auto step = parse_step_json(R"json({"role": "format"})json");
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step->role == "format");
+  CHECK_FALSE(step->prompt.has_value());
+  CHECK_FALSE(step->input_tokens.has_value());
+  CHECK_FALSE(step->expected_output_tokens.has_value());
+  CHECK_FALSE(step->needs_chain_of_thought);
+  CHECK_FALSE(step->output_must_be_json);
+  CHECK_FALSE(step->untrusted_input);
+  CHECK(step->tool_depth == 0);
+  CHECK(step->meta.empty());
+
+  auto flags_off = parse_step_json(
+      R"json({"role": "x", "needs_chain_of_thought": false, "output_must_be_json": false, "untrusted_input": false, "input_tokens": 0})json");
+  REQUIRE_MESSAGE(flags_off.ok(), flags_off.status().message());
+  CHECK_FALSE(flags_off->needs_chain_of_thought);
+  CHECK(flags_off->input_tokens == std::optional<std::int64_t>(0));
+}
+
+TEST_CASE("meta values keep their JSON type: string, integer, float, boolean") {
+  auto step = parse_step_json(
+      R"json({"role": "x", "meta": {"s": "go", "i": 7, "neg": -3, "f": 0.5, "whole_float": 2.0, "b": false, "big": 9007199254740993}})json");
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  std::map<std::string, MetaValue> meta(step->meta.begin(), step->meta.end());
+  REQUIRE(meta.size() == 7);
+  CHECK(meta.at("s") == MetaValue(std::string("go")));
+  CHECK(meta.at("i") == MetaValue(std::int64_t{7}));
+  CHECK(meta.at("neg") == MetaValue(std::int64_t{-3}));
+  CHECK(meta.at("f") == MetaValue(0.5));
+  CHECK(meta.at("whole_float") == MetaValue(2.0));
+  CHECK(meta.at("b") == MetaValue(false));
+  CHECK(meta.at("big") == MetaValue(std::int64_t{9'007'199'254'740'993}));
+}
+
+TEST_CASE("a meta integer beyond the int64 range is passed as a float, not wrapped") {
+  auto step = parse_step_json(R"json({"role": "x", "meta": {"huge": 18446744073709551615, "max": 9223372036854775807}})json");
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  std::map<std::string, MetaValue> meta(step->meta.begin(), step->meta.end());
+  CHECK(meta.at("huge") == MetaValue(18446744073709551615.0));
+  CHECK(meta.at("max") == MetaValue(std::int64_t{9'223'372'036'854'775'807}));
+}
+
+TEST_CASE("parse_step_json rejects what is not a well-formed step, naming the field") {
+  struct Case {
+    const char* json;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"", "not valid JSON"},
+      {"{\"role\": \"x\"", "not valid JSON"},
+      {"{\"role\": \"x\"} trailing", "not valid JSON"},
+      {"[]", "a step must be a JSON object"},
+      {"\"plan\"", "a step must be a JSON object"},
+      {"42", "a step must be a JSON object"},
+      {"null", "a step must be a JSON object"},
+      {R"({"role": "x", "tokens": 5})", "unknown step field 'tokens' (extra fields go under \"meta\")"},
+      {R"({"role": "x", "task": "t-1"})", "unknown step field 'task' (extra fields go under \"meta\")"},
+      {R"({})", "step has no 'role'"},
+      {R"({"input_tokens": 5})", "step has no 'role'"},
+      {R"({"role": ""})", "step has no 'role'"},
+      {R"({"role": 5})", "step field 'role' must be a string"},
+      {R"({"role": null})", "step field 'role' must be a string"},
+      {R"({"role": "x", "prompt": ["a"]})", "step field 'prompt' must be a string"},
+      {R"({"role": "x", "input_tokens": "5"})", "step field 'input_tokens' must be a whole number"},
+      {R"({"role": "x", "input_tokens": 5.5})", "step field 'input_tokens' must be a whole number"},
+      {R"({"role": "x", "input_tokens": 5.0})", "step field 'input_tokens' must be a whole number"},
+      {R"({"role": "x", "input_tokens": -1})", "step field 'input_tokens' must be between 0 and 100000000"},
+      {R"({"role": "x", "input_tokens": 100000001})",
+       "step field 'input_tokens' must be between 0 and 100000000"},
+      {R"({"role": "x", "input_tokens": 18446744073709551615})",
+       "step field 'input_tokens' must be between 0 and 100000000"},
+      {R"({"role": "x", "expected_output_tokens": -5})",
+       "step field 'expected_output_tokens' must be between 0 and 100000000"},
+      {R"({"role": "x", "expected_output_tokens": true})",
+       "step field 'expected_output_tokens' must be a whole number"},
+      {R"({"role": "x", "tool_depth": -1})", "step field 'tool_depth' must be between 0 and 100000000"},
+      {R"({"role": "x", "tool_depth": 1.5})", "step field 'tool_depth' must be a whole number"},
+      {R"({"role": "x", "needs_chain_of_thought": 1})", "step field 'needs_chain_of_thought' must be true or false"},
+      {R"({"role": "x", "output_must_be_json": "yes"})", "step field 'output_must_be_json' must be true or false"},
+      {R"({"role": "x", "untrusted_input": null})", "step field 'untrusted_input' must be true or false"},
+      {R"({"role": "x", "meta": ["a"]})", "step field 'meta' must be an object"},
+      {R"({"role": "x", "meta": "a"})", "step field 'meta' must be an object"},
+      {R"({"role": "x", "meta": {"k": null}})", "step field 'meta.k' must be a string, number or boolean"},
+      {R"({"role": "x", "meta": {"k": [1]}})", "step field 'meta.k' must be a string, number or boolean"},
+      {R"({"role": "x", "meta": {"k": {"n": 1}}})", "step field 'meta.k' must be a string, number or boolean"},
+  };
+  for (const Case& c : cases) {
+    INFO(std::string(c.json));
+    auto step = parse_step_json(c.json);
+    REQUIRE_FALSE(step.ok());
+    CHECK(step.status().code() == Status::Code::kInvalidArgument);
+    CHECK(step.status().message() == c.error);
+  }
+}
