@@ -4,6 +4,8 @@
 // holds plain data only; C++ objects are built outside, after lua_pcall returns.
 #include "lua_sandbox.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +21,15 @@ namespace switchboard::detail {
 namespace {
 
 constexpr int kHookInterval = 1000;       // instructions between budget checks
+constexpr int kHookMask = LUA_MASKCOUNT | LUA_MASKCALL;
+// Wall-clock bound on one run of Lua code (the file body, or one classify
+// call). The instruction budget is the bound that matters; this one catches
+// work the budget cannot see: library calls and VM instructions whose cost
+// grows with their operands (comparing or converting long strings, sorting a
+// big table). It is checked on every function call and every kHookInterval
+// instructions, so it can be overrun by at most that much work.
+constexpr std::int64_t kTimeLimitMs = 1000;
+constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budget per element
 constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
 constexpr size_t kMaxReasonBytes = 512;   // the rule's reason, truncated beyond
 constexpr size_t kMaxErrorBytes = 400;    // error messages, truncated beyond
@@ -27,6 +38,12 @@ constexpr size_t kMaxErrorBytes = 400;    // error messages, truncated beyond
 char kFrozenMarkerKey;
 char kRestoreUpvaluesKey;
 char kRestoreFieldsKey;
+char kRestoreUserdataKey;
+char kNilSentinel;  // stands for nil in the restore lists, which must have no holes
+
+// Why a run of Lua code was stopped. A kill is final: once set, every later
+// instruction and call raises it again, so a pcall in the rules cannot swallow it.
+enum class Kill { kNone, kInstructions, kTime, kMemory };
 
 struct TextSlot {
   char data[kMaxReasonBytes];
@@ -50,18 +67,32 @@ struct CallFrame {
   ResultPod* out;
 };
 
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 struct LuaSandbox::Core {
-  // Memory.
+  // Memory. A refused request is not yet a kill: Lua answers a refusal with an
+  // emergency collection and asks again for the same block. Only if that retry
+  // is refused too, or Lua moves on without retrying, is the cap exceeded.
   std::int64_t memory_limit = 0;
   std::int64_t memory_used = 0;
-  bool memory_exceeded = false;
-  // Instruction budget of the running call (or of the file body).
+  bool memory_refused = false;   // the last refused request has not been retried yet
+  const void* refused_block = nullptr;
+  size_t refused_size = 0;
+  bool memory_exceeded = false;  // a request stayed refused
+  // Instruction budget and deadline of the running call (or of the file body).
   std::int64_t budget_limit = 0;
   std::int64_t budget_remaining = 0;
-  bool budget_exhausted = false;
+  std::int64_t deadline_ms = 0;
+  Kill kill = Kill::kNone;
+  char kill_message[kMaxErrorBytes + 64] = {0};
   char chunk_name[kMaxNameBytes + 1] = {0};
+  char short_src[LUA_IDSIZE] = {0};  // the chunk name as Lua prints it in positions
   std::int64_t per_call_limit = 0;
   int classify_ref = LUA_NOREF;
   bool poisoned = false;
@@ -74,6 +105,8 @@ using Core = LuaSandbox::Core;
 
 Core* core_of(lua_State* L) { return *static_cast<Core**>(lua_getextraspace(L)); }
 
+bool memory_killed(const Core* core) { return core->memory_exceeded || core->memory_refused; }
+
 // ---------------------------------------------------------------- allocator
 
 void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -85,13 +118,27 @@ void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
     return nullptr;
   }
   const std::int64_t growth = static_cast<std::int64_t>(nsize) - old_size;
+  const bool retry = core->memory_refused && ptr == core->refused_block && nsize == core->refused_size;
+  if (core->memory_refused && !retry && growth > 0) {
+    // Lua went on to something else: the refusal stood.
+    core->memory_refused = false;
+    core->memory_exceeded = true;
+  }
   // Lua assumes shrinking never fails, so only growth is refused.
   if (growth > 0 && core->memory_used + growth > core->memory_limit) {
-    core->memory_exceeded = true;
+    if (retry) {
+      core->memory_refused = false;
+      core->memory_exceeded = true;
+    } else {
+      core->memory_refused = true;
+      core->refused_block = ptr;
+      core->refused_size = nsize;
+    }
     return nullptr;
   }
   void* block = std::realloc(ptr, nsize);
   if (block == nullptr) return nullptr;
+  if (retry) core->memory_refused = false;  // the emergency collection made room
   core->memory_used += growth;
   return block;
 }
@@ -110,44 +157,90 @@ void where_now(lua_State* L, char* buf, size_t size) {
   std::snprintf(buf, size, "%s", core_of(L)->chunk_name);
 }
 
-[[noreturn]] void raise_budget_exceeded(lua_State* L) {
+// Records the first kill and its message. A memory kill names no line: the
+// allocation that failed may be long gone from the stack when it is noticed.
+void set_kill(lua_State* L, Kill kind) {
   Core* core = core_of(L);
-  core->budget_exhausted = true;
   core->poisoned = true;
+  if (core->kill != Kill::kNone) return;
+  core->kill = kind;
+  char where[256];
+  if (kind == Kill::kMemory) {
+    std::snprintf(core->kill_message, sizeof core->kill_message,
+                  "%s: memory limit of %lld bytes exceeded", core->chunk_name,
+                  static_cast<long long>(core->memory_limit));
+    return;
+  }
+  where_now(L, where, sizeof where);
+  if (kind == Kill::kTime) {
+    std::snprintf(core->kill_message, sizeof core->kill_message,
+                  "%s: time limit of %lld ms exceeded", where, static_cast<long long>(kTimeLimitMs));
+  } else {
+    std::snprintf(core->kill_message, sizeof core->kill_message,
+                  "%s: instruction budget of %lld exceeded", where,
+                  static_cast<long long>(core->budget_limit));
+  }
+}
+
+void sandbox_hook(lua_State* L, lua_Debug* ar);
+
+[[noreturn]] void raise_kill(lua_State* L, Kill kind) {
+  set_kill(L, kind);
   // From now on the hook fires on every instruction, so the error comes back
   // at once if a pcall in the rules catches it.
-  lua_sethook(L, lua_gethook(L), LUA_MASKCOUNT, 1);
-  char where[256];
-  where_now(L, where, sizeof where);
-  lua_pushfstring(L, "%s: instruction budget of %I exceeded", where,
-                  static_cast<lua_Integer>(core->budget_limit));
+  lua_sethook(L, sandbox_hook, kHookMask, 1);
+  lua_pushstring(L, core_of(L)->kill_message);
   lua_error(L);
   std::abort();  // not reached: lua_error does not return
 }
 
-void budget_hook(lua_State* L, lua_Debug*) {
+// Raises the kill that is due, if any. `instructions` were run since the last check.
+void check_limits(lua_State* L, std::int64_t instructions) {
   Core* core = core_of(L);
-  core->budget_remaining -= kHookInterval;
-  if (core->budget_remaining <= 0 || core->budget_exhausted) raise_budget_exceeded(L);
+  if (core->kill != Kill::kNone) raise_kill(L, core->kill);
+  if (memory_killed(core)) raise_kill(L, Kill::kMemory);
+  if (instructions >= core->budget_remaining) {
+    core->budget_remaining = 0;
+    raise_kill(L, Kill::kInstructions);
+  }
+  core->budget_remaining -= instructions;
+  if (now_ms() > core->deadline_ms) raise_kill(L, Kill::kTime);
+}
+
+void sandbox_hook(lua_State* L, lua_Debug* ar) {
+  check_limits(L, ar->event == LUA_HOOKCOUNT ? kHookInterval : 0);
 }
 
 void arm_budget(lua_State* L, std::int64_t limit) {
   Core* core = core_of(L);
   core->budget_limit = limit;
   core->budget_remaining = limit;
-  core->budget_exhausted = false;
-  core->memory_exceeded = false;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, kHookInterval);  // also resets the count
+  core->deadline_ms = now_ms() + kTimeLimitMs;
+  core->kill = Kill::kNone;
+  core->memory_refused = core->memory_exceeded = false;
+  lua_sethook(L, sandbox_hook, kHookMask, kHookInterval);  // also resets the count
 }
 
 // ---------------------------------------------------------------- errors
 
 // Message handler for every protected call. It never runs a metamethod: a
 // non-string error object is described by its type, with the position of the
-// Lua function that raised it.
+// Lua function that raised it. A message that does not start with the rules
+// file's name (error("...", 0), or a level pointing outside the rules) gets
+// that position too, so every error names its place.
 int message_handler(lua_State* L) {
-  if (lua_type(L, 1) == LUA_TSTRING) return 1;
   char where[256];
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    const Core* core = core_of(L);
+    const char* src = core->short_src[0] != '\0' ? core->short_src : core->chunk_name;
+    const size_t src_len = std::strlen(src);
+    size_t len = 0;
+    const char* msg = lua_tolstring(L, 1, &len);
+    if (len > src_len && std::memcmp(msg, src, src_len) == 0 && msg[src_len] == ':') return 1;
+    where_now(L, where, sizeof where);
+    lua_pushfstring(L, "%s: %s", where, msg);
+    return 1;
+  }
   where_now(L, where, sizeof where);
   lua_pushfstring(L, "%s: error object is a %s value, not a string", where,
                   luaL_typename(L, 1));
@@ -155,7 +248,8 @@ int message_handler(lua_State* L) {
 }
 
 // Runs `fn(L)` with `arg` as its one argument, in protected mode. Leaves
-// nothing on the stack; on failure writes a one-line message to `err`.
+// nothing on the stack; on failure writes a one-line message to `err`. A kill
+// (budget, time, memory) fails the call even if the rules caught its error.
 bool protected_call(lua_State* L, lua_CFunction fn, void* arg, char* err, size_t err_size) {
   const int base = lua_gettop(L);
   if (!lua_checkstack(L, 8)) {
@@ -166,19 +260,20 @@ bool protected_call(lua_State* L, lua_CFunction fn, void* arg, char* err, size_t
   lua_pushcfunction(L, fn);
   lua_pushlightuserdata(L, arg);
   const int status = lua_pcall(L, 1, 0, base + 1);
+  Core* core = core_of(L);
+  if (status == LUA_ERRMEM || memory_killed(core)) set_kill(L, Kill::kMemory);
+  if (core->kill != Kill::kNone) {
+    std::snprintf(err, err_size, "%s", core->kill_message);
+    lua_settop(L, base);
+    return false;
+  }
   if (status == LUA_OK) {
     lua_settop(L, base);
     return true;
   }
-  Core* core = core_of(L);
-  if (core->budget_exhausted) core->poisoned = true;
-  if (status == LUA_ERRMEM || core->memory_exceeded) core->poisoned = true;
   size_t len = 0;
   const char* msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : nullptr;
-  if (status == LUA_ERRMEM || (core->memory_exceeded && !core->budget_exhausted)) {
-    std::snprintf(err, err_size, "%s: memory limit of %lld bytes exceeded", core->chunk_name,
-                  static_cast<long long>(core->memory_limit));
-  } else if (msg == nullptr) {
+  if (msg == nullptr) {
     std::snprintf(err, err_size, "%s: error without a message", core->chunk_name);
   } else {
     // One line: cut at the first newline (a traceback never gets here) and bound it.
@@ -267,21 +362,41 @@ int frozen_pairs(lua_State* L) {
   return 3;
 }
 
-// Records (table, key, value) in the restore list for a "__" key kept in place.
-void record_field(lua_State* L, int table_idx, int key_idx, int value_idx) {
-  lua_pushlightuserdata(L, &kRestoreFieldsKey);
+// The restore lists are flat arrays of records in the registry. nil is stored
+// as a sentinel: a hole would make lua_rawlen (and so every later record) wrong.
+void push_restore_list(lua_State* L, void* key) {
+  lua_pushlightuserdata(L, key);
   lua_rawget(L, LUA_REGISTRYINDEX);
-  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
-  lua_pushvalue(L, table_idx);
-  lua_rawseti(L, -2, n + 1);
-  lua_pushvalue(L, key_idx);
-  lua_rawseti(L, -2, n + 2);
-  lua_pushvalue(L, value_idx);
-  lua_rawseti(L, -2, n + 3);
-  lua_pop(L, 1);
 }
 
-void freeze_value(lua_State* L, int idx, int visited);
+void append_value(lua_State* L, int list, lua_Integer* n, int value_idx) {
+  if (lua_isnil(L, value_idx)) {
+    lua_pushlightuserdata(L, &kNilSentinel);
+  } else {
+    lua_pushvalue(L, value_idx);
+  }
+  lua_rawseti(L, list, ++*n);
+}
+
+// Pushes element `i` of a restore list, turning the sentinel back into nil.
+void push_recorded(lua_State* L, int list, lua_Integer i) {
+  lua_rawgeti(L, list, i);
+  if (lua_touserdata(L, -1) == &kNilSentinel) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+// Records (table, key, value) in the restore list for a "__" key kept in place.
+void record_field(lua_State* L, int table_idx, int key_idx, int value_idx) {
+  push_restore_list(L, &kRestoreFieldsKey);
+  const int list = lua_gettop(L);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, list));
+  append_value(L, list, &n, table_idx);
+  append_value(L, list, &n, key_idx);
+  append_value(L, list, &n, value_idx);
+  lua_pop(L, 1);
+}
 
 bool starts_with_dunder(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TSTRING) return false;
@@ -290,12 +405,54 @@ bool starts_with_dunder(lua_State* L, int idx) {
   return len >= 2 && s[0] == '_' && s[1] == '_';
 }
 
-void freeze_table(lua_State* L, int t, int visited) {
-  // Freeze what the table holds first (keys and values), then move it.
+// The walk over the loaded state. It keeps its own stack of values still to
+// freeze (a Lua table), so nesting depth costs no C stack: a state nested a
+// million levels deep must not overflow a host thread's stack.
+struct FreezeWalk {
+  int visited;     // stack index of the set of values already queued
+  int pending;     // stack index of the array of values still to freeze
+  lua_Integer n;   // number of values in `pending`
+};
+
+// Queues the value at `idx` if it can hold state (tables, functions,
+// userdata) and has not been seen yet.
+void enqueue(lua_State* L, int idx, FreezeWalk* walk) {
+  idx = lua_absindex(L, idx);
+  const int type = lua_type(L, idx);
+  if (type != LUA_TTABLE && type != LUA_TFUNCTION && type != LUA_TUSERDATA) return;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, walk->visited) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, walk->visited);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, walk->pending, ++walk->n);
+}
+
+void freeze_table(lua_State* L, int t, FreezeWalk* walk) {
+  // What the table holds, and its metatable (whose metamethods may be
+  // closures with state of their own), are frozen too, later.
   lua_pushnil(L);
   while (lua_next(L, t)) {
-    freeze_value(L, lua_gettop(L) - 1, visited);
-    freeze_value(L, lua_gettop(L), visited);
+    enqueue(L, -2, walk);
+    enqueue(L, -1, walk);
+    lua_pop(L, 1);
+  }
+  if (lua_getmetatable(L, t)) {
+    // The metatable moves to the shadow below, and setting it there would mark
+    // the shadow for finalization: a __gc added after setmetatable would then
+    // run at close, with hooks off.
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+      luaL_error(L, "%s: __gc metamethods are not allowed in rules (a metatable got one after "
+                    "setmetatable)", core_of(L)->chunk_name);
+    }
+    lua_pop(L, 1);
+    enqueue(L, -1, walk);
     lua_pop(L, 1);
   }
   lua_newtable(L);  // shadow
@@ -351,56 +508,75 @@ void freeze_table(lua_State* L, int t, int visited) {
   lua_pop(L, 1);           // shadow
 }
 
-// Records (function, upvalue index, value) for every upvalue of a Lua function.
-void freeze_function(lua_State* L, int f, int visited) {
+// Records (function, upvalue index, value) for every upvalue of a Lua
+// function. A C closure's upvalues cannot be reassigned from Lua, but what
+// they hold is frozen like the rest (a string.gmatch iterator keeps its
+// position in a userdata upvalue).
+void freeze_function(lua_State* L, int f, FreezeWalk* walk) {
+  const bool is_lua = !lua_iscfunction(L, f);
   for (int i = 1;; ++i) {
     if (lua_getupvalue(L, f, i) == nullptr) break;
     const int value = lua_gettop(L);
-    lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
-    lua_pushvalue(L, f);
-    lua_rawseti(L, -2, n + 1);
-    lua_pushinteger(L, i);
-    lua_rawseti(L, -2, n + 2);
-    lua_pushvalue(L, value);
-    lua_rawseti(L, -2, n + 3);
-    lua_pop(L, 1);
-    freeze_value(L, value, visited);
+    if (is_lua) {
+      push_restore_list(L, &kRestoreUpvaluesKey);
+      const int list = lua_gettop(L);
+      lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, list));
+      append_value(L, list, &n, f);
+      lua_pushinteger(L, i);
+      lua_rawseti(L, list, ++n);
+      append_value(L, list, &n, value);
+      lua_pop(L, 1);
+    }
+    enqueue(L, value, walk);
     lua_pop(L, 1);
   }
 }
 
-void freeze_value(lua_State* L, int idx, int visited) {
-  idx = lua_absindex(L, idx);
-  const int type = lua_type(L, idx);
-  if (type != LUA_TTABLE && !(type == LUA_TFUNCTION && !lua_iscfunction(L, idx))) return;
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, visited) != LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
+// Records the bytes of a full userdata, to put back after each call. The
+// sandbox's userdata hold plain data only (see lua_patterns.cpp).
+void freeze_userdata(lua_State* L, int u, FreezeWalk* walk) {
+  const size_t size = lua_rawlen(L, u);
+  push_restore_list(L, &kRestoreUserdataKey);
+  const int list = lua_gettop(L);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, list));
+  lua_pushvalue(L, u);
+  lua_rawseti(L, list, ++n);
+  lua_pushlstring(L, static_cast<const char*>(lua_touserdata(L, u)), size);
+  lua_rawseti(L, list, ++n);
   lua_pop(L, 1);
-  lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, visited);
-  if (!lua_checkstack(L, 16)) luaL_error(L, "rules state nested too deeply to freeze");
-  if (type == LUA_TTABLE) {
-    freeze_table(L, idx, visited);
-  } else {
-    freeze_function(L, idx, visited);
+  if (lua_getmetatable(L, u)) {
+    enqueue(L, -1, walk);
+    lua_pop(L, 1);
+  }
+}
+
+// Freezes everything reachable from the value at `idx`.
+void freeze_reachable(lua_State* L, int idx, FreezeWalk* walk) {
+  enqueue(L, idx, walk);
+  while (walk->n > 0) {
+    if (!lua_checkstack(L, 16)) luaL_error(L, "rules state too large to freeze");
+    lua_rawgeti(L, walk->pending, walk->n);
+    lua_pushnil(L);
+    lua_rawseti(L, walk->pending, walk->n--);
+    const int v = lua_gettop(L);
+    switch (lua_type(L, v)) {
+      case LUA_TTABLE: freeze_table(L, v, walk); break;
+      case LUA_TFUNCTION: freeze_function(L, v, walk); break;
+      default: freeze_userdata(L, v, walk); break;
+    }
+    lua_pop(L, 1);
   }
 }
 
 // Protected: freezes everything reachable from the globals and resolves classify.
 int protected_freeze(lua_State* L) {
   Core* core = static_cast<Core*>(lua_touserdata(L, 1));
-  lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
-  lua_newtable(L);
-  lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_pushlightuserdata(L, &kRestoreFieldsKey);
-  lua_newtable(L);
-  lua_rawset(L, LUA_REGISTRYINDEX);
+  for (void* key : {static_cast<void*>(&kRestoreUpvaluesKey), static_cast<void*>(&kRestoreFieldsKey),
+                    static_cast<void*>(&kRestoreUserdataKey)}) {
+    lua_pushlightuserdata(L, key);
+    lua_newtable(L);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
 
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
   const int globals = lua_gettop(L);
@@ -411,8 +587,12 @@ int protected_freeze(lua_State* L) {
   }
   core->classify_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
+  FreezeWalk walk;
   lua_newtable(L);
-  const int visited = lua_gettop(L);
+  walk.visited = lua_gettop(L);
+  lua_newtable(L);
+  walk.pending = lua_gettop(L);
+  walk.n = 0;
   // The string metatable is used raw by the VM, so it is hidden rather than
   // frozen: getmetatable("") returns a string and nothing can reach the table.
   lua_pushliteral(L, "");
@@ -421,54 +601,67 @@ int protected_freeze(lua_State* L) {
     lua_setfield(L, -2, "__metatable");
     lua_pushvalue(L, -1);
     lua_pushboolean(L, 1);
-    lua_rawset(L, visited);
-    lua_getfield(L, -1, "__index");
-    freeze_value(L, -1, visited);
-    lua_pop(L, 2);
+    lua_rawset(L, walk.visited);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {  // __index (the string table) and the arithmetic metamethods
+      freeze_reachable(L, -1, &walk);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  freeze_value(L, globals, visited);
+  freeze_reachable(L, globals, &walk);
   return 0;
 }
 
-// Protected: puts back every upvalue and "__" field a call may have reassigned.
+// Protected: puts back every upvalue, "__" field and userdata a call may have changed.
 int protected_restore(lua_State* L) {
-  lua_pushlightuserdata(L, &kRestoreUpvaluesKey);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  push_restore_list(L, &kRestoreUpvaluesKey);
   const int upvalues = lua_gettop(L);
   const lua_Integer nu = static_cast<lua_Integer>(lua_rawlen(L, upvalues));
   for (lua_Integer i = 1; i + 2 <= nu; i += 3) {
     lua_rawgeti(L, upvalues, i + 1);
     const int n = static_cast<int>(lua_tointeger(L, -1));
     lua_pop(L, 1);
-    lua_rawgeti(L, upvalues, i);      // function
-    lua_rawgeti(L, upvalues, i + 2);  // recorded value
-    lua_getupvalue(L, -2, n);         // current value
+    lua_rawgeti(L, upvalues, i);         // function
+    push_recorded(L, upvalues, i + 2);   // recorded value
+    lua_getupvalue(L, -2, n);            // current value
     if (lua_rawequal(L, -1, -2)) {
       lua_pop(L, 3);
     } else {
       lua_pop(L, 1);
-      lua_setupvalue(L, -2, n);       // pops the recorded value
+      lua_setupvalue(L, -2, n);          // pops the recorded value
       lua_pop(L, 1);
     }
   }
-  lua_pushlightuserdata(L, &kRestoreFieldsKey);
-  lua_rawget(L, LUA_REGISTRYINDEX);
+  push_restore_list(L, &kRestoreFieldsKey);
   const int fields = lua_gettop(L);
   const lua_Integer nf = static_cast<lua_Integer>(lua_rawlen(L, fields));
   for (lua_Integer i = 1; i + 2 <= nf; i += 3) {
     lua_rawgeti(L, fields, i);
     lua_rawgeti(L, fields, i + 1);
-    lua_rawgeti(L, fields, i + 2);
+    push_recorded(L, fields, i + 2);
     lua_pushvalue(L, -2);
-    lua_rawget(L, -4);                // current value
+    lua_rawget(L, -4);                   // current value
     if (lua_rawequal(L, -1, -2)) {
       lua_pop(L, 4);
     } else {
       lua_pop(L, 1);
-      lua_rawset(L, -3);              // table[key] = recorded value
+      lua_rawset(L, -3);                 // table[key] = recorded value
       lua_pop(L, 1);
     }
+  }
+  push_restore_list(L, &kRestoreUserdataKey);
+  const int userdata = lua_gettop(L);
+  const lua_Integer nd = static_cast<lua_Integer>(lua_rawlen(L, userdata));
+  for (lua_Integer i = 1; i + 1 <= nd; i += 2) {
+    lua_rawgeti(L, userdata, i);
+    lua_rawgeti(L, userdata, i + 1);
+    size_t size = 0;
+    const char* saved = lua_tolstring(L, -1, &size);
+    void* block = lua_touserdata(L, -2);
+    if (std::memcmp(block, saved, size) != 0) std::memcpy(block, saved, size);
+    lua_pop(L, 2);
   }
   return 0;
 }
@@ -574,6 +767,101 @@ int safe_xpcall(lua_State* L) {
   return 2;
 }
 
+// ---------------------------------------------------------------- counted library loops
+//
+// A few library functions loop in C for as long as their arguments say, with
+// no allocation to hit the memory cap and no instruction for the hook to count.
+// These versions return the same results and charge the loop to the budget.
+
+// Calls the stock library function that is upvalue 1 of the running closure,
+// in the same frame (so its error messages name the function as before).
+int call_stock(lua_State* L) { return lua_tocfunction(L, lua_upvalueindex(1))(L); }
+
+// Charges a loop over `count` table elements.
+void charge_elements(lua_State* L, lua_Unsigned count) {
+  const lua_Unsigned steps = count / kElementsPerStep + 1;
+  charge_budget(L, static_cast<std::int64_t>(
+                       std::min<lua_Unsigned>(steps, static_cast<lua_Unsigned>(INT64_MAX))));
+}
+
+// string.rep: the stock loop runs n times even when every copy is empty.
+int counted_rep(lua_State* L) {
+  size_t len = 0, sep_len = 0;
+  luaL_checklstring(L, 1, &len);
+  const lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &sep_len);
+  if (n > 0 && len == 0 && sep_len == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  return call_stock(L);  // the result's size is bounded by the memory cap
+}
+
+// table.move(a1, f, e, t [, a2]): e - f + 1 elements.
+int counted_move(lua_State* L) {
+  const lua_Integer f = luaL_checkinteger(L, 2);
+  const lua_Integer e = luaL_checkinteger(L, 3);
+  if (e >= f) charge_elements(L, static_cast<lua_Unsigned>(e) - static_cast<lua_Unsigned>(f));
+  return call_stock(L);
+}
+
+// table.insert and table.remove follow Lua 5.4's ltablib.c, reading the length
+// once: the stock versions read it through __len, which may lie, and shift
+// that many elements.
+lua_Integer table_length(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  return luaL_len(L, 1);
+}
+
+int counted_insert(lua_State* L) {
+  const lua_Integer e = static_cast<lua_Integer>(static_cast<lua_Unsigned>(table_length(L)) + 1u);
+  lua_Integer pos = e;  // first empty element
+  switch (lua_gettop(L)) {
+    case 2:
+      break;
+    case 3: {
+      pos = luaL_checkinteger(L, 2);
+      luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u < static_cast<lua_Unsigned>(e), 2,
+                    "position out of bounds");
+      if (e > pos) charge_elements(L, static_cast<lua_Unsigned>(e) - static_cast<lua_Unsigned>(pos));
+      for (lua_Integer i = e; i > pos; i--) {  // move up elements
+        lua_geti(L, 1, i - 1);
+        lua_seti(L, 1, i);
+      }
+      break;
+    }
+    default:
+      return luaL_error(L, "wrong number of arguments to 'insert'");
+  }
+  lua_seti(L, 1, pos);  // t[pos] = v
+  return 0;
+}
+
+int counted_remove(lua_State* L) {
+  const lua_Integer size = table_length(L);
+  lua_Integer pos = luaL_optinteger(L, 2, size);
+  if (pos != size) {
+    luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u <= static_cast<lua_Unsigned>(size), 2,
+                  "position out of bounds");
+  }
+  if (size > pos) charge_elements(L, static_cast<lua_Unsigned>(size) - static_cast<lua_Unsigned>(pos));
+  lua_geti(L, 1, pos);  // result = t[pos]
+  for (; pos < size; pos++) {
+    lua_geti(L, 1, pos + 1);
+    lua_seti(L, 1, pos);
+  }
+  lua_pushnil(L);
+  lua_seti(L, 1, pos);  // remove entry t[pos]
+  return 1;
+}
+
+// Replaces lib[name] by `wrapper`, a closure over the stock function.
+void wrap_stock(lua_State* L, int lib, const char* name, lua_CFunction wrapper) {
+  lua_getfield(L, lib, name);
+  lua_pushcclosure(L, wrapper, 1);
+  lua_setfield(L, lib, name);
+}
+
 void set_nil(lua_State* L, int table, const char* name) {
   lua_pushnil(L);
   lua_setfield(L, table, name);
@@ -586,6 +874,7 @@ int protected_open_libs(lua_State* L) {
   luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
   const int str = lua_gettop(L);
   luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+  const int tab = lua_gettop(L);
   luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
   const int math = lua_gettop(L);
   luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
@@ -612,6 +901,12 @@ int protected_open_libs(lua_State* L) {
   lua_setfield(L, g, "xpcall");
 
   set_nil(L, str, "dump");
+  wrap_stock(L, str, "rep", counted_rep);
+  wrap_stock(L, tab, "move", counted_move);
+  lua_pushcfunction(L, counted_insert);
+  lua_setfield(L, tab, "insert");
+  lua_pushcfunction(L, counted_remove);
+  lua_setfield(L, tab, "remove");
   lua_pushvalue(L, str);
   install_counted_patterns(L);
   lua_pop(L, 1);
@@ -775,6 +1070,11 @@ int protected_load(lua_State* L) {
   if (luaL_loadbufferx(L, args->source, args->size, args->chunk_name, "t") != LUA_OK) {
     return lua_error(L);
   }
+  lua_Debug ar;
+  lua_pushvalue(L, -1);
+  if (lua_getinfo(L, ">S", &ar)) {
+    std::snprintf(core_of(L)->short_src, sizeof core_of(L)->short_src, "%s", ar.short_src);
+  }
   lua_call(L, 0, 0);
   return 0;
 }
@@ -788,8 +1088,7 @@ std::string text_of(const TextSlot& slot) { return std::string(slot.data, slot.l
 void charge_budget(lua_State* L, std::int64_t steps) {
   Core* core = core_of(L);
   if (core == nullptr) return;  // a plain lua_State (tests): nothing to charge
-  core->budget_remaining -= steps;
-  if (core->budget_remaining <= 0 || core->budget_exhausted) raise_budget_exceeded(L);
+  check_limits(L, steps);
 }
 
 LuaSandbox::LuaSandbox() : core_(std::make_unique<Core>()) {}
@@ -844,7 +1143,7 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
 
 Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_tokens,
                                          const RulesContext& ctx) {
-  if (core_->poisoned) return Status::internal("sandbox used after a budget or memory kill");
+  if (core_->poisoned) return Status::internal("sandbox used after a budget, time or memory kill");
   ResultPod* pod = &core_->result;
   pod->is_name = pod->has_fanout = pod->has_max_output_tokens = false;
   for (TextSlot* slot : {&pod->name, &pod->tier, &pod->model, &pod->reasoning, &pod->aggregate,
@@ -856,12 +1155,12 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
   arm_budget(L_, core_->per_call_limit);
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
   if (!core_->poisoned) {
+    lua_sethook(L_, nullptr, 0, 0);  // the restore runs no rules code; no limit applies
     char restore_err[kMaxErrorBytes + 64];
     if (!protected_call(L_, protected_restore, nullptr, restore_err, sizeof restore_err)) {
       core_->poisoned = true;
     }
   }
-  if (core_->memory_exceeded) core_->poisoned = true;  // even if the rules caught it
   if (!ok) return Status::rule_error(err);
 
   RawDecision raw;

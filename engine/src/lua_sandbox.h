@@ -4,13 +4,18 @@
 // Contract:
 //  - Only text chunks load; the file body runs under SandboxLimits::instructions_at_load.
 //  - After the body has run, the rules' state is frozen: globals, every table
-//    reachable from them or from a Lua function's upvalues, and the string
-//    metatable are read-only; upvalues a call reassigns are restored after the
+//    reachable from them, from a function's upvalues or from a metatable, and
+//    the string metatable are read-only; upvalues a call reassigns, and
+//    userdata it changes (a string.gmatch iterator), are restored after the
 //    call. No call can see what an earlier call did.
-//  - classify() runs under the per-call instruction budget and the memory cap.
-//    The budget stays exhausted once spent, so a pcall in the rules cannot
-//    swallow it. After a budget or memory kill the sandbox reports poisoned()
-//    and its owner must discard it.
+//  - The body and each classify() call run under an instruction budget, a
+//    wall-clock limit (one second) and the memory cap. Library loops that
+//    neither allocate nor run Lua code (table.move, table.insert/remove) are
+//    charged to the budget. A kill is final: once the budget, the time or the
+//    memory is exceeded, every later instruction raises it again, so a pcall
+//    in the rules cannot swallow it, and the call fails even if the rules
+//    caught the error. After a kill the sandbox reports poisoned() and its
+//    owner must discard it.
 //  - No C++ object with a destructor lives in a frame a Lua error can cross.
 //
 // Thread-safety: none. A sandbox is used by one thread at a time.
@@ -61,7 +66,7 @@ class LuaSandbox {
   Result<RawDecision> classify(const Step& step, std::int64_t input_tokens,
                                const RulesContext& ctx);
 
-  // True after a budget or memory kill: the state must not be used again.
+  // True after a budget, time or memory kill: the state must not be used again.
   bool poisoned() const;
   // Bytes the state holds now.
   std::int64_t memory_used() const;
@@ -75,7 +80,8 @@ class LuaSandbox {
 };
 
 // Charges `steps` units of work done inside a C function (pattern matching)
-// to the running call's instruction budget; raises a Lua error once spent.
+// to the running call's instruction budget; raises the kill error once the
+// budget is spent, the time is up or the memory cap was hit.
 // Inside a sandbox only; on a plain lua_State whose extra space holds a null
 // pointer it charges nothing.
 void charge_budget(lua_State* L, std::int64_t steps);

@@ -1,0 +1,174 @@
+// bench_decide: the cost of a decision.
+//  1. ns per Engine::decide for the shipped default.lua, against a bare
+//     lua_pcall of the same classify on a plain lua_State with the same step
+//     table built from C (goal: ratio <= 1.5).
+//  2. decisions per second on 1 and 2 threads, and the scaling factor
+//     (goal: >= 1.8x on 2 threads).
+// Usage: bench_decide [--json] [--iterations N]
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+extern "C" {
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+}
+
+#include "bench_util.h"
+
+using namespace switchboard;
+using namespace switchboard::bench;
+
+namespace {
+
+// The baseline: what the engine does at its core, with nothing around it.
+class BareLua {
+ public:
+  explicit BareLua(const std::string& rules_file) {
+    L_ = luaL_newstate();
+    luaL_openlibs(L_);
+    if (luaL_dofile(L_, rules_file.c_str()) != LUA_OK) {
+      std::cerr << lua_tostring(L_, -1) << "\n";
+      std::exit(1);
+    }
+    lua_getglobal(L_, "classify");
+    classify_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+  }
+  ~BareLua() { lua_close(L_); }
+
+  // Same table shape as the sandbox builds; reads the tier back.
+  size_t classify(const Step& step) {
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, classify_ref_);
+    lua_createtable(L_, 0, 10);
+    lua_pushlstring(L_, step.role.data(), step.role.size());
+    lua_setfield(L_, -2, "role");
+    lua_pushinteger(L_, step.input_tokens.value_or(0));
+    lua_setfield(L_, -2, "input_tokens");
+    if (step.expected_output_tokens) {
+      lua_pushinteger(L_, *step.expected_output_tokens);
+      lua_setfield(L_, -2, "expected_output_tokens");
+    }
+    lua_pushboolean(L_, step.needs_chain_of_thought);
+    lua_setfield(L_, -2, "needs_chain_of_thought");
+    lua_pushboolean(L_, step.output_must_be_json);
+    lua_setfield(L_, -2, "output_must_be_json");
+    lua_pushboolean(L_, step.untrusted_input);
+    lua_setfield(L_, -2, "untrusted_input");
+    lua_pushinteger(L_, step.tool_depth);
+    lua_setfield(L_, -2, "tool_depth");
+    lua_createtable(L_, 0, static_cast<int>(step.meta.size()));
+    for (const auto& [key, value] : step.meta) {
+      if (const auto* s = std::get_if<std::string>(&value)) lua_pushlstring(L_, s->data(), s->size());
+      else if (const auto* n = std::get_if<std::int64_t>(&value)) lua_pushinteger(L_, *n);
+      else if (const auto* d = std::get_if<double>(&value)) lua_pushnumber(L_, *d);
+      else lua_pushboolean(L_, *std::get_if<bool>(&value));
+      lua_setfield(L_, -2, key.c_str());
+    }
+    lua_setfield(L_, -2, "meta");
+    lua_createtable(L_, 0, 4);
+    lua_pushliteral(L_, "default");
+    lua_setfield(L_, -2, "workload");
+    lua_pushnumber(L_, 0);
+    lua_setfield(L_, -2, "spent_usd");
+    if (lua_pcall(L_, 2, 1, 0) != LUA_OK) std::exit(1);
+    size_t len = 0;
+    if (lua_type(L_, -1) == LUA_TTABLE) {
+      lua_getfield(L_, -1, "tier");
+      lua_tolstring(L_, -1, &len);
+      lua_pop(L_, 1);
+    }
+    lua_pop(L_, 1);
+    return len;
+  }
+
+ private:
+  lua_State* L_;
+  int classify_ref_ = LUA_NOREF;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool json = has_flag(argc, argv, "--json");
+  long iterations = 200'000;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--iterations") iterations = std::atol(argv[i + 1]);
+  }
+  const std::string src = SWITCHBOARD_SOURCE_DIR;
+  auto engine = Engine::open_file(src + "/switchboard.toml");
+  if (!engine.ok()) {
+    std::cerr << engine.status().message() << "\n";
+    return 1;
+  }
+  std::vector<Step> steps = demo_steps(src);
+  for (Step& s : steps) {  // the baseline cannot estimate tokens: give every step a count
+    if (!s.input_tokens) s.input_tokens = static_cast<std::int64_t>((s.prompt->size() + 2) / 3);
+  }
+  const size_t n_steps = steps.size();
+
+  // 1. Engine vs bare Lua, one thread, best of 5.
+  BareLua bare(src + "/rules/default.lua");
+  size_t sink = 0;
+  const double bare_s = best_of(5, [&] {
+    const auto t0 = Clock::now();
+    for (long i = 0; i < iterations; ++i) sink += bare.classify(steps[static_cast<size_t>(i) % n_steps]);
+    return seconds_since(t0);
+  });
+  const double engine_s = best_of(5, [&] {
+    const auto t0 = Clock::now();
+    for (long i = 0; i < iterations; ++i) {
+      sink += (*engine)->decide("default", steps[static_cast<size_t>(i) % n_steps])->model.size();
+    }
+    return seconds_since(t0);
+  });
+  const double bare_ns = bare_s * 1e9 / static_cast<double>(iterations);
+  const double engine_ns = engine_s * 1e9 / static_cast<double>(iterations);
+
+  // 2. Throughput on 1 and 2 threads.
+  auto throughput = [&](int threads) {
+    return best_of(3, [&] {
+      std::atomic<bool> go{false};
+      std::vector<std::thread> pool;
+      std::atomic<size_t> total{0};
+      for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+          while (!go.load()) {
+          }
+          size_t local = 0;
+          for (long i = 0; i < iterations; ++i) {
+            local += (*engine)->decide("default", steps[static_cast<size_t>(i + t * 7) % n_steps])->model.size();
+          }
+          total += local;
+        });
+      }
+      const auto t0 = Clock::now();
+      go.store(true);
+      for (auto& th : pool) th.join();
+      return seconds_since(t0);
+    });
+  };
+  const double one_s = throughput(1);
+  const double two_s = throughput(2);
+  const double one_rate = static_cast<double>(iterations) / one_s;
+  const double two_rate = 2.0 * static_cast<double>(iterations) / two_s;
+  const double scaling = two_rate / one_rate;
+
+  if (json) {
+    std::printf("{\"engine_ns\":%.1f,\"bare_lua_ns\":%.1f,\"ratio\":%.3f,"
+                "\"decisions_per_s_1_thread\":%.0f,\"decisions_per_s_2_threads\":%.0f,"
+                "\"scaling_2_threads\":%.3f,\"iterations\":%ld,\"sink\":%zu}\n",
+                engine_ns, bare_ns, engine_ns / bare_ns, one_rate, two_rate, scaling, iterations, sink % 10);
+  } else {
+    std::printf("decision cost (default.lua, %zu demo steps, %ld iterations, best of 5)\n", n_steps, iterations);
+    std::printf("  %-34s %10.1f ns\n", "bare lua_pcall of classify", bare_ns);
+    std::printf("  %-34s %10.1f ns\n", "Engine::decide", engine_ns);
+    std::printf("  %-34s %10.3f   (goal <= 1.5)\n", "ratio", engine_ns / bare_ns);
+    std::printf("\nthroughput\n");
+    std::printf("  %-34s %10.0f /s\n", "1 thread", one_rate);
+    std::printf("  %-34s %10.0f /s\n", "2 threads", two_rate);
+    std::printf("  %-34s %10.3f x (goal >= 1.8)\n", "scaling", scaling);
+  }
+  return 0;
+}

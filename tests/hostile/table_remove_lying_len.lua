@@ -1,0 +1,7 @@
+-- attack: table.remove at position 1 of a table whose __len claims 2^50 elements
+-- expect: instruction budget of 1000000 exceeded
+function classify(step, ctx)
+  local t = setmetatable({}, { __len = function() return 1 << 50 end })
+  table.remove(t, 1) -- <- error
+  return "premium"
+end
