@@ -96,12 +96,13 @@ Config build(const toml::table& root, const std::string& file, const std::string
   if (const toml::node* n = root.get("sandbox")) {
     const toml::table& s = detail::expect_table(*n, file, "[sandbox]");
     detail::reject_unknown_keys(s, file, "[sandbox]", {"instructions_per_call", "instructions_at_load",
-                                                       "memory_bytes", "max_source_bytes"});
+                                                       "memory_bytes", "max_source_bytes", "time_limit_ms"});
     auto& l = c.sandbox;
     l.instructions_per_call = detail::optional_positive_integer(s, "instructions_per_call", file, "[sandbox]").value_or(l.instructions_per_call);
     l.instructions_at_load = detail::optional_positive_integer(s, "instructions_at_load", file, "[sandbox]").value_or(l.instructions_at_load);
     l.memory_bytes = detail::optional_positive_integer(s, "memory_bytes", file, "[sandbox]").value_or(l.memory_bytes);
     l.max_source_bytes = detail::optional_positive_integer(s, "max_source_bytes", file, "[sandbox]").value_or(l.max_source_bytes);
+    l.time_limit_ms = detail::optional_positive_integer(s, "time_limit_ms", file, "[sandbox]").value_or(l.time_limit_ms);
     if (l.memory_bytes < 256 * 1024) {
       throw ConfigError(where(file, *s.get("memory_bytes")) +
                         ": [sandbox] memory_bytes must be at least 262144 (the Lua libraries need it)");

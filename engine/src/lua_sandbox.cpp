@@ -22,13 +22,6 @@ namespace {
 
 constexpr int kHookInterval = 1000;       // instructions between budget checks
 constexpr int kHookMask = LUA_MASKCOUNT | LUA_MASKCALL;
-// Wall-clock bound on one run of Lua code (the file body, or one classify
-// call). The instruction budget is the bound that matters; this one catches
-// work the budget cannot see: library calls and VM instructions whose cost
-// grows with their operands (comparing or converting long strings, sorting a
-// big table). It is checked on every function call and every kHookInterval
-// instructions, so it can be overrun by at most that much work.
-constexpr std::int64_t kTimeLimitMs = 1000;
 constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budget per element
 constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
 constexpr size_t kMaxReasonBytes = 512;   // the rule's reason, truncated beyond
@@ -89,6 +82,7 @@ struct LuaSandbox::Core {
   std::int64_t budget_limit = 0;
   std::int64_t budget_remaining = 0;
   std::int64_t deadline_ms = 0;
+  std::int64_t time_limit_ms = 1000;  // SandboxLimits::time_limit_ms
   Kill kill = Kill::kNone;
   char kill_message[kMaxErrorBytes + 64] = {0};
   char chunk_name[kMaxNameBytes + 1] = {0};
@@ -174,7 +168,7 @@ void set_kill(lua_State* L, Kill kind) {
   where_now(L, where, sizeof where);
   if (kind == Kill::kTime) {
     std::snprintf(core->kill_message, sizeof core->kill_message,
-                  "%s: time limit of %lld ms exceeded", where, static_cast<long long>(kTimeLimitMs));
+                  "%s: time limit of %lld ms exceeded", where, static_cast<long long>(core->time_limit_ms));
   } else {
     std::snprintf(core->kill_message, sizeof core->kill_message,
                   "%s: instruction budget of %lld exceeded", where,
@@ -215,7 +209,7 @@ void arm_budget(lua_State* L, std::int64_t limit) {
   Core* core = core_of(L);
   core->budget_limit = limit;
   core->budget_remaining = limit;
-  core->deadline_ms = now_ms() + kTimeLimitMs;
+  core->deadline_ms = now_ms() + core->time_limit_ms;
   core->kill = Kill::kNone;
   core->memory_refused = core->memory_exceeded = false;
   lua_sethook(L, sandbox_hook, kHookMask, kHookInterval);  // also resets the count
@@ -1116,6 +1110,7 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
   std::unique_ptr<LuaSandbox> box(new LuaSandbox());
   Core* core = box->core_.get();
   core->memory_limit = limits.memory_bytes;
+  core->time_limit_ms = limits.time_limit_ms;
   std::snprintf(core->chunk_name, sizeof core->chunk_name, "%s", name.c_str());
   box->L_ = lua_newstate(capped_alloc, core);
   if (box->L_ == nullptr) {

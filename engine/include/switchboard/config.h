@@ -20,6 +20,12 @@ struct SandboxLimits {
   std::int64_t instructions_at_load = 10'000'000;   // for running the file body once
   std::int64_t memory_bytes = 16 * 1024 * 1024;     // per lua_State, libraries included
   std::int64_t max_source_bytes = 256 * 1024;       // size of a rules file
+  // Wall-clock bound on one run of Lua code (the file body, or one call). The
+  // instruction budget is the bound that matters; this one catches work the
+  // budget cannot see: library calls whose cost grows with their operands
+  // (comparing or converting long strings, sorting a big table). Checked on
+  // every function call and every 1000 instructions.
+  std::int64_t time_limit_ms = 1000;
 };
 
 struct Price {
