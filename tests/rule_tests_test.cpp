@@ -102,7 +102,7 @@ TEST_CASE("a failing case reports expected against actual at the case's file:lin
 
 TEST_CASE("expect.error matches a substring of the rules error, true for any, false for none") {
   Suite s;
-  const std::string rules = s.path("rules/w.lua");
+  const std::string rules = "rules/w.lua";  // named as the config names the workload's file
   const std::string file = s.dir.write("rules/w.test.toml",
                                        "workload = \"w\"\n"
                                        "[[case]]\n"  // line 2: passes
@@ -140,7 +140,7 @@ TEST_CASE("expect.error matches a substring of the rules error, true for any, fa
 
 TEST_CASE("an unexpected rules error fails the case even when the fallback matches") {
   Suite s;
-  const std::string rules = s.path("rules/w.lua");
+  const std::string rules = "rules/w.lua";  // named as the config names the workload's file
   const std::string file = s.dir.write("rules/w.test.toml",
                                        "workload = \"w\"\n"
                                        "[[case]]\n"

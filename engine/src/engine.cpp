@@ -1,15 +1,22 @@
 #include "switchboard/engine.h"
 
+#include <array>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
-#include "cost.h"
-#include "decision_resolve.h"
-#include "state_pool.h"
+#include "decide.h"
+#include "rule_set.h"
+#include "rule_test_runner.h"
+#include "rules_watcher.h"
+#include "sha256.h"
 
 namespace switchboard {
 
-using detail::StatePool;
+namespace fs = std::filesystem;
+using detail::RuleSet;
+using detail::WorkloadRules;
 
 namespace {
 
@@ -21,96 +28,243 @@ Result<std::string> read_file(const std::string& path, const std::string& displa
   return text.str();
 }
 
+// The test cases that gate a reload: <stem>.test.toml beside the rules file.
+std::string test_file_for(const std::string& rules_file) {
+  fs::path p(rules_file);
+  return (p.parent_path() / (p.stem().string() + ".test.toml")).string();
+}
+
+std::uint64_t next_engine_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Each thread remembers the last snapshots it used, so the hot path reads one
+// shared atomic (the generation) and writes nothing shared.
+struct SnapshotCacheEntry {
+  std::uint64_t engine_id = 0;
+  std::uint64_t generation = 0;
+  std::shared_ptr<const RuleSet> rules;
+};
+thread_local std::array<SnapshotCacheEntry, 4> t_snapshots;
+thread_local unsigned t_snapshot_victim = 0;
+
 }  // namespace
 
 struct Engine::Impl {
-  Config config;
-  std::map<std::string, std::unique_ptr<StatePool>, std::less<>> pools;  // by workload
+  const std::uint64_t id = next_engine_id();
+  EngineOptions options;
+  std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
+
+  mutable std::mutex mu;                 // guards current and status
+  std::shared_ptr<const RuleSet> current;
+  std::atomic<std::uint64_t> generation{0};
+  std::map<std::string, WorkloadStatus, std::less<>> status;
+
+  std::mutex reload_mu;                  // serialises reloads
+
+  // Last: destroyed first, so no reload runs while the rest goes away.
+  std::unique_ptr<detail::RulesWatcher> watcher;
+
+  const RuleSet& snapshot() const;
+  void publish(std::shared_ptr<const RuleSet> next);
+  std::vector<ReloadEvent> reload();
 };
 
-Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Engine::~Engine() = default;
+const RuleSet& Engine::Impl::snapshot() const {
+  const std::uint64_t gen = generation.load(std::memory_order_acquire);
+  SnapshotCacheEntry* mine = nullptr;
+  for (SnapshotCacheEntry& e : t_snapshots) {
+    if (e.engine_id == id) {
+      if (e.generation == gen) return *e.rules;
+      mine = &e;
+    }
+  }
+  if (mine == nullptr) mine = &t_snapshots[t_snapshot_victim++ % t_snapshots.size()];
+  std::shared_ptr<const RuleSet> cur;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    cur = current;
+  }
+  mine->engine_id = id;
+  mine->generation = cur->generation;
+  mine->rules = std::move(cur);  // may drop an old snapshot: the reaper closes its states
+  return *mine->rules;
+}
 
-Result<std::unique_ptr<Engine>> Engine::open(Config config) {
+void Engine::Impl::publish(std::shared_ptr<const RuleSet> next) {
+  const std::uint64_t gen = next->generation;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    current = std::move(next);
+  }
+  generation.store(gen, std::memory_order_release);
+}
+
+std::vector<ReloadEvent> Engine::Impl::reload() {
+  std::lock_guard<std::mutex> serial(reload_mu);
+  std::shared_ptr<const RuleSet> cur;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    cur = current;
+  }
+  const Config& config = *cur->config;
+  auto next = std::make_shared<RuleSet>(*cur);
+  std::vector<ReloadEvent> events;
+  for (const auto& [name, workload] : config.workloads) {
+    const WorkloadRules& active = *cur->workloads.at(name);
+    ReloadEvent event;
+    event.workload = name;
+    event.rules_path = workload.rules_path;
+    event.previous_version = active.version();
+    event.at = std::chrono::system_clock::now();
+    auto source = read_file(workload.rules_file, workload.rules_path);
+    if (source.ok()) {
+      event.version = detail::sha256_hex(*source);
+      if (event.version == active.version()) continue;  // unchanged (a touch, a save of the same text)
+      auto candidate = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(source).value());
+      if (!candidate.ok()) {
+        event.error = candidate.status().message();
+      } else {
+        const std::string tests = test_file_for(workload.rules_file);
+        std::error_code ec;
+        if (fs::exists(tests, ec)) {
+          RuleTestReport report;
+          detail::run_rule_test_file(config, tests, report, candidate->get(), &workload);
+          if (report.failed > 0) {
+            const RuleTestFailure& f = report.failures.front();
+            event.error = f.message + (f.case_name.empty() ? "" : " (case '" + f.case_name + "')") +
+                          (report.failed > 1 ? " and " + std::to_string(report.failed - 1) + " more failing" : "");
+          }
+        }
+        if (event.error.empty()) {
+          next->workloads[name] = detail::retire_through(std::move(candidate).value(), reaper);
+        }
+      }
+    } else {
+      event.error = source.status().message();
+    }
+    event.kind = event.error.empty() ? ReloadEvent::Kind::kActivated : ReloadEvent::Kind::kRejected;
+    events.push_back(std::move(event));
+  }
+  const bool activated = std::any_of(events.begin(), events.end(), [](const ReloadEvent& e) {
+    return e.kind == ReloadEvent::Kind::kActivated;
+  });
+  if (activated) {
+    next->generation = cur->generation + 1;
+    publish(std::move(next));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const ReloadEvent& e : events) {
+      WorkloadStatus& s = status[e.workload];
+      if (e.kind == ReloadEvent::Kind::kActivated) {
+        s.version = e.version;
+        s.activated_at = e.at;
+        s.activations++;
+      } else {
+        s.last_error = e.error;
+        s.last_error_at = e.at;
+        s.rejections++;
+      }
+    }
+  }
+  if (options.on_reload) {
+    for (const ReloadEvent& e : events) options.on_reload(e);
+  }
+  return events;
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  impl_->watcher.reset();  // no reload may start from here on
+  impl_->reaper->stop();   // later retirements (thread caches) close inline
+}
+
+Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions options) {
   auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  auto rules = std::make_shared<RuleSet>();
+  const auto now = std::chrono::system_clock::now();
+  std::vector<std::string> files;
   for (const auto& [name, workload] : config.workloads) {
     auto source = read_file(workload.rules_file, workload.rules_path);
     if (!source.ok()) return source.status();
-    auto pool = StatePool::create(config.sandbox, workload.rules_path, std::move(source).value());
-    if (!pool.ok()) return pool.status();
-    impl->pools.emplace(name, std::move(pool).value());
+    auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(source).value());
+    if (!compiled.ok()) return compiled.status();
+    WorkloadStatus& s = impl->status[name];
+    s.workload = name;
+    s.rules_path = workload.rules_path;
+    s.version = (*compiled)->version();
+    s.activated_at = now;
+    rules->workloads.emplace(name, detail::retire_through(std::move(compiled).value(), impl->reaper));
+    files.push_back(workload.rules_file);
   }
-  impl->config = std::move(config);
+  rules->config = std::make_shared<const Config>(std::move(config));
+  rules->generation = 1;
+  impl->publish(std::move(rules));
+  if (impl->options.watch_rules) {
+    detail::RulesWatcher::Options w;
+    w.files = files;
+    w.debounce = impl->options.watch_debounce;
+    w.poll_interval = impl->options.watch_poll_interval;
+    Impl* raw = impl.get();
+    auto watcher = detail::RulesWatcher::start(std::move(w), [raw] { raw->reload(); });
+    if (!watcher.ok()) return watcher.status();
+    impl->watcher = std::move(watcher).value();
+  }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
-Result<std::unique_ptr<Engine>> Engine::open_file(const std::string& config_path) {
+Result<std::unique_ptr<Engine>> Engine::open_file(const std::string& config_path, EngineOptions options) {
   auto config = load_config(config_path);
   if (!config.ok()) return config.status();
-  return open(std::move(config).value());
+  return open(std::move(config).value(), std::move(options));
 }
 
-const Config& Engine::config() const { return impl_->config; }
+const Config& Engine::config() const {
+  // The config never changes after open(), so the first snapshot's stays valid.
+  return *impl_->snapshot().config;
+}
 
 std::string Engine::rules_version(std::string_view workload) const {
-  auto it = impl_->pools.find(workload);
-  return it == impl_->pools.end() ? std::string() : it->second->version();
+  const WorkloadRules* rules = impl_->snapshot().find(workload);
+  return rules == nullptr ? std::string() : rules->version();
 }
 
 Result<Decision> Engine::decide(std::string_view workload_name, const Step& step,
                                 const CallContext& ctx) const {
-  const Config& config = impl_->config;
-  const Workload* workload = config.find_workload(workload_name);
-  auto pool_it = impl_->pools.find(workload_name);
-  if (workload == nullptr || pool_it == impl_->pools.end()) {
+  const RuleSet& rules = impl_->snapshot();
+  const Workload* workload = rules.config->find_workload(workload_name);
+  WorkloadRules* compiled = rules.find(workload_name);
+  if (workload == nullptr || compiled == nullptr) {
     return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
   }
-  StatePool& pool = *pool_it->second;
+  return detail::decide_with(*rules.config, *workload, *compiled, step, ctx);
+}
 
-  Decision decision;
-  decision.workload = workload->name;
-  decision.rules_version = pool.version();
-  const std::int64_t input_tokens = detail::input_tokens_of(step);
+std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
-  detail::RulesContext rules_ctx;
-  rules_ctx.workload = workload->name;
-  rules_ctx.rules_version = pool.version();
-  if (ctx.budget_left) {
-    rules_ctx.budget_left_usd = to_usd(*ctx.budget_left);
-  } else if (workload->budget) {
-    rules_ctx.budget_left_usd = to_usd(*workload->budget - ctx.spent);
-  }
-  rules_ctx.spent_usd = to_usd(ctx.spent);
+std::vector<WorkloadStatus> Engine::status() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<WorkloadStatus> out;
+  for (const auto& [name, s] : impl_->status) out.push_back(s);
+  return out;
+}
 
-  Status status;
+EngineMemory Engine::memory() const {
+  std::shared_ptr<const RuleSet> cur;
   {
-    auto lease = pool.lease();
-    if (!lease.ok()) {
-      status = lease.status();
-    } else {
-      auto raw = lease->get()->classify(step, input_tokens, rules_ctx);
-      status = raw.ok() ? detail::resolve_decision(config, pool.chunk_name(), *raw, decision)
-                        : raw.status();
-    }
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    cur = impl_->current;
   }
-  if (!status.ok()) detail::fall_back(config, *workload, status.message(), decision);
-
-  const ModelSpec& model = *config.find_model(decision.model);
-  detail::estimate_cost(model, step, input_tokens, decision);
-  if (decision.fanout > 1) {
-    // N branches, then one aggregation call that reads the N answers.
-    const MicroUsd branch = decision.estimated_cost;
-    decision.estimated_cost = branch * decision.fanout;
-    const ModelSpec& aggregator = *config.find_model(config.find_tier(decision.aggregate)->models.front());
-    Decision aggregate_call;
-    Step aggregate_step;
-    aggregate_step.expected_output_tokens = decision.estimated_output_tokens;
-    detail::estimate_cost(aggregator, aggregate_step,
-                          input_tokens + decision.estimated_output_tokens * decision.fanout,
-                          aggregate_call);
-    decision.estimated_cost += aggregate_call.estimated_cost;
+  EngineMemory m;
+  for (const auto& [name, rules] : cur->workloads) {
+    m.states += rules->live_states();
+    m.state_bytes += rules->state_bytes();
   }
-  return decision;
+  return m;
 }
 
 Result<std::string> check_rules_file(const std::string& path, const SandboxLimits& limits,
@@ -118,9 +272,9 @@ Result<std::string> check_rules_file(const std::string& path, const SandboxLimit
   if (display_name.empty()) display_name = path;
   auto source = read_file(path, display_name);
   if (!source.ok()) return source.status();
-  auto pool = StatePool::create(limits, display_name, std::move(source).value());
-  if (!pool.ok()) return pool.status();
-  return (*pool)->version();
+  auto rules = WorkloadRules::compile(limits, display_name, std::move(source).value());
+  if (!rules.ok()) return rules.status();
+  return (*rules)->version();
 }
 
 }  // namespace switchboard

@@ -1091,6 +1091,7 @@ LuaSandbox::~LuaSandbox() {
   if (L_ != nullptr) {
     // Keep the hook armed while finalising: nothing of the rules' runs unbounded.
     arm_budget(L_, kHookInterval);
+    lua_gc(L_, LUA_GCCOLLECT);
     lua_close(L_);
   }
 }

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
-#include "switchboard/engine.h"
+#include "decide.h"
+#include "rule_test_runner.h"
 #include "toml_util.h"
 
 namespace switchboard {
@@ -143,7 +146,10 @@ std::string compare(const toml::table& expect, const Decision& d, const std::str
   return diff;
 }
 
-void run_file(const Config& config, const std::string& file, RuleTestReport& report) {
+}  // namespace
+
+void detail::run_rule_test_file(const Config& config, const std::string& file, RuleTestReport& report,
+                                WorkloadRules* candidate, const Workload* given_workload) {
   auto fail_file = [&](const std::string& message) {
     report.failed++;
     report.failures.push_back({file, "", message});
@@ -157,36 +163,51 @@ void run_file(const Config& config, const std::string& file, RuleTestReport& rep
 
     // Which rules, and which workload's settings (fallback tier, budget).
     std::optional<std::string> rules = detail::optional_string(root, "rules", file, "the test file");
-    std::string rules_file = (dir / (rules ? *rules : stem + ".lua")).lexically_normal().string();
     std::optional<std::string> workload_name = detail::optional_string(root, "workload", file, "the test file");
+    std::unique_ptr<WorkloadRules> own_rules;
     Workload workload;
-    const Workload* configured = nullptr;
-    if (workload_name) {
-      configured = config.find_workload(*workload_name);
-      if (configured == nullptr) {
-        throw ConfigError(where(file, *root.get("workload")) + ": unknown workload '" + *workload_name + "'");
-      }
+    if (candidate != nullptr) {
+      workload = *given_workload;
     } else {
-      for (const auto& [name, w] : config.workloads) {
-        std::error_code ec;
-        if (fs::equivalent(w.rules_file, rules_file, ec)) configured = &w;
+      const std::string rules_file = (dir / (rules ? *rules : stem + ".lua")).lexically_normal().string();
+      const Workload* configured = nullptr;
+      if (workload_name) {
+        configured = config.find_workload(*workload_name);
+        if (configured == nullptr) {
+          throw ConfigError(where(file, *root.get("workload")) + ": unknown workload '" + *workload_name + "'");
+        }
+      } else {
+        for (const auto& [name, w] : config.workloads) {
+          std::error_code ec;
+          if (fs::equivalent(w.rules_file, rules_file, ec)) configured = &w;
+        }
       }
-    }
-    if (configured != nullptr) {
-      workload = *configured;
-    } else {
-      workload.name = stem;
-      workload.fallback_tier = config.default_fallback_tier;
-    }
-    workload.rules_file = rules_file;
-    workload.rules_path = rules_file;
-    Config one = config;
-    one.workloads.clear();
-    one.workloads.emplace(workload.name, workload);
-    auto engine = Engine::open(std::move(one));
-    if (!engine.ok()) {
-      fail_file(engine.status().message());
-      return;
+      if (configured != nullptr) {
+        workload = *configured;
+      } else {
+        workload.name = stem;
+        workload.fallback_tier = config.default_fallback_tier;
+      }
+      std::error_code ec;
+      // Name the rules as the config does when it is the workload's own file.
+      if (configured == nullptr || !fs::equivalent(configured->rules_file, rules_file, ec)) {
+        workload.rules_path = rules_file;
+      }
+      workload.rules_file = rules_file;
+      std::ifstream in(rules_file, std::ios::binary);
+      if (!in) {
+        fail_file(workload.rules_path + ": cannot read the file");
+        return;
+      }
+      std::ostringstream text;
+      text << in.rdbuf();
+      auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, text.str());
+      if (!compiled.ok()) {
+        fail_file(compiled.status().message());
+        return;
+      }
+      own_rules = std::move(compiled).value();
+      candidate = own_rules.get();
     }
 
     const toml::node* cases = root.get("case");
@@ -204,10 +225,8 @@ void run_file(const Config& config, const std::string& file, RuleTestReport& rep
       if (expect_node == nullptr) throw ConfigError(where(file, c) + ": case '" + name + "' has no 'expect'");
       Step step = read_step(*step_node, file);
       CallContext ctx = read_ctx(c.get("ctx"), file);
-      auto decision = (*engine)->decide(workload.name, step, ctx);
-      std::string diff = decision.ok()
-                             ? compare(detail::expect_table(*expect_node, file, "expect"), *decision, file)
-                             : decision.status().message();
+      const Decision decision = detail::decide_with(config, workload, *candidate, step, ctx);
+      const std::string diff = compare(detail::expect_table(*expect_node, file, "expect"), decision, file);
       if (diff.empty()) {
         report.passed++;
       } else {
@@ -229,11 +248,9 @@ void run_file(const Config& config, const std::string& file, RuleTestReport& rep
   }
 }
 
-}  // namespace
-
 RuleTestReport run_rule_tests(const Config& config, const std::vector<std::string>& paths) {
   RuleTestReport report;
-  for (const std::string& file : collect(config, paths)) run_file(config, file, report);
+  for (const std::string& file : collect(config, paths)) detail::run_rule_test_file(config, file, report);
   return report;
 }
 

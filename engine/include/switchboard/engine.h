@@ -1,13 +1,17 @@
 // Engine: the embeddable router. Owns the configuration, the compiled rules of
 // every workload and the sandboxed Lua states that run them.
 //
-// Thread-safety: decide() may be called from any number of threads at once;
-// each call leases a lua_State that no other thread uses meanwhile.
+// Thread-safety: every method may be called from any number of threads.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
@@ -22,12 +26,54 @@ struct CallContext {
   MicroUsd spent = 0;
 };
 
+// One outcome of a reload, for one workload whose rules file changed.
+struct ReloadEvent {
+  enum class Kind { kActivated, kRejected };
+  Kind kind = Kind::kActivated;
+  std::string workload;
+  std::string rules_path;        // as the config names it
+  std::string version;           // sha256 of the text that was tried
+  std::string previous_version;  // what served before (and still serves, if rejected)
+  std::string error;             // "file:line: message" when rejected
+  std::chrono::system_clock::time_point at;
+};
+
+// What a workload is serving, for status pages and `switchboard watch`.
+struct WorkloadStatus {
+  std::string workload;
+  std::string rules_path;
+  std::string version;                                // the active rules' sha256
+  std::chrono::system_clock::time_point activated_at;
+  std::optional<std::string> last_error;              // the last rejected reload, if any
+  std::chrono::system_clock::time_point last_error_at;
+  std::uint64_t activations = 0;                      // reloads that went live
+  std::uint64_t rejections = 0;                       // reloads that were refused
+};
+
+struct EngineOptions {
+  // Watch the rules files' directories and reload on change (inotify, with a
+  // content-hash poll behind it). Off: reload() only.
+  bool watch_rules = false;
+  std::chrono::milliseconds watch_debounce{150};
+  std::chrono::milliseconds watch_poll_interval{2000};
+  // Called for every activation or rejection, on the thread that reloads
+  // (the watcher's, or the caller of reload()). Must not call reload().
+  std::function<void(const ReloadEvent&)> on_reload;
+};
+
+// Lua states and the bytes they hold, for memory reports.
+struct EngineMemory {
+  size_t states = 0;
+  std::int64_t state_bytes = 0;
+};
+
 class Engine {
  public:
   // Compiles every workload's rules on a fresh sandbox; fails with the first
   // "file:line: message" if one does not load.
-  static Result<std::unique_ptr<Engine>> open(Config config);
-  static Result<std::unique_ptr<Engine>> open_file(const std::string& config_path);
+  static Result<std::unique_ptr<Engine>> open(Config config, EngineOptions options = {});
+  static Result<std::unique_ptr<Engine>> open_file(const std::string& config_path,
+                                                   EngineOptions options = {});
 
   ~Engine();
   Engine(const Engine&) = delete;
@@ -36,8 +82,26 @@ class Engine {
   // Runs the workload's classify(step, ctx) and validates the answer. Never
   // fails because of the rules: a broken rule yields the fallback tier with
   // Decision::error set. Fails only for an unknown workload.
+  //
+  // Thread-safe and lock-free on the hot path: the call runs on one immutable
+  // rule-set snapshot (Decision::rules_version names it) in a Lua state no
+  // other thread uses meanwhile. A thread keeps the last snapshot it used
+  // alive until its next decision, so old states close shortly after a reload
+  // (on a background thread), or when the thread exits.
   Result<Decision> decide(std::string_view workload, const Step& step,
                           const CallContext& ctx = {}) const;
+
+  // Re-reads every workload's rules file. A changed file is compiled on a
+  // fresh sandbox under the load budget and must pass the workload's test
+  // cases (<rules stem>.test.toml beside it) before it goes live in one
+  // atomic swap; otherwise the old version keeps serving and the error is
+  // recorded. Returns one event per changed file. Thread-safe; reloads are
+  // serialised.
+  std::vector<ReloadEvent> reload();
+
+  // Per workload, in name order.
+  std::vector<WorkloadStatus> status() const;
+  EngineMemory memory() const;
 
   const Config& config() const;
   // sha256 (hex) of the workload's active rules, "" for an unknown workload.

@@ -1,0 +1,50 @@
+#include "decide.h"
+
+#include "cost.h"
+#include "decision_resolve.h"
+
+namespace switchboard::detail {
+
+Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
+                     const Step& step, const CallContext& ctx) {
+  Decision decision;
+  decision.workload = workload.name;
+  decision.rules_version = rules.version();
+  const std::int64_t input_tokens = input_tokens_of(step);
+
+  RulesContext rules_ctx;
+  rules_ctx.workload = workload.name;
+  rules_ctx.rules_version = rules.version();
+  if (ctx.budget_left) {
+    rules_ctx.budget_left_usd = to_usd(*ctx.budget_left);
+  } else if (workload.budget) {
+    rules_ctx.budget_left_usd = to_usd(*workload.budget - ctx.spent);
+  }
+  rules_ctx.spent_usd = to_usd(ctx.spent);
+
+  Status status;
+  {
+    auto lease = rules.lease();
+    if (!lease.ok()) {
+      status = lease.status();
+    } else {
+      auto raw = lease->get()->classify(step, input_tokens, rules_ctx);
+      status = raw.ok() ? resolve_decision(config, rules.chunk_name(), *raw, decision) : raw.status();
+    }
+  }
+  if (!status.ok()) fall_back(config, workload, status.message(), decision);
+
+  const ModelSpec& model = *config.find_model(decision.model);
+  estimate_cost(model, step, input_tokens, decision);
+  if (decision.fanout > 1) {
+    // N branches, then one aggregation call that reads the N answers.
+    decision.estimated_cost *= decision.fanout;
+    const ModelSpec& aggregator = *config.find_model(config.find_tier(decision.aggregate)->models.front());
+    decision.estimated_cost += estimate_call_cost(
+        aggregator, input_tokens + decision.estimated_output_tokens * decision.fanout,
+        decision.estimated_output_tokens);
+  }
+  return decision;
+}
+
+}  // namespace switchboard::detail

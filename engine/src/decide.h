@@ -1,0 +1,18 @@
+// The decision path: one classify() call on leased rules, validated, priced.
+// Shared by Engine::decide, the rule test runner and reload's test gate.
+#pragma once
+
+#include "rule_set.h"
+#include "switchboard/config.h"
+#include "switchboard/decision.h"
+#include "switchboard/engine.h"
+#include "switchboard/step.h"
+
+namespace switchboard::detail {
+
+// Never fails: a rules failure yields the workload's fallback tier with
+// Decision::error set. REQUIRES: `workload.fallback_tier` names a tier of `config`.
+Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
+                     const Step& step, const CallContext& ctx);
+
+}  // namespace switchboard::detail
