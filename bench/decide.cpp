@@ -4,7 +4,8 @@
 //     table built from C (goal: ratio <= 1.5).
 //  2. decisions per second on 1 and 2 threads, and the scaling factor
 //     (goal: >= 1.8x on 2 threads).
-// Usage: bench_decide [--json] [--iterations N]
+// Usage: bench_decide [--json] [--iterations N] [--profile engine|bare]
+// (--profile runs only that loop, once, for callgrind or perf.)
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -107,6 +108,21 @@ int main(int argc, char** argv) {
     if (!s.input_tokens) s.input_tokens = static_cast<std::int64_t>((s.prompt->size() + 2) / 3);
   }
   const size_t n_steps = steps.size();
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) != "--profile") continue;
+    const std::string what = argv[i + 1];
+    size_t sink = 0;
+    if (what == "bare") {
+      BareLua bare(src + "/rules/default.lua");
+      for (long k = 0; k < iterations; ++k) sink += bare.classify(steps[static_cast<size_t>(k) % n_steps]);
+    } else {
+      for (long k = 0; k < iterations; ++k) {
+        sink += (*engine)->decide("default", steps[static_cast<size_t>(k) % n_steps])->model.size();
+      }
+    }
+    std::printf("%zu\n", sink % 10);
+    return 0;
+  }
 
   // 1. Engine vs bare Lua, one thread, best of 5.
   BareLua bare(src + "/rules/default.lua");

@@ -22,6 +22,7 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   }
   rules_ctx.spent_usd = to_usd(ctx.spent);
 
+  const ModelSpec* model = nullptr;
   Status status;
   {
     auto lease = rules.lease();
@@ -29,13 +30,21 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
       status = lease.status();
     } else {
       auto raw = lease->get()->classify(step, input_tokens, rules_ctx);
-      status = raw.ok() ? resolve_decision(config, rules.chunk_name(), *raw, decision) : raw.status();
+      if (!raw.ok()) {
+        status = raw.status();
+      } else {  // the views in *raw are read before the lease ends
+        auto resolved = resolve_decision(config, rules.chunk_name(), *raw, decision);
+        if (resolved.ok()) {
+          model = *resolved;
+        } else {
+          status = resolved.status();
+        }
+      }
     }
   }
-  if (!status.ok()) fall_back(config, workload, status.message(), decision);
+  if (model == nullptr) model = fall_back(config, workload, status.message(), decision);
 
-  const ModelSpec& model = *config.find_model(decision.model);
-  estimate_cost(model, step, input_tokens, decision);
+  estimate_cost(*model, step, input_tokens, decision);
   if (decision.fanout > 1) {
     // N branches, then one aggregation call that reads the N answers.
     decision.estimated_cost *= decision.fanout;

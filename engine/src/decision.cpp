@@ -22,39 +22,40 @@ std::string printable(std::string_view s) {
 }
 
 // A reason is free text: control bytes become spaces.
-std::string sanitize_reason(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
+void sanitize_reason(std::string& s) {
+  for (char& c : s) {
     const unsigned char u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) c = ' ';
   }
-  return out;
 }
 
 }  // namespace
 
-Status resolve_decision(const Config& config, std::string_view chunk_name, const RawDecision& raw,
-                        Decision& out) {
-  const std::string prefix = std::string(chunk_name) + ": classify returned ";
-  auto fail = [&](const std::string& what) { return Status::rule_error(prefix + what); };
+Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view chunk_name,
+                                          const RawDecision& raw, Decision& out) {
+  auto fail = [&](const std::string& what) {
+    return Status::rule_error(std::string(chunk_name) + ": classify returned " + what);
+  };
 
-  std::optional<std::string> tier = raw.tier, model = raw.model;
+  const Tier* tier = nullptr;
+  const ModelSpec* model = nullptr;
   if (raw.name) {
-    if (config.find_tier(*raw.name)) {
-      tier = raw.name;
-    } else if (config.find_model(*raw.name)) {
-      model = raw.name;
-    } else {
+    tier = config.find_tier(*raw.name);
+    if (tier == nullptr) model = config.find_model(*raw.name);
+    if (tier == nullptr && model == nullptr) {
       return fail("'" + printable(*raw.name) + "', which is neither a tier nor a model");
     }
+  } else {
+    if (!raw.tier && !raw.model) return fail("a table with neither 'tier' nor 'model'");
+    if (raw.tier && (tier = config.find_tier(*raw.tier)) == nullptr) {
+      return fail("unknown tier '" + printable(*raw.tier) + "'");
+    }
+    if (raw.model && (model = config.find_model(*raw.model)) == nullptr) {
+      return fail("unknown model '" + printable(*raw.model) + "'");
+    }
   }
-  if (!tier && !model) return fail("a table with neither 'tier' nor 'model'");
-  if (tier && !config.find_tier(*tier)) return fail("unknown tier '" + printable(*tier) + "'");
-  if (model && !config.find_model(*model)) return fail("unknown model '" + printable(*model) + "'");
-  const Tier* t = tier ? config.find_tier(*tier) : config.tier_of(*model);
-  out.tier = t->name;
-  out.model = model ? *model : t->models.front();
-  const ModelSpec& spec = *config.find_model(out.model);
+  if (tier == nullptr) tier = config.tier_of(model->name);
+  if (model == nullptr) model = config.find_model(tier->models.front());
 
   out.reasoning = Reasoning::kDefault;
   if (raw.reasoning) {
@@ -64,10 +65,10 @@ Status resolve_decision(const Config& config, std::string_view chunk_name, const
   }
   out.max_output_tokens.reset();
   if (raw.max_output_tokens) {
-    if (*raw.max_output_tokens <= 0 || *raw.max_output_tokens > spec.context_window) {
+    if (*raw.max_output_tokens <= 0 || *raw.max_output_tokens > model->context_window) {
       return fail("max_output_tokens = " + std::to_string(*raw.max_output_tokens) +
                   "; expected 1 to the model's context window (" +
-                  std::to_string(spec.context_window) + ")");
+                  std::to_string(model->context_window) + ")");
     }
     out.max_output_tokens = raw.max_output_tokens;
   }
@@ -86,14 +87,22 @@ Status resolve_decision(const Config& config, std::string_view chunk_name, const
     }
     out.aggregate = *raw.aggregate;
   } else if (out.fanout > 1) {
-    out.aggregate = out.tier;  // the branches' own tier writes the final answer
+    out.aggregate = tier->name;  // the branches' own tier writes the final answer
   }
-  out.reason = raw.reason ? sanitize_reason(*raw.reason) : std::string();
+  out.tier = tier->name;
+  out.model = model->name;
+  if (raw.reason) {
+    out.reason = *raw.reason;
+    sanitize_reason(out.reason);
+  } else {
+    out.reason.clear();
+  }
   out.error.reset();
-  return Status();
+  return model;
 }
 
-void fall_back(const Config& config, const Workload& workload, std::string error, Decision& out) {
+const ModelSpec* fall_back(const Config& config, const Workload& workload, std::string error,
+                           Decision& out) {
   const Tier* t = config.find_tier(workload.fallback_tier);
   out.tier = t->name;
   out.model = t->models.front();
@@ -103,6 +112,7 @@ void fall_back(const Config& config, const Workload& workload, std::string error
   out.aggregate.clear();
   out.reason = "fallback tier: the rules failed";
   out.error = std::move(error);
+  return config.find_model(out.model);
 }
 
 }  // namespace switchboard::detail

@@ -9,12 +9,14 @@
 
 namespace switchboard::detail {
 
-// Fills tier, model, reasoning, max_output_tokens, fanout, aggregate, reason.
-// Fails with "rules/x.lua: classify returned ..." when the answer is invalid.
-Status resolve_decision(const Config& config, std::string_view chunk_name, const RawDecision& raw,
-                        Decision& out);
+// Fills tier, model, reasoning, max_output_tokens, fanout, aggregate, reason,
+// and returns the chosen model. Fails with "rules/x.lua: classify returned ..."
+// when the answer is invalid.
+Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view chunk_name,
+                                          const RawDecision& raw, Decision& out);
 
 // The workload's fallback: its fallback tier's first model, with `error` set.
-void fall_back(const Config& config, const Workload& workload, std::string error, Decision& out);
+const ModelSpec* fall_back(const Config& config, const Workload& workload, std::string error,
+                           Decision& out);
 
 }  // namespace switchboard::detail

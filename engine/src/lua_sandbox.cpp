@@ -58,6 +58,22 @@ struct CallFrame {
   std::int64_t input_tokens;
   const RulesContext* ctx;
   ResultPod* out;
+  bool restored;  // the call itself put the rules' state back
+};
+
+// The fields of a returned table, in the order field_refs holds their names.
+enum ResultField { kTier, kModel, kReasoning, kAggregate, kReason, kMaxOutputTokens, kFanout, kResultFieldCount };
+constexpr const char* kResultFieldNames[kResultFieldCount] = {
+    "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout"};
+
+enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
+
+// A string held in the registry with a copy of its text for comparison.
+struct CachedString {
+  int ref = LUA_NOREF;
+  bool valid = false;
+  size_t len = 0;
+  char text[kMaxNameBytes];
 };
 
 std::int64_t now_ms() {
@@ -91,6 +107,15 @@ struct LuaSandbox::Core {
   int classify_ref = LUA_NOREF;
   bool poisoned = false;
   ResultPod result;  // reused by every call
+  // Strings every call pushes, kept in the registry so a call does not
+  // allocate and hash them again: the result's field names, and the ctx's
+  // workload and rules version (the same on every call in practice).
+  int field_refs[kResultFieldCount] = {};
+  // The restore lists (upvalues, "__" fields, userdata) and their lengths.
+  int restore_refs[kRestoreListCount] = {LUA_NOREF, LUA_NOREF, LUA_NOREF};
+  lua_Integer restore_sizes[kRestoreListCount] = {};
+  CachedString workload;
+  CachedString rules_version;
 };
 
 namespace {
@@ -565,6 +590,10 @@ void freeze_reachable(lua_State* L, int idx, FreezeWalk* walk) {
 // Protected: freezes everything reachable from the globals and resolves classify.
 int protected_freeze(lua_State* L) {
   Core* core = static_cast<Core*>(lua_touserdata(L, 1));
+  for (int i = 0; i < kResultFieldCount; ++i) {
+    lua_pushstring(L, kResultFieldNames[i]);
+    core->field_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   for (void* key : {static_cast<void*>(&kRestoreUpvaluesKey), static_cast<void*>(&kRestoreFieldsKey),
                     static_cast<void*>(&kRestoreUserdataKey)}) {
     lua_pushlightuserdata(L, key);
@@ -605,57 +634,71 @@ int protected_freeze(lua_State* L) {
   }
   lua_pop(L, 1);
   freeze_reachable(L, globals, &walk);
+  // The restore lists are final now: keep them where a call finds them fastest.
+  void* keys[kRestoreListCount] = {&kRestoreUpvaluesKey, &kRestoreFieldsKey, &kRestoreUserdataKey};
+  for (int i = 0; i < kRestoreListCount; ++i) {
+    push_restore_list(L, keys[i]);
+    core->restore_sizes[i] = static_cast<lua_Integer>(lua_rawlen(L, -1));
+    core->restore_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   return 0;
 }
 
 // Protected: puts back every upvalue, "__" field and userdata a call may have changed.
 int protected_restore(lua_State* L) {
-  push_restore_list(L, &kRestoreUpvaluesKey);
-  const int upvalues = lua_gettop(L);
-  const lua_Integer nu = static_cast<lua_Integer>(lua_rawlen(L, upvalues));
-  for (lua_Integer i = 1; i + 2 <= nu; i += 3) {
-    lua_rawgeti(L, upvalues, i + 1);
-    const int n = static_cast<int>(lua_tointeger(L, -1));
+  const Core* core = core_of(L);
+  if (const lua_Integer nu = core->restore_sizes[kUpvalueList]; nu > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->restore_refs[kUpvalueList]);
+    const int upvalues = lua_gettop(L);
+    for (lua_Integer i = 1; i + 2 <= nu; i += 3) {
+      lua_rawgeti(L, upvalues, i + 1);
+      const int n = static_cast<int>(lua_tointeger(L, -1));
+      lua_pop(L, 1);
+      lua_rawgeti(L, upvalues, i);         // function
+      push_recorded(L, upvalues, i + 2);   // recorded value
+      lua_getupvalue(L, -2, n);            // current value
+      if (lua_rawequal(L, -1, -2)) {
+        lua_pop(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_setupvalue(L, -2, n);          // pops the recorded value
+        lua_pop(L, 1);
+      }
+    }
     lua_pop(L, 1);
-    lua_rawgeti(L, upvalues, i);         // function
-    push_recorded(L, upvalues, i + 2);   // recorded value
-    lua_getupvalue(L, -2, n);            // current value
-    if (lua_rawequal(L, -1, -2)) {
-      lua_pop(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_setupvalue(L, -2, n);          // pops the recorded value
-      lua_pop(L, 1);
-    }
   }
-  push_restore_list(L, &kRestoreFieldsKey);
-  const int fields = lua_gettop(L);
-  const lua_Integer nf = static_cast<lua_Integer>(lua_rawlen(L, fields));
-  for (lua_Integer i = 1; i + 2 <= nf; i += 3) {
-    lua_rawgeti(L, fields, i);
-    lua_rawgeti(L, fields, i + 1);
-    push_recorded(L, fields, i + 2);
-    lua_pushvalue(L, -2);
-    lua_rawget(L, -4);                   // current value
-    if (lua_rawequal(L, -1, -2)) {
-      lua_pop(L, 4);
-    } else {
-      lua_pop(L, 1);
-      lua_rawset(L, -3);                 // table[key] = recorded value
-      lua_pop(L, 1);
+  if (const lua_Integer nf = core->restore_sizes[kFieldList]; nf > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->restore_refs[kFieldList]);
+    const int fields = lua_gettop(L);
+    for (lua_Integer i = 1; i + 2 <= nf; i += 3) {
+      lua_rawgeti(L, fields, i);
+      lua_rawgeti(L, fields, i + 1);
+      push_recorded(L, fields, i + 2);
+      lua_pushvalue(L, -2);
+      lua_rawget(L, -4);                   // current value
+      if (lua_rawequal(L, -1, -2)) {
+        lua_pop(L, 4);
+      } else {
+        lua_pop(L, 1);
+        lua_rawset(L, -3);                 // table[key] = recorded value
+        lua_pop(L, 1);
+      }
     }
+    lua_pop(L, 1);
   }
-  push_restore_list(L, &kRestoreUserdataKey);
-  const int userdata = lua_gettop(L);
-  const lua_Integer nd = static_cast<lua_Integer>(lua_rawlen(L, userdata));
-  for (lua_Integer i = 1; i + 1 <= nd; i += 2) {
-    lua_rawgeti(L, userdata, i);
-    lua_rawgeti(L, userdata, i + 1);
-    size_t size = 0;
-    const char* saved = lua_tolstring(L, -1, &size);
-    void* block = lua_touserdata(L, -2);
-    if (std::memcmp(block, saved, size) != 0) std::memcpy(block, saved, size);
-    lua_pop(L, 2);
+  if (const lua_Integer nd = core->restore_sizes[kUserdataList]; nd > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->restore_refs[kUserdataList]);
+    const int userdata = lua_gettop(L);
+    for (lua_Integer i = 1; i + 1 <= nd; i += 2) {
+      lua_rawgeti(L, userdata, i);
+      lua_rawgeti(L, userdata, i + 1);
+      size_t size = 0;
+      const char* saved = lua_tolstring(L, -1, &size);
+      void* block = lua_touserdata(L, -2);
+      if (std::memcmp(block, saved, size) != 0) std::memcpy(block, saved, size);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
   }
   return 0;
 }
@@ -960,11 +1003,32 @@ void build_step(lua_State* L, const Step* step, std::int64_t input_tokens) {
   lua_setfield(L, -2, "meta");
 }
 
+// Pushes `text`, from the registry when it is the string pushed last time.
+void push_cached(lua_State* L, CachedString* cache, std::string_view text) {
+  if (cache->valid && cache->len == text.size() && std::memcmp(cache->text, text.data(), text.size()) == 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cache->ref);
+    return;
+  }
+  lua_pushlstring(L, text.data(), text.size());
+  if (text.size() > sizeof cache->text) return;  // too long to cache: pushed every time
+  cache->valid = false;  // until the registry holds the new string
+  lua_pushvalue(L, -1);
+  if (cache->ref == LUA_NOREF) {
+    cache->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_rawseti(L, LUA_REGISTRYINDEX, cache->ref);
+  }
+  std::memcpy(cache->text, text.data(), text.size());
+  cache->len = text.size();
+  cache->valid = true;
+}
+
 void build_ctx(lua_State* L, const RulesContext* ctx) {
+  Core* core = core_of(L);
   lua_createtable(L, 0, 4);
-  lua_pushlstring(L, ctx->workload.data(), ctx->workload.size());
+  push_cached(L, &core->workload, ctx->workload);
   lua_setfield(L, -2, "workload");
-  lua_pushlstring(L, ctx->rules_version.data(), ctx->rules_version.size());
+  push_cached(L, &core->rules_version, ctx->rules_version);
   lua_setfield(L, -2, "rules_version");
   if (ctx->budget_left_usd) {
     lua_pushnumber(L, *ctx->budget_left_usd);
@@ -991,34 +1055,69 @@ void read_text(lua_State* L, int idx, const char* field, TextSlot* slot, size_t 
   slot->present = true;
 }
 
-void read_text_field(lua_State* L, int t, const char* field, TextSlot* slot, size_t max) {
-  lua_pushstring(L, field);
-  const int type = lua_rawget(L, t);
+// Which result field a key names, or -1.
+int field_of(const char* key, size_t len) {
+  for (int i = 0; i < kResultFieldCount; ++i) {
+    if (std::strlen(kResultFieldNames[i]) == len && std::memcmp(kResultFieldNames[i], key, len) == 0) return i;
+  }
+  return -1;
+}
+
+// Copies the result table's known fields to the stack slots base+0..base+6,
+// in kResultFieldNames order, without running a metamethod. A table of a
+// few fields is walked once with lua_next; a big one is probed per field,
+// so the cost stays bounded either way.
+void collect_fields(lua_State* L, int t, int base) {
+  constexpr int kMaxWalk = 16;
+  int walked = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (++walked > kMaxWalk) {
+      lua_pop(L, 2);
+      for (int i = 0; i < kResultFieldCount; ++i) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->field_refs[i]);
+        lua_rawget(L, t);
+        lua_replace(L, base + i);
+      }
+      return;
+    }
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t len = 0;
+      const char* key = lua_tolstring(L, -2, &len);
+      const int field = field_of(key, len);
+      if (field >= 0) lua_copy(L, -1, base + field);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+void read_text_field(lua_State* L, int base, ResultField id, TextSlot* slot, size_t max) {
+  const char* field = kResultFieldNames[id];
+  const int type = lua_type(L, base + id);
   if (type == LUA_TSTRING) {
-    read_text(L, -1, field, slot, max);
+    read_text(L, base + id, field, slot, max);
   } else if (type != LUA_TNIL) {
     luaL_error(L, "%s: classify returned '%s' as a %s; expected a string", core_of(L)->chunk_name,
                field, lua_typename(L, type));
   }
-  lua_pop(L, 1);
 }
 
-void read_integer_field(lua_State* L, int t, const char* field, bool* has, lua_Integer* out) {
-  lua_pushstring(L, field);
-  const int type = lua_rawget(L, t);
+void read_integer_field(lua_State* L, int base, ResultField id, bool* has, lua_Integer* out) {
+  const char* field = kResultFieldNames[id];
+  const int idx = base + id;
+  const int type = lua_type(L, idx);
   if (type == LUA_TNUMBER) {
     int is_integer = 0;
-    *out = lua_tointegerx(L, -1, &is_integer);
+    *out = lua_tointegerx(L, idx, &is_integer);
     if (!is_integer) {
       luaL_error(L, "%s: classify returned '%s' = %f; expected a whole number",
-                 core_of(L)->chunk_name, field, lua_tonumber(L, -1));
+                 core_of(L)->chunk_name, field, lua_tonumber(L, idx));
     }
     *has = true;
   } else if (type != LUA_TNIL) {
     luaL_error(L, "%s: classify returned '%s' as a %s; expected a whole number",
                core_of(L)->chunk_name, field, lua_typename(L, type));
   }
-  lua_pop(L, 1);
 }
 
 // Reads classify's result without running any metamethod.
@@ -1033,14 +1132,17 @@ void read_result(lua_State* L, int idx, ResultPod* out) {
     luaL_error(L, "%s: classify returned %s; expected a tier or model name or a table",
                core_of(L)->chunk_name, type == LUA_TNONE ? "nothing" : lua_typename(L, type));
   }
-  read_text_field(L, idx, "tier", &out->tier, kMaxNameBytes);
-  read_text_field(L, idx, "model", &out->model, kMaxNameBytes);
-  read_text_field(L, idx, "reasoning", &out->reasoning, kMaxNameBytes);
-  read_text_field(L, idx, "aggregate", &out->aggregate, kMaxNameBytes);
-  read_text_field(L, idx, "reason", &out->reason, kMaxReasonBytes);
-  read_integer_field(L, idx, "max_output_tokens", &out->has_max_output_tokens,
-                     &out->max_output_tokens);
-  read_integer_field(L, idx, "fanout", &out->has_fanout, &out->fanout);
+  luaL_checkstack(L, kResultFieldCount + 4, "reading the result");
+  const int base = lua_gettop(L) + 1;
+  for (int i = 0; i < kResultFieldCount; ++i) lua_pushnil(L);
+  collect_fields(L, idx, base);
+  read_text_field(L, base, kTier, &out->tier, kMaxNameBytes);
+  read_text_field(L, base, kModel, &out->model, kMaxNameBytes);
+  read_text_field(L, base, kReasoning, &out->reasoning, kMaxNameBytes);
+  read_text_field(L, base, kAggregate, &out->aggregate, kMaxNameBytes);
+  read_text_field(L, base, kReason, &out->reason, kMaxReasonBytes);
+  read_integer_field(L, base, kMaxOutputTokens, &out->has_max_output_tokens, &out->max_output_tokens);
+  read_integer_field(L, base, kFanout, &out->has_fanout, &out->fanout);
 }
 
 int protected_classify(lua_State* L) {
@@ -1050,6 +1152,9 @@ int protected_classify(lua_State* L) {
   build_ctx(L, frame->ctx);
   lua_call(L, 2, 1);
   read_result(L, lua_gettop(L), frame->out);
+  lua_settop(L, 1);
+  protected_restore(L);  // in the same protected call: the common path pays for one
+  frame->restored = true;
   return 0;
 }
 
@@ -1073,7 +1178,7 @@ int protected_load(lua_State* L) {
   return 0;
 }
 
-std::string text_of(const TextSlot& slot) { return std::string(slot.data, slot.len); }
+std::string_view text_of(const TextSlot& slot) { return std::string_view(slot.data, slot.len); }
 
 }  // namespace
 
@@ -1132,6 +1237,7 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
     return Status::rule_error(err);
   }
   lua_gc(L, LUA_GCCOLLECT);
+  lua_gc(L, LUA_GCGEN, 0, 0);  // per-call tables die young: generational mode suits them
   core->per_call_limit = limits.instructions_per_call;
   arm_budget(L, core->per_call_limit);
   return box;
@@ -1146,11 +1252,11 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
                          &pod->reason}) {
     slot->present = false;
   }
-  CallFrame frame{&step, input_tokens, &ctx, pod};
+  CallFrame frame{&step, input_tokens, &ctx, pod, false};
   char err[kMaxErrorBytes + 64];
   arm_budget(L_, core_->per_call_limit);
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
-  if (!core_->poisoned) {
+  if (!frame.restored && !core_->poisoned) {
     lua_sethook(L_, nullptr, 0, 0);  // the restore runs no rules code; no limit applies
     char restore_err[kMaxErrorBytes + 64];
     if (!protected_call(L_, protected_restore, nullptr, restore_err, sizeof restore_err)) {
@@ -1164,7 +1270,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
     raw.name = text_of(pod->name);
     return raw;
   }
-  auto take = [](const TextSlot& slot, std::optional<std::string>& into) {
+  auto take = [](const TextSlot& slot, std::optional<std::string_view>& into) {
     if (slot.present) into = text_of(slot);
   };
   take(pod->tier, raw.tier);

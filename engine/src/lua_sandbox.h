@@ -36,9 +36,10 @@ struct lua_State;
 namespace switchboard::detail {
 
 // What classify() returned, before it is checked against the configuration.
+// The views point into the sandbox and stay valid until its next call.
 struct RawDecision {
-  std::optional<std::string> name;  // set when classify returned a string
-  std::optional<std::string> tier, model, reasoning, aggregate, reason;
+  std::optional<std::string_view> name;  // set when classify returned a string
+  std::optional<std::string_view> tier, model, reasoning, aggregate, reason;
   std::optional<std::int64_t> max_output_tokens, fanout;
 };
 
