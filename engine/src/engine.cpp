@@ -34,6 +34,12 @@ std::string test_file_for(const std::string& rules_file) {
   return (p.parent_path() / (p.stem().string() + ".test.toml")).string();
 }
 
+// sha256 of a file's bytes, "" when it cannot be read.
+std::string file_hash(const std::string& path) {
+  auto text = read_file(path, path);
+  return text.ok() ? detail::sha256_hex(*text) : std::string();
+}
+
 std::uint64_t next_engine_id() {
   static std::atomic<std::uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
@@ -62,6 +68,9 @@ struct Engine::Impl {
   std::map<std::string, WorkloadStatus, std::less<>> status;
 
   std::mutex reload_mu;                  // serialises reloads
+  // Per workload, the last text (and test file) that was rejected, so the
+  // same broken file is not compiled and reported again on every event.
+  std::map<std::string, std::string, std::less<>> rejected;  // guarded by reload_mu
 
   // Last: destroyed first, so no reload runs while the rest goes away.
   std::unique_ptr<detail::RulesWatcher> watcher;
@@ -121,12 +130,17 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
     auto source = read_file(workload.rules_file, workload.rules_path);
     if (source.ok()) {
       event.version = detail::sha256_hex(*source);
-      if (event.version == active.version()) continue;  // unchanged (a touch, a save of the same text)
+      if (event.version == active.version()) {  // unchanged (a touch, a save of the same text)
+        rejected.erase(name);
+        continue;
+      }
+      const std::string tests = test_file_for(workload.rules_file);
+      const std::string attempt = event.version + "+" + file_hash(tests);
+      if (auto it = rejected.find(name); it != rejected.end() && it->second == attempt) continue;
       auto candidate = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(source).value());
       if (!candidate.ok()) {
         event.error = candidate.status().message();
       } else {
-        const std::string tests = test_file_for(workload.rules_file);
         std::error_code ec;
         if (fs::exists(tests, ec)) {
           RuleTestReport report;
@@ -140,6 +154,11 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
         if (event.error.empty()) {
           next->workloads[name] = detail::retire_through(std::move(candidate).value(), reaper);
         }
+      }
+      if (event.error.empty()) {
+        rejected.erase(name);
+      } else {
+        rejected[name] = attempt;
       }
     } else {
       event.error = source.status().message();

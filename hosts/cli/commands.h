@@ -12,5 +12,6 @@ using Command = std::function<int()>;
 Command add_check(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_test(CLI::App& app);
+Command add_watch(CLI::App& app);
 
 }  // namespace switchboard::cli

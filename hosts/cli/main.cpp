@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   add(switchboard::cli::add_check);
   add(switchboard::cli::add_route);
   add(switchboard::cli::add_test);
+  add(switchboard::cli::add_watch);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
