@@ -75,10 +75,11 @@ fallback_tier = "cheap"
 
 // Opens an engine on small_config() with `rules` as rules/w.lua.
 inline Result<std::unique_ptr<Engine>> engine_with_rules(const TempDir& dir, const std::string& rules,
-                                                         const std::string& extra_config = "") {
+                                                         const std::string& extra_config = "",
+                                                         EngineOptions options = {}) {
   dir.write("rules/w.lua", rules);
   const std::string config_path = dir.write("switchboard.toml", small_config(extra_config));
-  return Engine::open_file(config_path);
+  return Engine::open_file(config_path, std::move(options));
 }
 
 // Runs a shell command; returns its exit code and fills `output` with stdout+stderr.

@@ -21,6 +21,10 @@ using detail::WorkloadRules;
 namespace {
 
 Result<std::string> read_file(const std::string& path, const std::string& display) {
+  // A directory opens as a stream too and reads as "", and opening a FIFO
+  // blocks: only a regular file (after symlinks) is a rules file.
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return Status::io_error(display + ": cannot read the file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::io_error(display + ": cannot read the file");
   std::ostringstream text;
@@ -161,6 +165,11 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
         rejected[name] = attempt;
       }
     } else {
+      // Unreadable (missing, a directory, a dangling link): reported once
+      // until it changes, like a broken text.
+      const std::string attempt = "unreadable";
+      if (auto it = rejected.find(name); it != rejected.end() && it->second == attempt) continue;
+      rejected[name] = attempt;
       event.error = source.status().message();
     }
     event.kind = event.error.empty() ? ReloadEvent::Kind::kActivated : ReloadEvent::Kind::kRejected;

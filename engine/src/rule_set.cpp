@@ -44,6 +44,7 @@ Result<std::unique_ptr<WorkloadRules>> WorkloadRules::compile(const SandboxLimit
   auto first = LuaSandbox::create(limits, rules->chunk_name_, rules->source_);
   if (!first.ok()) return first.status();
   rules->slots_[0].box = std::move(first).value();
+  rules->slots_[0].has_box.store(true, std::memory_order_relaxed);
   return rules;
 }
 
@@ -61,6 +62,7 @@ Result<WorkloadRules::Lease> WorkloadRules::lease() {
         return box.status();
       }
       slot.box = std::move(box).value();
+      slot.has_box.store(true, std::memory_order_relaxed);
     }
     return Lease(&slot, slot.box.get(), nullptr);
   }
@@ -80,16 +82,20 @@ WorkloadRules::Lease::Lease(Lease&& other) noexcept
 
 WorkloadRules::Lease::~Lease() {
   if (slot_ == nullptr) return;  // a temporary (owned_ closes it) or moved-from
-  if (slot_->box && slot_->box->poisoned()) slot_->box.reset();  // rebuilt by the next lease
+  if (slot_->box && slot_->box->poisoned()) {  // rebuilt by the next lease
+    slot_->box.reset();
+    slot_->has_box.store(false, std::memory_order_relaxed);
+  }
   slot_->busy.store(false, std::memory_order_release);
 }
 
 size_t WorkloadRules::live_states() const {
   size_t n = 0;
   for (size_t i = 0; i < n_slots_; ++i) {
-    // Reading without the busy flag is a snapshot for reports only: the
-    // pointer may change under a concurrent lease.
-    if (slots_[i].busy.load(std::memory_order_acquire) || slots_[i].box) ++n;
+    // Without taking the slot: `box` itself belongs to whoever holds it (a
+    // concurrent lease may be setting it), so read the flag that mirrors it.
+    // A snapshot for reports only.
+    if (slots_[i].has_box.load(std::memory_order_relaxed)) ++n;
   }
   return n;
 }

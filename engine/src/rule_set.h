@@ -83,6 +83,9 @@ class WorkloadRules {
 struct alignas(64) Slot {
   std::atomic<bool> busy{false};
   std::unique_ptr<LuaSandbox> box;  // guarded by busy
+  // Whether `box` is set, for reports that must not take the slot: written
+  // by the holder of `busy` whenever it sets or clears `box`.
+  std::atomic<bool> has_box{false};
 };
 
 // The snapshot decide() runs on.

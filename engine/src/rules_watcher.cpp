@@ -25,6 +25,8 @@ constexpr uint32_t kDirEvents = IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MO
                                 IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 std::string content_hash(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";  // opening a FIFO would block this thread
   std::ifstream in(path, std::ios::binary);
   if (!in) return "";
   std::ostringstream text;

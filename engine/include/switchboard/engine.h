@@ -95,8 +95,10 @@ class Engine {
   // fresh sandbox under the load budget and must pass the workload's test
   // cases (<rules stem>.test.toml beside it) before it goes live in one
   // atomic swap; otherwise the old version keeps serving and the error is
-  // recorded. Returns one event per changed file. Thread-safe; reloads are
-  // serialised.
+  // recorded; the same rejected text (or an unreadable file) is not tried
+  // again until it or its test file changes. Returns one event per file
+  // tried. Thread-safe; reloads are serialised. Within one reload the new
+  // snapshot is published first, then status() is updated, then on_reload runs.
   std::vector<ReloadEvent> reload();
 
   // Per workload, in name order.
