@@ -1,0 +1,120 @@
+// The cost ledger: one CostRecord per model-call attempt, written to sinks.
+//
+// Sinks have the spdlog shape: a tiny interface (write, flush), a base that
+// takes the lock so implementers never do, composition (a sink of sinks), and
+// failure isolation: a sink that fails reports to the error handler and never
+// breaks the call that produced the record.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "switchboard/money.h"
+#include "switchboard/pricing.h"
+#include "switchboard/status.h"
+
+namespace switchboard {
+
+enum class CallStatus { kOk, kError, kFallback, kRefusedByBudget };
+std::string_view to_string(CallStatus s);
+std::optional<CallStatus> parse_call_status(std::string_view name);
+
+struct CostRecord {
+  std::int64_t id = 0;                 // assigned by a store (SQLite rowid); 0 before
+  std::chrono::system_clock::time_point time;
+  std::string trace_id;                // shared by every call of one step (fan-out included)
+  std::string parent_id;               // the fan-out parent's call id, "" at the top
+  std::string call_id;                 // this attempt
+  std::string workload;
+  std::string role;                    // the step's role
+  std::string tier;
+  std::string model;
+  std::string provider;
+  std::string rules_version;           // sha256 of the rules that decided
+  std::string catalog_version;         // the price catalog `cost` was computed with
+  std::int64_t latency_ms = 0;
+  Usage usage;
+  MicroUsd cost = 0;
+  CallStatus status = CallStatus::kOk;
+  std::string error;                   // one line, "" when ok; never holds a key
+};
+
+// Receives every sink failure. Called from the writing thread; must not throw.
+using SinkErrorHandler = std::function<void(const std::string& sink, const std::string& message)>;
+
+class LedgerSink {
+ public:
+  virtual ~LedgerSink() = default;
+  // Accepts a record. Thread-safe. A durable sink may buffer: the record is
+  // acknowledged (durable) only once a later flush() returns ok.
+  virtual Status write(const CostRecord& record) = 0;
+  // Makes every record written before this call durable. Thread-safe.
+  virtual Status flush() = 0;
+  virtual std::string name() const = 0;
+};
+
+// Base that serialises write/flush under one mutex, as spdlog's base_sink.
+class LockedSink : public LedgerSink {
+ public:
+  Status write(const CostRecord& record) final;
+  Status flush() final;
+
+ protected:
+  virtual Status write_locked(const CostRecord& record) = 0;
+  virtual Status flush_locked() = 0;
+
+ private:
+  std::mutex mu_;
+};
+
+// What a SQLite sink does when its bounded queue is full.
+enum class QueueFullPolicy {
+  kBlock,  // the writer waits for room (default: nothing is dropped)
+  kFail,   // write() returns an error at once; the caller decides
+};
+
+struct SqliteLedgerOptions {
+  std::string path;                         // database file; created with the schema if new
+  size_t queue_capacity = 65536;            // records waiting for the background writer
+  size_t batch_size = 512;                  // records per transaction, at most
+  std::chrono::milliseconds max_delay{50};  // a partial batch is written after this
+  QueueFullPolicy when_full = QueueFullPolicy::kBlock;
+};
+
+// The embedded default: WAL mode, a versioned schema with migrations, batched
+// transactions on a background thread. flush() returns once every earlier
+// record is committed (synchronous=FULL for the commit flush() waits on).
+Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options);
+// One JSON object per line; flush() fsyncs.
+Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
+// Hands each record to the host, synchronously, on the writing thread.
+std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn);
+
+// A sink of sinks: writes to each; a failing sink is reported and skipped.
+class Ledger {
+ public:
+  explicit Ledger(std::vector<std::shared_ptr<LedgerSink>> sinks, SinkErrorHandler on_error = {});
+  // Never fails: a sink's failure goes to the error handler.
+  void record(const CostRecord& record);
+  // Flushes every sink; ok only if all flushed.
+  Status flush();
+
+ private:
+  std::vector<std::shared_ptr<LedgerSink>> sinks_;
+  SinkErrorHandler on_error_;
+};
+
+// Reads a SQLite ledger back (for rebill, report and tests), oldest first.
+struct LedgerQuery {
+  std::optional<std::chrono::system_clock::time_point> since, until;  // [since, until)
+  std::optional<std::string> workload;
+};
+Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query = {});
+
+}  // namespace switchboard

@@ -1,0 +1,96 @@
+// The price catalog and exact call costs.
+//
+// A catalog is a TOML file (prices.toml) with a `version` that every ledger
+// record priced with it stores, and one table per model:
+//
+//   version = "2026-11-01"
+//   [models.claude-sonnet-4-5]
+//   # Anthropic pricing page (anthropic.com/pricing), checked 2026-11-01
+//   input = 3.00             # USD per million tokens
+//   cached_input = 0.30      # cache reads
+//   cache_write_5m = 3.75    # Anthropic: 5-minute cache writes
+//   cache_write_1h = 6.00    #            1-hour cache writes
+//   output = 15.00
+//   reasoning = 15.00        # optional: defaults to output
+//   long_context = { above_input_tokens = 200_000, input = 6.00, cached_input = 0.60,
+//                    cache_write_5m = 7.50, cache_write_1h = 12.00, output = 22.50 }
+//
+// Omitted cache rates default to the input rate (no discount), omitted
+// long-context rates to the base rates. A model the catalog does not price is
+// an error wherever a price is needed, never $0.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "switchboard/money.h"
+#include "switchboard/status.h"
+
+namespace switchboard {
+
+// Token counts of one call, normalised so the buckets do not overlap (see
+// usage.h for how each provider's figures map here).
+struct Usage {
+  std::int64_t input_tokens = 0;           // uncached input, billed at the input rate
+  std::int64_t cached_input_tokens = 0;    // input read from a cache
+  std::int64_t cache_write_5m_tokens = 0;  // input written to a 5-minute cache
+  std::int64_t cache_write_1h_tokens = 0;  // input written to a 1-hour cache
+  std::int64_t output_tokens = 0;          // visible output, reasoning excluded
+  std::int64_t reasoning_tokens = 0;       // hidden reasoning ("thinking") output
+
+  // Every input token, whatever its rate: what long-context thresholds compare.
+  std::int64_t total_input() const {
+    return input_tokens + cached_input_tokens + cache_write_5m_tokens + cache_write_1h_tokens;
+  }
+  bool operator==(const Usage&) const = default;
+};
+
+// Rates in micro-dollars per million tokens.
+struct Rates {
+  MicroUsdPerMtok input = 0;
+  MicroUsdPerMtok cached_input = 0;
+  MicroUsdPerMtok cache_write_5m = 0;
+  MicroUsdPerMtok cache_write_1h = 0;
+  MicroUsdPerMtok output = 0;
+  MicroUsdPerMtok reasoning = 0;
+};
+
+struct ModelPrices {
+  std::string model;
+  Rates base;
+  // Once a request's total input exceeds `above_input_tokens`, the whole
+  // request is billed at `rates` (as Anthropic and Google price long context).
+  struct LongContext {
+    std::int64_t above_input_tokens = 0;
+    Rates rates;
+  };
+  std::optional<LongContext> long_context;
+  std::string source;  // "file:line:column" of the entry, for messages
+
+  // The rates that apply to a request with `total_input` tokens.
+  const Rates& rates_for(std::int64_t total_input) const;
+  // Exact cost: each bucket × its rate, summed before rounding half up.
+  MicroUsd cost(const Usage& usage) const;
+};
+
+class PriceCatalog {
+ public:
+  static Result<PriceCatalog> load(const std::string& path);
+  static Result<PriceCatalog> parse(std::string_view text, std::string source_name);
+
+  const std::string& version() const { return version_; }
+  const ModelPrices* find(std::string_view model) const;
+  const std::map<std::string, ModelPrices, std::less<>>& models() const { return models_; }
+  // Cost of `usage` on `model`; an error naming the catalog when unpriced.
+  Result<MicroUsd> cost(std::string_view model, const Usage& usage) const;
+
+ private:
+  std::string version_;
+  std::string source_name_;
+  std::map<std::string, ModelPrices, std::less<>> models_;
+};
+
+}  // namespace switchboard
