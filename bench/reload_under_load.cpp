@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   {
     std::string config = read_text(src + "/switchboard.toml");
     std::ofstream(dir / "switchboard.toml", std::ios::binary) << config;
+    fs::copy_file(src + "/prices.toml", dir / "prices.toml");  // [routing] price_catalog
     for (const char* w : {"code_fix", "contract_review", "web_research"}) {
       fs::copy_file(src + "/rules/" + w + ".lua", dir / "rules" / (std::string(w) + ".lua"));
     }

@@ -6,7 +6,7 @@ set -euo pipefail
 SWITCHBOARD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   liblua5.4-dev libtomlplusplus-dev libspdlog-dev doctest-dev
-  nlohmann-json3-dev libcli11-dev libssl-dev
+  nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
 )
 
 missing=()

@@ -64,10 +64,14 @@ struct Project {
     dir.write("rules/v.lua", kRulesV);
     std::string text = switchboard::testing::small_config(
         "\n[workloads.v]\nrules = \"rules/v.lua\"\nfallback_tier = \"cheap\"\n");
-    for (size_t at = text.find("m-premium"); at != std::string::npos;
-         at = text.find("m-premium", at + premium_model.size())) {
-      text.replace(at, 9, premium_model);
+    std::string prices = switchboard::testing::small_prices();
+    for (std::string* t : {&text, &prices}) {
+      for (size_t at = t->find("m-premium"); at != std::string::npos;
+           at = t->find("m-premium", at + premium_model.size())) {
+        t->replace(at, 9, premium_model);
+      }
     }
+    dir.write("prices.toml", prices);
     config = dir.write("switchboard.toml", text);
   }
   std::string path(const std::string& name) const { return (dir.path() / name).string(); }

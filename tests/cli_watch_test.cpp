@@ -97,7 +97,7 @@ const char* kPremium = R"lua(function classify(step, ctx) return "premium" end
 TEST_CASE("cli: watch --manual reloads on SIGHUP and prints the activation") {
   TempDir dir;
   dir.write("rules/w.lua", kCheap);
-  dir.write("switchboard.toml", switchboard::testing::small_config());
+  switchboard::testing::write_small_config(dir);
   WatchProcess watch(dir.path().string(), {"watch", "--manual"});
   REQUIRE_MESSAGE(watch.wait_for("SIGHUP reloads", std::chrono::seconds(10)), watch.output());
   CHECK(watch.output().find("serving   w rules/w.lua") != std::string::npos);
@@ -124,7 +124,7 @@ TEST_CASE("cli: watch --manual reloads on SIGHUP and prints the activation") {
 TEST_CASE("cli: watch shows an edit saved by rename go live within a second") {
   TempDir dir;
   dir.write("rules/w.lua", kCheap);
-  dir.write("switchboard.toml", switchboard::testing::small_config());
+  switchboard::testing::write_small_config(dir);
   WatchProcess watch(dir.path().string(), {"watch", "--debounce-ms", "50", "--poll-ms", "5000"});
   REQUIRE_MESSAGE(watch.wait_for("SIGHUP reloads", std::chrono::seconds(10)), watch.output());
 

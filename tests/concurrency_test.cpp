@@ -69,7 +69,7 @@ std::unique_ptr<Engine> open_two_workloads(const TempDir& dir) {
   dir.write("rules/w.lua", versioned_rules("w", "A"));
   dir.write("rules/v.lua", versioned_rules("v", "A"));
   dir.write("rules/w.test.toml", kTestCases);
-  auto engine = Engine::open_file(dir.write("switchboard.toml", switchboard::testing::small_config(kTwoWorkloads)));
+  auto engine = Engine::open_file(switchboard::testing::write_config(dir, switchboard::testing::small_config(kTwoWorkloads)));
   REQUIRE_MESSAGE(engine.ok(), engine.status().message());
   return std::move(engine).value();
 }

@@ -1,5 +1,6 @@
 // Configuration: the shipped file loads, every broken config names the exact
-// file:line:column of its fault, prices become exact micro-dollars.
+// file:line:column of its fault, every model is priced from the catalog the
+// config names (catalog parsing itself: pricing_test.cpp).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -15,12 +16,12 @@ namespace {
 
 // A minimal valid config. Its line numbers, for reading the cases below:
 //   1 [routing]
-//   2 premium_tier = "cheap"
-//   3 max_fanout = 4
-//   4 [models.m]
-//   5 provider = "sim"
-//   6 context_window = 1000
-//   7 price = { input = 1.0, output = 5.0 }
+//   2 price_catalog = "prices.toml"
+//   3 premium_tier = "cheap"
+//   4 max_fanout = 4
+//   5 [models.m]
+//   6 provider = "sim"
+//   7 context_window = 1000
 //   8 [tiers.cheap]
 //   9 models = ["m"]
 //  10 [workloads.w]
@@ -28,12 +29,12 @@ namespace {
 //  12 fallback_tier = "cheap"
 const std::string kValid =
     "[routing]\n"
+    "price_catalog = \"prices.toml\"\n"
     "premium_tier = \"cheap\"\n"
     "max_fanout = 4\n"
     "[models.m]\n"
     "provider = \"sim\"\n"
     "context_window = 1000\n"
-    "price = { input = 1.0, output = 5.0 }\n"
     "[tiers.cheap]\n"
     "models = [\"m\"]\n"
     "[workloads.w]\n"
@@ -50,10 +51,22 @@ std::string edit(const std::string& from, const std::string& to) {
   return text;
 }
 
-// A directory holding w.lua, so only the edit under test can be wrong.
+// The catalog beside kValid: m at $1 in, $0.25 cached, $5 out.
+const std::string kPrices =
+    "version = \"t-1\"\n"
+    "[models.m]\n"
+    "input = 1.0\n"
+    "cached_input = 0.25\n"
+    "output = 5.0\n";
+
+// A directory holding w.lua and prices.toml, so only the edit under test can be wrong.
 struct ConfigDir {
   TempDir dir;
-  ConfigDir() { dir.write("w.lua", R"lua(function classify(step, ctx) return "cheap" end)lua"); }
+  explicit ConfigDir(const std::string& prices = kPrices) {
+    dir.write("w.lua", R"lua(function classify(step, ctx) return "cheap" end)lua");
+    dir.write("prices.toml", prices);
+  }
+  std::string catalog_path() const { return (dir.path() / "prices.toml").string(); }
   Result<Config> parse(const std::string& text) const {
     return parse_config(text, "bad.toml", dir.path().string());
   }
@@ -83,12 +96,25 @@ TEST_CASE("the shipped switchboard.toml loads") {
   REQUIRE(cheap != nullptr);
   CHECK(cheap->models == std::vector<std::string>{"claude-haiku-4-5", "gpt-5-mini", "gemini-2.5-flash"});
 
+  // Every model is priced from the shipped catalog, prices.toml beside it.
+  REQUIRE(config->prices != nullptr);
+  CHECK_FALSE(config->prices->version().empty());
+  CHECK(std::filesystem::equivalent(config->price_catalog_path, SWITCHBOARD_SOURCE_DIR "/prices.toml"));
+  for (const auto& [name, model] : config->models) {
+    INFO(name);
+    const ModelPrices* prices = config->prices->find(name);
+    REQUIRE(prices != nullptr);
+    CHECK(model.price.input == prices->base.input);
+    CHECK(model.price.cached_input == prices->base.cached_input);
+    CHECK(model.price.output == prices->base.output);
+    CHECK(model.price.input > 0);
+    CHECK(model.price.output > 0);
+  }
   const ModelSpec* opus = config->find_model("claude-opus-4-1");
   REQUIRE(opus != nullptr);
   CHECK(opus->price.input == 15'000'000);
   CHECK(opus->price.cached_input == 1'500'000);
   CHECK(opus->price.output == 75'000'000);
-  CHECK(config->find_model("gemini-2.5-flash")->price.cached_input == 75'000);
 
   const Workload* code_fix = config->find_workload("code_fix");
   REQUIRE(code_fix != nullptr);
@@ -109,11 +135,10 @@ TEST_CASE("the base config of the broken-config table is itself valid") {
 
 TEST_CASE("each broken config names file:line:column and what is wrong") {
   const std::string kOrphan =
-      "price = { input = 1.0, output = 5.0 }\n"
+      "context_window = 1000\n"
       "[models.orphan]\n"  // line 8
       "provider = \"sim\"\n"
-      "context_window = 1000\n"
-      "price = { input = 1.0, output = 5.0 }\n";
+      "context_window = 1000\n";
   const std::vector<BrokenConfig> cases = {
       {"unknown tier in a workload's fallback_tier",
        edit("fallback_tier = \"cheap\"", "fallback_tier = \"cheep\""),
@@ -122,45 +147,43 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        edit("models = [\"m\"]", "models = [\"m\", \"m-missing\"]"),
        "bad.toml:9:16: tier 'cheap' lists unknown model 'm-missing'"},
       {"a model in no tier",
-       edit("price = { input = 1.0, output = 5.0 }\n", kOrphan),
+       edit("context_window = 1000\n", kOrphan),
        "bad.toml:8:1: model 'orphan' is in no tier; add it to a tier's models"},
-      {"a negative price",
-       edit("input = 1.0", "input = -1.0"),
-       "bad.toml:7:19: model 'm': price 'input' must not be negative"},
-      {"a model with no price at all",
-       edit("price = { input = 1.0, output = 5.0 }\n", ""),
-       "bad.toml:4:1: model 'm' has no price; a model without a price cannot be routed to"},
-      {"a price with no output price",
-       edit("price = { input = 1.0, output = 5.0 }", "price = { input = 1.0 }"),
-       "bad.toml:7:9: model 'm': price has no 'output' (USD per million tokens)"},
-      {"a price given as text",
-       edit("input = 1.0", "input = \"1.0\""),
-       "bad.toml:7:19: model 'm': price 'input' must be a number of USD per million tokens"},
+      {"a price written in the config instead of the catalog",
+       edit("context_window = 1000\n", "context_window = 1000\nprice = { input = 1.0, output = 5.0 }\n"),
+       "bad.toml:8:1: model 'm': prices are no longer written in the config; they live in the price "
+       "catalog named by [routing] price_catalog"},
+      {"no price catalog",
+       edit("price_catalog = \"prices.toml\"\n", ""),
+       "bad.toml:1:1: [routing] needs 'price_catalog', the prices file (e.g. \"prices.toml\", relative "
+       "to this file)"},
+      {"a price catalog that does not exist",
+       edit("\"prices.toml\"", "\"prices/nowhere.toml\""),
+       "bad.toml:2:17: [routing] price_catalog: file 'prices/nowhere.toml' does not exist"},
+      {"a price catalog that is not a string",
+       edit("\"prices.toml\"", "7"),
+       "bad.toml:2:17: [routing]: 'price_catalog' must be a string"},
       {"a missing rules file",
        edit("rules = \"w.lua\"", "rules = \"missing.lua\""),
        "bad.toml:11:9: workload 'w': rules file 'missing.lua' does not exist"},
       {"an unknown provider",
        edit("provider = \"sim\"", "provider = \"openia\""),
-       "bad.toml:5:12: model 'm': unknown provider 'openia' (expected openai, anthropic, gemini, "
+       "bad.toml:6:12: model 'm': unknown provider 'openia' (expected openai, anthropic, gemini, "
        "openai-compatible or sim)"},
       {"a network provider with no endpoint",
        edit("provider = \"sim\"", "provider = \"openai\""),
-       "bad.toml:4:1: model 'm': provider 'openai' needs an 'endpoint'"},
+       "bad.toml:5:1: model 'm': provider 'openai' needs an 'endpoint'"},
       {"an unknown key in a model (typo)",
        edit("context_window = 1000", "context_windo = 1000"),
-       "bad.toml:6:1: model 'm': unknown key 'context_windo' (expected one of: provider, endpoint, "
-       "api_key_env, context_window, default_output_tokens, price)"},
-      {"an unknown key inside an inline price table",
-       edit("output = 5.0", "outptu = 5.0"),
-       "bad.toml:7:24: model 'm' price: unknown key 'outptu' (expected one of: input, cached_input, "
-       "output)"},
+       "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, endpoint, "
+       "api_key_env, context_window, default_output_tokens)"},
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
        "models, tiers, workloads)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
-       "bad.toml:6:18: model 'm': 'context_window' must be a whole number"},
+       "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},
       {"a string where a tier table belongs",
        edit("[tiers.cheap]\nmodels = [\"m\"]\n", "[tiers]\ncheap = \"m\"\n"),
        "bad.toml:9:9: tier 'cheap' must be a table"},
@@ -169,13 +192,13 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        "bad.toml:10:1: tier 'm' has the name of a model; a rule's answer would be ambiguous"},
       {"max_fanout above 64",
        edit("max_fanout = 4", "max_fanout = 65"),
-       "bad.toml:3:14: [routing] max_fanout is at most 64"},
+       "bad.toml:4:14: [routing] max_fanout is at most 64"},
       {"max_fanout of zero",
        edit("max_fanout = 4", "max_fanout = 0"),
-       "bad.toml:3:14: [routing]: 'max_fanout' must be positive"},
+       "bad.toml:4:14: [routing]: 'max_fanout' must be positive"},
       {"a premium_tier that is not a tier",
        edit("premium_tier = \"cheap\"", "premium_tier = \"gold\""),
-       "bad.toml:2:16: [routing] premium_tier: unknown tier 'gold'"},
+       "bad.toml:3:16: [routing] premium_tier: unknown tier 'gold'"},
       {"a duplicate model in one tier",
        edit("models = [\"m\"]", "models = [\"m\", \"m\"]"),
        "bad.toml:9:16: tier 'cheap' lists model 'm' twice"},
@@ -201,7 +224,7 @@ TEST_CASE("malformed TOML syntax names the line and column where parsing stopped
   auto config = d.parse(edit("context_window = 1000", "context_window = "));
   REQUIRE_FALSE(config.ok());
   const std::string& message = config.status().message();
-  CHECK(message.starts_with("bad.toml:6:18: "));
+  CHECK(message.starts_with("bad.toml:7:18: "));
   CHECK(message.find("expected value") != std::string::npos);
 
   auto unclosed = d.parse(edit("[tiers.cheap]", "[tiers.cheap"));
@@ -234,29 +257,51 @@ TEST_CASE("rules paths resolve against the config file's directory") {
   CHECK(std::filesystem::equivalent(w.rules_file, d.dir.path() / "w.lua"));
 }
 
-TEST_CASE("prices convert exactly to micro-dollars per million tokens") {
+TEST_CASE("a model's list price comes from its catalog entry") {
   ConfigDir d;
-  auto config = d.parse(edit("price = { input = 1.0, output = 5.0 }",
-                             "price = { input = 0.075, output = 15 }"));
+  auto config = d.parse(kValid);
   REQUIRE_MESSAGE(config.ok(), config.status().message());
   const ModelSpec& m = *config->find_model("m");
-  CHECK(m.price.input == 75'000);
-  CHECK(m.price.output == 15'000'000);
-  // cached_input defaults to the input price when not given
-  CHECK(m.price.cached_input == 75'000);
+  CHECK(m.price.input == 1'000'000);
+  CHECK(m.price.cached_input == 250'000);
+  CHECK(m.price.output == 5'000'000);
+  REQUIRE(config->prices != nullptr);
+  CHECK(config->prices->version() == "t-1");
+  CHECK(std::filesystem::equivalent(config->price_catalog_path, d.catalog_path()));
+  // The config keeps the whole catalog, for exact costs after a call.
+  Usage usage;
+  usage.input_tokens = 1'000;
+  usage.cached_input_tokens = 2'000;
+  usage.output_tokens = 100;
+  auto cost = config->prices->cost("m", usage);
+  REQUIRE(cost.ok());
+  CHECK(*cost == 1'000 + 500 + 500);
+}
 
-  struct Case {
-    const char* written;
-    MicroUsdPerMtok micro;
-  };
-  for (const Case& c : {Case{"0.1", 100'000}, Case{"0.3", 300'000}, Case{"1.005", 1'005'000},
-                        Case{"2.675", 2'675'000}, Case{"0.000001", 1}, Case{"0", 0},
-                        Case{"75", 75'000'000}, Case{"1_000", 1'000'000'000}}) {
-    INFO(std::string(c.written));
-    auto priced = d.parse(edit("output = 5.0", std::string("output = ") + c.written));
-    REQUIRE_MESSAGE(priced.ok(), priced.status().message());
-    CHECK(priced->find_model("m")->price.output == c.micro);
-  }
+TEST_CASE("a model the catalog does not price is a config error naming the model and the catalog") {
+  ConfigDir d("version = \"t-1\"\n[models.other]\ninput = 1.0\noutput = 5.0\n");
+  auto config = d.parse(kValid);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().code() == Status::Code::kInvalidArgument);
+  CHECK(config.status().message() == "bad.toml:5:1: model 'm' has no price in the catalog " + d.catalog_path() +
+                                         "; a model without a price cannot be routed to");
+}
+
+TEST_CASE("an error in the price catalog is reported at its place in the catalog") {
+  ConfigDir d("version = \"t-1\"\n[models.m]\ninput = -1.0\noutput = 5.0\n");
+  auto config = d.parse(kValid);
+  REQUIRE_FALSE(config.ok());
+  CHECK(config.status().message() == d.catalog_path() + ":3:9: model 'm': 'input' must not be negative");
+}
+
+TEST_CASE("the price catalog path resolves against the config file's directory") {
+  ConfigDir d;
+  d.dir.write("conf/w.lua", R"lua(function classify(step, ctx) return "cheap" end)lua");
+  std::string text = kValid;
+  text.replace(text.find("\"prices.toml\""), 13, "\"../prices.toml\"");
+  auto config = load_config(d.dir.write("conf/switchboard.toml", text));
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(std::filesystem::equivalent(config->price_catalog_path, d.catalog_path()));
 }
 
 TEST_CASE("a budget in dollars converts exactly to micro-dollars") {

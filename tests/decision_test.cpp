@@ -30,7 +30,7 @@ Result<std::unique_ptr<Engine>> open_engine(const TempDir& dir, const std::strin
   config = replace_once(config, "rules = \"rules/w.lua\"\nfallback_tier = \"cheap\"",
                         "rules = \"rules/w.lua\"\nfallback_tier = \"premium\"");
   dir.write("rules/w.lua", rules);
-  return Engine::open_file(dir.write("switchboard.toml", config));
+  return Engine::open_file(switchboard::testing::write_config(dir, config));
 }
 
 Step step_of(std::string role, std::int64_t input_tokens = 1000) {

@@ -383,7 +383,7 @@ function classify(step, ctx) return "premium" end
   EngineOptions options;
   options.on_reload = [&seen](const ReloadEvent& e) { seen.push_back(e); };
   auto opened = Engine::open_file(
-      dir.write("switchboard.toml", switchboard::testing::small_config(
+      switchboard::testing::write_config(dir, switchboard::testing::small_config(
                                         "\n[workloads.v]\nrules = \"rules/v.lua\"\nfallback_tier = \"cheap\"\n")),
       std::move(options));
   REQUIRE_MESSAGE(opened.ok(), opened.status().message());

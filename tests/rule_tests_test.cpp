@@ -37,7 +37,7 @@ struct Suite {
     std::string text = switchboard::testing::small_config("budget_usd = 50.0\n");
     const std::string from = "rules = \"rules/w.lua\"\nfallback_tier = \"cheap\"";
     text.replace(text.find(from), from.size(), "rules = \"rules/w.lua\"\nfallback_tier = \"premium\"");
-    auto loaded = load_config(dir.write("switchboard.toml", text));
+    auto loaded = load_config(switchboard::testing::write_config(dir, text));
     REQUIRE_MESSAGE(loaded.ok(), loaded.status().message());
     config = std::move(loaded).value();
   }

@@ -113,7 +113,7 @@ Watched open_watching(const TempDir& dir, milliseconds poll_interval = milliseco
   options.watch_debounce = milliseconds(50);
   options.watch_poll_interval = poll_interval;
   options.on_reload = [log = w.log](const ReloadEvent& e) { log->add(e); };
-  auto opened = Engine::open_file(dir.write("switchboard.toml", switchboard::testing::small_config()),
+  auto opened = Engine::open_file(switchboard::testing::write_config(dir, switchboard::testing::small_config()),
                                   std::move(options));
   REQUIRE_MESSAGE(opened.ok(), opened.status().message());
   w.engine = std::move(opened).value();

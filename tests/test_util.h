@@ -41,11 +41,30 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The price catalog small_config() names (prices.toml beside it): m-cheap
+// $1/$0.10/$5 and m-premium $15/$1.50/$75 (input/cached/output per Mtok).
+inline std::string small_prices(const std::string& extra = "") {
+  return R"toml(version = "test-1"
+[models.m-cheap]
+input = 1.0
+cached_input = 0.1
+output = 5.0
+
+[models.m-premium]
+input = 15.0
+cached_input = 1.5
+output = 75.0
+)toml" + extra;
+}
+
 // A small valid config: tiers cheap (m-cheap) and premium (m-premium), one
-// workload "w" whose rules file is rules/w.lua in the same directory.
+// workload "w" whose rules file is rules/w.lua in the same directory, prices
+// from prices.toml in the same directory (write small_prices() there, or use
+// write_small_config).
 inline std::string small_config(const std::string& extra = "") {
   return R"toml(
 [routing]
+price_catalog = "prices.toml"
 premium_tier = "premium"
 default_fallback_tier = "cheap"
 
@@ -53,13 +72,11 @@ default_fallback_tier = "cheap"
 provider = "sim"
 context_window = 100000
 default_output_tokens = 500
-price = { input = 1.0, cached_input = 0.1, output = 5.0 }
 
 [models.m-premium]
 provider = "sim"
 context_window = 200000
 default_output_tokens = 1000
-price = { input = 15.0, cached_input = 1.5, output = 75.0 }
 
 [tiers.cheap]
 models = ["m-cheap"]
@@ -73,13 +90,24 @@ fallback_tier = "cheap"
 )toml" + extra;
 }
 
+// Writes `config` as switchboard.toml and small_prices() as prices.toml in
+// `dir`; returns the config's path.
+inline std::string write_config(const TempDir& dir, const std::string& config) {
+  dir.write("prices.toml", small_prices());
+  return dir.write("switchboard.toml", config);
+}
+
+// write_config() of small_config(extra).
+inline std::string write_small_config(const TempDir& dir, const std::string& extra = "") {
+  return write_config(dir, small_config(extra));
+}
+
 // Opens an engine on small_config() with `rules` as rules/w.lua.
 inline Result<std::unique_ptr<Engine>> engine_with_rules(const TempDir& dir, const std::string& rules,
                                                          const std::string& extra_config = "",
                                                          EngineOptions options = {}) {
   dir.write("rules/w.lua", rules);
-  const std::string config_path = dir.write("switchboard.toml", small_config(extra_config));
-  return Engine::open_file(config_path, std::move(options));
+  return Engine::open_file(write_small_config(dir, extra_config), std::move(options));
 }
 
 // Runs a shell command; returns its exit code and fills `output` with stdout+stderr.

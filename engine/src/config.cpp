@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -24,37 +25,19 @@ using detail::where;
 const std::set<std::string, std::less<>> kProviders = {"openai", "anthropic", "gemini",
                                                        "openai-compatible", "sim"};
 
-MicroUsdPerMtok read_price(const toml::table& t, std::string_view key, const std::string& model,
-                           const std::string& file, bool required, MicroUsdPerMtok fallback) {
-  const toml::node* node = t.get(key);
-  if (node == nullptr) {
-    if (required) {
-      throw ConfigError(where(file, t) + ": model '" + model + "': price has no '" +
-                        std::string(key) + "' (USD per million tokens)");
-    }
-    return fallback;
-  }
-  std::optional<double> usd = node->value<double>();
-  if (!usd) {
-    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
-                      "' must be a number of USD per million tokens");
-  }
-  if (!std::isfinite(*usd) || *usd < 0) {
-    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
-                      "' must not be negative");
-  }
-  if (*usd > 10000) {
-    throw ConfigError(where(file, *node) + ": model '" + model + "': price '" + std::string(key) +
-                      "' of $" + std::to_string(*usd) + " per million tokens is not plausible");
-  }
-  return std::llround(*usd * 1e6);
-}
-
 ModelSpec read_model(const std::string& name, const toml::node& node, const std::string& file) {
   const toml::table& t = detail::expect_table(node, file, "model '" + name + "'");
+  if (const toml::node* price = t.get("price")) {
+    // Prices moved to the catalog: one place to update them, versioned with
+    // every ledger record.
+    const toml::source_region& key_at = t.find("price")->first.source();
+    throw ConfigError(where(file, key_at.begin.line > 0 ? key_at : price->source()) + ": model '" + name +
+                      "': prices are no longer written in the config; they live in the price catalog "
+                      "named by [routing] price_catalog");
+  }
   detail::reject_unknown_keys(t, file, "model '" + name + "'",
                               {"provider", "endpoint", "api_key_env", "context_window",
-                               "default_output_tokens", "price"});
+                               "default_output_tokens"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
@@ -73,18 +56,39 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   m.default_output_tokens =
       detail::optional_positive_integer(t, "default_output_tokens", file, "model '" + name + "'")
           .value_or(m.default_output_tokens);
-  const toml::node* price_node = t.get("price");
-  if (price_node == nullptr) {
-    throw ConfigError(m.source + ": model '" + name +
-                      "' has no price; a model without a price cannot be routed to");
-  }
-  const toml::table& price = detail::expect_table(*price_node, file, "model '" + name + "' price");
-  detail::reject_unknown_keys(price, file, "model '" + name + "' price",
-                              {"input", "cached_input", "output"});
-  m.price.input = read_price(price, "input", name, file, true, 0);
-  m.price.output = read_price(price, "output", name, file, true, 0);
-  m.price.cached_input = read_price(price, "cached_input", name, file, false, m.price.input);
   return m;
+}
+
+// Reads the catalog named by [routing] price_catalog and prices every model
+// from it: a model the catalog does not price is an error, never $0.
+void load_prices(Config& c, const toml::table& routing, bool has_routing, const std::string& file,
+                 const std::string& base_dir) {
+  const toml::node* at = routing.get("price_catalog");
+  if (at == nullptr) {
+    throw ConfigError((has_routing ? where(file, routing) : file + ":1:1") +
+                      ": [routing] needs 'price_catalog', the prices file (e.g. \"prices.toml\", "
+                      "relative to this file)");
+  }
+  const std::string written = detail::required_string(routing, "price_catalog", file, "[routing]");
+  c.price_catalog_path = (fs::path(base_dir) / written).lexically_normal().string();
+  std::error_code ec;
+  if (!fs::is_regular_file(c.price_catalog_path, ec)) {
+    throw ConfigError(where(file, *at) + ": [routing] price_catalog: file '" + written + "' does not exist");
+  }
+  Result<PriceCatalog> catalog = PriceCatalog::load(c.price_catalog_path);
+  // The catalog's own errors already name their place in the catalog file.
+  if (!catalog.ok()) throw ConfigError(catalog.status().message());
+  c.prices = std::make_shared<const PriceCatalog>(std::move(catalog).value());
+  for (auto& [name, model] : c.models) {
+    const ModelPrices* p = c.prices->find(name);
+    if (p == nullptr) {
+      throw ConfigError(model.source + ": model '" + name + "' has no price in the catalog " +
+                        c.price_catalog_path + "; a model without a price cannot be routed to");
+    }
+    model.price.input = p->base.input;
+    model.price.cached_input = p->base.cached_input;
+    model.price.output = p->base.output;
+  }
 }
 
 Config build(const toml::table& root, const std::string& file, const std::string& base_dir) {
@@ -162,7 +166,8 @@ Config build(const toml::table& root, const std::string& file, const std::string
   const toml::node* routing_node = root.get("routing");
   const toml::table empty;
   const toml::table& routing = routing_node ? detail::expect_table(*routing_node, file, "[routing]") : empty;
-  detail::reject_unknown_keys(routing, file, "[routing]", {"premium_tier", "default_fallback_tier", "max_fanout"});
+  detail::reject_unknown_keys(routing, file, "[routing]",
+                              {"price_catalog", "premium_tier", "default_fallback_tier", "max_fanout"});
   c.premium_tier = detail::optional_string(routing, "premium_tier", file, "[routing]").value_or("premium");
   check_tier(c.premium_tier, routing.get("premium_tier"), "[routing] premium_tier");
   c.default_fallback_tier = detail::optional_string(routing, "default_fallback_tier", file, "[routing]")
@@ -173,6 +178,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     throw ConfigError(where(file, *routing.get("max_fanout")) + ": [routing] max_fanout is at most 64");
   }
   c.max_fanout = static_cast<int>(max_fanout);
+  load_prices(c, routing, routing_node != nullptr, file, base_dir);
 
   const toml::node* workloads_node = root.get("workloads");
   if (workloads_node == nullptr) throw ConfigError(file + ":1:1: the config defines no [workloads]");

@@ -14,6 +14,7 @@ std::string Status::to_string() const {
     case Code::kNotFound: return "not found: " + message_;
     case Code::kIoError: return "io error: " + message_;
     case Code::kRuleError: return "rule error: " + message_;
+    case Code::kOverBudget: return "over budget: " + message_;
     case Code::kInternal: return "internal error: " + message_;
   }
   return message_;

@@ -10,6 +10,7 @@ namespace switchboard::cli {
 using Command = std::function<int()>;
 
 Command add_check(CLI::App& app);
+Command add_rebill(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_test(CLI::App& app);
 Command add_watch(CLI::App& app);

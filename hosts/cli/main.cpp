@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     commands[app.get_subcommands({}).at(before)] = std::move(run);
   };
   add(switchboard::cli::add_check);
+  add(switchboard::cli::add_rebill);
   add(switchboard::cli::add_route);
   add(switchboard::cli::add_test);
   add(switchboard::cli::add_watch);

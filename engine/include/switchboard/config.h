@@ -1,15 +1,18 @@
 // Configuration: models, tiers, workloads and sandbox limits, read from a TOML
-// file (switchboard.toml). Every error names "file:line:column: what is wrong".
+// file (switchboard.toml), and the price catalog it names ([routing]
+// price_catalog, see pricing.h). Every error names "file:line:column: what is wrong".
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "switchboard/money.h"
+#include "switchboard/pricing.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
@@ -28,6 +31,9 @@ struct SandboxLimits {
   std::int64_t time_limit_ms = 1000;
 };
 
+// A model's base list rates, copied from its price-catalog entry: what the
+// estimate before a call uses. Exact costs after a call use the catalog itself
+// (Config::prices), which also knows cache writes, reasoning and long context.
 struct Price {
   MicroUsdPerMtok input = 0;
   MicroUsdPerMtok cached_input = 0;
@@ -39,7 +45,7 @@ struct ModelSpec {
   std::string provider;       // "openai" | "anthropic" | "gemini" | "openai-compatible" | "sim"
   std::string endpoint;       // base URL; empty for "sim"
   std::string api_key_env;    // environment variable holding the key; empty for "sim"
-  Price price;
+  Price price;                // from the price catalog: every model has an entry
   std::int64_t context_window = 0;
   std::int64_t default_output_tokens = 1024;  // expected output when nothing else says
   std::string source;         // "file:line:column" of the definition, for messages
@@ -66,6 +72,10 @@ struct Config {
   std::string premium_tier = "premium";  // the "everything on premium" baseline
   std::string default_fallback_tier;     // for rules with no workload (tests, check)
   int max_fanout = 8;
+  std::string price_catalog_path;  // [routing] price_catalog, resolved against base_dir
+  // The catalog named by [routing] price_catalog; prices every model in `models`.
+  // Shared and immutable, so a ledger or a budget may keep it past the Config.
+  std::shared_ptr<const PriceCatalog> prices;
   SandboxLimits sandbox;
   std::map<std::string, ModelSpec, std::less<>> models;
   std::map<std::string, Tier, std::less<>> tiers;
@@ -85,9 +95,10 @@ struct Config {
 MicroUsd estimate_call_cost(const ModelSpec& model, std::int64_t input_tokens,
                             std::int64_t output_tokens);
 
-// Reads and validates a config file.
+// Reads and validates a config file, and the price catalog it names.
 Result<Config> load_config(const std::string& path);
-// Parses config text; `source_name` appears in messages, `base_dir` resolves paths.
+// Parses config text; `source_name` appears in messages, `base_dir` resolves
+// paths (the rules files and the price catalog, which is read from disk).
 Result<Config> parse_config(std::string_view text, std::string source_name, std::string base_dir);
 
 }  // namespace switchboard

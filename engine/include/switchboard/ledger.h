@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "switchboard/money.h"
@@ -27,7 +28,7 @@ std::optional<CallStatus> parse_call_status(std::string_view name);
 
 struct CostRecord {
   std::int64_t id = 0;                 // assigned by a store (SQLite rowid); 0 before
-  std::chrono::system_clock::time_point time;
+  std::chrono::system_clock::time_point time;  // stored to the millisecond (UTC)
   std::string trace_id;                // shared by every call of one step (fan-out included)
   std::string parent_id;               // the fan-out parent's call id, "" at the top
   std::string call_id;                 // this attempt
@@ -90,6 +91,9 @@ struct SqliteLedgerOptions {
 // The embedded default: WAL mode, a versioned schema with migrations, batched
 // transactions on a background thread. flush() returns once every earlier
 // record is committed (synchronous=FULL for the commit flush() waits on).
+// A batch that fails to commit is dropped; its error is returned by each
+// flush() covering it that began before one of them returned, and the sink
+// keeps working. Destroying the sink commits what is still queued.
 Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options);
 // One JSON object per line; flush() fsyncs.
 Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
@@ -97,12 +101,15 @@ Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
 std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn);
 
 // A sink of sinks: writes to each; a failing sink is reported and skipped.
+// Thread-safe (the sinks are); the handler may then run on several threads at
+// once. Without a handler, failures are printed to stderr.
 class Ledger {
  public:
   explicit Ledger(std::vector<std::shared_ptr<LedgerSink>> sinks, SinkErrorHandler on_error = {});
-  // Never fails: a sink's failure goes to the error handler.
+  // Never fails: a sink's failure (or exception) goes to the error handler.
   void record(const CostRecord& record);
-  // Flushes every sink; ok only if all flushed.
+  // Flushes every sink; ok only if all flushed, else an error naming each
+  // sink that did not (not also sent to the handler).
   Status flush();
 
  private:
@@ -110,11 +117,19 @@ class Ledger {
   SinkErrorHandler on_error_;
 };
 
-// Reads a SQLite ledger back (for rebill, report and tests), oldest first.
+// Reads a SQLite ledger back (for rebill, report and tests), oldest first
+// (by time, then id), with ids filled. Times are stored to the millisecond.
+// Fields default to "no filter" (initialised so designated initialisers may omit them).
 struct LedgerQuery {
-  std::optional<std::chrono::system_clock::time_point> since, until;  // [since, until)
-  std::optional<std::string> workload;
+  std::optional<std::chrono::system_clock::time_point> since{}, until{};  // [since, until)
+  std::optional<std::string> workload{};
 };
 Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query = {});
+
+// Stores re-priced costs (record id -> micro-dollars) and the catalog version
+// they were priced with, in one transaction: all of them or none.
+Status reprice_sqlite_ledger(const std::string& path,
+                             const std::vector<std::pair<std::int64_t, MicroUsd>>& costs,
+                             const std::string& catalog_version);
 
 }  // namespace switchboard

@@ -16,7 +16,9 @@ using MicroUsdPerMtok = std::int64_t;
 
 // Cost of `tokens` at `price`, in micro-dollars, rounded half up.
 inline MicroUsd cost_of(std::int64_t tokens, MicroUsdPerMtok price) {
-  // tokens < 2^40 and price < 2^33 keep the product inside int64.
+  // tokens × price stays inside int64 for tokens < 2^30 (a billion) and
+  // prices up to $10,000 per Mtok (2^34 micro-dollars); PriceCatalog::cost
+  // sums in 128 bits for anything larger.
   return (tokens * price + 500'000) / 1'000'000;
 }
 

@@ -12,12 +12,24 @@
 //   cache_write_1h = 6.00    #            1-hour cache writes
 //   output = 15.00
 //   reasoning = 15.00        # optional: defaults to output
-//   long_context = { above_input_tokens = 200_000, input = 6.00, cached_input = 0.60,
-//                    cache_write_5m = 7.50, cache_write_1h = 12.00, output = 22.50 }
+//   [models.claude-sonnet-4-5.long_context]   # or an inline table on one line
+//   above_input_tokens = 200_000
+//   input = 6.00
+//   cached_input = 0.60
+//   cache_write_5m = 7.50
+//   cache_write_1h = 12.00
+//   output = 22.50
 //
-// Omitted cache rates default to the input rate (no discount), omitted
-// long-context rates to the base rates. A model the catalog does not price is
-// an error wherever a price is needed, never $0.
+// `input` and `output` are required. Omitted cache rates default to the input
+// rate (no discount), an omitted reasoning rate to the output rate. Omitted
+// long-context rates keep the base rates, with two refinements so a tier that
+// raises a rate does not leave its companions at the cheaper base: reasoning
+// follows the long-context output when that is given, and a cache rate the base
+// left at "no discount" stays at no discount (the long-context input).
+// Prices are USD per million tokens, at most $10,000, read into integer
+// micro-dollars (llround); unknown keys are errors, every error names
+// "file:line:column". A model the catalog does not price is an error wherever
+// a price is needed, never $0.
 #pragma once
 
 #include <cstdint>
@@ -72,7 +84,8 @@ struct ModelPrices {
 
   // The rates that apply to a request with `total_input` tokens.
   const Rates& rates_for(std::int64_t total_input) const;
-  // Exact cost: each bucket × its rate, summed before rounding half up.
+  // Exact cost: each bucket × its rate, summed (in 128 bits) before one
+  // rounding half up. REQUIRES: counts are non-negative (parse_usage ensures it).
   MicroUsd cost(const Usage& usage) const;
 };
 

@@ -15,7 +15,7 @@ namespace switchboard {
 
 class Status {
  public:
-  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kInternal };
+  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kInternal };
 
   Status() = default;  // ok
 
@@ -24,6 +24,8 @@ class Status {
   static Status not_found(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status rule_error(std::string msg) { return {Code::kRuleError, std::move(msg)}; }
+  // A budget reservation was refused: the call must not go out.
+  static Status over_budget(std::string msg) { return {Code::kOverBudget, std::move(msg)}; }
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }

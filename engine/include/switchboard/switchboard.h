@@ -1,10 +1,14 @@
 // The whole public API of the Switchboard engine.
 #pragma once
 
+#include "switchboard/budget.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/engine.h"
+#include "switchboard/ledger.h"
 #include "switchboard/money.h"
+#include "switchboard/pricing.h"
 #include "switchboard/rule_tests.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
+#include "switchboard/usage.h"

@@ -9,7 +9,16 @@
 //    1-hour writes under `cache_creation` (absent: all 5-minute).
 //    `output_tokens` includes thinking, which the API does not report apart.
 //  - Gemini: `promptTokenCount` includes `cachedContentTokenCount`;
-//    `thoughtsTokenCount` is reported beside `candidatesTokenCount`.
+//    `thoughtsTokenCount` is reported beside `candidatesTokenCount`;
+//    `toolUsePromptTokenCount` (built-in tool results) is billed as input.
+//
+// Where the usage object is looked for: OpenAI `usage` (chat completions, a
+// final streamed chunk, a Responses body) or `response.usage` (the Responses
+// `response.completed` event); Anthropic `usage` (a message, message_delta) or
+// `message.usage` (message_start); Gemini `usageMetadata`. Counts a provider
+// leaves out are 0, except the ones every body carries: OpenAI prompt and
+// completion (input and output) tokens, Anthropic `output_tokens` and Gemini
+// `promptTokenCount`.
 #pragma once
 
 #include <string_view>

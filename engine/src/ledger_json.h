@@ -1,0 +1,24 @@
+// CostRecord <-> one JSON object (a JSONL ledger line). Private: the JSONL
+// sink writes with it; rebill and the tests read back with it.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "switchboard/ledger.h"
+
+namespace switchboard {
+
+// "2026-11-01T12:34:56.789Z": RFC 3339, UTC, milliseconds (finer is truncated).
+std::string format_utc_ms(std::chrono::system_clock::time_point t);
+// Reads exactly the form format_utc_ms writes.
+Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view text);
+
+// One line of JSON, without the newline: every field of `record`, tokens and
+// micro-dollars as integers, the time as format_utc_ms, the status by name.
+std::string cost_record_to_json(const CostRecord& record);
+// The inverse; errors name the field.
+Result<CostRecord> cost_record_from_json(std::string_view line);
+
+}  // namespace switchboard

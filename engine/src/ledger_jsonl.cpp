@@ -1,0 +1,217 @@
+// The JSONL ledger: one JSON object per line, appended with write(2) so a
+// record is in the kernel when write() returns; flush() fsyncs it to disk.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "ledger_json.h"
+
+namespace switchboard {
+
+namespace {
+
+using nlohmann::json;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Owns the file descriptor of an open ledger file.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+class JsonlSink final : public LockedSink {
+ public:
+  JsonlSink(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string name() const override { return "jsonl:" + path_; }
+
+ protected:
+  Status write_locked(const CostRecord& record) override {
+    std::string line = cost_record_to_json(record);
+    line += '\n';
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_.get(), p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::io_error(path_ + ": cannot append a record: " + errno_text(errno));
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status();
+  }
+
+  Status flush_locked() override {
+    while (::fsync(fd_.get()) != 0) {
+      if (errno == EINTR) continue;
+      // fsync on a character device (e.g. a pipe or /dev/stdout) has nothing to sync.
+      if (errno == EINVAL || errno == EROFS) return Status();
+      return Status::io_error(path_ + ": cannot sync: " + errno_text(errno));
+    }
+    return Status();
+  }
+
+ private:
+  std::string path_;
+  Fd fd_;
+};
+
+// Parses `n` decimal digits at `s[at]`; -1 if any is not a digit.
+int digits(std::string_view s, size_t at, size_t n) {
+  int v = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+Status field_error(std::string_view field, std::string_view what) {
+  return Status::invalid_argument("ledger record field '" + std::string(field) + "' " + std::string(what));
+}
+
+}  // namespace
+
+std::string format_utc_ms(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(t);
+  const auto day = floor<days>(ms);
+  const year_month_day ymd{day};
+  const hh_mm_ss<milliseconds> hms{ms - day};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+  return buf;
+}
+
+Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view s) {
+  using namespace std::chrono;
+  // 0123456789012345678901234
+  // 2026-11-01T12:34:56.789Z
+  const auto bad = [&] {
+    return Status::invalid_argument("'" + std::string(s) + "' is not a UTC time like 2026-11-01T12:34:56.789Z");
+  };
+  if (s.size() != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+      s[19] != '.' || s[23] != 'Z') {
+    return bad();
+  }
+  const int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
+  const int h = digits(s, 11, 2), mi = digits(s, 14, 2), se = digits(s, 17, 2), ms = digits(s, 20, 3);
+  if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || se < 0 || ms < 0 || h > 23 || mi > 59 || se > 59) {
+    return bad();
+  }
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return bad();
+  return system_clock::time_point(sys_days(ymd)) + hours(h) + minutes(mi) + seconds(se) + milliseconds(ms);
+}
+
+std::string cost_record_to_json(const CostRecord& r) {
+  json j = json::object();
+  j["id"] = r.id;
+  j["time"] = format_utc_ms(r.time);
+  j["trace_id"] = r.trace_id;
+  j["parent_id"] = r.parent_id;
+  j["call_id"] = r.call_id;
+  j["workload"] = r.workload;
+  j["role"] = r.role;
+  j["tier"] = r.tier;
+  j["model"] = r.model;
+  j["provider"] = r.provider;
+  j["rules_version"] = r.rules_version;
+  j["catalog_version"] = r.catalog_version;
+  j["latency_ms"] = r.latency_ms;
+  j["input_tokens"] = r.usage.input_tokens;
+  j["cached_input_tokens"] = r.usage.cached_input_tokens;
+  j["cache_write_5m_tokens"] = r.usage.cache_write_5m_tokens;
+  j["cache_write_1h_tokens"] = r.usage.cache_write_1h_tokens;
+  j["output_tokens"] = r.usage.output_tokens;
+  j["reasoning_tokens"] = r.usage.reasoning_tokens;
+  j["cost_micro_usd"] = r.cost;
+  j["status"] = std::string(to_string(r.status));
+  j["error"] = r.error;
+  // Invalid UTF-8 (say, from a provider's error text) is replaced, never thrown.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Result<CostRecord> cost_record_from_json(std::string_view line) {
+  const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::invalid_argument("ledger record is not valid JSON");
+  if (!j.is_object()) return Status::invalid_argument("ledger record must be a JSON object");
+  CostRecord r;
+  Status failed;
+  const auto text = [&](const char* key, std::string& into) {
+    if (!failed.ok()) return;
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) {
+      failed = field_error(key, "must be a string");
+      return;
+    }
+    into = it->get<std::string>();
+  };
+  const auto integer = [&](const char* key, std::int64_t& into) {
+    if (!failed.ok()) return;
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_number_integer()) {
+      failed = field_error(key, "must be a whole number");
+      return;
+    }
+    into = it->get<std::int64_t>();
+  };
+  std::string time, status;
+  integer("id", r.id);
+  text("time", time);
+  text("trace_id", r.trace_id);
+  text("parent_id", r.parent_id);
+  text("call_id", r.call_id);
+  text("workload", r.workload);
+  text("role", r.role);
+  text("tier", r.tier);
+  text("model", r.model);
+  text("provider", r.provider);
+  text("rules_version", r.rules_version);
+  text("catalog_version", r.catalog_version);
+  integer("latency_ms", r.latency_ms);
+  integer("input_tokens", r.usage.input_tokens);
+  integer("cached_input_tokens", r.usage.cached_input_tokens);
+  integer("cache_write_5m_tokens", r.usage.cache_write_5m_tokens);
+  integer("cache_write_1h_tokens", r.usage.cache_write_1h_tokens);
+  integer("output_tokens", r.usage.output_tokens);
+  integer("reasoning_tokens", r.usage.reasoning_tokens);
+  integer("cost_micro_usd", r.cost);
+  text("status", status);
+  text("error", r.error);
+  if (!failed.ok()) return failed;
+  auto t = parse_utc_ms(time);
+  if (!t.ok()) return field_error("time", t.status().message());
+  r.time = *t;
+  const auto s = parse_call_status(status);
+  if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback or refused_by_budget");
+  r.status = *s;
+  return r;
+}
+
+Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::io_error(path + ": cannot open the JSONL ledger: " + errno_text(errno));
+  return std::shared_ptr<LedgerSink>(std::make_shared<JsonlSink>(path, fd));
+}
+
+}  // namespace switchboard

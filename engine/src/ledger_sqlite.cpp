@@ -1,0 +1,562 @@
+// The SQLite ledger: the one file that calls SQLite. Every SQLite failure
+// becomes a Status naming the database file; nothing throws across the C API.
+//
+// Writes go into a bounded queue; one background thread drains it in batched
+// transactions (a batch closes at batch_size records or once its oldest record
+// has waited max_delay, or at once when a flush() waits on it). The database is
+// in WAL mode with synchronous=FULL, so every commit fsyncs the WAL: a record
+// is durable once the transaction holding it commits, and flush() waits for
+// exactly that.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <thread>
+#include <utility>
+
+#include "ledger_sqlite.h"
+#include "switchboard/ledger.h"
+
+namespace switchboard {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbClose>;
+
+struct StmtFinalize {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
+
+// Schema migrations, applied in order inside one transaction; the file's
+// `PRAGMA user_version` is the last one applied. Append, never edit.
+struct Migration {
+  int version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE calls (
+  id                     INTEGER PRIMARY KEY,
+  time_ms                INTEGER NOT NULL,  -- milliseconds since 1970-01-01T00:00:00Z
+  trace_id               TEXT    NOT NULL,
+  parent_id              TEXT    NOT NULL,
+  call_id                TEXT    NOT NULL,
+  workload               TEXT    NOT NULL,
+  role                   TEXT    NOT NULL,
+  tier                   TEXT    NOT NULL,
+  model                  TEXT    NOT NULL,
+  provider               TEXT    NOT NULL,
+  rules_version          TEXT    NOT NULL,
+  catalog_version        TEXT    NOT NULL,
+  latency_ms             INTEGER NOT NULL,
+  input_tokens           INTEGER NOT NULL,
+  cached_input_tokens    INTEGER NOT NULL,
+  cache_write_5m_tokens  INTEGER NOT NULL,
+  cache_write_1h_tokens  INTEGER NOT NULL,
+  output_tokens          INTEGER NOT NULL,
+  reasoning_tokens       INTEGER NOT NULL,
+  cost_micro_usd         INTEGER NOT NULL,
+  status                 TEXT    NOT NULL,  -- ok | error | fallback | refused_by_budget
+  error                  TEXT    NOT NULL
+);
+CREATE INDEX calls_by_time ON calls(time_ms);
+CREATE INDEX calls_by_workload ON calls(workload, time_ms);
+)sql"},
+};
+constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
+
+// Every column but id, in the order the insert binds them (from 1).
+constexpr const char* kInsertSql =
+    "INSERT INTO calls (time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
+    "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
+    "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
+    "status, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+constexpr const char* kSelectSql =
+    "SELECT id, time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
+    "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
+    "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
+    "status, error FROM calls";
+
+constexpr int kBusyTimeoutMs = 5000;
+
+std::int64_t to_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_ms(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+Status db_error(const std::string& path, sqlite3* db, std::string_view doing) {
+  return Status::io_error(path + ": " + std::string(doing) + ": " +
+                          (db != nullptr ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+Status exec(sqlite3* db, const std::string& path, const char* sql, std::string_view doing) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status();
+  const std::string message = err != nullptr ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  return Status::io_error(path + ": " + std::string(doing) + ": " + message);
+}
+
+Result<StmtPtr> prepare(sqlite3* db, const std::string& path, std::string_view sql, bool persistent = false) {
+  sqlite3_stmt* stmt = nullptr;
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                    persistent ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
+  StmtPtr owned(stmt);
+  if (rc != SQLITE_OK) return db_error(path, db, "cannot prepare a statement");
+  return owned;
+}
+
+// The single integer a one-row statement such as a PRAGMA returns.
+Result<std::int64_t> query_int(sqlite3* db, const std::string& path, const char* sql, std::string_view doing) {
+  auto stmt = prepare(db, path, sql);
+  if (!stmt.ok()) return stmt.status();
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return db_error(path, db, doing);
+  return static_cast<std::int64_t>(sqlite3_column_int64(stmt->get(), 0));
+}
+
+Result<DbPtr> open_db(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);  // owned even when the open failed
+  if (rc != SQLITE_OK) return db_error(path, db.get(), "cannot open the ledger database");
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  return db;
+}
+
+// Brings the schema to kLatestSchema. BEGIN IMMEDIATE takes the write lock
+// before reading the version, so two processes opening a new file do not
+// both migrate; a file already at the latest version is left untouched.
+Status migrate(sqlite3* db, const std::string& path) {
+  if (Status s = exec(db, path, "BEGIN IMMEDIATE", "cannot start the schema migration"); !s.ok()) return s;
+  const auto fail = [&](Status s) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  };
+  auto version = query_int(db, path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return fail(version.status());
+  if (*version > kLatestSchema) {
+    return fail(Status::invalid_argument(path + ": ledger schema version " + std::to_string(*version) +
+                                         " is newer than this build's (" + std::to_string(kLatestSchema) + ")"));
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *version) continue;
+    const std::string step = "schema migration to version " + std::to_string(m.version) + " failed";
+    if (Status s = exec(db, path, m.sql, step); !s.ok()) return fail(s);
+    const std::string set_version = "PRAGMA user_version = " + std::to_string(m.version);
+    if (Status s = exec(db, path, set_version.c_str(), step); !s.ok()) return fail(s);
+  }
+  return exec(db, path, "COMMIT", "cannot commit the schema migration");
+}
+
+// Checks a ledger being read has a schema this build knows.
+Status check_readable_schema(sqlite3* db, const std::string& path) {
+  auto version = query_int(db, path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  if (*version < 1) return Status::invalid_argument(path + ": not a Switchboard ledger (no schema version)");
+  if (*version > kLatestSchema) {
+    return Status::invalid_argument(path + ": ledger schema version " + std::to_string(*version) +
+                                    " is newer than this build's (" + std::to_string(kLatestSchema) + ")");
+  }
+  return Status();
+}
+
+// Opens an existing ledger for reading: read-write when possible, so a WAL
+// left by a crashed writer is recovered, else read-only.
+Result<DbPtr> open_existing(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such ledger database");
+  auto db = open_db(path, SQLITE_OPEN_READWRITE);
+  if (!db.ok()) db = open_db(path, SQLITE_OPEN_READONLY);
+  return db;
+}
+
+class SqliteLedger final : public LedgerSink {
+ public:
+  SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, StmtPtr insert, StmtPtr begin, StmtPtr commit)
+      : path_(options.path),
+        capacity_(std::max<size_t>(options.queue_capacity, 1)),
+        batch_size_(std::max<size_t>(options.batch_size, 1)),
+        max_delay_(std::max(options.max_delay, std::chrono::milliseconds(0))),
+        when_full_(options.when_full),
+        db_(std::move(db)),
+        insert_(std::move(insert)),
+        begin_(std::move(begin)),
+        commit_(std::move(commit)) {
+    writer_ = std::thread([this] { run(); });
+  }
+
+  // Commits everything still queued, then closes the database.
+  ~SqliteLedger() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    room_cv_.notify_all();
+    writer_.join();
+    // Nobody is left to return these to; a lost record must not pass silently.
+    for (const Failure& f : failures_) {
+      if (f.last > reported_) std::fprintf(stderr, "switchboard: %s\n", f.message.c_str());
+    }
+  }
+
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  std::string name() const override { return "sqlite:" + path_; }
+
+  Status write(const CostRecord& record) override {
+    Pending pending{record, Clock::now()};  // copied outside the lock
+    std::unique_lock<std::mutex> lock(mu_);
+    if (queue_.size() >= capacity_) {
+      if (when_full_ == QueueFullPolicy::kFail) {
+        return Status::io_error(path_ + ": the ledger queue is full (" + std::to_string(capacity_) +
+                                " records waiting); record not written");
+      }
+      room_cv_.wait(lock, [&] { return queue_.size() < capacity_ || stopping_; });
+    }
+    if (stopping_) return Status::internal(path_ + ": the ledger is closing; record not written");
+    pending.queued_at = Clock::now();
+    queue_.push_back(std::move(pending));
+    ++accepted_;
+    // Wake the writer to start its delay (first record) or to commit a full batch.
+    if (queue_.size() == 1 || queue_.size() >= batch_size_) work_cv_.notify_one();
+    return Status();
+  }
+
+  Status flush() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    const std::uint64_t target = accepted_;
+    const std::uint64_t floor = reported_;
+    ++flushing_;
+    if (target > flush_wanted_) {
+      flush_wanted_ = target;
+      work_cv_.notify_one();
+    }
+    done_cv_.wait(lock, [&] { return done_ >= target; });
+    // Report every failed batch holding a record this flush covers, unless a
+    // flush that returned before this one began already reported it.
+    std::string message;
+    std::uint64_t lost = 0;
+    for (const Failure& f : failures_) {
+      if (f.last <= floor || f.first > target) continue;
+      lost += f.last - f.first + 1;
+      if (!message.empty()) message += "; ";
+      message += f.message;
+    }
+    reported_ = std::max(reported_, target);
+    if (--flushing_ == 0) {
+      std::erase_if(failures_, [&](const Failure& f) { return f.last <= reported_; });
+    }
+    if (message.empty()) return Status();
+    return Status::io_error(std::to_string(lost) + " ledger record(s) were not written: " + message);
+  }
+
+ private:
+  struct Pending {
+    CostRecord record;
+    Clock::time_point queued_at;
+  };
+  struct Failure {
+    std::uint64_t first, last;  // sequence numbers of the failed batch
+    std::string message;
+  };
+
+  // The background writer: takes batches off the queue and commits them,
+  // until it is stopping and the queue is empty.
+  void run() {
+    std::vector<Pending> batch;
+    batch.reserve(batch_size_);
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is written
+      work_cv_.wait_until(lock, queue_.front().queued_at + max_delay_, [&] {
+        return stopping_ || queue_.size() >= batch_size_ || flush_wanted_ > done_;
+      });
+      const size_t n = std::min(queue_.size(), batch_size_);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      room_cv_.notify_all();
+      const std::uint64_t first = done_ + 1;
+      lock.unlock();
+      Status s = commit_batch(batch);
+      batch.clear();
+      lock.lock();
+      if (!s.ok()) failures_.push_back({first, first + n - 1, s.message()});
+      done_ += n;
+      done_cv_.notify_all();
+    }
+  }
+
+  // One transaction for the whole batch; on any failure it is rolled back and
+  // the batch is lost (reported through flush()).
+  Status commit_batch(const std::vector<Pending>& batch) {
+    sqlite3* db = db_.get();
+    if (sqlite3_step(begin_.get()) != SQLITE_DONE) {
+      Status s = db_error(path_, db, "cannot begin a transaction");
+      sqlite3_reset(begin_.get());
+      return s;
+    }
+    sqlite3_reset(begin_.get());
+    for (const Pending& p : batch) {
+      if (Status s = insert(p.record); !s.ok()) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        return s;
+      }
+    }
+    const int rc = sqlite3_step(commit_.get());
+    sqlite3_reset(commit_.get());
+    if (rc != SQLITE_DONE) {
+      Status s = db_error(path_, db, "cannot commit " + std::to_string(batch.size()) + " record(s)");
+      if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return s;
+    }
+    return Status();
+  }
+
+  Status insert(const CostRecord& r) {
+    sqlite3_stmt* st = insert_.get();
+    int i = 0;
+    const auto text = [&](const std::string& s) {
+      sqlite3_bind_text(st, ++i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+    };
+    const auto integer = [&](std::int64_t v) { sqlite3_bind_int64(st, ++i, v); };
+    const std::string_view status = to_string(r.status);
+    integer(to_ms(r.time));
+    text(r.trace_id);
+    text(r.parent_id);
+    text(r.call_id);
+    text(r.workload);
+    text(r.role);
+    text(r.tier);
+    text(r.model);
+    text(r.provider);
+    text(r.rules_version);
+    text(r.catalog_version);
+    integer(r.latency_ms);
+    integer(r.usage.input_tokens);
+    integer(r.usage.cached_input_tokens);
+    integer(r.usage.cache_write_5m_tokens);
+    integer(r.usage.cache_write_1h_tokens);
+    integer(r.usage.output_tokens);
+    integer(r.usage.reasoning_tokens);
+    integer(r.cost);
+    sqlite3_bind_text(st, ++i, status.data(), static_cast<int>(status.size()), SQLITE_STATIC);
+    text(r.error);
+    const int rc = sqlite3_step(st);
+    Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a record");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return s;
+  }
+
+  const std::string path_;
+  const size_t capacity_;
+  const size_t batch_size_;
+  const std::chrono::milliseconds max_delay_;
+  const QueueFullPolicy when_full_;
+
+  // Used by the writer thread only (after the constructor hands them over).
+  // Declared before the statements so they are finalized before it closes.
+  DbPtr db_;
+  StmtPtr insert_, begin_, commit_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;  // the writer: records queued, a flush waiting, stopping
+  std::condition_variable room_cv_;  // writers blocked on a full queue
+  std::condition_variable done_cv_;  // flushes: a batch finished
+  std::deque<Pending> queue_;
+  // Records are numbered from 1 in the order write() accepts them; the writer
+  // finishes them in that order.
+  std::uint64_t accepted_ = 0;      // the last accepted record
+  std::uint64_t done_ = 0;          // the last record committed or dropped
+  std::uint64_t flush_wanted_ = 0;  // the last record a waiting flush() needs
+  std::uint64_t reported_ = 0;      // failures up to here were returned by a finished flush()
+  int flushing_ = 0;                // flush() calls waiting
+  std::vector<Failure> failures_;   // failed batches not yet reported by every flush that needs them
+  bool stopping_ = false;
+  std::thread writer_;  // last: starts once everything above is built
+};
+
+}  // namespace
+
+Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options) {
+  const std::string& path = options.path;
+  if (path.empty()) return Status::invalid_argument("the SQLite ledger needs a database path");
+  auto db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+
+  // journal_mode answers with the mode in force, which is not WAL on, say, a
+  // file system without shared memory.
+  auto mode = prepare(raw, path, "PRAGMA journal_mode=WAL");
+  if (!mode.ok()) return mode.status();
+  if (sqlite3_step(mode->get()) != SQLITE_ROW) return db_error(path, raw, "cannot switch to WAL mode");
+  const auto* answer = reinterpret_cast<const char*>(sqlite3_column_text(mode->get(), 0));
+  if (answer == nullptr || std::string_view(answer) != "wal") {
+    return Status::io_error(path + ": cannot switch to WAL mode (journal mode is " +
+                            (answer != nullptr ? answer : "unknown") + ")");
+  }
+  mode->reset();
+  // FULL: every commit fsyncs the WAL, so a committed record survives a crash
+  // of the process and of the machine.
+  if (Status s = exec(raw, path, "PRAGMA synchronous=FULL", "cannot set synchronous=FULL"); !s.ok()) return s;
+  if (Status s = migrate(raw, path); !s.ok()) return s;
+
+  auto insert = prepare(raw, path, kInsertSql, /*persistent=*/true);
+  if (!insert.ok()) return insert.status();
+  auto begin = prepare(raw, path, "BEGIN IMMEDIATE", true);
+  if (!begin.ok()) return begin.status();
+  auto commit = prepare(raw, path, "COMMIT", true);
+  if (!commit.ok()) return commit.status();
+  return std::shared_ptr<LedgerSink>(std::make_shared<SqliteLedger>(
+      options, std::move(db).value(), std::move(insert).value(), std::move(begin).value(),
+      std::move(commit).value()));
+}
+
+Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
+
+  // Only the filters asked for, so SQLite can use the time and workload indexes.
+  std::string sql = kSelectSql;
+  std::vector<std::string> where;
+  if (query.since) where.push_back("time_ms >= :since");
+  if (query.until) where.push_back("time_ms < :until");
+  if (query.workload) where.push_back("workload = :workload");
+  for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  sql += " ORDER BY time_ms, id";
+  auto stmt = prepare(raw, path, sql);
+  if (!stmt.ok()) return stmt.status();
+  sqlite3_stmt* st = stmt->get();
+  if (query.since) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), to_ms(*query.since));
+  if (query.until) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":until"), to_ms(*query.until));
+  if (query.workload) {
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":workload"), query.workload->data(),
+                      static_cast<int>(query.workload->size()), SQLITE_STATIC);
+  }
+
+  std::vector<CostRecord> records;
+  for (;;) {
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the ledger");
+    int i = 0;
+    const auto integer = [&] { return static_cast<std::int64_t>(sqlite3_column_int64(st, i++)); };
+    const auto text = [&] {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+      const int n = sqlite3_column_bytes(st, i++);
+      return p != nullptr ? std::string(p, static_cast<size_t>(n)) : std::string();
+    };
+    CostRecord r;
+    r.id = integer();
+    r.time = from_ms(integer());
+    r.trace_id = text();
+    r.parent_id = text();
+    r.call_id = text();
+    r.workload = text();
+    r.role = text();
+    r.tier = text();
+    r.model = text();
+    r.provider = text();
+    r.rules_version = text();
+    r.catalog_version = text();
+    r.latency_ms = integer();
+    r.usage.input_tokens = integer();
+    r.usage.cached_input_tokens = integer();
+    r.usage.cache_write_5m_tokens = integer();
+    r.usage.cache_write_1h_tokens = integer();
+    r.usage.output_tokens = integer();
+    r.usage.reasoning_tokens = integer();
+    r.cost = integer();
+    const std::string status = text();
+    const auto parsed = parse_call_status(status);
+    if (!parsed) {
+      return Status::invalid_argument(path + ": record " + std::to_string(r.id) + " has an unknown status '" +
+                                      status + "'");
+    }
+    r.status = *parsed;
+    r.error = text();
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+int sqlite_ledger_latest_schema() { return kLatestSchema; }
+
+Result<int> sqlite_ledger_schema_version(const std::string& path) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  auto version = query_int(db->get(), path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  return static_cast<int>(*version);
+}
+
+Status check_sqlite_ledger(const std::string& path) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  auto stmt = prepare(db->get(), path, "PRAGMA integrity_check");
+  if (!stmt.ok()) return stmt.status();
+  std::string found;
+  for (;;) {
+    const int rc = sqlite3_step(stmt->get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error(path, db->get(), "cannot check integrity");
+    const auto* line = reinterpret_cast<const char*>(sqlite3_column_text(stmt->get(), 0));
+    if (!found.empty()) found += "; ";
+    found += line != nullptr ? line : "";
+  }
+  if (found == "ok") return Status();
+  return Status::io_error(path + ": integrity check failed: " + found);
+}
+
+Status reprice_sqlite_ledger(const std::string& path,
+                             const std::vector<std::pair<std::int64_t, MicroUsd>>& costs,
+                             const std::string& catalog_version) {
+  auto db = open_db(path, SQLITE_OPEN_READWRITE);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
+  if (Status s = exec(raw, path, "BEGIN IMMEDIATE", "cannot start the re-pricing"); !s.ok()) return s;
+  auto stmt = prepare(raw, path, "UPDATE calls SET cost_micro_usd = ?1, catalog_version = ?2 WHERE id = ?3");
+  if (!stmt.ok()) {
+    exec(raw, path, "ROLLBACK", "cannot roll back");
+    return stmt.status();
+  }
+  sqlite3_stmt* st = stmt->get();
+  for (const auto& [id, cost] : costs) {
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, cost);
+    sqlite3_bind_text(st, 2, catalog_version.data(), static_cast<int>(catalog_version.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      Status error = db_error(path, raw, "cannot store a re-priced cost");
+      exec(raw, path, "ROLLBACK", "cannot roll back");
+      return error;
+    }
+  }
+  // All or nothing: a crash before COMMIT leaves the old prices whole.
+  return exec(raw, path, "COMMIT", "cannot commit the re-pricing");
+}
+
+}  // namespace switchboard

@@ -1,0 +1,187 @@
+// Provider usage figures into Usage. nlohmann::json is called only here (for
+// usage); its exceptions stop here.
+#include "switchboard/usage.h"
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace switchboard {
+
+namespace {
+
+using nlohmann::json;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The object at `key`, or nullptr when absent or null; anything else is an error.
+const json* object_at(const json& parent, const char* key, const std::string& path) {
+  auto it = parent.find(key);
+  if (it == parent.end() || it->is_null()) return nullptr;
+  if (!it->is_object()) throw UsageError("'" + path + key + "' must be an object");
+  return &*it;
+}
+
+// A token count at `key`: absent or null is nullopt; a fraction, a string, a
+// negative or an out-of-range number is an error.
+std::optional<std::int64_t> count_at(const json& parent, const char* key, const std::string& path) {
+  auto it = parent.find(key);
+  if (it == parent.end() || it->is_null()) return std::nullopt;
+  const std::string name = "'" + path + key + "'";
+  if (!it->is_number_integer()) throw UsageError(name + " must be a whole number of tokens");
+  if (it->is_number_unsigned()) {
+    const std::uint64_t v = it->get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw UsageError(name + " is out of range");
+    }
+    return static_cast<std::int64_t>(v);
+  }
+  const std::int64_t v = it->get<std::int64_t>();
+  if (v < 0) throw UsageError(name + " must not be negative (got " + std::to_string(v) + ")");
+  return v;
+}
+
+std::int64_t required_count(const json& parent, const char* key, const std::string& path) {
+  std::optional<std::int64_t> v = count_at(parent, key, path);
+  if (!v) throw UsageError("'" + path + key + "' is missing");
+  return *v;
+}
+
+// `part` is contained in `whole`: a provider reporting more cached than prompt
+// tokens is wrong, and billing it would go negative.
+void check_within(std::int64_t part, const std::string& part_name, std::int64_t whole,
+                  const std::string& whole_name) {
+  if (part > whole) {
+    throw UsageError("'" + part_name + "' (" + std::to_string(part) + ") exceeds '" + whole_name + "' (" +
+                     std::to_string(whole) + ")");
+  }
+}
+
+// A body's `usage`, or that of the object under `wrapper` (a streamed event
+// carrying the whole message or response).
+std::pair<const json*, std::string> find_usage(const json& body, const char* key, const char* wrapper) {
+  if (const json* u = object_at(body, key, "")) return {u, std::string(key) + "."};
+  if (const json* w = object_at(body, wrapper, "")) {
+    if (const json* u = object_at(*w, key, std::string(wrapper) + ".")) {
+      return {u, std::string(wrapper) + "." + key + "."};
+    }
+  }
+  return {nullptr, ""};
+}
+
+Usage openai(const json& body) {
+  auto [u, p] = find_usage(body, "usage", "response");
+  if (u == nullptr) {
+    throw UsageError(
+        "no 'usage' object (a streamed chat completion carries it only with stream_options.include_usage)");
+  }
+  Usage usage;
+  // Chat completions name the buckets prompt/completion, the Responses API
+  // input/output; both nest cached and reasoning counts the same way.
+  const bool chat = u->contains("prompt_tokens") || !u->contains("input_tokens");
+  const char* in_key = chat ? "prompt_tokens" : "input_tokens";
+  const char* out_key = chat ? "completion_tokens" : "output_tokens";
+  const std::string in_details = p + (chat ? "prompt_tokens_details." : "input_tokens_details.");
+  const std::string out_details = p + (chat ? "completion_tokens_details." : "output_tokens_details.");
+
+  const std::int64_t prompt = required_count(*u, in_key, p);
+  const std::int64_t completion = required_count(*u, out_key, p);
+  std::int64_t cached = 0;
+  if (const json* d = object_at(*u, chat ? "prompt_tokens_details" : "input_tokens_details", p)) {
+    cached = count_at(*d, "cached_tokens", in_details).value_or(0);
+  }
+  std::int64_t reasoning = 0;
+  if (const json* d = object_at(*u, chat ? "completion_tokens_details" : "output_tokens_details", p)) {
+    reasoning = count_at(*d, "reasoning_tokens", out_details).value_or(0);
+  }
+  check_within(cached, in_details + "cached_tokens", prompt, p + in_key);
+  check_within(reasoning, out_details + "reasoning_tokens", completion, p + out_key);
+  usage.input_tokens = prompt - cached;
+  usage.cached_input_tokens = cached;
+  usage.output_tokens = completion - reasoning;
+  usage.reasoning_tokens = reasoning;
+  return usage;
+}
+
+Usage anthropic(const json& body) {
+  // A message body and message_delta carry `usage`; message_start carries it
+  // under `message`.
+  auto [u, p] = find_usage(body, "usage", "message");
+  if (u == nullptr) throw UsageError("no 'usage' object");
+  Usage usage;
+  // message_delta may carry output_tokens alone.
+  usage.output_tokens = required_count(*u, "output_tokens", p);
+  usage.input_tokens = count_at(*u, "input_tokens", p).value_or(0);
+  usage.cached_input_tokens = count_at(*u, "cache_read_input_tokens", p).value_or(0);
+  const std::optional<std::int64_t> created = count_at(*u, "cache_creation_input_tokens", p);
+  if (const json* split = object_at(*u, "cache_creation", p)) {
+    const std::string sp = p + "cache_creation.";
+    usage.cache_write_5m_tokens = count_at(*split, "ephemeral_5m_input_tokens", sp).value_or(0);
+    usage.cache_write_1h_tokens = count_at(*split, "ephemeral_1h_input_tokens", sp).value_or(0);
+    const std::int64_t sum = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens;
+    if (created && *created != sum) {
+      throw UsageError("'" + p + "cache_creation_input_tokens' (" + std::to_string(*created) +
+                       ") is not the sum of the 5-minute and 1-hour writes in '" + p + "cache_creation' (" +
+                       std::to_string(sum) + ")");
+    }
+  } else {
+    // Without the split every write is a 5-minute one (the API's default TTL).
+    usage.cache_write_5m_tokens = created.value_or(0);
+  }
+  return usage;
+}
+
+Usage gemini(const json& body) {
+  const json* u = object_at(body, "usageMetadata", "");
+  if (u == nullptr) throw UsageError("no 'usageMetadata' object");
+  const std::string p = "usageMetadata.";
+  const std::int64_t prompt = required_count(*u, "promptTokenCount", p);
+  const std::int64_t cached = count_at(*u, "cachedContentTokenCount", p).value_or(0);
+  check_within(cached, p + "cachedContentTokenCount", prompt, p + "promptTokenCount");
+  Usage usage;
+  // Tool-use prompt tokens (results of built-in tools fed back to the model)
+  // are billed as input beside the prompt.
+  usage.input_tokens = prompt - cached + count_at(*u, "toolUsePromptTokenCount", p).value_or(0);
+  usage.cached_input_tokens = cached;
+  // Absent when the model stopped before writing a candidate.
+  usage.output_tokens = count_at(*u, "candidatesTokenCount", p).value_or(0);
+  usage.reasoning_tokens = count_at(*u, "thoughtsTokenCount", p).value_or(0);
+  return usage;
+}
+
+const char* name_of(UsageFormat format) {
+  switch (format) {
+    case UsageFormat::kOpenAI: return "OpenAI";
+    case UsageFormat::kAnthropic: return "Anthropic";
+    case UsageFormat::kGemini: return "Gemini";
+  }
+  return "provider";
+}
+
+}  // namespace
+
+Result<Usage> parse_usage(UsageFormat format, std::string_view response_json) {
+  const std::string what = std::string(name_of(format)) + " response: ";
+  try {
+    const json body = json::parse(response_json);
+    if (!body.is_object()) return Status::invalid_argument(what + "not a JSON object");
+    switch (format) {
+      case UsageFormat::kOpenAI: return openai(body);
+      case UsageFormat::kAnthropic: return anthropic(body);
+      case UsageFormat::kGemini: return gemini(body);
+    }
+    return Status::internal(what + "unknown usage format");
+  } catch (const json::exception& e) {
+    return Status::invalid_argument(what + "not valid JSON: " + e.what());
+  } catch (const UsageError& e) {
+    return Status::invalid_argument(what + e.what());
+  }
+}
+
+}  // namespace switchboard
