@@ -188,7 +188,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     w.source = where(file, node);
     const std::string what = "workload '" + w.name + "'";
     const toml::table& t = detail::expect_table(node, file, what);
-    detail::reject_unknown_keys(t, file, what, {"rules", "fallback_tier", "budget_usd"});
+    detail::reject_unknown_keys(t, file, what, {"rules", "fallback_tier", "budget_usd", "budget_period", "over_budget_tier"});
     w.rules_path = detail::required_string(t, "rules", file, what);
     w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
     std::error_code ec;
@@ -204,6 +204,18 @@ Config build(const toml::table& root, const std::string& file, const std::string
         throw ConfigError(where(file, *b) + ": " + what + ": budget_usd must be a non-negative number");
       }
       w.budget = std::llround(*usd * 1e6);
+    }
+    if (std::optional<std::string> period = detail::optional_string(t, "budget_period", file, what)) {
+      if (*period == "day") {
+        w.budget_period = BudgetPeriod::kDay;
+      } else if (*period != "month") {
+        throw ConfigError(where(file, *t.get("budget_period")) + ": " + what +
+                          ": budget_period must be \"day\" or \"month\"");
+      }
+    }
+    if (std::optional<std::string> tier = detail::optional_string(t, "over_budget_tier", file, what)) {
+      check_tier(*tier, t.get("over_budget_tier"), what + " over_budget_tier");
+      w.over_budget_tier = *tier;
     }
     c.workloads.emplace(w.name, std::move(w));
   }

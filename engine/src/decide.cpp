@@ -6,7 +6,7 @@
 namespace switchboard::detail {
 
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
-                     const Step& step, const CallContext& ctx) {
+                     const Step& step, const CallContext& ctx, const BudgetBook* budgets) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -15,12 +15,20 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   RulesContext rules_ctx;
   rules_ctx.workload = workload.name;
   rules_ctx.rules_version = rules.version();
+  std::optional<BudgetBook::Snapshot> book;
+  if (budgets != nullptr && (!ctx.spent || (!ctx.budget_left && workload.budget))) {
+    book = budgets->snapshot(budget_scope(workload.name));
+  }
+  const MicroUsd spent = ctx.spent ? *ctx.spent : (book ? book->spent : 0);
   if (ctx.budget_left) {
     rules_ctx.budget_left_usd = to_usd(*ctx.budget_left);
   } else if (workload.budget) {
-    rules_ctx.budget_left_usd = to_usd(*workload.budget - ctx.spent);
+    // Reservations in flight count as spent: the rules see what is really left.
+    const MicroUsd left = (book && !ctx.spent) ? book->left().value_or(*workload.budget - spent)
+                                               : *workload.budget - spent;
+    rules_ctx.budget_left_usd = to_usd(left);
   }
-  rules_ctx.spent_usd = to_usd(ctx.spent);
+  rules_ctx.spent_usd = to_usd(spent);
 
   const ModelSpec* model = nullptr;
   Status status;

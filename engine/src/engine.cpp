@@ -65,6 +65,7 @@ struct Engine::Impl {
   const std::uint64_t id = next_engine_id();
   EngineOptions options;
   std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
+  std::unique_ptr<BudgetBook> budgets = std::make_unique<BudgetBook>();
 
   mutable std::mutex mu;                 // guards current and status
   std::shared_ptr<const RuleSet> current;
@@ -229,6 +230,11 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
     rules->workloads.emplace(name, detail::retire_through(std::move(compiled).value(), impl->reaper));
     files.push_back(workload.rules_file);
   }
+  for (const auto& [name, workload] : config.workloads) {
+    if (workload.budget) {
+      impl->budgets->set_limit({detail::budget_scope(name), *workload.budget, workload.budget_period});
+    }
+  }
   rules->config = std::make_shared<const Config>(std::move(config));
   rules->generation = 1;
   impl->publish(std::move(rules));
@@ -269,10 +275,12 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   if (workload == nullptr || compiled == nullptr) {
     return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
   }
-  return detail::decide_with(*rules.config, *workload, *compiled, step, ctx);
+  return detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
 }
 
 std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
+
+BudgetBook& Engine::budgets() const { return *impl_->budgets; }
 
 std::vector<WorkloadStatus> Engine::status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

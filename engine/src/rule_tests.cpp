@@ -95,7 +95,7 @@ CallContext read_ctx(const toml::node* node, const std::string& file) {
     return std::llround(*v * 1e6);
   };
   ctx.budget_left = usd("budget_left_usd");
-  ctx.spent = usd("spent_usd").value_or(0);
+  ctx.spent = usd("spent_usd");
   return ctx;
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "switchboard/budget.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
 #include "switchboard/status.h"
@@ -62,7 +63,9 @@ struct Workload {
   std::string rules_path;      // as written in the config: used in error messages
   std::string rules_file;      // resolved against the config's directory
   std::string fallback_tier;
-  std::optional<MicroUsd> budget;
+  std::optional<MicroUsd> budget;            // cap per period, when set
+  BudgetPeriod budget_period = BudgetPeriod::kMonth;
+  std::string over_budget_tier;              // "" = refuse calls over the cap
   std::string source;
 };
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "switchboard/budget.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/status.h"
@@ -21,9 +22,11 @@
 namespace switchboard {
 
 // What the host knows about the call's surroundings; the rules see it as `ctx`.
+// Unset fields come from the engine's budget book (budgets()): spent in the
+// workload's current period, and what is left of its cap.
 struct CallContext {
   std::optional<MicroUsd> budget_left;  // nil in Lua when the workload has no budget
-  MicroUsd spent = 0;
+  std::optional<MicroUsd> spent;
 };
 
 // One outcome of a reload, for one workload whose rules file changed.
@@ -106,6 +109,9 @@ class Engine {
   EngineMemory memory() const;
 
   const Config& config() const;
+  // The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
+  // for hosts that reserve before a call and settle after. Thread-safe.
+  BudgetBook& budgets() const;
   // sha256 (hex) of the workload's active rules, "" for an unknown workload.
   std::string rules_version(std::string_view workload) const;
 
