@@ -16,7 +16,8 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   rules_ctx.workload = workload.name;
   rules_ctx.rules_version = rules.version();
   std::optional<BudgetBook::Snapshot> book;
-  if (budgets != nullptr && (!ctx.spent || (!ctx.budget_left && workload.budget))) {
+  // Only a budgeted workload consults the book (a lock): the rest stay lock-free.
+  if (budgets != nullptr && workload.budget && (!ctx.spent || !ctx.budget_left)) {
     book = budgets->snapshot(budget_scope(workload.name));
   }
   const MicroUsd spent = ctx.spent ? *ctx.spent : (book ? book->spent : 0);

@@ -22,8 +22,8 @@
 namespace switchboard {
 
 // What the host knows about the call's surroundings; the rules see it as `ctx`.
-// Unset fields come from the engine's budget book (budgets()): spent in the
-// workload's current period, and what is left of its cap.
+// For a workload with a budget, unset fields come from the engine's budget
+// book (budgets()): spent in the current period, and what is left of the cap.
 struct CallContext {
   std::optional<MicroUsd> budget_left;  // nil in Lua when the workload has no budget
   std::optional<MicroUsd> spent;
