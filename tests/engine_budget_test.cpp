@@ -1,6 +1,10 @@
 // The engine's budget book reaching the rules, and the budget settings in the config.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "test_util.h"
 
 using namespace switchboard;
@@ -84,4 +88,99 @@ TEST_CASE("budget_period and over_budget_tier are read and checked with their po
   auto r2 = load_config(bad_tier);
   REQUIRE_FALSE(r2.ok());
   CHECK(r2.status().message().find("over_budget_tier: unknown tier 'gold'") != std::string::npos);
+}
+
+namespace {
+
+// Always premium, so the over-budget tier is what moves the call.
+const char* const kPremium = R"lua(function classify(step, ctx) return { tier = "premium", reason = "deep" } end
+)lua";
+
+}  // namespace
+
+TEST_CASE("admit reserves the worst case: counted input and the output cap at list price") {
+  TempDir dir;
+  auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 1.0\n");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  const Step step = plan();
+  const Decision d = *(*engine)->decide("w", step);
+  Admission a = (*engine)->admit(d, step, "trace-1");
+  REQUIRE(a.status.ok());
+  // 100 input × $15/M + 1000 (m-premium's default output) × $75/M = $0.0015 + $0.075
+  CHECK(a.worst_case == 76'500);
+  CHECK(a.reservation.amount() == 76'500);
+  CHECK_FALSE(a.rerouted);
+  CHECK((*engine)->budgets().snapshot("workload:w").reserved == 76'500);
+  a.reservation.settle(20'000);
+  CHECK((*engine)->budgets().snapshot("workload:w").spent == 20'000);
+  CHECK((*engine)->budgets().snapshot("workload:w").reserved == 0);
+}
+
+TEST_CASE("over the cap a call is refused with a ledger record, or moved to the over-budget tier") {
+  TempDir dir;
+  SUBCASE("refused") {
+    auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 0.05\n");
+    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+    const Decision d = *(*engine)->decide("w", plan());
+    const Admission a = (*engine)->admit(d, plan(), "trace-2");
+    CHECK(a.status.code() == Status::Code::kOverBudget);
+    CHECK_FALSE(a.reservation);
+    REQUIRE(a.refusal.has_value());
+    CHECK(a.refusal->status == CallStatus::kRefusedByBudget);
+    CHECK(a.refusal->trace_id == "trace-2");
+    CHECK(a.refusal->workload == "w");
+    CHECK(a.refusal->role == "plan");
+    CHECK(a.refusal->model == "m-premium");
+    CHECK(a.refusal->cost == 0);
+    CHECK(a.refusal->catalog_version == "test-1");
+    CHECK(a.refusal->rules_version == d.rules_version);
+    CHECK(a.refusal->error.find("budget workload:w: request $0.076500 is over the cap $0.050000") == 0);
+  }
+  SUBCASE("moved to the over-budget tier") {
+    auto engine = switchboard::testing::engine_with_rules(dir, kPremium,
+                                                          "budget_usd = 0.05\nover_budget_tier = \"cheap\"\n");
+    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+    const Decision d = *(*engine)->decide("w", plan());
+    const Admission a = (*engine)->admit(d, plan());
+    REQUIRE(a.status.ok());
+    CHECK(a.rerouted);
+    CHECK(a.decision.tier == "cheap");
+    CHECK(a.decision.model == "m-cheap");
+    CHECK(a.decision.reason == "deep; over budget: moved to tier 'cheap'");
+    // 100 × $1/M + 500 × $5/M
+    CHECK(a.worst_case == 2'600);
+    CHECK_FALSE(a.refusal.has_value());
+  }
+}
+
+TEST_SUITE("concurrency") {
+TEST_CASE("many threads admitting calls against a small cap never settle past it") {
+  TempDir dir;
+  // Cap $1: 13 premium worst cases ($0.0765 each) fit at once.
+  auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 1.0\n");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  std::atomic<int> admitted{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        const Decision d = *(*engine)->decide("w", plan());
+        Admission a = (*engine)->admit(d, plan());
+        if (!a.status.ok()) {
+          refused++;
+          continue;
+        }
+        admitted++;
+        a.reservation.settle(a.worst_case);  // the worst case happens every time
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  const auto snap = (*engine)->budgets().snapshot("workload:w");
+  CHECK(snap.spent <= 1'000'000);
+  CHECK(snap.reserved == 0);
+  CHECK(admitted.load() == 13);  // floor($1 / $0.0765)
+  CHECK(snap.spent == 13 * 76'500);
+  CHECK(refused.load() == 8 * 200 - 13);
+}
 }

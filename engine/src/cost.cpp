@@ -25,6 +25,18 @@ void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_
   decision.estimated_cost = estimate_call_cost(model, input_tokens, output);
 }
 
+MicroUsd worst_case_cost(const Config& config, const Decision& decision) {
+  const ModelSpec& model = *config.find_model(decision.model);
+  const std::int64_t output = decision.max_output_tokens.value_or(model.default_output_tokens);
+  MicroUsd cost = estimate_call_cost(model, decision.estimated_input_tokens, output) * decision.fanout;
+  if (decision.fanout > 1) {
+    const ModelSpec& aggregator = *config.find_model(config.find_tier(decision.aggregate)->models.front());
+    cost += estimate_call_cost(aggregator, decision.estimated_input_tokens + output * decision.fanout,
+                               decision.max_output_tokens.value_or(aggregator.default_output_tokens));
+  }
+  return cost;
+}
+
 }  // namespace switchboard::detail
 
 namespace switchboard {

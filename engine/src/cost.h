@@ -24,4 +24,10 @@ std::int64_t input_tokens_of(const Step& step);
 void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
                    Decision& decision);
 
+// The most `decision` can cost: input × input price + output cap × output
+// price per branch (output cap = max_output_tokens, else the model's
+// default_output_tokens), times fanout, plus the aggregation call reading the
+// branches' capped outputs.
+MicroUsd worst_case_cost(const Config& config, const Decision& decision);
+
 }  // namespace switchboard::detail

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "cost.h"
 #include "decide.h"
 #include "rule_set.h"
 #include "rule_test_runner.h"
@@ -281,6 +282,52 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
 std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }
+
+Admission Engine::admit(const Decision& decision, const Step& step, std::string trace_id) const {
+  const RuleSet& rules = impl_->snapshot();
+  const Config& config = *rules.config;
+  Admission a;
+  a.decision = decision;
+  const Workload* workload = config.find_workload(decision.workload);
+  if (workload == nullptr || !workload->budget) return a;  // no budget: always admitted
+  const std::string scope = detail::budget_scope(workload->name);
+
+  a.worst_case = detail::worst_case_cost(config, a.decision);
+  auto held = impl_->budgets->reserve(scope, a.worst_case);
+  if (!held.ok() && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
+    // Step down to the workload's over-budget tier, and try again there.
+    const Tier& tier = *config.find_tier(workload->over_budget_tier);
+    a.decision.tier = tier.name;
+    a.decision.model = tier.models.front();
+    a.decision.fanout = 1;
+    a.decision.aggregate.clear();
+    a.decision.reason += (a.decision.reason.empty() ? "" : "; ") + std::string("over budget: moved to tier '") +
+                         tier.name + "'";
+    detail::estimate_cost(*config.find_model(a.decision.model), step, a.decision.estimated_input_tokens, a.decision);
+    a.rerouted = true;
+    a.worst_case = detail::worst_case_cost(config, a.decision);
+    held = impl_->budgets->reserve(scope, a.worst_case);
+  }
+  if (held.ok()) {
+    a.reservation = std::move(held).value();
+    return a;
+  }
+  a.status = held.status();
+  CostRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.trace_id = std::move(trace_id);
+  r.workload = workload->name;
+  r.role = step.role;
+  r.tier = a.decision.tier;
+  r.model = a.decision.model;
+  r.provider = config.effective_provider(*config.find_model(a.decision.model));
+  r.rules_version = a.decision.rules_version;
+  r.catalog_version = config.prices ? config.prices->version() : std::string();
+  r.status = CallStatus::kRefusedByBudget;
+  r.error = a.status.message();
+  a.refusal = std::move(r);
+  return a;
+}
 
 std::vector<WorkloadStatus> Engine::status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -16,6 +16,7 @@
 #include "switchboard/budget.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
+#include "switchboard/ledger.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 
@@ -70,6 +71,19 @@ struct EngineMemory {
   std::int64_t state_bytes = 0;
 };
 
+// The budget's answer to one decision, before its model is called.
+struct Admission {
+  Status status;            // ok (admitted) or over_budget (refused)
+  Decision decision;        // the decision to call: moved to the workload's
+                            // over_budget_tier when the first choice did not fit
+  bool rerouted = false;
+  Reservation reservation;  // held when admitted: settle() with the actual cost
+                            // after the call; dropping it releases the reserve
+  MicroUsd worst_case = 0;  // what was reserved (or refused)
+  // When refused: the ledger record of the refusal (status refused_by_budget).
+  std::optional<CostRecord> refusal;
+};
+
 class Engine {
  public:
   // Compiles every workload's rules on a fresh sandbox; fails with the first
@@ -112,6 +126,16 @@ class Engine {
   // The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
   // for hosts that reserve before a call and settle after. Thread-safe.
   BudgetBook& budgets() const;
+  // Reserves the decision's worst case in its workload's budget: counted
+  // input × input price + output cap × output price for each of `fanout`
+  // branches, plus the aggregation call, where the output cap is the
+  // decision's max_output_tokens, else the model's default_output_tokens
+  // (the caller must send that cap to the provider). Over the cap, the
+  // decision moves to the workload's over_budget_tier if it has one and that
+  // fits; otherwise it is refused with a one-line reason and a ledger record.
+  // A workload without a budget is always admitted. Thread-safe.
+  Admission admit(const Decision& decision, const Step& step, std::string trace_id = {}) const;
+
   // sha256 (hex) of the workload's active rules, "" for an unknown workload.
   std::string rules_version(std::string_view workload) const;
 
