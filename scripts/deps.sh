@@ -7,6 +7,7 @@ SWITCHBOARD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   liblua5.4-dev libtomlplusplus-dev libspdlog-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
+  chromium    # tests: report_test renders the --html page in headless Chromium
 )
 
 missing=()

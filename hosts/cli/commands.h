@@ -11,6 +11,7 @@ using Command = std::function<int()>;
 
 Command add_check(CLI::App& app);
 Command add_rebill(CLI::App& app);
+Command add_report(CLI::App& app);
 Command add_route(CLI::App& app);
 Command add_test(CLI::App& app);
 Command add_watch(CLI::App& app);
