@@ -44,17 +44,7 @@ std::string edit(const std::string& from, const std::string& to) {
 
 Result<PriceCatalog> parse(const std::string& text) { return PriceCatalog::parse(text, "prices.toml"); }
 
-Usage usage_of(std::int64_t input, std::int64_t cached, std::int64_t write_5m, std::int64_t write_1h,
-               std::int64_t output, std::int64_t reasoning) {
-  Usage u;
-  u.input_tokens = input;
-  u.cached_input_tokens = cached;
-  u.cache_write_5m_tokens = write_5m;
-  u.cache_write_1h_tokens = write_1h;
-  u.output_tokens = output;
-  u.reasoning_tokens = reasoning;
-  return u;
-}
+using switchboard::testing::usage_of;
 
 }  // namespace
 

@@ -110,6 +110,19 @@ inline Result<std::unique_ptr<Engine>> engine_with_rules(const TempDir& dir, con
   return Engine::open_file(write_small_config(dir, extra_config), std::move(options));
 }
 
+// A Usage from its six buckets, in declaration order.
+inline Usage usage_of(std::int64_t input, std::int64_t cached, std::int64_t write_5m, std::int64_t write_1h,
+                      std::int64_t output, std::int64_t reasoning) {
+  Usage u;
+  u.input_tokens = input;
+  u.cached_input_tokens = cached;
+  u.cache_write_5m_tokens = write_5m;
+  u.cache_write_1h_tokens = write_1h;
+  u.output_tokens = output;
+  u.reasoning_tokens = reasoning;
+  return u;
+}
+
 // Runs a shell command; returns its exit code and fills `output` with stdout+stderr.
 inline int run_command(const std::string& command, std::string& output) {
   output.clear();

@@ -10,6 +10,7 @@
 
 #include "switchboard/pricing.h"
 #include "switchboard/usage.h"
+#include "test_util.h"
 
 using namespace switchboard;
 
@@ -63,17 +64,7 @@ std::string fixture(const std::string& name) {
   return text.str();
 }
 
-Usage usage_of(std::int64_t input, std::int64_t cached, std::int64_t write_5m, std::int64_t write_1h,
-               std::int64_t output, std::int64_t reasoning) {
-  Usage u;
-  u.input_tokens = input;
-  u.cached_input_tokens = cached;
-  u.cache_write_5m_tokens = write_5m;
-  u.cache_write_1h_tokens = write_1h;
-  u.output_tokens = output;
-  u.reasoning_tokens = reasoning;
-  return u;
-}
+using switchboard::testing::usage_of;
 
 std::string describe(const Usage& u) {
   std::ostringstream s;
