@@ -90,6 +90,25 @@ struct Priced {
   MicroUsd cost;
 };
 
+// Decides one 1,000-token step answered by `c.answer` and checks its estimate.
+void check_priced(const Priced& c, const char* role) {
+  INFO(std::string(c.what));
+  TempDir dir;
+  auto engine = switchboard::testing::engine_with_rules(
+      dir, std::string("function classify(step, ctx) return ") + c.answer + " end\n");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  Step step;
+  step.role = role;
+  step.input_tokens = 1'000;
+  step.expected_output_tokens = c.expected_output_tokens;
+  auto d = (*engine)->decide("w", step);
+  REQUIRE(d.ok());
+  CHECK_FALSE(d->error.has_value());
+  CHECK(d->estimated_input_tokens == 1'000);
+  CHECK(d->estimated_output_tokens == c.output_tokens);
+  CHECK(d->estimated_cost == c.cost);
+}
+
 }  // namespace
 
 TEST_CASE("a decision's estimate takes expected output from the step, else max_output_tokens, else the model default") {
@@ -104,23 +123,7 @@ TEST_CASE("a decision's estimate takes expected output from the step, else max_o
        {}, 500, 1'000 + 2'500},
       {"an expected output of zero is taken as given", R"lua({ tier = "premium" })lua", 0, 0, 15'000},
   };
-  for (const Priced& c : cases) {
-    INFO(std::string(c.what));
-    TempDir dir;
-    auto engine = switchboard::testing::engine_with_rules(
-        dir, std::string("function classify(step, ctx) return ") + c.answer + " end\n");
-    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
-    Step step;
-    step.role = "plan";
-    step.input_tokens = 1'000;
-    step.expected_output_tokens = c.expected_output_tokens;
-    auto d = (*engine)->decide("w", step);
-    REQUIRE(d.ok());
-    CHECK_FALSE(d->error.has_value());
-    CHECK(d->estimated_input_tokens == 1'000);
-    CHECK(d->estimated_output_tokens == c.output_tokens);
-    CHECK(d->estimated_cost == c.cost);
-  }
+  for (const Priced& c : cases) check_priced(c, "plan");
 }
 
 TEST_CASE("a fanout estimate is N branches plus one aggregation call reading the N answers") {
@@ -142,24 +145,8 @@ TEST_CASE("a fanout estimate is N branches plus one aggregation call reading the
       {"fanout 1 has no aggregation call", R"lua({ tier = "cheap", fanout = 1, aggregate = "premium" })lua",
        200, 200, 2'000},
   };
-  for (const Priced& c : cases) {
-    INFO(std::string(c.what));
-    TempDir dir;
-    auto engine = switchboard::testing::engine_with_rules(
-        dir, std::string("function classify(step, ctx) return ") + c.answer + " end\n");
-    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
-    Step step;
-    step.role = "reason";
-    step.input_tokens = 1'000;
-    step.expected_output_tokens = c.expected_output_tokens;
-    auto d = (*engine)->decide("w", step);
-    REQUIRE(d.ok());
-    CHECK_FALSE(d->error.has_value());
-    // the per-call token estimates stay those of one branch
-    CHECK(d->estimated_input_tokens == 1'000);
-    CHECK(d->estimated_output_tokens == c.output_tokens);
-    CHECK(d->estimated_cost == c.cost);
-  }
+  // the per-call token estimates stay those of one branch
+  for (const Priced& c : cases) check_priced(c, "reason");
 }
 
 TEST_CASE("a fallback decision is estimated at the fallback model's price") {
