@@ -11,6 +11,7 @@
 
 #include <toml++/toml.h>
 
+#include "file_text.h"
 #include "toml_util.h"
 
 namespace switchboard {
@@ -270,12 +271,10 @@ Result<Config> parse_config(std::string_view text, std::string source_name, std:
 }
 
 Result<Config> load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error(path + ": cannot open the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
+  auto text = detail::read_text_file(path, path + ": cannot open the config file");
+  if (!text.ok()) return text.status();
   std::string base = fs::path(path).parent_path().string();
-  return parse_config(text.str(), path, base.empty() ? "." : base);
+  return parse_config(*text, path, base.empty() ? "." : base);
 }
 
 }  // namespace switchboard

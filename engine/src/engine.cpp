@@ -8,6 +8,7 @@
 
 #include "cost.h"
 #include "decide.h"
+#include "file_text.h"
 #include "rule_set.h"
 #include "rule_test_runner.h"
 #include "rules_watcher.h"
@@ -22,15 +23,7 @@ using detail::WorkloadRules;
 namespace {
 
 Result<std::string> read_file(const std::string& path, const std::string& display) {
-  // A directory opens as a stream too and reads as "", and opening a FIFO
-  // blocks: only a regular file (after symlinks) is a rules file.
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return Status::io_error(display + ": cannot read the file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error(display + ": cannot read the file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return detail::read_text_file(path, display + ": cannot read the file");
 }
 
 // The test cases that gate a reload: <stem>.test.toml beside the rules file.

@@ -2,6 +2,8 @@
 // here, as in config.cpp; every error names "file:line:column".
 #include "switchboard/pricing.h"
 
+#include "file_text.h"
+
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -190,11 +192,9 @@ Result<PriceCatalog> PriceCatalog::parse(std::string_view text, std::string sour
 }
 
 Result<PriceCatalog> PriceCatalog::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::io_error(path + ": cannot open the price catalog");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse(text.str(), path);
+  auto text = detail::read_text_file(path, path + ": cannot open the price catalog");
+  if (!text.ok()) return text.status();
+  return parse(*text, path);
 }
 
 }  // namespace switchboard

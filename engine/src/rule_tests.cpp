@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "decide.h"
+#include "file_text.h"
 #include "rule_test_runner.h"
 #include "toml_util.h"
 
@@ -194,14 +195,12 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
         workload.rules_path = rules_file;
       }
       workload.rules_file = rules_file;
-      std::ifstream in(rules_file, std::ios::binary);
-      if (!in) {
-        fail_file(workload.rules_path + ": cannot read the file");
+      auto text = read_text_file(rules_file, workload.rules_path + ": cannot read the file");
+      if (!text.ok()) {
+        fail_file(text.status().message());
         return;
       }
-      std::ostringstream text;
-      text << in.rdbuf();
-      auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, text.str());
+      auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(text).value());
       if (!compiled.ok()) {
         fail_file(compiled.status().message());
         return;

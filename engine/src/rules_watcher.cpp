@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "file_text.h"
 #include "sha256.h"
 
 namespace switchboard::detail {
@@ -25,13 +26,8 @@ constexpr uint32_t kDirEvents = IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MO
                                 IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 std::string content_hash(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return "";  // opening a FIFO would block this thread
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::ostringstream text;
-  text << in.rdbuf();
-  return sha256_hex(text.str());
+  auto text = read_text_file(path, "");  // never blocks on a FIFO
+  return text.ok() ? sha256_hex(*text) : "";
 }
 
 }  // namespace
