@@ -7,6 +7,8 @@ SWITCHBOARD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   liblua5.4-dev libtomlplusplus-dev libspdlog-dev doctest-dev
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
+  libcurl4-openssl-dev   # the model clients' HTTP transport
+  libboost-dev           # Boost.Beast: the fake provider in tests, the gateway
   chromium    # tests: report_test renders the --html page in headless Chromium
 )
 

@@ -37,8 +37,8 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
                       "named by [routing] price_catalog");
   }
   detail::reject_unknown_keys(t, file, "model '" + name + "'",
-                              {"provider", "endpoint", "api_key_env", "context_window",
-                               "default_output_tokens"});
+                              {"provider", "model_id", "endpoint", "api_key_env", "context_window",
+                               "default_output_tokens", "thinking_budget"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
@@ -47,6 +47,7 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
     throw ConfigError(where(file, *t.get("provider")) + ": model '" + name + "': unknown provider '" +
                       m.provider + "' (expected openai, anthropic, gemini, openai-compatible or sim)");
   }
+  m.model_id = detail::optional_string(t, "model_id", file, "model '" + name + "'").value_or(name);
   m.endpoint = detail::optional_string(t, "endpoint", file, "model '" + name + "'").value_or("");
   m.api_key_env = detail::optional_string(t, "api_key_env", file, "model '" + name + "'").value_or("");
   if (m.provider != "sim" && m.endpoint.empty()) {
@@ -57,7 +58,60 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   m.default_output_tokens =
       detail::optional_positive_integer(t, "default_output_tokens", file, "model '" + name + "'")
           .value_or(m.default_output_tokens);
+  if (const toml::node* n = t.get("thinking_budget")) {
+    const std::string what = "model '" + name + "' thinking_budget";
+    const toml::table& b = detail::expect_table(*n, file, what);
+    detail::reject_unknown_keys(b, file, what, {"low", "medium", "high"});
+    auto& tb = m.thinking_budget;
+    tb.low = detail::optional_positive_integer(b, "low", file, what).value_or(tb.low);
+    tb.medium = detail::optional_positive_integer(b, "medium", file, what).value_or(tb.medium);
+    tb.high = detail::optional_positive_integer(b, "high", file, what).value_or(tb.high);
+    if (!(tb.low <= tb.medium && tb.medium <= tb.high)) {
+      throw ConfigError(where(file, *n) + ": " + what + ": low <= medium <= high is required");
+    }
+  }
   return m;
+}
+
+std::chrono::milliseconds read_ms(const toml::table& t, std::string_view key, const std::string& file,
+                                  const std::string& what, std::chrono::milliseconds fallback) {
+  return std::chrono::milliseconds(
+      detail::optional_positive_integer(t, key, file, what).value_or(fallback.count()));
+}
+
+void read_calls(CallSettings& c, const toml::node& node, const std::string& file) {
+  const std::string what = "[calls]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what,
+                              {"connect_timeout_ms", "first_byte_timeout_ms", "total_timeout_ms",
+                               "stall_timeout_ms", "max_response_bytes", "max_attempts",
+                               "backoff_initial_ms", "backoff_max_ms", "retry_after_max_ms"});
+  c.connect_timeout = read_ms(t, "connect_timeout_ms", file, what, c.connect_timeout);
+  c.first_byte_timeout = read_ms(t, "first_byte_timeout_ms", file, what, c.first_byte_timeout);
+  c.total_timeout = read_ms(t, "total_timeout_ms", file, what, c.total_timeout);
+  c.stall_timeout = read_ms(t, "stall_timeout_ms", file, what, c.stall_timeout);
+  c.max_response_bytes = detail::optional_positive_integer(t, "max_response_bytes", file, what)
+                             .value_or(c.max_response_bytes);
+  const std::int64_t attempts =
+      detail::optional_positive_integer(t, "max_attempts", file, what).value_or(c.max_attempts);
+  if (attempts > 10) throw ConfigError(where(file, *t.get("max_attempts")) + ": [calls] max_attempts is at most 10");
+  c.max_attempts = static_cast<int>(attempts);
+  c.backoff_initial = read_ms(t, "backoff_initial_ms", file, what, c.backoff_initial);
+  c.backoff_max = read_ms(t, "backoff_max_ms", file, what, c.backoff_max);
+  c.retry_after_max = read_ms(t, "retry_after_max_ms", file, what, c.retry_after_max);
+}
+
+void read_sim(SimSettings& s, const toml::node& node, const std::string& file) {
+  const std::string what = "[sim]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"base_latency_ms", "per_output_token_us"});
+  s.base_latency = std::chrono::milliseconds(
+      detail::optional_integer(t, "base_latency_ms", file, what).value_or(s.base_latency.count()));
+  s.per_output_token = std::chrono::microseconds(
+      detail::optional_integer(t, "per_output_token_us", file, what).value_or(s.per_output_token.count()));
+  if (s.base_latency.count() < 0 || s.per_output_token.count() < 0) {
+    throw ConfigError(where(file, t) + ": [sim] latencies must not be negative");
+  }
 }
 
 // Reads the catalog named by [routing] price_catalog and prices every model
@@ -96,7 +150,9 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "models", "tiers", "workloads"});
+  if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
+  if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
 
   if (const toml::node* n = root.get("sandbox")) {
     const toml::table& s = detail::expect_table(*n, file, "[sandbox]");
@@ -224,6 +280,16 @@ Config build(const toml::table& root, const std::string& file, const std::string
 }
 
 }  // namespace
+
+std::int64_t ThinkingBudgets::for_level(Reasoning r) const {
+  switch (r) {
+    case Reasoning::kLow: return low;
+    case Reasoning::kMedium: return medium;
+    case Reasoning::kHigh: return high;
+    case Reasoning::kDefault: break;
+  }
+  return 0;
+}
 
 const ModelSpec* Config::find_model(std::string_view name) const {
   auto it = models.find(name);

@@ -15,6 +15,8 @@ std::string Status::to_string() const {
     case Code::kIoError: return "io error: " + message_;
     case Code::kRuleError: return "rule error: " + message_;
     case Code::kOverBudget: return "over budget: " + message_;
+    case Code::kUnavailable: return "unavailable: " + message_;
+    case Code::kUpstream: return "upstream error: " + message_;
     case Code::kInternal: return "internal error: " + message_;
   }
   return message_;

@@ -3,6 +3,7 @@
 // price_catalog, see pricing.h). Every error names "file:line:column: what is wrong".
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "switchboard/budget.h"
+#include "switchboard/decision.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
 #include "switchboard/status.h"
@@ -41,14 +43,27 @@ struct Price {
   MicroUsdPerMtok output = 0;
 };
 
+// Thinking-token budgets that a decision's reasoning level maps to, for the
+// providers whose control is a budget (Anthropic `thinking.budget_tokens`,
+// Gemini `thinkingConfig.thinkingBudget`). OpenAI-style providers send the
+// level itself as `reasoning_effort`. `[models.X] thinking_budget = {...}`.
+struct ThinkingBudgets {
+  std::int64_t low = 1024;
+  std::int64_t medium = 4096;
+  std::int64_t high = 16384;
+  std::int64_t for_level(Reasoning r) const;  // 0 for Reasoning::kDefault
+};
+
 struct ModelSpec {
   std::string name;
+  std::string model_id;       // the provider's name for the model; defaults to `name`
   std::string provider;       // "openai" | "anthropic" | "gemini" | "openai-compatible" | "sim"
   std::string endpoint;       // base URL; empty for "sim"
   std::string api_key_env;    // environment variable holding the key; empty for "sim"
   Price price;                // from the price catalog: every model has an entry
   std::int64_t context_window = 0;
   std::int64_t default_output_tokens = 1024;  // expected output when nothing else says
+  ThinkingBudgets thinking_budget;
   std::string source;         // "file:line:column" of the definition, for messages
 };
 
@@ -69,6 +84,28 @@ struct Workload {
   std::string source;
 };
 
+// How model calls go out ([calls]): transport limits, retries and backoff.
+struct CallSettings {
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds first_byte_timeout{120'000};  // request sent -> first response byte
+  std::chrono::milliseconds total_timeout{600'000};       // the whole call
+  std::chrono::milliseconds stall_timeout{60'000};        // longest silence inside a response
+  std::int64_t max_response_bytes = 32 * 1024 * 1024;     // a bigger body is an upstream error
+  int max_attempts = 3;                                   // per model, the first try included
+  std::chrono::milliseconds backoff_initial{500};         // before the 2nd attempt (full jitter)
+  std::chrono::milliseconds backoff_max{16'000};          // cap of the doubling backoff
+  // A Retry-After longer than this is not waited for: the call falls back to
+  // the tier's next model at once.
+  std::chrono::milliseconds retry_after_max{30'000};
+};
+
+// The offline `sim` provider's latency model ([sim]): each answer takes
+// `base_latency` + `per_output_token` × its output tokens (0 = instant).
+struct SimSettings {
+  std::chrono::milliseconds base_latency{0};
+  std::chrono::microseconds per_output_token{0};
+};
+
 struct Config {
   std::string path;            // the file this came from ("" when parsed from text)
   std::string base_dir;        // directory that relative paths are resolved against
@@ -80,6 +117,8 @@ struct Config {
   // Shared and immutable, so a ledger or a budget may keep it past the Config.
   std::shared_ptr<const PriceCatalog> prices;
   SandboxLimits sandbox;
+  CallSettings calls;
+  SimSettings sim;
   std::map<std::string, ModelSpec, std::less<>> models;
   std::map<std::string, Tier, std::less<>> tiers;
   std::map<std::string, Workload, std::less<>> workloads;

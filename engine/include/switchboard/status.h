@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cassert>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,7 +16,8 @@ namespace switchboard {
 
 class Status {
  public:
-  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kInternal };
+  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kUnavailable,
+                    kUpstream, kInternal };
 
   Status() = default;  // ok
 
@@ -26,11 +28,24 @@ class Status {
   static Status rule_error(std::string msg) { return {Code::kRuleError, std::move(msg)}; }
   // A budget reservation was refused: the call must not go out.
   static Status over_budget(std::string msg) { return {Code::kOverBudget, std::move(msg)}; }
+  // A model call failed in a way that retrying the same model may cure (429,
+  // 5xx, timeout, broken stream); `retry_after` is the provider's own wait.
+  static Status unavailable(std::string msg,
+                            std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
+    Status s(Code::kUnavailable, std::move(msg));
+    s.retry_after_ = retry_after;
+    return s;
+  }
+  // A provider answered with something unusable, or refused the request:
+  // retrying the same model will not help.
+  static Status upstream(std::string msg) { return {Code::kUpstream, std::move(msg)}; }
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The provider's Retry-After, for an unavailable status that carried one.
+  std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
   // "ok", or the code's name followed by the message.
   std::string to_string() const;
 
@@ -38,6 +53,7 @@ class Status {
   Status(Code code, std::string msg) : code_(code), message_(std::move(msg)) {}
   Code code_ = Code::kOk;
   std::string message_;
+  std::optional<std::chrono::milliseconds> retry_after_;
 };
 
 // Either a value or a failed Status. REQUIRES: a Result built from a Status is
