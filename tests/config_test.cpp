@@ -175,12 +175,12 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        "bad.toml:5:1: model 'm': provider 'openai' needs an 'endpoint'"},
       {"an unknown key in a model (typo)",
        edit("context_window = 1000", "context_windo = 1000"),
-       "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, endpoint, "
-       "api_key_env, context_window, default_output_tokens)"},
+       "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, model_id, endpoint, "
+       "api_key_env, context_window, default_output_tokens, thinking_budget)"},
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "models, tiers, workloads)"},
+       "calls, sim, models, tiers, workloads)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},

@@ -417,6 +417,32 @@ std::string render_html(const Report& rep, const Json& charts, const ReportOptio
   return h;
 }
 
+// Groups `records` by `by` (workload, role, model or tier) and prices each
+// one's tokens on the premium tier's first model too.
+Result<Report> build_report(const Config& config, const std::vector<CostRecord>& records, const std::string& by) {
+  const Tier* premium_tier = config.find_tier(config.premium_tier);
+  if (premium_tier == nullptr || premium_tier->models.empty()) {
+    return Status::invalid_argument(config.path + ": premium tier '" + config.premium_tier + "' has no model");
+  }
+  Report rep;
+  rep.by = by;
+  rep.premium_tier = config.premium_tier;
+  rep.premium_model = premium_tier->models.front();
+  std::map<std::string, Group> groups;
+  for (const CostRecord& r : records) {
+    auto premium = config.prices->cost(rep.premium_model, r.usage);
+    if (!premium.ok()) return premium.status();
+    groups[key_of(r, by)].add(r, *premium);
+    rep.total.add(r, *premium);
+    if (!rep.first || r.time < *rep.first) rep.first = r.time;
+    if (!rep.last || r.time > *rep.last) rep.last = r.time;
+  }
+  rep.groups.assign(groups.begin(), groups.end());
+  std::stable_sort(rep.groups.begin(), rep.groups.end(),
+                   [](const auto& a, const auto& b) { return a.second.cost > b.second.cost; });
+  return rep;
+}
+
 int run_report(const ReportOptions& o) {
   LedgerQuery query;
   if (!o.since.empty()) {
@@ -444,36 +470,18 @@ int run_report(const ReportOptions& o) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
-  const Tier* premium_tier = config->find_tier(config->premium_tier);
-  if (premium_tier == nullptr || premium_tier->models.empty()) {
-    std::cerr << o.config_path << ": premium tier '" << config->premium_tier << "' has no model\n";
-    return 2;
-  }
   auto records = read_sqlite_ledger(o.ledger, query);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
     return 2;
   }
 
-  Report rep;
-  rep.by = o.by;
-  rep.premium_tier = config->premium_tier;
-  rep.premium_model = premium_tier->models.front();
-  std::map<std::string, Group> groups;
-  for (const CostRecord& r : *records) {
-    auto premium = config->prices->cost(rep.premium_model, r.usage);
-    if (!premium.ok()) {
-      std::cerr << premium.status().message() << "\n";
-      return 2;
-    }
-    groups[key_of(r, o.by)].add(r, *premium);
-    rep.total.add(r, *premium);
-    if (!rep.first || r.time < *rep.first) rep.first = r.time;
-    if (!rep.last || r.time > *rep.last) rep.last = r.time;
+  auto built = build_report(*config, *records, o.by);
+  if (!built.ok()) {
+    std::cerr << built.status().message() << "\n";
+    return 2;
   }
-  rep.groups.assign(groups.begin(), groups.end());
-  std::stable_sort(rep.groups.begin(), rep.groups.end(),
-                   [](const auto& a, const auto& b) { return a.second.cost > b.second.cost; });
+  const Report& rep = *built;
 
   if (!o.html.empty()) {
     std::ofstream out(o.html, std::ios::binary | std::ios::trunc);
@@ -494,6 +502,23 @@ int run_report(const ReportOptions& o) {
 }
 
 }  // namespace
+
+Status print_report(const Config& config, const std::vector<CostRecord>& records, const std::vector<std::string>& by) {
+  for (size_t i = 0; i < by.size(); ++i) {
+    auto rep = build_report(config, records, by[i]);
+    if (!rep.ok()) return rep.status();
+    if (i > 0) std::printf("\n");
+    if (i + 1 < by.size()) {
+      std::printf("%-20s %7s %12s %12s %12s %12s %14s %7s %8s %8s\n", rep->by.c_str(), "calls", "input", "cached",
+                  "output", "reasoning", "spend", "share", "p50 ms", "p95 ms");
+      for (const auto& [key, g] : rep->groups) print_row(key, g, rep->total.cost);
+      print_row("total", rep->total, rep->total.cost);
+    } else {
+      print_text(*rep);  // the last table ends with the totals and the premium comparison
+    }
+  }
+  return Status();
+}
 
 Command add_report(CLI::App& app) {
   auto* cmd = app.add_subcommand("report", "Spend, tokens, latency and statuses from a SQLite ledger");

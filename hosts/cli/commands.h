@@ -4,6 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "switchboard/config.h"
+#include "switchboard/ledger.h"
 
 namespace switchboard::cli {
 
@@ -13,7 +18,13 @@ Command add_check(CLI::App& app);
 Command add_rebill(CLI::App& app);
 Command add_report(CLI::App& app);
 Command add_route(CLI::App& app);
+Command add_run(CLI::App& app);
 Command add_test(CLI::App& app);
 Command add_watch(CLI::App& app);
+
+// The `report` tables of `records`, one grouped by each of `by` ("workload",
+// "role", "model", "tier"); the last ends with the status counts and the
+// routed vs all-premium comparison. Shared by `report` and `run`.
+Status print_report(const Config& config, const std::vector<CostRecord>& records, const std::vector<std::string>& by);
 
 }  // namespace switchboard::cli

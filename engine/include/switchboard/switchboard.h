@@ -2,8 +2,10 @@
 #pragma once
 
 #include "switchboard/budget.h"
+#include "switchboard/client.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
+#include "switchboard/dispatch.h"
 #include "switchboard/engine.h"
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"

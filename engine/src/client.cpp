@@ -1,0 +1,58 @@
+// The client selector and the one place a model's provider picks its adapter.
+#include <cstdlib>
+
+#include "http_model_client.h"
+#include "http_transport.h"
+#include "switchboard/client.h"
+
+namespace switchboard {
+
+Result<ModelResponse> ModelClient::stream(const ModelRequest& request, const ChunkHandler& on_chunk) {
+  Result<ModelResponse> r = invoke(request);
+  if (r.ok() && on_chunk && !r->text.empty()) on_chunk(StreamChunk{r->text, false});
+  return r;
+}
+
+namespace {
+
+// One transport for every HTTP client built together, so they share one pool
+// of kept-alive connections.
+Result<std::shared_ptr<ModelClient>> client_for(const ModelSpec& model, const Config& config,
+                                                const std::shared_ptr<HttpTransport>& transport) {
+  const std::string provider = config.effective_provider(model);
+  if (provider == "sim") return make_sim_client(model, config.sim);
+  std::string key;
+  if (!model.api_key_env.empty()) {
+    const char* value = std::getenv(model.api_key_env.c_str());
+    if (value != nullptr) key = value;
+  }
+  return make_http_client(model, config.calls, std::move(key), transport);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ModelClient>> make_model_client(const ModelSpec& model, const Config& config) {
+  return client_for(model, config, std::make_shared<HttpTransport>());
+}
+
+Result<ModelClients> ModelClients::from_config(const Config& config) {
+  ModelClients clients;
+  auto transport = std::make_shared<HttpTransport>();
+  for (const auto& [name, model] : config.models) {
+    auto client = client_for(model, config, transport);
+    if (!client.ok()) return client.status();
+    clients.set(name, std::move(client).value());
+  }
+  return clients;
+}
+
+void ModelClients::set(std::string model, std::shared_ptr<ModelClient> client) {
+  clients_[std::move(model)] = std::move(client);
+}
+
+ModelClient* ModelClients::find(std::string_view model) const {
+  auto it = clients_.find(model);
+  return it == clients_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace switchboard

@@ -1,0 +1,384 @@
+// The call path: admission, retries, fallbacks, fan-out, ledger, settlement.
+#include "switchboard/dispatch.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "cost.h"
+#include "decide.h"
+
+namespace switchboard {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+// One line: a provider's message may hold newlines.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+// The models a decision may be served by, in call order: its model first,
+// then the rest of its tier's list.
+std::vector<std::string> call_order(const Config& config, const std::string& tier_name,
+                                    const std::string& first) {
+  std::vector<std::string> order;
+  if (!first.empty()) order.push_back(first);
+  if (const Tier* tier = config.find_tier(tier_name)) {
+    for (const std::string& m : tier->models) {
+      if (m != first) order.push_back(m);
+    }
+  }
+  return order;
+}
+
+std::int64_t output_cap(const Decision& d, const ModelSpec& model) {
+  return d.max_output_tokens.value_or(model.default_output_tokens);
+}
+
+// What the aggregation call reads: the request, then every branch's answer.
+std::string aggregation_prompt(const std::vector<ModelResponse>& answers) {
+  std::string p = "Here are " + std::to_string(answers.size()) +
+                  " independent answers to the request above. Compare them and write the single "
+                  "best final answer; do not mention that there were several.";
+  for (size_t i = 0; i < answers.size(); ++i) {
+    p += "\n\n### Answer " + std::to_string(i + 1) + "\n" + answers[i].text;
+    for (const ToolCall& t : answers[i].tool_calls) p += "\n(calls " + t.name + " " + t.arguments_json + ")";
+  }
+  return p;
+}
+
+}  // namespace
+
+struct Dispatcher::Impl {
+  const Engine& engine;
+  ModelClients clients;
+  DispatcherOptions options;
+  mutable std::mutex rng_mu;
+  mutable std::mt19937_64 rng;
+
+  Impl(const Engine& e, ModelClients c, DispatcherOptions o)
+      : engine(e), clients(std::move(c)), options(std::move(o)),
+        rng(options.seed != 0 ? options.seed : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {
+    if (!options.sleep) options.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  }
+
+  std::string new_id() const {
+    std::uint64_t v;
+    {
+      std::lock_guard<std::mutex> lock(rng_mu);
+      v = rng();
+    }
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+    return buf;
+  }
+
+  std::chrono::milliseconds jittered_backoff(int failed_attempts) const {
+    const CallSettings& c = engine.config().calls;
+    std::int64_t cap = c.backoff_initial.count();
+    for (int i = 1; i < failed_attempts && cap < c.backoff_max.count(); ++i) cap *= 2;
+    cap = std::min<std::int64_t>(cap, c.backoff_max.count());
+    std::lock_guard<std::mutex> lock(rng_mu);
+    return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, cap)(rng));
+  }
+
+  // Everything the attempts of one step share, and what they produced.
+  struct Trace {
+    const Decision* decision = nullptr;
+    const Step* step = nullptr;
+    std::string trace_id;
+    std::mutex mu;                    // guards the fields below (fan-out branches run in parallel)
+    std::vector<CostRecord> records;
+    MicroUsd cost = 0;
+    int attempts = 0;
+    int fallbacks = 0;
+  };
+
+  void write(Trace& trace, CostRecord r) const {
+    if (options.ledger) options.ledger->record(r);
+    std::lock_guard<std::mutex> lock(trace.mu);
+    trace.cost += r.cost;
+    trace.records.push_back(std::move(r));
+  }
+
+  CostRecord record_for(const Trace& trace, const std::string& tier, const std::string& model,
+                        const std::string& provider) const {
+    const Config& config = engine.config();
+    CostRecord r;
+    r.time = std::chrono::system_clock::now();
+    r.trace_id = trace.trace_id;
+    r.call_id = new_id();
+    r.workload = trace.decision->workload;
+    r.role = trace.step->role;
+    r.tier = tier;
+    r.model = model;
+    r.provider = provider;
+    r.rules_version = trace.decision->rules_version;
+    r.catalog_version = config.prices ? config.prices->version() : std::string();
+    return r;
+  }
+
+  struct Answer {
+    Result<ModelResponse> response = Status::internal("not called");
+    std::string model;
+  };
+
+  // Calls the tier's models in order until one answers, retrying each as the
+  // [calls] settings say. `first_call_id` (if set) is the first attempt's id,
+  // `parent_id` every attempt's parent. Streams through `on_chunk` when set.
+  Answer call_tier(Trace& trace, const std::string& tier, const std::string& first_model,
+                   const ModelRequest& base_request, std::int64_t input_tokens, const std::string& parent_id,
+                   std::string first_call_id, const ChunkHandler& on_chunk) const {
+    const Config& config = engine.config();
+    const CallSettings& calls = config.calls;
+    Answer out;
+    const std::vector<std::string> order = call_order(config, tier, first_model);
+    std::vector<std::string> fitting;
+    for (const std::string& name : order) {
+      const ModelSpec* spec = config.find_model(name);
+      if (spec == nullptr) continue;
+      const std::int64_t cap = base_request.max_output_tokens.value_or(output_cap(*trace.decision, *spec));
+      if (input_tokens + cap <= spec->context_window) fitting.push_back(name);
+    }
+    if (fitting.empty()) {
+      CostRecord r = record_for(trace, tier, first_model, "");
+      r.status = CallStatus::kError;
+      r.error = "no model of tier '" + tier + "' has a context window for " + std::to_string(input_tokens) +
+                " input tokens plus the output cap";
+      out.response = Status::upstream(r.error);
+      out.model = first_model;
+      r.parent_id = parent_id;
+      if (!first_call_id.empty()) r.call_id = first_call_id;
+      write(trace, std::move(r));
+      return out;
+    }
+
+    // Streaming: a chunk of a new attempt after chunks of a failed one says restart.
+    bool delivered = false;
+    bool restart_pending = false;
+    ChunkHandler forward;
+    if (on_chunk) {
+      forward = [&](const StreamChunk& c) {
+        StreamChunk chunk = c;
+        chunk.restart = restart_pending;
+        restart_pending = false;
+        delivered = true;
+        on_chunk(chunk);
+      };
+    }
+
+    for (size_t m = 0; m < fitting.size(); ++m) {
+      const std::string& name = fitting[m];
+      const ModelSpec& spec = *config.find_model(name);
+      const bool last_model = m + 1 == fitting.size();
+      ModelRequest request = base_request;
+      if (!request.max_output_tokens) request.max_output_tokens = output_cap(*trace.decision, spec);
+      ModelClient* client = clients.find(name);
+      for (int attempt = 1; attempt <= calls.max_attempts; ++attempt) {
+        CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
+        r.parent_id = parent_id;
+        if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
+        restart_pending = delivered;
+        const Clock::time_point start = Clock::now();
+        Result<ModelResponse> result =
+            client == nullptr ? Result<ModelResponse>(Status::not_found("no client serves model '" + name + "'"))
+            : on_chunk        ? client->stream(request, forward)
+                              : client->invoke(request);
+        r.latency_ms = since(start).count();
+        {
+          std::lock_guard<std::mutex> lock(trace.mu);
+          trace.attempts++;
+        }
+        if (result.ok()) {
+          r.usage = result->usage;
+          auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
+          r.cost = cost.ok() ? *cost : 0;
+          if (!cost.ok()) r.error = one_line(cost.status().message());
+          r.status = CallStatus::kOk;
+          write(trace, std::move(r));
+          out.response = std::move(result);
+          out.model = name;
+          return out;
+        }
+        const Status& failure = result.status();
+        r.error = one_line(failure.message());
+        const std::optional<std::chrono::milliseconds> retry_after = failure.retry_after();
+        const bool retry = failure.code() == Status::Code::kUnavailable && attempt < calls.max_attempts &&
+                           (!retry_after || *retry_after <= calls.retry_after_max);
+        out.response = std::move(result);
+        out.model = name;
+        if (retry) {
+          r.status = CallStatus::kError;
+          write(trace, std::move(r));
+          options.sleep(retry_after ? *retry_after : jittered_backoff(attempt));
+          continue;
+        }
+        r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
+        write(trace, std::move(r));
+        if (!last_model) {
+          std::lock_guard<std::mutex> lock(trace.mu);
+          trace.fallbacks++;
+        }
+        break;
+      }
+    }
+    return out;
+  }
+
+  ModelRequest request_for(const Decision& d, const StepCall& call, std::vector<Message> messages) const {
+    ModelRequest req;
+    req.messages = std::move(messages);
+    req.tools = call.tools;
+    req.reasoning = d.reasoning;
+    req.max_output_tokens = d.max_output_tokens;
+    req.json_output = call.step.output_must_be_json;
+    req.counted_input_tokens = call.step.input_tokens;
+    return req;
+  }
+
+  static std::vector<Message> messages_of(const StepCall& call) {
+    if (!call.messages.empty()) return call.messages;
+    Message m;
+    m.role = "user";
+    m.content = call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)";
+    return {std::move(m)};
+  }
+
+  StepResult execute(const Decision& decision, const StepCall& call) const {
+    const Clock::time_point start = Clock::now();
+    StepResult result;
+    result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
+    Admission admission = engine.admit(decision, call.step, result.trace_id);
+    result.decision = admission.decision;
+    if (!admission.status.ok()) {
+      result.status = admission.status;
+      if (admission.refusal) {
+        admission.refusal->call_id = new_id();
+        if (options.ledger) options.ledger->record(*admission.refusal);
+        result.records.push_back(*admission.refusal);
+      }
+      result.latency = since(start);
+      return result;
+    }
+    const Decision& d = result.decision;
+    Trace trace;
+    trace.decision = &d;
+    trace.step = &call.step;
+    trace.trace_id = result.trace_id;
+    const std::vector<Message> messages = messages_of(call);
+    const std::int64_t input_tokens = detail::input_tokens_of(call.step) > 0
+                                          ? detail::input_tokens_of(call.step)
+                                          : detail::estimate_tokens(messages.back().content);
+
+    Answer final;
+    if (d.fanout <= 1) {
+      final = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens, "", "",
+                        call.on_chunk);
+    } else {
+      // Contemplating: the branches in parallel, then one aggregation call
+      // whose first attempt's id every branch names as its parent.
+      const std::string aggregate_id = new_id();
+      std::vector<Answer> branches(static_cast<size_t>(d.fanout));
+      {
+        std::vector<std::thread> threads;
+        for (size_t i = 0; i < branches.size(); ++i) {
+          threads.emplace_back([&, i] {
+            branches[i] = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens,
+                                    aggregate_id, "", nullptr);
+          });
+        }
+        for (std::thread& t : threads) t.join();
+      }
+      std::vector<ModelResponse> answers;
+      for (Answer& b : branches) {
+        if (b.response.ok()) answers.push_back(*b.response);
+      }
+      if (answers.empty()) {
+        final = std::move(branches.back());
+      } else {
+        std::vector<Message> agg_messages = messages;
+        Message m;
+        m.role = "user";
+        m.content = aggregation_prompt(answers);
+        agg_messages.push_back(std::move(m));
+        ModelRequest req = request_for(d, call, std::move(agg_messages));
+        std::int64_t agg_input = input_tokens;
+        for (const ModelResponse& a : answers) agg_input += a.usage.output_tokens;
+        req.counted_input_tokens = call.step.input_tokens ? std::optional<std::int64_t>(agg_input) : std::nullopt;
+        const std::string agg_tier = d.aggregate.empty() ? d.tier : d.aggregate;
+        const Tier* tier = engine.config().find_tier(agg_tier);
+        final = call_tier(trace, agg_tier, tier ? tier->models.front() : d.model, req, agg_input, "",
+                          aggregate_id, call.on_chunk);
+      }
+    }
+
+    admission.reservation.settle(trace.cost);
+    result.records = std::move(trace.records);
+    result.cost = trace.cost;
+    result.attempts = trace.attempts;
+    result.fallbacks = trace.fallbacks;
+    result.model = final.model;
+    if (final.response.ok()) {
+      result.response = std::move(final.response).value();
+    } else {
+      result.status = final.response.status();
+    }
+    result.latency = since(start);
+    return result;
+  }
+};
+
+Dispatcher::Dispatcher(const Engine& engine, ModelClients clients, DispatcherOptions options)
+    : impl_(std::make_unique<Impl>(engine, std::move(clients), std::move(options))) {}
+
+Dispatcher::~Dispatcher() = default;
+
+const ModelClients& Dispatcher::clients() const { return impl_->clients; }
+
+StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) const {
+  return impl_->execute(decision, call);
+}
+
+StepResult Dispatcher::run(std::string_view workload, const StepCall& call, const CallContext& ctx) const {
+  Result<Decision> decision = impl_->engine.decide(workload, call.step, ctx);
+  if (!decision.ok()) {
+    StepResult r;
+    r.status = decision.status();
+    r.trace_id = call.trace_id;
+    return r;
+  }
+  return impl_->execute(*decision, call);
+}
+
+Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path) {
+  // The month holds the day: every budget period in use starts at or after the
+  // first of this month (UTC).
+  const auto now = std::chrono::system_clock::now();
+  const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(now)};
+  const std::chrono::sys_days month_start{today.year() / today.month() / 1};
+  LedgerQuery q;
+  q.since = std::chrono::system_clock::time_point(month_start);
+  auto records = read_sqlite_ledger(sqlite_ledger_path, q);
+  if (!records.ok()) return records.status();
+  std::int64_t counted = 0;
+  for (const CostRecord& r : *records) {
+    const Workload* w = engine.config().find_workload(r.workload);
+    if (w == nullptr || !w->budget || r.cost <= 0) continue;
+    engine.budgets().add_spent(detail::budget_scope(r.workload), r.time, r.cost);
+    ++counted;
+  }
+  return counted;
+}
+
+}  // namespace switchboard

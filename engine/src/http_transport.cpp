@@ -1,0 +1,363 @@
+// HttpTransport over libcurl. Every curl call in the engine is in this file;
+// every CURL* and curl_slist is owned by a unique_ptr.
+#include "http_transport.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <mutex>
+
+namespace switchboard {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+struct CurlEasyDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+};
+using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
+
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+// curl_global_init is process-wide and not thread-safe, so it runs once, the
+// first time any transport is built. It is never undone: clients may live
+// until exit, and curl_global_cleanup would race with them.
+CURLcode global_init() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return result;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+// Leading decimal digits of `s` as a number, capped; nullopt when none.
+std::optional<std::int64_t> leading_number(std::string_view s) {
+  constexpr std::int64_t kCap = 1'000'000'000'000;
+  std::int64_t n = 0;
+  std::size_t i = 0;
+  for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+    n = std::min(kCap, n * 10 + (s[i] - '0'));
+  }
+  if (i == 0) return std::nullopt;
+  return n;
+}
+
+std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+// Why a transfer was cut short by one of our callbacks.
+enum class Abort { kNone, kFirstByte, kStall, kOversize, kSink };
+
+// State shared by one call's callbacks.
+struct Transfer {
+  CURL* handle = nullptr;
+  const CallSettings* limits = nullptr;
+  const BodySink* sink = nullptr;
+  HttpResponse response;
+  Clock::time_point start;
+  std::optional<Clock::time_point> sent_at;
+  std::optional<Clock::time_point> first_byte_at;
+  Clock::time_point last_byte_at;
+  std::int64_t body_bytes = 0;
+  std::optional<milliseconds> retry_after;     // Retry-After
+  std::optional<milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
+  bool head_filled = false;
+  Abort abort = Abort::kNone;
+
+  void byte_arrived() {
+    const Clock::time_point now = Clock::now();
+    if (!first_byte_at) first_byte_at = now;
+    last_byte_at = now;
+  }
+
+  // Status, content type, Retry-After and first-byte time, from what the
+  // headers said. Called once the body starts, and at the end.
+  void fill_head() {
+    long code = 0;
+    curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &code);
+    response.status = static_cast<int>(code);
+    const char* type = nullptr;
+    curl_easy_getinfo(handle, CURLINFO_CONTENT_TYPE, &type);
+    response.content_type = type != nullptr ? type : "";
+    response.retry_after = retry_after_ms ? retry_after_ms : retry_after;
+    if (first_byte_at) response.first_byte = std::chrono::duration_cast<milliseconds>(*first_byte_at - start);
+    head_filled = true;
+  }
+};
+
+std::size_t header_callback(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::string_view line(data, size * count);
+  t->byte_arrived();
+  if (line.starts_with("HTTP/")) {  // a new response (after a 1xx): forget the last one's headers
+    t->retry_after.reset();
+    t->retry_after_ms.reset();
+    return line.size();
+  }
+  const std::size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return line.size();
+  const std::string_view name = trim(line.substr(0, colon));
+  const std::string_view value = trim(line.substr(colon + 1));
+  if (iequals(name, "retry-after")) {
+    t->retry_after = parse_retry_after(value, std::chrono::system_clock::now());
+  } else if (iequals(name, "retry-after-ms")) {
+    if (auto n = leading_number(value)) t->retry_after_ms = milliseconds(*n);
+  }
+  return line.size();
+}
+
+std::size_t write_callback(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  t->byte_arrived();
+  t->body_bytes += static_cast<std::int64_t>(n);
+  if (t->limits->max_response_bytes > 0 && t->body_bytes > t->limits->max_response_bytes) {
+    t->abort = Abort::kOversize;
+    return 0;  // anything but n makes curl stop with CURLE_WRITE_ERROR
+  }
+  if (*t->sink) {
+    if (!t->head_filled) t->fill_head();
+    if (!(*t->sink)(t->response, std::string_view(data, n))) {
+      t->abort = Abort::kSink;
+      return 0;
+    }
+  } else {
+    t->response.body.append(data, n);
+  }
+  return n;
+}
+
+// Runs at least once a second for the whole call: the place that enforces the
+// limits curl has no option for.
+int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  const Clock::time_point now = Clock::now();
+  if (!t->first_byte_at) {
+    if (!t->sent_at) {
+      curl_off_t pretransfer_us = 0;  // 0 until the connection is up and the request starts out
+      curl_easy_getinfo(t->handle, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+      if (pretransfer_us > 0) t->sent_at = t->start + std::chrono::microseconds(pretransfer_us);
+    }
+    const milliseconds limit = t->limits->first_byte_timeout;
+    if (t->sent_at && limit.count() > 0 && now - *t->sent_at > limit) {
+      t->abort = Abort::kFirstByte;
+      return 1;
+    }
+  } else {
+    const milliseconds limit = t->limits->stall_timeout;
+    if (limit.count() > 0 && now - t->last_byte_at > limit) {
+      t->abort = Abort::kStall;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// The Status for a failed transfer. Never quotes a header: curl's messages
+// name the host, port and what failed, not the request.
+Status failure(CURLcode code, const Transfer& t, const char* errbuf) {
+  const CallSettings& limits = *t.limits;
+  switch (t.abort) {
+    case Abort::kFirstByte:
+      return Status::unavailable("no first byte within " + ms_text(limits.first_byte_timeout) +
+                                 " (first_byte_timeout_ms)");
+    case Abort::kStall:
+      return Status::unavailable("no data for " + ms_text(limits.stall_timeout) +
+                                 " inside the response (stall_timeout_ms)");
+    case Abort::kOversize:
+      return Status::upstream("response body over " + std::to_string(limits.max_response_bytes) +
+                              " bytes (max_response_bytes)");
+    case Abort::kSink:
+    case Abort::kNone: break;
+  }
+  const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(code);
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: {
+      curl_off_t pretransfer_us = 0;
+      curl_easy_getinfo(t.handle, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+      const bool connecting = pretransfer_us == 0 && limits.connect_timeout.count() > 0 &&
+                              (limits.total_timeout.count() == 0 || limits.connect_timeout <= limits.total_timeout);
+      if (connecting) {
+        return Status::unavailable("not connected within " + ms_text(limits.connect_timeout) +
+                                   " (connect_timeout_ms)");
+      }
+      return Status::unavailable("not finished within " + ms_text(limits.total_timeout) + " (total_timeout_ms)");
+    }
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Status::unavailable("could not connect: " + detail);
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+      return Status::unavailable("connection broke: " + detail);
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_BAD_CONTENT_ENCODING:
+      return Status::upstream("HTTP transport: " + detail);
+    default:
+      return Status::unavailable("HTTP transport: " + detail);
+  }
+}
+
+}  // namespace
+
+// Idle easy handles. A handle goes back reset (curl_easy_reset keeps its open
+// connections, DNS cache and TLS sessions, which is the point of pooling).
+struct HttpTransport::Pool {
+  explicit Pool(std::size_t max) : max_idle(max) {}
+
+  CurlEasy acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!idle.empty()) {
+        CurlEasy handle = std::move(idle.back());
+        idle.pop_back();
+        return handle;
+      }
+    }
+    return CurlEasy(curl_easy_init());
+  }
+
+  // Reset first: the handle must keep no pointer into the finished call's frame.
+  void release(CurlEasy handle) {
+    curl_easy_reset(handle.get());
+    std::lock_guard<std::mutex> lock(mu);
+    if (idle.size() < max_idle) idle.push_back(std::move(handle));
+    // else `handle` is closed here, connections and all
+  }
+
+  // One pooled handle for the length of a call; empty when curl_easy_init failed.
+  class Lease {
+   public:
+    explicit Lease(Pool& pool) : pool_(pool), handle_(pool.acquire()) {}
+    ~Lease() {
+      if (handle_) pool_.release(std::move(handle_));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    CURL* get() const { return handle_.get(); }
+
+   private:
+    Pool& pool_;
+    CurlEasy handle_;
+  };
+
+  std::mutex mu;
+  std::vector<CurlEasy> idle;  // guarded by mu
+  const std::size_t max_idle;
+};
+
+
+
+HttpTransport::HttpTransport(std::size_t max_idle_handles) : pool_(std::make_unique<Pool>(max_idle_handles)) {
+  global_init();
+}
+
+HttpTransport::~HttpTransport() = default;
+
+Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallSettings& limits,
+                                         const BodySink& on_body) {
+  if (const CURLcode init = global_init(); init != CURLE_OK) {
+    return Status::internal(std::string("curl_global_init failed: ") + curl_easy_strerror(init));
+  }
+  Pool::Lease lease(*pool_);
+  CURL* h = lease.get();
+  if (h == nullptr) return Status::internal("curl_easy_init failed");
+
+  CurlSlist headers;
+  auto add_header = [&headers](const std::string& line) {
+    curl_slist* grown = curl_slist_append(headers.get(), line.c_str());
+    if (grown == nullptr) return false;
+    (void)headers.release();  // now owned through `grown`
+    headers.reset(grown);
+    return true;
+  };
+  for (const auto& [name, value] : request.headers) {
+    // A line break would smuggle in another header (a key pasted with its newline).
+    if (name.find_first_of("\r\n") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
+      return Status::invalid_argument("request header '" + name + "' contains a line break");
+    }
+    if (!add_header(name + ": " + value)) return Status::internal("out of memory building request headers");
+  }
+  // No "Expect: 100-continue" round trip before a large body.
+  if (!add_header("Expect:")) return Status::internal("out of memory building request headers");
+
+  Transfer t;
+  t.handle = h;
+  t.limits = &limits;
+  t.sink = &on_body;
+  char errbuf[CURL_ERROR_SIZE] = {};
+
+  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // no SIGALRM for timeouts: we run on many threads
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "switchboard/0.1");
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // whatever curl can decode
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);  // a proxy's CONNECT reply is not the response
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(limits.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(limits.total_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &header_callback);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &progress_callback);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
+
+  t.start = Clock::now();
+  t.last_byte_at = t.start;
+  const CURLcode code = curl_easy_perform(h);
+  const Clock::time_point end = Clock::now();
+
+  if (code != CURLE_OK && t.abort != Abort::kSink) return failure(code, t, errbuf);
+  t.fill_head();
+  t.response.total = std::chrono::duration_cast<milliseconds>(end - t.start);
+  t.response.stopped = t.abort == Abort::kSink;
+  return std::move(t.response);
+}
+
+std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {
+  value = trim(value);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+    return milliseconds(*leading_number(value) * 1000);
+  }
+  const std::string date(value);
+  const std::time_t now_t = std::chrono::system_clock::to_time_t(now);
+  const std::time_t at = curl_getdate(date.c_str(), &now_t);
+  if (at == -1) return std::nullopt;
+  return milliseconds(std::max<std::int64_t>(0, static_cast<std::int64_t>(at - now_t)) * 1000);
+}
+
+}  // namespace switchboard

@@ -1,0 +1,93 @@
+// Helpers the three wire formats share (openai_wire.cpp, anthropic_wire.cpp,
+// gemini_wire.cpp): JSON text in and out, URL joining, and the error-body
+// shape every provider uses ({"error": {"message": ...}}). nlohmann::json
+// throws; these helpers do not, except where noted, and each wire file
+// catches json::exception at its entry points.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "switchboard/status.h"
+
+namespace switchboard::wire {
+
+using nlohmann::json;
+
+// `endpoint` + `path`, with one slash between them however the endpoint ends.
+inline std::string join_url(std::string_view endpoint, std::string_view path) {
+  while (endpoint.ends_with('/')) endpoint.remove_suffix(1);
+  return std::string(endpoint) + std::string(path);
+}
+
+// JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
+// replaced with U+FFFD rather than failing the call.
+inline std::string to_text(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// A response body that must be a JSON object; upstream when it is not.
+inline Result<json> parse_body(std::string_view body) {
+  json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return Status::upstream("body is not valid JSON");
+  if (!value.is_object()) return Status::upstream("body is not a JSON object");
+  return value;
+}
+
+// A JSON object given as text in a request (tool parameters, call arguments);
+// "" counts as {}. invalid_argument naming `what` otherwise.
+inline Result<json> parse_request_object(std::string_view text, const std::string& what) {
+  if (text.empty()) return json::object();
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) return Status::invalid_argument(what + " is not a JSON object");
+  return value;
+}
+
+// The string at `key`, or "" when absent or not a string.
+inline std::string string_at(const json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The object at `key`, or nullptr.
+inline const json* object_at(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it != object.end() && it->is_object() ? &*it : nullptr;
+}
+
+// The array at `key`, or nullptr.
+inline const json* array_at(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it != object.end() && it->is_array() ? &*it : nullptr;
+}
+
+// "message (kind)" from an error object: OpenAI {message, type}, Anthropic
+// {type, message}, Gemini {message, status}; "" when it has no message or kind.
+inline std::string describe_error(const json& error) {
+  if (error.is_string()) return error.get<std::string>();
+  std::string kind = string_at(error, "type");
+  if (kind.empty()) kind = string_at(error, "status");
+  if (kind.empty()) kind = string_at(error, "code");
+  const std::string message = string_at(error, "message");
+  if (message.empty()) return kind;
+  return kind.empty() ? message : message + " (" + kind + ")";
+}
+
+// The provider's message in an error body: {"error": {...}} (also inside a
+// one-element array, as Gemini sends), {"error": "text"}, or a bare
+// {"message": ...} from some OpenAI-compatible servers. "" when none.
+inline std::string error_message_in(std::string_view body) {
+  json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (value.is_array() && !value.empty()) value = value[0];
+  if (!value.is_object()) return "";
+  auto it = value.find("error");
+  if (it != value.end() && (it->is_object() || it->is_string())) return describe_error(*it);
+  return string_at(value, "message").empty() ? "" : describe_error(value);
+}
+
+}  // namespace switchboard::wire

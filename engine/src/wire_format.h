@@ -1,0 +1,71 @@
+// WireFormat: what one provider's HTTP API looks like, without the HTTP.
+//
+// A wire format turns a ModelRequest into the provider's request (URL,
+// headers, JSON body), and the provider's answers (a whole body, an error
+// body, or a stream of Server-Sent Events) into a ModelResponse. It does no
+// I/O, so every provider is tested from recorded-shape bodies alone; the HTTP
+// side (status codes, content types, timeouts, retry hints) is the client's
+// (http_model_client.cpp).
+//
+// Error messages here say what is wrong with a body ("no 'choices' array");
+// the client prefixes provider, model and HTTP status. None quotes a header.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "http_transport.h"
+#include "sse.h"
+#include "switchboard/client.h"
+#include "switchboard/config.h"
+#include "switchboard/status.h"
+
+namespace switchboard {
+
+// Decodes one streamed answer: fed the stream's SSE events in order, it
+// delivers the text as it arrives and, once the provider's final event came,
+// the whole response with the provider's exact usage. One per stream; not
+// thread-safe.
+class StreamDecoder {
+ public:
+  virtual ~StreamDecoder() = default;
+  // Takes the next event; text pieces go to `on_chunk` (never with restart).
+  // A failed Status ends the stream: the provider's own error event
+  // (unavailable when it says it is overloaded, else upstream) or an event
+  // that cannot be read (upstream).
+  virtual Status on_event(const SseEvent& event, const ChunkHandler& on_chunk) = 0;
+  // True once the provider's final event arrived.
+  virtual bool done() const = 0;
+  // The whole response: text, tool calls, finish reason, model and usage.
+  // Status::unavailable("stream ended before its final event") when done()
+  // is false; upstream when the final events carried no readable usage.
+  virtual Result<ModelResponse> finish() = 0;
+};
+
+// One provider's request and response shapes, bound to one model and key.
+// Immutable once built; thread-safe.
+class WireFormat {
+ public:
+  virtual ~WireFormat() = default;
+  // The HTTP request for `request`, streamed or not. invalid_argument when a
+  // tool's parameters or a call's arguments are not a JSON object.
+  // REQUIRES: request.messages is not empty.
+  virtual Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const = 0;
+  // A whole 2xx JSON body as a response (upstream when it cannot be read).
+  virtual Result<ModelResponse> parse_response(std::string_view body) const = 0;
+  // The provider's own message in an error body ("Overloaded
+  // (overloaded_error)"), or "" when the body has none.
+  virtual std::string error_message(std::string_view body) const = 0;
+  virtual std::unique_ptr<StreamDecoder> stream_decoder() const = 0;
+};
+
+// Chat Completions, for provider "openai" and "openai-compatible" (which gets
+// `max_tokens` instead of `max_completion_tokens`).
+std::unique_ptr<WireFormat> make_openai_wire(const ModelSpec& model, std::string api_key);
+// The Messages API, provider "anthropic".
+std::unique_ptr<WireFormat> make_anthropic_wire(const ModelSpec& model, std::string api_key);
+// generateContent, provider "gemini".
+std::unique_ptr<WireFormat> make_gemini_wire(const ModelSpec& model, std::string api_key);
+
+}  // namespace switchboard

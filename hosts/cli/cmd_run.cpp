@@ -1,0 +1,197 @@
+// switchboard run: the main job. Routes every step of an agent trace through
+// the rules, calls the chosen model (the offline sim provider where no key is
+// set), records every call in the ledger, and ends with the report tables.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "commands.h"
+#include "switchboard/switchboard.h"
+
+namespace switchboard::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string config_path = "switchboard.toml";
+  std::string workload = "default";
+  std::string ledger = "switchboard.db";
+  std::string trace;
+  int parallel = 4;
+  bool no_progress = false;
+};
+
+// Progress on stderr: a bar redrawn in place on a terminal, a plain line per
+// tenth of the trace otherwise.
+class Progress {
+ public:
+  Progress(size_t total, bool enabled) : total_(total), tty_(enabled && isatty(STDERR_FILENO) == 1), enabled_(enabled) {}
+
+  void step_done(MicroUsd cost, bool failed) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++done_;
+    spent_ += cost;
+    if (failed) ++failed_;
+    if (!enabled_) return;
+    if (tty_) {
+      const size_t width = 30;
+      const size_t filled = total_ == 0 ? width : done_ * width / total_;
+      std::fprintf(stderr, "\r[%s%s] %zu/%zu steps  %s  %zu failed ", std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), done_, total_, format_usd(spent_).c_str(), failed_);
+      if (done_ == total_) std::fprintf(stderr, "\n");
+    } else if (done_ == total_ || (total_ >= 10 && done_ % (total_ / 10) == 0)) {
+      std::fprintf(stderr, "%zu/%zu steps  %s  %zu failed\n", done_, total_, format_usd(spent_).c_str(), failed_);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  size_t total_;
+  bool tty_;
+  bool enabled_;
+  size_t done_ = 0;
+  size_t failed_ = 0;
+  MicroUsd spent_ = 0;
+};
+
+Result<std::vector<Step>> read_trace(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::io_error(path + ": cannot open the trace");
+  std::vector<Step> steps;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto step = parse_step_json(line);
+    if (!step.ok()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": " + step.status().message());
+    steps.push_back(std::move(step).value());
+  }
+  return steps;
+}
+
+int run_trace(const RunOptions& o) {
+  if (o.parallel < 1 || o.parallel > 256) {
+    std::cerr << "--parallel must be 1 to 256\n";
+    return 2;
+  }
+  auto engine = Engine::open_file(o.config_path);
+  if (!engine.ok()) {
+    std::cerr << engine.status().message() << "\n";
+    return 2;
+  }
+  const Config& config = (*engine)->config();
+  if (config.find_workload(o.workload) == nullptr) {
+    std::cerr << o.config_path << ": unknown workload '" << o.workload << "'\n";
+    return 2;
+  }
+  auto steps = read_trace(o.trace);
+  if (!steps.ok()) {
+    std::cerr << steps.status().message() << "\n";
+    return 2;
+  }
+  auto clients = ModelClients::from_config(config);
+  if (!clients.ok()) {
+    std::cerr << clients.status().message() << "\n";
+    return 2;
+  }
+  // Budgets continue from what this period already spent.
+  if (std::filesystem::exists(o.ledger)) {
+    auto loaded = load_budget_spend(**engine, o.ledger);
+    if (!loaded.ok()) {
+      std::cerr << loaded.status().message() << "\n";
+      return 2;
+    }
+  }
+  auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{o.ledger});
+  if (!sqlite.ok()) {
+    std::cerr << sqlite.status().message() << "\n";
+    return 2;
+  }
+  std::mutex records_mu;
+  std::vector<CostRecord> records;  // this run's, for the closing report
+  auto collect = callback_ledger([&](const CostRecord& r) {
+    std::lock_guard<std::mutex> lock(records_mu);
+    records.push_back(r);
+  });
+  DispatcherOptions options;
+  options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sqlite, collect});
+  Dispatcher dispatcher(**engine, std::move(clients).value(), options);
+
+  std::printf("running %zu steps of %s through workload '%s' (%d in parallel)\n", steps->size(), o.trace.c_str(),
+              o.workload.c_str(), o.parallel);
+  std::map<std::string, std::string> keyless;  // key variable -> the models it leaves to the sim provider
+  for (const auto& [name, model] : config.models) {
+    if (config.effective_provider(model) == "sim" && model.provider != "sim" && !model.api_key_env.empty()) {
+      std::string& models = keyless[model.api_key_env];
+      models += (models.empty() ? "" : ", ") + name;
+    }
+  }
+  for (const auto& [variable, models] : keyless) {
+    std::printf("  %s is not set: %s served by the offline sim provider\n", variable.c_str(), models.c_str());
+  }
+  std::fflush(stdout);
+
+  Progress progress(steps->size(), !o.no_progress);
+  std::atomic<size_t> next{0};
+  std::atomic<int> failed{0};
+  std::mutex errors_mu;
+  std::vector<std::string> first_errors;
+  const auto start = std::chrono::steady_clock::now();
+  auto worker = [&] {
+    for (size_t i = next++; i < steps->size(); i = next++) {
+      StepCall call;
+      call.step = (*steps)[i];
+      StepResult r = dispatcher.run(o.workload, call);
+      progress.step_done(r.cost, !r.status.ok());
+      if (!r.status.ok()) {
+        failed++;
+        std::lock_guard<std::mutex> lock(errors_mu);
+        if (first_errors.size() < 5) {
+          first_errors.push_back(o.trace + ":" + std::to_string(i + 1) + ": " + r.status.message());
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.parallel; ++t) threads.emplace_back(worker);
+  for (std::thread& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const Status flushed = options.ledger->flush();
+
+  std::printf("\n%zu steps in %.2f s: %zu answered, %d failed; %zu calls recorded in %s\n\n", steps->size(), seconds,
+              steps->size() - static_cast<size_t>(failed.load()), failed.load(), records.size(), o.ledger.c_str());
+  const Status printed = print_report(config, records, {"role", "model"});
+  for (const std::string& e : first_errors) std::fprintf(stderr, "failed: %s\n", e.c_str());
+  if (!printed.ok()) {
+    std::cerr << printed.message() << "\n";
+    return 2;
+  }
+  if (!flushed.ok()) {
+    std::cerr << "the ledger did not flush: " << flushed.message() << "\n";
+    return 2;
+  }
+  return failed.load() == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+Command add_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "Route every step of a trace, call the chosen models, record the costs");
+  cmd->add_option("--config", o->config_path, "Configuration file")->capture_default_str();
+  cmd->add_option("--workload", o->workload, "Workload whose rules decide")->capture_default_str();
+  cmd->add_option("--ledger", o->ledger, "SQLite ledger to append every call to")->capture_default_str();
+  cmd->add_option("--parallel", o->parallel, "Steps in flight at once")->capture_default_str();
+  cmd->add_flag("--no-progress", o->no_progress, "No progress output on stderr");
+  cmd->add_option("TRACE", o->trace, "Agent trace: one step as a JSON object per line")->required();
+  return [o] { return run_trace(*o); };
+}
+
+}  // namespace switchboard::cli

@@ -1,0 +1,389 @@
+// The call path: sim answers, retries with backoff and Retry-After, fallbacks,
+// context-window skips, fan-out with an aggregator, budgets and the ledger.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "test_util.h"
+
+using namespace switchboard;
+using namespace switchboard::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A host-supplied client that answers from a script: each call takes the next
+// outcome (the last one repeats), after an optional delay.
+class ScriptedClient final : public ModelClient {
+ public:
+  struct Outcome {
+    Status failure;                   // ok = answer with `usage`
+    Usage usage;
+    std::chrono::milliseconds delay{0};
+    std::vector<std::string> chunks;  // streamed before the outcome
+  };
+  explicit ScriptedClient(std::vector<Outcome> script) : script_(std::move(script)) {}
+
+  std::string provider() const override { return "scripted"; }
+  Result<ModelResponse> invoke(const ModelRequest& request) override { return stream(request, nullptr); }
+  Result<ModelResponse> stream(const ModelRequest& request, const ChunkHandler& on_chunk) override {
+    Outcome o;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(request);
+      o = script_[std::min(calls_, script_.size() - 1)];
+      ++calls_;
+    }
+    std::this_thread::sleep_for(o.delay);
+    for (const std::string& c : o.chunks) {
+      if (on_chunk) on_chunk(StreamChunk{c, false});
+    }
+    if (!o.failure.ok()) return o.failure;
+    ModelResponse r;
+    r.text = "answer " + std::to_string(calls());
+    r.usage = o.usage;
+    r.finish_reason = "stop";
+    return r;
+  }
+  size_t calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  std::vector<ModelRequest> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Outcome> script_;
+  size_t calls_ = 0;
+  std::vector<ModelRequest> requests_;
+};
+
+ScriptedClient::Outcome ok_with(std::int64_t input, std::int64_t output, std::chrono::milliseconds delay = 0ms) {
+  ScriptedClient::Outcome o;
+  o.usage.input_tokens = input;
+  o.usage.output_tokens = output;
+  o.delay = delay;
+  return o;
+}
+
+ScriptedClient::Outcome failing(Status s) {
+  ScriptedClient::Outcome o;
+  o.failure = std::move(s);
+  return o;
+}
+
+// An engine on small_config() whose rules return `answer`, a dispatcher over
+// it with the given clients, its ledger records collected, its waits recorded.
+struct Rig {
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::mutex mu;
+  std::vector<CostRecord> ledger;
+  std::vector<std::chrono::milliseconds> waits;
+
+  Rig(const std::string& rules, const std::string& extra_config,
+      std::map<std::string, std::shared_ptr<ModelClient>> overrides) {
+    auto e = engine_with_rules(dir, rules, extra_config);
+    REQUIRE_MESSAGE(e.ok(), e.status().to_string());
+    engine = std::move(e).value();
+    auto clients = ModelClients::from_config(engine->config());
+    REQUIRE(clients.ok());
+    for (auto& [model, client] : overrides) clients->set(model, client);
+    DispatcherOptions o;
+    o.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{callback_ledger([this](const CostRecord& r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ledger.push_back(r);
+    })});
+    o.sleep = [this](std::chrono::milliseconds d) {
+      std::lock_guard<std::mutex> lock(mu);
+      waits.push_back(d);
+    };
+    o.seed = 42;
+    dispatcher = std::make_unique<Dispatcher>(*engine, std::move(clients).value(), std::move(o));
+  }
+
+  StepResult run(std::int64_t input_tokens = 1000, std::string role = "plan") {
+    StepCall call;
+    call.step.role = std::move(role);
+    call.step.input_tokens = input_tokens;
+    return dispatcher->run("w", call);
+  }
+};
+
+const char* kPremium = R"lua(function classify(step, ctx) return "premium" end)lua";
+
+std::vector<CallStatus> statuses(const std::vector<CostRecord>& records) {
+  std::vector<CallStatus> out;
+  for (const CostRecord& r : records) out.push_back(r.status);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("dispatch") {
+
+TEST_CASE("the sim provider answers deterministically from the request") {
+  ModelSpec spec;
+  spec.name = spec.model_id = "m";
+  spec.default_output_tokens = 1000;
+  auto sim = make_sim_client(spec, SimSettings{});
+  ModelRequest req;
+  req.messages = {Message{"user", "summarise the report", {}, "", ""}};
+  req.counted_input_tokens = 4321;
+  auto a = sim->invoke(req);
+  auto b = sim->invoke(req);
+  REQUIRE(a.ok());
+  CHECK(a->text == b->text);
+  CHECK(a->usage == b->usage);
+  CHECK(a->text.find("[sim m ") == 0);
+  CHECK(a->text.find("summarise the report") != std::string::npos);
+  CHECK(a->usage.input_tokens == 4321);
+  CHECK(a->usage.output_tokens >= 250);
+  CHECK(a->usage.output_tokens <= 750);
+  CHECK(a->usage.reasoning_tokens == 0);
+
+  req.reasoning = Reasoning::kHigh;
+  req.max_output_tokens = 400;
+  auto high = sim->invoke(req);
+  REQUIRE(high.ok());
+  CHECK(high->usage.reasoning_tokens > 0);
+  CHECK(high->usage.output_tokens + high->usage.reasoning_tokens <= 400);
+
+  req.reasoning = Reasoning::kDefault;
+  req.json_output = true;
+  auto json = sim->invoke(req);
+  CHECK(json->text.find("{\"sim\":true") == 0);
+
+  req.tools = {ToolSpec{"search", "web search", "{}"}};
+  auto tool = sim->invoke(req);
+  REQUIRE(tool->tool_calls.size() == 1);
+  CHECK(tool->tool_calls[0].name == "search");
+  CHECK(tool->finish_reason == "tool_calls");
+
+  ModelRequest uncounted;
+  uncounted.messages = {Message{"user", std::string(300, 'x'), {}, "", ""}};
+  CHECK(sim->invoke(uncounted)->usage.input_tokens == 100);  // one token per three bytes
+  CHECK(sim->invoke(ModelRequest{}).status().code() == Status::Code::kInvalidArgument);
+}
+
+TEST_CASE("a sim call is billed from the catalog and recorded with both versions") {
+  Rig rig(kPremium, "", {});
+  StepResult r = rig.run(2000);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+  CHECK(r.model == "m-premium");
+  REQUIRE(rig.ledger.size() == 1);
+  const CostRecord& rec = rig.ledger[0];
+  CHECK(rec.status == CallStatus::kOk);
+  CHECK(rec.provider == "sim");
+  CHECK(rec.usage.input_tokens == 2000);
+  CHECK(rec.catalog_version == "test-1");
+  CHECK(rec.rules_version == rig.engine->rules_version("w"));
+  CHECK(rec.trace_id == r.trace_id);
+  CHECK(rec.cost == rig.engine->config().prices->cost("m-premium", rec.usage).value());
+  CHECK(r.cost == rec.cost);
+  // The output cap sent is the model's default (the budget reserved for it).
+  CHECK(rec.usage.output_tokens <= 1000);
+}
+
+TEST_CASE("unavailable failures are retried with jittered exponential backoff") {
+  auto flaky = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::unavailable("HTTP 503")), failing(Status::unavailable("HTTP 502")), ok_with(100, 20)});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 3\nbackoff_initial_ms = 100\nbackoff_max_ms = 150\n",
+          {{"m-premium", flaky}});
+  StepResult r = rig.run();
+  REQUIRE(r.status.ok());
+  CHECK(r.attempts == 3);
+  CHECK(r.fallbacks == 0);
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kError, CallStatus::kOk});
+  CHECK(rig.ledger[0].error == "HTTP 503");
+  CHECK(rig.ledger[0].cost == 0);
+  REQUIRE(rig.waits.size() == 2);
+  CHECK(rig.waits[0] <= 100ms);  // uniform in [0, 100]
+  CHECK(rig.waits[1] <= 150ms);  // uniform in [0, min(150, 200)]
+}
+
+TEST_CASE("Retry-After is waited exactly and a long one falls back at once") {
+  auto limited = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::unavailable("HTTP 429", 1500ms)), ok_with(100, 20)});
+  Rig rig(kPremium, "[calls]\nretry_after_max_ms = 2000\n", {{"m-premium", limited}});
+  REQUIRE(rig.run().status.ok());
+  REQUIRE(rig.waits.size() == 1);
+  CHECK(rig.waits[0] == 1500ms);
+
+  auto very_limited = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::unavailable("HTTP 429", 60'000ms))});
+  Rig rig2(kPremium, "[calls]\nretry_after_max_ms = 2000\n", {{"m-premium", very_limited}});
+  StepResult r = rig2.run();
+  REQUIRE(r.status.ok());
+  CHECK(rig2.waits.empty());
+  CHECK(r.model == "m-cheap");  // premium's fallback
+  CHECK(r.fallbacks == 1);
+  CHECK(statuses(rig2.ledger) == std::vector<CallStatus>{CallStatus::kFallback, CallStatus::kOk});
+  CHECK(rig2.ledger[0].model == "m-premium");
+  CHECK(rig2.ledger[1].model == "m-cheap");
+  CHECK(rig2.ledger[1].tier == "premium");
+}
+
+TEST_CASE("an upstream error is not retried but falls back to the next model") {
+  auto broken = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::upstream("openai m-premium: malformed JSON"))});
+  Rig rig(kPremium, "", {{"m-premium", broken}});
+  StepResult r = rig.run();
+  REQUIRE(r.status.ok());
+  CHECK(broken->calls() == 1);
+  CHECK(r.model == "m-cheap");
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kFallback, CallStatus::kOk});
+  CHECK(rig.ledger[0].error == "openai m-premium: malformed JSON");
+}
+
+TEST_CASE("when every model fails the step fails and every attempt is recorded") {
+  auto down = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::unavailable("HTTP 500"))});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 2\nbackoff_initial_ms = 1\n",
+          {{"m-premium", down}, {"m-cheap", down}});
+  StepResult r = rig.run();
+  CHECK(r.status.code() == Status::Code::kUnavailable);
+  CHECK(r.attempts == 4);
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kFallback,
+                                                        CallStatus::kError, CallStatus::kError});
+  CHECK(r.records.size() == 4);
+}
+
+TEST_CASE("models whose context window cannot hold the request are skipped") {
+  // m-cheap holds 100k: 99,800 input + its 500 output cap do not fit; m-premium (200k) does.
+  Rig rig(R"lua(function classify(step, ctx) return { tier = "wide" } end)lua",
+          "[tiers.wide]\nmodels = [\"m-cheap\", \"m-premium\"]\n", {});
+  StepResult r = rig.run(99'800);
+  REQUIRE(r.status.ok());
+  CHECK(r.model == "m-premium");
+  CHECK(r.fallbacks == 0);
+  REQUIRE(rig.ledger.size() == 1);
+  CHECK(rig.ledger[0].model == "m-premium");
+
+  StepResult too_big = rig.run(250'000);
+  CHECK(too_big.status.code() == Status::Code::kUpstream);
+  CHECK(too_big.status.message().find("no model of tier 'wide' has a context window for 250000") == 0);
+  REQUIRE(rig.ledger.size() == 2);
+  CHECK(rig.ledger[1].status == CallStatus::kError);
+  CHECK(too_big.attempts == 0);
+}
+
+TEST_CASE("a budget refusal is written to the ledger and a call settles its actual cost") {
+  Rig rig(kPremium, "budget_usd = 0.05\n", {});
+  // Worst case of 1,000 input + 1,000 output on m-premium: $0.015 + $0.075 = $0.09 > $0.05.
+  StepResult refused = rig.run(1000);
+  CHECK(refused.status.code() == Status::Code::kOverBudget);
+  REQUIRE(rig.ledger.size() == 1);
+  CHECK(rig.ledger[0].status == CallStatus::kRefusedByBudget);
+  CHECK_FALSE(rig.ledger[0].call_id.empty());
+  CHECK(rig.engine->budgets().snapshot("workload:w").spent == 0);
+
+  Rig cheap(R"lua(function classify(step, ctx) return "cheap" end)lua", "budget_usd = 0.05\n", {});
+  StepResult ok = cheap.run(1000);
+  REQUIRE(ok.status.ok());
+  const auto book = cheap.engine->budgets().snapshot("workload:w");
+  CHECK(book.spent == ok.cost);
+  CHECK(book.reserved == 0);
+}
+
+TEST_CASE("a stream that breaks falls back and the next answer starts with restart") {
+  ScriptedClient::Outcome cut = failing(Status::unavailable("stream ended before its final event"));
+  cut.chunks = {"Hel", "lo"};
+  auto breaks = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{cut});
+  ScriptedClient::Outcome whole = ok_with(10, 5);
+  whole.chunks = {"Good", "bye"};
+  auto steady = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{whole});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 1\n", {{"m-premium", breaks}, {"m-cheap", steady}});
+  std::vector<std::pair<std::string, bool>> seen;
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  call.on_chunk = [&](const StreamChunk& c) { seen.emplace_back(std::string(c.text), c.restart); };
+  StepResult r = rig.dispatcher->run("w", call);
+  REQUIRE(r.status.ok());
+  CHECK(seen == std::vector<std::pair<std::string, bool>>{{"Hel", false}, {"lo", false}, {"Good", true}, {"bye", false}});
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kFallback, CallStatus::kOk});
+}
+
+TEST_CASE("the decision's reasoning and output cap reach the client") {
+  auto client = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+  Rig rig(R"lua(function classify(step, ctx)
+    return { tier = "premium", reasoning = "high", max_output_tokens = 321 }
+  end)lua", "", {{"m-premium", client}});
+  StepCall call;
+  call.step.role = "format";
+  call.step.input_tokens = 10;
+  call.step.output_must_be_json = true;
+  REQUIRE(rig.dispatcher->run("w", call).status.ok());
+  const ModelRequest req = client->requests().at(0);
+  CHECK(req.reasoning == Reasoning::kHigh);
+  CHECK(req.max_output_tokens == 321);
+  CHECK(req.json_output);
+  CHECK(req.counted_input_tokens == 10);
+  REQUIRE(req.messages.size() == 1);
+  CHECK(req.messages[0].role == "user");
+}
+
+TEST_CASE("a restarted host loads this period's spend from the SQLite ledger") {
+  TempDir dir;
+  const std::string db = (dir.path() / "ledger.db").string();
+  MicroUsd spent = 0;
+  {
+    auto sink = open_sqlite_ledger(SqliteLedgerOptions{db});
+    REQUIRE(sink.ok());
+    Rig rig(kPremium, "budget_usd = 100.0\n", {});
+    DispatcherOptions o;
+    o.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sink});
+    auto clients = ModelClients::from_config(rig.engine->config());
+    Dispatcher d(*rig.engine, std::move(clients).value(), o);
+    StepCall call;
+    call.step.role = "plan";
+    call.step.input_tokens = 500;
+    for (int i = 0; i < 3; ++i) spent += d.run("w", call).cost;
+    REQUIRE((*sink)->flush().ok());
+  }
+  Rig fresh(kPremium, "budget_usd = 100.0\n", {});
+  auto counted = load_budget_spend(*fresh.engine, db);
+  REQUIRE(counted.ok());
+  CHECK(*counted == 3);
+  CHECK(fresh.engine->budgets().snapshot("workload:w").spent == spent);
+}
+
+TEST_CASE("contemplating mode runs branches in parallel then aggregates") {
+  auto slow = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(100, 50, 300ms)});
+  auto aggregator = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(400, 80, 100ms)});
+  Rig rig(R"lua(function classify(step, ctx) return { tier = "cheap", fanout = 3, aggregate = "premium" } end)lua", "",
+          {{"m-cheap", slow}, {"m-premium", aggregator}});
+  StepResult r = rig.run();
+  REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+  CHECK(slow->calls() == 3);
+  CHECK(aggregator->calls() == 1);
+  // Latency tracks the slowest branch plus the aggregator (400 ms), not the sum (1,000 ms).
+  CHECK(r.latency >= 400ms);
+  CHECK(r.latency < 800ms);
+  REQUIRE(rig.ledger.size() == 4);
+  const CostRecord& agg = rig.ledger.back();
+  CHECK(agg.model == "m-premium");
+  CHECK(agg.tier == "premium");
+  CHECK(agg.parent_id.empty());
+  MicroUsd sum = 0;
+  for (const CostRecord& rec : rig.ledger) {
+    CHECK(rec.trace_id == r.trace_id);
+    if (&rec != &agg) CHECK(rec.parent_id == agg.call_id);
+    sum += rec.cost;
+  }
+  CHECK(r.cost == sum);
+  CHECK(r.cost > 0);
+  // The aggregator read every branch's answer.
+  const std::string& prompt = aggregator->requests()[0].messages.back().content;
+  CHECK(prompt.find("### Answer 3") != std::string::npos);
+}
+
+}  // TEST_SUITE

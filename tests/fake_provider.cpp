@@ -1,0 +1,1068 @@
+// FakeProvider (fake_provider.h). Boost.Beast parses the requests; each
+// connection is one Asio C++20 coroutine on its own strand, so a delay is a
+// timer and never holds a thread. Answers are rendered from the wire
+// templates and written as raw HTTP/1.1 (one write per answer, streams chunked
+// one event per chunk) so that a fault can stop anywhere in the bytes.
+// Boost and nlohmann exceptions stop in this file.
+#include "fake_provider.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <unordered_set>
+
+// Asio 1.18 looks for C++20 coroutines on clang only beside libc++;
+// libstdc++'s <coroutine> serves as well.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#ifndef SWITCHBOARD_WIRE_FIXTURES_DIR
+#error "SWITCHBOARD_WIRE_FIXTURES_DIR must name tests/fixtures/wire"
+#endif
+
+namespace switchboard::testing {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using boost::system::error_code;
+
+constexpr std::size_t kMaxRequestBody = 32u << 20;
+constexpr std::size_t kOversizePiece = 64u << 10;
+constexpr std::int64_t kReasoningTokens = 64;
+constexpr std::string_view kToolArguments = R"({"query":"switchboard"})";
+constexpr std::string_view kFillerMark = "@@FAKE_PROVIDER_FILLER@@";
+
+// ---------------------------------------------------------------------------
+// Templates
+
+// The placeholders a template may use (fixtures/wire/README.md).
+enum Var : std::size_t {
+  kSeq, kModel, kText, kText0, kText1, kText2, kThinking, kThinking0, kThinking1, kThinking2,
+  kToolName, kArguments, kArguments0, kArguments1, kArguments2, kInput, kContent, kParts,
+  kStopReason, kIndex, kPing, kUsageNull, kUsageEvent, kPromptTokens, kCachedTokens,
+  kCacheWriteTokens, kUncachedInputTokens, kAnswerTokens, kReasoningTokensVar, kOutputTokens,
+  kTotalTokens, kErrorMessage, kErrorType, kErrorCode, kErrorStatus, kStatusCode, kVarCount
+};
+constexpr std::array<std::string_view, kVarCount> kVarNames = {
+    "seq", "model", "text", "text_0", "text_1", "text_2", "thinking", "thinking_0", "thinking_1",
+    "thinking_2", "tool_name", "arguments", "arguments_0", "arguments_1", "arguments_2", "input",
+    "content", "parts", "stop_reason", "index", "ping", "usage_null", "usage_event", "prompt_tokens",
+    "cached_tokens", "cache_write_tokens", "uncached_input_tokens", "answer_tokens", "reasoning_tokens",
+    "output_tokens", "total_tokens", "error_message", "error_type", "error_code", "error_status",
+    "status_code"};
+using Vars = std::array<std::string, kVarCount>;
+
+// A fixture compiled into literal pieces and placeholders.
+class Template {
+ public:
+  Template() = default;
+  // Throws std::runtime_error "file:line:column: ..." on an unknown or unclosed placeholder.
+  static Template parse(std::string_view text, const std::string& file) {
+    Template t;
+    std::size_t pos = 0;
+    std::string literal;
+    while (pos < text.size()) {
+      const std::size_t open = text.find("{{", pos);
+      if (open == std::string_view::npos) {
+        literal.append(text.substr(pos));
+        break;
+      }
+      literal.append(text.substr(pos, open - pos));
+      const std::size_t close = text.find("}}", open + 2);
+      const std::string_view name =
+          close == std::string_view::npos ? std::string_view{} : text.substr(open + 2, close - open - 2);
+      const auto known = std::find(kVarNames.begin(), kVarNames.end(), name);
+      if (known == kVarNames.end()) {
+        const std::string_view before = text.substr(0, open);
+        const std::size_t line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+        const std::size_t line_start = before.rfind('\n');
+        const std::size_t column = open - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
+        const std::string what = close == std::string_view::npos
+                                     ? "unclosed placeholder"
+                                     : "unknown placeholder {{" + std::string(name) + "}}";
+        throw std::runtime_error(file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what);
+      }
+      t.literal_size_ += literal.size();
+      t.pieces_.push_back({std::move(literal), static_cast<std::size_t>(known - kVarNames.begin())});
+      literal.clear();
+      pos = close + 2;
+    }
+    t.literal_size_ += literal.size();
+    t.pieces_.push_back({std::move(literal), kVarCount});
+    return t;
+  }
+
+  std::string render(const Vars& vars) const {
+    std::string out;
+    out.reserve(literal_size_ + 256);
+    for (const Piece& p : pieces_) {
+      out += p.literal;
+      if (p.var != kVarCount) out += vars[p.var];
+    }
+    return out;
+  }
+
+ private:
+  struct Piece {
+    std::string literal;  // before the placeholder
+    std::size_t var;      // kVarCount: none (the last piece)
+  };
+  std::vector<Piece> pieces_;
+  std::size_t literal_size_ = 0;
+};
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path.string() + ": cannot read the fixture");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string_view trim_end(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Every fixture, loaded once at start; immutable afterwards.
+struct Fixtures {
+  Template openai_text, openai_tool_calls, openai_text_sse, openai_tool_calls_sse, openai_usage_sse,
+      openai_error;
+  Template anthropic_message, anthropic_block_text, anthropic_block_thinking, anthropic_block_tool_use,
+      anthropic_start_sse, anthropic_ping_sse, anthropic_text_sse, anthropic_thinking_sse,
+      anthropic_tool_use_sse, anthropic_end_sse, anthropic_error;
+  Template gemini_generate, gemini_part_text, gemini_part_function_call, gemini_text_sse,
+      gemini_function_call_sse, gemini_error;
+  std::string proxy_error_html;
+
+  static Fixtures load(const std::filesystem::path& dir) {
+    // JSON loses its trailing newline; an event sequence ends with exactly
+    // one blank line; Gemini's SSE lines end in CRLF.
+    auto json_file = [&](const char* name) {
+      const auto path = dir / name;
+      return Template::parse(trim_end(read_file(path)), path.string());
+    };
+    auto sse_file = [&](const char* name, bool crlf = false) {
+      const auto path = dir / name;
+      std::string text(trim_end(read_file(path)));
+      text += "\n\n";
+      if (crlf) {
+        std::string with_cr;
+        for (char ch : text) {
+          if (ch == '\n') with_cr += '\r';
+          with_cr += ch;
+        }
+        text = std::move(with_cr);
+      }
+      return Template::parse(text, path.string());
+    };
+    Fixtures f;
+    f.openai_text = json_file("openai_chat_text.json");
+    f.openai_tool_calls = json_file("openai_chat_tool_calls.json");
+    f.openai_text_sse = sse_file("openai_chat_text.sse");
+    f.openai_tool_calls_sse = sse_file("openai_chat_tool_calls.sse");
+    f.openai_usage_sse = sse_file("openai_chat_usage.sse");
+    f.openai_error = json_file("openai_error.json");
+    f.anthropic_message = json_file("anthropic_message.json");
+    f.anthropic_block_text = json_file("anthropic_block_text.json");
+    f.anthropic_block_thinking = json_file("anthropic_block_thinking.json");
+    f.anthropic_block_tool_use = json_file("anthropic_block_tool_use.json");
+    f.anthropic_start_sse = sse_file("anthropic_stream_message_start.sse");
+    f.anthropic_ping_sse = sse_file("anthropic_stream_ping.sse");
+    f.anthropic_text_sse = sse_file("anthropic_stream_text.sse");
+    f.anthropic_thinking_sse = sse_file("anthropic_stream_thinking.sse");
+    f.anthropic_tool_use_sse = sse_file("anthropic_stream_tool_use.sse");
+    f.anthropic_end_sse = sse_file("anthropic_stream_message_end.sse");
+    f.anthropic_error = json_file("anthropic_error.json");
+    f.gemini_generate = json_file("gemini_generate.json");
+    f.gemini_part_text = json_file("gemini_part_text.json");
+    f.gemini_part_function_call = json_file("gemini_part_function_call.json");
+    f.gemini_text_sse = sse_file("gemini_stream_text.sse", true);
+    f.gemini_function_call_sse = sse_file("gemini_stream_function_call.sse", true);
+    f.gemini_error = json_file("gemini_error.json");
+    f.proxy_error_html = read_file(dir / "proxy_error.html");
+    return f;
+  }
+};
+
+// The content of a JSON string (no quotes) holding `s`.
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (unsigned char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (ch < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[ch >> 4];
+          out += kHex[ch & 0xf];
+        } else {
+          out += static_cast<char>(ch);
+        }
+    }
+  }
+  return out;
+}
+
+// `s` in three pieces of about equal size, never cut inside a UTF-8 sequence.
+std::array<std::string_view, 3> split3(std::string_view s) {
+  auto boundary = [&](std::size_t at) {
+    while (at < s.size() && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) ++at;
+    return at;
+  };
+  const std::size_t a = boundary(s.size() / 3);
+  const std::size_t b = std::max(a, boundary(2 * s.size() / 3));
+  return {s.substr(0, a), s.substr(a, b - a), s.substr(b)};
+}
+
+// Splits a rendered event sequence after each blank line; every piece keeps its terminator.
+std::vector<std::string> split_events(const std::string& sse, std::string_view separator) {
+  std::vector<std::string> events;
+  std::size_t pos = 0;
+  while (pos < sse.size()) {
+    const std::size_t end = sse.find(separator, pos);
+    const std::size_t stop = end == std::string::npos ? sse.size() : end + separator.size();
+    events.push_back(sse.substr(pos, stop - pos));
+    pos = stop;
+  }
+  return events;
+}
+
+// ---------------------------------------------------------------------------
+// Requests and answers
+
+const json* member(const json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+std::string_view string_at(const json& j, const char* key) {
+  const json* m = member(j, key);
+  return m != nullptr && m->is_string() ? std::string_view(m->get_ref<const std::string&>()) : std::string_view{};
+}
+
+// What the request asks for, as far as the fake cares.
+struct Facts {
+  UsageFormat format = UsageFormat::kOpenAI;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;  // OpenAI stream_options.include_usage
+  bool reasoning = false;
+  std::string tool_name;       // "" answers with text
+};
+
+Facts analyse(UsageFormat format, const json& body, std::string_view model) {
+  Facts f;
+  f.format = format;
+  f.model = std::string(model);
+  const json* tools = member(body, "tools");
+  const bool has_tools = tools != nullptr && tools->is_array();
+  switch (format) {
+    case UsageFormat::kOpenAI: {
+      const json* stream = member(body, "stream");
+      f.stream = stream != nullptr && stream->is_boolean() && stream->get<bool>();
+      if (const json* opts = member(body, "stream_options")) {
+        const json* inc = member(*opts, "include_usage");
+        f.include_usage = inc != nullptr && inc->is_boolean() && inc->get<bool>();
+      }
+      const std::string_view effort = string_at(body, "reasoning_effort");
+      f.reasoning = !effort.empty() && effort != "none";
+      const json* choice = member(body, "tool_choice");
+      const bool forbidden =
+          choice != nullptr && choice->is_string() && choice->get_ref<const std::string&>() == "none";
+      const json* messages = member(body, "messages");
+      const bool answered = messages != nullptr && messages->is_array() && !messages->empty() &&
+                            string_at(messages->back(), "role") == "tool";
+      if (has_tools && !forbidden && !answered) {
+        for (const json& t : *tools) {
+          if (const json* fn = member(t, "function"); fn != nullptr && !string_at(*fn, "name").empty()) {
+            f.tool_name = std::string(string_at(*fn, "name"));
+            break;
+          }
+        }
+      }
+      break;
+    }
+    case UsageFormat::kAnthropic: {
+      const json* stream = member(body, "stream");
+      f.stream = stream != nullptr && stream->is_boolean() && stream->get<bool>();
+      if (const json* thinking = member(body, "thinking")) f.reasoning = string_at(*thinking, "type") == "enabled";
+      const json* choice = member(body, "tool_choice");
+      const bool forbidden = choice != nullptr && string_at(*choice, "type") == "none";
+      bool answered = false;
+      if (const json* messages = member(body, "messages"); messages != nullptr && messages->is_array() &&
+                                                           !messages->empty()) {
+        const json* content = member(messages->back(), "content");
+        if (content != nullptr && content->is_array()) {
+          for (const json& block : *content) answered = answered || string_at(block, "type") == "tool_result";
+        }
+      }
+      if (has_tools && !forbidden && !answered) {
+        for (const json& t : *tools) {
+          // Custom tools carry an input_schema; server tools (web search...) do not.
+          if (!string_at(t, "name").empty() && member(t, "input_schema") != nullptr) {
+            f.tool_name = std::string(string_at(t, "name"));
+            break;
+          }
+        }
+      }
+      break;
+    }
+    case UsageFormat::kGemini: {
+      if (const json* config = member(body, "generationConfig")) {
+        if (const json* thinking = member(*config, "thinkingConfig"); thinking != nullptr && thinking->is_object()) {
+          const json* budget = member(*thinking, "thinkingBudget");
+          f.reasoning = !(budget != nullptr && budget->is_number() && budget->get<double>() == 0);
+        }
+      }
+      bool forbidden = false;
+      if (const json* tc = member(body, "toolConfig")) {
+        if (const json* fcc = member(*tc, "functionCallingConfig")) forbidden = string_at(*fcc, "mode") == "NONE";
+      }
+      bool answered = false;
+      if (const json* contents = member(body, "contents"); contents != nullptr && contents->is_array() &&
+                                                           !contents->empty()) {
+        const json* parts = member(contents->back(), "parts");
+        if (parts != nullptr && parts->is_array()) {
+          for (const json& p : *parts) answered = answered || member(p, "functionResponse") != nullptr;
+        }
+      }
+      if (has_tools && !forbidden && !answered) {
+        for (const json& t : *tools) {
+          const json* decls = member(t, "functionDeclarations");
+          if (decls == nullptr) decls = member(t, "function_declarations");
+          if (decls == nullptr || !decls->is_array()) continue;
+          for (const json& d : *decls) {
+            if (!string_at(d, "name").empty()) {
+              f.tool_name = std::string(string_at(d, "name"));
+              break;
+            }
+          }
+          if (!f.tool_name.empty()) break;
+        }
+      }
+      break;
+    }
+  }
+  return f;
+}
+
+// The wire counts (fake_provider.h): P, C, W, O, R.
+struct Counts {
+  std::int64_t prompt = 0, cached = 0, cache_write = 0, answer = 0, reasoning = 0;
+};
+
+struct Answer {
+  FakeAnswer answer;
+  Counts counts;
+  bool unsplit = false;  // stream the whole text as its first piece (kOversizedBody)
+};
+
+Answer answer_for(const Facts& f, std::size_t body_bytes) {
+  Answer a;
+  FakeAnswer& out = a.answer;
+  if (f.tool_name.empty()) {
+    out.text = "Hello from " + f.model + ". This answer is \"fake\" and deterministic.";
+    out.finish_reason = "stop";
+  } else {
+    out.tool_name = f.tool_name;
+    out.arguments_json = std::string(kToolArguments);
+    out.finish_reason = "tool_calls";
+  }
+  if (f.reasoning && f.format == UsageFormat::kAnthropic) {
+    out.thinking = "The caller wants a deterministic answer from " + f.model + "; give it plainly.";
+  }
+  Counts& c = a.counts;
+  c.prompt = std::max<std::int64_t>(1, static_cast<std::int64_t>(body_bytes / 4));
+  c.cached = c.prompt / 4;
+  c.cache_write = f.format == UsageFormat::kAnthropic ? c.prompt / 8 : 0;
+  const std::size_t visible =
+      out.tool_name.empty() ? out.text.size() : out.tool_name.size() + out.arguments_json.size();
+  c.answer = static_cast<std::int64_t>((visible + 3) / 4);
+  c.reasoning = f.reasoning ? kReasoningTokens : 0;
+  Usage& u = out.usage;
+  u.input_tokens = c.prompt - c.cached - c.cache_write;
+  u.cached_input_tokens = c.cached;
+  u.cache_write_5m_tokens = c.cache_write;
+  if (f.format == UsageFormat::kAnthropic) {
+    u.output_tokens = c.answer + c.reasoning;  // Anthropic does not report thinking apart
+  } else {
+    u.output_tokens = c.answer;
+    u.reasoning_tokens = c.reasoning;
+  }
+  return a;
+}
+
+// An answer before it goes on the wire.
+struct Reply {
+  int status = 200;
+  std::string content_type;
+  std::string body;                 // sent with Content-Length when !chunked
+  std::vector<std::string> events;  // chunked: one HTTP chunk each
+  bool chunked = false;
+  int retry_after_s = -1;
+};
+
+std::string json_type(UsageFormat f) {
+  return f == UsageFormat::kGemini ? "application/json; charset=UTF-8" : "application/json";
+}
+
+Vars answer_vars(std::uint64_t seq, const Facts& f, const Answer& a) {
+  Vars v;
+  v[kSeq] = std::to_string(seq);
+  v[kModel] = json_escape(f.model);
+  const FakeAnswer& fa = a.answer;
+  v[kText] = json_escape(fa.text);
+  auto text = split3(fa.text);
+  if (a.unsplit) text = {fa.text, {}, {}};
+  for (std::size_t i = 0; i < 3; ++i) v[kText0 + i] = json_escape(text[i]);
+  v[kThinking] = json_escape(fa.thinking);
+  const auto thinking = split3(fa.thinking);
+  for (std::size_t i = 0; i < 3; ++i) v[kThinking0 + i] = json_escape(thinking[i]);
+  v[kToolName] = json_escape(fa.tool_name);
+  v[kArguments] = json_escape(fa.arguments_json);
+  const auto args = split3(fa.arguments_json);
+  for (std::size_t i = 0; i < 3; ++i) v[kArguments0 + i] = json_escape(args[i]);
+  v[kInput] = fa.arguments_json.empty() ? "{}" : fa.arguments_json;
+  v[kStopReason] = fa.tool_name.empty() ? "end_turn" : "tool_use";
+  const Counts& c = a.counts;
+  v[kPromptTokens] = std::to_string(c.prompt);
+  v[kCachedTokens] = std::to_string(c.cached);
+  v[kCacheWriteTokens] = std::to_string(c.cache_write);
+  v[kUncachedInputTokens] = std::to_string(c.prompt - c.cached - c.cache_write);
+  v[kAnswerTokens] = std::to_string(c.answer);
+  v[kReasoningTokensVar] = std::to_string(c.reasoning);
+  v[kOutputTokens] = std::to_string(c.answer + c.reasoning);
+  v[kTotalTokens] = std::to_string(c.prompt + c.answer + c.reasoning);
+  return v;
+}
+
+// The normal answer: a JSON body, or an event stream (`gemini_sse` false:
+// Gemini's streamed JSON array).
+Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const Answer& a, bool gemini_sse) {
+  Vars v = answer_vars(seq, f, a);
+  const bool tool = !a.answer.tool_name.empty();
+  Reply r;
+  std::string sse;
+  switch (f.format) {
+    case UsageFormat::kOpenAI:
+      if (!f.stream) {
+        r.body = (tool ? fx.openai_tool_calls : fx.openai_text).render(v);
+        break;
+      }
+      if (f.include_usage) {
+        v[kUsageNull] = ",\"usage\":null";
+        v[kUsageEvent] = fx.openai_usage_sse.render(v);
+      }
+      sse = (tool ? fx.openai_tool_calls_sse : fx.openai_text_sse).render(v);
+      break;
+    case UsageFormat::kAnthropic: {
+      std::vector<const Template*> blocks;
+      if (!a.answer.thinking.empty()) {
+        blocks.push_back(f.stream ? &fx.anthropic_thinking_sse : &fx.anthropic_block_thinking);
+      }
+      if (tool) {
+        blocks.push_back(f.stream ? &fx.anthropic_tool_use_sse : &fx.anthropic_block_tool_use);
+      } else {
+        blocks.push_back(f.stream ? &fx.anthropic_text_sse : &fx.anthropic_block_text);
+      }
+      if (!f.stream) {
+        for (const Template* b : blocks) {
+          if (!v[kContent].empty()) v[kContent] += ",\n    ";
+          v[kContent] += b->render(v);
+        }
+        r.body = fx.anthropic_message.render(v);
+        break;
+      }
+      sse = fx.anthropic_start_sse.render(v);
+      const std::string ping = fx.anthropic_ping_sse.render(v);
+      for (std::size_t i = 0; i < blocks.size(); ++i) {
+        v[kIndex] = std::to_string(i);
+        v[kPing] = i == 0 ? ping : "";
+        sse += blocks[i]->render(v);
+      }
+      sse += fx.anthropic_end_sse.render(v);
+      break;
+    }
+    case UsageFormat::kGemini:
+      if (!f.stream) {
+        v[kParts] = (tool ? fx.gemini_part_function_call : fx.gemini_part_text).render(v);
+        r.body = fx.gemini_generate.render(v);
+        break;
+      }
+      sse = (tool ? fx.gemini_function_call_sse : fx.gemini_text_sse).render(v);
+      break;
+  }
+  if (!f.stream) {
+    r.content_type = json_type(f.format);
+    return r;
+  }
+  r.chunked = true;
+  const bool gemini = f.format == UsageFormat::kGemini;
+  r.events = split_events(sse, gemini ? "\r\n\r\n" : "\n\n");
+  if (gemini && !gemini_sse) {
+    // Without alt=sse Gemini streams one JSON array of the same responses.
+    for (std::size_t i = 0; i < r.events.size(); ++i) {
+      std::string_view e = trim_end(r.events[i]);
+      if (e.substr(0, 6) == "data: ") e.remove_prefix(6);
+      r.events[i] = (i == 0 ? "[" : ",\r\n") + std::string(e) + (i + 1 == r.events.size() ? "]" : "");
+    }
+    r.content_type = json_type(f.format);
+    return r;
+  }
+  r.content_type = gemini ? "text/event-stream" : "text/event-stream; charset=utf-8";
+  return r;
+}
+
+Reply error_reply(const Fixtures& fx, UsageFormat format, int status, const std::string& message,
+                  std::uint64_t seq) {
+  Vars v;
+  v[kSeq] = std::to_string(seq);
+  v[kErrorMessage] = json_escape(message);
+  v[kStatusCode] = std::to_string(status);
+  Reply r;
+  r.status = status;
+  r.content_type = json_type(format);
+  switch (format) {
+    case UsageFormat::kOpenAI: {
+      v[kErrorType] = status == 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error";
+      v[kErrorCode] = status == 429 ? "\"rate_limit_exceeded\"" : status == 401 ? "\"invalid_api_key\"" : "null";
+      r.body = fx.openai_error.render(v);
+      break;
+    }
+    case UsageFormat::kAnthropic: {
+      const char* type = "invalid_request_error";
+      if (status == 401) type = "authentication_error";
+      if (status == 404) type = "not_found_error";
+      if (status == 413) type = "request_too_large";
+      if (status == 429) type = "rate_limit_error";
+      if (status == 500) type = "api_error";
+      if (status == 529) type = "overloaded_error";
+      v[kErrorType] = type;
+      r.body = fx.anthropic_error.render(v);
+      break;
+    }
+    case UsageFormat::kGemini: {
+      const char* word = "INVALID_ARGUMENT";
+      if (status == 401) word = "UNAUTHENTICATED";
+      if (status == 404) word = "NOT_FOUND";
+      if (status == 429) word = "RESOURCE_EXHAUSTED";
+      if (status == 500) word = "INTERNAL";
+      if (status == 503) word = "UNAVAILABLE";
+      v[kErrorStatus] = word;
+      r.body = fx.gemini_error.render(v);
+      break;
+    }
+  }
+  return r;
+}
+
+const char* reason_phrase(int status) {
+  if (status == 529) return "Overloaded";  // Anthropic's own code
+  const auto text = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+  return text.data();
+}
+
+// The status line and headers; `content_length` absent means chunked.
+std::string head(const Reply& r, std::optional<std::size_t> content_length, bool close) {
+  std::string h = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) + "\r\n";
+  h += "Server: switchboard-fake-provider\r\n";
+  h += "Content-Type: " + r.content_type + "\r\n";
+  if (content_length) {
+    h += "Content-Length: " + std::to_string(*content_length) + "\r\n";
+  } else {
+    h += "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n";
+  }
+  if (r.retry_after_s >= 0) h += "Retry-After: " + std::to_string(r.retry_after_s) + "\r\n";
+  if (close) h += "Connection: close\r\n";
+  h += "\r\n";
+  return h;
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  char size[32];
+  const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  out.append(size, static_cast<std::size_t>(n));
+  out += data;
+  out += "\r\n";
+}
+
+// Which provider a path belongs to; for Gemini also the model and streaming.
+struct Route {
+  UsageFormat format = UsageFormat::kOpenAI;
+  bool found = false;
+  std::string model;      // Gemini: from the path
+  bool stream = false;    // Gemini: streamGenerateContent
+  bool gemini_sse = false;
+};
+
+Route route(std::string_view path, std::string_view query) {
+  Route r;
+  if (path == "/v1/chat/completions") {
+    r.found = true;
+  } else if (path == "/v1/messages") {
+    r.format = UsageFormat::kAnthropic;
+    r.found = true;
+  } else if (constexpr std::string_view prefix = "/v1beta/models/"; path.substr(0, prefix.size()) == prefix) {
+    const std::string_view rest = path.substr(prefix.size());
+    const std::size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return r;
+    const std::string_view method = rest.substr(colon + 1);
+    if (method != "generateContent" && method != "streamGenerateContent") return r;
+    r.format = UsageFormat::kGemini;
+    r.found = true;
+    r.model = std::string(rest.substr(0, colon));
+    r.stream = method == "streamGenerateContent";
+    for (std::size_t pos = 0; pos <= query.size();) {
+      const std::size_t amp = std::min(query.find('&', pos), query.size());
+      if (query.substr(pos, amp - pos) == "alt=sse") r.gemini_sse = true;
+      pos = amp + 1;
+    }
+  }
+  return r;
+}
+
+// What one request gets: a reply, maybe delayed, maybe cut short.
+struct Plan {
+  enum class Action { kAnswer, kHang, kCut, kOversize };
+  Action action = Action::kAnswer;
+  Reply reply;
+  std::chrono::milliseconds delay{0};
+  std::size_t oversize_bytes = 0;    // kOversize: the whole body
+  std::string oversize_prefix, oversize_suffix;
+  bool close = false;                // close the connection after it
+};
+
+}  // namespace
+
+std::string ReceivedRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (beast::iequals(k, name)) return v;
+  }
+  return "";
+}
+
+std::optional<FakeAnswer> expected_answer(UsageFormat format, std::string_view model, std::string_view request_body) {
+  const json body = json::parse(request_body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return std::nullopt;
+  return answer_for(analyse(format, body, model), request_body.size()).answer;
+}
+
+// ---------------------------------------------------------------------------
+// The server
+
+class FakeProvider::Impl {
+ public:
+  explicit Impl(FakeProviderOptions options)
+      : options_(std::move(options)),
+        ioc_(std::max(1, options_.threads)),
+        acceptor_(net::make_strand(ioc_)),
+        filler_(kOversizePiece, 'x') {
+    fixtures_ = Fixtures::load(options_.fixtures_dir.empty() ? std::filesystem::path(SWITCHBOARD_WIRE_FIXTURES_DIR)
+                                                             : std::filesystem::path(options_.fixtures_dir));
+    try {
+      const tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"), options_.port);
+      acceptor_.open(endpoint.protocol());
+      acceptor_.set_option(net::socket_base::reuse_address(true));
+      acceptor_.bind(endpoint);
+      acceptor_.listen(net::socket_base::max_listen_connections);
+      port_ = acceptor_.local_endpoint().port();
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error("fake provider: cannot listen on 127.0.0.1:" + std::to_string(options_.port) +
+                               ": " + e.code().message());
+    }
+    net::co_spawn(acceptor_.get_executor(), accept_loop(), net::detached);
+    for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(connections_mu_);
+      stopping_ = true;
+      for (const auto& c : connections_) {
+        net::post(c->socket.get_executor(), [c] {
+          error_code ignored;
+          c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+          c->socket.close(ignored);
+          c->timer.cancel();
+        });
+      }
+    }
+    net::post(acceptor_.get_executor(), [this] {
+      error_code ignored;
+      acceptor_.close(ignored);
+    });
+    // Every coroutine now ends, and run() returns when none is left.
+    for (std::thread& t : threads_) t.join();
+  }
+
+  std::uint16_t port() const { return port_; }
+
+  void inject(FaultSpec fault) {
+    if (fault.times <= 0) return;
+    std::lock_guard lock(mu_);
+    faults_.push_back(std::move(fault));
+  }
+
+  std::vector<ReceivedRequest> received() const {
+    std::lock_guard lock(mu_);
+    return received_;
+  }
+  std::size_t request_count() const { return request_count_.load(); }
+  void clear() {
+    std::lock_guard lock(mu_);
+    received_.clear();
+    faults_.clear();
+    request_count_ = 0;
+  }
+
+ private:
+  struct Connection {
+    explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    tcp::socket socket;
+    net::steady_timer timer;  // latency and slow first byte; cancelled on stop
+  };
+
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      tcp::socket socket(net::make_strand(ioc_));
+      error_code ec;
+      co_await acceptor_.async_accept(socket, net::redirect_error(net::use_awaitable, ec));
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec) {  // out of descriptors, say: breathe, then carry on
+        net::steady_timer pause(co_await net::this_coro::executor, std::chrono::milliseconds(10));
+        co_await pause.async_wait(net::redirect_error(net::use_awaitable, ec));
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto c = std::make_shared<Connection>(std::move(socket));
+      {
+        std::lock_guard lock(connections_mu_);
+        if (stopping_) co_return;
+        connections_.insert(c);
+      }
+      net::co_spawn(c->socket.get_executor(), serve(c), net::detached);
+    }
+  }
+
+  static bool parse_error(const error_code& ec) {
+    return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message;
+  }
+
+  net::awaitable<void> serve(std::shared_ptr<Connection> c) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(64u << 10);
+      parser.body_limit(kMaxRequestBody);
+      error_code ec;
+      co_await http::async_read_header(c->socket, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (!ec && beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await net::async_write(c->socket, net::buffer(kContinue.data(), kContinue.size()),
+                                  net::redirect_error(net::use_awaitable, ec));
+      }
+      if (!ec) co_await http::async_read(c->socket, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          co_await send_refusal(c, 413, "request body over " + std::to_string(kMaxRequestBody) + " bytes");
+        } else if (parse_error(ec)) {
+          co_await send_refusal(c, 400, "malformed HTTP request: " + ec.message());
+        }
+        break;
+      }
+      const http::request<http::string_body> request = parser.release();
+      Plan plan = handle(request);
+      if (!request.keep_alive()) plan.close = true;
+      if (!co_await deliver(c, std::move(plan)) || stopping_) break;
+    }
+    error_code ignored;
+    c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+    c->socket.close(ignored);
+    std::lock_guard lock(connections_mu_);
+    connections_.erase(c);
+  }
+
+  net::awaitable<void> send_refusal(std::shared_ptr<Connection> c, int status, std::string message) {
+    const Reply r = error_reply(fixtures_, UsageFormat::kOpenAI, status, message, ++seq_);
+    const std::string out = head(r, r.body.size(), true) + r.body;
+    error_code ec;
+    co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+  }
+
+  // Writes the plan's answer; false when the connection must close.
+  net::awaitable<bool> deliver(std::shared_ptr<Connection> c, Plan plan) {
+    error_code ec;
+    if (plan.action == Plan::Action::kHang) {
+      // Read (and drop) whatever comes until the client leaves or the server stops.
+      std::array<char, 1024> sink;
+      while (!ec) {
+        co_await c->socket.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
+      }
+      co_return false;
+    }
+    if (plan.delay.count() > 0) {
+      c->timer.expires_after(plan.delay);
+      co_await c->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (stopping_) co_return false;
+    }
+    const Reply& r = plan.reply;
+    std::string out;
+    if (plan.action == Plan::Action::kOversize) {
+      out = head(r, plan.oversize_bytes, plan.close) + plan.oversize_prefix;
+      co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+      std::size_t left = plan.oversize_bytes - plan.oversize_prefix.size() - plan.oversize_suffix.size();
+      while (!ec && left > 0 && !stopping_) {
+        const std::size_t n = std::min(left, filler_.size());
+        co_await net::async_write(c->socket, net::buffer(filler_.data(), n),
+                                  net::redirect_error(net::use_awaitable, ec));
+        left -= n;
+      }
+      if (!ec && !stopping_) {
+        co_await net::async_write(c->socket, net::buffer(plan.oversize_suffix),
+                                  net::redirect_error(net::use_awaitable, ec));
+      }
+      co_return !ec && !plan.close;
+    }
+    const bool cut = plan.action == Plan::Action::kCut;
+    if (!r.chunked) {
+      out = head(r, r.body.size(), plan.close || cut);
+      out.append(r.body, 0, cut ? r.body.size() / 2 : r.body.size());
+    } else {
+      out = head(r, std::nullopt, plan.close || cut);
+      // A cut stream stops after half its events, never reaching the final one.
+      const std::size_t n = cut ? r.events.size() / 2 : r.events.size();
+      for (std::size_t i = 0; i < n; ++i) append_chunk(out, r.events[i]);
+      if (!cut) out += "0\r\n\r\n";
+    }
+    co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+    co_return !ec && !cut && !plan.close;
+  }
+
+  // Decides what `request` gets. Never throws: a bug in here answers 500.
+  Plan handle(const http::request<http::string_body>& request) {
+    const std::uint64_t seq = ++seq_;
+    ++request_count_;
+    if (options_.record_requests) {
+      ReceivedRequest rec;
+      rec.method = std::string(request.method_string());
+      rec.target = std::string(request.target());
+      for (const auto& field : request) rec.headers.emplace_back(field.name_string(), field.value());
+      rec.body = request.body();
+      std::lock_guard lock(mu_);
+      received_.push_back(std::move(rec));
+    }
+    Plan plan;
+    plan.delay = options_.latency;
+    const std::string_view target = request.target();
+    const std::size_t question = target.find('?');
+    const std::string_view path = target.substr(0, question);
+    const std::string_view query = question == std::string_view::npos ? "" : target.substr(question + 1);
+    const Route r = route(path, query);
+    auto refuse = [&](UsageFormat format, int status, const std::string& message) {
+      plan.reply = error_reply(fixtures_, format, status, message, seq);
+      return plan;
+    };
+    if (!r.found) {
+      return refuse(UsageFormat::kOpenAI, 404,
+                    "Invalid URL (" + std::string(request.method_string()) + " " + std::string(path) + ")");
+    }
+    if (request.method() != http::verb::post) {
+      return refuse(r.format, 405, "Method " + std::string(request.method_string()) + " not allowed; use POST");
+    }
+    if (r.format == UsageFormat::kAnthropic) {
+      if (request["x-api-key"].empty()) return refuse(r.format, 401, "x-api-key header is required");
+      if (request["anthropic-version"].empty()) return refuse(r.format, 401, "anthropic-version header is required");
+    }
+    try {
+      const json body = json::parse(request.body(), nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        return refuse(r.format, 400, "The request body is not valid JSON: expected an object");
+      }
+      std::string model = r.model;
+      if (r.format != UsageFormat::kGemini) {
+        model = std::string(string_at(body, "model"));
+        if (model.empty()) return refuse(r.format, 400, "model: Field required");
+      }
+      Facts facts = analyse(r.format, body, model);
+      if (r.format == UsageFormat::kGemini) facts.stream = r.stream;
+      const std::optional<FaultSpec> fault = take_fault(model);
+      if (fault && fault->kind == Fault::kOversizedBody) facts.tool_name.clear();  // padded inside the text
+      const Answer answer = answer_for(facts, request.body().size());
+      if (!fault) {
+        plan.reply = render_answer(fixtures_, seq, facts, answer, r.gemini_sse);
+        return plan;
+      }
+      return apply(*fault, std::move(plan), facts, answer, seq, r.gemini_sse);
+    } catch (const std::exception& e) {
+      return refuse(r.format, 500, std::string("fake provider bug: ") + e.what());
+    }
+  }
+
+  Plan apply(const FaultSpec& fault, Plan plan, const Facts& facts, const Answer& answer, std::uint64_t seq,
+             bool gemini_sse) {
+    const bool anthropic = facts.format == UsageFormat::kAnthropic;
+    switch (fault.kind) {
+      case Fault::kSlowFirstByte:
+        plan.delay += fault.delay;
+        plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
+        break;
+      case Fault::kHang:
+        plan.action = Plan::Action::kHang;
+        break;
+      case Fault::kRateLimited: {
+        static constexpr const char* kMessages[] = {
+            "Rate limit reached for requests. Please try again later.",
+            "This request would exceed your organization's rate limit. Please try again later.",
+            "Resource has been exhausted (e.g. check quota)."};
+        plan.reply = error_reply(fixtures_, facts.format, 429, kMessages[static_cast<int>(facts.format)], seq);
+        plan.reply.retry_after_s = fault.retry_after_s;
+        break;
+      }
+      case Fault::kServerError: {
+        static constexpr const char* kMessages[] = {
+            "The server had an error while processing your request. Sorry about that!", "Internal server error",
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting"};
+        plan.reply = error_reply(fixtures_, facts.format, 500, kMessages[static_cast<int>(facts.format)], seq);
+        break;
+      }
+      case Fault::kOverloaded: {
+        static constexpr const char* kMessages[] = {"The engine is currently overloaded, please try again later",
+                                                    "Overloaded", "The model is overloaded. Please try again later."};
+        plan.reply =
+            error_reply(fixtures_, facts.format, anthropic ? 529 : 503, kMessages[static_cast<int>(facts.format)], seq);
+        break;
+      }
+      case Fault::kCutStream:
+        plan.action = Plan::Action::kCut;
+        plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
+        break;
+      case Fault::kMalformedJson: {
+        Facts whole = facts;
+        whole.stream = false;
+        plan.reply = render_answer(fixtures_, seq, whole, answer, gemini_sse);
+        plan.reply.body.resize(plan.reply.body.size() / 2);
+        break;
+      }
+      case Fault::kOversizedBody: {
+        // The answer with a marker for its text, then the marker's place filled to size.
+        Answer marked = answer;
+        marked.answer.text = std::string(kFillerMark);
+        marked.unsplit = true;
+        const Reply r = render_answer(fixtures_, seq, facts, marked, gemini_sse);
+        std::string whole = r.body;
+        if (r.chunked) {
+          whole.clear();
+          for (const std::string& e : r.events) whole += e;
+        }
+        const std::size_t at = whole.find(kFillerMark);
+        plan.action = Plan::Action::kOversize;
+        plan.reply = r;
+        plan.reply.chunked = false;  // one huge body (or event) with a Content-Length
+        plan.oversize_prefix = whole.substr(0, at);
+        plan.oversize_suffix = whole.substr(at + kFillerMark.size());
+        plan.oversize_bytes =
+            std::max(fault.bytes, plan.oversize_prefix.size() + plan.oversize_suffix.size());
+        break;
+      }
+      case Fault::kWrongContentType:
+        plan.reply.content_type = "text/html";
+        plan.reply.body = fixtures_.proxy_error_html;
+        break;
+    }
+    return plan;
+  }
+
+  std::optional<FaultSpec> take_fault(const std::string& model) {
+    std::lock_guard lock(mu_);
+    for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+      if (!it->model.empty() && it->model != model) continue;
+      FaultSpec taken = *it;
+      if (--it->times == 0) faults_.erase(it);
+      return taken;
+    }
+    return std::nullopt;
+  }
+
+  FakeProviderOptions options_;
+  Fixtures fixtures_;  // immutable once serving
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;
+  std::vector<std::thread> threads_;
+  std::uint16_t port_ = 0;
+  const std::string filler_;  // kOversizedBody padding, written by reference
+
+  std::atomic<std::uint64_t> seq_{0};
+  std::atomic<std::size_t> request_count_{0};
+
+  mutable std::mutex mu_;  // guards received_ and faults_
+  std::vector<ReceivedRequest> received_;
+  std::deque<FaultSpec> faults_;
+
+  std::mutex connections_mu_;  // guards connections_; stopping_ is set under it
+  std::unordered_set<std::shared_ptr<Connection>> connections_;
+  std::atomic<bool> stopping_{false};
+};
+
+FakeProvider::FakeProvider(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FakeProvider::~FakeProvider() = default;
+
+std::unique_ptr<FakeProvider> FakeProvider::start(FakeProviderOptions options) {
+  return std::unique_ptr<FakeProvider>(new FakeProvider(std::make_unique<Impl>(std::move(options))));
+}
+
+std::uint16_t FakeProvider::port() const { return impl_->port(); }
+std::string FakeProvider::base_url() const { return "http://127.0.0.1:" + std::to_string(impl_->port()); }
+void FakeProvider::inject(FaultSpec fault) { impl_->inject(std::move(fault)); }
+void FakeProvider::inject(Fault fault, int times, std::string model) {
+  FaultSpec spec;
+  spec.kind = fault;
+  spec.times = times;
+  spec.model = std::move(model);
+  impl_->inject(std::move(spec));
+}
+std::vector<ReceivedRequest> FakeProvider::received() const { return impl_->received(); }
+std::size_t FakeProvider::request_count() const { return impl_->request_count(); }
+void FakeProvider::clear() { impl_->clear(); }
+
+}  // namespace switchboard::testing

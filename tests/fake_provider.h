@@ -1,0 +1,154 @@
+// FakeProvider: an HTTP/1.1 server on 127.0.0.1 that speaks the OpenAI Chat
+// Completions, Anthropic Messages and Gemini generateContent wire formats from
+// the recorded-shape templates in tests/fixtures/wire/, and misbehaves on
+// demand (inject). For adapter tests, integration tests and the gateway
+// benchmark (fake_provider_main.cpp is the same server as a program).
+//
+// Routes (point a model's `endpoint` at):
+//   OpenAI     POST /v1/chat/completions                   endpoint base_url() + "/v1"
+//   Anthropic  POST /v1/messages                           endpoint base_url()
+//   Gemini     POST /v1beta/models/{model}:generateContent endpoint base_url() + "/v1beta"
+//              POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+//
+// What a well-formed request gets (expected_answer computes it):
+//   - text: "Hello from {model}. This answer is \"fake\" and deterministic.";
+//     streamed in three pieces (split by bytes, never inside a UTF-8 sequence).
+//   - a tool call instead of text when the request offers a function tool, does
+//     not forbid calling it (tool_choice none / NONE), and its last message is
+//     not a tool result (so an agent loop ends after one round): the first
+//     function tool's name with arguments {"query":"switchboard"}; streamed as
+//     three argument pieces (Gemini: one functionCall chunk).
+//   - reasoning when asked: OpenAI `reasoning_effort` other than "none";
+//     Anthropic `thinking.type` "enabled" (a thinking block, then the answer);
+//     Gemini `generationConfig.thinkingConfig` without thinkingBudget 0.
+// Token counts, with B = request body bytes:
+//   P (prompt)    = max(1, B / 4)          C (cached)   = P / 4
+//   W (cache write, Anthropic only) = P / 8
+//   O (visible)   = ceil(bytes of the text, or of tool name + arguments, / 4)
+//   R (reasoning) = 64 when asked, else 0
+//   OpenAI    prompt_tokens P, cached_tokens C, completion_tokens O+R,
+//             reasoning_tokens R, total_tokens P+O+R (streamed: only with
+//             stream_options.include_usage, in a last chunk with no choices).
+//   Anthropic input_tokens P-C-W, cache_read_input_tokens C,
+//             cache_creation_input_tokens W, output_tokens O+R (streamed:
+//             message_start carries the input counts and output_tokens 1,
+//             message_delta output_tokens O+R).
+//   Gemini    promptTokenCount P, cachedContentTokenCount C,
+//             candidatesTokenCount O, thoughtsTokenCount R, totalTokenCount
+//             P+O+R (streamed: every chunk has usageMetadata, only the last,
+//             with finishReason, has all of it; lines end in CRLF, as Google's do).
+// Refusals, in the route's provider error shape: 405 not POST, 400 a body
+// that is not a JSON object (or lacks `model`), 401 an Anthropic request
+// without `x-api-key` or `anthropic-version`; in OpenAI's shape: 404 an
+// unknown route, 400 bytes that do not parse as HTTP, 413 a body over 32 MiB.
+// Refused requests never use up a fault.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "switchboard/pricing.h"
+#include "switchboard/usage.h"
+
+namespace switchboard::testing {
+
+// What a faulted request gets instead of its answer.
+enum class Fault {
+  kSlowFirstByte,     // waits FaultSpec::delay, then answers normally
+  kHang,              // reads the request, never answers; closes when the client does
+  kRateLimited,       // 429, Retry-After: FaultSpec::retry_after_s, provider error body
+  kServerError,       // 500, provider error body
+  kOverloaded,        // Anthropic 529 overloaded_error; OpenAI and Gemini 503
+  kCutStream,         // status, headers and the first half of the body (a stream: of
+                      // its events, never the final one), then the connection closes
+  kMalformedJson,     // 200 application/json, the unstreamed answer cut in half
+  kOversizedBody,     // 200, the answer (text, never a tool call) padded inside its
+                      // text to FaultSpec::bytes with a Content-Length (a stream: in
+                      // its first event), written in 64 KiB pieces; stops when the
+                      // client goes away
+  kWrongContentType,  // 200 text/html, a proxy's error page
+};
+
+struct FaultSpec {
+  Fault kind = Fault::kServerError;
+  int times = 1;                          // how many matching requests get it
+  std::string model;                      // only requests for this model; "" any
+  std::chrono::milliseconds delay{1000};  // kSlowFirstByte: wait before the status line
+  int retry_after_s = 1;                  // kRateLimited: the Retry-After header
+  std::size_t bytes = 64u << 20;          // kOversizedBody: the body's size
+};
+
+struct FakeProviderOptions {
+  std::chrono::milliseconds latency{0};  // added before every answer, on a timer
+  int threads = 2;                       // I/O threads serving every connection
+  std::uint16_t port = 0;                // 0: any free port
+  bool record_requests = true;           // keep requests for received(); off to benchmark
+  std::string fixtures_dir;              // "": tests/fixtures/wire in the source tree
+};
+
+// One request as the server read it.
+struct ReceivedRequest {
+  std::string method;
+  std::string target;  // path and query
+  std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
+  std::string body;
+
+  // The first header called `name` (any case), or "".
+  std::string header(std::string_view name) const;
+};
+
+// The server. Thread-safe; every method may be called while it serves.
+class FakeProvider {
+ public:
+  // Loads the fixtures, binds 127.0.0.1 and starts serving. Throws
+  // std::runtime_error naming the file or the socket error when it cannot.
+  static std::unique_ptr<FakeProvider> start(FakeProviderOptions options = {});
+  // Stops serving: open connections close, hung ones included; joins the threads.
+  ~FakeProvider();
+  FakeProvider(const FakeProvider&) = delete;
+  FakeProvider& operator=(const FakeProvider&) = delete;
+
+  std::uint16_t port() const;
+  std::string base_url() const;  // "http://127.0.0.1:PORT"
+
+  // The next `fault.times` well-formed requests (for `fault.model` when set)
+  // get the fault. Faults queue: a request takes the oldest that matches it.
+  void inject(FaultSpec fault);
+  void inject(Fault fault, int times = 1, std::string model = "");
+
+  // Every request that parsed as HTTP since start or clear(), refused ones
+  // included (none when options.record_requests is off; request_count()
+  // counts them all the same).
+  std::vector<ReceivedRequest> received() const;
+  std::size_t request_count() const;
+  // Forgets the received requests and the faults not yet used.
+  void clear();
+
+ private:
+  class Impl;
+  explicit FakeProvider(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// What the fake answers a well-formed request: `model` is the body's `model`
+// (OpenAI, Anthropic) or the path's (Gemini). nullopt when the body is not a
+// JSON object. `usage` is normalised as parse_usage reads the wire counts.
+struct FakeAnswer {
+  std::string text;            // "" when it calls a tool
+  std::string thinking;        // Anthropic's thinking block, "" unless asked
+  std::string tool_name;       // "" unless it calls a tool
+  std::string arguments_json;  // the tool call's arguments
+  std::string finish_reason;   // normalised: "stop" | "tool_calls"
+  Usage usage;
+};
+std::optional<FakeAnswer> expected_answer(UsageFormat format, std::string_view model,
+                                          std::string_view request_body);
+
+}  // namespace switchboard::testing

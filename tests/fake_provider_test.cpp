@@ -1,0 +1,683 @@
+// The fake provider, driven over real HTTP with libcurl: each route answers
+// its fixture's shape with the documented counts, each fault misbehaves as
+// fake_provider.h says, and the server keeps connections alive and records
+// what it was sent.
+#include "fake_provider.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+extern char** environ;
+
+namespace switchboard::testing {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct CurlCleanup {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlCleanup>;
+
+struct CurlListFree {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+struct Http {
+  CURLcode code = CURLE_OK;
+  long status = 0;
+  std::string headers;
+  std::string body;
+  std::string content_type;
+  long new_connections = 0;  // 0: an open connection was reused
+};
+
+struct Sink {
+  std::string* out;
+  std::size_t stop_after;  // abort the transfer once this much arrived
+};
+
+size_t collect(char* data, size_t size, size_t n, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  sink->out->append(data, size * n);
+  return sink->out->size() > sink->stop_after ? 0 : size * n;
+}
+
+size_t collect_header(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+struct Call {
+  std::string path = "";
+  std::string body = "";
+  std::vector<std::string> headers = {};
+  long timeout_ms = 3000;
+  std::size_t stop_after = static_cast<std::size_t>(-1);
+};
+
+Http post(CURL* curl, const std::string& base, const Call& call) {
+  Http r;
+  Sink sink{&r.body, call.stop_after};
+  curl_slist* raw = nullptr;
+  for (const std::string& h : call.headers) raw = curl_slist_append(raw, h.c_str());
+  raw = curl_slist_append(raw, "Content-Type: application/json");
+  std::unique_ptr<curl_slist, CurlListFree> list(raw);
+  const std::string url = base + call.path;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, call.body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(call.body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list.get());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, collect_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, call.timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  r.code = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  char* type = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+  if (type != nullptr) r.content_type = type;
+  curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &r.new_connections);
+  return r;
+}
+
+Http post(const FakeProvider& fake, const Call& call) {
+  CurlHandle curl(curl_easy_init());
+  return post(curl.get(), fake.base_url(), call);
+}
+
+const std::vector<std::string> kAnthropicHeaders = {"x-api-key: test-key", "anthropic-version: 2023-06-01"};
+
+// One server-sent event: its `event:` name ("" when none) and `data:` text.
+struct Event {
+  std::string name;
+  std::string data;
+};
+
+std::vector<Event> parse_sse(const std::string& body) {
+  std::vector<Event> events;
+  Event current;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t end = body.find('\n', pos);
+    if (end == std::string::npos) end = body.size();
+    std::string line = body.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    pos = end + 1;
+    if (line.empty()) {
+      if (!current.data.empty() || !current.name.empty()) events.push_back(current);
+      current = {};
+    } else if (line.rfind("event: ", 0) == 0) {
+      current.name = line.substr(7);
+    } else if (line.rfind("data: ", 0) == 0) {
+      current.data = line.substr(6);
+    }
+  }
+  return events;
+}
+
+std::string header_value(const std::string& headers, const std::string& name) {
+  const std::string needle = "\r\n" + name + ": ";
+  const std::size_t at = headers.find(needle);
+  if (at == std::string::npos) return "";
+  const std::size_t start = at + needle.size();
+  return headers.substr(start, headers.find("\r\n", start) - start);
+}
+
+// The request bodies the cases send; the counts follow from their sizes.
+const std::string kOpenAIBody = R"({"model":"gpt-test","messages":[{"role":"user","content":"What is 2+2?"}]})";
+const std::string kOpenAITools =
+    R"({"model":"gpt-test","messages":[{"role":"user","content":"Weather in Paris?"}],)"
+    R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]})";
+const std::string kAnthropicBody =
+    R"({"model":"claude-test","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]})";
+const std::string kGeminiBody = R"({"contents":[{"role":"user","parts":[{"text":"Hello"}]}]})";
+
+std::string text_of(const std::string& model) {
+  return "Hello from " + model + ". This answer is \"fake\" and deterministic.";
+}
+std::int64_t tokens(const std::string& s) { return static_cast<std::int64_t>((s.size() + 3) / 4); }
+
+TEST_SUITE("fake_provider") {
+
+TEST_CASE("openai chat completion carries the answer and the documented usage") {
+  auto fake = FakeProvider::start();
+  const Http r = post(*fake, {"/v1/chat/completions", kOpenAIBody});
+  REQUIRE(r.code == CURLE_OK);
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  const json body = json::parse(r.body);
+  CHECK(body["object"] == "chat.completion");
+  CHECK(body["model"] == "gpt-test");
+  CHECK(body["choices"][0]["message"]["content"] == text_of("gpt-test"));
+  CHECK(body["choices"][0]["finish_reason"] == "stop");
+  const std::int64_t p = static_cast<std::int64_t>(kOpenAIBody.size() / 4);
+  const std::int64_t o = tokens(text_of("gpt-test"));
+  const json& u = body["usage"];
+  CHECK(u["prompt_tokens"] == p);
+  CHECK(u["prompt_tokens_details"]["cached_tokens"] == p / 4);
+  CHECK(u["completion_tokens"] == o);
+  CHECK(u["completion_tokens_details"]["reasoning_tokens"] == 0);
+  CHECK(u["total_tokens"] == p + o);
+  const auto expected = expected_answer(UsageFormat::kOpenAI, "gpt-test", kOpenAIBody);
+  REQUIRE(expected);
+  CHECK(expected->text == text_of("gpt-test"));
+  CHECK(expected->usage == usage_of(p - p / 4, p / 4, 0, 0, o, 0));
+}
+
+TEST_CASE("openai reasoning_effort adds 64 reasoning tokens to the completion") {
+  auto fake = FakeProvider::start();
+  const std::string req = R"({"model":"o4-test","reasoning_effort":"high","messages":[]})";
+  const json body = json::parse(post(*fake, {"/v1/chat/completions", req}).body);
+  const std::int64_t o = tokens(text_of("o4-test"));
+  CHECK(body["usage"]["completion_tokens"] == o + 64);
+  CHECK(body["usage"]["completion_tokens_details"]["reasoning_tokens"] == 64);
+  CHECK(expected_answer(UsageFormat::kOpenAI, "o4-test", req)->usage.reasoning_tokens == 64);
+}
+
+TEST_CASE("openai request with tools is answered with a tool call") {
+  auto fake = FakeProvider::start();
+  const json body = json::parse(post(*fake, {"/v1/chat/completions", kOpenAITools}).body);
+  const json& choice = body["choices"][0];
+  CHECK(choice["finish_reason"] == "tool_calls");
+  CHECK(choice["message"]["content"].is_null());
+  const json& call = choice["message"]["tool_calls"][0];
+  CHECK(call["function"]["name"] == "get_weather");
+  CHECK(json::parse(call["function"]["arguments"].get<std::string>()) == json{{"query", "switchboard"}});
+  CHECK(body["usage"]["completion_tokens"] == tokens(std::string("get_weather") + R"({"query":"switchboard"})"));
+}
+
+TEST_CASE("openai answers with text once the last message is a tool result") {
+  auto fake = FakeProvider::start();
+  const std::string req =
+      R"({"model":"gpt-test","messages":[{"role":"tool","tool_call_id":"call_1","content":"sunny"}],)"
+      R"("tools":[{"type":"function","function":{"name":"get_weather"}}]})";
+  const json body = json::parse(post(*fake, {"/v1/chat/completions", req}).body);
+  CHECK(body["choices"][0]["finish_reason"] == "stop");
+  CHECK(body["choices"][0]["message"]["content"] == text_of("gpt-test"));
+}
+
+TEST_CASE("openai stream sends text chunks then a usage chunk then DONE") {
+  auto fake = FakeProvider::start();
+  const std::string req =
+      R"({"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"messages":[]})";
+  const Http r = post(*fake, {"/v1/chat/completions", req});
+  REQUIRE(r.code == CURLE_OK);
+  CHECK(r.content_type == "text/event-stream; charset=utf-8");
+  const std::vector<Event> events = parse_sse(r.body);
+  REQUIRE(events.size() == 7);
+  CHECK(events.back().data == "[DONE]");
+  std::string text;
+  for (std::size_t i = 0; i + 2 < events.size(); ++i) {
+    const json chunk = json::parse(events[i].data);
+    CHECK(chunk["object"] == "chat.completion.chunk");
+    CHECK(chunk["usage"].is_null());
+    text += chunk["choices"][0]["delta"].value("content", "");
+  }
+  CHECK(text == text_of("gpt-test"));
+  CHECK(json::parse(events[4].data)["choices"][0]["finish_reason"] == "stop");
+  const json usage_chunk = json::parse(events[5].data);
+  CHECK(usage_chunk["choices"].empty());
+  CHECK(usage_chunk["usage"]["prompt_tokens"] == static_cast<std::int64_t>(req.size() / 4));
+  CHECK(usage_chunk["usage"]["completion_tokens"] == tokens(text_of("gpt-test")));
+}
+
+TEST_CASE("openai stream without include_usage has no usage chunk") {
+  auto fake = FakeProvider::start();
+  const Http r = post(*fake, {"/v1/chat/completions", R"({"model":"gpt-test","stream":true,"messages":[]})"});
+  const std::vector<Event> events = parse_sse(r.body);
+  REQUIRE(events.size() == 6);
+  CHECK(events.back().data == "[DONE]");
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) CHECK_FALSE(json::parse(events[i].data).contains("usage"));
+}
+
+TEST_CASE("openai streamed tool call arrives as argument deltas") {
+  auto fake = FakeProvider::start();
+  std::string req = kOpenAITools;
+  req.insert(1, R"("stream":true,)");
+  const std::vector<Event> events = parse_sse(post(*fake, {"/v1/chat/completions", req}).body);
+  REQUIRE(events.size() == 6);
+  const json first = json::parse(events[0].data)["choices"][0]["delta"]["tool_calls"][0];
+  CHECK(first["function"]["name"] == "get_weather");
+  CHECK(first["id"] == "call_fake1");
+  std::string arguments;
+  int pieces = 0;
+  for (std::size_t i = 1; i + 2 < events.size(); ++i) {
+    arguments += json::parse(events[i].data)["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                     .get<std::string>();
+    ++pieces;
+  }
+  CHECK(pieces == 3);
+  CHECK(arguments == R"({"query":"switchboard"})");
+  CHECK(json::parse(events[4].data)["choices"][0]["finish_reason"] == "tool_calls");
+}
+
+TEST_CASE("anthropic message carries a thinking block when asked and the documented usage") {
+  auto fake = FakeProvider::start();
+  std::string req = kAnthropicBody;
+  req.insert(1, R"("thinking":{"type":"enabled","budget_tokens":2048},)");
+  const Http r = post(*fake, {"/v1/messages", req, kAnthropicHeaders});
+  REQUIRE(r.status == 200);
+  const json body = json::parse(r.body);
+  CHECK(body["type"] == "message");
+  CHECK(body["model"] == "claude-test");
+  CHECK(body["stop_reason"] == "end_turn");
+  REQUIRE(body["content"].size() == 2);
+  CHECK(body["content"][0]["type"] == "thinking");
+  CHECK_FALSE(body["content"][0]["signature"].get<std::string>().empty());
+  CHECK(body["content"][1]["text"] == text_of("claude-test"));
+  const std::int64_t p = static_cast<std::int64_t>(req.size() / 4);
+  const json& u = body["usage"];
+  CHECK(u["input_tokens"] == p - p / 4 - p / 8);
+  CHECK(u["cache_read_input_tokens"] == p / 4);
+  CHECK(u["cache_creation_input_tokens"] == p / 8);
+  CHECK(u["output_tokens"] == tokens(text_of("claude-test")) + 64);
+  CHECK(expected_answer(UsageFormat::kAnthropic, "claude-test", req)->usage ==
+        usage_of(p - p / 4 - p / 8, p / 4, p / 8, 0, tokens(text_of("claude-test")) + 64, 0));
+}
+
+TEST_CASE("anthropic request with tools is answered with tool_use") {
+  auto fake = FakeProvider::start();
+  std::string req = kAnthropicBody;
+  req.insert(1, R"("tools":[{"name":"get_weather","input_schema":{"type":"object"}}],)");
+  const json body = json::parse(post(*fake, {"/v1/messages", req, kAnthropicHeaders}).body);
+  CHECK(body["stop_reason"] == "tool_use");
+  REQUIRE(body["content"].size() == 1);
+  CHECK(body["content"][0]["type"] == "tool_use");
+  CHECK(body["content"][0]["name"] == "get_weather");
+  CHECK(body["content"][0]["input"] == json{{"query", "switchboard"}});
+}
+
+TEST_CASE("anthropic stream follows the real event sequence") {
+  auto fake = FakeProvider::start();
+  std::string req = kAnthropicBody;
+  req.insert(1, R"("stream":true,"thinking":{"type":"enabled","budget_tokens":2048},)");
+  const Http r = post(*fake, {"/v1/messages", req, kAnthropicHeaders});
+  REQUIRE(r.code == CURLE_OK);
+  const std::vector<Event> events = parse_sse(r.body);
+  std::vector<std::string> names;
+  for (const Event& e : events) {
+    names.push_back(e.name);
+    CHECK(json::parse(e.data)["type"] == e.name);
+  }
+  const std::vector<std::string> expected = {
+      "message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
+      "content_block_delta", "content_block_delta", "content_block_stop", "content_block_start",
+      "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop",
+      "message_delta", "message_stop"};
+  CHECK(names == expected);
+  std::string thinking, text;
+  for (const Event& e : events) {
+    if (e.name != "content_block_delta") continue;
+    const json delta = json::parse(e.data)["delta"];
+    if (delta["type"] == "thinking_delta") thinking += delta["thinking"].get<std::string>();
+    if (delta["type"] == "text_delta") text += delta["text"].get<std::string>();
+  }
+  CHECK(thinking == expected_answer(UsageFormat::kAnthropic, "claude-test", req)->thinking);
+  CHECK(text == text_of("claude-test"));
+  const std::int64_t p = static_cast<std::int64_t>(req.size() / 4);
+  CHECK(json::parse(events.front().data)["message"]["usage"]["cache_read_input_tokens"] == p / 4);
+  const json delta = json::parse(events[events.size() - 2].data);
+  CHECK(delta["delta"]["stop_reason"] == "end_turn");
+  CHECK(delta["usage"]["output_tokens"] == tokens(text_of("claude-test")) + 64);
+}
+
+TEST_CASE("anthropic streamed tool_use arrives as input_json_delta pieces") {
+  auto fake = FakeProvider::start();
+  std::string req = kAnthropicBody;
+  req.insert(1, R"("stream":true,"tools":[{"name":"lookup","input_schema":{"type":"object"}}],)");
+  const std::vector<Event> events = parse_sse(post(*fake, {"/v1/messages", req, kAnthropicHeaders}).body);
+  REQUIRE(events.size() >= 3);
+  CHECK(json::parse(events[1].data)["content_block"]["name"] == "lookup");
+  std::string partial;
+  for (const Event& e : events) {
+    if (e.name == "content_block_delta") partial += json::parse(e.data)["delta"]["partial_json"].get<std::string>();
+  }
+  CHECK(json::parse(partial) == json{{"query", "switchboard"}});
+  CHECK(json::parse(events[events.size() - 2].data)["delta"]["stop_reason"] == "tool_use");
+}
+
+TEST_CASE("anthropic without api key or version gets a 401 authentication_error") {
+  auto fake = FakeProvider::start();
+  for (const auto& headers : {std::vector<std::string>{}, std::vector<std::string>{"x-api-key: k"},
+                              std::vector<std::string>{"anthropic-version: 2023-06-01"}}) {
+    const Http r = post(*fake, {"/v1/messages", kAnthropicBody, headers});
+    CHECK(r.status == 401);
+    const json body = json::parse(r.body);
+    CHECK(body["type"] == "error");
+    CHECK(body["error"]["type"] == "authentication_error");
+  }
+}
+
+TEST_CASE("gemini generateContent carries parts finishReason and usageMetadata") {
+  auto fake = FakeProvider::start();
+  std::string req = kGeminiBody;
+  req.insert(req.size() - 1, R"(,"generationConfig":{"thinkingConfig":{"thinkingBudget":1024}})");
+  const Http r = post(*fake, {"/v1beta/models/gemini-test:generateContent", req});
+  REQUIRE(r.status == 200);
+  const json body = json::parse(r.body);
+  const json& candidate = body["candidates"][0];
+  CHECK(candidate["content"]["parts"][0]["text"] == text_of("gemini-test"));
+  CHECK(candidate["finishReason"] == "STOP");
+  CHECK(body["modelVersion"] == "gemini-test");
+  const std::int64_t p = static_cast<std::int64_t>(req.size() / 4);
+  const std::int64_t o = tokens(text_of("gemini-test"));
+  const json& u = body["usageMetadata"];
+  CHECK(u["promptTokenCount"] == p);
+  CHECK(u["cachedContentTokenCount"] == p / 4);
+  CHECK(u["candidatesTokenCount"] == o);
+  CHECK(u["thoughtsTokenCount"] == 64);
+  CHECK(u["totalTokenCount"] == p + o + 64);
+  CHECK(expected_answer(UsageFormat::kGemini, "gemini-test", req)->usage == usage_of(p - p / 4, p / 4, 0, 0, o, 64));
+}
+
+TEST_CASE("gemini request with function declarations is answered with a functionCall") {
+  auto fake = FakeProvider::start();
+  std::string req = kGeminiBody;
+  req.insert(req.size() - 1, R"(,"tools":[{"functionDeclarations":[{"name":"get_weather"}]}])");
+  const json body = json::parse(post(*fake, {"/v1beta/models/gemini-test:generateContent", req}).body);
+  const json& call = body["candidates"][0]["content"]["parts"][0]["functionCall"];
+  CHECK(call["name"] == "get_weather");
+  CHECK(call["args"] == json{{"query", "switchboard"}});
+}
+
+TEST_CASE("gemini stream sends CRLF events and only the last has finishReason and full usage") {
+  auto fake = FakeProvider::start();
+  const Http r = post(*fake, {"/v1beta/models/gemini-test:streamGenerateContent?alt=sse", kGeminiBody});
+  REQUIRE(r.code == CURLE_OK);
+  CHECK(r.content_type == "text/event-stream");
+  CHECK(r.body.find("\r\n\r\n") != std::string::npos);
+  const std::vector<Event> events = parse_sse(r.body);
+  REQUIRE(events.size() == 3);
+  std::string text;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const json chunk = json::parse(events[i].data);
+    text += chunk["candidates"][0]["content"]["parts"][0]["text"].get<std::string>();
+    CHECK(chunk["candidates"][0].contains("finishReason") == (i + 1 == events.size()));
+    CHECK(chunk["usageMetadata"].contains("candidatesTokenCount") == (i + 1 == events.size()));
+  }
+  CHECK(text == text_of("gemini-test"));
+  CHECK(json::parse(events.back().data)["usageMetadata"]["candidatesTokenCount"] == tokens(text_of("gemini-test")));
+}
+
+TEST_CASE("gemini stream without alt=sse is one JSON array") {
+  auto fake = FakeProvider::start();
+  const Http r = post(*fake, {"/v1beta/models/gemini-test:streamGenerateContent", kGeminiBody});
+  const json body = json::parse(r.body);
+  REQUIRE(body.is_array());
+  CHECK(body.size() == 3);
+  CHECK(body.back()["candidates"][0]["finishReason"] == "STOP");
+}
+
+TEST_CASE("rate limiting answers 429 with Retry-After in each provider's error shape") {
+  auto fake = FakeProvider::start();
+  struct Case {
+    Call call;
+    std::string error_type;  // where each provider names the error
+  };
+  const std::vector<Case> cases = {
+      {{"/v1/chat/completions", kOpenAIBody}, "requests"},
+      {{"/v1/messages", kAnthropicBody, kAnthropicHeaders}, "rate_limit_error"},
+      {{"/v1beta/models/gemini-test:generateContent", kGeminiBody}, "RESOURCE_EXHAUSTED"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.call.path);
+    FaultSpec spec;
+    spec.kind = Fault::kRateLimited;
+    spec.retry_after_s = 7;
+    fake->inject(spec);
+    const Http r = post(*fake, c.call);
+    CHECK(r.status == 429);
+    CHECK(header_value(r.headers, "Retry-After") == "7");
+    const json body = json::parse(r.body);
+    const json& type = body.contains("type") ? body["error"]["type"]
+                       : body["error"].contains("status") ? body["error"]["status"]
+                                                          : body["error"]["type"];
+    CHECK(type == c.error_type);
+    CHECK(post(*fake, c.call).status == 200);  // one time only
+  }
+}
+
+TEST_CASE("server errors and overload use each provider's status") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kServerError);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 500);
+  fake->inject(Fault::kOverloaded, 2);
+  const Http anthropic = post(*fake, {"/v1/messages", kAnthropicBody, kAnthropicHeaders});
+  CHECK(anthropic.status == 529);
+  CHECK(json::parse(anthropic.body)["error"]["type"] == "overloaded_error");
+  const Http gemini = post(*fake, {"/v1beta/models/g:generateContent", kGeminiBody});
+  CHECK(gemini.status == 503);
+  CHECK(json::parse(gemini.body)["error"]["status"] == "UNAVAILABLE");
+  fake->inject(Fault::kOverloaded);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 503);
+}
+
+TEST_CASE("a fault for one model leaves other models alone") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kServerError, 1, "gemini-sick");
+  CHECK(post(*fake, {"/v1beta/models/gemini-well:generateContent", kGeminiBody}).status == 200);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);
+  CHECK(post(*fake, {"/v1beta/models/gemini-sick:generateContent", kGeminiBody}).status == 500);
+  CHECK(post(*fake, {"/v1beta/models/gemini-sick:generateContent", kGeminiBody}).status == 200);
+}
+
+TEST_CASE("a cut stream closes the connection before its final event") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kCutStream, 2);
+  const Http openai = post(*fake, {"/v1/chat/completions", R"({"model":"m","stream":true,"messages":[]})"});
+  CHECK(openai.code == CURLE_PARTIAL_FILE);
+  CHECK(openai.status == 200);
+  CHECK_FALSE(parse_sse(openai.body).empty());
+  CHECK(openai.body.find("[DONE]") == std::string::npos);
+  std::string req = kAnthropicBody;
+  req.insert(1, R"("stream":true,)");
+  const Http anthropic = post(*fake, {"/v1/messages", req, kAnthropicHeaders});
+  CHECK(anthropic.code == CURLE_PARTIAL_FILE);
+  CHECK(anthropic.body.find("message_start") != std::string::npos);
+  CHECK(anthropic.body.find("message_stop") == std::string::npos);
+}
+
+TEST_CASE("malformed JSON and the wrong content type arrive as 200s") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kMalformedJson);
+  const Http malformed = post(*fake, {"/v1/chat/completions", kOpenAIBody});
+  CHECK(malformed.code == CURLE_OK);
+  CHECK(malformed.status == 200);
+  CHECK(malformed.content_type == "application/json");
+  CHECK(json::parse(malformed.body, nullptr, false).is_discarded());
+  fake->inject(Fault::kWrongContentType);
+  const Http html = post(*fake, {"/v1/messages", kAnthropicBody, kAnthropicHeaders});
+  CHECK(html.status == 200);
+  CHECK(html.content_type == "text/html");
+  CHECK(html.body.find("502 Bad Gateway") != std::string::npos);
+}
+
+TEST_CASE("an oversized body has the requested size and stops when the client leaves") {
+  auto fake = FakeProvider::start();
+  FaultSpec spec;
+  spec.kind = Fault::kOversizedBody;
+  spec.bytes = 2u << 20;
+  fake->inject(spec);
+  const Http whole = post(*fake, {"/v1/chat/completions", kOpenAIBody});
+  REQUIRE(whole.code == CURLE_OK);
+  CHECK(whole.body.size() == spec.bytes);
+  const json body = json::parse(whole.body);
+  CHECK(body["choices"][0]["message"]["content"].get<std::string>().size() > spec.bytes / 2);
+
+  spec.bytes = 64u << 20;
+  fake->inject(spec);
+  Call call{"/v1/chat/completions", kOpenAIBody};
+  call.stop_after = 1u << 20;
+  const Http aborted = post(*fake, call);
+  CHECK(aborted.code == CURLE_WRITE_ERROR);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);
+}
+
+TEST_CASE("a slow first byte arrives after the delay") {
+  auto fake = FakeProvider::start();
+  FaultSpec spec;
+  spec.kind = Fault::kSlowFirstByte;
+  spec.delay = std::chrono::milliseconds(150);
+  fake->inject(spec);
+  const auto start = Clock::now();
+  const Http r = post(*fake, {"/v1/chat/completions", kOpenAIBody});
+  CHECK(r.status == 200);
+  CHECK(Clock::now() - start >= std::chrono::milliseconds(150));
+}
+
+TEST_CASE("a hung request times out on the client and the server still stops") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kHang);
+  Call call{"/v1beta/models/g:generateContent", kGeminiBody};
+  call.timeout_ms = 300;
+  const auto start = Clock::now();
+  const Http r = post(*fake, call);
+  CHECK(r.code == CURLE_OPERATION_TIMEDOUT);
+  CHECK(Clock::now() - start < std::chrono::seconds(2));
+  CHECK(post(*fake, {"/v1beta/models/g:generateContent", kGeminiBody}).status == 200);
+  // A hang the client never gives up on: the destructor must still return.
+  fake->inject(Fault::kHang);
+  std::thread waiting([base = fake->base_url(), call] {
+    Call forever = call;
+    forever.timeout_ms = 10000;
+    CurlHandle curl(curl_easy_init());
+    CHECK(post(curl.get(), base, forever).code != CURLE_OPERATION_TIMEDOUT);
+  });
+  while (fake->request_count() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  fake.reset();
+  waiting.join();
+}
+
+TEST_CASE("latency delays every answer without holding up other connections") {
+  FakeProviderOptions options;
+  options.latency = std::chrono::milliseconds(200);
+  options.threads = 1;
+  auto fake = FakeProvider::start(options);
+  const auto start = Clock::now();
+  std::vector<std::thread> clients;
+  std::vector<long> statuses(8);
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    clients.emplace_back([&, i] { statuses[i] = post(*fake, {"/v1/chat/completions", kOpenAIBody}).status; });
+  }
+  for (std::thread& t : clients) t.join();
+  const auto elapsed = Clock::now() - start;
+  for (long s : statuses) CHECK(s == 200);
+  CHECK(elapsed >= std::chrono::milliseconds(200));
+  CHECK(elapsed < std::chrono::milliseconds(1200));  // 8 sequential waits would take 1600
+}
+
+TEST_CASE("keep-alive serves two requests on one connection") {
+  auto fake = FakeProvider::start();
+  CurlHandle curl(curl_easy_init());
+  const Http first = post(curl.get(), fake->base_url(), {"/v1/chat/completions", kOpenAIBody});
+  const Http second = post(curl.get(), fake->base_url(), {"/v1/messages", kAnthropicBody, kAnthropicHeaders});
+  CHECK(first.status == 200);
+  CHECK(second.status == 200);
+  CHECK(first.new_connections == 1);
+  CHECK(second.new_connections == 0);
+}
+
+TEST_CASE("received records method target headers and body until clear") {
+  auto fake = FakeProvider::start();
+  post(*fake, {"/v1/messages", kAnthropicBody, kAnthropicHeaders});
+  post(*fake, {"/v1beta/models/gemini-test:streamGenerateContent?alt=sse", kGeminiBody});
+  const std::vector<ReceivedRequest> got = fake->received();
+  REQUIRE(got.size() == 2);
+  CHECK(fake->request_count() == 2);
+  CHECK(got[0].method == "POST");
+  CHECK(got[0].target == "/v1/messages");
+  CHECK(got[0].header("X-API-KEY") == "test-key");
+  CHECK(got[0].body == kAnthropicBody);
+  CHECK(got[1].target == "/v1beta/models/gemini-test:streamGenerateContent?alt=sse");
+  fake->inject(Fault::kServerError);
+  fake->clear();
+  CHECK(fake->received().empty());
+  CHECK(fake->request_count() == 0);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);  // the fault went too
+}
+
+TEST_CASE("bad requests are refused and the server carries on") {
+  auto fake = FakeProvider::start();
+  CHECK(post(*fake, {"/v1/chat/completions", "{not json"}).status == 400);
+  CHECK(post(*fake, {"/v1/chat/completions", "[1,2]"}).status == 400);
+  CHECK(post(*fake, {"/v1/chat/completions", R"({"messages":[]})"}).status == 400);
+  const Http gemini = post(*fake, {"/v1beta/models/g:generateContent", "{"});
+  CHECK(gemini.status == 400);
+  CHECK(json::parse(gemini.body)["error"]["status"] == "INVALID_ARGUMENT");
+  CHECK(post(*fake, {"/v1/unknown", kOpenAIBody}).status == 404);
+  CHECK(post(*fake, {"/v1beta/models/g:countTokens", kGeminiBody}).status == 404);
+
+  // Not HTTP at all, over a plain socket.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(fake->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string garbage = "\x01\x02 NOT HTTP\r\n\r\n";
+  REQUIRE(write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  CHECK(answer.rfind("HTTP/1.1 400 ", 0) == 0);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);
+}
+
+TEST_CASE("the fake_provider program prints its port and exits on SIGTERM") {
+  int out[2];
+  REQUIRE(pipe(out) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, out[0]);
+  char program[] = SWITCHBOARD_FAKE_PROVIDER;
+  char flag[] = "--latency-ms";
+  char value[] = "1";
+  char* argv[] = {program, flag, value, nullptr};
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, program, &actions, nullptr, argv, environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string line;
+  char ch;
+  while (read(out[0], &ch, 1) == 1 && ch != '\n') line += ch;
+  close(out[0]);
+  REQUIRE(line.rfind("listening on 127.0.0.1:", 0) == 0);
+  const std::string base = "http://" + line.substr(std::string("listening on ").size());
+  CurlHandle curl(curl_easy_init());
+  CHECK(post(curl.get(), base, {"/v1/chat/completions", kOpenAIBody}).status == 200);
+  kill(pid, SIGTERM);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+}  // TEST_SUITE
+
+}  // namespace
+}  // namespace switchboard::testing
