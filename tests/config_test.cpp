@@ -353,3 +353,55 @@ TEST_CASE("tier_of finds the first tier, in name order, that lists a model") {
   CHECK(config->tier_of("claude-opus-4-1")->name == "premium");
   CHECK(config->tier_of("no-such-model") == nullptr);
 }
+
+TEST_CASE("call settings sim latency model ids and thinking budgets are read with their defaults") {
+  ConfigDir d;
+  auto defaults = d.parse(kValid);
+  REQUIRE_MESSAGE(defaults.ok(), defaults.status().message());
+  CHECK(defaults->calls.max_attempts == 3);
+  CHECK(defaults->sim.base_latency.count() == 0);
+  const ModelSpec& plain = *defaults->find_model("m");
+  CHECK(plain.model_id == "m");
+  CHECK(plain.thinking_budget.for_level(Reasoning::kMedium) == 4096);
+  CHECK(plain.thinking_budget.for_level(Reasoning::kDefault) == 0);
+
+  std::string text = edit("context_window = 1000\n",
+                          "context_window = 1000\nmodel_id = \"m-2026-01-01\"\n"
+                          "thinking_budget = { low = 2048, high = 30000 }\n") +
+                     "[calls]\nmax_attempts = 5\nfirst_byte_timeout_ms = 1500\nretry_after_max_ms = 9000\n"
+                     "[sim]\nbase_latency_ms = 7\nper_output_token_us = 50\n";
+  auto config = d.parse(text);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  CHECK(config->calls.max_attempts == 5);
+  CHECK(config->calls.first_byte_timeout.count() == 1500);
+  CHECK(config->calls.retry_after_max.count() == 9000);
+  CHECK(config->calls.total_timeout.count() == 600'000);  // untouched default
+  CHECK(config->sim.base_latency.count() == 7);
+  CHECK(config->sim.per_output_token.count() == 50);
+  const ModelSpec& m = *config->find_model("m");
+  CHECK(m.model_id == "m-2026-01-01");
+  CHECK(m.thinking_budget.low == 2048);
+  CHECK(m.thinking_budget.medium == 4096);
+  CHECK(m.thinking_budget.high == 30000);
+}
+
+TEST_CASE("bad call settings and thinking budgets name their place") {
+  ConfigDir d;
+  struct Case {
+    std::string text;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {kValid + "[calls]\nmax_attempts = 11\n", "bad.toml:14:16: [calls] max_attempts is at most 10"},
+      {kValid + "[calls]\nretries = 2\n", "bad.toml:14:1: [calls]: unknown key 'retries'"},
+      {kValid + "[sim]\nbase_latency_ms = -1\n", "bad.toml:13:1: [sim] latencies must not be negative"},
+      {edit("context_window = 1000\n", "context_window = 1000\nthinking_budget = { low = 9000, medium = 10 }\n"),
+       "bad.toml:8:19: model 'm' thinking_budget: low <= medium <= high is required"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    auto config = d.parse(c.text);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message().rfind(c.error, 0) == 0);
+  }
+}

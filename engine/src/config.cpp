@@ -69,6 +69,10 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
     if (!(tb.low <= tb.medium && tb.medium <= tb.high)) {
       throw ConfigError(where(file, *n) + ": " + what + ": low <= medium <= high is required");
     }
+    // Anthropic refuses thinking budgets under 1,024 tokens.
+    if (m.provider == "anthropic" && tb.low < 1024) {
+      throw ConfigError(where(file, *n) + ": " + what + ": Anthropic needs at least 1024 thinking tokens");
+    }
   }
   return m;
 }

@@ -77,8 +77,8 @@ struct ModelResponse {
   // own word when it has no equivalent.
   std::string finish_reason;
   Usage usage;                       // the provider's own figures, normalised
-  std::chrono::milliseconds latency{0};     // request sent to last byte
-  std::chrono::milliseconds first_byte{0};  // request sent to first byte
+  std::chrono::milliseconds latency{0};     // call started (connect included) to last byte
+  std::chrono::milliseconds first_byte{0};  // call started (connect included) to first byte
   int http_status = 0;               // 0 when no HTTP was involved (sim)
 };
 
