@@ -180,7 +180,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "calls, sim, models, tiers, workloads)"},
+       "calls, sim, gateway, models, tiers, workloads)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},
@@ -404,4 +404,36 @@ TEST_CASE("bad call settings and thinking budgets name their place") {
     REQUIRE_FALSE(config.ok());
     CHECK(config.status().message().rfind(c.error, 0) == 0);
   }
+}
+
+TEST_CASE("the gateway section reads its listen address keys and limits") {
+  ConfigDir d;
+  auto defaults = d.parse(kValid);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->gateway.listen_port == 8080);
+  CHECK(defaults->gateway.default_workload == "w");  // "default" does not exist here: the first workload
+  CHECK(defaults->gateway.keys.empty());
+
+  auto config = d.parse(kValid +
+                        "[gateway]\nlisten = \"0.0.0.0:9000\"\nmax_upstream_calls = 16\nledger = \"gw.db\"\n"
+                        "[gateway.keys.team-a]\nkey_env = \"TEAM_A_KEY\"\nworkload = \"w\"\nbudget_usd = 2.5\n"
+                        "budget_period = \"day\"\n");
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  const GatewaySettings& g = config->gateway;
+  CHECK(g.listen_host == "0.0.0.0");
+  CHECK(g.listen_port == 9000);
+  CHECK(g.max_upstream_calls == 16);
+  CHECK(std::filesystem::path(g.ledger).filename() == "gw.db");
+  REQUIRE(g.keys.size() == 1);
+  CHECK(g.keys[0].name == "team-a");
+  CHECK(g.keys[0].key_env == "TEAM_A_KEY");
+  CHECK(g.keys[0].budget == std::optional<MicroUsd>(2'500'000));
+  CHECK(g.keys[0].budget_period == BudgetPeriod::kDay);
+
+  auto bad = d.parse(kValid + "[gateway]\nlisten = \"localhost\"\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "bad.toml:14:10: [gateway] listen must be \"HOST:PORT\", e.g. \"127.0.0.1:8080\"");
+  auto unknown = d.parse(kValid + "[gateway.keys.k]\nkey_env = \"K\"\nworkload = \"nope\"\n");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.status().message() == "bad.toml:15:12: gateway key 'k': unknown workload 'nope'");
 }

@@ -184,3 +184,30 @@ TEST_CASE("many threads admitting calls against a small cap never settle past it
   CHECK(refused.load() == 8 * 200 - 13);
 }
 }
+
+TEST_CASE("an extra budget scope must also hold the worst case and releases with a refusal") {
+  TempDir dir;
+  // No workload budget: only the key's scope limits the call.
+  auto engine = switchboard::testing::engine_with_rules(dir, R"lua(function classify(step, ctx) return "premium" end)lua");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  BudgetBook& book = (*engine)->budgets();
+  book.set_limit(BudgetLimit{"key:team-a", 100'000, BudgetPeriod::kDay});  // $0.10
+  const Decision d = *(*engine)->decide("w", plan());
+  // Worst case on m-premium: 100 × $15 + 1,000 × $75 per Mtok = $0.0765.
+  Admission first = (*engine)->admit(d, plan(), "t1", {"key:team-a"});
+  REQUIRE(first.status.ok());
+  CHECK(first.worst_case == 76'500);
+  REQUIRE(first.scope_reservations.size() == 1);
+  CHECK(book.snapshot("key:team-a").reserved == 76'500);
+
+  Admission second = (*engine)->admit(d, plan(), "t2", {"key:team-a"});
+  CHECK(second.status.code() == Status::Code::kOverBudget);
+  REQUIRE(second.refusal.has_value());
+  CHECK(second.refusal->status == CallStatus::kRefusedByBudget);
+  CHECK(second.refusal->error.find("key:team-a") != std::string::npos);
+  CHECK(second.scope_reservations.empty());
+
+  first.scope_reservations[0].settle(50'000);
+  CHECK(book.snapshot("key:team-a").spent == 50'000);
+  CHECK(book.snapshot("key:team-a").reserved == 0);
+}

@@ -150,11 +150,91 @@ void load_prices(Config& c, const toml::table& routing, bool has_routing, const 
   }
 }
 
+void read_gateway(Config& c, const toml::node& node, const std::string& file, const std::string& base_dir) {
+  const std::string what = "[gateway]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what,
+                              {"listen", "keys", "default_workload", "ledger", "max_body_bytes",
+                               "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
+                               "max_upstream_calls", "threads"});
+  GatewaySettings& g = c.gateway;
+  if (auto listen = detail::optional_string(t, "listen", file, what)) {
+    const size_t colon = listen->rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon > 0) {
+      try {
+        size_t used = 0;
+        port = std::stoi(listen->substr(colon + 1), &used);
+        if (used != listen->size() - colon - 1) port = -1;
+      } catch (const std::exception&) {
+        port = -1;
+      }
+    }
+    if (port < 0 || port > 65535) {
+      throw ConfigError(where(file, *t.get("listen")) + ": [gateway] listen must be \"HOST:PORT\", e.g. \"127.0.0.1:8080\"");
+    }
+    g.listen_host = listen->substr(0, colon);
+    g.listen_port = port;
+  }
+  if (auto w = detail::optional_string(t, "default_workload", file, what)) {
+    if (!c.workloads.count(*w)) {
+      throw ConfigError(where(file, *t.get("default_workload")) + ": [gateway] default_workload: unknown workload '" +
+                        *w + "'");
+    }
+    g.default_workload = *w;
+  } else if (!c.workloads.empty() && !c.workloads.count(g.default_workload)) {
+    g.default_workload = c.workloads.begin()->first;  // no "default" workload: the first one
+  }
+  g.ledger = (fs::path(base_dir) / detail::optional_string(t, "ledger", file, what).value_or(g.ledger))
+                 .lexically_normal()
+                 .string();
+  g.max_body_bytes = detail::optional_positive_integer(t, "max_body_bytes", file, what).value_or(g.max_body_bytes);
+  g.max_header_count = static_cast<int>(
+      detail::optional_positive_integer(t, "max_header_count", file, what).value_or(g.max_header_count));
+  g.header_timeout = read_ms(t, "header_timeout_ms", file, what, g.header_timeout);
+  g.body_timeout = read_ms(t, "body_timeout_ms", file, what, g.body_timeout);
+  g.idle_timeout = read_ms(t, "idle_timeout_ms", file, what, g.idle_timeout);
+  g.max_upstream_calls = static_cast<int>(
+      detail::optional_positive_integer(t, "max_upstream_calls", file, what).value_or(g.max_upstream_calls));
+  g.threads = static_cast<int>(detail::optional_integer(t, "threads", file, what).value_or(g.threads));
+  if (const toml::node* keys = t.get("keys")) {
+    for (const auto& [name, key_node] : detail::expect_table(*keys, file, "[gateway.keys]")) {
+      GatewayKey k;
+      k.name = std::string(name.str());
+      k.source = where(file, key_node);
+      const std::string kw = "gateway key '" + k.name + "'";
+      const toml::table& kt = detail::expect_table(key_node, file, kw);
+      detail::reject_unknown_keys(kt, file, kw, {"key_env", "workload", "budget_usd", "budget_period"});
+      k.key_env = detail::required_string(kt, "key_env", file, kw);
+      k.workload = detail::required_string(kt, "workload", file, kw);
+      if (!c.workloads.count(k.workload)) {
+        throw ConfigError(where(file, *kt.get("workload")) + ": " + kw + ": unknown workload '" + k.workload + "'");
+      }
+      if (const toml::node* b = kt.get("budget_usd")) {
+        std::optional<double> usd = b->value<double>();
+        if (!usd || !std::isfinite(*usd) || *usd < 0) {
+          throw ConfigError(where(file, *b) + ": " + kw + ": budget_usd must be a non-negative number");
+        }
+        k.budget = std::llround(*usd * 1e6);
+      }
+      if (auto period = detail::optional_string(kt, "budget_period", file, kw)) {
+        if (*period == "day") {
+          k.budget_period = BudgetPeriod::kDay;
+        } else if (*period != "month") {
+          throw ConfigError(where(file, *kt.get("budget_period")) + ": " + kw +
+                            ": budget_period must be \"day\" or \"month\"");
+        }
+      }
+      g.keys.push_back(std::move(k));
+    }
+  }
+}
+
 Config build(const toml::table& root, const std::string& file, const std::string& base_dir) {
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "gateway", "models", "tiers", "workloads"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
 
@@ -279,6 +359,14 @@ Config build(const toml::table& root, const std::string& file, const std::string
       w.over_budget_tier = *tier;
     }
     c.workloads.emplace(w.name, std::move(w));
+  }
+  if (const toml::node* n = root.get("gateway")) {
+    read_gateway(c, *n, file, base_dir);
+  } else {
+    c.gateway.ledger = (fs::path(base_dir) / c.gateway.ledger).lexically_normal().string();
+    if (!c.workloads.empty() && !c.workloads.count(c.gateway.default_workload)) {
+      c.gateway.default_workload = c.workloads.begin()->first;
+    }
   }
   return c;
 }

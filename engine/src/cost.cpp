@@ -1,10 +1,14 @@
 #include "cost.h"
 
-namespace switchboard::detail {
+namespace switchboard {
 
 std::int64_t estimate_tokens(std::string_view text) {
   return static_cast<std::int64_t>((text.size() + 2) / 3);
 }
+
+}  // namespace switchboard
+
+namespace switchboard::detail {
 
 std::int64_t input_tokens_of(const Step& step) {
   if (step.input_tokens) return *step.input_tokens;

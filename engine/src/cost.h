@@ -10,9 +10,7 @@
 
 namespace switchboard::detail {
 
-// Tokens in `text`, estimated conservatively (over rather than under): one
-// token per three bytes, rounded up. An exact tokenizer replaces this later.
-std::int64_t estimate_tokens(std::string_view text);
+using switchboard::estimate_tokens;  // step.h
 
 // The step's input tokens: counted by the caller, else estimated from the prompt.
 std::int64_t input_tokens_of(const Step& step);

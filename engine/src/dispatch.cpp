@@ -105,9 +105,11 @@ struct Dispatcher::Impl {
     int fallbacks = 0;
   };
 
+  // Under the trace's lock, so fan-out branches finishing together leave
+  // StepResult::records in the order the ledger received them.
   void write(Trace& trace, CostRecord r) const {
-    if (options.ledger) options.ledger->record(r);
     std::lock_guard<std::mutex> lock(trace.mu);
+    if (options.ledger) options.ledger->record(r);
     trace.cost += r.cost;
     trace.records.push_back(std::move(r));
   }
@@ -259,7 +261,7 @@ struct Dispatcher::Impl {
     const Clock::time_point start = Clock::now();
     StepResult result;
     result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
-    Admission admission = engine.admit(decision, call.step, result.trace_id);
+    Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
     if (!admission.status.ok()) {
       result.status = admission.status;
@@ -324,6 +326,7 @@ struct Dispatcher::Impl {
     }
 
     admission.reservation.settle(trace.cost);
+    for (Reservation& held : admission.scope_reservations) held.settle(trace.cost);
     result.records = std::move(trace.records);
     result.cost = trace.cost;
     result.attempts = trace.attempts;

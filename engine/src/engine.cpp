@@ -276,40 +276,58 @@ std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }
 
-Admission Engine::admit(const Decision& decision, const Step& step, std::string trace_id) const {
+Admission Engine::admit(const Decision& decision, const Step& step, std::string trace_id,
+                        const std::vector<std::string>& extra_scopes) const {
   const RuleSet& rules = impl_->snapshot();
   const Config& config = *rules.config;
   Admission a;
   a.decision = decision;
   const Workload* workload = config.find_workload(decision.workload);
-  if (workload == nullptr || !workload->budget) return a;  // no budget: always admitted
-  const std::string scope = detail::budget_scope(workload->name);
+  const bool workload_budget = workload != nullptr && workload->budget.has_value();
+  if (!workload_budget && extra_scopes.empty()) return a;  // no budget: always admitted
 
   a.worst_case = detail::worst_case_cost(config, a.decision);
-  auto held = impl_->budgets->reserve(scope, a.worst_case);
-  if (!held.ok() && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
-    // Step down to the workload's over-budget tier, and try again there.
-    const Tier& tier = *config.find_tier(workload->over_budget_tier);
-    a.decision.tier = tier.name;
-    a.decision.model = tier.models.front();
-    a.decision.fanout = 1;
-    a.decision.aggregate.clear();
-    a.decision.reason += (a.decision.reason.empty() ? "" : "; ") + std::string("over budget: moved to tier '") +
-                         tier.name + "'";
-    detail::estimate_cost(*config.find_model(a.decision.model), step, a.decision.estimated_input_tokens, a.decision);
-    a.rerouted = true;
-    a.worst_case = detail::worst_case_cost(config, a.decision);
-    held = impl_->budgets->reserve(scope, a.worst_case);
+  Status refused;
+  if (workload_budget) {
+    const std::string scope = detail::budget_scope(workload->name);
+    auto held = impl_->budgets->reserve(scope, a.worst_case);
+    if (!held.ok() && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
+      // Step down to the workload's over-budget tier, and try again there.
+      const Tier& tier = *config.find_tier(workload->over_budget_tier);
+      a.decision.tier = tier.name;
+      a.decision.model = tier.models.front();
+      a.decision.fanout = 1;
+      a.decision.aggregate.clear();
+      a.decision.reason += (a.decision.reason.empty() ? "" : "; ") + std::string("over budget: moved to tier '") +
+                           tier.name + "'";
+      detail::estimate_cost(*config.find_model(a.decision.model), step, a.decision.estimated_input_tokens,
+                            a.decision);
+      a.rerouted = true;
+      a.worst_case = detail::worst_case_cost(config, a.decision);
+      held = impl_->budgets->reserve(scope, a.worst_case);
+    }
+    if (held.ok()) {
+      a.reservation = std::move(held).value();
+    } else {
+      refused = held.status();
+    }
   }
-  if (held.ok()) {
-    a.reservation = std::move(held).value();
-    return a;
+  for (size_t i = 0; refused.ok() && i < extra_scopes.size(); ++i) {
+    auto held = impl_->budgets->reserve(extra_scopes[i], a.worst_case);
+    if (held.ok()) {
+      a.scope_reservations.push_back(std::move(held).value());
+    } else {
+      refused = held.status();
+    }
   }
-  a.status = held.status();
+  if (refused.ok()) return a;
+  a.reservation.release();
+  a.scope_reservations.clear();  // dropping a reservation releases it
+  a.status = std::move(refused);
   CostRecord r;
   r.time = std::chrono::system_clock::now();
   r.trace_id = std::move(trace_id);
-  r.workload = workload->name;
+  r.workload = a.decision.workload;
   r.role = step.role;
   r.tier = a.decision.tier;
   r.model = a.decision.model;

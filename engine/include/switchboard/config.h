@@ -106,6 +106,35 @@ struct SimSettings {
   std::chrono::microseconds per_output_token{0};
 };
 
+// A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
+// holding it is routed for, and an optional budget of its own (scope "key:NAME").
+struct GatewayKey {
+  std::string name;
+  std::string key_env;        // the environment variable holding the key (never the key itself)
+  std::string workload;
+  std::optional<MicroUsd> budget;
+  BudgetPeriod budget_period = BudgetPeriod::kMonth;
+  std::string source;
+};
+
+// The HTTP gateway host's settings ([gateway]); the engine itself ignores them.
+struct GatewaySettings {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;
+  // With keys: a request's bearer/x-api-key picks its workload; unknown keys get 401.
+  // Without keys: the x-switchboard-workload header does, else default_workload.
+  std::vector<GatewayKey> keys;
+  std::string default_workload = "default";
+  std::string ledger = "switchboard.db";      // SQLite ledger, relative to the config's directory
+  std::int64_t max_body_bytes = 4 * 1024 * 1024;
+  int max_header_count = 100;
+  std::chrono::milliseconds header_timeout{10'000};  // a client must send its headers within this
+  std::chrono::milliseconds body_timeout{30'000};    // ... and its body within this
+  std::chrono::milliseconds idle_timeout{60'000};    // a kept-alive connection with nothing to say
+  int max_upstream_calls = 256;               // concurrent model calls; beyond: 503
+  int threads = 0;                            // I/O threads; 0 = one per core
+};
+
 struct Config {
   std::string path;            // the file this came from ("" when parsed from text)
   std::string base_dir;        // directory that relative paths are resolved against
@@ -119,6 +148,7 @@ struct Config {
   SandboxLimits sandbox;
   CallSettings calls;
   SimSettings sim;
+  GatewaySettings gateway;
   std::map<std::string, ModelSpec, std::less<>> models;
   std::map<std::string, Tier, std::less<>> tiers;
   std::map<std::string, Workload, std::less<>> workloads;

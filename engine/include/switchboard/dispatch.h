@@ -42,6 +42,9 @@ struct StepCall {
   std::vector<Message> messages;  // empty: one user message made from step.prompt (or the role)
   std::vector<ToolSpec> tools;
   std::string trace_id;           // "" = a fresh random id
+  // Budget scopes besides the workload's that must hold the step's worst case
+  // (a gateway key's "key:NAME"); see Engine::admit.
+  std::vector<std::string> budget_scopes;
   // Set: the final answer (the aggregator's, in contemplating mode) is
   // streamed through it as it arrives; see StreamChunk::restart.
   ChunkHandler on_chunk;

@@ -79,6 +79,7 @@ struct Admission {
   bool rerouted = false;
   Reservation reservation;  // held when admitted: settle() with the actual cost
                             // after the call; dropping it releases the reserve
+  std::vector<Reservation> scope_reservations;  // one per extra scope, in order: settle each too
   MicroUsd worst_case = 0;  // what was reserved (or refused)
   // When refused: the ledger record of the refusal (status refused_by_budget).
   std::optional<CostRecord> refusal;
@@ -133,8 +134,12 @@ class Engine {
   // (the caller must send that cap to the provider). Over the cap, the
   // decision moves to the workload's over_budget_tier if it has one and that
   // fits; otherwise it is refused with a one-line reason and a ledger record.
-  // A workload without a budget is always admitted. Thread-safe.
-  Admission admit(const Decision& decision, const Step& step, std::string trace_id = {}) const;
+  // A workload without a budget is always admitted. Each of `extra_scopes`
+  // (a gateway key's "key:NAME", say; limits set with budgets().set_limit)
+  // must also hold the worst case, else the call is refused; extra scopes do
+  // not reroute. Thread-safe.
+  Admission admit(const Decision& decision, const Step& step, std::string trace_id = {},
+                  const std::vector<std::string>& extra_scopes = {}) const;
 
   // sha256 (hex) of the workload's active rules, "" for an unknown workload.
   std::string rules_version(std::string_view workload) const;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -26,6 +27,11 @@ struct Step {
   std::int64_t tool_depth = 0;
   std::vector<std::pair<std::string, MetaValue>> meta;  // names are unique
 };
+
+// Tokens in `text`, estimated conservatively (over rather than under): one
+// token per three bytes, rounded up. What the engine counts when a step
+// carries a prompt but no input_tokens.
+std::int64_t estimate_tokens(std::string_view text);
 
 // Parses one step from a JSON object (the STEPS.jsonl line format). Unknown
 // fields and wrong types are errors naming the field.

@@ -1,0 +1,98 @@
+// The client-facing API shapes the gateway speaks: OpenAI Chat Completions
+// (POST /v1/chat/completions) and Anthropic Messages (POST /v1/messages).
+// Pure translation, no I/O: a request body + headers -> what the Dispatcher
+// needs; a StepResult or streamed pieces -> the bytes the client expects.
+// One file per shape: openai_api.cpp, anthropic_api.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchboard/switchboard.h"
+
+namespace switchboard::gateway {
+
+enum class ApiShape { kOpenAI, kAnthropic };
+
+// Header lookup, case-insensitive; nullopt when absent.
+using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view name)>;
+
+// A client's request, parsed.
+struct ParsedRequest {
+  ApiShape shape = ApiShape::kOpenAI;
+  std::string model;               // as asked: "auto", a tier name, or a model name
+  bool stream = false;
+  bool include_usage = false;      // OpenAI stream_options.include_usage
+  // The call: messages (system included), tools, and the step the rules see:
+  //  - role, untrusted_input, tool_depth and step.meta from the request's
+  //    `metadata` object (string/number/bool values; role under "role"), then
+  //    from headers x-switchboard-role, x-switchboard-untrusted-input
+  //    ("true"/"1"), x-switchboard-tool-depth, x-switchboard-meta-NAME
+  //    (headers win); role defaults to "chat";
+  //  - input_tokens counted from the messages' and tools' text (estimate_tokens);
+  //  - needs_chain_of_thought from the request's reasoning settings (OpenAI
+  //    reasoning_effort other than "none"/"minimal", Anthropic thinking.type "enabled");
+  //  - output_must_be_json from OpenAI response_format json_object/json_schema.
+  StepCall call;
+  std::optional<Reasoning> reasoning;          // what the client asked for, if anything
+  std::optional<std::int64_t> max_output_tokens;  // max_completion_tokens / max_tokens
+};
+
+// Errors the parsers report: the HTTP status, an error type and code in the
+// shape's vocabulary, and a one-line message naming the offending field.
+struct ApiError {
+  int http_status = 400;
+  std::string type;     // OpenAI: "invalid_request_error"...; Anthropic: "invalid_request_error"...
+  std::string code;     // OpenAI `code` ("" = null); unused by Anthropic
+  std::string param;    // OpenAI `param` ("" = null)
+  std::string message;
+};
+
+template <typename T>
+struct ApiResult {
+  std::optional<T> value;
+  ApiError error;
+  bool ok() const { return value.has_value(); }
+};
+
+ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const HeaderLookup& headers);
+ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const HeaderLookup& headers);
+
+// The error body in the shape's format:
+//  OpenAI    {"error":{"message":...,"type":...,"param":...|null,"code":...|null}}
+//  Anthropic {"type":"error","error":{"type":...,"message":...}}
+std::string render_error(ApiShape shape, const ApiError& error);
+
+// A whole (non-streamed) answer. `id` is the response id ("chatcmpl-..." /
+// "msg_..."), `created` seconds since the epoch. The `model` field is the
+// model that served it (StepResult::model).
+std::string render_response(const ParsedRequest& request, const StepResult& result, const std::string& id,
+                            std::int64_t created);
+
+// A streamed answer, as SSE bytes: begin() once, piece() per chunk of text,
+// end() once with the finished StepResult (usage, finish reason, tool calls;
+// OpenAI: a usage chunk when include_usage, then "data: [DONE]"; Anthropic:
+// content_block_stop, message_delta with usage, message_stop). fail() ends a
+// stream whose call failed after it began (an error event in the shape's format).
+class StreamWriter {
+ public:
+  StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model);
+  std::string begin();
+  std::string piece(std::string_view text);
+  std::string end(const StepResult& result);
+  std::string fail(const ApiError& error);
+
+ private:
+  ApiShape shape_;
+  bool include_usage_;
+  std::string id_;
+  std::int64_t created_;
+  std::string model_;
+  bool text_block_open_ = false;  // Anthropic: a text content block has been started
+};
+
+}  // namespace switchboard::gateway
