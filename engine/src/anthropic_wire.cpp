@@ -258,8 +258,6 @@ class AnthropicWire final : public WireFormat {
     }
   }
 
-  std::string error_message(std::string_view body) const override { return wire::error_message_in(body); }
-
   std::unique_ptr<StreamDecoder> stream_decoder() const override {
     return std::make_unique<AnthropicStreamDecoder>(model_id_);
   }

@@ -241,8 +241,6 @@ class GeminiWire final : public WireFormat {
     }
   }
 
-  std::string error_message(std::string_view body) const override { return wire::error_message_in(body); }
-
   std::unique_ptr<StreamDecoder> stream_decoder() const override {
     return std::make_unique<GeminiStreamDecoder>(model_id_);
   }

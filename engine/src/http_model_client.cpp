@@ -16,6 +16,7 @@
 
 #include "http_transport.h"
 #include "sse.h"
+#include "wire_common.h"
 #include "wire_format.h"
 
 namespace switchboard {
@@ -171,7 +172,7 @@ class HttpModelClient final : public ModelClient {
 
   // A non-2xx answer: unavailable when a retry may cure it, else upstream.
   Status http_error(const HttpResponse& response, std::string_view body) const {
-    std::string detail = wire_->error_message(body);
+    std::string detail = wire::error_message_in(body);
     if (detail.empty()) detail = quote_body(body);
     std::string message = "HTTP " + std::to_string(response.status) + ": " + detail;
     const int s = response.status;

@@ -203,8 +203,6 @@ class OpenAIWire final : public WireFormat {
     }
   }
 
-  std::string error_message(std::string_view body) const override { return wire::error_message_in(body); }
-
   std::unique_ptr<StreamDecoder> stream_decoder() const override {
     return std::make_unique<OpenAIStreamDecoder>(model_id_);
   }

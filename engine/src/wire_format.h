@@ -54,9 +54,8 @@ class WireFormat {
   virtual Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const = 0;
   // A whole 2xx JSON body as a response (upstream when it cannot be read).
   virtual Result<ModelResponse> parse_response(std::string_view body) const = 0;
-  // The provider's own message in an error body ("Overloaded
-  // (overloaded_error)"), or "" when the body has none.
-  virtual std::string error_message(std::string_view body) const = 0;
+  // (An error body's message is read the same way for every provider:
+  // wire::error_message_in in wire_common.h.)
   virtual std::unique_ptr<StreamDecoder> stream_decoder() const = 0;
 };
 
