@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -62,6 +63,13 @@ output = 4.0
 
 constexpr std::int64_t kHighThinkingBudget = 3072;
 
+// Puts the key where both models' api_key_env look. Writes the environment
+// only when it differs, so rigs on several threads (once it is set) only read it.
+void set_key_env() {
+  const char* now = std::getenv(kKeyEnv);
+  if (now == nullptr || std::string_view(now) != kKey) REQUIRE(setenv(kKeyEnv, kKey, 1) == 0);
+}
+
 struct RigOptions {
   std::string rules = kTierRules;
   FakeProviderOptions fake;
@@ -83,7 +91,7 @@ struct Rig {
 
   explicit Rig(const Provider& p, RigOptions options = {}) : provider(p) {
     fake = FakeProvider::start(options.fake);
-    REQUIRE(setenv(kKeyEnv, kKey, 1) == 0);
+    set_key_env();
     const std::string endpoint = fake->base_url() + p.path;
     auto model = [&](const std::string& name, const std::string& suffix) {
       return "[models." + name + "]\nprovider = \"" + p.name + "\"\nendpoint = \"" + endpoint + suffix +
@@ -270,7 +278,7 @@ TEST_SUITE("providers") {
 
 TEST_CASE("a plain call answers the fake's text and bills its exact usage") {
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p);
     StepResult r = rig.run(chat_call());
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
@@ -295,7 +303,7 @@ TEST_CASE("a plain call answers the fake's text and bills its exact usage") {
 
 TEST_CASE("a streamed call delivers chunks that make the text and bills exact usage") {
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p);
     Chunks chunks;
     StepCall call = chat_call();
@@ -318,7 +326,7 @@ TEST_CASE("a streamed call delivers chunks that make the text and bills exact us
 TEST_CASE("an offered tool comes back as a tool call whether streamed or not") {
   for (const Provider& p : kProviders) {
     for (const bool streamed : {false, true}) {
-      INFO("provider ", p.name, streamed ? " streamed" : " whole");
+      INFO("provider ", std::string(p.name), std::string(streamed ? " streamed" : " whole"));
       Rig rig(p);
       StepCall call = tool_call_step();
       Chunks chunks;
@@ -346,7 +354,7 @@ TEST_CASE("a high reasoning decision sends the provider's control and bills the 
   RigOptions o;
   o.rules = R"lua(function classify(step, ctx) return { tier = "t", reasoning = "high" } end)lua";
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p, o);
     StepResult r = rig.run(chat_call());
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
@@ -383,7 +391,7 @@ TEST_CASE("a high reasoning decision sends the provider's control and bills the 
 
 TEST_CASE("a 429 is retried on the same model after exactly its Retry-After") {
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p);
     FaultSpec fault;
     fault.kind = Fault::kRateLimited;
@@ -409,7 +417,7 @@ TEST_CASE("a server error or an overload is retried on the same model") {
   for (const Provider& p : kProviders) {
     for (const Fault kind : {Fault::kServerError, Fault::kOverloaded}) {
       const int status = kind == Fault::kServerError ? 500 : p.overloaded_status;
-      INFO("provider ", p.name, " HTTP ", status);
+      INFO("provider ", std::string(p.name), " HTTP ", status);
       Rig rig(p);
       rig.fake->inject(kind, 1, "p-first");
       StepResult r = rig.run(chat_call());
@@ -428,32 +436,39 @@ TEST_CASE("a server error or an overload is retried on the same model") {
 }
 
 TEST_CASE("a slow first byte or a hung server hits the first-byte limit and is retried") {
+  // Each case waits out the limit, which is checked from curl's progress
+  // callback about once a second: the providers run side by side.
+  set_key_env();
+  std::vector<std::future<void>> runs;
   for (const Provider& p : kProviders) {
-    for (const Fault kind : {Fault::kSlowFirstByte, Fault::kHang}) {
-      INFO("provider ", p.name, kind == Fault::kHang ? " hang" : " slow first byte");
-      Rig rig(p);
-      FaultSpec fault;
-      fault.kind = kind;
-      fault.model = "p-first";
-      fault.delay = 3000ms;  // past the 500 ms limit even when it is checked a second late
-      rig.fake->inject(fault);
-      StepResult r = rig.run(chat_call());
-      REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
-      CHECK(statuses(r.records) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kOk});
-      CHECK(models_of(r.records) == std::vector<std::string>{"p-first", "p-first"});
-      CHECK(r.records[0].error == rig.prefix() + "no first byte within 500 ms (first_byte_timeout_ms)");
-      CHECK(r.records[0].latency_ms >= 500);
-      CHECK(r.records[0].latency_ms < 2000);  // the first-byte limit, not the total one
-      check_unbilled(rig, r.records[0]);
-      check_ok_record(rig, r.records[1], "p-first", rig.expected_for_last("p-first").usage, r);
-      check_key_sent_and_never_returned(rig, r);
-    }
+    runs.push_back(std::async(std::launch::async, [&p] {
+      for (const Fault kind : {Fault::kSlowFirstByte, Fault::kHang}) {
+        INFO("provider ", std::string(p.name), std::string(kind == Fault::kHang ? " hang" : " slow first byte"));
+        Rig rig(p);
+        FaultSpec fault;
+        fault.kind = kind;
+        fault.model = "p-first";
+        fault.delay = 3000ms;  // past the 500 ms limit even when it is checked a second late
+        rig.fake->inject(fault);
+        StepResult r = rig.run(chat_call());
+        REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+        CHECK(statuses(r.records) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kOk});
+        CHECK(models_of(r.records) == std::vector<std::string>{"p-first", "p-first"});
+        CHECK(r.records[0].error == rig.prefix() + "no first byte within 500 ms (first_byte_timeout_ms)");
+        CHECK(r.records[0].latency_ms >= 500);
+        CHECK(r.records[0].latency_ms < 2000);  // the first-byte limit, not the total one
+        check_unbilled(rig, r.records[0]);
+        check_ok_record(rig, r.records[1], "p-first", rig.expected_for_last("p-first").usage, r);
+        check_key_sent_and_never_returned(rig, r);
+      }
+    }));
   }
+  for (std::future<void>& run : runs) run.get();  // rethrows a REQUIRE that failed in a run
 }
 
 TEST_CASE("a stream cut before its final event is retried and the new chunks restart") {
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p);
     rig.fake->inject(Fault::kCutStream, 1, "p-first");
     Chunks chunks;
@@ -489,13 +504,13 @@ TEST_CASE("an unusable 200 falls back to the next model without a retry") {
     const char* error;  // after "<provider> p-first: "
   };
   const Case cases[] = {
-      {Fault::kMalformedJson, "malformed JSON", "HTTP 200: "},
+      {Fault::kMalformedJson, "malformed JSON", "HTTP 200: body is not valid JSON; body starts \"{"},
       {Fault::kOversizedBody, "oversized body", "response body over 1048576 bytes (max_response_bytes)"},
       {Fault::kWrongContentType, "wrong content type", "HTTP 200: Content-Type 'text/html' where JSON was expected; "},
   };
   for (const Provider& p : kProviders) {
     for (const Case& c : cases) {
-      INFO("provider ", p.name, " ", c.what);
+      INFO("provider ", std::string(p.name), " ", std::string(c.what));
       Rig rig(p);
       FaultSpec fault;
       fault.kind = c.kind;
@@ -528,7 +543,7 @@ TEST_CASE("a 4xx refusal falls back to the next model without a retry") {
   RigOptions o;
   o.first_path_suffix = "/gone";
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p, o);
     StepResult r = rig.run(chat_call());
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
@@ -544,7 +559,7 @@ TEST_CASE("a 4xx refusal falls back to the next model without a retry") {
 
 TEST_CASE("when both models are down the step fails unbilled with every attempt recorded") {
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p);
     rig.fake->inject(Fault::kServerError, 10, "p-first");
     rig.fake->inject(Fault::kServerError, 10, "p-second");
@@ -575,7 +590,7 @@ TEST_CASE("contemplating mode calls the branches in parallel then aggregates") {
   o.rules = R"lua(function classify(step, ctx) return { tier = "t", fanout = 3, aggregate = "t" } end)lua";
   o.fake.latency = 300ms;
   for (const Provider& p : kProviders) {
-    INFO("provider ", p.name);
+    INFO("provider ", std::string(p.name));
     Rig rig(p, o);
     StepResult r = rig.run(chat_call());
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
