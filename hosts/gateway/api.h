@@ -6,10 +6,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "switchboard/switchboard.h"
@@ -18,8 +18,10 @@ namespace switchboard::gateway {
 
 enum class ApiShape { kOpenAI, kAnthropic };
 
-// Header lookup, case-insensitive; nullopt when absent.
-using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view name)>;
+// The request's headers as (name, value) pairs, in any case: a list rather
+// than a lookup, because x-switchboard-meta-NAME headers are found by prefix.
+// Names compare case-insensitively; of a repeated header the last one counts.
+using Headers = std::vector<std::pair<std::string_view, std::string_view>>;
 
 // A client's request, parsed.
 struct ParsedRequest {
@@ -29,16 +31,20 @@ struct ParsedRequest {
   bool include_usage = false;      // OpenAI stream_options.include_usage
   // The call: messages (system included), tools, and the step the rules see:
   //  - role, untrusted_input, tool_depth and step.meta from the request's
-  //    `metadata` object (string/number/bool values; role under "role"), then
-  //    from headers x-switchboard-role, x-switchboard-untrusted-input
-  //    ("true"/"1"), x-switchboard-tool-depth, x-switchboard-meta-NAME
-  //    (headers win); role defaults to "chat";
+  //    `metadata` object (keys "role", "untrusted_input", "tool_depth"; every
+  //    other key, string/number/bool, to step.meta; Anthropic's user_id is
+  //    skipped), then from headers x-switchboard-role,
+  //    x-switchboard-untrusted-input ("true"/"1"/"false"/"0"),
+  //    x-switchboard-tool-depth, x-switchboard-meta-NAME (NAME lowercased,
+  //    the value a string); headers win; role defaults to "chat";
   //  - input_tokens counted from the messages' and tools' text (estimate_tokens);
   //  - needs_chain_of_thought from the request's reasoning settings (OpenAI
   //    reasoning_effort other than "none"/"minimal", Anthropic thinking.type "enabled");
   //  - output_must_be_json from OpenAI response_format json_object/json_schema.
   StepCall call;
-  std::optional<Reasoning> reasoning;          // what the client asked for, if anything
+  // What the client asked for, if anything ("none"/"minimal" and thinking
+  // "disabled" leave it unset: Reasoning has no "off").
+  std::optional<Reasoning> reasoning;
   std::optional<std::int64_t> max_output_tokens;  // max_completion_tokens / max_tokens
 };
 
@@ -59,8 +65,8 @@ struct ApiResult {
   bool ok() const { return value.has_value(); }
 };
 
-ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const HeaderLookup& headers);
-ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const HeaderLookup& headers);
+ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers);
+ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers);
 
 // The error body in the shape's format:
 //  OpenAI    {"error":{"message":...,"type":...,"param":...|null,"code":...|null}}
@@ -69,7 +75,8 @@ std::string render_error(ApiShape shape, const ApiError& error);
 
 // A whole (non-streamed) answer. `id` is the response id ("chatcmpl-..." /
 // "msg_..."), `created` seconds since the epoch. The `model` field is the
-// model that served it (StepResult::model).
+// model that served it (StepResult::model; request.model when empty). A tool
+// call the provider gave no id gets "call_<id>_<index>", unique per answer.
 std::string render_response(const ParsedRequest& request, const StepResult& result, const std::string& id,
                             std::int64_t created);
 
@@ -77,7 +84,11 @@ std::string render_response(const ParsedRequest& request, const StepResult& resu
 // end() once with the finished StepResult (usage, finish reason, tool calls;
 // OpenAI: a usage chunk when include_usage, then "data: [DONE]"; Anthropic:
 // content_block_stop, message_delta with usage, message_stop). fail() ends a
-// stream whose call failed after it began (an error event in the shape's format).
+// stream whose call failed after it began (an error event in the shape's
+// format; OpenAI: no [DONE] after it). Empty pieces write nothing; when no
+// piece was written, end() writes the result's whole text first. Anthropic's
+// message_start carries the request's input estimate; message_delta the real
+// counts. Not thread-safe: one writer per stream.
 class StreamWriter {
  public:
   StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model);
@@ -92,7 +103,8 @@ class StreamWriter {
   std::string id_;
   std::int64_t created_;
   std::string model_;
-  bool text_block_open_ = false;  // Anthropic: a text content block has been started
+  std::int64_t input_tokens_ = 0;  // Anthropic message_start: the request's estimate
+  bool text_started_ = false;  // a piece of text was written (Anthropic: its content block is open)
 };
 
 }  // namespace switchboard::gateway

@@ -1,0 +1,61 @@
+-- wrk script for bench/gateway.sh: POST /v1/chat/completions (not streamed),
+-- alternating two roles so a conditional router takes both branches
+-- (format -> cheap, plan -> premium), as the Portkey peer's wrk-chat.lua does.
+-- Env:
+--   TARGET        direct | switchboard | portkey: how the role is sent
+--                 (direct: not at all; switchboard: x-switchboard-role;
+--                 portkey: x-portkey-metadata, with PORTKEY_CONFIG as x-portkey-config)
+--   PORTKEY_CONFIG  minified JSON for x-portkey-config (TARGET=portkey)
+--   MAX_REQUESTS  hard cap per wrk thread (default 2000000); the thread stops after it
+--   RESULT_FILE   where done() writes one JSON object: requests, duration, req/s,
+--                 latency percentiles (microseconds), errors
+local target = os.getenv("TARGET") or "direct"
+local cfg = os.getenv("PORTKEY_CONFIG")
+local cap = tonumber(os.getenv("MAX_REQUESTS") or "2000000")
+local result_file = os.getenv("RESULT_FILE")
+
+-- "auto": switchboard routes it by the rules; the fake provider echoes any
+-- name; Portkey's config overrides it per target.
+local body = '{"model":"auto","max_tokens":16,"messages":[' ..
+  '{"role":"system","content":"You are a helpful assistant."},' ..
+  '{"role":"user","content":"Summarize: the quick brown fox jumps over the lazy dog."}]}'
+
+local reqs = {}
+local n = 0
+
+function init(args)
+  for i, role in ipairs({ "format", "plan" }) do
+    local h = { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer sk-mock" }
+    if target == "switchboard" then
+      h["x-switchboard-role"] = role
+    elseif target == "portkey" then
+      h["x-portkey-config"] = cfg
+      h["x-portkey-metadata"] = '{"role":"' .. role .. '"}'
+    end
+    reqs[i] = wrk.format("POST", "/v1/chat/completions", h, body)
+  end
+end
+
+function request()
+  n = n + 1
+  if n > cap then wrk.thread:stop() end
+  return reqs[(n % 2) + 1]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local seconds = summary.duration / 1e6
+  local json = string.format(
+    '{"requests":%d,"duration_s":%.3f,"rps":%.1f,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}',
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout)
+  if result_file then
+    local f = assert(io.open(result_file, "w"))
+    f:write(json, "\n")
+    f:close()
+  else
+    io.write(json, "\n")
+  end
+end

@@ -1,0 +1,677 @@
+#include "gateway.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace switchboard::gateway {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kJson = "application/json";
+
+// Where a concrete request for a tier or a model sends the decision.
+struct Target {
+  enum class Kind { kAuto, kTier, kModel };
+  Kind kind = Kind::kAuto;
+  std::string name;
+};
+
+// An error in the shape's vocabulary: OpenAI's `type`/`code`, Anthropic's `type`.
+ApiError api_error(ApiShape shape, int status, std::string code, std::string message) {
+  ApiError e;
+  e.http_status = status;
+  e.message = std::move(message);
+  if (shape == ApiShape::kOpenAI) {
+    e.code = std::move(code);
+    e.type = status == 429 ? "insufficient_quota" : status >= 500 ? "server_error" : "invalid_request_error";
+    return e;
+  }
+  switch (status) {
+    case 401: e.type = "authentication_error"; break;
+    case 403: e.type = "permission_error"; break;
+    case 404: e.type = "not_found_error"; break;
+    case 413: e.type = "request_too_large"; break;
+    case 429: e.type = "rate_limit_error"; break;
+    case 503: e.type = "overloaded_error"; break;
+    default: e.type = status >= 500 ? "api_error" : "invalid_request_error"; break;
+  }
+  return e;
+}
+
+// What a finished step's failure means to the client.
+ApiError step_error(ApiShape shape, const Status& status) {
+  switch (status.code()) {
+    case Status::Code::kOverBudget:
+      return api_error(shape, 429, "budget_exceeded", "over budget: " + status.message());
+    case Status::Code::kInvalidArgument:
+      return api_error(shape, 400, "invalid_request", status.message());
+    case Status::Code::kNotFound:
+    case Status::Code::kUnavailable:
+    case Status::Code::kUpstream:
+      return api_error(shape, 502, "upstream_failed", "every model failed; the last error: " + status.message());
+    default:
+      return api_error(shape, 500, "internal_error", status.message());
+  }
+}
+
+// Micro-dollars as decimal dollars with six places, exactly.
+std::string usd(MicroUsd micro) {
+  if (micro < 0) micro = 0;
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(micro / 1'000'000),
+                static_cast<long long>(micro % 1'000'000));
+  return buf;
+}
+
+// A header line; a value can come from the config, so line breaks go.
+void add_header(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  for (const char c : value) out += (c == '\r' || c == '\n') ? ' ' : c;
+  out += "\r\n";
+}
+
+std::string switchboard_headers(std::string_view model, std::string_view tier, std::string_view trace_id,
+                                std::optional<MicroUsd> cost) {
+  std::string h;
+  h.reserve(160);
+  if (!model.empty()) add_header(h, "x-switchboard-model", model);
+  if (!tier.empty()) add_header(h, "x-switchboard-tier", tier);
+  if (cost) add_header(h, "x-switchboard-cost-usd", usd(*cost));
+  add_header(h, "x-switchboard-trace-id", trace_id);
+  add_header(h, "x-request-id", trace_id);
+  return h;
+}
+
+// 16 hex digits, from a generator per thread.
+std::string new_trace_id() {
+  thread_local std::mt19937_64 rng((std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  const std::time_t s = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Compares in time that depends on the lengths only, never on where the
+// bytes differ.
+bool same_secret(std::string_view given, std::string_view secret) {
+  unsigned diff = given.size() != secret.size() ? 1u : 0u;
+  const size_t n = std::max(given.size(), secret.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    const unsigned char b = i < secret.size() ? static_cast<unsigned char>(secret[i]) : 0;
+    diff |= static_cast<unsigned>(a ^ b);
+  }
+  return diff == 0;
+}
+
+bool ascii_iequals_prefix(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    char c = text[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// The key a client sent: `Authorization: Bearer K` (OpenAI SDKs) or
+// `x-api-key: K` (Anthropic SDKs); "" when neither.
+std::string_view presented_key(const boost::beast::http::request<boost::beast::http::string_body>& m) {
+  if (auto it = m.find(boost::beast::http::field::authorization);
+      it != m.end() && ascii_iequals_prefix(it->value(), "bearer ")) {
+    return it->value().substr(7);
+  }
+  if (auto it = m.find("x-api-key"); it != m.end()) return it->value();
+  return {};
+}
+
+ApiError key_error(ApiShape shape, std::string_view given) {
+  return api_error(shape, 401, "invalid_api_key",
+                   given.empty() ? "missing API key: send Authorization: Bearer KEY or x-api-key: KEY"
+                                 : "invalid API key");
+}
+
+Endpoint route(std::string_view path) {
+  if (path == "/v1/chat/completions") return Endpoint::kChatCompletions;
+  if (path == "/v1/messages") return Endpoint::kMessages;
+  if (path == "/v1/models") return Endpoint::kModels;
+  if (path == "/healthz") return Endpoint::kHealthz;
+  if (path == "/metrics") return Endpoint::kMetrics;
+  if (path == "/v1/rules/status") return Endpoint::kRulesStatus;
+  return Endpoint::kOther;
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+std::string models_openai(const Config& config, std::int64_t created) {
+  json data = json::array();
+  const auto add = [&](const std::string& id) {
+    data.push_back({{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "switchboard"}});
+  };
+  add("auto");
+  for (const auto& [name, tier] : config.tiers) add(name);
+  for (const auto& [name, model] : config.models) add(name);
+  return json{{"object", "list"}, {"data", std::move(data)}}.dump();
+}
+
+std::string models_anthropic(const Config& config, std::chrono::system_clock::time_point created) {
+  json data = json::array();
+  const std::string at = iso8601(created);
+  const auto add = [&](const std::string& id, const std::string& display) {
+    data.push_back({{"type", "model"}, {"id", id}, {"display_name", display}, {"created_at", at}});
+  };
+  add("auto", "auto (routed by the rules)");
+  for (const auto& [name, tier] : config.tiers) add(name, "tier " + name);
+  for (const auto& [name, model] : config.models) add(name, name);
+  const std::string first = data.front()["id"].get<std::string>();
+  const std::string last = data.back()["id"].get<std::string>();
+  return json{{"data", std::move(data)}, {"has_more", false}, {"first_id", first}, {"last_id", last}}.dump();
+}
+
+std::string rules_status_json(const std::vector<WorkloadStatus>& status) {
+  json workloads = json::array();
+  for (const WorkloadStatus& w : status) {
+    json item = {{"workload", w.workload},
+                 {"rules_path", w.rules_path},
+                 {"version", w.version},
+                 {"activated_at", iso8601(w.activated_at)},
+                 {"activations", w.activations},
+                 {"rejections", w.rejections},
+                 {"last_error", nullptr},
+                 {"last_error_at", nullptr}};
+    if (w.last_error) {
+      item["last_error"] = *w.last_error;
+      item["last_error_at"] = iso8601(w.last_error_at);
+    }
+    workloads.push_back(std::move(item));
+  }
+  return json{{"workloads", std::move(workloads)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+ServerLimits server_limits(const GatewaySettings& s) {
+  ServerLimits l;
+  l.max_body_bytes = s.max_body_bytes;
+  l.max_header_count = s.max_header_count;
+  l.header_timeout = s.header_timeout;
+  l.body_timeout = s.body_timeout;
+  l.idle_timeout = s.idle_timeout;
+  return l;
+}
+
+// Everything a config determines, immutable once open.
+struct Gateway::Runtime {
+  struct Key {
+    std::string name;
+    std::string secret;
+    std::string workload;
+    std::vector<std::string> budget_scopes;  // {"key:NAME"} when the key has a budget
+  };
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Dispatcher> dispatcher;  // after the engine: destroyed first
+  bool keys_required = false;              // [gateway.keys] has entries (set or not)
+  std::vector<Key> keys;                   // the enabled ones
+  std::string models_openai;
+  std::string models_anthropic;
+
+  const Config& config() const { return engine->config(); }
+
+  // The enabled key equal to `given`, or null. Compares with every key, each
+  // in constant time, so the time taken does not say which one matched.
+  const Key* find_key(std::string_view given) const {
+    const Key* found = nullptr;
+    for (const Key& k : keys) {
+      if (same_secret(given, k.secret) && found == nullptr) found = &k;
+    }
+    return given.empty() ? nullptr : found;
+  }
+};
+
+// One API request on its way through a worker.
+struct Gateway::Job {
+  std::shared_ptr<const Runtime> runtime;
+  std::shared_ptr<Response> response;
+  ParsedRequest request;
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string workload;
+  std::vector<std::string> budget_scopes;
+  Target target;
+  Clock::time_point received;
+  bool holds_slot = true;  // counted in in_flight_ until the model call is over
+  bool answered = false;   // finish() was called
+};
+
+Gateway::Gateway(std::string config_path, std::shared_ptr<spdlog::logger> log, std::shared_ptr<Ledger> ledger,
+                 std::string ledger_path)
+    : config_path_(std::move(config_path)),
+      log_(std::move(log)),
+      ledger_(std::move(ledger)),
+      ledger_path_(std::move(ledger_path)),
+      pool_(1) {}
+
+Gateway::~Gateway() = default;
+
+Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, std::shared_ptr<spdlog::logger> log) {
+  auto config = load_config(config_path);
+  if (!config.ok()) return config.status();
+  const std::string ledger_path = config->gateway.ledger;
+  auto sink = open_sqlite_ledger(SqliteLedgerOptions{ledger_path});
+  if (!sink.ok()) return sink.status();
+  // A failing ledger is reported, never per record: the first ten, then every thousandth.
+  auto failures = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto ledger = std::make_shared<Ledger>(
+      std::vector<std::shared_ptr<LedgerSink>>{std::move(sink).value()},
+      [log, failures](const std::string& sink_name, const std::string& message) {
+        const std::uint64_t n = ++*failures;
+        if (n <= 10 || n % 1000 == 0) log->error("ledger {}: {} ({} failures so far)", sink_name, message, n);
+      });
+  auto runtime = open_runtime(std::move(config).value(), ledger, log, nullptr);
+  if (!runtime.ok()) return runtime.status();
+  std::unique_ptr<Gateway> g(new Gateway(config_path, log, ledger, ledger_path));
+  g->runtime_ = std::move(runtime).value();
+  g->pool_.set_max_threads(g->runtime_->config().gateway.max_upstream_calls);
+  return g;
+}
+
+Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config config,
+                                                                      const std::shared_ptr<Ledger>& ledger,
+                                                                      const std::shared_ptr<spdlog::logger>& log,
+                                                                      const Runtime* previous) {
+  EngineOptions options;
+  options.watch_rules = true;
+  options.on_reload = [log](const ReloadEvent& e) {
+    if (e.kind == ReloadEvent::Kind::kActivated) {
+      log->info("rules activated: workload {} {} version {}", e.workload, e.rules_path, e.version.substr(0, 12));
+    } else {
+      log->warn("rules rejected: workload {} {}: {}; still serving {}", e.workload, e.rules_path, e.error,
+                e.previous_version.substr(0, 12));
+    }
+  };
+  const std::string ledger_path = config.gateway.ledger;
+  auto engine = Engine::open(std::move(config), std::move(options));
+  if (!engine.ok()) return engine.status();
+  auto rt = std::make_shared<Runtime>();
+  rt->engine = std::move(engine).value();
+  const Config& c = rt->engine->config();
+  auto clients = ModelClients::from_config(c);
+  if (!clients.ok()) return clients.status();
+
+  // Budgets continue: the workloads' from the ledger, the keys' (which the
+  // ledger cannot tell apart) from the runtime this one replaces.
+  const bool budgeted = std::any_of(c.workloads.begin(), c.workloads.end(),
+                                    [](const auto& w) { return w.second.budget.has_value(); });
+  std::error_code exists_error;
+  if (budgeted && std::filesystem::exists(ledger_path, exists_error)) {
+    if (ledger) (void)ledger->flush();
+    auto loaded = load_budget_spend(*rt->engine, ledger_path);
+    if (!loaded.ok()) return loaded.status();
+  }
+  const auto now = std::chrono::system_clock::now();
+  rt->keys_required = !c.gateway.keys.empty();
+  for (const GatewayKey& k : c.gateway.keys) {
+    const char* secret = std::getenv(k.key_env.c_str());
+    if (secret == nullptr || *secret == '\0') {
+      log->warn("gateway key '{}' is disabled: {} is not set", k.name, k.key_env);
+      continue;
+    }
+    Runtime::Key key{k.name, secret, k.workload, {}};
+    if (k.budget) {
+      const std::string scope = "key:" + k.name;
+      rt->engine->budgets().set_limit(BudgetLimit{scope, *k.budget, k.budget_period});
+      if (previous != nullptr) {
+        const MicroUsd spent = previous->engine->budgets().snapshot(scope).spent;
+        if (spent > 0) rt->engine->budgets().add_spent(scope, now, spent);
+      }
+      key.budget_scopes.push_back(scope);
+    }
+    rt->keys.push_back(std::move(key));
+  }
+
+  std::map<std::string, std::string> keyless;  // key variable -> the models it leaves to the sim provider
+  for (const auto& [name, model] : c.models) {
+    if (c.effective_provider(model) == "sim" && model.provider != "sim" && !model.api_key_env.empty()) {
+      std::string& models = keyless[model.api_key_env];
+      models += (models.empty() ? "" : ", ") + name;
+    }
+  }
+  for (const auto& [variable, models] : keyless) {
+    log->info("{} is not set: {} served by the offline sim provider", variable, models);
+  }
+
+  DispatcherOptions dispatch;
+  dispatch.ledger = ledger;
+  rt->dispatcher = std::make_unique<Dispatcher>(*rt->engine, std::move(clients).value(), std::move(dispatch));
+  rt->models_openai = models_openai(c, unix_seconds());
+  rt->models_anthropic = models_anthropic(c, now);
+  return std::shared_ptr<const Runtime>(std::move(rt));
+}
+
+std::shared_ptr<const Gateway::Runtime> Gateway::runtime() const {
+  std::lock_guard<std::mutex> lock(runtime_mu_);
+  return runtime_;
+}
+
+Status Gateway::reload() {
+  std::lock_guard<std::mutex> reloading(reload_mu_);
+  auto config = load_config(config_path_);
+  if (!config.ok()) return config.status();
+  const std::shared_ptr<const Runtime> old = runtime();
+  const GatewaySettings& was = old->config().gateway;
+  GatewaySettings& now = config->gateway;
+  if (now.listen_host != was.listen_host || now.listen_port != was.listen_port) {
+    log_->warn("[gateway] listen changed: takes effect on restart");
+  }
+  if (now.threads != was.threads) log_->warn("[gateway] threads changed: takes effect on restart");
+  if (now.ledger != ledger_path_) {
+    log_->warn("[gateway] ledger changed: takes effect on restart; still writing {}", ledger_path_);
+    now.ledger = ledger_path_;
+  }
+  auto next = open_runtime(std::move(config).value(), ledger_, log_, old.get());
+  if (!next.ok()) return next.status();
+  pool_.set_max_threads((*next)->config().gateway.max_upstream_calls);
+  std::lock_guard<std::mutex> lock(runtime_mu_);
+  runtime_ = std::move(next).value();
+  return Status();
+}
+
+GatewaySettings Gateway::settings() const { return runtime()->config().gateway; }
+
+Status Gateway::flush_ledger() { return ledger_->flush(); }
+
+void Gateway::reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
+                    std::string_view content_type, std::string_view headers, std::string_view body) {
+  response.finish(
+      format_response(http_status, content_type, headers, body, !response.keep_alive(), response.version()));
+  metrics_.count_request(endpoint, http_status, Clock::now() - received);
+}
+
+void Gateway::reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
+                          const ApiError& error, std::string_view headers) {
+  reply(response, endpoint, received, error.http_status, kJson, headers, render_error(shape, error));
+}
+
+std::string Gateway::reject(int http_status, std::string_view target, std::string_view message) {
+  const Endpoint endpoint = route(path_of(target));
+  const ApiShape shape = endpoint == Endpoint::kMessages ? ApiShape::kAnthropic : ApiShape::kOpenAI;
+  const char* code = http_status == 413 ? "request_too_large" : http_status == 431 ? "too_many_headers" : "bad_request";
+  metrics_.count_request(endpoint, http_status, Clock::duration::zero());
+  return format_response(http_status, kJson, {},
+                         render_error(shape, api_error(shape, http_status, code, std::string(message))), true, 11);
+}
+
+void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) {
+  namespace http = boost::beast::http;
+  const auto& m = request.message;
+  const Endpoint endpoint = route(path_of(m.target()));
+  const http::verb method = m.method();
+  const Clock::time_point received = request.received;
+
+  const auto wrong_method = [&](std::string_view allowed, ApiShape shape) {
+    std::string allow;
+    add_header(allow, "Allow", allowed);
+    reply_error(*response, endpoint, received, shape,
+                api_error(shape, 405, "method_not_allowed",
+                          std::string(m.method_string()) + " " + std::string(endpoint_label(endpoint)) +
+                              " is not supported; use " + std::string(allowed)),
+                allow);
+  };
+
+  switch (endpoint) {
+    case Endpoint::kChatCompletions:
+    case Endpoint::kMessages: {
+      const ApiShape shape = endpoint == Endpoint::kMessages ? ApiShape::kAnthropic : ApiShape::kOpenAI;
+      if (method != http::verb::post) return wrong_method("POST", shape);
+      return serve_api(std::move(request), std::move(response), endpoint, shape);
+    }
+    case Endpoint::kHealthz:
+      if (method != http::verb::get) return wrong_method("GET", ApiShape::kOpenAI);
+      return reply(*response, endpoint, received, 200, kJson, {}, R"({"status":"ok"})");
+    case Endpoint::kMetrics: {
+      if (method != http::verb::get) return wrong_method("GET", ApiShape::kOpenAI);
+      const std::string text = metrics_.render(runtime()->engine->status(), upstream_in_flight());
+      return reply(*response, endpoint, received, 200, "text/plain; version=0.0.4; charset=utf-8", {}, text);
+    }
+    case Endpoint::kModels:
+    case Endpoint::kRulesStatus: {
+      const bool anthropic = endpoint == Endpoint::kModels && m.find("anthropic-version") != m.end();
+      const ApiShape shape = anthropic ? ApiShape::kAnthropic : ApiShape::kOpenAI;
+      if (method != http::verb::get) return wrong_method("GET", shape);
+      const std::shared_ptr<const Runtime> rt = runtime();
+      if (rt->keys_required) {
+        const std::string_view given = presented_key(m);
+        if (rt->find_key(given) == nullptr)
+          return reply_error(*response, endpoint, received, shape, key_error(shape, given));
+      }
+      if (endpoint == Endpoint::kModels) {
+        return reply(*response, endpoint, received, 200, kJson, {},
+                     anthropic ? rt->models_anthropic : rt->models_openai);
+      }
+      return reply(*response, endpoint, received, 200, kJson, {}, rules_status_json(rt->engine->status()));
+    }
+    case Endpoint::kOther:
+      break;
+  }
+  reply_error(*response, endpoint, received, ApiShape::kOpenAI,
+              api_error(ApiShape::kOpenAI, 404, "not_found",
+                        "no route " + std::string(m.method_string()) + " " + std::string(path_of(m.target())) +
+                            "; the gateway serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models, "
+                            "GET /v1/rules/status, GET /healthz and GET /metrics"));
+}
+
+void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> response, Endpoint endpoint, ApiShape shape) {
+  const auto& m = request.message;
+  const Clock::time_point received = request.received;
+  std::shared_ptr<const Runtime> rt = runtime();
+  const Config& config = rt->config();
+
+  auto job = std::make_shared<Job>();
+
+  // Who is asking: the key's workload, or the header's, or the default.
+  if (rt->keys_required) {
+    const std::string_view given = presented_key(m);
+    const Runtime::Key* found = rt->find_key(given);
+    if (found == nullptr) return reply_error(*response, endpoint, received, shape, key_error(shape, given));
+    job->workload = found->workload;
+    job->budget_scopes = found->budget_scopes;
+  } else if (auto it = m.find("x-switchboard-workload"); it != m.end()) {
+    job->workload = std::string(it->value());
+    if (config.find_workload(job->workload) == nullptr) {
+      std::string known;
+      for (const auto& [name, w] : config.workloads) known += (known.empty() ? "" : ", ") + name;
+      return reply_error(*response, endpoint, received, shape,
+                         api_error(shape, 404, "workload_not_found",
+                                   "unknown workload '" + job->workload +
+                                       "' (x-switchboard-workload); this gateway serves: " + known));
+    }
+  } else {
+    job->workload = config.gateway.default_workload;
+  }
+
+  Headers headers;
+  headers.reserve(16);
+  for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
+  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI ? parse_openai_chat(m.body(), headers)
+                                                                : parse_anthropic_messages(m.body(), headers);
+  if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
+  job->request = std::move(*parsed.value);
+
+  // The model asked for.
+  const std::string& model = job->request.model;
+  if (model == "auto" || model.empty()) {
+    job->target.kind = Target::Kind::kAuto;
+  } else if (config.find_tier(model) != nullptr) {
+    job->target = {Target::Kind::kTier, model};
+  } else if (config.find_model(model) != nullptr) {
+    job->target = {Target::Kind::kModel, model};
+  } else {
+    ApiError e = api_error(shape, 404, "model_not_found",
+                           "the model '" + model + "' does not exist here: ask for \"auto\", a tier or a model that "
+                           "GET /v1/models lists");
+    e.param = "model";
+    return reply_error(*response, endpoint, received, shape, e);
+  }
+
+  // At most max_upstream_calls model calls at once; beyond, no queue.
+  const int bound = config.gateway.max_upstream_calls;
+  if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= bound) {
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    return reply_error(*response, endpoint, received, shape,
+                       api_error(shape, 503, "overloaded",
+                                 "the gateway is at its limit of " + std::to_string(bound) +
+                                     " concurrent model calls (max_upstream_calls); retry shortly"));
+  }
+  job->runtime = std::move(rt);
+  job->response = std::move(response);
+  job->endpoint = endpoint;
+  job->received = received;
+  pool_.submit([this, job = std::move(job)] {
+    try {
+      run(*job);
+    } catch (const std::exception& e) {
+      // Out of memory, say: close the connection rather than leave it waiting.
+      log_->error("request failed: {}", e.what());
+      if (!job->answered) {
+        in_flight_.fetch_sub(job->holds_slot ? 1 : 0, std::memory_order_acq_rel);
+        job->response->finish({}, true);
+      }
+    }
+  });
+}
+
+void Gateway::run(Job& job) {
+  const Runtime& rt = *job.runtime;
+  const Config& config = rt.config();
+  Response& response = *job.response;
+  const ParsedRequest& request = job.request;
+  const ApiShape shape = request.shape;
+  const unsigned version = response.version();
+  const std::string trace_id = new_trace_id();
+  const std::string id = (shape == ApiShape::kOpenAI ? "chatcmpl-" : "msg_") + trace_id;
+  const std::int64_t created = unix_seconds();
+  StepCall& call = job.request.call;
+  call.trace_id = trace_id;
+  call.budget_scopes = job.budget_scopes;
+
+  const auto release_slot = [&] {
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    job.holds_slot = false;
+  };
+
+  // Dispatcher::run is decide + execute; holding the decision in between
+  // lets the client's model, reasoning and max-tokens choices apply to it.
+  Result<Decision> decided = rt.engine->decide(job.workload, call.step);
+  if (!decided.ok()) {
+    release_slot();
+    const int status = decided.status().code() == Status::Code::kNotFound ? 404 : 500;
+    const ApiError e = api_error(shape, status, status == 404 ? "workload_not_found" : "internal_error",
+                                 decided.status().message());
+    job.answered = true;
+    return reply_error(response, job.endpoint, job.received, shape, e);
+  }
+  Decision decision = std::move(decided).value();
+  if (job.target.kind != Target::Kind::kAuto) {
+    // Honoured; the rules' own choice stays in the reason.
+    const Tier* tier = job.target.kind == Target::Kind::kTier ? config.find_tier(job.target.name)
+                                                              : config.tier_of(job.target.name);
+    decision.reason = "requested by client (the rules chose " + decision.tier + "/" + decision.model +
+                      (decision.reason.empty() ? "" : ": " + decision.reason) + ")";
+    decision.model = job.target.kind == Target::Kind::kTier ? tier->models.front() : job.target.name;
+    decision.tier = tier != nullptr ? tier->name : decision.tier;
+    decision.fanout = 1;
+    decision.aggregate.clear();
+  }
+  if (request.reasoning) decision.reasoning = *request.reasoning;
+  if (request.max_output_tokens) decision.max_output_tokens = *request.max_output_tokens;
+
+  // Streaming: the head goes with the first chunk (a failure before it is an
+  // ordinary error response), naming the decided model.
+  std::optional<StreamWriter> writer;
+  bool broken = false;  // a restart after text already went out: the stream has failed
+  const auto stream_head = [&](const std::string& model, const std::string& tier) {
+    std::string headers = switchboard_headers(model, tier, trace_id, std::nullopt);
+    headers += "Cache-Control: no-cache\r\n";
+    if (version >= 11) headers += "Trailer: x-switchboard-cost-usd\r\n";
+    writer.emplace(request, id, created, model);
+    return format_head(200, "text/event-stream", headers, 0, true, !response.keep_alive(), version) +
+           format_chunk(writer->begin(), version);
+  };
+  if (request.stream) {
+    call.on_chunk = [&](const StreamChunk& chunk) {
+      if (broken) return;
+      if (chunk.restart && writer) {
+        broken = true;
+        return;
+      }
+      std::string out;
+      if (!writer) out = stream_head(decision.model, decision.tier);
+      out += format_chunk(writer->piece(chunk.text), version);
+      response.write(std::move(out));
+    };
+  }
+
+  StepResult result = rt.dispatcher->execute(decision, call);
+  release_slot();
+  metrics_.count_step(result);
+
+  const std::string& served = result.model.empty() ? result.decision.model : result.model;
+  if (!request.stream || (!writer && !result.status.ok())) {
+    const std::string headers = switchboard_headers(served, result.decision.tier, trace_id, result.cost);
+    if (!result.status.ok()) {
+      const ApiError e = step_error(shape, result.status);
+      job.answered = true;
+      return reply_error(response, job.endpoint, job.received, shape, e, headers);
+    }
+    const std::string body = render_response(request, result, id, created);
+    job.answered = true;
+    return reply(response, job.endpoint, job.received, 200, kJson, headers, body);
+  }
+  std::string out;
+  if (!writer) out = stream_head(served, result.decision.tier);  // nothing streamed: a tool call, say
+  int status = 200;
+  if (broken) {
+    status = 502;
+    out += format_chunk(writer->fail(api_error(shape, 502, "stream_restarted",
+                                               "the answer broke off after part of it was sent and was retried; "
+                                               "a stream cannot take back what it sent: send the request again")),
+                        version);
+  } else if (!result.status.ok()) {
+    const ApiError e = step_error(shape, result.status);
+    status = e.http_status;
+    out += format_chunk(writer->fail(e), version);
+  } else {
+    out += format_chunk(writer->end(result), version);
+  }
+  std::string trailers;
+  add_header(trailers, "x-switchboard-cost-usd", usd(result.cost));
+  out += format_last_chunk(trailers, version);
+  job.answered = true;
+  response.finish(std::move(out), version < 11);
+  metrics_.count_request(job.endpoint, status, Clock::now() - job.received);
+}
+
+}  // namespace switchboard::gateway

@@ -1,0 +1,103 @@
+// Gateway: what switchboard-gateway does with a request.
+//
+//   POST /v1/chat/completions  OpenAI Chat Completions (streamed or not)
+//   POST /v1/messages          Anthropic Messages (streamed or not)
+//   GET  /v1/models            "auto", every tier and every model
+//   GET  /v1/rules/status      Engine::status() as JSON
+//   GET  /healthz, GET /metrics (Prometheus text, metrics.h)
+//
+// Workload: with [gateway.keys], the key the client sends (Authorization:
+// Bearer K, or x-api-key: K) names it, and the key's own budget (scope
+// "key:NAME") must hold the step too; an unknown or missing key gets 401.
+// Without keys: the x-switchboard-workload header, else [gateway]
+// default_workload. The model asked for: "auto" lets the rules decide; a tier
+// or a model name is honoured (the rules still run, for the record) and the
+// decision moves to it. The client's reasoning and max-tokens settings
+// override the decision's. Model calls run on a worker pool, at most
+// [gateway] max_upstream_calls at once; beyond that a request gets 503 at once.
+//
+// Everything that can change with the config (engine, model clients,
+// dispatcher, keys) is one immutable Runtime, swapped whole by reload(); a
+// request finishes on the runtime it started with. The SQLite ledger is
+// opened once and shared by every runtime.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "api.h"
+#include "metrics.h"
+#include "server.h"
+#include "switchboard/switchboard.h"
+#include "worker_pool.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace switchboard::gateway {
+
+// The connection limits of a [gateway] table.
+ServerLimits server_limits(const GatewaySettings& settings);
+
+class Gateway : public RequestHandler {
+ public:
+  // Loads the config, opens its SQLite ledger ([gateway] ledger; budgets
+  // continue from what it holds for this period) and the first runtime.
+  static Result<std::unique_ptr<Gateway>> open(const std::string& config_path, std::shared_ptr<spdlog::logger> log);
+  // Waits for the model calls still running.
+  ~Gateway() override;
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Re-reads the config file and opens a new runtime from it; swaps it in
+  // when it opened, else keeps serving the old one and returns the
+  // "file:line: message" error. Settings that need a restart (listen,
+  // threads, ledger) are kept, with a warning.
+  Status reload();
+  // The serving config's [gateway] table.
+  GatewaySettings settings() const;
+  // Makes every ledger record written so far durable.
+  Status flush_ledger();
+  // Model calls running now.
+  int upstream_in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
+
+  void handle(HttpRequest&& request, std::shared_ptr<Response> response) override;
+  std::string reject(int http_status, std::string_view target, std::string_view message) override;
+
+ private:
+  struct Runtime;
+  struct Job;
+  Gateway(std::string config_path, std::shared_ptr<spdlog::logger> log, std::shared_ptr<Ledger> ledger,
+          std::string ledger_path);
+  static Result<std::shared_ptr<const Runtime>> open_runtime(Config config, const std::shared_ptr<Ledger>& ledger,
+                                                             const std::shared_ptr<spdlog::logger>& log,
+                                                             const Runtime* previous);
+  std::shared_ptr<const Runtime> runtime() const;
+
+  void serve_api(HttpRequest&& request, std::shared_ptr<Response> response, Endpoint endpoint, ApiShape shape);
+  void run(Job& job);
+  void reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
+             std::string_view content_type, std::string_view headers, std::string_view body);
+  void reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
+                   const ApiError& error, std::string_view headers = {});
+
+  const std::string config_path_;
+  const std::shared_ptr<spdlog::logger> log_;
+  const std::shared_ptr<Ledger> ledger_;
+  const std::string ledger_path_;
+  Metrics metrics_;
+  std::atomic<int> in_flight_{0};
+  mutable std::mutex runtime_mu_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::mutex reload_mu_;  // one reload at a time
+  // Last: destroyed (joined) first, while everything its jobs use still lives.
+  WorkerPool pool_;
+};
+
+}  // namespace switchboard::gateway

@@ -1,0 +1,205 @@
+#include "metrics.h"
+
+#include <cstdio>
+#include <mutex>
+
+namespace switchboard::gateway {
+
+namespace {
+
+// A label value as the exposition format quotes it.
+std::string escape(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string label(std::string_view name, std::string_view value) {
+  std::string out(name);
+  out += "=\"";
+  out += escape(value);
+  out += '"';
+  return out;
+}
+
+// Micro-dollars as decimal dollars, exactly.
+std::string usd(std::int64_t micro) {
+  char buf[48];
+  const char* sign = micro < 0 ? "-" : "";
+  const std::uint64_t m = micro < 0 ? static_cast<std::uint64_t>(-(micro + 1)) + 1 : static_cast<std::uint64_t>(micro);
+  std::snprintf(buf, sizeof buf, "%s%llu.%06llu", sign, static_cast<unsigned long long>(m / 1'000'000),
+                static_cast<unsigned long long>(m % 1'000'000));
+  return buf;
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::string_view value) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += value;
+  out += '\n';
+}
+
+}  // namespace
+
+std::string_view endpoint_label(Endpoint endpoint) {
+  switch (endpoint) {
+    case Endpoint::kChatCompletions: return "/v1/chat/completions";
+    case Endpoint::kMessages: return "/v1/messages";
+    case Endpoint::kModels: return "/v1/models";
+    case Endpoint::kHealthz: return "/healthz";
+    case Endpoint::kMetrics: return "/metrics";
+    case Endpoint::kRulesStatus: return "/v1/rules/status";
+    case Endpoint::kOther: break;
+  }
+  return "other";
+}
+
+void Metrics::LabeledCounters::add(const std::string& labels, std::int64_t n) {
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (auto it = counters_.find(labels); it != counters_.end()) {
+      it->second->fetch_add(n, std::memory_order_relaxed);
+      return;
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  auto& counter = counters_[labels];
+  if (!counter) counter = std::make_unique<std::atomic<std::int64_t>>(0);
+  counter->fetch_add(n, std::memory_order_relaxed);
+}
+
+std::vector<std::pair<std::string, std::int64_t>> Metrics::LabeledCounters::values() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  out.reserve(counters_.size());
+  for (const auto& [labels, counter] : counters_) out.emplace_back(labels, counter->load(std::memory_order_relaxed));
+  return out;
+}
+
+Metrics::Metrics()
+    : requests_(std::make_unique<std::array<std::atomic<std::uint64_t>, kEndpointCount * kStatusCount>>()) {}
+
+void Metrics::count_request(Endpoint endpoint, int http_status, std::chrono::steady_clock::duration took) {
+  const int e = static_cast<int>(endpoint);
+  if (http_status < kMinStatus || http_status >= kMinStatus + kStatusCount) http_status = 500;
+  (*requests_)[static_cast<size_t>(e * kStatusCount + http_status - kMinStatus)].fetch_add(1,
+                                                                                           std::memory_order_relaxed);
+  const double seconds = std::chrono::duration<double>(took).count();
+  size_t bucket = 0;
+  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
+  Histogram& h = durations_[static_cast<size_t>(e)];
+  h.counts[bucket].fetch_add(1, std::memory_order_relaxed);
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+  h.sum_ns.fetch_add(ns > 0 ? static_cast<std::uint64_t>(ns) : 0, std::memory_order_relaxed);
+}
+
+void Metrics::count_step(const StepResult& result) {
+  const Decision& d = result.decision;
+  if (!d.workload.empty() && !d.model.empty()) {
+    decisions_.add(label("workload", d.workload) + "," + label("tier", d.tier) + "," + label("model", d.model), 1);
+  }
+  if (d.error) rule_errors_.add(label("workload", d.workload), 1);
+  if (result.fallbacks > 0)
+    fallbacks_.fetch_add(static_cast<std::uint64_t>(result.fallbacks), std::memory_order_relaxed);
+  for (const CostRecord& r : result.records) {
+    if (r.cost != 0) spend_micro_usd_.add(label("workload", r.workload) + "," + label("model", r.model), r.cost);
+  }
+}
+
+std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight) const {
+  std::string out;
+  out.reserve(4096);
+
+  header(out, "switchboard_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
+  for (int e = 0; e < kEndpointCount; ++e) {
+    for (int s = 0; s < kStatusCount; ++s) {
+      const std::uint64_t n = (*requests_)[static_cast<size_t>(e * kStatusCount + s)].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      sample(out, "switchboard_requests_total",
+             label("endpoint", endpoint_label(static_cast<Endpoint>(e))) + "," +
+                 label("status", std::to_string(s + kMinStatus)),
+             std::to_string(n));
+    }
+  }
+
+  header(out, "switchboard_request_duration_seconds", "histogram",
+         "Time from a request read to its whole answer (a stream's last event), by endpoint.");
+  for (int e = 0; e < kEndpointCount; ++e) {
+    const Histogram& h = durations_[static_cast<size_t>(e)];
+    std::uint64_t total = 0;
+    for (const auto& c : h.counts) total += c.load(std::memory_order_relaxed);
+    if (total == 0) continue;
+    const std::string endpoint = label("endpoint", endpoint_label(static_cast<Endpoint>(e)));
+    std::uint64_t cumulative = 0;
+    char le[32];
+    for (size_t b = 0; b <= kBuckets.size(); ++b) {
+      cumulative += h.counts[b].load(std::memory_order_relaxed);
+      if (b < kBuckets.size()) {
+        std::snprintf(le, sizeof le, "%g", kBuckets[b]);
+      } else {
+        std::snprintf(le, sizeof le, "+Inf");
+      }
+      sample(out, "switchboard_request_duration_seconds_bucket", endpoint + "," + label("le", le),
+             std::to_string(cumulative));
+    }
+    char sum[48];
+    std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(h.sum_ns.load(std::memory_order_relaxed)) / 1e9);
+    sample(out, "switchboard_request_duration_seconds_sum", endpoint, sum);
+    sample(out, "switchboard_request_duration_seconds_count", endpoint, std::to_string(cumulative));
+  }
+
+  header(out, "switchboard_decisions_total", "counter",
+         "Steps dispatched, by workload and the tier and model decided.");
+  for (const auto& [labels, n] : decisions_.values())
+    sample(out, "switchboard_decisions_total", labels, std::to_string(n));
+
+  header(out, "switchboard_fallbacks_total", "counter", "Times a step moved on to the next model of its tier.");
+  sample(out, "switchboard_fallbacks_total", "", std::to_string(fallbacks_.load(std::memory_order_relaxed)));
+
+  header(out, "switchboard_rule_errors_total", "counter",
+         "Decisions whose rules failed and fell back to the workload's fallback tier.");
+  for (const auto& [labels, n] : rule_errors_.values())
+    sample(out, "switchboard_rule_errors_total", labels, std::to_string(n));
+
+  header(out, "switchboard_spend_usd_total", "counter", "Dollars billed by model calls, by workload and model.");
+  for (const auto& [labels, n] : spend_micro_usd_.values()) sample(out, "switchboard_spend_usd_total", labels, usd(n));
+
+  header(out, "switchboard_upstream_in_flight", "gauge", "Model calls running now.");
+  sample(out, "switchboard_upstream_in_flight", "", std::to_string(upstream_in_flight));
+
+  header(out, "switchboard_rules_info", "gauge", "The rules version each workload serves (sha256).");
+  for (const WorkloadStatus& w : rules) {
+    sample(out, "switchboard_rules_info", label("workload", w.workload) + "," + label("version", w.version), "1");
+  }
+  return out;
+}
+
+}  // namespace switchboard::gateway

@@ -1,0 +1,85 @@
+// Metrics: what the gateway counts, rendered as Prometheus text exposition
+// (version 0.0.4) for GET /metrics.
+//
+//   switchboard_requests_total{endpoint,status}         counter
+//   switchboard_request_duration_seconds{endpoint}      histogram
+//   switchboard_decisions_total{workload,tier,model}    counter
+//   switchboard_fallbacks_total                         counter
+//   switchboard_rule_errors_total{workload}             counter
+//   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
+//   switchboard_upstream_in_flight                      gauge
+//   switchboard_rules_info{workload,version}            1 per active rule set
+//
+// Thread-safety: every method may be called from any thread. Request counts
+// and durations are plain atomics (fixed label sets); the per-workload and
+// per-model series take a shared lock to find their atomic, an exclusive one
+// only the first time a label set is seen.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchboard/switchboard.h"
+
+namespace switchboard::gateway {
+
+// The routes the gateway knows; kOther is every other path.
+enum class Endpoint { kChatCompletions, kMessages, kModels, kHealthz, kMetrics, kRulesStatus, kOther };
+inline constexpr int kEndpointCount = 7;
+// "/v1/chat/completions" ... "other".
+std::string_view endpoint_label(Endpoint endpoint);
+
+class Metrics {
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // One answered request: its status and the time from the request read to the answer.
+  void count_request(Endpoint endpoint, int http_status, std::chrono::steady_clock::duration took);
+  // One dispatched step: its decision, fallbacks, rule error, and every
+  // ledger record's cost under its own workload and model.
+  void count_step(const StepResult& result);
+
+  // The exposition text. `rules` is the serving engine's status() and
+  // `upstream_in_flight` the model calls running now.
+  std::string render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight) const;
+
+ private:
+  // Counters keyed by their rendered label set ("workload=\"w\",model=\"m\"").
+  class LabeledCounters {
+   public:
+    void add(const std::string& labels, std::int64_t n);
+    std::vector<std::pair<std::string, std::int64_t>> values() const;  // in label order
+
+   private:
+    mutable std::shared_mutex mu_;
+    std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>>, std::less<>> counters_;
+  };
+
+  static constexpr int kMinStatus = 100;
+  static constexpr int kStatusCount = 500;  // 100..599
+  static constexpr std::array<double, 16> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+  struct Histogram {
+    std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> counts{};  // per bucket, the last is +Inf
+    std::atomic<std::uint64_t> sum_ns{0};
+  };
+
+  std::unique_ptr<std::array<std::atomic<std::uint64_t>, kEndpointCount * kStatusCount>> requests_;
+  std::array<Histogram, kEndpointCount> durations_;
+  std::atomic<std::uint64_t> fallbacks_{0};
+  LabeledCounters decisions_;
+  LabeledCounters rule_errors_;
+  LabeledCounters spend_micro_usd_;
+};
+
+}  // namespace switchboard::gateway

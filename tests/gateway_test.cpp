@@ -1,0 +1,617 @@
+// switchboard-gateway, driven as a real child process over HTTP (libcurl):
+// answers and their x-switchboard-* headers, SSE streams, every error status,
+// metrics, keys, the ledger after SIGTERM, and SIGHUP reloads. Models are the
+// offline sim provider, plus the in-process FakeProvider where a slow or
+// unreachable upstream is needed.
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "fake_provider.h"
+#include "test_util.h"
+
+#ifdef SWITCHBOARD_GATEWAY
+
+extern char** environ;
+
+namespace switchboard::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------
+// The child process
+
+// A running switchboard-gateway on 127.0.0.1 (port 0: a free one), killed
+// when this goes away, whatever the test did.
+class GatewayProcess {
+ public:
+  GatewayProcess(const std::string& config, const std::vector<std::pair<std::string, std::string>>& env = {}) {
+    int out[2];
+    int err[2];
+    REQUIRE(pipe(out) == 0);
+    REQUIRE(pipe(err) == 0);
+    // The environment, built before fork: the child only execs.
+    std::vector<std::string> vars;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string var = *e;
+      const std::string name = var.substr(0, var.find('='));
+      bool replaced = name == "OPENAI_API_KEY" || name == "ANTHROPIC_API_KEY" || name == "GEMINI_API_KEY";
+      for (const auto& [n, v] : env) replaced = replaced || n == name;
+      if (!replaced) vars.push_back(var);
+    }
+    for (const auto& [n, v] : env) vars.push_back(n + "=" + v);
+    std::vector<char*> envp;
+    for (std::string& v : vars) envp.push_back(v.data());
+    envp.push_back(nullptr);
+    std::string program = SWITCHBOARD_GATEWAY;
+    std::vector<std::string> args = {program, "--config", config, "--listen", "127.0.0.1:0", "--threads", "2"};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      dup2(err[1], STDERR_FILENO);
+      close(out[0]);
+      close(out[1]);
+      close(err[0]);
+      close(err[1]);
+      execve(program.c_str(), argv.data(), envp.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_fd_ = out[0];
+    err_fd_ = err[0];
+    fcntl(err_fd_, F_SETFL, O_NONBLOCK);
+
+    // The first line of stdout says where it listens.
+    std::string line;
+    char ch = 0;
+    pollfd p{out_fd_, POLLIN, 0};
+    while (poll(&p, 1, 10'000) > 0 && read(out_fd_, &ch, 1) == 1 && ch != '\n') line += ch;
+    const std::string prefix = "listening on 127.0.0.1:";
+    REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "stdout: ", line, "\nstderr: ", read_log());
+    url_ = "http://127.0.0.1:" + line.substr(prefix.size());
+  }
+
+  ~GatewayProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(out_fd_);
+    close(err_fd_);
+  }
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  const std::string& url() const { return url_; }
+  void signal(int sig) const { kill(pid_, sig); }
+
+  // Everything logged so far (stderr).
+  const std::string& read_log() {
+    char buf[4096];
+    for (ssize_t n; (n = read(err_fd_, buf, sizeof buf)) > 0;) log_.append(buf, static_cast<size_t>(n));
+    return log_;
+  }
+
+  // Waits until the log holds `text`.
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (read_log().find(text) == std::string::npos) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+
+  // Waits for the exit; its code, or -1 when killed by a signal or still running after `timeout`.
+  int wait_exit(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(10ms);
+    }
+    pid_ = -1;
+    read_log();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string url_;
+  std::string log_;
+};
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+struct Reply {
+  CURLcode code = CURLE_OK;
+  long status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased; trailers included
+  std::string body;
+
+  std::string header(const std::string& name) const {
+    for (const auto& [n, v] : headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  std::string line(data, size * n);
+  const size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(' '));
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
+    static_cast<Reply*>(user)->headers.emplace_back(std::move(name), std::move(value));
+  }
+  return size * n;
+}
+
+// One request; a POST when `body` is set.
+Reply http(const std::string& method, const std::string& url, const std::string& body = "",
+           const std::vector<std::string>& headers = {}) {
+  Reply r;
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  curl_slist* raw = nullptr;
+  for (const std::string& h : headers) raw = curl_slist_append(raw, h.c_str());
+  raw = curl_slist_append(raw, "Content-Type: application/json");
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> list(raw, curl_slist_free_all);
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+  if (method == "POST") {
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list.get());
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 10'000L);
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  r.code = curl_easy_perform(curl.get());
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  return r;
+}
+
+Reply post(const std::string& url, const std::string& body, const std::vector<std::string>& headers = {}) {
+  return http("POST", url, body, headers);
+}
+
+std::string chat(const std::string& model, const std::string& extra = "") {
+  return R"({"model":")" + model + R"(","messages":[{"role":"user","content":"Format this as a list: a, b"}])" +
+         extra + "}";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// ---------------------------------------------------------------------------
+// The config
+
+// Premium by default, cheap for mechanical roles (the benchmark's rule).
+const char* kRules = R"lua(
+local CHEAP = { format = true, summarize = true, extract = true }
+function classify(step, ctx)
+  if CHEAP[step.role] then return { tier = "cheap", reason = "mechanical role" } end
+  return { tier = "premium", reason = "everything else" }
+end
+)lua";
+
+// Sim models in tiers cheap and premium; "down" (a refused port) and "slow"
+// (the fake provider, when given) call real HTTP endpoints. Workload "w"
+// serves by default, "broke" has a budget of $0.
+std::string gateway_config(const std::string& fake_url, const std::string& gateway_extra) {
+  std::string c = R"toml(
+[routing]
+price_catalog = "prices.toml"
+premium_tier = "premium"
+default_fallback_tier = "cheap"
+
+[calls]
+max_attempts = 1
+
+[models.m-cheap]
+provider = "sim"
+context_window = 100000
+default_output_tokens = 200
+
+[models.m-premium]
+provider = "sim"
+context_window = 200000
+default_output_tokens = 400
+
+[models.m-down]
+provider = "openai"
+endpoint = "http://127.0.0.1:1/v1"
+api_key_env = "SWITCHBOARD_TEST_UPSTREAM_KEY"
+context_window = 100000
+)toml";
+  if (!fake_url.empty()) {
+    c += R"toml(
+[models.m-slow]
+provider = "openai"
+endpoint = ")toml" + fake_url + R"toml(/v1"
+api_key_env = "SWITCHBOARD_TEST_UPSTREAM_KEY"
+context_window = 100000
+
+[tiers.slow]
+models = ["m-slow"]
+)toml";
+  }
+  c += R"toml(
+[tiers.cheap]
+models = ["m-cheap"]
+
+[tiers.premium]
+models = ["m-premium", "m-cheap"]
+
+[tiers.down]
+models = ["m-down"]
+
+[workloads.w]
+rules = "rules/w.lua"
+fallback_tier = "cheap"
+
+[workloads.broke]
+rules = "rules/w.lua"
+fallback_tier = "cheap"
+budget_usd = 0.0
+
+[gateway]
+default_workload = "w"
+ledger = "ledger.db"
+max_body_bytes = 4096
+max_header_count = 30
+)toml" + gateway_extra;
+  return c;
+}
+
+const std::string kExtraPrices = R"toml(
+[models.m-down]
+input = 1.0
+output = 1.0
+
+[models.m-slow]
+input = 1.0
+output = 1.0
+)toml";
+
+// A directory with the config, its prices and rules, and the gateway serving it.
+struct Rig {
+  explicit Rig(const std::string& gateway_extra = "", const std::string& fake_url = "",
+               std::vector<std::pair<std::string, std::string>> env = {}) {
+    dir.write("rules/w.lua", kRules);
+    dir.write("prices.toml", small_prices(kExtraPrices));
+    config = dir.write("switchboard.toml", gateway_config(fake_url, gateway_extra));
+    env.emplace_back("SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key");
+    gateway = std::make_unique<GatewayProcess>(config, env);
+  }
+  std::string url(const std::string& path) const { return gateway->url() + path; }
+
+  TempDir dir;
+  std::string config;
+  std::unique_ptr<GatewayProcess> gateway;
+};
+
+}  // namespace
+
+TEST_SUITE("gateway") {
+
+TEST_CASE("a plain completion names its model tier cost and trace and its ledger row is there after SIGTERM") {
+  Rig rig;
+  const Reply r = post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-switchboard-model") == "m-cheap");
+  CHECK(r.header("x-switchboard-tier") == "cheap");
+  const std::string cost = r.header("x-switchboard-cost-usd");
+  CHECK(cost.size() == 8);  // "0.000123": dollars with six places
+  CHECK(cost.rfind("0.", 0) == 0);
+  const std::string trace = r.header("x-switchboard-trace-id");
+  REQUIRE(trace.size() == 16);
+  CHECK(contains(r.body, R"("model":"m-cheap")"));
+  CHECK(contains(r.body, R"("object":"chat.completion")"));
+  CHECK(contains(r.body, "chatcmpl-" + trace));
+
+  // The rules pick premium for any other role.
+  const Reply premium = post(rig.url("/v1/chat/completions"), chat("auto"));
+  REQUIRE_MESSAGE(premium.status == 200, premium.body);
+  CHECK(premium.header("x-switchboard-model") == "m-premium");
+
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+  CHECK(contains(rig.gateway->read_log(), "ledger flushed"));
+  auto records = read_sqlite_ledger((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(records.ok(), records.status().to_string());
+  const auto row =
+      std::find_if(records->begin(), records->end(), [&](const CostRecord& c) { return c.trace_id == trace; });
+  REQUIRE(row != records->end());
+  CHECK(row->workload == "w");
+  CHECK(row->role == "format");
+  CHECK(row->model == "m-cheap");
+  CHECK(row->status == CallStatus::kOk);
+  CHECK(format_usd(row->cost) == "$" + cost);
+}
+
+TEST_CASE("a tier or a model asked for by name is honoured and recorded") {
+  Rig rig;
+  const Reply tier = post(rig.url("/v1/chat/completions"), chat("cheap"));
+  REQUIRE_MESSAGE(tier.status == 200, tier.body);
+  CHECK(tier.header("x-switchboard-model") == "m-cheap");
+  CHECK(tier.header("x-switchboard-tier") == "cheap");
+  const Reply model = post(rig.url("/v1/chat/completions"), chat("m-premium"), {"x-switchboard-role: format"});
+  REQUIRE_MESSAGE(model.status == 200, model.body);
+  CHECK(model.header("x-switchboard-model") == "m-premium");
+  CHECK(model.header("x-switchboard-tier") == "premium");
+  const Reply metrics = http("GET", rig.url("/metrics"));
+  CHECK(contains(metrics.body, R"(switchboard_decisions_total{workload="w",tier="premium",model="m-premium"} 1)"));
+}
+
+TEST_CASE("a streamed completion arrives as SSE chunks that end with DONE") {
+  Rig rig;
+  const Reply r = post(rig.url("/v1/chat/completions"),
+                       chat("auto", R"(,"stream":true,"stream_options":{"include_usage":true})"));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(contains(r.header("content-type"), "text/event-stream"));
+  CHECK(r.header("x-switchboard-model") == "m-premium");
+  CHECK(contains(r.body, R"("object":"chat.completion.chunk")"));
+  CHECK(contains(r.body, R"("usage":{)"));
+  const std::string done = "data: [DONE]\n\n";
+  REQUIRE(r.body.size() >= done.size());
+  CHECK(r.body.substr(r.body.size() - done.size()) == done);
+  CHECK(r.header("x-switchboard-cost-usd").rfind("0.", 0) == 0);  // a trailer
+
+  // A failure before the first chunk is an ordinary error response.
+  const Reply down = post(rig.url("/v1/chat/completions"), chat("down", R"(,"stream":true)"));
+  CHECK(down.status == 502);
+  CHECK(contains(down.header("content-type"), "application/json"));
+  CHECK(contains(down.body, "every model failed"));
+}
+
+TEST_CASE("a stream that breaks after its first chunks ends with an error event") {
+  const auto fake = FakeProvider::start();
+  fake->inject(Fault::kCutStream, 1);
+  Rig rig("", fake->base_url());
+  const Reply r = post(rig.url("/v1/chat/completions"), chat("slow", R"(,"stream":true)"));
+  CHECK(r.status == 200);  // the head went out with the first chunk
+  CHECK(r.header("x-switchboard-model") == "m-slow");
+  CHECK(contains(r.body, "Hello from m-slow"));
+  CHECK(contains(r.body, R"("error":{)"));
+  CHECK_FALSE(contains(r.body, "[DONE]"));
+  // The gateway goes on serving.
+  CHECK(post(rig.url("/v1/chat/completions"), chat("slow")).status == 200);
+}
+
+TEST_CASE("an Anthropic messages request is answered in the Anthropic shape") {
+  Rig rig;
+  const std::string body =
+      R"({"model":"auto","max_tokens":100,"messages":[{"role":"user","content":"Summarize: hello"}]})";
+  const Reply r = post(rig.url("/v1/messages"), body, {"x-switchboard-role: summarize"});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-switchboard-model") == "m-cheap");
+  CHECK(contains(r.body, R"("type":"message")"));
+  CHECK(contains(r.body, "msg_" + r.header("x-switchboard-trace-id")));
+
+  const Reply streamed =
+      post(rig.url("/v1/messages"),
+           R"({"model":"auto","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  REQUIRE_MESSAGE(streamed.status == 200, streamed.body);
+  CHECK(contains(streamed.body, "event: message_start"));
+  CHECK(contains(streamed.body, "event: message_stop"));
+
+  const Reply unknown = post(rig.url("/v1/messages"), R"({"model":"nope","max_tokens":5,"messages":[]})");
+  CHECK(unknown.status >= 400);
+  CHECK(contains(unknown.body, R"("type":"error")"));
+}
+
+TEST_CASE("bad requests get OpenAI-shaped errors and the gateway keeps serving") {
+  Rig rig;
+  const std::string chat_url = rig.url("/v1/chat/completions");
+  struct Case {
+    const char* what;
+    Reply reply;
+    long status;
+    const char* says;
+  };
+  std::vector<std::string> many_headers;
+  for (int i = 0; i < 40; ++i) many_headers.push_back("x-filler-" + std::to_string(i) + ": 1");
+  const Case cases[] = {
+      {"malformed JSON", post(chat_url, R"({"model":"auto","messages":[)"), 400, "JSON"},
+      {"an unknown model", post(chat_url, chat("gpt-nope")), 404, "model_not_found"},
+      {"an unknown workload", post(chat_url, chat("auto"), {"x-switchboard-workload: nope"}), 404,
+       "unknown workload 'nope'"},
+      {"an unknown path", http("GET", rig.url("/v2/nothing")), 404, "no route"},
+      {"a wrong method", http("GET", chat_url), 405, "use POST"},
+      {"a body over max_body_bytes", post(chat_url, chat("auto", R"(,"user":")" + std::string(5000, 'x') + "\"")), 413,
+       "max_body_bytes"},
+      {"too many headers", post(chat_url, chat("auto"), many_headers), 431, "max_header_count"},
+      {"an unreachable model", post(chat_url, chat("down")), 502, "every model failed"},
+      {"a workload over budget", post(chat_url, chat("auto"), {"x-switchboard-workload: broke"}), 429, "over budget"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what, ": ", c.reply.body);
+    CHECK(c.reply.status == c.status);
+    CHECK(contains(c.reply.body, R"({"error":{)"));
+    CHECK(contains(c.reply.body, c.says));
+  }
+  // Not HTTP at all, over a plain socket.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port =
+      htons(static_cast<std::uint16_t>(std::stoi(rig.gateway->url().substr(rig.gateway->url().rfind(':') + 1))));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string garbage = "\x01\x02 NOT HTTP\r\n\r\n";
+  REQUIRE(write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
+  std::string answer;
+  char buf[512];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  close(fd);
+  CHECK(answer.rfind("HTTP/1.1 400 ", 0) == 0);
+  CHECK(contains(answer, R"({"error":{)"));
+
+  const Reply after = post(chat_url, chat("auto"));
+  CHECK(after.status == 200);
+  const Reply metrics = http("GET", rig.url("/metrics"));
+  for (const char* line : {R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="413"} 1)",
+                           R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="429"} 1)",
+                           R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="502"} 1)"}) {
+    CHECK_MESSAGE(contains(metrics.body, line), line);
+  }
+}
+
+TEST_CASE("beyond max_upstream_calls a request gets 503 at once") {
+  FakeProviderOptions slow;
+  slow.latency = 1500ms;
+  const auto fake = FakeProvider::start(slow);
+  Rig rig("max_upstream_calls = 2\n", fake->base_url());
+  std::vector<Reply> held(2);
+  std::vector<std::thread> callers;
+  for (Reply& r : held) {
+    callers.emplace_back([&rig, &r] { r = post(rig.url("/v1/chat/completions"), chat("slow")); });
+  }
+  // Both slots taken: the gauge says so.
+  const auto deadline = Clock::now() + 5s;
+  while (!contains(http("GET", rig.url("/metrics")).body, "switchboard_upstream_in_flight 2") &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto start = Clock::now();
+  const Reply refused = post(rig.url("/v1/chat/completions"), chat("auto"));
+  CHECK(Clock::now() - start < 1000ms);
+  CHECK(refused.status == 503);
+  CHECK(contains(refused.body, "max_upstream_calls"));
+  for (std::thread& t : callers) t.join();
+  for (const Reply& r : held) CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(post(rig.url("/v1/chat/completions"), chat("auto")).status == 200);
+}
+
+TEST_CASE("with keys a missing or unknown key gets 401 and a known one picks its workload and budget") {
+  Rig rig(R"toml(
+[gateway.keys.team]
+key_env = "SWITCHBOARD_TEST_GW_KEY"
+workload = "w"
+
+[gateway.keys.capped]
+key_env = "SWITCHBOARD_TEST_GW_CAPPED"
+workload = "w"
+budget_usd = 0.0
+
+[gateway.keys.unset]
+key_env = "SWITCHBOARD_TEST_GW_UNSET"
+workload = "w"
+)toml",
+          "", {{"SWITCHBOARD_TEST_GW_KEY", "sk-team-123"}, {"SWITCHBOARD_TEST_GW_CAPPED", "sk-capped-456"}});
+  const std::string chat_url = rig.url("/v1/chat/completions");
+  CHECK(post(chat_url, chat("auto")).status == 401);
+  const Reply wrong = post(chat_url, chat("auto"), {"Authorization: Bearer sk-team-124"});
+  CHECK(wrong.status == 401);
+  CHECK(contains(wrong.body, "invalid_api_key"));
+  CHECK(post(chat_url, chat("auto"), {"Authorization: Bearer sk-team-123"}).status == 200);
+  // The Anthropic SDK's header.
+  CHECK(post(rig.url("/v1/messages"), R"({"model":"auto","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
+             {"x-api-key: sk-team-123"})
+            .status == 200);
+  // The key's own budget refuses.
+  const Reply capped = post(chat_url, chat("auto"), {"Authorization: Bearer sk-capped-456"});
+  CHECK(capped.status == 429);
+  CHECK(contains(capped.body, "key:capped"));
+  CHECK(http("GET", rig.url("/v1/models")).status == 401);
+  CHECK(http("GET", rig.url("/v1/models"), "", {"Authorization: Bearer sk-team-123"}).status == 200);
+  // The unset key is disabled and named in the log; no key ever is.
+  const std::string log = rig.gateway->read_log();
+  CHECK(contains(log, "gateway key 'unset' is disabled"));
+  CHECK_FALSE(contains(log, "sk-team-123"));
+}
+
+TEST_CASE("metrics count requests and decisions and models lists auto with every tier and model") {
+  Rig rig;
+  REQUIRE(post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"}).status == 200);
+  const Reply models = http("GET", rig.url("/v1/models"));
+  REQUIRE(models.status == 200);
+  for (const char* id : {"auto", "cheap", "premium", "down", "m-cheap", "m-premium"}) {
+    CHECK_MESSAGE(contains(models.body, std::string(R"("id":")") + id + "\""), id);
+  }
+  CHECK(contains(models.body, R"("owned_by":"switchboard")"));
+  CHECK(http("GET", rig.url("/healthz")).status == 200);
+  const Reply status = http("GET", rig.url("/v1/rules/status"));
+  CHECK(contains(status.body, R"("workload":"w")"));
+  const Reply metrics = http("GET", rig.url("/metrics"));
+  REQUIRE(metrics.status == 200);
+  for (const char* line : {
+           R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="200"} 1)",
+           R"(switchboard_decisions_total{workload="w",tier="cheap",model="m-cheap"} 1)",
+           R"(switchboard_spend_usd_total{workload="w",model="m-cheap"} 0.)",
+           R"(switchboard_request_duration_seconds_count{endpoint="/v1/chat/completions"} 1)",
+           "switchboard_fallbacks_total 0",
+           "switchboard_upstream_in_flight 0",
+           R"(switchboard_rules_info{workload="w",version=")",
+       }) {
+    CHECK_MESSAGE(contains(metrics.body, line), line);
+  }
+}
+
+TEST_CASE("SIGHUP with a broken config keeps serving and a fixed one goes live") {
+  Rig rig;
+  REQUIRE(post(rig.url("/v1/chat/completions"), chat("auto")).status == 200);
+  const std::string good = gateway_config("", "");
+  rig.dir.write("switchboard.toml", good + "\nunknown_key = 1\n");
+  rig.gateway->signal(SIGHUP);
+  REQUIRE_MESSAGE(rig.gateway->wait_for_log("reload rejected", 5s), rig.gateway->read_log());
+  CHECK(contains(rig.gateway->read_log(), "switchboard.toml:"));
+  CHECK(post(rig.url("/v1/chat/completions"), chat("auto")).status == 200);
+
+  // A good config with a new tier goes live.
+  rig.dir.write("switchboard.toml", good + "\n[tiers.budget]\nmodels = [\"m-cheap\"]\n");
+  rig.gateway->signal(SIGHUP);
+  REQUIRE_MESSAGE(rig.gateway->wait_for_log("reloaded", 5s), rig.gateway->read_log());
+  const Reply r = post(rig.url("/v1/chat/completions"), chat("budget"));
+  CHECK(r.status == 200);
+  CHECK(r.header("x-switchboard-tier") == "budget");
+  rig.gateway->signal(SIGTERM);
+  CHECK(rig.gateway->wait_exit(10s) == 0);
+}
+
+}  // TEST_SUITE
+
+}  // namespace switchboard::testing
+
+#endif  // SWITCHBOARD_GATEWAY
