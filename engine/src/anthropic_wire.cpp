@@ -106,8 +106,8 @@ class AnthropicStreamDecoder final : public StreamDecoder {
   Result<ModelResponse> finish() override {
     if (!done_) return Status::unavailable("stream ended before its final event");
     if (usage_.is_null()) return Status::upstream("stream carried no usage");
-    Result<Usage> usage = parse_usage(UsageFormat::kAnthropic, wire::to_text(json{{"usage", usage_}}));
-    if (!usage.ok()) return Status::upstream(usage.status().message());
+    Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kAnthropic, json{{"usage", usage_}});
+    if (!usage.ok()) return usage.status();
     response_.usage = *usage;
     for (auto& [index, call] : tool_calls_) {
       if (call.arguments_json.empty()) call.arguments_json = "{}";  // a call without arguments streams none
@@ -249,8 +249,8 @@ class AnthropicWire final : public WireFormat {
         // thinking and redacted_thinking blocks are not the answer.
       }
       r.finish_reason = normalise_stop(wire::string_at(j, "stop_reason"));
-      Result<Usage> usage = parse_usage(UsageFormat::kAnthropic, body);
-      if (!usage.ok()) return Status::upstream(usage.status().message());
+      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kAnthropic, j);
+      if (!usage.ok()) return usage.status();
       r.usage = *usage;
       return r;
     } catch (const json::exception& e) {

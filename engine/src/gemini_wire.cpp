@@ -117,8 +117,8 @@ class GeminiStreamDecoder final : public StreamDecoder {
   Result<ModelResponse> finish() override {
     if (!done_) return Status::unavailable("stream ended before its final event");
     if (usage_.is_null()) return Status::upstream("stream carried no usageMetadata");
-    Result<Usage> usage = parse_usage(UsageFormat::kGemini, wire::to_text(json{{"usageMetadata", usage_}}));
-    if (!usage.ok()) return Status::upstream(usage.status().message());
+    Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kGemini, json{{"usageMetadata", usage_}});
+    if (!usage.ok()) return usage.status();
     response_.usage = *usage;
     return std::move(response_);
   }
@@ -232,8 +232,8 @@ class GeminiWire final : public WireFormat {
       r.text = std::move(c.text);
       r.tool_calls = std::move(c.tool_calls);
       r.finish_reason = finish_of(c.finish_reason, !r.tool_calls.empty(), c.blocked);
-      Result<Usage> usage = parse_usage(UsageFormat::kGemini, body);
-      if (!usage.ok()) return Status::upstream(usage.status().message());
+      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kGemini, j);
+      if (!usage.ok()) return usage.status();
       r.usage = *usage;
       return r;
     } catch (const json::exception& e) {

@@ -85,8 +85,8 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     if (usage_.is_null()) {
       return Status::upstream("stream carried no usage (does the server support stream_options.include_usage?)");
     }
-    Result<Usage> usage = parse_usage(UsageFormat::kOpenAI, wire::to_text(json{{"usage", usage_}}));
-    if (!usage.ok()) return Status::upstream(usage.status().message());
+    Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, json{{"usage", usage_}});
+    if (!usage.ok()) return usage.status();
     response_.usage = *usage;
     for (auto& [index, call] : tool_calls_) response_.tool_calls.push_back(std::move(call));
     return std::move(response_);
@@ -194,8 +194,8 @@ class OpenAIWire final : public WireFormat {
         }
       }
       r.finish_reason = normalise_finish(wire::string_at((*choices)[0], "finish_reason"));
-      Result<Usage> usage = parse_usage(UsageFormat::kOpenAI, body);
-      if (!usage.ok()) return Status::upstream(usage.status().message());
+      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, j);
+      if (!usage.ok()) return usage.status();
       r.usage = *usage;
       return r;
     } catch (const json::exception& e) {

@@ -2,6 +2,8 @@
 // usage); its exceptions stop here.
 #include "switchboard/usage.h"
 
+#include "usage_json.h"
+
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -166,10 +168,9 @@ const char* name_of(UsageFormat format) {
 
 }  // namespace
 
-Result<Usage> parse_usage(UsageFormat format, std::string_view response_json) {
+Result<Usage> usage_from_json(UsageFormat format, const json& body) {
   const std::string what = std::string(name_of(format)) + " response: ";
   try {
-    const json body = json::parse(response_json);
     if (!body.is_object()) return Status::invalid_argument(what + "not a JSON object");
     switch (format) {
       case UsageFormat::kOpenAI: return openai(body);
@@ -178,10 +179,20 @@ Result<Usage> parse_usage(UsageFormat format, std::string_view response_json) {
     }
     return Status::internal(what + "unknown usage format");
   } catch (const json::exception& e) {
-    return Status::invalid_argument(what + "not valid JSON: " + e.what());
+    return Status::invalid_argument(what + e.what());
   } catch (const UsageError& e) {
     return Status::invalid_argument(what + e.what());
   }
+}
+
+Result<Usage> parse_usage(UsageFormat format, std::string_view response_json) {
+  json body;
+  try {
+    body = json::parse(response_json);
+  } catch (const json::exception& e) {
+    return Status::invalid_argument(std::string(name_of(format)) + " response: not valid JSON: " + e.what());
+  }
+  return usage_from_json(format, body);
 }
 
 }  // namespace switchboard

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "usage_json.h"
+
 #include "switchboard/status.h"
 
 namespace switchboard::wire {
@@ -24,6 +26,14 @@ inline std::string join_url(std::string_view endpoint, std::string_view path) {
 
 // JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
 // replaced with U+FFFD rather than failing the call.
+// A response's usage, read from its parsed body; figures that cannot be read
+// are the provider's fault (upstream).
+inline Result<Usage> usage_or_upstream(UsageFormat format, const json& body) {
+  Result<Usage> usage = usage_from_json(format, body);
+  if (!usage.ok()) return Status::upstream(usage.status().message());
+  return usage;
+}
+
 inline std::string to_text(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
