@@ -234,8 +234,13 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "gateway", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "ledger", "gateway", "models", "tiers", "workloads"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
+  if (const toml::node* n = root.get("ledger")) {
+    const toml::table& t = detail::expect_table(*n, file, "[ledger]");
+    detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts"});
+    c.ledger.keep_prompts = detail::optional_bool(t, "keep_prompts", file, "[ledger]").value_or(false);
+  }
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
 
   if (const toml::node* n = root.get("sandbox")) {

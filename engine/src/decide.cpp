@@ -22,13 +22,14 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   }
   const MicroUsd spent = ctx.spent ? *ctx.spent : (book ? book->spent : 0);
   if (ctx.budget_left) {
-    rules_ctx.budget_left_usd = to_usd(*ctx.budget_left);
+    decision.context_budget_left = *ctx.budget_left;
   } else if (workload.budget) {
     // Reservations in flight count as spent: the rules see what is really left.
-    const MicroUsd left = (book && !ctx.spent) ? book->left().value_or(*workload.budget - spent)
-                                               : *workload.budget - spent;
-    rules_ctx.budget_left_usd = to_usd(left);
+    decision.context_budget_left = (book && !ctx.spent) ? book->left().value_or(*workload.budget - spent)
+                                                        : *workload.budget - spent;
   }
+  if (decision.context_budget_left) rules_ctx.budget_left_usd = to_usd(*decision.context_budget_left);
+  decision.context_spent = spent;
   rules_ctx.spent_usd = to_usd(spent);
 
   const ModelSpec* model = nullptr;

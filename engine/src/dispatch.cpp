@@ -131,6 +131,23 @@ struct Dispatcher::Impl {
     return r;
   }
 
+  // The ledger's record of the rules' decision (before the budget moved it),
+  // with the step as the rules saw it: the prompt only when the config keeps
+  // prompts, the input tokens always (as counted or estimated).
+  DecisionRecord decision_record(const Decision& decision, const Step& step, const std::string& trace_id,
+                                 AdmissionOutcome admission) const {
+    DecisionRecord r;
+    r.time = std::chrono::system_clock::now();
+    r.trace_id = trace_id;
+    r.kind = decision.requested ? DecisionKind::kRequested : DecisionKind::kRules;
+    r.step = step;
+    r.step.input_tokens = detail::input_tokens_of(step);
+    if (!engine.config().ledger.keep_prompts) r.step.prompt.reset();
+    r.decision = decision;
+    r.admission = admission;
+    return r;
+  }
+
   struct Answer {
     Result<ModelResponse> response = Status::internal("not called");
     std::string model;
@@ -246,6 +263,7 @@ struct Dispatcher::Impl {
     req.max_output_tokens = d.max_output_tokens;
     req.json_output = call.step.output_must_be_json;
     req.counted_input_tokens = call.step.input_tokens;
+    req.expected_output_tokens = call.step.expected_output_tokens;
     return req;
   }
 
@@ -263,6 +281,12 @@ struct Dispatcher::Impl {
     result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
+    if (options.ledger) {
+      options.ledger->record(decision_record(decision, call.step, result.trace_id,
+                                             !admission.status.ok() ? AdmissionOutcome::kRefused
+                                             : admission.rerouted   ? AdmissionOutcome::kRerouted
+                                                                    : AdmissionOutcome::kAdmitted));
+    }
     if (!admission.status.ok()) {
       result.status = admission.status;
       if (admission.refusal) {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <type_traits>
 #include <utility>
 
 namespace switchboard {
@@ -21,6 +22,43 @@ constexpr StatusName kStatusNames[] = {
     {CallStatus::kRefusedByBudget, "refused_by_budget"},
 };
 
+struct KindName {
+  DecisionKind value;
+  std::string_view name;
+};
+constexpr KindName kKindNames[] = {
+    {DecisionKind::kRules, "rules"},
+    {DecisionKind::kRequested, "requested"},
+    {DecisionKind::kShadow, "shadow"},
+};
+
+struct AdmissionName {
+  AdmissionOutcome value;
+  std::string_view name;
+};
+constexpr AdmissionName kAdmissionNames[] = {
+    {AdmissionOutcome::kAdmitted, "admitted"},
+    {AdmissionOutcome::kRerouted, "rerouted"},
+    {AdmissionOutcome::kRefused, "refused"},
+    {AdmissionOutcome::kNotAdmitted, "not_admitted"},
+};
+
+template <typename Table, typename Value>
+std::string_view name_of(const Table& table, Value v) {
+  for (const auto& entry : table) {
+    if (entry.value == v) return entry.name;
+  }
+  return "unknown";
+}
+
+template <typename Table>
+auto value_named(const Table& table, std::string_view name) -> std::optional<decltype(table[0].value)> {
+  for (const auto& entry : table) {
+    if (entry.name == name) return entry.value;
+  }
+  return std::nullopt;
+}
+
 // Without a handler, failures go to stderr, as spdlog's default error handler
 // does: a lost ledger record must never pass silently.
 void report_to_stderr(const std::string& sink, const std::string& message) {
@@ -31,14 +69,21 @@ void report_to_stderr(const std::string& sink, const std::string& message) {
 // function never runs on two threads at once.
 class CallbackSink final : public LockedSink {
  public:
-  explicit CallbackSink(std::function<void(const CostRecord&)> fn) : fn_(std::move(fn)) {}
+  CallbackSink(std::function<void(const CostRecord&)> on_cost, std::function<void(const DecisionRecord&)> on_decision)
+      : on_cost_(std::move(on_cost)), on_decision_(std::move(on_decision)) {}
   std::string name() const override { return "callback"; }
 
  protected:
-  Status write_locked(const CostRecord& record) override {
-    if (!fn_) return Status();
+  Status write_locked(const CostRecord& record) override { return call(on_cost_, record); }
+  Status write_locked(const DecisionRecord& record) override { return call(on_decision_, record); }
+  Status flush_locked() override { return Status(); }
+
+ private:
+  template <typename Record>
+  static Status call(const std::function<void(const Record&)>& fn, const Record& record) {
+    if (!fn) return Status();
     try {
-      fn_(record);
+      fn(record);
     } catch (const std::exception& e) {
       return Status::internal(std::string("the callback threw: ") + e.what());
     } catch (...) {
@@ -46,10 +91,9 @@ class CallbackSink final : public LockedSink {
     }
     return Status();
   }
-  Status flush_locked() override { return Status(); }
 
- private:
-  std::function<void(const CostRecord&)> fn_;
+  std::function<void(const CostRecord&)> on_cost_;
+  std::function<void(const DecisionRecord&)> on_decision_;
 };
 
 }  // namespace
@@ -68,18 +112,40 @@ std::optional<CallStatus> parse_call_status(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view to_string(DecisionKind k) { return name_of(kKindNames, k); }
+std::optional<DecisionKind> parse_decision_kind(std::string_view name) { return value_named(kKindNames, name); }
+std::string_view to_string(AdmissionOutcome a) { return name_of(kAdmissionNames, a); }
+std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name) {
+  return value_named(kAdmissionNames, name);
+}
+
+bool same_choice(const Decision& a, const Decision& b) {
+  return a.tier == b.tier && a.model == b.model && a.reasoning == b.reasoning && a.fanout == b.fanout &&
+         (a.fanout <= 1 || a.aggregate == b.aggregate) && a.max_output_tokens == b.max_output_tokens;
+}
+
+Status LedgerSink::write(const DecisionRecord&) { return Status(); }
+
 Status LockedSink::write(const CostRecord& record) {
   std::lock_guard<std::mutex> lock(mu_);
   return write_locked(record);
 }
+
+Status LockedSink::write(const DecisionRecord& record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return write_locked(record);
+}
+
+Status LockedSink::write_locked(const DecisionRecord&) { return Status(); }
 
 Status LockedSink::flush() {
   std::lock_guard<std::mutex> lock(mu_);
   return flush_locked();
 }
 
-std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn) {
-  return std::make_shared<CallbackSink>(std::move(fn));
+std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn,
+                                            std::function<void(const DecisionRecord&)> on_decision) {
+  return std::make_shared<CallbackSink>(std::move(fn), std::move(on_decision));
 }
 
 Ledger::Ledger(std::vector<std::shared_ptr<LedgerSink>> sinks, SinkErrorHandler on_error)
@@ -87,7 +153,8 @@ Ledger::Ledger(std::vector<std::shared_ptr<LedgerSink>> sinks, SinkErrorHandler 
   if (!on_error_) on_error_ = report_to_stderr;
 }
 
-void Ledger::record(const CostRecord& record) {
+template <typename Record>
+void Ledger::write_to_each(const Record& record) {
   for (const auto& sink : sinks_) {
     if (!sink) continue;
     std::string failure;
@@ -107,6 +174,9 @@ void Ledger::record(const CostRecord& record) {
     }
   }
 }
+
+void Ledger::record(const CostRecord& record) { write_to_each(record); }
+void Ledger::record(const DecisionRecord& record) { write_to_each(record); }
 
 Status Ledger::flush() {
   std::string failures;

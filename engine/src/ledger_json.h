@@ -21,4 +21,9 @@ std::string cost_record_to_json(const CostRecord& record);
 // The inverse; errors name the field.
 Result<CostRecord> cost_record_from_json(std::string_view line);
 
+// One line of JSON for a decision record: {"record": "decision", ..., "step":
+// {the STEPS.jsonl form}, "decision": {...}}, so readers of a JSONL ledger
+// tell the two kinds apart by the "record" field (cost lines have none).
+std::string decision_record_to_json(const DecisionRecord& record);
+
 }  // namespace switchboard

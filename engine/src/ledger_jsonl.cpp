@@ -16,6 +16,7 @@ namespace switchboard {
 namespace {
 
 using nlohmann::json;
+using nlohmann::ordered_json;  // decision lines keep their field (and meta) order
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -40,8 +41,11 @@ class JsonlSink final : public LockedSink {
   std::string name() const override { return "jsonl:" + path_; }
 
  protected:
-  Status write_locked(const CostRecord& record) override {
-    std::string line = cost_record_to_json(record);
+  Status write_locked(const CostRecord& record) override { return append(cost_record_to_json(record)); }
+  Status write_locked(const DecisionRecord& record) override { return append(decision_record_to_json(record)); }
+
+ private:
+  Status append(std::string line) {
     line += '\n';
     const char* p = line.data();
     size_t left = line.size();
@@ -57,6 +61,7 @@ class JsonlSink final : public LockedSink {
     return Status();
   }
 
+ protected:
   Status flush_locked() override {
     while (::fsync(fd_.get()) != 0) {
       if (errno == EINTR) continue;
@@ -149,6 +154,48 @@ std::string cost_record_to_json(const CostRecord& r) {
   j["error"] = r.error;
   // Invalid UTF-8 (say, from a provider's error text) is replaced, never thrown.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+namespace {
+
+ordered_json decision_json(const Decision& d) {
+  ordered_json j = ordered_json::object();
+  j["workload"] = d.workload;
+  j["rules_version"] = d.rules_version;
+  j["tier"] = d.tier;
+  j["model"] = d.model;
+  j["reasoning"] = d.reasoning == Reasoning::kDefault ? ordered_json(nullptr) : ordered_json(std::string(to_string(d.reasoning)));
+  j["fanout"] = d.fanout;
+  j["aggregate"] = d.aggregate;
+  j["max_output_tokens"] = d.max_output_tokens ? ordered_json(*d.max_output_tokens) : ordered_json(nullptr);
+  j["reason"] = d.reason;
+  j["error"] = d.error ? ordered_json(*d.error) : ordered_json(nullptr);
+  j["requested"] = d.requested;
+  j["ctx_spent_micro_usd"] = d.context_spent;
+  j["ctx_budget_left_micro_usd"] = d.context_budget_left ? ordered_json(*d.context_budget_left) : ordered_json(nullptr);
+  j["estimated_input_tokens"] = d.estimated_input_tokens;
+  j["estimated_output_tokens"] = d.estimated_output_tokens;
+  j["estimated_cost_micro_usd"] = d.estimated_cost;
+  return j;
+}
+
+}  // namespace
+
+std::string decision_record_to_json(const DecisionRecord& r) {
+  ordered_json j = ordered_json::object();
+  j["record"] = "decision";
+  j["id"] = r.id;
+  j["time"] = format_utc_ms(r.time);
+  j["trace_id"] = r.trace_id;
+  j["kind"] = std::string(to_string(r.kind));
+  j["step"] = ordered_json::parse(step_to_json(r.step));
+  j["decision"] = decision_json(r.decision);
+  j["admission"] = std::string(to_string(r.admission));
+  if (r.active) {
+    j["active"] = decision_json(*r.active);
+    j["agrees"] = r.agrees;
+  }
+  return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
 Result<CostRecord> cost_record_from_json(std::string_view line) {

@@ -17,6 +17,7 @@
 #include <limits>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include "ledger_sqlite.h"
 #include "switchboard/ledger.h"
@@ -72,6 +73,47 @@ CREATE TABLE calls (
 CREATE INDEX calls_by_time ON calls(time_ms);
 CREATE INDEX calls_by_workload ON calls(workload, time_ms);
 )sql"},
+    // Decisions: one row per decision (the rules' own, a caller's request, or
+    // a shadow evaluation), with the step fields the rules saw as JSON in the
+    // STEPS.jsonl form; joined to `calls` by trace_id.
+    {2, R"sql(
+CREATE TABLE decisions (
+  id                        INTEGER PRIMARY KEY,
+  time_ms                   INTEGER NOT NULL,
+  trace_id                  TEXT    NOT NULL,
+  kind                      TEXT    NOT NULL,  -- rules | requested | shadow
+  workload                  TEXT    NOT NULL,
+  role                      TEXT    NOT NULL,
+  rules_version             TEXT    NOT NULL,
+  step_json                 TEXT    NOT NULL,
+  tier                      TEXT    NOT NULL,
+  model                     TEXT    NOT NULL,
+  reasoning                 TEXT    NOT NULL,  -- '' = the model's default
+  fanout                    INTEGER NOT NULL,
+  aggregate                 TEXT    NOT NULL,
+  max_output_tokens         INTEGER,           -- NULL = not set by the rules
+  reason                    TEXT    NOT NULL,
+  error                     TEXT,              -- NULL = the rules did not fail
+  ctx_spent_micro_usd       INTEGER NOT NULL,
+  ctx_budget_left_micro_usd INTEGER,           -- NULL = no budget
+  estimated_input_tokens    INTEGER NOT NULL,
+  estimated_output_tokens   INTEGER NOT NULL,
+  estimated_cost_micro_usd  INTEGER NOT NULL,
+  admission                 TEXT    NOT NULL,  -- admitted | rerouted | refused | not_admitted
+  agrees                    INTEGER,           -- shadow rows: 1 when the same choice as active_*
+  active_rules_version      TEXT,
+  active_tier               TEXT,
+  active_model              TEXT,
+  active_reasoning          TEXT,
+  active_fanout             INTEGER,
+  active_aggregate          TEXT,
+  active_max_output_tokens  INTEGER
+);
+CREATE INDEX decisions_by_time ON decisions(time_ms);
+CREATE INDEX decisions_by_workload ON decisions(workload, time_ms);
+CREATE INDEX decisions_by_trace ON decisions(trace_id);
+CREATE INDEX calls_by_trace ON calls(trace_id);
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -86,6 +128,20 @@ constexpr const char* kSelectSql =
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
     "status, error FROM calls";
+
+constexpr const char* kDecisionColumns =
+    "time_ms, trace_id, kind, workload, role, rules_version, step_json, tier, model, reasoning, fanout, "
+    "aggregate, max_output_tokens, reason, error, ctx_spent_micro_usd, ctx_budget_left_micro_usd, "
+    "estimated_input_tokens, estimated_output_tokens, estimated_cost_micro_usd, admission, agrees, "
+    "active_rules_version, active_tier, active_model, active_reasoning, active_fanout, active_aggregate, "
+    "active_max_output_tokens";
+constexpr int kDecisionColumnCount = 29;
+
+std::string decision_insert_sql() {
+  std::string sql = std::string("INSERT INTO decisions (") + kDecisionColumns + ") VALUES (";
+  for (int i = 0; i < kDecisionColumnCount; ++i) sql += i == 0 ? "?" : ",?";
+  return sql + ")";
+}
 
 constexpr int kBusyTimeoutMs = 5000;
 
@@ -187,7 +243,8 @@ Result<DbPtr> open_existing(const std::string& path) {
 
 class SqliteLedger final : public LedgerSink {
  public:
-  SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, StmtPtr insert, StmtPtr begin, StmtPtr commit)
+  SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, StmtPtr insert, StmtPtr insert_decision, StmtPtr begin,
+               StmtPtr commit)
       : path_(options.path),
         capacity_(std::max<size_t>(options.queue_capacity, 1)),
         batch_size_(std::max<size_t>(options.batch_size, 1)),
@@ -195,6 +252,7 @@ class SqliteLedger final : public LedgerSink {
         when_full_(options.when_full),
         db_(std::move(db)),
         insert_(std::move(insert)),
+        insert_decision_(std::move(insert_decision)),
         begin_(std::move(begin)),
         commit_(std::move(commit)) {
     writer_ = std::thread([this] { run(); });
@@ -220,8 +278,18 @@ class SqliteLedger final : public LedgerSink {
 
   std::string name() const override { return "sqlite:" + path_; }
 
-  Status write(const CostRecord& record) override {
-    Pending pending{record, Clock::now()};  // copied outside the lock
+  Status write(const CostRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
+  Status write(const DecisionRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
+
+ private:
+  using AnyRecord = std::variant<CostRecord, DecisionRecord>;
+  struct Pending {
+    AnyRecord record;
+    Clock::time_point queued_at;
+  };
+
+  // `pending` was copied outside the lock.
+  Status enqueue(Pending pending) {
     std::unique_lock<std::mutex> lock(mu_);
     if (queue_.size() >= capacity_) {
       if (when_full_ == QueueFullPolicy::kFail) {
@@ -239,6 +307,7 @@ class SqliteLedger final : public LedgerSink {
     return Status();
   }
 
+ public:
   Status flush() override {
     std::unique_lock<std::mutex> lock(mu_);
     const std::uint64_t target = accepted_;
@@ -268,10 +337,6 @@ class SqliteLedger final : public LedgerSink {
   }
 
  private:
-  struct Pending {
-    CostRecord record;
-    Clock::time_point queued_at;
-  };
   struct Failure {
     std::uint64_t first, last;  // sequence numbers of the failed batch
     std::string message;
@@ -317,7 +382,8 @@ class SqliteLedger final : public LedgerSink {
     }
     sqlite3_reset(begin_.get());
     for (const Pending& p : batch) {
-      if (Status s = insert(p.record); !s.ok()) {
+      Status s = std::visit([this](const auto& record) { return insert(record); }, p.record);
+      if (!s.ok()) {
         sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
         return s;
       }
@@ -368,6 +434,60 @@ class SqliteLedger final : public LedgerSink {
     return s;
   }
 
+  Status insert(const DecisionRecord& r) {
+    sqlite3_stmt* st = insert_decision_.get();
+    const Decision& d = r.decision;
+    const std::string step = step_to_json(r.step);
+    const std::string_view kind = to_string(r.kind);
+    const std::string_view admission = to_string(r.admission);
+    const std::string_view reasoning = to_string(d.reasoning);
+    int i = 0;
+    const auto text = [&](std::string_view s) {
+      sqlite3_bind_text(st, ++i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+    };
+    const auto integer = [&](std::int64_t v) { sqlite3_bind_int64(st, ++i, v); };
+    const auto null = [&] { sqlite3_bind_null(st, ++i); };
+    integer(to_ms(r.time));
+    text(r.trace_id);
+    text(kind);
+    text(d.workload);
+    text(r.step.role);
+    text(d.rules_version);
+    text(step);
+    text(d.tier);
+    text(d.model);
+    text(reasoning);
+    integer(d.fanout);
+    text(d.aggregate);
+    d.max_output_tokens ? integer(*d.max_output_tokens) : null();
+    text(d.reason);
+    d.error ? text(*d.error) : null();
+    integer(d.context_spent);
+    d.context_budget_left ? integer(*d.context_budget_left) : null();
+    integer(d.estimated_input_tokens);
+    integer(d.estimated_output_tokens);
+    integer(d.estimated_cost);
+    text(admission);
+    if (r.active) {
+      const Decision& a = *r.active;
+      integer(r.agrees ? 1 : 0);
+      text(a.rules_version);
+      text(a.tier);
+      text(a.model);
+      text(to_string(a.reasoning));
+      integer(a.fanout);
+      text(a.aggregate);
+      a.max_output_tokens ? integer(*a.max_output_tokens) : null();
+    } else {
+      for (int k = 0; k < 8; ++k) null();
+    }
+    const int rc = sqlite3_step(st);
+    Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a decision record");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return s;
+  }
+
   const std::string path_;
   const size_t capacity_;
   const size_t batch_size_;
@@ -377,7 +497,7 @@ class SqliteLedger final : public LedgerSink {
   // Used by the writer thread only (after the constructor hands them over).
   // Declared before the statements so they are finalized before it closes.
   DbPtr db_;
-  StmtPtr insert_, begin_, commit_;
+  StmtPtr insert_, insert_decision_, begin_, commit_;
 
   std::mutex mu_;
   std::condition_variable work_cv_;  // the writer: records queued, a flush waiting, stopping
@@ -423,51 +543,78 @@ Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions
 
   auto insert = prepare(raw, path, kInsertSql, /*persistent=*/true);
   if (!insert.ok()) return insert.status();
+  auto insert_decision = prepare(raw, path, decision_insert_sql(), true);
+  if (!insert_decision.ok()) return insert_decision.status();
   auto begin = prepare(raw, path, "BEGIN IMMEDIATE", true);
   if (!begin.ok()) return begin.status();
   auto commit = prepare(raw, path, "COMMIT", true);
   if (!commit.ok()) return commit.status();
   return std::shared_ptr<LedgerSink>(std::make_shared<SqliteLedger>(
-      options, std::move(db).value(), std::move(insert).value(), std::move(begin).value(),
-      std::move(commit).value()));
+      options, std::move(db).value(), std::move(insert).value(), std::move(insert_decision).value(),
+      std::move(begin).value(), std::move(commit).value()));
 }
 
-Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-
-  // Only the filters asked for, so SQLite can use the time and workload indexes.
-  std::string sql = kSelectSql;
+// `select` (a SELECT ... FROM table) with the query's filters, oldest first,
+// bound and ready to step. Only the filters asked for, so SQLite can use the
+// time and workload indexes.
+Result<StmtPtr> prepare_query(sqlite3* db, const std::string& path, std::string sql, const LedgerQuery& query) {
   std::vector<std::string> where;
   if (query.since) where.push_back("time_ms >= :since");
   if (query.until) where.push_back("time_ms < :until");
   if (query.workload) where.push_back("workload = :workload");
   for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
   sql += " ORDER BY time_ms, id";
-  auto stmt = prepare(raw, path, sql);
+  auto stmt = prepare(db, path, sql);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
   if (query.since) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":since"), to_ms(*query.since));
   if (query.until) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":until"), to_ms(*query.until));
   if (query.workload) {
+    // SQLITE_TRANSIENT: the statement outlives this function's view of the query.
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":workload"), query.workload->data(),
-                      static_cast<int>(query.workload->size()), SQLITE_STATIC);
+                      static_cast<int>(query.workload->size()), SQLITE_TRANSIENT);
   }
+  return stmt;
+}
+
+// Reads the columns of the current row left to right.
+struct RowReader {
+  sqlite3_stmt* st;
+  int i = 0;
+  std::int64_t integer() { return static_cast<std::int64_t>(sqlite3_column_int64(st, i++)); }
+  std::string text() {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+    const int n = sqlite3_column_bytes(st, i++);
+    return p != nullptr ? std::string(p, static_cast<size_t>(n)) : std::string();
+  }
+  bool null() const { return sqlite3_column_type(st, i) == SQLITE_NULL; }
+  std::optional<std::int64_t> optional_integer() {
+    if (null()) return ++i, std::nullopt;
+    return integer();
+  }
+  std::optional<std::string> optional_text() {
+    if (null()) return ++i, std::nullopt;
+    return text();
+  }
+};
+
+Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
+  auto stmt = prepare_query(raw, path, kSelectSql, query);
+  if (!stmt.ok()) return stmt.status();
+  sqlite3_stmt* st = stmt->get();
 
   std::vector<CostRecord> records;
   for (;;) {
     const int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the ledger");
-    int i = 0;
-    const auto integer = [&] { return static_cast<std::int64_t>(sqlite3_column_int64(st, i++)); };
-    const auto text = [&] {
-      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-      const int n = sqlite3_column_bytes(st, i++);
-      return p != nullptr ? std::string(p, static_cast<size_t>(n)) : std::string();
-    };
+    RowReader row{st};
+    const auto integer = [&] { return row.integer(); };
+    const auto text = [&] { return row.text(); };
     CostRecord r;
     r.id = integer();
     r.time = from_ms(integer());
@@ -497,6 +644,91 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
     }
     r.status = *parsed;
     r.error = text();
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& path, const LedgerQuery& query) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
+  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  std::vector<DecisionRecord> records;
+  if (*version < 2) return records;  // written before decisions were kept
+  auto stmt = prepare_query(raw, path, std::string("SELECT id, ") + kDecisionColumns + " FROM decisions", query);
+  if (!stmt.ok()) return stmt.status();
+  sqlite3_stmt* st = stmt->get();
+  for (;;) {
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the ledger's decisions");
+    RowReader row{st};
+    DecisionRecord r;
+    Decision& d = r.decision;
+    r.id = row.integer();
+    const auto bad = [&](const std::string& what) {
+      return Status::invalid_argument(path + ": decision " + std::to_string(r.id) + " " + what);
+    };
+    r.time = from_ms(row.integer());
+    r.trace_id = row.text();
+    const std::string kind = row.text();
+    d.workload = row.text();
+    const std::string role = row.text();
+    d.rules_version = row.text();
+    auto step = parse_step_json(row.text());
+    if (!step.ok()) return bad("has an unreadable step: " + step.status().message());
+    r.step = std::move(step).value();
+    d.tier = row.text();
+    d.model = row.text();
+    const std::string reasoning = row.text();
+    d.fanout = static_cast<int>(row.integer());
+    d.aggregate = row.text();
+    d.max_output_tokens = row.optional_integer();
+    d.reason = row.text();
+    d.error = row.optional_text();
+    d.context_spent = row.integer();
+    d.context_budget_left = row.optional_integer();
+    d.estimated_input_tokens = row.integer();
+    d.estimated_output_tokens = row.integer();
+    d.estimated_cost = row.integer();
+    const std::string admission = row.text();
+    const auto agrees = row.optional_integer();
+
+    const auto parsed_kind = parse_decision_kind(kind);
+    if (!parsed_kind) return bad("has an unknown kind '" + kind + "'");
+    r.kind = *parsed_kind;
+    d.requested = r.kind == DecisionKind::kRequested;
+    const auto parsed_admission = parse_admission_outcome(admission);
+    if (!parsed_admission) return bad("has an unknown admission '" + admission + "'");
+    r.admission = *parsed_admission;
+    const auto level = [&](const std::string& name) -> Result<Reasoning> {
+      if (name.empty()) return Reasoning::kDefault;
+      const auto parsed = parse_reasoning(name);
+      if (!parsed) return bad("has an unknown reasoning level '" + name + "'");
+      return *parsed;
+    };
+    auto parsed_reasoning = level(reasoning);
+    if (!parsed_reasoning.ok()) return parsed_reasoning.status();
+    d.reasoning = *parsed_reasoning;
+    if (agrees) {
+      r.agrees = *agrees != 0;
+      Decision a;
+      a.workload = d.workload;
+      a.rules_version = row.text();
+      a.tier = row.text();
+      a.model = row.text();
+      auto active_reasoning = level(row.text());
+      if (!active_reasoning.ok()) return active_reasoning.status();
+      a.reasoning = *active_reasoning;
+      a.fanout = static_cast<int>(row.integer());
+      a.aggregate = row.text();
+      a.max_output_tokens = row.optional_integer();
+      r.active = std::move(a);
+    }
+    if (r.step.role.empty()) r.step.role = role;
     records.push_back(std::move(r));
   }
   return records;

@@ -8,8 +8,11 @@
 //   input tokens      counted_input_tokens when the caller counted them, else
 //                     one token per three bytes of message text (as the
 //                     engine's own estimate); none are reported cached;
-//   output tokens     cap × (25% + d mod 51%), where cap is max_output_tokens
-//                     (else the model's default_output_tokens);
+//   output tokens     expected × (75% + d mod 51%) when the request carries
+//                     the step's expected_output_tokens (an answer follows its
+//                     task), else cap × (25% + d mod 51%); never over the cap,
+//                     which is max_output_tokens (else the model's
+//                     default_output_tokens);
 //   reasoning tokens  for reasoning low/medium/high, 1/4, 1/2 or all of the
 //                     output figure again, within the model's thinking budget
 //                     and within the cap (output shrinks to make room);
@@ -101,7 +104,8 @@ class SimClient final : public ModelClient {
     }
     for (const ToolSpec& t : request.tools) material += '\x1d' + t.name + t.parameters_json;
     material += '\x1c' + std::string(to_string(request.reasoning)) + (request.json_output ? "j" : "") +
-                std::to_string(request.max_output_tokens.value_or(0));
+                std::to_string(request.max_output_tokens.value_or(0)) + '/' +
+                std::to_string(request.expected_output_tokens.value_or(0));
     const std::string digest = detail::sha256_hex(material);
     const std::uint64_t d = digest_value(digest);
 
@@ -109,7 +113,11 @@ class SimClient final : public ModelClient {
     r.model = model_.model_id;
     r.usage.input_tokens = request.counted_input_tokens.value_or((text_bytes + 2) / 3);
     const std::int64_t cap = std::max<std::int64_t>(1, request.max_output_tokens.value_or(model_.default_output_tokens));
-    std::int64_t output = std::max<std::int64_t>(1, cap * (25 + static_cast<std::int64_t>(d % 51)) / 100);
+    const std::int64_t spread = static_cast<std::int64_t>(d % 51);
+    std::int64_t output = request.expected_output_tokens
+                              ? std::min(cap, *request.expected_output_tokens * (75 + spread) / 100)
+                              : cap * (25 + spread) / 100;
+    output = std::max<std::int64_t>(1, output);
     std::int64_t reasoning = 0;
     switch (request.reasoning) {
       case Reasoning::kLow: reasoning = output / 4; break;

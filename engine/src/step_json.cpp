@@ -1,6 +1,7 @@
 // Steps from JSON (one STEPS.jsonl line). nlohmann::json is called only here
 // in the engine; its exceptions stop here.
 #include <cstdint>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,8 @@ Status field_error(const std::string& field, const std::string& what) {
 }  // namespace
 
 Result<Step> parse_step_json(std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // ordered: meta keeps the order it was written in (step_to_json writes it back so).
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::invalid_argument("not valid JSON");
   if (!j.is_object()) return Status::invalid_argument("a step must be a JSON object");
   Step step;
@@ -84,6 +86,28 @@ Result<Step> parse_step_json(std::string_view text) {
   }
   if (step.role.empty()) return Status::invalid_argument("step has no 'role'");
   return step;
+}
+
+std::string step_to_json(const Step& step) {
+  // ordered_json keeps the field order stable and meta in the caller's order.
+  nlohmann::ordered_json j;
+  j["role"] = step.role;
+  if (step.input_tokens) j["input_tokens"] = *step.input_tokens;
+  if (step.prompt) j["prompt"] = *step.prompt;
+  if (step.expected_output_tokens) j["expected_output_tokens"] = *step.expected_output_tokens;
+  if (step.needs_chain_of_thought) j["needs_chain_of_thought"] = true;
+  if (step.output_must_be_json) j["output_must_be_json"] = true;
+  if (step.untrusted_input) j["untrusted_input"] = true;
+  if (step.tool_depth != 0) j["tool_depth"] = step.tool_depth;
+  if (!step.meta.empty()) {
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto& [name, value] : step.meta) {
+      std::visit([&](const auto& v) { meta[name] = v; }, value);
+    }
+    j["meta"] = std::move(meta);
+  }
+  // Invalid UTF-8 in a prompt or meta string is replaced, never a throw.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace switchboard

@@ -66,6 +66,16 @@ inline std::string required_string(const toml::table& t, std::string_view key, c
   return *s;
 }
 
+inline std::optional<bool> optional_bool(const toml::table& t, std::string_view key, const std::string& file,
+                                         const std::string& what) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return std::nullopt;
+  if (!n->is_boolean()) {
+    throw ConfigError(where(file, *n) + ": " + what + ": '" + std::string(key) + "' must be true or false");
+  }
+  return n->value<bool>();
+}
+
 inline std::optional<std::int64_t> optional_integer(const toml::table& t, std::string_view key,
                                                     const std::string& file, const std::string& what) {
   const toml::node* n = t.get(key);

@@ -604,6 +604,7 @@ void Gateway::run(Job& job) {
     decision.tier = tier != nullptr ? tier->name : decision.tier;
     decision.fanout = 1;
     decision.aggregate.clear();
+    decision.requested = true;
   }
   if (request.reasoning) decision.reasoning = *request.reasoning;
   if (request.max_output_tokens) decision.max_output_tokens = *request.max_output_tokens;

@@ -67,6 +67,10 @@ struct ModelRequest {
   // The caller's count of the input tokens, when it has one. The sim provider
   // bills it as the input; the real providers report their own count.
   std::optional<std::int64_t> counted_input_tokens;
+  // The step's own guess of the answer's length (Step::expected_output_tokens).
+  // Sent to no provider: the sim sizes its answer by it, as a real model's
+  // answer follows the task rather than the cap.
+  std::optional<std::int64_t> expected_output_tokens;
 };
 
 struct ModelResponse {

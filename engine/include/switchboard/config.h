@@ -106,6 +106,13 @@ struct SimSettings {
   std::chrono::microseconds per_output_token{0};
 };
 
+// What the ledger keeps of each step ([ledger]). Its decision records always
+// hold the step's fields as the rules saw them (for `whatif` replays); the
+// prompt text only when asked, since it may hold what must not be stored.
+struct LedgerSettings {
+  bool keep_prompts = false;
+};
+
 // A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
 // holding it is routed for, and an optional budget of its own (scope "key:NAME").
 struct GatewayKey {
@@ -148,6 +155,7 @@ struct Config {
   SandboxLimits sandbox;
   CallSettings calls;
   SimSettings sim;
+  LedgerSettings ledger;
   GatewaySettings gateway;
   std::map<std::string, ModelSpec, std::less<>> models;
   std::map<std::string, Tier, std::less<>> tiers;

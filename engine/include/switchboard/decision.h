@@ -31,6 +31,17 @@ struct Decision {
   // where Lua gave a position.
   std::optional<std::string> error;
 
+  // True when a host served the caller's own choice of model or tier (an
+  // HTTP client naming a model) instead of the rules'; reason then says what
+  // the rules chose. The ledger keeps the flag, and replays leave such steps be.
+  bool requested = false;
+
+  // What the rules saw as ctx: spent in the period, and what was left of the
+  // budget (unset when the workload has none). Kept so a replay shows the
+  // candidate rules the same ctx.
+  MicroUsd context_spent = 0;
+  std::optional<MicroUsd> context_budget_left;
+
   std::int64_t estimated_input_tokens = 0;
   std::int64_t estimated_output_tokens = 0;
   MicroUsd estimated_cost = 0;      // input + expected output at the model's list price

@@ -1,4 +1,6 @@
-// The cost ledger: one CostRecord per model-call attempt, written to sinks.
+// The cost ledger: one CostRecord per model-call attempt, and one
+// DecisionRecord per decision (the step's fields as the rules saw them and
+// what they chose), written to sinks.
 //
 // Sinks have the spdlog shape: a tiny interface (write, flush), a base that
 // takes the lock so implementers never do, composition (a sink of sinks), and
@@ -16,9 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "switchboard/decision.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
 #include "switchboard/status.h"
+#include "switchboard/step.h"
 
 namespace switchboard {
 
@@ -46,6 +50,52 @@ struct CostRecord {
   std::string error;                   // one line, "" when ok; never holds a key
 };
 
+// Who chose a recorded decision, and whether it was acted on.
+enum class DecisionKind {
+  kRules,      // the workload's rules chose; the step's calls followed
+  kRequested,  // the caller named the model or tier (Decision::requested); calls followed
+  kShadow,     // the workload's shadow rules, on the same step: never acted on
+};
+std::string_view to_string(DecisionKind k);
+std::optional<DecisionKind> parse_decision_kind(std::string_view name);
+
+// What the budget did with a decision before its calls (Engine::admit).
+enum class AdmissionOutcome {
+  kAdmitted,      // called as decided
+  kRerouted,      // called on the workload's over_budget_tier instead
+  kRefused,       // no model called (a refused_by_budget CostRecord says why)
+  kNotAdmitted,   // not put to the budget: a shadow decision
+};
+std::string_view to_string(AdmissionOutcome a);
+std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name);
+
+// One decision for one step: what `switchboard whatif` replays under other
+// rules and `report --shadow` compares. The step's calls are the CostRecords
+// with the same trace_id.
+struct DecisionRecord {
+  std::int64_t id = 0;                 // assigned by a store (SQLite rowid); 0 before
+  std::chrono::system_clock::time_point time;  // stored to the millisecond (UTC)
+  std::string trace_id;
+  DecisionKind kind = DecisionKind::kRules;
+  // The step's fields as the rules saw them. input_tokens is always set (as
+  // counted, or as the engine estimated it from the prompt); the prompt text
+  // itself only when the config says [ledger] keep_prompts = true.
+  Step step;
+  // The rules' answer, before the budget: workload, rules_version, tier,
+  // model, reasoning, fanout, aggregate, max_output_tokens, reason, error, the
+  // ctx figures the rules saw, and the engine's estimates.
+  Decision decision;
+  AdmissionOutcome admission = AdmissionOutcome::kAdmitted;
+  // kShadow only: the decision that was acted on, and whether the candidate
+  // chose the same (same_choice()).
+  std::optional<Decision> active;
+  bool agrees = false;
+};
+
+// Whether two decisions call the same thing: tier, model, reasoning, fanout,
+// aggregate (when fanned out) and max_output_tokens. The reason may differ.
+bool same_choice(const Decision& a, const Decision& b);
+
 // Receives every sink failure. Called from the writing thread; must not throw.
 using SinkErrorHandler = std::function<void(const std::string& sink, const std::string& message)>;
 
@@ -55,6 +105,9 @@ class LedgerSink {
   // Accepts a record. Thread-safe. A durable sink may buffer: the record is
   // acknowledged (durable) only once a later flush() returns ok.
   virtual Status write(const CostRecord& record) = 0;
+  // The same for a decision record. A sink that keeps costs only (a metrics
+  // feed, say) may ignore them: the default accepts and drops.
+  virtual Status write(const DecisionRecord& record);
   // Makes every record written before this call durable. Thread-safe.
   virtual Status flush() = 0;
   virtual std::string name() const = 0;
@@ -64,10 +117,12 @@ class LedgerSink {
 class LockedSink : public LedgerSink {
  public:
   Status write(const CostRecord& record) final;
+  Status write(const DecisionRecord& record) final;
   Status flush() final;
 
  protected:
   virtual Status write_locked(const CostRecord& record) = 0;
+  virtual Status write_locked(const DecisionRecord& record);  // default: dropped
   virtual Status flush_locked() = 0;
 
  private:
@@ -97,8 +152,10 @@ struct SqliteLedgerOptions {
 Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options);
 // One JSON object per line; flush() fsyncs.
 Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
-// Hands each record to the host, synchronously, on the writing thread.
-std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn);
+// Hands each record to the host, synchronously, on the writing thread;
+// decision records go to `on_decision` when set, else are dropped.
+std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn,
+                                            std::function<void(const DecisionRecord&)> on_decision = {});
 
 // A sink of sinks: writes to each; a failing sink is reported and skipped.
 // Thread-safe (the sinks are); the handler may then run on several threads at
@@ -108,11 +165,15 @@ class Ledger {
   explicit Ledger(std::vector<std::shared_ptr<LedgerSink>> sinks, SinkErrorHandler on_error = {});
   // Never fails: a sink's failure (or exception) goes to the error handler.
   void record(const CostRecord& record);
+  void record(const DecisionRecord& record);
   // Flushes every sink; ok only if all flushed, else an error naming each
   // sink that did not (not also sent to the handler).
   Status flush();
 
  private:
+  template <typename Record>
+  void write_to_each(const Record& record);
+
   std::vector<std::shared_ptr<LedgerSink>> sinks_;
   SinkErrorHandler on_error_;
 };
@@ -125,6 +186,9 @@ struct LedgerQuery {
   std::optional<std::string> workload{};
 };
 Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query = {});
+// The decision records of a SQLite ledger, in the same order and with the
+// same filters. A ledger written before decisions were kept has none.
+Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& path, const LedgerQuery& query = {});
 
 // Stores re-priced costs (record id -> micro-dollars) and the catalog version
 // they were priced with, in one transaction: all of them or none.

@@ -37,4 +37,9 @@ std::int64_t estimate_tokens(std::string_view text);
 // fields and wrong types are errors naming the field.
 Result<Step> parse_step_json(std::string_view json);
 
+// The inverse: one line of JSON in the same format (fields left at their
+// defaults are omitted; meta keeps its order). parse_step_json reads it back
+// to an equal Step.
+std::string step_to_json(const Step& step);
+
 }  // namespace switchboard

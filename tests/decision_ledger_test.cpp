@@ -1,0 +1,248 @@
+// Decision records in the ledger: every field through SQLite and JSONL,
+// interleaved with cost records, a version 1 ledger migrated in place, the
+// dispatcher's record of each step (the prompt kept only when configured).
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ledger_json.h"
+#include "ledger_sqlite.h"
+#include "switchboard/dispatch.h"
+#include "switchboard/ledger.h"
+#include "test_util.h"
+
+using namespace switchboard;
+using switchboard::testing::TempDir;
+
+namespace {
+
+constexpr std::int64_t kBaseMs = 1'793'536'496'789;  // 2026-11-01T12:34:56.789Z
+
+std::chrono::system_clock::time_point at_ms(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+Decision sample_decision(int n) {
+  Decision d;
+  d.workload = "code_fix";
+  d.rules_version = std::string(64, 'b');
+  d.tier = "premium";
+  d.model = "claude-opus-4-1";
+  d.reasoning = Reasoning::kHigh;
+  d.fanout = 3;
+  d.aggregate = "balanced";
+  d.max_output_tokens = 4000 + n;
+  d.reason = "plan: needs chain of thought \"quoted\"";
+  d.error = "rules/code_fix.lua:12: boom";
+  d.context_spent = 1'500'000 + n;
+  d.context_budget_left = 98'500'000 - n;
+  d.estimated_input_tokens = 3327 + n;
+  d.estimated_output_tokens = 518;
+  d.estimated_cost = 77'000 + n;
+  return d;
+}
+
+DecisionRecord sample_decision_record(int n, bool shadow) {
+  DecisionRecord r;
+  r.time = at_ms(kBaseMs + n);
+  r.trace_id = "trace-" + std::to_string(n);
+  r.kind = shadow ? DecisionKind::kShadow : DecisionKind::kRules;
+  r.step.role = "plan";
+  r.step.input_tokens = 3327 + n;
+  r.step.expected_output_tokens = 518;
+  r.step.needs_chain_of_thought = true;
+  r.step.untrusted_input = true;
+  r.step.tool_depth = 2;
+  r.step.meta = {{"task", std::string("t-001")}, {"step", std::int64_t{1}}, {"score", 0.25}, {"web", true}};
+  r.decision = sample_decision(n);
+  r.admission = shadow ? AdmissionOutcome::kNotAdmitted : AdmissionOutcome::kRerouted;
+  if (shadow) {
+    Decision active = sample_decision(n);
+    active.tier = "balanced";
+    active.model = "claude-sonnet-4-5";
+    active.reasoning = Reasoning::kDefault;
+    active.fanout = 1;
+    active.aggregate.clear();
+    active.max_output_tokens.reset();
+    active.rules_version = std::string(64, 'c');
+    r.active = active;
+    r.agrees = false;
+  }
+  return r;
+}
+
+void check_same(const DecisionRecord& got, const DecisionRecord& want) {
+  CHECK(got.time == want.time);
+  CHECK(got.trace_id == want.trace_id);
+  CHECK(got.kind == want.kind);
+  CHECK(step_to_json(got.step) == step_to_json(want.step));
+  const Decision& g = got.decision;
+  const Decision& w = want.decision;
+  CHECK(g.workload == w.workload);
+  CHECK(g.rules_version == w.rules_version);
+  CHECK(same_choice(g, w));
+  CHECK(g.reason == w.reason);
+  CHECK(g.error == w.error);
+  CHECK(g.context_spent == w.context_spent);
+  CHECK(g.context_budget_left == w.context_budget_left);
+  CHECK(g.estimated_input_tokens == w.estimated_input_tokens);
+  CHECK(g.estimated_output_tokens == w.estimated_output_tokens);
+  CHECK(g.estimated_cost == w.estimated_cost);
+  CHECK(got.admission == want.admission);
+  REQUIRE(got.active.has_value() == want.active.has_value());
+  if (want.active) {
+    CHECK(same_choice(*got.active, *want.active));
+    CHECK(got.active->rules_version == want.active->rules_version);
+    CHECK(got.agrees == want.agrees);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("ledger") {
+
+TEST_CASE("decision records keep every field through the SQLite ledger beside the cost records") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  {
+    auto sink = open_sqlite_ledger({.path = path});
+    REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+    CostRecord call;
+    call.time = at_ms(kBaseMs);
+    call.trace_id = "trace-0";
+    call.workload = "code_fix";
+    call.role = "plan";
+    REQUIRE((*sink)->write(sample_decision_record(0, false)).ok());
+    REQUIRE((*sink)->write(call).ok());
+    REQUIRE((*sink)->write(sample_decision_record(1, true)).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  auto decisions = read_sqlite_decisions(path);
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().message());
+  REQUIRE(decisions->size() == 2);
+  check_same((*decisions)[0], sample_decision_record(0, false));
+  check_same((*decisions)[1], sample_decision_record(1, true));
+  CHECK((*decisions)[0].id > 0);
+  auto calls = read_sqlite_ledger(path);
+  REQUIRE(calls.ok());
+  CHECK(calls->size() == 1);
+
+  LedgerQuery only_later;
+  only_later.since = at_ms(kBaseMs + 1);
+  auto later = read_sqlite_decisions(path, only_later);
+  REQUIRE(later.ok());
+  REQUIRE(later->size() == 1);
+  CHECK((*later)[0].kind == DecisionKind::kShadow);
+}
+
+TEST_CASE("a version 1 ledger is migrated in place and keeps its calls") {
+  TempDir dir;
+  const std::string path = (dir.path() / "old.db").string();
+  {
+    // The version 1 schema, as the first release wrote it.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    const char* v1 = R"sql(
+CREATE TABLE calls (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, trace_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL, call_id TEXT NOT NULL, workload TEXT NOT NULL, role TEXT NOT NULL,
+  tier TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, rules_version TEXT NOT NULL,
+  catalog_version TEXT NOT NULL, latency_ms INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+  cached_input_tokens INTEGER NOT NULL, cache_write_5m_tokens INTEGER NOT NULL,
+  cache_write_1h_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+  reasoning_tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL, status TEXT NOT NULL,
+  error TEXT NOT NULL);
+INSERT INTO calls VALUES (1, 1793536496789, 't', '', 'c', 'code_fix', 'plan', 'premium',
+  'claude-opus-4-1', 'sim', 'v', 'cat', 10, 100, 0, 0, 0, 50, 0, 9000, 'ok', '');
+PRAGMA user_version = 1;)sql";
+    REQUIRE(sqlite3_exec(db, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto before = read_sqlite_decisions(path);
+  REQUIRE_MESSAGE(before.ok(), before.status().message());
+  CHECK(before->empty());  // a version 1 ledger has no decisions to read
+
+  {
+    auto sink = open_sqlite_ledger({.path = path});
+    REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+    REQUIRE((*sink)->write(sample_decision_record(2, false)).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  CHECK(*sqlite_ledger_schema_version(path) == sqlite_ledger_latest_schema());
+  auto calls = read_sqlite_ledger(path);
+  REQUIRE(calls.ok());
+  REQUIRE(calls->size() == 1);
+  CHECK((*calls)[0].cost == 9000);
+  auto decisions = read_sqlite_decisions(path);
+  REQUIRE(decisions.ok());
+  REQUIRE(decisions->size() == 1);
+  check_same((*decisions)[0], sample_decision_record(2, false));
+  CHECK(check_sqlite_ledger(path).ok());
+}
+
+TEST_CASE("a JSONL ledger marks decision lines and their step reads back as a step") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.jsonl").string();
+  {
+    auto sink = open_jsonl_ledger(path);
+    REQUIRE(sink.ok());
+    REQUIRE((*sink)->write(sample_decision_record(3, true)).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  std::ifstream in(path);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  const auto j = nlohmann::ordered_json::parse(line);
+  CHECK(j["record"] == "decision");
+  CHECK(j["kind"] == "shadow");
+  CHECK(j["agrees"] == false);
+  CHECK(j["decision"]["model"] == "claude-opus-4-1");
+  CHECK(j["active"]["model"] == "claude-sonnet-4-5");
+  auto step = parse_step_json(j["step"].dump());
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step_to_json(*step) == step_to_json(sample_decision_record(3, true).step));
+}
+
+TEST_CASE("the dispatcher records each step's decision with the counted tokens and no prompt unless kept") {
+  for (const bool keep : {false, true}) {
+    CAPTURE(keep);
+    TempDir dir;
+    auto engine = testing::engine_with_rules(dir, R"lua(
+function classify(step, ctx) return { tier = "cheap", reason = "r:" .. step.input_tokens } end
+)lua", keep ? "\n[ledger]\nkeep_prompts = true\n" : "");
+    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+    std::vector<DecisionRecord> decisions;
+    std::vector<CostRecord> calls;
+    DispatcherOptions options;
+    options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{
+        callback_ledger([&](const CostRecord& r) { calls.push_back(r); },
+                        [&](const DecisionRecord& r) { decisions.push_back(r); })});
+    auto clients = ModelClients::from_config((*engine)->config());
+    REQUIRE(clients.ok());
+    Dispatcher dispatcher(**engine, std::move(clients).value(), options);
+    StepCall call;
+    call.step.role = "format";
+    call.step.prompt = std::string(300, 'x');  // 100 tokens by the engine's estimate
+    const StepResult result = dispatcher.run("w", call);
+    REQUIRE_MESSAGE(result.status.ok(), result.status.message());
+    REQUIRE(decisions.size() == 1);
+    const DecisionRecord& d = decisions[0];
+    CHECK(d.trace_id == result.trace_id);
+    CHECK(d.kind == DecisionKind::kRules);
+    CHECK(d.admission == AdmissionOutcome::kAdmitted);
+    CHECK(d.step.input_tokens == 100);
+    CHECK(d.step.prompt.has_value() == keep);
+    CHECK(d.decision.reason == "r:100");
+    CHECK(same_choice(d.decision, result.decision));
+    REQUIRE(!calls.empty());
+    CHECK(calls[0].trace_id == d.trace_id);
+  }
+}
+
+}  // TEST_SUITE("ledger")
