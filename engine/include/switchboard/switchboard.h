@@ -10,6 +10,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
+#include "switchboard/replay.h"
 #include "switchboard/rule_tests.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
