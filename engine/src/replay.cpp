@@ -119,8 +119,10 @@ OutputRatios OutputRatios::from_history(const std::vector<RecordedStep>& steps) 
 }
 
 std::optional<OutputRatios::Ratio> OutputRatios::find(const std::string& model, Reasoning level) const {
-  if (auto it = by_level_.find({model, level}); it != by_level_.end()) return it->second;
-  if (auto it = by_model_.find(model); it != by_model_.end()) return it->second;
+  if (auto it = by_level_.find({model, level}); it != by_level_.end() && it->second.calls >= kMinCalls) {
+    return it->second;
+  }
+  if (auto it = by_model_.find(model); it != by_model_.end() && it->second.calls >= kMinCalls) return it->second;
   return std::nullopt;
 }
 
@@ -186,6 +188,12 @@ Result<ReplayCost> replay_cost(const Config& config, const PriceCatalog& prices,
     u.output_tokens = scale(base.output_tokens, factor);
     u.reasoning_tokens = to && to->reasoning > 0 ? scale(u.output_tokens, to->reasoning)
                                                  : scale(base.reasoning_tokens, factor);
+    // Never past the cap the call would be sent with (reasoning counts against it).
+    if (const ModelSpec* spec = config.find_model(model)) {
+      const std::int64_t cap = decision.max_output_tokens.value_or(spec->default_output_tokens);
+      u.reasoning_tokens = std::min(u.reasoning_tokens, cap);
+      u.output_tokens = std::max<std::int64_t>(0, std::min(u.output_tokens, cap - u.reasoning_tokens));
+    }
     return u;
   };
 

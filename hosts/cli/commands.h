@@ -21,6 +21,7 @@ Command add_route(CLI::App& app);
 Command add_run(CLI::App& app);
 Command add_test(CLI::App& app);
 Command add_watch(CLI::App& app);
+Command add_whatif(CLI::App& app);
 
 // The `report` tables of `records`, one grouped by each of `by` ("workload",
 // "role", "model", "tier"); the last ends with the status counts and the

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(switchboard::cli::add_run);
   add(switchboard::cli::add_test);
   add(switchboard::cli::add_watch);
+  add(switchboard::cli::add_whatif);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -53,8 +53,11 @@ class OutputRatios {
     double reasoning = 0.0;  // reasoning / output tokens
     std::int64_t calls = 0;  // how many answers it is measured over
   };
-  // At this reasoning level if the model has answers there, else over all
-  // its answers; nullopt when the model has none in the history.
+  // A ratio over fewer answers than this is noise, and is not used.
+  static constexpr std::int64_t kMinCalls = 10;
+
+  // At this reasoning level if the model has kMinCalls answers there, else
+  // over all its answers if it has kMinCalls; else nullopt (no scaling).
   std::optional<Ratio> find(const std::string& model, Reasoning level) const;
   // Every model's ratio over all its answers, by name.
   const std::map<std::string, Ratio>& by_model() const { return by_model_; }
@@ -78,7 +81,8 @@ struct ReplayCost {
 // costs what its calls cost, re-priced. Another choice: each of the
 // decision's `fanout` branches takes the recorded input tokens (cached ones
 // only on the same model: another model's cache is cold) and the recorded
-// output and reasoning tokens × ratio(new model) / ratio(recorded model); a
+// output and reasoning tokens × ratio(new model) / ratio(recorded model)
+// (unscaled when either has no ratio), within the call's output cap; a
 // fan-out adds the aggregation call (input: the step's plus every branch's
 // output; output as a branch's, on the aggregate tier's first model).
 // Fails only when `prices` has no entry for a model it needs.
