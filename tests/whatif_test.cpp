@@ -171,6 +171,19 @@ TEST_CASE("cli: whatif on a demo ledger predicts what a re-run with the new rule
   CHECK(text.find("candidate rules (estimate)") != std::string::npos);
   CHECK(text.find("No model was called.") != std::string::npos);
 
+  // --prices: the recorded calls re-priced, and the candidate priced, with another catalog.
+  std::string catalog = replaced(read_file(kSource + "/prices.toml"), "version = \"2026-11-22\"", "version = \"dearer\"");
+  catalog = replaced(catalog, "[models.claude-haiku-4-5]\n", "[models.claude-haiku-4-5]\ninput = 2.00\n");
+  catalog = replaced(catalog, "\ninput = 1.00\n", "\n");
+  const std::string dearer = before_dir.write("dearer.toml", catalog);
+  const nlohmann::json p = whatif_json("--config '" + before_config + "' --workload code_fix --rules '" + candidate +
+                                       "' --prices '" + dearer + "' '" + before_ledger + "'");
+  CHECK(p["catalog_version"] == "dearer");
+  CHECK(p["cost_micro_usd"]["billed"] == j["cost_micro_usd"]["billed"]);
+  CHECK(p["cost_micro_usd"]["repriced"].get<MicroUsd>() > j["cost_micro_usd"]["repriced"].get<MicroUsd>());
+  // Fewer haiku calls under the candidate: dearer haiku input makes the move cheaper.
+  CHECK(p["cost_micro_usd"]["delta"].get<MicroUsd>() < j["cost_micro_usd"]["delta"].get<MicroUsd>());
+
   // Replaying the trace itself (no usage recorded) finds the same changes.
   const nlohmann::json t = whatif_json("--config '" + before_config + "' --workload code_fix --rules '" + candidate +
                                        "' '" + kSource + "/examples/agent-trace.jsonl'");
