@@ -367,6 +367,17 @@ TEST_CASE("a plain completion names its model tier cost and trace and its ledger
   CHECK(row->model == "m-cheap");
   CHECK(row->status == CallStatus::kOk);
   CHECK(format_usd(row->cost) == "$" + cost);
+  // The rules' decision is recorded with the step's fields, for whatif.
+  auto decisions = read_sqlite_decisions((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().to_string());
+  const auto decision = std::find_if(decisions->begin(), decisions->end(),
+                                     [&](const DecisionRecord& d) { return d.trace_id == trace; });
+  REQUIRE(decision != decisions->end());
+  CHECK(decision->kind == DecisionKind::kRules);
+  CHECK(decision->step.role == "format");
+  CHECK(decision->step.input_tokens.value_or(0) > 0);
+  CHECK_FALSE(decision->step.prompt.has_value());
+  CHECK(decision->decision.model == "m-cheap");
 }
 
 TEST_CASE("a tier or a model asked for by name is honoured and recorded") {
@@ -381,6 +392,14 @@ TEST_CASE("a tier or a model asked for by name is honoured and recorded") {
   CHECK(model.header("x-switchboard-tier") == "premium");
   const Reply metrics = http("GET", rig.url("/metrics"));
   CHECK(contains(metrics.body, R"(switchboard_decisions_total{workload="w",tier="premium",model="m-premium"} 1)"));
+
+  // Recorded as the caller's choice, so a replay of new rules leaves them be.
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+  auto decisions = read_sqlite_decisions((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().to_string());
+  REQUIRE(decisions->size() == 2);
+  for (const DecisionRecord& d : *decisions) CHECK(d.kind == DecisionKind::kRequested);
 }
 
 TEST_CASE("a streamed completion arrives as SSE chunks that end with DONE") {
