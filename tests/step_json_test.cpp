@@ -124,3 +124,17 @@ TEST_CASE("parse_step_json rejects what is not a well-formed step, naming the fi
     CHECK(step.status().message() == c.error);
   }
 }
+
+TEST_CASE("step_to_json writes what parse_step_json reads back, meta in its order") {
+  const std::string line =
+      R"({"role":"plan","input_tokens":3327,"prompt":"fix \"it\"\n","expected_output_tokens":518,)"
+      R"("needs_chain_of_thought":true,"output_must_be_json":true,"untrusted_input":true,"tool_depth":2,)"
+      R"("meta":{"task":"t-001","step":1,"score":0.5,"web":false}})";
+  auto step = parse_step_json(line);
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step_to_json(*step) == line);
+  // Defaults are left out.
+  Step bare;
+  bare.role = "format";
+  CHECK(step_to_json(bare) == R"({"role":"format"})");
+}
