@@ -1,7 +1,8 @@
 // Shadow rules: a workload's candidate rules evaluated beside the active ones
 // on live traffic and never acted on. Records through a real Dispatcher (the
 // sim provider), hostile and broken candidates, the bounded queue, the drain
-// on close, and hot reload of the shadow file. The threaded case is in the
+// on close, hot reload of the shadow file, and `report --shadow` through the
+// real command after `switchboard run`. The threaded case is in the
 // "concurrency" suite at the end (CI runs it under ThreadSanitizer).
 #include <doctest/doctest.h>
 
@@ -506,6 +507,154 @@ TEST_CASE("shadow records keep prompts only when told and an engine without a sh
   CHECK((*engine)->memory().states >= 2);  // the shadow rules' states are counted
 }
 
+#ifdef SWITCHBOARD_CLI
+
+TEST_CASE("cli: report --shadow after run counts the agreements a direct replay of the trace finds") {
+  namespace fs = std::filesystem;
+  const fs::path source = SWITCHBOARD_SOURCE_DIR;
+  TempDir dir;
+  fs::copy_file(source / "prices.toml", dir.path() / "prices.toml");
+  fs::create_directories(dir.path() / "rules");
+  for (const auto& entry : fs::directory_iterator(source / "rules")) {
+    fs::copy_file(entry.path(), dir.path() / "rules" / entry.path().filename());
+  }
+  const auto read = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const auto replace = [](std::string text, const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    REQUIRE_MESSAGE(at != std::string::npos, "not found: " << from);
+    return text.replace(at, from.size(), to);
+  };
+  // The candidate: plan/reason with chain of thought on balanced instead of
+  // premium, a review on cheap instead of balanced.
+  std::string candidate = read(source / "rules/code_fix.lua");
+  candidate = replace(candidate,
+                      "return guard_budget({ tier = \"premium\", reasoning = \"high\", reason = role .. \": \" .. why }, ctx)",
+                      "return { tier = \"balanced\", reasoning = \"high\", reason = role .. \": \" .. why .. \" (candidate)\" }");
+  candidate = replace(candidate, "return { tier = \"balanced\", reason = \"review of a patch\" }",
+                      "return { tier = \"cheap\", reason = \"review of a patch (candidate)\" }");
+  dir.write("rules/code_fix.next.lua", candidate);
+  const std::string config_path =
+      dir.write("switchboard.toml", replace(read(source / "switchboard.toml"), "rules = \"rules/code_fix.lua\"\n",
+                                            "rules = \"rules/code_fix.lua\"\nshadow_rules = \"rules/code_fix.next.lua\"\n"));
+  const std::string trace = (source / "examples/agent-trace.jsonl").string();
+  const std::string ledger = (dir.path() / "ledger.db").string();
+  const std::string cli = "env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY -u GEMINI_API_KEY -u LOCAL_LLM_API_KEY '" +
+                          std::string(SWITCHBOARD_CLI) + "'";
+
+  // The direct computation: both rules files on every step of the trace.
+  auto config = load_config(config_path);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  config->workloads.at("code_fix").shadow_rules_path.clear();
+  config->workloads.at("code_fix").shadow_rules_file.clear();
+  Config candidate_config = *config;
+  candidate_config.workloads.at("code_fix").rules_file = (dir.path() / "rules/code_fix.next.lua").string();
+  auto active_engine = Engine::open(*config);
+  auto candidate_engine = Engine::open(candidate_config);
+  REQUIRE(active_engine.ok());
+  REQUIRE(candidate_engine.ok());
+  std::int64_t steps = 0, agree = 0, premium_to_balanced = 0;
+  std::ifstream lines(trace);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    auto step = parse_step_json(line);
+    REQUIRE(step.ok());
+    auto a = (*active_engine)->decide("code_fix", *step);
+    auto c = (*candidate_engine)->decide("code_fix", *step);
+    REQUIRE(a.ok());
+    REQUIRE(c.ok());
+    ++steps;
+    if (same_choice(*a, *c)) ++agree;
+    if (a->tier == "premium" && c->tier == "balanced") ++premium_to_balanced;
+  }
+  REQUIRE(steps == 262);
+  REQUIRE(agree < steps);
+  REQUIRE(premium_to_balanced > 0);
+
+  std::string out;
+  REQUIRE(testing::run_command(cli + " run --no-progress --parallel 4 --workload code_fix --config '" + config_path +
+                                   "' --ledger '" + ledger + "' '" + trace + "'",
+                               out) == 0);
+  INFO(out);
+  char summary[160];
+  std::snprintf(summary, sizeof summary, "shadow rules rules/code_fix.next.lua: 262 evaluated, %lld agree (",
+                static_cast<long long>(agree));
+  CHECK(out.find(summary) != std::string::npos);
+  CHECK(out.find("failed, 0 dropped") != std::string::npos);
+
+  REQUIRE(testing::run_command(cli + " report --shadow --json --config '" + config_path + "' '" + ledger + "'", out) ==
+          0);
+  const nlohmann::json report = nlohmann::json::parse(out);
+  CHECK(report["ledger"] == ledger);
+  CHECK(report["since"].is_null());
+  CHECK(report["load_errors"].empty());
+  CHECK(report["estimate"].get<std::string>().starts_with("estimate: "));
+  REQUIRE(report["shadow"].size() == 1);
+  const nlohmann::json& g = report["shadow"][0];
+  CHECK(g["workload"] == "code_fix");
+  CHECK(g["shadow_version"] == sha(candidate));
+  CHECK(g["current"] == true);
+  CHECK(g["active_versions"] == nlohmann::json::array({sha(read(source / "rules/code_fix.lua"))}));
+  CHECK(g["evaluations"] == steps);
+  CHECK(g["agreed"] == agree);
+  CHECK(g["disagreed"] == steps - agree);
+  CHECK(g["errors"] == 0);
+  std::int64_t moved = 0, to_balanced = 0;
+  for (const auto& m : g["disagreements"]) {
+    moved += m["count"].get<std::int64_t>();
+    if (m["from"]["tier"] == "premium" && m["to"]["tier"] == "balanced") to_balanced += m["count"].get<std::int64_t>();
+  }
+  CHECK(moved == steps - agree);
+  CHECK(to_balanced == premium_to_balanced);
+  MicroUsd billed = 0;
+  const auto records = read_sqlite_ledger(ledger);
+  REQUIRE(records.ok());
+  for (const CostRecord& r : *records) billed += r.cost;
+  const nlohmann::json& cost = g["cost"];
+  CHECK(cost["steps_priced"] == steps);
+  CHECK(cost["steps_unpriced"] == 0);
+  CHECK(cost["billed_micro_usd"] == billed);
+  CHECK(cost["estimated"] == true);
+  CHECK(cost["candidate_micro_usd"].get<MicroUsd>() < billed);  // premium -> balanced, balanced -> cheap
+  CHECK(cost["difference_micro_usd"] == cost["candidate_micro_usd"].get<MicroUsd>() - billed);
+  REQUIRE_FALSE(g["examples"].empty());
+  CHECK(g["examples"].size() <= 5);
+  for (const auto& e : g["examples"]) {
+    CHECK(e["active"]["reason"].is_string());
+    CHECK(e["candidate"]["reason"].get<std::string>().find("(candidate)") != std::string::npos);
+    CHECK(e["input_tokens"].get<std::int64_t>() > 0);
+  }
+
+  // The table says the same, and that the cost is an estimate.
+  REQUIRE(testing::run_command(cli + " report --shadow --config '" + config_path + "' '" + ledger + "'", out) == 0);
+  CHECK(out.find("workload code_fix: shadow rules " + sha(candidate).substr(0, 12)) != std::string::npos);
+  CHECK(std::regex_search(out, std::regex("evaluations +262\n")));
+  CHECK(std::regex_search(out, std::regex("agree +" + std::to_string(agree) + " ")));
+  CHECK(out.find("premium/claude-opus-4-1 high") != std::string::npos);
+  CHECK(out.find("shadow rules would have cost") != std::string::npos);
+  CHECK(out.find("estimate: ") != std::string::npos);
+
+  // A shadow file that does not load now is reported; the records stay.
+  dir.write("rules/code_fix.next.lua", "function classify(step, ctx)\n  return\n");
+  REQUIRE(testing::run_command(cli + " report --shadow --json --config '" + config_path + "' '" + ledger + "'", out) ==
+          0);
+  const nlohmann::json broken = nlohmann::json::parse(out);
+  REQUIRE(broken["load_errors"].size() == 1);
+  CHECK(broken["load_errors"][0]["workload"] == "code_fix");
+  CHECK(broken["load_errors"][0]["error"].get<std::string>().starts_with("rules/code_fix.next.lua:"));
+  CHECK(broken["shadow"][0]["current"] == false);
+  CHECK(broken["shadow"][0]["evaluations"] == steps);
+
+  // --shadow excludes --html.
+  CHECK(testing::run_command(cli + " report --shadow --html x.html --config '" + config_path + "' '" + ledger + "'",
+                             out) != 0);
+}
+
+#endif  // SWITCHBOARD_CLI
 
 }  // TEST_SUITE("shadow")
 
