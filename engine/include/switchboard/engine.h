@@ -171,17 +171,18 @@ class Engine {
   // call it before flushing the shadow ledger; tests, to read what was recorded.
   bool wait_for_shadow(std::chrono::milliseconds timeout) const;
 
-  // Re-reads every workload's rules file (and shadow rules file). A changed file is compiled on a
-  // fresh sandbox under the load budget and must pass the workload's test
-  // cases (<rules stem>.test.toml beside it) before it goes live in one
-  // atomic swap; otherwise the old version keeps serving and the error is
-  // recorded; the same rejected text (or an unreadable file) is not tried
-  // again until it or its test file changes. Returns one event per file
-  // tried. Thread-safe; reloads are serialised. Within one reload the new
-  // snapshot is published first, then status() is updated, then on_reload runs.
-  // A shadow file is only compiled (no test cases gate it: a candidate is
-  // expected to disagree with the active rules' cases); one that does not
-  // load turns that workload's shadow evaluation off until it does.
+  // Re-reads every workload's rules file (and shadow rules file). A changed
+  // file is compiled on a fresh sandbox under the load budget and must pass
+  // the workload's test cases (<rules stem>.test.toml beside it) before it
+  // goes live in one atomic swap; otherwise the old version keeps serving
+  // and the error is recorded; the same rejected text (or an unreadable
+  // file) is not tried again until it or its test file changes. Returns one
+  // event per file tried. Thread-safe; reloads are serialised. Within one
+  // reload the new snapshot is published first, then status() is updated,
+  // then on_reload runs. A shadow file is only compiled (no test cases gate
+  // it: a candidate is expected to disagree with the active rules' cases);
+  // one that does not load turns that workload's shadow evaluation off
+  // until it does.
   std::vector<ReloadEvent> reload();
 
   // Per workload, in name order.
