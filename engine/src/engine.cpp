@@ -395,10 +395,11 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   if (workload == nullptr || compiled == nullptr) {
     return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
   }
-  Decision decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
+  Result<Decision> decision =
+      detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
   if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
     if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
-      impl_->offer_shadow(it->second, *workload, step, ctx, decision);
+      impl_->offer_shadow(it->second, *workload, step, ctx, *decision);
     }
   }
   return decision;
