@@ -11,6 +11,6 @@ if [ "${1:-}" = gateway ]; then
   exec bash bench/gateway.sh "$@"
 fi
 bash scripts/build.sh
-for b in bench_decide bench_reload bench_memory bench_client; do
+for b in bench_decide bench_shadow bench_reload bench_memory bench_client; do
   ./build/bench/$b "$@"
 done

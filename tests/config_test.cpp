@@ -180,7 +180,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "calls, sim, ledger, gateway, models, tiers, workloads)"},
+       "calls, sim, ledger, shadow, gateway, models, tiers, workloads)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},
@@ -255,6 +255,58 @@ TEST_CASE("rules paths resolve against the config file's directory") {
   const Workload& w = *config->find_workload("w");
   CHECK(w.rules_path == "w.lua");
   CHECK(std::filesystem::equivalent(w.rules_file, d.dir.path() / "w.lua"));
+}
+
+TEST_CASE("shadow_rules resolves against the config file's directory and [shadow] has defaults") {
+  ConfigDir d;
+  d.dir.write("rules/w.next.lua", R"lua(function classify(step, ctx) return "cheap" end)lua");
+  const std::string path = d.dir.write(
+      "switchboard.toml", edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nshadow_rules = \"rules/w.next.lua\"\n"));
+  auto config = load_config(path);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  const Workload& w = *config->find_workload("w");
+  CHECK(w.shadow_rules_path == "rules/w.next.lua");
+  CHECK(std::filesystem::equivalent(w.shadow_rules_file, d.dir.path() / "rules/w.next.lua"));
+  CHECK(config->shadow.queue == 4096);
+  CHECK(config->shadow.drain_timeout.count() == 5000);
+
+  auto plain = d.parse(kValid);
+  REQUIRE(plain.ok());
+  CHECK(plain->find_workload("w")->shadow_rules_path.empty());
+  CHECK(plain->find_workload("w")->shadow_rules_file.empty());
+
+  auto tuned = d.parse(kValid + "[shadow]\nqueue = 16\ndrain_timeout_ms = 0\n");
+  REQUIRE_MESSAGE(tuned.ok(), tuned.status().message());
+  CHECK(tuned->shadow.queue == 16);
+  CHECK(tuned->shadow.drain_timeout.count() == 0);
+}
+
+TEST_CASE("bad shadow rules and [shadow] settings name their place") {
+  ConfigDir d;
+  const auto shadow = [](const std::string& value) {
+    return edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nshadow_rules = " + value + "\n");
+  };
+  const std::vector<BrokenConfig> cases = {
+      {"a shadow rules file that does not exist", shadow("\"w.nxt.lua\""),
+       "bad.toml:13:16: workload 'w': shadow rules file 'w.nxt.lua' does not exist"},
+      {"shadow rules naming the workload's own rules", shadow("\"./w.lua\""),
+       "bad.toml:13:16: workload 'w': shadow_rules names the workload's own rules file; a candidate is another "
+       "file (a copy to edit, say)"},
+      {"shadow rules that are not a string", shadow("5"), "bad.toml:13:16: workload 'w': 'shadow_rules' must be a string"},
+      {"a shadow queue of zero", kValid + "[shadow]\nqueue = 0\n", "bad.toml:14:9: [shadow]: 'queue' must be positive"},
+      {"a shadow queue too long", kValid + "[shadow]\nqueue = 2_000_000\n",
+       "bad.toml:14:9: [shadow] queue is at most 1000000"},
+      {"a negative drain timeout", kValid + "[shadow]\ndrain_timeout_ms = -1\n",
+       "bad.toml:14:20: [shadow] drain_timeout_ms must not be negative"},
+      {"an unknown key in [shadow] (typo)", kValid + "[shadow]\nqueu = 5\n",
+       "bad.toml:14:1: [shadow]: unknown key 'queu' (expected one of: queue, drain_timeout_ms)"},
+  };
+  for (const BrokenConfig& c : cases) {
+    INFO(std::string(c.what));
+    auto config = d.parse(c.text);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message() == c.error);
+  }
 }
 
 TEST_CASE("a model's list price comes from its catalog entry") {

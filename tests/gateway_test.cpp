@@ -629,6 +629,57 @@ TEST_CASE("SIGHUP with a broken config keeps serving and a fixed one goes live")
   CHECK(rig.gateway->wait_exit(10s) == 0);
 }
 
+TEST_CASE("shadow rules on the gateway record their decision under the answer's trace id and show in metrics") {
+  TempDir dir;
+  dir.write("rules/w.lua", kRules);
+  dir.write("rules/w.next.lua", R"lua(
+function classify(step, ctx) return { tier = "cheap", reason = "candidate: all cheap" } end
+)lua");
+  dir.write("prices.toml", small_prices(kExtraPrices));
+  std::string config = gateway_config("", "");
+  const std::string rules_line = "rules = \"rules/w.lua\"\nfallback_tier = \"cheap\"\n";
+  REQUIRE(config.find(rules_line) != std::string::npos);
+  config.replace(config.find(rules_line), rules_line.size(), rules_line + "shadow_rules = \"rules/w.next.lua\"\n");
+  GatewayProcess gateway(dir.write("switchboard.toml", config), {{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}});
+
+  const Reply r = post(gateway.url() + "/v1/chat/completions", chat("auto"));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-switchboard-model") == "m-premium");  // the active rules decided
+  const std::string trace = r.header("x-switchboard-trace-id");
+  REQUIRE(trace.size() == 16);
+
+  // The evaluation runs after the answer, off the request's path.
+  const std::string counted = R"(switchboard_shadow_evaluations_total{workload="w"} 1)";
+  std::string metrics;
+  for (const Clock::time_point deadline = Clock::now() + 10s; Clock::now() < deadline;) {
+    metrics = http("GET", gateway.url() + "/metrics").body;
+    if (contains(metrics, counted)) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK_MESSAGE(contains(metrics, counted), metrics);
+  CHECK(contains(metrics, R"(switchboard_shadow_agreements_total{workload="w"} 0)"));
+  CHECK(contains(metrics, R"(switchboard_shadow_dropped_total{workload="w"} 0)"));
+  CHECK(contains(metrics, R"(switchboard_shadow_rules_info{workload="w",version=")"));
+  const Reply status = http("GET", gateway.url() + "/v1/rules/status");
+  CHECK(contains(status.body, R"("shadow":{)"));
+  CHECK(contains(status.body, R"("rules_path":"rules/w.next.lua")"));
+
+  gateway.signal(SIGTERM);
+  REQUIRE(gateway.wait_exit(10s) == 0);
+  auto decisions = read_sqlite_decisions((dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().to_string());
+  const auto shadow = std::find_if(decisions->begin(), decisions->end(), [&](const DecisionRecord& d) {
+    return d.kind == DecisionKind::kShadow && d.trace_id == trace;
+  });
+  REQUIRE(shadow != decisions->end());
+  CHECK(shadow->decision.model == "m-cheap");
+  CHECK(shadow->decision.reason == "candidate: all cheap");
+  REQUIRE(shadow->active.has_value());
+  CHECK(shadow->active->model == "m-premium");
+  CHECK_FALSE(shadow->agrees);
+  CHECK(shadow->admission == AdmissionOutcome::kNotAdmitted);
+}
+
 }  // TEST_SUITE
 
 }  // namespace switchboard::testing

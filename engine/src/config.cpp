@@ -105,6 +105,19 @@ void read_calls(CallSettings& c, const toml::node& node, const std::string& file
   c.retry_after_max = read_ms(t, "retry_after_max_ms", file, what, c.retry_after_max);
 }
 
+void read_shadow(ShadowSettings& s, const toml::node& node, const std::string& file) {
+  const std::string what = "[shadow]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"queue", "drain_timeout_ms"});
+  s.queue = detail::optional_positive_integer(t, "queue", file, what).value_or(s.queue);
+  if (s.queue > 1'000'000) throw ConfigError(where(file, *t.get("queue")) + ": [shadow] queue is at most 1000000");
+  s.drain_timeout = std::chrono::milliseconds(
+      detail::optional_integer(t, "drain_timeout_ms", file, what).value_or(s.drain_timeout.count()));
+  if (s.drain_timeout.count() < 0) {
+    throw ConfigError(where(file, *t.get("drain_timeout_ms")) + ": [shadow] drain_timeout_ms must not be negative");
+  }
+}
+
 void read_sim(SimSettings& s, const toml::node& node, const std::string& file) {
   const std::string what = "[sim]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -234,7 +247,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "ledger", "gateway", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
@@ -242,6 +255,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     c.ledger.keep_prompts = detail::optional_bool(t, "keep_prompts", file, "[ledger]").value_or(false);
   }
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
+  if (const toml::node* n = root.get("shadow")) read_shadow(c.shadow, *n, file);
 
   if (const toml::node* n = root.get("sandbox")) {
     const toml::table& s = detail::expect_table(*n, file, "[sandbox]");
@@ -334,13 +348,26 @@ Config build(const toml::table& root, const std::string& file, const std::string
     w.source = where(file, node);
     const std::string what = "workload '" + w.name + "'";
     const toml::table& t = detail::expect_table(node, file, what);
-    detail::reject_unknown_keys(t, file, what, {"rules", "fallback_tier", "budget_usd", "budget_period", "over_budget_tier"});
+    detail::reject_unknown_keys(t, file, what, {"rules", "shadow_rules", "fallback_tier", "budget_usd", "budget_period",
+                                                 "over_budget_tier"});
     w.rules_path = detail::required_string(t, "rules", file, what);
     w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
     std::error_code ec;
     if (!fs::is_regular_file(w.rules_file, ec)) {
       throw ConfigError(where(file, *t.get("rules")) + ": " + what + ": rules file '" + w.rules_path +
                         "' does not exist");
+    }
+    if (std::optional<std::string> shadow = detail::optional_string(t, "shadow_rules", file, what)) {
+      const std::string at = where(file, *t.get("shadow_rules"));
+      w.shadow_rules_path = *shadow;
+      w.shadow_rules_file = (fs::path(base_dir) / w.shadow_rules_path).lexically_normal().string();
+      if (!fs::is_regular_file(w.shadow_rules_file, ec)) {
+        throw ConfigError(at + ": " + what + ": shadow rules file '" + w.shadow_rules_path + "' does not exist");
+      }
+      if (fs::equivalent(w.shadow_rules_file, w.rules_file, ec)) {
+        throw ConfigError(at + ": " + what + ": shadow_rules names the workload's own rules file; a candidate "
+                          "is another file (a copy to edit, say)");
+      }
     }
     w.fallback_tier = detail::required_string(t, "fallback_tier", file, what);
     check_tier(w.fallback_tier, t.get("fallback_tier"), what + " fallback_tier");

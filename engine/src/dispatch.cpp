@@ -275,10 +275,10 @@ struct Dispatcher::Impl {
     return {std::move(m)};
   }
 
-  StepResult execute(const Decision& decision, const StepCall& call) const {
+  StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id) const {
     const Clock::time_point start = Clock::now();
     StepResult result;
-    result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
+    result.trace_id = std::move(trace_id);
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
     if (options.ledger) {
@@ -374,18 +374,26 @@ Dispatcher::~Dispatcher() = default;
 const ModelClients& Dispatcher::clients() const { return impl_->clients; }
 
 StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) const {
-  return impl_->execute(decision, call);
+  return impl_->execute(decision, call, call.trace_id.empty() ? impl_->new_id() : call.trace_id);
 }
 
 StepResult Dispatcher::run(std::string_view workload, const StepCall& call, const CallContext& ctx) const {
-  Result<Decision> decision = impl_->engine.decide(workload, call.step, ctx);
+  // The trace id exists before the decision, so that the engine's shadow
+  // record of the step names the same trace as its calls.
+  CallContext traced = ctx;
+  if (!call.trace_id.empty()) {
+    traced.trace_id = call.trace_id;
+  } else if (traced.trace_id.empty()) {
+    traced.trace_id = impl_->new_id();
+  }
+  Result<Decision> decision = impl_->engine.decide(workload, call.step, traced);
   if (!decision.ok()) {
     StepResult r;
     r.status = decision.status();
-    r.trace_id = call.trace_id;
+    r.trace_id = std::move(traced.trace_id);
     return r;
   }
-  return impl_->execute(*decision, call);
+  return impl_->execute(*decision, call, std::move(traced.trace_id));
 }
 
 Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path) {

@@ -13,11 +13,13 @@
 #include "rule_test_runner.h"
 #include "rules_watcher.h"
 #include "sha256.h"
+#include "shadow.h"
 
 namespace switchboard {
 
 namespace fs = std::filesystem;
 using detail::RuleSet;
+using detail::ShadowRules;
 using detail::WorkloadRules;
 
 namespace {
@@ -70,6 +72,14 @@ struct Engine::Impl {
   // Per workload, the last text (and test file) that was rejected, so the
   // same broken file is not compiled and reported again on every event.
   std::map<std::string, std::string, std::less<>> rejected;  // guarded by reload_mu
+  // The same for shadow files: the sha256 that did not load, or "unreadable".
+  std::map<std::string, std::string, std::less<>> rejected_shadow;  // guarded by reload_mu
+
+  // Shadow evaluation: counters of every workload with shadow rules (the set
+  // is fixed at open; snapshots point into it), and the worker, started when
+  // there is at least one such workload.
+  std::map<std::string, std::unique_ptr<detail::ShadowCounters>, std::less<>> shadow_counters;
+  std::unique_ptr<detail::ShadowWorker> shadow;
 
   // Last: destroyed first, so no reload runs while the rest goes away.
   std::unique_ptr<detail::RulesWatcher> watcher;
@@ -77,6 +87,12 @@ struct Engine::Impl {
   const RuleSet& snapshot() const;
   void publish(std::shared_ptr<const RuleSet> next);
   std::vector<ReloadEvent> reload();
+  // One workload's shadow file, for reload(): adds an event when it changed.
+  // Returns whether `next` changed.
+  bool reload_shadow(const Config& config, const Workload& workload, const RuleSet& cur, RuleSet& next,
+                     std::vector<ReloadEvent>& events);
+  void offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
+                    const CallContext& ctx, const Decision& active) const;
 };
 
 const RuleSet& Engine::Impl::snapshot() const {
@@ -170,10 +186,13 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
     event.kind = event.error.empty() ? ReloadEvent::Kind::kActivated : ReloadEvent::Kind::kRejected;
     events.push_back(std::move(event));
   }
-  const bool activated = std::any_of(events.begin(), events.end(), [](const ReloadEvent& e) {
+  bool changed = std::any_of(events.begin(), events.end(), [](const ReloadEvent& e) {
     return e.kind == ReloadEvent::Kind::kActivated;
   });
-  if (activated) {
+  for (const auto& [name, workload] : config.workloads) {
+    if (!workload.shadow_rules_path.empty() && reload_shadow(config, workload, *cur, *next, events)) changed = true;
+  }
+  if (changed) {
     next->generation = cur->generation + 1;
     publish(std::move(next));
   }
@@ -181,7 +200,17 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
     std::lock_guard<std::mutex> lock(mu);
     for (const ReloadEvent& e : events) {
       WorkloadStatus& s = status[e.workload];
-      if (e.kind == ReloadEvent::Kind::kActivated) {
+      if (e.shadow) {
+        if (e.kind == ReloadEvent::Kind::kActivated) {
+          s.shadow_version = e.version;
+          s.shadow_activated_at = e.at;
+          s.shadow_error.reset();
+        } else {
+          s.shadow_version.clear();
+          s.shadow_error = e.error;
+          s.shadow_error_at = e.at;
+        }
+      } else if (e.kind == ReloadEvent::Kind::kActivated) {
         s.version = e.version;
         s.activated_at = e.at;
         s.activations++;
@@ -198,11 +227,75 @@ std::vector<ReloadEvent> Engine::Impl::reload() {
   return events;
 }
 
+bool Engine::Impl::reload_shadow(const Config& config, const Workload& workload, const RuleSet& cur,
+                                 RuleSet& next, std::vector<ReloadEvent>& events) {
+  const std::string& name = workload.name;
+  auto loaded = cur.shadows.find(name);
+  ReloadEvent event;
+  event.shadow = true;
+  event.workload = name;
+  event.rules_path = workload.shadow_rules_path;
+  event.previous_version = loaded == cur.shadows.end() ? std::string() : loaded->second.rules->version();
+  event.at = std::chrono::system_clock::now();
+  auto source = read_file(workload.shadow_rules_file, workload.shadow_rules_path);
+  std::string attempt = "unreadable";
+  if (source.ok()) {
+    event.version = detail::sha256_hex(*source);
+    if (event.version == event.previous_version) {  // unchanged
+      rejected_shadow.erase(name);
+      return false;
+    }
+    attempt = event.version;
+  }
+  if (auto it = rejected_shadow.find(name); it != rejected_shadow.end() && it->second == attempt) return false;
+  bool changed = false;
+  if (source.ok()) {
+    auto candidate = WorkloadRules::compile(config.sandbox, workload.shadow_rules_path, std::move(source).value());
+    if (candidate.ok()) {
+      next.shadows[name] = ShadowRules{detail::retire_through(std::move(candidate).value(), reaper),
+                                       shadow_counters.at(name).get()};
+      rejected_shadow.erase(name);
+      changed = true;
+    } else {
+      event.error = candidate.status().message();
+    }
+  } else {
+    event.error = source.status().message();
+  }
+  if (!event.error.empty()) {
+    // A candidate that does not load is not evaluated: a stale version would
+    // be taken for the file being tried.
+    rejected_shadow[name] = attempt;
+    changed = next.shadows.erase(name) > 0;
+  }
+  event.kind = event.error.empty() ? ReloadEvent::Kind::kActivated : ReloadEvent::Kind::kRejected;
+  events.push_back(std::move(event));
+  return changed;
+}
+
+void Engine::Impl::offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
+                                const CallContext& ctx, const Decision& active) const {
+  if (shadow->full()) {  // counted without copying the step
+    shadow_rules.counters->dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  detail::ShadowJob job;
+  job.candidate = shadow_rules.rules;
+  job.workload = &workload;
+  job.counters = shadow_rules.counters;
+  job.step = step;
+  job.active = active;
+  job.trace_id = ctx.trace_id;
+  job.at = std::chrono::system_clock::now();
+  shadow->offer(std::move(job));
+}
+
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Engine::~Engine() {
-  impl_->watcher.reset();  // no reload may start from here on
-  impl_->reaper->stop();   // later retirements (thread caches) close inline
+  impl_->watcher.reset();                   // no reload may start from here on
+  if (impl_->shadow) impl_->shadow->stop();  // records what waits (bounded), then lets the ledger go
+  impl_->reaper->stop();                    // later retirements (thread caches) close inline
 }
 
 Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions options) {
@@ -223,6 +316,36 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
     s.activated_at = now;
     rules->workloads.emplace(name, detail::retire_through(std::move(compiled).value(), impl->reaper));
     files.push_back(workload.rules_file);
+    if (workload.shadow_rules_path.empty()) continue;
+    // A shadow file that does not load is reported, never fatal: the active
+    // rules serve either way, and a reload picks the file up once it loads.
+    detail::ShadowCounters* counters =
+        impl->shadow_counters.emplace(name, std::make_unique<detail::ShadowCounters>()).first->second.get();
+    s.shadow_rules_path = workload.shadow_rules_path;
+    files.push_back(workload.shadow_rules_file);
+    auto shadow_source = read_file(workload.shadow_rules_file, workload.shadow_rules_path);
+    Status shadow_failed;
+    std::string attempt = "unreadable";
+    if (shadow_source.ok()) {
+      attempt = detail::sha256_hex(*shadow_source);
+      auto shadow =
+          WorkloadRules::compile(config.sandbox, workload.shadow_rules_path, std::move(shadow_source).value());
+      if (shadow.ok()) {
+        s.shadow_version = (*shadow)->version();
+        s.shadow_activated_at = now;
+        rules->shadows.emplace(name, ShadowRules{detail::retire_through(std::move(shadow).value(), impl->reaper),
+                                                 counters});
+      } else {
+        shadow_failed = shadow.status();
+      }
+    } else {
+      shadow_failed = shadow_source.status();
+    }
+    if (!shadow_failed.ok()) {
+      s.shadow_error = shadow_failed.message();
+      s.shadow_error_at = now;
+      impl->rejected_shadow[name] = attempt;
+    }
   }
   for (const auto& [name, workload] : config.workloads) {
     if (workload.budget) {
@@ -231,6 +354,9 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
   }
   rules->config = std::make_shared<const Config>(std::move(config));
   rules->generation = 1;
+  if (!impl->shadow_counters.empty()) {
+    impl->shadow = detail::ShadowWorker::start(rules->config, impl->options.shadow_ledger);
+  }
   impl->publish(std::move(rules));
   if (impl->options.watch_rules) {
     detail::RulesWatcher::Options w;
@@ -269,7 +395,18 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   if (workload == nullptr || compiled == nullptr) {
     return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
   }
-  return detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
+  Result<Decision> decision =
+      detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
+  if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
+    if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
+      impl_->offer_shadow(it->second, *workload, step, ctx, *decision);
+    }
+  }
+  return decision;
+}
+
+bool Engine::wait_for_shadow(std::chrono::milliseconds timeout) const {
+  return impl_->shadow == nullptr || impl_->shadow->wait_idle(timeout);
 }
 
 std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
@@ -343,7 +480,12 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
 std::vector<WorkloadStatus> Engine::status() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<WorkloadStatus> out;
-  for (const auto& [name, s] : impl_->status) out.push_back(s);
+  for (const auto& [name, s] : impl_->status) {
+    out.push_back(s);
+    if (auto it = impl_->shadow_counters.find(name); it != impl_->shadow_counters.end()) {
+      out.back().shadow = it->second->load();
+    }
+  }
   return out;
 }
 
@@ -357,6 +499,10 @@ EngineMemory Engine::memory() const {
   for (const auto& [name, rules] : cur->workloads) {
     m.states += rules->live_states();
     m.state_bytes += rules->state_bytes();
+  }
+  for (const auto& [name, shadow] : cur->shadows) {
+    m.states += shadow.rules->live_states();
+    m.state_bytes += shadow.rules->state_bytes();
   }
   return m;
 }

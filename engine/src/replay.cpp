@@ -230,6 +230,11 @@ Result<WhatIfReport> what_if(const Config& base_config, const WhatIfOptions& opt
   }
 
   // The candidate on a fresh sandbox: its own engine, its load errors located.
+  // Neither engine of a replay evaluates shadow rules: no worker, no records.
+  for (auto& [name, workload] : config.workloads) {
+    workload.shadow_rules_path.clear();
+    workload.shadow_rules_file.clear();
+  }
   Config candidate_config = config;
   Workload& w = candidate_config.workloads.find(options.workload)->second;
   w.rules_file = options.candidate_rules;

@@ -2,7 +2,8 @@
 //
 // WorkloadRules is one compiled version of one workload's rules file: its
 // source, version (sha256 of the text) and the sandboxes that run it. A
-// RuleSet is a snapshot {config, workload -> WorkloadRules}; the engine swaps
+// RuleSet is a snapshot {config, workload -> WorkloadRules, and the shadow
+// rules of the workloads that have them}; the engine swaps
 // whole snapshots, so a decision that started on version N finishes on N and
 // never sees a half-loaded set.
 //
@@ -88,10 +89,21 @@ struct alignas(64) Slot {
   std::atomic<bool> has_box{false};
 };
 
+struct ShadowCounters;  // shadow.h
+
+// A workload's shadow rules in a snapshot, with the engine's counters for them.
+struct ShadowRules {
+  std::shared_ptr<WorkloadRules> rules;
+  ShadowCounters* counters = nullptr;  // owned by the engine, which outlives every decision
+};
+
 // The snapshot decide() runs on.
 struct RuleSet {
   std::shared_ptr<const Config> config;
   std::map<std::string, std::shared_ptr<WorkloadRules>, std::less<>> workloads;
+  // The workloads whose shadow rules load now: empty for most engines, so
+  // decide() pays one emptiness test when no workload has shadow rules.
+  std::map<std::string, ShadowRules, std::less<>> shadows;
   std::uint64_t generation = 0;
 
   WorkloadRules* find(std::string_view workload) const {

@@ -2,6 +2,7 @@
 // ledger, grouped by workload, role, model or tier, with the routed cost
 // against the same calls all on the premium tier. A table, one JSON object
 // (--json), or one self-contained HTML page with inline SVG charts (--html).
+// --shadow reports the shadow rules instead (report_shadow.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +34,7 @@ struct ReportOptions {
   std::string by = "workload";
   bool json = false;
   std::string html;
+  bool shadow = false;
 };
 
 // "2026-11-01" (midnight UTC) or an RFC 3339 UTC time "2026-11-01T12:34:56[.789](Z|+00:00)";
@@ -470,6 +472,7 @@ int run_report(const ReportOptions& o) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
+  if (o.shadow) return print_shadow_report(*config, o.ledger, query, o.since, o.until, o.json);
   auto records = read_sqlite_ledger(o.ledger, query);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
@@ -528,11 +531,16 @@ Command add_report(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--since", o->since, "First time included: 2026-11-01 or 2026-11-01T12:00:00Z (UTC)");
   cmd->add_option("--until", o->until, "First time excluded: 2026-11-02 or 2026-11-01T18:00:00Z (UTC)");
-  cmd->add_option("--by", o->by, "Group by")
-      ->check(CLI::IsMember({"workload", "role", "model", "tier"}))
-      ->capture_default_str();
+  CLI::Option* by = cmd->add_option("--by", o->by, "Group by")
+                        ->check(CLI::IsMember({"workload", "role", "model", "tier"}))
+                        ->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object");
-  cmd->add_option("--html", o->html, "Also write a self-contained HTML page with charts");
+  CLI::Option* html = cmd->add_option("--html", o->html, "Also write a self-contained HTML page with charts");
+  cmd->add_flag("--shadow", o->shadow,
+                "The shadow rules instead: agreement with the active rules, disagreements and what they "
+                "would have cost (an estimate), per workload and shadow rules version")
+      ->excludes(by)
+      ->excludes(html);
   return [o]() { return run_report(*o); };
 }
 

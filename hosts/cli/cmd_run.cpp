@@ -1,6 +1,7 @@
 // switchboard run: the main job. Routes every step of an agent trace through
 // the rules, calls the chosen model (the offline sim provider where no key is
-// set), records every call in the ledger, and ends with the report tables.
+// set), records every call in the ledger (and, when the workload has shadow
+// rules, their decisions), and ends with the report tables.
 #include <unistd.h>
 
 #include <atomic>
@@ -81,13 +82,12 @@ int run_trace(const RunOptions& o) {
     std::cerr << "--parallel must be 1 to 256\n";
     return 2;
   }
-  auto engine = Engine::open_file(o.config_path);
-  if (!engine.ok()) {
-    std::cerr << engine.status().message() << "\n";
+  auto loaded_config = load_config(o.config_path);
+  if (!loaded_config.ok()) {
+    std::cerr << loaded_config.status().message() << "\n";
     return 2;
   }
-  const Config& config = (*engine)->config();
-  if (config.find_workload(o.workload) == nullptr) {
+  if (loaded_config->find_workload(o.workload) == nullptr) {
     std::cerr << o.config_path << ": unknown workload '" << o.workload << "'\n";
     return 2;
   }
@@ -96,19 +96,8 @@ int run_trace(const RunOptions& o) {
     std::cerr << steps.status().message() << "\n";
     return 2;
   }
-  auto clients = ModelClients::from_config(config);
-  if (!clients.ok()) {
-    std::cerr << clients.status().message() << "\n";
-    return 2;
-  }
-  // Budgets continue from what this period already spent.
-  if (std::filesystem::exists(o.ledger)) {
-    auto loaded = load_budget_spend(**engine, o.ledger);
-    if (!loaded.ok()) {
-      std::cerr << loaded.status().message() << "\n";
-      return 2;
-    }
-  }
+  // The ledger before the engine: the engine writes its shadow records there too.
+  const bool ledger_existed = std::filesystem::exists(o.ledger);
   auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{o.ledger});
   if (!sqlite.ok()) {
     std::cerr << sqlite.status().message() << "\n";
@@ -122,6 +111,27 @@ int run_trace(const RunOptions& o) {
   });
   DispatcherOptions options;
   options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sqlite, collect});
+  EngineOptions engine_options;
+  engine_options.shadow_ledger = options.ledger;
+  auto engine = Engine::open(std::move(loaded_config).value(), std::move(engine_options));
+  if (!engine.ok()) {
+    std::cerr << engine.status().message() << "\n";
+    return 2;
+  }
+  const Config& config = (*engine)->config();
+  auto clients = ModelClients::from_config(config);
+  if (!clients.ok()) {
+    std::cerr << clients.status().message() << "\n";
+    return 2;
+  }
+  // Budgets continue from what this period already spent.
+  if (ledger_existed) {
+    auto loaded = load_budget_spend(**engine, o.ledger);
+    if (!loaded.ok()) {
+      std::cerr << loaded.status().message() << "\n";
+      return 2;
+    }
+  }
   Dispatcher dispatcher(**engine, std::move(clients).value(), options);
 
   std::printf("running %zu steps of %s through workload '%s' (%d in parallel)\n", steps->size(), o.trace.c_str(),
@@ -163,11 +173,23 @@ int run_trace(const RunOptions& o) {
   for (int t = 0; t < o.parallel; ++t) threads.emplace_back(worker);
   for (std::thread& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The shadow records of the last steps, before the flush that makes them durable.
+  (*engine)->wait_for_shadow(config.shadow.drain_timeout);
   const Status flushed = options.ledger->flush();
 
   std::printf("\n%zu steps in %.2f s: %zu answered, %d failed; %zu calls recorded in %s\n\n", steps->size(), seconds,
               steps->size() - static_cast<size_t>(failed.load()), failed.load(), records.size(), o.ledger.c_str());
   const Status printed = print_report(config, records, {"role", "model"});
+  for (const WorkloadStatus& s : (*engine)->status()) {
+    if (s.workload != o.workload || s.shadow_rules_path.empty()) continue;
+    const ShadowCounts& c = s.shadow;
+    std::printf("\nshadow rules %s: %llu evaluated, %llu agree (%.1f%%), %llu failed, %llu dropped\n",
+                s.shadow_rules_path.c_str(), static_cast<unsigned long long>(c.evaluated),
+                static_cast<unsigned long long>(c.agreed),
+                c.evaluated == 0 ? 0.0 : 100.0 * static_cast<double>(c.agreed) / static_cast<double>(c.evaluated),
+                static_cast<unsigned long long>(c.errors), static_cast<unsigned long long>(c.dropped));
+    if (s.shadow_error) std::printf("  not evaluated: %s\n", s.shadow_error->c_str());
+  }
   for (const std::string& e : first_errors) std::fprintf(stderr, "failed: %s\n", e.c_str());
   if (!printed.ok()) {
     std::cerr << printed.message() << "\n";

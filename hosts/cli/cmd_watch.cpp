@@ -34,7 +34,16 @@ std::string clock_text(std::chrono::system_clock::time_point t) {
 std::string short_version(const std::string& v) { return v.substr(0, 12); }
 
 void print_event(const ReloadEvent& e) {
-  if (e.kind == ReloadEvent::Kind::kActivated) {
+  if (e.shadow) {
+    if (e.kind == ReloadEvent::Kind::kActivated) {
+      std::printf("%s shadow    %s %s %s (was %s)\n", clock_text(e.at).c_str(), e.workload.c_str(),
+                  e.rules_path.c_str(), short_version(e.version).c_str(),
+                  e.previous_version.empty() ? "none" : short_version(e.previous_version).c_str());
+    } else {
+      std::printf("%s rejected  %s %s (shadow)\n    %s\n    no shadow evaluation until it loads\n",
+                  clock_text(e.at).c_str(), e.workload.c_str(), e.rules_path.c_str(), e.error.c_str());
+    }
+  } else if (e.kind == ReloadEvent::Kind::kActivated) {
     std::printf("%s activated %s %s %s (was %s)\n", clock_text(e.at).c_str(), e.workload.c_str(),
                 e.rules_path.c_str(), short_version(e.version).c_str(), short_version(e.previous_version).c_str());
   } else {
@@ -65,11 +74,21 @@ int run_watch(const WatchOptions& o) {
     std::cerr << engine.status().message() << "\n";
     return 2;
   }
+  size_t files = 0;
   for (const WorkloadStatus& s : (*engine)->status()) {
+    files += s.shadow_rules_path.empty() ? 1 : 2;
     std::printf("%s serving   %s %s %s\n", clock_text(s.activated_at).c_str(), s.workload.c_str(),
                 s.rules_path.c_str(), short_version(s.version).c_str());
+    if (s.shadow_error) {
+      std::printf("%s rejected  %s %s (shadow)\n    %s\n    no shadow evaluation until it loads\n",
+                  clock_text(s.shadow_error_at).c_str(), s.workload.c_str(), s.shadow_rules_path.c_str(),
+                  s.shadow_error->c_str());
+    } else if (!s.shadow_rules_path.empty()) {
+      std::printf("%s shadow    %s %s %s\n", clock_text(s.shadow_activated_at).c_str(), s.workload.c_str(),
+                  s.shadow_rules_path.c_str(), short_version(s.shadow_version).c_str());
+    }
   }
-  std::printf("watching %zu rules files%s; SIGHUP reloads, Ctrl-C stops\n", (*engine)->status().size(),
+  std::printf("watching %zu rules files%s; SIGHUP reloads, Ctrl-C stops\n", files,
               o.manual ? " (manual: SIGHUP only)" : "");
   std::fflush(stdout);
   for (;;) {

@@ -28,4 +28,11 @@ Command add_whatif(CLI::App& app);
 // routed vs all-premium comparison. Shared by `report` and `run`.
 Status print_report(const Config& config, const std::vector<CostRecord>& records, const std::vector<std::string>& by);
 
+// `report --shadow`: per workload and shadow rules version, how the shadow
+// rules' decisions in the ledger compare with the active ones and what they
+// would have cost (an estimate; replay.h). A table, or one JSON object.
+// Returns the exit code. `since`/`until` are echoed as given.
+int print_shadow_report(const Config& config, const std::string& ledger, const LedgerQuery& query,
+                        const std::string& since, const std::string& until, bool json);
+
 }  // namespace switchboard::cli

@@ -207,6 +207,15 @@ std::string rules_status_json(const std::vector<WorkloadStatus>& status) {
       item["last_error"] = *w.last_error;
       item["last_error_at"] = iso8601(w.last_error_at);
     }
+    if (!w.shadow_rules_path.empty()) {
+      item["shadow"] = {{"rules_path", w.shadow_rules_path},
+                        {"version", w.shadow_version.empty() ? json(nullptr) : json(w.shadow_version)},
+                        {"error", w.shadow_error ? json(*w.shadow_error) : json(nullptr)},
+                        {"evaluated", w.shadow.evaluated},
+                        {"agreed", w.shadow.agreed},
+                        {"errors", w.shadow.errors},
+                        {"dropped", w.shadow.dropped}};
+    }
     workloads.push_back(std::move(item));
   }
   return json{{"workloads", std::move(workloads)}}.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -305,18 +314,33 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
   EngineOptions options;
   options.watch_rules = true;
   options.on_reload = [log](const ReloadEvent& e) {
-    if (e.kind == ReloadEvent::Kind::kActivated) {
+    if (e.shadow) {
+      if (e.kind == ReloadEvent::Kind::kActivated) {
+        log->info("shadow rules activated: workload {} {} version {}", e.workload, e.rules_path,
+                  e.version.substr(0, 12));
+      } else {
+        log->warn("shadow rules rejected: workload {} {}: {}; no shadow evaluation until it loads", e.workload,
+                  e.rules_path, e.error);
+      }
+    } else if (e.kind == ReloadEvent::Kind::kActivated) {
       log->info("rules activated: workload {} {} version {}", e.workload, e.rules_path, e.version.substr(0, 12));
     } else {
       log->warn("rules rejected: workload {} {}: {}; still serving {}", e.workload, e.rules_path, e.error,
                 e.previous_version.substr(0, 12));
     }
   };
+  options.shadow_ledger = ledger;
   const std::string ledger_path = config.gateway.ledger;
   auto engine = Engine::open(std::move(config), std::move(options));
   if (!engine.ok()) return engine.status();
   auto rt = std::make_shared<Runtime>();
   rt->engine = std::move(engine).value();
+  for (const WorkloadStatus& s : rt->engine->status()) {
+    if (s.shadow_error) {
+      log->warn("shadow rules of workload {} do not load: {}; no shadow evaluation until they do", s.workload,
+                *s.shadow_error);
+    }
+  }
   const Config& c = rt->engine->config();
   auto clients = ModelClients::from_config(c);
   if (!clients.ok()) return clients.status();
@@ -401,7 +425,12 @@ Status Gateway::reload() {
 
 GatewaySettings Gateway::settings() const { return runtime()->config().gateway; }
 
-Status Gateway::flush_ledger() { return ledger_->flush(); }
+Status Gateway::flush_ledger() {
+  // The shadow records of the last requests first, within [shadow] drain_timeout_ms.
+  const std::shared_ptr<const Runtime> rt = runtime();
+  rt->engine->wait_for_shadow(rt->config().shadow.drain_timeout);
+  return ledger_->flush();
+}
 
 void Gateway::reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
                     std::string_view content_type, std::string_view headers, std::string_view body) {
@@ -584,7 +613,9 @@ void Gateway::run(Job& job) {
 
   // Dispatcher::run is decide + execute; holding the decision in between
   // lets the client's model, reasoning and max-tokens choices apply to it.
-  Result<Decision> decided = rt.engine->decide(job.workload, call.step);
+  CallContext ctx;
+  ctx.trace_id = trace_id;  // the shadow record of the step joins its calls by it
+  Result<Decision> decided = rt.engine->decide(job.workload, call.step, ctx);
   if (!decided.ok()) {
     release_slot();
     const int status = decided.status().code() == Status::Code::kNotFound ? 404 : 500;

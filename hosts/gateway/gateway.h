@@ -62,7 +62,8 @@ class Gateway : public RequestHandler {
   Status reload();
   // The serving config's [gateway] table.
   GatewaySettings settings() const;
-  // Makes every ledger record written so far durable.
+  // Makes every ledger record written so far durable, after waiting (at most
+  // [shadow] drain_timeout_ms) for the shadow evaluations still queued.
   Status flush_ledger();
   // Model calls running now.
   int upstream_in_flight() const { return in_flight_.load(std::memory_order_relaxed); }

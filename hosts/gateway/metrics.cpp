@@ -199,6 +199,32 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   for (const WorkloadStatus& w : rules) {
     sample(out, "switchboard_rules_info", label("workload", w.workload) + "," + label("version", w.version), "1");
   }
+
+  // Shadow rules: only when a workload has them. The counts are the serving
+  // engine's, so they restart from zero when a config reload replaces it.
+  std::vector<const WorkloadStatus*> shadowed;
+  for (const WorkloadStatus& w : rules) {
+    if (!w.shadow_rules_path.empty()) shadowed.push_back(&w);
+  }
+  if (shadowed.empty()) return out;
+  const auto counter = [&](const char* name, const char* help, std::uint64_t ShadowCounts::*field) {
+    header(out, name, "counter", help);
+    for (const WorkloadStatus* w : shadowed) sample(out, name, label("workload", w->workload), std::to_string(w->shadow.*field));
+  };
+  counter("switchboard_shadow_evaluations_total", "Steps the workload's shadow rules classified.",
+          &ShadowCounts::evaluated);
+  counter("switchboard_shadow_agreements_total", "Shadow evaluations that chose what the active rules chose.",
+          &ShadowCounts::agreed);
+  counter("switchboard_shadow_errors_total", "Shadow evaluations whose rules failed.", &ShadowCounts::errors);
+  counter("switchboard_shadow_dropped_total", "Shadow evaluations dropped because the queue was full.",
+          &ShadowCounts::dropped);
+  header(out, "switchboard_shadow_rules_info", "gauge",
+         "The shadow rules version each workload evaluates (sha256); absent while they do not load.");
+  for (const WorkloadStatus* w : shadowed) {
+    if (w->shadow_version.empty()) continue;
+    sample(out, "switchboard_shadow_rules_info",
+           label("workload", w->workload) + "," + label("version", w->shadow_version), "1");
+  }
   return out;
 }
 

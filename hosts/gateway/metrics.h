@@ -9,6 +9,9 @@
 //   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
 //   switchboard_upstream_in_flight                      gauge
 //   switchboard_rules_info{workload,version}            1 per active rule set
+//   switchboard_shadow_{evaluations,agreements,errors,dropped}_total{workload}
+//                                                       counters, for workloads with shadow rules
+//   switchboard_shadow_rules_info{workload,version}     1 per shadow rule set that loads
 //
 // Thread-safety: every method may be called from any thread. Request counts
 // and durations are plain atomics (fixed label sets); the per-workload and

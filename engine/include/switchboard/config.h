@@ -81,7 +81,23 @@ struct Workload {
   std::optional<MicroUsd> budget;            // cap per period, when set
   BudgetPeriod budget_period = BudgetPeriod::kMonth;
   std::string over_budget_tier;              // "" = refuse calls over the cap
+  // [workloads.X] shadow_rules: a candidate rules file the engine runs beside
+  // the active one on live traffic and never acts on (engine.h, "Shadow
+  // rules"). Both empty when the workload has none.
+  std::string shadow_rules_path;             // as written in the config: used in messages
+  std::string shadow_rules_file;             // resolved against the config's directory
   std::string source;
+};
+
+// Shadow evaluation ([shadow]): the bound on the work the engine's shadow
+// worker may hold, so a slow candidate can never slow or block a decision.
+// The candidates run in sandboxes of their own under the [sandbox] limits.
+struct ShadowSettings {
+  // Evaluations waiting for the worker; beyond this a new one is dropped and counted.
+  std::int64_t queue = 4096;
+  // How long closing the engine waits for the waiting evaluations to be
+  // recorded; what is left then is dropped and counted.
+  std::chrono::milliseconds drain_timeout{5000};
 };
 
 // How model calls go out ([calls]): transport limits, retries and backoff.
@@ -156,6 +172,7 @@ struct Config {
   CallSettings calls;
   SimSettings sim;
   LedgerSettings ledger;
+  ShadowSettings shadow;
   GatewaySettings gateway;
   std::map<std::string, ModelSpec, std::less<>> models;
   std::map<std::string, Tier, std::less<>> tiers;

@@ -84,10 +84,13 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // decide -> admit -> call -> ledger -> settle. Thread-safe.
+  // decide -> admit -> call -> ledger -> settle. Thread-safe. The step's
+  // trace id is call.trace_id, else ctx.trace_id, else a fresh one; decide()
+  // sees it in its ctx (the engine's shadow record of the step carries it).
   StepResult run(std::string_view workload, const StepCall& call, const CallContext& ctx = {}) const;
   // The same for a decision the host already holds (a concrete model it was
-  // asked for, say): admit -> call -> ledger -> settle. Thread-safe.
+  // asked for, say): admit -> call -> ledger -> settle. Thread-safe. A host
+  // that called decide() itself passes it the trace id it gives call.trace_id.
   StepResult execute(const Decision& decision, const StepCall& call) const;
 
   const ModelClients& clients() const;

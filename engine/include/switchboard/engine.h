@@ -1,6 +1,21 @@
 // Engine: the embeddable router. Owns the configuration, the compiled rules of
 // every workload and the sandboxed Lua states that run them.
 //
+// Shadow rules. A workload may name a candidate rules file beside its active
+// one ([workloads.X] shadow_rules). The candidate compiles into the same
+// snapshots as the active rules and reloads with them, but it never decides:
+// decide() returns the active decision, then hands the step, the ctx figures
+// the active rules saw and the active decision to the engine's shadow worker
+// (one thread per engine, started only when some workload has shadow rules).
+// The worker runs the candidate's classify on the same step with the same ctx
+// figures, in sandboxes of its own under the [sandbox] limits, compares the
+// two (same_choice) and writes a DecisionRecord of kind shadow to
+// EngineOptions::shadow_ledger. Handing over never waits: when [shadow] queue
+// evaluations are already waiting, the step is dropped and counted. A shadow
+// file that does not load never stops the active rules from loading or
+// reloading: it is reported as a shadow error (WorkloadStatus, a ReloadEvent
+// with `shadow` set) and that workload's shadow evaluation is off until it loads.
+//
 // Thread-safety: every method may be called from any number of threads.
 #pragma once
 
@@ -25,12 +40,18 @@ namespace switchboard {
 // What the host knows about the call's surroundings; the rules see it as `ctx`.
 // For a workload with a budget, unset fields come from the engine's budget
 // book (budgets()): spent in the current period, and what is left of the cap.
+// Fields are initialised so designated initialisers may omit them.
 struct CallContext {
-  std::optional<MicroUsd> budget_left;  // nil in Lua when the workload has no budget
-  std::optional<MicroUsd> spent;
+  std::optional<MicroUsd> budget_left{};  // nil in Lua when the workload has no budget
+  std::optional<MicroUsd> spent{};
+  // The step's trace id (CostRecord::trace_id): not shown to the rules; the
+  // shadow record of the step carries it, so reports can join it with the
+  // step's calls. Dispatcher::run sets it.
+  std::string trace_id{};
 };
 
-// One outcome of a reload, for one workload whose rules file changed.
+// One outcome of a reload, for one workload whose rules file (or shadow
+// rules file) changed.
 struct ReloadEvent {
   enum class Kind { kActivated, kRejected };
   Kind kind = Kind::kActivated;
@@ -40,6 +61,19 @@ struct ReloadEvent {
   std::string previous_version;  // what served before (and still serves, if rejected)
   std::string error;             // "file:line: message" when rejected
   std::chrono::system_clock::time_point at;
+  // The workload's shadow rules, not its active ones: rules_path is the
+  // shadow file. Activated: the candidate evaluated from now on. Rejected: no
+  // candidate is evaluated until the file loads (previous_version no longer
+  // runs; "" when none did).
+  bool shadow = false;
+};
+
+// What one workload's shadow rules did since the engine opened.
+struct ShadowCounts {
+  std::uint64_t evaluated = 0;  // steps the candidate classified, its failures included
+  std::uint64_t agreed = 0;     // of those, the same choice as the active rules (same_choice)
+  std::uint64_t errors = 0;     // of those, the candidate failed (error, budget, invalid answer): never agreeing
+  std::uint64_t dropped = 0;    // handed over while the queue was full, or still waiting when closing timed out
 };
 
 // What a workload is serving, for status pages and `switchboard watch`.
@@ -52,6 +86,14 @@ struct WorkloadStatus {
   std::chrono::system_clock::time_point last_error_at;
   std::uint64_t activations = 0;                      // reloads that went live
   std::uint64_t rejections = 0;                       // reloads that were refused
+
+  // Shadow rules; shadow_rules_path is "" when the workload has none.
+  std::string shadow_rules_path;
+  std::string shadow_version;                         // the candidate evaluated now; "" while none loads
+  std::chrono::system_clock::time_point shadow_activated_at;
+  std::optional<std::string> shadow_error;            // why the shadow file does not load, until it does
+  std::chrono::system_clock::time_point shadow_error_at;
+  ShadowCounts shadow;
 };
 
 struct EngineOptions {
@@ -63,9 +105,14 @@ struct EngineOptions {
   // Called for every activation or rejection, on the thread that reloads
   // (the watcher's, or the caller of reload()). Must not call reload().
   std::function<void(const ReloadEvent&)> on_reload;
+  // Where shadow records go (DecisionRecord kind shadow, admission
+  // not_admitted). Null: shadow rules are still evaluated and counted
+  // (status()), but nothing is recorded. The engine keeps it until its
+  // shadow worker has drained, so no record is lost on a clean shutdown.
+  std::shared_ptr<Ledger> shadow_ledger;
 };
 
-// Lua states and the bytes they hold, for memory reports.
+// Lua states and the bytes they hold (shadow rules' included), for memory reports.
 struct EngineMemory {
   size_t states = 0;
   std::int64_t state_bytes = 0;
@@ -88,11 +135,16 @@ struct Admission {
 class Engine {
  public:
   // Compiles every workload's rules on a fresh sandbox; fails with the first
-  // "file:line: message" if one does not load.
+  // "file:line: message" if one does not load. A shadow rules file that does
+  // not load is no failure: status() shows it as the workload's shadow_error.
   static Result<std::unique_ptr<Engine>> open(Config config, EngineOptions options = {});
   static Result<std::unique_ptr<Engine>> open_file(const std::string& config_path,
                                                    EngineOptions options = {});
 
+  // Stops the rules watcher, then lets the shadow worker record what is
+  // waiting for at most [shadow] drain_timeout_ms (plus the evaluation under
+  // way, itself bounded by the sandbox limits); what is left is dropped. Then
+  // releases the shadow ledger: a host that holds it too flushes it after.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -106,17 +158,31 @@ class Engine {
   // other thread uses meanwhile. A thread keeps the last snapshot it used
   // alive until its next decision, so old states close shortly after a reload
   // (on a background thread), or when the thread exits.
+  //
+  // On a workload with shadow rules it also hands the step to the shadow
+  // worker (a copy of the step, the decision and ctx.trace_id; one short
+  // lock, never a wait); the candidate never changes what is returned.
   Result<Decision> decide(std::string_view workload, const Step& step,
                           const CallContext& ctx = {}) const;
 
-  // Re-reads every workload's rules file. A changed file is compiled on a
-  // fresh sandbox under the load budget and must pass the workload's test
-  // cases (<rules stem>.test.toml beside it) before it goes live in one
-  // atomic swap; otherwise the old version keeps serving and the error is
-  // recorded; the same rejected text (or an unreadable file) is not tried
-  // again until it or its test file changes. Returns one event per file
-  // tried. Thread-safe; reloads are serialised. Within one reload the new
-  // snapshot is published first, then status() is updated, then on_reload runs.
+  // Waits until the shadow worker has nothing left to do (every evaluation
+  // handed over so far recorded, or dropped), or until `timeout` passes.
+  // True when it is idle; at once for an engine without shadow rules. Hosts
+  // call it before flushing the shadow ledger; tests, to read what was recorded.
+  bool wait_for_shadow(std::chrono::milliseconds timeout) const;
+
+  // Re-reads every workload's rules file (and shadow rules file). A changed
+  // file is compiled on a fresh sandbox under the load budget and must pass
+  // the workload's test cases (<rules stem>.test.toml beside it) before it
+  // goes live in one atomic swap; otherwise the old version keeps serving
+  // and the error is recorded; the same rejected text (or an unreadable
+  // file) is not tried again until it or its test file changes. Returns one
+  // event per file tried. Thread-safe; reloads are serialised. Within one
+  // reload the new snapshot is published first, then status() is updated,
+  // then on_reload runs. A shadow file is only compiled (no test cases gate
+  // it: a candidate is expected to disagree with the active rules' cases);
+  // one that does not load turns that workload's shadow evaluation off
+  // until it does.
   std::vector<ReloadEvent> reload();
 
   // Per workload, in name order.

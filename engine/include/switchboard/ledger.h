@@ -86,8 +86,9 @@ struct DecisionRecord {
   // ctx figures the rules saw, and the engine's estimates.
   Decision decision;
   AdmissionOutcome admission = AdmissionOutcome::kAdmitted;
-  // kShadow only: the decision that was acted on, and whether the candidate
-  // chose the same (same_choice()).
+  // kShadow only: the active rules' decision for the same step (before the
+  // budget), and whether the candidate chose the same (same_choice()); a
+  // candidate that failed (decision.error set) never agrees.
   std::optional<Decision> active;
   bool agrees = false;
 };
