@@ -3,6 +3,7 @@
 
 #ifdef SWITCHBOARD_CLI
 
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -357,7 +358,50 @@ TEST_CASE("cli: --help on every command exits 0") {
   CHECK(out.find("--workload") != std::string::npos);
   CHECK(out.find("--rules") != std::string::npos);
   CHECK(out.find("--json") != std::string::npos);
+  CHECK(out.find("--explain") != std::string::npos);
 }
+
+TEST_SUITE("rule_tools") {
+
+TEST_CASE("cli: route --explain shows each step's rule lines and reason and --json adds an explain field") {
+  Project p;
+  const std::string steps = p.dir.write("steps.jsonl",
+                                        R"({"role":"format","input_tokens":100})" "\n"
+                                        R"({"role":"plan","input_tokens":100})" "\n");
+  std::string out;
+  CHECK(cli("route --explain --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  const std::vector<std::string> lines = lines_of(out);
+  const auto format = std::find_if(lines.begin(), lines.end(),
+                                   [](const std::string& l) { return l.starts_with("    1  format"); });
+  REQUIRE(format != lines.end());
+  REQUIRE(lines.end() - format > 7);
+  CHECK(format[1] == "           2    if step.role == \"plan\" then return \"premium\" end");
+  CHECK(format[2] == "           3    return { tier = \"cheap\", reasoning = \"low\", reason = \"cheap role \" .. step.role }");
+  CHECK(format[3] == "              reason: cheap role format");
+  CHECK(format[4].starts_with("    2  plan"));
+  CHECK(format[5] == "           2    if step.role == \"plan\" then return \"premium\" end");
+  CHECK(format[6] == "              reason: (none given)");
+  CHECK(has_line(out, "Estimates at list prices; no model was called."));
+
+  CHECK(cli("route --explain --json --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  REQUIRE(lines_of(out).size() == 2);
+  const nlohmann::json j = nlohmann::json::parse(lines_of(out)[0]);
+  std::set<std::string> fields = kRouteJsonFields;
+  fields.insert("explain");
+  CHECK(keys_of(j) == fields);
+  CHECK(j["explain"]["reason"] == "cheap role format");
+  CHECK(j["explain"]["truncated"] == false);
+  REQUIRE(j["explain"]["lines"].size() == 2);
+  CHECK(j["explain"]["lines"][0]["line"] == 2);
+  CHECK(j["explain"]["lines"][1]["line"] == 3);
+  CHECK(j["explain"]["lines"][1]["text"] ==
+        "  return { tier = \"cheap\", reasoning = \"low\", reason = \"cheap role \" .. step.role }");
+  // Without --explain the fields stay as documented.
+  CHECK(cli("route --json --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  CHECK(keys_of(nlohmann::json::parse(lines_of(out)[0])) == kRouteJsonFields);
+}
+
+}  // TEST_SUITE("rule_tools")
 
 TEST_CASE("cli: no command or an unknown command is a usage error") {
   std::string out;
