@@ -3,6 +3,9 @@
 
 #ifdef SWITCHBOARD_CLI
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -357,7 +360,130 @@ TEST_CASE("cli: --help on every command exits 0") {
   CHECK(out.find("--workload") != std::string::npos);
   CHECK(out.find("--rules") != std::string::npos);
   CHECK(out.find("--json") != std::string::npos);
+  CHECK(out.find("--explain") != std::string::npos);
+  CHECK(cli("test --help", out) == 0);
+  for (const char* flag : {"--coverage", "--min-coverage", "--bench", "--json"}) {
+    CHECK_MESSAGE(out.find(flag) != std::string::npos, flag);
+  }
 }
+
+TEST_SUITE("rule_tools") {
+
+// w.lua's lines with code: 1 and 4 run in the file body, 2 and 3 are
+// classify's. v.lua (no test file): 1 and 3 in the body, 2 and 3 classify's.
+constexpr const char* kPlanOnlyCases =
+    "workload = \"w\"\n"
+    "[[case]]\n"
+    "name = \"plan is premium\"\n"
+    "step = { role = \"plan\" }\n"
+    "expect = { tier = \"premium\" }\n";
+
+TEST_CASE("cli: test --coverage prints each rules file's share of lines run and the lines missed") {
+  Project p;
+  p.dir.write("rules/w.test.toml", kPlanOnlyCases);
+  std::string out;
+  CHECK(cli("test --coverage --config " + sh_quote(p.config), out) == 0);
+  CHECK(has_line(out, "1 passed, 0 failed"));
+  CHECK(has_line(out, "  rules/v.lua   66.6%  (2/3 lines)  no test cases"));
+  CHECK(has_line(out, "  rules/w.lua   75.0%  (3/4 lines)"));
+  CHECK(has_line(out, "    missed 3: return { tier = \"cheap\", reasoning = \"low\", reason = \"cheap role \" ..."));
+
+  // --min-coverage fails the run under it, naming each file; it implies --coverage.
+  CHECK(cli("test --min-coverage 70 --config " + sh_quote(p.config), out) == 1);
+  CHECK(has_line(out, "  rules/w.lua   75.0%  (3/4 lines)"));
+  CHECK(has_line(out, "UNDER MINIMUM rules/v.lua: 66.6% of its lines ran, under --min-coverage 70%"));
+  CHECK(out.find("UNDER MINIMUM rules/w.lua") == std::string::npos);
+  CHECK(cli("test --min-coverage 66 --config " + sh_quote(p.config), out) == 0);
+  CHECK(cli("test --min-coverage 101 --config " + sh_quote(p.config), out) != 0);  // not a percentage
+}
+
+TEST_CASE("cli: test --bench prints the cost per call and fails over a rule_cost budget") {
+  Project p;
+  p.dir.write("rules/w.test.toml", kPlanOnlyCases);
+  std::string out;
+  CHECK(cli("test --bench --config " + sh_quote(p.config), out) == 0);
+  CHECK(std::regex_search(out, std::regex("\n  rules/w\\.lua +[0-9]+ instructions +[0-9]+ bytes +[0-9]+ ns   \\(1 cases\\)\n")));
+
+  std::ifstream in(p.config);
+  const std::string config = std::string(std::istreambuf_iterator<char>(in), {}) + "\n[rule_cost]\nmax_instructions = 1\n";
+  p.dir.write("switchboard.toml", config);
+  const size_t line = static_cast<size_t>(std::count(config.begin(), config.end(), '\n'));
+  CHECK(cli("test --bench --config " + sh_quote(p.config), out) == 1);
+  CHECK(has_line(out, "1 passed, 0 failed"));
+  CHECK(std::regex_search(out, std::regex("\nOVER BUDGET rules/w\\.lua: [0-9]+ instructions per call, over the budget of 1 "
+                                          "\\(max_instructions at " + std::regex_replace(p.config, std::regex("[.^$|()\\[\\]{}*+?\\\\]"), "\\$&") +
+                                          ":" + std::to_string(line) + ":20\\)\n")));
+  // Without --bench the budget is not checked.
+  CHECK(cli("test --config " + sh_quote(p.config), out) == 0);
+}
+
+TEST_CASE("cli: test --json prints one object with the cases and the coverage and the costs") {
+  Project p;
+  p.dir.write("rules/w.test.toml", kPlanOnlyCases);
+  std::string out;
+  CHECK(cli("test --json --coverage --bench --config " + sh_quote(p.config), out) == 0);
+  REQUIRE(lines_of(out).size() == 1);
+  const nlohmann::json j = nlohmann::json::parse(out);
+  CHECK(keys_of(j) == std::set<std::string>{"files", "passed", "failed", "failures", "coverage", "min_coverage",
+                                            "under_min_coverage", "costs"});
+  CHECK(j["passed"] == 1);
+  CHECK(j["failed"] == 0);
+  REQUIRE(j["coverage"].size() == 2);
+  const nlohmann::json& w = j["coverage"][1];
+  CHECK(w["rules"] == "rules/w.lua");
+  CHECK(w["executable"] == 4);
+  CHECK(w["executed"] == 3);
+  CHECK(w["percent"].get<double>() == doctest::Approx(75.0));
+  REQUIRE(w["missed"].size() == 1);
+  CHECK(w["missed"][0]["first"] == 3);
+  CHECK(w["missed"][0]["last"] == 3);
+  REQUIRE(j["costs"].size() == 1);
+  CHECK(j["costs"][0]["rules"] == "rules/w.lua");
+  CHECK(j["costs"][0]["calls"] == 1);
+  CHECK(j["costs"][0]["instructions"].get<double>() > 0);
+  CHECK(j["costs"][0]["budget"]["max_instructions"].is_null());
+  CHECK(j["costs"][0]["over_budget"].empty());
+}
+
+TEST_CASE("cli: route --explain shows each step's rule lines and reason and --json adds an explain field") {
+  Project p;
+  const std::string steps = p.dir.write("steps.jsonl",
+                                        R"({"role":"format","input_tokens":100})" "\n"
+                                        R"({"role":"plan","input_tokens":100})" "\n");
+  std::string out;
+  CHECK(cli("route --explain --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  const std::vector<std::string> lines = lines_of(out);
+  const auto format = std::find_if(lines.begin(), lines.end(),
+                                   [](const std::string& l) { return l.starts_with("    1  format"); });
+  REQUIRE(format != lines.end());
+  REQUIRE(lines.end() - format > 7);
+  CHECK(format[1] == "           2    if step.role == \"plan\" then return \"premium\" end");
+  CHECK(format[2] == "           3    return { tier = \"cheap\", reasoning = \"low\", reason = \"cheap role \" .. step.role }");
+  CHECK(format[3] == "              reason: cheap role format");
+  CHECK(format[4].starts_with("    2  plan"));
+  CHECK(format[5] == "           2    if step.role == \"plan\" then return \"premium\" end");
+  CHECK(format[6] == "              reason: (none given)");
+  CHECK(has_line(out, "Estimates at list prices; no model was called."));
+
+  CHECK(cli("route --explain --json --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  REQUIRE(lines_of(out).size() == 2);
+  const nlohmann::json j = nlohmann::json::parse(lines_of(out)[0]);
+  std::set<std::string> fields = kRouteJsonFields;
+  fields.insert("explain");
+  CHECK(keys_of(j) == fields);
+  CHECK(j["explain"]["reason"] == "cheap role format");
+  CHECK(j["explain"]["truncated"] == false);
+  REQUIRE(j["explain"]["lines"].size() == 2);
+  CHECK(j["explain"]["lines"][0]["line"] == 2);
+  CHECK(j["explain"]["lines"][1]["line"] == 3);
+  CHECK(j["explain"]["lines"][1]["text"] ==
+        "  return { tier = \"cheap\", reasoning = \"low\", reason = \"cheap role \" .. step.role }");
+  // Without --explain the fields stay as documented.
+  CHECK(cli("route --json --config " + sh_quote(p.config) + " --workload w " + sh_quote(steps), out) == 0);
+  CHECK(keys_of(nlohmann::json::parse(lines_of(out)[0])) == kRouteJsonFields);
+}
+
+}  // TEST_SUITE("rule_tools")
 
 TEST_CASE("cli: no command or an unknown command is a usage error") {
   std::string out;

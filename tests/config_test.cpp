@@ -91,6 +91,10 @@ TEST_CASE("the shipped switchboard.toml loads") {
   CHECK(config->max_fanout == 8);
   CHECK(config->sandbox.instructions_per_call == 1'000'000);
   CHECK(config->sandbox.memory_bytes == 16'777'216);
+  // CI checks the shipped rules against these (switchboard test --bench).
+  CHECK(config->rule_cost.max_instructions.has_value());
+  CHECK(config->rule_cost.max_bytes.has_value());
+  CHECK(config->rule_cost.max_ns.has_value());
 
   const Tier* cheap = config->find_tier("cheap");
   REQUIRE(cheap != nullptr);
@@ -180,7 +184,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "calls, sim, ledger, shadow, gateway, models, tiers, workloads)"},
+       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},
@@ -205,6 +209,16 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"a negative budget",
        edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nbudget_usd = -5.0\n"),
        "bad.toml:13:14: workload 'w': budget_usd must be a non-negative number"},
+      {"a [rule_cost] budget of zero",
+       kValid + "[rule_cost]\nmax_bytes = 0\n",
+       "bad.toml:14:13: [rule_cost]: 'max_bytes' must be positive"},
+      {"a [rule_cost] budget that is not a whole number",
+       kValid + "[rule_cost]\nmax_ns = 1.5e6\n",
+       "bad.toml:14:10: [rule_cost]: 'max_ns' must be a whole number"},
+      {"an unknown key in [rule_cost] (typo)",
+       kValid + "[rule_cost]\nmax_instruction = 5\n",
+       "bad.toml:14:1: [rule_cost]: unknown key 'max_instruction' (expected one of: max_instructions, "
+       "max_bytes, max_ns)"},
       {"no workloads table",
        edit("[workloads.w]\nrules = \"w.lua\"\nfallback_tier = \"cheap\"\n", ""),
        "bad.toml:1:1: the config defines no [workloads]"},
@@ -404,6 +418,25 @@ TEST_CASE("tier_of finds the first tier, in name order, that lists a model") {
   CHECK(config->tier_of("claude-sonnet-4-5")->name == "balanced");
   CHECK(config->tier_of("claude-opus-4-1")->name == "premium");
   CHECK(config->tier_of("no-such-model") == nullptr);
+}
+
+TEST_CASE("rule_cost budgets are optional and each remembers where it was set") {
+  ConfigDir d;
+  auto none = d.parse(kValid);
+  REQUIRE_MESSAGE(none.ok(), none.status().message());
+  CHECK_FALSE(none->rule_cost.max_instructions.has_value());
+  CHECK_FALSE(none->rule_cost.max_bytes.has_value());
+  CHECK_FALSE(none->rule_cost.max_ns.has_value());
+
+  auto config = d.parse(kValid + "[rule_cost]\nmax_instructions = 2_000\nmax_ns = 50_000\n");
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  REQUIRE(config->rule_cost.max_instructions.has_value());
+  CHECK(config->rule_cost.max_instructions->value == 2000);
+  CHECK(config->rule_cost.max_instructions->source == "bad.toml:14:20");
+  CHECK_FALSE(config->rule_cost.max_bytes.has_value());
+  REQUIRE(config->rule_cost.max_ns.has_value());
+  CHECK(config->rule_cost.max_ns->value == 50'000);
+  CHECK(config->rule_cost.max_ns->source == "bad.toml:15:10");
 }
 
 TEST_CASE("call settings sim latency model ids and thinking budgets are read with their defaults") {

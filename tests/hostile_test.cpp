@@ -3,7 +3,8 @@
 // tests/hostile/README.md). Each must end within two seconds with a clear
 // error naming the file, fall back to the workload's fallback tier, keep the
 // process inside its memory bound, and leave the host able to serve the next
-// engine. A few behaviours are clearer as direct LuaSandbox tests, at the end.
+// engine; and do the same again under the probes of coverage, cost and
+// explain. A few behaviours are clearer as direct LuaSandbox tests, at the end.
 #include <doctest/doctest.h>
 
 #include <pthread.h>
@@ -19,7 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "decide.h"
 #include "lua_sandbox.h"
+#include "rule_set.h"
 #include "test_util.h"
 
 extern "C" {
@@ -250,13 +253,76 @@ void run_case(const HostileCase& c) {
   check_host_survives();
 }
 
+// The same attack under the probes `switchboard test --coverage --bench` and
+// `route --explain` use: every line traced and every instruction counted, in
+// the file body and in each call. Tracing must not let anything escape.
+void run_probed_case(const HostileCase& c) {
+  INFO("attack: ", c.attack);
+  TempDir dir;
+  dir.write("rules/w.lua", c.source);
+  auto config = load_config(switchboard::testing::write_small_config(dir));
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  const Workload& workload = *config->find_workload("w");
+  auto probe = [] {
+    detail::CallProbe p;
+    p.lines = true;
+    p.instructions = true;
+    return p;
+  };
+  // A probed run is several times slower per instruction, so one that runs
+  // to its budget may meet the time limit first on a loaded machine: either
+  // kill contains it.
+  auto check_kill = [&](const std::string& message) {
+    HostileCase expected = c;
+    if (c.expect.find("instruction budget") != std::string::npos &&
+        message.find("time limit of") != std::string::npos) {
+      expected.expect = "time limit of";
+    }
+    check_rule_error(expected, message);
+  };
+  detail::CallProbe load = probe();
+  auto start = Clock::now();
+  auto rules = detail::WorkloadRules::compile(config->sandbox, kChunk, c.source, &load);
+  report(c.name + ": probed open " + std::to_string(seconds(Clock::now() - start)) + " s");
+  CHECK(Clock::now() - start < kTimeBound);
+  if (c.at_load) {
+    REQUIRE_FALSE(rules.ok());
+    check_kill(rules.status().message());
+    return;
+  }
+  REQUIRE_MESSAGE(rules.ok(), rules.status().message());
+  for (size_t i = 0; i < c.calls.size(); ++i) {
+    const int call = static_cast<int>(i) + 1;
+    INFO("call ", call);
+    detail::CallProbe p = probe();
+    start = Clock::now();
+    const Decision d = detail::decide_with(*config, workload, **rules, attack_step(call), {}, nullptr, &p);
+    report(c.name + ": probed call " + std::to_string(call) + " " + std::to_string(seconds(Clock::now() - start)) +
+           " s, " + std::to_string(p.instruction_count) + " instructions, " + std::to_string(p.trace.size()) +
+           " lines -> " + (d.error ? *d.error : "tier " + d.tier));
+    CHECK(Clock::now() - start < kTimeBound);
+    CHECK(p.instruction_count <= config->sandbox.instructions_per_call);
+    CHECK(p.trace.size() <= detail::kMaxTracedLines);
+    if (c.calls[i] == "error") {
+      REQUIRE(d.error.has_value());
+      check_kill(*d.error);
+    } else {
+      CHECK_MESSAGE(!d.error.has_value(), d.error.value_or(""));
+      CHECK(d.tier == c.calls[i]);
+    }
+  }
+}
+
 }  // namespace
 
-TEST_CASE("every hostile rules file ends within two seconds with a clear error") {
+// One test for both runs of each file, so that they never run at once: two
+// runs of the slow attacks side by side would each take longer than alone.
+TEST_CASE("every hostile rules file ends within two seconds with a clear error traced or not") {
   const std::vector<HostileCase> cases = hostile_cases();
   REQUIRE(cases.size() >= 25);
   for (const HostileCase& c : cases) {
     SUBCASE(c.name.c_str()) { run_case(c); }
+    SUBCASE((c.name + " traced and counted").c_str()) { run_probed_case(c); }
   }
 }
 

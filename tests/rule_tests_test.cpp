@@ -1,6 +1,9 @@
 // run_rule_tests: *.test.toml cases run in the real sandbox against temp dirs.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -315,3 +318,243 @@ end
   CHECK_MESSAGE(r.passed == 5, describe(r));
   CHECK(r.failed == 0);
 }
+
+// ---------------------------------------------------------------- coverage and cost
+
+namespace {
+
+// Lines that hold code (luac -l -l lists the same): 1, 5, 12, 14, 20 run in
+// the file body; 4 is never_called's; 8, 9, 11 size_of's; 15-17, 19 and 20
+// classify's.
+const char* const kCoverageRules = R"lua(local LIMIT = 10
+
+local function never_called(x)
+  return x * 2
+end
+
+local function size_of(n)
+  if n > LIMIT then
+    return "big"
+  end
+  return "small"
+end
+
+function classify(step, ctx)
+  local size = size_of(step.input_tokens)
+  if step.role == "plan" then
+    return { tier = "premium", reason = size }
+  end
+  return { tier = "cheap", reason = size }
+end
+)lua";
+
+const char* const kPlanCase =
+    "[[case]]\nname = \"plan\"\nstep = { role = \"plan\", input_tokens = 100 }\nexpect = { tier = \"premium\" }\n";
+const char* const kFormatCase =
+    "[[case]]\nname = \"format\"\nstep = { role = \"format\", input_tokens = 5 }\nexpect = { tier = \"cheap\" }\n";
+
+// A loop of step.input_tokens iterations; "crash" fails.
+const char* const kLoopRules = R"lua(function classify(step, ctx)
+  if step.role == "crash" then error("boom") end
+  local x = 0
+  for i = 1, step.input_tokens do x = x + i end
+  return { tier = "cheap", reason = "sum " .. x }
+end
+)lua";
+
+std::string loop_case(const std::string& name, int tokens) {
+  return "[[case]]\nname = \"" + name + "\"\nstep = { role = \"r\", input_tokens = " + std::to_string(tokens) +
+         " }\nexpect = { tier = \"cheap\" }\n";
+}
+
+// Short timing rounds: these tests check the numbers' shape, not the machine.
+RuleTestOptions quick_bench() {
+  RuleTestOptions o;
+  o.bench = true;
+  o.bench_rounds = 3;
+  o.bench_round_time = std::chrono::milliseconds(5);
+  o.bench_round_calls = 20;
+  return o;
+}
+
+// "FILE:LINE:COLUMN" of the first `needle` in `text` (a file written as `file`).
+std::string position_of(const std::string& file, const std::string& text, const std::string& needle,
+                        size_t column_offset) {
+  const size_t at = text.find(needle);
+  REQUIRE(at != std::string::npos);
+  const size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n'));
+  const size_t line_start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1 + column_offset);
+}
+
+}  // namespace
+
+TEST_SUITE("rule_tools") {
+
+TEST_CASE("coverage counts the lines that ran of every function's lines including a never called one") {
+  Suite s;
+  s.dir.write("rules/w.lua", kCoverageRules);
+  const std::string file = s.dir.write("rules/w.test.toml", kPlanCase);
+  RuleTestOptions options;
+  options.coverage = true;
+  RuleTestReport r = run_rule_tests(s.config, {file}, options);
+  CHECK_MESSAGE(r.passed == 1, describe(r));
+  REQUIRE(r.coverage.size() == 1);
+  const RuleCoverage& c = r.coverage[0];
+  CHECK(c.rules == "rules/w.lua");
+  CHECK(c.test_files == std::vector<std::string>{file});
+  CHECK(c.executable == 13);
+  CHECK(c.executed == 10);
+  CHECK(c.percent() == doctest::Approx(100.0 * 10 / 13));
+  REQUIRE(c.missed.size() == 3);
+  CHECK(c.missed[0].first == 4);  // the never called local function
+  CHECK(c.missed[0].last == 4);
+  CHECK(c.missed[0].text == "return x * 2");
+  CHECK(c.missed[1].first == 11);  // size_of's untaken branch
+  CHECK(c.missed[1].text == "return \"small\"");
+  CHECK(c.missed[2].first == 19);  // classify's
+  CHECK(c.missed[2].text == "return { tier = \"cheap\", reason = size }");
+
+  // A second test file of the same rules adds what its cases ran.
+  const std::string other = s.dir.write("suite/more.test.toml", std::string("rules = \"../rules/w.lua\"\n") + kFormatCase);
+  r = run_rule_tests(s.config, {file, other}, options);
+  CHECK_MESSAGE(r.passed == 2, describe(r));
+  REQUIRE(r.coverage.size() == 1);
+  CHECK(r.coverage[0].test_files == std::vector<std::string>{file, other});
+  CHECK(r.coverage[0].executed == 12);
+  REQUIRE(r.coverage[0].missed.size() == 1);
+  CHECK(r.coverage[0].missed[0].first == 4);
+
+  // Without the option, nothing is gathered.
+  r = run_rule_tests(s.config, {file});
+  CHECK(r.coverage.empty());
+  CHECK(r.costs.empty());
+}
+
+TEST_CASE("a missed range spans lines without code but never a line that ran") {
+  Suite s;
+  s.dir.write("rules/w.lua", R"lua(function classify(step, ctx)
+  if step.role == "plan" then
+    local a = 1
+
+    -- a comment
+    local b = a + 1
+    return "premium"
+  end
+  return "cheap"
+end
+)lua");
+  const std::string file = s.dir.write("rules/w.test.toml", kFormatCase);
+  RuleTestOptions options;
+  options.coverage = true;
+  const RuleTestReport r = run_rule_tests(s.config, {file}, options);
+  REQUIRE(r.coverage.size() == 1);
+  REQUIRE(r.coverage[0].missed.size() == 1);
+  CHECK(r.coverage[0].missed[0].first == 3);
+  CHECK(r.coverage[0].missed[0].last == 7);
+  CHECK(r.coverage[0].missed[0].text == "local a = 1");
+}
+
+TEST_CASE("with no paths a workload without test cases is covered by its file body alone") {
+  Suite s;
+  s.dir.write("rules/w.lua", kCoverageRules);
+  RuleTestOptions options;
+  options.coverage = true;
+  const RuleTestReport r = run_rule_tests(s.config, {}, options);
+  CHECK(r.files.empty());
+  CHECK(r.failed == 0);
+  REQUIRE(r.coverage.size() == 1);
+  CHECK(r.coverage[0].rules == "rules/w.lua");
+  CHECK(r.coverage[0].test_files.empty());
+  CHECK(r.coverage[0].executable == 13);
+  CHECK(r.coverage[0].executed == 5);  // 1, 5, 12, 14, 20
+}
+
+TEST_CASE("bench reports exact instructions and bytes and the time per call the same on every run") {
+  Suite s;
+  s.dir.write("rules/w.lua", kLoopRules);
+  const std::string small = s.dir.write("suite/small.test.toml",
+                                        "rules = \"../rules/w.lua\"\n" + loop_case("ten", 10) + loop_case("twenty", 20) +
+                                            "[[case]]\nname = \"crash\"\nstep = { role = \"crash\" }\n"
+                                            "expect = { error = \"boom\" }\n");
+  const std::string big = s.dir.write("suite/big.test.toml",
+                                      "rules = \"../rules/w.lua\"\n" + loop_case("1010", 1010) + loop_case("1020", 1020));
+  const RuleTestReport r = run_rule_tests(s.config, {small, big}, quick_bench());
+  CHECK_MESSAGE(r.passed == 5, describe(r));
+  REQUIRE(r.costs.size() == 2);
+  const RuleCost& b = r.costs[0];  // files run in name order
+  const RuleCost& a = r.costs[1];
+  CHECK(a.test_file == small);
+  CHECK(b.test_file == big);
+  CHECK(a.rules == "rules/w.lua");
+  CHECK(a.calls == 2);  // the failing case is no measure of a call
+  CHECK(b.calls == 2);
+  // 1000 more iterations of a two-instruction loop (ADD, FORLOOP).
+  CHECK(b.instructions - a.instructions == doctest::Approx(2000.0));
+  CHECK(a.instructions > 0);
+  CHECK(a.bytes > 0);
+  CHECK(a.ns > 0);
+  CHECK(a.ns < 1e6);
+  CHECK(b.ns > a.ns);
+  CHECK(a.over_budget.empty());
+
+  const RuleTestReport again = run_rule_tests(s.config, {small, big}, quick_bench());
+  REQUIRE(again.costs.size() == 2);
+  CHECK(again.costs[1].instructions == a.instructions);
+  CHECK(again.costs[1].bytes == a.bytes);
+  CHECK(again.costs[0].instructions == b.instructions);
+  CHECK(again.costs[0].bytes == b.bytes);
+}
+
+TEST_CASE("a cost over its budget names the file and metric and value and where the budget is set") {
+  TempDir dir;
+  dir.write("rules/w.lua", kLoopRules);
+  const std::string text = switchboard::testing::small_config(
+      "\n[rule_cost]\nmax_instructions = 10\nmax_bytes = 1000000\nmax_ns = 60000000000\n");
+  const std::string config_path = switchboard::testing::write_config(dir, text);
+  auto config = load_config(config_path);
+  REQUIRE_MESSAGE(config.ok(), config.status().message());
+  REQUIRE(config->rule_cost.max_instructions.has_value());
+  CHECK(config->rule_cost.max_instructions->value == 10);
+
+  const std::string file = dir.write("rules/w.test.toml", loop_case("hundred", 100));
+  RuleTestReport r = run_rule_tests(*config, {file}, quick_bench());
+  CHECK(r.failed == 0);  // the cases pass; the cost is reported apart
+  REQUIRE(r.costs.size() == 1);
+  const RuleCost& c = r.costs[0];
+  REQUIRE(c.over_budget.size() == 1);
+  CHECK(c.over_budget[0] == "rules/w.lua: " + std::to_string(std::llround(c.instructions)) +
+                                " instructions per call, over the budget of 10 (max_instructions at " +
+                                position_of(config_path, text, "max_instructions = 10", 19) + ")");
+
+  // The test file's own [rule_cost] overrides single fields.
+  const std::string own = "[rule_cost]\nmax_instructions = 100000\nmax_bytes = 1\n" + loop_case("hundred", 100);
+  dir.write("rules/w.test.toml", own);
+  r = run_rule_tests(*config, {file}, quick_bench());
+  REQUIRE(r.costs.size() == 1);
+  CHECK(r.costs[0].budget.max_instructions->value == 100000);
+  CHECK(r.costs[0].budget.max_ns->value == 60000000000);  // kept from the config
+  REQUIRE(r.costs[0].over_budget.size() == 1);
+  CHECK(r.costs[0].over_budget[0] == "rules/w.lua: " + std::to_string(std::llround(r.costs[0].bytes)) +
+                                         " bytes per call, over the budget of 1 (max_bytes at " + file + ":3:13)");
+}
+
+TEST_CASE("a bad rule_cost table in a test file fails the file at its place") {
+  Suite s;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"[rule_cost]\nmax_ns = -1\n", ":2:10: [rule_cost]: 'max_ns' must be positive"},
+      {"[rule_cost]\nmax_nanos = 5\n",
+       ":2:1: [rule_cost]: unknown key 'max_nanos' (expected one of: max_instructions, max_bytes, max_ns)"},
+      {"rule_cost = 5\n", ":1:13: [rule_cost] must be a table"},
+  };
+  for (const auto& [text, message] : cases) {
+    INFO(text);
+    const std::string file = s.dir.write("rules/w.test.toml", text + kFormatCase);
+    const RuleTestReport r = s.run({file});
+    CHECK(r.failed == 1);
+    REQUIRE(r.failures.size() == 1);
+    CHECK(r.failures[0].message == file + message);
+  }
+}
+
+}  // TEST_SUITE("rule_tools")

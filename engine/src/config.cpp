@@ -131,6 +131,22 @@ void read_sim(SimSettings& s, const toml::node& node, const std::string& file) {
   }
 }
 
+}  // namespace
+
+void detail::read_rule_cost(const toml::node& node, const std::string& file, RuleCostBudget& budget) {
+  const std::string what = "[rule_cost]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"max_instructions", "max_bytes", "max_ns"});
+  auto read = [&](std::string_view key, std::optional<CostLimit>& into) {
+    if (auto v = detail::optional_positive_integer(t, key, file, what)) into = CostLimit{*v, where(file, *t.get(key))};
+  };
+  read("max_instructions", budget.max_instructions);
+  read("max_bytes", budget.max_bytes);
+  read("max_ns", budget.max_ns);
+}
+
+namespace {
+
 // Reads the catalog named by [routing] price_catalog and prices every model
 // from it: a model the catalog does not price is an error, never $0.
 void load_prices(Config& c, const toml::table& routing, bool has_routing, const std::string& file,
@@ -247,13 +263,14 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
     detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts"});
     c.ledger.keep_prompts = detail::optional_bool(t, "keep_prompts", file, "[ledger]").value_or(false);
   }
+  if (const toml::node* n = root.get("rule_cost")) detail::read_rule_cost(*n, file, c.rule_cost);
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
   if (const toml::node* n = root.get("shadow")) read_shadow(c.shadow, *n, file);
 

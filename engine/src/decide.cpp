@@ -6,7 +6,8 @@
 namespace switchboard::detail {
 
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
-                     const Step& step, const CallContext& ctx, const BudgetBook* budgets) {
+                     const Step& step, const CallContext& ctx, const BudgetBook* budgets,
+                     CallProbe* probe) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -39,7 +40,7 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
     if (!lease.ok()) {
       status = lease.status();
     } else {
-      auto raw = lease->get()->classify(step, input_tokens, rules_ctx);
+      auto raw = lease->get()->classify(step, input_tokens, rules_ctx, probe);
       if (!raw.ok()) {
         status = raw.status();
       } else {  // the views in *raw are read before the lease ends

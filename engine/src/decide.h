@@ -12,9 +12,11 @@ namespace switchboard::detail {
 
 // Never fails: a rules failure yields the workload's fallback tier with
 // Decision::error set. REQUIRES: `workload.fallback_tier` names a tier of `config`.
-// `budgets` (may be null) fills what `ctx` leaves unset.
+// `budgets` (may be null) fills what `ctx` leaves unset. `probe` (may be
+// null) instruments the classify() call (tools only: see CallProbe).
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
-                     const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr);
+                     const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr,
+                     CallProbe* probe = nullptr);
 
 // The budget book scope of a workload.
 inline std::string budget_scope(std::string_view workload) { return "workload:" + std::string(workload); }

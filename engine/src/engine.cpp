@@ -409,6 +409,28 @@ bool Engine::wait_for_shadow(std::chrono::milliseconds timeout) const {
   return impl_->shadow == nullptr || impl_->shadow->wait_idle(timeout);
 }
 
+Result<Explanation> Engine::explain(std::string_view workload_name, const Step& step,
+                                    const CallContext& ctx) const {
+  const RuleSet& rules = impl_->snapshot();
+  const Workload* workload = rules.config->find_workload(workload_name);
+  WorkloadRules* compiled = rules.find(workload_name);
+  if (workload == nullptr || compiled == nullptr) {
+    return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
+  }
+  detail::CallProbe probe;
+  probe.lines = true;
+  Explanation out;
+  out.decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), &probe);
+  out.truncated = probe.trace_truncated;
+  const std::vector<std::string_view> source = detail::text_lines(compiled->source());
+  for (int line : probe.trace) {
+    std::string_view text = static_cast<size_t>(line) <= source.size() ? source[line - 1] : std::string_view();
+    text = text.substr(0, text.find_last_not_of(" \t") + 1);  // npos + 1 == 0: all blank
+    out.lines.push_back({line, std::string(text)});
+  }
+  return out;
+}
+
 std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }

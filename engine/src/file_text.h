@@ -1,7 +1,10 @@
-// Reading a whole text file: the one way the engine does it.
+// Reading a whole text file, and splitting one into lines: the one way the
+// engine does each.
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "switchboard/status.h"
 
@@ -11,5 +14,9 @@ namespace switchboard::detail {
 // a regular file (after symlinks) is read: a directory would read as "" and a
 // FIFO would block the caller.
 Result<std::string> read_text_file(const std::string& path, const std::string& error_message);
+
+// The lines of `text` as Lua numbers them: element i is line i + 1. A line
+// ends at "\n", "\r", "\r\n" or "\n\r", which is not part of it.
+std::vector<std::string_view> text_lines(std::string_view text);
 
 }  // namespace switchboard::detail

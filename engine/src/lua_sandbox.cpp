@@ -21,6 +21,7 @@ namespace switchboard::detail {
 namespace {
 
 constexpr int kHookInterval = 1000;       // instructions between budget checks
+constexpr int kProbeClockInterval = 64;   // instructions between clock reads when counting each
 constexpr int kHookMask = LUA_MASKCOUNT | LUA_MASKCALL;
 constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budget per element
 constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
@@ -97,6 +98,11 @@ struct LuaSandbox::Core {
   // Instruction budget and deadline of the running call (or of the file body).
   std::int64_t budget_limit = 0;
   std::int64_t budget_remaining = 0;
+  int hook_interval = kHookInterval;  // instructions per count event
+  // A probe counting instructions: a count event per instruction, the budget
+  // still charged per kHookInterval of them.
+  bool count_each = false;
+  std::int64_t instructions_run = 0;  // with count_each: since the run was armed
   std::int64_t deadline_ms = 0;
   std::int64_t time_limit_ms = 1000;  // SandboxLimits::time_limit_ms
   Kill kill = Kill::kNone;
@@ -116,6 +122,21 @@ struct LuaSandbox::Core {
   lua_Integer restore_sizes[kRestoreListCount] = {};
   CachedString workload;
   CachedString rules_version;
+  // Probes (CallProbe). bytes_allocated only ever grows, so a probe reads it
+  // before and after the rules' code runs and the allocator needs no switch:
+  // the sandbox marks where that code starts and, if it returns, where it ends.
+  std::int64_t bytes_allocated = 0;
+  std::int64_t bytes_at_rules_start = 0;
+  std::int64_t bytes_at_rules_end = -1;  // -1: the rules' code has not returned
+  const char* chunk_source = nullptr;  // the rules chunk's source: lines elsewhere are not traced
+  // Set only during a run that traces lines: marks[line] for lines 1..line_count,
+  // and the trace buffer, trace_len of trace_cap entries used.
+  unsigned char* line_marks = nullptr;
+  int line_count = 0;
+  int* trace = nullptr;
+  size_t trace_len = 0;
+  size_t trace_cap = 0;
+  bool trace_truncated = false;
 };
 
 namespace {
@@ -159,6 +180,7 @@ void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   if (block == nullptr) return nullptr;
   if (retry) core->memory_refused = false;  // the emergency collection made room
   core->memory_used += growth;
+  if (growth > 0) core->bytes_allocated += growth;
   return block;
 }
 
@@ -206,7 +228,9 @@ void sandbox_hook(lua_State* L, lua_Debug* ar);
 [[noreturn]] void raise_kill(lua_State* L, Kill kind) {
   set_kill(L, kind);
   // From now on the hook fires on every instruction, so the error comes back
-  // at once if a pcall in the rules catches it.
+  // at once if a pcall in the rules catches it. Tracing stops here.
+  core_of(L)->hook_interval = 1;
+  core_of(L)->count_each = false;
   lua_sethook(L, sandbox_hook, kHookMask, 1);
   lua_pushstring(L, core_of(L)->kill_message);
   lua_error(L);
@@ -226,18 +250,68 @@ void check_limits(lua_State* L, std::int64_t instructions) {
   if (now_ms() > core->deadline_ms) raise_kill(L, Kill::kTime);
 }
 
-void sandbox_hook(lua_State* L, lua_Debug* ar) {
-  check_limits(L, ar->event == LUA_HOOKCOUNT ? kHookInterval : 0);
+// A line event of a traced run: marks the line and appends it to the trace
+// unless it repeats the last entry. Lines of any other chunk are not traced
+// (the sandbox loads no other, but nothing here should rely on that).
+void trace_line(lua_State* L, Core* core, lua_Debug* ar) {
+  if (core->line_marks == nullptr) return;
+  const int line = ar->currentline;
+  if (line <= 0 || line > core->line_count) return;
+  // The line just traced, again (a loop on one line): whichever chunk it is
+  // from, there is nothing to add, so the lookup is skipped.
+  if (core->trace_len > 0 && core->trace[core->trace_len - 1] == line) return;
+  if (!lua_getinfo(L, "S", ar) || ar->source != core->chunk_source) return;
+  core->line_marks[line] = 1;
+  if (core->trace_len == core->trace_cap) {
+    core->trace_truncated = true;
+    return;
+  }
+  core->trace[core->trace_len++] = line;
 }
 
-void arm_budget(lua_State* L, std::int64_t limit) {
+void sandbox_hook(lua_State* L, lua_Debug* ar) {
+  Core* core = core_of(L);
+  switch (ar->event) {
+    case LUA_HOOKCOUNT:
+      if (core->count_each) {
+        // Counted one by one, charged as an unprobed run is charged: every
+        // kHookInterval instructions, so a probe never moves the point where
+        // the budget stops a run. The clock is read more often in between: a
+        // probed run is slower, and one instruction may take milliseconds
+        // (converting a long string).
+        ++core->instructions_run;
+        if (core->instructions_run % kHookInterval == 0) {
+          check_limits(L, kHookInterval);
+        } else if (core->instructions_run % kProbeClockInterval == 0 && now_ms() > core->deadline_ms) {
+          raise_kill(L, Kill::kTime);
+        }
+        return;
+      }
+      check_limits(L, core->hook_interval);  // each event stands for hook_interval instructions
+      return;
+    case LUA_HOOKLINE:
+      trace_line(L, core, ar);  // charges nothing: count events do
+      return;
+    default:
+      check_limits(L, 0);
+  }
+}
+
+// Arms the budget and the deadline for one run of rules code: a count event
+// every kHookInterval instructions. A probed run may take one per instruction
+// (`count_each`, to count them exactly) and line events (`lines`).
+void arm_budget(lua_State* L, std::int64_t limit, bool count_each = false, bool lines = false) {
   Core* core = core_of(L);
   core->budget_limit = limit;
   core->budget_remaining = limit;
   core->deadline_ms = now_ms() + core->time_limit_ms;
   core->kill = Kill::kNone;
   core->memory_refused = core->memory_exceeded = false;
-  lua_sethook(L, sandbox_hook, kHookMask, kHookInterval);  // also resets the count
+  core->hook_interval = count_each ? 1 : kHookInterval;
+  core->count_each = count_each;
+  core->instructions_run = 0;
+  // lua_sethook also restarts the count.
+  lua_sethook(L, sandbox_hook, lines ? kHookMask | LUA_MASKLINE : kHookMask, core->hook_interval);
 }
 
 // ---------------------------------------------------------------- errors
@@ -1147,10 +1221,13 @@ void read_result(lua_State* L, int idx, ResultPod* out) {
 
 int protected_classify(lua_State* L) {
   CallFrame* frame = static_cast<CallFrame*>(lua_touserdata(L, 1));
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->classify_ref);
+  Core* core = core_of(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->classify_ref);
   build_step(L, frame->step, frame->input_tokens);
   build_ctx(L, frame->ctx);
+  core->bytes_at_rules_start = core->bytes_allocated;
   lua_call(L, 2, 1);
+  core->bytes_at_rules_end = core->bytes_allocated;
   read_result(L, lua_gettop(L), frame->out);
   lua_settop(L, 1);
   protected_restore(L);  // in the same protected call: the common path pays for one
@@ -1169,16 +1246,39 @@ int protected_load(lua_State* L) {
   if (luaL_loadbufferx(L, args->source, args->size, args->chunk_name, "t") != LUA_OK) {
     return lua_error(L);
   }
+  Core* core = core_of(L);
   lua_Debug ar;
   lua_pushvalue(L, -1);
   if (lua_getinfo(L, ">S", &ar)) {
-    std::snprintf(core_of(L)->short_src, sizeof core_of(L)->short_src, "%s", ar.short_src);
+    std::snprintf(core->short_src, sizeof core->short_src, "%s", ar.short_src);
+    // Every function of the chunk shares this one source string (the chunk
+    // keeps it alive): a traced line is the chunk's when its source is this.
+    core->chunk_source = ar.source;
   }
+  core->bytes_at_rules_start = core->bytes_allocated;
   lua_call(L, 0, 0);
+  core->bytes_at_rules_end = core->bytes_allocated;
   return 0;
 }
 
 std::string_view text_of(const TextSlot& slot) { return std::string_view(slot.data, slot.len); }
+
+// Brings the state to the same shape before every probed call, so that what
+// the call allocates does not depend on what earlier calls did: no garbage,
+// and as few spare call frames and as little spare stack as collections
+// leave. Only an incremental cycle gives those back (half the spare frames
+// per cycle; a generational collection keeps them), so collect incrementally
+// until nothing more goes, then return to generational mode.
+void settle_memory(lua_State* L) {
+  const Core* core = core_of(L);
+  lua_gc(L, LUA_GCINC, 0, 0, 0);
+  for (int i = 0; i < 64; ++i) {
+    const std::int64_t before = core->memory_used;
+    lua_gc(L, LUA_GCCOLLECT);
+    if (core->memory_used == before) break;
+  }
+  lua_gc(L, LUA_GCGEN, 0, 0);
+}
 
 }  // namespace
 
@@ -1203,7 +1303,8 @@ LuaSandbox::~LuaSandbox() {
 
 Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limits,
                                                        std::string_view chunk_name,
-                                                       std::string_view source) {
+                                                       std::string_view source,
+                                                       CallProbe* load_probe) {
   const std::string name(chunk_name.substr(0, kMaxNameBytes));
   if (static_cast<std::int64_t>(source.size()) > limits.max_source_bytes) {
     return Status::rule_error(name + ": source is " + std::to_string(source.size()) +
@@ -1214,6 +1315,10 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
     return Status::rule_error(name + ": precompiled (binary) chunks are not accepted; rules are Lua text");
   }
   std::unique_ptr<LuaSandbox> box(new LuaSandbox());
+  // At least the lines Lua can number (it also ends a line at a lone '\r').
+  box->line_count_ = static_cast<int>(std::min<std::ptrdiff_t>(
+      std::count(source.begin(), source.end(), '\n') + std::count(source.begin(), source.end(), '\r') + 1,
+      INT32_MAX));
   Core* core = box->core_.get();
   core->memory_limit = limits.memory_bytes;
   core->time_limit_ms = limits.time_limit_ms;
@@ -1226,16 +1331,18 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
   *static_cast<Core**>(lua_getextraspace(L)) = core;
 
   char err[kMaxErrorBytes + 64];
-  arm_budget(L, limits.instructions_at_load);
-  if (!protected_call(L, protected_open_libs, nullptr, err, sizeof err)) {
-    return Status::rule_error(err);
+  if (load_probe != nullptr) {
+    box->begin_probe(load_probe, limits.instructions_at_load);
+  } else {
+    arm_budget(L, limits.instructions_at_load);
   }
+  bool loaded = protected_call(L, protected_open_libs, nullptr, err, sizeof err);
   const std::string at_name = "@" + name;
   LoadArgs args{source.data(), source.size(), at_name.c_str()};
-  if (!protected_call(L, protected_load, &args, err, sizeof err) ||
-      !protected_call(L, protected_freeze, core, err, sizeof err)) {
-    return Status::rule_error(err);
-  }
+  loaded = loaded && protected_call(L, protected_load, &args, err, sizeof err) &&
+           protected_call(L, protected_freeze, core, err, sizeof err);
+  if (load_probe != nullptr) box->end_probe(load_probe);
+  if (!loaded) return Status::rule_error(err);
   lua_gc(L, LUA_GCCOLLECT);
   lua_gc(L, LUA_GCGEN, 0, 0);  // per-call tables die young: generational mode suits them
   core->per_call_limit = limits.instructions_per_call;
@@ -1244,7 +1351,7 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
 }
 
 Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_tokens,
-                                         const RulesContext& ctx) {
+                                         const RulesContext& ctx, CallProbe* probe) {
   if (core_->poisoned) return Status::internal("sandbox used after a budget, time or memory kill");
   ResultPod* pod = &core_->result;
   pod->is_name = pod->has_fanout = pod->has_max_output_tokens = false;
@@ -1254,8 +1361,14 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
   }
   CallFrame frame{&step, input_tokens, &ctx, pod, false};
   char err[kMaxErrorBytes + 64];
-  arm_budget(L_, core_->per_call_limit);
+  if (probe != nullptr) {
+    settle_memory(L_);
+    begin_probe(probe, core_->per_call_limit);
+  } else {
+    arm_budget(L_, core_->per_call_limit);
+  }
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
+  if (probe != nullptr) end_probe(probe);
   if (!frame.restored && !core_->poisoned) {
     lua_sethook(L_, nullptr, 0, 0);  // the restore runs no rules code; no limit applies
     char restore_err[kMaxErrorBytes + 64];
@@ -1283,8 +1396,93 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
   return raw;
 }
 
+void LuaSandbox::begin_probe(CallProbe* probe, std::int64_t limit) {
+  probe->trace.clear();
+  probe->trace_truncated = false;
+  probe->lines_hit.clear();
+  probe->instruction_count = 0;
+  probe->bytes_allocated = 0;
+  core_->bytes_at_rules_start = core_->bytes_allocated;
+  core_->bytes_at_rules_end = -1;
+  if (probe->lines) {
+    // The buffers exist before the run: the hook, which a Lua error may
+    // cross, only writes into them.
+    if (line_marks_.empty()) line_marks_.assign(static_cast<size_t>(line_count_) + 1, 0);
+    probe->trace.resize(kMaxTracedLines);
+    core_->line_marks = line_marks_.data();
+    core_->line_count = line_count_;
+    core_->trace = probe->trace.data();
+    core_->trace_len = 0;
+    core_->trace_cap = probe->trace.size();
+    core_->trace_truncated = false;
+  }
+  arm_budget(L_, limit, probe->instructions, probe->lines);
+}
+
+void LuaSandbox::end_probe(CallProbe* probe) {
+  const std::int64_t end = core_->bytes_at_rules_end >= 0 ? core_->bytes_at_rules_end : core_->bytes_allocated;
+  probe->bytes_allocated = end - core_->bytes_at_rules_start;
+  if (probe->instructions) probe->instruction_count = core_->instructions_run;
+  if (probe->lines) {
+    probe->trace.resize(core_->trace_len);
+    probe->trace_truncated = core_->trace_truncated;
+    for (size_t line = 1; line < line_marks_.size(); ++line) {
+      if (line_marks_[line] != 0) {
+        probe->lines_hit.push_back(static_cast<int>(line));
+        line_marks_[line] = 0;
+      }
+    }
+    core_->line_marks = nullptr;
+    core_->trace = nullptr;
+    core_->trace_len = core_->trace_cap = 0;
+  }
+}
+
 bool LuaSandbox::poisoned() const { return core_->poisoned; }
 
 std::int64_t LuaSandbox::memory_used() const { return core_->memory_used; }
+
+Result<std::vector<int>> executable_lines(const SandboxLimits& limits, std::string_view chunk_name,
+                                          std::string_view source) {
+  const std::string name(chunk_name.substr(0, kMaxNameBytes));
+  if (static_cast<std::int64_t>(source.size()) > limits.max_source_bytes) {
+    return Status::rule_error(name + ": source is " + std::to_string(source.size()) +
+                              " bytes, over the limit of " + std::to_string(limits.max_source_bytes));
+  }
+  // Compiled only, never run: a state with the memory cap and no libraries.
+  Core core;
+  core.memory_limit = limits.memory_bytes;
+  std::snprintf(core.chunk_name, sizeof core.chunk_name, "%s", name.c_str());
+  std::unique_ptr<lua_State, void (*)(lua_State*)> state(lua_newstate(capped_alloc, &core), lua_close);
+  lua_State* L = state.get();
+  if (L == nullptr) return Status::rule_error(name + ": cannot create a Lua state within the memory limit");
+  *static_cast<Core**>(lua_getextraspace(L)) = &core;
+  const std::string at_name = "@" + name;
+  // luaL_loadbufferx is a protected parser: it returns a status, it never throws.
+  if (luaL_loadbufferx(L, source.data(), source.size(), at_name.c_str(), "t") != LUA_OK) {
+    const char* msg = lua_tostring(L, -1);
+    return Status::rule_error(msg != nullptr ? std::string(msg).substr(0, kMaxErrorBytes) : name + ": cannot compile");
+  }
+  std::string chunk;
+  const int dumped = lua_dump(
+      L,
+      [](lua_State*, const void* p, size_t n, void* ud) -> int {
+        try {  // nothing may be thrown through lua_dump's C frames
+          static_cast<std::string*>(ud)->append(static_cast<const char*>(p), n);
+          return 0;
+        } catch (...) {
+          return 1;
+        }
+      },
+      &chunk, 0);
+  if (dumped != 0) return Status::internal(name + ": cannot dump the compiled chunk");
+  auto protos = read_chunk_lines(chunk);
+  if (!protos.ok()) return Status::internal(name + ": " + protos.status().message());
+  std::vector<int> lines;
+  for (const PrototypeLines& p : *protos) lines.insert(lines.end(), p.lines.begin(), p.lines.end());
+  std::sort(lines.begin(), lines.end());
+  lines.erase(std::unique(lines.begin(), lines.end()), lines.end());
+  return lines;
+}
 
 }  // namespace switchboard::detail

@@ -1,5 +1,7 @@
 // LuaSandbox: one sandboxed lua_State running one rules file. All Lua/C pain
-// lives in lua_sandbox.cpp (and the pattern functions in lua_patterns.cpp).
+// lives in lua_sandbox.cpp (and the pattern functions in lua_patterns.cpp; the
+// reader of Lua's binary chunk format, which needs no lua_State, in
+// lua_chunk_lines.cpp).
 //
 // Contract:
 //  - Only text chunks load; the file body runs under SandboxLimits::instructions_at_load.
@@ -17,6 +19,9 @@
 //    caught the error. After a kill the sandbox reports poisoned() and its
 //    owner must discard it.
 //  - No C++ object with a destructor lives in a frame a Lua error can cross.
+//  - A run may be probed (CallProbe): traced line by line, its instructions
+//    counted one by one, its allocations summed. The limits hold unchanged
+//    under a probe; a run without one pays nothing for the possibility.
 //
 // Thread-safety: none. A sandbox is used by one thread at a time.
 #pragma once
@@ -26,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "switchboard/config.h"
 #include "switchboard/status.h"
@@ -51,21 +57,57 @@ struct RulesContext {
   double spent_usd = 0;
 };
 
+// CallProbe::trace keeps at most this many lines.
+constexpr size_t kMaxTracedLines = 4096;
+
+// Instruments one run of rules code: a classify() call, or the file body when
+// given to create(). The caller sets what to record; the run fills the rest
+// (reset at its start). For tools (coverage, cost, explain), not the hot
+// path: a probed classify() first collects all garbage, so that what it
+// allocates does not depend on what earlier calls left behind, and tracing
+// takes a hook on every line (`lines`) or every instruction (`instructions`).
+// The instruction budget stops a probed run at the same instruction as an
+// unprobed one; the time and memory limits hold as well (a probed run is
+// slower, so a long one meets the time limit sooner).
+struct CallProbe {
+  // What to record.
+  bool lines = false;         // the lines of the rules chunk that run
+  bool instructions = false;  // an exact count of VM instructions
+
+  // With `lines`: the lines in execution order, consecutive repeats collapsed,
+  // at most kMaxTracedLines (then `trace_truncated`); and every line that ran,
+  // ascending, however long the run. Only lines of the rules chunk itself.
+  std::vector<int> trace;
+  bool trace_truncated = false;
+  std::vector<int> lines_hit;
+  // With `instructions`: the VM instructions the run executed.
+  std::int64_t instruction_count = 0;
+  // Always: bytes of the blocks the rules' code allocated or grew while it ran
+  // (a grown block counts its growth), whatever a collection gave back
+  // meanwhile. Not the step and ctx tables the sandbox builds for a call, nor
+  // the libraries it opens before the file body.
+  std::int64_t bytes_allocated = 0;
+};
+
 class LuaSandbox {
  public:
   // Compiles `source` (named `chunk_name` in messages, e.g. "rules/x.lua") and
-  // runs its body. Errors read "rules/x.lua:12: message".
+  // runs its body. Errors read "rules/x.lua:12: message". With `load_probe`,
+  // the body's run is probed.
   static Result<std::unique_ptr<LuaSandbox>> create(const SandboxLimits& limits,
                                                     std::string_view chunk_name,
-                                                    std::string_view source);
+                                                    std::string_view source,
+                                                    CallProbe* load_probe = nullptr);
   ~LuaSandbox();
   LuaSandbox(const LuaSandbox&) = delete;
   LuaSandbox& operator=(const LuaSandbox&) = delete;
 
   // Calls classify(step, ctx). `input_tokens` is what step.input_tokens shows.
-  // A failure is a rule error: "rules/x.lua:12: message" in one line.
+  // A failure is a rule error: "rules/x.lua:12: message" in one line. With
+  // `probe` (may be null), the call is probed; the probe is filled even when
+  // the call fails.
   Result<RawDecision> classify(const Step& step, std::int64_t input_tokens,
-                               const RulesContext& ctx);
+                               const RulesContext& ctx, CallProbe* probe = nullptr);
 
   // True after a budget, time or memory kill: the state must not be used again.
   bool poisoned() const;
@@ -76,9 +118,42 @@ class LuaSandbox {
 
  private:
   LuaSandbox();
+  // Arms the hook and the recorders for a probed run under `limit` instructions.
+  void begin_probe(CallProbe* probe, std::int64_t limit);
+  // Fills `probe` from the recorders and disarms them.
+  void end_probe(CallProbe* probe);
+
   std::unique_ptr<Core> core_;
   lua_State* L_ = nullptr;  // owned; closed in the destructor
+  int line_count_ = 0;      // lines of the source
+  // Per line: whether the probed run executed it. Sized on the first probe
+  // that traces lines; all zero between runs.
+  std::vector<unsigned char> line_marks_;
 };
+
+// The lines of `source` that hold VM instructions, in every function of the
+// chunk: the file body and every nested function, called or not, local or
+// not. Per function they are the lines lua_getinfo(">L") reports (a vararg
+// function's VARARGPREP does not count); across functions, their union,
+// ascending. Compiles `source` on a fresh state under `limits` (text only,
+// max_source_bytes, memory_bytes) and runs none of it. Fails as create() does
+// when the source does not compile.
+Result<std::vector<int>> executable_lines(const SandboxLimits& limits, std::string_view chunk_name,
+                                          std::string_view source);
+
+// One function prototype of a binary chunk, and the lines it holds code on.
+struct PrototypeLines {
+  int line_defined = 0;       // 0 for the main chunk
+  int last_line_defined = 0;
+  bool is_vararg = false;
+  std::vector<int> lines;     // as lua_getinfo(">L") reports them: distinct, ascending
+};
+
+// Every prototype of a Lua 5.4 binary chunk as lua_dump(strip = 0) writes it,
+// the main chunk first, then depth first in the order they appear in the
+// source (lua_chunk_lines.cpp). A chunk that is truncated, stripped of line
+// information or not of this Lua version is an error, never a crash.
+Result<std::vector<PrototypeLines>> read_chunk_lines(std::string_view chunk);
 
 // Charges `steps` units of work done inside a C function (pattern matching)
 // to the running call's instruction budget; raises the kill error once the

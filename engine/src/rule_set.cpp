@@ -39,9 +39,10 @@ WorkloadRules::~WorkloadRules() = default;
 
 Result<std::unique_ptr<WorkloadRules>> WorkloadRules::compile(const SandboxLimits& limits,
                                                               std::string chunk_name,
-                                                              std::string source) {
+                                                              std::string source,
+                                                              CallProbe* load_probe) {
   std::unique_ptr<WorkloadRules> rules(new WorkloadRules(limits, std::move(chunk_name), std::move(source)));
-  auto first = LuaSandbox::create(limits, rules->chunk_name_, rules->source_);
+  auto first = LuaSandbox::create(limits, rules->chunk_name_, rules->source_, load_probe);
   if (!first.ok()) return first.status();
   rules->slots_[0].box = std::move(first).value();
   rules->slots_[0].has_box.store(true, std::memory_order_relaxed);

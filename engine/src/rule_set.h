@@ -35,9 +35,11 @@ class WorkloadRules {
   using TimePoint = std::chrono::system_clock::time_point;
 
   // Compiles `source` on a fresh sandbox under the load budget (that sandbox
-  // becomes the first slot's). Fails with "chunk:line: message".
+  // becomes the first slot's). Fails with "chunk:line: message". With
+  // `load_probe`, that first run of the file body is probed.
   static Result<std::unique_ptr<WorkloadRules>> compile(const SandboxLimits& limits,
-                                                        std::string chunk_name, std::string source);
+                                                        std::string chunk_name, std::string source,
+                                                        CallProbe* load_probe = nullptr);
   ~WorkloadRules();
   WorkloadRules(const WorkloadRules&) = delete;
   WorkloadRules& operator=(const WorkloadRules&) = delete;

@@ -1,6 +1,7 @@
 #include "switchboard/rule_tests.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,8 +15,11 @@
 namespace switchboard {
 
 namespace fs = std::filesystem;
+using detail::CallProbe;
 using detail::ConfigError;
+using detail::RuleTestRun;
 using detail::where;
+using detail::WorkloadRules;
 
 namespace {
 
@@ -147,17 +151,125 @@ std::string compare(const toml::table& expect, const Decision& d, const std::str
   return diff;
 }
 
+// The key a rules file is gathered under: its real path, so that two
+// spellings of one file meet.
+std::string file_key(const std::string& path) {
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(path, ec);
+  return ec ? path : real.string();
+}
+
+std::string trimmed(std::string_view s) {
+  const size_t first = s.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return "";
+  return std::string(s.substr(first, s.find_last_not_of(" \t") - first + 1));
+}
+
+// Adds `lines` (ascending, distinct) to `into` (ascending, distinct).
+void merge_lines(std::vector<int>& into, const std::vector<int>& lines) {
+  std::vector<int> merged;
+  merged.reserve(into.size() + lines.size());
+  std::set_union(into.begin(), into.end(), lines.begin(), lines.end(), std::back_inserter(merged));
+  into = std::move(merged);
+}
+
+// The coverage entry of a rules file, created with its executable lines on
+// first use. Fails when the lines cannot be read (the source does not compile).
+Result<RuleTestRun::Lines*> coverage_entry(const Config& config, RuleTestRun& run, const std::string& rules_file,
+                                           const std::string& rules_name, const std::string& source) {
+  const std::string key = file_key(rules_file);
+  auto it = run.lines.find(key);
+  if (it != run.lines.end()) return &it->second;
+  auto executable = detail::executable_lines(config.sandbox, rules_name, source);
+  if (!executable.ok()) return executable.status();
+  RuleTestRun::Lines& entry = run.lines[key];
+  entry.rules = rules_name;
+  entry.source = source;
+  entry.executable = std::move(executable).value();
+  return &entry;
+}
+
+RuleCoverage coverage_of(const RuleTestRun::Lines& l) {
+  RuleCoverage c;
+  c.rules = l.rules;
+  c.test_files = l.test_files;
+  c.executable = static_cast<int>(l.executable.size());
+  const std::vector<std::string_view> text = detail::text_lines(l.source);
+  bool in_range = false;
+  for (int line : l.executable) {
+    if (std::binary_search(l.executed.begin(), l.executed.end(), line)) {
+      ++c.executed;
+      in_range = false;
+    } else if (in_range) {
+      c.missed.back().last = line;
+    } else {
+      c.missed.push_back({line, line, static_cast<size_t>(line) <= text.size() ? trimmed(text[line - 1]) : ""});
+      in_range = true;
+    }
+  }
+  return c;
+}
+
+// Adds a line to cost.over_budget when `measured` is over `limit`.
+void check_limit(const std::optional<CostLimit>& limit, double measured, const char* unit, const char* key,
+                 RuleCost& cost) {
+  if (!limit || measured <= static_cast<double>(limit->value)) return;
+  cost.over_budget.push_back(cost.rules + ": " + std::to_string(std::llround(measured)) + " " + unit +
+                             " per call, over the budget of " + std::to_string(limit->value) + " (" + key +
+                             " at " + limit->source + ")");
+}
+
+// Fields of `over` that are set replace those of `base`.
+RuleCostBudget overlay(RuleCostBudget base, const RuleCostBudget& over) {
+  if (over.max_instructions) base.max_instructions = over.max_instructions;
+  if (over.max_bytes) base.max_bytes = over.max_bytes;
+  if (over.max_ns) base.max_ns = over.max_ns;
+  return base;
+}
+
+// The timing pass: mean ns per decision over the cases, the median of the
+// rounds. Nothing is instrumented: these are the calls Engine::decide makes.
+double time_cases(const Config& config, const Workload& workload, WorkloadRules& rules,
+                  const std::vector<std::pair<Step, CallContext>>& cases, const RuleTestOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> rounds;
+  for (int r = 0; r < std::max(1, options.bench_rounds); ++r) {
+    long calls = 0;
+    const auto start = Clock::now();
+    Clock::duration elapsed{};
+    do {
+      for (const auto& [step, ctx] : cases) {
+        detail::decide_with(config, workload, rules, step, ctx);
+        ++calls;
+      }
+      elapsed = Clock::now() - start;
+    } while (calls < options.bench_round_calls || elapsed < options.bench_round_time);
+    rounds.push_back(std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(calls));
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[rounds.size() / 2];
+}
+
 }  // namespace
 
+double RuleCoverage::percent() const {
+  return executable == 0 ? 100.0 : 100.0 * static_cast<double>(executed) / static_cast<double>(executable);
+}
+
 void detail::run_rule_test_file(const Config& config, const std::string& file, RuleTestReport& report,
-                                WorkloadRules* candidate, const Workload* given_workload) {
+                                WorkloadRules* candidate, const Workload* given_workload, RuleTestRun* run) {
   auto fail_file = [&](const std::string& message) {
     report.failed++;
     report.failures.push_back({file, "", message});
   };
+  // Coverage and cost are measured on the file's own rules, never on a reload candidate.
+  const bool coverage = run != nullptr && candidate == nullptr && run->options.coverage;
+  const bool bench = run != nullptr && candidate == nullptr && run->options.bench;
   try {
     toml::table root = toml::parse_file(file);
-    detail::reject_unknown_keys(root, file, "the test file", {"workload", "rules", "case"});
+    detail::reject_unknown_keys(root, file, "the test file", {"workload", "rules", "case", "rule_cost"});
+    RuleCostBudget own_budget;
+    if (const toml::node* n = root.get("rule_cost")) detail::read_rule_cost(*n, file, own_budget);
     const fs::path dir = fs::path(file).parent_path();
     std::string stem = fs::path(file).filename().string();
     stem.resize(stem.size() - std::min(stem.size(), kSuffix.size()));
@@ -166,6 +278,8 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
     std::optional<std::string> rules = detail::optional_string(root, "rules", file, "the test file");
     std::optional<std::string> workload_name = detail::optional_string(root, "workload", file, "the test file");
     std::unique_ptr<WorkloadRules> own_rules;
+    CallProbe load_probe;
+    load_probe.lines = coverage;
     Workload workload;
     if (candidate != nullptr) {
       workload = *given_workload;
@@ -195,12 +309,14 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
         workload.rules_path = rules_file;
       }
       workload.rules_file = rules_file;
+      if (run != nullptr) run->tested.insert(file_key(rules_file));
       auto text = read_text_file(rules_file, workload.rules_path + ": cannot read the file");
       if (!text.ok()) {
         fail_file(text.status().message());
         return;
       }
-      auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(text).value());
+      auto compiled = WorkloadRules::compile(config.sandbox, workload.rules_path, std::move(text).value(),
+                                             coverage ? &load_probe : nullptr);
       if (!compiled.ok()) {
         fail_file(compiled.status().message());
         return;
@@ -214,6 +330,9 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
       throw ConfigError(file + ":1:1: the test file has no [[case]] tables");
     }
     report.files.push_back(file);
+    std::vector<int> executed = load_probe.lines_hit;
+    std::int64_t instructions = 0, bytes = 0;
+    std::vector<std::pair<Step, CallContext>> measured;
     for (const toml::node& node : *cases->as_array()) {
       const toml::table& c = *node.as_table();
       detail::reject_unknown_keys(c, file, "case", {"name", "step", "ctx", "expect"});
@@ -224,7 +343,17 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
       if (expect_node == nullptr) throw ConfigError(where(file, c) + ": case '" + name + "' has no 'expect'");
       Step step = read_step(*step_node, file);
       CallContext ctx = read_ctx(c.get("ctx"), file);
-      const Decision decision = detail::decide_with(config, workload, *candidate, step, ctx);
+      CallProbe probe;
+      probe.lines = coverage;
+      probe.instructions = bench;
+      const Decision decision = detail::decide_with(config, workload, *candidate, step, ctx, nullptr,
+                                                    coverage || bench ? &probe : nullptr);
+      if (coverage) merge_lines(executed, probe.lines_hit);
+      if (bench && !decision.error) {  // a failed call (a kill costs the whole budget) is no measure
+        instructions += probe.instruction_count;
+        bytes += probe.bytes_allocated;
+        measured.emplace_back(std::move(step), std::move(ctx));
+      }
       const std::string diff = compare(detail::expect_table(*expect_node, file, "expect"), decision, file);
       if (diff.empty()) {
         report.passed++;
@@ -232,6 +361,29 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
         report.failed++;
         report.failures.push_back({file, name, where(file, c) + ": " + diff});
       }
+    }
+    if (coverage) {
+      auto entry = coverage_entry(config, *run, workload.rules_file, workload.rules_path, candidate->source());
+      if (!entry.ok()) {
+        fail_file(entry.status().message());
+      } else {
+        (*entry)->test_files.push_back(file);
+        merge_lines((*entry)->executed, executed);
+      }
+    }
+    if (bench && !measured.empty()) {
+      RuleCost cost;
+      cost.rules = workload.rules_path;
+      cost.test_file = file;
+      cost.calls = static_cast<int>(measured.size());
+      cost.instructions = static_cast<double>(instructions) / cost.calls;
+      cost.bytes = static_cast<double>(bytes) / cost.calls;
+      cost.ns = time_cases(config, workload, *candidate, measured, run->options);
+      cost.budget = overlay(config.rule_cost, own_budget);
+      check_limit(cost.budget.max_instructions, cost.instructions, "instructions", "max_instructions", cost);
+      check_limit(cost.budget.max_bytes, cost.bytes, "bytes", "max_bytes", cost);
+      check_limit(cost.budget.max_ns, cost.ns, "ns", "max_ns", cost);
+      report.costs.push_back(std::move(cost));
     }
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
@@ -247,9 +399,46 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
   }
 }
 
-RuleTestReport run_rule_tests(const Config& config, const std::vector<std::string>& paths) {
+RuleTestReport run_rule_tests(const Config& config, const std::vector<std::string>& paths,
+                              const RuleTestOptions& options) {
   RuleTestReport report;
-  for (const std::string& file : collect(config, paths)) detail::run_rule_test_file(config, file, report);
+  RuleTestRun run;
+  run.options = options;
+  for (const std::string& file : collect(config, paths)) {
+    detail::run_rule_test_file(config, file, report, nullptr, nullptr, &run);
+  }
+  if (!options.coverage) return report;
+  if (paths.empty()) {
+    // A workload whose rules no test file names is covered by its file body alone.
+    for (const auto& [name, w] : config.workloads) {
+      if (run.tested.count(file_key(w.rules_file))) continue;
+      auto fail = [&](const std::string& message) {
+        report.failed++;
+        report.failures.push_back({w.rules_file, "", message});
+      };
+      auto text = detail::read_text_file(w.rules_file, w.rules_path + ": cannot read the file");
+      if (!text.ok()) {
+        fail(text.status().message());
+        continue;
+      }
+      CallProbe probe;
+      probe.lines = true;
+      auto box = detail::LuaSandbox::create(config.sandbox, w.rules_path, *text, &probe);
+      if (!box.ok()) {
+        fail(box.status().message());
+        continue;
+      }
+      auto entry = coverage_entry(config, run, w.rules_file, w.rules_path, *text);
+      if (!entry.ok()) {
+        fail(entry.status().message());
+        continue;
+      }
+      merge_lines((*entry)->executed, probe.lines_hit);
+    }
+  }
+  for (const auto& [key, lines] : run.lines) report.coverage.push_back(coverage_of(lines));
+  std::sort(report.coverage.begin(), report.coverage.end(),
+            [](const RuleCoverage& a, const RuleCoverage& b) { return a.rules < b.rules; });
   return report;
 }
 

@@ -11,6 +11,8 @@
 
 #include <toml++/toml.h>
 
+#include "switchboard/config.h"
+
 namespace switchboard::detail {
 
 struct ConfigError : std::runtime_error {
@@ -95,6 +97,10 @@ inline std::optional<std::int64_t> optional_positive_integer(const toml::table& 
   }
   return v;
 }
+
+// Reads a [rule_cost] table (switchboard.toml, or a test file's own) into
+// `budget`, replacing only the fields it sets (config.cpp).
+void read_rule_cost(const toml::node& node, const std::string& file, RuleCostBudget& budget);
 
 inline std::int64_t required_positive_integer(const toml::table& t, std::string_view key,
                                               const std::string& file, const std::string& what) {

@@ -1,5 +1,6 @@
 // switchboard route: the dry run. Decides every step of a STEPS.jsonl file
-// without calling any model, and prints what it would cost.
+// without calling any model, and prints what it would cost; with --explain,
+// the lines of the rules that made each decision.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +22,7 @@ struct RouteOptions {
   std::string rules;
   std::string steps;
   bool json = false;
+  bool explain = false;
 };
 
 struct TierTotal {
@@ -46,6 +48,23 @@ nlohmann::json to_json(int index, const Decision& d) {
   j["rules_version"] = d.rules_version;
   j["error"] = d.error ? nlohmann::json(*d.error) : nlohmann::json(nullptr);
   return j;
+}
+
+nlohmann::json explain_json(const Explanation& e) {
+  nlohmann::json lines = nlohmann::json::array();
+  for (const TracedLine& l : e.lines) lines.push_back({{"line", l.line}, {"text", l.text}});
+  return {{"lines", lines}, {"truncated", e.truncated}, {"reason", e.decision.reason}};
+}
+
+// Under a step's line: the rules' lines that ran, then the reason (or the error).
+void print_explanation(const Explanation& e) {
+  for (const TracedLine& l : e.lines) std::printf("       %5d  %s\n", l.line, l.text.c_str());
+  if (e.truncated) std::printf("              ... (more lines ran than are kept)\n");
+  if (e.decision.error) {
+    std::printf("              error: %s\n", e.decision.error->c_str());
+  } else {
+    std::printf("              reason: %s\n", e.decision.reason.empty() ? "(none given)" : e.decision.reason.c_str());
+  }
 }
 
 int run_route(const RouteOptions& o) {
@@ -93,12 +112,23 @@ int run_route(const RouteOptions& o) {
       ++skipped;
       continue;
     }
-    auto decision = (*engine)->decide(o.workload, *step);
-    if (!decision.ok()) {
-      std::cerr << decision.status().message() << "\n";
-      return 2;
+    Explanation explained;  // the decision; with --explain, also the lines that made it
+    if (o.explain) {
+      auto e = (*engine)->explain(o.workload, *step);
+      if (!e.ok()) {
+        std::cerr << e.status().message() << "\n";
+        return 2;
+      }
+      explained = std::move(e).value();
+    } else {
+      auto decision = (*engine)->decide(o.workload, *step);
+      if (!decision.ok()) {
+        std::cerr << decision.status().message() << "\n";
+        return 2;
+      }
+      explained.decision = std::move(decision).value();
     }
-    const Decision& d = *decision;
+    const Decision& d = explained.decision;
     ++routed;
     if (d.error) ++rule_errors;
     total += d.estimated_cost;
@@ -106,7 +136,9 @@ int run_route(const RouteOptions& o) {
     by_tier[d.tier].steps++;
     by_tier[d.tier].cost += d.estimated_cost;
     if (o.json) {
-      std::cout << to_json(line_no, d).dump() << "\n";
+      nlohmann::json j = to_json(line_no, d);
+      if (o.explain) j["explain"] = explain_json(explained);
+      std::cout << j.dump() << "\n";
     } else {
       std::string model = d.model + (d.fanout > 1 ? " x" + std::to_string(d.fanout) : "");
       std::printf("%5d  %-16s %8lld  %-9s %-18s %-6s %11s  %s\n", line_no, cut(step->role, 16).c_str(),
@@ -114,6 +146,7 @@ int run_route(const RouteOptions& o) {
                   cut(model, 18).c_str(), std::string(to_string(d.reasoning)).c_str(),
                   format_usd(d.estimated_cost).c_str(),
                   cut(d.error ? "ERROR " + *d.error : d.reason, 60).c_str());
+      if (o.explain) print_explanation(explained);
     }
   }
   if (!o.json) {
@@ -148,6 +181,8 @@ Command add_route(CLI::App& app) {
   cmd->add_option("--workload", o->workload, "Workload whose rules decide")->capture_default_str();
   cmd->add_option("--rules", o->rules, "Use this rules file instead of the workload's");
   cmd->add_flag("--json", o->json, "One JSON object per step per line");
+  cmd->add_flag("--explain", o->explain,
+                "Show the lines of the rules each decision ran, and its reason (JSON: an \"explain\" field)");
   cmd->add_option("STEPS", o->steps, "Steps, one JSON object per line")->required();
   return [o]() { return run_route(*o); };
 }

@@ -34,6 +34,21 @@ struct SandboxLimits {
   std::int64_t time_limit_ms = 1000;
 };
 
+// One per-call cost limit, and where it was set.
+struct CostLimit {
+  std::int64_t value = 0;
+  std::string source;  // "file:line:column" of the value, for messages
+};
+
+// Budgets for one classify() call of a rules file, averaged over its test
+// cases, checked by `switchboard test --bench` ([rule_cost]; a test file's own
+// [rule_cost] table overrides single fields). Unset: not checked.
+struct RuleCostBudget {
+  std::optional<CostLimit> max_instructions;  // VM instructions: exact, the same on every machine
+  std::optional<CostLimit> max_bytes;         // bytes allocated: exact for one build of Lua
+  std::optional<CostLimit> max_ns;            // wall clock: depends on the machine and its load
+};
+
 // A model's base list rates, copied from its price-catalog entry: what the
 // estimate before a call uses. Exact costs after a call use the catalog itself
 // (Config::prices), which also knows cache writes, reasoning and long context.
@@ -169,6 +184,7 @@ struct Config {
   // Shared and immutable, so a ledger or a budget may keep it past the Config.
   std::shared_ptr<const PriceCatalog> prices;
   SandboxLimits sandbox;
+  RuleCostBudget rule_cost;
   CallSettings calls;
   SimSettings sim;
   LedgerSettings ledger;

@@ -112,6 +112,23 @@ struct EngineOptions {
   std::shared_ptr<Ledger> shadow_ledger;
 };
 
+// One line of a rules file that a traced call ran.
+struct TracedLine {
+  int line = 0;      // 1-based, as in error messages
+  std::string text;  // the line's source, without its line ending and trailing blanks
+};
+
+// A decision with the lines of the rules that made it (Engine::explain).
+struct Explanation {
+  Decision decision;
+  // The lines of the rules file the classify() call ran, in execution order,
+  // consecutive repeats collapsed (a loop on one line shows once per entry);
+  // when the rules failed, up to the failure. The file body, run at load, is
+  // not part of a call.
+  std::vector<TracedLine> lines;
+  bool truncated = false;  // the call ran more than 4096 lines: the rest are missing
+};
+
 // Lua states and the bytes they hold (shadow rules' included), for memory reports.
 struct EngineMemory {
   size_t states = 0;
@@ -170,6 +187,13 @@ class Engine {
   // True when it is idle; at once for an engine without shadow rules. Hosts
   // call it before flushing the shadow ledger; tests, to read what was recorded.
   bool wait_for_shadow(std::chrono::milliseconds timeout) const;
+
+  // decide(), with the lines of the rules that ran: for tools (`switchboard
+  // route --explain`), not for serving. The call is traced line by line, so
+  // it is several times slower; decide() is never slowed by it. The decision
+  // is the one decide() makes. Thread-safe; fails only for an unknown workload.
+  Result<Explanation> explain(std::string_view workload, const Step& step,
+                              const CallContext& ctx = {}) const;
 
   // Re-reads every workload's rules file (and shadow rules file). A changed
   // file is compiled on a fresh sandbox under the load budget and must pass
