@@ -21,33 +21,9 @@ extern "C" {
 using namespace switchboard;
 using detail::CallProbe;
 using detail::LuaSandbox;
+using switchboard::testing::kCoverageRules;
 
 namespace {
-
-// Lines, for reading the expectations below (luac -l -l lists the same):
-//   1 main          5 main (closure)     12 main, size_of       14 main
-//   4 never_called  8, 9, 11 size_of     15-17, 19 classify     20 main, classify
-const char* const kCoverageRules = R"lua(local LIMIT = 10
-
-local function never_called(x)
-  return x * 2
-end
-
-local function size_of(n)
-  if n > LIMIT then
-    return "big"
-  end
-  return "small"
-end
-
-function classify(step, ctx)
-  local size = size_of(step.input_tokens)
-  if step.role == "plan" then
-    return { tier = "premium", reason = size }
-  end
-  return { tier = "cheap", reason = size }
-end
-)lua";
 
 std::unique_ptr<LuaSandbox> sandbox(const std::string& source, const SandboxLimits& limits = {},
                                     CallProbe* load_probe = nullptr) {

@@ -11,6 +11,7 @@
 
 using namespace switchboard;
 using switchboard::testing::TempDir;
+using switchboard::testing::kCoverageRules;
 
 namespace {
 
@@ -322,31 +323,6 @@ end
 // ---------------------------------------------------------------- coverage and cost
 
 namespace {
-
-// Lines that hold code (luac -l -l lists the same): 1, 5, 12, 14, 20 run in
-// the file body; 4 is never_called's; 8, 9, 11 size_of's; 15-17, 19 and 20
-// classify's.
-const char* const kCoverageRules = R"lua(local LIMIT = 10
-
-local function never_called(x)
-  return x * 2
-end
-
-local function size_of(n)
-  if n > LIMIT then
-    return "big"
-  end
-  return "small"
-end
-
-function classify(step, ctx)
-  local size = size_of(step.input_tokens)
-  if step.role == "plan" then
-    return { tier = "premium", reason = size }
-  end
-  return { tier = "cheap", reason = size }
-end
-)lua";
 
 const char* const kPlanCase =
     "[[case]]\nname = \"plan\"\nstep = { role = \"plan\", input_tokens = 100 }\nexpect = { tier = \"premium\" }\n";

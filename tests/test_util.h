@@ -135,4 +135,29 @@ inline int run_command(const std::string& command, std::string& output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Rules for coverage and tracing tests. Lines that hold code (luac -l -l
+// lists the same): 1, 5, 12, 14, 20 run in the file body; 4 is
+// never_called's (never run); 8, 9, 11 size_of's; 15-17, 19 and 20 classify's.
+inline constexpr const char* kCoverageRules = R"lua(local LIMIT = 10
+
+local function never_called(x)
+  return x * 2
+end
+
+local function size_of(n)
+  if n > LIMIT then
+    return "big"
+  end
+  return "small"
+end
+
+function classify(step, ctx)
+  local size = size_of(step.input_tokens)
+  if step.role == "plan" then
+    return { tier = "premium", reason = size }
+  end
+  return { tier = "cheap", reason = size }
+end
+)lua";
+
 }  // namespace switchboard::testing

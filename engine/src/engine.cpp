@@ -387,14 +387,27 @@ std::string Engine::rules_version(std::string_view workload) const {
   return rules == nullptr ? std::string() : rules->version();
 }
 
+namespace {
+
+// The workload named `name` in `rules` and its compiled rules, or not_found.
+Status find_workload(const RuleSet& rules, std::string_view name, const Workload*& workload,
+                     WorkloadRules*& compiled) {
+  workload = rules.config->find_workload(name);
+  compiled = rules.find(name);
+  if (workload == nullptr || compiled == nullptr) {
+    return Status::not_found("unknown workload '" + std::string(name) + "'");
+  }
+  return Status();
+}
+
+}  // namespace
+
 Result<Decision> Engine::decide(std::string_view workload_name, const Step& step,
                                 const CallContext& ctx) const {
   const RuleSet& rules = impl_->snapshot();
-  const Workload* workload = rules.config->find_workload(workload_name);
-  WorkloadRules* compiled = rules.find(workload_name);
-  if (workload == nullptr || compiled == nullptr) {
-    return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
-  }
+  const Workload* workload = nullptr;
+  WorkloadRules* compiled = nullptr;
+  if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
   Result<Decision> decision =
       detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
   if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
@@ -412,11 +425,9 @@ bool Engine::wait_for_shadow(std::chrono::milliseconds timeout) const {
 Result<Explanation> Engine::explain(std::string_view workload_name, const Step& step,
                                     const CallContext& ctx) const {
   const RuleSet& rules = impl_->snapshot();
-  const Workload* workload = rules.config->find_workload(workload_name);
-  WorkloadRules* compiled = rules.find(workload_name);
-  if (workload == nullptr || compiled == nullptr) {
-    return Status::not_found("unknown workload '" + std::string(workload_name) + "'");
-  }
+  const Workload* workload = nullptr;
+  WorkloadRules* compiled = nullptr;
+  if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
   detail::CallProbe probe;
   probe.lines = true;
   Explanation out;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "html.h"
 #include "switchboard/switchboard.h"
 
 namespace switchboard::cli {
@@ -218,22 +219,6 @@ void print_text(const Report& rep) {
 }
 
 // ---- HTML ----
-
-std::string escape_html(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // JSON safe inside <script>: no '<', '>' or '&' survives (they only occur inside strings).
 std::string script_json(const Json& j) {
