@@ -93,4 +93,19 @@ TEST_CASE("cli: run names the trace line that does not parse and calls nothing")
   CHECK_FALSE(std::filesystem::exists(ledger));
 }
 
+TEST_CASE("cli: run with rules that do not load names the line and leaves no ledger behind") {
+  TempDir dir;
+  const std::string config = switchboard::testing::write_small_config(dir);
+  dir.write("rules/w.lua", "function classify(step, ctx)\n  return {\nend\n");
+  const std::string trace = dir.write("trace.jsonl", "{\"role\":\"plan\",\"input_tokens\":10}\n");
+  const std::string ledger = (dir.path() / "ledger.db").string();
+  std::string out;
+  CHECK(switchboard::testing::run_command(offline_cli() + " run --workload w --config '" + config + "' --ledger '" +
+                                              ledger + "' '" + trace + "'",
+                                          out) == 2);
+  CHECK(out.find("rules/w.lua:3:") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(ledger));
+  CHECK_FALSE(std::filesystem::exists(ledger + "-wal"));
+}
+
 #endif  // SWITCHBOARD_CLI

@@ -116,6 +116,11 @@ int run_trace(const RunOptions& o) {
   auto engine = Engine::open(std::move(loaded_config).value(), std::move(engine_options));
   if (!engine.ok()) {
     std::cerr << engine.status().message() << "\n";
+    if (!ledger_existed) {  // nothing was written: leave no empty ledger behind
+      options.ledger.reset();
+      sqlite->reset();  // the last owner: closes the database
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(o.ledger + suffix);
+    }
     return 2;
   }
   const Config& config = (*engine)->config();
