@@ -227,14 +227,10 @@ class AnthropicWire final : public WireFormat {
   }
 
   Result<ModelResponse> parse_response(std::string_view body) const override {
-    try {
-      Result<json> parsed = wire::parse_body(body);
-      if (!parsed.ok()) return parsed.status();
-      const json& j = *parsed;
+    return wire::read_response(body, UsageFormat::kAnthropic, [&](const json& j, ModelResponse& r) -> Status {
       const json* content = wire::array_at(j, "content");
       if (content == nullptr) return Status::upstream("body has no 'content' array");
 
-      ModelResponse r;
       r.model = wire::string_at(j, "model");
       if (r.model.empty()) r.model = model_id_;
       for (const json& block : *content) {
@@ -249,13 +245,8 @@ class AnthropicWire final : public WireFormat {
         // thinking and redacted_thinking blocks are not the answer.
       }
       r.finish_reason = normalise_stop(wire::string_at(j, "stop_reason"));
-      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kAnthropic, j);
-      if (!usage.ok()) return usage.status();
-      r.usage = *usage;
-      return r;
-    } catch (const json::exception& e) {
-      return Status::upstream(std::string("body: ") + e.what());
-    }
+      return Status();
+    });
   }
 
   std::unique_ptr<StreamDecoder> stream_decoder() const override {

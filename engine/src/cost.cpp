@@ -16,6 +16,12 @@ std::int64_t input_tokens_of(const Step& step) {
   return 0;
 }
 
+Step step_for_ledger(Step step, const Config& config) {
+  step.input_tokens = input_tokens_of(step);
+  if (!config.ledger.keep_prompts) step.prompt.reset();
+  return step;
+}
+
 void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
                    Decision& decision) {
   std::int64_t output = model.default_output_tokens;

@@ -15,6 +15,10 @@ using switchboard::estimate_tokens;  // step.h
 // The step's input tokens: counted by the caller, else estimated from the prompt.
 std::int64_t input_tokens_of(const Step& step);
 
+// The step as a DecisionRecord keeps it: input tokens always set (counted or
+// estimated, as the rules saw them), the prompt only with [ledger] keep_prompts.
+Step step_for_ledger(Step step, const Config& config);
+
 // Fills decision.estimated_* from the step and the chosen model's list price:
 // input × input price + expected output × output price, where expected output
 // is the step's expected_output_tokens, else the decision's max_output_tokens,

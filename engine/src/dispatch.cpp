@@ -132,17 +132,14 @@ struct Dispatcher::Impl {
   }
 
   // The ledger's record of the rules' decision (before the budget moved it),
-  // with the step as the rules saw it: the prompt only when the config keeps
-  // prompts, the input tokens always (as counted or estimated).
+  // with the step as the rules saw it (step_for_ledger).
   DecisionRecord decision_record(const Decision& decision, const Step& step, const std::string& trace_id,
                                  AdmissionOutcome admission) const {
     DecisionRecord r;
     r.time = std::chrono::system_clock::now();
     r.trace_id = trace_id;
     r.kind = decision.requested ? DecisionKind::kRequested : DecisionKind::kRules;
-    r.step = step;
-    r.step.input_tokens = detail::input_tokens_of(step);
-    if (!engine.config().ledger.keep_prompts) r.step.prompt.reset();
+    r.step = detail::step_for_ledger(step, engine.config());
     r.decision = decision;
     r.admission = admission;
     return r;
@@ -303,9 +300,8 @@ struct Dispatcher::Impl {
     trace.step = &call.step;
     trace.trace_id = result.trace_id;
     const std::vector<Message> messages = messages_of(call);
-    const std::int64_t input_tokens = detail::input_tokens_of(call.step) > 0
-                                          ? detail::input_tokens_of(call.step)
-                                          : detail::estimate_tokens(messages.back().content);
+    const std::int64_t counted = detail::input_tokens_of(call.step);
+    const std::int64_t input_tokens = counted > 0 ? counted : detail::estimate_tokens(messages.back().content);
 
     Answer final;
     if (d.fanout <= 1) {

@@ -219,26 +219,17 @@ class GeminiWire final : public WireFormat {
   }
 
   Result<ModelResponse> parse_response(std::string_view body) const override {
-    try {
-      Result<json> parsed = wire::parse_body(body);
-      if (!parsed.ok()) return parsed.status();
-      const json& j = *parsed;
+    return wire::read_response(body, UsageFormat::kGemini, [&](const json& j, ModelResponse& r) -> Status {
       Candidate c = read_candidate(j);
       if (!c.blocked && wire::array_at(j, "candidates") == nullptr) return Status::upstream("body has no 'candidates'");
 
-      ModelResponse r;
       r.model = wire::string_at(j, "modelVersion");
       if (r.model.empty()) r.model = model_id_;
       r.text = std::move(c.text);
       r.tool_calls = std::move(c.tool_calls);
       r.finish_reason = finish_of(c.finish_reason, !r.tool_calls.empty(), c.blocked);
-      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kGemini, j);
-      if (!usage.ok()) return usage.status();
-      r.usage = *usage;
-      return r;
-    } catch (const json::exception& e) {
-      return Status::upstream(std::string("body: ") + e.what());
-    }
+      return Status();
+    });
   }
 
   std::unique_ptr<StreamDecoder> stream_decoder() const override {

@@ -172,16 +172,12 @@ class OpenAIWire final : public WireFormat {
   }
 
   Result<ModelResponse> parse_response(std::string_view body) const override {
-    try {
-      Result<json> parsed = wire::parse_body(body);
-      if (!parsed.ok()) return parsed.status();
-      const json& j = *parsed;
+    return wire::read_response(body, UsageFormat::kOpenAI, [&](const json& j, ModelResponse& r) -> Status {
       const json* choices = wire::array_at(j, "choices");
       if (choices == nullptr || choices->empty()) return Status::upstream("body has no 'choices'");
       const json* message = wire::object_at((*choices)[0], "message");
       if (message == nullptr) return Status::upstream("'choices[0]' has no 'message' object");
 
-      ModelResponse r;
       r.model = wire::string_at(j, "model");
       if (r.model.empty()) r.model = model_id_;
       r.text = wire::string_at(*message, "content");
@@ -194,13 +190,8 @@ class OpenAIWire final : public WireFormat {
         }
       }
       r.finish_reason = normalise_finish(wire::string_at((*choices)[0], "finish_reason"));
-      Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, j);
-      if (!usage.ok()) return usage.status();
-      r.usage = *usage;
-      return r;
-    } catch (const json::exception& e) {
-      return Status::upstream(std::string("body: ") + e.what());
-    }
+      return Status();
+    });
   }
 
   std::unique_ptr<StreamDecoder> stream_decoder() const override {

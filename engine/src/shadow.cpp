@@ -113,15 +113,12 @@ void ShadowWorker::evaluate(ShadowJob& job) const {
   if (r.agrees) counts.agreed.fetch_add(1, std::memory_order_relaxed);
   if (r.decision.error) counts.errors.fetch_add(1, std::memory_order_relaxed);
   if (!ledger_) return;
-  // The step as the Dispatcher records the active decision's: input tokens
-  // always (as counted or estimated), the prompt only when the config keeps prompts.
+  // The step as the Dispatcher records the active decision's (step_for_ledger).
   r.time = job.at;
   r.trace_id = std::move(job.trace_id);
   r.kind = DecisionKind::kShadow;
   r.admission = AdmissionOutcome::kNotAdmitted;
-  r.step = std::move(job.step);
-  r.step.input_tokens = input_tokens_of(r.step);
-  if (!config_->ledger.keep_prompts) r.step.prompt.reset();
+  r.step = step_for_ledger(std::move(job.step), *config_);
   r.active = std::move(job.active);
   ledger_->record(r);
 }

@@ -12,6 +12,7 @@
 
 #include "usage_json.h"
 
+#include "switchboard/client.h"
 #include "switchboard/status.h"
 
 namespace switchboard::wire {
@@ -44,6 +45,26 @@ inline Result<json> parse_body(std::string_view body) {
   if (value.is_discarded()) return Status::upstream("body is not valid JSON");
   if (!value.is_object()) return Status::upstream("body is not a JSON object");
   return value;
+}
+
+// A response body read into a ModelResponse: `read(body, response)` fills
+// what only the provider's shape says (model, text, tool calls, finish
+// reason) and returns a status; the usage is then read in `format`. A JSON
+// exception anywhere is the provider's fault (upstream), never a throw.
+template <typename Read>
+Result<ModelResponse> read_response(std::string_view body, UsageFormat format, Read&& read) {
+  try {
+    Result<json> parsed = parse_body(body);
+    if (!parsed.ok()) return parsed.status();
+    ModelResponse r;
+    if (Status s = read(*parsed, r); !s.ok()) return s;
+    Result<Usage> usage = usage_or_upstream(format, *parsed);
+    if (!usage.ok()) return usage.status();
+    r.usage = *usage;
+    return r;
+  } catch (const json::exception& e) {
+    return Status::upstream(std::string("body: ") + e.what());
+  }
 }
 
 // A JSON object given as text in a request (tool parameters, call arguments);
