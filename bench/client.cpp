@@ -1,6 +1,6 @@
 // bench_client: the cost of one model call through a native adapter.
 //  Baseline: a bare libcurl POST of the same JSON body on one reused easy
-//  handle to the fake provider (tests/fake_provider.h), body kept as bytes.
+//  handle to the fake provider (tests/fakes/fake_provider.h), body kept as bytes.
 //  Subject: ModelClient::invoke of an "openai" model at the same server
 //  (request JSON built, response parsed, usage normalised), and the whole
 //  Dispatcher::run (rules, admission, call, ledger record) on top.

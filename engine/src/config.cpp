@@ -11,8 +11,8 @@
 
 #include <toml++/toml.h>
 
-#include "file_text.h"
-#include "toml_util.h"
+#include "util/file_text.h"
+#include "util/toml.h"
 
 namespace switchboard {
 

@@ -7,8 +7,8 @@
 #include <random>
 #include <thread>
 
-#include "cost.h"
-#include "decide.h"
+#include "cost/estimate.h"
+#include "rules/decide.h"
 
 namespace switchboard {
 

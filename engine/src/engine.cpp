@@ -6,14 +6,14 @@
 #include <mutex>
 #include <sstream>
 
-#include "cost.h"
-#include "decide.h"
-#include "file_text.h"
-#include "rule_set.h"
-#include "rule_test_runner.h"
-#include "rules_watcher.h"
-#include "sha256.h"
-#include "shadow.h"
+#include "cost/estimate.h"
+#include "rules/decide.h"
+#include "util/file_text.h"
+#include "rules/rule_set.h"
+#include "rules/rule_test_runner.h"
+#include "rules/watcher.h"
+#include "util/sha256.h"
+#include "rules/shadow.h"
 
 namespace switchboard {
 

@@ -30,9 +30,9 @@
 #include <string>
 #include <string_view>
 
-#include "api.h"
+#include "api/api.h"
 #include "metrics.h"
-#include "server.h"
+#include "http/server.h"
 #include "switchboard/switchboard.h"
 #include "worker_pool.h"
 

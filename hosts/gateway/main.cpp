@@ -25,7 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway.h"
-#include "server.h"
+#include "http/server.h"
 
 namespace {
 

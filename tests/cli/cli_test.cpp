@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "test_util.h"
 
 using namespace switchboard;

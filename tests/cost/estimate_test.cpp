@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cost.h"
+#include "cost/estimate.h"
 #include "test_util.h"
 
 using namespace switchboard;

@@ -1,4 +1,4 @@
-// Usage from real-shaped provider responses (tests/fixtures/usage/, one whole
+// Usage from real-shaped provider responses (tests/cost/fixtures/, one whole
 // body per case) and the exact micro-dollar cost of each under a catalog
 // written here, not the shipped one, whose prices change.
 #include <doctest/doctest.h>
@@ -56,7 +56,7 @@ const PriceCatalog& golden_catalog() {
 }
 
 std::string fixture(const std::string& name) {
-  const std::string path = std::string(SWITCHBOARD_TESTS_DIR) + "/fixtures/usage/" + name;
+  const std::string path = std::string(SWITCHBOARD_TESTS_DIR) + "/cost/fixtures/" + name;
   std::ifstream in(path, std::ios::binary);
   REQUIRE_MESSAGE(in.good(), "missing fixture " << path);
   std::ostringstream text;

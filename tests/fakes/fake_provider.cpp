@@ -41,7 +41,7 @@
 #include <nlohmann/json.hpp>
 
 #ifndef SWITCHBOARD_WIRE_FIXTURES_DIR
-#error "SWITCHBOARD_WIRE_FIXTURES_DIR must name tests/fixtures/wire"
+#error "SWITCHBOARD_WIRE_FIXTURES_DIR must name tests/fakes/wire"
 #endif
 
 namespace switchboard::testing {
@@ -64,7 +64,7 @@ constexpr std::string_view kFillerMark = "@@FAKE_PROVIDER_FILLER@@";
 // ---------------------------------------------------------------------------
 // Templates
 
-// The placeholders a template may use (fixtures/wire/README.md).
+// The placeholders a template may use (tests/fakes/wire/README.md).
 enum Var : std::size_t {
   kSeq, kModel, kText, kText0, kText1, kText2, kThinking, kThinking0, kThinking1, kThinking2,
   kToolName, kArguments, kArguments0, kArguments1, kArguments2, kInput, kContent, kParts,

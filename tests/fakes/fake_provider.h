@@ -1,6 +1,6 @@
 // FakeProvider: an HTTP/1.1 server on 127.0.0.1 that speaks the OpenAI Chat
 // Completions, Anthropic Messages and Gemini generateContent wire formats from
-// the recorded-shape templates in tests/fixtures/wire/, and misbehaves on
+// the recorded-shape templates in tests/fakes/wire/, and misbehaves on
 // demand (inject). For adapter tests, integration tests and the gateway
 // benchmark (fake_provider_main.cpp is the same server as a program).
 //
@@ -90,7 +90,7 @@ struct FakeProviderOptions {
   int threads = 2;                       // I/O threads serving every connection
   std::uint16_t port = 0;                // 0: any free port
   bool record_requests = true;           // keep requests for received(); off to benchmark
-  std::string fixtures_dir;              // "": tests/fixtures/wire in the source tree
+  std::string fixtures_dir;              // "": tests/fakes/wire in the source tree
 };
 
 // One request as the server read it.

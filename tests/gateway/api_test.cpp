@@ -1,4 +1,4 @@
-// The gateway's API shapes (hosts/gateway/api.h): OpenAI Chat Completions and
+// The gateway's API shapes (hosts/gateway/api/api.h): OpenAI Chat Completions and
 // Anthropic Messages requests as the official SDKs send them, every error a
 // malformed one gets, whole answers and streamed SSE read back the way the
 // SDKs read them (the engine's own SSE parser).
@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api.h"
-#include "sse.h"
+#include "api/api.h"
+#include "providers/sse.h"
 
 using namespace switchboard;
 using namespace switchboard::gateway;

@@ -20,8 +20,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ledger_json.h"
-#include "ledger_sqlite.h"
+#include "ledger/record_json.h"
+#include "ledger/sqlite.h"
 #include "switchboard/ledger.h"
 #include "test_util.h"
 

@@ -1,6 +1,6 @@
-// The hostile-rules suite: every tests/hostile/*.lua attacks the sandbox one
+// The hostile-rules suite: every tests/lua/hostile/*.lua attacks the sandbox one
 // way (the header of each file says how and what error it must produce; see
-// tests/hostile/README.md). Each must end within two seconds with a clear
+// tests/lua/hostile/README.md). Each must end within two seconds with a clear
 // error naming the file, fall back to the workload's fallback tier, keep the
 // process inside its memory bound, and leave the host able to serve the next
 // engine; and do the same again under the probes of coverage, cost and
@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "decide.h"
-#include "lua_sandbox.h"
-#include "rule_set.h"
+#include "rules/decide.h"
+#include "lua/sandbox.h"
+#include "rules/rule_set.h"
 #include "test_util.h"
 
 extern "C" {
@@ -52,7 +52,7 @@ constexpr const char* kWellBehavedRules = R"lua(
   end
 )lua";
 
-// One tests/hostile/*.lua file and what its header promises.
+// One tests/lua/hostile/*.lua file and what its header promises.
 struct HostileCase {
   std::string name;    // file stem
   std::string source;
@@ -105,7 +105,7 @@ HostileCase parse_case(const std::filesystem::path& path) {
 std::vector<HostileCase> hostile_cases() {
   std::vector<std::filesystem::path> paths;
   for (const auto& entry :
-       std::filesystem::directory_iterator(std::filesystem::path(SWITCHBOARD_TESTS_DIR) / "hostile")) {
+       std::filesystem::directory_iterator(std::filesystem::path(SWITCHBOARD_TESTS_DIR) / "lua" / "hostile")) {
     if (entry.path().extension() == ".lua") paths.push_back(entry.path());
   }
   std::sort(paths.begin(), paths.end());

@@ -11,7 +11,7 @@ extern "C" {
 #include <lualib.h>
 }
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 #include "test_util.h"
 
 extern "C" {

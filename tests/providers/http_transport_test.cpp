@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "http_model_client.h"
-#include "http_transport.h"
+#include "providers/http_model_client.h"
+#include "providers/http_transport.h"
 
 using namespace switchboard;
 using std::chrono::milliseconds;

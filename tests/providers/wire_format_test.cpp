@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "sse.h"
+#include "providers/sse.h"
 #include "test_util.h"
-#include "wire_common.h"
-#include "wire_format.h"
+#include "providers/wire_common.h"
+#include "providers/wire_format.h"
 
 using namespace switchboard;
 using nlohmann::json;

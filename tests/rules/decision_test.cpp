@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "test_util.h"
 
 using namespace switchboard;

@@ -2,7 +2,7 @@
 // body runs within the load budget, it defines classify and it passes the
 // workload's test cases; otherwise the old version keeps serving and the
 // error is recorded with its file:line. Single-threaded; the threaded side is
-// in concurrency_test.cpp and rules_watcher_test.cpp.
+// in concurrency_test.cpp and watcher_test.cpp.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -15,7 +15,7 @@
 #include <malloc.h>
 #endif
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "test_util.h"
 
 using namespace switchboard;

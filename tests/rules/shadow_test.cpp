@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "switchboard/dispatch.h"
 #include "test_util.h"
 

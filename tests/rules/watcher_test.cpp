@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "sha256.h"
+#include "util/sha256.h"
 #include "test_util.h"
 
 using namespace switchboard;

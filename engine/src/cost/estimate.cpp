@@ -1,4 +1,4 @@
-#include "cost.h"
+#include "cost/estimate.h"
 
 namespace switchboard {
 

@@ -1,3 +1,9 @@
+// Folder cost/: money and tokens. It owns the price catalog (pricing.cpp),
+// the normalisation of each provider's usage report (usage.cpp), estimates
+// before a call (estimate.cpp: input tokens, output expectations, a
+// decision's worst case) and budget books (budget.cpp). It may use util/ and
+// the public headers; it includes nothing from rules/, providers/ or ledger/.
+//
 // Cost estimates for a decision, before any model is called.
 #pragma once
 

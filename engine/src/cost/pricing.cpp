@@ -2,7 +2,7 @@
 // here, as in config.cpp; every error names "file:line:column".
 #include "switchboard/pricing.h"
 
-#include "file_text.h"
+#include "util/file_text.h"
 
 #include <cmath>
 #include <fstream>
@@ -10,7 +10,7 @@
 
 #include <toml++/toml.h>
 
-#include "toml_util.h"
+#include "util/toml.h"
 
 namespace switchboard {
 

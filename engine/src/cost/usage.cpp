@@ -2,7 +2,7 @@
 // usage); its exceptions stop here.
 #include "switchboard/usage.h"
 
-#include "usage_json.h"
+#include "cost/usage_json.h"
 
 #include <cstdint>
 #include <limits>

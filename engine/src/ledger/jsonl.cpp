@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ledger_json.h"
+#include "ledger/record_json.h"
 
 namespace switchboard {
 

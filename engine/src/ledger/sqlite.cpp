@@ -19,7 +19,7 @@
 #include <utility>
 #include <variant>
 
-#include "ledger_sqlite.h"
+#include "ledger/sqlite.h"
 #include "switchboard/ledger.h"
 
 namespace switchboard {

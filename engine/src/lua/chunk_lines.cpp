@@ -25,7 +25,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 
 namespace switchboard::detail {
 

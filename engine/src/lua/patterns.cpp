@@ -7,7 +7,7 @@
 // Like everything a Lua error can cross, this file holds plain data only.
 #include <cstring>
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 
 extern "C" {
 #include <lauxlib.h>

@@ -2,7 +2,7 @@
 // with longjmp. Every function below that a Lua error can cross (C functions
 // called by Lua, the hook, the allocator, the protected helpers) therefore
 // holds plain data only; C++ objects are built outside, after lua_pcall returns.
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 
 #include <algorithm>
 #include <chrono>
@@ -626,7 +626,7 @@ void freeze_function(lua_State* L, int f, FreezeWalk* walk) {
 }
 
 // Records the bytes of a full userdata, to put back after each call. The
-// sandbox's userdata hold plain data only (see lua_patterns.cpp).
+// sandbox's userdata hold plain data only (see lua/patterns.cpp).
 void freeze_userdata(lua_State* L, int u, FreezeWalk* walk) {
   const size_t size = lua_rawlen(L, u);
   push_restore_list(L, &kRestoreUserdataKey);

@@ -1,7 +1,15 @@
+// Folder lua/: the Lua sandbox. It owns every lua_State and all Lua C API
+// code: loading text-only chunks, the instruction budget, the memory cap and
+// the wall-clock limit, freezing the rules' state, Switchboard's own counted
+// Lua patterns (patterns.cpp), the reader of compiled chunks' lines
+// (chunk_lines.cpp) and the probes that trace a run. It may use the public
+// value types it runs on (status.h, step.h, SandboxLimits from config.h) and
+// nothing else of ours: no other folder's private header.
+//
 // LuaSandbox: one sandboxed lua_State running one rules file. All Lua/C pain
-// lives in lua_sandbox.cpp (and the pattern functions in lua_patterns.cpp; the
+// lives in lua/sandbox.cpp (and the pattern functions in lua/patterns.cpp; the
 // reader of Lua's binary chunk format, which needs no lua_State, in
-// lua_chunk_lines.cpp).
+// lua/chunk_lines.cpp).
 //
 // Contract:
 //  - Only text chunks load; the file body runs under SandboxLimits::instructions_at_load.
@@ -151,7 +159,7 @@ struct PrototypeLines {
 
 // Every prototype of a Lua 5.4 binary chunk as lua_dump(strip = 0) writes it,
 // the main chunk first, then depth first in the order they appear in the
-// source (lua_chunk_lines.cpp). A chunk that is truncated, stripped of line
+// source (lua/chunk_lines.cpp). A chunk that is truncated, stripped of line
 // information or not of this Lua version is an error, never a crash.
 Result<std::vector<PrototypeLines>> read_chunk_lines(std::string_view chunk);
 
@@ -163,7 +171,7 @@ Result<std::vector<PrototypeLines>> read_chunk_lines(std::string_view chunk);
 void charge_budget(lua_State* L, std::int64_t steps);
 
 // Installs step-counted string.find/match/gmatch/gsub into the table on top of
-// the stack (lua_patterns.cpp).
+// the stack (lua/patterns.cpp).
 void install_counted_patterns(lua_State* L);
 
 }  // namespace switchboard::detail

@@ -18,8 +18,8 @@
 #include <map>
 
 #include "switchboard/usage.h"
-#include "wire_common.h"
-#include "wire_format.h"
+#include "providers/wire_common.h"
+#include "providers/wire_format.h"
 
 namespace switchboard {
 

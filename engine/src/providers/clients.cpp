@@ -1,8 +1,8 @@
 // The client selector and the one place a model's provider picks its adapter.
 #include <cstdlib>
 
-#include "http_model_client.h"
-#include "http_transport.h"
+#include "providers/http_model_client.h"
+#include "providers/http_transport.h"
 #include "switchboard/client.h"
 
 namespace switchboard {

@@ -16,8 +16,8 @@
 //    usageMetadata holds the whole call's counts. A prompt blocked outright
 //    (promptFeedback.blockReason, no candidates) finishes as content_filter.
 #include "switchboard/usage.h"
-#include "wire_common.h"
-#include "wire_format.h"
+#include "providers/wire_common.h"
+#include "providers/wire_format.h"
 
 namespace switchboard {
 

@@ -9,15 +9,15 @@
 //                              upstream, quoting at most 200 bytes of the body
 // Every message starts "<provider> <model>: " and "HTTP <status>: " when
 // there was one, and has the API key scrubbed out, whatever echoed it.
-#include "http_model_client.h"
+#include "providers/http_model_client.h"
 
 #include <algorithm>
 #include <cctype>
 
-#include "http_transport.h"
-#include "sse.h"
-#include "wire_common.h"
-#include "wire_format.h"
+#include "providers/http_transport.h"
+#include "providers/sse.h"
+#include "providers/wire_common.h"
+#include "providers/wire_format.h"
 
 namespace switchboard {
 

@@ -1,6 +1,6 @@
 // The native adapters' one entry point: a ModelClient that speaks `model`'s
 // provider wire format (openai | openai-compatible | anthropic | gemini) over
-// the shared libcurl transport. Built by make_model_client (client.cpp).
+// the shared libcurl transport. Built by make_model_client (clients.cpp).
 #pragma once
 
 #include <memory>

@@ -1,6 +1,6 @@
 // HttpTransport over libcurl. Every curl call in the engine is in this file;
 // every CURL* and curl_slist is owned by a unique_ptr.
-#include "http_transport.h"
+#include "providers/http_transport.h"
 
 #include <curl/curl.h>
 

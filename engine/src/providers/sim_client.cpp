@@ -25,8 +25,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "cost.h"
-#include "sha256.h"
+#include "cost/estimate.h"
+#include "util/sha256.h"
 #include "switchboard/client.h"
 
 namespace switchboard {

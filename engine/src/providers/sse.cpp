@@ -1,4 +1,4 @@
-#include "sse.h"
+#include "providers/sse.h"
 
 namespace switchboard {
 

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "usage_json.h"
+#include "cost/usage_json.h"
 
 #include "switchboard/client.h"
 #include "switchboard/status.h"

@@ -1,3 +1,11 @@
+// Folder providers/: model calls. It owns the libcurl transport
+// (http_transport.cpp), Server-Sent Events (sse.cpp), one wire format per
+// provider API (openai_wire.cpp, anthropic_wire.cpp, gemini_wire.cpp, sharing
+// wire_common.h), the HTTP client over them (http_model_client.cpp), the
+// offline sim client (sim_client.cpp) and the client registry (clients.cpp).
+// It may use cost/ (usage, estimates), util/ and the public headers; it never
+// includes rules/ or ledger/.
+//
 // WireFormat: what one provider's HTTP API looks like, without the HTTP.
 //
 // A wire format turns a ModelRequest into the provider's request (URL,
@@ -15,8 +23,8 @@
 #include <string>
 #include <string_view>
 
-#include "http_transport.h"
-#include "sse.h"
+#include "providers/http_transport.h"
+#include "providers/sse.h"
 #include "switchboard/client.h"
 #include "switchboard/config.h"
 #include "switchboard/status.h"

@@ -1,7 +1,7 @@
-#include "decide.h"
+#include "rules/decide.h"
 
-#include "cost.h"
-#include "decision_resolve.h"
+#include "cost/estimate.h"
+#include "rules/decision_resolve.h"
 
 namespace switchboard::detail {
 

@@ -2,7 +2,7 @@
 // Shared by Engine::decide, the rule test runner and reload's test gate.
 #pragma once
 
-#include "rule_set.h"
+#include "rules/rule_set.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/engine.h"

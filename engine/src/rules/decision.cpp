@@ -1,4 +1,4 @@
-#include "decision_resolve.h"
+#include "rules/decision_resolve.h"
 
 namespace switchboard::detail {
 

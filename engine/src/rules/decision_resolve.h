@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 

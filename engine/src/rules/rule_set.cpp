@@ -1,11 +1,11 @@
-#include "rule_set.h"
+#include "rules/rule_set.h"
 
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
 
-#include "sha256.h"
+#include "util/sha256.h"
 
 namespace switchboard::detail {
 

@@ -1,3 +1,10 @@
+// Folder rules/: what a workload's rules decide. It owns rule sets (compiled,
+// versioned, immutable snapshots), their reload and the file watcher, the
+// decision path (decide.h: classify, resolve against the config, price), rule
+// test cases, shadow rules and the replay of recorded decisions. It may use
+// lua/ (the sandbox), cost/ (estimates), util/ and the public headers;
+// providers/ and ledger/ never include it.
+//
 // Versioned, immutable rule sets.
 //
 // WorkloadRules is one compiled version of one workload's rules file: its
@@ -23,7 +30,7 @@
 #include <memory>
 #include <string>
 
-#include "lua_sandbox.h"
+#include "lua/sandbox.h"
 #include "switchboard/config.h"
 
 namespace switchboard::detail {

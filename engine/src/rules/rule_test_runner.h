@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "rule_set.h"
+#include "rules/rule_set.h"
 #include "switchboard/config.h"
 #include "switchboard/rule_tests.h"
 

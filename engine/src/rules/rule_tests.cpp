@@ -7,10 +7,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "decide.h"
-#include "file_text.h"
-#include "rule_test_runner.h"
-#include "toml_util.h"
+#include "rules/decide.h"
+#include "util/file_text.h"
+#include "rules/rule_test_runner.h"
+#include "util/toml.h"
 
 namespace switchboard {
 

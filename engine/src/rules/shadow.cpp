@@ -1,7 +1,7 @@
-#include "shadow.h"
+#include "rules/shadow.h"
 
-#include "cost.h"
-#include "decide.h"
+#include "cost/estimate.h"
+#include "rules/decide.h"
 
 namespace switchboard::detail {
 

@@ -22,7 +22,7 @@
 #include <string>
 #include <thread>
 
-#include "rule_set.h"
+#include "rules/rule_set.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/engine.h"

@@ -1,4 +1,4 @@
-#include "rules_watcher.h"
+#include "rules/watcher.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -12,8 +12,8 @@
 #include <set>
 #include <sstream>
 
-#include "file_text.h"
-#include "sha256.h"
+#include "util/file_text.h"
+#include "util/sha256.h"
 
 namespace switchboard::detail {
 

@@ -1,3 +1,8 @@
+// Folder util/: the few things every folder shares: Status and Result
+// (status.cpp), sha256, reading text files and splitting lines
+// (file_text.h), and TOML with source positions (toml.h). It includes only
+// public headers.
+//
 #include <cstdio>
 #include <cstdlib>
 

@@ -16,7 +16,7 @@
 // `output_tokens` includes thinking, as usage.h reads Anthropic figures.
 #include <exception>
 
-#include "api_common.h"
+#include "api/common.h"
 
 namespace switchboard::gateway {
 

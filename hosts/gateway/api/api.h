@@ -2,7 +2,7 @@
 // (POST /v1/chat/completions) and Anthropic Messages (POST /v1/messages).
 // Pure translation, no I/O: a request body + headers -> what the Dispatcher
 // needs; a StepResult or streamed pieces -> the bytes the client expects.
-// One file per shape: openai_api.cpp, anthropic_api.cpp.
+// One file per shape: api/openai.cpp, api/anthropic.cpp.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-// What the two API shapes share (openai_api.cpp, anthropic_api.cpp): request
+// What the two API shapes share (api/openai.cpp, api/anthropic.cpp): request
 // errors and field paths, null-as-absent member lookup, text content, the
 // step fields from metadata and headers, the input token estimate, tool-call
 // ids, and the per-shape halves of the public functions that switch on the
-// shape (defined in openai_api.cpp). nlohmann::json may throw; each shape file
+// shape (defined in api/openai.cpp). nlohmann::json may throw; each shape file
 // catches json::exception at its entry points, and nothing here lets one out
 // of the gateway library.
 #pragma once
@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "api.h"
+#include "api/api.h"
 
 namespace switchboard::gateway::detail {
 
@@ -317,7 +317,7 @@ inline std::string tool_call_id(const ToolCall& call, std::string_view response_
 }
 
 // Each shape's half of the functions in api.h that switch on the shape
-// (render_error, render_response, StreamWriter; defined in openai_api.cpp).
+// (render_error, render_response, StreamWriter; defined in api/openai.cpp).
 // `model` is the model named in the answer. The streams' functions return SSE
 // bytes; the writer's state comes in as arguments.
 std::string openai_error(const ApiError& error);

@@ -16,7 +16,7 @@
 // inverts usage.h's normalisation of OpenAI figures.
 #include <exception>
 
-#include "api_common.h"
+#include "api/common.h"
 
 namespace switchboard::gateway {
 

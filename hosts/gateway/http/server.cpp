@@ -1,4 +1,4 @@
-#include "server.h"
+#include "http/server.h"
 
 #include <atomic>
 #include <deque>

@@ -1,7 +1,7 @@
 // The official `@anthropic-ai/sdk` npm package against switchboard-gateway's
 // POST /v1/messages: plain, streaming, tool use with a tool_result turn,
 // routing ("auto" vs a concrete model), and errors as the SDK's typed
-// exceptions. (Anthropic's API has no JSON mode.) Run by tests/sdk/run.sh.
+// exceptions. (Anthropic's API has no JSON mode.) Run by tests/gateway/sdk/run.sh.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';

@@ -12,7 +12,7 @@ import { appendFileSync } from 'node:fs';
 
 function required(name) {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the SDK tests with tests/sdk/run.sh`);
+  if (!value) throw new Error(`${name} is not set: run the SDK tests with tests/gateway/sdk/run.sh`);
   return value;
 }
 

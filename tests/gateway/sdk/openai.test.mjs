@@ -1,7 +1,7 @@
 // The official `openai` npm SDK (6.x: 7.x needs Node 22) against
 // switchboard-gateway's POST /v1/chat/completions: plain, streaming, JSON mode,
 // tool calls with a follow-up turn, routing ("auto", a tier, a concrete model),
-// and errors as the SDK's typed exceptions. Run by tests/sdk/run.sh.
+// and errors as the SDK's typed exceptions. Run by tests/gateway/sdk/run.sh.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import OpenAI from 'openai';

@@ -3,9 +3,9 @@
 # with the fake provider as every model's upstream; then the ledger must hold
 # one record per request the tests made. Registered with ctest as gateway_sdk.
 #
-#   bash tests/sdk/run.sh GATEWAY FAKE_PROVIDER SWITCHBOARD_CLI
+#   bash tests/gateway/sdk/run.sh GATEWAY FAKE_PROVIDER SWITCHBOARD_CLI
 #
-# Copies tests/sdk to a temporary folder and runs `npm ci` there (so no
+# Copies tests/gateway/sdk to a temporary folder and runs `npm ci` there (so no
 # node_modules is ever left in the source tree), starts both servers on
 # 127.0.0.1 with free ports, runs `node --test`, stops the gateway with SIGTERM
 # (it drains and flushes the ledger) and reads the ledger with `switchboard

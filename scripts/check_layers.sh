@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Checks that includes point one way between the engine's folders (README,
+# "Layout"): exits 1 naming every include that breaks a rule. Run by ctest.
+#
+#   util/       includes only public headers and util/
+#   lua/        includes only public headers and lua/ (no other folder's private header)
+#   cost/       includes public headers, util/ and cost/
+#   ledger/     includes public headers, util/ and ledger/
+#   providers/  includes public headers, util/, cost/ and providers/
+#   rules/      never includes providers/ or ledger/
+#   engine/include/switchboard/  includes only switchboard/ and standard headers
+#   hosts/, examples/, bench/    include no private engine header
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+failures=0
+# check DIR ALLOWED_REGEX: every quoted include in DIR must match ALLOWED_REGEX.
+check() {
+  local dir=$1 allowed=$2
+  while IFS= read -r hit; do
+    local file=${hit%%:*} rest=${hit#*:}
+    local line=${rest%%:*} include=${rest#*:}
+    local target
+    target=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]+"([^"]+)".*/\1/' <<<"$include")
+    if ! [[ $target =~ $allowed ]]; then
+      echo "$file:$line: includes \"$target\", which $dir may not use"
+      failures=$((failures + 1))
+    fi
+  done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' "$dir" --include='*.h' --include='*.cpp' || true)
+}
+
+check engine/src/util      '^(switchboard|util)/'
+check engine/src/lua       '^(switchboard|lua)/'
+check engine/src/cost      '^(switchboard|util|cost)/'
+check engine/src/ledger    '^(switchboard|util|ledger)/'
+check engine/src/providers '^(switchboard|util|cost|providers)/'
+check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
+check engine/include/switchboard '^switchboard/'
+private='^(util|lua|cost|ledger|providers|rules)/'
+for dir in hosts examples bench; do
+  while IFS= read -r hit; do
+    echo "$hit: a host includes a private engine header"
+    failures=$((failures + 1))
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|ledger|providers|rules)/" "$dir" \
+             --include='*.h' --include='*.cpp' || true)
+done
+# No third-party header leaks through the public headers.
+while IFS= read -r hit; do
+  echo "$hit: a public header includes a third-party header"
+  failures=$((failures + 1))
+done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+<(lua|lauxlib|lualib|toml\+\+|nlohmann|spdlog|curl|sqlite3|boost|openssl|CLI)' \
+           engine/include || true)
+# No source file in engine/src's root but the top floor.
+for f in engine/src/*; do
+  [ -f "$f" ] || continue
+  case "$(basename "$f")" in
+    config.cpp|dispatch.cpp|engine.cpp) ;;
+    *) echo "$f: engine/src's root holds only the top floor (config, dispatch, engine)"; failures=$((failures + 1)) ;;
+  esac
+done
+
+if [ "$failures" -gt 0 ]; then
+  echo "$failures include(s) break the layering"
+  exit 1
+fi
+echo "layers: every include points one way"
