@@ -1,16 +1,17 @@
-// Budgets that cannot be overrun: reserve the worst case before a call,
-// settle to the actual cost after, release on failure.
-//
-// A cap applies per workload (and optionally per key or tag) to a calendar
-// period in UTC: a day or a month. reserve() is atomic with respect to every
-// other reserve/settle/release on the same budget: no reserve() takes the sum
-// of settled spend and outstanding reservations past the cap. Only a settle
-// above its own reservation (the provider billed more than the worst case)
-// can take spend past it; the cap then refuses until the period ends.
-//
-// Spend is kept per scope per UTC day, so a scope's limit may change period
-// (day <-> month) without losing what was spent; a month's figures are the
-// sum of its days. Periods come from the injected clock only.
+/// @file
+/// Budgets that cannot be overrun: reserve the worst case before a call,
+/// settle to the actual cost after, release on failure.
+///
+/// A cap applies per workload (and optionally per key or tag) to a calendar
+/// period in UTC: a day or a month. reserve() is atomic with respect to every
+/// other reserve/settle/release on the same budget: no reserve() takes the sum
+/// of settled spend and outstanding reservations past the cap. Only a settle
+/// above its own reservation (the provider billed more than the worst case)
+/// can take spend past it; the cap then refuses until the period ends.
+///
+/// Spend is kept per scope per UTC day, so a scope's limit may change period
+/// (day <-> month) without losing what was spent; a month's figures are the
+/// sum of its days. Periods come from the injected clock only.
 #pragma once
 
 #include <chrono>
@@ -26,79 +27,86 @@
 
 namespace switchboard {
 
+/// The calendar period (UTC) a cap applies to.
 enum class BudgetPeriod { kDay, kMonth };
 
+/// A cap on one scope's spend in each calendar period.
 struct BudgetLimit {
-  std::string scope;     // "workload:code_fix", "key:team-a", "tag:batch" ...
-  MicroUsd cap = 0;      // a real cap: 0 refuses every request above $0 (negative counts as 0)
-  BudgetPeriod period = BudgetPeriod::kMonth;
+  std::string scope;     ///< "workload:code_fix", "key:team-a", "tag:batch" ...
+  MicroUsd cap = 0;      ///< a real cap: 0 refuses every request above $0 (negative counts as 0)
+  BudgetPeriod period = BudgetPeriod::kMonth;  ///< the period the cap applies to
 };
 
 class BudgetBook;
 
-// A held reservation. Destroying it without settle() releases it. A
-// default-constructed or moved-from Reservation holds nothing and every call
-// on it does nothing.
-//
-// REQUIRES: the BudgetBook outlives every Reservation it handed out. One
-// Reservation is used by one thread at a time (the book itself is thread-safe).
+/// A held reservation. Destroying it without settle() releases it. A
+/// default-constructed or moved-from Reservation holds nothing and every call
+/// on it does nothing.
+///
+/// REQUIRES: the BudgetBook outlives every Reservation it handed out. One
+/// Reservation is used by one thread at a time (the book itself is thread-safe).
 class Reservation {
  public:
   Reservation() = default;
+  /// Takes over the other's reservation; the other then holds nothing.
   Reservation(Reservation&&) noexcept;
+  /// Releases the reservation this one holds, then takes over the other's.
   Reservation& operator=(Reservation&&) noexcept;
   ~Reservation();
-  // Replaces the reserved amount with the actual cost (which may be higher
-  // than reserved: what was spent was spent; the cap then refuses sooner).
-  // The cost lands in the period the reservation was made in, even when the
-  // clock has since moved into a new one. A negative `actual` counts as 0.
+  /// Replaces the reserved amount with the actual cost (which may be higher
+  /// than reserved: what was spent was spent; the cap then refuses sooner).
+  /// The cost lands in the period the reservation was made in, even when the
+  /// clock has since moved into a new one. A negative `actual` counts as 0.
   void settle(MicroUsd actual);
-  // Gives the reservation back (the call failed before costing anything).
+  /// Gives the reservation back (the call failed before costing anything).
   void release();
-  // The amount that was reserved (unchanged by settle() and release()).
+  /// The amount that was reserved (unchanged by settle() and release()).
   MicroUsd amount() const { return amount_; }
-  // True while the reservation is held (not yet settled or released).
+  /// True while the reservation is held (not yet settled or released).
   explicit operator bool() const { return book_ != nullptr; }
 
  private:
   friend class BudgetBook;
   BudgetBook* book_ = nullptr;
   std::string scope_;
-  std::int64_t period_key_ = 0;  // the UTC day it was made in, in days since 1970-01-01
+  std::int64_t period_key_ = 0;  ///< the UTC day it was made in, in days since 1970-01-01
   MicroUsd amount_ = 0;
 };
 
+/// Caps, settled spend and outstanding reservations per scope (see the file comment). Thread-safe.
 class BudgetBook {
  public:
+  /// Returns the current time; the book takes every period from it.
   using Clock = std::function<std::chrono::system_clock::time_point()>;
-  // `now` defaults to the system clock; tests pass a fake.
+  /// `now` defaults to the system clock; tests pass a fake.
   explicit BudgetBook(Clock now = {});
   ~BudgetBook();
   BudgetBook(const BudgetBook&) = delete;
   BudgetBook& operator=(const BudgetBook&) = delete;
 
-  // Sets or replaces the limit for `limit.scope`; spend already recorded stays.
+  /// Sets or replaces the limit for `limit.scope`; spend already recorded stays.
   void set_limit(BudgetLimit limit);
-  // Adds already-settled spend (e.g. from the ledger at start-up) to the period containing `at`.
+  /// Adds already-settled spend (e.g. from the ledger at start-up) to the period containing `at`.
   void add_spent(std::string_view scope, std::chrono::system_clock::time_point at, MicroUsd amount);
 
-  // Reserves `worst_case` in `scope`'s current period, or fails with a
-  // message naming the scope, the cap, the spend and the request. A scope
-  // without a limit always succeeds (and is still tracked). Reaching the cap
-  // exactly is allowed. A scope without a limit is tracked by UTC month.
-  // Fails with kInvalidArgument, both when refused and for a negative request.
+  /// Reserves `worst_case` in `scope`'s current period, or fails with a
+  /// message naming the scope, the cap, the spend and the request. A scope
+  /// without a limit always succeeds (and is still tracked). Reaching the cap
+  /// exactly is allowed. A scope without a limit is tracked by UTC month.
+  /// Fails with kInvalidArgument, both when refused and for a negative request.
   Result<Reservation> reserve(std::string_view scope, MicroUsd worst_case);
 
+  /// One scope's figures in its current period.
   struct Snapshot {
-    bool limited = false;     // whether the scope has a limit (a cap of 0 is a limit)
-    MicroUsd cap = 0;         // 0 when the scope has no limit
-    MicroUsd spent = 0;       // settled in the current period
-    MicroUsd reserved = 0;    // outstanding reservations made in the current period
-    // cap - spent - reserved (negative after a settle above its reservation),
-    // none without a limit.
+    bool limited = false;     ///< whether the scope has a limit (a cap of 0 is a limit)
+    MicroUsd cap = 0;         ///< 0 when the scope has no limit
+    MicroUsd spent = 0;       ///< settled in the current period
+    MicroUsd reserved = 0;    ///< outstanding reservations made in the current period
+    /// cap - spent - reserved (negative after a settle above its reservation),
+    /// none without a limit.
     std::optional<MicroUsd> left() const;
   };
-  // One consistent view (taken under the book's lock) of `scope`'s current period.
+  /// One consistent view (taken under the book's lock) of `scope`'s current period.
   Snapshot snapshot(std::string_view scope) const;
 
  private:

@@ -1,6 +1,7 @@
-// Configuration: models, tiers, workloads and sandbox limits, read from a TOML
-// file (switchboard.toml), and the price catalog it names ([routing]
-// price_catalog, see pricing.h). Every error names "file:line:column: what is wrong".
+/// @file
+/// Configuration: models, tiers, workloads and sandbox limits, read from a TOML
+/// file (switchboard.toml), and the price catalog it names ([routing]
+/// price_catalog, see pricing.h). Every error names "file:line:column: what is wrong".
 #pragma once
 
 #include <chrono>
@@ -20,198 +21,207 @@
 
 namespace switchboard {
 
-// Limits for every sandboxed lua_State. Defaults suit rules of a few hundred lines.
+/// Limits for every sandboxed lua_State. Defaults suit rules of a few hundred lines.
 struct SandboxLimits {
-  std::int64_t instructions_per_call = 1'000'000;   // VM instructions per classify() call
-  std::int64_t instructions_at_load = 10'000'000;   // for running the file body once
-  std::int64_t memory_bytes = 16 * 1024 * 1024;     // per lua_State, libraries included
-  std::int64_t max_source_bytes = 256 * 1024;       // size of a rules file
-  // Wall-clock bound on one run of Lua code (the file body, or one call). The
-  // instruction budget is the bound that matters; this one catches work the
-  // budget cannot see: library calls whose cost grows with their operands
-  // (comparing or converting long strings, sorting a big table). Checked on
-  // every function call and every 1000 instructions.
+  std::int64_t instructions_per_call = 1'000'000;   ///< VM instructions per classify() call
+  std::int64_t instructions_at_load = 10'000'000;   ///< for running the file body once
+  std::int64_t memory_bytes = 16 * 1024 * 1024;     ///< per lua_State, libraries included
+  std::int64_t max_source_bytes = 256 * 1024;       ///< size of a rules file
+  /// Wall-clock bound on one run of Lua code (the file body, or one call). The
+  /// instruction budget is the bound that matters; this one catches work the
+  /// budget cannot see: library calls whose cost grows with their operands
+  /// (comparing or converting long strings, sorting a big table). Checked on
+  /// every function call and every 1000 instructions.
   std::int64_t time_limit_ms = 1000;
 };
 
-// One per-call cost limit, and where it was set.
+/// One per-call cost limit, and where it was set.
 struct CostLimit {
-  std::int64_t value = 0;
-  std::string source;  // "file:line:column" of the value, for messages
+  std::int64_t value = 0;  ///< instructions, bytes or ns, by the field that holds it
+  std::string source;  ///< "file:line:column" of the value, for messages
 };
 
-// Budgets for one classify() call of a rules file, averaged over its test
-// cases, checked by `switchboard test --bench` ([rule_cost]; a test file's own
-// [rule_cost] table overrides single fields). Unset: not checked.
+/// Budgets for one classify() call of a rules file, averaged over its test
+/// cases, checked by `switchboard test --bench` ([rule_cost]; a test file's own
+/// [rule_cost] table overrides single fields). Unset: not checked.
 struct RuleCostBudget {
-  std::optional<CostLimit> max_instructions;  // VM instructions: exact, the same on every machine
-  std::optional<CostLimit> max_bytes;         // bytes allocated: exact for one build of Lua
-  std::optional<CostLimit> max_ns;            // wall clock: depends on the machine and its load
+  std::optional<CostLimit> max_instructions;  ///< VM instructions: exact, the same on every machine
+  std::optional<CostLimit> max_bytes;         ///< bytes allocated: exact for one build of Lua
+  std::optional<CostLimit> max_ns;            ///< wall clock: depends on the machine and its load
 };
 
-// A model's base list rates, copied from its price-catalog entry: what the
-// estimate before a call uses. Exact costs after a call use the catalog itself
-// (Config::prices), which also knows cache writes, reasoning and long context.
+/// A model's base list rates, copied from its price-catalog entry: what the
+/// estimate before a call uses. Exact costs after a call use the catalog itself
+/// (Config::prices), which also knows cache writes, reasoning and long context.
 struct Price {
-  MicroUsdPerMtok input = 0;
-  MicroUsdPerMtok cached_input = 0;
-  MicroUsdPerMtok output = 0;
+  MicroUsdPerMtok input = 0;         ///< the catalog's base input rate
+  MicroUsdPerMtok cached_input = 0;  ///< the catalog's base cached-input rate
+  MicroUsdPerMtok output = 0;        ///< the catalog's base output rate
 };
 
-// Thinking-token budgets that a decision's reasoning level maps to, for the
-// providers whose control is a budget (Anthropic `thinking.budget_tokens`,
-// Gemini `thinkingConfig.thinkingBudget`). OpenAI-style providers send the
-// level itself as `reasoning_effort`. `[models.X] thinking_budget = {...}`.
+/// Thinking-token budgets that a decision's reasoning level maps to, for the
+/// providers whose control is a budget (Anthropic `thinking.budget_tokens`,
+/// Gemini `thinkingConfig.thinkingBudget`). OpenAI-style providers send the
+/// level itself as `reasoning_effort`. `[models.X] thinking_budget = {...}`.
 struct ThinkingBudgets {
-  std::int64_t low = 1024;
-  std::int64_t medium = 4096;
-  std::int64_t high = 16384;
-  std::int64_t for_level(Reasoning r) const;  // 0 for Reasoning::kDefault
+  std::int64_t low = 1024;     ///< for Reasoning::kLow
+  std::int64_t medium = 4096;  ///< for Reasoning::kMedium
+  std::int64_t high = 16384;   ///< for Reasoning::kHigh
+  std::int64_t for_level(Reasoning r) const;  ///< 0 for Reasoning::kDefault
 };
 
+/// One model ([models.NAME]): how to call it, and its list rates.
 struct ModelSpec {
-  std::string name;
-  std::string model_id;       // the provider's name for the model; defaults to `name`
-  std::string provider;       // "openai" | "anthropic" | "gemini" | "openai-compatible" | "sim"
-  std::string endpoint;       // base URL; empty for "sim"
-  std::string api_key_env;    // environment variable holding the key; empty for "sim"
-  Price price;                // from the price catalog: every model has an entry
-  std::int64_t context_window = 0;
-  std::int64_t default_output_tokens = 1024;  // expected output when nothing else says
-  ThinkingBudgets thinking_budget;
-  std::string source;         // "file:line:column" of the definition, for messages
+  std::string name;           ///< NAME in [models.NAME]: what tiers, decisions and clients call the model
+  std::string model_id;       ///< the provider's name for the model; defaults to `name`
+  std::string provider;       ///< "openai" | "anthropic" | "gemini" | "openai-compatible" | "sim"
+  std::string endpoint;       ///< base URL; empty for "sim"
+  std::string api_key_env;    ///< environment variable holding the key; empty for "sim"
+  Price price;                ///< from the price catalog: every model has an entry
+  std::int64_t context_window = 0;  ///< the model's context window, in tokens
+  std::int64_t default_output_tokens = 1024;  ///< expected output when nothing else says
+  ThinkingBudgets thinking_budget;  ///< what each reasoning level maps to
+  std::string source;         ///< "file:line:column" of the definition, for messages
 };
 
+/// A tier ([tiers.NAME]): the models a decision for it may call.
 struct Tier {
-  std::string name;
-  std::vector<std::string> models;  // call order = fallback order
-  std::string source;
+  std::string name;                 ///< NAME in [tiers.NAME]
+  std::vector<std::string> models;  ///< call order = fallback order
+  std::string source;               ///< "file:line:column" of the definition, for messages
 };
 
+/// A workload ([workloads.NAME]): its rules, fallback tier and budget.
 struct Workload {
-  std::string name;
-  std::string rules_path;      // as written in the config: used in error messages
-  std::string rules_file;      // resolved against the config's directory
-  std::string fallback_tier;
-  std::optional<MicroUsd> budget;            // cap per period, when set
-  BudgetPeriod budget_period = BudgetPeriod::kMonth;
-  std::string over_budget_tier;              // "" = refuse calls over the cap
-  // [workloads.X] shadow_rules: a candidate rules file the engine runs beside
-  // the active one on live traffic and never acts on (engine.h, "Shadow
-  // rules"). Both empty when the workload has none.
-  std::string shadow_rules_path;             // as written in the config: used in messages
-  std::string shadow_rules_file;             // resolved against the config's directory
-  std::string source;
+  std::string name;            ///< NAME in [workloads.NAME]
+  std::string rules_path;      ///< as written in the config: used in error messages
+  std::string rules_file;      ///< resolved against the config's directory
+  std::string fallback_tier;   ///< the tier a decision falls back to when the rules fail
+  std::optional<MicroUsd> budget;            ///< cap per period, when set
+  BudgetPeriod budget_period = BudgetPeriod::kMonth;  ///< the period `budget` applies to
+  std::string over_budget_tier;              ///< "" = refuse calls over the cap
+  /// [workloads.X] shadow_rules: a candidate rules file the engine runs beside
+  /// the active one on live traffic and never acts on (engine.h, "Shadow
+  /// rules"). Both empty when the workload has none.
+  std::string shadow_rules_path;             ///< as written in the config: used in messages
+  std::string shadow_rules_file;             ///< resolved against the config's directory
+  std::string source;                        ///< "file:line:column" of the definition, for messages
 };
 
-// Shadow evaluation ([shadow]): the bound on the work the engine's shadow
-// worker may hold, so a slow candidate can never slow or block a decision.
-// The candidates run in sandboxes of their own under the [sandbox] limits.
+/// Shadow evaluation ([shadow]): the bound on the work the engine's shadow
+/// worker may hold, so a slow candidate can never slow or block a decision.
+/// The candidates run in sandboxes of their own under the [sandbox] limits.
 struct ShadowSettings {
-  // Evaluations waiting for the worker; beyond this a new one is dropped and counted.
+  /// Evaluations waiting for the worker; beyond this a new one is dropped and counted.
   std::int64_t queue = 4096;
-  // How long closing the engine waits for the waiting evaluations to be
-  // recorded; what is left then is dropped and counted.
+  /// How long closing the engine waits for the waiting evaluations to be
+  /// recorded; what is left then is dropped and counted.
   std::chrono::milliseconds drain_timeout{5000};
 };
 
-// How model calls go out ([calls]): transport limits, retries and backoff.
+/// How model calls go out ([calls]): transport limits, retries and backoff.
 struct CallSettings {
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds first_byte_timeout{120'000};  // request sent -> first response byte
-  std::chrono::milliseconds total_timeout{600'000};       // the whole call
-  std::chrono::milliseconds stall_timeout{60'000};        // longest silence inside a response
-  std::int64_t max_response_bytes = 32 * 1024 * 1024;     // a bigger body is an upstream error
-  int max_attempts = 3;                                   // per model, the first try included
-  std::chrono::milliseconds backoff_initial{500};         // before the 2nd attempt (full jitter)
-  std::chrono::milliseconds backoff_max{16'000};          // cap of the doubling backoff
-  // A Retry-After longer than this is not waited for: the call falls back to
-  // the tier's next model at once.
+  std::chrono::milliseconds connect_timeout{10'000};       ///< longest wait for the connection
+  std::chrono::milliseconds first_byte_timeout{120'000};  ///< request sent -> first response byte
+  std::chrono::milliseconds total_timeout{600'000};       ///< the whole call
+  std::chrono::milliseconds stall_timeout{60'000};        ///< longest silence inside a response
+  std::int64_t max_response_bytes = 32 * 1024 * 1024;     ///< a bigger body is an upstream error
+  int max_attempts = 3;                                   ///< per model, the first try included
+  std::chrono::milliseconds backoff_initial{500};         ///< before the 2nd attempt (full jitter)
+  std::chrono::milliseconds backoff_max{16'000};          ///< cap of the doubling backoff
+
+  /// A Retry-After longer than this is not waited for: the call falls back to
+  /// the tier's next model at once.
   std::chrono::milliseconds retry_after_max{30'000};
 };
 
-// The offline `sim` provider's latency model ([sim]): each answer takes
-// `base_latency` + `per_output_token` × its output tokens (0 = instant).
+/// The offline `sim` provider's latency model ([sim]): each answer takes
+/// `base_latency` + `per_output_token` × its output tokens (0 = instant).
 struct SimSettings {
-  std::chrono::milliseconds base_latency{0};
-  std::chrono::microseconds per_output_token{0};
+  std::chrono::milliseconds base_latency{0};      ///< the fixed part of each answer's latency
+  std::chrono::microseconds per_output_token{0};  ///< the latency added per output token
 };
 
-// What the ledger keeps of each step ([ledger]). Its decision records always
-// hold the step's fields as the rules saw them (for `whatif` replays); the
-// prompt text only when asked, since it may hold what must not be stored.
+/// What the ledger keeps of each step ([ledger]). Its decision records always
+/// hold the step's fields as the rules saw them (for `whatif` replays); the
+/// prompt text only when asked, since it may hold what must not be stored.
 struct LedgerSettings {
-  bool keep_prompts = false;
+  bool keep_prompts = false;  ///< keep the step's prompt text in decision records
 };
 
-// A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
-// holding it is routed for, and an optional budget of its own (scope "key:NAME").
+/// A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
+/// holding it is routed for, and an optional budget of its own (scope "key:NAME").
 struct GatewayKey {
-  std::string name;
-  std::string key_env;        // the environment variable holding the key (never the key itself)
-  std::string workload;
-  std::optional<MicroUsd> budget;
-  BudgetPeriod budget_period = BudgetPeriod::kMonth;
-  std::string source;
+  std::string name;           ///< NAME in [gateway.keys.NAME]
+  std::string key_env;        ///< the environment variable holding the key (never the key itself)
+  std::string workload;       ///< the workload a client holding the key is routed for
+  std::optional<MicroUsd> budget;                     ///< the key's cap per period, when set
+  BudgetPeriod budget_period = BudgetPeriod::kMonth;  ///< the period `budget` applies to
+  std::string source;         ///< "file:line:column" of the definition, for messages
 };
 
-// The HTTP gateway host's settings ([gateway]); the engine itself ignores them.
+/// The HTTP gateway host's settings ([gateway]); the engine itself ignores them.
 struct GatewaySettings {
-  std::string listen_host = "127.0.0.1";
-  int listen_port = 8080;
-  // With keys: a request's bearer/x-api-key picks its workload; unknown keys get 401.
-  // Without keys: the x-switchboard-workload header does, else default_workload.
+  std::string listen_host = "127.0.0.1";  ///< HOST of listen = "HOST:PORT"
+  int listen_port = 8080;                 ///< PORT of listen = "HOST:PORT"
+  /// With keys: a request's bearer/x-api-key picks its workload; unknown keys get 401.
+  /// Without keys: the x-switchboard-workload header does, else default_workload.
   std::vector<GatewayKey> keys;
-  std::string default_workload = "default";
-  std::string ledger = "switchboard.db";      // SQLite ledger, relative to the config's directory
-  std::int64_t max_body_bytes = 4 * 1024 * 1024;
-  int max_header_count = 100;
-  std::chrono::milliseconds header_timeout{10'000};  // a client must send its headers within this
-  std::chrono::milliseconds body_timeout{30'000};    // ... and its body within this
-  std::chrono::milliseconds idle_timeout{60'000};    // a kept-alive connection with nothing to say
-  int max_upstream_calls = 256;               // concurrent model calls; beyond: 503
-  int threads = 0;                            // I/O threads; 0 = one per core
+  std::string default_workload = "default";  ///< without keys: for a request without the header
+  std::string ledger = "switchboard.db";      ///< SQLite ledger, relative to the config's directory
+  std::int64_t max_body_bytes = 4 * 1024 * 1024;  ///< a bigger request body gets 413
+  int max_header_count = 100;                  ///< a request with more headers gets 431
+  std::chrono::milliseconds header_timeout{10'000};  ///< a client must send its headers within this
+  std::chrono::milliseconds body_timeout{30'000};    ///< ... and its body within this
+  std::chrono::milliseconds idle_timeout{60'000};    ///< a kept-alive connection with nothing to say
+  int max_upstream_calls = 256;               ///< concurrent model calls; beyond: 503
+  int threads = 0;                            ///< I/O threads; 0 = one per core
 };
 
+/// A validated configuration (load_config, parse_config).
 struct Config {
-  std::string path;            // the file this came from ("" when parsed from text)
-  std::string base_dir;        // directory that relative paths are resolved against
-  std::string premium_tier = "premium";  // the "everything on premium" baseline
-  std::string default_fallback_tier;     // for rules with no workload (tests, check)
-  int max_fanout = 8;
-  std::string price_catalog_path;  // [routing] price_catalog, resolved against base_dir
-  // The catalog named by [routing] price_catalog; prices every model in `models`.
-  // Shared and immutable, so a ledger or a budget may keep it past the Config.
-  std::shared_ptr<const PriceCatalog> prices;
-  SandboxLimits sandbox;
-  RuleCostBudget rule_cost;
-  CallSettings calls;
-  SimSettings sim;
-  LedgerSettings ledger;
-  ShadowSettings shadow;
-  GatewaySettings gateway;
-  std::map<std::string, ModelSpec, std::less<>> models;
-  std::map<std::string, Tier, std::less<>> tiers;
-  std::map<std::string, Workload, std::less<>> workloads;
+  std::string path;            ///< the file this came from ("" when parsed from text)
+  std::string base_dir;        ///< directory that relative paths are resolved against
+  std::string premium_tier = "premium";  ///< the "everything on premium" baseline
+  std::string default_fallback_tier;     ///< for rules with no workload (tests, check)
+  int max_fanout = 8;          ///< the largest `fanout` a decision may have ([routing] max_fanout)
+  std::string price_catalog_path;  ///< [routing] price_catalog, resolved against base_dir
 
+  /// The catalog named by [routing] price_catalog; prices every model in `models`.
+  /// Shared and immutable, so a ledger or a budget may keep it past the Config.
+  std::shared_ptr<const PriceCatalog> prices;
+  SandboxLimits sandbox;       ///< [sandbox]
+  RuleCostBudget rule_cost;    ///< [rule_cost]
+  CallSettings calls;          ///< [calls]
+  SimSettings sim;             ///< [sim]
+  LedgerSettings ledger;       ///< [ledger]
+  ShadowSettings shadow;       ///< [shadow]
+  GatewaySettings gateway;     ///< [gateway]
+  std::map<std::string, ModelSpec, std::less<>> models;    ///< [models], by name
+  std::map<std::string, Tier, std::less<>> tiers;          ///< [tiers], by name
+  std::map<std::string, Workload, std::less<>> workloads;  ///< [workloads], by name
+
+  /// The model named `name`, or nullptr.
   const ModelSpec* find_model(std::string_view name) const;
+  /// The tier named `name`, or nullptr.
   const Tier* find_tier(std::string_view name) const;
+  /// The workload named `name`, or nullptr.
   const Workload* find_workload(std::string_view name) const;
-  // The first tier (in name order) listing `model`; every model is in one.
+  /// The first tier (in name order) listing `model`; every model is in one.
   const Tier* tier_of(std::string_view model) const;
-  // "sim" when the model's key variable is unset or empty, else its provider.
+  /// "sim" when the model's key variable is unset or empty, else its provider.
   std::string effective_provider(const ModelSpec& model) const;
 };
 
-// List-price cost of one call to `model`: input × input price + output × output
-// price, summed before rounding to micro-dollars.
+/// List-price cost of one call to `model`: input × input price + output × output
+/// price, summed before rounding to micro-dollars.
 MicroUsd estimate_call_cost(const ModelSpec& model, std::int64_t input_tokens,
                             std::int64_t output_tokens);
 
-// Reads and validates a config file, and the price catalog it names.
+/// Reads and validates a config file, and the price catalog it names.
 Result<Config> load_config(const std::string& path);
-// Parses config text; `source_name` appears in messages, `base_dir` resolves
-// paths (the rules files and the price catalog, which is read from disk).
+/// Parses config text; `source_name` appears in messages, `base_dir` resolves
+/// paths (the rules files and the price catalog, which is read from disk).
 Result<Config> parse_config(std::string_view text, std::string source_name, std::string base_dir);
 
 }  // namespace switchboard

@@ -1,22 +1,23 @@
-// Dispatcher: the call path. For one step it asks the rules (Engine::decide),
-// reserves the worst case in the budget (Engine::admit), calls the chosen
-// model through its ModelClient with retries and fallbacks, fans out and
-// aggregates in contemplating mode, settles the budget with the providers'
-// own usage, and writes one CostRecord per attempt to the ledger.
-//
-// Retries: an `unavailable` failure (429, 5xx, timeout, broken stream) is
-// retried on the same model up to [calls] max_attempts, after a full-jitter
-// exponential backoff (uniform in [0, min(backoff_max, backoff_initial ×
-// 2^(n-1))]) or, when the provider sent Retry-After, after exactly that wait
-// (one longer than retry_after_max is not waited for). Fallbacks: when a model
-// is used up (or failed with `upstream`), the next model of the decision's
-// tier is called, skipping any whose context window is smaller than the
-// step's input plus the output cap.
-//
-// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
-// failed attempt that was retried, or the last one when nothing was left;
-// `fallback` for the failed attempt after which the next model was called;
-// `refused_by_budget` (no model called) when the budget refused the step.
+/// @file
+/// Dispatcher: the call path. For one step it asks the rules (Engine::decide),
+/// reserves the worst case in the budget (Engine::admit), calls the chosen
+/// model through its ModelClient with retries and fallbacks, fans out and
+/// aggregates in contemplating mode, settles the budget with the providers'
+/// own usage, and writes one CostRecord per attempt to the ledger.
+///
+/// Retries: an `unavailable` failure (429, 5xx, timeout, broken stream) is
+/// retried on the same model up to [calls] max_attempts, after a full-jitter
+/// exponential backoff (uniform in [0, min(backoff_max, backoff_initial ×
+/// 2^(n-1))]) or, when the provider sent Retry-After, after exactly that wait
+/// (one longer than retry_after_max is not waited for). Fallbacks: when a model
+/// is used up (or failed with `upstream`), the next model of the decision's
+/// tier is called, skipping any whose context window is smaller than the
+/// step's input plus the output cap.
+///
+/// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
+/// failed attempt that was retried, or the last one when nothing was left;
+/// `fallback` for the failed attempt after which the next model was called;
+/// `refused_by_budget` (no model called) when the budget refused the step.
 #pragma once
 
 #include <chrono>
@@ -36,63 +37,66 @@
 
 namespace switchboard {
 
-// One step to call: what the rules see, and what the model is sent.
+/// One step to call: what the rules see, and what the model is sent.
 struct StepCall {
-  Step step;
-  std::vector<Message> messages;  // empty: one user message made from step.prompt (or the role)
-  std::vector<ToolSpec> tools;
-  std::string trace_id;           // "" = a fresh random id
-  // Budget scopes besides the workload's that must hold the step's worst case
-  // (a gateway key's "key:NAME"); see Engine::admit.
+  Step step;                      ///< what the rules see
+  std::vector<Message> messages;  ///< empty: one user message made from step.prompt (or the role)
+  std::vector<ToolSpec> tools;    ///< the functions the model may call
+  std::string trace_id;           ///< "" = a fresh random id
+  /// Budget scopes besides the workload's that must hold the step's worst case
+  /// (a gateway key's "key:NAME"); see Engine::admit.
   std::vector<std::string> budget_scopes;
-  // Set: the final answer (the aggregator's, in contemplating mode) is
-  // streamed through it as it arrives; see StreamChunk::restart.
+  /// Set: the final answer (the aggregator's, in contemplating mode) is
+  /// streamed through it as it arrives; see StreamChunk::restart.
   ChunkHandler on_chunk;
 };
 
-// What happened to one step.
+/// What happened to one step.
 struct StepResult {
-  // ok; over_budget (refused, no model called); unavailable or upstream
-  // (every model failed: the last failure); not_found (unknown workload).
+  /// ok; over_budget (refused, no model called); unavailable or upstream
+  /// (every model failed: the last failure); not_found (unknown workload).
   Status status;
-  Decision decision;              // as admitted (moved to over_budget_tier when rerouted)
-  ModelResponse response;         // the final answer: the aggregator's when fanned out
-  std::string model;              // the model that gave it
-  std::string trace_id;
-  MicroUsd cost = 0;              // every call of the step, failed attempts included
-  std::chrono::milliseconds latency{0};  // wall clock of the whole step
-  int attempts = 0;               // calls made (branches and aggregator included)
-  int fallbacks = 0;              // times a next model was called
-  std::vector<CostRecord> records;  // as written to the ledger, in the order written
+  Decision decision;              ///< as admitted (moved to over_budget_tier when rerouted)
+  ModelResponse response;         ///< the final answer: the aggregator's when fanned out
+  std::string model;              ///< the model that gave it
+  std::string trace_id;           ///< the step's trace id (CostRecord::trace_id)
+  MicroUsd cost = 0;              ///< every call of the step, failed attempts included
+  std::chrono::milliseconds latency{0};  ///< wall clock of the whole step
+  int attempts = 0;               ///< calls made (branches and aggregator included)
+  int fallbacks = 0;              ///< times a next model was called
+  std::vector<CostRecord> records;  ///< as written to the ledger, in the order written
 };
 
+/// Optional parts of a Dispatcher: its ledger, its sleep and its seed.
 struct DispatcherOptions {
-  // Where every CostRecord goes. Null: records are only returned in StepResult.
+  /// Where every CostRecord goes. Null: records are only returned in StepResult.
   std::shared_ptr<Ledger> ledger;
-  // Waits between retries; tests pass a fake that records the waits.
+  /// Waits between retries; tests pass a fake that records the waits.
   std::function<void(std::chrono::milliseconds)> sleep;
-  // Seed for the backoff jitter and ids; 0 = from std::random_device.
+  /// Seed for the backoff jitter and ids; 0 = from std::random_device.
   std::uint64_t seed = 0;
 };
 
+/// The call path for steps (see the file comment); run() and execute() are thread-safe.
 class Dispatcher {
  public:
-  // REQUIRES: `engine` outlives the dispatcher; `clients` serves every model
-  // of the engine's config (a missing one fails its calls with not_found).
+  /// REQUIRES: `engine` outlives the dispatcher; `clients` serves every model
+  /// of the engine's config (a missing one fails its calls with not_found).
   Dispatcher(const Engine& engine, ModelClients clients, DispatcherOptions options = {});
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // decide -> admit -> call -> ledger -> settle. Thread-safe. The step's
-  // trace id is call.trace_id, else ctx.trace_id, else a fresh one; decide()
-  // sees it in its ctx (the engine's shadow record of the step carries it).
+  /// decide -> admit -> call -> ledger -> settle. Thread-safe. The step's
+  /// trace id is call.trace_id, else ctx.trace_id, else a fresh one; decide()
+  /// sees it in its ctx (the engine's shadow record of the step carries it).
   StepResult run(std::string_view workload, const StepCall& call, const CallContext& ctx = {}) const;
-  // The same for a decision the host already holds (a concrete model it was
-  // asked for, say): admit -> call -> ledger -> settle. Thread-safe. A host
-  // that called decide() itself passes it the trace id it gives call.trace_id.
+  /// The same for a decision the host already holds (a concrete model it was
+  /// asked for, say): admit -> call -> ledger -> settle. Thread-safe. A host
+  /// that called decide() itself passes it the trace id it gives call.trace_id.
   StepResult execute(const Decision& decision, const StepCall& call) const;
 
+  /// The clients the dispatcher calls models through.
   const ModelClients& clients() const;
 
  private:
@@ -100,9 +104,9 @@ class Dispatcher {
   std::unique_ptr<Impl> impl_;
 };
 
-// Adds each workload's settled spend in the current budget period, read from
-// a SQLite ledger, to the engine's budget book: so a restarted host does not
-// start its caps from zero. Returns the number of records counted.
+/// Adds each workload's settled spend in the current budget period, read from
+/// a SQLite ledger, to the engine's budget book: so a restarted host does not
+/// start its caps from zero. Returns the number of records counted.
 Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path);
 
 }  // namespace switchboard

@@ -1,22 +1,23 @@
-// Engine: the embeddable router. Owns the configuration, the compiled rules of
-// every workload and the sandboxed Lua states that run them.
-//
-// Shadow rules. A workload may name a candidate rules file beside its active
-// one ([workloads.X] shadow_rules). The candidate compiles into the same
-// snapshots as the active rules and reloads with them, but it never decides:
-// decide() returns the active decision, then hands the step, the ctx figures
-// the active rules saw and the active decision to the engine's shadow worker
-// (one thread per engine, started only when some workload has shadow rules).
-// The worker runs the candidate's classify on the same step with the same ctx
-// figures, in sandboxes of its own under the [sandbox] limits, compares the
-// two (same_choice) and writes a DecisionRecord of kind shadow to
-// EngineOptions::shadow_ledger. Handing over never waits: when [shadow] queue
-// evaluations are already waiting, the step is dropped and counted. A shadow
-// file that does not load never stops the active rules from loading or
-// reloading: it is reported as a shadow error (WorkloadStatus, a ReloadEvent
-// with `shadow` set) and that workload's shadow evaluation is off until it loads.
-//
-// Thread-safety: every method may be called from any number of threads.
+/// @file
+/// Engine: the embeddable router. Owns the configuration, the compiled rules of
+/// every workload and the sandboxed Lua states that run them.
+///
+/// Shadow rules. A workload may name a candidate rules file beside its active
+/// one ([workloads.X] shadow_rules). The candidate compiles into the same
+/// snapshots as the active rules and reloads with them, but it never decides:
+/// decide() returns the active decision, then hands the step, the ctx figures
+/// the active rules saw and the active decision to the engine's shadow worker
+/// (one thread per engine, started only when some workload has shadow rules).
+/// The worker runs the candidate's classify on the same step with the same ctx
+/// figures, in sandboxes of its own under the [sandbox] limits, compares the
+/// two (same_choice) and writes a DecisionRecord of kind shadow to
+/// EngineOptions::shadow_ledger. Handing over never waits: when [shadow] queue
+/// evaluations are already waiting, the step is dropped and counted. A shadow
+/// file that does not load never stops the active rules from loading or
+/// reloading: it is reported as a shadow error (WorkloadStatus, a ReloadEvent
+/// with `shadow` set) and that workload's shadow evaluation is off until it loads.
+///
+/// Thread-safety: every method may be called from any number of threads.
 #pragma once
 
 #include <chrono>
@@ -37,201 +38,208 @@
 
 namespace switchboard {
 
-// What the host knows about the call's surroundings; the rules see it as `ctx`.
-// For a workload with a budget, unset fields come from the engine's budget
-// book (budgets()): spent in the current period, and what is left of the cap.
-// Fields are initialised so designated initialisers may omit them.
+/// What the host knows about the call's surroundings; the rules see it as `ctx`.
+/// For a workload with a budget, unset fields come from the engine's budget
+/// book (budgets()): spent in the current period, and what is left of the cap.
+/// Fields are initialised so designated initialisers may omit them.
 struct CallContext {
-  std::optional<MicroUsd> budget_left{};  // nil in Lua when the workload has no budget
-  std::optional<MicroUsd> spent{};
-  // The step's trace id (CostRecord::trace_id): not shown to the rules; the
-  // shadow record of the step carries it, so reports can join it with the
-  // step's calls. Dispatcher::run sets it.
+  std::optional<MicroUsd> budget_left{};  ///< nil in Lua when the workload has no budget
+  std::optional<MicroUsd> spent{};        ///< spent in the current period
+  /// The step's trace id (CostRecord::trace_id): not shown to the rules; the
+  /// shadow record of the step carries it, so reports can join it with the
+  /// step's calls. Dispatcher::run sets it.
   std::string trace_id{};
 };
 
-// One outcome of a reload, for one workload whose rules file (or shadow
-// rules file) changed.
+/// One outcome of a reload, for one workload whose rules file (or shadow
+/// rules file) changed.
 struct ReloadEvent {
+  /// Whether the file's new text went live or was refused.
   enum class Kind { kActivated, kRejected };
-  Kind kind = Kind::kActivated;
-  std::string workload;
-  std::string rules_path;        // as the config names it
-  std::string version;           // sha256 of the text that was tried
-  std::string previous_version;  // what served before (and still serves, if rejected)
-  std::string error;             // "file:line: message" when rejected
-  std::chrono::system_clock::time_point at;
-  // The workload's shadow rules, not its active ones: rules_path is the
-  // shadow file. Activated: the candidate evaluated from now on. Rejected: no
-  // candidate is evaluated until the file loads (previous_version no longer
-  // runs; "" when none did).
+  Kind kind = Kind::kActivated;  ///< what became of the file's new text
+  std::string workload;          ///< the workload whose file was tried
+  std::string rules_path;        ///< as the config names it
+  std::string version;           ///< sha256 of the text that was tried
+  std::string previous_version;  ///< what served before (and still serves, if rejected)
+  std::string error;             ///< "file:line: message" when rejected
+  std::chrono::system_clock::time_point at;  ///< when the file was tried
+  /// The workload's shadow rules, not its active ones: rules_path is the
+  /// shadow file. Activated: the candidate evaluated from now on. Rejected: no
+  /// candidate is evaluated until the file loads (previous_version no longer
+  /// runs; "" when none did).
   bool shadow = false;
 };
 
-// What one workload's shadow rules did since the engine opened.
+/// What one workload's shadow rules did since the engine opened.
 struct ShadowCounts {
-  std::uint64_t evaluated = 0;  // steps the candidate classified, its failures included
-  std::uint64_t agreed = 0;     // of those, the same choice as the active rules (same_choice)
-  std::uint64_t errors = 0;     // of those, the candidate failed (error, budget, invalid answer): never agreeing
-  std::uint64_t dropped = 0;    // handed over while the queue was full, or still waiting when closing timed out
+  std::uint64_t evaluated = 0;  ///< steps the candidate classified, its failures included
+  std::uint64_t agreed = 0;     ///< of those, the same choice as the active rules (same_choice)
+  std::uint64_t errors = 0;     ///< of those, the candidate failed (error, budget, invalid answer): never agreeing
+  std::uint64_t dropped = 0;    ///< handed over while the queue was full, or still waiting when closing timed out
 };
 
-// What a workload is serving, for status pages and `switchboard watch`.
+/// What a workload is serving, for status pages and `switchboard watch`.
 struct WorkloadStatus {
-  std::string workload;
-  std::string rules_path;
-  std::string version;                                // the active rules' sha256
-  std::chrono::system_clock::time_point activated_at;
-  std::optional<std::string> last_error;              // the last rejected reload, if any
-  std::chrono::system_clock::time_point last_error_at;
-  std::uint64_t activations = 0;                      // reloads that went live
-  std::uint64_t rejections = 0;                       // reloads that were refused
+  std::string workload;                               ///< the workload's name
+  std::string rules_path;                             ///< its rules file, as the config names it
+  std::string version;                                ///< the active rules' sha256
+  std::chrono::system_clock::time_point activated_at;  ///< when the active version went live
+  std::optional<std::string> last_error;              ///< the last rejected reload, if any
+  std::chrono::system_clock::time_point last_error_at;  ///< when last_error was recorded
+  std::uint64_t activations = 0;                      ///< reloads that went live
+  std::uint64_t rejections = 0;                       ///< reloads that were refused
 
-  // Shadow rules; shadow_rules_path is "" when the workload has none.
+  /// Shadow rules; shadow_rules_path is "" when the workload has none.
   std::string shadow_rules_path;
-  std::string shadow_version;                         // the candidate evaluated now; "" while none loads
-  std::chrono::system_clock::time_point shadow_activated_at;
-  std::optional<std::string> shadow_error;            // why the shadow file does not load, until it does
-  std::chrono::system_clock::time_point shadow_error_at;
-  ShadowCounts shadow;
+  std::string shadow_version;                         ///< the candidate evaluated now; "" while none loads
+  std::chrono::system_clock::time_point shadow_activated_at;  ///< when shadow_version went live
+  std::optional<std::string> shadow_error;            ///< why the shadow file does not load, until it does
+  std::chrono::system_clock::time_point shadow_error_at;  ///< when shadow_error was recorded
+  ShadowCounts shadow;                                ///< what the shadow rules did since the engine opened
 };
 
+/// How an Engine runs, besides its config: rules watching, the reload callback, the shadow ledger.
 struct EngineOptions {
-  // Watch the rules files' directories and reload on change (inotify, with a
-  // content-hash poll behind it). Off: reload() only.
+  /// Watch the rules files' directories and reload on change (inotify, with a
+  /// content-hash poll behind it). Off: reload() only.
   bool watch_rules = false;
-  std::chrono::milliseconds watch_debounce{150};
-  std::chrono::milliseconds watch_poll_interval{2000};
-  // Called for every activation or rejection, on the thread that reloads
-  // (the watcher's, or the caller of reload()). Must not call reload().
+  std::chrono::milliseconds watch_debounce{150};        ///< quiet time after a change before reloading
+  std::chrono::milliseconds watch_poll_interval{2000};  ///< period of the content-hash poll
+  /// Called for every activation or rejection, on the thread that reloads
+  /// (the watcher's, or the caller of reload()). Must not call reload().
   std::function<void(const ReloadEvent&)> on_reload;
-  // Where shadow records go (DecisionRecord kind shadow, admission
-  // not_admitted). Null: shadow rules are still evaluated and counted
-  // (status()), but nothing is recorded. The engine keeps it until its
-  // shadow worker has drained, so no record is lost on a clean shutdown.
+  /// Where shadow records go (DecisionRecord kind shadow, admission
+  /// not_admitted). Null: shadow rules are still evaluated and counted
+  /// (status()), but nothing is recorded. The engine keeps it until its
+  /// shadow worker has drained, so no record is lost on a clean shutdown.
   std::shared_ptr<Ledger> shadow_ledger;
 };
 
-// One line of a rules file that a traced call ran.
+/// One line of a rules file that a traced call ran.
 struct TracedLine {
-  int line = 0;      // 1-based, as in error messages
-  std::string text;  // the line's source, without its line ending and trailing blanks
+  int line = 0;      ///< 1-based, as in error messages
+  std::string text;  ///< the line's source, without its line ending and trailing blanks
 };
 
-// A decision with the lines of the rules that made it (Engine::explain).
+/// A decision with the lines of the rules that made it (Engine::explain).
 struct Explanation {
-  Decision decision;
-  // The lines of the rules file the classify() call ran, in execution order,
-  // consecutive repeats collapsed (a loop on one line shows once per entry);
-  // when the rules failed, up to the failure. The file body, run at load, is
-  // not part of a call.
+  Decision decision;  ///< the decision, as decide() makes it
+  /// The lines of the rules file the classify() call ran, in execution order,
+  /// consecutive repeats collapsed (a loop on one line shows once per entry);
+  /// when the rules failed, up to the failure. The file body, run at load, is
+  /// not part of a call.
   std::vector<TracedLine> lines;
-  bool truncated = false;  // the call ran more than 4096 lines: the rest are missing
+  bool truncated = false;  ///< the call ran more than 4096 lines: the rest are missing
 };
 
-// Lua states and the bytes they hold (shadow rules' included), for memory reports.
+/// Lua states and the bytes they hold (shadow rules' included), for memory reports.
 struct EngineMemory {
-  size_t states = 0;
-  std::int64_t state_bytes = 0;
+  size_t states = 0;             ///< live Lua states
+  std::int64_t state_bytes = 0;  ///< bytes those states hold
 };
 
-// The budget's answer to one decision, before its model is called.
+/// The budget's answer to one decision, before its model is called.
 struct Admission {
-  Status status;            // ok (admitted) or over_budget (refused)
-  Decision decision;        // the decision to call: moved to the workload's
-                            // over_budget_tier when the first choice did not fit
-  bool rerouted = false;
-  Reservation reservation;  // held when admitted: settle() with the actual cost
-                            // after the call; dropping it releases the reserve
-  std::vector<Reservation> scope_reservations;  // one per extra scope, in order: settle each too
-  MicroUsd worst_case = 0;  // what was reserved (or refused)
-  // When refused: the ledger record of the refusal (status refused_by_budget).
+  Status status;            ///< ok (admitted) or over_budget (refused)
+  Decision decision;        ///< the decision to call: moved to the workload's
+                            ///< over_budget_tier when the first choice did not fit
+  bool rerouted = false;    ///< the decision was moved to the workload's over_budget_tier
+  Reservation reservation;  ///< held when admitted: settle() with the actual cost
+                            ///< after the call; dropping it releases the reserve
+  std::vector<Reservation> scope_reservations;  ///< one per extra scope, in order: settle each too
+  MicroUsd worst_case = 0;  ///< what was reserved (or refused)
+  /// When refused: the ledger record of the refusal (status refused_by_budget).
   std::optional<CostRecord> refusal;
 };
 
+/// The embeddable router (see the file comment). Every method may be called from any number
+/// of threads.
 class Engine {
  public:
-  // Compiles every workload's rules on a fresh sandbox; fails with the first
-  // "file:line: message" if one does not load. A shadow rules file that does
-  // not load is no failure: status() shows it as the workload's shadow_error.
+  /// Compiles every workload's rules on a fresh sandbox; fails with the first
+  /// "file:line: message" if one does not load. A shadow rules file that does
+  /// not load is no failure: status() shows it as the workload's shadow_error.
   static Result<std::unique_ptr<Engine>> open(Config config, EngineOptions options = {});
+  /// open() with the config that load_config() reads from `config_path`.
   static Result<std::unique_ptr<Engine>> open_file(const std::string& config_path,
                                                    EngineOptions options = {});
 
-  // Stops the rules watcher, then lets the shadow worker record what is
-  // waiting for at most [shadow] drain_timeout_ms (plus the evaluation under
-  // way, itself bounded by the sandbox limits); what is left is dropped. Then
-  // releases the shadow ledger: a host that holds it too flushes it after.
+  /// Stops the rules watcher, then lets the shadow worker record what is
+  /// waiting for at most [shadow] drain_timeout_ms (plus the evaluation under
+  /// way, itself bounded by the sandbox limits); what is left is dropped. Then
+  /// releases the shadow ledger: a host that holds it too flushes it after.
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Runs the workload's classify(step, ctx) and validates the answer. Never
-  // fails because of the rules: a broken rule yields the fallback tier with
-  // Decision::error set. Fails only for an unknown workload.
-  //
-  // Thread-safe and lock-free on the hot path: the call runs on one immutable
-  // rule-set snapshot (Decision::rules_version names it) in a Lua state no
-  // other thread uses meanwhile. A thread keeps the last snapshot it used
-  // alive until its next decision, so old states close shortly after a reload
-  // (on a background thread), or when the thread exits.
-  //
-  // On a workload with shadow rules it also hands the step to the shadow
-  // worker (a copy of the step, the decision and ctx.trace_id; one short
-  // lock, never a wait); the candidate never changes what is returned.
+  /// Runs the workload's classify(step, ctx) and validates the answer. Never
+  /// fails because of the rules: a broken rule yields the fallback tier with
+  /// Decision::error set. Fails only for an unknown workload.
+  ///
+  /// Thread-safe and lock-free on the hot path: the call runs on one immutable
+  /// rule-set snapshot (Decision::rules_version names it) in a Lua state no
+  /// other thread uses meanwhile. A thread keeps the last snapshot it used
+  /// alive until its next decision, so old states close shortly after a reload
+  /// (on a background thread), or when the thread exits.
+  ///
+  /// On a workload with shadow rules it also hands the step to the shadow
+  /// worker (a copy of the step, the decision and ctx.trace_id; one short
+  /// lock, never a wait); the candidate never changes what is returned.
   Result<Decision> decide(std::string_view workload, const Step& step,
                           const CallContext& ctx = {}) const;
 
-  // Waits until the shadow worker has nothing left to do (every evaluation
-  // handed over so far recorded, or dropped), or until `timeout` passes.
-  // True when it is idle; at once for an engine without shadow rules. Hosts
-  // call it before flushing the shadow ledger; tests, to read what was recorded.
+  /// Waits until the shadow worker has nothing left to do (every evaluation
+  /// handed over so far recorded, or dropped), or until `timeout` passes.
+  /// True when it is idle; at once for an engine without shadow rules. Hosts
+  /// call it before flushing the shadow ledger; tests, to read what was recorded.
   bool wait_for_shadow(std::chrono::milliseconds timeout) const;
 
-  // decide(), with the lines of the rules that ran: for tools (`switchboard
-  // route --explain`), not for serving. The call is traced line by line, so
-  // it is several times slower; decide() is never slowed by it. The decision
-  // is the one decide() makes. Thread-safe; fails only for an unknown workload.
+  /// decide(), with the lines of the rules that ran: for tools (`switchboard
+  /// route --explain`), not for serving. The call is traced line by line, so
+  /// it is several times slower; decide() is never slowed by it. The decision
+  /// is the one decide() makes. Thread-safe; fails only for an unknown workload.
   Result<Explanation> explain(std::string_view workload, const Step& step,
                               const CallContext& ctx = {}) const;
 
-  // Re-reads every workload's rules file (and shadow rules file). A changed
-  // file is compiled on a fresh sandbox under the load budget and must pass
-  // the workload's test cases (<rules stem>.test.toml beside it) before it
-  // goes live in one atomic swap; otherwise the old version keeps serving
-  // and the error is recorded; the same rejected text (or an unreadable
-  // file) is not tried again until it or its test file changes. Returns one
-  // event per file tried. Thread-safe; reloads are serialised. Within one
-  // reload the new snapshot is published first, then status() is updated,
-  // then on_reload runs. A shadow file is only compiled (no test cases gate
-  // it: a candidate is expected to disagree with the active rules' cases);
-  // one that does not load turns that workload's shadow evaluation off
-  // until it does.
+  /// Re-reads every workload's rules file (and shadow rules file). A changed
+  /// file is compiled on a fresh sandbox under the load budget and must pass
+  /// the workload's test cases (`<rules stem>.test.toml` beside it) before it
+  /// goes live in one atomic swap; otherwise the old version keeps serving
+  /// and the error is recorded; the same rejected text (or an unreadable
+  /// file) is not tried again until it or its test file changes. Returns one
+  /// event per file tried. Thread-safe; reloads are serialised. Within one
+  /// reload the new snapshot is published first, then status() is updated,
+  /// then on_reload runs. A shadow file is only compiled (no test cases gate
+  /// it: a candidate is expected to disagree with the active rules' cases);
+  /// one that does not load turns that workload's shadow evaluation off
+  /// until it does.
   std::vector<ReloadEvent> reload();
 
-  // Per workload, in name order.
+  /// Per workload, in name order.
   std::vector<WorkloadStatus> status() const;
+  /// The Lua states the rules hold now (shadow rules' included), and their bytes.
   EngineMemory memory() const;
 
+  /// The configuration the engine was opened with; it never changes.
   const Config& config() const;
-  // The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
-  // for hosts that reserve before a call and settle after. Thread-safe.
+  /// The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
+  /// for hosts that reserve before a call and settle after. Thread-safe.
   BudgetBook& budgets() const;
-  // Reserves the decision's worst case in its workload's budget: counted
-  // input × input price + output cap × output price for each of `fanout`
-  // branches, plus the aggregation call, where the output cap is the
-  // decision's max_output_tokens, else the model's default_output_tokens
-  // (the caller must send that cap to the provider). Over the cap, the
-  // decision moves to the workload's over_budget_tier if it has one and that
-  // fits; otherwise it is refused with a one-line reason and a ledger record.
-  // A workload without a budget is always admitted. Each of `extra_scopes`
-  // (a gateway key's "key:NAME", say; limits set with budgets().set_limit)
-  // must also hold the worst case, else the call is refused; extra scopes do
-  // not reroute. Thread-safe.
+  /// Reserves the decision's worst case in its workload's budget: counted
+  /// input × input price + output cap × output price for each of `fanout`
+  /// branches, plus the aggregation call, where the output cap is the
+  /// decision's max_output_tokens, else the model's default_output_tokens
+  /// (the caller must send that cap to the provider). Over the cap, the
+  /// decision moves to the workload's over_budget_tier if it has one and that
+  /// fits; otherwise it is refused with a one-line reason and a ledger record.
+  /// A workload without a budget is always admitted. Each of `extra_scopes`
+  /// (a gateway key's "key:NAME", say; limits set with budgets().set_limit)
+  /// must also hold the worst case, else the call is refused; extra scopes do
+  /// not reroute. Thread-safe.
   Admission admit(const Decision& decision, const Step& step, std::string trace_id = {},
                   const std::vector<std::string>& extra_scopes = {}) const;
 
-  // sha256 (hex) of the workload's active rules, "" for an unknown workload.
+  /// sha256 (hex) of the workload's active rules, "" for an unknown workload.
   std::string rules_version(std::string_view workload) const;
 
  private:
@@ -240,9 +248,9 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-// Compiles and runs a rules file in a fresh sandbox without a config. Returns
-// the sha256 of its text, or "file:line: message". `display_name` is how the
-// file is named in messages (defaults to `path`).
+/// Compiles and runs a rules file in a fresh sandbox without a config. Returns
+/// the sha256 of its text, or "file:line: message". `display_name` is how the
+/// file is named in messages (defaults to `path`).
 Result<std::string> check_rules_file(const std::string& path, const SandboxLimits& limits = {},
                                      std::string display_name = {});
 

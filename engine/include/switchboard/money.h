@@ -1,6 +1,7 @@
-// Money is integer micro-dollars everywhere in Switchboard; token counts are
-// integers. Floating point appears only at the edges (reading a price written
-// by a person in a config file, printing a total).
+/// @file
+/// Money is integer micro-dollars everywhere in Switchboard; token counts are
+/// integers. Floating point appears only at the edges (reading a price written
+/// by a person in a config file, printing a total).
 #pragma once
 
 #include <cstdint>
@@ -8,13 +9,13 @@
 
 namespace switchboard {
 
-using MicroUsd = std::int64_t;  // 1 USD = 1,000,000 MicroUsd
-inline constexpr MicroUsd kMicroPerUsd = 1'000'000;
+using MicroUsd = std::int64_t;  ///< 1 USD = 1,000,000 MicroUsd
+inline constexpr MicroUsd kMicroPerUsd = 1'000'000;  ///< MicroUsd in one USD
 
-// A price in micro-dollars per million tokens ($15 / Mtok = 15,000,000).
+/// A price in micro-dollars per million tokens ($15 / Mtok = 15,000,000).
 using MicroUsdPerMtok = std::int64_t;
 
-// Cost of `tokens` at `price`, in micro-dollars, rounded half up.
+/// Cost of `tokens` at `price`, in micro-dollars, rounded half up.
 inline MicroUsd cost_of(std::int64_t tokens, MicroUsdPerMtok price) {
   // tokens × price stays inside int64 for tokens < 2^30 (a billion) and
   // prices up to $10,000 per Mtok (2^34 micro-dollars); PriceCatalog::cost
@@ -22,10 +23,10 @@ inline MicroUsd cost_of(std::int64_t tokens, MicroUsdPerMtok price) {
   return (tokens * price + 500'000) / 1'000'000;
 }
 
-// "$1.234567" with all six decimals, or fewer with `decimals`.
+/// "$1.234567" with all six decimals, or fewer with `decimals`.
 std::string format_usd(MicroUsd amount, int decimals = 6);
 
-// Dollars as a double, for JSON output only.
+/// Dollars as a double, for JSON output only.
 inline double to_usd(MicroUsd amount) { return static_cast<double>(amount) / kMicroPerUsd; }
 
 }  // namespace switchboard

@@ -1,8 +1,9 @@
-// Status and Result<T>: errors as values at the public API.
-//
-// A Status is cheap to copy when ok (no allocation). A failed Status carries a
-// code and a one-line message that already names the place it comes from, in
-// the form "file:line:column: what is wrong" or "file:line: what is wrong".
+/// @file
+/// Status and Result<T>: errors as values at the public API.
+///
+/// A Status is cheap to copy when ok (no allocation). A failed Status carries a
+/// code and a one-line message that already names the place it comes from, in
+/// the form "file:line:column: what is wrong" or "file:line: what is wrong".
 #pragma once
 
 #include <cassert>
@@ -14,39 +15,50 @@
 
 namespace switchboard {
 
+/// An ok status, or a failure: a Code and a one-line message (see the file comment).
 class Status {
  public:
+  /// What kind of failure a Status is; kOk for none.
   enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kUnavailable,
                     kUpstream, kInternal };
 
-  Status() = default;  // ok
+  Status() = default;  ///< ok
 
+  /// An ok status, the same as Status().
   static Status ok_status() { return Status(); }
+  /// A failure of code kInvalidArgument with message `msg`.
   static Status invalid_argument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  /// A failure of code kNotFound with message `msg`.
   static Status not_found(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  /// A failure of code kIoError with message `msg`.
   static Status io_error(std::string msg) { return {Code::kIoError, std::move(msg)}; }
+  /// A failure of code kRuleError with message `msg`.
   static Status rule_error(std::string msg) { return {Code::kRuleError, std::move(msg)}; }
-  // A budget reservation was refused: the call must not go out.
+  /// A budget reservation was refused: the call must not go out.
   static Status over_budget(std::string msg) { return {Code::kOverBudget, std::move(msg)}; }
-  // A model call failed in a way that retrying the same model may cure (429,
-  // 5xx, timeout, broken stream); `retry_after` is the provider's own wait.
+  /// A model call failed in a way that retrying the same model may cure (429,
+  /// 5xx, timeout, broken stream); `retry_after` is the provider's own wait.
   static Status unavailable(std::string msg,
                             std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
     Status s(Code::kUnavailable, std::move(msg));
     s.retry_after_ = retry_after;
     return s;
   }
-  // A provider answered with something unusable, or refused the request:
-  // retrying the same model will not help.
+  /// A provider answered with something unusable, or refused the request:
+  /// retrying the same model will not help.
   static Status upstream(std::string msg) { return {Code::kUpstream, std::move(msg)}; }
+  /// A failure of code kInternal with message `msg`.
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
+  /// True when the status is ok (code kOk).
   bool ok() const { return code_ == Code::kOk; }
+  /// The status's code.
   Code code() const { return code_; }
+  /// The one-line message; empty when ok.
   const std::string& message() const { return message_; }
-  // The provider's Retry-After, for an unavailable status that carried one.
+  /// The provider's Retry-After, for an unavailable status that carried one.
   std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
-  // "ok", or the code's name followed by the message.
+  /// "ok", or the code's name followed by the message.
   std::string to_string() const;
 
  private:
@@ -56,22 +68,33 @@ class Status {
   std::optional<std::chrono::milliseconds> retry_after_;
 };
 
-// Either a value or a failed Status. REQUIRES: a Result built from a Status is
-// never built from an ok one.
+/// Either a value or a failed Status. REQUIRES: a Result built from a Status is
+/// never built from an ok one.
 template <typename T>
 class Result {
  public:
+  /// A result holding `value`.
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  /// A failed result holding `status`, which must not be ok (asserted).
   Result(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
 
+  /// True when the result holds a value.
   bool ok() const { return value_.has_value(); }
+  /// The failure; an ok Status when the result holds a value.
   const Status& status() const { return status_; }
+  /// The value. REQUIRES: ok() (asserted).
   T& value() & { assert(ok()); return *value_; }
+  /// The value. REQUIRES: ok() (asserted).
   const T& value() const& { assert(ok()); return *value_; }
+  /// The value, to move from. REQUIRES: ok() (asserted).
   T&& value() && { assert(ok()); return std::move(*value_); }
+  /// The value's members, as value(). REQUIRES: ok().
   T* operator->() { return &value(); }
+  /// The value's members, as value(). REQUIRES: ok().
   const T* operator->() const { return &value(); }
+  /// The value, as value(). REQUIRES: ok().
   T& operator*() & { return value(); }
+  /// The value, as value(). REQUIRES: ok().
   const T& operator*() const& { return value(); }
 
  private:

@@ -1,4 +1,5 @@
-// The whole public API of the Switchboard engine.
+/// @file
+/// The whole public API of the Switchboard engine.
 #pragma once
 
 #include "switchboard/budget.h"
@@ -15,3 +16,7 @@
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 #include "switchboard/usage.h"
+#include "switchboard/version.h"
+
+/// @namespace switchboard
+/// Everything the Switchboard engine declares in its public headers.
