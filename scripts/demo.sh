@@ -5,6 +5,6 @@
 # provider), record every call in switchboard.db and print the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+bash scripts/build.sh demo
 ./build/hosts/cli/switchboard test
 ./build/hosts/cli/switchboard run --parallel 8 examples/agent-trace.jsonl

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Switchboard builds with, if any is missing.
-# Sourced by demo.sh and test.sh; safe to run again.
+# Installs the Debian packages Switchboard needs, if any is missing; safe to
+# run again.
+#   bash scripts/deps.sh        what the library and the `switchboard` command build with (demo.sh)
+#   bash scripts/deps.sh all    that, plus the gateway, the tests, the API reference and the .deb (test.sh)
 set -euo pipefail
 
 SWITCHBOARD_PACKAGES=(
   cmake ninja-build g++ pkg-config
-  liblua5.4-dev libtomlplusplus-dev libspdlog-dev doctest-dev
+  liblua5.4-dev libtomlplusplus-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
   libcurl4-openssl-dev   # the model clients' HTTP transport
-  libboost-dev           # Boost.Beast: the fake provider in tests, the gateway
-  chromium    # tests: report_test renders the --html page in headless Chromium
 )
+if [ "${1:-}" = all ]; then
+  SWITCHBOARD_PACKAGES+=(
+    libboost-dev   # Boost.Beast: the gateway, and the fake provider in tests
+    doctest-dev
+    chromium       # tests: report_test renders the --html page in headless Chromium
+    doxygen        # the API reference; undocumented public members fail a test
+    dpkg-dev       # cpack's dpkg-shlibdeps: the .deb's Depends
+    curl           # tests/packaging/deb.sh asks the installed gateway
+  )
+fi
 
 missing=()
 for p in "${SWITCHBOARD_PACKAGES[@]}"; do

@@ -3,9 +3,11 @@
 #include <map>
 
 #include "commands.h"
+#include "switchboard/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"switchboard: routes each agent step to a model through sandboxed Lua rules"};
+  app.set_version_flag("--version", std::string("switchboard ") + switchboard::version());
   app.require_subcommand(1);
   std::map<CLI::App*, switchboard::cli::Command> commands;
   auto add = [&](switchboard::cli::Command (*make)(CLI::App&)) {

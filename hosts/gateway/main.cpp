@@ -3,6 +3,7 @@
 // HOST:PORT" as its first line of stdout once it accepts connections.
 //
 //   switchboard-gateway [--config FILE] [--listen HOST:PORT] [--threads N]
+//   switchboard-gateway --version
 //
 // SIGHUP reloads the config and the rules (a broken config is logged with its
 // file:line and the old one keeps serving). SIGTERM or SIGINT: stop
@@ -38,7 +39,8 @@ constexpr const char* kUsage =
     "usage: switchboard-gateway [--config FILE] [--listen HOST:PORT] [--threads N]\n"
     "  --config FILE       configuration (default switchboard.toml)\n"
     "  --listen HOST:PORT  overrides [gateway] listen; port 0 picks a free one\n"
-    "  --threads N         I/O threads (default [gateway] threads, else one per core)\n";
+    "  --threads N         I/O threads (default [gateway] threads, else one per core)\n"
+    "  --version           print the version and exit\n";
 
 int usage(const std::string& problem) {
   std::fprintf(stderr, "switchboard-gateway: %s\n%s", problem.c_str(), kUsage);
@@ -71,6 +73,10 @@ int main(int argc, char** argv) {
     const std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") {
       std::printf("%s", kUsage);
+      return 0;
+    }
+    if (flag == "--version") {
+      std::printf("switchboard-gateway %s\n", switchboard::version());
       return 0;
     }
     if (i + 1 >= argc) return usage(std::string(flag) + " takes a value");

@@ -138,6 +138,9 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   std::string out;
   out.reserve(4096);
 
+  header(out, "switchboard_build_info", "gauge", "Always 1; the version label is the gateway's (CMake project()).");
+  sample(out, "switchboard_build_info", label("version", switchboard::version()), "1");
+
   header(out, "switchboard_requests_total", "counter", "HTTP requests answered, by endpoint and status.");
   for (int e = 0; e < kEndpointCount; ++e) {
     for (int s = 0; s < kStatusCount; ++s) {

@@ -606,6 +606,7 @@ TEST_CASE("metrics count requests and decisions and models lists auto with every
        }) {
     CHECK_MESSAGE(contains(metrics.body, line), line);
   }
+  CHECK(contains(metrics.body, std::string(R"(switchboard_build_info{version=")") + SWITCHBOARD_PROJECT_VERSION + "\"} 1"));
 }
 
 TEST_CASE("SIGHUP with a broken config keeps serving and a fixed one goes live") {

@@ -20,7 +20,7 @@ GATEWAY=$(realpath "$1")
 FAKE=$(realpath "$2")
 CLI=$(realpath "$3")
 HERE=$(cd "$(dirname "$0")" && pwd)
-SOURCE_DIR=$(cd "$HERE/../.." && pwd)
+SOURCE_DIR=$(cd "$HERE/../../.." && pwd)
 
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "gateway_sdk: $tool is not installed" >&2; exit 1; }
