@@ -5,6 +5,7 @@
 // could otherwise run for minutes.
 //
 // Like everything a Lua error can cross, this file holds plain data only.
+#include <cstdint>
 #include <cstring>
 
 #include "lua/sandbox.h"
@@ -20,6 +21,7 @@ namespace {
 constexpr int kMaxCaptures = 32;
 constexpr int kMaxMatchDepth = 200;      // recursion bound, as Lua's MAXCCALLS
 constexpr int kChargeEvery = 256;        // steps between budget charges
+constexpr size_t kBytesPerStep = 8;      // bytes compared or searched per step, as find_plain charges
 constexpr ptrdiff_t kCapUnfinished = -1;
 constexpr ptrdiff_t kCapPosition = -2;
 constexpr char kEscape = '%';
@@ -43,6 +45,19 @@ void step(MatchState* ms) {
   if (++ms->steps >= kChargeEvery) {
     charge_budget(ms->L, ms->steps);
     ms->steps = 0;
+  }
+}
+
+// Charges work in proportion to `bytes` compared at once (a back reference
+// such as %1 compares the whole capture), before it is done: the charge reads
+// the clock, so a long comparison starts only within the time limit.
+void step_bytes(MatchState* ms, size_t bytes) {
+  const std::int64_t more = static_cast<std::int64_t>(bytes / kBytesPerStep);
+  if (ms->steps + more >= kChargeEvery) {
+    charge_budget(ms->L, ms->steps + more);
+    ms->steps = 0;
+  } else {
+    ms->steps += static_cast<int>(more);
   }
 }
 
@@ -213,6 +228,7 @@ const char* end_capture(MatchState* ms, const char* s, const char* p) {
 const char* match_capture(MatchState* ms, const char* s, int l) {
   l = check_capture(ms, l);
   const size_t len = static_cast<size_t>(ms->capture[l].len);
+  step_bytes(ms, len);
   if (static_cast<size_t>(ms->src_end - s) >= len &&
       std::memcmp(ms->capture[l].init, s, len) == 0) {
     return s + len;
@@ -362,7 +378,7 @@ size_t start_position(lua_Integer pos, size_t len) {
 const char* find_plain(lua_State* L, const char* s, size_t ls, const char* p, size_t lp) {
   if (lp == 0) return s;
   if (lp > ls) return nullptr;
-  charge_budget(L, static_cast<std::int64_t>(ls / 8 + 1));
+  charge_budget(L, static_cast<std::int64_t>(ls / kBytesPerStep + 1));
   const void* hit = memmem(s, ls, p, lp);
   return static_cast<const char*>(hit);
 }

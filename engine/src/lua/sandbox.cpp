@@ -21,6 +21,22 @@ namespace switchboard::detail {
 namespace {
 
 constexpr int kHookInterval = 1000;       // instructions between budget checks
+// One VM instruction can take time in proportion to a long string it reads:
+// comparing two strings, converting one to a number (a for-loop limit, a
+// coercion). While the state holds a string of kTrackedStringBytes or more,
+// the count events come often enough that an interval's instructions read at
+// most about kStringBytesPerCheck bytes, whatever the longest such string:
+// interval * longest <= kStringBytesPerCheck (about 20 ms of strtod here).
+// The intervals divide kHookInterval, so a budget that is a multiple of one
+// is charged exactly.
+constexpr size_t kTrackedStringBytes = 16 * 1024;
+constexpr size_t kStringBytesPerCheck = 16 * 1024 * 1024;
+constexpr int kShorterIntervals[] = {500, 200, 100, 50, 20, 10, 5, 2, 1};
+// Allocations and growths of this size or more read the clock: the work a C
+// function does around a large block (copying, filling) is in proportion to it.
+constexpr size_t kClockedAllocBytes = 64 * 1024;
+constexpr int kBlocksPastDeadline = 4;  // large blocks given after the deadline, then refused
+constexpr int kChargeChunk = 1024;        // elements a counted library loop moves between charges
 constexpr int kProbeClockInterval = 64;   // instructions between clock reads when counting each
 constexpr int kHookMask = LUA_MASKCOUNT | LUA_MASKCALL;
 constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budget per element
@@ -85,7 +101,15 @@ std::int64_t now_ms() {
 
 }  // namespace
 
+// A string of kTrackedStringBytes or more that the state holds (or held: a
+// dead one counts until it is freed).
+struct TrackedString {
+  const void* block;
+  size_t size;
+};
+
 struct LuaSandbox::Core {
+  lua_State* L = nullptr;  // the main thread, once created; the only one (no coroutine library)
   // Memory. A refused request is not yet a kill: Lua answers a refusal with an
   // emergency collection and asks again for the same block. Only if that retry
   // is refused too, or Lua moves on without retrying, is the cap exceeded.
@@ -105,6 +129,32 @@ struct LuaSandbox::Core {
   std::int64_t instructions_run = 0;  // with count_each: since the run was armed
   std::int64_t deadline_ms = 0;
   std::int64_t time_limit_ms = 1000;  // SandboxLimits::time_limit_ms
+  // A run is armed (arm_budget) until it ends: only then do large allocations
+  // read the clock.
+  bool timed = false;
+  // A large allocation found the deadline passed. The next instruction raises
+  // the time kill (where the hook can name the line); until then every
+  // further large growth is refused, so a C function that keeps allocating
+  // stops too. A run that returns with this set fails as well.
+  bool time_expired = false;
+  int blocks_past_deadline = 0;  // large blocks given since time_expired was set
+  // The count-event interval the current run is charged by (the hook's
+  // interval, or with count_each the interval an unprobed run would use), and
+  // with count_each the instructions since the last charge.
+  int charge_interval = kHookInterval;
+  int since_charge = 0;
+  int hook_mask = 0;        // the mask the run's hook was set with
+  bool vm_started = false;  // the run's Lua code has started executing instructions
+  // Strings of kTrackedStringBytes or more (see kStringBytesPerCheck), in an
+  // array sized for the memory cap at creation, and the longest of them. An
+  // allocation past the array's end (a cap larger than it) counts in
+  // `untracked_longest`, which never shrinks.
+  std::unique_ptr<TrackedString[]> string_storage;  // sized before the state exists
+  TrackedString* strings = nullptr;
+  size_t string_count = 0;
+  size_t string_cap = 0;
+  size_t longest_string = 0;
+  size_t untracked_longest = 0;
   Kill kill = Kill::kNone;
   char kill_message[kMaxErrorBytes + 64] = {0};
   char chunk_name[kMaxNameBytes + 1] = {0};
@@ -147,17 +197,94 @@ Core* core_of(lua_State* L) { return *static_cast<Core**>(lua_getextraspace(L));
 
 bool memory_killed(const Core* core) { return core->memory_exceeded || core->memory_refused; }
 
+void sandbox_hook(lua_State* L, lua_Debug* ar);
+
+// The count-event interval for a state whose longest string is `longest` bytes.
+int interval_for(size_t longest) {
+  if (longest < kTrackedStringBytes) return kHookInterval;
+  for (const int interval : kShorterIntervals) {
+    if (static_cast<size_t>(interval) * longest <= kStringBytesPerCheck) return interval;
+  }
+  return 1;
+}
+
+size_t longest_string(const Core* core) { return std::max(core->longest_string, core->untracked_longest); }
+
+// Makes the next instruction of the run call the hook. lua_sethook only sets
+// fields of the state (Lua allows it even from a signal handler), so the
+// allocator may call it whatever Lua is doing.
+void hook_next_instruction(Core* core) {
+  core->hook_interval = 1;
+  if (!core->count_each) lua_sethook(core->L, sandbox_hook, core->hook_mask, 1);
+}
+
+// Shortens the running run's interval when the state's longest string needs
+// it. Instructions run since the last count event cannot be known unprobed,
+// so a shortening after the Lua code started charges a whole interval, probed
+// or not: a probe still stops a run where an unprobed one stops.
+void fit_interval(Core* core) {
+  const int wanted = interval_for(longest_string(core));
+  if (wanted >= core->charge_interval) return;
+  if (core->vm_started) core->budget_remaining -= core->charge_interval;  // the next check may kill
+  core->charge_interval = wanted;
+  core->since_charge = 0;
+  if (!core->count_each && core->hook_interval != 1) {
+    core->hook_interval = wanted;
+    lua_sethook(core->L, sandbox_hook, core->hook_mask, wanted);
+  }
+}
+
+void track_string(Core* core, const void* block, size_t size) {
+  if (core->string_count < core->string_cap) {
+    core->strings[core->string_count++] = TrackedString{block, size};
+    core->longest_string = std::max(core->longest_string, size);
+  } else {
+    core->untracked_longest = std::max(core->untracked_longest, size);
+  }
+  if (core->timed) fit_interval(core);
+}
+
+void forget_string(Core* core, const void* block) {
+  for (size_t i = 0; i < core->string_count; ++i) {
+    if (core->strings[i].block != block) continue;
+    const size_t size = core->strings[i].size;
+    core->strings[i] = core->strings[--core->string_count];
+    if (size == core->longest_string) {
+      core->longest_string = 0;
+      for (size_t j = 0; j < core->string_count; ++j) {
+        core->longest_string = std::max(core->longest_string, core->strings[j].size);
+      }
+    }
+    return;
+  }
+}
+
 // ---------------------------------------------------------------- allocator
 
 void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   Core* core = static_cast<Core*>(ud);
   const std::int64_t old_size = ptr ? static_cast<std::int64_t>(osize) : 0;
+  if (ptr != nullptr && osize >= kTrackedStringBytes) forget_string(core, ptr);
   if (nsize == 0) {
     std::free(ptr);
     core->memory_used -= old_size;
     return nullptr;
   }
   const std::int64_t growth = static_cast<std::int64_t>(nsize) - old_size;
+  if (growth > 0 && nsize >= kClockedAllocBytes && core->timed) {
+    // Past the deadline, a few large blocks are still given (the C function
+    // asking finishes its work on them, in proportion to their size, and the
+    // next instruction raises the kill, naming its line); after them they are
+    // refused, so a C function that keeps allocating stops too. Counted, not
+    // timed: where the error points must not depend on the machine's load.
+    if (core->time_expired) {
+      if (++core->blocks_past_deadline > kBlocksPastDeadline) return nullptr;
+    } else if (now_ms() > core->deadline_ms) {
+      core->time_expired = true;
+      core->blocks_past_deadline = 1;
+      hook_next_instruction(core);
+    }
+  }
   const bool retry = core->memory_refused && ptr == core->refused_block && nsize == core->refused_size;
   if (core->memory_refused && !retry && growth > 0) {
     // Lua went on to something else: the refusal stood.
@@ -181,6 +308,11 @@ void* capped_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   if (retry) core->memory_refused = false;  // the emergency collection made room
   core->memory_used += growth;
   if (growth > 0) core->bytes_allocated += growth;
+  // A new object: `osize` is its type. Long strings are the operands that
+  // make single instructions slow.
+  if (ptr == nullptr && nsize >= kTrackedStringBytes && (osize & 0x0f) == LUA_TSTRING) {
+    track_string(core, block, nsize);
+  }
   return block;
 }
 
@@ -223,8 +355,6 @@ void set_kill(lua_State* L, Kill kind) {
   }
 }
 
-void sandbox_hook(lua_State* L, lua_Debug* ar);
-
 [[noreturn]] void raise_kill(lua_State* L, Kill kind) {
   set_kill(L, kind);
   // From now on the hook fires on every instruction, so the error comes back
@@ -241,6 +371,7 @@ void sandbox_hook(lua_State* L, lua_Debug* ar);
 void check_limits(lua_State* L, std::int64_t instructions) {
   Core* core = core_of(L);
   if (core->kill != Kill::kNone) raise_kill(L, core->kill);
+  if (core->time_expired) raise_kill(L, Kill::kTime);
   if (memory_killed(core)) raise_kill(L, Kill::kMemory);
   if (instructions >= core->budget_remaining) {
     core->budget_remaining = 0;
@@ -275,13 +406,15 @@ void sandbox_hook(lua_State* L, lua_Debug* ar) {
     case LUA_HOOKCOUNT:
       if (core->count_each) {
         // Counted one by one, charged as an unprobed run is charged: every
-        // kHookInterval instructions, so a probe never moves the point where
-        // the budget stops a run. The clock is read more often in between: a
-        // probed run is slower, and one instruction may take milliseconds
-        // (converting a long string).
+        // charge_interval instructions, so a probe never moves the point
+        // where the budget stops a run. The clock is read more often in
+        // between: a probed run is slower, and one instruction may take
+        // milliseconds (converting a long string).
+        if (core->time_expired) raise_kill(L, Kill::kTime);
         ++core->instructions_run;
-        if (core->instructions_run % kHookInterval == 0) {
-          check_limits(L, kHookInterval);
+        if (++core->since_charge >= core->charge_interval) {
+          core->since_charge = 0;
+          check_limits(L, core->charge_interval);
         } else if (core->instructions_run % kProbeClockInterval == 0 && now_ms() > core->deadline_ms) {
           raise_kill(L, Kill::kTime);
         }
@@ -298,21 +431,31 @@ void sandbox_hook(lua_State* L, lua_Debug* ar) {
 }
 
 // Arms the budget and the deadline for one run of rules code: a count event
-// every kHookInterval instructions. A probed run may take one per instruction
+// every kHookInterval instructions, or fewer while the state holds a long
+// string (interval_for). A probed run may take one per instruction
 // (`count_each`, to count them exactly) and line events (`lines`).
 void arm_budget(lua_State* L, std::int64_t limit, bool count_each = false, bool lines = false) {
   Core* core = core_of(L);
   core->budget_limit = limit;
   core->budget_remaining = limit;
   core->deadline_ms = now_ms() + core->time_limit_ms;
+  core->timed = true;
+  core->time_expired = false;
+  core->vm_started = false;
   core->kill = Kill::kNone;
   core->memory_refused = core->memory_exceeded = false;
-  core->hook_interval = count_each ? 1 : kHookInterval;
+  core->charge_interval = interval_for(longest_string(core));
+  core->since_charge = 0;
+  core->hook_interval = count_each ? 1 : core->charge_interval;
   core->count_each = count_each;
   core->instructions_run = 0;
+  core->hook_mask = lines ? kHookMask | LUA_MASKLINE : kHookMask;
   // lua_sethook also restarts the count.
-  lua_sethook(L, sandbox_hook, lines ? kHookMask | LUA_MASKLINE : kHookMask, core->hook_interval);
+  lua_sethook(L, sandbox_hook, core->hook_mask, core->hook_interval);
 }
+
+// Ends the clock of a run: no large allocation reads it until the next arm_budget.
+void end_run(Core* core) { core->timed = false; }
 
 // ---------------------------------------------------------------- errors
 
@@ -354,6 +497,9 @@ bool protected_call(lua_State* L, lua_CFunction fn, void* arg, char* err, size_t
   lua_pushlightuserdata(L, arg);
   const int status = lua_pcall(L, 1, 0, base + 1);
   Core* core = core_of(L);
+  // A run that passed its deadline fails even if it then returned; a refusal
+  // for time is a time kill, not a memory one.
+  if (core->time_expired) set_kill(L, Kill::kTime);
   if (status == LUA_ERRMEM || memory_killed(core)) set_kill(L, Kill::kMemory);
   if (core->kill != Kill::kNone) {
     std::snprintf(err, err_size, "%s", core->kill_message);
@@ -908,12 +1054,180 @@ int counted_rep(lua_State* L) {
   return call_stock(L);  // the result's size is bounded by the memory cap
 }
 
-// table.move(a1, f, e, t [, a2]): e - f + 1 elements.
+// table.move(a1, f, e, t [, a2]), as Lua 5.4's ltablib.c, charged every
+// kChargeChunk elements as it goes: charged up front, a long move would run
+// unclocked to its end.
 int counted_move(lua_State* L) {
   const lua_Integer f = luaL_checkinteger(L, 2);
   const lua_Integer e = luaL_checkinteger(L, 3);
-  if (e >= f) charge_elements(L, static_cast<lua_Unsigned>(e) - static_cast<lua_Unsigned>(f));
+  const lua_Integer t = luaL_checkinteger(L, 4);
+  const int tt = !lua_isnoneornil(L, 5) ? 5 : 1;  // destination table
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, tt, LUA_TTABLE);
+  if (e >= f) {
+    luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+    const lua_Integer n = e - f + 1;  // number of elements to move
+    luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+    if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+      for (lua_Integer i = 0; i < n; i++) {
+        if (i % kChargeChunk == 0) charge_elements(L, static_cast<lua_Unsigned>(std::min<lua_Integer>(n - i, kChargeChunk)));
+        lua_geti(L, 1, f + i);
+        lua_seti(L, tt, t + i);
+      }
+    } else {
+      for (lua_Integer i = n - 1; i >= 0; i--) {
+        if ((n - 1 - i) % kChargeChunk == 0) charge_elements(L, static_cast<lua_Unsigned>(std::min<lua_Integer>(i + 1, kChargeChunk)));
+        lua_geti(L, 1, f + i);
+        lua_seti(L, tt, t + i);
+      }
+    }
+  }
+  lua_pushvalue(L, tt);  // return destination table
+  return 1;
+}
+
+// table.concat and table.unpack: a loop over the elements, charged up front
+// (one C call reads the clock as it starts; its elements are bounded by the
+// memory cap, and the bytes it joins by the allocations they need).
+int counted_concat(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const lua_Integer i = luaL_optinteger(L, 3, 1);
+  const lua_Integer last = luaL_opt(L, luaL_checkinteger, 4, luaL_len(L, 1));
+  if (last >= i) charge_elements(L, static_cast<lua_Unsigned>(last) - static_cast<lua_Unsigned>(i));
   return call_stock(L);
+}
+
+int counted_unpack(lua_State* L) {
+  const lua_Integer i = luaL_optinteger(L, 2, 1);
+  const lua_Integer last = luaL_opt(L, luaL_checkinteger, 3, luaL_len(L, 1));
+  if (last >= i) charge_elements(L, static_cast<lua_Unsigned>(last) - static_cast<lua_Unsigned>(i));
+  return call_stock(L);
+}
+
+// table.sort, as Lua 5.4's ltablib.c (quicksort, median of three) with every
+// comparison charged, and more for two long strings (their bytes, as
+// string.find charges them): a sort of a big table is one C call, and its
+// comparisons of long strings are slow ones. The pivot of a badly split
+// range is chosen by a fixed mix rather than the clock: an adversarial input
+// makes the sort quadratic, which the budget then stops.
+struct SortRun {
+  lua_State* L;
+  std::int64_t pending;  // steps not yet charged
+};
+
+constexpr std::int64_t kSortChargeEvery = 256;
+constexpr size_t kCompareBytesPerStep = 8;
+
+bool sort_less(SortRun* run, int a, int b) {
+  lua_State* L = run->L;
+  std::int64_t cost = 1;
+  if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+    cost += static_cast<std::int64_t>(std::min(lua_rawlen(L, a), lua_rawlen(L, b)) / kCompareBytesPerStep);
+  }
+  run->pending += cost;
+  if (run->pending >= kSortChargeEvery) {
+    charge_budget(L, run->pending);  // before the comparison: a long one is clocked first
+    run->pending = 0;
+  }
+  if (lua_isnil(L, 2)) return lua_compare(L, a, b, LUA_OPLT);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, a - 1);
+  lua_pushvalue(L, b - 2);
+  lua_call(L, 2, 1);
+  const bool less = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return less;
+}
+
+void sort_set2(lua_State* L, lua_Unsigned i, lua_Unsigned j) {
+  lua_seti(L, 1, static_cast<lua_Integer>(i));
+  lua_seti(L, 1, static_cast<lua_Integer>(j));
+}
+
+lua_Unsigned sort_partition(SortRun* run, lua_Unsigned lo, lua_Unsigned up) {
+  lua_State* L = run->L;
+  lua_Unsigned i = lo;
+  lua_Unsigned j = up - 1;
+  for (;;) {
+    while (lua_geti(L, 1, static_cast<lua_Integer>(++i)), sort_less(run, -1, -2)) {
+      if (i == up - 1) luaL_error(L, "invalid order function for sorting");
+      lua_pop(L, 1);
+    }
+    while (lua_geti(L, 1, static_cast<lua_Integer>(--j)), sort_less(run, -3, -1)) {
+      if (j < i) luaL_error(L, "invalid order function for sorting");
+      lua_pop(L, 1);
+    }
+    if (j < i) {
+      lua_pop(L, 1);
+      sort_set2(L, up - 1, i);
+      return i;
+    }
+    sort_set2(L, i, j);
+  }
+}
+
+void sort_range(SortRun* run, lua_Unsigned lo, lua_Unsigned up, unsigned rnd) {
+  lua_State* L = run->L;
+  constexpr lua_Unsigned kRandomLimit = 100;
+  while (lo < up) {
+    lua_geti(L, 1, static_cast<lua_Integer>(lo));
+    lua_geti(L, 1, static_cast<lua_Integer>(up));
+    if (sort_less(run, -1, -2)) {
+      sort_set2(L, lo, up);
+    } else {
+      lua_pop(L, 2);
+    }
+    if (up - lo == 1) break;
+    lua_Unsigned p = (lo + up) / 2;
+    if (up - lo >= kRandomLimit && rnd != 0) {
+      const lua_Unsigned r4 = (up - lo) / 4;
+      p = rnd % (r4 * 2) + (lo + r4);
+    }
+    lua_geti(L, 1, static_cast<lua_Integer>(p));
+    lua_geti(L, 1, static_cast<lua_Integer>(lo));
+    if (sort_less(run, -2, -1)) {
+      sort_set2(L, p, lo);
+    } else {
+      lua_pop(L, 1);
+      lua_geti(L, 1, static_cast<lua_Integer>(up));
+      if (sort_less(run, -1, -2)) {
+        sort_set2(L, p, up);
+      } else {
+        lua_pop(L, 2);
+      }
+    }
+    if (up - lo == 2) break;
+    lua_geti(L, 1, static_cast<lua_Integer>(p));
+    lua_pushvalue(L, -1);
+    lua_geti(L, 1, static_cast<lua_Integer>(up - 1));
+    sort_set2(L, p, up - 1);
+    p = sort_partition(run, lo, up);
+    lua_Unsigned n;
+    if (p - lo < up - p) {
+      sort_range(run, lo, p - 1, rnd);
+      n = p - lo;
+      lo = p + 1;
+    } else {
+      sort_range(run, p + 1, up, rnd);
+      n = up - p;
+      up = p - 1;
+    }
+    if ((up - lo) / 128 > n) rnd = static_cast<unsigned>((lo * 2654435761u) ^ (up * 40503u) ^ n) | 1u;
+  }
+}
+
+int counted_sort(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const lua_Integer n = luaL_len(L, 1);
+  if (n > 1) {
+    luaL_argcheck(L, n < INT32_MAX, 1, "array too big");
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    SortRun run{L, 0};
+    sort_range(&run, 1, static_cast<lua_Unsigned>(n), 0);
+    if (run.pending > 0) charge_budget(L, run.pending);
+  }
+  return 0;
 }
 
 // table.insert and table.remove follow Lua 5.4's ltablib.c, reading the length
@@ -934,8 +1248,8 @@ int counted_insert(lua_State* L) {
       pos = luaL_checkinteger(L, 2);
       luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u < static_cast<lua_Unsigned>(e), 2,
                     "position out of bounds");
-      if (e > pos) charge_elements(L, static_cast<lua_Unsigned>(e) - static_cast<lua_Unsigned>(pos));
       for (lua_Integer i = e; i > pos; i--) {  // move up elements
+        if ((e - i) % kChargeChunk == 0) charge_elements(L, static_cast<lua_Unsigned>(std::min<lua_Integer>(i - pos, kChargeChunk)));
         lua_geti(L, 1, i - 1);
         lua_seti(L, 1, i);
       }
@@ -955,9 +1269,9 @@ int counted_remove(lua_State* L) {
     luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u <= static_cast<lua_Unsigned>(size), 2,
                   "position out of bounds");
   }
-  if (size > pos) charge_elements(L, static_cast<lua_Unsigned>(size) - static_cast<lua_Unsigned>(pos));
   lua_geti(L, 1, pos);  // result = t[pos]
-  for (; pos < size; pos++) {
+  for (const lua_Integer first = pos; pos < size; pos++) {
+    if ((pos - first) % kChargeChunk == 0) charge_elements(L, static_cast<lua_Unsigned>(std::min<lua_Integer>(size - pos, kChargeChunk)));
     lua_geti(L, 1, pos + 1);
     lua_seti(L, 1, pos);
   }
@@ -1013,7 +1327,12 @@ int protected_open_libs(lua_State* L) {
 
   set_nil(L, str, "dump");
   wrap_stock(L, str, "rep", counted_rep);
-  wrap_stock(L, tab, "move", counted_move);
+  lua_pushcfunction(L, counted_move);
+  lua_setfield(L, tab, "move");
+  wrap_stock(L, tab, "concat", counted_concat);
+  wrap_stock(L, tab, "unpack", counted_unpack);
+  lua_pushcfunction(L, counted_sort);
+  lua_setfield(L, tab, "sort");
   lua_pushcfunction(L, counted_insert);
   lua_setfield(L, tab, "insert");
   lua_pushcfunction(L, counted_remove);
@@ -1226,6 +1545,7 @@ int protected_classify(lua_State* L) {
   build_step(L, frame->step, frame->input_tokens);
   build_ctx(L, frame->ctx);
   core->bytes_at_rules_start = core->bytes_allocated;
+  core->vm_started = true;
   lua_call(L, 2, 1);
   core->bytes_at_rules_end = core->bytes_allocated;
   read_result(L, lua_gettop(L), frame->out);
@@ -1256,6 +1576,7 @@ int protected_load(lua_State* L) {
     core->chunk_source = ar.source;
   }
   core->bytes_at_rules_start = core->bytes_allocated;
+  core->vm_started = true;
   lua_call(L, 0, 0);
   core->bytes_at_rules_end = core->bytes_allocated;
   return 0;
@@ -1322,12 +1643,16 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
   Core* core = box->core_.get();
   core->memory_limit = limits.memory_bytes;
   core->time_limit_ms = limits.time_limit_ms;
+  core->string_cap = static_cast<size_t>(std::max<std::int64_t>(limits.memory_bytes, 0)) / kTrackedStringBytes + 1;
+  core->string_storage = std::make_unique<TrackedString[]>(core->string_cap);
+  core->strings = core->string_storage.get();
   std::snprintf(core->chunk_name, sizeof core->chunk_name, "%s", name.c_str());
   box->L_ = lua_newstate(capped_alloc, core);
   if (box->L_ == nullptr) {
     return Status::rule_error(name + ": cannot create a Lua state within the memory limit");
   }
   lua_State* L = box->L_;
+  core->L = L;
   *static_cast<Core**>(lua_getextraspace(L)) = core;
 
   char err[kMaxErrorBytes + 64];
@@ -1341,12 +1666,14 @@ Result<std::unique_ptr<LuaSandbox>> LuaSandbox::create(const SandboxLimits& limi
   LoadArgs args{source.data(), source.size(), at_name.c_str()};
   loaded = loaded && protected_call(L, protected_load, &args, err, sizeof err) &&
            protected_call(L, protected_freeze, core, err, sizeof err);
+  end_run(core);
   if (load_probe != nullptr) box->end_probe(load_probe);
   if (!loaded) return Status::rule_error(err);
   lua_gc(L, LUA_GCCOLLECT);
   lua_gc(L, LUA_GCGEN, 0, 0);  // per-call tables die young: generational mode suits them
   core->per_call_limit = limits.instructions_per_call;
   arm_budget(L, core->per_call_limit);
+  end_run(core);
   return box;
 }
 
@@ -1368,6 +1695,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
     arm_budget(L_, core_->per_call_limit);
   }
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
+  end_run(core_.get());
   if (probe != nullptr) end_probe(probe);
   if (!frame.restored && !core_->poisoned) {
     lua_sethook(L_, nullptr, 0, 0);  // the restore runs no rules code; no limit applies

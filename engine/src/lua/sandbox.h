@@ -20,8 +20,12 @@
 //    call. No call can see what an earlier call did.
 //  - The body and each classify() call run under an instruction budget, a
 //    wall-clock limit (one second) and the memory cap. Library loops that
-//    neither allocate nor run Lua code (table.move, table.insert/remove) are
-//    charged to the budget. A kill is final: once the budget, the time or the
+//    neither allocate nor run Lua code (table.move/insert/remove/sort/concat/
+//    unpack, the pattern functions) are charged to the budget as they go. A
+//    run ends within the time limit plus 50 ms: the clock is read on calls,
+//    on count events (every 1000 instructions, down to every one while the
+//    state holds long strings, which make single instructions slow), in the
+//    charged loops and on allocations of 64 KiB or more. A kill is final: once the budget, the time or the
 //    memory is exceeded, every later instruction raises it again, so a pcall
 //    in the rules cannot swallow it, and the call fails even if the rules
 //    caught the error. After a kill the sandbox reports poisoned() and its
