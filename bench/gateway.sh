@@ -11,11 +11,13 @@
 # adds over (a), and switchboard/portkey throughput ratios; --json prints one
 # JSON object instead. A measurement, not a test: nothing here asserts a time.
 #
-#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey]
+#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey] [--durability process|power]
 #
 # --duration  seconds per measurement (default 10); each path also gets a 2 s warm-up
 # --build     the build folder with the programs (default build/, built if missing)
 # --no-portkey  measure (a) and (b) only
+# --durability  the gateway's [ledger] durability (default: the config default, "process");
+#               every answer waits for its ledger records' group commit either way
 # Needs wrk (installed from Debian if missing), node and npm for (c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +26,7 @@ DURATION=10
 JSON=0
 BUILD=""
 PORTKEY=1
+DURABILITY=""
 PORTKEY_SRC="${SWITCHBOARD_PORTKEY_DIR:-$ROOT/../shared/peers/portkey}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --json) JSON=1; shift ;;
     --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
     --no-portkey) PORTKEY=0; shift ;;
+    --durability) DURABILITY=${2:?--durability takes process or power}; shift 2 ;;
     -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -168,6 +172,9 @@ fallback_tier = "cheap"
 ledger = "ledger.db"
 max_upstream_calls = 1024
 TOML
+if [ -n "$DURABILITY" ]; then
+  printf '\n[ledger]\ndurability = "%s"\n' "$DURABILITY" >>"$WORK/switchboard/switchboard.toml"
+fi
 SWITCHBOARD_BENCH_UPSTREAM_KEY=sk-mock \
   "$GATEWAY" --config "$WORK/switchboard/switchboard.toml" --listen 127.0.0.1:0 \
   >"$WORK/gateway.out" 2>"$WORK/gateway.err" &

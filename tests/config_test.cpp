@@ -219,6 +219,12 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        kValid + "[rule_cost]\nmax_instruction = 5\n",
        "bad.toml:14:1: [rule_cost]: unknown key 'max_instruction' (expected one of: max_instructions, "
        "max_bytes, max_ns)"},
+      {"a [ledger] durability that is not a known level",
+       kValid + "[ledger]\ndurability = \"disk\"\n",
+       "bad.toml:14:14: [ledger] durability must be \"process\" or \"power\", not \"disk\""},
+      {"a [ledger] durability that is not a string",
+       kValid + "[ledger]\ndurability = 1\n",
+       "bad.toml:14:14: [ledger]: 'durability' must be a string"},
       {"no workloads table",
        edit("[workloads.w]\nrules = \"w.lua\"\nfallback_tier = \"cheap\"\n", ""),
        "bad.toml:1:1: the config defines no [workloads]"},
@@ -230,6 +236,18 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
     REQUIRE_FALSE(config.ok());
     CHECK(config.status().code() == Status::Code::kInvalidArgument);
     CHECK(config.status().message() == c.error);
+  }
+}
+
+TEST_CASE("the ledger's durability is process by default and power when asked") {
+  ConfigDir d;
+  auto by_default = d.parse(kValid);
+  REQUIRE_MESSAGE(by_default.ok(), by_default.status().message());
+  CHECK(by_default->ledger.durability == LedgerDurability::kProcess);
+  for (const LedgerDurability level : {LedgerDurability::kProcess, LedgerDurability::kPower}) {
+    auto config = d.parse(kValid + "[ledger]\ndurability = \"" + std::string(to_string(level)) + "\"\n");
+    REQUIRE_MESSAGE(config.ok(), config.status().message());
+    CHECK(config->ledger.durability == level);
   }
 }
 
@@ -521,4 +539,40 @@ TEST_CASE("the gateway section reads its listen address keys and limits") {
   auto unknown = d.parse(kValid + "[gateway.keys.k]\nkey_env = \"K\"\nworkload = \"nope\"\n");
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.status().message() == "bad.toml:15:12: gateway key 'k': unknown workload 'nope'");
+}
+
+TEST_CASE("the gateway's parse and memory limits default to 64 levels 128 MiB and 512 MiB and errors name their place") {
+  ConfigDir d;
+  auto defaults = d.parse(kValid);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->gateway.max_json_depth == 64);
+  CHECK(defaults->gateway.max_request_memory == 128 * 1024 * 1024);
+  CHECK(defaults->gateway.max_inflight_bytes == 512 * 1024 * 1024);
+
+  auto set = d.parse(kValid + "[gateway]\nmax_json_depth = 16\nmax_request_memory = 1_000_000\n"
+                              "max_inflight_bytes = 4_000_000\n");
+  REQUIRE_MESSAGE(set.ok(), set.status().message());
+  CHECK(set->gateway.max_json_depth == 16);
+  CHECK(set->gateway.max_request_memory == 1'000'000);
+  CHECK(set->gateway.max_inflight_bytes == 4'000'000);
+
+  const struct {
+    std::string text;
+    std::string error;
+  } cases[] = {
+      {"[gateway]\nmax_json_depth = 0\n", "bad.toml:14:18: [gateway]: 'max_json_depth' must be positive"},
+      {"[gateway]\nmax_json_depth = 20000\n",
+       "bad.toml:14:18: [gateway] max_json_depth must be at most 10000 (a deeper tree overflows the stack)"},
+      {"[gateway]\nmax_request_memory = \"1G\"\n",
+       "bad.toml:14:22: [gateway]: 'max_request_memory' must be a whole number"},
+      {"[gateway]\nmax_inflight_bytes = -1\n", "bad.toml:14:22: [gateway]: 'max_inflight_bytes' must be positive"},
+      {"[gateway]\nmax_request_memory = 100\nmax_inflight_bytes = 10\n",
+       "bad.toml:15:22: [gateway] max_inflight_bytes must be at least max_request_memory"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto bad = d.parse(kValid + c.text);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().message() == c.error);
+  }
 }

@@ -185,7 +185,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   detail::reject_unknown_keys(t, file, what,
                               {"listen", "keys", "default_workload", "ledger", "max_body_bytes",
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
-                               "max_upstream_calls", "threads"});
+                               "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
+                               "max_inflight_bytes"});
   GatewaySettings& g = c.gateway;
   if (auto listen = detail::optional_string(t, "listen", file, what)) {
     const size_t colon = listen->rfind(':');
@@ -226,6 +227,23 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   g.max_upstream_calls = static_cast<int>(
       detail::optional_positive_integer(t, "max_upstream_calls", file, what).value_or(g.max_upstream_calls));
   g.threads = static_cast<int>(detail::optional_integer(t, "threads", file, what).value_or(g.threads));
+  if (const auto depth = detail::optional_positive_integer(t, "max_json_depth", file, what)) {
+    if (*depth > 10'000) {
+      throw ConfigError(where(file, *t.get("max_json_depth")) +
+                        ": [gateway] max_json_depth must be at most 10000 (a deeper tree overflows the stack)");
+    }
+    g.max_json_depth = static_cast<int>(*depth);
+  }
+  g.max_request_memory =
+      detail::optional_positive_integer(t, "max_request_memory", file, what).value_or(g.max_request_memory);
+  g.max_inflight_bytes =
+      detail::optional_positive_integer(t, "max_inflight_bytes", file, what).value_or(g.max_inflight_bytes);
+  if (g.max_inflight_bytes < g.max_request_memory) {
+    const toml::node* n = t.get("max_inflight_bytes");
+    if (n == nullptr) n = t.get("max_request_memory");
+    throw ConfigError(where(file, n != nullptr ? *n : node) +
+                      ": [gateway] max_inflight_bytes must be at least max_request_memory");
+  }
   if (const toml::node* keys = t.get("keys")) {
     for (const auto& [name, key_node] : detail::expect_table(*keys, file, "[gateway.keys]")) {
       GatewayKey k;
@@ -267,8 +285,16 @@ Config build(const toml::table& root, const std::string& file, const std::string
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
-    detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts"});
+    detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts", "durability"});
     c.ledger.keep_prompts = detail::optional_bool(t, "keep_prompts", file, "[ledger]").value_or(false);
+    if (auto durability = detail::optional_string(t, "durability", file, "[ledger]")) {
+      const auto parsed = parse_ledger_durability(*durability);
+      if (!parsed) {
+        throw ConfigError(where(file, *t.get("durability")) + ": [ledger] durability must be \"process\" or "
+                          "\"power\", not \"" + *durability + "\"");
+      }
+      c.ledger.durability = *parsed;
+    }
   }
   if (const toml::node* n = root.get("rule_cost")) detail::read_rule_cost(*n, file, c.rule_cost);
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);

@@ -98,7 +98,7 @@ int run_trace(const RunOptions& o) {
   }
   // The ledger before the engine: the engine writes its shadow records there too.
   const bool ledger_existed = std::filesystem::exists(o.ledger);
-  auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{o.ledger});
+  auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{.path = o.ledger, .durability = loaded_config->ledger.durability});
   if (!sqlite.ok()) {
     std::cerr << sqlite.status().message() << "\n";
     return 2;

@@ -49,19 +49,34 @@ ApiError api_error(ApiShape shape, int status, std::string code, std::string mes
   return e;
 }
 
-// What a finished step's failure means to the client.
+// What the dispatcher says when no model of a tier has a context window for
+// the step (a kUpstream status, dispatch.cpp's call_tier): the client's
+// request is too large, not an upstream failure.
+constexpr std::string_view kNoContextWindow = "has a context window for";
+
+// What a finished step's failure means to the client. The message may quote
+// an upstream's error body: key-like tokens in it are redacted.
 ApiError step_error(ApiShape shape, const Status& status) {
+  if (status.code() == Status::Code::kUpstream &&
+      status.message().find(kNoContextWindow) != std::string::npos) {
+    ApiError e = api_error(shape, 400, "context_length_exceeded",
+                           "the request is too large for the context window of every model that could serve it: " +
+                               redact_secrets(status.message()));
+    e.param = shape == ApiShape::kOpenAI ? "messages" : "";
+    return e;
+  }
   switch (status.code()) {
     case Status::Code::kOverBudget:
-      return api_error(shape, 429, "budget_exceeded", "over budget: " + status.message());
+      return api_error(shape, 429, "budget_exceeded", "over budget: " + redact_secrets(status.message()));
     case Status::Code::kInvalidArgument:
-      return api_error(shape, 400, "invalid_request", status.message());
+      return api_error(shape, 400, "invalid_request", redact_secrets(status.message()));
     case Status::Code::kNotFound:
     case Status::Code::kUnavailable:
     case Status::Code::kUpstream:
-      return api_error(shape, 502, "upstream_failed", "every model failed; the last error: " + status.message());
+      return api_error(shape, 502, "upstream_failed",
+                       "every model failed; the last error: " + redact_secrets(status.message()));
     default:
-      return api_error(shape, 500, "internal_error", status.message());
+      return api_error(shape, 500, "internal_error", redact_secrets(status.message()));
   }
 }
 
@@ -230,6 +245,8 @@ ServerLimits server_limits(const GatewaySettings& s) {
   l.header_timeout = s.header_timeout;
   l.body_timeout = s.body_timeout;
   l.idle_timeout = s.idle_timeout;
+  l.max_request_memory = s.max_request_memory;
+  l.max_inflight_bytes = s.max_inflight_bytes;
   return l;
 }
 
@@ -289,7 +306,7 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
   auto config = load_config(config_path);
   if (!config.ok()) return config.status();
   const std::string ledger_path = config->gateway.ledger;
-  auto sink = open_sqlite_ledger(SqliteLedgerOptions{ledger_path});
+  auto sink = open_sqlite_ledger(SqliteLedgerOptions{.path = ledger_path, .durability = config->ledger.durability});
   if (!sink.ok()) return sink.status();
   // A failing ledger is reported, never per record: the first ten, then every thousandth.
   auto failures = std::make_shared<std::atomic<std::uint64_t>>(0);
@@ -444,12 +461,21 @@ void Gateway::reply_error(Response& response, Endpoint endpoint, Clock::time_poi
   reply(response, endpoint, received, error.http_status, kJson, headers, render_error(shape, error));
 }
 
-std::string Gateway::reject(int http_status, std::string_view target, std::string_view message) {
+std::string Gateway::reject(int http_status, std::string_view target, std::string_view message,
+                            std::string_view extra_headers) {
   const Endpoint endpoint = route(path_of(target));
   const ApiShape shape = endpoint == Endpoint::kMessages ? ApiShape::kAnthropic : ApiShape::kOpenAI;
-  const char* code = http_status == 413 ? "request_too_large" : http_status == 431 ? "too_many_headers" : "bad_request";
+  const char* code = "bad_request";
+  switch (http_status) {
+    case 413: code = "request_too_large"; break;
+    case 431: code = "request_header_fields_too_large"; break;
+    case 500: code = "internal_error"; break;
+    case 501: code = "not_implemented"; break;
+    case 503: code = "overloaded"; break;
+    default: break;
+  }
   metrics_.count_request(endpoint, http_status, Clock::duration::zero());
-  return format_response(http_status, kJson, {},
+  return format_response(http_status, kJson, extra_headers,
                          render_error(shape, api_error(shape, http_status, code, std::string(message))), true, 11);
 }
 
@@ -544,8 +570,9 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   Headers headers;
   headers.reserve(16);
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
-  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI ? parse_openai_chat(m.body(), headers)
-                                                                : parse_anthropic_messages(m.body(), headers);
+  const int depth = config.gateway.max_json_depth;
+  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI ? parse_openai_chat(m.body(), headers, depth)
+                                                                : parse_anthropic_messages(m.body(), headers, depth);
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
   job->request = std::move(*parsed.value);
 
@@ -582,11 +609,13 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
     try {
       run(*job);
     } catch (const std::exception& e) {
-      // Out of memory, say: close the connection rather than leave it waiting.
+      // Out of memory, say: a 500 (when nothing went out yet) and the
+      // connection closes, rather than leave it waiting.
       log_->error("request failed: {}", e.what());
       if (!job->answered) {
         in_flight_.fetch_sub(job->holds_slot ? 1 : 0, std::memory_order_acq_rel);
-        job->response->finish({}, true);
+        job->response->abort(reject(500, job->endpoint == Endpoint::kMessages ? "/v1/messages" : "/v1/chat/completions",
+                                    "internal error: the request failed"));
       }
     }
   });
@@ -669,6 +698,21 @@ void Gateway::run(Job& job) {
   StepResult result = rt.dispatcher->execute(decision, call);
   release_slot();
   metrics_.count_step(result);
+  // Acknowledged means recorded: the answer's last byte (the whole response,
+  // or a stream's final event) leaves only after the step's ledger records
+  // are committed. The dispatcher wrote them before execute() returned, and
+  // flush() returns once every record written before it is in the SQLite WAL
+  // (a group commit on this worker thread, shared with concurrent requests),
+  // so a crash after the client has its answer loses no record of it. If the
+  // commit fails, the client still gets its answer (the model was called and
+  // billed; withholding it would not undo that): the failure is logged and
+  // counted in switchboard_ledger_unrecorded_total.
+  if (const Status recorded = ledger_->flush(); !recorded.ok()) {
+    const std::uint64_t n = metrics_.count_unrecorded();
+    if (n <= 10 || n % 1000 == 0) {
+      log_->error("trace {}: answered without a ledger record: {} ({} so far)", trace_id, recorded.message(), n);
+    }
+  }
 
   const std::string& served = result.model.empty() ? result.decision.model : result.model;
   if (!request.stream || (!writer && !result.status.ok())) {

@@ -69,7 +69,8 @@ class Gateway : public RequestHandler {
   int upstream_in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
 
   void handle(HttpRequest&& request, std::shared_ptr<Response> response) override;
-  std::string reject(int http_status, std::string_view target, std::string_view message) override;
+  std::string reject(int http_status, std::string_view target, std::string_view message,
+                     std::string_view extra_headers = {}) override;
 
  private:
   struct Runtime;

@@ -121,6 +121,8 @@ void Metrics::count_request(Endpoint endpoint, int http_status, std::chrono::ste
   h.sum_ns.fetch_add(ns > 0 ? static_cast<std::uint64_t>(ns) : 0, std::memory_order_relaxed);
 }
 
+std::uint64_t Metrics::count_unrecorded() { return unrecorded_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
 void Metrics::count_step(const StepResult& result) {
   const Decision& d = result.decision;
   if (!d.workload.empty() && !d.model.empty()) {
@@ -186,6 +188,10 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
 
   header(out, "switchboard_fallbacks_total", "counter", "Times a step moved on to the next model of its tier.");
   sample(out, "switchboard_fallbacks_total", "", std::to_string(fallbacks_.load(std::memory_order_relaxed)));
+
+  header(out, "switchboard_ledger_unrecorded_total", "counter",
+         "Answers sent although their step's ledger records could not be committed.");
+  sample(out, "switchboard_ledger_unrecorded_total", "", std::to_string(unrecorded_.load(std::memory_order_relaxed)));
 
   header(out, "switchboard_rule_errors_total", "counter",
          "Decisions whose rules failed and fell back to the workload's fallback tier.");

@@ -5,6 +5,7 @@
 //   switchboard_request_duration_seconds{endpoint}      histogram
 //   switchboard_decisions_total{workload,tier,model}    counter
 //   switchboard_fallbacks_total                         counter
+//   switchboard_ledger_unrecorded_total                 counter: answers sent whose ledger records did not commit
 //   switchboard_rule_errors_total{workload}             counter
 //   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
 //   switchboard_upstream_in_flight                      gauge
@@ -51,6 +52,8 @@ class Metrics {
   // One dispatched step: its decision, fallbacks, rule error, and every
   // ledger record's cost under its own workload and model.
   void count_step(const StepResult& result);
+  // One answer sent although its step's ledger records did not commit; returns the count so far.
+  std::uint64_t count_unrecorded();
 
   // The exposition text. `rules` is the serving engine's status() and
   // `upstream_in_flight` the model calls running now.
@@ -80,6 +83,7 @@ class Metrics {
   std::unique_ptr<std::array<std::atomic<std::uint64_t>, kEndpointCount * kStatusCount>> requests_;
   std::array<Histogram, kEndpointCount> durations_;
   std::atomic<std::uint64_t> fallbacks_{0};
+  std::atomic<std::uint64_t> unrecorded_{0};
   LabeledCounters decisions_;
   LabeledCounters rule_errors_;
   LabeledCounters spend_micro_usd_;

@@ -966,6 +966,12 @@ class FakeProvider::Impl {
         plan.reply = error_reply(fixtures_, facts.format, 500, kMessages[static_cast<int>(facts.format)], seq);
         break;
       }
+      case Fault::kInvalidKey: {
+        const std::string message = std::string("Incorrect API key provided: sk-upst\xE2\x80\xA6" "3a9c (also tried ") +
+                                    kQuotedKey + " and AIzaSyAb...wxyz). You can find your API key in your account.";
+        plan.reply = error_reply(fixtures_, facts.format, 401, message.c_str(), seq);
+        break;
+      }
       case Fault::kOverloaded: {
         static constexpr const char* kMessages[] = {"The engine is currently overloaded, please try again later",
                                                     "Overloaded", "The model is overloaded. Please try again later."};

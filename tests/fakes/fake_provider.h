@@ -74,7 +74,12 @@ enum class Fault {
                       // its first event), written in 64 KiB pieces; stops when the
                       // client goes away
   kWrongContentType,  // 200 text/html, a proxy's error page
+  kInvalidKey,        // 401, provider error body quoting keys the way providers do:
+                      // masked ("sk-upst…3a9c", "AIzaSyAb...wxyz") and whole (kQuotedKey)
 };
+
+// The whole key-like token a kInvalidKey error body quotes.
+inline constexpr const char* kQuotedKey = "sk-proj-Zq81x0FakeKeyForTests";
 
 struct FaultSpec {
   Fault kind = Fault::kServerError;

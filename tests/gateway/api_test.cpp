@@ -528,6 +528,10 @@ TEST_CASE("malformed x-switchboard headers are 400s naming the header") {
       {"x-switchboard-tool-depth", "-2", "header x-switchboard-tool-depth must be a whole number between 0 and 1000000"},
       {"x-switchboard-tool-depth", "1000001",
        "header x-switchboard-tool-depth must be a whole number between 0 and 1000000"},
+      {"x-switchboard-role", "caf\xc3", "header x-switchboard-role is not valid UTF-8"},
+      {"x-switchboard-role", "\xed\xa0\x80", "header x-switchboard-role is not valid UTF-8"},  // a surrogate
+      {"x-switchboard-role", "\xc0\xaf", "header x-switchboard-role is not valid UTF-8"},      // overlong
+      {"X-Switchboard-Meta-Team", "\xff", "header X-Switchboard-Meta-Team is not valid UTF-8"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -543,6 +547,96 @@ TEST_CASE("malformed x-switchboard headers are 400s naming the header") {
         parse_anthropic_messages(R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}]})", headers);
     REQUIRE_FALSE(a.ok());
     CHECK(a.error.message == c.message);
+  }
+}
+
+TEST_CASE("UTF-8 header values are kept") {
+  const ParsedRequest r = parse_ok(ApiShape::kOpenAI, R"({"model":"m","messages":[{"role":"user","content":"x"}]})",
+                                   {{"x-switchboard-role", "r\xc3\xa9sum\xc3\xa9"}, {"x-switchboard-meta-e", "\xf0\x9f\x98\x80"}});
+  CHECK(r.call.step.role == "r\xc3\xa9sum\xc3\xa9");
+  CHECK(meta_of(r).at("e") == MetaValue(std::string("\xf0\x9f\x98\x80")));
+}
+
+// {"a":{"a":...}} with n objects.
+std::string nested(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += R"({"a":)";
+  s += "1";
+  s.append(static_cast<std::size_t>(n), '}');
+  return s;
+}
+
+TEST_CASE("JSON nested deeper than max_json_depth is a 400 naming the field under which it nests") {
+  const std::string tools_head = R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[)";
+  const struct {
+    ApiShape shape;
+    std::string body;
+    std::string param;
+  } cases[] = {
+      {ApiShape::kOpenAI, tools_head + R"({"type":"function","function":{"name":"f","parameters":)" + nested(100) + "}}]}",
+       "tools[0].function.parameters"},
+      {ApiShape::kOpenAI, R"({"model":"m","messages":[{"role":"user","content":"x"}],"metadata":)" + nested(70) + "}",
+       "metadata"},
+      {ApiShape::kAnthropic,
+       R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"g"},{"name":"f","input_schema":)" +
+           nested(100) + "}]}",
+       "tools[1].input_schema"},
+      {ApiShape::kAnthropic,
+       R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":[{"type":"text","text":"t"},{"type":"tool_use","id":"t","name":"f","input":)" +
+           nested(100) + "}]}]}",
+       "messages[1].content[1].input"},
+      {ApiShape::kOpenAI, std::string(65, '[') + std::string(65, ']'), ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.param);
+    const ApiResult<ParsedRequest> r = c.shape == ApiShape::kOpenAI ? parse_openai_chat(c.body, kNoHeaders)
+                                                                     : parse_anthropic_messages(c.body, kNoHeaders);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error.http_status == 400);
+    CHECK(r.error.type == "invalid_request_error");
+    CHECK(r.error.param == c.param);
+    CHECK(r.error.message ==
+          (c.param.empty() ? std::string("the request body") : c.param) + " nests deeper than 64 levels (max_json_depth)");
+  }
+  // The bound is the caller's; the body itself is level 1.
+  const std::string at_limit = tools_head + R"({"type":"function","function":{"name":"f","parameters":)" + nested(4) +
+                               "}}]}";  // parameters' objects reach level 8
+  CHECK(parse_openai_chat(at_limit, kNoHeaders, 8).ok());
+  CHECK_FALSE(parse_openai_chat(at_limit, kNoHeaders, 7).ok());
+  // Within the default bound, the schema is kept whole.
+  const ParsedRequest kept = parse_ok(
+      ApiShape::kOpenAI, tools_head + R"({"type":"function","function":{"name":"f","parameters":)" + nested(50) + "}}]}");
+  CHECK(kept.call.tools.at(0).parameters_json == nested(50));
+}
+
+TEST_CASE("a model's tool arguments nested deeper than the bound are answered as text") {
+  ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
+  request.max_json_depth = 8;
+  const StepResult result = answer("", {{"t1", "f", nested(20)}, {"t2", "g", nested(3)}}, "tool_calls");
+  const json body = json::parse(render_response(request, result, "msg_1", 1));
+  CHECK(body["content"][0]["input"] == nested(20));
+  CHECK(body["content"][1]["input"] == json::parse(nested(3)));
+}
+
+TEST_CASE("redact_secrets hides whole and masked keys and leaves other words") {
+  const struct {
+    const char* text;
+    const char* redacted;
+  } cases[] = {
+      {"Incorrect API key provided: sk-upst\xE2\x80\xA6" "3a9c. You can find it", "Incorrect API key provided: [redacted]. You can find it"},
+      {"key sk-upst...3a9c given", "key [redacted] given"},
+      {"key sk-upst****3a9c given", "key [redacted] given"},
+      {"key sk-upst\\u20263a9c given", "key [redacted] given"},
+      {"sk-ant-api03-AbCdEfGh_123-xyz", "[redacted]"},
+      {"(sk-proj-Zq81x0FakeKey, AIzaSyA1b2C3d4E5f6)", "([redacted], [redacted])"},
+      {"AIzaSyAb...wxyz.", "[redacted]."},
+      {"sk-abcd...", "[redacted]"},
+      {"a task-based risk-free sk- flow; ask-me; AIz", "a task-based risk-free sk- flow; ask-me; AIz"},
+      {"", ""},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    CHECK(redact_secrets(c.text) == c.redacted);
   }
 }
 

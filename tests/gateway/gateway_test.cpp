@@ -25,11 +25,10 @@
 #include <vector>
 
 #include "fake_provider.h"
+#include "gateway_rig.h"
 #include "test_util.h"
 
 #ifdef SWITCHBOARD_GATEWAY
-
-extern char** environ;
 
 namespace switchboard::testing {
 namespace {
@@ -37,190 +36,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// ---------------------------------------------------------------------------
-// The child process
-
-// A running switchboard-gateway on 127.0.0.1 (port 0: a free one), killed
-// when this goes away, whatever the test did.
-class GatewayProcess {
- public:
-  GatewayProcess(const std::string& config, const std::vector<std::pair<std::string, std::string>>& env = {}) {
-    int out[2];
-    int err[2];
-    REQUIRE(pipe(out) == 0);
-    REQUIRE(pipe(err) == 0);
-    // The environment, built before fork: the child only execs.
-    std::vector<std::string> vars;
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string var = *e;
-      const std::string name = var.substr(0, var.find('='));
-      bool replaced = name == "OPENAI_API_KEY" || name == "ANTHROPIC_API_KEY" || name == "GEMINI_API_KEY";
-      for (const auto& [n, v] : env) replaced = replaced || n == name;
-      if (!replaced) vars.push_back(var);
-    }
-    for (const auto& [n, v] : env) vars.push_back(n + "=" + v);
-    std::vector<char*> envp;
-    for (std::string& v : vars) envp.push_back(v.data());
-    envp.push_back(nullptr);
-    std::string program = SWITCHBOARD_GATEWAY;
-    std::vector<std::string> args = {program, "--config", config, "--listen", "127.0.0.1:0", "--threads", "2"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      dup2(err[1], STDERR_FILENO);
-      close(out[0]);
-      close(out[1]);
-      close(err[0]);
-      close(err[1]);
-      execve(program.c_str(), argv.data(), envp.data());
-      _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    out_fd_ = out[0];
-    err_fd_ = err[0];
-    fcntl(err_fd_, F_SETFL, O_NONBLOCK);
-
-    // The first line of stdout says where it listens.
-    std::string line;
-    char ch = 0;
-    pollfd p{out_fd_, POLLIN, 0};
-    while (poll(&p, 1, 10'000) > 0 && read(out_fd_, &ch, 1) == 1 && ch != '\n') line += ch;
-    const std::string prefix = "listening on 127.0.0.1:";
-    REQUIRE_MESSAGE(line.rfind(prefix, 0) == 0, "stdout: ", line, "\nstderr: ", read_log());
-    url_ = "http://127.0.0.1:" + line.substr(prefix.size());
-  }
-
-  ~GatewayProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    close(out_fd_);
-    close(err_fd_);
-  }
-  GatewayProcess(const GatewayProcess&) = delete;
-  GatewayProcess& operator=(const GatewayProcess&) = delete;
-
-  const std::string& url() const { return url_; }
-  void signal(int sig) const { kill(pid_, sig); }
-
-  // Everything logged so far (stderr).
-  const std::string& read_log() {
-    char buf[4096];
-    for (ssize_t n; (n = read(err_fd_, buf, sizeof buf)) > 0;) log_.append(buf, static_cast<size_t>(n));
-    return log_;
-  }
-
-  // Waits until the log holds `text`.
-  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (read_log().find(text) == std::string::npos) {
-      if (Clock::now() > deadline) return false;
-      std::this_thread::sleep_for(10ms);
-    }
-    return true;
-  }
-
-  // Waits for the exit; its code, or -1 when killed by a signal or still running after `timeout`.
-  int wait_exit(std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) return -1;
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    read_log();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  std::string url_;
-  std::string log_;
-};
-
-// ---------------------------------------------------------------------------
-// HTTP
-
-struct Reply {
-  CURLcode code = CURLE_OK;
-  long status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased; trailers included
-  std::string body;
-
-  std::string header(const std::string& name) const {
-    for (const auto& [n, v] : headers) {
-      if (n == name) return v;
-    }
-    return "";
-  }
-};
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t on_header(char* data, size_t size, size_t n, void* user) {
-  std::string line(data, size * n);
-  const size_t colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-    std::string value = line.substr(colon + 1);
-    value.erase(0, value.find_first_not_of(' '));
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n')) value.pop_back();
-    static_cast<Reply*>(user)->headers.emplace_back(std::move(name), std::move(value));
-  }
-  return size * n;
-}
-
-// One request; a POST when `body` is set.
-Reply http(const std::string& method, const std::string& url, const std::string& body = "",
-           const std::vector<std::string>& headers = {}) {
-  Reply r;
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  curl_slist* raw = nullptr;
-  for (const std::string& h : headers) raw = curl_slist_append(raw, h.c_str());
-  raw = curl_slist_append(raw, "Content-Type: application/json");
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> list(raw, curl_slist_free_all);
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-  if (method == "POST") {
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  }
-  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list.get());
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 10'000L);
-  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-  r.code = curl_easy_perform(curl.get());
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
-  return r;
-}
-
-Reply post(const std::string& url, const std::string& body, const std::vector<std::string>& headers = {}) {
-  return http("POST", url, body, headers);
-}
-
 std::string chat(const std::string& model, const std::string& extra = "") {
   return R"({"model":")" + model + R"(","messages":[{"role":"user","content":"Format this as a list: a, b"}])" +
          extra + "}";
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // ---------------------------------------------------------------------------
 // The config

@@ -277,7 +277,19 @@ TEST_CASE("a failing sink is reported to the error handler while the other sinks
   CHECK(Ledger({callback_ledger([](const CostRecord&) {})}).flush().ok());
 }
 
+TEST_CASE("durability levels round trip through their names") {
+  for (const LedgerDurability d : {LedgerDurability::kProcess, LedgerDurability::kPower}) {
+    CHECK(parse_ledger_durability(to_string(d)) == d);
+  }
+  CHECK(to_string(LedgerDurability::kPower) == "power");
+  CHECK_FALSE(parse_ledger_durability("fsync").has_value());
+  CHECK(SqliteLedgerOptions{}.durability == LedgerDurability::kProcess);
+}
+
 TEST_CASE("records a flush acknowledged survive a SIGKILL in the middle of a write burst") {
+  LedgerDurability durability = LedgerDurability::kProcess;
+  SUBCASE("durability process: a commit is a write to the WAL") {}
+  SUBCASE("durability power: a commit also fsyncs the WAL") { durability = LedgerDurability::kPower; }
   TempDir dir;
   const std::string path = (dir.path() / "ledger.db").string();
   constexpr int kBurst = 200;       // records between flushes
@@ -293,7 +305,8 @@ TEST_CASE("records a flush acknowledged survive a SIGKILL in the middle of a wri
     // The child: write bursts, flush, report the last acknowledged sequence
     // number. Never returns into the test runner.
     ::close(pipe_fds[0]);
-    auto sink = open_sqlite_ledger({.path = path, .batch_size = 64, .max_delay = milliseconds(5)});
+    auto sink = open_sqlite_ledger(
+        {.path = path, .batch_size = 64, .max_delay = milliseconds(5), .durability = durability});
     if (!sink.ok()) ::_exit(2);
     std::int64_t seq = 0;
     for (int burst = 0; burst < kMaxBursts; ++burst) {
@@ -488,6 +501,72 @@ TEST_CASE("four threads writing through a small blocking queue lose nothing") {
   CHECK(sum == n * (n + 1) / 2);
   CHECK(costs.size() == static_cast<size_t>(n));
   CHECK(read_ok(path, {.workload = "w2"}).size() == static_cast<size_t>(kPerThread));
+}
+
+TEST_CASE("a flush commits what it waits for at once, never after max_delay") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  // Nothing but a flush (or a full batch) commits within the minute.
+  auto sink = open_sqlite_ok({.path = path, .batch_size = 512, .max_delay = milliseconds(60'000)});
+  for (int round = 1; round <= 3; ++round) {
+    REQUIRE(sink->write(sample_record(round)).ok());
+    const auto start = std::chrono::steady_clock::now();
+    const Status flushed = sink->flush();
+    REQUIRE_MESSAGE(flushed.ok(), flushed.message());
+    // Generous: a commit on a loaded machine, far below the minute of max_delay.
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+    // Another connection sees it as soon as flush() returns.
+    CHECK(read_ok(path).size() == static_cast<size_t>(round));
+  }
+  CHECK(sqlite_ledger_commits(*sink) == 3);
+  // Nothing pending: a flush commits nothing.
+  REQUIRE(sink->flush().ok());
+  CHECK(sqlite_ledger_commits(*sink) == 3);
+}
+
+TEST_CASE("concurrent flushes each return with their own records committed, sharing transactions") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  constexpr int kThreads = 4;
+  constexpr int kSteps = 150;  // per thread: two records (a decision and a call), then a flush
+  auto sink = open_sqlite_ok({.path = path, .batch_size = 512, .max_delay = milliseconds(60'000)});
+  std::atomic<int> failures{0};
+  std::atomic<int> unseen{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string workload = "w" + std::to_string(t);
+      for (int i = 0; i < kSteps; ++i) {
+        DecisionRecord d;
+        d.trace_id = workload + "-" + std::to_string(i);
+        d.decision.workload = workload;
+        d.step.role = "format";
+        CostRecord c = sample_record(i);
+        c.workload = workload;
+        c.trace_id = d.trace_id;
+        if (!sink->write(d).ok() || !sink->write(c).ok() || !sink->flush().ok()) ++failures;
+        // What a flush returned for is readable by another connection at once.
+        if (i % 30 == 29) {
+          auto mine = read_sqlite_ledger(path, {.workload = workload});
+          if (!mine.ok() || mine->size() != static_cast<size_t>(i + 1)) ++unseen;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(failures.load() == 0);
+  CHECK(unseen.load() == 0);
+  CHECK(read_ok(path).size() == static_cast<size_t>(kThreads * kSteps));
+  auto decisions = read_sqlite_decisions(path);
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().message());
+  CHECK(decisions->size() == static_cast<size_t>(kThreads * kSteps));
+  // No max_delay commit can have happened and a batch never filled: every
+  // transaction was a flush's, and a flush commits at most one (its records
+  // fit a batch). Fewer when flushes overlapped and shared one.
+  const std::uint64_t commits = sqlite_ledger_commits(*sink);
+  CHECK(commits >= 1);
+  CHECK(commits <= static_cast<std::uint64_t>(kThreads * kSteps));
+  MESSAGE("group commit: " << kThreads * kSteps << " flushes, " << commits << " transactions");
 }
 
 }  // TEST_SUITE("concurrency")

@@ -15,6 +15,7 @@
 
 #include "switchboard/budget.h"
 #include "switchboard/decision.h"
+#include "switchboard/ledger.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
 #include "switchboard/status.h"
@@ -29,9 +30,13 @@ struct SandboxLimits {
   std::int64_t max_source_bytes = 256 * 1024;       ///< size of a rules file
   /// Wall-clock bound on one run of Lua code (the file body, or one call). The
   /// instruction budget is the bound that matters; this one catches work the
-  /// budget cannot see: library calls whose cost grows with their operands
-  /// (comparing or converting long strings, sorting a big table). Checked on
-  /// every function call and every 1000 instructions.
+  /// budget cannot see: instructions and library calls whose cost grows with
+  /// their operands (comparing or converting long strings, sorting a big
+  /// table). A run ends within this limit plus 50 ms whatever it does: the
+  /// clock is read on every function call, every 1000 instructions (more
+  /// often while the state holds a string of 16 KiB or more), inside the
+  /// library loops the sandbox charges (patterns, table.move/insert/remove/
+  /// sort) and on every allocation of 64 KiB or more.
   std::int64_t time_limit_ms = 1000;
 };
 
@@ -147,6 +152,10 @@ struct SimSettings {
 /// prompt text only when asked, since it may hold what must not be stored.
 struct LedgerSettings {
   bool keep_prompts = false;  ///< keep the step's prompt text in decision records
+  /// What an acknowledged record survives: "process" (default: a crash of the
+  /// process; each commit is a write to the SQLite WAL, no fsync) or "power"
+  /// (a power loss too; each commit fsyncs the WAL).
+  LedgerDurability durability = LedgerDurability::kProcess;
 };
 
 /// A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
@@ -176,6 +185,18 @@ struct GatewaySettings {
   std::chrono::milliseconds idle_timeout{60'000};    ///< a kept-alive connection with nothing to say
   int max_upstream_calls = 256;               ///< concurrent model calls; beyond: 503
   int threads = 0;                            ///< I/O threads; 0 = one per core
+
+  /// The deepest nesting of arrays and objects a request body may have, counted
+  /// from the body itself (1); deeper gets 400 naming the field. Bounds every
+  /// parse and every re-serialisation of a client's JSON (and of a model's tool
+  /// arguments, which deeper are passed on as text).
+  int max_json_depth = 64;
+  /// One request's estimated memory (the body, its parsed tree and translated
+  /// copies, estimated from its size and structure); bigger gets 413.
+  std::int64_t max_request_memory = 128 * 1024 * 1024;
+  /// The estimated memory of every request in flight together; a request that
+  /// would exceed it gets 503 with Retry-After before it is parsed.
+  std::int64_t max_inflight_bytes = 512 * 1024 * 1024;
 };
 
 /// A validated configuration (load_config, parse_config).

@@ -119,7 +119,13 @@ class LedgerSink {
   /// The same for a decision record. A sink that keeps costs only (a metrics
   /// feed, say) may ignore them: the default accepts and drops.
   virtual Status write(const DecisionRecord& record);
-  /// Makes every record written before this call durable. Thread-safe.
+  /// Returns once every record written (by any thread) before this call is
+  /// durable, as durable as the sink makes records (the SQLite sink: committed
+  /// to its WAL, see LedgerDurability), or with the error of the failed write
+  /// that lost one of them. Thread-safe. The gateway calls it once per
+  /// request, before the response's last byte, so a sink should make it cheap
+  /// when little is pending (the SQLite sink commits at once, sharing the
+  /// transaction with concurrent callers).
   virtual Status flush() = 0;
   /// How failures name the sink ("sqlite:PATH", "jsonl:PATH" and "callback" for the built-in ones).
   virtual std::string name() const = 0;
@@ -149,18 +155,39 @@ enum class QueueFullPolicy {
   kFail,   ///< write() returns an error at once; the caller decides
 };
 
+/// What a committed record of the SQLite sink survives ([ledger] durability).
+enum class LedgerDurability {
+  /// A crash of the process (synchronous=NORMAL in WAL mode): a commit is one
+  /// write to the WAL, no fsync. A power loss may lose the last commits.
+  kProcess,
+  /// A power loss too (synchronous=FULL): every commit fsyncs the WAL.
+  kPower,
+};
+/// The config's name of `d`: "process" or "power".
+std::string_view to_string(LedgerDurability d);
+/// The inverse of to_string(LedgerDurability); nullopt for any other name.
+std::optional<LedgerDurability> parse_ledger_durability(std::string_view name);
+
 /// Settings of the SQLite sink (open_sqlite_ledger).
 struct SqliteLedgerOptions {
   std::string path;                         ///< database file; created with the schema if new
   size_t queue_capacity = 65536;            ///< records waiting for the background writer
   size_t batch_size = 512;                  ///< records per transaction, at most
-  std::chrono::milliseconds max_delay{50};  ///< a partial batch is written after this
+  /// A partial batch nobody waits on is written after this; one a flush()
+  /// waits on is written at once.
+  std::chrono::milliseconds max_delay{50};
   QueueFullPolicy when_full = QueueFullPolicy::kBlock;  ///< what write() does when the queue is full
+  LedgerDurability durability = LedgerDurability::kProcess;  ///< what a commit survives
 };
 
 /// The embedded default: WAL mode, a versioned schema with migrations, batched
-/// transactions on a background thread. flush() returns once every earlier
-/// record is committed (synchronous=FULL for the commit flush() waits on).
+/// transactions. Records nobody waits for are committed by a background
+/// thread in batches (batch_size records, or max_delay after the oldest).
+/// flush() is a group commit: it returns once every earlier record is
+/// committed; when no transaction is being committed it commits the queue on
+/// its own thread at once, else it waits for that one and the next commit
+/// takes every record queued meanwhile, so concurrent callers share one
+/// transaction and nobody waits a fixed delay.
 /// A batch that fails to commit is dropped; its error is returned by each
 /// flush() covering it that began before one of them returned, and the sink
 /// keeps working. Destroying the sink commits what is still queued.

@@ -49,6 +49,15 @@ constexpr AdmissionName kAdmissionNames[] = {
     {AdmissionOutcome::kNotAdmitted, "not_admitted"},
 };
 
+struct DurabilityName {
+  LedgerDurability value;
+  std::string_view name;
+};
+constexpr DurabilityName kDurabilityNames[] = {
+    {LedgerDurability::kProcess, "process"},
+    {LedgerDurability::kPower, "power"},
+};
+
 template <typename Table, typename Value>
 std::string_view name_of(const Table& table, Value v) {
   for (const auto& entry : table) {
@@ -123,6 +132,11 @@ std::optional<DecisionKind> parse_decision_kind(std::string_view name) { return 
 std::string_view to_string(AdmissionOutcome a) { return name_of(kAdmissionNames, a); }
 std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name) {
   return value_named(kAdmissionNames, name);
+}
+
+std::string_view to_string(LedgerDurability d) { return name_of(kDurabilityNames, d); }
+std::optional<LedgerDurability> parse_ledger_durability(std::string_view name) {
+  return value_named(kDurabilityNames, name);
 }
 
 bool same_choice(const Decision& a, const Decision& b) {

@@ -1,15 +1,25 @@
 // The SQLite ledger: the one file that calls SQLite. Every SQLite failure
 // becomes a Status naming the database file; nothing throws across the C API.
 //
-// Writes go into a bounded queue; one background thread drains it in batched
-// transactions (a batch closes at batch_size records or once its oldest record
-// has waited max_delay, or at once when a flush() waits on it). The database is
-// in WAL mode with synchronous=FULL, so every commit fsyncs the WAL: a record
-// is durable once the transaction holding it commits, and flush() waits for
-// exactly that.
+// Writes go into a bounded queue and are committed in order, one transaction
+// at a time, by whichever thread holds the committer role (committing_):
+//  - the background writer, for records nobody waits on: a batch closes at
+//    batch_size records or once its oldest record has waited max_delay;
+//  - a flush() caller, for the records it waits on (group commit, leader and
+//    followers): when no commit is running it takes the whole queue (up to
+//    batch_size) and commits it on its own thread at once; when one is
+//    running it waits for it, and the next commit takes every record queued
+//    meanwhile, so concurrent flushes share one transaction and never wait a
+//    fixed delay.
+// The database is in WAL mode; synchronous=NORMAL (durability "process")
+// makes a commit one write to the WAL, which survives a crash of the
+// process; synchronous=FULL ("power") also fsyncs the WAL at every commit,
+// which survives a power loss. A record is durable once the transaction
+// holding it commits, and flush() waits for exactly that.
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -277,6 +287,7 @@ class SqliteLedger final : public LedgerSink {
   SqliteLedger& operator=(const SqliteLedger&) = delete;
 
   std::string name() const override { return "sqlite:" + path_; }
+  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
   Status write(const CostRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
   Status write(const DecisionRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
@@ -311,13 +322,19 @@ class SqliteLedger final : public LedgerSink {
   Status flush() override {
     std::unique_lock<std::mutex> lock(mu_);
     const std::uint64_t target = accepted_;
+    if (done_ >= target && failures_.empty()) return Status();  // the common case under no load
     const std::uint64_t floor = reported_;
     ++flushing_;
-    if (target > flush_wanted_) {
-      flush_wanted_ = target;
-      work_cv_.notify_one();
+    // Leader or follower: commit the queue here when nobody is committing;
+    // else wait for the running commit (the records it does not hold go in
+    // the next one, which this thread or another waiter leads).
+    while (done_ < target) {
+      if (!committing_) {
+        commit_next(lock);
+      } else {
+        done_cv_.wait(lock);
+      }
     }
-    done_cv_.wait(lock, [&] { return done_ >= target; });
     // Report every failed batch holding a record this flush covers, unless a
     // flush that returned before this one began already reported it.
     std::string message;
@@ -342,33 +359,45 @@ class SqliteLedger final : public LedgerSink {
     std::string message;
   };
 
-  // The background writer: takes batches off the queue and commits them,
+  // The background writer: commits the records nobody waits on, in batches,
   // until it is stopping and the queue is empty.
   void run() {
-    std::vector<Pending> batch;
-    batch.reserve(batch_size_);
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      work_cv_.wait(lock, [&] { return !committing_ && (stopping_ || !queue_.empty()); });
       if (queue_.empty()) return;  // stopping, and everything is written
       work_cv_.wait_until(lock, queue_.front().queued_at + max_delay_, [&] {
-        return stopping_ || queue_.size() >= batch_size_ || flush_wanted_ > done_;
+        return stopping_ || queue_.size() >= batch_size_ || queue_.empty();
       });
-      const size_t n = std::min(queue_.size(), batch_size_);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      room_cv_.notify_all();
-      const std::uint64_t first = done_ + 1;
-      lock.unlock();
-      Status s = commit_batch(batch);
-      batch.clear();
-      lock.lock();
-      if (!s.ok()) failures_.push_back({first, first + n - 1, s.message()});
-      done_ += n;
-      done_cv_.notify_all();
+      // A flush() may have committed the queue (or be committing it) meanwhile.
+      if (committing_ || queue_.empty()) continue;
+      commit_next(lock);
     }
+  }
+
+  // Takes the committer role, commits the oldest records (at most
+  // batch_size) with the lock released, and hands the role back.
+  // REQUIRES: `lock` holds mu_, !committing_, and the queue is not empty.
+  void commit_next(std::unique_lock<std::mutex>& lock) {
+    committing_ = true;
+    const size_t n = std::min(queue_.size(), batch_size_);
+    batch_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      batch_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    room_cv_.notify_all();
+    const std::uint64_t first = done_ + 1;
+    lock.unlock();
+    Status s = commit_batch(batch_);
+    batch_.clear();
+    lock.lock();
+    if (!s.ok()) failures_.push_back({first, first + n - 1, s.message()});
+    if (s.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+    done_ += n;
+    committing_ = false;
+    done_cv_.notify_all();
+    work_cv_.notify_one();  // the writer may be waiting for the role
   }
 
   // One transaction for the whole batch; on any failure it is rolled back and
@@ -494,13 +523,13 @@ class SqliteLedger final : public LedgerSink {
   const std::chrono::milliseconds max_delay_;
   const QueueFullPolicy when_full_;
 
-  // Used by the writer thread only (after the constructor hands them over).
-  // Declared before the statements so they are finalized before it closes.
+  // Used by the committer only (committing_; after the constructor hands them
+  // over). Declared before the statements so they are finalized before it closes.
   DbPtr db_;
   StmtPtr insert_, insert_decision_, begin_, commit_;
 
   std::mutex mu_;
-  std::condition_variable work_cv_;  // the writer: records queued, a flush waiting, stopping
+  std::condition_variable work_cv_;  // the writer: records queued, the committer role free, stopping
   std::condition_variable room_cv_;  // writers blocked on a full queue
   std::condition_variable done_cv_;  // flushes: a batch finished
   std::deque<Pending> queue_;
@@ -508,9 +537,11 @@ class SqliteLedger final : public LedgerSink {
   // finishes them in that order.
   std::uint64_t accepted_ = 0;      // the last accepted record
   std::uint64_t done_ = 0;          // the last record committed or dropped
-  std::uint64_t flush_wanted_ = 0;  // the last record a waiting flush() needs
   std::uint64_t reported_ = 0;      // failures up to here were returned by a finished flush()
   int flushing_ = 0;                // flush() calls waiting
+  bool committing_ = false;         // a thread holds the committer role (uses db_ and batch_)
+  std::vector<Pending> batch_;      // the committer's batch
+  std::atomic<std::uint64_t> commits_{0};  // transactions committed
   std::vector<Failure> failures_;   // failed batches not yet reported by every flush that needs them
   bool stopping_ = false;
   std::thread writer_;  // last: starts once everything above is built
@@ -536,9 +567,11 @@ Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions
                             (answer != nullptr ? answer : "unknown") + ")");
   }
   mode->reset();
-  // FULL: every commit fsyncs the WAL, so a committed record survives a crash
-  // of the process and of the machine.
-  if (Status s = exec(raw, path, "PRAGMA synchronous=FULL", "cannot set synchronous=FULL"); !s.ok()) return s;
+  // NORMAL: a commit is a write to the WAL (survives a crash of the process);
+  // FULL: every commit also fsyncs the WAL (survives a power loss).
+  const char* synchronous = options.durability == LedgerDurability::kPower ? "PRAGMA synchronous=FULL"
+                                                                           : "PRAGMA synchronous=NORMAL";
+  if (Status s = exec(raw, path, synchronous, std::string("cannot set ") + (synchronous + 7)); !s.ok()) return s;
   if (Status s = migrate(raw, path); !s.ok()) return s;
 
   auto insert = prepare(raw, path, kInsertSql, /*persistent=*/true);
@@ -735,6 +768,11 @@ Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& pat
 }
 
 int sqlite_ledger_latest_schema() { return kLatestSchema; }
+
+std::uint64_t sqlite_ledger_commits(const LedgerSink& sink) {
+  const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
+  return sqlite != nullptr ? sqlite->commits() : 0;
+}
 
 Result<int> sqlite_ledger_schema_version(const std::string& path) {
   auto db = open_existing(path);

@@ -2,8 +2,10 @@
 // tests (which do not link SQLite themselves).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
+#include "switchboard/ledger.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
@@ -12,6 +14,9 @@ namespace switchboard {
 int sqlite_ledger_latest_schema();
 // The file's `PRAGMA user_version`.
 Result<int> sqlite_ledger_schema_version(const std::string& path);
+// The transactions `sink` has committed so far (for tests of the group
+// commit); 0 when it is not a SQLite sink.
+std::uint64_t sqlite_ledger_commits(const LedgerSink& sink);
 // `PRAGMA integrity_check`: ok, or an error quoting what SQLite found.
 Status check_sqlite_ledger(const std::string& path);
 

@@ -203,12 +203,15 @@ const char* stop_reason(const ModelResponse& r) {
 }
 
 // A tool call's arguments as the block's `input`: the parsed object, or,
-// when the model wrote something that is not JSON, that text as a string
-// (the client sees what the model said rather than a made-up {}).
-json tool_input(const std::string& arguments) {
+// when the model wrote something that is not a JSON object, or one nested
+// deeper than `max_depth` (re-serialising it would recurse that deep), that
+// text as a string (the client sees what the model said rather than a
+// made-up {}).
+json tool_input(const std::string& arguments, int max_depth) {
   if (arguments.empty()) return json::object();
-  json input = json::parse(arguments, nullptr, /*allow_exceptions=*/false);
-  return input.is_discarded() ? json(arguments) : input;
+  json input;
+  if (parse_bounded(arguments, max_depth, {}, input) || input.is_discarded()) return json(arguments);
+  return input;
 }
 
 json usage_json(const Usage& u) {
@@ -256,13 +259,15 @@ json error_json(const ApiError& error) {
 
 std::string anthropic_error(const ApiError& error) { return to_text(error_json(error)); }
 
-std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id) {
+std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id,
+                               int max_json_depth) {
   const ModelResponse& r = result.response;
   json content = json::array();
   // An empty answer still has its (empty) text block: clients read content[0].
   if (!r.text.empty() || r.tool_calls.empty()) content.push_back(json{{"type", "text"}, {"text", r.text}});
   for (std::size_t i = 0; i < r.tool_calls.size(); ++i) {
-    content.push_back(tool_use_block(r.tool_calls[i], id, i, tool_input(r.tool_calls[i].arguments_json)));
+    content.push_back(
+        tool_use_block(r.tool_calls[i], id, i, tool_input(r.tool_calls[i].arguments_json, max_json_depth)));
   }
   json body = json::object();
   body["id"] = id;
@@ -308,7 +313,8 @@ std::string anthropic_stream_piece(std::string_view text, bool opens_block) {
 // text nor tool calls), writes each tool call as a block whose input arrives
 // as one input_json_delta, then message_delta with the provider's usage (the
 // SDK overlays its counts on message_start's estimate) and message_stop.
-std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open) {
+std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open,
+                                 int max_json_depth) {
   const ModelResponse& r = result.response;
   std::string out;
   std::size_t index = 0;
@@ -324,7 +330,8 @@ std::string anthropic_stream_end(const std::string& id, const StepResult& result
     start["content_block"] = tool_use_block(r.tool_calls[i], id, i, json::object());
     out += event("content_block_start", start);
     json delta = block_event("content_block_delta", index);
-    delta["delta"] = json{{"type", "input_json_delta"}, {"partial_json", to_text(tool_input(r.tool_calls[i].arguments_json))}};
+    delta["delta"] = json{{"type", "input_json_delta"},
+                          {"partial_json", to_text(tool_input(r.tool_calls[i].arguments_json, max_json_depth))}};
     out += event("content_block_delta", delta);
     out += event("content_block_stop", block_event("content_block_stop", index));
   }
@@ -340,18 +347,18 @@ std::string anthropic_stream_fail(const ApiError& error) { return event("error",
 
 }  // namespace detail
 
-ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers) {
+ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
+                                                  int max_json_depth) {
   using detail::json;
   try {
-    json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-      return detail::failed<ParsedRequest>(detail::invalid_request("", "the request body is not valid JSON"));
-    }
-    if (!j.is_object()) {
-      return detail::failed<ParsedRequest>(detail::invalid_request("", "the request body must be a JSON object"));
+    json j;
+    if (auto e = detail::parse_body(body, max_json_depth, {"messages", "content", "tools", "system", "thinking"},
+                                    j)) {
+      return detail::failed<ParsedRequest>(std::move(*e));
     }
     ParsedRequest r;
     r.shape = ApiShape::kAnthropic;
+    r.max_json_depth = max_json_depth;
     if (auto e = detail::read_messages_request(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
     if (auto e = detail::finish_request(detail::member(j, "metadata"), {"user_id"}, headers, r)) {
       return detail::failed<ParsedRequest>(std::move(*e));

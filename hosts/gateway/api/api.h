@@ -18,6 +18,9 @@ namespace switchboard::gateway {
 
 enum class ApiShape { kOpenAI, kAnthropic };
 
+// [gateway] max_json_depth's default: the deepest nesting of a request body.
+constexpr int kDefaultMaxJsonDepth = 64;
+
 // The request's headers as (name, value) pairs, in any case: a list rather
 // than a lookup, because x-switchboard-meta-NAME headers are found by prefix.
 // Names compare case-insensitively; of a repeated header the last one counts.
@@ -46,6 +49,9 @@ struct ParsedRequest {
   // "disabled" leave it unset: Reasoning has no "off").
   std::optional<Reasoning> reasoning;
   std::optional<std::int64_t> max_output_tokens;  // max_completion_tokens / max_tokens
+  // The bound the request was parsed with; a model's tool arguments nested
+  // deeper are answered as text, never re-serialised as JSON.
+  int max_json_depth = kDefaultMaxJsonDepth;
 };
 
 // Errors the parsers report: the HTTP status, an error type and code in the
@@ -65,8 +71,22 @@ struct ApiResult {
   bool ok() const { return value.has_value(); }
 };
 
-ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers);
-ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers);
+// A body nested deeper than `max_json_depth` (arrays and objects; the body
+// itself is 1) is a 400 naming the field it is under ("tools[0].function.
+// parameters nests deeper than 64"); the parse never builds the deeper part.
+// A header the step keeps (x-switchboard-role, x-switchboard-meta-NAME) that
+// is not UTF-8 is a 400 naming the header.
+ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers,
+                                           int max_json_depth = kDefaultMaxJsonDepth);
+ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
+                                                  int max_json_depth = kDefaultMaxJsonDepth);
+
+// `text` with every key-like token replaced by "[redacted]": OpenAI and
+// Anthropic keys (sk-..., sk-ant-..., sk-proj-...) and Google API keys
+// (AIza...), whole or masked the way providers quote them in error bodies
+// ("sk-upst…3a9c", "sk-upst...3a9c", "sk-upst****3a9c"). For upstream error
+// messages the gateway relays to its clients.
+std::string redact_secrets(std::string_view text);
 
 // The error body in the shape's format:
 //  OpenAI    {"error":{"message":...,"type":...,"param":...|null,"code":...|null}}
@@ -104,6 +124,7 @@ class StreamWriter {
   std::int64_t created_;
   std::string model_;
   std::int64_t input_tokens_ = 0;  // Anthropic message_start: the request's estimate
+  int max_json_depth_ = kDefaultMaxJsonDepth;  // the request's: bounds the tool arguments re-serialised
   bool text_started_ = false;  // a piece of text was written (Anthropic: its content block is open)
 };
 

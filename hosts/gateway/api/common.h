@@ -58,6 +58,120 @@ inline std::string at_key(std::string_view base, std::string_view key) {
   return base.empty() ? std::string(key) : std::string(base) + "." + std::string(key);
 }
 
+// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code
+// points past U+10FFFF).
+inline bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= text.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// JSON text parsed with its nesting bounded (discarded when it is not JSON;
+// an error only when too deep): containers deeper than
+// `max_depth` (the body itself is 1) are never built, and the error names
+// the field they are under: the path to them, cut after its first object
+// member not in `structural` (the API's own containers, such as "messages"
+// or "tools"), where free-form JSON (a schema, a tool's input) begins. The
+// parse is nlohmann's iterative one with a callback, so no depth recurses,
+// and a tree within the bound is safe to re-serialise (to_text recurses).
+inline MaybeError parse_bounded(std::string_view body, int max_depth,
+                                std::initializer_list<std::string_view> structural, json& out) {
+  struct Frame {
+    bool array = false;
+    std::size_t next = 0;  // an array's next element index
+    std::string key;       // an object's current member
+  };
+  std::vector<Frame> frames;  // the containers open, root first, at most max_depth
+  std::optional<std::string> too_deep;
+  const auto depth_limit = static_cast<std::size_t>(max_depth);
+  const auto name_field = [&](std::size_t depth) {
+    std::string path;
+    for (std::size_t i = 0; i < depth && i < 12; ++i) {
+      const Frame& f = frames[i];
+      if (f.array) {
+        if (path.empty()) break;  // the body is an array: no field to name
+        path += "[" + std::to_string(f.next - 1) + "]";
+        continue;
+      }
+      path += (path.empty() ? "" : ".") + f.key;
+      bool known = false;
+      for (std::string_view s : structural) known = known || s == f.key;
+      if (!known) break;
+    }
+    return path;
+  };
+  const json::parser_callback_t bound = [&](int d, json::parse_event_t event, json& parsed) {
+    const auto depth = static_cast<std::size_t>(d);
+    switch (event) {
+      case json::parse_event_t::key:
+        if (depth >= 1 && depth <= frames.size()) frames[depth - 1].key = parsed.get<std::string>();
+        return true;
+      case json::parse_event_t::value:
+        if (depth >= 1 && depth <= frames.size() && frames[depth - 1].array) ++frames[depth - 1].next;
+        return true;
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth > depth_limit) return false;  // inside a part already cut off
+        if (depth >= 1 && depth <= frames.size() && frames[depth - 1].array) ++frames[depth - 1].next;
+        if (depth == depth_limit) {
+          if (!too_deep) too_deep = name_field(depth);
+          return false;
+        }
+        frames.resize(depth);
+        frames.push_back(Frame{event == json::parse_event_t::array_start, 0, {}});
+        return true;
+      default:
+        return true;
+    }
+  };
+  out = json::parse(body, bound, /*allow_exceptions=*/false);
+  if (too_deep) {
+    const std::string field = too_deep->empty() ? "the request body" : *too_deep;
+    return invalid_request(*too_deep, field + " nests deeper than " + std::to_string(max_depth) +
+                                          " levels (max_json_depth)");
+  }
+  return std::nullopt;
+}
+
+// A request body: an object, nested at most `max_depth` deep (parse_bounded).
+inline MaybeError parse_body(std::string_view body, int max_depth, std::initializer_list<std::string_view> structural,
+                             json& out) {
+  if (auto e = parse_bounded(body, max_depth, structural, out)) return e;
+  if (out.is_discarded()) return invalid_request("", "the request body is not valid JSON");
+  if (!out.is_object()) return invalid_request("", "the request body must be a JSON object");
+  return std::nullopt;
+}
+
 // JSON text. Invalid UTF-8 (a client's message, a model's answer) becomes
 // U+FFFD rather than an exception.
 inline std::string to_text(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -243,6 +357,7 @@ inline MaybeError apply_headers(const Headers& headers, Step& step) {
   for (const auto& [name, value] : headers) {
     if (iequals(name, "x-switchboard-role")) {
       if (value.empty()) return invalid_request("", "header x-switchboard-role must not be empty");
+      if (!valid_utf8(value)) return invalid_request("", "header x-switchboard-role is not valid UTF-8");
       step.role = std::string(value);
     } else if (iequals(name, "x-switchboard-untrusted-input")) {
       const std::optional<bool> flag = parse_flag(value);
@@ -258,6 +373,7 @@ inline MaybeError apply_headers(const Headers& headers, Step& step) {
     } else if (name.size() > kMetaPrefix.size() && iequals(name.substr(0, kMetaPrefix.size()), kMetaPrefix)) {
       std::string key(name.substr(kMetaPrefix.size()));
       for (char& c : key) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+      if (!valid_utf8(value)) return invalid_request("", "header " + std::string(name) + " is not valid UTF-8");
       set_meta(step, std::move(key), std::string(value));
     }
   }
@@ -335,14 +451,17 @@ std::string openai_stream_end(const OpenAIStream& stream, const StepResult& resu
 std::string openai_stream_fail(const ApiError& error);
 
 std::string anthropic_error(const ApiError& error);
-std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id);
+// `max_json_depth`: tool arguments nested deeper are answered as their text.
+std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id,
+                               int max_json_depth);
 // `input_tokens` is the request's estimate: message_start comes before the
 // provider's count, which message_delta then carries.
 std::string anthropic_stream_begin(const std::string& id, const std::string& model, std::int64_t input_tokens);
 // `opens_block`: the first piece, which starts the text content block.
 std::string anthropic_stream_piece(std::string_view text, bool opens_block);
 // `text_block_open`: a piece was written, so the text block is open.
-std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open);
+std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open,
+                                 int max_json_depth);
 std::string anthropic_stream_fail(const ApiError& error);
 
 }  // namespace switchboard::gateway::detail

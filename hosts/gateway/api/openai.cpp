@@ -313,16 +313,19 @@ std::string openai_stream_fail(const ApiError& error) { return "data: " + openai
 
 }  // namespace detail
 
-ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers) {
+ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers, int max_json_depth) {
   using detail::json;
   try {
-    json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return detail::failed<ParsedRequest>(detail::invalid_request("", "the request body is not valid JSON"));
-    if (!j.is_object()) {
-      return detail::failed<ParsedRequest>(detail::invalid_request("", "the request body must be a JSON object"));
+    json j;
+    if (auto e = detail::parse_body(body, max_json_depth,
+                                       {"messages", "content", "tool_calls", "tools", "function", "response_format",
+                                        "stream_options"},
+                                       j)) {
+      return detail::failed<ParsedRequest>(std::move(*e));
     }
     ParsedRequest r;
     r.shape = ApiShape::kOpenAI;
+    r.max_json_depth = max_json_depth;
     if (auto e = detail::read_chat(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
     if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r)) {
       return detail::failed<ParsedRequest>(std::move(*e));
@@ -343,7 +346,7 @@ std::string render_response(const ParsedRequest& request, const StepResult& resu
                             std::int64_t created) {
   const std::string& model = result.model.empty() ? request.model : result.model;
   return request.shape == ApiShape::kOpenAI ? detail::openai_response(result, model, id, created)
-                                            : detail::anthropic_response(result, model, id);
+                                            : detail::anthropic_response(result, model, id, request.max_json_depth);
 }
 
 StreamWriter::StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
@@ -352,7 +355,8 @@ StreamWriter::StreamWriter(const ParsedRequest& request, std::string id, std::in
       id_(std::move(id)),
       created_(created),
       model_(std::move(model)),
-      input_tokens_(request.call.step.input_tokens.value_or(0)) {}
+      input_tokens_(request.call.step.input_tokens.value_or(0)),
+      max_json_depth_(request.max_json_depth) {}
 
 std::string StreamWriter::begin() {
   if (shape_ == ApiShape::kOpenAI) return detail::openai_stream_begin({id_, created_, model_, include_usage_});
@@ -373,7 +377,7 @@ std::string StreamWriter::end(const StepResult& result) {
   std::string out;
   if (!text_started_) out = piece(result.response.text);
   if (shape_ == ApiShape::kOpenAI) return out + detail::openai_stream_end({id_, created_, model_, include_usage_}, result);
-  return out + detail::anthropic_stream_end(id_, result, text_started_);
+  return out + detail::anthropic_stream_end(id_, result, text_started_, max_json_depth_);
 }
 
 std::string StreamWriter::fail(const ApiError& error) {

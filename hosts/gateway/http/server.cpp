@@ -1,8 +1,11 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
+#include <exception>
 #include <optional>
+#include <stdexcept>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -34,12 +37,139 @@ constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr std::size_t kLingerBytes = 1 << 20;
 
+// Bytes read from a socket at a time.
+constexpr std::size_t kReadSize = 16 * 1024;
+
+// What estimate_request_memory charges, measured with switchboard-gateway
+// (VmHWM after one request over the VmHWM before it, sim models, 2 I/O
+// threads): a 3 MB body of one long message cost 17.8 MB, 5.9 bytes per
+// byte (the body, the parsed string, the translated message, the upstream
+// request, the ledger's step); a 3 MB body of 75,000 small messages (225,000
+// '{', '[' and ',' outside strings) cost 78.5 MB: 18 MB for its bytes and
+// 269 bytes per structural character (a JSON tree node, a translated
+// Message, their strings). Charged: kBytesFactor per byte and kValueBytes
+// per structural character outside strings, both rounded up.
+constexpr std::int64_t kBytesFactor = 6;
+constexpr std::int64_t kValueBytes = 300;
+
 std::string_view reason(int status) {
   const auto r = http::obsolete_reason(static_cast<http::status>(status));
   return r.empty() ? std::string_view("Unknown") : std::string_view(r.data(), r.size());
 }
 
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// An answer the server gives on its own instead of handing the request on.
+struct Refusal {
+  int status = 400;
+  std::string message;
+};
+
+// RFC 9112's framing rules that Beast leaves to its user (sections 3.2, 6.1,
+// 6.3): one Host (required in HTTP/1.1), one Content-Length and never beside
+// Transfer-Encoding, Transfer-Encoding only in HTTP/1.1 and ending in chunked,
+// which is the only coding this server decodes.
+std::optional<Refusal> framing_error(const http::request_header<>& m) {
+  const auto hosts = m.count(http::field::host);
+  if (hosts == 0 && m.version() >= 11) return Refusal{400, "an HTTP/1.1 request must have a Host header"};
+  if (hosts > 1) return Refusal{400, "the request has more than one Host header"};
+  const auto lengths = m.count(http::field::content_length);
+  const auto encodings = m.count(http::field::transfer_encoding);
+  if (lengths > 0 && encodings > 0) {
+    return Refusal{400, "the request has both Content-Length and Transfer-Encoding"};
+  }
+  if (lengths > 1) return Refusal{400, "the request has more than one Content-Length header"};
+  if (lengths == 1 && m[http::field::content_length].find(',') != std::string_view::npos) {
+    return Refusal{400, "Content-Length must be one number"};
+  }
+  if (encodings == 0) return std::nullopt;
+  if (m.version() < 11) return Refusal{400, "Transfer-Encoding is not allowed in an HTTP/1.0 request"};
+  std::vector<std::string_view> codings;
+  const auto range = m.equal_range(http::field::transfer_encoding);
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view value = it->value();
+    while (true) {
+      const std::size_t comma = value.find(',');
+      std::string_view coding = trim(value.substr(0, comma));
+      coding = trim(coding.substr(0, coding.find(';')));
+      if (!coding.empty()) codings.push_back(coding);
+      if (comma == std::string_view::npos) break;
+      value.remove_prefix(comma + 1);
+    }
+  }
+  if (codings.empty() || !beast::iequals(codings.back(), "chunked")) {
+    return Refusal{400, "Transfer-Encoding must end in chunked"};
+  }
+  for (std::size_t i = 0; i + 1 < codings.size(); ++i) {
+    if (beast::iequals(codings[i], "chunked")) return Refusal{400, "Transfer-Encoding applies chunked twice"};
+    return Refusal{501, "the transfer coding '" + std::string(codings[i]) + "' is not supported: only chunked is"};
+  }
+  return std::nullopt;
+}
+
+// A share of the server's inflight bytes, returned when this goes away.
+// Used by the session's thread only; the pool is shared by every thread.
+class MemoryReservation {
+ public:
+  explicit MemoryReservation(std::atomic<std::int64_t>& pool) : pool_(pool) {}
+  ~MemoryReservation() { reset(); }
+  MemoryReservation(const MemoryReservation&) = delete;
+  MemoryReservation& operator=(const MemoryReservation&) = delete;
+
+  // Holds `bytes` (when more than now) if every reservation together stays
+  // within `limit`; false, holding what it held, when not.
+  bool grow_to(std::int64_t bytes, std::int64_t limit) {
+    const std::int64_t more = bytes - held_;
+    if (more <= 0) return true;
+    if (pool_.fetch_add(more) + more > limit) {
+      pool_.fetch_sub(more);
+      return false;
+    }
+    held_ = bytes;
+    return true;
+  }
+  void reset() {
+    pool_.fetch_sub(held_);
+    held_ = 0;
+  }
+
+ private:
+  std::atomic<std::int64_t>& pool_;
+  std::int64_t held_ = 0;
+};
+
 }  // namespace
+
+std::int64_t estimate_body_memory(std::int64_t body_bytes) { return body_bytes * kBytesFactor; }
+
+std::int64_t estimate_request_memory(std::string_view body) {
+  // '{', '[' and ',' outside JSON strings: about one per value.
+  std::int64_t values = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[' || c == ',') {
+      ++values;
+    }
+  }
+  return estimate_body_memory(static_cast<std::int64_t>(body.size())) + values * kValueBytes;
+}
 
 std::string format_head(int http_status, std::string_view content_type, std::string_view extra_headers,
                         std::int64_t content_length, bool chunked, bool close, unsigned version) {
@@ -103,12 +233,13 @@ std::string format_last_chunk(std::string_view trailers, unsigned version) {
   return out;
 }
 
-// One connection. Everything but write()/finish() runs on its I/O thread; those
-// two dispatch onto it.
+// One connection. Everything but write()/finish()/abort() runs on its I/O
+// thread; those dispatch onto it.
 class Server::Session : public Response, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Executor executor, Server& server)
-      : stream_(std::move(socket)), executor_(std::move(executor)), server_(server) {}
+      : stream_(std::move(socket)), executor_(std::move(executor)), server_(server),
+        reservation_(server.inflight_bytes_) {}
 
   ~Session() override {
     std::lock_guard<std::mutex> lock(server_.sessions_mu_);
@@ -140,6 +271,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   }
 
   void finish(std::string bytes, bool close) override {
+    answered_.store(true, std::memory_order_relaxed);
     if (!streamed_.load(std::memory_order_relaxed) && !bytes.empty() &&
         !on_own_thread()) {
       // A whole answer from a worker: the connection is quiet (nothing is
@@ -163,6 +295,12 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     });
   }
 
+  void abort(std::string error_response) override {
+    if (answered_.load(std::memory_order_relaxed)) return;
+    const bool streamed = streamed_.load(std::memory_order_relaxed);
+    finish(streamed ? std::string() : std::move(error_response), true);
+  }
+
   bool keep_alive() const override { return keep_alive_; }
   unsigned version() const override { return version_; }
 
@@ -177,7 +315,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       return;
     }
     stream_.expires_after(limits_.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, std::size_t n) {
+    stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
       if (ec) {
         self->close();
         return;
@@ -196,32 +334,130 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(static_cast<std::uint64_t>(limits_.max_body_bytes));
-    stream_.expires_after(limits_.header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+    header_scanned_ = 0;
+    body_seen_ = 0;
+    raw_target_.clear();
+    stream_.expires_after(limits_.header_timeout);  // for the whole header: a dribbling client gains nothing
+    parse();
   }
 
-  void on_header(error_code ec) {
-    if (ec) {
-      read_failed(ec);
-      return;
+  void read_some() {
+    stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec) {
+        self->close();  // the client left, or was too slow: nobody to answer
+        return;
+      }
+      self->buffer_.commit(n);
+      self->parse();
+    });
+  }
+
+  // Feeds what the buffer holds to the parser (the read loop is ours, not
+  // http::async_read's, so that the header's raw bytes can be checked and an
+  // exception from Beast stops here), then reads more, or hands on the request.
+  void parse() {
+    for (;;) {
+      const bool in_header = !parser_->is_header_done();
+      if (in_header) {
+        if (auto refusal = raw_header_error()) {
+          reject(refusal->status, refusal->message);
+          return;
+        }
+      }
+      error_code ec;
+      std::size_t used = 0;
+      try {
+        used = parser_->put(buffer_.data(), ec);
+      } catch (const std::length_error&) {
+        // basic_fields holds a field of at most 64 KiB; only a trailer can be
+        // that big, and the trailer limit below keeps it smaller.
+        reject(431, "a header or trailer field of the request is too large");
+        return;
+      } catch (const std::exception& e) {
+        reject(500, std::string("the request could not be read: ") + e.what());
+        return;
+      }
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        if (!in_header && buffer_.size() > kMaxHeaderBytes) {
+          // The parser waits for the end of a chunk line or of the trailer.
+          reject(431, "a chunk header or the trailer section of the request is over " +
+                          std::to_string(kMaxHeaderBytes) + " bytes");
+          return;
+        }
+        read_some();
+        return;
+      }
+      if (ec) {
+        read_failed(ec);
+        return;
+      }
+      if (in_header && parser_->is_header_done()) {
+        if (!on_header()) return;
+        continue;
+      }
+      if (!in_header && !reserve_for_body()) return;
+      if (parser_->is_done()) {
+        on_request();
+        return;
+      }
+      if (used == 0) {
+        read_some();
+        return;
+      }
     }
+  }
+
+  // The checks the parser does not make on the raw header (obs-fold: Beast
+  // joins continued lines), once its end is in the buffer.
+  std::optional<Refusal> raw_header_error() {
+    const std::string_view raw(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const std::size_t from = header_scanned_ > 3 ? header_scanned_ - 3 : 0;
+    const std::size_t end = raw.find("\r\n\r\n", from);
+    if (end == std::string_view::npos) {
+      header_scanned_ = raw.size();
+      return std::nullopt;
+    }
+    for (std::size_t at = raw.find('\n'); at < end; at = raw.find('\n', at + 1)) {
+      if (is_ows(raw[at + 1])) {
+        // Refused before the parser read the request line: the target (for
+        // the answer's API shape) is its second word.
+        const std::string_view line = raw.substr(0, raw.find('\r'));
+        const std::size_t first = line.find(' ');
+        if (first != std::string_view::npos) {
+          const std::string_view rest = line.substr(first + 1);
+          raw_target_ = std::string(rest.substr(0, rest.find(' ')));
+        }
+        return Refusal{400, "the request folds a header line (obs-fold): RFC 9112 does not allow it"};
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The header is read: false when the request was refused (or waits for the
+  // 100 Continue to go out).
+  bool on_header() {
     const auto& message = parser_->get();
     const auto count = std::distance(message.begin(), message.end());
     if (count > limits_.max_header_count) {
       reject(431, "the request has " + std::to_string(count) + " headers; at most " +
                       std::to_string(limits_.max_header_count) + " are accepted (max_header_count)");
-      return;
+      return false;
     }
-    if (parser_->is_done()) {
-      on_request();
-      return;
+    if (auto refusal = framing_error(message.base())) {
+      reject(refusal->status, refusal->message);
+      return false;
     }
-    if (beast::iequals(message[http::field::expect], "100-continue")) {
+    if (const auto length = parser_->content_length(); length && !reserve(estimate_body_memory(
+                                                                     static_cast<std::int64_t>(*length)))) {
+      return false;
+    }
+    parser_->eager(true);
+    stream_.expires_after(limits_.body_timeout);
+    if (!parser_->is_done() && beast::iequals(message[http::field::expect], "100-continue")) {
       in_request_ = true;
       out_.push_back("HTTP/1.1 100 Continue\r\n\r\n");
       writing_ = true;
-      stream_.expires_after(limits_.body_timeout);
       net::async_write(stream_, net::buffer(out_.front()), [self = shared_from_this()](error_code ec, std::size_t) {
         self->writing_ = false;
         self->out_.pop_front();
@@ -229,22 +465,36 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
           self->close();
           return;
         }
-        self->read_body();
+        self->in_request_ = false;
+        self->parse();
       });
-      return;
+      return false;
     }
-    read_body();
+    return true;
   }
 
-  void read_body() {
-    stream_.expires_after(limits_.body_timeout);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) {
-        self->read_failed(ec);
-        return;
-      }
-      self->on_request();
-    });
+  // A chunked body, as it arrives: its bytes so far must fit.
+  bool reserve_for_body() {
+    const std::size_t size = parser_->get().body().size();
+    if (size == body_seen_) return true;
+    body_seen_ = size;
+    return reserve(estimate_body_memory(static_cast<std::int64_t>(size)));
+  }
+
+  // Holds `bytes` for this request: false when refused (413 or 503, sent).
+  bool reserve(std::int64_t bytes) {
+    if (bytes > limits_.max_request_memory) {
+      reject(413, "the request would take about " + std::to_string(bytes >> 20) + " MiB to process; at most " +
+                      std::to_string(limits_.max_request_memory >> 20) + " MiB are allowed (max_request_memory)");
+      return false;
+    }
+    if (!reservation_.grow_to(bytes, limits_.max_inflight_bytes)) {
+      reject(503,
+             "the gateway is at its memory limit for requests in flight (max_inflight_bytes); retry shortly",
+             "Retry-After: 1\r\n");
+      return false;
+    }
+    return true;
   }
 
   void read_failed(error_code ec) {
@@ -252,6 +502,9 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       reject(413, "the request body is over " + std::to_string(limits_.max_body_bytes) + " bytes (max_body_bytes)");
     } else if (ec == http::error::header_limit) {
       reject(431, "the request's headers are over " + std::to_string(kMaxHeaderBytes) + " bytes");
+    } else if (ec == http::error::bad_content_length || ec == http::error::bad_transfer_encoding) {
+      reject(400, "the request's framing is invalid (" + ec.message() +
+                      "): one Content-Length, or Transfer-Encoding chunked, never both");
     } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       reject(400, "the request is not valid HTTP/1.1 (" + ec.message() + ")");
@@ -261,27 +514,39 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   }
 
   // An answer the server gives on its own; the connection closes after it.
-  void reject(int status, const std::string& message) {
+  void reject(int status, const std::string& message, std::string_view extra_headers = {}) {
     std::string target;
     if (parser_ && parser_->got_some()) target = std::string(parser_->get().target());
+    if (target.empty()) target = std::move(raw_target_);
+    // Refused before its body was read: the client may still be sending it.
+    body_unread_ = parser_ && parser_->is_header_done() && !parser_->is_done();
     on_request_start();
-    finish(server_.handler_.reject(status, target, message), true);
+    finish(server_.handler_.reject(status, target, message, extra_headers), true);
   }
 
   void on_request_start() {
     in_request_ = true;
     streamed_.store(false, std::memory_order_relaxed);
+    answered_.store(false, std::memory_order_relaxed);
     server_.active_.fetch_add(1);
     stream_.expires_never();
   }
 
   void on_request() {
+    // The whole estimate, now that the body's structure is known.
+    if (!reserve(estimate_request_memory(parser_->get().body()))) return;
     on_request_start();
     HttpRequest request{parser_->release(), Clock::now()};
     parser_.reset();
     keep_alive_ = request.message.keep_alive();
     version_ = request.message.version() < 11 ? 10 : 11;
-    server_.handler_.handle(std::move(request), shared_from_this());
+    const std::string target(request.message.target());
+    try {
+      server_.handler_.handle(std::move(request), shared_from_this());
+    } catch (const std::exception& e) {
+      // A dependency's exception (out of memory, say): this request fails, the server goes on.
+      abort(server_.handler_.reject(500, target, std::string("internal error: ") + e.what()));
+    }
   }
 
   void pump() {
@@ -308,6 +573,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   void request_done() {
     finishing_ = false;
     in_request_ = false;
+    reservation_.reset();
     server_.active_.fetch_sub(1);
     stream_.expires_never();
     if (closed_) return;
@@ -323,8 +589,13 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   void linger_close() {
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    linger_left_ = kLingerBytes;
-    stream_.expires_after(kLingerTime);
+    // Enough for the body of a request refused from its header (413, 503).
+    linger_left_ = std::max<std::size_t>(kLingerBytes, static_cast<std::size_t>(limits_.max_body_bytes) + kLingerBytes);
+    // A client refused before its body was read (413, 503) reads the answer
+    // only once it has sent the body: given body_timeout to send it.
+    stream_.expires_after(body_unread_ ? std::max<std::chrono::milliseconds>(kLingerTime, limits_.body_timeout)
+                                       : kLingerTime);
+    body_unread_ = false;
     linger();
   }
 
@@ -354,6 +625,11 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   ServerLimits limits_;
+  MemoryReservation reservation_;  // the request's estimated memory, until it is answered
+  std::size_t header_scanned_ = 0;  // bytes of the buffer searched for the header's end
+  std::size_t body_seen_ = 0;       // body bytes reserved for so far
+  std::string raw_target_;          // the target of a request refused before its header was parsed
+  bool body_unread_ = false;        // the request refused was refused before its body was read
   std::deque<std::string> out_;
   std::size_t linger_left_ = 0;
   bool writing_ = false;
@@ -367,6 +643,8 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   // Set and read by the thread answering (the handler's contract), reset on
   // its thread before the request goes to the handler.
   std::atomic<bool> streamed_{false};
+  // Set by finish(): abort() then does nothing. Reset with streamed_.
+  std::atomic<bool> answered_{false};
 };
 
 Server::Server(RequestHandler& handler, int threads) : handler_(handler) {
@@ -410,7 +688,19 @@ Result<std::uint16_t> Server::listen(const std::string& host, int port) {
 void Server::run() {
   for (auto& c : contexts_) c->work.emplace(c->ioc.get_executor());
   accept();
-  for (auto& c : contexts_) threads_.emplace_back([&ioc = c->ioc] { ioc.run(); });
+  for (auto& c : contexts_) {
+    threads_.emplace_back([&ioc = c->ioc] {
+      // The last boundary: a handler that throws past its session loses that
+      // connection (its handlers unwind), never the process. run() resumes.
+      for (;;) {
+        try {
+          ioc.run();
+          return;
+        } catch (const std::exception&) {
+        }
+      }
+    });
+  }
 }
 
 void Server::accept() {

@@ -5,14 +5,29 @@
 // per connection, no strand: one io_context per thread never wakes another
 // thread for a handler of its own), reading one request at a time with
 // keep-alive. Limits (set_limits, from [gateway]): a body over max_body_bytes
-// gets 413, more than max_header_count headers (or over 64 KiB of them) 431,
-// bytes that are not HTTP 400; a client that does not send its headers within
-// header_timeout, its body within body_timeout, or (between kept-alive
-// requests) its next request within idle_timeout is disconnected.
+// gets 413, more than max_header_count headers (or over 64 KiB of them, or a
+// chunk line or trailer section over 64 KiB) 431, bytes that are not HTTP 400;
+// a client that does not send its headers within header_timeout, its body
+// within body_timeout, or (between kept-alive requests) its next request
+// within idle_timeout is disconnected.
+//
+// Framing is strict (RFC 9112): an HTTP/1.1 request without Host, more than
+// one Host, obs-fold (a header line continued on the next), Content-Length
+// beside Transfer-Encoding, more than one Content-Length or a list of them,
+// Transfer-Encoding in HTTP/1.0 or not ending in chunked get 400; a transfer
+// coding other than chunked gets 501.
+//
+// Memory: every request holds a reservation of its estimated memory
+// (estimate_request_memory) from the moment its size is known (Content-Length,
+// or the chunks as they arrive) until it is answered: over max_request_memory
+// it gets 413, and when every request in flight together would exceed
+// max_inflight_bytes, 503 with Retry-After, before the handler sees it.
 //
 // The server hands every complete request to a RequestHandler with a Response
 // through which any thread may answer it, in pieces (a stream) or at once.
-// Boost exceptions stop in server.cpp.
+// Boost exceptions stop in server.cpp: an exception from the parser or the
+// handler answers that request 500 (or 431/400 for a field Beast cannot hold)
+// and closes its connection; the other connections go on.
 #pragma once
 
 #include <atomic>
@@ -59,6 +74,10 @@ class Response {
   // closes when `close` is set, the client did not ask to keep it, the
   // server is draining, or a write failed.
   virtual void finish(std::string bytes, bool close = false) = 0;
+  // Ends the request after a failure: sends `error_response` (a whole
+  // response) when nothing of the answer was written yet, then closes the
+  // connection. Does nothing when finish() or abort() was already called.
+  virtual void abort(std::string error_response) = 0;
   // Whether the request asked to keep the connection open.
   virtual bool keep_alive() const = 0;
   // 11 for HTTP/1.1, 10 for HTTP/1.0 (no chunked encoding).
@@ -70,11 +89,21 @@ class RequestHandler {
   virtual ~RequestHandler() = default;
   // Called on the connection's I/O thread; must not block.
   virtual void handle(HttpRequest&& request, std::shared_ptr<Response> response) = 0;
-  // The whole error response the server sends on its own (413, 431, 400) to
-  // a request for `target` ("" when the request line was not read). The
-  // connection closes after it.
-  virtual std::string reject(int http_status, std::string_view target, std::string_view message) = 0;
+  // The whole error response the server sends on its own (400, 413, 431,
+  // 500, 501, 503) to a request for `target` ("" when the request line was
+  // not read), with `extra_headers` ("name: value\r\n" lines; 503 has
+  // Retry-After). The connection closes after it.
+  virtual std::string reject(int http_status, std::string_view target, std::string_view message,
+                             std::string_view extra_headers = {}) = 0;
 };
+
+// The memory a request with this body is expected to cost once parsed and
+// translated (the body, its JSON tree, the translated call and the upstream
+// request), from its size and its JSON structure; an over-estimate for
+// typical requests. estimate_body_memory is the part known from the size
+// alone (before the body arrives): a lower bound of the whole estimate.
+std::int64_t estimate_body_memory(std::int64_t body_bytes);
+std::int64_t estimate_request_memory(std::string_view body);
 
 // The status line and headers of a response. `extra_headers` are complete
 // "name: value\r\n" lines. With a body: Content-Length; `chunked`: the body
@@ -96,6 +125,8 @@ struct ServerLimits {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  std::int64_t max_request_memory = 128 * 1024 * 1024;  // one request's estimate; beyond: 413
+  std::int64_t max_inflight_bytes = 512 * 1024 * 1024;  // every request's together; beyond: 503
 };
 
 class Server {
@@ -121,6 +152,8 @@ class Server {
   void stop_accepting();
   // Requests read and not yet answered.
   int active() const { return active_.load(); }
+  // The memory reserved by the requests in flight (estimate_request_memory).
+  std::int64_t inflight_bytes() const { return inflight_bytes_.load(); }
   // Stops the I/O threads and joins them.
   void stop();
 
@@ -134,6 +167,7 @@ class Server {
   ServerLimits limits_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_{0};
+  std::atomic<std::int64_t> inflight_bytes_{0};
   std::mutex sessions_mu_;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
   std::vector<std::thread> threads_;
