@@ -293,7 +293,48 @@ TEST_CASE("a budget refusal is written to the ledger and a call settles its actu
   CHECK(book.reserved == 0);
 }
 
-TEST_CASE("a stream that breaks falls back and the next answer starts with restart") {
+TEST_CASE("a stream that breaks after delivering text ends the step: no retry, no fallback, the record says why") {
+  ScriptedClient::Outcome cut = failing(Status::unavailable("stream ended before its final event"));
+  cut.chunks = {"Hel", "lo"};
+  auto breaks = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{cut, ok_with(10, 5)});
+  auto steady = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 3\n", {{"m-premium", breaks}, {"m-cheap", steady}});
+  std::vector<std::pair<std::string, bool>> seen;
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  call.on_chunk = [&](const StreamChunk& c) { seen.emplace_back(std::string(c.text), c.restart); };
+  StepResult r = rig.dispatcher->run("w", call);
+  CHECK(r.status.code() == Status::Code::kUnavailable);
+  CHECK(r.attempts == 1);
+  CHECK(r.fallbacks == 0);
+  CHECK(breaks->requests().size() == 1);
+  CHECK(steady->requests().empty());
+  CHECK(seen == std::vector<std::pair<std::string, bool>>{{"Hel", false}, {"lo", false}});
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kError});
+  REQUIRE(r.records.size() == 1);
+  CHECK(r.records[0].error.find("stream broke after its first chunks reached the caller") != std::string::npos);
+  CHECK(r.records[0].error.find("stream ended before its final event") != std::string::npos);
+}
+
+TEST_CASE("a stream that breaks before delivering text still retries") {
+  ScriptedClient::Outcome cut = failing(Status::unavailable("connection reset"));
+  ScriptedClient::Outcome whole = ok_with(10, 5);
+  whole.chunks = {"Good", "bye"};
+  auto flaky = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{cut, whole});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 2\n", {{"m-premium", flaky}});
+  std::vector<std::pair<std::string, bool>> seen;
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  call.on_chunk = [&](const StreamChunk& c) { seen.emplace_back(std::string(c.text), c.restart); };
+  StepResult r = rig.dispatcher->run("w", call);
+  REQUIRE(r.status.ok());
+  CHECK(seen == std::vector<std::pair<std::string, bool>>{{"Good", false}, {"bye", false}});
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kOk});
+}
+
+TEST_CASE("with restart_streams a stream that breaks falls back and the next answer starts with restart") {
   ScriptedClient::Outcome cut = failing(Status::unavailable("stream ended before its final event"));
   cut.chunks = {"Hel", "lo"};
   auto breaks = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{cut});
@@ -306,6 +347,7 @@ TEST_CASE("a stream that breaks falls back and the next answer starts with resta
   call.step.role = "chat";
   call.step.input_tokens = 10;
   call.on_chunk = [&](const StreamChunk& c) { seen.emplace_back(std::string(c.text), c.restart); };
+  call.restart_streams = true;
   StepResult r = rig.dispatcher->run("w", call);
   REQUIRE(r.status.ok());
   CHECK(seen == std::vector<std::pair<std::string, bool>>{{"Hel", false}, {"lo", false}, {"Good", true}, {"bye", false}});

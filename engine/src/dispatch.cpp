@@ -155,7 +155,7 @@ struct Dispatcher::Impl {
   // `parent_id` every attempt's parent. Streams through `on_chunk` when set.
   Answer call_tier(Trace& trace, const std::string& tier, const std::string& first_model,
                    const ModelRequest& base_request, std::int64_t input_tokens, const std::string& parent_id,
-                   std::string first_call_id, const ChunkHandler& on_chunk) const {
+                   std::string first_call_id, const ChunkHandler& on_chunk, bool restart_streams) const {
     const Config& config = engine.config();
     const CallSettings& calls = config.calls;
     Answer out;
@@ -229,6 +229,16 @@ struct Dispatcher::Impl {
         }
         const Status& failure = result.status();
         r.error = one_line(failure.message());
+        if (delivered && !restart_streams) {
+          // The caller has shown this attempt's text: a retry or another model
+          // would be an answer it never shows, billed all the same.
+          r.status = CallStatus::kError;
+          r.error = "stream broke after its first chunks reached the caller (no retry, no fallback): " + r.error;
+          write(trace, std::move(r));
+          out.response = std::move(result);
+          out.model = name;
+          return out;
+        }
         const std::optional<std::chrono::milliseconds> retry_after = failure.retry_after();
         const bool retry = failure.code() == Status::Code::kUnavailable && attempt < calls.max_attempts &&
                            (!retry_after || *retry_after <= calls.retry_after_max);
@@ -306,7 +316,7 @@ struct Dispatcher::Impl {
     Answer final;
     if (d.fanout <= 1) {
       final = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens, "", "",
-                        call.on_chunk);
+                        call.on_chunk, call.restart_streams);
     } else {
       // Contemplating: the branches in parallel, then one aggregation call
       // whose first attempt's id every branch names as its parent.
@@ -317,7 +327,7 @@ struct Dispatcher::Impl {
         for (size_t i = 0; i < branches.size(); ++i) {
           threads.emplace_back([&, i] {
             branches[i] = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens,
-                                    aggregate_id, "", nullptr);
+                                    aggregate_id, "", nullptr, false);
           });
         }
         for (std::thread& t : threads) t.join();
@@ -341,7 +351,7 @@ struct Dispatcher::Impl {
         const std::string agg_tier = d.aggregate.empty() ? d.tier : d.aggregate;
         const Tier* tier = engine.config().find_tier(agg_tier);
         final = call_tier(trace, agg_tier, tier ? tier->models.front() : d.model, req, agg_input, "",
-                          aggregate_id, call.on_chunk);
+                          aggregate_id, call.on_chunk, call.restart_streams);
       }
     }
 

@@ -252,8 +252,24 @@ TEST_CASE("a stream that breaks after its first chunks ends with an error event"
   CHECK(contains(r.body, "Hello from m-slow"));
   CHECK(contains(r.body, R"("error":{)"));
   CHECK_FALSE(contains(r.body, "[DONE]"));
+  // No retry or fallback the client would never see: one upstream call, and
+  // the ledger holds that one attempt, unbilled, saying why.
+  CHECK(fake->request_count() == 1);
+  const std::string trace = r.header("x-switchboard-trace-id");
   // The gateway goes on serving.
   CHECK(post(rig.url("/v1/chat/completions"), chat("slow")).status == 200);
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+  auto records = read_sqlite_ledger((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(records.ok(), records.status().to_string());
+  std::vector<CostRecord> attempts;
+  for (const CostRecord& c : *records) {
+    if (c.trace_id == trace) attempts.push_back(c);
+  }
+  REQUIRE(attempts.size() == 1);
+  CHECK(attempts[0].status == CallStatus::kError);
+  CHECK(attempts[0].cost == 0);
+  CHECK(contains(attempts[0].error, "stream broke after its first chunks reached the caller"));
 }
 
 TEST_CASE("an Anthropic messages request is answered in the Anthropic shape") {

@@ -466,7 +466,7 @@ TEST_CASE("a slow first byte or a hung server hits the first-byte limit and is r
   for (std::future<void>& run : runs) run.get();  // rethrows a REQUIRE that failed in a run
 }
 
-TEST_CASE("a stream cut before its final event is retried and the new chunks restart") {
+TEST_CASE("a stream cut after its first chunks ends the step without a retry the caller would not see") {
   for (const Provider& p : kProviders) {
     INFO("provider ", std::string(p.name));
     Rig rig(p);
@@ -474,6 +474,27 @@ TEST_CASE("a stream cut before its final event is retried and the new chunks res
     Chunks chunks;
     StepCall call = chat_call();
     call.on_chunk = chunks.handler();
+    StepResult r = rig.run(call);
+    CHECK(r.status.code() == Status::Code::kUnavailable);
+    CHECK(r.attempts == 1);
+    CHECK(statuses(r.records) == std::vector<CallStatus>{CallStatus::kError});
+    REQUIRE(r.records.size() == 1);
+    CHECK(r.records[0].error.find("stream broke after its first chunks reached the caller") != std::string::npos);
+    CHECK(r.records[0].error.find("stream ended before its final event") != std::string::npos);
+    REQUIRE_FALSE(chunks.seen.empty());
+    for (const auto& [text, restart] : chunks.seen) CHECK_FALSE(restart);
+  }
+}
+
+TEST_CASE("with restart_streams a stream cut before its final event is retried and the new chunks restart") {
+  for (const Provider& p : kProviders) {
+    INFO("provider ", std::string(p.name));
+    Rig rig(p);
+    rig.fake->inject(Fault::kCutStream, 1, "p-first");
+    Chunks chunks;
+    StepCall call = chat_call();
+    call.on_chunk = chunks.handler();
+    call.restart_streams = true;
     StepResult r = rig.run(call);
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
     CHECK(statuses(r.records) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kOk});

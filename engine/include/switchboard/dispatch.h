@@ -49,6 +49,14 @@ struct StepCall {
   /// Set: the final answer (the aggregator's, in contemplating mode) is
   /// streamed through it as it arrives; see StreamChunk::restart.
   ChunkHandler on_chunk;
+  /// What happens when a streamed attempt fails after on_chunk has received
+  /// text. false (the default): the step ends there with that failure; no
+  /// retry or fallback is started whose answer the caller would never show,
+  /// and the failed attempt's record says the stream broke after delivering.
+  /// true: for a caller that can take back what it showed, the next attempt
+  /// (a retry or another model) streams on and its first chunk has
+  /// StreamChunk::restart set.
+  bool restart_streams = false;
 };
 
 /// What happened to one step.
