@@ -23,8 +23,11 @@ echo "Depends: $depends"
 for dep in adduser libc6 'libstdc\+\+6' libcurl4 'liblua5\.4-0' libsqlite3-0 libssl3 libspdlog libtomlplusplus; do
   grep -Eq "(^|, )$dep" <<<"$depends" || fail "Depends does not name $dep: $depends"
 done
+# Extracted, not piped: tar stops reading at the archive's end marker, and
+# dpkg-deb writing the padding after it would fail a pipeline (pipefail).
+dpkg-deb --control "$deb" "$work/control"
 for script in postinst prerm postrm; do
-  dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qx "./$script" || fail "no $script in the control archive"
+  [ -x "$work/control/$script" ] || fail "no executable $script in the control archive"
 done
 
 files=$(dpkg-deb --contents "$deb" | awk '{print $6}')
