@@ -17,43 +17,30 @@ namespace switchboard {
 
 namespace {
 
-struct StatusName {
-  CallStatus status;
+// An enum value and its name in the ledger; one table per enum.
+template <typename Enum>
+struct EnumName {
+  Enum value;
   std::string_view name;
 };
-constexpr StatusName kStatusNames[] = {
+constexpr EnumName<CallStatus> kStatusNames[] = {
     {CallStatus::kOk, "ok"},
     {CallStatus::kError, "error"},
     {CallStatus::kFallback, "fallback"},
     {CallStatus::kRefusedByBudget, "refused_by_budget"},
 };
-
-struct KindName {
-  DecisionKind value;
-  std::string_view name;
-};
-constexpr KindName kKindNames[] = {
+constexpr EnumName<DecisionKind> kKindNames[] = {
     {DecisionKind::kRules, "rules"},
     {DecisionKind::kRequested, "requested"},
     {DecisionKind::kShadow, "shadow"},
 };
-
-struct AdmissionName {
-  AdmissionOutcome value;
-  std::string_view name;
-};
-constexpr AdmissionName kAdmissionNames[] = {
+constexpr EnumName<AdmissionOutcome> kAdmissionNames[] = {
     {AdmissionOutcome::kAdmitted, "admitted"},
     {AdmissionOutcome::kRerouted, "rerouted"},
     {AdmissionOutcome::kRefused, "refused"},
     {AdmissionOutcome::kNotAdmitted, "not_admitted"},
 };
-
-struct DurabilityName {
-  LedgerDurability value;
-  std::string_view name;
-};
-constexpr DurabilityName kDurabilityNames[] = {
+constexpr EnumName<LedgerDurability> kDurabilityNames[] = {
     {LedgerDurability::kProcess, "process"},
     {LedgerDurability::kPower, "power"},
 };
@@ -113,19 +100,9 @@ class CallbackSink final : public LockedSink {
 
 }  // namespace
 
-std::string_view to_string(CallStatus s) {
-  for (const StatusName& n : kStatusNames) {
-    if (n.status == s) return n.name;
-  }
-  return "unknown";
-}
+std::string_view to_string(CallStatus s) { return name_of(kStatusNames, s); }
 
-std::optional<CallStatus> parse_call_status(std::string_view name) {
-  for (const StatusName& n : kStatusNames) {
-    if (n.name == name) return n.status;
-  }
-  return std::nullopt;
-}
+std::optional<CallStatus> parse_call_status(std::string_view name) { return value_named(kStatusNames, name); }
 
 std::string_view to_string(DecisionKind k) { return name_of(kKindNames, k); }
 std::optional<DecisionKind> parse_decision_kind(std::string_view name) { return value_named(kKindNames, name); }
