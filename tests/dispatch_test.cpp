@@ -24,6 +24,7 @@ class ScriptedClient final : public ModelClient {
     Usage usage;
     std::chrono::milliseconds delay{0};
     std::vector<std::string> chunks;  // streamed before the outcome
+    bool hang = false;                // after the chunks, wait until the step's bounds stop the call
   };
   explicit ScriptedClient(std::vector<Outcome> script) : script_(std::move(script)) {}
 
@@ -37,9 +38,26 @@ class ScriptedClient final : public ModelClient {
       o = script_[std::min(calls_, script_.size() - 1)];
       ++calls_;
     }
-    std::this_thread::sleep_for(o.delay);
+    // Waits as a transport does: until the delay is over or the bounds stop the call.
+    const CallBounds& bounds = request.bounds;
+    const auto wait = [&](std::chrono::milliseconds d) {
+      if (const auto left = bounds.remaining(); left && *left < d) d = *left;
+      if (bounds.cancellation) {
+        bounds.cancellation->sleep_for(d);
+      } else {
+        std::this_thread::sleep_for(d);
+      }
+      return bounds.check();
+    };
+    if (Status s = wait(o.delay); !s.ok()) return s;
     for (const std::string& c : o.chunks) {
       if (on_chunk) on_chunk(StreamChunk{c, false});
+    }
+    if (o.hang) {
+      Status s;
+      while ((s = wait(10'000ms)).ok()) {
+      }
+      return s;
     }
     if (!o.failure.ok()) return o.failure;
     ModelResponse r;
@@ -315,6 +333,112 @@ TEST_CASE("a stream that breaks after delivering text ends the step: no retry, n
   REQUIRE(r.records.size() == 1);
   CHECK(r.records[0].error.find("stream broke after its first chunks reached the caller") != std::string::npos);
   CHECK(r.records[0].error.find("stream ended before its final event") != std::string::npos);
+}
+
+TEST_CASE("a cancelled step stops its call at once, records it cancelled with estimated usage, starts nothing else") {
+  ScriptedClient::Outcome hangs;
+  hangs.chunks = {"Hello ", "wor"};
+  hangs.hang = true;
+  auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{hangs});
+  auto cheap = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 3\n", {{"m-premium", premium}, {"m-cheap", cheap}});
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 1000;
+  call.bounds.cancellation = std::make_shared<Cancellation>();
+  std::thread canceller;
+  std::chrono::steady_clock::time_point cancelled_at;
+  call.on_chunk = [&](const StreamChunk& c) {
+    if (c.text == "wor") {
+      canceller = std::thread([&] {
+        std::this_thread::sleep_for(20ms);
+        cancelled_at = std::chrono::steady_clock::now();
+        call.bounds.cancellation->cancel("client disconnected");
+      });
+    }
+  };
+  StepResult r = rig.dispatcher->run("w", call);
+  const auto returned = std::chrono::steady_clock::now();
+  canceller.join();
+  CHECK(returned - cancelled_at < 100ms);
+  CHECK(r.status.code() == Status::Code::kCancelled);
+  CHECK(r.status.message() == "client disconnected");
+  CHECK(r.attempts == 1);
+  CHECK(cheap->calls() == 0);
+  CHECK(rig.waits.empty());
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kCancelled});
+  REQUIRE(r.records.size() == 1);
+  const CostRecord& rec = r.records[0];
+  CHECK(rec.usage_estimated);
+  CHECK(rec.usage.input_tokens == 1000);
+  CHECK(rec.usage.output_tokens == estimate_tokens("Hello wor"));
+  CHECK(rec.cost > 0);
+  CHECK(r.cost == rec.cost);
+  CHECK(rec.error == "client disconnected");
+}
+
+TEST_CASE("a step cancelled before it starts calls no model") {
+  auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+  Rig rig(kPremium, "", {{"m-premium", premium}});
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  call.bounds.cancellation = std::make_shared<Cancellation>();
+  call.bounds.cancellation->cancel("client disconnected");
+  StepResult r = rig.dispatcher->run("w", call);
+  CHECK(r.status.code() == Status::Code::kCancelled);
+  CHECK(premium->calls() == 0);
+  CHECK(r.attempts == 0);
+  CHECK(r.cost == 0);
+}
+
+TEST_CASE("a step's deadline covers every attempt: the one under way is cut and recorded cancelled") {
+  ScriptedClient::Outcome slow_failure = failing(Status::unavailable("HTTP 503: overloaded"));
+  slow_failure.delay = 60ms;
+  auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{slow_failure});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 5\n", {{"m-premium", premium}});
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  const auto start = std::chrono::steady_clock::now();
+  call.bounds.deadline = start + 100ms;
+  call.bounds.deadline_source = "request_timeout_ms = 100";
+  StepResult r = rig.dispatcher->run("w", call);
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 100ms);
+  CHECK(took < 400ms);
+  CHECK(r.status.code() == Status::Code::kDeadlineExceeded);
+  CHECK(r.status.message() == "the step's deadline passed (request_timeout_ms = 100)");
+  CHECK(premium->calls() == 2);
+  CHECK(statuses(rig.ledger) == std::vector<CallStatus>{CallStatus::kError, CallStatus::kCancelled});
+  CHECK(rig.ledger.back().usage_estimated);
+}
+
+TEST_CASE("a cancellation cuts a retry's backoff short") {
+  TempDir dir;
+  auto engine = engine_with_rules(dir, kPremium, "[calls]\nmax_attempts = 3\nretry_after_max_ms = 60000\n");
+  REQUIRE(engine.ok());
+  auto clients = ModelClients::from_config((*engine)->config());
+  REQUIRE(clients.ok());
+  auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
+      failing(Status::unavailable("HTTP 429: slow down", std::chrono::milliseconds(30'000)))});
+  clients->set("m-premium", premium);
+  Dispatcher dispatcher(**engine, std::move(clients).value());  // its own sleep: a real wait
+  StepCall call;
+  call.step.role = "chat";
+  call.step.input_tokens = 10;
+  call.bounds.cancellation = std::make_shared<Cancellation>();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(50ms);
+    call.bounds.cancellation->cancel("client disconnected");
+  });
+  const auto start = std::chrono::steady_clock::now();
+  StepResult r = dispatcher.run("w", call);
+  canceller.join();
+  CHECK(std::chrono::steady_clock::now() - start < 1s);  // not the 30 s Retry-After
+  CHECK(r.status.code() == Status::Code::kCancelled);
+  CHECK(premium->calls() == 1);
+  CHECK(statuses(r.records) == std::vector<CallStatus>{CallStatus::kError});
 }
 
 TEST_CASE("a stream that breaks before delivering text still retries") {

@@ -186,7 +186,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
                               {"listen", "keys", "default_workload", "ledger", "max_body_bytes",
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
                                "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
-                               "max_inflight_bytes"});
+                               "max_inflight_bytes", "request_timeout_ms"});
   GatewaySettings& g = c.gateway;
   if (auto listen = detail::optional_string(t, "listen", file, what)) {
     const size_t colon = listen->rfind(':');
@@ -224,6 +224,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   g.header_timeout = read_ms(t, "header_timeout_ms", file, what, g.header_timeout);
   g.body_timeout = read_ms(t, "body_timeout_ms", file, what, g.body_timeout);
   g.idle_timeout = read_ms(t, "idle_timeout_ms", file, what, g.idle_timeout);
+  g.request_timeout = read_ms(t, "request_timeout_ms", file, what, g.request_timeout);
   g.max_upstream_calls = static_cast<int>(
       detail::optional_positive_integer(t, "max_upstream_calls", file, what).value_or(g.max_upstream_calls));
   g.threads = static_cast<int>(detail::optional_integer(t, "threads", file, what).value_or(g.threads));

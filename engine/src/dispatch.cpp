@@ -64,13 +64,26 @@ struct Dispatcher::Impl {
   const Engine& engine;
   ModelClients clients;
   DispatcherOptions options;
+  bool host_sleep = false;  // options.sleep is the host's (a test's): used even when a step is bounded
   mutable std::mutex rng_mu;
   mutable std::mt19937_64 rng;
 
   Impl(const Engine& e, ModelClients c, DispatcherOptions o)
       : engine(e), clients(std::move(c)), options(std::move(o)),
         rng(options.seed != 0 ? options.seed : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {
-    if (!options.sleep) options.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    host_sleep = static_cast<bool>(options.sleep);
+    if (!host_sleep) options.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  }
+
+  // The wait before a retry, cut short when the step's bounds stop it (a
+  // cancellation wakes it; a deadline caps it). The caller checks the bounds after.
+  void backoff(const CallBounds& bounds, std::chrono::milliseconds d) const {
+    if (const auto left = bounds.remaining(); left && *left < d) d = *left;
+    if (host_sleep || !bounds.cancellation) {
+      options.sleep(d);
+    } else {
+      bounds.cancellation->sleep_for(d);
+    }
   }
 
   std::string new_id() const {
@@ -183,6 +196,7 @@ struct Dispatcher::Impl {
     // Streaming: a chunk of a new attempt after chunks of a failed one says restart.
     bool delivered = false;
     bool restart_pending = false;
+    std::int64_t attempt_bytes = 0;  // text the current attempt delivered: a cancelled call's estimate
     ChunkHandler forward;
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
@@ -190,9 +204,11 @@ struct Dispatcher::Impl {
         chunk.restart = restart_pending;
         restart_pending = false;
         delivered = true;
+        attempt_bytes += static_cast<std::int64_t>(c.text.size());
         on_chunk(chunk);
       };
     }
+    const CallBounds& bounds = base_request.bounds;
 
     for (size_t m = 0; m < fitting.size(); ++m) {
       const std::string& name = fitting[m];
@@ -202,10 +218,15 @@ struct Dispatcher::Impl {
       if (!request.max_output_tokens) request.max_output_tokens = output_cap(*trace.decision, spec);
       ModelClient* client = clients.find(name);
       for (int attempt = 1; attempt <= calls.max_attempts; ++attempt) {
+        if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the step's bounds
+          out.response = std::move(stop);
+          return out;
+        }
         CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
         r.parent_id = parent_id;
         if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
         restart_pending = delivered;
+        attempt_bytes = 0;
         const Clock::time_point start = Clock::now();
         Result<ModelResponse> result =
             client == nullptr ? Result<ModelResponse>(Status::not_found("no client serves model '" + name + "'"))
@@ -229,6 +250,20 @@ struct Dispatcher::Impl {
         }
         const Status& failure = result.status();
         r.error = one_line(failure.message());
+        if (failure.code() == Status::Code::kCancelled || failure.code() == Status::Code::kDeadlineExceeded) {
+          // Cut short: what it cost is not reported, so it is estimated (the
+          // whole input, which the provider had, and the text received).
+          r.status = CallStatus::kCancelled;
+          r.usage.input_tokens = input_tokens;
+          r.usage.output_tokens = detail::estimate_tokens_for_bytes(attempt_bytes);
+          r.usage_estimated = true;
+          auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
+          r.cost = cost.ok() ? *cost : 0;
+          write(trace, std::move(r));
+          out.response = std::move(result);
+          out.model = name;
+          return out;
+        }
         if (delivered && !restart_streams) {
           // The caller has shown this attempt's text: a retry or another model
           // would be an answer it never shows, billed all the same.
@@ -247,7 +282,7 @@ struct Dispatcher::Impl {
         if (retry) {
           r.status = CallStatus::kError;
           write(trace, std::move(r));
-          options.sleep(retry_after ? *retry_after : jittered_backoff(attempt));
+          backoff(bounds, retry_after ? *retry_after : jittered_backoff(attempt));
           continue;
         }
         r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
@@ -271,6 +306,7 @@ struct Dispatcher::Impl {
     req.json_output = call.step.output_must_be_json;
     req.counted_input_tokens = call.step.input_tokens;
     req.expected_output_tokens = call.step.expected_output_tokens;
+    req.bounds = call.bounds;
     return req;
   }
 

@@ -1,6 +1,7 @@
 #include "gateway.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -44,6 +45,7 @@ ApiError api_error(ApiShape shape, int status, std::string code, std::string mes
     case 413: e.type = "request_too_large"; break;
     case 429: e.type = "rate_limit_error"; break;
     case 503: e.type = "overloaded_error"; break;
+    case 504: e.type = "timeout_error"; break;
     default: e.type = status >= 500 ? "api_error" : "invalid_request_error"; break;
   }
   return e;
@@ -66,6 +68,12 @@ ApiError step_error(ApiShape shape, const Status& status) {
     return e;
   }
   switch (status.code()) {
+    case Status::Code::kDeadlineExceeded:
+      return api_error(shape, 504, "request_timeout",
+                       "the request did not finish within its deadline; its model calls were cancelled: " +
+                           redact_secrets(status.message()));
+    case Status::Code::kCancelled:  // the client went away: nobody reads this (counted as nginx's 499)
+      return api_error(shape, 499, "client_closed_request", redact_secrets(status.message()));
     case Status::Code::kOverBudget:
       return api_error(shape, 429, "budget_exceeded", "over budget: " + redact_secrets(status.message()));
     case Status::Code::kInvalidArgument:
@@ -288,6 +296,9 @@ struct Gateway::Job {
   std::vector<std::string> budget_scopes;
   Target target;
   Clock::time_point received;
+  std::shared_ptr<Cancellation> client_gone;  // the server's: cancelled when the client disconnects
+  std::chrono::milliseconds timeout{0};       // the request's deadline, from `received`
+  std::string timeout_source;                 // which setting gave it, for messages
   bool holds_slot = true;  // counted in in_flight_ until the model call is over
   bool answered = false;   // finish() was called
 };
@@ -567,6 +578,25 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
     job->workload = config.gateway.default_workload;
   }
 
+  // The deadline: the config's, or less when the client asks for less.
+  job->timeout = config.gateway.request_timeout;
+  job->timeout_source = "request_timeout_ms";
+  if (auto it = m.find("x-switchboard-timeout-ms"); it != m.end()) {
+    const std::string_view v = it->value();
+    std::int64_t ms = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec != std::errc() || end != v.data() + v.size() || ms <= 0) {
+      return reply_error(*response, endpoint, received, shape,
+                         api_error(shape, 400, "invalid_request",
+                                   "header x-switchboard-timeout-ms must be a whole number of milliseconds above 0"));
+    }
+    if (ms < job->timeout.count()) {
+      job->timeout = std::chrono::milliseconds(ms);
+      job->timeout_source = "x-switchboard-timeout-ms";
+    }
+  }
+  job->client_gone = request.client_gone;
+
   Headers headers;
   headers.reserve(16);
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
@@ -634,6 +664,9 @@ void Gateway::run(Job& job) {
   StepCall& call = job.request.call;
   call.trace_id = trace_id;
   call.budget_scopes = job.budget_scopes;
+  call.bounds.deadline = job.received + job.timeout;
+  call.bounds.deadline_source = job.timeout_source + " = " + std::to_string(job.timeout.count());
+  call.bounds.cancellation = job.client_gone;
 
   const auto release_slot = [&] {
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);

@@ -177,6 +177,35 @@ TEST_CASE("report prints a table with a total row, statuses and the premium savi
   CHECK(std::regex_search(out, std::regex(R"(\ntotal +6 +1410000 +100000 +41000 +10000 +\$3\.985000 +100\.0% +200 +500\n)")));
 }
 
+TEST_CASE("report counts a cancelled call's cost as spend and lists it among the statuses") {
+  TempDir dir;
+  const std::string ledger = (dir.path() / "cancelled.db").string();
+  {
+    auto sink = open_sqlite_ledger({.path = ledger});
+    REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+    CostRecord cut = call(at(1, 11), "w", "plan", "premium", "m-premium",
+                          {.input_tokens = 100'000, .output_tokens = 2'000}, 1'650'000, 900, CallStatus::kCancelled);
+    cut.usage_estimated = true;
+    cut.error = "cancelled: the client disconnected";
+    REQUIRE((*sink)->write(call(at(1, 10), "w", "format", "cheap", "m-cheap", {.input_tokens = 1'000'000},
+                                1'000'000, 100, CallStatus::kOk))
+                .ok());
+    REQUIRE((*sink)->write(cut).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  const auto j = report_json(dir, ledger);
+  CHECK(j["total"]["calls"] == 2);
+  CHECK(j["total"]["cost_micro_usd"] == 2'650'000);
+  CHECK(j["total"]["statuses"]["ok"] == 1);
+  CHECK(j["total"]["statuses"]["cancelled"] == 1);
+  CHECK(group(j, "w")["statuses"]["cancelled"] == 1);
+  // 1.50 + 0.15 on m-premium as recorded, and the 1M cheap input at 15.00.
+  CHECK(j["premium"]["all_premium_micro_usd"] == 16'650'000);
+  const std::string out = report(dir, ledger, "");
+  CHECK(out.find("status: ok 1 error 0 fallback 0 refused_by_budget 0 cancelled 1") != std::string::npos);
+  CHECK(out.find("$2.650000") != std::string::npos);
+}
+
 TEST_CASE("report --by role, model and tier") {
   TempDir dir;
   const std::string ledger = write_ledger(dir);

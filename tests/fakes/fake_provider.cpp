@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -662,13 +663,15 @@ Route route(std::string_view path, std::string_view query) {
 
 // What one request gets: a reply, maybe delayed, maybe cut short.
 struct Plan {
-  enum class Action { kAnswer, kHang, kCut, kOversize };
+  // kStall: kCut's bytes, then the connection held open like kHang's.
+  enum class Action { kAnswer, kHang, kCut, kStall, kOversize };
   Action action = Action::kAnswer;
   Reply reply;
   std::chrono::milliseconds delay{0};
   std::size_t oversize_bytes = 0;    // kOversize: the whole body
   std::string oversize_prefix, oversize_suffix;
   bool close = false;                // close the connection after it
+  std::uint64_t held_id = 0;         // kHang, kStall: its entry in held_; 0 none
 };
 
 }  // namespace
@@ -713,25 +716,10 @@ class FakeProvider::Impl {
     for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
   }
 
-  ~Impl() {
-    {
-      std::lock_guard lock(connections_mu_);
-      stopping_ = true;
-      for (const auto& c : connections_) {
-        net::post(c->socket.get_executor(), [c] {
-          error_code ignored;
-          c->socket.shutdown(tcp::socket::shutdown_both, ignored);
-          c->socket.close(ignored);
-          c->timer.cancel();
-        });
-      }
-    }
-    net::post(acceptor_.get_executor(), [this] {
-      error_code ignored;
-      acceptor_.close(ignored);
-    });
-    // Every coroutine now ends, and run() returns when none is left.
-    for (std::thread& t : threads_) t.join();
+  ~Impl() { stop(); }
+
+  void stop() {
+    std::call_once(stopped_, [this] { stop_now(); });
   }
 
   std::uint16_t port() const { return port_; }
@@ -751,7 +739,30 @@ class FakeProvider::Impl {
     std::lock_guard lock(mu_);
     received_.clear();
     faults_.clear();
+    held_.clear();
     request_count_ = 0;
+  }
+
+  std::vector<HeldConnection> held() const {
+    std::lock_guard lock(mu_);
+    std::vector<HeldConnection> out;
+    out.reserve(held_.size());
+    for (const Held& h : held_) out.push_back(h.connection);
+    return out;
+  }
+
+  bool wait_held(std::size_t n, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mu_);
+    return held_cv_.wait_for(lock, timeout, [&] { return held_.size() >= n; });
+  }
+
+  bool wait_held_closed(std::size_t n, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mu_);
+    return held_cv_.wait_for(lock, timeout, [&] {
+      const auto closed = std::count_if(held_.begin(), held_.end(),
+                                        [](const Held& h) { return h.connection.closed.has_value(); });
+      return static_cast<std::size_t>(closed) >= n;
+    });
   }
 
  private:
@@ -760,6 +771,33 @@ class FakeProvider::Impl {
     tcp::socket socket;
     net::steady_timer timer;  // latency and slow first byte; cancelled on stop
   };
+
+  // A held connection as held() reports it, and the id its connection marks it by.
+  struct Held {
+    std::uint64_t id = 0;
+    HeldConnection connection;
+  };
+
+  void stop_now() {
+    {
+      std::lock_guard lock(connections_mu_);
+      stopping_ = true;
+      for (const auto& c : connections_) {
+        net::post(c->socket.get_executor(), [c] {
+          error_code ignored;
+          c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+          c->socket.close(ignored);
+          c->timer.cancel();
+        });
+      }
+    }
+    net::post(acceptor_.get_executor(), [this] {
+      error_code ignored;
+      acceptor_.close(ignored);
+    });
+    // Every coroutine now ends, and run() returns when none is left.
+    for (std::thread& t : threads_) t.join();
+  }
 
   net::awaitable<void> accept_loop() {
     for (;;) {
@@ -833,11 +871,7 @@ class FakeProvider::Impl {
   net::awaitable<bool> deliver(std::shared_ptr<Connection> c, Plan plan) {
     error_code ec;
     if (plan.action == Plan::Action::kHang) {
-      // Read (and drop) whatever comes until the client leaves or the server stops.
-      std::array<char, 1024> sink;
-      while (!ec) {
-        co_await c->socket.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
-      }
+      co_await hold(c, plan.held_id);
       co_return false;
     }
     if (plan.delay.count() > 0) {
@@ -863,7 +897,8 @@ class FakeProvider::Impl {
       }
       co_return !ec && !plan.close;
     }
-    const bool cut = plan.action == Plan::Action::kCut;
+    const bool stall = plan.action == Plan::Action::kStall;
+    const bool cut = plan.action == Plan::Action::kCut || stall;
     if (!r.chunked) {
       out = head(r, r.body.size(), plan.close || cut);
       out.append(r.body, 0, cut ? r.body.size() / 2 : r.body.size());
@@ -875,11 +910,35 @@ class FakeProvider::Impl {
       if (!cut) out += "0\r\n\r\n";
     }
     co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+    if (stall) co_await hold(c, plan.held_id);  // a failed write ends it at once
     co_return !ec && !cut && !plan.close;
+  }
+
+  // Reads (and drops) whatever comes until the client leaves or the server
+  // stops; the client leaving is recorded in held_ entry `id`.
+  net::awaitable<void> hold(std::shared_ptr<Connection> c, std::uint64_t id) {
+    std::array<char, 1024> sink;
+    error_code ec;
+    while (!ec) {
+      co_await c->socket.async_read_some(net::buffer(sink), net::redirect_error(net::use_awaitable, ec));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    // stop() shuts the socket down and closes it: the read then ends in an
+    // abort, or in end-of-file when the reactor saw the shutdown first. Both
+    // happen after stopping_ is set, so neither counts as the client leaving.
+    if (stopping_ || ec == net::error::operation_aborted || ec == net::error::bad_descriptor) co_return;
+    {
+      std::lock_guard lock(mu_);
+      const auto it = std::find_if(held_.begin(), held_.end(), [&](const Held& h) { return h.id == id; });
+      if (it == held_.end()) co_return;  // forgotten by clear()
+      it->connection.closed = now;
+    }
+    held_cv_.notify_all();
   }
 
   // Decides what `request` gets. Never throws: a bug in here answers 500.
   Plan handle(const http::request<http::string_body>& request) {
+    const auto received_at = std::chrono::steady_clock::now();
     const std::uint64_t seq = ++seq_;
     ++request_count_;
     if (options_.record_requests) {
@@ -932,7 +991,11 @@ class FakeProvider::Impl {
         plan.reply = render_answer(fixtures_, seq, facts, answer, r.gemini_sse);
         return plan;
       }
-      return apply(*fault, std::move(plan), facts, answer, seq, r.gemini_sse);
+      plan = apply(*fault, std::move(plan), facts, answer, seq, r.gemini_sse);
+      if (plan.action == Plan::Action::kHang || plan.action == Plan::Action::kStall) {
+        plan.held_id = track_held(fault->kind, model, received_at);
+      }
+      return plan;
     } catch (const std::exception& e) {
       return refuse(r.format, 500, std::string("fake provider bug: ") + e.what());
     }
@@ -983,6 +1046,10 @@ class FakeProvider::Impl {
         plan.action = Plan::Action::kCut;
         plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
         break;
+      case Fault::kStallStream:
+        plan.action = Plan::Action::kStall;
+        plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
+        break;
       case Fault::kMalformedJson: {
         Facts whole = facts;
         whole.stream = false;
@@ -1019,6 +1086,21 @@ class FakeProvider::Impl {
     return plan;
   }
 
+  // A new held_ entry for a request read at `received`; its id.
+  std::uint64_t track_held(Fault kind, const std::string& model, std::chrono::steady_clock::time_point received) {
+    Held h;
+    h.connection.fault = kind;
+    h.connection.model = model;
+    h.connection.received = received;
+    {
+      std::lock_guard lock(mu_);
+      h.id = ++held_ids_;
+      held_.push_back(h);
+    }
+    held_cv_.notify_all();
+    return h.id;
+  }
+
   std::optional<FaultSpec> take_fault(const std::string& model) {
     std::lock_guard lock(mu_);
     for (auto it = faults_.begin(); it != faults_.end(); ++it) {
@@ -1041,13 +1123,17 @@ class FakeProvider::Impl {
   std::atomic<std::uint64_t> seq_{0};
   std::atomic<std::size_t> request_count_{0};
 
-  mutable std::mutex mu_;  // guards received_ and faults_
+  mutable std::mutex mu_;  // guards received_, faults_ and held_
   std::vector<ReceivedRequest> received_;
   std::deque<FaultSpec> faults_;
+  std::vector<Held> held_;
+  std::uint64_t held_ids_ = 0;  // the last Held::id given; never reused, so clear() cannot confuse them
+  mutable std::condition_variable held_cv_;  // held_ grew, or an entry got `closed`
 
   std::mutex connections_mu_;  // guards connections_; stopping_ is set under it
   std::unordered_set<std::shared_ptr<Connection>> connections_;
   std::atomic<bool> stopping_{false};
+  std::once_flag stopped_;
 };
 
 FakeProvider::FakeProvider(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -1070,5 +1156,13 @@ void FakeProvider::inject(Fault fault, int times, std::string model) {
 std::vector<ReceivedRequest> FakeProvider::received() const { return impl_->received(); }
 std::size_t FakeProvider::request_count() const { return impl_->request_count(); }
 void FakeProvider::clear() { impl_->clear(); }
+std::vector<HeldConnection> FakeProvider::held() const { return impl_->held(); }
+bool FakeProvider::wait_held(std::size_t n, std::chrono::milliseconds timeout) const {
+  return impl_->wait_held(n, timeout);
+}
+bool FakeProvider::wait_held_closed(std::size_t n, std::chrono::milliseconds timeout) const {
+  return impl_->wait_held_closed(n, timeout);
+}
+void FakeProvider::stop() { impl_->stop(); }
 
 }  // namespace switchboard::testing

@@ -42,6 +42,16 @@
 // without `x-api-key` or `anthropic-version`; in OpenAI's shape: 404 an
 // unknown route, 400 bytes that do not parse as HTTP, 413 a body over 32 MiB.
 // Refused requests never use up a fault.
+//
+// Held connections (for cancellation tests): a kHang or kStallStream request
+// leaves its connection open until the client closes it. held() lists every
+// such request with the steady_clock time it was read (`received`) and the
+// time the fake's read of the client's side returned end-of-file or an error
+// (`closed`), so a test can measure how soon a client gave up on its call
+// after its own caller did. A connection the server closes (stop(), the
+// destructor) never gets `closed`: only the client leaving counts. A client
+// that leaves while a kStallStream answer waits out options.latency is seen
+// when the wait ends.
 #pragma once
 
 #include <chrono>
@@ -68,6 +78,9 @@ enum class Fault {
   kOverloaded,        // Anthropic 529 overloaded_error; OpenAI and Gemini 503
   kCutStream,         // status, headers and the first half of the body (a stream: of
                       // its events, never the final one), then the connection closes
+  kStallStream,       // the bytes kCutStream sends, then nothing more: the connection
+                      // stays open (whatever the client sends is read and dropped)
+                      // until the client closes it or the server stops
   kMalformedJson,     // 200 application/json, the unstreamed answer cut in half
   kOversizedBody,     // 200, the answer (text, never a tool call) padded inside its
                       // text to FaultSpec::bytes with a Content-Length (a stream: in
@@ -109,13 +122,23 @@ struct ReceivedRequest {
   std::string header(std::string_view name) const;
 };
 
+// A kHang or kStallStream request and its connection (see "Held connections").
+struct HeldConnection {
+  Fault fault = Fault::kHang;
+  std::string model;
+  std::chrono::steady_clock::time_point received;  // the request was read
+  // The client closed the connection; unset while it is open, and forever
+  // when the server closed it.
+  std::optional<std::chrono::steady_clock::time_point> closed;
+};
+
 // The server. Thread-safe; every method may be called while it serves.
 class FakeProvider {
  public:
   // Loads the fixtures, binds 127.0.0.1 and starts serving. Throws
   // std::runtime_error naming the file or the socket error when it cannot.
   static std::unique_ptr<FakeProvider> start(FakeProviderOptions options = {});
-  // Stops serving: open connections close, hung ones included; joins the threads.
+  // Calls stop().
   ~FakeProvider();
   FakeProvider(const FakeProvider&) = delete;
   FakeProvider& operator=(const FakeProvider&) = delete;
@@ -133,8 +156,24 @@ class FakeProvider {
   // counts them all the same).
   std::vector<ReceivedRequest> received() const;
   std::size_t request_count() const;
-  // Forgets the received requests and the faults not yet used.
+
+  // Every kHang and kStallStream request since start or clear(), in the
+  // order they were read.
+  std::vector<HeldConnection> held() const;
+  // Block until at least `n` held connections were received (or, for
+  // wait_held_closed, closed by their client); false when `timeout` passes
+  // first. Both wake as soon as it happens (no polling).
+  bool wait_held(std::size_t n, std::chrono::milliseconds timeout) const;
+  bool wait_held_closed(std::size_t n, std::chrono::milliseconds timeout) const;
+
+  // Forgets the received requests, the held connections (open ones stay open
+  // but are no longer tracked) and the faults not yet used.
   void clear();
+
+  // Stops serving: open connections close, held ones included; joins the
+  // threads. Idempotent; afterwards only received(), request_count(), held()
+  // and the waits answer. REQUIRES: not called from a handler of this server.
+  void stop();
 
  private:
   class Impl;

@@ -11,12 +11,15 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -143,6 +146,75 @@ std::string header_value(const std::string& headers, const std::string& name) {
   if (at == std::string::npos) return "";
   const std::size_t start = at + needle.size();
   return headers.substr(start, headers.find("\r\n", start) - start);
+}
+
+// A TCP client on 127.0.0.1 for what libcurl hides: the bytes as they
+// arrive, silence, and the moment the client closes. Closes when it goes away.
+class RawClient {
+ public:
+  explicit RawClient(std::uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) close();
+  }
+  ~RawClient() { close(); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  // Sends every byte; false when the peer is gone.
+  bool send_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  // Reads until `want` bytes arrived, the server closed (eof()), or `timeout`
+  // passed; what arrived.
+  std::string read(std::size_t want, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::string got;
+    char buf[4096];
+    while (got.size() < want && !eof_) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+      const ssize_t n = ::recv(fd_, buf, std::min(sizeof buf, want - got.size()), 0);
+      if (n <= 0) {
+        eof_ = true;
+      } else {
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+    return got;
+  }
+  std::string read_to_end(std::chrono::milliseconds timeout) { return read(static_cast<std::size_t>(-1), timeout); }
+  // The server closed the connection (seen by read).
+  bool eof() const { return eof_; }
+  // Closes the socket; the steady_clock time just before it did.
+  Clock::time_point close() {
+    const auto now = Clock::now();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return now;
+  }
+
+ private:
+  int fd_ = -1;
+  bool eof_ = false;
+};
+
+// A POST as raw HTTP/1.1 bytes.
+std::string raw_post(const std::string& path, const std::string& body, const std::vector<std::string>& headers = {}) {
+  std::string out = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+  for (const std::string& h : headers) out += h + "\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return out;
 }
 
 // The request bodies the cases send; the counts follow from their sizes.
@@ -565,9 +637,154 @@ TEST_CASE("a hung request times out on the client and the server still stops") {
     CurlHandle curl(curl_easy_init());
     CHECK(post(curl.get(), base, forever).code != CURLE_OPERATION_TIMEDOUT);
   });
-  while (fake->request_count() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(fake->wait_held(2, std::chrono::seconds(5)));
   fake.reset();
   waiting.join();
+}
+
+// The requests the held-connection cases send: three streams and one plain
+// call, each with what only its final bytes would carry.
+struct HeldCase {
+  const char* name;
+  std::string path;
+  std::string body;
+  std::vector<std::string> headers;
+  std::string model;
+  std::string final_mark;  // "" for the plain call: checked by Content-Length instead
+};
+
+std::vector<HeldCase> held_cases() {
+  std::string anthropic = kAnthropicBody;
+  anthropic.insert(1, R"("stream":true,)");
+  return {
+      {"openai stream", "/v1/chat/completions", R"({"model":"gpt-test","stream":true,"messages":[]})", {},
+       "gpt-test", "[DONE]"},
+      {"anthropic stream", "/v1/messages", anthropic, kAnthropicHeaders, "claude-test", "message_stop"},
+      {"gemini stream", "/v1beta/models/gemini-test:streamGenerateContent?alt=sse", kGeminiBody, {},
+       "gemini-test", "finishReason"},
+      {"gemini plain call", "/v1beta/models/gemini-test:generateContent", kGeminiBody, {}, "gemini-test", ""},
+  };
+}
+
+TEST_CASE("a stalled stream sends what a cut stream sends, then stays open and silent") {
+  for (const HeldCase& c : held_cases()) {
+    CAPTURE(c.name);
+    // Two fresh servers, so both answers carry the same sequence number.
+    auto cut_fake = FakeProvider::start();
+    cut_fake->inject(Fault::kCutStream);
+    RawClient cut_client(cut_fake->port());
+    REQUIRE(cut_client.send_all(raw_post(c.path, c.body, c.headers)));
+    const std::string cut = cut_client.read_to_end(std::chrono::seconds(5));
+    REQUIRE(cut_client.eof());
+
+    auto fake = FakeProvider::start();
+    fake->inject(Fault::kStallStream);
+    RawClient client(fake->port());
+    REQUIRE(client.send_all(raw_post(c.path, c.body, c.headers)));
+    const std::string got = client.read(cut.size(), std::chrono::seconds(5));
+    CHECK(got == cut);
+    CHECK(got.rfind("HTTP/1.1 200 ", 0) == 0);
+    const std::size_t head_end = got.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    const std::string body = got.substr(head_end + 4);
+    if (c.final_mark.empty()) {
+      const std::string length = header_value(got.substr(0, head_end + 2), "Content-Length");
+      REQUIRE_FALSE(length.empty());
+      CHECK(body.size() == std::stoul(length) / 2);
+    } else {
+      CHECK(body.find("data: ") != std::string::npos);     // some events came
+      CHECK(body.find(c.final_mark) == std::string::npos);  // but not the last
+    }
+    // Then nothing, and the connection stays open.
+    CHECK(client.read(1, std::chrono::milliseconds(200)).empty());
+    CHECK_FALSE(client.eof());
+    const std::vector<HeldConnection> held = fake->held();
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].fault == Fault::kStallStream);
+    CHECK(held[0].model == c.model);
+    CHECK_FALSE(held[0].closed.has_value());
+  }
+}
+
+TEST_CASE("a held connection closed by its client is seen within 100 ms") {
+  for (const Fault fault : {Fault::kHang, Fault::kStallStream}) {
+    for (const HeldCase& c : held_cases()) {
+      CAPTURE(c.name);
+      CAPTURE(fault == Fault::kHang ? "hang" : "stall");
+      auto fake = FakeProvider::start();
+      fake->inject(fault);
+      RawClient client(fake->port());
+      REQUIRE(client.send_all(raw_post(c.path, c.body, c.headers)));
+      REQUIRE(fake->wait_held(1, std::chrono::seconds(5)));
+      if (fault == Fault::kStallStream) CHECK_FALSE(client.read(1, std::chrono::seconds(5)).empty());
+      CHECK_FALSE(fake->wait_held_closed(1, std::chrono::milliseconds(50)));  // open: not closed yet
+      const Clock::time_point client_closed = client.close();
+      REQUIRE(fake->wait_held_closed(1, std::chrono::seconds(5)));
+      const std::vector<HeldConnection> held = fake->held();
+      REQUIRE(held.size() == 1);
+      REQUIRE(held[0].closed.has_value());
+      CHECK(held[0].fault == fault);
+      CHECK(held[0].received < client_closed);
+      CHECK(*held[0].closed >= client_closed);
+      CHECK(*held[0].closed - client_closed < std::chrono::milliseconds(100));
+    }
+  }
+}
+
+TEST_CASE("held connections are listed in arrival order and each close is its own") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kHang, 1, "m-first");
+  fake->inject(Fault::kStallStream, 1, "m-second");
+  RawClient first(fake->port());
+  REQUIRE(first.send_all(raw_post("/v1/chat/completions", R"({"model":"m-first","messages":[]})")));
+  REQUIRE(fake->wait_held(1, std::chrono::seconds(5)));
+  RawClient second(fake->port());
+  REQUIRE(second.send_all(raw_post("/v1/chat/completions", R"({"model":"m-second","stream":true,"messages":[]})")));
+  REQUIRE(fake->wait_held(2, std::chrono::seconds(5)));
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);  // not held
+  second.close();
+  REQUIRE(fake->wait_held_closed(1, std::chrono::seconds(5)));
+  std::vector<HeldConnection> held = fake->held();
+  REQUIRE(held.size() == 2);
+  CHECK(held[0].model == "m-first");
+  CHECK(held[0].fault == Fault::kHang);
+  CHECK_FALSE(held[0].closed.has_value());
+  CHECK(held[1].model == "m-second");
+  CHECK(held[1].fault == Fault::kStallStream);
+  CHECK(held[1].closed.has_value());
+  CHECK(held[0].received <= held[1].received);
+
+  // clear() forgets them; a close after it is not recorded anywhere.
+  fake->clear();
+  CHECK(fake->held().empty());
+  first.close();
+  CHECK_FALSE(fake->wait_held_closed(1, std::chrono::milliseconds(200)));
+  CHECK(fake->held().empty());
+}
+
+TEST_CASE("a server that stops with held connections open records no client close") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kHang);
+  fake->inject(Fault::kStallStream);
+  RawClient hung(fake->port());
+  REQUIRE(hung.send_all(raw_post("/v1/chat/completions", kOpenAIBody)));
+  REQUIRE(fake->wait_held(1, std::chrono::seconds(5)));
+  RawClient stalled(fake->port());
+  REQUIRE(stalled.send_all(raw_post("/v1/chat/completions", R"({"model":"m","stream":true,"messages":[]})")));
+  REQUIRE(fake->wait_held(2, std::chrono::seconds(5)));
+  CHECK_FALSE(stalled.read(1, std::chrono::seconds(5)).empty());
+  fake->stop();
+  // The clients see the server close: end of file after whatever was sent.
+  hung.read_to_end(std::chrono::seconds(5));
+  stalled.read_to_end(std::chrono::seconds(5));
+  CHECK(hung.eof());
+  CHECK(stalled.eof());
+  const std::vector<HeldConnection> held = fake->held();
+  REQUIRE(held.size() == 2);
+  CHECK_FALSE(held[0].closed.has_value());
+  CHECK_FALSE(held[1].closed.has_value());
+  CHECK_FALSE(fake->wait_held_closed(1, std::chrono::milliseconds(0)));
+  fake->stop();  // again: nothing left to do
 }
 
 TEST_CASE("latency delays every answer without holding up other connections") {
@@ -630,19 +847,11 @@ TEST_CASE("bad requests are refused and the server carries on") {
   CHECK(post(*fake, {"/v1beta/models/g:countTokens", kGeminiBody}).status == 404);
 
   // Not HTTP at all, over a plain socket.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(fake->port());
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string garbage = "\x01\x02 NOT HTTP\r\n\r\n";
-  REQUIRE(write(fd, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
-  std::string answer;
-  char buf[512];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
-  close(fd);
+  RawClient raw(fake->port());
+  REQUIRE(raw.ok());
+  REQUIRE(raw.send_all("\x01\x02 NOT HTTP\r\n\r\n"));
+  const std::string answer = raw.read_to_end(std::chrono::seconds(5));
+  CHECK(raw.eof());
   CHECK(answer.rfind("HTTP/1.1 400 ", 0) == 0);
   CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 200);
 }

@@ -245,6 +245,11 @@ class RawConnection {
   RawConnection& operator=(const RawConnection&) = delete;
 
   bool ok() const { return fd_ >= 0; }
+  // Closes the connection now (a client that goes away).
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
   // Sends every byte; false when the peer closed.
   bool send_all(std::string_view bytes) {
     while (!bytes.empty()) {

@@ -272,6 +272,113 @@ TEST_CASE("a stream that breaks after its first chunks ends with an error event"
   CHECK(contains(attempts[0].error, "stream broke after its first chunks reached the caller"));
 }
 
+// The ledger's records of `trace` (the gateway stopped first, so all are committed).
+std::vector<CostRecord> records_of(Rig& rig, const std::string& trace) {
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+  auto records = read_sqlite_ledger((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(records.ok(), records.status().to_string());
+  std::vector<CostRecord> out;
+  for (const CostRecord& c : *records) {
+    if (trace.empty() || c.trace_id == trace) out.push_back(c);
+  }
+  return out;
+}
+
+std::string raw_post(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+         extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+TEST_CASE("a client that disconnects cancels its upstream call within 100 ms and the ledger says cancelled") {
+  const auto fake = FakeProvider::start();
+  fake->inject(Fault::kHang, 1);
+  Rig rig("", fake->base_url());
+  RawConnection client(rig.gateway->port());
+  REQUIRE(client.ok());
+  REQUIRE(client.send_all(raw_post(chat("slow"))));
+  REQUIRE(fake->wait_held(1, 5s));
+  const auto left_at = Clock::now();
+  client.close();
+  REQUIRE(fake->wait_held_closed(1, 5s));
+  const HeldConnection held = fake->held().at(0);
+  MESSAGE("upstream closed " << std::chrono::duration<double, std::milli>(*held.closed - left_at).count()
+                             << " ms after the client left");
+  CHECK(*held.closed - left_at < 100ms);
+  // The gateway goes on serving, and the call is recorded as cancelled, its usage estimated.
+  CHECK(post(rig.url("/v1/chat/completions"), chat("auto")).status == 200);
+  std::vector<CostRecord> slow;
+  for (const CostRecord& c : records_of(rig, "")) {
+    if (c.model == "m-slow") slow.push_back(c);
+  }
+  REQUIRE(slow.size() == 1);
+  CHECK(slow[0].status == CallStatus::kCancelled);
+  CHECK(slow[0].error.find("client disconnected") != std::string::npos);
+  CHECK(slow[0].usage_estimated);
+  CHECK(slow[0].usage.input_tokens > 0);
+  CHECK(slow[0].usage.output_tokens == 0);
+  CHECK(fake->request_count() == 1);  // no retry, no fallback
+}
+
+TEST_CASE("a client that leaves mid-stream cancels the upstream stream and is billed for what it received") {
+  const auto fake = FakeProvider::start();
+  fake->inject(Fault::kStallStream, 1);
+  Rig rig("", fake->base_url());
+  RawConnection client(rig.gateway->port());
+  REQUIRE(client.ok());
+  REQUIRE(client.send_all(raw_post(chat("slow", R"(,"stream":true)"))));
+  const std::string got = client.read(5s, [](const std::string& s) { return s.find("Hello") != std::string::npos; });
+  REQUIRE_MESSAGE(got.find("Hello") != std::string::npos, got);
+  const std::string trace = parse_raw_response(got).header("x-switchboard-trace-id");
+  const auto left_at = Clock::now();
+  client.close();
+  REQUIRE(fake->wait_held_closed(1, 5s));
+  CHECK(*fake->held().at(0).closed - left_at < 100ms);
+  const std::vector<CostRecord> records = records_of(rig, trace);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].status == CallStatus::kCancelled);
+  CHECK(records[0].usage_estimated);
+  CHECK(records[0].usage.output_tokens > 0);  // the text that reached the client
+  CHECK(records[0].cost > 0);
+  CHECK(fake->request_count() == 1);
+}
+
+TEST_CASE("a request's deadline answers 504 in its API's shape and cancels the upstream call") {
+  const auto fake = FakeProvider::start();
+  fake->inject(Fault::kHang, 2);
+  Rig rig("request_timeout_ms = 300\n", fake->base_url());
+  // The config's deadline.
+  auto start = Clock::now();
+  const Reply openai = post(rig.url("/v1/chat/completions"), chat("slow"));
+  auto took = Clock::now() - start;
+  CHECK(openai.status == 504);
+  CHECK(contains(openai.body, R"("code":"request_timeout")"));
+  CHECK(contains(openai.body, "request_timeout_ms = 300"));
+  CHECK(took >= 300ms);
+  CHECK(took < 2s);
+  REQUIRE(fake->wait_held_closed(1, 2s));
+  // A client's shorter one, in Anthropic's shape.
+  start = Clock::now();
+  const Reply anthropic =
+      post(rig.url("/v1/messages"),
+           R"({"model":"slow","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
+           {"x-switchboard-timeout-ms: 100"});
+  took = Clock::now() - start;
+  CHECK(anthropic.status == 504);
+  CHECK(contains(anthropic.body, R"("type":"timeout_error")"));
+  CHECK(contains(anthropic.body, "x-switchboard-timeout-ms = 100"));
+  CHECK(took < 290ms);
+  REQUIRE(fake->wait_held_closed(2, 2s));
+  // A longer one is capped by the config's; a malformed one is refused.
+  const Reply bad = post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-timeout-ms: soon"});
+  CHECK(bad.status == 400);
+  CHECK(contains(bad.body, "x-switchboard-timeout-ms"));
+  CHECK(post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-timeout-ms: 999999999"}).status == 200);
+  const std::vector<CostRecord> records = records_of(rig, "");
+  CHECK(std::count_if(records.begin(), records.end(),
+                      [](const CostRecord& c) { return c.status == CallStatus::kCancelled; }) == 2);
+}
+
 TEST_CASE("an Anthropic messages request is answered in the Anthropic shape") {
   Rig rig;
   const std::string body =

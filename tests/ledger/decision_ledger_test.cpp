@@ -1,5 +1,5 @@
 // Decision records in the ledger: every field through SQLite and JSONL,
-// interleaved with cost records, a version 1 ledger migrated in place, the
+// interleaved with cost records, version 1 and 2 ledgers migrated in place, the
 // dispatcher's record of each step (the prompt kept only when configured).
 #include <doctest/doctest.h>
 
@@ -78,6 +78,52 @@ DecisionRecord sample_decision_record(int n, bool shadow) {
   return r;
 }
 
+// The calls table as version 1 wrote it, with one call.
+constexpr const char* kVersion1Calls = R"sql(
+CREATE TABLE calls (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, trace_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL, call_id TEXT NOT NULL, workload TEXT NOT NULL, role TEXT NOT NULL,
+  tier TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, rules_version TEXT NOT NULL,
+  catalog_version TEXT NOT NULL, latency_ms INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+  cached_input_tokens INTEGER NOT NULL, cache_write_5m_tokens INTEGER NOT NULL,
+  cache_write_1h_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+  reasoning_tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL, status TEXT NOT NULL,
+  error TEXT NOT NULL);
+INSERT INTO calls VALUES (1, 1793536496789, 't', '', 'c', 'code_fix', 'plan', 'premium',
+  'claude-opus-4-1', 'sim', 'v', 'cat', 10, 100, 0, 0, 0, 50, 0, 9000, 'ok', '');
+)sql";
+
+// What version 2 added: the decisions table and its indexes, with one decision.
+constexpr const char* kVersion2Decisions = R"sql(
+CREATE TABLE decisions (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, trace_id TEXT NOT NULL,
+  kind TEXT NOT NULL, workload TEXT NOT NULL, role TEXT NOT NULL, rules_version TEXT NOT NULL,
+  step_json TEXT NOT NULL, tier TEXT NOT NULL, model TEXT NOT NULL, reasoning TEXT NOT NULL,
+  fanout INTEGER NOT NULL, aggregate TEXT NOT NULL, max_output_tokens INTEGER, reason TEXT NOT NULL,
+  error TEXT, ctx_spent_micro_usd INTEGER NOT NULL, ctx_budget_left_micro_usd INTEGER,
+  estimated_input_tokens INTEGER NOT NULL, estimated_output_tokens INTEGER NOT NULL,
+  estimated_cost_micro_usd INTEGER NOT NULL, admission TEXT NOT NULL, agrees INTEGER,
+  active_rules_version TEXT, active_tier TEXT, active_model TEXT, active_reasoning TEXT,
+  active_fanout INTEGER, active_aggregate TEXT, active_max_output_tokens INTEGER);
+CREATE INDEX decisions_by_time ON decisions(time_ms);
+CREATE INDEX decisions_by_workload ON decisions(workload, time_ms);
+CREATE INDEX decisions_by_trace ON decisions(trace_id);
+CREATE INDEX calls_by_trace ON calls(trace_id);
+INSERT INTO decisions VALUES (1, 1793536496789, 't', 'rules', 'code_fix', 'plan', 'v',
+  '{"role": "plan", "input_tokens": 100}', 'premium', 'claude-opus-4-1', '', 1, '', NULL, 'r', NULL,
+  0, NULL, 100, 50, 9000, 'admitted', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+)sql";
+
+// Writes a ledger file the way an older release left it.
+void write_old_ledger(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error != nullptr ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+}
+
 void check_same(const DecisionRecord& got, const DecisionRecord& want) {
   CHECK(got.time == want.time);
   CHECK(got.trace_id == want.trace_id);
@@ -145,28 +191,16 @@ TEST_CASE("decision records keep every field through the SQLite ledger beside th
 TEST_CASE("a version 1 ledger is migrated in place and keeps its calls") {
   TempDir dir;
   const std::string path = (dir.path() / "old.db").string();
-  {
-    // The version 1 schema, as the first release wrote it.
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    const char* v1 = R"sql(
-CREATE TABLE calls (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, trace_id TEXT NOT NULL,
-  parent_id TEXT NOT NULL, call_id TEXT NOT NULL, workload TEXT NOT NULL, role TEXT NOT NULL,
-  tier TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, rules_version TEXT NOT NULL,
-  catalog_version TEXT NOT NULL, latency_ms INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
-  cached_input_tokens INTEGER NOT NULL, cache_write_5m_tokens INTEGER NOT NULL,
-  cache_write_1h_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-  reasoning_tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL, status TEXT NOT NULL,
-  error TEXT NOT NULL);
-INSERT INTO calls VALUES (1, 1793536496789, 't', '', 'c', 'code_fix', 'plan', 'premium',
-  'claude-opus-4-1', 'sim', 'v', 'cat', 10, 100, 0, 0, 0, 50, 0, 9000, 'ok', '');
-PRAGMA user_version = 1;)sql";
-    REQUIRE(sqlite3_exec(db, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
-  }
+  write_old_ledger(path, std::string(kVersion1Calls) + "PRAGMA user_version = 1;");
   auto before = read_sqlite_decisions(path);
   REQUIRE_MESSAGE(before.ok(), before.status().message());
   CHECK(before->empty());  // a version 1 ledger has no decisions to read
+  // Readers do not migrate: the old file reads as it is, its usage the provider's.
+  auto calls_before = read_sqlite_ledger(path);
+  REQUIRE_MESSAGE(calls_before.ok(), calls_before.status().message());
+  REQUIRE(calls_before->size() == 1);
+  CHECK_FALSE((*calls_before)[0].usage_estimated);
+  CHECK(*sqlite_ledger_schema_version(path) == 1);
 
   {
     auto sink = open_sqlite_ledger({.path = path});
@@ -179,10 +213,59 @@ PRAGMA user_version = 1;)sql";
   REQUIRE(calls.ok());
   REQUIRE(calls->size() == 1);
   CHECK((*calls)[0].cost == 9000);
+  CHECK_FALSE((*calls)[0].usage_estimated);
   auto decisions = read_sqlite_decisions(path);
   REQUIRE(decisions.ok());
   REQUIRE(decisions->size() == 1);
   check_same((*decisions)[0], sample_decision_record(2, false));
+  CHECK(check_sqlite_ledger(path).ok());
+}
+
+TEST_CASE("a version 2 ledger is migrated in place: its calls read as provider usage, new ones keep an estimate") {
+  TempDir dir;
+  const std::string path = (dir.path() / "v2.db").string();
+  write_old_ledger(path, std::string(kVersion1Calls) + kVersion2Decisions + "PRAGMA user_version = 2;");
+  auto before = read_sqlite_ledger(path);  // readers do not migrate
+  REQUIRE_MESSAGE(before.ok(), before.status().message());
+  REQUIRE(before->size() == 1);
+  CHECK_FALSE((*before)[0].usage_estimated);
+  CHECK(*sqlite_ledger_schema_version(path) == 2);
+
+  CostRecord cut;
+  cut.time = at_ms(kBaseMs + 1);
+  cut.trace_id = "t2";
+  cut.call_id = "c2";
+  cut.workload = "code_fix";
+  cut.model = "claude-opus-4-1";
+  cut.usage.input_tokens = 100;
+  cut.usage.output_tokens = 7;
+  cut.usage_estimated = true;
+  cut.cost = 2025;
+  cut.status = CallStatus::kCancelled;
+  cut.error = "cancelled: the client disconnected";
+  {
+    auto sink = open_sqlite_ledger({.path = path});
+    REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+    REQUIRE((*sink)->write(cut).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  CHECK(*sqlite_ledger_schema_version(path) == sqlite_ledger_latest_schema());
+  auto calls = read_sqlite_ledger(path);
+  REQUIRE_MESSAGE(calls.ok(), calls.status().message());
+  REQUIRE(calls->size() == 2);
+  CHECK((*calls)[0].status == CallStatus::kOk);
+  CHECK((*calls)[0].cost == 9000);
+  CHECK_FALSE((*calls)[0].usage_estimated);  // the new column's default for rows written before it
+  CHECK((*calls)[1].status == CallStatus::kCancelled);
+  CHECK((*calls)[1].usage_estimated);
+  CHECK((*calls)[1].usage == cut.usage);
+  CHECK((*calls)[1].cost == 2025);
+  CHECK((*calls)[1].error == cut.error);
+  auto decisions = read_sqlite_decisions(path);
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().message());
+  REQUIRE(decisions->size() == 1);
+  CHECK((*decisions)[0].decision.model == "claude-opus-4-1");
+  CHECK((*decisions)[0].step.input_tokens == 100);
   CHECK(check_sqlite_ledger(path).ok());
 }
 

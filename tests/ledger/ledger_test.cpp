@@ -64,6 +64,19 @@ CostRecord sample_record(int n) {
   return r;
 }
 
+// An attempt cut short by a client that went away, its usage the engine's estimate.
+CostRecord cancelled_record(int n) {
+  CostRecord r = sample_record(n);
+  r.status = CallStatus::kCancelled;
+  r.usage_estimated = true;
+  r.usage.cached_input_tokens = 0;
+  r.usage.cache_write_5m_tokens = 0;
+  r.usage.cache_write_1h_tokens = 0;
+  r.usage.reasoning_tokens = 0;
+  r.error = "cancelled: the client disconnected";
+  return r;
+}
+
 void check_same(const CostRecord& got, const CostRecord& want) {
   CHECK(got.time == want.time);
   CHECK(got.trace_id == want.trace_id);
@@ -78,6 +91,7 @@ void check_same(const CostRecord& got, const CostRecord& want) {
   CHECK(got.catalog_version == want.catalog_version);
   CHECK(got.latency_ms == want.latency_ms);
   CHECK(got.usage == want.usage);
+  CHECK(got.usage_estimated == want.usage_estimated);
   CHECK(got.cost == want.cost);
   CHECK(got.status == want.status);
   CHECK(got.error == want.error);
@@ -113,10 +127,12 @@ class RefusingSink final : public LedgerSink {
 }  // namespace
 
 TEST_CASE("call statuses round trip through their names") {
-  for (CallStatus s : {CallStatus::kOk, CallStatus::kError, CallStatus::kFallback, CallStatus::kRefusedByBudget}) {
+  for (CallStatus s : {CallStatus::kOk, CallStatus::kError, CallStatus::kFallback, CallStatus::kRefusedByBudget,
+                       CallStatus::kCancelled}) {
     CHECK(parse_call_status(to_string(s)) == s);
   }
   CHECK(to_string(CallStatus::kRefusedByBudget) == "refused_by_budget");
+  CHECK(to_string(CallStatus::kCancelled) == "cancelled");
   CHECK_FALSE(parse_call_status("OK").has_value());
 }
 
@@ -128,20 +144,26 @@ TEST_CASE("every field survives a round trip through the SQLite ledger") {
   second.status = CallStatus::kOk;
   second.error = "";
   second.parent_id = "";
+  const CostRecord third = cancelled_record(3);
   {
     auto sink = open_sqlite_ok({.path = path});
     CHECK(sink->name() == "sqlite:" + path);
     REQUIRE(sink->write(first).ok());
     REQUIRE(sink->write(second).ok());
+    REQUIRE(sink->write(third).ok());
     const Status flushed = sink->flush();
     REQUIRE_MESSAGE(flushed.ok(), flushed.message());
   }
   const auto records = read_ok(path);
-  REQUIRE(records.size() == 2);
+  REQUIRE(records.size() == 3);
   check_same(records[0], first);
   check_same(records[1], second);
+  check_same(records[2], third);
   CHECK(records[0].id > 0);
   CHECK(records[1].id > records[0].id);
+  CHECK(records[2].status == CallStatus::kCancelled);
+  CHECK(records[2].usage_estimated);
+  CHECK_FALSE(records[1].usage_estimated);
 }
 
 TEST_CASE("every field survives a round trip through the JSONL ledger") {
@@ -155,16 +177,22 @@ TEST_CASE("every field survives a round trip through the JSONL ledger") {
     CHECK((*sink)->name() == "jsonl:" + path);
     REQUIRE((*sink)->write(record).ok());
     REQUIRE((*sink)->write(sample_record(1)).ok());
+    REQUIRE((*sink)->write(cancelled_record(2)).ok());
     REQUIRE((*sink)->flush().ok());
   }
   const auto lines = lines_of(path);
-  REQUIRE(lines.size() == 2);
+  REQUIRE(lines.size() == 3);
   auto back = cost_record_from_json(lines[0]);
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   check_same(*back, record);
   auto second = cost_record_from_json(lines[1]);
   REQUIRE(second.ok());
   check_same(*second, sample_record(1));
+  auto third = cost_record_from_json(lines[2]);
+  REQUIRE_MESSAGE(third.ok(), third.status().message());
+  check_same(*third, cancelled_record(2));
+  CHECK(third->status == CallStatus::kCancelled);
+  CHECK(third->usage_estimated);
 
   // The wire form: RFC 3339 UTC time with milliseconds, integers for tokens and money.
   const auto j = nlohmann::json::parse(lines[0]);
@@ -176,6 +204,31 @@ TEST_CASE("every field survives a round trip through the JSONL ledger") {
   }
   CHECK(j["cost_micro_usd"] == 123'456'789);
   CHECK(j["status"] == "fallback");
+  CHECK(j["usage_estimated"] == false);
+  const auto cut = nlohmann::json::parse(lines[2]);
+  CHECK(cut["status"] == "cancelled");
+  CHECK(cut["usage_estimated"] == true);
+}
+
+TEST_CASE("a JSONL cost line without usage_estimated reads as the provider's usage, and a non-boolean is refused") {
+  nlohmann::json j = nlohmann::json::parse(cost_record_to_json(cancelled_record(0)));
+  j.erase("usage_estimated");  // a line written before the field existed
+  auto old = cost_record_from_json(j.dump());
+  REQUIRE_MESSAGE(old.ok(), old.status().message());
+  CHECK_FALSE(old->usage_estimated);
+  CHECK(old->status == CallStatus::kCancelled);
+
+  j["usage_estimated"] = 1;
+  auto bad = cost_record_from_json(j.dump());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("'usage_estimated'") != std::string::npos);
+
+  j["usage_estimated"] = false;
+  j["status"] = "canceled";
+  auto misspelt = cost_record_from_json(j.dump());
+  REQUIRE_FALSE(misspelt.ok());
+  CHECK(misspelt.status().message().find("'status'") != std::string::npos);
+  CHECK(misspelt.status().message().find("cancelled") != std::string::npos);
 }
 
 TEST_CASE("UTC times print and parse with milliseconds and malformed ones are rejected") {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <optional>
+#include <thread>
 #include <string>
 
 #include "providers/http_model_client.h"
@@ -45,6 +46,20 @@ class LoopbackSocket {
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+  }
+  // Accepts the connection the kernel completed, reads what the client sent
+  // and returns whether the client closed it (end of stream within `wait`).
+  bool client_closed(milliseconds wait) {
+    const int conn = ::accept(fd_, nullptr, nullptr);
+    REQUIRE(conn >= 0);
+    timeval tv{static_cast<time_t>(wait.count() / 1000), static_cast<suseconds_t>(wait.count() % 1000 * 1000)};
+    ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(conn, buf, sizeof buf, 0)) > 0) {
+    }
+    ::close(conn);
+    return n == 0;
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
@@ -125,6 +140,74 @@ TEST_CASE("the total timeout names its limit") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == Status::Code::kUnavailable);
   CHECK(r.status().message() == "not finished within 200 ms (total_timeout_ms)");
+}
+
+TEST_CASE("the first byte timeout fires when due, not at a once-a-second check") {
+  LoopbackSocket silent;
+  CallSettings limits = quick_limits();
+  limits.first_byte_timeout = milliseconds(120);
+  HttpTransport transport;
+  const auto start = std::chrono::steady_clock::now();
+  Result<HttpResponse> r = transport.post(request_to(silent.url()), limits);
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message() == "no first byte within 120 ms (first_byte_timeout_ms)");
+  CHECK(took >= milliseconds(120));
+  CHECK(took < milliseconds(120 + 150));
+}
+
+TEST_CASE("a cancellation aborts a call at once and closes its connection") {
+  LoopbackSocket silent;
+  CallSettings limits = quick_limits();
+  limits.first_byte_timeout = milliseconds(0);  // it would wait for the total timeout
+  HttpTransport transport;
+  CallBounds bounds;
+  bounds.cancellation = std::make_shared<Cancellation>();
+  std::chrono::steady_clock::time_point cancelled_at;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    cancelled_at = std::chrono::steady_clock::now();
+    bounds.cancellation->cancel("client disconnected");
+  });
+  Result<HttpResponse> r = transport.post(request_to(silent.url()), limits, nullptr, bounds);
+  const auto returned = std::chrono::steady_clock::now();
+  canceller.join();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Status::Code::kCancelled);
+  CHECK(r.status().message() == "client disconnected");
+  CHECK(returned - cancelled_at < milliseconds(100));
+  // Closed before post() returned: the server reads the request, then the end.
+  CHECK(silent.client_closed(milliseconds(1000)));
+}
+
+TEST_CASE("a call already cancelled does not connect") {
+  LoopbackSocket silent;
+  HttpTransport transport;
+  CallBounds bounds;
+  bounds.cancellation = std::make_shared<Cancellation>();
+  bounds.cancellation->cancel("client disconnected");
+  Result<HttpResponse> r = transport.post(request_to(silent.url()), quick_limits(), nullptr, bounds);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Status::Code::kCancelled);
+}
+
+TEST_CASE("the step's deadline ends a call when due and names its source") {
+  LoopbackSocket silent;
+  CallSettings limits = quick_limits();
+  limits.first_byte_timeout = milliseconds(0);
+  HttpTransport transport;
+  CallBounds bounds;
+  const auto start = std::chrono::steady_clock::now();
+  bounds.deadline = start + milliseconds(150);
+  bounds.deadline_source = "x-switchboard-timeout-ms = 150";
+  Result<HttpResponse> r = transport.post(request_to(silent.url()), limits, nullptr, bounds);
+  const auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == Status::Code::kDeadlineExceeded);
+  CHECK(r.status().message() == "the step's deadline passed (x-switchboard-timeout-ms = 150)");
+  CHECK(took >= milliseconds(150));
+  CHECK(took < milliseconds(150 + 150));
+  CHECK(silent.client_closed(milliseconds(1000)));
 }
 
 TEST_CASE("native client errors name provider and model and never the key") {

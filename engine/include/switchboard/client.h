@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "switchboard/cancel.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/pricing.h"
@@ -79,6 +80,11 @@ struct ModelRequest {
   /// Sent to no provider: the sim sizes its answer by it, as a real model's
   /// answer follows the task rather than the cap.
   std::optional<std::int64_t> expected_output_tokens;
+  /// The step's deadline and cancellation (StepCall::bounds). An adapter
+  /// passes them to its transport: a cancelled call fails with kCancelled, one
+  /// past the deadline with kDeadlineExceeded, promptly and without waiting
+  /// for the answer.
+  CallBounds bounds;
 };
 
 /// A model's answer to one call.

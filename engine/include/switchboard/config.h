@@ -197,6 +197,11 @@ struct GatewaySettings {
   /// The estimated memory of every request in flight together; a request that
   /// would exceed it gets 503 with Retry-After before it is parsed.
   std::int64_t max_inflight_bytes = 512 * 1024 * 1024;
+  /// One request's deadline over all its attempts, fallbacks and backoffs,
+  /// from its last byte read; a client may ask for less (never more) with
+  /// x-switchboard-timeout-ms. When it passes, the upstream calls are
+  /// cancelled and the client gets 504 in its API's shape.
+  std::chrono::milliseconds request_timeout{600'000};
 };
 
 /// A validated configuration (load_config, parse_config).

@@ -17,7 +17,9 @@
 /// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
 /// failed attempt that was retried, or the last one when nothing was left;
 /// `fallback` for the failed attempt after which the next model was called;
-/// `refused_by_budget` (no model called) when the budget refused the step.
+/// `refused_by_budget` (no model called) when the budget refused the step;
+/// `cancelled` for the attempt under way when the step's bounds stopped it
+/// (StepCall::bounds: its usage estimated, CostRecord::usage_estimated).
 #pragma once
 
 #include <chrono>
@@ -57,6 +59,12 @@ struct StepCall {
   /// (a retry or another model) streams on and its first chunk has
   /// StreamChunk::restart set.
   bool restart_streams = false;
+  /// The step's deadline over all its attempts, fallbacks and backoffs, and
+  /// its cancellation (see cancel.h). When either stops the step, the attempt
+  /// under way is aborted and recorded `cancelled` (usage as known, or
+  /// estimated: CostRecord::usage_estimated), no further attempt starts, and
+  /// StepResult::status is kCancelled or kDeadlineExceeded.
+  CallBounds bounds;
 };
 
 /// What happened to one step.

@@ -28,8 +28,18 @@
 namespace switchboard {
 
 /// What became of one model-call attempt (dispatch.h says when each is written).
-enum class CallStatus { kOk, kError, kFallback, kRefusedByBudget };
-/// The ledger's name of `s`: "ok", "error", "fallback" or "refused_by_budget".
+enum class CallStatus {
+  kOk,
+  kError,
+  kFallback,
+  kRefusedByBudget,
+  /// The attempt was cut short before it finished, because the caller went
+  /// away (a gateway client disconnected) or the step's deadline passed;
+  /// `error` says which. Its usage (and cost) is what was known when it
+  /// stopped, and is real spend like any other attempt's.
+  kCancelled,
+};
+/// The ledger's name of `s`: "ok", "error", "fallback", "refused_by_budget" or "cancelled".
 std::string_view to_string(CallStatus s);
 /// The inverse of to_string(CallStatus); nullopt for any other name.
 std::optional<CallStatus> parse_call_status(std::string_view name);
@@ -49,7 +59,12 @@ struct CostRecord {
   std::string rules_version;           ///< sha256 of the rules that decided
   std::string catalog_version;         ///< the price catalog `cost` was computed with
   std::int64_t latency_ms = 0;         ///< the attempt's wall-clock time
-  Usage usage;                         ///< the provider's own figures, normalised
+  Usage usage;                         ///< the provider's own figures, normalised, unless usage_estimated
+  /// Set when `usage` is not the provider's own figures but the engine's
+  /// estimate: input counted from the request, output from the text received
+  /// before the attempt was cut short (say, a kCancelled attempt stopped
+  /// before the provider reported its usage). `cost` prices the estimate.
+  bool usage_estimated = false;
   MicroUsd cost = 0;                   ///< `usage` priced with the catalog
   CallStatus status = CallStatus::kOk;  ///< what became of the attempt
   std::string error;                   ///< one line, "" when ok; never holds a key

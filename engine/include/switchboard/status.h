@@ -20,7 +20,7 @@ class Status {
  public:
   /// What kind of failure a Status is; kOk for none.
   enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kUnavailable,
-                    kUpstream, kInternal };
+                    kUpstream, kInternal, kCancelled, kDeadlineExceeded };
 
   Status() = default;  ///< ok
 
@@ -49,6 +49,10 @@ class Status {
   static Status upstream(std::string msg) { return {Code::kUpstream, std::move(msg)}; }
   /// A failure of code kInternal with message `msg`.
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+  /// The caller cancelled the work (a client went away): nobody waits for its result.
+  static Status cancelled(std::string msg) { return {Code::kCancelled, std::move(msg)}; }
+  /// The work's deadline passed before it finished (see CallBounds).
+  static Status deadline_exceeded(std::string msg) { return {Code::kDeadlineExceeded, std::move(msg)}; }
 
   /// True when the status is ok (code kOk).
   bool ok() const { return code_ == Code::kOk; }

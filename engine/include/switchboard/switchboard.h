@@ -3,6 +3,7 @@
 #pragma once
 
 #include "switchboard/budget.h"
+#include "switchboard/cancel.h"
 #include "switchboard/client.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"

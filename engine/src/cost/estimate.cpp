@@ -3,12 +3,14 @@
 namespace switchboard {
 
 std::int64_t estimate_tokens(std::string_view text) {
-  return static_cast<std::int64_t>((text.size() + 2) / 3);
+  return detail::estimate_tokens_for_bytes(static_cast<std::int64_t>(text.size()));
 }
 
 }  // namespace switchboard
 
 namespace switchboard::detail {
+
+std::int64_t estimate_tokens_for_bytes(std::int64_t bytes) { return bytes <= 0 ? 0 : (bytes + 2) / 3; }
 
 std::int64_t input_tokens_of(const Step& step) {
   if (step.input_tokens) return *step.input_tokens;

@@ -18,6 +18,9 @@ namespace switchboard::detail {
 
 using switchboard::estimate_tokens;  // step.h
 
+// estimate_tokens for a text of `bytes` bytes (one token per three bytes, rounded up).
+std::int64_t estimate_tokens_for_bytes(std::int64_t bytes);
+
 // The step's input tokens: counted by the caller, else estimated from the prompt.
 std::int64_t input_tokens_of(const Step& step);
 

@@ -149,6 +149,7 @@ std::string cost_record_to_json(const CostRecord& r) {
   j["cache_write_1h_tokens"] = r.usage.cache_write_1h_tokens;
   j["output_tokens"] = r.usage.output_tokens;
   j["reasoning_tokens"] = r.usage.reasoning_tokens;
+  j["usage_estimated"] = r.usage_estimated;
   j["cost_micro_usd"] = r.cost;
   j["status"] = std::string(to_string(r.status));
   j["error"] = r.error;
@@ -246,11 +247,16 @@ Result<CostRecord> cost_record_from_json(std::string_view line) {
   text("status", status);
   text("error", r.error);
   if (!failed.ok()) return failed;
+  // Lines written before the field existed have none: the provider's figures.
+  if (const auto it = j.find("usage_estimated"); it != j.end()) {
+    if (!it->is_boolean()) return field_error("usage_estimated", "must be true or false");
+    r.usage_estimated = it->get<bool>();
+  }
   auto t = parse_utc_ms(time);
   if (!t.ok()) return field_error("time", t.status().message());
   r.time = *t;
   const auto s = parse_call_status(status);
-  if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback or refused_by_budget");
+  if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback, refused_by_budget or cancelled");
   r.status = *s;
   return r;
 }

@@ -28,6 +28,7 @@ constexpr EnumName<CallStatus> kStatusNames[] = {
     {CallStatus::kError, "error"},
     {CallStatus::kFallback, "fallback"},
     {CallStatus::kRefusedByBudget, "refused_by_budget"},
+    {CallStatus::kCancelled, "cancelled"},
 };
 constexpr EnumName<DecisionKind> kKindNames[] = {
     {DecisionKind::kRules, "rules"},

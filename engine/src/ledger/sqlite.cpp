@@ -124,6 +124,11 @@ CREATE INDEX decisions_by_workload ON decisions(workload, time_ms);
 CREATE INDEX decisions_by_trace ON decisions(trace_id);
 CREATE INDEX calls_by_trace ON calls(trace_id);
 )sql"},
+    // Cancelled attempts: status 'cancelled' (no schema change), and whether a
+    // call's usage is the engine's estimate rather than the provider's figures.
+    {3, R"sql(
+ALTER TABLE calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0;  -- 1 = usage is an estimate
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -132,12 +137,16 @@ constexpr const char* kInsertSql =
     "INSERT INTO calls (time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
-    "status, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-constexpr const char* kSelectSql =
+    "status, error, usage_estimated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+// The columns read back, in the order read_sqlite_ledger reads them; the last,
+// usage_estimated, is a constant 0 in a ledger older than version 3 (readers
+// do not migrate).
+constexpr const char* kSelectColumns =
     "SELECT id, time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
-    "status, error FROM calls";
+    "status, error, ";
+constexpr int kUsageEstimatedSchema = 3;  // the first version with calls.usage_estimated
 
 constexpr const char* kDecisionColumns =
     "time_ms, trace_id, kind, workload, role, rules_version, step_json, tier, model, reasoning, fanout, "
@@ -456,6 +465,7 @@ class SqliteLedger final : public LedgerSink {
     integer(r.cost);
     sqlite3_bind_text(st, ++i, status.data(), static_cast<int>(status.size()), SQLITE_STATIC);
     text(r.error);
+    integer(r.usage_estimated ? 1 : 0);
     const int rc = sqlite3_step(st);
     Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a record");
     sqlite3_reset(st);
@@ -636,7 +646,10 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
   if (!db.ok()) return db.status();
   sqlite3* raw = db->get();
   if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto stmt = prepare_query(raw, path, kSelectSql, query);
+  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  const char* usage_estimated = *version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
+  auto stmt = prepare_query(raw, path, std::string(kSelectColumns) + usage_estimated + " FROM calls", query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
 
@@ -677,6 +690,7 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
     }
     r.status = *parsed;
     r.error = text();
+    r.usage_estimated = integer() != 0;
     records.push_back(std::move(r));
   }
   return records;

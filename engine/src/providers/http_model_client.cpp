@@ -79,6 +79,8 @@ Status with_message(const Status& status, std::string message) {
     case Status::Code::kUnavailable: return Status::unavailable(std::move(message), status.retry_after());
     case Status::Code::kUpstream: return Status::upstream(std::move(message));
     case Status::Code::kInternal: return Status::internal(std::move(message));
+    case Status::Code::kCancelled: return Status::cancelled(std::move(message));
+    case Status::Code::kDeadlineExceeded: return Status::deadline_exceeded(std::move(message));
   }
   return Status::internal(std::move(message));
 }
@@ -100,7 +102,7 @@ class HttpModelClient final : public ModelClient {
     if (request.messages.empty()) return fail(Status::invalid_argument("a request needs at least one message"));
     Result<HttpRequest> http = wire_->build_request(request, /*stream=*/false);
     if (!http.ok()) return fail(http.status());
-    Result<HttpResponse> response = transport_->post(*http, calls_);
+    Result<HttpResponse> response = transport_->post(*http, calls_, nullptr, request.bounds);
     if (!response.ok()) return fail(response.status());
     return whole_response(*response, response->body);
   }
@@ -126,7 +128,7 @@ class HttpModelClient final : public ModelClient {
         return stream_error.ok();
       });
     };
-    Result<HttpResponse> response = transport_->post(*http, calls_, sink);
+    Result<HttpResponse> response = transport_->post(*http, calls_, sink, request.bounds);
     if (!stream_error.ok()) return fail(stream_error);
     // A transport failure after the final event (a server that keeps the
     // connection open past it) costs nothing: the answer is whole.

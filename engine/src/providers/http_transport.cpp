@@ -21,6 +21,11 @@ struct CurlEasyDeleter {
 };
 using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
 
+struct CurlMultiDeleter {
+  void operator()(CURLM* handle) const { curl_multi_cleanup(handle); }
+};
+using CurlMulti = std::unique_ptr<CURLM, CurlMultiDeleter>;
+
 struct CurlSlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
@@ -62,8 +67,8 @@ std::optional<std::int64_t> leading_number(std::string_view s) {
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
-// Why a transfer was cut short by one of our callbacks.
-enum class Abort { kNone, kFirstByte, kStall, kOversize, kSink };
+// Why a transfer was cut short by us rather than by curl.
+enum class Abort { kNone, kFirstByte, kStall, kOversize, kSink, kBounds };
 
 // State shared by one call's callbacks.
 struct Transfer {
@@ -80,6 +85,7 @@ struct Transfer {
   std::optional<milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
   bool head_filled = false;
   Abort abort = Abort::kNone;
+  Status bounds_status;  // Abort::kBounds: cancelled or past the step's deadline
 
   void byte_arrived() {
     const Clock::time_point now = Clock::now();
@@ -144,32 +150,6 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   return n;
 }
 
-// Runs at least once a second for the whole call: the place that enforces the
-// limits curl has no option for.
-int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* t = static_cast<Transfer*>(user);
-  const Clock::time_point now = Clock::now();
-  if (!t->first_byte_at) {
-    if (!t->sent_at) {
-      curl_off_t pretransfer_us = 0;  // 0 until the connection is up and the request starts out
-      curl_easy_getinfo(t->handle, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-      if (pretransfer_us > 0) t->sent_at = t->start + std::chrono::microseconds(pretransfer_us);
-    }
-    const milliseconds limit = t->limits->first_byte_timeout;
-    if (t->sent_at && limit.count() > 0 && now - *t->sent_at > limit) {
-      t->abort = Abort::kFirstByte;
-      return 1;
-    }
-  } else {
-    const milliseconds limit = t->limits->stall_timeout;
-    if (limit.count() > 0 && now - t->last_byte_at > limit) {
-      t->abort = Abort::kStall;
-      return 1;
-    }
-  }
-  return 0;
-}
-
 // The Status for a failed transfer. Never quotes a header: curl's messages
 // name the host, port and what failed, not the request.
 Status failure(CURLcode code, const Transfer& t, const char* errbuf) {
@@ -184,6 +164,7 @@ Status failure(CURLcode code, const Transfer& t, const char* errbuf) {
     case Abort::kOversize:
       return Status::upstream("response body over " + std::to_string(limits.max_response_bytes) +
                               " bytes (max_response_bytes)");
+    case Abort::kBounds: return t.bounds_status;
     case Abort::kSink:
     case Abort::kNone: break;
   }
@@ -226,53 +207,139 @@ Status failure(CURLcode code, const Transfer& t, const char* errbuf) {
 
 }  // namespace
 
-// Idle easy handles. A handle goes back reset (curl_easy_reset keeps its open
-// connections, DNS cache and TLS sessions, which is the point of pooling).
+// Idle handle pairs. A pair goes back reset (curl_easy_reset keeps the
+// multi's open connections, DNS cache and TLS sessions, which is the point of
+// pooling).
 struct HttpTransport::Pool {
+  // A transfer's handles: an easy handle and the multi handle that runs it.
+  // The multi owns the connection cache, so the pair keeps its connections
+  // open between calls.
+  struct Handles {
+    CurlMulti multi;
+    CurlEasy easy;
+  };
+
   explicit Pool(std::size_t max) : max_idle(max) {}
 
-  CurlEasy acquire() {
+  std::unique_ptr<Handles> acquire() {
     {
       std::lock_guard<std::mutex> lock(mu);
       if (!idle.empty()) {
-        CurlEasy handle = std::move(idle.back());
+        std::unique_ptr<Handles> handles = std::move(idle.back());
         idle.pop_back();
-        return handle;
+        return handles;
       }
     }
-    return CurlEasy(curl_easy_init());
+    auto handles = std::make_unique<Handles>(Handles{CurlMulti(curl_multi_init()), CurlEasy(curl_easy_init())});
+    if (!handles->multi || !handles->easy) return nullptr;
+    return handles;
   }
 
   // Reset first: the handle must keep no pointer into the finished call's frame.
-  void release(CurlEasy handle) {
-    curl_easy_reset(handle.get());
+  void release(std::unique_ptr<Handles> handles) {
+    curl_easy_reset(handles->easy.get());
     std::lock_guard<std::mutex> lock(mu);
-    if (idle.size() < max_idle) idle.push_back(std::move(handle));
-    // else `handle` is closed here, connections and all
+    if (idle.size() < max_idle) idle.push_back(std::move(handles));
+    // else the pair is closed here, connections and all
   }
 
-  // One pooled handle for the length of a call; empty when curl_easy_init failed.
+  // One pooled pair for the length of a call; empty when curl could not make one.
   class Lease {
    public:
-    explicit Lease(Pool& pool) : pool_(pool), handle_(pool.acquire()) {}
+    explicit Lease(Pool& pool) : pool_(pool), handles_(pool.acquire()) {}
     ~Lease() {
-      if (handle_) pool_.release(std::move(handle_));
+      if (handles_) pool_.release(std::move(handles_));
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    CURL* get() const { return handle_.get(); }
+    Handles* get() const { return handles_.get(); }
 
    private:
     Pool& pool_;
-    CurlEasy handle_;
+    std::unique_ptr<Handles> handles_;
   };
 
   std::mutex mu;
-  std::vector<CurlEasy> idle;  // guarded by mu
+  std::vector<std::unique_ptr<Handles>> idle;  // guarded by mu
   const std::size_t max_idle;
 };
 
+namespace {
 
+// Runs the transfer `t` to its end on `multi`: curl's own limits (connect,
+// total) and ours (first byte, stall, the step's deadline and cancellation)
+// each fire when due, because the wait on the sockets ends at the nearest of
+// them, and a cancellation wakes the wait at once (curl_multi_wakeup). A
+// transfer cut short is removed from the multi mid-flight, which closes its
+// connection: the upstream sees the call end. Returns curl's code for the
+// transfer (CURLE_OK when it ended normally; when we cut it short,
+// CURLE_ABORTED_BY_CALLBACK with t.abort saying why).
+CURLcode run_transfer(CURLM* multi, Transfer& t, const CallBounds& bounds) {
+  constexpr milliseconds kMaxWait{1000};
+  CURL* h = t.handle;
+  if (curl_multi_add_handle(multi, h) != CURLM_OK) return CURLE_FAILED_INIT;
+  Cancellation::Subscription wake;
+  if (bounds.cancellation) wake = bounds.cancellation->subscribe([multi] { curl_multi_wakeup(multi); });
+  const CallSettings& limits = *t.limits;
+  CURLcode code = CURLE_OK;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      code = CURLE_FAILED_INIT;
+      break;
+    }
+    if (running == 0) {
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) code = msg->data.result;
+      }
+      break;
+    }
+    if (Status s = bounds.check(); !s.ok()) {
+      t.abort = Abort::kBounds;
+      t.bounds_status = std::move(s);
+      code = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    const Clock::time_point now = Clock::now();
+    Clock::time_point next = now + kMaxWait;
+    if (!t.first_byte_at) {
+      if (!t.sent_at) {
+        curl_off_t pretransfer_us = 0;  // 0 until the connection is up and the request starts out
+        curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+        if (pretransfer_us > 0) t.sent_at = t.start + std::chrono::microseconds(pretransfer_us);
+      }
+      if (t.sent_at && limits.first_byte_timeout.count() > 0) {
+        const Clock::time_point due = *t.sent_at + limits.first_byte_timeout;
+        if (now >= due) {
+          t.abort = Abort::kFirstByte;
+          code = CURLE_ABORTED_BY_CALLBACK;
+          break;
+        }
+        next = std::min(next, due);
+      }
+    } else if (limits.stall_timeout.count() > 0) {
+      const Clock::time_point due = t.last_byte_at + limits.stall_timeout;
+      if (now >= due) {
+        t.abort = Abort::kStall;
+        code = CURLE_ABORTED_BY_CALLBACK;
+        break;
+      }
+      next = std::min(next, due);
+    }
+    if (bounds.deadline) next = std::min(next, *bounds.deadline);
+    const auto wait = std::chrono::ceil<milliseconds>(next - now);
+    if (curl_multi_poll(multi, nullptr, 0, static_cast<int>(std::max<std::int64_t>(0, wait.count())), nullptr) !=
+        CURLM_OK) {
+      code = CURLE_FAILED_INIT;
+      break;
+    }
+  }
+  curl_multi_remove_handle(multi, h);
+  return code;
+}
+
+}  // namespace
 
 HttpTransport::HttpTransport(std::size_t max_idle_handles) : pool_(std::make_unique<Pool>(max_idle_handles)) {
   global_init();
@@ -281,13 +348,14 @@ HttpTransport::HttpTransport(std::size_t max_idle_handles) : pool_(std::make_uni
 HttpTransport::~HttpTransport() = default;
 
 Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallSettings& limits,
-                                         const BodySink& on_body) {
+                                         const BodySink& on_body, const CallBounds& bounds) {
   if (const CURLcode init = global_init(); init != CURLE_OK) {
     return Status::internal(std::string("curl_global_init failed: ") + curl_easy_strerror(init));
   }
+  if (Status s = bounds.check(); !s.ok()) return s;
   Pool::Lease lease(*pool_);
-  CURL* h = lease.get();
-  if (h == nullptr) return Status::internal("curl_easy_init failed");
+  if (lease.get() == nullptr) return Status::internal("curl_easy_init or curl_multi_init failed");
+  CURL* h = lease.get()->easy.get();
 
   CurlSlist headers;
   auto add_header = [&headers](const std::string& line) {
@@ -331,13 +399,10 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &progress_callback);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
 
   t.start = Clock::now();
   t.last_byte_at = t.start;
-  const CURLcode code = curl_easy_perform(h);
+  const CURLcode code = run_transfer(lease.get()->multi.get(), t, bounds);
   const Clock::time_point end = Clock::now();
 
   if (code != CURLE_OK && t.abort != Abort::kSink) return failure(code, t, errbuf);

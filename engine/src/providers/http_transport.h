@@ -1,5 +1,8 @@
 // HttpTransport: HTTPS POSTs over libcurl for the native model adapters.
 //
+// Each call runs on a multi handle of its own (curl_multi_poll), so that its
+// timers fire on time and a cancellation interrupts its wait.
+//
 // One transport may serve many clients and threads. It keeps a pool of curl
 // easy handles (a mutex-guarded free list); a handle keeps its connections
 // open between calls, so consecutive calls to one host reuse a kept-alive
@@ -28,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "switchboard/cancel.h"
 #include "switchboard/config.h"
 #include "switchboard/status.h"
 
@@ -71,12 +75,15 @@ class HttpTransport {
   // POSTs `request`, bounded by `limits`' connect_timeout, first_byte_timeout
   // (request sent -> first response byte), stall_timeout (the longest silence
   // once bytes flow), total_timeout and max_response_bytes; its retry fields
-  // are the caller's business. A zero limit is no limit. First-byte and stall
-  // limits are checked from curl's progress callback, which runs at least once
-  // a second, so they fire up to about a second late. Without `on_body` the
-  // body is collected into HttpResponse::body. Thread-safe.
+  // are the caller's business. A zero limit is no limit. `bounds` adds the
+  // step's deadline and cancellation: a cancelled call fails with kCancelled,
+  // one past the deadline with kDeadlineExceeded. Every limit fires when due
+  // (the wait on the sockets ends at the nearest one; a cancellation wakes it
+  // at once), and a transfer cut short closes its connection, so the upstream
+  // sees the call end. Without `on_body` the body is collected into
+  // HttpResponse::body. Thread-safe.
   Result<HttpResponse> post(const HttpRequest& request, const CallSettings& limits,
-                            const BodySink& on_body = nullptr);
+                            const BodySink& on_body = nullptr, const CallBounds& bounds = {});
 
  private:
   struct Pool;

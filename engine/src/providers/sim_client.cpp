@@ -62,7 +62,7 @@ class SimClient final : public ModelClient {
       return Status::invalid_argument("sim " + model_.name + ": the request has no messages");
     }
     ModelResponse r = answer(request);
-    std::this_thread::sleep_for(r.latency);
+    if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
     return r;
   }
 
@@ -82,14 +82,34 @@ class SimClient final : public ModelClient {
     }
     const auto gap = pieces.empty() ? r.latency : r.latency / static_cast<int>(pieces.size());
     for (std::string_view p : pieces) {
-      std::this_thread::sleep_for(gap);
+      if (Status s = wait_within(request.bounds, gap); !s.ok()) return stopped(s);
       if (on_chunk) on_chunk(StreamChunk{p, false});
     }
-    if (pieces.empty()) std::this_thread::sleep_for(r.latency);
+    if (pieces.empty()) {
+      if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
+    }
     return r;
   }
 
  private:
+  // Waits `d`, as a model takes its time, unless the step's bounds stop the
+  // call first: then returns their status as soon as they do.
+  static Status wait_within(const CallBounds& bounds, std::chrono::milliseconds d) {
+    if (Status s = bounds.check(); !s.ok()) return s;
+    if (const auto left = bounds.remaining(); left && *left < d) d = *left;
+    if (bounds.cancellation) {
+      bounds.cancellation->sleep_for(d);
+    } else if (d.count() > 0) {
+      std::this_thread::sleep_for(d);
+    }
+    return bounds.check();
+  }
+
+  Status stopped(const Status& s) const {
+    const std::string message = "sim " + model_.name + ": " + s.message();
+    return s.code() == Status::Code::kCancelled ? Status::cancelled(message) : Status::deadline_exceeded(message);
+  }
+
   ModelResponse answer(const ModelRequest& request) const {
     std::string material = model_.name;
     std::int64_t text_bytes = 0;

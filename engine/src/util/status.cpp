@@ -23,6 +23,8 @@ std::string Status::to_string() const {
     case Code::kUnavailable: return "unavailable: " + message_;
     case Code::kUpstream: return "upstream error: " + message_;
     case Code::kInternal: return "internal error: " + message_;
+    case Code::kCancelled: return "cancelled: " + message_;
+    case Code::kDeadlineExceeded: return "deadline exceeded: " + message_;
   }
   return message_;
 }

@@ -7,6 +7,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include <sys/socket.h>
+#include <cerrno>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -536,8 +539,10 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     // The whole estimate, now that the body's structure is known.
     if (!reserve(estimate_request_memory(parser_->get().body()))) return;
     on_request_start();
-    HttpRequest request{parser_->release(), Clock::now()};
+    gone_ = std::make_shared<Cancellation>();
+    HttpRequest request{parser_->release(), Clock::now(), gone_};
     parser_.reset();
+    watch_client();
     keep_alive_ = request.message.keep_alive();
     version_ = request.message.version() < 11 ? 10 : 11;
     const std::string target(request.message.target());
@@ -570,7 +575,40 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     });
   }
 
+  // While the request is at the handler, nothing is read: a wait for the
+  // socket to turn readable tells a client that went away (end of stream, a
+  // reset) from one that pipelined its next request (bytes to read, left for
+  // next_request; its disconnect is not seen).
+  void watch_client() {
+    if (closed_ || buffer_.size() > 0) return;  // a pipelined request is already here
+    watching_ = true;
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      self->watching_ = false;
+      if (ec || !self->in_request_ || self->closed_) return;
+      char byte;
+      const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        self->client_left();
+      } else if (n < 0) {
+        self->watch_client();
+      }
+    });
+  }
+
+  // The client is gone while its request is being answered: the handler
+  // hears it through client_gone; the socket stays open until the handler is
+  // done with it (it may be writing to it from a worker), then closes.
+  void client_left() {
+    close_after_ = true;
+    if (gone_) gone_->cancel("client disconnected");
+  }
+
   void request_done() {
+    if (watching_) {
+      error_code ignored;
+      stream_.socket().cancel(ignored);  // the pending wait ends with operation_aborted
+    }
+    gone_.reset();
     finishing_ = false;
     in_request_ = false;
     reservation_.reset();
@@ -614,6 +652,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (in_request_ && gone_) gone_->cancel("client disconnected");
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -633,6 +672,8 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   std::deque<std::string> out_;
   std::size_t linger_left_ = 0;
   bool writing_ = false;
+  bool watching_ = false;           // watch_client's wait is pending
+  std::shared_ptr<Cancellation> gone_;  // the request at the handler's client_gone
   bool finishing_ = false;
   bool close_after_ = false;
   bool in_request_ = false;

@@ -23,6 +23,10 @@
 // it gets 413, and when every request in flight together would exceed
 // max_inflight_bytes, 503 with Retry-After, before the handler sees it.
 //
+// A client that disconnects while its request is at the handler cancels the
+// request's HttpRequest::client_gone, so the handler can stop its work (the
+// gateway's upstream calls) at once.
+//
 // The server hands every complete request to a RequestHandler with a Response
 // through which any thread may answer it, in pieces (a stream) or at once.
 // Boost exceptions stop in server.cpp: an exception from the parser or the
@@ -58,6 +62,12 @@ using Clock = std::chrono::steady_clock;
 struct HttpRequest {
   boost::beast::http::request<boost::beast::http::string_body> message;
   Clock::time_point received;  // when its last byte was read
+  // Cancelled ("client disconnected") when the client goes away before the
+  // request is answered: it closes or resets the connection while the
+  // handler works (seen at once, by a wait on the socket), or a write of the
+  // answer fails. Not seen behind a pipelined request the client already
+  // sent. The connection stays open until the handler calls finish().
+  std::shared_ptr<Cancellation> client_gone;
 };
 
 // How a handler answers one request: raw HTTP bytes (status line and headers
