@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   if (!clients.ok()) return 1;
   ModelClient* client = clients->find("gpt-5-mini");
   ModelRequest request;
-  request.messages = {Message{"user", "Format as JSON: Ada, 1815", {}, "", ""}};
+  request.messages = {Message::of_text("user", "Format as JSON: Ada, 1815")};
   request.max_output_tokens = 16;
 
   auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{dir + "/ledger.db"});
@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   StepCall call;
   call.step.role = "format";
   call.step.input_tokens = 12;
-  call.messages = request.messages;
+  call.request.messages = request.messages;
 
   const std::string url = fake->base_url() + "/v1/chat/completions";
   bare_curl(url, calls / 10);  // warm-up

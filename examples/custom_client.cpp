@@ -13,8 +13,8 @@ class CannedClient final : public switchboard::ModelClient {
     if (request.messages.empty()) return switchboard::Status::invalid_argument("canned: no messages");
     switchboard::ModelResponse r;
     r.model = "canned-1";
-    r.text = "Canned answer to: " + request.messages.back().content;
-    r.finish_reason = "stop";
+    r.content.push_back(switchboard::ContentBlock::of_text("Canned answer to: " + request.messages.back().text()));
+    r.stop_reason = switchboard::StopReason::kEndTurn;
     r.usage.input_tokens = request.counted_input_tokens.value_or(100);
     r.usage.output_tokens = 12;  // what this "provider" bills
     return r;
@@ -48,7 +48,7 @@ int main() {
     std::cerr << result.status.message() << "\n";
     return 1;
   }
-  std::cout << result.model << " via " << ledger.back().provider << ": " << result.response.text << " ("
+  std::cout << result.model << " via " << ledger.back().provider << ": " << result.response.text() << " ("
             << ledger.back().usage.output_tokens << " output tokens, " << switchboard::format_usd(result.cost)
             << ")\n";
 }

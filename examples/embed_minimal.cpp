@@ -24,6 +24,6 @@ int main() {
             << switchboard::format_usd(result.cost) << " billed\n";
   if (!result.status.ok()) std::cerr << result.status.message() << "\n";  // every model failed
   if (result.decision.error) std::cerr << *result.decision.error << "\n";  // rules failed: fallback tier
-  std::cout << result.response.text << "\n";
+  std::cout << result.response.text() << "\n";
   return result.status.ok() ? 0 : 1;
 }

@@ -180,7 +180,8 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown key in a model (typo)",
        edit("context_window = 1000", "context_windo = 1000"),
        "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, model_id, endpoint, "
-       "api_key_env, context_window, default_output_tokens, thinking_budget)"},
+       "api_key_env, context_window, default_output_tokens, max_output_tokens, thinking_budget, capabilities, "
+       "auto_cache)"},
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
@@ -457,7 +458,7 @@ TEST_CASE("rule_cost budgets are optional and each remembers where it was set") 
   CHECK(config->rule_cost.max_ns->source == "bad.toml:15:10");
 }
 
-TEST_CASE("call settings sim latency model ids and thinking budgets are read with their defaults") {
+TEST_CASE("call settings sim latency model ids thinking budgets and auto_cache are read with their defaults") {
   ConfigDir d;
   auto defaults = d.parse(kValid);
   REQUIRE_MESSAGE(defaults.ok(), defaults.status().message());
@@ -467,10 +468,11 @@ TEST_CASE("call settings sim latency model ids and thinking budgets are read wit
   CHECK(plain.model_id == "m");
   CHECK(plain.thinking_budget.for_level(Reasoning::kMedium) == 4096);
   CHECK(plain.thinking_budget.for_level(Reasoning::kDefault) == 0);
+  CHECK_FALSE(plain.auto_cache);
 
   std::string text = edit("context_window = 1000\n",
                           "context_window = 1000\nmodel_id = \"m-2026-01-01\"\n"
-                          "thinking_budget = { low = 2048, high = 30000 }\n") +
+                          "thinking_budget = { low = 2048, high = 30000 }\nauto_cache = true\n") +
                      "[calls]\nmax_attempts = 5\nfirst_byte_timeout_ms = 1500\nretry_after_max_ms = 9000\n"
                      "[sim]\nbase_latency_ms = 7\nper_output_token_us = 50\n";
   auto config = d.parse(text);
@@ -486,6 +488,7 @@ TEST_CASE("call settings sim latency model ids and thinking budgets are read wit
   CHECK(m.thinking_budget.low == 2048);
   CHECK(m.thinking_budget.medium == 4096);
   CHECK(m.thinking_budget.high == 30000);
+  CHECK(m.auto_cache);
 }
 
 TEST_CASE("bad call settings and thinking budgets name their place") {

@@ -51,7 +51,9 @@ class ScriptedClient final : public ModelClient {
     };
     if (Status s = wait(o.delay); !s.ok()) return s;
     for (const std::string& c : o.chunks) {
-      if (on_chunk) on_chunk(StreamChunk{c, false});
+      StreamChunk chunk;
+      chunk.text = c;
+      if (on_chunk) on_chunk(chunk);
     }
     if (o.hang) {
       Status s;
@@ -61,9 +63,8 @@ class ScriptedClient final : public ModelClient {
     }
     if (!o.failure.ok()) return o.failure;
     ModelResponse r;
-    r.text = "answer " + std::to_string(calls());
+    r.content.push_back(ContentBlock::of_text("answer " + std::to_string(calls())));
     r.usage = o.usage;
-    r.finish_reason = "stop";
     return r;
   }
   size_t calls() const {
@@ -153,40 +154,79 @@ TEST_CASE("the sim provider answers deterministically from the request") {
   spec.default_output_tokens = 1000;
   auto sim = make_sim_client(spec, SimSettings{});
   ModelRequest req;
-  req.messages = {Message{"user", "summarise the report", {}, "", ""}};
+  req.messages = {Message::of_text("user", "summarise the report")};
   req.counted_input_tokens = 4321;
   auto a = sim->invoke(req);
   auto b = sim->invoke(req);
   REQUIRE(a.ok());
-  CHECK(a->text == b->text);
+  CHECK(a->text() == b->text());
   CHECK(a->usage == b->usage);
-  CHECK(a->text.find("[sim m ") == 0);
-  CHECK(a->text.find("summarise the report") != std::string::npos);
+  CHECK(a->text().find("[sim m ") == 0);
+  CHECK(a->text().find("summarise the report") != std::string::npos);
+  CHECK(a->stop_reason == StopReason::kEndTurn);
   CHECK(a->usage.input_tokens == 4321);
   CHECK(a->usage.output_tokens >= 250);
   CHECK(a->usage.output_tokens <= 750);
   CHECK(a->usage.reasoning_tokens == 0);
 
-  req.reasoning = Reasoning::kHigh;
+  req.reasoning.level = Reasoning::kHigh;
   req.max_output_tokens = 400;
   auto high = sim->invoke(req);
   REQUIRE(high.ok());
   CHECK(high->usage.reasoning_tokens > 0);
   CHECK(high->usage.output_tokens + high->usage.reasoning_tokens <= 400);
+  // Its thinking comes first, signed; sent back altered, it is refused.
+  REQUIRE(high->content.size() == 2);
+  CHECK(high->content[0].type == ContentBlock::Type::kThinking);
+  CHECK(high->content[0].origin == "sim");
+  ModelRequest next = req;
+  next.messages.push_back(Message{"assistant", high->content});
+  next.messages.push_back(Message::of_text("user", "go on"));
+  CHECK(sim->invoke(next).ok());
+  next.messages[1].content[0].text += " (edited)";
+  auto altered = sim->invoke(next);
+  REQUIRE_FALSE(altered.ok());
+  CHECK(altered.status().code() == Status::Code::kUpstream);
+  CHECK(altered.status().message().find("signature does not match") != std::string::npos);
 
-  req.reasoning = Reasoning::kDefault;
-  req.json_output = true;
+  req.reasoning.level = Reasoning::kDefault;
+  req.output_format.type = OutputFormat::Type::kJsonObject;
   auto json = sim->invoke(req);
-  CHECK(json->text.find("{\"sim\":true") == 0);
+  CHECK(json->text().find("{\"sim\":true") == 0);
 
-  req.tools = {ToolSpec{"search", "web search", "{}"}};
+  req.output_format.type = OutputFormat::Type::kJsonSchema;
+  req.output_format.schema_json =
+      R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},"x":{"type":"string"}},"required":["name","age"]})";
+  CHECK(sim->invoke(req)->text() == R"({"age":1,"name":"sim"})");
+
+  req.tools = {ToolSpec::of_function("search", "web search", R"({"type":"object","properties":{"q":{"type":"string"}},"required":["q"]})")};
   auto tool = sim->invoke(req);
-  REQUIRE(tool->tool_calls.size() == 1);
-  CHECK(tool->tool_calls[0].name == "search");
-  CHECK(tool->finish_reason == "tool_calls");
+  REQUIRE(tool->tool_calls().size() == 1);
+  CHECK(tool->tool_calls()[0].name == "search");
+  CHECK(tool->tool_calls()[0].arguments_json == R"({"q":"sim"})");
+  CHECK(tool->stop_reason == StopReason::kToolUse);
+  req.tool_choice = ToolChoice{ToolChoice::Mode::kNone, ""};
+  CHECK(sim->invoke(req)->tool_calls().empty());
+  // After a tool result, auto answers; a forced tool is called all the same.
+  req.tool_choice.reset();
+  req.tools.push_back(ToolSpec::of_function("fetch", "", "{}"));
+  req.messages.push_back(Message{"tool", {ContentBlock::of_tool_result("c1", "search", "found")}});
+  CHECK(sim->invoke(req)->tool_calls().empty());
+  req.tool_choice = ToolChoice{ToolChoice::Mode::kNamed, "fetch"};
+  auto named = sim->invoke(req);
+  REQUIRE(named->tool_calls().size() == 1);
+  CHECK(named->tool_calls()[0].name == "fetch");
+  // A stop sequence ends the text.
+  ModelRequest stopping;
+  stopping.messages = {Message::of_text("user", "say it")};
+  stopping.sampling.stop = {" answer"};
+  auto stopped = sim->invoke(stopping);
+  CHECK(stopped->stop_reason == StopReason::kStopSequence);
+  CHECK(stopped->stop_sequence == " answer");
+  CHECK(stopped->text().find(" answer") == std::string::npos);
 
   ModelRequest uncounted;
-  uncounted.messages = {Message{"user", std::string(300, 'x'), {}, "", ""}};
+  uncounted.messages = {Message::of_text("user", std::string(300, 'x'))};
   CHECK(sim->invoke(uncounted)->usage.input_tokens == 100);  // one token per three bytes
   CHECK(sim->invoke(ModelRequest{}).status().code() == Status::Code::kInvalidArgument);
 }
@@ -489,9 +529,9 @@ TEST_CASE("the decision's reasoning and output cap reach the client") {
   call.step.output_must_be_json = true;
   REQUIRE(rig.dispatcher->run("w", call).status.ok());
   const ModelRequest req = client->requests().at(0);
-  CHECK(req.reasoning == Reasoning::kHigh);
+  CHECK(req.reasoning.level == Reasoning::kHigh);
   CHECK(req.max_output_tokens == 321);
-  CHECK(req.json_output);
+  CHECK(req.output_format.type == OutputFormat::Type::kJsonObject);
   CHECK(req.counted_input_tokens == 10);
   REQUIRE(req.messages.size() == 1);
   CHECK(req.messages[0].role == "user");
@@ -548,7 +588,7 @@ TEST_CASE("contemplating mode runs branches in parallel then aggregates") {
   CHECK(r.cost == sum);
   CHECK(r.cost > 0);
   // The aggregator read every branch's answer.
-  const std::string& prompt = aggregator->requests()[0].messages.back().content;
+  const std::string prompt = aggregator->requests()[0].messages.back().content.at(0).text;
   CHECK(prompt.find("### Answer 3") != std::string::npos);
 }
 

@@ -38,7 +38,8 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   }
   detail::reject_unknown_keys(t, file, "model '" + name + "'",
                               {"provider", "model_id", "endpoint", "api_key_env", "context_window",
-                               "default_output_tokens", "thinking_budget"});
+                               "default_output_tokens", "max_output_tokens", "thinking_budget",
+                               "capabilities", "auto_cache"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
@@ -58,6 +59,23 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   m.default_output_tokens =
       detail::optional_positive_integer(t, "default_output_tokens", file, "model '" + name + "'")
           .value_or(m.default_output_tokens);
+  m.max_output_tokens = detail::optional_positive_integer(t, "max_output_tokens", file, "model '" + name + "'")
+                            .value_or(m.max_output_tokens);
+  m.auto_cache = detail::optional_bool(t, "auto_cache", file, "model '" + name + "'").value_or(m.auto_cache);
+  Capabilities& caps = m.capabilities;
+  if (m.provider == "gemini" || m.provider == "sim") caps.audio = true;
+  if (m.provider == "openai-compatible") caps.vision = caps.documents = caps.thinking = false;
+  if (const toml::node* n = t.get("capabilities")) {
+    const std::string what = "model '" + name + "' capabilities";
+    const toml::table& c = detail::expect_table(*n, file, what);
+    detail::reject_unknown_keys(c, file, what, {"vision", "documents", "audio", "tools", "thinking", "json_schema"});
+    caps.vision = detail::optional_bool(c, "vision", file, what).value_or(caps.vision);
+    caps.documents = detail::optional_bool(c, "documents", file, what).value_or(caps.documents);
+    caps.audio = detail::optional_bool(c, "audio", file, what).value_or(caps.audio);
+    caps.tools = detail::optional_bool(c, "tools", file, what).value_or(caps.tools);
+    caps.thinking = detail::optional_bool(c, "thinking", file, what).value_or(caps.thinking);
+    caps.json_schema = detail::optional_bool(c, "json_schema", file, what).value_or(caps.json_schema);
+  }
   if (const toml::node* n = t.get("thinking_budget")) {
     const std::string what = "model '" + name + "' thinking_budget";
     const toml::table& b = detail::expect_table(*n, file, what);

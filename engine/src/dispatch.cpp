@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cost/estimate.h"
+#include "providers/capabilities.h"
 #include "rules/decide.h"
 
 namespace switchboard {
@@ -52,8 +53,8 @@ std::string aggregation_prompt(const std::vector<ModelResponse>& answers) {
                   " independent answers to the request above. Compare them and write the single "
                   "best final answer; do not mention that there were several.";
   for (size_t i = 0; i < answers.size(); ++i) {
-    p += "\n\n### Answer " + std::to_string(i + 1) + "\n" + answers[i].text;
-    for (const ToolCall& t : answers[i].tool_calls) p += "\n(calls " + t.name + " " + t.arguments_json + ")";
+    p += "\n\n### Answer " + std::to_string(i + 1) + "\n" + answers[i].text();
+    for (const ToolCall& t : answers[i].tool_calls()) p += "\n(calls " + t.name + " " + t.arguments_json + ")";
   }
   return p;
 }
@@ -214,9 +215,25 @@ struct Dispatcher::Impl {
       const std::string& name = fitting[m];
       const ModelSpec& spec = *config.find_model(name);
       const bool last_model = m + 1 == fitting.size();
-      ModelRequest request = base_request;
-      if (!request.max_output_tokens) request.max_output_tokens = output_cap(*trace.decision, spec);
+      const ModelRequest& request = base_request;
       ModelClient* client = clients.find(name);
+      // A model that would drop part of the request is not called: the
+      // record says why, and the next model of the tier is tried.
+      if (const std::string missing = missing_capability(spec, request); !missing.empty()) {
+        CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
+        r.parent_id = parent_id;
+        if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
+        r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
+        r.error = "not called: " + name + " " + missing;
+        out.response = Status::upstream(r.error);
+        out.model = name;
+        write(trace, std::move(r));
+        if (!last_model) {
+          std::lock_guard<std::mutex> lock(trace.mu);
+          trace.fallbacks++;
+        }
+        continue;
+      }
       for (int attempt = 1; attempt <= calls.max_attempts; ++attempt) {
         if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the step's bounds
           out.response = std::move(stop);
@@ -297,25 +314,25 @@ struct Dispatcher::Impl {
     return out;
   }
 
-  ModelRequest request_for(const Decision& d, const StepCall& call, std::vector<Message> messages) const {
-    ModelRequest req;
-    req.messages = std::move(messages);
-    req.tools = call.tools;
-    req.reasoning = d.reasoning;
-    req.max_output_tokens = d.max_output_tokens;
-    req.json_output = call.step.output_must_be_json;
+  // The request the step's calls send: the caller's, with the decision's
+  // reasoning level and output cap (the caller's explicit settings win), the
+  // step's counts and bounds, and one user message made from the step when
+  // the caller gave none.
+  ModelRequest request_for(const Decision& d, const StepCall& call) const {
+    ModelRequest req = call.request;
+    if (req.messages.empty()) {
+      req.messages.push_back(Message::of_text(
+          "user", call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)"));
+    }
+    req.reasoning.level = d.reasoning;
+    if (!req.max_output_tokens) req.max_output_tokens = d.max_output_tokens;
+    if (call.step.output_must_be_json && req.output_format.type == OutputFormat::Type::kText) {
+      req.output_format.type = OutputFormat::Type::kJsonObject;
+    }
     req.counted_input_tokens = call.step.input_tokens;
     req.expected_output_tokens = call.step.expected_output_tokens;
     req.bounds = call.bounds;
     return req;
-  }
-
-  static std::vector<Message> messages_of(const StepCall& call) {
-    if (!call.messages.empty()) return call.messages;
-    Message m;
-    m.role = "user";
-    m.content = call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)";
-    return {std::move(m)};
   }
 
   StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id) const {
@@ -345,14 +362,15 @@ struct Dispatcher::Impl {
     trace.decision = &d;
     trace.step = &call.step;
     trace.trace_id = result.trace_id;
-    const std::vector<Message> messages = messages_of(call);
+    const ModelRequest request = request_for(d, call);
     const std::int64_t counted = detail::input_tokens_of(call.step);
-    const std::int64_t input_tokens = counted > 0 ? counted : detail::estimate_tokens(messages.back().content);
+    const std::int64_t input_tokens =
+        counted > 0 ? counted : detail::estimate_tokens(request.messages.back().text());
 
     Answer final;
     if (d.fanout <= 1) {
-      final = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens, "", "",
-                        call.on_chunk, call.restart_streams);
+      final = call_tier(trace, d.tier, d.model, request, input_tokens, "", "", call.on_chunk,
+                        call.restart_streams);
     } else {
       // Contemplating: the branches in parallel, then one aggregation call
       // whose first attempt's id every branch names as its parent.
@@ -362,8 +380,8 @@ struct Dispatcher::Impl {
         std::vector<std::thread> threads;
         for (size_t i = 0; i < branches.size(); ++i) {
           threads.emplace_back([&, i] {
-            branches[i] = call_tier(trace, d.tier, d.model, request_for(d, call, messages), input_tokens,
-                                    aggregate_id, "", nullptr, false);
+            branches[i] = call_tier(trace, d.tier, d.model, request, input_tokens, aggregate_id, "", nullptr,
+                                    false);
           });
         }
         for (std::thread& t : threads) t.join();
@@ -375,12 +393,8 @@ struct Dispatcher::Impl {
       if (answers.empty()) {
         final = std::move(branches.back());
       } else {
-        std::vector<Message> agg_messages = messages;
-        Message m;
-        m.role = "user";
-        m.content = aggregation_prompt(answers);
-        agg_messages.push_back(std::move(m));
-        ModelRequest req = request_for(d, call, std::move(agg_messages));
+        ModelRequest req = request;
+        req.messages.push_back(Message::of_text("user", aggregation_prompt(answers)));
         std::int64_t agg_input = input_tokens;
         for (const ModelResponse& a : answers) agg_input += a.usage.output_tokens;
         req.counted_input_tokens = call.step.input_tokens ? std::optional<std::int64_t>(agg_input) : std::nullopt;

@@ -723,7 +723,7 @@ void Gateway::run(Job& job) {
       }
       std::string out;
       if (!writer) out = stream_head(decision.model, decision.tier);
-      out += format_chunk(writer->piece(chunk.text), version);
+      out += format_chunk(writer->chunk(chunk), version);
       response.write(std::move(out));
     };
   }

@@ -3,22 +3,30 @@
 // timer and never holds a thread. Answers are rendered from the wire
 // templates and written as raw HTTP/1.1 (one write per answer, streams chunked
 // one event per chunk) so that a fault can stop anywhere in the bytes.
+// Before any fault is taken, check_request refuses what the real APIs refuse.
 // Boost and nlohmann exceptions stop in this file.
 #include "fake_provider.h"
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 // Asio 1.18 looks for C++20 coroutines on clang only beside libc++;
 // libstdc++'s <coroutine> serves as well.
@@ -166,6 +174,9 @@ struct Fixtures {
   Template gemini_generate, gemini_part_text, gemini_part_function_call, gemini_text_sse,
       gemini_function_call_sse, gemini_error;
   std::string proxy_error_html;
+  // The signature the Anthropic thinking fixtures hold; each answer puts its
+  // own (a digest of its thinking text) in its place.
+  std::string anthropic_signature;
 
   static Fixtures load(const std::filesystem::path& dir) {
     // JSON loses its trailing newline; an event sequence ends with exactly
@@ -199,6 +210,11 @@ struct Fixtures {
     f.anthropic_block_text = json_file("anthropic_block_text.json");
     f.anthropic_block_thinking = json_file("anthropic_block_thinking.json");
     f.anthropic_block_tool_use = json_file("anthropic_block_tool_use.json");
+    const json thinking_block = json::parse(f.anthropic_block_thinking.render(Vars{}), nullptr, false);
+    if (thinking_block.is_object()) f.anthropic_signature = thinking_block.value("signature", "");
+    if (f.anthropic_signature.empty()) {
+      throw std::runtime_error((dir / "anthropic_block_thinking.json").string() + ": no signature to replace");
+    }
     f.anthropic_start_sse = sse_file("anthropic_stream_message_start.sse");
     f.anthropic_ping_sse = sse_file("anthropic_stream_ping.sse");
     f.anthropic_text_sse = sse_file("anthropic_stream_text.sse");
@@ -280,110 +296,734 @@ std::string_view string_at(const json& j, const char* key) {
   return m != nullptr && m->is_string() ? std::string_view(m->get_ref<const std::string&>()) : std::string_view{};
 }
 
+const json* member(const json& j, const std::string& key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+// Gemini takes a field by its lowerCamel or its snake_case name.
+const json* member_either(const json& j, const char* camel, const char* snake) {
+  const json* m = member(j, camel);
+  return m != nullptr ? m : member(j, snake);
+}
+
+// `*j` when it is an array, else an empty one (for range-for over optional arrays).
+const json& array_or_empty(const json* j) {
+  static const json kEmpty = json::array();
+  return j != nullptr && j->is_array() ? *j : kEmpty;
+}
+
+bool true_at(const json& j, const char* key) {
+  const json* m = member(j, key);
+  return m != nullptr && m->is_boolean() && m->get<bool>();
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+// ---------------------------------------------------------------------------
+// Signatures. The fake signs the reasoning it hands out and checks what comes
+// back, as the providers do: an Anthropic thinking signature is bound to the
+// block's text; a redacted_thinking `data` and a Gemini thoughtSignature are
+// sealed tokens (they carry their own check, whatever part they ride on).
+
+// 16 bytes that change with every byte of `domain` and `payload` (two FNV-1a
+// passes; a fake's seal, not cryptography).
+std::string digest16(std::string_view domain, std::string_view payload) {
+  std::string out;
+  for (std::uint64_t h : {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull}) {
+    for (std::string_view part : {domain, std::string_view("\0", 1), payload}) {
+      for (unsigned char ch : part) {
+        h ^= ch;
+        h *= 1099511628211ull;
+      }
+    }
+    for (int i = 7; i >= 0; --i) out += static_cast<char>((h >> (8 * i)) & 0xff);
+  }
+  return out;
+}
+
+constexpr std::string_view kBase64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64(std::string_view bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 3; ++k) {
+      v = (v << 8) | (k < n ? static_cast<unsigned char>(bytes[i + k]) : 0u);
+    }
+    for (std::size_t k = 0; k < 4; ++k) out += k <= n ? kBase64[(v >> (18 - 6 * k)) & 0x3f] : '=';
+  }
+  return out;
+}
+
+std::optional<std::string> unbase64(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    std::uint32_t v = 0;
+    int pad = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      const char ch = text[i + k];
+      std::size_t d = 0;
+      if (ch == '=' && i + 4 == text.size() && k >= 2) {
+        ++pad;
+      } else if (pad > 0 || (d = kBase64.find(ch)) == std::string_view::npos) {
+        return std::nullopt;
+      }
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    for (int k = 0; k < 3 - pad; ++k) out += static_cast<char>((v >> (16 - 8 * k)) & 0xff);
+  }
+  return out;
+}
+
+// Anthropic's thinking block signature: a digest of the block's text.
+std::string thinking_signature(std::string_view thinking) {
+  return base64(std::string("sbfake-t") + digest16("thinking", thinking));
+}
+
+// A sealed token: `domain` (8 bytes), the payload, a digest of both; base64.
+std::string seal(std::string_view domain, std::string_view payload) {
+  std::string raw(domain);
+  raw += payload;
+  raw += digest16(domain, payload);
+  return base64(raw);
+}
+
+bool sealed_by(std::string_view domain, std::string_view token) {
+  const std::optional<std::string> raw = unbase64(token);
+  if (!raw || raw->size() < domain.size() + 16 || raw->compare(0, domain.size(), domain) != 0) return false;
+  const std::string_view payload = std::string_view(*raw).substr(domain.size(), raw->size() - domain.size() - 16);
+  return raw->compare(raw->size() - 16, 16, digest16(domain, payload)) == 0;
+}
+
+constexpr std::string_view kRedactedDomain = "redacted";
+constexpr std::string_view kGeminiDomain = "geminisg";
+// Anthropic's documented test prompt: a thinking answer comes back as redacted_thinking.
+constexpr std::string_view kRedactedTrigger =
+    "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253D5E2D82641AC0E52CC2876CB";
+
+// ---------------------------------------------------------------------------
+// JSON Schemas
+
+// A value `schema` accepts, as plain as can be: const, the first enum value,
+// the first anyOf/oneOf/allOf branch, an object of its required properties,
+// an array of minItems items, "switchboard", the minimum (else 0), false,
+// null. $ref is followed within `root`. Gemini's upper-case types count.
+json instance_of(const json& schema, const json& root, int depth = 0) {
+  if (depth > 32 || !schema.is_object()) return nullptr;
+  if (const std::string_view ref = string_at(schema, "$ref"); !ref.empty()) {
+    if (ref.front() == '#') {
+      try {
+        const json::json_pointer pointer{std::string(ref.substr(1))};
+        if (root.contains(pointer)) return instance_of(root.at(pointer), root, depth + 1);
+      } catch (const json::exception&) {
+      }
+    }
+    return nullptr;
+  }
+  if (const json* c = member(schema, "const")) return *c;
+  if (const json* e = member(schema, "enum"); e != nullptr && e->is_array() && !e->empty()) return (*e)[0];
+  for (const char* key : {"anyOf", "any_of", "oneOf", "allOf"}) {
+    const json* branches = member(schema, key);
+    if (branches != nullptr && branches->is_array() && !branches->empty()) {
+      return instance_of((*branches)[0], root, depth + 1);
+    }
+  }
+  std::string type;
+  if (const json* t = member(schema, "type"); t != nullptr && t->is_string()) {
+    type = lower(t->get_ref<const std::string&>());
+  } else if (t != nullptr && t->is_array()) {
+    for (const json& each : *t) {
+      if (each.is_string() && (type.empty() || type == "null")) type = lower(each.get_ref<const std::string&>());
+    }
+  }
+  if (type.empty()) type = member(schema, "properties") != nullptr ? "object" : member(schema, "items") ? "array" : "";
+  auto number_at = [&](const char* camel, const char* snake) -> double {
+    const json* m = member_either(schema, camel, snake);
+    if (m != nullptr && m->is_number()) return m->get<double>();
+    if (m != nullptr && m->is_string()) return std::atof(m->get_ref<const std::string&>().c_str());  // int64 as text
+    return 0;
+  };
+  if (type == "object") {
+    json out = json::object();
+    const json* properties = member(schema, "properties");
+    if (const json* required = member(schema, "required"); required != nullptr && required->is_array()) {
+      for (const json& name : *required) {
+        if (!name.is_string()) continue;
+        const std::string& key = name.get_ref<const std::string&>();
+        const json* property = properties != nullptr ? member(*properties, key) : nullptr;
+        out[key] = property != nullptr ? instance_of(*property, root, depth + 1) : json(nullptr);
+      }
+    }
+    return out;
+  }
+  if (type == "array") {
+    json out = json::array();
+    const json* items = member(schema, "items");
+    const double n = std::min(16.0, number_at("minItems", "min_items"));
+    for (int i = 0; i < static_cast<int>(n); ++i) out.push_back(items != nullptr ? instance_of(*items, root, depth + 1) : json(nullptr));
+    return out;
+  }
+  const double minimum = std::max(0.0, number_at("minimum", "minimum"));
+  if (type == "string") return "switchboard";
+  if (type == "integer") return static_cast<std::int64_t>(std::ceil(minimum));
+  if (type == "number") return minimum == 0 ? json(0) : json(minimum);
+  if (type == "boolean") return false;
+  return nullptr;
+}
+
+// Python's repr of a tuple of names, as OpenAI's schema errors print the context.
+std::string python_tuple(const std::vector<std::string>& items) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ", ") + items[i];
+  return out + (items.size() == 1 ? ",)" : ")");
+}
+
+// The first way `schema` breaks OpenAI's strict-mode rules (every object sets
+// additionalProperties false and lists each of its properties in required),
+// worded as the API words it; "" when it keeps them.
+std::string strict_violation(const json& schema, std::vector<std::string>& context) {
+  if (!schema.is_object()) return "";
+  const json* properties = member(schema, "properties");
+  bool object = properties != nullptr;
+  if (const json* t = member(schema, "type"); t != nullptr) {
+    object = object || (t->is_string() && *t == "object") ||
+             (t->is_array() && std::find(t->begin(), t->end(), json("object")) != t->end());
+  }
+  if (object) {
+    const json* extra = member(schema, "additionalProperties");
+    if (extra == nullptr || !extra->is_boolean() || extra->get<bool>()) {
+      return "In context=" + python_tuple(context) + ", 'additionalProperties' is required to be supplied and to be false.";
+    }
+    if (properties != nullptr && properties->is_object()) {
+      const json* required = member(schema, "required");
+      for (const auto& [key, value] : properties->items()) {
+        const bool listed = required != nullptr && required->is_array() &&
+                            std::find(required->begin(), required->end(), json(key)) != required->end();
+        if (!listed) {
+          return "In context=" + python_tuple(context) +
+                 ", 'required' is required to be supplied and to be an array including every key in properties. "
+                 "Missing '" + key + "'.";
+        }
+      }
+    }
+  }
+  auto nested = [&](const json& sub, std::initializer_list<std::string> path) {
+    for (const std::string& p : path) context.push_back(p);
+    std::string found = strict_violation(sub, context);
+    context.resize(context.size() - path.size());
+    return found;
+  };
+  for (const char* map : {"properties", "$defs", "definitions"}) {
+    if (const json* m = member(schema, map); m != nullptr && m->is_object()) {
+      for (const auto& [key, value] : m->items()) {
+        if (std::string found = nested(value, {"'" + std::string(map) + "'", "'" + key + "'"}); !found.empty()) return found;
+      }
+    }
+  }
+  if (const json* items = member(schema, "items")) {
+    if (std::string found = nested(*items, {"'items'"}); !found.empty()) return found;
+  }
+  if (const json* any = member(schema, "anyOf"); any != nullptr && any->is_array()) {
+    for (std::size_t i = 0; i < any->size(); ++i) {
+      if (std::string found = nested((*any)[i], {"'anyOf'", std::to_string(i)}); !found.empty()) return found;
+    }
+  }
+  return "";
+}
+
+// The fields of Gemini's Schema (an OpenAPI 3.0 subset), by either name.
+bool gemini_schema_field(std::string_view key) {
+  static constexpr std::array<std::string_view, 30> kFields = {
+      "type", "format", "title", "description", "nullable", "enum", "maxItems", "max_items", "minItems",
+      "min_items", "properties", "required", "minProperties", "min_properties", "maxProperties",
+      "max_properties", "minLength", "min_length", "maxLength", "max_length", "pattern", "example", "anyOf",
+      "any_of", "propertyOrdering", "property_ordering", "default", "items", "minimum", "maximum"};
+  return std::find(kFields.begin(), kFields.end(), key) != kFields.end();
+}
+
+// Gemini's "Unknown name" error for each field of `schema` (at `path`, the
+// way the API names it) that its Schema does not have.
+void unknown_schema_fields(const json& schema, const std::string& path, std::vector<std::string>& out) {
+  if (!schema.is_object()) return;
+  for (const auto& [key, value] : schema.items()) {
+    if (!gemini_schema_field(key)) {
+      out.push_back("Invalid JSON payload received. Unknown name \"" + key + "\" at '" + path + "': Cannot find field.");
+    }
+  }
+  if (const json* properties = member(schema, "properties"); properties != nullptr && properties->is_object()) {
+    std::size_t i = 0;
+    for (const auto& [key, value] : properties->items()) {
+      unknown_schema_fields(value, path + ".properties[" + std::to_string(i++) + "].value", out);
+    }
+  }
+  if (const json* items = member(schema, "items")) unknown_schema_fields(*items, path + ".items", out);
+  if (const json* any = member_either(schema, "anyOf", "any_of"); any != nullptr && any->is_array()) {
+    for (std::size_t i = 0; i < any->size(); ++i) unknown_schema_fields((*any)[i], path + ".any_of[" + std::to_string(i) + "]", out);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // What the request asks for, as far as the fake cares.
+
+// The images, documents and audio clips a request carries.
+struct Media {
+  int images = 0, documents = 0, audio = 0;
+};
+
+struct FunctionTool {
+  std::string name;
+  const json* parameters = nullptr;  // its JSON Schema; null when it has none
+};
+
 struct Facts {
   UsageFormat format = UsageFormat::kOpenAI;
   std::string model;
   bool stream = false;
-  bool include_usage = false;  // OpenAI stream_options.include_usage
+  bool include_usage = false;     // OpenAI stream_options.include_usage
   bool reasoning = false;
-  std::string tool_name;       // "" answers with text
+  bool thinking_enabled = false;  // Anthropic thinking.type "enabled" (budgeted, not adaptive)
+  bool include_thoughts = false;  // Gemini thinkingConfig.includeThoughts
+  bool redact = false;            // Anthropic: the redacted-thinking trigger is in the prompt
+  std::string tool_name;          // "" answers with text
+  bool forced = false;            // tool_choice forced the call: its arguments follow tool_schema
+  json tool_schema;               // the called tool's parameters (forced calls)
+  std::optional<json> output_schema;  // answer with an instance of it
+  Media media;
 };
+
+// The call `tools` and the tool choice make: `mode` is "auto", "none",
+// "required" or "named" (`named` then names the tool). An unforced call
+// happens only while the last message is not a tool's result.
+void choose_tool(Facts& f, const std::vector<FunctionTool>& tools, std::string_view mode, std::string_view named,
+                 bool answered) {
+  if (tools.empty() || mode == "none") return;
+  const FunctionTool* chosen = &tools.front();
+  if (mode == "named") {
+    chosen = nullptr;
+    for (const FunctionTool& t : tools) {
+      if (t.name == named) chosen = &t;
+    }
+    f.tool_name = std::string(named);
+  } else if (mode == "auto" && answered) {
+    return;
+  } else {
+    f.tool_name = chosen->name;
+  }
+  f.forced = mode != "auto";
+  if (chosen != nullptr && chosen->parameters != nullptr) f.tool_schema = *chosen->parameters;
+}
+
+void count_media_type(std::string_view media_type, Media& m) {
+  if (starts_with(media_type, "image/")) {
+    ++m.images;
+  } else if (starts_with(media_type, "audio/")) {
+    ++m.audio;
+  } else {
+    ++m.documents;
+  }
+}
+
+void count_gemini_parts(const json& parts, Media& m) {
+  if (!parts.is_array()) return;
+  for (const json& part : parts) {
+    for (const auto& [camel, snake] : {std::pair{"inlineData", "inline_data"}, std::pair{"fileData", "file_data"}}) {
+      if (const json* data = member_either(part, camel, snake)) {
+        const json* type = member_either(*data, "mimeType", "mime_type");
+        count_media_type(type != nullptr && type->is_string() ? type->get_ref<const std::string&>() : "", m);
+      }
+    }
+    if (const json* response = member_either(part, "functionResponse", "function_response")) {
+      if (const json* nested = member(*response, "parts")) count_gemini_parts(*nested, m);
+    }
+  }
+}
+
+void count_anthropic_blocks(const json& content, Media& m) {
+  if (!content.is_array()) return;
+  for (const json& block : content) {
+    const std::string_view type = string_at(block, "type");
+    if (type == "image") ++m.images;
+    if (type == "document") ++m.documents;
+    if (type == "tool_result") {
+      if (const json* nested = member(block, "content")) count_anthropic_blocks(*nested, m);
+    }
+  }
+}
+
+// Does any text of the OpenAI messages hold `word` (lower case), in any case?
+bool messages_mention(const json& messages, std::string_view word) {
+  if (!messages.is_array()) return false;
+  for (const json& message : messages) {
+    const json* content = member(message, "content");
+    if (content == nullptr) continue;
+    if (content->is_string() && lower(content->get_ref<const std::string&>()).find(word) != std::string::npos) {
+      return true;
+    }
+    if (!content->is_array()) continue;
+    for (const json& part : *content) {
+      if (lower(string_at(part, "text")).find(word) != std::string::npos) return true;
+    }
+  }
+  return false;
+}
 
 Facts analyse(UsageFormat format, const json& body, std::string_view model) {
   Facts f;
   f.format = format;
   f.model = std::string(model);
   const json* tools = member(body, "tools");
-  const bool has_tools = tools != nullptr && tools->is_array();
   switch (format) {
     case UsageFormat::kOpenAI: {
-      const json* stream = member(body, "stream");
-      f.stream = stream != nullptr && stream->is_boolean() && stream->get<bool>();
-      if (const json* opts = member(body, "stream_options")) {
-        const json* inc = member(*opts, "include_usage");
-        f.include_usage = inc != nullptr && inc->is_boolean() && inc->get<bool>();
-      }
+      f.stream = true_at(body, "stream");
+      if (const json* opts = member(body, "stream_options")) f.include_usage = true_at(*opts, "include_usage");
       const std::string_view effort = string_at(body, "reasoning_effort");
       f.reasoning = !effort.empty() && effort != "none";
-      const json* choice = member(body, "tool_choice");
-      const bool forbidden =
-          choice != nullptr && choice->is_string() && choice->get_ref<const std::string&>() == "none";
+      std::string_view mode = "auto", named;
+      if (const json* choice = member(body, "tool_choice"); choice != nullptr && choice->is_string()) {
+        mode = choice->get_ref<const std::string&>();
+      } else if (choice != nullptr && choice->is_object()) {
+        if (const json* fn = member(*choice, "function")) named = string_at(*fn, "name");
+        if (!named.empty()) mode = "named";
+      }
       const json* messages = member(body, "messages");
       const bool answered = messages != nullptr && messages->is_array() && !messages->empty() &&
                             string_at(messages->back(), "role") == "tool";
-      if (has_tools && !forbidden && !answered) {
-        for (const json& t : *tools) {
-          if (const json* fn = member(t, "function"); fn != nullptr && !string_at(*fn, "name").empty()) {
-            f.tool_name = std::string(string_at(*fn, "name"));
-            break;
-          }
+      std::vector<FunctionTool> functions;
+      for (const json& t : array_or_empty(tools)) {
+        if (const json* fn = member(t, "function"); fn != nullptr && !string_at(*fn, "name").empty()) {
+          functions.push_back({std::string(string_at(*fn, "name")), member(*fn, "parameters")});
+        }
+      }
+      choose_tool(f, functions, mode, named, answered);
+      if (const json* format_spec = member(body, "response_format"); format_spec != nullptr &&
+                                                                      string_at(*format_spec, "type") == "json_schema") {
+        const json* spec = member(*format_spec, "json_schema");
+        const json* schema = spec != nullptr ? member(*spec, "schema") : nullptr;
+        if (schema != nullptr && schema->is_object()) f.output_schema = *schema;
+      }
+      for (const json& message : array_or_empty(messages)) {
+        const json* content = member(message, "content");
+        for (const json& part : array_or_empty(content)) {
+          const std::string_view type = string_at(part, "type");
+          if (type == "image_url") ++f.media.images;
+          if (type == "file") ++f.media.documents;
+          if (type == "input_audio") ++f.media.audio;
         }
       }
       break;
     }
     case UsageFormat::kAnthropic: {
-      const json* stream = member(body, "stream");
-      f.stream = stream != nullptr && stream->is_boolean() && stream->get<bool>();
-      if (const json* thinking = member(body, "thinking")) f.reasoning = string_at(*thinking, "type") == "enabled";
-      const json* choice = member(body, "tool_choice");
-      const bool forbidden = choice != nullptr && string_at(*choice, "type") == "none";
+      f.stream = true_at(body, "stream");
+      if (const json* thinking = member(body, "thinking")) {
+        const std::string_view type = string_at(*thinking, "type");
+        f.thinking_enabled = type == "enabled";
+        f.reasoning = f.thinking_enabled || type == "adaptive";
+      }
+      std::string_view mode = "auto", named;
+      if (const json* choice = member(body, "tool_choice")) {
+        const std::string_view type = string_at(*choice, "type");
+        if (type == "none") mode = "none";
+        if (type == "any") mode = "required";
+        if (type == "tool") {
+          mode = "named";
+          named = string_at(*choice, "name");
+        }
+      }
+      const json* messages = member(body, "messages");
       bool answered = false;
-      if (const json* messages = member(body, "messages"); messages != nullptr && messages->is_array() &&
-                                                           !messages->empty()) {
+      if (messages != nullptr && messages->is_array() && !messages->empty()) {
         const json* content = member(messages->back(), "content");
         if (content != nullptr && content->is_array()) {
           for (const json& block : *content) answered = answered || string_at(block, "type") == "tool_result";
         }
       }
-      if (has_tools && !forbidden && !answered) {
-        for (const json& t : *tools) {
-          // Custom tools carry an input_schema; server tools (web search...) do not.
-          if (!string_at(t, "name").empty() && member(t, "input_schema") != nullptr) {
-            f.tool_name = std::string(string_at(t, "name"));
-            break;
-          }
+      std::vector<FunctionTool> custom;
+      for (const json& t : array_or_empty(tools)) {
+        // Custom tools carry an input_schema; server tools (web search...) do not.
+        if (!string_at(t, "name").empty() && member(t, "input_schema") != nullptr) {
+          custom.push_back({std::string(string_at(t, "name")), member(t, "input_schema")});
         }
+      }
+      choose_tool(f, custom, mode, named, answered);
+      for (const json& message : array_or_empty(messages)) {
+        const json* content = member(message, "content");
+        if (content == nullptr) continue;
+        count_anthropic_blocks(*content, f.media);
+        if (string_at(message, "role") != "user") continue;
+        bool trigger = content->is_string() && content->get_ref<const std::string&>().find(kRedactedTrigger) != std::string::npos;
+        for (const json& block : array_or_empty(content)) {
+          trigger = trigger || string_at(block, "text").find(kRedactedTrigger) != std::string_view::npos;
+        }
+        f.redact = f.redact || trigger;
       }
       break;
     }
     case UsageFormat::kGemini: {
-      if (const json* config = member(body, "generationConfig")) {
-        if (const json* thinking = member(*config, "thinkingConfig"); thinking != nullptr && thinking->is_object()) {
-          const json* budget = member(*thinking, "thinkingBudget");
+      if (const json* config = member_either(body, "generationConfig", "generation_config")) {
+        if (const json* thinking = member_either(*config, "thinkingConfig", "thinking_config");
+            thinking != nullptr && thinking->is_object()) {
+          const json* budget = member_either(*thinking, "thinkingBudget", "thinking_budget");
           f.reasoning = !(budget != nullptr && budget->is_number() && budget->get<double>() == 0);
+          const json* include = member_either(*thinking, "includeThoughts", "include_thoughts");
+          f.include_thoughts = f.reasoning && include != nullptr && include->is_boolean() && include->get<bool>();
+        }
+        for (const auto& [camel, snake] : {std::pair{"responseSchema", "response_schema"},
+                                           std::pair{"responseJsonSchema", "response_json_schema"}}) {
+          if (const json* schema = member_either(*config, camel, snake); schema != nullptr && schema->is_object()) {
+            f.output_schema = *schema;
+            break;
+          }
         }
       }
-      bool forbidden = false;
-      if (const json* tc = member(body, "toolConfig")) {
-        if (const json* fcc = member(*tc, "functionCallingConfig")) forbidden = string_at(*fcc, "mode") == "NONE";
-      }
-      bool answered = false;
-      if (const json* contents = member(body, "contents"); contents != nullptr && contents->is_array() &&
-                                                           !contents->empty()) {
-        const json* parts = member(contents->back(), "parts");
-        if (parts != nullptr && parts->is_array()) {
-          for (const json& p : *parts) answered = answered || member(p, "functionResponse") != nullptr;
-        }
-      }
-      if (has_tools && !forbidden && !answered) {
-        for (const json& t : *tools) {
-          const json* decls = member(t, "functionDeclarations");
-          if (decls == nullptr) decls = member(t, "function_declarations");
-          if (decls == nullptr || !decls->is_array()) continue;
-          for (const json& d : *decls) {
-            if (!string_at(d, "name").empty()) {
-              f.tool_name = std::string(string_at(d, "name"));
-              break;
+      std::string_view mode = "auto", named;
+      if (const json* tc = member_either(body, "toolConfig", "tool_config")) {
+        if (const json* fcc = member_either(*tc, "functionCallingConfig", "function_calling_config")) {
+          const std::string_view m = string_at(*fcc, "mode");
+          if (m == "NONE") mode = "none";
+          if (m == "ANY") {
+            mode = "required";
+            const json* allowed = member_either(*fcc, "allowedFunctionNames", "allowed_function_names");
+            if (allowed != nullptr && allowed->is_array() && !allowed->empty() && allowed->front().is_string()) {
+              mode = "named";
+              named = allowed->front().get_ref<const std::string&>();
             }
           }
-          if (!f.tool_name.empty()) break;
         }
+      }
+      const json* contents = member(body, "contents");
+      bool answered = false;
+      if (contents != nullptr && contents->is_array() && !contents->empty()) {
+        const json* parts = member(contents->back(), "parts");
+        for (const json& p : array_or_empty(parts)) {
+          answered = answered || member_either(p, "functionResponse", "function_response") != nullptr;
+        }
+      }
+      std::vector<FunctionTool> functions;
+      for (const json& t : array_or_empty(tools)) {
+        const json* decls = member_either(t, "functionDeclarations", "function_declarations");
+        for (const json& d : array_or_empty(decls)) {
+          if (string_at(d, "name").empty()) continue;
+          const json* parameters = member(d, "parameters");
+          if (parameters == nullptr) parameters = member_either(d, "parametersJsonSchema", "parameters_json_schema");
+          functions.push_back({std::string(string_at(d, "name")), parameters});
+        }
+      }
+      choose_tool(f, functions, mode, named, answered);
+      for (const json& content : array_or_empty(contents)) {
+        if (const json* parts = member(content, "parts")) count_gemini_parts(*parts, f.media);
       }
       break;
     }
   }
   return f;
+}
+
+// A request the real API would refuse, in its words.
+struct Rejection {
+  int status = 400;
+  std::string message;
+};
+
+std::optional<Rejection> check_openai(const json& body) {
+  if (const json* format_spec = member(body, "response_format")) {
+    const std::string_view type = string_at(*format_spec, "type");
+    if (type == "json_object" && !messages_mention(array_or_empty(member(body, "messages")), "json")) {
+      return Rejection{400, "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                            "'json_object'."};
+    }
+    const json* spec = member(*format_spec, "json_schema");
+    if (type == "json_schema" && spec != nullptr && true_at(*spec, "strict")) {
+      std::vector<std::string> context;
+      const json* schema = member(*spec, "schema");
+      const std::string found = strict_violation(schema != nullptr ? *schema : json::object(), context);
+      if (!found.empty()) {
+        return Rejection{400, "Invalid schema for response_format '" + std::string(string_at(*spec, "name")) +
+                                  "': " + found};
+      }
+    }
+  }
+  const json* tools = member(body, "tools");
+  for (const json& t : array_or_empty(tools)) {
+    const json* fn = member(t, "function");
+    if (fn == nullptr || !true_at(*fn, "strict")) continue;
+    std::vector<std::string> context;
+    const json* parameters = member(*fn, "parameters");
+    const std::string found = strict_violation(parameters != nullptr ? *parameters : json::object(), context);
+    if (!found.empty()) {
+      return Rejection{400, "Invalid schema for function '" + std::string(string_at(*fn, "name")) + "': " + found};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> check_anthropic(const Facts& f, const json& body) {
+  static const std::string kConsult =
+      " Please consult our documentation at "
+      "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#important-considerations-when-using-"
+      "extended-thinking";
+  const json* max_tokens = member(body, "max_tokens");
+  if (max_tokens == nullptr || !max_tokens->is_number_integer()) return Rejection{400, "max_tokens: Field required"};
+  if (f.thinking_enabled) {
+    const json* budget = member(body.at("thinking"), "budget_tokens");
+    if (budget == nullptr || !budget->is_number_integer()) {
+      return Rejection{400, "thinking.enabled.budget_tokens: Field required"};
+    }
+    if (budget->get<std::int64_t>() < 1024) {
+      return Rejection{400, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"};
+    }
+    if (budget->get<std::int64_t>() >= max_tokens->get<std::int64_t>()) {
+      return Rejection{400,
+                       "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation "
+                       "at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-"
+                       "window-size"};
+    }
+  }
+  if (f.reasoning) {
+    if (const json* t = member(body, "temperature"); t != nullptr && !(t->is_number() && t->get<double>() == 1.0)) {
+      return Rejection{400, "`temperature` may only be set to 1 when thinking is enabled." + kConsult};
+    }
+    if (member(body, "top_k") != nullptr) {
+      return Rejection{400, "`top_k` must be unset when thinking is enabled." + kConsult};
+    }
+    if (const json* p = member(body, "top_p"); p != nullptr && !(p->is_number() && p->get<double>() >= 0.95)) {
+      return Rejection{400, "`top_p` must be unset or between 0.95 and 1 when thinking is enabled." + kConsult};
+    }
+  }
+  if (f.thinking_enabled) {
+    const std::string_view choice = member(body, "tool_choice") ? string_at(body.at("tool_choice"), "type") : "";
+    if (choice == "any" || choice == "tool") {
+      return Rejection{400, "Thinking may not be enabled when tool_choice forces tool use."};
+    }
+  }
+  const json* messages = member(body, "messages");
+  if (messages == nullptr || !messages->is_array()) return std::nullopt;
+  std::optional<std::size_t> last_assistant;
+  for (std::size_t n = 0; n < messages->size(); ++n) {
+    const json& message = (*messages)[n];
+    if (string_at(message, "role") != "assistant") continue;
+    last_assistant = n;
+    const json* content = member(message, "content");
+    if (content == nullptr || !content->is_array()) continue;
+    for (std::size_t m = 0; m < content->size(); ++m) {
+      const json& block = (*content)[m];
+      const std::string at = "messages." + std::to_string(n) + ".content." + std::to_string(m);
+      const std::string_view type = string_at(block, "type");
+      if (type == "thinking") {
+        if (!member(block, "signature") || !block.at("signature").is_string()) {
+          return Rejection{400, at + ".thinking.signature: Field required"};
+        }
+        if (string_at(block, "signature") != thinking_signature(string_at(block, "thinking"))) {
+          return Rejection{400, at + ": Invalid `signature` in `thinking` block"};
+        }
+      }
+      if (type == "redacted_thinking") {
+        if (!member(block, "data") || !block.at("data").is_string()) {
+          return Rejection{400, at + ".redacted_thinking.data: Field required"};
+        }
+        if (!sealed_by(kRedactedDomain, string_at(block, "data"))) {
+          return Rejection{400, at + ": Invalid `data` in `redacted_thinking` block"};
+        }
+      }
+    }
+  }
+  if (f.reasoning && last_assistant) {
+    const json* content = member((*messages)[*last_assistant], "content");
+    bool uses_tools = false;
+    for (const json& block : array_or_empty(content)) {
+      uses_tools = uses_tools || string_at(block, "type") == "tool_use";
+    }
+    const std::string_view first = uses_tools ? string_at(content->front(), "type") : "";
+    if (uses_tools && first != "thinking" && first != "redacted_thinking") {
+      return Rejection{
+          400, "messages." + std::to_string(*last_assistant) +
+                   ".content.0.type: Expected `thinking` or `redacted_thinking`, but found `" + std::string(first) +
+                   "`. When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                   "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+                   "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
+                   "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> check_gemini(const Facts& f, const json& body) {
+  std::vector<std::string> unknown;
+  if (const json* config = member_either(body, "generationConfig", "generation_config")) {
+    if (const json* schema = member_either(*config, "responseSchema", "response_schema")) {
+      unknown_schema_fields(*schema, "generation_config.response_schema", unknown);
+    }
+  }
+  const json* tools = member(body, "tools");
+  for (std::size_t t = 0; tools != nullptr && tools->is_array() && t < tools->size(); ++t) {
+    const json* decls = member_either((*tools)[t], "functionDeclarations", "function_declarations");
+    for (std::size_t d = 0; decls != nullptr && decls->is_array() && d < decls->size(); ++d) {
+      if (const json* parameters = member((*decls)[d], "parameters")) {
+        unknown_schema_fields(*parameters,
+                              "tools[" + std::to_string(t) + "].function_declarations[" + std::to_string(d) + "].parameters",
+                              unknown);
+      }
+    }
+  }
+  if (!unknown.empty()) {
+    std::string message;
+    for (const std::string& line : unknown) message += (message.empty() ? "" : "\n") + line;
+    return Rejection{400, message};
+  }
+  const json* contents = member(body, "contents");
+  if (contents == nullptr || !contents->is_array()) return std::nullopt;
+  // The current turn starts after the last user content that is not only function responses.
+  std::size_t turn = 0;
+  for (std::size_t i = 0; i < contents->size(); ++i) {
+    const json* parts = member((*contents)[i], "parts");
+    if (string_at((*contents)[i], "role") == "model" || parts == nullptr || !parts->is_array()) continue;
+    for (const json& p : *parts) {
+      if (member_either(p, "functionResponse", "function_response") == nullptr) turn = i + 1;
+    }
+  }
+  for (std::size_t i = 0; i < contents->size(); ++i) {
+    const json* parts = member((*contents)[i], "parts");
+    if (parts == nullptr || !parts->is_array()) continue;
+    bool first_call = true;
+    for (const json& p : *parts) {
+      const json* signature = member_either(p, "thoughtSignature", "thought_signature");
+      if (signature != nullptr && !(signature->is_string() &&
+                                    sealed_by(kGeminiDomain, signature->get_ref<const std::string&>()))) {
+        return Rejection{400, "Corrupted thought signature."};
+      }
+      const json* call = member_either(p, "functionCall", "function_call");
+      if (call == nullptr) continue;
+      if (first_call && signature == nullptr && i >= turn && f.reasoning && starts_with(f.model, "gemini-3") &&
+          string_at((*contents)[i], "role") == "model") {
+        return Rejection{
+            400, "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+                 "work correctly, and missing thought_signature may lead to degraded model performance. Additional "
+                 "data, function call `default_api:" + std::string(string_at(*call, "name")) + "` , position " +
+                     std::to_string(i + 1) +
+                     ". Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."};
+      }
+      first_call = false;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> check_request(const Facts& f, const json& body) {
+  switch (f.format) {
+    case UsageFormat::kOpenAI: return check_openai(body);
+    case UsageFormat::kAnthropic: return check_anthropic(f, body);
+    case UsageFormat::kGemini: return check_gemini(f, body);
+  }
+  return std::nullopt;
 }
 
 // The wire counts (fake_provider.h): P, C, W, O, R.
@@ -397,19 +1037,49 @@ struct Answer {
   bool unsplit = false;  // stream the whole text as its first piece (kOversizedBody)
 };
 
+// " (saw 1 image, 2 documents)", or "" for none.
+std::string media_note(const Media& m) {
+  std::string items;
+  auto add = [&](int n, const char* one, const char* many) {
+    if (n == 0) return;
+    items += (items.empty() ? "" : ", ") + std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  add(m.images, "image", "images");
+  add(m.documents, "document", "documents");
+  add(m.audio, "audio clip", "audio clips");
+  return items.empty() ? "" : " (saw " + items + ")";
+}
+
 Answer answer_for(const Facts& f, std::size_t body_bytes) {
   Answer a;
   FakeAnswer& out = a.answer;
   if (f.tool_name.empty()) {
-    out.text = "Hello from " + f.model + ". This answer is \"fake\" and deterministic.";
+    out.text = f.output_schema ? instance_of(*f.output_schema, *f.output_schema).dump()
+                               : "Hello from " + f.model + ". This answer is \"fake\" and deterministic." +
+                                     media_note(f.media);
     out.finish_reason = "stop";
   } else {
     out.tool_name = f.tool_name;
-    out.arguments_json = std::string(kToolArguments);
+    if (f.forced) {
+      json arguments = instance_of(f.tool_schema, f.tool_schema);
+      out.arguments_json = (arguments.is_object() ? arguments : json::object()).dump();
+    } else {
+      out.arguments_json = std::string(kToolArguments);
+    }
     out.finish_reason = "tool_calls";
   }
+  const std::string thought = "The caller wants a deterministic answer from " + f.model + "; give it plainly.";
   if (f.reasoning && f.format == UsageFormat::kAnthropic) {
-    out.thinking = "The caller wants a deterministic answer from " + f.model + "; give it plainly.";
+    if (f.redact) {
+      out.redacted_thinking = seal(kRedactedDomain, thought);
+    } else {
+      out.thinking = thought;
+      out.signature = thinking_signature(thought);
+    }
+  }
+  if (f.reasoning && f.format == UsageFormat::kGemini) {
+    if (f.include_thoughts) out.thinking = thought;
+    out.signature = seal(kGeminiDomain, f.model);
   }
   Counts& c = a.counts;
   c.prompt = std::max<std::int64_t>(1, static_cast<std::int64_t>(body_bytes / 4));
@@ -476,11 +1146,53 @@ Vars answer_vars(std::uint64_t seq, const Facts& f, const Answer& a) {
   return v;
 }
 
+// `text` with every `from` replaced by `to`.
+std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// A Gemini part (as rendered from its fixture) with its thoughtSignature.
+std::string signed_part(const std::string& part, const std::string& signature) {
+  json j = json::parse(part);
+  j["thoughtSignature"] = signature;
+  return j.dump();
+}
+
+// Gemini stream events with the reasoning added: the thoughtSignature on the
+// first event's first part and, with thoughts, an event of the thought part
+// first (its usage the prompt's alone).
+void add_gemini_reasoning(std::vector<std::string>& events, const FakeAnswer& a) {
+  if (events.empty() || (a.signature.empty() && a.thinking.empty())) return;
+  auto parse = [](const std::string& event) {
+    std::string_view data = trim_end(event);
+    if (data.substr(0, 6) == "data: ") data.remove_prefix(6);
+    return json::parse(data);
+  };
+  auto render = [](const json& chunk) { return "data: " + chunk.dump() + "\r\n\r\n"; };
+  json first = parse(events.front());
+  if (!a.signature.empty()) first["candidates"][0]["content"]["parts"][0]["thoughtSignature"] = a.signature;
+  events.front() = render(first);
+  if (a.thinking.empty()) return;
+  json thought = parse(events.front());
+  json& candidate = thought["candidates"][0];
+  candidate["content"]["parts"] = json::array({{{"text", a.thinking}, {"thought", true}}});
+  candidate.erase("finishReason");
+  json& usage = thought["usageMetadata"];
+  usage.erase("candidatesTokenCount");
+  usage.erase("thoughtsTokenCount");
+  usage["totalTokenCount"] = usage["promptTokenCount"];
+  events.insert(events.begin(), render(thought));
+}
+
 // The normal answer: a JSON body, or an event stream (`gemini_sse` false:
 // Gemini's streamed JSON array).
 Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const Answer& a, bool gemini_sse) {
   Vars v = answer_vars(seq, f, a);
-  const bool tool = !a.answer.tool_name.empty();
+  const FakeAnswer& fa = a.answer;
+  const bool tool = !fa.tool_name.empty();
   Reply r;
   std::string sse;
   switch (f.format) {
@@ -496,19 +1208,34 @@ Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const
       sse = (tool ? fx.openai_tool_calls_sse : fx.openai_text_sse).render(v);
       break;
     case UsageFormat::kAnthropic: {
+      // Each block: its fixture, or (redacted thinking, which has none) nullptr.
       std::vector<const Template*> blocks;
-      if (!a.answer.thinking.empty()) {
-        blocks.push_back(f.stream ? &fx.anthropic_thinking_sse : &fx.anthropic_block_thinking);
-      }
+      if (!fa.redacted_thinking.empty()) blocks.push_back(nullptr);
+      if (!fa.thinking.empty()) blocks.push_back(f.stream ? &fx.anthropic_thinking_sse : &fx.anthropic_block_thinking);
       if (tool) {
         blocks.push_back(f.stream ? &fx.anthropic_tool_use_sse : &fx.anthropic_block_tool_use);
       } else {
         blocks.push_back(f.stream ? &fx.anthropic_text_sse : &fx.anthropic_block_text);
       }
+      auto render_block = [&](const Template* block, std::size_t index) {
+        if (block == nullptr) {
+          const json start = {{"type", "redacted_thinking"}, {"data", fa.redacted_thinking}};
+          if (!f.stream) return start.dump(2);
+          const json event = {{"type", "content_block_start"}, {"index", index}, {"content_block", start}};
+          const json stop = {{"type", "content_block_stop"}, {"index", index}};
+          return "event: content_block_start\ndata: " + event.dump() + "\n\n" + v[kPing] +
+                 "event: content_block_stop\ndata: " + stop.dump() + "\n\n";
+        }
+        std::string out = block->render(v);
+        if (block == &fx.anthropic_thinking_sse || block == &fx.anthropic_block_thinking) {
+          out = replace_all(std::move(out), fx.anthropic_signature, fa.signature);
+        }
+        return out;
+      };
       if (!f.stream) {
         for (const Template* b : blocks) {
           if (!v[kContent].empty()) v[kContent] += ",\n    ";
-          v[kContent] += b->render(v);
+          v[kContent] += render_block(b, 0);
         }
         r.body = fx.anthropic_message.render(v);
         break;
@@ -518,14 +1245,19 @@ Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const
       for (std::size_t i = 0; i < blocks.size(); ++i) {
         v[kIndex] = std::to_string(i);
         v[kPing] = i == 0 ? ping : "";
-        sse += blocks[i]->render(v);
+        sse += render_block(blocks[i], i);
       }
       sse += fx.anthropic_end_sse.render(v);
       break;
     }
     case UsageFormat::kGemini:
       if (!f.stream) {
-        v[kParts] = (tool ? fx.gemini_part_function_call : fx.gemini_part_text).render(v);
+        std::string part = (tool ? fx.gemini_part_function_call : fx.gemini_part_text).render(v);
+        if (!fa.signature.empty()) part = signed_part(part, fa.signature);
+        if (!fa.thinking.empty()) {
+          part = json{{"text", fa.thinking}, {"thought", true}}.dump() + ",\n          " + part;
+        }
+        v[kParts] = std::move(part);
         r.body = fx.gemini_generate.render(v);
         break;
       }
@@ -539,6 +1271,7 @@ Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const
   r.chunked = true;
   const bool gemini = f.format == UsageFormat::kGemini;
   r.events = split_events(sse, gemini ? "\r\n\r\n" : "\n\n");
+  if (gemini) add_gemini_reasoning(r.events, fa);
   if (gemini && !gemini_sse) {
     // Without alt=sse Gemini streams one JSON array of the same responses.
     for (std::size_t i = 0; i < r.events.size(); ++i) {
@@ -687,6 +1420,19 @@ std::optional<FakeAnswer> expected_answer(UsageFormat format, std::string_view m
   const json body = json::parse(request_body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) return std::nullopt;
   return answer_for(analyse(format, body, model), request_body.size()).answer;
+}
+
+std::optional<FakeRejection> expected_rejection(UsageFormat format, std::string_view model,
+                                                std::string_view request_body) {
+  const json body = json::parse(request_body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return FakeRejection{400, "The request body is not valid JSON: expected an object"};
+  }
+  const std::string name = format == UsageFormat::kGemini ? std::string(model) : std::string(string_at(body, "model"));
+  if (name.empty()) return FakeRejection{400, "model: Field required"};
+  const std::optional<Rejection> r = check_request(analyse(format, body, name), body);
+  if (!r) return std::nullopt;
+  return FakeRejection{r->status, r->message};
 }
 
 // ---------------------------------------------------------------------------
@@ -983,6 +1729,9 @@ class FakeProvider::Impl {
         if (model.empty()) return refuse(r.format, 400, "model: Field required");
       }
       Facts facts = analyse(r.format, body, model);
+      if (const std::optional<Rejection> rejection = check_request(facts, body)) {
+        return refuse(r.format, rejection->status, rejection->message);
+      }
       if (r.format == UsageFormat::kGemini) facts.stream = r.stream;
       const std::optional<FaultSpec> fault = take_fault(model);
       if (fault && fault->kind == Fault::kOversizedBody) facts.tool_name.clear();  // padded inside the text

@@ -13,14 +13,76 @@
 // What a well-formed request gets (expected_answer computes it):
 //   - text: "Hello from {model}. This answer is \"fake\" and deterministic.";
 //     streamed in three pieces (split by bytes, never inside a UTF-8 sequence).
-//   - a tool call instead of text when the request offers a function tool, does
-//     not forbid calling it (tool_choice none / NONE), and its last message is
-//     not a tool result (so an agent loop ends after one round): the first
-//     function tool's name with arguments {"query":"switchboard"}; streamed as
+//     When the request carries images, documents or audio (OpenAI image_url,
+//     file, input_audio parts; Anthropic image and document blocks, tool
+//     results' included; Gemini inlineData and fileData parts, by mimeType
+//     image/*, audio/*, anything else a document; functionResponse parts'
+//     included), the text ends in " (saw 1 image, 2 documents, 1 audio clip)"
+//     (only the kinds present, "1 image" / "2 images").
+//   - a JSON text instead, when the request asks for a schema (OpenAI
+//     response_format json_schema, Gemini generationConfig responseSchema or
+//     responseJsonSchema): the plainest instance of it (const; the first enum
+//     value; the first anyOf/oneOf/allOf branch; an object of its `required`
+//     properties only; an array of minItems items; "switchboard"; the minimum,
+//     else 0; false; null; local $refs followed; Gemini's upper-case types
+//     too). json_object alone changes nothing: the text answer.
+//   - a tool call instead of text when the request offers a function tool and
+//     either forces a call (OpenAI tool_choice "required" or {function:
+//     {name}}, Anthropic tool_choice any or tool, Gemini functionCallingConfig
+//     mode ANY, with allowedFunctionNames naming the tool) or leaves it free
+//     (auto, or no choice) while its last message is not a tool result (so an
+//     agent loop ends after one round). A forbidden call (OpenAI "none",
+//     Anthropic none, Gemini NONE) never happens. The tool is the named one,
+//     else the first function tool; a free call's arguments are
+//     {"query":"switchboard"}, a forced call's the plainest instance of the
+//     tool's parameters schema, as above ({} when it has none). Streamed as
 //     three argument pieces (Gemini: one functionCall chunk).
 //   - reasoning when asked: OpenAI `reasoning_effort` other than "none";
-//     Anthropic `thinking.type` "enabled" (a thinking block, then the answer);
-//     Gemini `generationConfig.thinkingConfig` without thinkingBudget 0.
+//     Anthropic `thinking.type` "enabled" or "adaptive"; Gemini
+//     `generationConfig.thinkingConfig` without thinkingBudget 0. Then:
+//     Anthropic answers a thinking block first, its `signature` a digest of
+//     its text (streamed: a signature_delta before content_block_stop); when
+//     a user message holds Anthropic's documented test string
+//     ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9..., a
+//     redacted_thinking block {data} takes the thinking block's place.
+//     Gemini puts a `thoughtSignature` on the first part after any thought
+//     (the functionCall, else the text; streamed: the first chunk's part) and,
+//     with thinkingConfig.includeThoughts, a {"text", "thought": true} part
+//     first (streamed: a chunk of its own before the others).
+// Rejected as the real APIs reject them (400, in the provider's error shape:
+// invalid_request_error, Gemini INVALID_ARGUMENT; expected_rejection says
+// which and why; the messages follow the real ones):
+//   OpenAI     response_format json_object while no message text holds "json"
+//              in any case; json_schema with strict true, or a function tool
+//              with strict true, whose schema has an object without
+//              additionalProperties false or with a property missing from
+//              its required ("Invalid schema for response_format 'NAME': In
+//              context=('properties', 'x'), ...").
+//   Anthropic  max_tokens missing; thinking enabled with budget_tokens
+//              missing, under 1024, or not under max_tokens; thinking
+//              (enabled or adaptive) with temperature other than 1, any top_k,
+//              or top_p under 0.95; thinking enabled with tool_choice any or
+//              tool; a thinking block in an assistant message whose signature
+//              is missing or not the fake's for its text ("messages.N.content.M:
+//              Invalid `signature` in `thinking` block"), a redacted_thinking
+//              block whose data the fake did not issue; with thinking on, a
+//              last assistant message that holds tool_use blocks but does not
+//              start with a thinking or redacted_thinking block
+//              ("messages.N.content.0.type: Expected `thinking` or
+//              `redacted_thinking`, but found `tool_use`. ...").
+//   Gemini     generationConfig.responseSchema or a functionDeclaration's
+//              `parameters` with a field Gemini's Schema does not have
+//              (additionalProperties, $schema, $ref, $defs, const, oneOf...;
+//              "Invalid JSON payload received. Unknown name \"X\" at
+//              'generation_config.response_schema.properties[0].value': Cannot
+//              find field.", one line per field; properties[i] counts in
+//              sorted key order; responseJsonSchema and parametersJsonSchema
+//              take any JSON Schema); a part whose thoughtSignature the fake did
+//              not issue ("Corrupted thought signature."); for a model named
+//              gemini-3* with reasoning on, a model turn after the last user
+//              text whose first functionCall part has no thoughtSignature
+//              ("Function call is missing a thought_signature in functionCall
+//              parts. ...").
 // Token counts, with B = request body bytes:
 //   P (prompt)    = max(1, B / 4)          C (cached)   = P / 4
 //   W (cache write, Anthropic only) = P / 8
@@ -41,7 +103,7 @@
 // that is not a JSON object (or lacks `model`), 401 an Anthropic request
 // without `x-api-key` or `anthropic-version`; in OpenAI's shape: 404 an
 // unknown route, 400 bytes that do not parse as HTTP, 413 a body over 32 MiB.
-// Refused requests never use up a fault.
+// Refused requests (these and the rejections above) never use up a fault.
 //
 // Held connections (for cancellation tests): a kHang or kStallStream request
 // leaves its connection open until the client closes it. held() lists every
@@ -185,8 +247,10 @@ class FakeProvider {
 // (OpenAI, Anthropic) or the path's (Gemini). nullopt when the body is not a
 // JSON object. `usage` is normalised as parse_usage reads the wire counts.
 struct FakeAnswer {
-  std::string text;            // "" when it calls a tool
-  std::string thinking;        // Anthropic's thinking block, "" unless asked
+  std::string text;            // "" when it calls a tool; JSON text for a schema
+  std::string thinking;        // Anthropic's thinking block, Gemini's thought part; "" unless asked
+  std::string signature;       // Anthropic: the thinking block's; Gemini: the thoughtSignature; "" none
+  std::string redacted_thinking;  // Anthropic: the redacted_thinking block's data; "" none
   std::string tool_name;       // "" unless it calls a tool
   std::string arguments_json;  // the tool call's arguments
   std::string finish_reason;   // normalised: "stop" | "tool_calls"
@@ -194,5 +258,15 @@ struct FakeAnswer {
 };
 std::optional<FakeAnswer> expected_answer(UsageFormat format, std::string_view model,
                                           std::string_view request_body);
+
+// Why the fake refuses a request body (the route's checks: headers, method,
+// size, aside): status and the provider error's message.
+struct FakeRejection {
+  int status = 400;
+  std::string message;
+};
+// nullopt when the fake answers the body; `model` as for expected_answer.
+std::optional<FakeRejection> expected_rejection(UsageFormat format, std::string_view model,
+                                                std::string_view request_body);
 
 }  // namespace switchboard::testing

@@ -223,7 +223,7 @@ const std::string kOpenAITools =
     R"({"model":"gpt-test","messages":[{"role":"user","content":"Weather in Paris?"}],)"
     R"("tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]})";
 const std::string kAnthropicBody =
-    R"({"model":"claude-test","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]})";
+    R"({"model":"claude-test","max_tokens":4096,"messages":[{"role":"user","content":"Hello"}]})";
 const std::string kGeminiBody = R"({"contents":[{"role":"user","parts":[{"text":"Hello"}]}]})";
 
 std::string text_of(const std::string& model) {
@@ -500,6 +500,682 @@ TEST_CASE("gemini stream without alt=sse is one JSON array") {
   REQUIRE(body.is_array());
   CHECK(body.size() == 3);
   CHECK(body.back()["candidates"][0]["finishReason"] == "STOP");
+}
+
+// ---------------------------------------------------------------------------
+// What the real APIs refuse, and the answers to the newer request features.
+
+// A provider error body: its type word (OpenAI and Anthropic `type`, Gemini
+// `status`) and message.
+struct ErrorBody {
+  std::string type;
+  std::string message;
+};
+
+ErrorBody error_of(const Http& r) {
+  const json body = json::parse(r.body, nullptr, false);
+  if (!body.is_object() || !body.contains("error")) return {};
+  const json& e = body["error"];
+  return {e.contains("status") ? e["status"].get<std::string>() : e.value("type", ""), e.value("message", "")};
+}
+
+Http post_openai(const FakeProvider& fake, const json& body) {
+  return post(fake, {"/v1/chat/completions", body.dump()});
+}
+Http post_anthropic(const FakeProvider& fake, const json& body) {
+  return post(fake, {"/v1/messages", body.dump(), kAnthropicHeaders});
+}
+Http post_gemini(const FakeProvider& fake, const std::string& model, const json& body, bool stream = false) {
+  return post(fake, {"/v1beta/models/" + model + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent"),
+                     body.dump()});
+}
+
+// What the server said about `body`, checked against expected_rejection:
+// 400 with `message` in the provider's shape.
+void check_refused(const Http& r, UsageFormat format, const std::string& model, const json& body,
+                   const std::string& message) {
+  CHECK(r.status == 400);
+  const ErrorBody e = error_of(r);
+  CHECK(e.type == (format == UsageFormat::kGemini ? "INVALID_ARGUMENT" : "invalid_request_error"));
+  CHECK(e.message == message);
+  const auto predicted = expected_rejection(format, model, body.dump());
+  REQUIRE(predicted);
+  CHECK(predicted->status == 400);
+  CHECK(predicted->message == message);
+}
+
+const json kWeatherTool = {{"type", "function"},
+                           {"function",
+                            {{"name", "get_weather"},
+                             {"parameters",
+                              {{"type", "object"},
+                               {"properties", {{"city", {{"type", "string"}}}, {"days", {{"type", "integer"}}}}},
+                               {"required", {"city", "days"}}}}}}};
+const json kClockTool = {
+    {"type", "function"},
+    {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}};
+
+TEST_CASE("openai json_object without the word JSON in the messages is refused") {
+  auto fake = FakeProvider::start();
+  json req = {{"model", "gpt-test"},
+              {"response_format", {{"type", "json_object"}}},
+              {"messages", {{{"role", "user"}, {"content", "List two fruits."}}}}};
+  check_refused(post_openai(*fake, req), UsageFormat::kOpenAI, "gpt-test", req,
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                "'json_object'.");
+  // Any case, in any message, as a string or a text part.
+  req["messages"].insert(req["messages"].begin(),
+                         json{{"role", "system"}, {"content", {{{"type", "text"}, {"text", "Answer in Json."}}}}});
+  const Http ok = post_openai(*fake, req);
+  CHECK(ok.status == 200);
+  CHECK(json::parse(ok.body)["choices"][0]["message"]["content"] == text_of("gpt-test"));
+  CHECK_FALSE(expected_rejection(UsageFormat::kOpenAI, "gpt-test", req.dump()));
+}
+
+TEST_CASE("openai strict schemas must close every object and require every property") {
+  auto fake = FakeProvider::start();
+  struct Case {
+    const char* name;
+    json schema;
+    std::string error;  // after "Invalid schema for response_format 'fruits': "; "" accepted
+  };
+  const json address = {{"type", "object"},
+                        {"properties", {{"street", {{"type", "string"}}}, {"zip", {{"type", "string"}}}}},
+                        {"required", {"street"}},
+                        {"additionalProperties", false}};
+  const std::vector<Case> cases = {
+      {"open top level", {{"type", "object"}, {"properties", {{"a", {{"type", "string"}}}}}, {"required", {"a"}}},
+       "In context=(), 'additionalProperties' is required to be supplied and to be false."},
+      {"additionalProperties true",
+       {{"type", "object"}, {"properties", json::object()}, {"additionalProperties", true}},
+       "In context=(), 'additionalProperties' is required to be supplied and to be false."},
+      {"nested property not required",
+       {{"type", "object"},
+        {"properties", {{"address", address}}},
+        {"required", {"address"}},
+        {"additionalProperties", false}},
+       "In context=('properties', 'address'), 'required' is required to be supplied and to be an array including "
+       "every key in properties. Missing 'zip'."},
+      {"open array items",
+       {{"type", "object"},
+        {"properties", {{"list", {{"type", "array"}, {"items", {{"type", "object"}, {"properties", json::object()}}}}}}},
+        {"required", {"list"}},
+        {"additionalProperties", false}},
+       "In context=('properties', 'list', 'items'), 'additionalProperties' is required to be supplied and to be "
+       "false."},
+      {"strict and closed",
+       {{"type", "object"},
+        {"properties", {{"a", {{"type", "string"}}}}},
+        {"required", {"a"}},
+        {"additionalProperties", false}},
+       ""},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    const json req = {{"model", "gpt-test"},
+                      {"response_format",
+                       {{"type", "json_schema"}, {"json_schema", {{"name", "fruits"}, {"strict", true}, {"schema", c.schema}}}}},
+                      {"messages", {{{"role", "user"}, {"content", "Fruits?"}}}}};
+    const Http r = post_openai(*fake, req);
+    if (c.error.empty()) {
+      CHECK(r.status == 200);
+    } else {
+      check_refused(r, UsageFormat::kOpenAI, "gpt-test", req, "Invalid schema for response_format 'fruits': " + c.error);
+    }
+    // Without strict the same schema is taken as it is.
+    json loose = req;
+    loose["response_format"]["json_schema"]["strict"] = false;
+    CHECK(post_openai(*fake, loose).status == 200);
+  }
+  // A strict function tool follows the same rules.
+  json tool = kWeatherTool;
+  tool["function"]["strict"] = true;
+  const json req = {{"model", "gpt-test"}, {"tools", {tool}}, {"messages", {{{"role", "user"}, {"content", "Paris?"}}}}};
+  check_refused(post_openai(*fake, req), UsageFormat::kOpenAI, "gpt-test", req,
+                "Invalid schema for function 'get_weather': In context=(), 'additionalProperties' is required to be "
+                "supplied and to be false.");
+}
+
+TEST_CASE("openai json_schema answers with the plainest instance of the schema") {
+  auto fake = FakeProvider::start();
+  const json schema = {
+      {"type", "object"},
+      {"properties",
+       {{"name", {{"type", "string"}}},
+        {"count", {{"type", "integer"}, {"minimum", 3}}},
+        {"ratio", {{"type", "number"}}},
+        {"ok", {{"type", "boolean"}}},
+        {"color", {{"type", "string"}, {"enum", {"red", "green"}}}},
+        {"kind", {{"const", "fruit"}}},
+        {"maybe", {{"type", {"null", "string"}}}},
+        {"tags", {{"type", "array"}, {"items", {{"$ref", "#/$defs/tag"}}}, {"minItems", 2}}},
+        {"note", {{"type", "string"}}}}},
+      {"required", {"name", "count", "ratio", "ok", "color", "kind", "maybe", "tags"}},
+      {"$defs", {{"tag", {{"type", "object"}, {"properties", {{"label", {{"type", "string"}}}}}, {"required", {"label"}}}}}}};
+  json req = {{"model", "gpt-test"},
+              {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "answer"}, {"schema", schema}}}}},
+              {"messages", {{{"role", "user"}, {"content", "Describe it."}}}}};
+  const json want = {{"name", "switchboard"},
+                     {"count", 3},
+                     {"ratio", 0},
+                     {"ok", false},
+                     {"color", "red"},
+                     {"kind", "fruit"},
+                     {"maybe", "switchboard"},
+                     {"tags", {{{"label", "switchboard"}}, {{"label", "switchboard"}}}}};
+  const json body = json::parse(post_openai(*fake, req).body);
+  CHECK(body["choices"][0]["finish_reason"] == "stop");
+  const std::string text = body["choices"][0]["message"]["content"];
+  CHECK(json::parse(text) == want);  // "note" is not required: left out
+  CHECK(expected_answer(UsageFormat::kOpenAI, "gpt-test", req.dump())->text == text);
+  CHECK(body["usage"]["completion_tokens"] == tokens(text));
+  // Streamed: the same text in pieces.
+  req["stream"] = true;
+  std::string streamed;
+  for (const Event& e : parse_sse(post_openai(*fake, req).body)) {
+    if (e.data != "[DONE]") streamed += json::parse(e.data)["choices"][0]["delta"].value("content", "");
+  }
+  CHECK(streamed == text);
+}
+
+TEST_CASE("openai tool_choice required or named forces a call even after a tool result, none forbids one") {
+  auto fake = FakeProvider::start();
+  const json history = {{{"role", "user"}, {"content", "Weather and time?"}},
+                        {{"role", "assistant"},
+                         {"content", nullptr},
+                         {"tool_calls",
+                          {{{"id", "call_1"},
+                            {"type", "function"},
+                            {"function", {{"name", "get_weather"}, {"arguments", "{}"}}}}}}},
+                        {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny"}}};
+  struct Case {
+    json choice;  // null: none sent
+    std::string tool;  // "" text
+    json arguments;
+  };
+  const std::vector<Case> cases = {
+      {"required", "get_weather", {{"city", "switchboard"}, {"days", 0}}},
+      {{{"type", "function"}, {"function", {{"name", "get_time"}}}}, "get_time", json::object()},
+      {"none", "", nullptr},
+      {"auto", "", nullptr},
+      {nullptr, "", nullptr},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.choice.dump());
+    json req = {{"model", "gpt-test"}, {"tools", {kWeatherTool, kClockTool}}, {"messages", history}};
+    if (!c.choice.is_null()) req["tool_choice"] = c.choice;
+    const json body = json::parse(post_openai(*fake, req).body);
+    const json& message = body["choices"][0]["message"];
+    const auto want = expected_answer(UsageFormat::kOpenAI, "gpt-test", req.dump());
+    REQUIRE(want);
+    CHECK(want->tool_name == c.tool);
+    if (c.tool.empty()) {
+      CHECK(body["choices"][0]["finish_reason"] == "stop");
+      CHECK(message["content"] == text_of("gpt-test"));
+    } else {
+      CHECK(body["choices"][0]["finish_reason"] == "tool_calls");
+      CHECK(message["tool_calls"][0]["function"]["name"] == c.tool);
+      const std::string arguments = message["tool_calls"][0]["function"]["arguments"];
+      CHECK(json::parse(arguments) == c.arguments);
+      CHECK(want->arguments_json == arguments);
+    }
+  }
+  // Before any tool result, none still forbids the call.
+  const json fresh = {{"model", "gpt-test"},
+                      {"tools", {kWeatherTool}},
+                      {"tool_choice", "none"},
+                      {"messages", {{{"role", "user"}, {"content", "Weather?"}}}}};
+  CHECK(json::parse(post_openai(*fake, fresh).body)["choices"][0]["finish_reason"] == "stop");
+}
+
+TEST_CASE("openai images files and audio are counted in the answer text") {
+  auto fake = FakeProvider::start();
+  const json req = {
+      {"model", "gpt-test"},
+      {"messages",
+       {{{"role", "user"},
+         {"content",
+          {{{"type", "text"}, {"text", "What is in these?"}},
+           {{"type", "image_url"}, {"image_url", {{"url", "data:image/png;base64,iVBORw0KGgo="}}}},
+           {{"type", "image_url"}, {"image_url", {{"url", "https://example.com/cat.jpg"}, {"detail", "low"}}}},
+           {{"type", "file"}, {"file", {{"filename", "a.pdf"}, {"file_data", "data:application/pdf;base64,JVBERi0="}}}},
+           {{"type", "input_audio"}, {"input_audio", {{"data", "UklGRg=="}, {"format", "wav"}}}}}}}}}};
+  const std::string want = text_of("gpt-test") + " (saw 2 images, 1 document, 1 audio clip)";
+  CHECK(json::parse(post_openai(*fake, req).body)["choices"][0]["message"]["content"] == want);
+  CHECK(expected_answer(UsageFormat::kOpenAI, "gpt-test", req.dump())->text == want);
+  // One image alone: singular, and only that kind.
+  json one = req;
+  one["messages"][0]["content"] = {{{"type", "image_url"}, {"image_url", {{"url", "https://example.com/a.png"}}}}};
+  CHECK(json::parse(post_openai(*fake, one).body)["choices"][0]["message"]["content"] ==
+        text_of("gpt-test") + " (saw 1 image)");
+}
+
+const json kLookupTool = {{"name", "get_weather"},
+                          {"input_schema",
+                           {{"type", "object"},
+                            {"properties", {{"city", {{"type", "string"}}}}},
+                            {"required", {"city"}}}}};
+
+json anthropic_thinking_request() {
+  return {{"model", "claude-test"},
+          {"max_tokens", 4096},
+          {"thinking", {{"type", "enabled"}, {"budget_tokens", 1024}}},
+          {"tools", {kLookupTool}},
+          {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}}};
+}
+
+// `first` continued with the fake's answer `content` and a result for its tool_use.
+json continued(json first, const json& content) {
+  std::string id;
+  for (const json& block : content) {
+    if (block["type"] == "tool_use") id = block["id"];
+  }
+  first["messages"].push_back({{"role", "assistant"}, {"content", content}});
+  first["messages"].push_back(
+      {{"role", "user"}, {"content", {{{"type", "tool_result"}, {"tool_use_id", id}, {"content", "sunny"}}}}});
+  return first;
+}
+
+TEST_CASE("anthropic signs its thinking and checks the signature when it comes back") {
+  auto fake = FakeProvider::start();
+  const json first = anthropic_thinking_request();
+  const Http r = post_anthropic(*fake, first);
+  REQUIRE(r.status == 200);
+  const json content = json::parse(r.body)["content"];
+  REQUIRE(content.size() == 2);
+  const auto want = expected_answer(UsageFormat::kAnthropic, "claude-test", first.dump());
+  REQUIRE(want);
+  CHECK(content[0]["type"] == "thinking");
+  CHECK(content[0]["thinking"] == want->thinking);
+  CHECK(content[0]["signature"] == want->signature);
+  CHECK(content[1]["type"] == "tool_use");
+
+  // The same thinking streams the same signature, in a signature_delta.
+  json streamed = first;
+  streamed["stream"] = true;
+  std::string signature;
+  for (const Event& e : parse_sse(post_anthropic(*fake, streamed).body)) {
+    const json data = json::parse(e.data);
+    if (data["type"] == "content_block_delta" && data["delta"]["type"] == "signature_delta") {
+      signature += data["delta"]["signature"].get<std::string>();
+    }
+  }
+  CHECK(signature == want->signature);
+
+  // Sent back untouched, the next turn is answered (with text: the tool answered).
+  const json second = continued(first, content);
+  const Http next = post_anthropic(*fake, second);
+  CHECK(next.status == 200);
+  CHECK(json::parse(next.body)["content"].back()["text"] == text_of("claude-test"));
+
+  // A different signature, edited thinking, or none at all is refused.
+  json forged = second;
+  forged["messages"][1]["content"][0]["signature"] = "EqQBCkgIBRABGAIiQForgedSignature==";
+  check_refused(post_anthropic(*fake, forged), UsageFormat::kAnthropic, "claude-test", forged,
+                "messages.1.content.0: Invalid `signature` in `thinking` block");
+  json edited = second;
+  edited["messages"][1]["content"][0]["thinking"] = "I thought something else.";
+  check_refused(post_anthropic(*fake, edited), UsageFormat::kAnthropic, "claude-test", edited,
+                "messages.1.content.0: Invalid `signature` in `thinking` block");
+  json unsigned_block = second;
+  unsigned_block["messages"][1]["content"][0].erase("signature");
+  check_refused(post_anthropic(*fake, unsigned_block), UsageFormat::kAnthropic, "claude-test", unsigned_block,
+                "messages.1.content.0.thinking.signature: Field required");
+  // Signatures are checked with thinking off too: they are the fake's or nothing.
+  json off = forged;
+  off.erase("thinking");
+  CHECK(post_anthropic(*fake, off).status == 400);
+}
+
+TEST_CASE("anthropic refuses a thinking tool turn whose assistant message lost its thinking block") {
+  auto fake = FakeProvider::start();
+  const json first = anthropic_thinking_request();
+  const json content = json::parse(post_anthropic(*fake, first).body)["content"];
+  const std::string tail =
+      "`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+      "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous "
+      "turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+      "https://docs.claude.com/en/docs/build-with-claude/extended-thinking";
+  json dropped = continued(first, json::array({content[1]}));
+  check_refused(post_anthropic(*fake, dropped), UsageFormat::kAnthropic, "claude-test", dropped,
+                "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use" + tail);
+  json text_first = continued(first, json::array({{{"type", "text"}, {"text", "Let me look."}}, content[1]}));
+  check_refused(post_anthropic(*fake, text_first), UsageFormat::kAnthropic, "claude-test", text_first,
+                "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text" + tail);
+  // Without thinking the same history is fine.
+  json plain = dropped;
+  plain.erase("thinking");
+  CHECK(post_anthropic(*fake, plain).status == 200);
+  // Only the last assistant message must start with thinking: an earlier
+  // tool turn may have lost its thinking once the turn ended in text.
+  json older = dropped;
+  older["messages"].push_back({{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", "Sunny."}}}}});
+  older["messages"].push_back({{"role", "user"}, {"content", "And tomorrow?"}});
+  CHECK(post_anthropic(*fake, older).status == 200);
+  CHECK_FALSE(expected_rejection(UsageFormat::kAnthropic, "claude-test", older.dump()));
+}
+
+TEST_CASE("anthropic checks max_tokens, the thinking budget and what thinking cannot go with") {
+  auto fake = FakeProvider::start();
+  const std::string consult =
+      " Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+      "#important-considerations-when-using-extended-thinking";
+  struct Case {
+    const char* name;
+    json patch;         // merged into a thinking request (null values remove)
+    std::string error;  // "" accepted
+  };
+  const std::vector<Case> cases = {
+      {"no max_tokens", {{"max_tokens", nullptr}}, "max_tokens: Field required"},
+      {"no budget", {{"thinking", {{"type", "enabled"}, {"budget_tokens", nullptr}}}},
+       "thinking.enabled.budget_tokens: Field required"},
+      {"budget under 1024", {{"thinking", {{"budget_tokens", 1000}}}},
+       "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"},
+      {"budget at max_tokens", {{"thinking", {{"budget_tokens", 4096}}}},
+       "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
+       "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"},
+      {"temperature", {{"temperature", 0.5}}, "`temperature` may only be set to 1 when thinking is enabled." + consult},
+      {"top_k", {{"top_k", 5}}, "`top_k` must be unset when thinking is enabled." + consult},
+      {"top_p low", {{"top_p", 0.5}}, "`top_p` must be unset or between 0.95 and 1 when thinking is enabled." + consult},
+      {"tool_choice any", {{"tool_choice", {{"type", "any"}}}},
+       "Thinking may not be enabled when tool_choice forces tool use."},
+      {"tool_choice tool", {{"tool_choice", {{"type", "tool"}, {"name", "get_weather"}}}},
+       "Thinking may not be enabled when tool_choice forces tool use."},
+      {"temperature 1", {{"temperature", 1}}, ""},
+      {"top_p 0.95", {{"top_p", 0.95}}, ""},
+      {"tool_choice auto", {{"tool_choice", {{"type", "auto"}}}}, ""},
+      {"budget just under max_tokens", {{"thinking", {{"budget_tokens", 4095}}}}, ""},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    json req = anthropic_thinking_request();
+    req.merge_patch(c.patch);
+    const Http r = post_anthropic(*fake, req);
+    if (c.error.empty()) {
+      CHECK(r.status == 200);
+      CHECK_FALSE(expected_rejection(UsageFormat::kAnthropic, "claude-test", req.dump()));
+    } else {
+      check_refused(r, UsageFormat::kAnthropic, "claude-test", req, c.error);
+    }
+  }
+  // Without thinking, sampling and a forced tool are fine.
+  json plain = anthropic_thinking_request();
+  plain.erase("thinking");
+  plain.merge_patch({{"temperature", 0.2}, {"top_k", 5}, {"top_p", 0.5}, {"tool_choice", {{"type", "any"}}}});
+  CHECK(post_anthropic(*fake, plain).status == 200);
+}
+
+TEST_CASE("anthropic tool_choice any and tool force a call even after a tool result") {
+  auto fake = FakeProvider::start();
+  json first = anthropic_thinking_request();
+  first.erase("thinking");
+  first["tools"].push_back({{"name", "get_time"}, {"input_schema", {{"type", "object"}}}});
+  const json content = json::parse(post_anthropic(*fake, first).body)["content"];
+  const json answered = continued(first, content);
+  CHECK(json::parse(post_anthropic(*fake, answered).body)["stop_reason"] == "end_turn");
+  struct Case {
+    json choice;
+    std::string tool;
+    json input;
+  };
+  for (const Case& c : {Case{{{"type", "any"}}, "get_weather", {{"city", "switchboard"}}},
+                        Case{{{"type", "tool"}, {"name", "get_time"}}, "get_time", json::object()},
+                        Case{{{"type", "none"}}, "", nullptr}}) {
+    CAPTURE(c.choice.dump());
+    json req = answered;
+    req["tool_choice"] = c.choice;
+    const json body = json::parse(post_anthropic(*fake, req).body);
+    if (c.tool.empty()) {
+      CHECK(body["stop_reason"] == "end_turn");
+      CHECK(body["content"][0]["text"] == text_of("claude-test"));
+    } else {
+      CHECK(body["stop_reason"] == "tool_use");
+      CHECK(body["content"][0]["name"] == c.tool);
+      CHECK(body["content"][0]["input"] == c.input);
+      CHECK(json::parse(expected_answer(UsageFormat::kAnthropic, "claude-test", req.dump())->arguments_json) == c.input);
+    }
+  }
+}
+
+TEST_CASE("anthropic answers the redacted-thinking test prompt with redacted_thinking and checks it back") {
+  auto fake = FakeProvider::start();
+  json first = anthropic_thinking_request();
+  first["messages"][0]["content"] =
+      "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253D5E2D82641AC0E52CC2876CB";
+  const json body = json::parse(post_anthropic(*fake, first).body);
+  const auto want = expected_answer(UsageFormat::kAnthropic, "claude-test", first.dump());
+  REQUIRE(want);
+  CHECK(want->thinking.empty());
+  REQUIRE(body["content"].size() == 2);
+  CHECK(body["content"][0] == json{{"type", "redacted_thinking"}, {"data", want->redacted_thinking}});
+  CHECK(body["content"][1]["type"] == "tool_use");
+  CHECK(body["usage"]["output_tokens"] == tokens("get_weather" + want->arguments_json) + 64);
+
+  json streamed = first;
+  streamed["stream"] = true;
+  std::vector<std::string> names;
+  json start;
+  for (const Event& e : parse_sse(post_anthropic(*fake, streamed).body)) {
+    names.push_back(e.name);
+    if (start.is_null() && e.name == "content_block_start") start = json::parse(e.data);
+  }
+  CHECK(start["index"] == 0);
+  CHECK(start["content_block"] == body["content"][0]);
+  CHECK(std::vector<std::string>(names.begin(), names.begin() + 4) ==
+        std::vector<std::string>{"message_start", "content_block_start", "ping", "content_block_stop"});
+
+  const json second = continued(first, body["content"]);
+  CHECK(post_anthropic(*fake, second).status == 200);
+  json forged = second;
+  forged["messages"][1]["content"][0]["data"] = "c29tZXRoaW5nIGVsc2U=";
+  check_refused(post_anthropic(*fake, forged), UsageFormat::kAnthropic, "claude-test", forged,
+                "messages.1.content.0: Invalid `data` in `redacted_thinking` block");
+}
+
+TEST_CASE("anthropic images and documents are counted, tool results' included") {
+  auto fake = FakeProvider::start();
+  const json image = {{"type", "image"},
+                      {"source", {{"type", "base64"}, {"media_type", "image/png"}, {"data", "iVBORw0KGgo="}}}};
+  const json req = {
+      {"model", "claude-test"},
+      {"max_tokens", 1024},
+      {"messages",
+       {{{"role", "user"},
+         {"content",
+          {image,
+           {{"type", "document"},
+            {"source", {{"type", "base64"}, {"media_type", "application/pdf"}, {"data", "JVBERi0="}}}},
+           {{"type", "text"}, {"text", "What are these?"}}}}},
+        {{"role", "assistant"},
+         {"content", {{{"type", "tool_use"}, {"id", "toolu_1"}, {"name", "shot"}, {"input", json::object()}}}}},
+        {{"role", "user"},
+         {"content", {{{"type", "tool_result"}, {"tool_use_id", "toolu_1"}, {"content", {image}}}}}}}}};
+  const std::string want = text_of("claude-test") + " (saw 2 images, 1 document)";
+  CHECK(json::parse(post_anthropic(*fake, req).body)["content"][0]["text"] == want);
+  CHECK(expected_answer(UsageFormat::kAnthropic, "claude-test", req.dump())->text == want);
+}
+
+TEST_CASE("gemini refuses schema fields its Schema does not have") {
+  auto fake = FakeProvider::start();
+  json req = {{"contents", {{{"role", "user"}, {"parts", {{{"text", "Fruits?"}}}}}}},
+              {"generationConfig",
+               {{"responseMimeType", "application/json"},
+                {"responseSchema",
+                 {{"type", "OBJECT"},
+                  {"additionalProperties", false},
+                  {"properties",
+                   {{"fruits", {{"type", "ARRAY"}, {"items", {{"$ref", "#/$defs/fruit"}}}}},
+                    {"count", {{"type", "INTEGER"}}}}}}}}}};
+  check_refused(post_gemini(*fake, "gemini-test", req), UsageFormat::kGemini, "gemini-test", req,
+                "Invalid JSON payload received. Unknown name \"additionalProperties\" at "
+                "'generation_config.response_schema': Cannot find field.\n"
+                "Invalid JSON payload received. Unknown name \"$ref\" at "
+                "'generation_config.response_schema.properties[1].value.items': Cannot find field.");
+  // A function's parameters are checked the same way.
+  const json tools = {{{"functionDeclarations",
+                        {{{"name", "get_weather"},
+                          {"parameters",
+                           {{"$schema", "http://json-schema.org/draft-07/schema#"},
+                            {"type", "object"},
+                            {"properties", {{"city", {{"type", "string"}}}}}}}}}}}};
+  const json with_tool = {{"contents", req["contents"]}, {"tools", tools}};
+  check_refused(post_gemini(*fake, "gemini-test", with_tool), UsageFormat::kGemini, "gemini-test", with_tool,
+                "Invalid JSON payload received. Unknown name \"$schema\" at "
+                "'tools[0].function_declarations[0].parameters': Cannot find field.");
+  // responseJsonSchema takes JSON Schema as it is.
+  json json_schema = req;
+  json_schema["generationConfig"]["responseJsonSchema"] = json_schema["generationConfig"]["responseSchema"];
+  json_schema["generationConfig"].erase("responseSchema");
+  json_schema["generationConfig"]["responseJsonSchema"]["$defs"] = {{"fruit", {{"type", "string"}}}};
+  CHECK(post_gemini(*fake, "gemini-test", json_schema).status == 200);
+}
+
+TEST_CASE("gemini responseSchema answers with an instance of it") {
+  auto fake = FakeProvider::start();
+  const json req = {{"contents", {{{"role", "user"}, {"parts", {{{"text", "Fruits?"}}}}}}},
+                    {"generationConfig",
+                     {{"responseMimeType", "application/json"},
+                      {"responseSchema",
+                       {{"type", "OBJECT"},
+                        {"properties",
+                         {{"fruits", {{"type", "ARRAY"}, {"minItems", "1"}, {"items", {{"type", "STRING"}}}}},
+                          {"count", {{"type", "INTEGER"}}},
+                          {"ripe", {{"type", "BOOLEAN"}, {"nullable", true}}}}},
+                        {"required", {"fruits", "count"}},
+                        {"propertyOrdering", {"fruits", "count", "ripe"}}}}}}};
+  const json body = json::parse(post_gemini(*fake, "gemini-test", req).body);
+  const std::string text = body["candidates"][0]["content"]["parts"][0]["text"];
+  CHECK(json::parse(text) == json{{"fruits", {"switchboard"}}, {"count", 0}});
+  CHECK(expected_answer(UsageFormat::kGemini, "gemini-test", req.dump())->text == text);
+}
+
+json gemini_thinking_request(bool include_thoughts) {
+  return {{"contents", {{{"role", "user"}, {"parts", {{{"text", "Weather in Paris?"}}}}}}},
+          {"tools", {{{"functionDeclarations", {{{"name", "get_weather"}}}}}}},
+          {"generationConfig", {{"thinkingConfig", {{"thinkingBudget", 1024}, {"includeThoughts", include_thoughts}}}}}};
+}
+
+TEST_CASE("gemini thinking answers carry a thought part and a thoughtSignature") {
+  auto fake = FakeProvider::start();
+  const json req = gemini_thinking_request(true);
+  const auto want = expected_answer(UsageFormat::kGemini, "gemini-test", req.dump());
+  REQUIRE(want);
+  CHECK_FALSE(want->signature.empty());
+  const json parts = json::parse(post_gemini(*fake, "gemini-test", req).body)["candidates"][0]["content"]["parts"];
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0] == json{{"text", want->thinking}, {"thought", true}});
+  CHECK(parts[1]["functionCall"]["name"] == "get_weather");
+  CHECK(parts[1]["thoughtSignature"] == want->signature);
+
+  // Text answers sign their text part; without includeThoughts there is no thought part.
+  json text_req = gemini_thinking_request(false);
+  text_req.erase("tools");
+  const json text_parts =
+      json::parse(post_gemini(*fake, "gemini-test", text_req).body)["candidates"][0]["content"]["parts"];
+  REQUIRE(text_parts.size() == 1);
+  CHECK(text_parts[0]["text"] == text_of("gemini-test"));
+  CHECK(text_parts[0]["thoughtSignature"] == want->signature);
+  CHECK(expected_answer(UsageFormat::kGemini, "gemini-test", text_req.dump())->thinking.empty());
+
+  // Streamed: a chunk of the thought first, then the answer's chunks, the first signed.
+  json stream_req = gemini_thinking_request(true);
+  stream_req.erase("tools");
+  const std::vector<Event> events = parse_sse(post_gemini(*fake, "gemini-test", stream_req, true).body);
+  REQUIRE(events.size() == 4);
+  const json thought = json::parse(events[0].data);
+  CHECK(thought["candidates"][0]["content"]["parts"] == json::array({{{"text", want->thinking}, {"thought", true}}}));
+  CHECK_FALSE(thought["candidates"][0].contains("finishReason"));
+  CHECK(json::parse(events[1].data)["candidates"][0]["content"]["parts"][0]["thoughtSignature"] == want->signature);
+  std::string text;
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    text += json::parse(events[i].data)["candidates"][0]["content"]["parts"][0]["text"].get<std::string>();
+  }
+  CHECK(text == text_of("gemini-test"));
+  CHECK(json::parse(events.back().data)["usageMetadata"]["thoughtsTokenCount"] == 64);
+}
+
+TEST_CASE("gemini 3 refuses a function call of the current turn without its thoughtSignature") {
+  auto fake = FakeProvider::start();
+  const std::string model = "gemini-3-pro-preview";
+  const json first = gemini_thinking_request(false);
+  const json call = json::parse(post_gemini(*fake, model, first).body)["candidates"][0]["content"]["parts"][0];
+  REQUIRE(call.contains("thoughtSignature"));
+  json second = first;
+  second["contents"].push_back({{"role", "model"}, {"parts", {call}}});
+  second["contents"].push_back(
+      {{"role", "user"},
+       {"parts", {{{"functionResponse", {{"name", "get_weather"}, {"response", {{"result", "sunny"}}}}}}}}});
+  CHECK(post_gemini(*fake, model, second).status == 200);
+
+  json unsigned_call = second;
+  unsigned_call["contents"][1]["parts"][0].erase("thoughtSignature");
+  check_refused(post_gemini(*fake, model, unsigned_call), UsageFormat::kGemini, model, unsigned_call,
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+                "work correctly, and missing thought_signature may lead to degraded model performance. Additional "
+                "data, function call `default_api:get_weather` , position 2. Please refer to "
+                "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.");
+  // Gemini 2.5 does not insist; nor does Gemini 3 for a turn that has ended.
+  CHECK(post_gemini(*fake, "gemini-2.5-flash", unsigned_call).status == 200);
+  json ended = unsigned_call;
+  ended["contents"].push_back({{"role", "model"}, {"parts", {{{"text", "Sunny."}}}}});
+  ended["contents"].push_back({{"role", "user"}, {"parts", {{{"text", "Thanks."}}}}});
+  CHECK(post_gemini(*fake, model, ended).status == 200);
+
+  // A signature the fake did not make is corrupted, on any model.
+  json forged = second;
+  forged["contents"][1]["parts"][0]["thoughtSignature"] = "Q2xhdWRlIHNpZ25lZCB0aGlz";
+  check_refused(post_gemini(*fake, "gemini-2.5-flash", forged), UsageFormat::kGemini, "gemini-2.5-flash", forged,
+                "Corrupted thought signature.");
+}
+
+TEST_CASE("gemini mode ANY forces a call even after a function response") {
+  auto fake = FakeProvider::start();
+  json req = {{"contents",
+               {{{"role", "user"}, {"parts", {{{"text", "Weather?"}}}}},
+                {{"role", "model"}, {"parts", {{{"functionCall", {{"name", "get_weather"}, {"args", json::object()}}}}}}},
+                {{"role", "user"},
+                 {"parts", {{{"functionResponse", {{"name", "get_weather"}, {"response", {{"result", "sunny"}}}}}}}}}}},
+              {"tools",
+               {{{"functionDeclarations",
+                  {{{"name", "get_weather"},
+                    {"parameters",
+                     {{"type", "OBJECT"}, {"properties", {{"city", {{"type", "STRING"}}}}}, {"required", {"city"}}}}},
+                   {{"name", "get_time"}}}}}}}};
+  CHECK(json::parse(post_gemini(*fake, "gemini-test", req).body)["candidates"][0]["content"]["parts"][0]["text"] ==
+        text_of("gemini-test"));
+  req["toolConfig"] = {{"functionCallingConfig", {{"mode", "ANY"}}}};
+  json call = json::parse(post_gemini(*fake, "gemini-test", req).body)["candidates"][0]["content"]["parts"][0];
+  CHECK(call["functionCall"] == json{{"name", "get_weather"}, {"args", {{"city", "switchboard"}}}});
+  req["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"] = {"get_time"};
+  call = json::parse(post_gemini(*fake, "gemini-test", req).body)["candidates"][0]["content"]["parts"][0];
+  CHECK(call["functionCall"] == json{{"name", "get_time"}, {"args", json::object()}});
+  CHECK(expected_answer(UsageFormat::kGemini, "gemini-test", req.dump())->tool_name == "get_time");
+}
+
+TEST_CASE("gemini inline and file data are counted by their media type") {
+  auto fake = FakeProvider::start();
+  const json req = {
+      {"contents",
+       {{{"role", "user"},
+         {"parts",
+          {{{"text", "What are these?"}},
+           {{"inlineData", {{"mimeType", "image/jpeg"}, {"data", "/9j/4AAQ"}}}},
+           {{"fileData", {{"mimeType", "application/pdf"}, {"fileUri", "https://example.com/a.pdf"}}}},
+           {{"inline_data", {{"mime_type", "audio/wav"}, {"data", "UklGRg=="}}}}}}}}}};
+  const std::string want = text_of("gemini-test") + " (saw 1 image, 1 document, 1 audio clip)";
+  CHECK(json::parse(post_gemini(*fake, "gemini-test", req).body)["candidates"][0]["content"]["parts"][0]["text"] ==
+        want);
+  CHECK(expected_answer(UsageFormat::kGemini, "gemini-test", req.dump())->text == want);
+}
+
+TEST_CASE("a refused request does not use up a fault") {
+  auto fake = FakeProvider::start();
+  fake->inject(Fault::kServerError);
+  const json bad = {{"model", "gpt-test"},
+                    {"response_format", {{"type", "json_object"}}},
+                    {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  CHECK(post_openai(*fake, bad).status == 400);
+  CHECK(post(*fake, {"/v1/chat/completions", kOpenAIBody}).status == 500);
 }
 
 TEST_CASE("rate limiting answers 429 with Retry-After in each provider's error shape") {

@@ -223,7 +223,7 @@ TEST_CASE("native client errors name provider and model and never the key") {
   CHECK((*client)->provider() == "anthropic");
 
   ModelRequest request;
-  request.messages.push_back({"user", "hi " + kKey, {}, "", ""});
+  request.messages.push_back(Message::of_text("user", "hi " + kKey));
   for (bool stream : {false, true}) {
     INFO("stream " << stream);
     Result<ModelResponse> r = stream ? (*client)->stream(request, nullptr) : (*client)->invoke(request);

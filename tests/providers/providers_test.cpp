@@ -96,7 +96,8 @@ struct Rig {
     auto model = [&](const std::string& name, const std::string& suffix) {
       return "[models." + name + "]\nprovider = \"" + p.name + "\"\nendpoint = \"" + endpoint + suffix +
              "\"\napi_key_env = \"" + kKeyEnv +
-             "\"\ncontext_window = 100000\ndefault_output_tokens = 256\n"
+             "\"\ncontext_window = 100000\ndefault_output_tokens = 256\nmax_output_tokens = 32000\n"
+             "capabilities = { thinking = true }\n"
              "thinking_budget = { low = 1024, medium = 2048, high = " +
              std::to_string(kHighThinkingBudget) + " }\n\n";
     };
@@ -175,8 +176,8 @@ StepCall chat_call() {
 
 StepCall tool_call_step() {
   StepCall call = chat_call();
-  call.tools = {ToolSpec{"search", "Searches the web",
-                         R"({"type":"object","properties":{"query":{"type":"string"}},"required":["query"]})"}};
+  call.request.tools = {ToolSpec::of_function("search", "Searches the web",
+                         R"({"type":"object","properties":{"query":{"type":"string"}},"required":["query"]})")};
   return call;
 }
 
@@ -203,9 +204,9 @@ void check_key_sent_and_never_returned(Rig& rig, const StepResult& r) {
   }
   auto clean = [](const std::string& s) { return !contains(s, kKeyMark); };
   CHECK(clean(r.status.message()));
-  CHECK(clean(r.response.text));
+  CHECK(clean(r.response.text()));
   CHECK(clean(r.response.model));
-  for (const ToolCall& t : r.response.tool_calls) CHECK(clean(t.name + t.arguments_json));
+  for (const ToolCall& t : r.response.tool_calls()) CHECK(clean(t.name + t.arguments_json));
   CHECK(clean(r.model));
   CHECK(clean(r.decision.reason));
   std::vector<CostRecord> all = r.records;
@@ -253,11 +254,13 @@ void check_unbilled(const Rig& rig, const CostRecord& rec) {
   CHECK_FALSE(rec.error.empty());
 }
 
-// Chunks as delivered, with their restart flags.
+// Text chunks as delivered, with their restart flags.
 struct Chunks {
   std::vector<std::pair<std::string, bool>> seen;
   ChunkHandler handler() {
-    return [this](const StreamChunk& c) { seen.emplace_back(std::string(c.text), c.restart); };
+    return [this](const StreamChunk& c) {
+      if (c.kind == StreamChunk::Kind::kText) seen.emplace_back(std::string(c.text), c.restart);
+    };
   }
   std::string text() const {
     std::string out;
@@ -285,9 +288,9 @@ TEST_CASE("a plain call answers the fake's text and bills its exact usage") {
     REQUIRE(rig.fake->request_count() == 1);
     const FakeAnswer want = rig.expected_for_last("p-first");
     CHECK(r.model == "p-first");
-    CHECK(r.response.text == want.text);
-    CHECK_FALSE(r.response.text.empty());
-    CHECK(r.response.finish_reason == "stop");
+    CHECK(r.response.text() == want.text);
+    CHECK_FALSE(r.response.text().empty());
+    CHECK(r.response.stop_reason == StopReason::kEndTurn);
     CHECK(r.response.usage == want.usage);
     CHECK(r.response.http_status == 200);
     CHECK(r.attempts == 1);
@@ -311,11 +314,11 @@ TEST_CASE("a streamed call delivers chunks that make the text and bills exact us
     StepResult r = rig.run(call);
     REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
     const FakeAnswer want = rig.expected_for_last("p-first");
-    CHECK(r.response.text == want.text);
+    CHECK(r.response.text() == want.text);
     CHECK(chunks.text() == want.text);
     CHECK(chunks.seen.size() >= 2);  // really streamed, not one whole body
     for (const auto& [text, restart] : chunks.seen) CHECK_FALSE(restart);
-    CHECK(r.response.finish_reason == "stop");
+    CHECK(r.response.stop_reason == StopReason::kEndTurn);
     REQUIRE(r.records.size() == 1);
     check_ok_record(rig, r.records[0], "p-first", want.usage, r);
     check_ledger_matches(rig, r);
@@ -335,10 +338,10 @@ TEST_CASE("an offered tool comes back as a tool call whether streamed or not") {
       REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
       const FakeAnswer want = rig.expected_for_last("p-first");
       REQUIRE_FALSE(want.tool_name.empty());
-      CHECK(r.response.finish_reason == "tool_calls");
-      CHECK(r.response.text.empty());
-      REQUIRE(r.response.tool_calls.size() == 1);
-      const ToolCall& t = r.response.tool_calls[0];
+      CHECK(r.response.stop_reason == StopReason::kToolUse);
+      CHECK(r.response.text().empty());
+      REQUIRE(r.response.tool_calls().size() == 1);
+      const ToolCall t = r.response.tool_calls()[0];
       CHECK(t.name == "search");
       CHECK(t.name == want.tool_name);
       CHECK(json::parse(t.arguments_json, nullptr, false) == json::parse(want.arguments_json));
@@ -369,20 +372,21 @@ TEST_CASE("a high reasoning decision sends the provider's control and bills the 
       case UsageFormat::kAnthropic:
         CHECK(body.at("thinking").at("type") == "enabled");
         CHECK(body.at("thinking").at("budget_tokens") == kHighThinkingBudget);
-        CHECK(body.at("max_tokens") == 256 + kHighThinkingBudget);  // the answer keeps its allowance
+        // No cap was asked for: the model's maximum, the thinking budget inside it.
+        CHECK(body.at("max_tokens") == 32000);
         // The API reports thinking inside output_tokens, not apart: the
         // reasoning is billed, at the output rate.
         CHECK_FALSE(want.thinking.empty());
         CHECK(want.usage.reasoning_tokens == 0);
         CHECK(want.usage.output_tokens == (static_cast<std::int64_t>(want.text.size()) + 3) / 4 + 64);
-        CHECK_FALSE(contains(r.response.text, want.thinking));
+        CHECK_FALSE(contains(r.response.text(), want.thinking));
         break;
       case UsageFormat::kGemini:
         CHECK(body.at("generationConfig").at("thinkingConfig").at("thinkingBudget") == kHighThinkingBudget);
         CHECK(want.usage.reasoning_tokens == 64);
         break;
     }
-    CHECK(r.response.text == want.text);
+    CHECK(r.response.text() == want.text);
     REQUIRE(r.records.size() == 1);
     check_ok_record(rig, r.records[0], "p-first", want.usage, r);
     check_key_sent_and_never_returned(rig, r);
@@ -503,7 +507,7 @@ TEST_CASE("with restart_streams a stream cut before its final event is retried a
     check_unbilled(rig, r.records[0]);
     const FakeAnswer want = rig.expected_for_last("p-first");
     check_ok_record(rig, r.records[1], "p-first", want.usage, r);
-    CHECK(r.response.text == want.text);
+    CHECK(r.response.text() == want.text);
     // The cut attempt delivered some text; the retry's first chunk says restart.
     size_t restarts = 0, first_restart = 0;
     for (size_t i = 0; i < chunks.seen.size(); ++i) {
@@ -549,7 +553,7 @@ TEST_CASE("an unusable 200 falls back to the next model without a retry") {
       CHECK(rig.waits.empty());
       CHECK(rig.fake->request_count() == 2);
       const FakeAnswer want = rig.expected_for_last("p-second");
-      CHECK(r.response.text == want.text);
+      CHECK(r.response.text() == want.text);
       check_ok_record(rig, r.records[1], "p-second", want.usage, r);
       check_ledger_matches(rig, r);
       check_key_sent_and_never_returned(rig, r);
@@ -643,7 +647,7 @@ TEST_CASE("contemplating mode calls the branches in parallel then aggregates") {
       std::optional<FakeAnswer> want = expected_answer(p.format, agg.model, req.body);
       REQUIRE(want.has_value());
       CHECK(agg.usage == want->usage);
-      CHECK(r.response.text == want->text);
+      CHECK(r.response.text() == want->text);
     }
     CHECK(aggregations == 1);
     check_ledger_matches(rig, r);

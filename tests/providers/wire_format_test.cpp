@@ -27,6 +27,7 @@ ModelSpec spec_for(const std::string& provider) {
   ModelSpec m;
   m.provider = provider;
   m.default_output_tokens = 1000;  // budgets stay at their defaults: 1024 / 4096 / 16384
+  m.max_output_tokens = 64000;
   if (provider == "anthropic") {
     m.name = m.model_id = "claude-sonnet-4-5";
     m.endpoint = "https://api.anthropic.com";
@@ -52,22 +53,23 @@ std::unique_ptr<WireFormat> wire_for(const std::string& provider, std::string ke
 
 ModelRequest plain_request() {
   ModelRequest r;
-  r.messages = {{"system", "You review contracts.", {}, "", ""}, {"user", "Summarise clause 14.", {}, "", ""}};
+  r.messages = {Message::of_text("system", "You review contracts."), Message::of_text("user", "Summarise clause 14.")};
   return r;
 }
 
 // A conversation with a tool: the model called two tools, both answered.
 ModelRequest tool_request() {
   ModelRequest r;
-  r.messages.push_back({"system", "You are terse.", {}, "", ""});
-  r.messages.push_back({"user", "Weather and time in Paris?", {}, "", ""});
-  r.messages.push_back({"assistant", "",
-                        {{"call_1", "get_weather", R"({"city":"Paris"})"}, {"call_2", "get_time", ""}}, "", ""});
-  r.messages.push_back({"tool", R"({"temp_c":18})", {}, "call_1", "get_weather"});
-  r.messages.push_back({"tool", "14:05", {}, "call_2", "get_time"});
-  r.tools.push_back({"get_weather", "Current weather for a city",
-                     R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})"});
-  r.tools.push_back({"get_time", "", R"({"type":"object","properties":{}})"});
+  r.messages.push_back(Message::of_text("system", "You are terse."));
+  r.messages.push_back(Message::of_text("user", "Weather and time in Paris?"));
+  r.messages.push_back({"assistant",
+                        {ContentBlock::of_tool_call({"call_1", "get_weather", R"({"city":"Paris"})"}),
+                         ContentBlock::of_tool_call({"call_2", "get_time", ""})}});
+  r.messages.push_back({"tool", {ContentBlock::of_tool_result("call_1", "get_weather", R"({"temp_c":18})")}});
+  r.messages.push_back({"tool", {ContentBlock::of_tool_result("call_2", "get_time", "14:05")}});
+  r.tools.push_back(ToolSpec::of_function("get_weather", "Current weather for a city",
+                     R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})"));
+  r.tools.push_back(ToolSpec::of_function("get_time", "", R"({"type":"object","properties":{}})"));
   return r;
 }
 
@@ -126,7 +128,7 @@ Decoded decode(const std::string& provider, std::string_view stream, const std::
   Status error;
   const ChunkHandler on_chunk = [&](const StreamChunk& c) {
     CHECK_FALSE(c.restart);
-    out.chunks += c.text;
+    if (c.kind == StreamChunk::Kind::kText) out.chunks += c.text;
   };
   for (const SseEvent& e : parse_in_pieces(stream, cuts)) {
     error = decoder->on_event(e, on_chunk);
@@ -341,9 +343,9 @@ TEST_CASE("openai request maps reasoning max tokens json mode and streaming") {
   for (const Case& c : cases) {
     INFO(c.provider << " effort " << (c.effort ? c.effort : "-") << " stream " << c.stream);
     ModelRequest request = plain_request();
-    request.reasoning = c.reasoning;
+    request.reasoning.level = c.reasoning;
     request.max_output_tokens = c.max_tokens;
-    request.json_output = c.json_output;
+    if (c.json_output) request.output_format.type = OutputFormat::Type::kJsonObject;
     const HttpRequest r = built(*wire_for(c.provider), request, c.stream);
     const json b = body_of(r);
     if (c.effort) {
@@ -388,7 +390,7 @@ TEST_CASE("anthropic request puts system on top and tool results in one user tur
   const json b = body_of(r);
   CHECK(b["model"] == "claude-sonnet-4-5");
   CHECK(b["system"] == "You are terse.");
-  CHECK(b["max_tokens"] == 1000);  // the model's default_output_tokens
+  CHECK(b["max_tokens"] == 64000);  // no cap asked for: the model's max_output_tokens
   CHECK(b["stream"] == true);
   CHECK_FALSE(b.contains("thinking"));
   REQUIRE(b["messages"].size() == 3);
@@ -398,13 +400,13 @@ TEST_CASE("anthropic request puts system on top and tool results in one user tur
       {"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris"}},
       {"type":"tool_use","id":"call_2","name":"get_time","input":{}}]})"));
   CHECK(b["messages"][2] == json::parse(R"({"role":"user","content":[
-      {"type":"tool_result","tool_use_id":"call_1","content":"{\"temp_c\":18}"},
-      {"type":"tool_result","tool_use_id":"call_2","content":"14:05"}]})"));
+      {"type":"tool_result","tool_use_id":"call_1","content":[{"type":"text","text":"{\"temp_c\":18}"}]},
+      {"type":"tool_result","tool_use_id":"call_2","content":[{"type":"text","text":"14:05"}]}]})"));
   CHECK(b["tools"][0] == json::parse(R"({"name":"get_weather","description":"Current weather for a city",
       "input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}})"));
 }
 
-TEST_CASE("anthropic thinking budget comes from the level and max_tokens stays above it") {
+TEST_CASE("anthropic thinking budget comes from the level and is taken from inside max_tokens") {
   struct Case {
     Reasoning reasoning;
     std::optional<std::int64_t> max_tokens;
@@ -412,16 +414,16 @@ TEST_CASE("anthropic thinking budget comes from the level and max_tokens stays a
     std::int64_t expected_max_tokens;
   };
   const Case cases[] = {
-      {Reasoning::kDefault, std::nullopt, 0, 1000},
+      {Reasoning::kDefault, std::nullopt, 0, 64000},
       {Reasoning::kDefault, 200, 0, 200},
-      {Reasoning::kLow, 500, 1024, 1524},
-      {Reasoning::kMedium, std::nullopt, 4096, 5096},
-      {Reasoning::kHigh, 8000, 16384, 24384},
+      {Reasoning::kLow, 5000, 1024, 5000},
+      {Reasoning::kMedium, std::nullopt, 4096, 64000},
+      {Reasoning::kHigh, 20000, 16384, 20000},
   };
   for (const Case& c : cases) {
     INFO("budget " << c.budget);
     ModelRequest request = plain_request();
-    request.reasoning = c.reasoning;
+    request.reasoning.level = c.reasoning;
     request.max_output_tokens = c.max_tokens;
     const json b = body_of(built(*wire_for("anthropic"), request));
     CHECK(b["max_tokens"] == c.expected_max_tokens);
@@ -436,7 +438,7 @@ TEST_CASE("anthropic thinking budget comes from the level and max_tokens stays a
 
 TEST_CASE("anthropic json output is asked for in the system prompt") {
   ModelRequest request = plain_request();
-  request.json_output = true;
+  request.output_format.type = OutputFormat::Type::kJsonObject;
   const json b = body_of(built(*wire_for("anthropic"), request));
   const std::string system = b["system"];
   CHECK(system.starts_with("You review contracts.\n\n"));
@@ -463,7 +465,7 @@ TEST_CASE("gemini request uses user and model roles with function parts") {
   CHECK(b["tools"] == json::parse(R"([{"functionDeclarations":[
       {"name":"get_weather","description":"Current weather for a city",
        "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}},
-      {"name":"get_time","parameters":{"type":"object","properties":{}}}]}])"));
+      {"name":"get_time"}]}])"));
   CHECK_FALSE(b.contains("generationConfig"));
 }
 
@@ -475,36 +477,40 @@ TEST_CASE("gemini generation config carries max tokens json mode and the thinkin
     const char* expected;  // generationConfig
   };
   const Case cases[] = {
-      {Reasoning::kLow, 256, false, R"({"maxOutputTokens":256,"thinkingConfig":{"thinkingBudget":1024}})"},
+      {Reasoning::kLow, 2048, false,
+       R"({"maxOutputTokens":2048,"thinkingConfig":{"thinkingBudget":1024,"includeThoughts":true}})"},
       {Reasoning::kHigh, std::nullopt, true,
-       R"({"responseMimeType":"application/json","thinkingConfig":{"thinkingBudget":16384}})"},
+       R"({"responseMimeType":"application/json","thinkingConfig":{"thinkingBudget":16384,"includeThoughts":true}})"},
       {Reasoning::kDefault, 100, true, R"({"maxOutputTokens":100,"responseMimeType":"application/json"})"},
   };
   for (const Case& c : cases) {
     INFO(c.expected);
     ModelRequest request = plain_request();
-    request.reasoning = c.reasoning;
+    request.reasoning.level = c.reasoning;
     request.max_output_tokens = c.max_tokens;
-    request.json_output = c.json_output;
+    if (c.json_output) request.output_format.type = OutputFormat::Type::kJsonObject;
     const json b = body_of(built(*wire_for("gemini"), request));
     CHECK(b["generationConfig"] == json::parse(c.expected));
   }
 }
 
-TEST_CASE("gemini tool result without a tool name is refused") {
+TEST_CASE("gemini tool result without a tool name takes its call's, and is refused when no call names it") {
   ModelRequest request = tool_request();
-  request.messages[3].tool_name.clear();
+  request.messages[3].content[0].tool_name.clear();
+  const json b = body_of(built(*wire_for("gemini"), request));
+  CHECK(b["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather");
+  request.messages[3].content[0].tool_use_id = "call_unknown";
   Result<HttpRequest> r = wire_for("gemini")->build_request(request, false);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == Status::Code::kInvalidArgument);
-  CHECK(r.status().message() == "message 4: a tool result sent to Gemini needs its tool_name");
+  CHECK(r.status().code() == Status::Code::kUpstream);
+  CHECK(r.status().message().find("tool_name") != std::string::npos);
 }
 
 TEST_CASE("request errors name the bad field and never the key") {
   for (const char* provider : {"openai", "anthropic", "gemini"}) {
     INFO(provider);
     ModelRequest request = plain_request();
-    request.tools.push_back({"lookup", "", "not json"});
+    request.tools.push_back(ToolSpec::of_function("lookup", "", "not json"));
     Result<HttpRequest> r = wire_for(provider)->build_request(request, false);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().code() == Status::Code::kInvalidArgument);
@@ -512,7 +518,7 @@ TEST_CASE("request errors name the bad field and never the key") {
     CHECK(r.status().message().find(kKey) == std::string::npos);
 
     request = plain_request();
-    request.messages.push_back({"robot", "hi", {}, "", ""});
+    request.messages.push_back(Message::of_text("robot", "hi"));
     r = wire_for(provider)->build_request(request, false);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message() == "message 3: unknown role 'robot'");
@@ -616,15 +622,16 @@ TEST_CASE("whole responses parse into text tool calls finish reason and usage") 
     INFO(c.name);
     Result<ModelResponse> r = wire_for(c.provider)->parse_response(c.body);
     REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-    CHECK(r->text == c.text);
-    CHECK(r->finish_reason == c.finish_reason);
+    CHECK(r->text() == c.text);
+    CHECK(openai_finish_reason(r->stop_reason) == c.finish_reason);
     CHECK(r->usage == c.usage);
     CHECK(r->model == c.model);
-    REQUIRE(r->tool_calls.size() == c.calls.size());
+    const std::vector<ToolCall> calls = r->tool_calls();
+    REQUIRE(calls.size() == c.calls.size());
     for (std::size_t i = 0; i < c.calls.size(); ++i) {
-      CHECK(r->tool_calls[i].id == c.calls[i].id);
-      CHECK(r->tool_calls[i].name == c.calls[i].name);
-      CHECK(json::parse(r->tool_calls[i].arguments_json) == json::parse(c.calls[i].arguments_json));
+      CHECK(calls[i].id == c.calls[i].id);
+      CHECK(calls[i].name == c.calls[i].name);
+      CHECK(json::parse(calls[i].arguments_json) == json::parse(c.calls[i].arguments_json));
     }
   }
 }
@@ -716,15 +723,16 @@ TEST_CASE("stream decoders deliver the text as it comes and the exact usage at t
       REQUIRE_MESSAGE(d.response.ok(), d.response.status().to_string());
       const ModelResponse& r = *d.response;
       CHECK(d.chunks == c.text);
-      CHECK(r.text == c.text);
-      CHECK(r.finish_reason == c.finish_reason);
+      CHECK(r.text() == c.text);
+      CHECK(openai_finish_reason(r.stop_reason) == c.finish_reason);
       CHECK(r.usage == c.usage);
       CHECK(r.model == c.model);
-      REQUIRE(r.tool_calls.size() == c.calls.size());
+      const std::vector<ToolCall> calls = r.tool_calls();
+      REQUIRE(calls.size() == c.calls.size());
       for (std::size_t i = 0; i < c.calls.size(); ++i) {
-        CHECK(r.tool_calls[i].id == c.calls[i].id);
-        CHECK(r.tool_calls[i].name == c.calls[i].name);
-        CHECK(json::parse(r.tool_calls[i].arguments_json) == json::parse(c.calls[i].arguments_json));
+        CHECK(calls[i].id == c.calls[i].id);
+        CHECK(calls[i].name == c.calls[i].name);
+        CHECK(json::parse(calls[i].arguments_json) == json::parse(c.calls[i].arguments_json));
       }
     }
   }
@@ -789,7 +797,7 @@ data: {"type":"message_stop"}
   Decoded d = decode("anthropic", stream);
   REQUIRE_MESSAGE(d.response.ok(), d.response.status().to_string());
   CHECK(d.response->usage == usage_of(2048, 300, 1000, 0, 90, 0));
-  CHECK(d.response->finish_reason == "stop");
+  CHECK(openai_finish_reason(d.response->stop_reason) == "stop");
 }
 
 TEST_CASE("openai stream that ends without usage is an upstream error") {

@@ -15,8 +15,11 @@
 ///                 (retry_after() holds the provider's Retry-After, if any);
 ///   upstream      the provider answered with something unusable or refused
 ///                 the request (4xx, malformed JSON, wrong content type, a
-///                 body over the size cap): retrying the same model will not
-///                 help, the next model in the tier may;
+///                 body over the size cap), or the adapter refused the model
+///                 for this request because it cannot express part of it
+///                 (an image for a text-only model: "cannot take ..."):
+///                 retrying the same model will not help, the next model in
+///                 the tier may;
 ///   invalid_argument  the request itself is wrong (no messages).
 /// ```
 /// No message, log line or error ever contains an API key.
@@ -33,83 +36,21 @@
 #include <string_view>
 #include <vector>
 
-#include "switchboard/cancel.h"
 #include "switchboard/config.h"
-#include "switchboard/decision.h"
-#include "switchboard/pricing.h"
+#include "switchboard/request.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
 
-/// A function call the model asked for (or, in a request's history, made).
-struct ToolCall {
-  std::string id;              ///< the provider's call id ("" when it gives none: Gemini)
-  std::string name;            ///< the function's name
-  std::string arguments_json;  ///< a JSON object, as text
-};
-
-/// One message of the conversation sent to a model.
-struct Message {
-  std::string role;                 ///< "system" | "user" | "assistant" | "tool"
-  std::string content;              ///< the message's text
-  std::vector<ToolCall> tool_calls;  ///< role "assistant": calls it made
-  std::string tool_call_id;          ///< role "tool": the call this answers
-  std::string tool_name;             ///< role "tool": the function's name (Gemini needs it)
-};
-
-/// A function the model may call.
-struct ToolSpec {
-  std::string name;         ///< the name the model calls it by
-  std::string description;  ///< what it does, for the model (sent only when not empty)
-  std::string parameters_json = "{\"type\":\"object\",\"properties\":{}}";  ///< JSON Schema, as text
-};
-
-/// One call to a model: the conversation and how to answer it.
-struct ModelRequest {
-  std::vector<Message> messages;     ///< "system" messages go where each provider wants them
-  std::vector<ToolSpec> tools;       ///< the functions the model may call
-  Reasoning reasoning = Reasoning::kDefault;  ///< mapped to the provider's control
-  /// The answer's output-token cap, sent as the provider's limit. Unset: no limit is sent, except
-  /// to Anthropic, which requires one and gets the model's default_output_tokens.
-  std::optional<std::int64_t> max_output_tokens;
-  bool json_output = false;          ///< ask for a JSON object as the answer
-  /// The caller's count of the input tokens, when it has one. The sim provider
-  /// bills it as the input; the real providers report their own count.
-  std::optional<std::int64_t> counted_input_tokens;
-  /// The step's own guess of the answer's length (Step::expected_output_tokens).
-  /// Sent to no provider: the sim sizes its answer by it, as a real model's
-  /// answer follows the task rather than the cap.
-  std::optional<std::int64_t> expected_output_tokens;
-  /// The step's deadline and cancellation (StepCall::bounds). An adapter
-  /// passes them to its transport: a cancelled call fails with kCancelled, one
-  /// past the deadline with kDeadlineExceeded, promptly and without waiting
-  /// for the answer.
-  CallBounds bounds;
-};
-
-/// A model's answer to one call.
-struct ModelResponse {
-  std::string model;                 ///< the model that answered, as the provider names it
-  std::string text;                  ///< the answer's text
-  std::vector<ToolCall> tool_calls;  ///< the function calls the model asked for
-  /// "stop" | "length" | "tool_calls" | "content_filter", or the provider's
-  /// own word when it has no equivalent.
-  std::string finish_reason;
-  Usage usage;                       ///< the provider's own figures, normalised
-  std::chrono::milliseconds latency{0};     ///< call started (connect included) to last byte
-  std::chrono::milliseconds first_byte{0};  ///< call started (connect included) to first byte
-  int http_status = 0;               ///< 0 when no HTTP was involved (sim)
-};
-
-/// One piece of a streamed answer, delivered as it arrives.
-struct StreamChunk {
-  std::string_view text;             ///< the next piece of the answer's text
-  /// Set on the first chunk of a new attempt (another model, or a retry) after
-  /// chunks of a failed attempt were already delivered: discard those.
-  bool restart = false;
-};
 /// Called on the calling thread; must not throw.
 using ChunkHandler = std::function<void(const StreamChunk&)>;
+
+/// Delivers a whole answer through `on_chunk` as a stream of it would have
+/// come, block by block: thinking (then its signature), text, refusal (as
+/// text), tool calls (start, then the arguments in one piece), with each
+/// block's index. For clients that cannot stream (the default
+/// ModelClient::stream) and servers that answer a stream request whole.
+void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk);
 
 /// One model behind one interface, whatever the provider (see the file comment).
 class ModelClient {
@@ -119,10 +60,12 @@ class ModelClient {
   virtual std::string provider() const = 0;
   /// One call, no retries (the caller retries). Thread-safe.
   virtual Result<ModelResponse> invoke(const ModelRequest& request) = 0;
-  /// Streams the answer through `on_chunk`, then returns the whole response
-  /// with the provider's exact usage. A stream that ends before the
+  /// Streams the answer through `on_chunk` (text, thinking, signatures, tool
+  /// calls and their argument pieces, as they arrive), then returns the whole
+  /// response with the provider's exact usage. A stream that ends before the
   /// provider's final event is an `unavailable` error, never a success. The
-  /// default invokes and delivers the whole text as one chunk. Thread-safe.
+  /// default invokes and delivers the whole answer, block by block, as
+  /// chunks. Thread-safe.
   virtual Result<ModelResponse> stream(const ModelRequest& request, const ChunkHandler& on_chunk);
 };
 

@@ -75,6 +75,20 @@ struct ThinkingBudgets {
   std::int64_t for_level(Reasoning r) const;  ///< 0 for Reasoning::kDefault
 };
 
+/// What a model can take beyond text ([models.NAME.capabilities]). A request
+/// that needs one the model lacks is not sent to it: the adapter refuses the
+/// model with the reason, and the dispatcher falls back to the next one.
+/// Defaults by provider: gemini and sim all; openai and anthropic all but
+/// audio; openai-compatible tools and json_schema only.
+struct Capabilities {
+  bool vision = true;       ///< image blocks
+  bool documents = true;    ///< document blocks (PDF, text files)
+  bool audio = false;       ///< audio blocks
+  bool tools = true;        ///< tools and tool choice
+  bool thinking = true;     ///< reasoning control and thinking blocks sent back
+  bool json_schema = true;  ///< OutputFormat::kJsonSchema (translated where the API has no native form)
+};
+
 /// One model ([models.NAME]): how to call it, and its list rates.
 struct ModelSpec {
   std::string name;           ///< NAME in [models.NAME]: what tiers, decisions and clients call the model
@@ -85,7 +99,17 @@ struct ModelSpec {
   Price price;                ///< from the price catalog: every model has an entry
   std::int64_t context_window = 0;  ///< the model's context window, in tokens
   std::int64_t default_output_tokens = 1024;  ///< expected output when nothing else says
+  /// The most output (thinking included) the model can produce in one answer:
+  /// the cap Anthropic gets when the caller sets none, and the ceiling a cap
+  /// plus a thinking budget is clamped to.
+  std::int64_t max_output_tokens = 8192;
   ThinkingBudgets thinking_budget;  ///< what each reasoning level maps to
+  Capabilities capabilities;        ///< what it can take beyond text
+  /// Anthropic only: when the caller set no cache breakpoint, place them on
+  /// the system prompt and the conversation prefix. (The last tool gets one
+  /// too; the next turn reads that prefix from the prompt cache.) Accepted
+  /// and without effect for the other providers: their caching is automatic.
+  bool auto_cache = false;
   std::string source;         ///< "file:line:column" of the definition, for messages
 };
 

@@ -41,9 +41,15 @@ namespace switchboard {
 
 /// One step to call: what the rules see, and what the model is sent.
 struct StepCall {
-  Step step;                      ///< what the rules see
-  std::vector<Message> messages;  ///< empty: one user message made from step.prompt (or the role)
-  std::vector<ToolSpec> tools;    ///< the functions the model may call
+  Step step;  ///< what the rules see
+  /// What the model is sent, as the caller asks it: messages (empty: one user
+  /// message made from step.prompt, or the role), tools, tool choice, output
+  /// format, sampling, the caller's reasoning setting (reasoning.effort,
+  /// reasoning.budget_tokens) and output cap. The dispatcher fills the rest:
+  /// reasoning.level from the decision (the caller's explicit setting wins),
+  /// max_output_tokens from the decision when the caller set none, the token
+  /// counts from the step, and `bounds` below.
+  ModelRequest request;
   std::string trace_id;           ///< "" = a fresh random id
   /// Budget scopes besides the workload's that must hold the step's worst case
   /// (a gateway key's "key:NAME"); see Engine::admit.

@@ -7,9 +7,51 @@
 
 namespace switchboard {
 
+void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk) {
+  if (!on_chunk) return;
+  for (std::size_t i = 0; i < response.content.size(); ++i) {
+    const ContentBlock& b = response.content[i];
+    StreamChunk c;
+    c.index = static_cast<int>(i);
+    switch (b.type) {
+      case ContentBlock::Type::kThinking:
+        if (!b.text.empty()) {
+          c.kind = StreamChunk::Kind::kThinking;
+          c.text = b.text;
+          on_chunk(c);
+        }
+        if (!b.signature.empty()) {
+          c.kind = StreamChunk::Kind::kSignature;
+          c.text = b.signature;
+          on_chunk(c);
+        }
+        break;
+      case ContentBlock::Type::kText:
+      case ContentBlock::Type::kRefusal:
+        if (!b.text.empty()) {
+          c.kind = StreamChunk::Kind::kText;
+          c.text = b.text;
+          on_chunk(c);
+        }
+        break;
+      case ContentBlock::Type::kToolUse:
+        c.kind = StreamChunk::Kind::kToolCallStart;
+        c.id = b.tool_call.id;
+        c.name = b.tool_call.name;
+        on_chunk(c);
+        c.kind = StreamChunk::Kind::kToolArguments;
+        c.text = b.tool_call.arguments_json;
+        on_chunk(c);
+        break;
+      default:
+        break;  // redacted thinking and opaque items have nothing to show as they come
+    }
+  }
+}
+
 Result<ModelResponse> ModelClient::stream(const ModelRequest& request, const ChunkHandler& on_chunk) {
   Result<ModelResponse> r = invoke(request);
-  if (r.ok() && on_chunk && !r->text.empty()) on_chunk(StreamChunk{r->text, false});
+  if (r.ok()) deliver_as_chunks(*r, on_chunk);
   return r;
 }
 

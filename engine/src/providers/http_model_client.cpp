@@ -141,9 +141,9 @@ class HttpModelClient final : public ModelClient {
     if (response.ok() && !streaming.value_or(false)) {
       if (!is_2xx(response->status)) return http_error(*response, other_body);
       // A server that answers a stream request with one JSON body (some
-      // OpenAI-compatible ones do) still answered: pass the text on whole.
+      // OpenAI-compatible ones do) still answered: pass the answer on whole.
       Result<ModelResponse> whole = whole_response(*response, other_body);
-      if (whole.ok() && on_chunk && !whole->text.empty()) on_chunk(StreamChunk{whole->text, false});
+      if (whole.ok()) deliver_as_chunks(*whole, on_chunk);
       return whole;
     }
     Result<ModelResponse> result = decoder->finish();

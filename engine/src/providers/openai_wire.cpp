@@ -1,12 +1,101 @@
 // OpenAI Chat Completions (POST {endpoint}/chat/completions), for provider
-// "openai" and "openai-compatible". The compatible servers (vLLM, llama.cpp,
-// Ollama, gateways) know `max_tokens` but often not `max_completion_tokens`,
-// so they get the older name; everything else is the same request.
+// "openai" and "openai-compatible" (vLLM, llama.cpp, Ollama, DeepSeek,
+// gateways). What happens to each field of the canonical request (request.h):
 //
-// Streaming asks for stream_options.include_usage: the usage then arrives in
-// one last chunk whose `choices` is empty, just before `data: [DONE]`, the
-// final event. A stream that reaches [DONE] without usage is an upstream
-// error (a server that ignores include_usage): a call is never billed at 0.
+// Messages, in order, one Chat Completions message per canonical message
+// except where noted:
+//  - "system" -> a `system` message (the API maps it to `developer` for
+//    reasoning models itself). Text blocks only: an image, document or audio
+//    block there is refused ("cannot take ..."), a tool use or result is
+//    invalid_argument.
+//  - "user" -> a `user` message. One text block is sent as a string, anything
+//    else as content parts: text; image -> image_url {url, detail} (a base64
+//    image as a data: URL; by file id: refused, the API takes no image file
+//    ids); document -> file {file_data: data: URL, filename: title, else
+//    "document" + the media type's extension} or file {file_id} (a file id
+//    only when its origin is this provider; by URL: refused); audio ->
+//    input_audio {data, format} (wav and mp3; other formats refused on
+//    "openai", sent as the media subtype to compatible servers; by URL:
+//    refused). kToolResult blocks in a user message (Anthropic's shape) become
+//    `tool` messages placed before the user message's other parts.
+//  - "tool" (kToolResult blocks) -> one `tool` message per result
+//    {tool_call_id, content}: its text blocks, one as a string, several as
+//    text parts. is_error has no field: the content is prefixed "Error: "
+//    (just "Error" when the result has no text). A tool message takes text
+//    only, so a result's images, documents and audio go in a `user` message
+//    after the run of tool messages, behind a text part "Attachments of tool
+//    call <id>:" (and the tool message says they follow).
+//  - "assistant" -> an `assistant` message: text blocks as content (null
+//    beside tool calls or a refusal), kRefusal blocks joined into `refusal`,
+//    kToolUse blocks as tool_calls [{id, type function, function {name,
+//    arguments}}] (arguments sent as given, "" as "{}"). Media in an
+//    assistant message is refused.
+//  - Thinking, redacted thinking and opaque blocks are dropped, whatever
+//    their origin: Chat Completions has no way to send reasoning back (OpenAI
+//    keeps reasoning items for the Responses API; DeepSeek rejects its own
+//    reasoning_content in a request). A signature on a text or tool-use
+//    block (Gemini's thoughtSignature) is dropped; the block itself is sent.
+//  - Cache breakpoints (blocks and tools) are dropped: OpenAI caches prompt
+//    prefixes by itself and reports the cached tokens in usage.
+//
+// Tools -> tools [{type function, function {name, description (when not
+// empty), parameters, strict (when set)}}]. An opaque tool is sent verbatim
+// when its origin is this provider, else refused. tool_choice -> "none" |
+// "auto" | "required" | {type function, function {name}}; with no tools,
+// auto and none are not sent (they mean nothing then) and required or a
+// named tool are invalid_argument. parallel_tool_calls is sent when set and
+// there are tools.
+//
+// output_format: kJsonObject -> response_format {type json_object}; the API
+// requires the word "JSON" in the messages, so when no text holds it, the
+// sentence kJsonInstruction is added to the first system message (or is a
+// system message of its own, first). kJsonSchema -> {type json_schema,
+// json_schema {name ("response" when unnamed), description (when set),
+// schema, strict}}.
+//
+// Sampling: temperature, top_p, stop, seed, presence_penalty,
+// frequency_penalty, user as given; logprobs -> logprobs true, top_logprobs
+// (which implies logprobs). top_k: compatible servers (vLLM, llama.cpp) take
+// `top_k` and get it; OpenAI has no such control, so an "openai" model refuses
+// a request that sets it.
+//
+// Reasoning -> reasoning_effort. A thinking budget wins: 0 -> "none", up to
+// the model's low budget "low", up to its medium budget "medium", else
+// "high". Else the caller's effort, sent as given ("none" and "xhigh"
+// included). Else the rules' level ("low" | "medium" | "high"). A model
+// whose capabilities say thinking = false gets no reasoning_effort: the
+// rules' level is dropped as not applicable, an explicit effort or budget
+// above none is refused (the dispatcher already skips such models).
+//
+// max_output_tokens -> max_completion_tokens ("openai") or max_tokens
+// (compatible servers know the older name, often not the newer), clamped to
+// the model's max_output_tokens; absent stays absent (reasoning tokens come
+// out of the same cap).
+//
+// Answers: choices[0].message -> blocks in this order, each with origin set to
+// the provider's name: reasoning_content (DeepSeek, vLLM, else `reasoning`)
+// -> kThinking; content -> kText; refusal -> kRefusal; tool_calls ->
+// kToolUse. finish_reason is kept as raw_stop_reason and mapped: stop ->
+// kEndTurn (kStopSequence with stop_sequence when a vLLM-style `stop_reason`
+// string names the stop string matched; kRefusal when the answer is a
+// refusal; kToolUse when it holds tool calls, as some servers say "stop"
+// then), length -> kMaxTokens, tool_calls and the legacy function_call ->
+// kToolUse, content_filter -> kContentFilter, anything else kOther. The
+// choice's logprobs object -> logprobs_json.
+//
+// Streams ask for stream_options.include_usage: the usage then arrives in one
+// last chunk whose `choices` is empty, just before `data: [DONE]`, the final
+// event. A stream that reaches [DONE] without usage is an upstream error (a
+// server that ignores include_usage): a call is never billed at 0. Deltas
+// become chunks as they arrive, each block's index fixed when it first
+// appears: reasoning_content / reasoning -> kThinking; content -> kText;
+// refusal -> kText pieces at the kRefusal block's index (StreamChunk has no
+// refusal kind; the final response says which block it was); tool_calls[i]
+// -> kToolCallStart (id, name) when call i first appears, then
+// kToolArguments for each arguments piece. The logprobs of every chunk are
+// joined into one object ({content: [...], refusal: [...]}).
+#include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "switchboard/usage.h"
@@ -18,15 +107,151 @@ namespace switchboard {
 namespace {
 
 using wire::json;
+using Type = ContentBlock::Type;
 
-// "function_call" is the name the API used before tools.
-std::string normalise_finish(const std::string& reason) {
-  return reason == "function_call" ? "tool_calls" : reason;
+// What an "openai" json_object request gets when no message says "JSON".
+constexpr const char* kJsonInstruction = "Answer with a JSON object.";
+
+// The block's kind, as an error message names it.
+const char* kind_of(Type type) {
+  switch (type) {
+    case Type::kText: return "a text block";
+    case Type::kImage: return "an image";
+    case Type::kDocument: return "a document";
+    case Type::kAudio: return "audio";
+    case Type::kToolUse: return "a tool use";
+    case Type::kToolResult: return "a tool result";
+    case Type::kThinking: return "a thinking block";
+    case Type::kRedactedThinking: return "a redacted thinking block";
+    case Type::kRefusal: return "a refusal";
+    case Type::kOpaque: return "an opaque block";
+  }
+  return "a block";
+}
+
+// Reasoning the API has no way to take back (see the file comment).
+bool is_reasoning(Type type) {
+  return type == Type::kThinking || type == Type::kRedactedThinking || type == Type::kOpaque;
+}
+
+bool is_media(Type type) { return type == Type::kImage || type == Type::kDocument || type == Type::kAudio; }
+
+json text_part(std::string text) { return {{"type", "text"}, {"text", std::move(text)}}; }
+
+// Parts as a message's content: "" for none, one text part as its string.
+json content_of(json parts) {
+  if (parts.empty()) return "";
+  if (parts.size() == 1 && parts[0].value("type", "") == "text") return std::move(parts[0]["text"]);
+  return parts;
+}
+
+std::string data_url(const MediaSource& source) {
+  return "data:" + source.media_type + ";base64," + source.data;
+}
+
+// "wav" or "mp3" for an audio media type; compatible servers get any subtype.
+std::string audio_format(std::string_view media_type, bool compatible) {
+  if (media_type == "audio/wav" || media_type == "audio/x-wav" || media_type == "audio/wave") return "wav";
+  if (media_type == "audio/mp3" || media_type == "audio/mpeg") return "mp3";
+  if (compatible && media_type.starts_with("audio/") && media_type.size() > 6) {
+    return std::string(media_type.substr(6));
+  }
+  return "";
+}
+
+std::string default_filename(std::string_view media_type) {
+  if (media_type == "application/pdf") return "document.pdf";
+  if (media_type == "text/plain") return "document.txt";
+  if (media_type == "text/markdown") return "document.md";
+  if (media_type == "text/csv") return "document.csv";
+  if (media_type == "text/html") return "document.html";
+  return "document";
+}
+
+bool mentions_json(const std::vector<ContentBlock>& blocks) {
+  for (const ContentBlock& b : blocks) {
+    if (b.type == Type::kToolResult && mentions_json(b.content)) return true;
+    if (b.type != Type::kText) continue;
+    auto it = std::search(b.text.begin(), b.text.end(), std::string_view("json").begin(),
+                          std::string_view("json").end(), [](char a, char c) {
+                            return std::tolower(static_cast<unsigned char>(a)) == c;
+                          });
+    if (it != b.text.end()) return true;
+  }
+  return false;
+}
+
+// The canonical stop reason for OpenAI's finish_reason.
+StopReason stop_reason_of(const std::string& finish) {
+  if (finish == "stop") return StopReason::kEndTurn;
+  if (finish == "length") return StopReason::kMaxTokens;
+  if (finish == "tool_calls" || finish == "function_call") return StopReason::kToolUse;
+  if (finish == "content_filter") return StopReason::kContentFilter;
+  return StopReason::kOther;
+}
+
+// Sets the response's stop reason from `finish` (kept raw) and what the
+// answer holds; `matched_stop` is the stop string a server says it matched.
+void settle_stop(ModelResponse& r, std::string finish, std::string matched_stop) {
+  r.stop_reason = stop_reason_of(finish);
+  r.raw_stop_reason = std::move(finish);
+  if (r.stop_reason != StopReason::kEndTurn) return;
+  auto holds = [&](Type type) {
+    return std::any_of(r.content.begin(), r.content.end(), [&](const ContentBlock& b) { return b.type == type; });
+  };
+  if (!matched_stop.empty()) {
+    r.stop_reason = StopReason::kStopSequence;
+    r.stop_sequence = std::move(matched_stop);
+  } else if (holds(Type::kRefusal)) {
+    r.stop_reason = StopReason::kRefusal;
+  } else if (holds(Type::kToolUse)) {
+    r.stop_reason = StopReason::kToolUse;
+  }
+}
+
+// vLLM's choice.stop_reason: the stop string matched ("" for EOS or a token id).
+std::string matched_stop_of(const json& choice) { return wire::string_at(choice, "stop_reason"); }
+
+// A call's arguments: a JSON string as the API sends it (an object, as some
+// servers send, as its text).
+std::string arguments_of(const json& function) {
+  auto it = function.find("arguments");
+  if (it == function.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  return it->is_object() ? wire::to_text(*it) : "";
+}
+
+// The reasoning text a compatible server put beside the answer.
+std::string reasoning_of(const json& message) {
+  std::string text = wire::string_at(message, "reasoning_content");
+  return text.empty() ? wire::string_at(message, "reasoning") : text;
+}
+
+ContentBlock block_of(Type type, std::string text, const std::string& origin) {
+  ContentBlock b;
+  b.type = type;
+  b.text = std::move(text);
+  b.origin = origin;
+  return b;
+}
+
+void emit(const ChunkHandler& on_chunk, StreamChunk::Kind kind, int index, std::string_view text,
+          std::string_view id = {}, std::string_view name = {}) {
+  if (!on_chunk) return;
+  StreamChunk chunk;
+  chunk.kind = kind;
+  chunk.index = index;
+  chunk.text = text;
+  chunk.id = id;
+  chunk.name = name;
+  on_chunk(chunk);
 }
 
 class OpenAIStreamDecoder final : public StreamDecoder {
  public:
-  explicit OpenAIStreamDecoder(std::string model_id) { response_.model = std::move(model_id); }
+  OpenAIStreamDecoder(std::string model_id, std::string origin) : origin_(std::move(origin)) {
+    response_.model = std::move(model_id);
+  }
 
   Status on_event(const SseEvent& event, const ChunkHandler& on_chunk) override {
     if (done_) return Status();  // nothing follows [DONE]
@@ -50,26 +275,11 @@ class OpenAIStreamDecoder final : public StreamDecoder {
       if (choices == nullptr) return Status();
       for (const json& choice : *choices) {
         if (choice.value("index", 0) != 0) continue;  // one answer only (n = 1)
-        if (const json* delta = wire::object_at(choice, "delta")) {
-          if (std::string text = wire::string_at(*delta, "content"); !text.empty()) {
-            response_.text += text;
-            if (on_chunk) on_chunk(StreamChunk{text, false});
-          }
-          if (const json* calls = wire::array_at(*delta, "tool_calls")) {
-            for (const json& call : *calls) {
-              // The first delta of a call carries its id and name, later ones
-              // pieces of its arguments, all under the call's index.
-              ToolCall& acc = tool_calls_[call.value("index", 0)];
-              if (std::string id = wire::string_at(call, "id"); !id.empty()) acc.id = std::move(id);
-              if (const json* function = wire::object_at(call, "function")) {
-                acc.name += wire::string_at(*function, "name");
-                acc.arguments_json += wire::string_at(*function, "arguments");
-              }
-            }
-          }
-        }
+        if (const json* delta = wire::object_at(choice, "delta")) on_delta(*delta, on_chunk);
+        if (const json* logprobs = wire::object_at(choice, "logprobs")) join_logprobs(*logprobs);
         if (std::string reason = wire::string_at(choice, "finish_reason"); !reason.empty()) {
-          response_.finish_reason = normalise_finish(reason);
+          finish_reason_ = std::move(reason);
+          matched_stop_ = matched_stop_of(choice);
         }
       }
       return Status();
@@ -88,14 +298,99 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, json{{"usage", usage_}});
     if (!usage.ok()) return usage.status();
     response_.usage = *usage;
-    for (auto& [index, call] : tool_calls_) response_.tool_calls.push_back(std::move(call));
+    if (!logprobs_.is_null()) response_.logprobs_json = wire::to_text(logprobs_);
+    settle_stop(response_, std::move(finish_reason_), std::move(matched_stop_));
     return std::move(response_);
   }
 
  private:
+  // The block at `index`, made (and its index fixed) on first use.
+  ContentBlock& block(int& index, Type type) {
+    if (index < 0) {
+      index = static_cast<int>(response_.content.size());
+      response_.content.push_back(block_of(type, "", origin_));
+    }
+    return response_.content[static_cast<std::size_t>(index)];
+  }
+
+  void on_delta(const json& delta, const ChunkHandler& on_chunk) {
+    if (std::string piece = reasoning_of(delta); !piece.empty()) {
+      block(thinking_, Type::kThinking).text += piece;
+      emit(on_chunk, StreamChunk::Kind::kThinking, thinking_, piece);
+    }
+    if (std::string piece = wire::string_at(delta, "content"); !piece.empty()) {
+      block(text_, Type::kText).text += piece;
+      emit(on_chunk, StreamChunk::Kind::kText, text_, piece);
+    }
+    if (std::string piece = wire::string_at(delta, "refusal"); !piece.empty()) {
+      block(refusal_, Type::kRefusal).text += piece;
+      emit(on_chunk, StreamChunk::Kind::kText, refusal_, piece);
+    }
+    if (const json* calls = wire::array_at(delta, "tool_calls")) {
+      for (const json& call : *calls) on_tool_call(call, on_chunk);
+    }
+  }
+
+  // The first delta of a call carries its id and name, later ones pieces of
+  // its arguments, all under the call's index. Servers that leave the index
+  // out get one by id: a new id is a new call, none continues the last.
+  void on_tool_call(const json& call, const ChunkHandler& on_chunk) {
+    std::string id = wire::string_at(call, "id");
+    int key = last_call_;
+    if (auto it = call.find("index"); it != call.end() && it->is_number_integer()) {
+      key = it->get<int>();
+    } else if (!id.empty() && std::none_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
+                 return response_.content[static_cast<std::size_t>(entry.second)].tool_call.id == id;
+               })) {
+      key = calls_.empty() ? 0 : calls_.rbegin()->first + 1;
+    }
+    if (key < 0) key = 0;
+    last_call_ = key;
+    const json* function = wire::object_at(call, "function");
+    std::string name = function != nullptr ? wire::string_at(*function, "name") : "";
+    auto [it, fresh] = calls_.try_emplace(key, -1);
+    ContentBlock& b = block(it->second, Type::kToolUse);
+    if (fresh) {
+      b.tool_call.id = std::move(id);
+      b.tool_call.name = std::move(name);
+      emit(on_chunk, StreamChunk::Kind::kToolCallStart, it->second, "", b.tool_call.id, b.tool_call.name);
+    } else {
+      // Some servers repeat the id and name on every delta: keep the first.
+      if (b.tool_call.id.empty()) b.tool_call.id = std::move(id);
+      if (b.tool_call.name.empty()) b.tool_call.name = std::move(name);
+    }
+    if (function == nullptr) return;
+    if (std::string piece = arguments_of(*function); !piece.empty()) {
+      b.tool_call.arguments_json += piece;
+      emit(on_chunk, StreamChunk::Kind::kToolArguments, it->second, piece);
+    }
+  }
+
+  // Each chunk's logprobs hold that chunk's tokens: their arrays are joined.
+  void join_logprobs(const json& logprobs) {
+    if (logprobs_.is_null()) logprobs_ = json::object();
+    for (const auto& [key, value] : logprobs.items()) {
+      if (!value.is_array()) {
+        if (!logprobs_.contains(key)) logprobs_[key] = value;  // {"content": null} stays null
+        continue;
+      }
+      json& all = logprobs_[key];
+      if (!all.is_array()) all = json::array();
+      all.insert(all.end(), value.begin(), value.end());
+    }
+  }
+
+  const std::string origin_;
   ModelResponse response_;
-  std::map<int, ToolCall> tool_calls_;  // by the delta's index
-  json usage_;                          // the last chunk's usage object
+  int thinking_ = -1;  // block indices, -1 until the block appears
+  int text_ = -1;
+  int refusal_ = -1;
+  std::map<int, int> calls_;  // the delta's call index -> block index
+  int last_call_ = -1;
+  std::string finish_reason_;
+  std::string matched_stop_;
+  json usage_;     // the last chunk's usage object
+  json logprobs_;  // every chunk's logprobs, joined
   bool done_ = false;
 };
 
@@ -105,55 +400,27 @@ class OpenAIWire final : public WireFormat {
       : model_id_(model.model_id.empty() ? model.name : model.model_id),
         url_(wire::join_url(model.endpoint, "/chat/completions")),
         api_key_(std::move(api_key)),
-        compatible_(model.provider == "openai-compatible") {}
+        provider_(model.provider == "openai-compatible" ? "openai-compatible" : "openai"),
+        compatible_(model.provider == "openai-compatible"),
+        max_output_tokens_(model.max_output_tokens),
+        budgets_(model.thinking_budget),
+        thinking_(model.capabilities.thinking) {}
 
   Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const override {
     try {
-      json messages = json::array();
-      for (std::size_t i = 0; i < request.messages.size(); ++i) {
-        const Message& m = request.messages[i];
-        const std::string where = "message " + std::to_string(i + 1);
-        if (m.role == "system" || m.role == "user") {
-          messages.push_back({{"role", m.role}, {"content", m.content}});
-        } else if (m.role == "assistant") {
-          json message = {{"role", "assistant"}};
-          // Content may be null only beside tool calls.
-          message["content"] = m.content.empty() && !m.tool_calls.empty() ? json(nullptr) : json(m.content);
-          if (!m.tool_calls.empty()) {
-            json calls = json::array();
-            for (const ToolCall& c : m.tool_calls) {
-              calls.push_back({{"id", c.id},
-                               {"type", "function"},
-                               {"function", {{"name", c.name},
-                                             {"arguments", c.arguments_json.empty() ? "{}" : c.arguments_json}}}});
-            }
-            message["tool_calls"] = std::move(calls);
-          }
-          messages.push_back(std::move(message));
-        } else if (m.role == "tool") {
-          messages.push_back({{"role", "tool"}, {"tool_call_id", m.tool_call_id}, {"content", m.content}});
-        } else {
-          return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
-        }
-      }
-      json body = {{"model", model_id_}, {"messages", std::move(messages)}};
-      if (!request.tools.empty()) {
-        json tools = json::array();
-        for (const ToolSpec& t : request.tools) {
-          Result<json> parameters = wire::parse_request_object(t.parameters_json, "tool '" + t.name + "' parameters");
-          if (!parameters.ok()) return parameters.status();
-          json function = {{"name", t.name}, {"parameters", std::move(*parameters)}};
-          if (!t.description.empty()) function["description"] = t.description;
-          tools.push_back({{"type", "function"}, {"function", std::move(function)}});
-        }
-        body["tools"] = std::move(tools);
-      }
-      if (request.reasoning != Reasoning::kDefault) body["reasoning_effort"] = std::string(to_string(request.reasoning));
+      Result<json> messages = messages_of(request.messages);
+      if (!messages.ok()) return messages.status();
+      if (request.output_format.type == OutputFormat::Type::kJsonObject) require_json_word(request, *messages);
+      json body = {{"model", model_id_}, {"messages", std::move(*messages)}};
+      if (Status s = add_tools(request, body); !s.ok()) return s;
+      if (Status s = add_output_format(request.output_format, body); !s.ok()) return s;
+      if (Status s = add_sampling(request.sampling, body); !s.ok()) return s;
+      if (Status s = add_reasoning(request.reasoning, body); !s.ok()) return s;
       if (request.max_output_tokens) {
-        body[compatible_ ? "max_tokens" : "max_completion_tokens"] = *request.max_output_tokens;
+        std::int64_t cap = *request.max_output_tokens;
+        if (max_output_tokens_ > 0) cap = std::min(cap, max_output_tokens_);
+        body[compatible_ ? "max_tokens" : "max_completion_tokens"] = cap;
       }
-      // JSON mode; the API also requires the word "JSON" somewhere in the messages.
-      if (request.json_output) body["response_format"] = {{"type", "json_object"}};
       if (stream) {
         body["stream"] = true;
         body["stream_options"] = {{"include_usage", true}};
@@ -175,34 +442,361 @@ class OpenAIWire final : public WireFormat {
     return wire::read_response(body, UsageFormat::kOpenAI, [&](const json& j, ModelResponse& r) -> Status {
       const json* choices = wire::array_at(j, "choices");
       if (choices == nullptr || choices->empty()) return Status::upstream("body has no 'choices'");
-      const json* message = wire::object_at((*choices)[0], "message");
+      const json& choice = (*choices)[0];
+      const json* message = wire::object_at(choice, "message");
       if (message == nullptr) return Status::upstream("'choices[0]' has no 'message' object");
 
       r.model = wire::string_at(j, "model");
       if (r.model.empty()) r.model = model_id_;
-      r.text = wire::string_at(*message, "content");
+      if (std::string text = reasoning_of(*message); !text.empty()) {
+        r.content.push_back(block_of(Type::kThinking, std::move(text), provider_));
+      }
+      if (std::string text = wire::string_at(*message, "content"); !text.empty()) {
+        r.content.push_back(block_of(Type::kText, std::move(text), provider_));
+      }
+      if (std::string text = wire::string_at(*message, "refusal"); !text.empty()) {
+        r.content.push_back(block_of(Type::kRefusal, std::move(text), provider_));
+      }
       if (const json* calls = wire::array_at(*message, "tool_calls")) {
         for (const json& call : *calls) {
           const json* function = wire::object_at(call, "function");
           if (function == nullptr) return Status::upstream("a tool call has no 'function' object");
-          r.tool_calls.push_back(
-              {wire::string_at(call, "id"), wire::string_at(*function, "name"), wire::string_at(*function, "arguments")});
+          ContentBlock b = ContentBlock::of_tool_call(
+              {wire::string_at(call, "id"), wire::string_at(*function, "name"), arguments_of(*function)});
+          b.origin = provider_;
+          r.content.push_back(std::move(b));
         }
       }
-      r.finish_reason = normalise_finish(wire::string_at((*choices)[0], "finish_reason"));
+      if (const json* logprobs = wire::object_at(choice, "logprobs")) r.logprobs_json = wire::to_text(*logprobs);
+      settle_stop(r, wire::string_at(choice, "finish_reason"), matched_stop_of(choice));
       return Status();
     });
   }
 
   std::unique_ptr<StreamDecoder> stream_decoder() const override {
-    return std::make_unique<OpenAIStreamDecoder>(model_id_);
+    return std::make_unique<OpenAIStreamDecoder>(model_id_, provider_);
   }
 
  private:
+  // The image, document or audio block as a content part.
+  Result<json> media_part(const ContentBlock& b, const std::string& where) const {
+    const MediaSource& source = b.source;
+    if (b.type == Type::kImage) {
+      json image;
+      if (source.kind == MediaSource::Kind::kFileId) {
+        return Status::upstream("cannot take an image by file id (Chat Completions takes image URLs and data)");
+      }
+      if (source.kind == MediaSource::Kind::kBase64 && source.media_type.empty()) {
+        return Status::invalid_argument(where + ": a base64 image has no media type");
+      }
+      image["url"] = source.kind == MediaSource::Kind::kUrl ? source.data : data_url(source);
+      if (!b.detail.empty()) image["detail"] = b.detail;
+      return json{{"type", "image_url"}, {"image_url", std::move(image)}};
+    }
+    if (b.type == Type::kDocument) {
+      json file;
+      switch (source.kind) {
+        case MediaSource::Kind::kUrl:
+          return Status::upstream("cannot take a document by URL (Chat Completions takes files as data or file ids)");
+        case MediaSource::Kind::kFileId:
+          if (b.origin != provider_) {
+            return Status::upstream("cannot take a file id made by '" + b.origin + "' (only " + provider_ +
+                                    "'s own files)");
+          }
+          file["file_id"] = source.data;
+          break;
+        case MediaSource::Kind::kBase64:
+          if (source.media_type.empty()) {
+            return Status::invalid_argument(where + ": a base64 document has no media type");
+          }
+          file["filename"] = b.title.empty() ? default_filename(source.media_type) : b.title;
+          file["file_data"] = data_url(source);
+          break;
+      }
+      return json{{"type", "file"}, {"file", std::move(file)}};
+    }
+    // Audio.
+    if (source.kind != MediaSource::Kind::kBase64) {
+      return Status::upstream("cannot take audio by URL or file id (Chat Completions takes audio as data)");
+    }
+    const std::string format = audio_format(source.media_type, compatible_);
+    if (format.empty()) {
+      return Status::upstream("cannot take audio of type '" + source.media_type +
+                              "' (Chat Completions takes wav and mp3)");
+    }
+    return json{{"type", "input_audio"}, {"input_audio", {{"data", source.data}, {"format", format}}}};
+  }
+
+  // A kToolResult block as a tool message; its media parts go to `attachments`.
+  Result<json> tool_message(const ContentBlock& result, json& attachments, const std::string& where) const {
+    json texts = json::array();
+    json media = json::array();
+    for (const ContentBlock& b : result.content) {
+      if (b.type == Type::kText) {
+        texts.push_back(text_part(b.text));
+      } else if (is_media(b.type)) {
+        Result<json> part = media_part(b, where);
+        if (!part.ok()) return part.status();
+        media.push_back(std::move(*part));
+      } else if (!is_reasoning(b.type)) {
+        return Status::invalid_argument(where + ": a tool result cannot hold " + kind_of(b.type));
+      }
+    }
+    if (!media.empty()) {
+      if (texts.empty()) texts.push_back(text_part("(attachments follow in the next user message)"));
+      attachments.push_back(text_part("Attachments of tool call " + result.tool_use_id + ":"));
+      for (json& part : media) attachments.push_back(std::move(part));
+    }
+    if (result.is_error) {
+      if (texts.empty()) texts.push_back(text_part(""));
+      const std::string first = texts[0]["text"].get<std::string>();
+      texts[0]["text"] = first.empty() ? "Error" : "Error: " + first;
+    }
+    return json{{"role", "tool"}, {"tool_call_id", result.tool_use_id}, {"content", content_of(std::move(texts))}};
+  }
+
+  Result<json> messages_of(const std::vector<Message>& in) const {
+    json out = json::array();
+    json attachments = json::array();  // tool results' media, for the next user message
+    auto flush = [&] {
+      if (attachments.empty()) return;
+      out.push_back({{"role", "user"}, {"content", std::move(attachments)}});
+      attachments = json::array();
+    };
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const Message& m = in[i];
+      const std::string where = "message " + std::to_string(i + 1);
+      // The plain path: one text block is the message's string content.
+      const bool one_text = m.content.size() == 1 && m.content[0].type == Type::kText;
+      if (m.role == "system") {
+        flush();
+        if (one_text) {
+          out.push_back({{"role", "system"}, {"content", m.content[0].text}});
+          continue;
+        }
+        json parts = json::array();
+        for (const ContentBlock& b : m.content) {
+          if (b.type == Type::kText) {
+            parts.push_back(text_part(b.text));
+          } else if (is_media(b.type)) {
+            return Status::upstream(std::string("cannot take ") + kind_of(b.type) +
+                                    " in a system message (Chat Completions takes text there)");
+          } else if (!is_reasoning(b.type)) {
+            return Status::invalid_argument(where + ": a system message cannot hold " + kind_of(b.type));
+          }
+        }
+        out.push_back({{"role", "system"}, {"content", content_of(std::move(parts))}});
+      } else if (m.role == "user" && one_text && attachments.empty()) {
+        out.push_back({{"role", "user"}, {"content", m.content[0].text}});
+      } else if (m.role == "user" || m.role == "tool") {
+        json parts = json::array();
+        bool results = false;
+        for (const ContentBlock& b : m.content) {
+          if (b.type == Type::kToolResult) {
+            Result<json> message = tool_message(b, attachments, where);
+            if (!message.ok()) return message.status();
+            out.push_back(std::move(*message));
+            results = true;
+          } else if (m.role == "tool" && !is_reasoning(b.type)) {
+            return Status::invalid_argument(where + ": a tool message holds tool results only, not " + kind_of(b.type));
+          } else if (b.type == Type::kText) {
+            parts.push_back(text_part(b.text));
+          } else if (is_media(b.type)) {
+            Result<json> part = media_part(b, where);
+            if (!part.ok()) return part.status();
+            parts.push_back(std::move(*part));
+          } else if (!is_reasoning(b.type)) {
+            return Status::invalid_argument(where + ": a user message cannot hold " + kind_of(b.type));
+          }
+        }
+        if (!parts.empty() || (m.role == "user" && !results)) {
+          // The attachments waiting lead this user message's own parts.
+          if (!attachments.empty()) {
+            for (json& part : parts) attachments.push_back(std::move(part));
+            parts = std::move(attachments);
+            attachments = json::array();
+          }
+          out.push_back({{"role", "user"}, {"content", content_of(std::move(parts))}});
+        }
+      } else if (m.role == "assistant") {
+        flush();
+        Result<json> message = assistant_message(m, where);
+        if (!message.ok()) return message.status();
+        out.push_back(std::move(*message));
+      } else {
+        return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
+      }
+    }
+    flush();
+    return out;
+  }
+
+  Result<json> assistant_message(const Message& m, const std::string& where) const {
+    json parts = json::array();
+    json calls = json::array();
+    std::string refusal;
+    for (const ContentBlock& b : m.content) {
+      switch (b.type) {
+        case Type::kText: parts.push_back(text_part(b.text)); break;
+        case Type::kRefusal: refusal += b.text; break;
+        case Type::kToolUse: {
+          const ToolCall& c = b.tool_call;
+          json function = {{"name", c.name}, {"arguments", c.arguments_json.empty() ? "{}" : c.arguments_json}};
+          calls.push_back({{"id", c.id}, {"type", "function"}, {"function", std::move(function)}});
+          break;
+        }
+        case Type::kImage:
+        case Type::kDocument:
+        case Type::kAudio:
+          return Status::upstream(std::string("cannot take ") + kind_of(b.type) +
+                                  " in an assistant message (Chat Completions takes text, refusals and tool calls "
+                                  "there)");
+        case Type::kToolResult:
+          return Status::invalid_argument(where + ": an assistant message cannot hold a tool result");
+        case Type::kThinking:
+        case Type::kRedactedThinking:
+        case Type::kOpaque: break;  // no way to send reasoning back (file comment)
+      }
+    }
+    json message = {{"role", "assistant"}};
+    // Content may be null only beside tool calls or a refusal.
+    const bool beside = !calls.empty() || !refusal.empty();
+    message["content"] = parts.empty() && beside ? json(nullptr) : content_of(std::move(parts));
+    if (!refusal.empty()) message["refusal"] = std::move(refusal);
+    if (!calls.empty()) message["tool_calls"] = std::move(calls);
+    return message;
+  }
+
+  // json_object needs the word "JSON" in the messages (the API's own rule).
+  static void require_json_word(const ModelRequest& request, json& messages) {
+    for (const Message& m : request.messages) {
+      if (mentions_json(m.content)) return;
+    }
+    if (!messages.empty() && messages[0].value("role", "") == "system") {
+      json& content = messages[0]["content"];
+      if (content.is_string()) {
+        content = content.get<std::string>() + "\n\n" + kJsonInstruction;
+      } else {
+        content.push_back(text_part(kJsonInstruction));
+      }
+      return;
+    }
+    messages.insert(messages.begin(), json{{"role", "system"}, {"content", kJsonInstruction}});
+  }
+
+  Status add_tools(const ModelRequest& request, json& body) const {
+    if (!request.tools.empty()) {
+      json tools = json::array();
+      for (const ToolSpec& t : request.tools) {
+        if (!t.opaque_json.empty()) {
+          if (t.origin != provider_) {
+            return Status::upstream("cannot take " + (t.origin.empty() ? std::string("another provider") : t.origin) +
+                                    "'s own tool '" + t.name + "'");
+          }
+          Result<json> tool = wire::parse_request_object(t.opaque_json, "tool '" + t.name + "'");
+          if (!tool.ok()) return tool.status();
+          tools.push_back(std::move(*tool));
+          continue;
+        }
+        Result<json> parameters = wire::parse_request_object(t.parameters_json, "tool '" + t.name + "' parameters");
+        if (!parameters.ok()) return parameters.status();
+        json function = {{"name", t.name}, {"parameters", std::move(*parameters)}};
+        if (!t.description.empty()) function["description"] = t.description;
+        if (t.strict) function["strict"] = *t.strict;
+        tools.push_back({{"type", "function"}, {"function", std::move(function)}});
+      }
+      body["tools"] = std::move(tools);
+      if (request.parallel_tool_calls) body["parallel_tool_calls"] = *request.parallel_tool_calls;
+    }
+    if (!request.tool_choice) return Status();
+    const ToolChoice& choice = *request.tool_choice;
+    if (request.tools.empty()) {
+      if (choice.mode == ToolChoice::Mode::kRequired || choice.mode == ToolChoice::Mode::kNamed) {
+        return Status::invalid_argument("tool_choice asks for a tool call but the request has no tools");
+      }
+      return Status();  // auto or none without tools: nothing to choose from
+    }
+    switch (choice.mode) {
+      case ToolChoice::Mode::kAuto: body["tool_choice"] = "auto"; break;
+      case ToolChoice::Mode::kNone: body["tool_choice"] = "none"; break;
+      case ToolChoice::Mode::kRequired: body["tool_choice"] = "required"; break;
+      case ToolChoice::Mode::kNamed:
+        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", choice.name}}}};
+        break;
+    }
+    return Status();
+  }
+
+  static Status add_output_format(const OutputFormat& format, json& body) {
+    switch (format.type) {
+      case OutputFormat::Type::kText: break;
+      case OutputFormat::Type::kJsonObject: body["response_format"] = {{"type", "json_object"}}; break;
+      case OutputFormat::Type::kJsonSchema: {
+        Result<json> schema = wire::parse_request_object(format.schema_json, "the output format's schema");
+        if (!schema.ok()) return schema.status();
+        json spec = {{"name", format.name.empty() ? "response" : format.name},
+                     {"schema", std::move(*schema)},
+                     {"strict", format.strict}};
+        if (!format.description.empty()) spec["description"] = format.description;
+        body["response_format"] = {{"type", "json_schema"}, {"json_schema", std::move(spec)}};
+        break;
+      }
+    }
+    return Status();
+  }
+
+  Status add_sampling(const Sampling& s, json& body) const {
+    if (s.temperature) body["temperature"] = *s.temperature;
+    if (s.top_p) body["top_p"] = *s.top_p;
+    if (s.top_k) {
+      if (!compatible_) return Status::upstream("cannot take top_k (OpenAI Chat Completions has no top_k)");
+      body["top_k"] = *s.top_k;
+    }
+    if (!s.stop.empty()) body["stop"] = s.stop;
+    if (s.seed) body["seed"] = *s.seed;
+    if (s.presence_penalty) body["presence_penalty"] = *s.presence_penalty;
+    if (s.frequency_penalty) body["frequency_penalty"] = *s.frequency_penalty;
+    if (s.logprobs || s.top_logprobs) body["logprobs"] = true;
+    if (s.top_logprobs) body["top_logprobs"] = *s.top_logprobs;
+    if (!s.user.empty()) body["user"] = s.user;
+    return Status();
+  }
+
+  Status add_reasoning(const ReasoningRequest& r, json& body) const {
+    std::string effort;
+    bool asked = false;  // the caller asked for reasoning explicitly
+    if (r.budget_tokens) {
+      const std::int64_t budget = *r.budget_tokens;
+      effort = budget <= 0                ? "none"
+               : budget <= budgets_.low    ? "low"
+               : budget <= budgets_.medium ? "medium"
+                                           : "high";
+      asked = budget > 0;
+    } else if (r.effort) {
+      effort = std::string(to_string(*r.effort));
+      asked = *r.effort != Effort::kNone;
+    } else if (r.level != Reasoning::kDefault) {
+      effort = std::string(to_string(r.level));
+    }
+    if (effort.empty()) return Status();
+    if (!thinking_) {
+      if (asked) {
+        return Status::upstream("cannot take a reasoning setting (the model's capabilities say thinking = false)");
+      }
+      return Status();  // the rules' level, or "off", on a model that does not reason
+    }
+    body["reasoning_effort"] = std::move(effort);
+    return Status();
+  }
+
   const std::string model_id_;
   const std::string url_;
   const std::string api_key_;
+  const std::string provider_;  // the origin of the blocks it makes
   const bool compatible_;
+  const std::int64_t max_output_tokens_;
+  const ThinkingBudgets budgets_;
+  const bool thinking_;
 };
 
 }  // namespace

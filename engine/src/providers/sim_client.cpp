@@ -2,9 +2,10 @@
 // for a model when no key is set, so the demo and the tests run anywhere. It
 // is not a model and never pretends to be one: every answer says "[sim]".
 //
-// Everything it reports is derived from the request alone (same request, same
-// answer, same counts), by a SHA-256 digest `d` of the request's messages,
-// tools and settings:
+// It follows the canonical request and answer (request.h), so that offline
+// runs exercise the same paths as real providers. Everything it reports is
+// derived from the request alone (same request, same answer, same counts), by
+// a SHA-256 digest `d` of the request's messages, tools and settings:
 //   input tokens      counted_input_tokens when the caller counted them, else
 //                     one token per three bytes of message text (as the
 //                     engine's own estimate); none are reported cached;
@@ -13,17 +14,30 @@
 //                     task), else cap × (25% + d mod 51%); never over the cap,
 //                     which is max_output_tokens (else the model's
 //                     default_output_tokens);
-//   reasoning tokens  for reasoning low/medium/high, 1/4, 1/2 or all of the
-//                     output figure again, within the model's thinking budget
-//                     and within the cap (output shrinks to make room);
-//   answer            with tools and no tool result yet: a call of the first
-//                     tool with `{}`; with json_output: a JSON object naming
-//                     the model and the digest; else one line naming the
-//                     model, the digest and the start of the last user message;
+//   reasoning         the caller's thinking budget, else its effort, else the
+//                     rules' level (low/medium/high: 1/4, 1/2 or all of the
+//                     output figure again), within the model's thinking budget
+//                     and within the cap (output shrinks to make room). With
+//                     reasoning the answer starts with a thinking block whose
+//                     signature ("sim:" + a digest of its text) is checked
+//                     when the block comes back: an altered one is refused,
+//                     as Anthropic refuses altered thinking;
+//   answer            a tool call when the tool choice requires one (the
+//                     named tool, or the first), or by default when tools are
+//                     offered and no tool result came yet; its arguments are
+//                     an instance of the tool's parameter schema (required
+//                     properties, placeholder values by type); with a JSON
+//                     schema output: an instance of the schema; with a JSON
+//                     object output: an object naming the model and the
+//                     digest; else one line naming the model, the digest and
+//                     the start of the last user message. A stop sequence in
+//                     the text ends it there (stop reason stop_sequence);
 //   latency           [sim] base_latency + per_output_token × (output +
 //                     reasoning tokens), slept for real (0 by default).
 #include <algorithm>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "cost/estimate.h"
 #include "util/sha256.h"
@@ -51,6 +65,70 @@ std::string excerpt(std::string_view text, size_t n) {
   return out;
 }
 
+using nlohmann::json;
+
+// The signature the sim puts on its thinking text.
+std::string thinking_signature(const std::string& model, const std::string& text) {
+  return "sim:" + detail::sha256_hex(model + '\x1f' + text).substr(0, 24);
+}
+
+// A value that `schema` (JSON Schema) accepts, as far as the common keywords
+// go: the first enum or const, objects with their required properties,
+// arrays of one item, placeholders by type. Depth-bounded.
+json instance_of(const json& schema, int depth = 0) {
+  if (!schema.is_object() || depth > 16) return nullptr;
+  if (auto c = schema.find("const"); c != schema.end()) return *c;
+  if (auto e = schema.find("enum"); e != schema.end() && e->is_array() && !e->empty()) return e->front();
+  for (const char* any : {"anyOf", "oneOf", "allOf"}) {
+    if (auto a = schema.find(any); a != schema.end() && a->is_array() && !a->empty()) {
+      return instance_of(a->front(), depth + 1);
+    }
+  }
+  std::string type;
+  if (auto t = schema.find("type"); t != schema.end()) {
+    if (t->is_string()) type = t->get<std::string>();
+    if (t->is_array() && !t->empty() && t->front().is_string()) type = t->front().get<std::string>();
+  }
+  if (type.empty() && schema.contains("properties")) type = "object";
+  if (type == "object") {
+    json out = json::object();
+    const json* props = schema.contains("properties") && schema["properties"].is_object() ? &schema["properties"] : nullptr;
+    if (auto req = schema.find("required"); props != nullptr && req != schema.end() && req->is_array()) {
+      for (const json& name : *req) {
+        if (name.is_string() && props->contains(name.get<std::string>())) {
+          out[name.get<std::string>()] = instance_of((*props)[name.get<std::string>()], depth + 1);
+        }
+      }
+    }
+    return out;
+  }
+  if (type == "array") {
+    json out = json::array();
+    if (auto items = schema.find("items"); items != schema.end()) out.push_back(instance_of(*items, depth + 1));
+    return out;
+  }
+  if (type == "string") return "sim";
+  if (type == "integer") return 1;
+  if (type == "number") return 1.5;
+  if (type == "boolean") return true;
+  return nullptr;
+}
+
+std::string instance_text(const std::string& schema_json) {
+  const json schema = json::parse(schema_json, nullptr, false);
+  return instance_of(schema).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The text of a block list, tool results' text included (what the sim reads and digests).
+std::string block_text(const std::vector<ContentBlock>& blocks) {
+  std::string out;
+  for (const ContentBlock& b : blocks) {
+    if (b.type == ContentBlock::Type::kText) out += b.text;
+    if (b.type == ContentBlock::Type::kToolResult) out += block_text(b.content);
+  }
+  return out;
+}
+
 class SimClient final : public ModelClient {
  public:
   SimClient(const ModelSpec& model, const SimSettings& settings) : model_(model), settings_(settings) {}
@@ -58,37 +136,51 @@ class SimClient final : public ModelClient {
   std::string provider() const override { return "sim"; }
 
   Result<ModelResponse> invoke(const ModelRequest& request) override {
-    if (request.messages.empty()) {
-      return Status::invalid_argument("sim " + model_.name + ": the request has no messages");
-    }
-    ModelResponse r = answer(request);
-    if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
+    Result<ModelResponse> r = answer(request);
+    if (!r.ok()) return r;
+    if (Status s = wait_within(request.bounds, r->latency); !s.ok()) return stopped(s);
     return r;
   }
 
   Result<ModelResponse> stream(const ModelRequest& request, const ChunkHandler& on_chunk) override {
-    if (request.messages.empty()) {
-      return Status::invalid_argument("sim " + model_.name + ": the request has no messages");
+    Result<ModelResponse> answered = answer(request);
+    if (!answered.ok()) return answered;
+    const ModelResponse& r = *answered;
+    // The text word by word, the latency spread evenly over the pieces; the
+    // other blocks whole, as deliver_as_chunks gives them.
+    std::vector<StreamChunk> chunks;
+    for (std::size_t i = 0; i < r.content.size(); ++i) {
+      const ContentBlock& b = r.content[i];
+      if (b.type != ContentBlock::Type::kText) {
+        ModelResponse one;
+        one.content.push_back(b);
+        deliver_as_chunks(one, [&](const StreamChunk& c) {
+          chunks.push_back(c);
+          chunks.back().index = static_cast<int>(i);
+        });
+        continue;
+      }
+      std::string_view rest = b.text;
+      while (!rest.empty()) {
+        size_t cut = rest.find(' ', 1);
+        cut = cut == std::string_view::npos ? rest.size() : cut;
+        StreamChunk c;
+        c.kind = StreamChunk::Kind::kText;
+        c.text = rest.substr(0, cut);
+        c.index = static_cast<int>(i);
+        chunks.push_back(c);
+        rest.remove_prefix(cut);
+      }
     }
-    ModelResponse r = answer(request);
-    // Word by word, the latency spread evenly over the pieces.
-    std::vector<std::string_view> pieces;
-    std::string_view rest = r.text;
-    while (!rest.empty()) {
-      size_t cut = rest.find(' ', 1);
-      cut = cut == std::string_view::npos ? rest.size() : cut;
-      pieces.push_back(rest.substr(0, cut));
-      rest.remove_prefix(cut);
-    }
-    const auto gap = pieces.empty() ? r.latency : r.latency / static_cast<int>(pieces.size());
-    for (std::string_view p : pieces) {
+    const auto gap = chunks.empty() ? r.latency : r.latency / static_cast<int>(chunks.size());
+    for (const StreamChunk& c : chunks) {
       if (Status s = wait_within(request.bounds, gap); !s.ok()) return stopped(s);
-      if (on_chunk) on_chunk(StreamChunk{p, false});
+      if (on_chunk) on_chunk(c);
     }
-    if (pieces.empty()) {
+    if (chunks.empty()) {
       if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
     }
-    return r;
+    return answered;
   }
 
  private:
@@ -110,22 +202,65 @@ class SimClient final : public ModelClient {
     return s.code() == Status::Code::kCancelled ? Status::cancelled(message) : Status::deadline_exceeded(message);
   }
 
-  ModelResponse answer(const ModelRequest& request) const {
+  // The reasoning budget the request asks for: the caller's budget, else its
+  // effort, else the rules' level, as the model's thinking_budget maps them.
+  std::int64_t thinking_budget(const ReasoningRequest& r) const {
+    const ThinkingBudgets& tb = model_.thinking_budget;
+    if (r.budget_tokens) return std::max<std::int64_t>(0, *r.budget_tokens);
+    if (r.effort) {
+      switch (*r.effort) {
+        case Effort::kNone: return 0;
+        case Effort::kMinimal: return tb.low / 2;
+        case Effort::kLow: return tb.low;
+        case Effort::kMedium: return tb.medium;
+        case Effort::kHigh: return tb.high;
+        case Effort::kXHigh: return tb.high * 2;
+      }
+    }
+    return tb.for_level(r.level);
+  }
+
+  Result<ModelResponse> answer(const ModelRequest& request) const {
+    if (request.messages.empty()) {
+      return Status::invalid_argument("sim " + model_.name + ": the request has no messages");
+    }
     std::string material = model_.name;
     std::int64_t text_bytes = 0;
-    const Message* last_user = nullptr;
+    std::string last_user;
     bool has_tool_result = false;
     for (const Message& m : request.messages) {
-      material += '\x1e' + m.role + '\x1f' + m.content + '\x1f' + m.tool_call_id;
-      for (const ToolCall& t : m.tool_calls) material += '\x1f' + t.name + t.arguments_json;
-      text_bytes += static_cast<std::int64_t>(m.content.size());
-      if (m.role == "user") last_user = &m;
-      if (m.role == "tool") has_tool_result = true;
+      const std::string text = block_text(m.content);
+      std::string call_id;
+      for (const ContentBlock& b : m.content) {
+        if (b.type == ContentBlock::Type::kToolResult) {
+          has_tool_result = true;
+          if (call_id.empty()) call_id = b.tool_use_id;
+        }
+        // Thinking it signed comes back unaltered, or the request is refused.
+        if (b.type == ContentBlock::Type::kThinking && b.origin == "sim" &&
+            b.signature != thinking_signature(model_.name, b.text)) {
+          return Status::upstream("sim " + model_.name +
+                                  ": a thinking block's signature does not match its text (thinking must be sent "
+                                  "back unaltered)");
+        }
+      }
+      material += '\x1e' + m.role + '\x1f' + text + '\x1f' + call_id;
+      for (const ContentBlock& b : m.content) {
+        if (b.type == ContentBlock::Type::kToolUse) material += '\x1f' + b.tool_call.name + b.tool_call.arguments_json;
+      }
+      text_bytes += static_cast<std::int64_t>(text.size());
+      if (m.role == "user" && !text.empty()) last_user = text;
     }
     for (const ToolSpec& t : request.tools) material += '\x1d' + t.name + t.parameters_json;
-    material += '\x1c' + std::string(to_string(request.reasoning)) + (request.json_output ? "j" : "") +
+    const OutputFormat& format = request.output_format;
+    const std::int64_t budget = thinking_budget(request.reasoning);
+    material += '\x1c' + std::string(to_string(request.reasoning.level)) +
+                (format.type != OutputFormat::Type::kText ? "j" : "") +
                 std::to_string(request.max_output_tokens.value_or(0)) + '/' +
                 std::to_string(request.expected_output_tokens.value_or(0));
+    if (request.reasoning.effort || request.reasoning.budget_tokens) material += "/b" + std::to_string(budget);
+    if (request.tool_choice) material += "/c" + std::to_string(static_cast<int>(request.tool_choice->mode)) + request.tool_choice->name;
+    if (format.type == OutputFormat::Type::kJsonSchema) material += "/s" + format.schema_json;
     const std::string digest = detail::sha256_hex(material);
     const std::uint64_t d = digest_value(digest);
 
@@ -139,29 +274,67 @@ class SimClient final : public ModelClient {
                               : cap * (25 + spread) / 100;
     output = std::max<std::int64_t>(1, output);
     std::int64_t reasoning = 0;
-    switch (request.reasoning) {
-      case Reasoning::kLow: reasoning = output / 4; break;
-      case Reasoning::kMedium: reasoning = output / 2; break;
-      case Reasoning::kHigh: reasoning = output; break;
-      case Reasoning::kDefault: break;
+    if (budget > 0) {
+      switch (request.reasoning.level) {
+        case Reasoning::kLow: reasoning = output / 4; break;
+        case Reasoning::kMedium: reasoning = output / 2; break;
+        case Reasoning::kHigh:
+        case Reasoning::kDefault: reasoning = output; break;
+      }
+      reasoning = std::min(reasoning, budget);
     }
-    reasoning = std::min(reasoning, model_.thinking_budget.for_level(request.reasoning));
     if (output + reasoning > cap) output = std::max<std::int64_t>(1, cap - reasoning);
-    reasoning = std::min(reasoning, cap - output);
+    reasoning = std::max<std::int64_t>(0, std::min(reasoning, cap - output));
     r.usage.output_tokens = output;
-    r.usage.reasoning_tokens = std::max<std::int64_t>(0, reasoning);
+    r.usage.reasoning_tokens = reasoning;
 
     const std::string tag = digest.substr(0, 12);
-    if (!request.tools.empty() && !has_tool_result) {
-      r.tool_calls.push_back(ToolCall{"sim-call-" + tag, request.tools.front().name, "{}"});
-      r.finish_reason = "tool_calls";
-    } else if (request.json_output) {
-      r.text = "{\"sim\":true,\"model\":\"" + model_.name + "\",\"digest\":\"" + tag + "\"}";
-      r.finish_reason = "stop";
+    if (reasoning > 0) {
+      ContentBlock thinking;
+      thinking.type = ContentBlock::Type::kThinking;
+      thinking.text = "[sim " + model_.name + " " + tag + "] thought for " + std::to_string(reasoning) + " tokens";
+      thinking.signature = thinking_signature(model_.name, thinking.text);
+      thinking.origin = "sim";
+      r.content.push_back(std::move(thinking));
+    }
+    const ToolChoice choice = request.tool_choice.value_or(ToolChoice{});
+    const ToolSpec* tool = nullptr;
+    if (!request.tools.empty() && choice.mode != ToolChoice::Mode::kNone) {
+      if (choice.mode == ToolChoice::Mode::kNamed) {
+        for (const ToolSpec& t : request.tools) {
+          if (t.name == choice.name) tool = &t;
+        }
+      } else if (choice.mode == ToolChoice::Mode::kRequired || !has_tool_result) {
+        tool = &request.tools.front();
+      }
+    }
+    if (tool != nullptr) {
+      r.content.push_back(ContentBlock::of_tool_call(
+          ToolCall{"sim-call-" + tag, tool->name, instance_text(tool->parameters_json)}));
+      r.stop_reason = StopReason::kToolUse;
+      r.raw_stop_reason = "tool_calls";
     } else {
-      r.text = "[sim " + model_.name + " " + tag + "] answer to: " +
-               (last_user ? excerpt(last_user->content, 80) : std::string("(no user message)"));
-      r.finish_reason = output >= cap ? "length" : "stop";
+      std::string text;
+      if (format.type == OutputFormat::Type::kJsonSchema) {
+        text = instance_text(format.schema_json);
+      } else if (format.type == OutputFormat::Type::kJsonObject) {
+        text = "{\"sim\":true,\"model\":\"" + model_.name + "\",\"digest\":\"" + tag + "\"}";
+      } else {
+        text = "[sim " + model_.name + " " + tag + "] answer to: " +
+               (last_user.empty() ? std::string("(no user message)") : excerpt(last_user, 80));
+      }
+      r.stop_reason = output >= cap ? StopReason::kMaxTokens : StopReason::kEndTurn;
+      r.raw_stop_reason = output >= cap ? "length" : "stop";
+      for (const std::string& stop : request.sampling.stop) {
+        const std::size_t at = stop.empty() ? std::string::npos : text.find(stop);
+        if (at != std::string::npos) {
+          text.resize(at);
+          r.stop_reason = StopReason::kStopSequence;
+          r.raw_stop_reason = "stop";
+          r.stop_sequence = stop;
+        }
+      }
+      r.content.push_back(ContentBlock::of_text(std::move(text)));
     }
     r.latency = std::chrono::duration_cast<std::chrono::milliseconds>(
         settings_.base_latency + settings_.per_output_token * (r.usage.output_tokens + r.usage.reasoning_tokens));

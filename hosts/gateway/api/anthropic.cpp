@@ -1,19 +1,56 @@
 // Anthropic Messages (POST /v1/messages), as @anthropic-ai/sdk sends and
-// reads it.
+// reads it; and the Anthropic half of the StreamWriter.
 //
-// Requests: text and tools only. tool_use blocks become the assistant
-// message's tool calls; each tool_result block becomes a "tool" message in
-// its place among the user's text. Thinking blocks an assistant message
-// carries back are dropped: their signatures are the provider's, and the
-// router may send the history elsewhere. Image, document and server-tool
-// blocks are errors naming them. Accepted and ignored: temperature, top_p,
-// top_k, stop_sequences, tool_choice, service_tier, cache_control,
-// tool_result is_error (the result's text says what failed), and
-// metadata.user_id (an end user's id is not a routing input). Unknown
-// top-level fields are ignored: the SDK adds fields over time.
+// Requests, field by field (into the canonical ModelRequest of
+// switchboard/request.h; null counts as absent):
+//   model, stream, metadata  the gateway's own (metadata into the step:
+//       api.h); metadata.user_id -> sampling.user
+//   max_tokens (required) -> max_output_tokens
+//   system  a string (one text block; "" is none) or text blocks (+
+//       cache_control) -> one "system" message
+//   messages[].content  a string (one text block) or blocks, in order:
+//       text (+ citations, which are ignored: an answer's annotations sent
+//       back); image {source base64 | url | file} -> kImage (file: kFileId
+//       of origin "anthropic"); document {source base64 | url | text |
+//       file, title} -> kDocument (a text source -> base64 "text/plain";
+//       `context`, citations enabled and custom-content sources are 400s);
+//       tool_use (assistant) -> kToolUse (input an object, or the string an
+//       answer wrote for arguments that were not JSON); tool_result (user)
+//       {tool_use_id, content: string or text/image/document blocks,
+//       is_error} -> kToolResult in the user message, its tool_name from the
+//       call it answers; thinking {thinking, signature} and redacted_thinking
+//       {data} (assistant) -> kThinking / kRedactedThinking of origin
+//       "anthropic" (or the origin a "<origin>:" prefix names, as answers
+//       write another provider's signature); server_tool_use, mcp_tool_use
+//       and *_tool_result blocks (assistant) -> kOpaque of origin
+//       "anthropic", verbatim. cache_control {type ephemeral, ttl 5m|1h} on
+//       any block -> ContentBlock::cache.
+//   tools[]  custom (type absent or "custom") {name, description,
+//       input_schema, strict, cache_control} -> ToolSpec; any other type (a
+//       server tool: web_search_..., code_execution_...) -> ToolSpec
+//       opaque_json of origin "anthropic", verbatim
+//   tool_choice {type auto|any|tool {name}|none, disable_parallel_tool_use}
+//       -> tool_choice (any -> kRequired) and parallel_tool_calls (= !disable)
+//   temperature [0,1], top_p [0,1], top_k, stop_sequences -> Sampling
+//   thinking {type enabled, budget_tokens} -> reasoning.budget_tokens (and
+//       ParsedRequest::reasoning; needs_chain_of_thought); {type disabled} ->
+//       budget 0
+//   Accepted, not passed on, as it does not change the answer: service_tier.
+//   Any other field is a 400 naming it (container, mcp_servers,
+//       context_management, ...).
 //
-// Answers: `input_tokens` excludes cache reads and writes and
-// `output_tokens` includes thinking, as usage.h reads Anthropic figures.
+// Answers: the content blocks in order: thinking with its signature (see
+// api.h on origins), redacted_thinking, text, tool_use with its input
+// object, a refusal's words as text, a server tool's blocks (opaque items
+// of origin "anthropic") verbatim; empty text, media and other providers'
+// opaque items have no place and are not written (an answer with no block
+// gets one empty text block: clients read content[0]). stop_reason from
+// StopReason: end_turn ("tool_use" when the turn ended with tool calls),
+// max_tokens, stop_sequence (with stop_sequence), tool_use, pause_turn,
+// refusal (a content filter too), and for any other reason
+// model_context_window_exceeded when the provider said so, else end_turn.
+// `input_tokens` excludes cache reads and writes and `output_tokens`
+// includes thinking, as usage.h reads Anthropic figures.
 #include <exception>
 
 #include "api/common.h"
@@ -31,40 +68,121 @@ Reasoning reasoning_for_budget(std::int64_t budget) {
   return Reasoning::kHigh;
 }
 
-// One message's content blocks, appended to `out` as one or more Messages.
+// An image or document block's `source` into `out`; `document` allows the
+// text source.
+MaybeError read_source(const json& block, const std::string& path, bool document, ContentBlock& out) {
+  const std::string spath = at_key(path, "source");
+  const json* source = member(block, "source");
+  if (source == nullptr) return invalid_request(spath, spath + " is required");
+  if (!source->is_object()) return invalid_request(spath, spath + " must be an object");
+  std::string type;
+  if (auto e = read_string(*source, "type", at_key(spath, "type"), type)) return e;
+  MediaSource& s = out.source;
+  if (type == "base64") {
+    s.kind = MediaSource::Kind::kBase64;
+    if (auto e = read_string(*source, "media_type", at_key(spath, "media_type"), s.media_type)) return e;
+    return read_string(*source, "data", at_key(spath, "data"), s.data);
+  }
+  if (type == "url") {
+    s.kind = MediaSource::Kind::kUrl;
+    return read_string(*source, "url", at_key(spath, "url"), s.data);
+  }
+  if (type == "file") {
+    s.kind = MediaSource::Kind::kFileId;
+    out.origin = "anthropic";
+    return read_string(*source, "file_id", at_key(spath, "file_id"), s.data);
+  }
+  if (type == "text" && document) {
+    std::string text;
+    s.kind = MediaSource::Kind::kBase64;
+    s.media_type = "text/plain";
+    if (auto e = read_optional_string(*source, "media_type", at_key(spath, "media_type"), s.media_type)) return e;
+    if (auto e = read_string(*source, "data", at_key(spath, "data"), text)) return e;
+    s.data = base64_encode(text);
+    return std::nullopt;
+  }
+  return invalid_request(at_key(spath, "type"), at_key(spath, "type") + " '" + type + "' is not supported: only " +
+                                                    (document ? "base64, url, text and file" : "base64, url and file") +
+                                                    " sources are");
+}
+
+// A document block: its source, title; context and citations would change the answer.
+MaybeError read_document(const json& block, const std::string& path, ContentBlock& out) {
+  out.type = ContentBlock::Type::kDocument;
+  if (member(block, "context") != nullptr) {
+    return invalid_request(at_key(path, "context"),
+                           at_key(path, "context") + " is not supported: no other provider takes it");
+  }
+  if (const json* citations = member(block, "citations")) {
+    const json* enabled = citations->is_object() ? member(*citations, "enabled") : nullptr;
+    if (enabled != nullptr && *enabled == true) {
+      return invalid_request(at_key(path, "citations"),
+                             at_key(path, "citations") + " is not supported: the router answers without citations");
+    }
+  }
+  if (auto e = read_optional_string(block, "title", at_key(path, "title"), out.title)) return e;
+  return read_source(block, path, /*document=*/true, out);
+}
+
+// Whether `type` is one of a server tool's blocks (kept verbatim).
+bool server_tool_block(const std::string& type) {
+  constexpr std::string_view kResult = "_tool_result";
+  return type == "server_tool_use" || type == "mcp_tool_use" ||
+         (type.size() > kResult.size() && type.compare(type.size() - kResult.size(), kResult.size(), kResult) == 0);
+}
+
 MaybeError read_blocks(const json& blocks, const std::string& path, const std::string& role,
-                       std::vector<Message>& out) {
-  const std::size_t first = out.size();
-  Message current;
-  current.role = role;
-  bool has_text = false;
-  // Text gathered so far goes out before a tool result, keeping the order.
-  auto flush = [&] {
-    if (has_text || !current.tool_calls.empty()) out.push_back(std::move(current));
-    current = Message();
-    current.role = role;
-    has_text = false;
-  };
+                       std::vector<ContentBlock>& out);
+
+// A tool_result's content: a string or text/image/document blocks.
+MaybeError read_result_content(const json& content, const std::string& path, std::vector<ContentBlock>& out) {
+  if (content.is_string()) {
+    out.push_back(ContentBlock::of_text(content.get<std::string>()));
+    return std::nullopt;
+  }
+  if (!content.is_array()) {
+    return invalid_request(path, path + " must be a string or an array of content blocks");
+  }
+  return read_blocks(content, path, "tool_result", out);
+}
+
+// Content blocks into `out`. `role` is "user", "assistant", or
+// "tool_result" for a result's own content (text, image, document only).
+MaybeError read_blocks(const json& blocks, const std::string& path, const std::string& role,
+                       std::vector<ContentBlock>& out) {
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const std::string bpath = at_index(path, i);
-    const json& block = blocks[i];
-    if (!block.is_object()) return invalid_request(bpath, bpath + " must be a content block object");
+    const json& b = blocks[i];
+    if (!b.is_object()) return invalid_request(bpath, bpath + " must be a content block object");
     std::string type;
-    if (auto e = read_string(block, "type", at_key(bpath, "type"), type)) return e;
+    const std::string tpath = at_key(bpath, "type");
+    if (auto e = read_string(b, "type", tpath, type)) return e;
+    const bool user = role == "user";
+    const bool assistant = role == "assistant";
+    const auto not_allowed = [&] {
+      const std::string where = role == "tool_result" ? "tool results" : role + " messages";
+      return invalid_request(tpath, tpath + " '" + type + "' is not allowed in " + where);
+    };
+    ContentBlock block;
     if (type == "text") {
-      std::string text;
-      if (auto e = read_string(block, "text", at_key(bpath, "text"), text)) return e;
-      if (has_text) current.content += '\n';
-      current.content += text;
-      has_text = true;
-    } else if (type == "tool_use" && role == "assistant") {
-      ToolCall call;
-      if (auto e = read_string(block, "id", at_key(bpath, "id"), call.id)) return e;
-      if (auto e = read_string(block, "name", at_key(bpath, "name"), call.name)) return e;
+      if (auto e = read_string(b, "text", at_key(bpath, "text"), block.text)) return e;
+    } else if (type == "image") {
+      if (assistant) return not_allowed();
+      block.type = ContentBlock::Type::kImage;
+      if (auto e = read_source(b, bpath, /*document=*/false, block)) return e;
+    } else if (type == "document") {
+      if (assistant) return not_allowed();
+      if (auto e = read_document(b, bpath, block)) return e;
+    } else if (type == "tool_use") {
+      if (!assistant) return not_allowed();
+      block.type = ContentBlock::Type::kToolUse;
+      ToolCall& call = block.tool_call;
+      if (auto e = read_string(b, "id", at_key(bpath, "id"), call.id)) return e;
+      if (auto e = read_string(b, "name", at_key(bpath, "name"), call.name)) return e;
       // A string is what render_response writes for arguments that were not
       // JSON (tool_input): taken back as the arguments' text, so the gateway
       // accepts every answer it gave.
-      const json* input = member(block, "input");
+      const json* input = member(b, "input");
       if (input != nullptr && input->is_string()) {
         call.arguments_json = input->get<std::string>();
       } else if (input != nullptr && input->is_object()) {
@@ -72,87 +190,171 @@ MaybeError read_blocks(const json& blocks, const std::string& path, const std::s
       } else {
         return invalid_request(at_key(bpath, "input"), at_key(bpath, "input") + " must be an object");
       }
-      current.tool_calls.push_back(std::move(call));
-    } else if (type == "tool_result" && role == "user") {
-      flush();
-      Message result;
-      result.role = "tool";
-      if (auto e = read_string(block, "tool_use_id", at_key(bpath, "tool_use_id"), result.tool_call_id)) return e;
-      if (const json* content = member(block, "content")) {
-        if (auto e = read_text_content(*content, at_key(bpath, "content"), "blocks", result.content)) return e;
+    } else if (type == "tool_result") {
+      if (!user) return not_allowed();
+      block.type = ContentBlock::Type::kToolResult;
+      if (auto e = read_string(b, "tool_use_id", at_key(bpath, "tool_use_id"), block.tool_use_id)) return e;
+      if (const json* content = member(b, "content")) {
+        if (auto e = read_result_content(*content, at_key(bpath, "content"), block.content)) return e;
       }
-      out.push_back(std::move(result));
-    } else if ((type == "thinking" || type == "redacted_thinking") && role == "assistant") {
-      continue;
-    } else if (type == "tool_use" || type == "tool_result" || type == "thinking" || type == "redacted_thinking") {
-      return invalid_request(at_key(bpath, "type"),
-                             at_key(bpath, "type") + " '" + type + "' is not allowed in " + role + " messages");
+      if (auto e = read_optional_bool(b, "is_error", at_key(bpath, "is_error"), block.is_error)) return e;
+    } else if (type == "thinking") {
+      if (!assistant) return not_allowed();
+      block.type = ContentBlock::Type::kThinking;
+      std::string signature;
+      if (auto e = read_string(b, "thinking", at_key(bpath, "thinking"), block.text)) return e;
+      if (auto e = read_optional_string(b, "signature", at_key(bpath, "signature"), signature)) return e;
+      read_client_signature(std::move(signature), "anthropic", block);
+    } else if (type == "redacted_thinking") {
+      if (!assistant) return not_allowed();
+      block.type = ContentBlock::Type::kRedactedThinking;
+      std::string data;
+      if (auto e = read_string(b, "data", at_key(bpath, "data"), data)) return e;
+      read_client_signature(std::move(data), "anthropic", block);
+    } else if (server_tool_block(type)) {
+      if (!assistant) return not_allowed();
+      block.type = ContentBlock::Type::kOpaque;
+      block.opaque_json = to_text(b);
+      block.origin = "anthropic";
+      out.push_back(std::move(block));
+      continue;  // verbatim, cache_control included
     } else {
-      return invalid_request(at_key(bpath, "type"),
-                             at_key(bpath, "type") + " '" + type +
-                                 "' is not supported: only text, tool_use, tool_result and thinking blocks are");
+      return invalid_request(tpath, tpath + " '" + type +
+                                        "' is not supported: only text, image, document, tool_use, tool_result, "
+                                        "thinking, redacted_thinking and server tool blocks are");
     }
-  }
-  // A message of nothing but thinking (or no blocks) still takes its turn.
-  if (has_text || !current.tool_calls.empty() || out.size() == first) {
-    out.push_back(std::move(current));
+    if (auto e = read_cache_control(b, bpath, block.cache)) return e;
+    out.push_back(std::move(block));
   }
   return std::nullopt;
 }
 
 MaybeError read_message(const json& m, const std::string& path, std::vector<Message>& out) {
   if (!m.is_object()) return invalid_request(path, path + " must be an object");
-  std::string role;
+  Message message;
   const std::string role_path = at_key(path, "role");
-  if (auto e = read_string(m, "role", role_path, role)) return e;
-  if (role != "user" && role != "assistant") {
-    return invalid_request(role_path, role_path + " must be user or assistant (got '" + role + "')");
+  if (auto e = read_string(m, "role", role_path, message.role)) return e;
+  if (message.role != "user" && message.role != "assistant") {
+    return invalid_request(role_path, role_path + " must be user or assistant (got '" + message.role + "')");
   }
   const std::string content_path = at_key(path, "content");
   const json* content = member(m, "content");
   if (content == nullptr) return invalid_request(content_path, content_path + " is required");
   if (content->is_string()) {
-    Message message;
-    message.role = role;
-    message.content = content->get<std::string>();
-    out.push_back(std::move(message));
-    return std::nullopt;
-  }
-  if (!content->is_array()) {
+    message.content.push_back(ContentBlock::of_text(content->get<std::string>()));
+  } else if (content->is_array()) {
+    if (auto e = read_blocks(*content, content_path, message.role, message.content)) return e;
+  } else {
     return invalid_request(content_path, content_path + " must be a string or an array of content blocks");
   }
-  return read_blocks(*content, content_path, role, out);
+  out.push_back(std::move(message));
+  return std::nullopt;
+}
+
+MaybeError read_system(const json& system, std::vector<Message>& out) {
+  Message message;
+  message.role = "system";
+  const std::string kShape = "system must be a string or an array of text blocks";
+  if (system.is_string()) {
+    if (system.get_ref<const std::string&>().empty()) return std::nullopt;
+    message.content.push_back(ContentBlock::of_text(system.get<std::string>()));
+  } else if (system.is_array()) {
+    for (std::size_t i = 0; i < system.size(); ++i) {
+      const std::string bpath = at_index("system", i);
+      const json& b = system[i];
+      if (!b.is_object()) return invalid_request(bpath, kShape);
+      std::string type;
+      if (auto e = read_string(b, "type", at_key(bpath, "type"), type)) return e;
+      if (type != "text") {
+        return invalid_request(at_key(bpath, "type"),
+                               at_key(bpath, "type") + " '" + type + "' is not supported: only text blocks are");
+      }
+      ContentBlock block;
+      if (auto e = read_string(b, "text", at_key(bpath, "text"), block.text)) return e;
+      if (auto e = read_cache_control(b, bpath, block.cache)) return e;
+      message.content.push_back(std::move(block));
+    }
+    if (message.content.empty()) return std::nullopt;
+  } else {
+    return invalid_request("system", kShape);
+  }
+  out.push_back(std::move(message));
+  return std::nullopt;
 }
 
 MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
   if (!tool.is_object()) return invalid_request(path, path + " must be an object");
   std::string type = "custom";
   if (auto e = read_optional_string(tool, "type", at_key(path, "type"), type)) return e;
-  if (type != "custom") {
-    return invalid_request(at_key(path, "type"), at_key(path, "type") + " '" + type +
-                                                     "' is not supported: only custom tools are");
-  }
   if (auto e = read_string(tool, "name", at_key(path, "name"), out.name)) return e;
+  if (type != "custom") {
+    // A server tool: Anthropic's own, sent back to Anthropic only.
+    out.opaque_json = to_text(tool);
+    out.origin = "anthropic";
+    return std::nullopt;
+  }
   if (auto e = read_optional_string(tool, "description", at_key(path, "description"), out.description)) return e;
+  if (member(tool, "strict") != nullptr) {
+    bool strict = false;
+    if (auto e = read_optional_bool(tool, "strict", at_key(path, "strict"), strict)) return e;
+    out.strict = strict;
+  }
+  if (auto e = read_cache_control(tool, path, out.cache)) return e;
   if (member(tool, "input_schema") == nullptr) {
     return invalid_request(at_key(path, "input_schema"), at_key(path, "input_schema") + " is required");
   }
   return read_optional_object_text(tool, "input_schema", at_key(path, "input_schema"), out.parameters_json);
 }
 
+MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
+  if (!choice.is_object()) return invalid_request("tool_choice", "tool_choice must be an object");
+  std::string type;
+  if (auto e = read_string(choice, "type", "tool_choice.type", type)) return e;
+  ToolChoice out;
+  if (type == "auto") {
+    out.mode = ToolChoice::Mode::kAuto;
+  } else if (type == "any") {
+    out.mode = ToolChoice::Mode::kRequired;
+  } else if (type == "none") {
+    out.mode = ToolChoice::Mode::kNone;
+  } else if (type == "tool") {
+    out.mode = ToolChoice::Mode::kNamed;
+    if (auto e = read_string(choice, "name", "tool_choice.name", out.name)) return e;
+  } else {
+    return invalid_request("tool_choice.type",
+                           "tool_choice.type must be one of auto, any, tool, none (got '" + type + "')");
+  }
+  if (member(choice, "disable_parallel_tool_use") != nullptr) {
+    bool disable = false;
+    if (auto e = read_optional_bool(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use",
+                                    disable)) {
+      return e;
+    }
+    request.parallel_tool_calls = !disable;
+  }
+  request.tool_choice = std::move(out);
+  return std::nullopt;
+}
+
 MaybeError read_messages_request(const json& j, ParsedRequest& r) {
+  if (auto e = check_fields(j, "",
+                            {"model", "max_tokens", "messages", "system", "tools", "tool_choice", "temperature",
+                             "top_p", "top_k", "stop_sequences", "metadata", "thinking", "stream",
+                             // The allow-list: it does not change the answer.
+                             "service_tier"})) {
+    return e;
+  }
+  ModelRequest& request = r.call.request;
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
   const json* max_tokens = member(j, "max_tokens");
   if (max_tokens == nullptr) return invalid_request("max_tokens", "max_tokens is required");
   if (auto e = read_token_count(*max_tokens, "max_tokens", r.max_output_tokens)) return e;
+  request.max_output_tokens = r.max_output_tokens;
 
   if (const json* system = member(j, "system")) {
-    Message message;
-    message.role = "system";
-    if (auto e = read_text_content(*system, "system", "blocks", message.content)) return e;
-    if (!message.content.empty()) r.call.messages.push_back(std::move(message));
+    if (auto e = read_system(*system, request.messages)) return e;
   }
 
   const json* messages = member(j, "messages");
@@ -161,7 +363,7 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
     return invalid_request("messages", "messages must be a non-empty array");
   }
   for (std::size_t i = 0; i < messages->size(); ++i) {
-    if (auto e = read_message((*messages)[i], at_index("messages", i), r.call.messages)) return e;
+    if (auto e = read_message((*messages)[i], at_index("messages", i), request.messages)) return e;
   }
 
   if (const json* tools = member(j, "tools")) {
@@ -169,8 +371,22 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
     for (std::size_t i = 0; i < tools->size(); ++i) {
       ToolSpec tool;
       if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
-      r.call.tools.push_back(std::move(tool));
+      request.tools.push_back(std::move(tool));
     }
+  }
+  if (const json* choice = member(j, "tool_choice")) {
+    if (auto e = read_tool_choice(*choice, request)) return e;
+  }
+
+  Sampling& s = request.sampling;
+  if (auto e = read_optional_number(j, "temperature", "temperature", 0, 1, s.temperature)) return e;
+  if (auto e = read_optional_number(j, "top_p", "top_p", 0, 1, s.top_p)) return e;
+  if (auto e = read_optional_integer(j, "top_k", "top_k", 0, INT64_MAX, s.top_k)) return e;
+  if (const json* stop = member(j, "stop_sequences")) {
+    if (auto e = read_stop_sequences(*stop, "stop_sequences", /*one_string_allowed=*/false, s.stop)) return e;
+  }
+  if (const json* metadata = member(j, "metadata"); metadata != nullptr && metadata->is_object()) {
+    if (auto e = read_optional_string(*metadata, "user_id", "metadata.user_id", s.user)) return e;
   }
 
   if (auto e = read_optional_bool(j, "stream", "stream", r.stream)) return e;
@@ -184,22 +400,37 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
       if (budget == nullptr) return invalid_request("thinking.budget_tokens", "thinking.budget_tokens is required");
       std::optional<std::int64_t> tokens;
       if (auto e = read_token_count(*budget, "thinking.budget_tokens", tokens)) return e;
+      request.reasoning.budget_tokens = tokens;
       r.reasoning = reasoning_for_budget(*tokens);
       r.call.step.needs_chain_of_thought = true;
-    } else if (type != "disabled") {
+    } else if (type == "disabled") {
+      request.reasoning.budget_tokens = 0;
+    } else {
       return invalid_request("thinking.type", "thinking.type must be enabled or disabled (got '" + type + "')");
     }
   }
   return std::nullopt;
 }
 
-const char* stop_reason(const ModelResponse& r) {
-  const std::string& f = r.finish_reason;
-  if (!r.tool_calls.empty() && (f.empty() || f == "stop" || f == "tool_calls")) return "tool_use";
-  if (f == "length") return "max_tokens";
-  if (f == "content_filter") return "refusal";
-  if (f == "pause_turn") return "pause_turn";
-  return "end_turn";  // "stop", "" and any other provider's own word
+std::string stop_reason(const ModelResponse& r) {
+  bool has_tool_use = false;
+  for (const ContentBlock& b : r.content) has_tool_use = has_tool_use || b.type == ContentBlock::Type::kToolUse;
+  switch (r.stop_reason) {
+    case StopReason::kEndTurn: return has_tool_use ? "tool_use" : "end_turn";
+    case StopReason::kMaxTokens: return "max_tokens";
+    case StopReason::kStopSequence: return "stop_sequence";
+    case StopReason::kToolUse: return "tool_use";
+    case StopReason::kContentFilter:
+    case StopReason::kRefusal: return "refusal";
+    case StopReason::kPauseTurn: return "pause_turn";
+    case StopReason::kOther: break;
+  }
+  return r.raw_stop_reason == "model_context_window_exceeded" ? r.raw_stop_reason : "end_turn";
+}
+
+json stop_sequence(const ModelResponse& r) {
+  return r.stop_reason == StopReason::kStopSequence && !r.stop_sequence.empty() ? json(r.stop_sequence)
+                                                                                 : json(nullptr);
 }
 
 // A tool call's arguments as the block's `input`: the parsed object, or,
@@ -234,41 +465,109 @@ json tool_use_block(const ToolCall& call, const std::string& response_id, std::s
   return block;
 }
 
+// A block of the answer as this shape writes it (see the file comment);
+// null for one it has no place for. `tool_index` is a tool use's place
+// among the answer's tool calls.
+json content_block_json(const ContentBlock& b, const std::string& response_id, std::size_t tool_index,
+                        int max_json_depth) {
+  switch (b.type) {
+    case ContentBlock::Type::kText:
+    case ContentBlock::Type::kRefusal:
+      if (b.text.empty()) return nullptr;
+      return json{{"type", "text"}, {"text", b.text}};
+    case ContentBlock::Type::kThinking:
+      return json{{"type", "thinking"}, {"thinking", b.text}, {"signature", client_signature(b, "anthropic")}};
+    case ContentBlock::Type::kRedactedThinking:
+      return json{{"type", "redacted_thinking"}, {"data", client_signature(b, "anthropic")}};
+    case ContentBlock::Type::kToolUse:
+      return tool_use_block(b.tool_call, response_id, tool_index, tool_input(b.tool_call.arguments_json, max_json_depth));
+    case ContentBlock::Type::kOpaque: {
+      if (b.origin != "anthropic") return nullptr;
+      json item;
+      if (parse_bounded(b.opaque_json, max_json_depth, {}, item) || !item.is_object()) return nullptr;
+      return item;
+    }
+    default:
+      return nullptr;
+  }
+}
+
 std::string event(const char* type, const json& data) {
   return std::string("event: ") + type + "\ndata: " + to_text(data) + "\n\n";
 }
 
-json block_event(const char* type, std::size_t index) {
+json block_event(const char* type, int index) {
   json e = json::object();
   e["type"] = type;
   e["index"] = index;
   return e;
 }
 
-json error_json(const ApiError& error) {
+std::string block_start(int index, json content_block) {
+  json start = block_event("content_block_start", index);
+  start["content_block"] = std::move(content_block);
+  return event("content_block_start", start);
+}
+
+std::string block_delta(int index, json delta) {
+  json e = block_event("content_block_delta", index);
+  e["delta"] = std::move(delta);
+  return event("content_block_delta", e);
+}
+
+std::string block_stop(int index) { return event("content_block_stop", block_event("content_block_stop", index)); }
+
+std::string signature_delta(int index, const std::string& signature) {
+  return block_delta(index, json{{"type", "signature_delta"}, {"signature", signature}});
+}
+
+// A whole block as the API streams it: its start with the block emptied,
+// its content in one delta, its stop.
+std::string whole_block(int index, const json& block) {
+  const std::string& type = block["type"].get_ref<const std::string&>();
+  std::string out;
+  if (type == "text") {
+    out += block_start(index, json{{"type", "text"}, {"text", ""}});
+    out += block_delta(index, json{{"type", "text_delta"}, {"text", block["text"]}});
+  } else if (type == "thinking") {
+    out += block_start(index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+    out += block_delta(index, json{{"type", "thinking_delta"}, {"thinking", block["thinking"]}});
+    out += signature_delta(index, block["signature"].get<std::string>());
+  } else if (type == "tool_use") {
+    json start = block;
+    start["input"] = json::object();
+    out += block_start(index, std::move(start));
+    out += block_delta(index, json{{"type", "input_json_delta"}, {"partial_json", to_text(block["input"])}});
+  } else {
+    out += block_start(index, block);  // redacted thinking, a server tool's block: whole in its start
+  }
+  return out + block_stop(index);
+}
+
+}  // namespace
+
+std::string anthropic_error(const ApiError& error) {
   json inner = json::object();
   inner["type"] = error.type;
   inner["message"] = error.message;
   json body = json::object();
   body["type"] = "error";
   body["error"] = std::move(inner);
-  return body;
+  return to_text(body);
 }
 
-}  // namespace
-
-std::string anthropic_error(const ApiError& error) { return to_text(error_json(error)); }
-
-std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id,
-                               int max_json_depth) {
+std::string anthropic_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
+                               const std::string& id) {
   const ModelResponse& r = result.response;
   json content = json::array();
-  // An empty answer still has its (empty) text block: clients read content[0].
-  if (!r.text.empty() || r.tool_calls.empty()) content.push_back(json{{"type", "text"}, {"text", r.text}});
-  for (std::size_t i = 0; i < r.tool_calls.size(); ++i) {
-    content.push_back(
-        tool_use_block(r.tool_calls[i], id, i, tool_input(r.tool_calls[i].arguments_json, max_json_depth)));
+  std::size_t tool_index = 0;
+  for (const ContentBlock& b : r.content) {
+    json block = content_block_json(b, id, tool_index, request.max_json_depth);
+    if (b.type == ContentBlock::Type::kToolUse) ++tool_index;
+    if (!block.is_null()) content.push_back(std::move(block));
   }
+  // An empty answer still has its (empty) text block: clients read content[0].
+  if (content.empty()) content.push_back(json{{"type", "text"}, {"text", ""}});
   json body = json::object();
   body["id"] = id;
   body["type"] = "message";
@@ -276,74 +575,10 @@ std::string anthropic_response(const StepResult& result, const std::string& mode
   body["model"] = model;
   body["content"] = std::move(content);
   body["stop_reason"] = stop_reason(r);
-  body["stop_sequence"] = nullptr;
+  body["stop_sequence"] = stop_sequence(r);
   body["usage"] = usage_json(r.usage);
   return to_text(body);
 }
-
-std::string anthropic_stream_begin(const std::string& id, const std::string& model, std::int64_t input_tokens) {
-  Usage estimate;
-  estimate.input_tokens = input_tokens;
-  json message = json::object();
-  message["id"] = id;
-  message["type"] = "message";
-  message["role"] = "assistant";
-  message["model"] = model;
-  message["content"] = json::array();
-  message["stop_reason"] = nullptr;
-  message["stop_sequence"] = nullptr;
-  message["usage"] = usage_json(estimate);
-  return event("message_start", json{{"type", "message_start"}, {"message", std::move(message)}}) +
-         event("ping", json{{"type", "ping"}});
-}
-
-std::string anthropic_stream_piece(std::string_view text, bool opens_block) {
-  std::string out;
-  if (opens_block) {
-    json start = block_event("content_block_start", 0);
-    start["content_block"] = json{{"type", "text"}, {"text", ""}};
-    out += event("content_block_start", start);
-  }
-  json delta = block_event("content_block_delta", 0);
-  delta["delta"] = json{{"type", "text_delta"}, {"text", text}};
-  return out + event("content_block_delta", delta);
-}
-
-// Closes the text block (or writes an empty one when the answer has neither
-// text nor tool calls), writes each tool call as a block whose input arrives
-// as one input_json_delta, then message_delta with the provider's usage (the
-// SDK overlays its counts on message_start's estimate) and message_stop.
-std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open,
-                                 int max_json_depth) {
-  const ModelResponse& r = result.response;
-  std::string out;
-  std::size_t index = 0;
-  if (!text_block_open && r.tool_calls.empty()) {
-    json start = block_event("content_block_start", 0);
-    start["content_block"] = json{{"type", "text"}, {"text", ""}};
-    out += event("content_block_start", start);
-    text_block_open = true;
-  }
-  if (text_block_open) out += event("content_block_stop", block_event("content_block_stop", index++));
-  for (std::size_t i = 0; i < r.tool_calls.size(); ++i, ++index) {
-    json start = block_event("content_block_start", index);
-    start["content_block"] = tool_use_block(r.tool_calls[i], id, i, json::object());
-    out += event("content_block_start", start);
-    json delta = block_event("content_block_delta", index);
-    delta["delta"] = json{{"type", "input_json_delta"},
-                          {"partial_json", to_text(tool_input(r.tool_calls[i].arguments_json, max_json_depth))}};
-    out += event("content_block_delta", delta);
-    out += event("content_block_stop", block_event("content_block_stop", index));
-  }
-  json message_delta = json::object();
-  message_delta["type"] = "message_delta";
-  message_delta["delta"] = json{{"stop_reason", stop_reason(r)}, {"stop_sequence", nullptr}};
-  message_delta["usage"] = usage_json(r.usage);
-  out += event("message_delta", message_delta);
-  return out + event("message_stop", json{{"type", "message_stop"}});
-}
-
-std::string anthropic_stream_fail(const ApiError& error) { return event("error", error_json(error)); }
 
 }  // namespace detail
 
@@ -352,7 +587,8 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
   using detail::json;
   try {
     json j;
-    if (auto e = detail::parse_body(body, max_json_depth, {"messages", "content", "tools", "system", "thinking"},
+    if (auto e = detail::parse_body(body, max_json_depth,
+                                    {"messages", "content", "tools", "system", "thinking", "tool_choice", "source"},
                                     j)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
@@ -368,6 +604,139 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
     return detail::failed<ParsedRequest>(
         detail::invalid_request("", std::string("the request could not be read: ") + e.what()));
   }
+}
+
+// ---- The Anthropic half of the StreamWriter. ----
+
+std::string StreamWriter::anthropic_begin() {
+  using detail::json;
+  Usage estimate;
+  estimate.input_tokens = input_tokens_;
+  json message = json::object();
+  message["id"] = id_;
+  message["type"] = "message";
+  message["role"] = "assistant";
+  message["model"] = model_;
+  message["content"] = json::array();
+  message["stop_reason"] = nullptr;
+  message["stop_sequence"] = nullptr;
+  message["usage"] = detail::usage_json(estimate);
+  return detail::event("message_start", json{{"type", "message_start"}, {"message", std::move(message)}}) +
+         detail::event("ping", json{{"type", "ping"}});
+}
+
+// Closes the open block: a thinking block's signature first.
+std::string StreamWriter::anthropic_close() {
+  if (open_ < 0) return "";
+  Sent& s = sent_[open_];
+  std::string out;
+  if (s.kind == StreamChunk::Kind::kThinking && !signature_.empty()) {
+    out += detail::signature_delta(s.stream_index, signature_);
+    s.signature = std::move(signature_);
+  }
+  signature_.clear();
+  open_ = -1;
+  return out + detail::block_stop(s.stream_index);
+}
+
+std::string StreamWriter::anthropic_chunk(const StreamChunk& chunk) {
+  using detail::json;
+  if (chunk.kind != StreamChunk::Kind::kToolCallStart && chunk.text.empty()) return "";
+  if (chunk.kind == StreamChunk::Kind::kSignature) {
+    auto it = sent_.find(chunk.index);
+    if (it == sent_.end() || it->second.kind != StreamChunk::Kind::kThinking) {
+      return "";  // a signature on a text or tool-call part (Gemini's) has no place in this shape
+    }
+    if (chunk.index == open_) {
+      signature_ += chunk.text;
+      return "";
+    }
+    it->second.signature += chunk.text;  // a block already closed: the SDK keeps the last
+    return detail::signature_delta(it->second.stream_index, it->second.signature);
+  }
+  std::string out;
+  bool first = false;
+  if (sent_.count(chunk.index) == 0) out += anthropic_close();
+  Sent& s = sent(chunk.index, chunk.kind, first);
+  if (first) {
+    s.stream_index = next_stream_index_++;
+    open_ = chunk.index;
+    switch (chunk.kind) {
+      case StreamChunk::Kind::kThinking:
+        out += detail::block_start(s.stream_index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+        break;
+      case StreamChunk::Kind::kToolCallStart:
+      case StreamChunk::Kind::kToolArguments: {
+        const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
+        out += detail::block_start(s.stream_index, detail::tool_use_block(call, id_,
+                                                                          static_cast<std::size_t>(s.tool_index),
+                                                                          json::object()));
+        break;
+      }
+      default:
+        out += detail::block_start(s.stream_index, json{{"type", "text"}, {"text", ""}});
+        break;
+    }
+  }
+  switch (chunk.kind) {
+    case StreamChunk::Kind::kText:
+      return out + detail::block_delta(s.stream_index, json{{"type", "text_delta"}, {"text", chunk.text}});
+    case StreamChunk::Kind::kThinking:
+      return out + detail::block_delta(s.stream_index, json{{"type", "thinking_delta"}, {"thinking", chunk.text}});
+    case StreamChunk::Kind::kToolArguments:
+      return out +
+             detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
+    default:
+      return out;
+  }
+}
+
+// Closes the open block, corrects the signatures the chunks did not carry
+// as the answer has them, writes the blocks no chunk carried whole (or an
+// empty text block when nothing was written), then message_delta with the
+// provider's usage (the SDK overlays its counts on message_start's
+// estimate) and message_stop.
+std::string StreamWriter::anthropic_end(const StepResult& result) {
+  using detail::json;
+  const ModelResponse& r = result.response;
+  const auto final_signature = [&](int index) -> std::string {
+    if (index < 0 || static_cast<std::size_t>(index) >= r.content.size()) return "";
+    const ContentBlock& b = r.content[static_cast<std::size_t>(index)];
+    return b.type == ContentBlock::Type::kThinking ? detail::client_signature(b, "anthropic") : "";
+  };
+  std::string out;
+  if (open_ >= 0 && sent_[open_].kind == StreamChunk::Kind::kThinking) {
+    const std::string signature = final_signature(open_);
+    if (!signature.empty()) signature_ = signature;
+  }
+  out += anthropic_close();
+  for (auto& [index, s] : sent_) {
+    if (s.kind != StreamChunk::Kind::kThinking) continue;
+    const std::string signature = final_signature(index);
+    if (!signature.empty() && signature != s.signature) {
+      out += detail::signature_delta(s.stream_index, signature);
+      s.signature = signature;
+    }
+  }
+  for (std::size_t i = 0; i < r.content.size(); ++i) {
+    if (sent_.count(static_cast<int>(i)) != 0) continue;
+    const ContentBlock& b = r.content[i];
+    const std::size_t tool_index =
+        b.type == ContentBlock::Type::kToolUse ? static_cast<std::size_t>(next_tool_index_++) : 0;
+    const json block = detail::content_block_json(b, id_, tool_index, max_json_depth_);
+    if (block.is_null()) continue;
+    out += detail::whole_block(next_stream_index_++, block);
+  }
+  if (next_stream_index_ == 0) {
+    out += detail::block_start(0, json{{"type", "text"}, {"text", ""}}) + detail::block_stop(0);
+    next_stream_index_ = 1;
+  }
+  json message_delta = json::object();
+  message_delta["type"] = "message_delta";
+  message_delta["delta"] = json{{"stop_reason", detail::stop_reason(r)}, {"stop_sequence", detail::stop_sequence(r)}};
+  message_delta["usage"] = detail::usage_json(r.usage);
+  out += detail::event("message_delta", message_delta);
+  return out + detail::event("message_stop", json{{"type", "message_stop"}});
 }
 
 }  // namespace switchboard::gateway

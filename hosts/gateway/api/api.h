@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,28 +28,44 @@ constexpr int kDefaultMaxJsonDepth = 64;
 using Headers = std::vector<std::pair<std::string_view, std::string_view>>;
 
 // A client's request, parsed.
+//
+// Lossless or refused: every field a parser reads goes into call.request
+// (the canonical ModelRequest, switchboard/request.h) or the step; a field
+// it does not read is a 400 naming it, except the few each shape lists as
+// not changing the answer (the file comments of api/openai.cpp and
+// api/anthropic.cpp say what happens to every field). Fields the SDKs send
+// as null count as absent.
 struct ParsedRequest {
   ApiShape shape = ApiShape::kOpenAI;
   std::string model;               // as asked: "auto", a tier name, or a model name
   bool stream = false;
   bool include_usage = false;      // OpenAI stream_options.include_usage
-  // The call: messages (system included), tools, and the step the rules see:
+  // The call. call.request holds everything the client sent: messages as
+  // content blocks (system included), tools, tool choice, parallel tool
+  // calls, output format, sampling, the client's reasoning setting
+  // (request.reasoning.effort / budget_tokens; `level` is the dispatcher's)
+  // and output cap. call.step is what the rules see:
   //  - role, untrusted_input, tool_depth and step.meta from the request's
   //    `metadata` object (keys "role", "untrusted_input", "tool_depth"; every
   //    other key, string/number/bool, to step.meta; Anthropic's user_id is
-  //    skipped), then from headers x-switchboard-role,
+  //    skipped: it is sampling.user), then from headers x-switchboard-role,
   //    x-switchboard-untrusted-input ("true"/"1"/"false"/"0"),
   //    x-switchboard-tool-depth, x-switchboard-meta-NAME (NAME lowercased,
   //    the value a string); headers win; role defaults to "chat";
-  //  - input_tokens counted from the messages' and tools' text (estimate_tokens);
+  //  - input_tokens counted from every text-carrying block and the tools
+  //    (estimate_tokens per piece);
   //  - needs_chain_of_thought from the request's reasoning settings (OpenAI
   //    reasoning_effort other than "none"/"minimal", Anthropic thinking.type "enabled");
   //  - output_must_be_json from OpenAI response_format json_object/json_schema.
   StepCall call;
-  // What the client asked for, if anything ("none"/"minimal" and thinking
-  // "disabled" leave it unset: Reasoning has no "off").
+  // The client's reasoning setting as a level, for the gateway's decision
+  // (it overrides Decision::reasoning): OpenAI reasoning_effort low/medium/
+  // high (xhigh -> high); Anthropic thinking.budget_tokens < 4096 low,
+  // < 16384 medium, else high. "none"/"minimal" and thinking "disabled"
+  // leave it unset (Reasoning has no "off"; call.request.reasoning says so).
   std::optional<Reasoning> reasoning;
-  std::optional<std::int64_t> max_output_tokens;  // max_completion_tokens / max_tokens
+  // max_completion_tokens / max_tokens, as call.request.max_output_tokens.
+  std::optional<std::int64_t> max_output_tokens;
   // The bound the request was parsed with; a model's tool arguments nested
   // deeper are answered as text, never re-serialised as JSON.
   int max_json_depth = kDefaultMaxJsonDepth;
@@ -93,39 +110,97 @@ std::string redact_secrets(std::string_view text);
 //  Anthropic {"type":"error","error":{"type":...,"message":...}}
 std::string render_error(ApiShape shape, const ApiError& error);
 
-// A whole (non-streamed) answer. `id` is the response id ("chatcmpl-..." /
-// "msg_..."), `created` seconds since the epoch. The `model` field is the
-// model that served it (StepResult::model; request.model when empty). A tool
-// call the provider gave no id gets "call_<id>_<index>", unique per answer.
+// A whole (non-streamed) answer, from StepResult::response's content
+// blocks in order. `id` is the response id ("chatcmpl-..." / "msg_..."),
+// `created` seconds since the epoch. The `model` field is the model that
+// served it (StepResult::model; request.model when empty). A tool call the
+// provider gave no id gets "call_<id>_<index>", unique per answer. Thinking
+// signatures from a provider other than Anthropic are written
+// "<origin>:<signature>" so they come back with their origin (see the shape
+// files). What each block becomes is in the shape files' comments.
 std::string render_response(const ParsedRequest& request, const StepResult& result, const std::string& id,
                             std::int64_t created);
 
-// A streamed answer, as SSE bytes: begin() once, piece() per chunk of text,
-// end() once with the finished StepResult (usage, finish reason, tool calls;
-// OpenAI: a usage chunk when include_usage, then "data: [DONE]"; Anthropic:
-// content_block_stop, message_delta with usage, message_stop). fail() ends a
-// stream whose call failed after it began (an error event in the shape's
-// format; OpenAI: no [DONE] after it). Empty pieces write nothing; when no
-// piece was written, end() writes the result's whole text first. Anthropic's
-// message_start carries the request's input estimate; message_delta the real
-// counts. Not thread-safe: one writer per stream.
+// A streamed answer, as SSE bytes: begin() once, chunk() per StreamChunk as
+// the dispatcher delivers it, end() once with the finished StepResult.
+//
+// chunk() writes each kind as the shape streams it, keyed by the chunk's
+// index (the block's place in ModelResponse::content):
+//   OpenAI     kText -> delta.content; kThinking -> delta.reasoning_content;
+//              kToolCallStart -> delta.tool_calls[{index, id, type, function
+//              {name, arguments: ""}}] (index: the call's place among the
+//              answer's tool calls); kToolArguments -> delta.tool_calls
+//              [{index, function{arguments}}]; kSignature writes nothing
+//              (end() sends the signed blocks whole in thinking_blocks).
+//   Anthropic  a new index closes the open content block and starts one
+//              (content_block_start; the stream's own indices count from 0
+//              in order); kText -> text_delta; kThinking -> thinking_delta;
+//              kSignature pieces are held and sent as one signature_delta
+//              when the thinking block closes (the SDK keeps the last);
+//              kToolCallStart -> a tool_use block; kToolArguments ->
+//              input_json_delta. A piece for a block already closed is
+//              written with that block's index. Blocks without a chunk kind
+//              (redacted thinking, a server tool's blocks) come at the end,
+//              after the streamed ones.
+// Empty text pieces write nothing; neither does a signature on a text or
+// tool-call block (Gemini's): neither shape has a place for it.
+// StreamChunk::restart is the caller's to handle (the writer cannot take
+// back what it wrote).
+//
+// end() writes what the chunks did not: every block of the result whose
+// index no chunk carried, whole (a refusal, a redacted thinking block, the
+// whole answer of a call that did not stream), then OpenAI: one delta with
+// thinking_blocks (every thinking and redacted block, signed) when the
+// answer has any, the finish_reason chunk (with logprobs when asked), a
+// usage chunk when include_usage, and "data: [DONE]"; Anthropic: the last
+// content_block_stop (an empty text block when the answer had none), a
+// late signature_delta for a streamed thinking block whose signature the
+// chunks did not carry as the answer has it (a provider other than
+// Anthropic's: tagged with its origin; the SDK keeps the last), then
+// message_delta with stop_reason, stop_sequence and usage, message_stop.
+// fail() ends a stream whose call failed after it began (an error event in
+// the shape's format; OpenAI: no [DONE] after it). Anthropic's
+// message_start carries the request's input estimate; message_delta the
+// real counts. Not thread-safe: one writer per stream.
 class StreamWriter {
  public:
   StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model);
   std::string begin();
-  std::string piece(std::string_view text);
+  std::string chunk(const StreamChunk& chunk);
   std::string end(const StepResult& result);
   std::string fail(const ApiError& error);
 
  private:
+  // What the writer sent of one block of the answer.
+  struct Sent {
+    StreamChunk::Kind kind = StreamChunk::Kind::kText;  // its first chunk's kind
+    int stream_index = 0;   // Anthropic: its content block's index in the stream
+    int tool_index = -1;    // a tool call's place among the answer's tool calls
+    std::string signature;  // Anthropic: the thinking block's signature as sent
+  };
+  // The block with canonical index `index`, registered on its first chunk.
+  Sent& sent(int index, StreamChunk::Kind kind, bool& first);
+
+  std::string openai_chunk(const StreamChunk& chunk);
+  std::string openai_end(const StepResult& result);
+  std::string anthropic_begin();
+  std::string anthropic_chunk(const StreamChunk& chunk);
+  std::string anthropic_close();
+  std::string anthropic_end(const StepResult& result);
+
   ApiShape shape_;
   bool include_usage_;
+  bool logprobs_;  // OpenAI: the client asked for logprobs
   std::string id_;
   std::int64_t created_;
   std::string model_;
   std::int64_t input_tokens_ = 0;  // Anthropic message_start: the request's estimate
   int max_json_depth_ = kDefaultMaxJsonDepth;  // the request's: bounds the tool arguments re-serialised
-  bool text_started_ = false;  // a piece of text was written (Anthropic: its content block is open)
+  std::map<int, Sent> sent_;  // by canonical index
+  int next_stream_index_ = 0;  // Anthropic: content blocks started
+  int next_tool_index_ = 0;    // tool calls started
+  int open_ = -1;              // Anthropic: the canonical index of the open block (-1: none)
+  std::string signature_;      // Anthropic: the open thinking block's signature so far
 };
 
 }  // namespace switchboard::gateway

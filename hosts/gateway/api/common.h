@@ -1,10 +1,12 @@
 // What the two API shapes share (api/openai.cpp, api/anthropic.cpp): request
-// errors and field paths, null-as-absent member lookup, text content, the
-// step fields from metadata and headers, the input token estimate, tool-call
-// ids, and the per-shape halves of the public functions that switch on the
-// shape (defined in api/openai.cpp). nlohmann::json may throw; each shape file
-// catches json::exception at its entry points, and nothing here lets one out
-// of the gateway library.
+// errors and field paths, null-as-absent member lookup, the strictness check
+// on a request's fields, data: URLs, cache breakpoints, signatures tagged with
+// their origin, the step fields from metadata and headers, the input token
+// estimate, tool-call ids, and each shape's half of render_error and
+// render_response (defined in api/openai.cpp and api/anthropic.cpp; the
+// StreamWriter's halves are its private members). nlohmann::json may throw;
+// each shape file catches json::exception at its entry points, and nothing
+// here lets one out of the gateway library.
 #pragma once
 
 #include <cstddef>
@@ -101,65 +103,95 @@ inline bool valid_utf8(std::string_view text) {
 // `max_depth` (the body itself is 1) are never built, and the error names
 // the field they are under: the path to them, cut after its first object
 // member not in `structural` (the API's own containers, such as "messages"
-// or "tools"), where free-form JSON (a schema, a tool's input) begins. The
-// parse is nlohmann's iterative one with a callback, so no depth recurses,
-// and a tree within the bound is safe to re-serialise (to_text recurses).
+// or "tools"), where free-form JSON (a schema, a tool's input) begins. Two
+// passes, neither recursing: a SAX pass that builds nothing and stops at the
+// first container too deep, then nlohmann's iterative DOM parse of a body
+// known to be within the bound (safe to re-serialise: to_text recurses).
+// Not nlohmann's callback parser: it rescans the enclosing container at each
+// object's end, quadratic in a long messages array.
 inline MaybeError parse_bounded(std::string_view body, int max_depth,
                                 std::initializer_list<std::string_view> structural, json& out) {
-  struct Frame {
-    bool array = false;
-    std::size_t next = 0;  // an array's next element index
-    std::string key;       // an object's current member
-  };
-  std::vector<Frame> frames;  // the containers open, root first, at most max_depth
-  std::optional<std::string> too_deep;
-  const auto depth_limit = static_cast<std::size_t>(max_depth);
-  const auto name_field = [&](std::size_t depth) {
-    std::string path;
-    for (std::size_t i = 0; i < depth && i < 12; ++i) {
-      const Frame& f = frames[i];
-      if (f.array) {
-        if (path.empty()) break;  // the body is an array: no field to name
-        path += "[" + std::to_string(f.next - 1) + "]";
-        continue;
+  // Tracks the open containers and stops at the first one past the bound.
+  class DepthCheck {
+   public:
+    DepthCheck(std::size_t limit, std::initializer_list<std::string_view> structural)
+        : limit_(limit), structural_(structural) {}
+    bool null() { return element(); }
+    bool boolean(bool) { return element(); }
+    bool number_integer(json::number_integer_t) { return element(); }
+    bool number_unsigned(json::number_unsigned_t) { return element(); }
+    bool number_float(json::number_float_t, const json::string_t&) { return element(); }
+    bool string(json::string_t&) { return element(); }
+    bool binary(json::binary_t&) { return element(); }
+    bool start_object(std::size_t) { return open(false); }
+    bool start_array(std::size_t) { return open(true); }
+    bool key(json::string_t& key) {
+      frames_.back().key = key;
+      return true;
+    }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+    // Set when a container went past the bound: the field it is under ("" = the body).
+    const std::optional<std::string>& too_deep() const { return too_deep_; }
+
+   private:
+    struct Frame {
+      bool array = false;
+      std::size_t next = 0;  // an array's next element index
+      std::string key;       // an object's current member
+    };
+    bool element() {
+      if (!frames_.empty() && frames_.back().array) ++frames_.back().next;
+      return true;
+    }
+    bool open(bool array) {
+      element();
+      if (frames_.size() == limit_) {
+        too_deep_ = field();
+        return false;
       }
-      path += (path.empty() ? "" : ".") + f.key;
-      bool known = false;
-      for (std::string_view s : structural) known = known || s == f.key;
-      if (!known) break;
+      frames_.push_back(Frame{array, 0, {}});
+      return true;
     }
-    return path;
-  };
-  const json::parser_callback_t bound = [&](int d, json::parse_event_t event, json& parsed) {
-    const auto depth = static_cast<std::size_t>(d);
-    switch (event) {
-      case json::parse_event_t::key:
-        if (depth >= 1 && depth <= frames.size()) frames[depth - 1].key = parsed.get<std::string>();
-        return true;
-      case json::parse_event_t::value:
-        if (depth >= 1 && depth <= frames.size() && frames[depth - 1].array) ++frames[depth - 1].next;
-        return true;
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth > depth_limit) return false;  // inside a part already cut off
-        if (depth >= 1 && depth <= frames.size() && frames[depth - 1].array) ++frames[depth - 1].next;
-        if (depth == depth_limit) {
-          if (!too_deep) too_deep = name_field(depth);
-          return false;
+    bool close() {
+      frames_.pop_back();
+      return true;
+    }
+    // The path to the innermost open container, cut as the comment above says.
+    std::string field() const {
+      std::string path;
+      for (std::size_t i = 0; i < frames_.size() && i < 12; ++i) {
+        const Frame& f = frames_[i];
+        if (f.array) {
+          if (path.empty()) break;  // the body is an array: no field to name
+          path += "[" + std::to_string(f.next - 1) + "]";
+          continue;
         }
-        frames.resize(depth);
-        frames.push_back(Frame{event == json::parse_event_t::array_start, 0, {}});
-        return true;
-      default:
-        return true;
+        path += (path.empty() ? "" : ".") + f.key;
+        bool known = false;
+        for (std::string_view s : structural_) known = known || s == f.key;
+        if (!known) break;
+      }
+      return path;
     }
+
+    std::size_t limit_;
+    std::initializer_list<std::string_view> structural_;
+    std::vector<Frame> frames_;  // the containers open, root first, at most limit_
+    std::optional<std::string> too_deep_;
   };
-  out = json::parse(body, bound, /*allow_exceptions=*/false);
-  if (too_deep) {
-    const std::string field = too_deep->empty() ? "the request body" : *too_deep;
-    return invalid_request(*too_deep, field + " nests deeper than " + std::to_string(max_depth) +
-                                          " levels (max_json_depth)");
+  DepthCheck check(static_cast<std::size_t>(max_depth), structural);
+  if (!json::sax_parse(body, &check, json::input_format_t::json, /*strict=*/true)) {
+    if (const std::optional<std::string>& field = check.too_deep()) {
+      const std::string name = field->empty() ? "the request body" : *field;
+      return invalid_request(*field, name + " nests deeper than " + std::to_string(max_depth) +
+                                         " levels (max_json_depth)");
+    }
+    out = json(json::value_t::discarded);
+    return std::nullopt;
   }
+  out = json::parse(body, nullptr, /*allow_exceptions=*/false);
   return std::nullopt;
 }
 
@@ -231,36 +263,181 @@ inline MaybeError read_optional_object_text(const json& object, std::string_view
   return std::nullopt;
 }
 
-// The text of a content value: a string, or an array of {"type":"text",
-// "text":...} items (`noun` is "parts" for OpenAI, "blocks" for Anthropic),
-// joined with "\n". Other item types are errors naming the type: the router
-// passes text only. Items' other members (cache_control, citations) are ignored.
-inline MaybeError read_text_content(const json& content, const std::string& path, std::string_view noun,
-                                    std::string& out) {
-  if (content.is_string()) {
-    out = content.get<std::string>();
+// An optional number member in [lo, hi], left unchanged when absent.
+inline MaybeError read_optional_number(const json& object, std::string_view key, const std::string& path, double lo,
+                                       double hi, std::optional<double>& out) {
+  const json* v = member(object, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number() || v->get<double>() < lo || v->get<double>() > hi) {
+    // Whole bounds print as integers ("between 0 and 2"), as the APIs word them.
+    const auto bound = [](double d) {
+      return d == static_cast<double>(static_cast<std::int64_t>(d)) ? std::to_string(static_cast<std::int64_t>(d))
+                                                                    : json(d).dump();
+    };
+    return invalid_request(path, path + " must be a number between " + bound(lo) + " and " + bound(hi));
+  }
+  out = v->get<double>();
+  return std::nullopt;
+}
+
+// An optional integer member in [lo, hi], left unchanged when absent.
+inline MaybeError read_optional_integer(const json& object, std::string_view key, const std::string& path,
+                                        std::int64_t lo, std::int64_t hi, std::optional<std::int64_t>& out) {
+  const json* v = member(object, key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) ||
+      v->get<std::int64_t>() < lo || v->get<std::int64_t>() > hi) {
+    return invalid_request(path, path + " must be an integer between " + std::to_string(lo) + " and " +
+                                     std::to_string(hi));
+  }
+  out = v->get<std::int64_t>();
+  return std::nullopt;
+}
+
+// Stop sequences: an array of strings, or (when `one_string_allowed`, as
+// OpenAI's `stop` is) one string.
+inline MaybeError read_stop_sequences(const json& value, const std::string& path, bool one_string_allowed,
+                                      std::vector<std::string>& out) {
+  if (one_string_allowed && value.is_string()) {
+    out.push_back(value.get<std::string>());
     return std::nullopt;
   }
-  const std::string shape_error = path + " must be a string or an array of text " + std::string(noun);
-  if (!content.is_array()) return invalid_request(path, shape_error);
-  out.clear();
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const std::string item_path = at_index(path, i);
-    const json& item = content[i];
-    if (!item.is_object()) return invalid_request(item_path, shape_error);
-    std::string type;
-    if (auto e = read_string(item, "type", at_key(item_path, "type"), type)) return e;
-    if (type != "text") {
-      return invalid_request(at_key(item_path, "type"), at_key(item_path, "type") + " '" + type +
-                                                            "' is not supported: only text " + std::string(noun) +
-                                                            " are");
-    }
-    std::string text;
-    if (auto e = read_string(item, "text", at_key(item_path, "text"), text)) return e;
-    if (i > 0) out += '\n';
-    out += text;
+  const std::string error =
+      path + (one_string_allowed ? " must be a string or an array of strings" : " must be an array of strings");
+  if (!value.is_array()) return invalid_request(path, error);
+  for (const json& s : value) {
+    if (!s.is_string()) return invalid_request(path, error);
+    out.push_back(s.get<std::string>());
   }
   return std::nullopt;
+}
+
+// A field a shape refuses by name, and why (check_fields).
+struct Refused {
+  std::string_view name;
+  std::string_view why;
+};
+
+// The strictness rule of api.h: each non-null member of `object` must be one
+// of `handled` (read by the parser, or on the shape's allow-list of fields
+// that do not change the answer); any other is a 400 naming it, with the
+// reason `refused` gives for it, or a general one for a field the router
+// does not know.
+inline MaybeError check_fields(const json& object, std::string_view path,
+                               std::initializer_list<std::string_view> handled,
+                               std::initializer_list<Refused> refused = {}) {
+  for (const auto& [key, value] : object.items()) {
+    if (value.is_null()) continue;
+    bool known = false;
+    for (std::string_view h : handled) known = known || h == key;
+    if (known) continue;
+    const std::string field = at_key(path, key);
+    for (const Refused& r : refused) {
+      if (r.name == key) return invalid_request(field, field + " is not supported: " + std::string(r.why));
+    }
+    return invalid_request(field, field + " is not supported: the router cannot pass it on, and dropping it "
+                                          "could change the answer");
+  }
+  return std::nullopt;
+}
+
+// A "data:<media type>;base64,<data>" URL as a base64 source; false when
+// `url` is not one (parameters other than base64 are skipped: "charset=...").
+inline bool parse_data_url(std::string_view url, MediaSource& out) {
+  constexpr std::string_view kScheme = "data:";
+  if (url.substr(0, kScheme.size()) != kScheme) return false;
+  const std::size_t comma = url.find(',');
+  if (comma == std::string_view::npos) return false;
+  std::string_view head = url.substr(kScheme.size(), comma - kScheme.size());
+  const std::size_t semi = head.find(';');
+  const std::string_view params = semi == std::string_view::npos ? std::string_view() : head.substr(semi);
+  if (params.size() < 7 || params.substr(params.size() - 7) != ";base64") return false;
+  out.kind = MediaSource::Kind::kBase64;
+  out.media_type = std::string(head.substr(0, semi));
+  out.data = std::string(url.substr(comma + 1));
+  return true;
+}
+
+// `text` base64-encoded (standard alphabet, padded).
+inline std::string base64_encode(std::string_view text) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((text.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < text.size(); i += 3) {
+    const auto n = (static_cast<std::uint32_t>(static_cast<unsigned char>(text[i])) << 16) |
+                   (static_cast<std::uint32_t>(static_cast<unsigned char>(text[i + 1])) << 8) |
+                   static_cast<unsigned char>(text[i + 2]);
+    for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 0x3F];
+  }
+  if (i < text.size()) {
+    auto n = static_cast<std::uint32_t>(static_cast<unsigned char>(text[i])) << 16;
+    if (i + 1 < text.size()) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(text[i + 1])) << 8;
+    out += kAlphabet[(n >> 18) & 0x3F];
+    out += kAlphabet[(n >> 12) & 0x3F];
+    out += i + 1 < text.size() ? kAlphabet[(n >> 6) & 0x3F] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// A `cache_control` member ({"type":"ephemeral"} with an optional "ttl" of
+// "5m" or "1h", as Anthropic writes it) into `out`; unchanged when absent.
+inline MaybeError read_cache_control(const json& object, const std::string& path,
+                                     std::optional<CacheBreakpoint>& out) {
+  const json* cache = member(object, "cache_control");
+  if (cache == nullptr) return std::nullopt;
+  const std::string cpath = at_key(path, "cache_control");
+  if (!cache->is_object()) return invalid_request(cpath, cpath + " must be an object");
+  if (auto e = check_fields(*cache, cpath, {"type", "ttl"})) return e;
+  std::string type;
+  if (auto e = read_string(*cache, "type", at_key(cpath, "type"), type)) return e;
+  if (type != "ephemeral") {
+    return invalid_request(at_key(cpath, "type"), at_key(cpath, "type") + " must be ephemeral (got '" + type + "')");
+  }
+  CacheBreakpoint breakpoint;
+  if (auto e = read_optional_string(*cache, "ttl", at_key(cpath, "ttl"), breakpoint.ttl)) return e;
+  if (!breakpoint.ttl.empty() && breakpoint.ttl != "5m" && breakpoint.ttl != "1h") {
+    return invalid_request(at_key(cpath, "ttl"), at_key(cpath, "ttl") + " must be 5m or 1h (got '" +
+                                                     breakpoint.ttl + "')");
+  }
+  out = std::move(breakpoint);
+  return std::nullopt;
+}
+
+// A thinking block's signature (or a redacted block's data) as the client
+// shapes carry it. The provider whose answers a shape's signatures come
+// from (`native`: "anthropic" for both shapes, Claude's thinking being the
+// only signed reasoning either carries) writes its own text; any other
+// origin is written "<origin>:<signature>", which no provider's base64
+// contains, so the block comes back from the client with its origin and
+// is never sent to a provider that did not make it.
+inline std::string client_signature(const ContentBlock& block, std::string_view native) {
+  if (block.signature.empty() || block.origin.empty() || block.origin == native) return block.signature;
+  return block.origin + ":" + block.signature;
+}
+
+// The inverse of client_signature: sets the block's signature and origin.
+// An empty signature has no origin.
+inline void read_client_signature(std::string text, std::string_view native, ContentBlock& block) {
+  block.origin.clear();
+  if (text.empty()) {
+    block.signature.clear();
+    return;
+  }
+  const std::size_t colon = text.find(':');
+  bool tagged = colon != std::string::npos && colon > 0;
+  for (std::size_t i = 0; tagged && i < colon; ++i) {
+    const char c = text[i];
+    tagged = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  }
+  if (tagged) {
+    block.origin = text.substr(0, colon);
+    block.signature = text.substr(colon + 1);
+  } else {
+    block.origin = std::string(native);
+    block.signature = std::move(text);
+  }
 }
 
 // Case-insensitive ASCII comparison, for header names.
@@ -380,31 +557,58 @@ inline MaybeError apply_headers(const Headers& headers, Step& step) {
   return std::nullopt;
 }
 
-// Fills in the tool messages' tool_name from the assistant call they answer,
-// where the request did not give it (Anthropic never does; Gemini needs it).
+// Fills in each tool result's tool_name from the call it answers, where the
+// request did not give it (Anthropic never does; Gemini needs it).
 inline void fill_tool_names(std::vector<Message>& messages) {
   for (std::size_t i = 0; i < messages.size(); ++i) {
-    Message& m = messages[i];
-    if (m.role != "tool" || !m.tool_name.empty()) continue;
-    for (std::size_t j = i; j-- > 0 && m.tool_name.empty();) {
-      for (const ToolCall& c : messages[j].tool_calls) {
-        if (c.id == m.tool_call_id) m.tool_name = c.name;
+    for (ContentBlock& result : messages[i].content) {
+      if (result.type != ContentBlock::Type::kToolResult || !result.tool_name.empty()) continue;
+      for (std::size_t j = i + 1; j-- > 0 && result.tool_name.empty();) {
+        for (const ContentBlock& use : messages[j].content) {
+          if (use.type == ContentBlock::Type::kToolUse && use.tool_call.id == result.tool_use_id) {
+            result.tool_name = use.tool_call.name;
+          }
+        }
       }
     }
   }
 }
 
-// The step's input tokens: estimate_tokens of each piece of text the model
-// is sent (message contents, tool calls' names and arguments, tools' names,
-// descriptions and schemas), each rounded up, so over rather than under.
-inline std::int64_t estimate_input_tokens(const std::vector<Message>& messages, const std::vector<ToolSpec>& tools) {
-  std::int64_t n = 0;
-  for (const Message& m : messages) {
-    n += estimate_tokens(m.content);
-    for (const ToolCall& c : m.tool_calls) n += estimate_tokens(c.name) + estimate_tokens(c.arguments_json);
+// estimate_tokens of each piece of text a block sends: text, reasoning,
+// refusals, a tool call's name and arguments, a tool result's content, an
+// opaque item's JSON. Media count nothing: their cost is the provider's to say.
+inline std::int64_t estimate_block_tokens(const ContentBlock& b) {
+  switch (b.type) {
+    case ContentBlock::Type::kText:
+    case ContentBlock::Type::kThinking:
+    case ContentBlock::Type::kRefusal:
+      return estimate_tokens(b.text);
+    case ContentBlock::Type::kToolUse:
+      return estimate_tokens(b.tool_call.name) + estimate_tokens(b.tool_call.arguments_json);
+    case ContentBlock::Type::kToolResult: {
+      std::int64_t n = 0;
+      for (const ContentBlock& inner : b.content) n += estimate_block_tokens(inner);
+      return n;
+    }
+    case ContentBlock::Type::kOpaque:
+      return estimate_tokens(b.opaque_json);
+    default:
+      return 0;
   }
-  for (const ToolSpec& t : tools) {
-    n += estimate_tokens(t.name) + estimate_tokens(t.description) + estimate_tokens(t.parameters_json);
+}
+
+// The step's input tokens: estimate_tokens of each piece of text the model
+// is sent (every text-carrying block, estimate_block_tokens; tools' names,
+// descriptions and schemas, or a provider tool's definition), each rounded
+// up, so over rather than under.
+inline std::int64_t estimate_input_tokens(const ModelRequest& request) {
+  std::int64_t n = 0;
+  for (const Message& m : request.messages) {
+    for (const ContentBlock& b : m.content) n += estimate_block_tokens(b);
+  }
+  for (const ToolSpec& t : request.tools) {
+    n += estimate_tokens(t.name) + estimate_tokens(t.description) +
+         (t.opaque_json.empty() ? estimate_tokens(t.parameters_json) : estimate_tokens(t.opaque_json));
   }
   return n;
 }
@@ -419,49 +623,27 @@ inline MaybeError finish_request(const json* metadata, std::initializer_list<std
     if (auto e = apply_metadata(*metadata, skip_metadata, step)) return e;
   }
   if (auto e = apply_headers(headers, step)) return e;
-  fill_tool_names(request.call.messages);
-  step.input_tokens = estimate_input_tokens(request.call.messages, request.call.tools);
+  fill_tool_names(request.call.request.messages);
+  step.input_tokens = estimate_input_tokens(request.call.request);
   return std::nullopt;
 }
 
 // A tool call's id as the client sees it: the provider's, or, when it gave
-// none (Gemini), "call_<response id>_<index>": unique across the turns of a
+// none (Gemini), "call_<response id>_<index>" (`index`: the call's place
+// among the answer's tool calls): unique across the turns of a
 // conversation, since the client sends it back with the result.
 inline std::string tool_call_id(const ToolCall& call, std::string_view response_id, std::size_t index) {
   if (!call.id.empty()) return call.id;
   return "call_" + std::string(response_id) + "_" + std::to_string(index);
 }
 
-// Each shape's half of the functions in api.h that switch on the shape
-// (render_error, render_response, StreamWriter; defined in api/openai.cpp).
-// `model` is the model named in the answer. The streams' functions return SSE
-// bytes; the writer's state comes in as arguments.
+// Each shape's half of render_error and render_response (api/openai.cpp,
+// api/anthropic.cpp). `model` is the model named in the answer.
 std::string openai_error(const ApiError& error);
-std::string openai_response(const StepResult& result, const std::string& model, const std::string& id,
-                            std::int64_t created);
-struct OpenAIStream {
-  const std::string& id;
-  std::int64_t created;
-  const std::string& model;
-  bool include_usage;
-};
-std::string openai_stream_begin(const OpenAIStream& stream);
-std::string openai_stream_piece(const OpenAIStream& stream, std::string_view text);
-std::string openai_stream_end(const OpenAIStream& stream, const StepResult& result);
-std::string openai_stream_fail(const ApiError& error);
-
+std::string openai_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
+                            const std::string& id, std::int64_t created);
 std::string anthropic_error(const ApiError& error);
-// `max_json_depth`: tool arguments nested deeper are answered as their text.
-std::string anthropic_response(const StepResult& result, const std::string& model, const std::string& id,
-                               int max_json_depth);
-// `input_tokens` is the request's estimate: message_start comes before the
-// provider's count, which message_delta then carries.
-std::string anthropic_stream_begin(const std::string& id, const std::string& model, std::int64_t input_tokens);
-// `opens_block`: the first piece, which starts the text content block.
-std::string anthropic_stream_piece(std::string_view text, bool opens_block);
-// `text_block_open`: a piece was written, so the text block is open.
-std::string anthropic_stream_end(const std::string& id, const StepResult& result, bool text_block_open,
-                                 int max_json_depth);
-std::string anthropic_stream_fail(const ApiError& error);
+std::string anthropic_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
+                               const std::string& id);
 
 }  // namespace switchboard::gateway::detail

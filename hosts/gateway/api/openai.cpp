@@ -2,18 +2,70 @@
 // `openai` SDKs send and read it; and, at the end of the file, the functions
 // of api.h that switch on the shape.
 //
-// Requests: text only. Content is a string or an array of text parts; image,
-// audio and file parts are errors naming them. Fields the router cannot pass
-// on are accepted and ignored: temperature, top_p, presence_penalty,
-// frequency_penalty, logit_bias, logprobs, top_logprobs, seed, stop, user,
-// tool_choice, parallel_tool_calls, service_tier, store, prediction,
-// modalities, audio, verbosity, prompt_cache_key, safety_identifier, and the
-// json_schema itself (response_format json_schema asks for JSON, no more).
-// Unknown top-level fields are ignored too: the SDKs add fields over time.
+// Requests, field by field (into the canonical ModelRequest of
+// switchboard/request.h; null counts as absent):
+//   model, stream, stream_options.include_usage, metadata  the gateway's own
+//       (metadata into the step: api.h)
+//   messages[].role  system and developer -> "system"; user; assistant;
+//       tool -> a "tool" message of one kToolResult block ("function" is a 400)
+//   messages[].content  a string (one text block; an assistant's "" is no
+//       block) or parts: text (+ cache_control, the convention of the
+//       OpenAI-shaped proxies for Claude, -> ContentBlock::cache);
+//       image_url {url, detail} -> kImage (a data: URL -> base64 with its
+//       media type, else kUrl; detail auto|low|high); input_audio {data,
+//       format} -> kAudio base64 "audio/<format>"; file {file_data (a data:
+//       URL), filename} -> kDocument base64 titled by filename, or {file_id}
+//       -> kDocument kFileId of origin "openai"; refusal (assistant) ->
+//       kRefusal. System messages take text parts only, assistants text and
+//       refusal; user and tool messages take every part (media in a tool
+//       result go further than OpenAI's own API: a screenshot for Claude).
+//   messages[].tool_calls (function) -> kToolUse blocks; refusal -> kRefusal;
+//       reasoning_content + thinking_blocks [{type thinking, thinking,
+//       signature} | {type redacted_thinking, data}] (LiteLLM's convention
+//       for Claude's thinking) -> kThinking / kRedactedThinking of origin
+//       "anthropic" (or the origin a "<origin>:" prefix names, as answers
+//       write it), first in the message; reasoning_content alone -> one
+//       unsigned kThinking; with thinking_blocks it is their text again.
+//       Order: thinking, content parts, refusal, tool uses.
+//   messages[].tool_call_id, name (tool) -> the result's tool_use_id and
+//       tool_name (else the name of the call it answers)
+//   messages[].name (user, system, assistant) and annotations (an answer
+//       sent back) are ignored: no provider but OpenAI reads a participant's
+//       name. function_call and audio are 400s; other members are ignored.
+//   tools[] {type function, function {name, description, parameters,
+//       strict}, cache_control} -> ToolSpec (other types are 400s)
+//   tool_choice none|auto|required|{type function, function {name}} ->
+//       ToolChoice; parallel_tool_calls -> parallel_tool_calls
+//   response_format text|json_object|json_schema {name, description, schema,
+//       strict} -> OutputFormat (json_object and json_schema set the step's
+//       output_must_be_json)
+//   temperature [0,2], top_p [0,1], stop (string or array), seed,
+//       presence_penalty, frequency_penalty [-2,2], logprobs, top_logprobs
+//       [0,20], user -> Sampling
+//   reasoning_effort none|minimal|low|medium|high|xhigh -> reasoning.effort
+//       (and ParsedRequest::reasoning; needs_chain_of_thought unless none/minimal)
+//   max_completion_tokens, else max_tokens -> max_output_tokens
+//   n: 1 only (any other is a 400: the router returns one choice)
+//   modalities: ["text"] only
+//   Accepted, not passed on, as they do not change the answer: store,
+//       service_tier, prediction (a latency hint), prompt_cache_key (the
+//       providers cache implicitly or by breakpoints), safety_identifier.
+//   Any other field is a 400 naming it (functions, function_call,
+//       logit_bias, audio, verbosity, web_search_options, ...).
 //
-// Answers: one choice; `prompt_tokens` counts every input token (cached and
-// cache writes included) and `completion_tokens` the reasoning too, which
-// inverts usage.h's normalisation of OpenAI figures.
+// Answers: message.content is the text blocks joined (null when there are
+// none beside tool calls or a refusal; "" for an empty answer), refusal the
+// refusal blocks, tool_calls the tool uses, reasoning_content the thinking
+// text and thinking_blocks every thinking and redacted block with its
+// signature (see api.h on origins). Media and opaque blocks in an answer
+// have no place in this shape and are not written; neither are Gemini's
+// signatures on text and tool-call parts. finish_reason is
+// openai_finish_reason(stop_reason), "tool_calls" when an answer that ended
+// its turn has tool calls (as OpenAI's own answers say); a stop sequence is
+// "stop" (the shape cannot say which). logprobs is the provider's logprobs
+// JSON when the request asked for them. `prompt_tokens` counts every input
+// token (cached and cache writes included) and `completion_tokens` the
+// reasoning too, which inverts usage.h's normalisation of OpenAI figures.
 #include <exception>
 
 #include "api/common.h"
@@ -23,6 +75,134 @@ namespace switchboard::gateway {
 namespace detail {
 
 namespace {
+
+// What a message of each role may hold in its content parts.
+struct PartRules {
+  bool media = false;    // image_url, input_audio, file
+  bool refusal = false;  // refusal
+};
+
+PartRules part_rules(const std::string& role) {
+  if (role == "user" || role == "tool") return {true, false};
+  if (role == "assistant") return {false, true};
+  return {};  // system
+}
+
+// An image_url part's {url, detail}.
+MaybeError read_image(const json& part, const std::string& path, ContentBlock& out) {
+  const std::string ipath = at_key(path, "image_url");
+  const json* image = member(part, "image_url");
+  if (image == nullptr) return invalid_request(ipath, ipath + " is required");
+  if (!image->is_object()) return invalid_request(ipath, ipath + " must be an object");
+  std::string url;
+  if (auto e = read_string(*image, "url", at_key(ipath, "url"), url)) return e;
+  out.type = ContentBlock::Type::kImage;
+  if (url.rfind("data:", 0) == 0) {
+    if (!parse_data_url(url, out.source)) {
+      return invalid_request(at_key(ipath, "url"),
+                             at_key(ipath, "url") + " must be an http(s) URL or a base64 data: URL");
+    }
+  } else {
+    out.source.kind = MediaSource::Kind::kUrl;
+    out.source.data = std::move(url);
+  }
+  if (auto e = read_optional_string(*image, "detail", at_key(ipath, "detail"), out.detail)) return e;
+  if (!out.detail.empty() && out.detail != "auto" && out.detail != "low" && out.detail != "high") {
+    return invalid_request(at_key(ipath, "detail"),
+                           at_key(ipath, "detail") + " must be auto, low or high (got '" + out.detail + "')");
+  }
+  return std::nullopt;
+}
+
+// An input_audio part's {data, format}.
+MaybeError read_audio(const json& part, const std::string& path, ContentBlock& out) {
+  const std::string apath = at_key(path, "input_audio");
+  const json* audio = member(part, "input_audio");
+  if (audio == nullptr) return invalid_request(apath, apath + " is required");
+  if (!audio->is_object()) return invalid_request(apath, apath + " must be an object");
+  std::string format;
+  out.type = ContentBlock::Type::kAudio;
+  out.source.kind = MediaSource::Kind::kBase64;
+  if (auto e = read_string(*audio, "data", at_key(apath, "data"), out.source.data)) return e;
+  if (auto e = read_string(*audio, "format", at_key(apath, "format"), format)) return e;
+  if (format.empty()) return invalid_request(at_key(apath, "format"), at_key(apath, "format") + " must not be empty");
+  out.source.media_type = "audio/" + format;
+  return std::nullopt;
+}
+
+// A file part's {file_data, filename} or {file_id}.
+MaybeError read_file(const json& part, const std::string& path, ContentBlock& out) {
+  const std::string fpath = at_key(path, "file");
+  const json* file = member(part, "file");
+  if (file == nullptr) return invalid_request(fpath, fpath + " is required");
+  if (!file->is_object()) return invalid_request(fpath, fpath + " must be an object");
+  out.type = ContentBlock::Type::kDocument;
+  std::string data;
+  std::string file_id;
+  if (auto e = read_optional_string(*file, "file_data", at_key(fpath, "file_data"), data)) return e;
+  if (auto e = read_optional_string(*file, "file_id", at_key(fpath, "file_id"), file_id)) return e;
+  if (auto e = read_optional_string(*file, "filename", at_key(fpath, "filename"), out.title)) return e;
+  if (!data.empty()) {
+    if (!parse_data_url(data, out.source)) {
+      return invalid_request(at_key(fpath, "file_data"),
+                             at_key(fpath, "file_data") + " must be a base64 data: URL");
+    }
+  } else if (!file_id.empty()) {
+    out.source.kind = MediaSource::Kind::kFileId;
+    out.source.data = std::move(file_id);
+    out.origin = "openai";
+  } else {
+    return invalid_request(fpath, fpath + " needs file_data or file_id");
+  }
+  return std::nullopt;
+}
+
+// A message's content: a string or an array of parts, appended to `out`.
+MaybeError read_content(const json& content, const std::string& path, const std::string& role,
+                        std::vector<ContentBlock>& out) {
+  if (content.is_string()) {
+    // An assistant's "" beside its tool calls is no block: Anthropic refuses empty text.
+    if (role != "assistant" || !content.get_ref<const std::string&>().empty()) {
+      out.push_back(ContentBlock::of_text(content.get<std::string>()));
+    }
+    return std::nullopt;
+  }
+  const std::string shape_error = path + " must be a string or an array of content parts";
+  if (!content.is_array()) return invalid_request(path, shape_error);
+  const PartRules rules = part_rules(role);
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    const std::string ppath = at_index(path, i);
+    const json& part = content[i];
+    if (!part.is_object()) return invalid_request(ppath, shape_error);
+    std::string type;
+    const std::string tpath = at_key(ppath, "type");
+    if (auto e = read_string(part, "type", tpath, type)) return e;
+    ContentBlock block;
+    const bool media = type == "image_url" || type == "input_audio" || type == "file";
+    if ((media && !rules.media) || (type == "refusal" && !rules.refusal)) {
+      return invalid_request(tpath, tpath + " '" + type + "' is not allowed in " + role + " messages");
+    }
+    if (type == "text") {
+      if (auto e = read_string(part, "text", at_key(ppath, "text"), block.text)) return e;
+    } else if (type == "image_url") {
+      if (auto e = read_image(part, ppath, block)) return e;
+    } else if (type == "input_audio") {
+      if (auto e = read_audio(part, ppath, block)) return e;
+    } else if (type == "file") {
+      if (auto e = read_file(part, ppath, block)) return e;
+    } else if (type == "refusal") {
+      block.type = ContentBlock::Type::kRefusal;
+      if (auto e = read_string(part, "refusal", at_key(ppath, "refusal"), block.text)) return e;
+    } else {
+      return invalid_request(tpath, tpath + " '" + type +
+                                        "' is not supported: only text, image_url, input_audio, file and refusal "
+                                        "parts are");
+    }
+    if (auto e = read_cache_control(part, ppath, block.cache)) return e;
+    out.push_back(std::move(block));
+  }
+  return std::nullopt;
+}
 
 // One tool call of an assistant message in the history.
 MaybeError read_tool_call(const json& call, const std::string& path, ToolCall& out) {
@@ -42,36 +222,95 @@ MaybeError read_tool_call(const json& call, const std::string& path, ToolCall& o
   return read_string(*function, "arguments", at_key(fpath, "arguments"), out.arguments_json);
 }
 
+// An assistant's thinking_blocks (or, without them, its reasoning_content) into `out`.
+MaybeError read_thinking(const json& m, const std::string& path, std::vector<ContentBlock>& out) {
+  if (const json* blocks = member(m, "thinking_blocks")) {
+    const std::string bpath = at_key(path, "thinking_blocks");
+    if (!blocks->is_array()) return invalid_request(bpath, bpath + " must be an array");
+    for (std::size_t i = 0; i < blocks->size(); ++i) {
+      const std::string ipath = at_index(bpath, i);
+      const json& b = (*blocks)[i];
+      if (!b.is_object()) return invalid_request(ipath, ipath + " must be an object");
+      std::string type;
+      if (auto e = read_string(b, "type", at_key(ipath, "type"), type)) return e;
+      ContentBlock block;
+      std::string signature;
+      if (type == "thinking") {
+        block.type = ContentBlock::Type::kThinking;
+        if (auto e = read_string(b, "thinking", at_key(ipath, "thinking"), block.text)) return e;
+        if (auto e = read_optional_string(b, "signature", at_key(ipath, "signature"), signature)) return e;
+      } else if (type == "redacted_thinking") {
+        block.type = ContentBlock::Type::kRedactedThinking;
+        if (auto e = read_string(b, "data", at_key(ipath, "data"), signature)) return e;
+      } else {
+        return invalid_request(at_key(ipath, "type"), at_key(ipath, "type") +
+                                                          " must be thinking or redacted_thinking (got '" + type +
+                                                          "')");
+      }
+      read_client_signature(std::move(signature), "anthropic", block);
+      out.push_back(std::move(block));
+    }
+    // reasoning_content is their text again: checked for its type only.
+    std::string ignored;
+    return read_optional_string(m, "reasoning_content", at_key(path, "reasoning_content"), ignored);
+  }
+  ContentBlock thinking;
+  thinking.type = ContentBlock::Type::kThinking;
+  if (auto e = read_optional_string(m, "reasoning_content", at_key(path, "reasoning_content"), thinking.text)) {
+    return e;
+  }
+  if (!thinking.text.empty()) out.push_back(std::move(thinking));
+  return std::nullopt;
+}
+
 MaybeError read_message(const json& m, const std::string& path, std::vector<Message>& out) {
   if (!m.is_object()) return invalid_request(path, path + " must be an object");
+  if (member(m, "function_call") != nullptr) {
+    return invalid_request(at_key(path, "function_call"),
+                           at_key(path, "function_call") + " is not supported: use tool_calls");
+  }
+  if (member(m, "audio") != nullptr) {
+    return invalid_request(at_key(path, "audio"),
+                           at_key(path, "audio") + " is not supported: the router answers with text only");
+  }
   Message message;
   const std::string role_path = at_key(path, "role");
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
   const std::string content_path = at_key(path, "content");
   const json* content = member(m, "content");
-  if (message.role == "system" || message.role == "developer" || message.role == "user" ||
-      message.role == "tool") {
+  if (message.role == "system" || message.role == "developer" || message.role == "user") {
     if (message.role == "developer") message.role = "system";  // the newer name for the same thing
     if (content == nullptr) return invalid_request(content_path, content_path + " is required");
-    if (auto e = read_text_content(*content, content_path, "parts", message.content)) return e;
-    if (message.role == "tool") {
-      if (auto e = read_string(m, "tool_call_id", at_key(path, "tool_call_id"), message.tool_call_id)) return e;
-      if (auto e = read_optional_string(m, "name", at_key(path, "name"), message.tool_name)) return e;
-    }
+    if (auto e = read_content(*content, content_path, message.role, message.content)) return e;
+  } else if (message.role == "tool") {
+    ContentBlock result;
+    result.type = ContentBlock::Type::kToolResult;
+    if (content == nullptr) return invalid_request(content_path, content_path + " is required");
+    if (auto e = read_content(*content, content_path, message.role, result.content)) return e;
+    if (auto e = read_string(m, "tool_call_id", at_key(path, "tool_call_id"), result.tool_use_id)) return e;
+    if (auto e = read_optional_string(m, "name", at_key(path, "name"), result.tool_name)) return e;
+    message.content.push_back(std::move(result));
   } else if (message.role == "assistant") {
+    if (auto e = read_thinking(m, path, message.content)) return e;
     if (content != nullptr) {
-      if (auto e = read_text_content(*content, content_path, "parts", message.content)) return e;
+      if (auto e = read_content(*content, content_path, message.role, message.content)) return e;
     }
-    if (const json* calls = member(m, "tool_calls")) {
+    ContentBlock refusal;
+    refusal.type = ContentBlock::Type::kRefusal;
+    if (auto e = read_optional_string(m, "refusal", at_key(path, "refusal"), refusal.text)) return e;
+    const bool refused = member(m, "refusal") != nullptr;
+    if (refused) message.content.push_back(std::move(refusal));
+    const json* calls = member(m, "tool_calls");
+    if (calls != nullptr) {
       const std::string calls_path = at_key(path, "tool_calls");
       if (!calls->is_array()) return invalid_request(calls_path, calls_path + " must be an array");
       for (std::size_t i = 0; i < calls->size(); ++i) {
         ToolCall call;
         if (auto e = read_tool_call((*calls)[i], at_index(calls_path, i), call)) return e;
-        message.tool_calls.push_back(std::move(call));
+        message.content.push_back(ContentBlock::of_tool_call(std::move(call)));
       }
     }
-    if (content == nullptr && message.tool_calls.empty()) {
+    if (content == nullptr && calls == nullptr && !refused) {
       return invalid_request(content_path, content_path + " is required unless tool_calls are given");
     }
   } else if (message.role == "function") {
@@ -101,11 +340,113 @@ MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
   if (auto e = read_optional_string(*function, "description", at_key(fpath, "description"), out.description)) {
     return e;
   }
-  // `strict` is ignored: the router cannot promise every provider enforces it.
+  if (member(*function, "strict") != nullptr) {
+    bool strict = false;
+    if (auto e = read_optional_bool(*function, "strict", at_key(fpath, "strict"), strict)) return e;
+    out.strict = strict;
+  }
+  if (auto e = read_cache_control(tool, path, out.cache)) return e;
   return read_optional_object_text(*function, "parameters", at_key(fpath, "parameters"), out.parameters_json);
 }
 
+MaybeError read_tool_choice(const json& choice, ToolChoice& out) {
+  const std::string kError =
+      R"(tool_choice must be none, auto, required or {"type":"function","function":{"name":...}})";
+  if (choice.is_string()) {
+    const std::string& mode = choice.get_ref<const std::string&>();
+    if (mode == "none") {
+      out.mode = ToolChoice::Mode::kNone;
+    } else if (mode == "auto") {
+      out.mode = ToolChoice::Mode::kAuto;
+    } else if (mode == "required") {
+      out.mode = ToolChoice::Mode::kRequired;
+    } else {
+      return invalid_request("tool_choice", kError);
+    }
+    return std::nullopt;
+  }
+  if (!choice.is_object()) return invalid_request("tool_choice", kError);
+  std::string type;
+  if (auto e = read_string(choice, "type", "tool_choice.type", type)) return e;
+  if (type != "function") {
+    return invalid_request("tool_choice.type",
+                           "tool_choice.type '" + type + "' is not supported: only function is");
+  }
+  const json* function = member(choice, "function");
+  if (function == nullptr || !function->is_object()) {
+    return invalid_request("tool_choice.function", "tool_choice.function must be an object");
+  }
+  out.mode = ToolChoice::Mode::kNamed;
+  return read_string(*function, "name", "tool_choice.function.name", out.name);
+}
+
+MaybeError read_response_format(const json& format, ParsedRequest& r) {
+  if (!format.is_object()) return invalid_request("response_format", "response_format must be an object");
+  std::string type;
+  if (auto e = read_string(format, "type", "response_format.type", type)) return e;
+  OutputFormat& out = r.call.request.output_format;
+  if (type == "text") {
+    out.type = OutputFormat::Type::kText;
+    return std::nullopt;
+  }
+  if (type == "json_object") {
+    out.type = OutputFormat::Type::kJsonObject;
+  } else if (type == "json_schema") {
+    const json* schema = member(format, "json_schema");
+    if (schema == nullptr || !schema->is_object()) {
+      return invalid_request("response_format.json_schema", "response_format.json_schema must be an object");
+    }
+    const std::string spath = "response_format.json_schema";
+    out.type = OutputFormat::Type::kJsonSchema;
+    if (auto e = read_string(*schema, "name", at_key(spath, "name"), out.name)) return e;
+    if (auto e = read_optional_string(*schema, "description", at_key(spath, "description"), out.description)) {
+      return e;
+    }
+    if (member(*schema, "schema") == nullptr) {
+      return invalid_request(at_key(spath, "schema"), at_key(spath, "schema") + " is required");
+    }
+    if (auto e = read_optional_object_text(*schema, "schema", at_key(spath, "schema"), out.schema_json)) return e;
+    if (auto e = read_optional_bool(*schema, "strict", at_key(spath, "strict"), out.strict)) return e;
+  } else {
+    return invalid_request("response_format.type",
+                           "response_format.type must be one of text, json_object, json_schema (got '" + type + "')");
+  }
+  r.call.step.output_must_be_json = true;
+  return std::nullopt;
+}
+
+MaybeError read_sampling(const json& j, Sampling& s) {
+  if (auto e = read_optional_number(j, "temperature", "temperature", 0, 2, s.temperature)) return e;
+  if (auto e = read_optional_number(j, "top_p", "top_p", 0, 1, s.top_p)) return e;
+  if (const json* stop = member(j, "stop")) {
+    if (auto e = read_stop_sequences(*stop, "stop", /*one_string_allowed=*/true, s.stop)) return e;
+  }
+  if (auto e = read_optional_integer(j, "seed", "seed", INT64_MIN, INT64_MAX, s.seed)) return e;
+  if (auto e = read_optional_number(j, "presence_penalty", "presence_penalty", -2, 2, s.presence_penalty)) return e;
+  if (auto e = read_optional_number(j, "frequency_penalty", "frequency_penalty", -2, 2, s.frequency_penalty)) {
+    return e;
+  }
+  if (auto e = read_optional_bool(j, "logprobs", "logprobs", s.logprobs)) return e;
+  if (auto e = read_optional_integer(j, "top_logprobs", "top_logprobs", 0, 20, s.top_logprobs)) return e;
+  if (s.top_logprobs && !s.logprobs) return invalid_request("top_logprobs", "top_logprobs needs logprobs: true");
+  return read_optional_string(j, "user", "user", s.user);
+}
+
 MaybeError read_chat(const json& j, ParsedRequest& r) {
+  if (auto e = check_fields(j, "",
+                            {"model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+                             "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
+                             "logprobs", "top_logprobs", "user", "reasoning_effort", "max_completion_tokens",
+                             "max_tokens", "n", "stream", "stream_options", "metadata", "modalities",
+                             // The allow-list: these do not change the answer.
+                             "store", "service_tier", "prediction", "prompt_cache_key", "safety_identifier"},
+                            {{"functions", "use tools"},
+                             {"function_call", "use tool_choice"},
+                             {"logit_bias", "token ids differ between the models the router may choose"},
+                             {"audio", "the router answers with text only"}})) {
+    return e;
+  }
+  ModelRequest& request = r.call.request;
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
@@ -115,7 +456,7 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
     return invalid_request("messages", "messages must be a non-empty array");
   }
   for (std::size_t i = 0; i < messages->size(); ++i) {
-    if (auto e = read_message((*messages)[i], at_index("messages", i), r.call.messages)) return e;
+    if (auto e = read_message((*messages)[i], at_index("messages", i), request.messages)) return e;
   }
 
   if (const json* tools = member(j, "tools")) {
@@ -123,12 +464,18 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
     for (std::size_t i = 0; i < tools->size(); ++i) {
       ToolSpec tool;
       if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
-      r.call.tools.push_back(std::move(tool));
+      request.tools.push_back(std::move(tool));
     }
   }
-  // Dropping the deprecated `functions` would silently change the call.
-  if (member(j, "functions") != nullptr) {
-    return invalid_request("functions", "functions is not supported: use tools");
+  if (const json* choice = member(j, "tool_choice")) {
+    ToolChoice tool_choice;
+    if (auto e = read_tool_choice(*choice, tool_choice)) return e;
+    request.tool_choice = std::move(tool_choice);
+  }
+  if (member(j, "parallel_tool_calls") != nullptr) {
+    bool parallel = true;
+    if (auto e = read_optional_bool(j, "parallel_tool_calls", "parallel_tool_calls", parallel)) return e;
+    request.parallel_tool_calls = parallel;
   }
 
   if (auto e = read_optional_bool(j, "stream", "stream", r.stream)) return e;
@@ -145,50 +492,47 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
   } else if (const json* legacy = member(j, "max_tokens")) {
     if (auto e = read_token_count(*legacy, "max_tokens", r.max_output_tokens)) return e;
   }
+  request.max_output_tokens = r.max_output_tokens;
 
   if (const json* n = member(j, "n")) {
     if (!n->is_number_integer() || n->get<std::int64_t>() != 1) {
       return invalid_request("n", "n must be 1: the router returns one choice");
     }
   }
+  if (const json* modalities = member(j, "modalities")) {
+    if (*modalities != json::array({"text"})) {
+      return invalid_request("modalities", R"(modalities must be ["text"]: the router answers with text only)");
+    }
+  }
 
   if (const json* effort = member(j, "reasoning_effort")) {
     const std::string kError = "reasoning_effort must be one of none, minimal, low, medium, high, xhigh";
     if (!effort->is_string()) return invalid_request("reasoning_effort", kError);
-    const std::string& level = effort->get_ref<const std::string&>();
+    const std::optional<Effort> parsed = parse_effort(effort->get_ref<const std::string&>());
+    if (!parsed) return invalid_request("reasoning_effort", kError);
+    request.reasoning.effort = *parsed;
     // "none" and "minimal" ask for no reasoning: Reasoning has no such level,
-    // so the request names none and the step does not need chain of thought.
-    if (level != "none" && level != "minimal") {
-      std::optional<Reasoning> parsed = level == "xhigh" ? std::optional<Reasoning>(Reasoning::kHigh)
-                                                         : parse_reasoning(level);
-      if (!parsed || *parsed == Reasoning::kDefault) return invalid_request("reasoning_effort", kError);
-      r.reasoning = *parsed;
+    // so the decision keeps its own and the step does not need chain of thought.
+    if (*parsed != Effort::kNone && *parsed != Effort::kMinimal) {
+      r.reasoning = *parsed == Effort::kLow ? Reasoning::kLow
+                    : *parsed == Effort::kMedium ? Reasoning::kMedium
+                                                 : Reasoning::kHigh;
       r.call.step.needs_chain_of_thought = true;
     }
   }
 
   if (const json* format = member(j, "response_format")) {
-    if (!format->is_object()) return invalid_request("response_format", "response_format must be an object");
-    std::string type;
-    if (auto e = read_string(*format, "type", "response_format.type", type)) return e;
-    if (type == "json_object" || type == "json_schema") {
-      r.call.step.output_must_be_json = true;
-    } else if (type != "text") {
-      return invalid_request("response_format.type",
-                             "response_format.type must be one of text, json_object, json_schema (got '" + type + "')");
-    }
+    if (auto e = read_response_format(*format, r)) return e;
   }
-  return std::nullopt;
+  return read_sampling(j, request.sampling);
 }
 
-const char* finish_reason(const ModelResponse& r) {
-  const std::string& f = r.finish_reason;
-  if (!r.tool_calls.empty() && (f.empty() || f == "stop" || f == "tool_calls")) return "tool_calls";
-  if (f == "length") return "length";
-  if (f == "content_filter") return "content_filter";
-  // "stop", "" and a provider's own words (pause_turn, ...): the SDKs know
-  // only stop, length, tool_calls and content_filter.
-  return "stop";
+// The answer's finish_reason: tool calls that ended the turn say so.
+std::string finish_reason(const ModelResponse& r) {
+  bool has_tool_calls = false;
+  for (const ContentBlock& b : r.content) has_tool_calls = has_tool_calls || b.type == ContentBlock::Type::kToolUse;
+  if (has_tool_calls && r.stop_reason == StopReason::kEndTurn) return "tool_calls";
+  return std::string(openai_finish_reason(r.stop_reason));
 }
 
 json usage_json(const Usage& u) {
@@ -203,46 +547,43 @@ json usage_json(const Usage& u) {
   return usage;
 }
 
-// The tool calls as the API writes them; in a stream's delta each carries its `index`.
-json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& response_id, bool with_index) {
-  json out = json::array();
-  for (std::size_t i = 0; i < calls.size(); ++i) {
-    json call = json::object();
-    if (with_index) call["index"] = i;
-    call["id"] = tool_call_id(calls[i], response_id, i);
-    call["type"] = "function";
-    call["function"] = json{{"name", calls[i].name},
-                            {"arguments", calls[i].arguments_json.empty() ? "{}" : calls[i].arguments_json}};
-    out.push_back(std::move(call));
-  }
+// A tool call as the API writes it; `index` (its place among the answer's
+// tool calls) makes the id of a call the provider gave none, and is written
+// in a stream's delta only.
+json tool_call_json(const ToolCall& call, const std::string& response_id, std::size_t index, bool with_index) {
+  json out = json::object();
+  if (with_index) out["index"] = index;
+  out["id"] = tool_call_id(call, response_id, index);
+  out["type"] = "function";
+  out["function"] = json{{"name", call.name}, {"arguments", call.arguments_json.empty() ? "{}" : call.arguments_json}};
   return out;
 }
 
-json chunk_head(const OpenAIStream& s) {
-  json chunk = json::object();
-  chunk["id"] = s.id;
-  chunk["object"] = "chat.completion.chunk";
-  chunk["created"] = s.created;
-  chunk["model"] = s.model;
-  return chunk;
+// The answer's thinking and redacted thinking blocks in LiteLLM's
+// thinking_blocks shape; an empty array when it has none.
+json thinking_blocks_json(const std::vector<ContentBlock>& content) {
+  json blocks = json::array();
+  for (const ContentBlock& b : content) {
+    if (b.type == ContentBlock::Type::kThinking) {
+      blocks.push_back(
+          json{{"type", "thinking"}, {"thinking", b.text}, {"signature", client_signature(b, "anthropic")}});
+    } else if (b.type == ContentBlock::Type::kRedactedThinking) {
+      blocks.push_back(json{{"type", "redacted_thinking"}, {"data", client_signature(b, "anthropic")}});
+    }
+  }
+  return blocks;
+}
+
+// The provider's logprobs when the request asked for them (`asked`), else
+// null; parsed within the request's nesting bound.
+json logprobs_json(bool asked, int max_json_depth, const ModelResponse& r) {
+  if (!asked || r.logprobs_json.empty()) return nullptr;
+  json parsed;
+  if (parse_bounded(r.logprobs_json, max_json_depth, {}, parsed) || parsed.is_discarded()) return nullptr;
+  return parsed;
 }
 
 std::string sse(const json& data) { return "data: " + to_text(data) + "\n\n"; }
-
-// A chunk of the one choice; `usage: null` on every chunk but the last when
-// the client asked for usage, as the API does.
-std::string choice_chunk(const OpenAIStream& s, json delta, json finish) {
-  json choice = json::object();
-  choice["index"] = 0;
-  choice["delta"] = std::move(delta);
-  choice["logprobs"] = nullptr;
-  choice["finish_reason"] = std::move(finish);
-  json chunk = chunk_head(s);
-  chunk["choices"] = json::array();
-  chunk["choices"].push_back(std::move(choice));
-  if (s.include_usage) chunk["usage"] = nullptr;
-  return sse(chunk);
-}
 
 }  // namespace
 
@@ -255,19 +596,53 @@ std::string openai_error(const ApiError& error) {
   return to_text(json{{"error", std::move(body)}});
 }
 
-std::string openai_response(const StepResult& result, const std::string& model, const std::string& id,
-                            std::int64_t created) {
+std::string openai_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
+                            const std::string& id, std::int64_t created) {
   const ModelResponse& r = result.response;
+  std::string text;
+  std::string refusal;
+  std::string reasoning;
+  bool has_text = false;
+  bool has_refusal = false;
+  bool has_thinking = false;
+  json tool_calls = json::array();
+  for (const ContentBlock& b : r.content) {
+    switch (b.type) {
+      case ContentBlock::Type::kText:
+        text += b.text;
+        has_text = true;
+        break;
+      case ContentBlock::Type::kRefusal:
+        refusal += b.text;
+        has_refusal = true;
+        break;
+      case ContentBlock::Type::kThinking:
+        reasoning += b.text;
+        has_thinking = true;
+        break;
+      case ContentBlock::Type::kRedactedThinking:
+        has_thinking = true;
+        break;
+      case ContentBlock::Type::kToolUse:
+        tool_calls.push_back(tool_call_json(b.tool_call, id, tool_calls.size(), /*with_index=*/false));
+        break;
+      default:
+        break;  // media and opaque items: no place in this shape (see the file comment)
+    }
+  }
   json message = json::object();
   message["role"] = "assistant";
-  // Content is null only beside tool calls, as the API writes it.
-  message["content"] = r.text.empty() && !r.tool_calls.empty() ? json(nullptr) : json(r.text);
-  message["refusal"] = nullptr;
-  if (!r.tool_calls.empty()) message["tool_calls"] = tool_calls_json(r.tool_calls, id, /*with_index=*/false);
+  message["content"] = has_text || (tool_calls.empty() && !has_refusal) ? json(text) : json(nullptr);
+  message["refusal"] = has_refusal ? json(refusal) : json(nullptr);
+  if (!tool_calls.empty()) message["tool_calls"] = std::move(tool_calls);
+  if (has_thinking) {
+    message["reasoning_content"] = reasoning;
+    message["thinking_blocks"] = thinking_blocks_json(r.content);
+  }
   json choice = json::object();
   choice["index"] = 0;
   choice["message"] = std::move(message);
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = logprobs_json(request.call.request.sampling.logprobs, request.max_json_depth, r);
   choice["finish_reason"] = finish_reason(r);
   json body = json::object();
   body["id"] = id;
@@ -280,37 +655,6 @@ std::string openai_response(const StepResult& result, const std::string& model, 
   return to_text(body);
 }
 
-std::string openai_stream_begin(const OpenAIStream& stream) {
-  return choice_chunk(stream, json{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr);
-}
-
-std::string openai_stream_piece(const OpenAIStream& stream, std::string_view text) {
-  return choice_chunk(stream, json{{"content", text}}, nullptr);
-}
-
-// The tool calls whole in one chunk (the API may split their arguments; the
-// SDKs accumulate either way), then the finish reason in a chunk of its own,
-// the usage chunk when asked for, and [DONE].
-std::string openai_stream_end(const OpenAIStream& stream, const StepResult& result) {
-  const ModelResponse& r = result.response;
-  std::string out;
-  if (!r.tool_calls.empty()) {
-    out += choice_chunk(stream, json{{"tool_calls", tool_calls_json(r.tool_calls, stream.id, /*with_index=*/true)}},
-                        nullptr);
-  }
-  out += choice_chunk(stream, json::object(), finish_reason(r));
-  if (stream.include_usage) {
-    json chunk = chunk_head(stream);
-    chunk["choices"] = json::array();
-    chunk["usage"] = usage_json(r.usage);
-    out += sse(chunk);
-  }
-  return out + "data: [DONE]\n\n";
-}
-
-// The SDKs throw on a data line carrying `error`; no [DONE] follows.
-std::string openai_stream_fail(const ApiError& error) { return "data: " + openai_error(error) + "\n\n"; }
-
 }  // namespace detail
 
 ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers, int max_json_depth) {
@@ -318,9 +662,9 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
   try {
     json j;
     if (auto e = detail::parse_body(body, max_json_depth,
-                                       {"messages", "content", "tool_calls", "tools", "function", "response_format",
-                                        "stream_options"},
-                                       j)) {
+                                    {"messages", "content", "tool_calls", "tools", "function", "response_format",
+                                     "stream_options", "thinking_blocks", "tool_choice"},
+                                    j)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
     ParsedRequest r;
@@ -336,6 +680,123 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
   }
 }
 
+// ---- The OpenAI half of the StreamWriter. ----
+
+namespace {
+
+using detail::json;
+
+// A chunk of the one choice; `usage: null` on every chunk but the last when
+// the client asked for usage, as the API does.
+std::string choice_chunk(const std::string& id, std::int64_t created, const std::string& model, bool include_usage,
+                         json delta, json finish = nullptr, json logprobs = nullptr) {
+  json choice = json::object();
+  choice["index"] = 0;
+  choice["delta"] = std::move(delta);
+  choice["logprobs"] = std::move(logprobs);
+  choice["finish_reason"] = std::move(finish);
+  json chunk = json::object();
+  chunk["id"] = id;
+  chunk["object"] = "chat.completion.chunk";
+  chunk["created"] = created;
+  chunk["model"] = model;
+  chunk["choices"] = json::array();
+  chunk["choices"].push_back(std::move(choice));
+  if (include_usage) chunk["usage"] = nullptr;
+  return detail::sse(chunk);
+}
+
+}  // namespace
+
+std::string StreamWriter::openai_chunk(const StreamChunk& chunk) {
+  const auto write = [&](json delta) {
+    return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+  };
+  bool first = false;
+  switch (chunk.kind) {
+    case StreamChunk::Kind::kText:
+      if (chunk.text.empty()) return "";
+      sent(chunk.index, chunk.kind, first);
+      return write(json{{"content", chunk.text}});
+    case StreamChunk::Kind::kThinking:
+      if (chunk.text.empty()) return "";
+      sent(chunk.index, chunk.kind, first);
+      return write(json{{"reasoning_content", chunk.text}});
+    case StreamChunk::Kind::kSignature:
+      return "";  // end() sends the signed blocks whole in thinking_blocks
+    case StreamChunk::Kind::kToolCallStart: {
+      const Sent& s = sent(chunk.index, chunk.kind, first);
+      if (!first) return "";
+      ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
+      json delta = json::object();
+      delta["index"] = s.tool_index;
+      delta["id"] = detail::tool_call_id(call, id_, static_cast<std::size_t>(s.tool_index));
+      delta["type"] = "function";
+      delta["function"] = json{{"name", call.name}, {"arguments", ""}};
+      return write(json{{"tool_calls", json::array({std::move(delta)})}});
+    }
+    case StreamChunk::Kind::kToolArguments: {
+      if (chunk.text.empty()) return "";
+      const Sent& s = sent(chunk.index, chunk.kind, first);
+      json delta = json::object();
+      delta["index"] = s.tool_index;
+      delta["function"] = json{{"arguments", chunk.text}};
+      return write(json{{"tool_calls", json::array({std::move(delta)})}});
+    }
+  }
+  return "";
+}
+
+// The blocks no chunk carried, each in a delta of its own; the thinking
+// blocks whole with their signatures; the finish reason in a chunk of its
+// own (with the logprobs when asked), the usage chunk when asked for, and [DONE].
+std::string StreamWriter::openai_end(const StepResult& result) {
+  const ModelResponse& r = result.response;
+  const auto write = [&](json delta) {
+    return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+  };
+  std::string out;
+  bool has_thinking = false;
+  for (std::size_t i = 0; i < r.content.size(); ++i) {
+    const ContentBlock& b = r.content[i];
+    has_thinking = has_thinking || b.type == ContentBlock::Type::kThinking ||
+                   b.type == ContentBlock::Type::kRedactedThinking;
+    if (sent_.count(static_cast<int>(i)) != 0) continue;
+    switch (b.type) {
+      case ContentBlock::Type::kText:
+        if (!b.text.empty()) out += write(json{{"content", b.text}});
+        break;
+      case ContentBlock::Type::kThinking:
+        if (!b.text.empty()) out += write(json{{"reasoning_content", b.text}});
+        break;
+      case ContentBlock::Type::kRefusal:
+        out += write(json{{"refusal", b.text}});
+        break;
+      case ContentBlock::Type::kToolUse: {
+        const auto index = static_cast<std::size_t>(next_tool_index_++);
+        out += write(json{{"tool_calls", json::array({detail::tool_call_json(b.tool_call, id_, index, true)})}});
+        break;
+      }
+      default:
+        break;  // redacted thinking goes in thinking_blocks; media and opaque items have no place
+    }
+  }
+  if (has_thinking) out += write(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}});
+  out += choice_chunk(id_, created_, model_, include_usage_, json::object(), detail::finish_reason(r),
+                      detail::logprobs_json(logprobs_, max_json_depth_, r));
+  if (include_usage_) {
+    json chunk = json::object();
+    chunk["id"] = id_;
+    chunk["object"] = "chat.completion.chunk";
+    chunk["created"] = created_;
+    chunk["model"] = model_;
+    chunk["choices"] = json::array();
+    chunk["usage"] = detail::usage_json(r.usage);
+    out += detail::sse(chunk);
+  }
+  return out + "data: [DONE]\n\n";
+}
+
 // ---- The functions of api.h that switch on the shape. ----
 
 std::string render_error(ApiShape shape, const ApiError& error) {
@@ -345,43 +806,50 @@ std::string render_error(ApiShape shape, const ApiError& error) {
 std::string render_response(const ParsedRequest& request, const StepResult& result, const std::string& id,
                             std::int64_t created) {
   const std::string& model = result.model.empty() ? request.model : result.model;
-  return request.shape == ApiShape::kOpenAI ? detail::openai_response(result, model, id, created)
-                                            : detail::anthropic_response(result, model, id, request.max_json_depth);
+  return request.shape == ApiShape::kOpenAI ? detail::openai_response(request, result, model, id, created)
+                                            : detail::anthropic_response(request, result, model, id);
 }
 
 StreamWriter::StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
     : shape_(request.shape),
       include_usage_(request.include_usage),
+      logprobs_(request.call.request.sampling.logprobs),
       id_(std::move(id)),
       created_(created),
       model_(std::move(model)),
       input_tokens_(request.call.step.input_tokens.value_or(0)),
       max_json_depth_(request.max_json_depth) {}
 
-std::string StreamWriter::begin() {
-  if (shape_ == ApiShape::kOpenAI) return detail::openai_stream_begin({id_, created_, model_, include_usage_});
-  return detail::anthropic_stream_begin(id_, model_, input_tokens_);
+StreamWriter::Sent& StreamWriter::sent(int index, StreamChunk::Kind kind, bool& first) {
+  auto [it, inserted] = sent_.try_emplace(index);
+  first = inserted;
+  if (inserted) {
+    it->second.kind = kind;
+    if (kind == StreamChunk::Kind::kToolCallStart || kind == StreamChunk::Kind::kToolArguments) {
+      it->second.tool_index = next_tool_index_++;
+    }
+  }
+  return it->second;
 }
 
-std::string StreamWriter::piece(std::string_view text) {
-  if (text.empty()) return "";
-  const bool first = !text_started_;
-  text_started_ = true;
-  if (shape_ == ApiShape::kOpenAI) return detail::openai_stream_piece({id_, created_, model_, include_usage_}, text);
-  return detail::anthropic_stream_piece(text, first);
+std::string StreamWriter::begin() {
+  if (shape_ == ApiShape::kAnthropic) return anthropic_begin();
+  return choice_chunk(id_, created_, model_, include_usage_,
+                      json{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}});
+}
+
+std::string StreamWriter::chunk(const StreamChunk& chunk) {
+  return shape_ == ApiShape::kOpenAI ? openai_chunk(chunk) : anthropic_chunk(chunk);
 }
 
 std::string StreamWriter::end(const StepResult& result) {
-  // An answer that arrived without pieces (a client that does not stream)
-  // is written whole before the end, so the stream always carries the text.
-  std::string out;
-  if (!text_started_) out = piece(result.response.text);
-  if (shape_ == ApiShape::kOpenAI) return out + detail::openai_stream_end({id_, created_, model_, include_usage_}, result);
-  return out + detail::anthropic_stream_end(id_, result, text_started_, max_json_depth_);
+  return shape_ == ApiShape::kOpenAI ? openai_end(result) : anthropic_end(result);
 }
 
+// OpenAI: the SDKs throw on a data line carrying `error`; no [DONE] follows.
 std::string StreamWriter::fail(const ApiError& error) {
-  return shape_ == ApiShape::kOpenAI ? detail::openai_stream_fail(error) : detail::anthropic_stream_fail(error);
+  if (shape_ == ApiShape::kOpenAI) return "data: " + detail::openai_error(error) + "\n\n";
+  return "event: error\ndata: " + detail::anthropic_error(error) + "\n\n";
 }
 
 }  // namespace switchboard::gateway
