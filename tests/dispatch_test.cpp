@@ -180,7 +180,7 @@ TEST_CASE("the sim provider answers deterministically from the request") {
   CHECK(high->content[0].type == ContentBlock::Type::kThinking);
   CHECK(high->content[0].origin == "sim");
   ModelRequest next = req;
-  next.messages.push_back(Message{"assistant", high->content});
+  next.messages.push_back(Message::of("assistant", high->content));
   next.messages.push_back(Message::of_text("user", "go on"));
   CHECK(sim->invoke(next).ok());
   next.messages[1].content[0].text += " (edited)";
@@ -210,7 +210,7 @@ TEST_CASE("the sim provider answers deterministically from the request") {
   // After a tool result, auto answers; a forced tool is called all the same.
   req.tool_choice.reset();
   req.tools.push_back(ToolSpec::of_function("fetch", "", "{}"));
-  req.messages.push_back(Message{"tool", {ContentBlock::of_tool_result("c1", "search", "found")}});
+  req.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("c1", "search", "found")}));
   CHECK(sim->invoke(req)->tool_calls().empty());
   req.tool_choice = ToolChoice{ToolChoice::Mode::kNamed, "fetch"};
   auto named = sim->invoke(req);
@@ -535,6 +535,39 @@ TEST_CASE("the decision's reasoning and output cap reach the client") {
   CHECK(req.counted_input_tokens == 10);
   REQUIRE(req.messages.size() == 1);
   CHECK(req.messages[0].role == "user");
+}
+
+TEST_CASE("a caller's explicit reasoning wins unless the rules pin theirs") {
+  for (const bool pinned : {false, true}) {
+    CAPTURE(pinned);
+    auto client = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    Rig rig(std::string(R"lua(function classify(step, ctx)
+      return { tier = "premium", reasoning = "low", pin_reasoning = )lua") +
+                (pinned ? "true" : "false") + " }\nend",
+            "", {{"m-premium", client}});
+    StepCall call;
+    call.step.role = "plan";
+    call.step.input_tokens = 10;
+    call.request.messages.push_back(Message::of_text("user", "think hard"));
+    call.request.reasoning.effort = Effort::kXHigh;
+    call.request.reasoning.budget_tokens = 20000;
+    const StepResult result = rig.dispatcher->run("w", call);
+    REQUIRE(result.status.ok());
+    CHECK(result.decision.reasoning_pinned == pinned);
+    const ModelRequest req = client->requests().at(0);
+    CHECK(req.reasoning.level == Reasoning::kLow);
+    CHECK(req.reasoning.effort.has_value() == !pinned);
+    CHECK(req.reasoning.budget_tokens.has_value() == !pinned);
+  }
+}
+
+TEST_CASE("pin_reasoning must be a boolean") {
+  auto client = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+  Rig rig(R"lua(function classify(step, ctx) return { tier = "premium", pin_reasoning = "yes" } end)lua", "",
+          {{"m-premium", client}});
+  const StepResult result = rig.run(10);
+  REQUIRE(result.decision.error.has_value());
+  CHECK(result.decision.error->find("'pin_reasoning' as a string; expected true or false") != std::string::npos);
 }
 
 TEST_CASE("a restarted host loads this period's spend from the SQLite ledger") {

@@ -315,7 +315,8 @@ struct Dispatcher::Impl {
   }
 
   // The request the step's calls send: the caller's, with the decision's
-  // reasoning level and output cap (the caller's explicit settings win), the
+  // reasoning level and output cap (the caller's explicit settings win unless
+  // the rules pinned the level), the
   // step's counts and bounds, and one user message made from the step when
   // the caller gave none.
   ModelRequest request_for(const Decision& d, const StepCall& call) const {
@@ -325,6 +326,10 @@ struct Dispatcher::Impl {
           "user", call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)"));
     }
     req.reasoning.level = d.reasoning;
+    if (d.reasoning_pinned) {  // the rules' level applies: the caller's own setting is not sent
+      req.reasoning.effort.reset();
+      req.reasoning.budget_tokens.reset();
+    }
     if (!req.max_output_tokens) req.max_output_tokens = d.max_output_tokens;
     if (call.step.output_must_be_json && req.output_format.type == OutputFormat::Type::kText) {
       req.output_format.type = OutputFormat::Type::kJsonObject;

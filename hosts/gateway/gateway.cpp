@@ -699,7 +699,7 @@ void Gateway::run(Job& job) {
     decision.aggregate.clear();
     decision.requested = true;
   }
-  if (request.reasoning) decision.reasoning = *request.reasoning;
+  if (request.reasoning && !decision.reasoning_pinned) decision.reasoning = *request.reasoning;
   if (request.max_output_tokens) decision.max_output_tokens = *request.max_output_tokens;
 
   // Streaming: the head goes with the first chunk (a failure before it is an

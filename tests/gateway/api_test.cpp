@@ -1776,6 +1776,91 @@ TEST_CASE("empty pieces write nothing") {
   }
 }
 
+TEST_CASE("a Gemini signature on a tool call travels in its id through both shapes and back") {
+  ContentBlock call = ContentBlock::of_tool_call({"", "get_weather", R"({"city":"Oslo"})"});
+  call.signature = "CiQB0e2K+b/sig==";  // standard base64, as Gemini sends it
+  call.origin = "gemini";
+  const StepResult result = with_usage({ContentBlock::of_text("Checking."), call}, StopReason::kToolUse);
+  using K = StreamChunk::Kind;
+
+  // OpenAI: the whole answer and the stream give the same id, which carries the signature.
+  const ParsedRequest o = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
+  const json whole = json::parse(render_response(o, result, "chatcmpl-g", 1))["choices"][0]["message"];
+  const std::string id = whole["tool_calls"][0]["id"];
+  CHECK(id.starts_with("call_chatcmpl-g_0__sig_gemini_"));
+  StreamWriter ow(o, "chatcmpl-g", 1, "m");
+  std::string bytes = ow.begin();
+  bytes += ow.chunk(chunk(K::kText, 0, "Checking."));
+  StreamChunk signature = chunk(K::kSignature, 1, call.signature);
+  signature.origin = "gemini";
+  bytes += ow.chunk(signature);  // before the call's start, as the Gemini decoder sends it
+  bytes += ow.chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
+  bytes += ow.chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
+  bytes += ow.end(result);
+  CHECK(accumulate_openai(bytes).tool_calls[0]["id"] == id);
+
+  // The next OpenAI request: the call gets its signature back, the result its bare id.
+  const ParsedRequest next = parse_ok(ApiShape::kOpenAI, R"({"model":"m","messages":[
+      {"role":"user","content":"Weather?"},
+      {"role":"assistant","content":null,"tool_calls":[{"id":")" + id + R"(","type":"function",
+        "function":{"name":"get_weather","arguments":"{}"}}]},
+      {"role":"tool","tool_call_id":")" + id + R"(","content":"sunny"}]})");
+  const ContentBlock& back = next.call.request.messages[1].content.at(0);
+  CHECK(back.tool_call.id == "call_chatcmpl-g_0");
+  CHECK(back.signature == call.signature);
+  CHECK(back.origin == "gemini");
+  CHECK(next.call.request.messages[2].content.at(0).tool_use_id == "call_chatcmpl-g_0");
+
+  // Anthropic: the same, within its id pattern.
+  const ParsedRequest a = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
+  const json content = json::parse(render_response(a, result, "msg_g", 1))["content"];
+  const std::string aid = content[1]["id"];
+  CHECK(aid.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos);
+  StreamWriter aw(a, "msg_g", 1, "m");
+  bytes = aw.begin();
+  bytes += aw.chunk(chunk(K::kText, 0, "Checking."));
+  bytes += aw.chunk(signature);
+  bytes += aw.chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
+  bytes += aw.chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
+  bytes += aw.end(result);
+  CHECK(accumulate_anthropic(bytes)["content"] == content);
+  const std::vector<Message> messages = anthropic_messages(R"([{"role":"user","content":"Weather?"},
+      {"role":"assistant","content":[{"type":"tool_use","id":")" + aid + R"(","name":"get_weather","input":{}}]},
+      {"role":"user","content":[{"type":"tool_result","tool_use_id":")" + aid + R"(","content":"sunny"}]}])");
+  CHECK(messages[1].content.at(0).signature == call.signature);
+  CHECK(messages[1].content.at(0).origin == "gemini");
+  CHECK(messages[2].content.at(0).tool_use_id == messages[1].content.at(0).tool_call.id);
+
+  // An id that only looks marked is taken whole.
+  const std::vector<Message> plain = anthropic_messages(R"([{"role":"user","content":"x"},
+      {"role":"assistant","content":[{"type":"tool_use","id":"toolu__sig_","name":"f","input":{}}]}])");
+  CHECK(plain[1].content.at(0).tool_call.id == "toolu__sig_");
+  CHECK(plain[1].content.at(0).signature.empty());
+}
+
+TEST_CASE("refusals stream as refusal deltas and redacted thinking in place") {
+  using K = StreamChunk::Kind;
+  const ParsedRequest o = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
+  StreamWriter ow(o, "chatcmpl-r", 1, "m");
+  std::string bytes = ow.begin();
+  bytes += ow.chunk(chunk(K::kRefusal, 0, "I can't "));
+  bytes += ow.chunk(chunk(K::kRefusal, 0, "help."));
+  bytes += ow.end(with_usage({refusal("I can't help.")}, StopReason::kRefusal));
+  CHECK(accumulate_openai(bytes).refusal == "I can't help.");
+
+  const ParsedRequest a = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
+  StreamWriter aw(a, "msg_r", 1, "m");
+  bytes = aw.begin();
+  StreamChunk data = chunk(K::kRedactedThinking, 0, "EmwKAhgB");
+  data.origin = "anthropic";
+  bytes += aw.chunk(data);
+  bytes += aw.chunk(chunk(K::kText, 1, "Done."));
+  const StepResult result = with_usage({redacted("EmwKAhgB"), ContentBlock::of_text("Done.")}, StopReason::kEndTurn);
+  bytes += aw.end(result);
+  const json content = accumulate_anthropic(bytes)["content"];
+  CHECK(content == json::parse(R"([{"type":"redacted_thinking","data":"EmwKAhgB"},{"type":"text","text":"Done."}])"));
+}
+
 TEST_CASE("an Anthropic stream of an empty answer still has one text block") {
   const ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
   StreamWriter writer(request, "msg_e", 1, "m-cheap");

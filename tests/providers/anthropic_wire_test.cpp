@@ -74,7 +74,6 @@ ContentBlock thinking(std::string text, std::string signature, std::string origi
   return b;
 }
 
-Message message(std::string role, std::vector<ContentBlock> content) { return {std::move(role), std::move(content)}; }
 
 ModelRequest ask(std::string text) {
   ModelRequest r;
@@ -104,6 +103,7 @@ std::ostream& operator<<(std::ostream& os, const Chunk& c) {
 struct Decoded {
   Result<ModelResponse> response = Status::internal("not decoded");
   std::vector<Chunk> chunks;
+  std::vector<std::string> origins;  // each chunk's origin
 };
 
 Decoded decode(std::string_view stream) {
@@ -115,6 +115,7 @@ Decoded decode(std::string_view stream) {
     error = decoder->on_event(e, [&](const StreamChunk& c) {
       CHECK_FALSE(c.restart);
       out.chunks.push_back({c.kind, c.index, std::string(c.text), std::string(c.id), std::string(c.name)});
+      out.origins.emplace_back(c.origin);
     });
     return error.ok();
   });
@@ -138,7 +139,7 @@ TEST_CASE("every block, tool, choice and sampling field reaches the Messages API
   ModelRequest r;
   ContentBlock system = ContentBlock::of_text("You review contracts.");
   system.cache = CacheBreakpoint{"1h"};
-  r.messages.push_back(message("system", {system}));
+  r.messages.push_back(Message::of("system", {system}));
   r.messages.push_back(Message::of_text("system", "Be terse."));
 
   ContentBlock url_image = media(Type::kImage, MediaSource::Kind::kUrl, "", "https://example.com/chart.png");
@@ -151,19 +152,19 @@ TEST_CASE("every block, tool, choice and sampling field reaches the Messages API
   ContentBlock file = media(Type::kDocument, MediaSource::Kind::kFileId, "", "file_011CNha8iCJcU1wXNR6q4V8w");
   file.origin = "anthropic";
   file.cache = CacheBreakpoint{};
-  r.messages.push_back(message("user", {ContentBlock::of_text("Compare these."),
+  r.messages.push_back(Message::of("user", {ContentBlock::of_text("Compare these."),
                                         media(Type::kImage, MediaSource::Kind::kBase64, "image/png", "iVBORw0KGgo="),
                                         url_image, pdf, notes, file}));
 
-  r.messages.push_back(message("assistant", {thinking("Check clause 14 first.", "EqQBCgIYAh", "anthropic"),
+  r.messages.push_back(Message::of("assistant", {thinking("Check clause 14 first.", "EqQBCgIYAh", "anthropic"),
                                              ContentBlock::of_text("Looking it up."),
                                              ContentBlock::of_tool_call({"toolu_01A", "lookup_clause",
                                                                          R"({"clause":"14"})"}),
                                              ContentBlock::of_tool_call({"toolu_01B", "get_time", ""})}));
   ContentBlock result = ContentBlock::of_tool_result("toolu_01A", "lookup_clause", "Liability capped at fees.");
   result.content.push_back(media(Type::kImage, MediaSource::Kind::kBase64, "image/jpeg", "/9j/4AAQ"));
-  r.messages.push_back(message("tool", {result}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("toolu_01B", "get_time", "timeout", true)}));
+  r.messages.push_back(Message::of("tool", {result}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("toolu_01B", "get_time", "timeout", true)}));
   r.messages.push_back(Message::of_text("user", "Summarise."));
 
   ToolSpec lookup = tool("lookup_clause");
@@ -396,8 +397,8 @@ TEST_CASE("thinking is sent in a tool loop only when the turn began with Anthrop
   auto loop = [](std::vector<ContentBlock> first_answer) {
     ModelRequest r = ask("Weather in Paris?");
     r.tools = {tool("get_weather")};
-    r.messages.push_back(message("assistant", std::move(first_answer)));
-    r.messages.push_back(message("tool", {ContentBlock::of_tool_result("call_1", "get_weather", "18 C")}));
+    r.messages.push_back(Message::of("assistant", std::move(first_answer)));
+    r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_1", "get_weather", "18 C")}));
     return r;
   };
   const ContentBlock call = ContentBlock::of_tool_call({"call_1", "get_weather", R"({"city":"Paris"})"});
@@ -413,14 +414,14 @@ TEST_CASE("thinking is sent in a tool loop only when the turn began with Anthrop
   // Claude's own loop: it thought once at the start of the turn, not again after the results.
   ModelRequest own = loop({thinking("Paris, so weather.", "EqQBCgIYAh", "anthropic"), call});
   own.messages.push_back(
-      message("assistant", {ContentBlock::of_tool_call({"call_2", "get_weather", R"({"city":"Lyon"})"})}));
-  own.messages.push_back(message("tool", {ContentBlock::of_tool_result("call_2", "get_weather", "21 C")}));
+      Message::of("assistant", {ContentBlock::of_tool_call({"call_2", "get_weather", R"({"city":"Lyon"})"})}));
+  own.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_2", "get_weather", "21 C")}));
   own.reasoning.effort = Effort::kHigh;
   CHECK(body_of(own)["thinking"]["budget_tokens"] == 16384);
 
   // Once the loop ended and the user spoke, a new turn begins: thinking may start it.
   ModelRequest next = loop({call});
-  next.messages.push_back(message("assistant", {ContentBlock::of_text("18 C in Paris.")}));
+  next.messages.push_back(Message::of("assistant", {ContentBlock::of_text("18 C in Paris.")}));
   next.messages.push_back(Message::of_text("user", "And tomorrow?"));
   next.reasoning.effort = Effort::kHigh;
   CHECK(body_of(next)["thinking"]["budget_tokens"] == 16384);
@@ -439,6 +440,8 @@ TEST_CASE("fields the Messages API cannot express are refused with the reason") 
     cases.push_back({name, std::move(r), message});
   };
   add("seed", [](ModelRequest& r) { r.sampling.seed = 7; }, "cannot take a seed (the Messages API has no seed)");
+  add("name", [](ModelRequest& r) { r.messages[0].name = "alice"; },
+      "cannot take the name 'alice' on message 1 (the Messages API has no participant names)");
   add("presence", [](ModelRequest& r) { r.sampling.presence_penalty = 0.5; },
       "cannot take a presence penalty (the Messages API has no penalties)");
   add("frequency", [](ModelRequest& r) { r.sampling.frequency_penalty = 0.5; },
@@ -454,7 +457,7 @@ TEST_CASE("fields the Messages API cannot express are refused with the reason") 
   add("audio in a tool result", [](ModelRequest& r) {
         ContentBlock result = ContentBlock::of_tool_result("toolu_1", "record", "");
         result.content = {media(Type::kAudio, MediaSource::Kind::kBase64, "audio/wav", "UklGRg==")};
-        r.messages.push_back(message("tool", {result}));
+        r.messages.push_back(Message::of("tool", {result}));
       },
       "cannot take audio in a tool result in message 2 (the Messages API takes no audio)");
   add("another provider's file", [](ModelRequest& r) {
@@ -480,7 +483,7 @@ TEST_CASE("fields the Messages API cannot express are refused with the reason") 
       },
       "cannot take the openai tool 'web_search' (it is another provider's own tool)");
   add("an image in a system prompt", [](ModelRequest& r) {
-        r.messages.insert(r.messages.begin(), message("system", {media(Type::kImage, MediaSource::Kind::kUrl, "",
+        r.messages.insert(r.messages.begin(), Message::of("system", {media(Type::kImage, MediaSource::Kind::kUrl, "",
                                                                        "https://example.com/logo.png")}));
       },
       "cannot take a non-text block in message 1 (a system prompt is text)");
@@ -505,10 +508,10 @@ TEST_CASE("another provider's reasoning is not sent; its id-less tool calls get 
   ContentBlock redacted = block(Type::kRedactedThinking);
   redacted.signature = "EmwKAhgBEgy3va3pzix";
   redacted.origin = "anthropic";
-  r.messages.push_back(message("assistant", {openai_thinking, gemini_item, redacted, paris, rome}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("", "get_weather", "18 C")}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("", "get_weather", "24 C")}));
-  r.messages.push_back(message("assistant", {thinking("Only foreign.", "sig", "gemini")}));  // nothing left to send
+  r.messages.push_back(Message::of("assistant", {openai_thinking, gemini_item, redacted, paris, rome}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("", "get_weather", "18 C")}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("", "get_weather", "24 C")}));
+  r.messages.push_back(Message::of("assistant", {thinking("Only foreign.", "sig", "gemini")}));  // nothing left to send
   r.messages.push_back(Message::of_text("user", "Which is warmer?"));
   r.tools = {tool("get_weather")};
 
@@ -583,9 +586,9 @@ TEST_CASE("auto_cache puts breakpoints on the last tool, the last system part an
   r.messages.push_back(Message::of_text("system", "You review contracts."));
   r.messages.push_back(Message::of_text("system", "Be terse."));
   r.messages.push_back(Message::of_text("user", "What does clause 14 say?"));
-  r.messages.push_back(message("assistant", {ContentBlock::of_tool_call({"toolu_01A", "lookup_clause",
+  r.messages.push_back(Message::of("assistant", {ContentBlock::of_tool_call({"toolu_01A", "lookup_clause",
                                                                          R"({"clause":"14"})"})}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("toolu_01A", "lookup_clause", "Capped.")}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("toolu_01A", "lookup_clause", "Capped.")}));
   r.messages.push_back(Message::of_text("user", "And clause 15?"));
   r.tools = {tool("lookup_clause"), tool("get_time")};
   r.max_output_tokens = 1000;
@@ -614,7 +617,7 @@ TEST_CASE("auto_cache puts breakpoints on the last tool, the last system part an
   // thinking (which cannot carry one) is passed over for the block before it;
   // a message of thinking alone, for the message before it.
   ModelRequest prefill = ask("Draft a reply.");
-  prefill.messages.push_back(message("assistant", {ContentBlock::of_text("Dear"),
+  prefill.messages.push_back(Message::of("assistant", {ContentBlock::of_text("Dear"),
                                                    thinking("Formal tone.", "EqQBCgIYAh", "anthropic")}));
   http = make_anthropic_wire(model, "")->build_request(prefill, false);
   REQUIRE_MESSAGE(http.ok(), http.status().to_string());
@@ -628,7 +631,7 @@ TEST_CASE("auto_cache puts breakpoints on the last tool, the last system part an
       {"type": "thinking", "thinking": "Formal tone.", "signature": "EqQBCgIYAh"}]}])json"));
 
   ModelRequest thought = ask("Draft a reply.");
-  thought.messages.push_back(message("assistant", {thinking("Formal tone.", "EqQBCgIYAh", "anthropic")}));
+  thought.messages.push_back(Message::of("assistant", {thinking("Formal tone.", "EqQBCgIYAh", "anthropic")}));
   http = make_anthropic_wire(model, "")->build_request(thought, false);
   REQUIRE_MESSAGE(http.ok(), http.status().to_string());
   b = json::parse(http->body);
@@ -687,14 +690,14 @@ TEST_CASE("more than 4 cache breakpoints are refused: Anthropic's limit") {
   ModelRequest r;
   ContentBlock system = ContentBlock::of_text("You review contracts.");
   system.cache = CacheBreakpoint{};
-  r.messages.push_back(message("system", {system}));
-  r.messages.push_back(message("assistant", {ContentBlock::of_tool_call({"toolu_01A", "lookup_clause", "{}"})}));
+  r.messages.push_back(Message::of("system", {system}));
+  r.messages.push_back(Message::of("assistant", {ContentBlock::of_tool_call({"toolu_01A", "lookup_clause", "{}"})}));
   ContentBlock result = ContentBlock::of_tool_result("toolu_01A", "lookup_clause", "Capped.");
   result.content[0].cache = CacheBreakpoint{};  // inside the result: counted too
-  r.messages.push_back(message("tool", {result}));
+  r.messages.push_back(Message::of("tool", {result}));
   ContentBlock question = ContentBlock::of_text("And clause 15?");
   question.cache = CacheBreakpoint{};
-  r.messages.push_back(message("user", {question}));
+  r.messages.push_back(Message::of("user", {question}));
   r.tools = {tool("lookup_clause")};
   r.tools[0].cache = CacheBreakpoint{};
   CHECK(wire()->build_request(r, false).ok());  // 4: the most it takes
@@ -707,7 +710,7 @@ TEST_CASE("more than 4 cache breakpoints are refused: Anthropic's limit") {
 
 TEST_CASE("malformed blocks are the caller's error") {
   ModelRequest bad_args = ask("Hi");
-  bad_args.messages.push_back(message("assistant", {ContentBlock::of_tool_call({"toolu_1", "f", "[1]"})}));
+  bad_args.messages.push_back(Message::of("assistant", {ContentBlock::of_tool_call({"toolu_1", "f", "[1]"})}));
   CHECK(refusal(bad_args).message() == "message 2: tool call 'f' arguments is not a JSON object");
 
   ModelRequest bad_ttl = ask("Hi");
@@ -761,7 +764,7 @@ TEST_CASE("an answer's blocks come back in order with their signatures and origi
 
   // Sent back, the answer is what the API gave, block for block.
   ModelRequest next = ask("Go on.");
-  next.messages.push_back(message("assistant", r.content));
+  next.messages.push_back(Message::of("assistant", r.content));
   const json sent = body_of(next)["messages"][1]["content"];
   const json expected = json::parse(R"json([
     {"type": "thinking", "thinking": "Clause 14.2 is the cap; check 14.3.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
@@ -901,6 +904,7 @@ TEST_CASE("a stream delivers thinking, signature, text and tool call pieces as t
       {K::kThinking, 0, "The user wants clause 14", "", ""},
       {K::kThinking, 0, " and its cap.", "", ""},
       {K::kSignature, 0, "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds", "", ""},
+      {K::kRedactedThinking, 1, "EmwKAhgBEgy3va3pzix", "", ""},
       {K::kText, 2, "Clause 14.2 caps liability", "", ""},
       {K::kText, 2, "; let me check 14.3.", "", ""},
       {K::kToolCallStart, 3, "", "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "lookup_clause"},
@@ -909,6 +913,8 @@ TEST_CASE("a stream delivers thinking, signature, text and tool call pieces as t
       {K::kToolCallStart, 4, "", "toolu_01Xq", "get_time"},
   };
   CHECK(d.chunks == expected);
+  // Signatures and redacted data say whose they are; text and tool pieces do not.
+  CHECK(d.origins == std::vector<std::string>{"", "", "anthropic", "anthropic", "", "", "", "", "", ""});
 
   REQUIRE_MESSAGE(d.response.ok(), d.response.status().to_string());
   const ModelResponse& r = *d.response;
@@ -991,8 +997,12 @@ data: {"type":"message_stop"}
 
 )sse";
   Decoded d = decode(stream);
-  REQUIRE(d.chunks.size() == 1);
-  CHECK(d.chunks[0] == Chunk{StreamChunk::Kind::kText, 1, "Clause 14", "", ""});
+  REQUIRE(d.chunks.size() == 2);  // the server tool whole when it stops, then the text
+  CHECK(d.chunks[0].kind == StreamChunk::Kind::kOpaque);
+  CHECK(d.chunks[0].index == 0);
+  CHECK(json::parse(d.chunks[0].text)["input"] == json{{"query", "clause 14"}});
+  CHECK(d.origins[0] == "anthropic");
+  CHECK(d.chunks[1] == Chunk{StreamChunk::Kind::kText, 1, "Clause 14", "", ""});
   REQUIRE(d.response.ok());
   REQUIRE(d.response->content.size() == 2);
   CHECK(d.response->content[0].type == Type::kOpaque);
@@ -1029,7 +1039,7 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
   const std::string cut = kThinkingToolStream.substr(0, kThinkingToolStream.find("event: message_delta"));
   Decoded short_stream = decode(cut);
   CHECK(short_stream.response.status().code() == Status::Code::kUnavailable);
-  CHECK(short_stream.chunks.size() == 9);  // what arrived was delivered
+  CHECK(short_stream.chunks.size() == 10);  // what arrived was delivered
 }
 
 }  // TEST_SUITE

@@ -89,7 +89,6 @@ ToolSpec tool(std::string name, std::string description, std::string parameters_
   return t;
 }
 
-Message message(std::string role, std::vector<ContentBlock> content) { return {std::move(role), std::move(content)}; }
 
 ModelRequest hello() {
   ModelRequest r;
@@ -120,6 +119,9 @@ std::string kind_name(StreamChunk::Kind k) {
     case StreamChunk::Kind::kText: return "text";
     case StreamChunk::Kind::kThinking: return "thinking";
     case StreamChunk::Kind::kSignature: return "signature";
+    case StreamChunk::Kind::kRefusal: return "refusal";
+    case StreamChunk::Kind::kRedactedThinking: return "redacted";
+    case StreamChunk::Kind::kOpaque: return "opaque";
     case StreamChunk::Kind::kToolCallStart: return "call";
     case StreamChunk::Kind::kToolArguments: return "args";
   }
@@ -178,8 +180,8 @@ TEST_CASE("every message block reaches Gemini as its part") {
   ModelRequest r;
   ContentBlock cached_system = text("Answer in French.");
   cached_system.cache = CacheBreakpoint{"1h"};  // Gemini caches implicitly: dropped
-  r.messages.push_back(message("system", {text("You are terse.")}));
-  r.messages.push_back(message("system", {cached_system}));
+  r.messages.push_back(Message::of("system", {text("You are terse.")}));
+  r.messages.push_back(Message::of("system", {cached_system}));
 
   ContentBlock photo = media(Type::kImage, MediaSource::Kind::kBase64, "image/png", "iVBORw0KGgo=");
   photo.detail = "low";
@@ -188,14 +190,14 @@ TEST_CASE("every message block reaches Gemini as its part") {
   contract.title = "Contract v2";
   ContentBlock uploaded = media(Type::kAudio, MediaSource::Kind::kFileId, "audio/mp3", "files/abc123");
   uploaded.origin = "gemini";
-  r.messages.push_back(message("user", {text("What is in these?"), photo, contract, uploaded,
+  r.messages.push_back(Message::of("user", {text("What is in these?"), photo, contract, uploaded,
                                         media(Type::kAudio, MediaSource::Kind::kBase64, "audio/wav", "UklGRg==")}));
 
   ContentBlock redacted;
   redacted.type = Type::kRedactedThinking;
   redacted.signature = "EmwKAhgBEgy3va3pzix";
   redacted.origin = "anthropic";
-  r.messages.push_back(message("assistant", {thinking("Plan: weather, then time.", "", "gemini"),
+  r.messages.push_back(Message::of("assistant", {thinking("Plan: weather, then time.", "", "gemini"),
                                              thinking("Claude's reasoning", "EqQBCgIYAh", "anthropic"), redacted,
                                              thinking("Signed summary", "c2lnLXRob3VnaHQ=", "gemini"),
                                              text("Checking.", "c2lnLXRleHQ=", "gemini"),
@@ -206,9 +208,9 @@ TEST_CASE("every message block reaches Gemini as its part") {
   ContentBlock chart = media(Type::kImage, MediaSource::Kind::kBase64, "image/jpeg", "/9j/4AAQ");
   chart.detail = "high";
   weather.content.push_back(chart);
-  r.messages.push_back(message("tool", {weather}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("", "get_time", "clock offline", true)}));
-  r.messages.push_back(message("user", {text("Thanks. Anything else?")}));
+  r.messages.push_back(Message::of("tool", {weather}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("", "get_time", "clock offline", true)}));
+  r.messages.push_back(Message::of("user", {text("Thanks. Anything else?")}));
 
   ContentBlock refusal;
   refusal.type = Type::kRefusal;
@@ -221,7 +223,7 @@ TEST_CASE("every message block reaches Gemini as its part") {
   foreign_item.type = Type::kOpaque;
   foreign_item.opaque_json = R"({"type":"reasoning","id":"rs_1","encrypted_content":"gAAAA"})";
   foreign_item.origin = "openai";
-  r.messages.push_back(message("assistant", {refusal, own_item, foreign_item}));
+  r.messages.push_back(Message::of("assistant", {refusal, own_item, foreign_item}));
 
   const json b = body_of(r);
   CHECK(b["systemInstruction"] == json::parse(R"({"parts":[{"text":"You are terse."},{"text":"Answer in French."}]})"));
@@ -253,8 +255,8 @@ TEST_CASE("every message block reaches Gemini as its part") {
 TEST_CASE("tool results in user messages find their function's name by the call id") {
   ModelRequest r;
   r.messages.push_back(Message::of_text("user", "Weather in Paris?"));
-  r.messages.push_back(message("assistant", {call("toolu_01A", "get_weather", R"({"city":"Paris"})", "", "anthropic")}));
-  r.messages.push_back(message("user", {ContentBlock::of_tool_result("toolu_01A", "", "18C")}));
+  r.messages.push_back(Message::of("assistant", {call("toolu_01A", "get_weather", R"({"city":"Paris"})", "", "anthropic")}));
+  r.messages.push_back(Message::of("user", {ContentBlock::of_tool_result("toolu_01A", "", "18C")}));
   const json b = body_of(r);
   CHECK(b["contents"][2] == json::parse(R"({"role":"user","parts":[
       {"functionResponse":{"id":"toolu_01A","name":"get_weather","response":{"result":"18C"}}}]})"));
@@ -270,13 +272,13 @@ TEST_CASE("tool results in user messages find their function's name by the call 
 TEST_CASE("calls Gemini did not make get the placeholder signature in the current turn only") {
   ModelRequest r;
   r.messages.push_back(Message::of_text("user", "Weather in Paris?"));
-  r.messages.push_back(message("assistant", {call("call_1", "get_weather", R"({"city":"Paris"})", "", "openai")}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("call_1", "get_weather", "18C")}));
-  r.messages.push_back(message("assistant", {text("18C in Paris.")}));
+  r.messages.push_back(Message::of("assistant", {call("call_1", "get_weather", R"({"city":"Paris"})", "", "openai")}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_1", "get_weather", "18C")}));
+  r.messages.push_back(Message::of("assistant", {text("18C in Paris.")}));
   r.messages.push_back(Message::of_text("user", "And Rome?"));
-  r.messages.push_back(message("assistant", {call("call_2", "get_weather", R"({"city":"Rome"})", "", "openai"),
+  r.messages.push_back(Message::of("assistant", {call("call_2", "get_weather", R"({"city":"Rome"})", "", "openai"),
                                              call("", "get_time", "{}", "", "gemini")}));
-  r.messages.push_back(message("tool", {ContentBlock::of_tool_result("call_2", "get_weather", "21C"),
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_2", "get_weather", "21C"),
                                         ContentBlock::of_tool_result("", "get_time", "12:00")}));
 
   const json b = body_of(r);
@@ -534,6 +536,11 @@ TEST_CASE("requests Gemini cannot express are refused so the dispatcher falls ba
   }
   {
     ModelRequest r = hello();
+    r.messages[0].name = "alice";
+    cases.push_back({"a participant name", r, "cannot take the name 'alice' on message 1 (Gemini has no participant names)"});
+  }
+  {
+    ModelRequest r = hello();
     r.sampling.seed = 1LL << 40;
     cases.push_back({"a 64-bit seed", r, "cannot take seed 1099511627776 (Gemini's seed is a 32-bit integer)"});
   }
@@ -557,7 +564,7 @@ TEST_CASE("requests Gemini cannot express are refused so the dispatcher falls ba
   {
     ModelRequest r = hello();
     r.messages.insert(r.messages.begin(),
-                      message("system", {media(Type::kImage, MediaSource::Kind::kUrl, "", "https://x/logo.png")}));
+                      Message::of("system", {media(Type::kImage, MediaSource::Kind::kUrl, "", "https://x/logo.png")}));
     cases.push_back({"an image in the system prompt", r,
                      "cannot take an image block in message 1, a system message (Gemini's systemInstruction holds "
                      "text)"});
@@ -604,7 +611,7 @@ TEST_CASE("malformed requests are invalid") {
   }
   {
     ModelRequest r = hello();
-    r.messages.push_back(message("assistant", {call("c1", "f", "[1]")}));
+    r.messages.push_back(Message::of("assistant", {call("c1", "f", "[1]")}));
     cases.push_back({"arguments not an object", r, "message 2: tool call 'f' arguments is not a JSON object"});
   }
   for (const Case& c : cases) {
@@ -666,7 +673,7 @@ TEST_CASE("an answer sent back reaches Gemini as the parts it came in") {
   REQUIRE(answer.ok());
   CHECK(answer->content[3].type == Type::kOpaque);
   ModelRequest r = hello();
-  r.messages.push_back({"assistant", answer->content});
+  r.messages.push_back(Message::of("assistant", answer->content));
   const json b = body_of(r);
   CHECK(b["contents"][1]["parts"] == json::parse(R"json([
       {"text": "Thinking it over.", "thought": true, "thoughtSignature": "dGhvdWdodA=="},
@@ -763,9 +770,9 @@ data: {"candidates": [{"content": {"parts": [{"functionCall": {"name": "get_weat
   CHECK(d.chunks ==
         "thinking 0 **Checking the forecast**\n\n"
         "thinking 0 The user wants Paris.\n"
+        "signature 1 CsIBAdHtim9\n"  // before the call it signs
         "call 1 |get_weather\n"
         "args 1 {\"city\":\"Paris\"}\n"
-        "signature 1 CsIBAdHtim9\n"
         "call 2 |get_time\n"
         "args 2 {}\n");
   const ModelResponse& r = *d.response;

@@ -97,6 +97,7 @@ ModelRequest every_field_request() {
 
   Message user;
   user.role = "user";
+  user.name = "alice";
   user.content.push_back(ContentBlock::of_text("What does this show?"));
   ContentBlock png = media(Type::kImage, MediaSource::Kind::kBase64, "image/png", "iVBORw0KGgo=");
   png.detail = "high";
@@ -110,6 +111,7 @@ ModelRequest every_field_request() {
 
   Message assistant;
   assistant.role = "assistant";
+  assistant.name = "reviewer";
   assistant.content.push_back(thinking("Clause 14 first.", "EqQBCgIYAh", "anthropic"));
   assistant.content.push_back(ContentBlock::of_text("Let me look up clause 14."));
   assistant.content.push_back(ContentBlock::of_tool_call({"call_1", "lookup_clause", R"({"clause":"14"})"}));
@@ -170,13 +172,13 @@ const char* kEveryFieldBody = R"json({
   "model": "gpt-5",
   "messages": [
     {"role": "system", "content": "You review contracts."},
-    {"role": "user", "content": [
+    {"role": "user", "name": "alice", "content": [
       {"type": "text", "text": "What does this show?"},
       {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
       {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
       {"type": "file", "file": {"filename": "contract.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQ="}},
       {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]},
-    {"role": "assistant", "content": "Let me look up clause 14.", "tool_calls": [
+    {"role": "assistant", "name": "reviewer", "content": "Let me look up clause 14.", "tool_calls": [
       {"id": "call_1", "type": "function", "function": {"name": "lookup_clause", "arguments": "{\"clause\":\"14\"}"}},
       {"id": "call_2", "type": "function", "function": {"name": "screenshot", "arguments": "{}"}}]},
     {"role": "tool", "tool_call_id": "call_1", "content": "Error: clause not found"},
@@ -228,6 +230,9 @@ std::string kind_name(StreamChunk::Kind k) {
     case StreamChunk::Kind::kText: return "text";
     case StreamChunk::Kind::kThinking: return "thinking";
     case StreamChunk::Kind::kSignature: return "signature";
+    case StreamChunk::Kind::kRefusal: return "refusal";
+    case StreamChunk::Kind::kRedactedThinking: return "redacted_thinking";
+    case StreamChunk::Kind::kOpaque: return "opaque";
     case StreamChunk::Kind::kToolCallStart: return "tool_call_start";
     case StreamChunk::Kind::kToolArguments: return "tool_arguments";
   }
@@ -813,12 +818,12 @@ TEST_CASE("a vLLM stream delivers thinking, text and tool calls at fixed block i
   CHECK(r.model == "qwen3-32b");
 }
 
-TEST_CASE("a streamed refusal arrives as text pieces of the refusal block, with its logprobs") {
+TEST_CASE("a streamed refusal arrives as refusal pieces of the refusal block, with its logprobs") {
   Decoded d = decode(openai_spec(), kRefusalStream);
   REQUIRE_MESSAGE(d.response.ok(), d.response.status().to_string());
   const std::vector<Seen> expected = {
-      {StreamChunk::Kind::kText, 0, "I'm sorry,", "", ""},
-      {StreamChunk::Kind::kText, 0, " I can't help with that.", "", ""},
+      {StreamChunk::Kind::kRefusal, 0, "I'm sorry,", "", ""},
+      {StreamChunk::Kind::kRefusal, 0, " I can't help with that.", "", ""},
   };
   CHECK(d.chunks == expected);
   const ModelResponse& r = *d.response;

@@ -151,7 +151,6 @@ const json* function_call_part(const json& content) {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-Message message(std::string role, std::vector<ContentBlock> content) { return Message{std::move(role), std::move(content)}; }
 
 // A 1x1 PNG.
 constexpr const char* kPng =
@@ -163,7 +162,7 @@ Message image_question() {
   image.source.kind = MediaSource::Kind::kBase64;
   image.source.media_type = "image/png";
   image.source.data = kPng;
-  return message("user", {ContentBlock::of_text("What is in this picture?"), image});
+  return Message::of("user", {ContentBlock::of_text("What is in this picture?"), image});
 }
 
 }  // namespace
@@ -199,8 +198,8 @@ TEST_CASE("a Claude thinking and tool loop sends every thinking block back verba
   CHECK(b1.at("max_tokens") == 32000);
 
   // Turn 2: the assistant message as returned, then the tool's result.
-  conversation.push_back(message("assistant", r1.response.content));
-  conversation.push_back(message("user", {ContentBlock::of_tool_result(call1.id, "search", "Switchboard routes model calls.")}));
+  conversation.push_back(Message::of("assistant", r1.response.content));
+  conversation.push_back(Message::of("user", {ContentBlock::of_tool_result(call1.id, "search", "Switchboard routes model calls.")}));
   StepResult r2 = turn();
   REQUIRE_MESSAGE(r2.status.ok(), r2.status.to_string());
   const ContentBlock* thinking2 = find_block(r2.response.content, ContentBlock::Type::kThinking);
@@ -218,7 +217,7 @@ TEST_CASE("a Claude thinking and tool loop sends every thinking block back verba
 
   // Turn 3: the answer as returned, a new question; both thinking blocks go back.
   const json expected2 = {{"type", "thinking"}, {"thinking", thinking2->text}, {"signature", thinking2->signature}};
-  conversation.push_back(message("assistant", r2.response.content));
+  conversation.push_back(Message::of("assistant", r2.response.content));
   conversation.push_back(Message::of_text("user", "Search once more."));
   StepResult r3 = turn();
   REQUIRE_MESSAGE(r3.status.ok(), r3.status.to_string());
@@ -250,9 +249,9 @@ TEST_CASE("a Gemini thinking and tool loop keeps the thoughtSignature on the fun
   json b1 = rig.last_body();
   CHECK(b1.at("generationConfig").at("thinkingConfig").at("thinkingBudget") == 4096);
 
-  conversation.push_back(message("assistant", r1.response.content));
+  conversation.push_back(Message::of("assistant", r1.response.content));
   conversation.push_back(
-      message("user", {ContentBlock::of_tool_result(use1->tool_call.id, "search", "Switchboard routes model calls.")}));
+      Message::of("user", {ContentBlock::of_tool_result(use1->tool_call.id, "search", "Switchboard routes model calls.")}));
   StepResult r2 = turn();
   REQUIRE_MESSAGE(r2.status.ok(), r2.status.to_string());
   CHECK_FALSE(r2.response.text().empty());
@@ -265,7 +264,7 @@ TEST_CASE("a Gemini thinking and tool loop keeps the thoughtSignature on the fun
   CHECK(part2->at("functionCall").at("name") == "search");
   CHECK(b2["contents"][2]["parts"][0].contains("functionResponse"));
 
-  conversation.push_back(message("assistant", r2.response.content));
+  conversation.push_back(Message::of("assistant", r2.response.content));
   conversation.push_back(Message::of_text("user", "Search once more."));
   StepResult r3 = turn();
   REQUIRE_MESSAGE(r3.status.ok(), r3.status.to_string());
@@ -394,8 +393,8 @@ TEST_CASE("a tool loop that changes provider every turn succeeds on each") {
   const ContentBlock thinking1 = r1.response.content[0];
   REQUIRE(thinking1.type == ContentBlock::Type::kThinking);
   const ToolCall call1 = r1.response.tool_calls().at(0);
-  conversation.push_back(message("assistant", r1.response.content));
-  conversation.push_back(message("user", {ContentBlock::of_tool_result(call1.id, "search", "Switchboard routes model calls.")}));
+  conversation.push_back(Message::of("assistant", r1.response.content));
+  conversation.push_back(Message::of("user", {ContentBlock::of_tool_result(call1.id, "search", "Switchboard routes model calls.")}));
 
   // Turn 2, OpenAI: Claude's thinking is not sent, the call and its result are.
   StepResult r2 = turn("openai/high");
@@ -412,7 +411,7 @@ TEST_CASE("a tool loop that changes provider every turn succeeds on each") {
     CHECK(b["messages"][2].at("role") == "tool");
     CHECK(b["messages"][2].at("tool_call_id") == call1.id);
   }
-  conversation.push_back(message("assistant", r2.response.content));
+  conversation.push_back(Message::of("assistant", r2.response.content));
   conversation.push_back(Message::of_text("user", "Search once more."));
 
   // Turn 3, Gemini: a new call.
@@ -430,9 +429,9 @@ TEST_CASE("a tool loop that changes provider every turn succeeds on each") {
   }
   const ContentBlock* use3 = find_block(r3.response.content, ContentBlock::Type::kToolUse);
   REQUIRE(use3 != nullptr);
-  conversation.push_back(message("assistant", r3.response.content));
+  conversation.push_back(Message::of("assistant", r3.response.content));
   conversation.push_back(
-      message("user", {ContentBlock::of_tool_result(use3->tool_call.id, "search", "Still a model router.")}));
+      Message::of("user", {ContentBlock::of_tool_result(use3->tool_call.id, "search", "Still a model router.")}));
 
   // Turn 4, back to Anthropic: its own thinking block goes back verbatim;
   // the turn Gemini began has no thinking of Claude's, so the rules' level

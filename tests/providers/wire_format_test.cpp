@@ -62,11 +62,11 @@ ModelRequest tool_request() {
   ModelRequest r;
   r.messages.push_back(Message::of_text("system", "You are terse."));
   r.messages.push_back(Message::of_text("user", "Weather and time in Paris?"));
-  r.messages.push_back({"assistant",
+  r.messages.push_back(Message::of("assistant",
                         {ContentBlock::of_tool_call({"call_1", "get_weather", R"({"city":"Paris"})"}),
-                         ContentBlock::of_tool_call({"call_2", "get_time", ""})}});
-  r.messages.push_back({"tool", {ContentBlock::of_tool_result("call_1", "get_weather", R"({"temp_c":18})")}});
-  r.messages.push_back({"tool", {ContentBlock::of_tool_result("call_2", "get_time", "14:05")}});
+                         ContentBlock::of_tool_call({"call_2", "get_time", ""})}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_1", "get_weather", R"({"temp_c":18})")}));
+  r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("call_2", "get_time", "14:05")}));
   r.tools.push_back(ToolSpec::of_function("get_weather", "Current weather for a city",
                      R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})"));
   r.tools.push_back(ToolSpec::of_function("get_time", "", R"({"type":"object","properties":{}})"));

@@ -19,6 +19,7 @@ namespace {
 // raises at line 5, everything else is cheap with low reasoning.
 const char* const kRules = R"lua(function classify(step, ctx)
   if step.role == "plan" then return "premium" end
+  if step.role == "review" then return { tier = "premium", reasoning = "high", pin_reasoning = true } end
   if step.role == "bad" then return { tier = "gold" } end
   if step.role == "crash" then
     error("boom")
@@ -70,10 +71,15 @@ expect = { tier = "cheap", model = "m-cheap", reasoning = "low", fanout = 1, rea
 [[case]]
 name = "plan is premium"
 step = { role = "plan", needs_chain_of_thought = true }
-expect = { tier = "premium", model = "m-premium", reasoning = "default" }
+expect = { tier = "premium", model = "m-premium", reasoning = "default", pin_reasoning = false }
+
+[[case]]
+name = "review pins high reasoning"
+step = { role = "review" }
+expect = { tier = "premium", reasoning = "high", pin_reasoning = true }
 )toml");
   const RuleTestReport r = s.run({file});
-  CHECK_MESSAGE(r.passed == 2, describe(r));
+  CHECK_MESSAGE(r.passed == 3, describe(r));
   CHECK(r.failed == 0);
   CHECK(r.failures.empty());
   CHECK(r.files == std::vector<std::string>{file});
@@ -92,7 +98,7 @@ TEST_CASE("a failing case reports expected against actual at the case's file:lin
                                        "[[case]]\n"  // line 8
                                        "name = \"plan is cheap too\"\n"
                                        "step = { role = \"plan\" }\n"
-                                       "expect = { tier = \"cheap\", reasoning = \"low\", fanout = 2 }\n");
+                                       "expect = { tier = \"cheap\", reasoning = \"low\", pin_reasoning = true, fanout = 2 }\n");
   const RuleTestReport r = s.run({file});
   CHECK(r.passed == 1);
   CHECK(r.failed == 1);
@@ -101,7 +107,8 @@ TEST_CASE("a failing case reports expected against actual at the case's file:lin
   CHECK(r.failures[0].case_name == "plan is cheap too");
   CHECK(r.failures[0].message == file +
                                      ":8:1: tier: expected \"cheap\", got \"premium\"; reasoning: expected "
-                                     "\"low\", got \"default\"; fanout: expected 2, got 1");
+                                     "\"low\", got \"default\"; pin_reasoning: expected true, got false; fanout: "
+                                     "expected 2, got 1");
 }
 
 TEST_CASE("expect.error matches a substring of the rules error, true for any, false for none") {
@@ -192,7 +199,7 @@ TEST_CASE("a malformed test file counts as one failure naming file:line:column")
       {"a case with no name", "[[case]]\nstep = { role = \"format\" }\nexpect = { tier = \"cheap\" }\n",
        ":1:1: case needs 'name'"},
       {"a typo in expect", "[[case]]\nname = \"x\"\nstep = { role = \"format\" }\nexpect = { teir = \"cheap\" }\n",
-       ":4:12: expect: unknown key 'teir' (expected one of: tier, model, reasoning, fanout, "
+       ":4:12: expect: unknown key 'teir' (expected one of: tier, model, reasoning, pin_reasoning, fanout, "
        "max_output_tokens, aggregate, reason_contains, error)"},
       {"a typo in step", "[[case]]\nname = \"x\"\nstep = { rol = \"format\" }\nexpect = { tier = \"cheap\" }\n",
        ":3:10: step: unknown key 'rol' (expected one of: role, input_tokens, prompt, "

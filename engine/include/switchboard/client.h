@@ -46,10 +46,12 @@ namespace switchboard {
 using ChunkHandler = std::function<void(const StreamChunk&)>;
 
 /// Delivers a whole answer through `on_chunk` as a stream of it would have
-/// come, block by block: thinking (then its signature), text, refusal (as
-/// text), tool calls (start, then the arguments in one piece), with each
-/// block's index. For clients that cannot stream (the default
-/// ModelClient::stream) and servers that answer a stream request whole.
+/// come, block by block, each with its index: thinking (then its
+/// signature), text (then a signature on it), refusal, redacted thinking and
+/// opaque items whole, tool calls (a signature on the call, the start, then
+/// the arguments in one piece). Media blocks of an answer have no chunk.
+/// For clients that cannot stream (the default ModelClient::stream) and
+/// servers that answer a stream request whole.
 void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk);
 
 /// One model behind one interface, whatever the provider (see the file comment).

@@ -25,6 +25,10 @@ struct Decision {
   std::string tier;                 ///< always set: the tier the model is served from
   std::string model;                ///< always set: the first model to call
   Reasoning reasoning = Reasoning::kDefault;  ///< the reasoning level to ask the model for
+  /// The rules pinned `reasoning` (`pin_reasoning = true`): it applies even
+  /// when the caller asked for its own effort or thinking budget, which then
+  /// is not sent. Unpinned, the caller's explicit setting wins.
+  bool reasoning_pinned = false;
   std::optional<std::int64_t> max_output_tokens;  ///< output cap; unset: the model's default_output_tokens
   int fanout = 1;                   ///< parallel calls ("contemplating" mode) when > 1
   std::string aggregate;            ///< tier of the aggregation call, when fanout > 1

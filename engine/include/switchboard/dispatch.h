@@ -46,7 +46,8 @@ struct StepCall {
   /// message made from step.prompt, or the role), tools, tool choice, output
   /// format, sampling, the caller's reasoning setting (reasoning.effort,
   /// reasoning.budget_tokens) and output cap. The dispatcher fills the rest:
-  /// reasoning.level from the decision (the caller's explicit setting wins),
+  /// reasoning.level from the decision (the caller's explicit setting wins unless
+  /// the rules pinned the level: Decision::reasoning_pinned),
   /// max_output_tokens from the decision when the caller set none, the token
   /// counts from the step, and `bounds` below.
   ModelRequest request;

@@ -109,7 +109,13 @@ struct ContentBlock {
 struct Message {
   std::string role;                   ///< "system" | "user" | "assistant" | "tool"
   std::vector<ContentBlock> content;  ///< in order
+  /// A participant's name (OpenAI `messages[].name`): sent to OpenAI and
+  /// OpenAI-compatible servers; Anthropic and Gemini have no such field, so
+  /// their adapters refuse the model for a request that sets one.
+  std::string name;
 
+  /// A message of these blocks.
+  static Message of(std::string role, std::vector<ContentBlock> content);
   /// A message of one text block.
   static Message of_text(std::string role, std::string text);
   /// The text of its kText blocks, joined (no separator).
@@ -254,24 +260,41 @@ struct ModelResponse {
   std::vector<ToolCall> tool_calls() const;
 };
 
-/// One piece of a streamed answer, delivered as it arrives.
+/// One piece of a streamed answer, delivered as it arrives. Every block of
+/// the answer but media (Gemini's inline images) reaches the caller through
+/// chunks, in the answer's order.
 struct StreamChunk {
   /// What the piece is.
   enum class Kind {
-    kText,           ///< `text`: the next piece of the answer's text
-    kThinking,       ///< `text`: the next piece of the reasoning
-    kSignature,      ///< `text`: the thinking block's signature (whole or a piece)
-    kToolCallStart,  ///< a tool call begins: `id`, `name`
-    kToolArguments,  ///< `text`: the next piece of the call's arguments JSON
+    kText,      ///< `text`: the next piece of the answer's text
+    kThinking,  ///< `text`: the next piece of the reasoning
+    /// `text`: the signature (whole or a piece) of the block at `index`, made
+    /// by `origin`: a thinking block's (after its text), Gemini's
+    /// thoughtSignature on a text part (after the part) or on a tool call
+    /// (before the call's start, so the call can carry it).
+    kSignature,
+    kRefusal,           ///< `text`: the next piece of a refusal (ContentBlock::Type::kRefusal)
+    kRedactedThinking,  ///< `text`: a redacted thinking block's data, whole, made by `origin`
+    kOpaque,            ///< `text`: a provider's own item (ContentBlock::Type::kOpaque) as JSON, whole, made by `origin`
+    kToolCallStart,     ///< a tool call begins: `id`, `name`
+    kToolArguments,     ///< `text`: the next piece of the call's arguments JSON
   };
   Kind kind = Kind::kText;  ///< what the piece is
   std::string_view text;    ///< the piece
   int index = 0;            ///< the block's index in the answer (ModelResponse::content)
   std::string_view id;      ///< kToolCallStart: the call's id ("" when the provider gives none)
   std::string_view name;    ///< kToolCallStart: the function's name
+  /// kSignature, kRedactedThinking, kOpaque: the provider that made it
+  /// (ContentBlock::origin), so the caller can send it back to that provider only.
+  std::string_view origin;
   /// Set on the first chunk of a new attempt (another model, or a retry) after
   /// chunks of a failed attempt were already delivered: discard those.
   bool restart = false;
+
+  /// A chunk of `kind` for the block at `index`.
+  static StreamChunk of(Kind kind, int index, std::string_view text, std::string_view origin = {});
+  /// The start of the tool call at `index`.
+  static StreamChunk tool_call_start(int index, std::string_view id, std::string_view name);
 };
 
 }  // namespace switchboard

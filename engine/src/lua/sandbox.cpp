@@ -67,6 +67,7 @@ struct ResultPod {
   TextSlot name, tier, model, reasoning, aggregate, reason;
   bool has_max_output_tokens, has_fanout;
   lua_Integer max_output_tokens, fanout;
+  bool has_pin_reasoning, pin_reasoning;
 };
 
 // Arguments of one protected call.
@@ -79,9 +80,11 @@ struct CallFrame {
 };
 
 // The fields of a returned table, in the order field_refs holds their names.
-enum ResultField { kTier, kModel, kReasoning, kAggregate, kReason, kMaxOutputTokens, kFanout, kResultFieldCount };
+enum ResultField {
+  kTier, kModel, kReasoning, kAggregate, kReason, kMaxOutputTokens, kFanout, kPinReasoning, kResultFieldCount
+};
 constexpr const char* kResultFieldNames[kResultFieldCount] = {
-    "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout"};
+    "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout", "pin_reasoning"};
 
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
@@ -1456,7 +1459,7 @@ int field_of(const char* key, size_t len) {
   return -1;
 }
 
-// Copies the result table's known fields to the stack slots base+0..base+6,
+// Copies the result table's known fields to the stack slots base+0..base+7,
 // in kResultFieldNames order, without running a metamethod. A table of a
 // few fields is walked once with lua_next; a big one is probed per field,
 // so the cost stays bounded either way.
@@ -1513,6 +1516,17 @@ void read_integer_field(lua_State* L, int base, ResultField id, bool* has, lua_I
   }
 }
 
+void read_boolean_field(lua_State* L, int base, ResultField id, bool* has, bool* out) {
+  const int type = lua_type(L, base + id);
+  if (type == LUA_TBOOLEAN) {
+    *out = lua_toboolean(L, base + id) != 0;
+    *has = true;
+  } else if (type != LUA_TNIL) {
+    luaL_error(L, "%s: classify returned '%s' as a %s; expected true or false", core_of(L)->chunk_name,
+               kResultFieldNames[id], lua_typename(L, type));
+  }
+}
+
 // Reads classify's result without running any metamethod.
 void read_result(lua_State* L, int idx, ResultPod* out) {
   const int type = lua_type(L, idx);
@@ -1536,6 +1550,7 @@ void read_result(lua_State* L, int idx, ResultPod* out) {
   read_text_field(L, base, kReason, &out->reason, kMaxReasonBytes);
   read_integer_field(L, base, kMaxOutputTokens, &out->has_max_output_tokens, &out->max_output_tokens);
   read_integer_field(L, base, kFanout, &out->has_fanout, &out->fanout);
+  read_boolean_field(L, base, kPinReasoning, &out->has_pin_reasoning, &out->pin_reasoning);
 }
 
 int protected_classify(lua_State* L) {
@@ -1681,7 +1696,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
                                          const RulesContext& ctx, CallProbe* probe) {
   if (core_->poisoned) return Status::internal("sandbox used after a budget, time or memory kill");
   ResultPod* pod = &core_->result;
-  pod->is_name = pod->has_fanout = pod->has_max_output_tokens = false;
+  pod->is_name = pod->has_fanout = pod->has_max_output_tokens = pod->has_pin_reasoning = false;
   for (TextSlot* slot : {&pod->name, &pod->tier, &pod->model, &pod->reasoning, &pod->aggregate,
                          &pod->reason}) {
     slot->present = false;
@@ -1721,6 +1736,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
   take(pod->reason, raw.reason);
   if (pod->has_max_output_tokens) raw.max_output_tokens = pod->max_output_tokens;
   if (pod->has_fanout) raw.fanout = pod->fanout;
+  if (pod->has_pin_reasoning) raw.pin_reasoning = pod->pin_reasoning;
   return raw;
 }
 

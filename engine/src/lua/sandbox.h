@@ -59,6 +59,7 @@ struct RawDecision {
   std::optional<std::string_view> name;  // set when classify returned a string
   std::optional<std::string_view> tier, model, reasoning, aggregate, reason;
   std::optional<std::int64_t> max_output_tokens, fanout;
+  std::optional<bool> pin_reasoning;
 };
 
 // The `ctx` argument, as the rules see it.

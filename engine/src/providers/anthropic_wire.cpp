@@ -285,7 +285,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
       } else if (type == "content_block_delta") {
         if (const json* delta = wire::object_at(e, "delta")) add_delta(e.value("index", 0), *delta, on_chunk);
       } else if (type == "content_block_stop") {
-        stop_block(e.value("index", 0));
+        stop_block(e.value("index", 0), on_chunk);
       } else if (type == "message_delta") {
         if (const json* delta = wire::object_at(e, "delta")) {
           if (std::string reason = wire::string_at(*delta, "stop_reason"); !reason.empty()) {
@@ -317,7 +317,7 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     response_.usage = *usage;
     bool json_answer = false;
     for (auto& [index, open] : blocks_) {
-      stop_block(index);  // a block whose stop event never came is whole all the same
+      stop_block(index, nullptr);  // a block whose stop event never came is whole all the same
       json_answer = json_answer || open.json_answer;
       response_.content.push_back(std::move(open.block));
     }
@@ -341,23 +341,18 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     ContentBlock& b = open.block;
     if (b.type == Type::kToolUse) {
       b.tool_call.arguments_json.clear();  // the input arrives as deltas
-      if (on_chunk) {
-        StreamChunk chunk;
-        chunk.kind = StreamChunk::Kind::kToolCallStart;
-        chunk.index = index;
-        chunk.id = b.tool_call.id;
-        chunk.name = b.tool_call.name;
-        on_chunk(chunk);
-      }
+      if (on_chunk) on_chunk(StreamChunk::tool_call_start(index, b.tool_call.id, b.tool_call.name));
     } else if (open.json_answer) {
       b.text.clear();  // the input arrives as deltas
     } else if (b.type == Type::kOpaque) {
-      open.opaque = start;
+      open.opaque = start;  // delivered whole when it stops
     } else if (b.type == Type::kText) {
       deliver(StreamChunk::Kind::kText, index, b.text, on_chunk);
     } else if (b.type == Type::kThinking) {
       deliver(StreamChunk::Kind::kThinking, index, b.text, on_chunk);
       deliver(StreamChunk::Kind::kSignature, index, b.signature, on_chunk);
+    } else if (b.type == Type::kRedactedThinking) {
+      deliver(StreamChunk::Kind::kRedactedThinking, index, b.signature, on_chunk);  // whole at its start
     }
   }
 
@@ -402,7 +397,8 @@ class AnthropicStreamDecoder final : public StreamDecoder {
     // citations_delta and delta types added later are not kept.
   }
 
-  void stop_block(int index) {
+  // Ends the block at `index`: an opaque item is whole now and delivered.
+  void stop_block(int index, const ChunkHandler& on_chunk) {
     auto it = blocks_.find(index);
     if (it == blocks_.end() || it->second.stopped) return;
     OpenBlock& open = it->second;
@@ -417,16 +413,16 @@ class AnthropicStreamDecoder final : public StreamDecoder {
         if (!input.is_discarded()) open.opaque["input"] = std::move(input);
       }
       b.opaque_json = wire::to_text(open.opaque);
+      deliver(StreamChunk::Kind::kOpaque, index, b.opaque_json, on_chunk);
     }
   }
 
+  // Signatures, redacted thinking and opaque items are Anthropic's own.
   static void deliver(StreamChunk::Kind kind, int index, const std::string& piece, const ChunkHandler& on_chunk) {
     if (piece.empty() || !on_chunk) return;
-    StreamChunk chunk;
-    chunk.kind = kind;
-    chunk.text = piece;
-    chunk.index = index;
-    on_chunk(chunk);
+    const bool owned = kind == StreamChunk::Kind::kSignature || kind == StreamChunk::Kind::kRedactedThinking ||
+                       kind == StreamChunk::Kind::kOpaque;
+    on_chunk(StreamChunk::of(kind, index, piece, owned ? kOrigin : ""));
   }
 
   // Later counts replace earlier ones, key by key; a null count says nothing.
@@ -819,6 +815,7 @@ class AnthropicWire final : public WireFormat {
 
   Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const override {
     try {
+      if (Status s = wire::refuse_message_names(request.messages, "the Messages API"); !s.ok()) return s;
       const Sampling& sampling = request.sampling;
       if (sampling.seed) return cannot_take("a seed", "the Messages API has no seed");
       if (sampling.presence_penalty) return cannot_take("a presence penalty", "the Messages API has no penalties");

@@ -9,42 +9,32 @@ namespace switchboard {
 
 void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk) {
   if (!on_chunk) return;
+  using Kind = StreamChunk::Kind;
   for (std::size_t i = 0; i < response.content.size(); ++i) {
     const ContentBlock& b = response.content[i];
-    StreamChunk c;
-    c.index = static_cast<int>(i);
+    const int index = static_cast<int>(i);
+    const auto send = [&](Kind kind, std::string_view text, std::string_view origin = {}) {
+      if (!text.empty()) on_chunk(StreamChunk::of(kind, index, text, origin));
+    };
     switch (b.type) {
       case ContentBlock::Type::kThinking:
-        if (!b.text.empty()) {
-          c.kind = StreamChunk::Kind::kThinking;
-          c.text = b.text;
-          on_chunk(c);
-        }
-        if (!b.signature.empty()) {
-          c.kind = StreamChunk::Kind::kSignature;
-          c.text = b.signature;
-          on_chunk(c);
-        }
+        send(Kind::kThinking, b.text);
+        send(Kind::kSignature, b.signature, b.origin);
         break;
       case ContentBlock::Type::kText:
-      case ContentBlock::Type::kRefusal:
-        if (!b.text.empty()) {
-          c.kind = StreamChunk::Kind::kText;
-          c.text = b.text;
-          on_chunk(c);
-        }
+        send(Kind::kText, b.text);
+        send(Kind::kSignature, b.signature, b.origin);  // Gemini's, on a text part
         break;
+      case ContentBlock::Type::kRefusal: send(Kind::kRefusal, b.text); break;
+      case ContentBlock::Type::kRedactedThinking: send(Kind::kRedactedThinking, b.signature, b.origin); break;
+      case ContentBlock::Type::kOpaque: send(Kind::kOpaque, b.opaque_json, b.origin); break;
       case ContentBlock::Type::kToolUse:
-        c.kind = StreamChunk::Kind::kToolCallStart;
-        c.id = b.tool_call.id;
-        c.name = b.tool_call.name;
-        on_chunk(c);
-        c.kind = StreamChunk::Kind::kToolArguments;
-        c.text = b.tool_call.arguments_json;
-        on_chunk(c);
+        send(Kind::kSignature, b.signature, b.origin);  // Gemini's, before the call's start
+        on_chunk(StreamChunk::tool_call_start(index, b.tool_call.id, b.tool_call.name));
+        send(Kind::kToolArguments, b.tool_call.arguments_json);
         break;
       default:
-        break;  // redacted thinking and opaque items have nothing to show as they come
+        break;  // media in an answer (Gemini's inline images) have no chunk: they come with the response
     }
   }
 }

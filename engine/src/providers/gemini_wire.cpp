@@ -110,9 +110,10 @@
 // thought parts extend the last block when it is of the same kind (one part
 // is streamed in pieces), unless both carry a signature; a signature (often
 // on a last, empty text part) becomes a kSignature chunk for that block,
-// whatever its type. A functionCall arrives whole: kToolCallStart, then its
-// arguments as one kToolArguments chunk (then its kSignature). Media and
-// opaque parts are kept in the answer without a chunk. The chunk with a
+// whatever its type. A functionCall arrives whole: its kSignature, then
+// kToolCallStart, then its arguments as one kToolArguments chunk. Opaque
+// parts are delivered whole (kOpaque); media parts are kept in the answer
+// without a chunk. The chunk with a
 // finishReason is the last; its usageMetadata holds the whole call's counts.
 // logprobsResult arrays of successive chunks are concatenated.
 #include <algorithm>
@@ -499,7 +500,8 @@ class AnswerBuilder {
       if (!signature.empty()) b.signature = signature;
       const int index = static_cast<int>(blocks_.size()) - 1;
       if (on_chunk && !piece.empty()) {
-        on_chunk(chunk(type == Type::kThinking ? StreamChunk::Kind::kThinking : StreamChunk::Kind::kText, piece, index));
+        on_chunk(StreamChunk::of(type == Type::kThinking ? StreamChunk::Kind::kThinking : StreamChunk::Kind::kText,
+                                 index, piece));
       }
       emit_signature(signature, index, on_chunk);
       return;
@@ -513,14 +515,11 @@ class AnswerBuilder {
       blocks_.push_back(std::move(b));
       const int index = static_cast<int>(blocks_.size()) - 1;
       const ToolCall& c = blocks_.back().tool_call;
+      emit_signature(signature, index, on_chunk);  // before the start, so the call can carry it
       if (on_chunk) {
-        StreamChunk start = chunk(StreamChunk::Kind::kToolCallStart, "", index);
-        start.id = c.id;
-        start.name = c.name;
-        on_chunk(start);
-        on_chunk(chunk(StreamChunk::Kind::kToolArguments, c.arguments_json, index));
+        on_chunk(StreamChunk::tool_call_start(index, c.id, c.name));
+        on_chunk(StreamChunk::of(StreamChunk::Kind::kToolArguments, index, c.arguments_json));
       }
-      emit_signature(signature, index, on_chunk);
       return;
     }
     const json* inline_data = wire::object_at(part, "inlineData");
@@ -536,6 +535,10 @@ class AnswerBuilder {
     ContentBlock b = block(Type::kOpaque);  // executableCode, codeExecutionResult, fileData, signed media...
     b.opaque_json = wire::to_text(part);
     blocks_.push_back(std::move(b));
+    if (on_chunk) {
+      on_chunk(StreamChunk::of(StreamChunk::Kind::kOpaque, static_cast<int>(blocks_.size()) - 1,
+                               blocks_.back().opaque_json, kOrigin));
+    }
   }
 
   std::vector<ContentBlock>& blocks() { return blocks_; }
@@ -551,17 +554,8 @@ class AnswerBuilder {
     b.origin = kOrigin;
     return b;
   }
-  static StreamChunk chunk(StreamChunk::Kind kind, std::string_view text, int index) {
-    StreamChunk c;
-    c.kind = kind;
-    c.text = text;
-    c.index = index;
-    return c;
-  }
   static void emit_signature(const std::string& signature, int index, const ChunkHandler& on_chunk) {
-    if (on_chunk && !signature.empty()) {
-      on_chunk(chunk(StreamChunk::Kind::kSignature, signature, index));
-    }
+    if (on_chunk && !signature.empty()) on_chunk(StreamChunk::of(StreamChunk::Kind::kSignature, index, signature, kOrigin));
   }
   std::vector<ContentBlock> blocks_;
 };
@@ -673,6 +667,7 @@ class GeminiWire final : public WireFormat {
 
   Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const override {
     try {
+      if (Status s = wire::refuse_message_names(request.messages, "Gemini"); !s.ok()) return s;
       json body = json::object();
       std::string media_resolution;
       if (Status s = add_contents(request, body, media_resolution); !s.ok()) return s;

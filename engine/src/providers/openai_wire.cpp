@@ -89,8 +89,7 @@
 // server that ignores include_usage): a call is never billed at 0. Deltas
 // become chunks as they arrive, each block's index fixed when it first
 // appears: reasoning_content / reasoning -> kThinking; content -> kText;
-// refusal -> kText pieces at the kRefusal block's index (StreamChunk has no
-// refusal kind; the final response says which block it was); tool_calls[i]
+// refusal -> kRefusal; tool_calls[i]
 // -> kToolCallStart (id, name) when call i first appears, then
 // kToolArguments for each arguments piece. The logprobs of every chunk are
 // joined into one object ({content: [...], refusal: [...]}).
@@ -235,16 +234,8 @@ ContentBlock block_of(Type type, std::string text, const std::string& origin) {
   return b;
 }
 
-void emit(const ChunkHandler& on_chunk, StreamChunk::Kind kind, int index, std::string_view text,
-          std::string_view id = {}, std::string_view name = {}) {
-  if (!on_chunk) return;
-  StreamChunk chunk;
-  chunk.kind = kind;
-  chunk.index = index;
-  chunk.text = text;
-  chunk.id = id;
-  chunk.name = name;
-  on_chunk(chunk);
+void emit(const ChunkHandler& on_chunk, const StreamChunk& chunk) {
+  if (on_chunk) on_chunk(chunk);
 }
 
 class OpenAIStreamDecoder final : public StreamDecoder {
@@ -316,15 +307,15 @@ class OpenAIStreamDecoder final : public StreamDecoder {
   void on_delta(const json& delta, const ChunkHandler& on_chunk) {
     if (std::string piece = reasoning_of(delta); !piece.empty()) {
       block(thinking_, Type::kThinking).text += piece;
-      emit(on_chunk, StreamChunk::Kind::kThinking, thinking_, piece);
+      emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kThinking, thinking_, piece));
     }
     if (std::string piece = wire::string_at(delta, "content"); !piece.empty()) {
       block(text_, Type::kText).text += piece;
-      emit(on_chunk, StreamChunk::Kind::kText, text_, piece);
+      emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kText, text_, piece));
     }
     if (std::string piece = wire::string_at(delta, "refusal"); !piece.empty()) {
       block(refusal_, Type::kRefusal).text += piece;
-      emit(on_chunk, StreamChunk::Kind::kText, refusal_, piece);
+      emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kRefusal, refusal_, piece));
     }
     if (const json* calls = wire::array_at(delta, "tool_calls")) {
       for (const json& call : *calls) on_tool_call(call, on_chunk);
@@ -353,7 +344,7 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     if (fresh) {
       b.tool_call.id = std::move(id);
       b.tool_call.name = std::move(name);
-      emit(on_chunk, StreamChunk::Kind::kToolCallStart, it->second, "", b.tool_call.id, b.tool_call.name);
+      emit(on_chunk, StreamChunk::tool_call_start(it->second, b.tool_call.id, b.tool_call.name));
     } else {
       // Some servers repeat the id and name on every delta: keep the first.
       if (b.tool_call.id.empty()) b.tool_call.id = std::move(id);
@@ -362,7 +353,7 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     if (function == nullptr) return;
     if (std::string piece = arguments_of(*function); !piece.empty()) {
       b.tool_call.arguments_json += piece;
-      emit(on_chunk, StreamChunk::Kind::kToolArguments, it->second, piece);
+      emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kToolArguments, it->second, piece));
     }
   }
 
@@ -568,10 +559,15 @@ class OpenAIWire final : public WireFormat {
       const std::string where = "message " + std::to_string(i + 1);
       // The plain path: one text block is the message's string content.
       const bool one_text = m.content.size() == 1 && m.content[0].type == Type::kText;
+      // A participant's name goes on the message of its own role.
+      const auto named = [&m](json message) {
+        if (!m.name.empty()) message["name"] = m.name;
+        return message;
+      };
       if (m.role == "system") {
         flush();
         if (one_text) {
-          out.push_back({{"role", "system"}, {"content", m.content[0].text}});
+          out.push_back(named({{"role", "system"}, {"content", m.content[0].text}}));
           continue;
         }
         json parts = json::array();
@@ -585,9 +581,9 @@ class OpenAIWire final : public WireFormat {
             return Status::invalid_argument(where + ": a system message cannot hold " + kind_of(b.type));
           }
         }
-        out.push_back({{"role", "system"}, {"content", content_of(std::move(parts))}});
+        out.push_back(named({{"role", "system"}, {"content", content_of(std::move(parts))}}));
       } else if (m.role == "user" && one_text && attachments.empty()) {
-        out.push_back({{"role", "user"}, {"content", m.content[0].text}});
+        out.push_back(named({{"role", "user"}, {"content", m.content[0].text}}));
       } else if (m.role == "user" || m.role == "tool") {
         json parts = json::array();
         bool results = false;
@@ -616,13 +612,13 @@ class OpenAIWire final : public WireFormat {
             parts = std::move(attachments);
             attachments = json::array();
           }
-          out.push_back({{"role", "user"}, {"content", content_of(std::move(parts))}});
+          out.push_back(named({{"role", "user"}, {"content", content_of(std::move(parts))}}));
         }
       } else if (m.role == "assistant") {
         flush();
         Result<json> message = assistant_message(m, where);
         if (!message.ok()) return message.status();
-        out.push_back(std::move(*message));
+        out.push_back(named(std::move(*message)));
       } else {
         return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
       }

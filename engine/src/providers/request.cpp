@@ -6,6 +6,22 @@
 
 namespace switchboard {
 
+StreamChunk StreamChunk::of(Kind kind, int index, std::string_view text, std::string_view origin) {
+  StreamChunk c;
+  c.kind = kind;
+  c.index = index;
+  c.text = text;
+  c.origin = origin;
+  return c;
+}
+
+StreamChunk StreamChunk::tool_call_start(int index, std::string_view id, std::string_view name) {
+  StreamChunk c = of(Kind::kToolCallStart, index, {});
+  c.id = id;
+  c.name = name;
+  return c;
+}
+
 ContentBlock ContentBlock::of_text(std::string text) {
   ContentBlock b;
   b.type = Type::kText;
@@ -37,6 +53,13 @@ ToolSpec ToolSpec::of_function(std::string name, std::string description, std::s
   t.description = std::move(description);
   t.parameters_json = std::move(parameters_json);
   return t;
+}
+
+Message Message::of(std::string role, std::vector<ContentBlock> content) {
+  Message m;
+  m.role = std::move(role);
+  m.content = std::move(content);
+  return m;
 }
 
 Message Message::of_text(std::string role, std::string text) {

@@ -147,31 +147,21 @@ class SimClient final : public ModelClient {
     if (!answered.ok()) return answered;
     const ModelResponse& r = *answered;
     // The text word by word, the latency spread evenly over the pieces; the
-    // other blocks whole, as deliver_as_chunks gives them.
+    // other blocks as deliver_as_chunks gives them. The chunks view `r`.
     std::vector<StreamChunk> chunks;
-    for (std::size_t i = 0; i < r.content.size(); ++i) {
-      const ContentBlock& b = r.content[i];
-      if (b.type != ContentBlock::Type::kText) {
-        ModelResponse one;
-        one.content.push_back(b);
-        deliver_as_chunks(one, [&](const StreamChunk& c) {
-          chunks.push_back(c);
-          chunks.back().index = static_cast<int>(i);
-        });
-        continue;
+    deliver_as_chunks(r, [&](const StreamChunk& whole) {
+      if (whole.kind != StreamChunk::Kind::kText) {
+        chunks.push_back(whole);
+        return;
       }
-      std::string_view rest = b.text;
+      std::string_view rest = whole.text;
       while (!rest.empty()) {
         size_t cut = rest.find(' ', 1);
         cut = cut == std::string_view::npos ? rest.size() : cut;
-        StreamChunk c;
-        c.kind = StreamChunk::Kind::kText;
-        c.text = rest.substr(0, cut);
-        c.index = static_cast<int>(i);
-        chunks.push_back(c);
+        chunks.push_back(StreamChunk::of(StreamChunk::Kind::kText, whole.index, rest.substr(0, cut)));
         rest.remove_prefix(cut);
       }
-    }
+    });
     const auto gap = chunks.empty() ? r.latency : r.latency / static_cast<int>(chunks.size());
     for (const StreamChunk& c : chunks) {
       if (Status s = wait_within(request.bounds, gap); !s.ok()) return stopped(s);

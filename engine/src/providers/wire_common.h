@@ -69,6 +69,17 @@ Result<ModelResponse> read_response(std::string_view body, UsageFormat format, R
 
 // A JSON object given as text in a request (tool parameters, call arguments);
 // "" counts as {}. invalid_argument naming `what` otherwise.
+// Refuses a provider whose API has no participant names (Message::name) when
+// a message sets one: "cannot take the name 'NAME' on message N (...)".
+inline Status refuse_message_names(const std::vector<Message>& messages, std::string_view api) {
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].name.empty()) continue;
+    return Status::upstream("cannot take the name '" + messages[i].name.substr(0, 64) + "' on message " +
+                            std::to_string(i + 1) + " (" + std::string(api) + " has no participant names)");
+  }
+  return Status();
+}
+
 inline Result<json> parse_request_object(std::string_view text, const std::string& what) {
   if (text.empty()) return json::object();
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -63,6 +63,7 @@ Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view
     if (!r) return fail("reasoning '" + printable(*raw.reasoning) + "'; expected low, medium or high");
     out.reasoning = *r;
   }
+  out.reasoning_pinned = raw.pin_reasoning.value_or(false);
   out.max_output_tokens.reset();
   if (raw.max_output_tokens) {
     if (*raw.max_output_tokens <= 0 || *raw.max_output_tokens > model->context_window) {
@@ -107,6 +108,7 @@ const ModelSpec* fall_back(const Config& config, const Workload& workload, std::
   out.tier = t->name;
   out.model = t->models.front();
   out.reasoning = Reasoning::kDefault;
+  out.reasoning_pinned = false;
   out.max_output_tokens.reset();
   out.fanout = 1;
   out.aggregate.clear();

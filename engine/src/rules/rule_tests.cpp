@@ -107,7 +107,7 @@ CallContext read_ctx(const toml::node* node, const std::string& file) {
 // Compares a decision with `expect`; returns "" when it matches.
 std::string compare(const toml::table& expect, const Decision& d, const std::string& file) {
   detail::reject_unknown_keys(expect, file, "expect",
-                              {"tier", "model", "reasoning", "fanout", "max_output_tokens",
+                              {"tier", "model", "reasoning", "pin_reasoning", "fanout", "max_output_tokens",
                                "aggregate", "reason_contains", "error"});
   std::string diff;
   auto mismatch = [&](std::string_view key, const std::string& want, const std::string& got) {
@@ -124,6 +124,9 @@ std::string compare(const toml::table& expect, const Decision& d, const std::str
   text("aggregate", d.aggregate);
   const std::string reasoning = d.reasoning == Reasoning::kDefault ? "default" : std::string(to_string(d.reasoning));
   text("reasoning", reasoning);
+  if (auto want = detail::optional_bool(expect, "pin_reasoning", file, "expect"); want && *want != d.reasoning_pinned) {
+    mismatch("pin_reasoning", *want ? "true" : "false", d.reasoning_pinned ? "true" : "false");
+  }
   if (auto want = detail::optional_integer(expect, "fanout", file, "expect"); want && *want != d.fanout) {
     mismatch("fanout", std::to_string(*want), std::to_string(d.fanout));
   }

@@ -178,6 +178,10 @@ MaybeError read_blocks(const json& blocks, const std::string& path, const std::s
       block.type = ContentBlock::Type::kToolUse;
       ToolCall& call = block.tool_call;
       if (auto e = read_string(b, "id", at_key(bpath, "id"), call.id)) return e;
+      SplitId id = read_tool_call_id(std::move(call.id));
+      call.id = std::move(id.id);
+      block.signature = std::move(id.signature);
+      block.origin = std::move(id.origin);
       if (auto e = read_string(b, "name", at_key(bpath, "name"), call.name)) return e;
       // A string is what render_response writes for arguments that were not
       // JSON (tool_input): taken back as the arguments' text, so the gateway
@@ -194,6 +198,7 @@ MaybeError read_blocks(const json& blocks, const std::string& path, const std::s
       if (!user) return not_allowed();
       block.type = ContentBlock::Type::kToolResult;
       if (auto e = read_string(b, "tool_use_id", at_key(bpath, "tool_use_id"), block.tool_use_id)) return e;
+      block.tool_use_id = read_tool_call_id(std::move(block.tool_use_id)).id;
       if (const json* content = member(b, "content")) {
         if (auto e = read_result_content(*content, at_key(bpath, "content"), block.content)) return e;
       }
@@ -456,11 +461,11 @@ json usage_json(const Usage& u) {
   return usage;
 }
 
-json tool_use_block(const ToolCall& call, const std::string& response_id, std::size_t index, json input) {
+json tool_use_block(std::string id, const std::string& name, json input) {
   json block = json::object();
   block["type"] = "tool_use";
-  block["id"] = tool_call_id(call, response_id, index);
-  block["name"] = call.name;
+  block["id"] = std::move(id);
+  block["name"] = name;
   block["input"] = std::move(input);
   return block;
 }
@@ -480,7 +485,8 @@ json content_block_json(const ContentBlock& b, const std::string& response_id, s
     case ContentBlock::Type::kRedactedThinking:
       return json{{"type", "redacted_thinking"}, {"data", client_signature(b, "anthropic")}};
     case ContentBlock::Type::kToolUse:
-      return tool_use_block(b.tool_call, response_id, tool_index, tool_input(b.tool_call.arguments_json, max_json_depth));
+      return tool_use_block(tool_call_id(b, response_id, tool_index), b.tool_call.name,
+                            tool_input(b.tool_call.arguments_json, max_json_depth));
     case ContentBlock::Type::kOpaque: {
       if (b.origin != "anthropic") return nullptr;
       json item;
@@ -641,11 +647,16 @@ std::string StreamWriter::anthropic_close() {
 
 std::string StreamWriter::anthropic_chunk(const StreamChunk& chunk) {
   using detail::json;
-  if (chunk.kind != StreamChunk::Kind::kToolCallStart && chunk.text.empty()) return "";
-  if (chunk.kind == StreamChunk::Kind::kSignature) {
+  using Kind = StreamChunk::Kind;
+  if (chunk.kind != Kind::kToolCallStart && chunk.text.empty()) return "";
+  if (chunk.kind == Kind::kSignature) {
     auto it = sent_.find(chunk.index);
-    if (it == sent_.end() || it->second.kind != StreamChunk::Kind::kThinking) {
-      return "";  // a signature on a text or tool-call part (Gemini's) has no place in this shape
+    if (it == sent_.end()) {
+      hold_signature(chunk);  // a tool call's, before its start: its id carries it
+      return "";
+    }
+    if (it->second.kind != Kind::kThinking) {
+      return "";  // Gemini's on a text part: not required back, and this shape has no place for it
     }
     if (chunk.index == open_) {
       signature_ += chunk.text;
@@ -657,35 +668,48 @@ std::string StreamWriter::anthropic_chunk(const StreamChunk& chunk) {
   std::string out;
   bool first = false;
   if (sent_.count(chunk.index) == 0) out += anthropic_close();
+  if (chunk.kind == Kind::kRedactedThinking || chunk.kind == Kind::kOpaque) {
+    // Whole blocks, written in place so the order the API requires holds.
+    ContentBlock b;
+    b.type = chunk.kind == Kind::kOpaque ? ContentBlock::Type::kOpaque : ContentBlock::Type::kRedactedThinking;
+    (chunk.kind == Kind::kOpaque ? b.opaque_json : b.signature) = std::string(chunk.text);
+    b.origin = std::string(chunk.origin);
+    const json block = detail::content_block_json(b, id_, 0, max_json_depth_);
+    if (block.is_null()) return out;  // another provider's item: no place in this shape
+    Sent& s = sent(chunk.index, chunk.kind, first);
+    if (!first) return out;
+    s.stream_index = next_stream_index_++;
+    return out + detail::whole_block(s.stream_index, block);
+  }
   Sent& s = sent(chunk.index, chunk.kind, first);
   if (first) {
     s.stream_index = next_stream_index_++;
     open_ = chunk.index;
     switch (chunk.kind) {
-      case StreamChunk::Kind::kThinking:
+      case Kind::kThinking:
         out += detail::block_start(s.stream_index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
         break;
-      case StreamChunk::Kind::kToolCallStart:
-      case StreamChunk::Kind::kToolArguments: {
+      case Kind::kToolCallStart:
+      case Kind::kToolArguments: {
         const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
-        out += detail::block_start(s.stream_index, detail::tool_use_block(call, id_,
-                                                                          static_cast<std::size_t>(s.tool_index),
-                                                                          json::object()));
+        const std::string id =
+            detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
+        out += detail::block_start(s.stream_index, detail::tool_use_block(id, call.name, json::object()));
         break;
       }
-      default:
+      default:  // text and refusal: Anthropic writes a refusal as text
         out += detail::block_start(s.stream_index, json{{"type", "text"}, {"text", ""}});
         break;
     }
   }
   switch (chunk.kind) {
-    case StreamChunk::Kind::kText:
+    case Kind::kText:
+    case Kind::kRefusal:
       return out + detail::block_delta(s.stream_index, json{{"type", "text_delta"}, {"text", chunk.text}});
-    case StreamChunk::Kind::kThinking:
+    case Kind::kThinking:
       return out + detail::block_delta(s.stream_index, json{{"type", "thinking_delta"}, {"thinking", chunk.text}});
-    case StreamChunk::Kind::kToolArguments:
-      return out +
-             detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
+    case Kind::kToolArguments:
+      return out + detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
     default:
       return out;
   }

@@ -127,23 +127,28 @@ std::string render_response(const ParsedRequest& request, const StepResult& resu
 // chunk() writes each kind as the shape streams it, keyed by the chunk's
 // index (the block's place in ModelResponse::content):
 //   OpenAI     kText -> delta.content; kThinking -> delta.reasoning_content;
-//              kToolCallStart -> delta.tool_calls[{index, id, type, function
-//              {name, arguments: ""}}] (index: the call's place among the
-//              answer's tool calls); kToolArguments -> delta.tool_calls
-//              [{index, function{arguments}}]; kSignature writes nothing
-//              (end() sends the signed blocks whole in thinking_blocks).
+//              kRefusal -> delta.refusal; kToolCallStart -> delta.tool_calls
+//              [{index, id, type, function{name, arguments: ""}}] (index: the
+//              call's place among the answer's tool calls); kToolArguments ->
+//              delta.tool_calls[{index, function{arguments}}]; a thinking
+//              block's kSignature and kRedactedThinking write nothing (end()
+//              sends the signed blocks whole in thinking_blocks); kOpaque has
+//              no place in this shape.
 //   Anthropic  a new index closes the open content block and starts one
 //              (content_block_start; the stream's own indices count from 0
-//              in order); kText -> text_delta; kThinking -> thinking_delta;
-//              kSignature pieces are held and sent as one signature_delta
-//              when the thinking block closes (the SDK keeps the last);
+//              in order); kText and kRefusal -> text_delta; kThinking ->
+//              thinking_delta; kSignature pieces are held and sent as one
+//              signature_delta when the thinking block closes (the SDK keeps
+//              the last); kRedactedThinking and Anthropic's own kOpaque items
+//              (server tool blocks) -> whole blocks, in place;
 //              kToolCallStart -> a tool_use block; kToolArguments ->
 //              input_json_delta. A piece for a block already closed is
-//              written with that block's index. Blocks without a chunk kind
-//              (redacted thinking, a server tool's blocks) come at the end,
-//              after the streamed ones.
-// Empty text pieces write nothing; neither does a signature on a text or
-// tool-call block (Gemini's): neither shape has a place for it.
+//              written with that block's index.
+// Both shapes: a kSignature that comes before its block's first chunk is a
+// tool call's (Gemini's thoughtSignature) and goes into the call's id
+// (detail::tool_call_id), as it does in a whole answer; a signature on a
+// text part (Gemini's, which Gemini does not require back) has no place in
+// either shape. Empty pieces write nothing.
 // StreamChunk::restart is the caller's to handle (the writer cannot take
 // back what it wrote).
 //
@@ -176,10 +181,16 @@ class StreamWriter {
     StreamChunk::Kind kind = StreamChunk::Kind::kText;  // its first chunk's kind
     int stream_index = 0;   // Anthropic: its content block's index in the stream
     int tool_index = -1;    // a tool call's place among the answer's tool calls
-    std::string signature;  // Anthropic: the thinking block's signature as sent
+    // Anthropic: a thinking block's signature as sent; a tool call (either
+    // shape): the signature its id carries, held from before its start.
+    std::string signature;
+    std::string origin;     // a tool call: who made `signature`
   };
-  // The block with canonical index `index`, registered on its first chunk.
+  // The block with canonical index `index`, registered on its first chunk
+  // (taking the signature held for it).
   Sent& sent(int index, StreamChunk::Kind kind, bool& first);
+  // Keeps a signature that came before its block's first chunk (a tool call's).
+  void hold_signature(const StreamChunk& chunk);
 
   std::string openai_chunk(const StreamChunk& chunk);
   std::string openai_end(const StepResult& result);
@@ -197,6 +208,7 @@ class StreamWriter {
   std::int64_t input_tokens_ = 0;  // Anthropic message_start: the request's estimate
   int max_json_depth_ = kDefaultMaxJsonDepth;  // the request's: bounds the tool arguments re-serialised
   std::map<int, Sent> sent_;  // by canonical index
+  std::map<int, std::pair<std::string, std::string>> held_signatures_;  // by canonical index: signature, origin
   int next_stream_index_ = 0;  // Anthropic: content blocks started
   int next_tool_index_ = 0;    // tool calls started
   int open_ = -1;              // Anthropic: the canonical index of the open block (-1: none)

@@ -628,13 +628,92 @@ inline MaybeError finish_request(const json* metadata, std::initializer_list<std
   return std::nullopt;
 }
 
+// `text` in base64url (RFC 4648 section 5: "-" and "_", no padding).
+inline std::string base64url_encode(std::string_view text) {
+  std::string out = base64_encode(text);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+// The inverse of base64url_encode; nullopt when `text` is not base64url.
+inline std::optional<std::string> base64url_decode(std::string_view text) {
+  const auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+  };
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t bits = 0;
+  int held = 0;
+  for (char c : text) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    held += 6;
+    if (held >= 8) {
+      held -= 8;
+      out.push_back(static_cast<char>((bits >> held) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// Marks the signature a tool call's id carries (tool_call_id).
+constexpr std::string_view kIdSignatureMark = "__sig_";
+
 // A tool call's id as the client sees it: the provider's, or, when it gave
 // none (Gemini), "call_<response id>_<index>" (`index`: the call's place
 // among the answer's tool calls): unique across the turns of a
 // conversation, since the client sends it back with the result.
-inline std::string tool_call_id(const ToolCall& call, std::string_view response_id, std::size_t index) {
-  if (!call.id.empty()) return call.id;
-  return "call_" + std::string(response_id) + "_" + std::to_string(index);
+//
+// A signature on the call (Gemini's thoughtSignature, which Gemini requires
+// back on the call of the next turn) has no field in either client shape, so
+// the id carries it: "<id>__sig_<origin>_<base64url of the signature>". The
+// client sends the id back verbatim on the call and on its result, and
+// read_tool_call_id splits it again; the id stays within Anthropic's
+// [a-zA-Z0-9_-] pattern.
+inline std::string tool_call_id(const ToolCall& call, std::string_view signature, std::string_view origin,
+                                std::string_view response_id, std::size_t index) {
+  std::string id = !call.id.empty() ? call.id : "call_" + std::string(response_id) + "_" + std::to_string(index);
+  if (!signature.empty() && !origin.empty()) {
+    id += std::string(kIdSignatureMark) + std::string(origin) + "_" + base64url_encode(signature);
+  }
+  return id;
+}
+// The id of a tool use block (its call, signature and origin).
+inline std::string tool_call_id(const ContentBlock& b, std::string_view response_id, std::size_t index) {
+  return tool_call_id(b.tool_call, b.signature, b.origin, response_id, index);
+}
+
+// The inverse of tool_call_id: the id the provider gave (or the one made
+// up), with the signature and its origin when the id carries one. An id
+// whose mark is not followed by "<origin>_<base64url>" is taken whole.
+struct SplitId {
+  std::string id;
+  std::string signature;
+  std::string origin;
+};
+inline SplitId read_tool_call_id(std::string id) {
+  SplitId out;
+  const std::size_t mark = id.find(kIdSignatureMark);
+  if (mark != std::string::npos) {
+    const std::string_view rest = std::string_view(id).substr(mark + kIdSignatureMark.size());
+    const std::size_t underscore = rest.find('_');
+    if (underscore != std::string_view::npos && underscore > 0) {
+      std::optional<std::string> signature = base64url_decode(rest.substr(underscore + 1));
+      if (signature && !signature->empty()) {
+        out.origin = std::string(rest.substr(0, underscore));
+        out.signature = std::move(*signature);
+        id.resize(mark);
+      }
+    }
+  }
+  out.id = std::move(id);
+  return out;
 }
 
 // Each shape's half of render_error and render_response (api/openai.cpp,

@@ -278,6 +278,9 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
   const std::string content_path = at_key(path, "content");
   const json* content = member(m, "content");
+  if (message.role != "tool") {  // a tool message's name is its function's: read below
+    if (auto e = read_optional_string(m, "name", at_key(path, "name"), message.name)) return e;
+  }
   if (message.role == "system" || message.role == "developer" || message.role == "user") {
     if (message.role == "developer") message.role = "system";  // the newer name for the same thing
     if (content == nullptr) return invalid_request(content_path, content_path + " is required");
@@ -288,6 +291,7 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
     if (content == nullptr) return invalid_request(content_path, content_path + " is required");
     if (auto e = read_content(*content, content_path, message.role, result.content)) return e;
     if (auto e = read_string(m, "tool_call_id", at_key(path, "tool_call_id"), result.tool_use_id)) return e;
+    result.tool_use_id = read_tool_call_id(std::move(result.tool_use_id)).id;
     if (auto e = read_optional_string(m, "name", at_key(path, "name"), result.tool_name)) return e;
     message.content.push_back(std::move(result));
   } else if (message.role == "assistant") {
@@ -307,7 +311,12 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
       for (std::size_t i = 0; i < calls->size(); ++i) {
         ToolCall call;
         if (auto e = read_tool_call((*calls)[i], at_index(calls_path, i), call)) return e;
-        message.content.push_back(ContentBlock::of_tool_call(std::move(call)));
+        SplitId id = read_tool_call_id(std::move(call.id));
+        call.id = std::move(id.id);
+        ContentBlock block = ContentBlock::of_tool_call(std::move(call));
+        block.signature = std::move(id.signature);
+        block.origin = std::move(id.origin);
+        message.content.push_back(std::move(block));
       }
     }
     if (content == nullptr && calls == nullptr && !refused) {
@@ -550,10 +559,11 @@ json usage_json(const Usage& u) {
 // A tool call as the API writes it; `index` (its place among the answer's
 // tool calls) makes the id of a call the provider gave none, and is written
 // in a stream's delta only.
-json tool_call_json(const ToolCall& call, const std::string& response_id, std::size_t index, bool with_index) {
+json tool_call_json(const ContentBlock& b, const std::string& response_id, std::size_t index, bool with_index) {
+  const ToolCall& call = b.tool_call;
   json out = json::object();
   if (with_index) out["index"] = index;
-  out["id"] = tool_call_id(call, response_id, index);
+  out["id"] = tool_call_id(b, response_id, index);
   out["type"] = "function";
   out["function"] = json{{"name", call.name}, {"arguments", call.arguments_json.empty() ? "{}" : call.arguments_json}};
   return out;
@@ -624,7 +634,7 @@ std::string openai_response(const ParsedRequest& request, const StepResult& resu
         has_thinking = true;
         break;
       case ContentBlock::Type::kToolUse:
-        tool_calls.push_back(tool_call_json(b.tool_call, id, tool_calls.size(), /*with_index=*/false));
+        tool_calls.push_back(tool_call_json(b, id, tool_calls.size(), /*with_index=*/false));
         break;
       default:
         break;  // media and opaque items: no place in this shape (see the file comment)
@@ -722,15 +732,25 @@ std::string StreamWriter::openai_chunk(const StreamChunk& chunk) {
       if (chunk.text.empty()) return "";
       sent(chunk.index, chunk.kind, first);
       return write(json{{"reasoning_content", chunk.text}});
+    case StreamChunk::Kind::kRefusal:
+      if (chunk.text.empty()) return "";
+      sent(chunk.index, chunk.kind, first);
+      return write(json{{"refusal", chunk.text}});
     case StreamChunk::Kind::kSignature:
-      return "";  // end() sends the signed blocks whole in thinking_blocks
+      // A thinking block's goes whole into end()'s thinking_blocks; a tool
+      // call's (before its start) into the call's id.
+      hold_signature(chunk);
+      return "";
+    case StreamChunk::Kind::kRedactedThinking:
+    case StreamChunk::Kind::kOpaque:
+      return "";  // redacted thinking goes whole into end()'s thinking_blocks; opaque items have no place
     case StreamChunk::Kind::kToolCallStart: {
       const Sent& s = sent(chunk.index, chunk.kind, first);
       if (!first) return "";
       ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
       json delta = json::object();
       delta["index"] = s.tool_index;
-      delta["id"] = detail::tool_call_id(call, id_, static_cast<std::size_t>(s.tool_index));
+      delta["id"] = detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
       delta["type"] = "function";
       delta["function"] = json{{"name", call.name}, {"arguments", ""}};
       return write(json{{"tool_calls", json::array({std::move(delta)})}});
@@ -774,7 +794,7 @@ std::string StreamWriter::openai_end(const StepResult& result) {
         break;
       case ContentBlock::Type::kToolUse: {
         const auto index = static_cast<std::size_t>(next_tool_index_++);
-        out += write(json{{"tool_calls", json::array({detail::tool_call_json(b.tool_call, id_, index, true)})}});
+        out += write(json{{"tool_calls", json::array({detail::tool_call_json(b, id_, index, true)})}});
         break;
       }
       default:
@@ -822,6 +842,14 @@ StreamWriter::StreamWriter(const ParsedRequest& request, std::string id, std::in
 
 StreamWriter::Sent& StreamWriter::sent(int index, StreamChunk::Kind kind, bool& first) {
   auto [it, inserted] = sent_.try_emplace(index);
+  if (inserted) {
+    // A signature held before the block's first chunk (a tool call's) is its own.
+    if (auto held = held_signatures_.find(index); held != held_signatures_.end()) {
+      it->second.signature = std::move(held->second.first);
+      it->second.origin = std::move(held->second.second);
+      held_signatures_.erase(held);
+    }
+  }
   first = inserted;
   if (inserted) {
     it->second.kind = kind;
@@ -830,6 +858,13 @@ StreamWriter::Sent& StreamWriter::sent(int index, StreamChunk::Kind kind, bool& 
     }
   }
   return it->second;
+}
+
+void StreamWriter::hold_signature(const StreamChunk& chunk) {
+  if (chunk.text.empty() || sent_.count(chunk.index) != 0) return;
+  auto& [signature, origin] = held_signatures_[chunk.index];
+  signature += chunk.text;
+  origin = std::string(chunk.origin);
 }
 
 std::string StreamWriter::begin() {
