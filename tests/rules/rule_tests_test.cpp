@@ -16,10 +16,10 @@ using switchboard::testing::kCoverageRules;
 namespace {
 
 // Rules for workload w: plan is premium, "bad" answers an unknown tier, crash
-// raises at line 5, everything else is cheap with low reasoning.
+// raises at line 5, review is premium with high reasoning pinned, everything
+// else is cheap with low reasoning.
 const char* const kRules = R"lua(function classify(step, ctx)
   if step.role == "plan" then return "premium" end
-  if step.role == "review" then return { tier = "premium", reasoning = "high", pin_reasoning = true } end
   if step.role == "bad" then return { tier = "gold" } end
   if step.role == "crash" then
     error("boom")
@@ -27,6 +27,7 @@ const char* const kRules = R"lua(function classify(step, ctx)
   if step.role == "budget" then
     return { tier = "cheap", reason = "left " .. tostring(ctx.budget_left_usd) .. " spent " .. tostring(ctx.spent_usd) }
   end
+  if step.role == "review" then return { tier = "premium", reasoning = "high", pin_reasoning = true } end
   return { tier = "cheap", reasoning = "low", reason = "mechanical: " .. step.role }
 end
 )lua";
