@@ -204,7 +204,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
                               {"listen", "keys", "default_workload", "ledger", "max_body_bytes",
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
                                "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
-                               "max_inflight_bytes", "request_timeout_ms"});
+                               "max_inflight_bytes", "request_timeout_ms", "stored_responses",
+                               "stored_response_max_age_s", "stream_keepalive_ms"});
   GatewaySettings& g = c.gateway;
   if (auto listen = detail::optional_string(t, "listen", file, what)) {
     const size_t colon = listen->rfind(':');
@@ -243,6 +244,17 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   g.body_timeout = read_ms(t, "body_timeout_ms", file, what, g.body_timeout);
   g.idle_timeout = read_ms(t, "idle_timeout_ms", file, what, g.idle_timeout);
   g.request_timeout = read_ms(t, "request_timeout_ms", file, what, g.request_timeout);
+  if (const auto n = detail::optional_integer(t, "stored_responses", file, what)) {
+    if (*n < 0) throw ConfigError(where(file, *t.get("stored_responses")) + ": [gateway] stored_responses must be 0 or more");
+    g.stored_responses = *n;
+  }
+  if (const auto ms = detail::optional_integer(t, "stream_keepalive_ms", file, what)) {
+    if (*ms < 0) throw ConfigError(where(file, *t.get("stream_keepalive_ms")) + ": [gateway] stream_keepalive_ms must be 0 or more");
+    g.stream_keepalive = std::chrono::milliseconds(*ms);
+  }
+  if (const auto age = detail::optional_positive_integer(t, "stored_response_max_age_s", file, what)) {
+    g.stored_response_max_age = std::chrono::seconds(*age);
+  }
   g.max_upstream_calls = static_cast<int>(
       detail::optional_positive_integer(t, "max_upstream_calls", file, what).value_or(g.max_upstream_calls));
   g.threads = static_cast<int>(detail::optional_integer(t, "threads", file, what).value_or(g.threads));

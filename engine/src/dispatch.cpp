@@ -202,9 +202,11 @@ struct Dispatcher::Impl {
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
         StreamChunk chunk = c;
-        chunk.restart = restart_pending;
-        restart_pending = false;
-        delivered = true;
+        // The restart goes on the new attempt's first piece of an answer (kStart is none).
+        const bool piece = c.kind != StreamChunk::Kind::kStart;
+        chunk.restart = restart_pending && piece;
+        if (piece) restart_pending = false;
+        delivered = delivered || piece;
         attempt_bytes += static_cast<std::int64_t>(c.text.size());
         on_chunk(chunk);
       };

@@ -33,7 +33,7 @@ ApiError api_error(ApiShape shape, int status, std::string code, std::string mes
   ApiError e;
   e.http_status = status;
   e.message = std::move(message);
-  if (shape == ApiShape::kOpenAI) {
+  if (shape != ApiShape::kAnthropic) {
     e.code = std::move(code);
     e.type = status == 429 ? "insufficient_quota" : status >= 500 ? "server_error" : "invalid_request_error";
     return e;
@@ -64,7 +64,7 @@ ApiError step_error(ApiShape shape, const Status& status) {
     ApiError e = api_error(shape, 400, "context_length_exceeded",
                            "the request is too large for the context window of every model that could serve it: " +
                                redact_secrets(status.message()));
-    e.param = shape == ApiShape::kOpenAI ? "messages" : "";
+    e.param = shape == ApiShape::kOpenAI ? "messages" : shape == ApiShape::kResponses ? "input" : "";
     return e;
   }
   switch (status.code()) {
@@ -180,6 +180,7 @@ ApiError key_error(ApiShape shape, std::string_view given) {
 
 Endpoint route(std::string_view path) {
   if (path == "/v1/chat/completions") return Endpoint::kChatCompletions;
+  if (path == "/v1/responses") return Endpoint::kResponses;
   if (path == "/v1/messages") return Endpoint::kMessages;
   if (path == "/v1/models") return Endpoint::kModels;
   if (path == "/healthz") return Endpoint::kHealthz;
@@ -189,6 +190,13 @@ Endpoint route(std::string_view path) {
 }
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// The API shape an endpoint speaks (its errors' shape too); OpenAI's for the rest.
+ApiShape shape_of(Endpoint endpoint) {
+  return endpoint == Endpoint::kMessages ? ApiShape::kAnthropic
+         : endpoint == Endpoint::kResponses ? ApiShape::kResponses
+                                            : ApiShape::kOpenAI;
+}
 
 std::string models_openai(const Config& config, std::int64_t created) {
   json data = json::array();
@@ -331,6 +339,10 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
   if (!runtime.ok()) return runtime.status();
   std::unique_ptr<Gateway> g(new Gateway(config_path, log, ledger, ledger_path));
   g->runtime_ = std::move(runtime).value();
+  const GatewaySettings& settings = g->runtime_->config().gateway;
+  auto store = ResponseStore::open(ledger_path, settings.stored_responses, settings.stored_response_max_age);
+  if (!store.ok()) return store.status();
+  g->responses_ = std::move(store).value();
   g->pool_.set_max_threads(g->runtime_->config().gateway.max_upstream_calls);
   return g;
 }
@@ -439,6 +451,9 @@ Status Gateway::reload() {
     log_->warn("[gateway] listen changed: takes effect on restart");
   }
   if (now.threads != was.threads) log_->warn("[gateway] threads changed: takes effect on restart");
+  if (now.stored_responses != was.stored_responses || now.stored_response_max_age != was.stored_response_max_age) {
+    log_->warn("[gateway] stored_responses / stored_response_max_age_s changed: takes effect on restart");
+  }
   if (now.ledger != ledger_path_) {
     log_->warn("[gateway] ledger changed: takes effect on restart; still writing {}", ledger_path_);
     now.ledger = ledger_path_;
@@ -475,7 +490,7 @@ void Gateway::reply_error(Response& response, Endpoint endpoint, Clock::time_poi
 std::string Gateway::reject(int http_status, std::string_view target, std::string_view message,
                             std::string_view extra_headers) {
   const Endpoint endpoint = route(path_of(target));
-  const ApiShape shape = endpoint == Endpoint::kMessages ? ApiShape::kAnthropic : ApiShape::kOpenAI;
+  const ApiShape shape = shape_of(endpoint);
   const char* code = "bad_request";
   switch (http_status) {
     case 413: code = "request_too_large"; break;
@@ -509,8 +524,9 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
 
   switch (endpoint) {
     case Endpoint::kChatCompletions:
+    case Endpoint::kResponses:
     case Endpoint::kMessages: {
-      const ApiShape shape = endpoint == Endpoint::kMessages ? ApiShape::kAnthropic : ApiShape::kOpenAI;
+      const ApiShape shape = shape_of(endpoint);
       if (method != http::verb::post) return wrong_method("POST", shape);
       return serve_api(std::move(request), std::move(response), endpoint, shape);
     }
@@ -545,7 +561,7 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
   reply_error(*response, endpoint, received, ApiShape::kOpenAI,
               api_error(ApiShape::kOpenAI, 404, "not_found",
                         "no route " + std::string(m.method_string()) + " " + std::string(path_of(m.target())) +
-                            "; the gateway serves POST /v1/chat/completions, POST /v1/messages, GET /v1/models, "
+                            "; the gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, GET /v1/models, "
                             "GET /v1/rules/status, GET /healthz and GET /metrics"));
 }
 
@@ -601,8 +617,19 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   headers.reserve(16);
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
   const int depth = config.gateway.max_json_depth;
-  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI ? parse_openai_chat(m.body(), headers, depth)
-                                                                : parse_anthropic_messages(m.body(), headers, depth);
+  ApiResult<ParsedRequest> parsed;
+  switch (shape) {
+    case ApiShape::kOpenAI: parsed = parse_openai_chat(m.body(), headers, depth); break;
+    case ApiShape::kAnthropic: parsed = parse_anthropic_messages(m.body(), headers, depth); break;
+    case ApiShape::kResponses:
+      parsed = parse_openai_responses(m.body(), headers, depth, [this](const std::string& id) {
+        Result<std::optional<std::string>> found = responses_->get(id);
+        if (found.ok()) return *found;
+        log_->error("previous_response_id {}: {}", id, found.status().message());
+        return std::optional<std::string>();
+      });
+      break;
+  }
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
   job->request = std::move(*parsed.value);
 
@@ -644,8 +671,7 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
       log_->error("request failed: {}", e.what());
       if (!job->answered) {
         in_flight_.fetch_sub(job->holds_slot ? 1 : 0, std::memory_order_acq_rel);
-        job->response->abort(reject(500, job->endpoint == Endpoint::kMessages ? "/v1/messages" : "/v1/chat/completions",
-                                    "internal error: the request failed"));
+        job->response->abort(reject(500, endpoint_label(job->endpoint), "internal error: the request failed"));
       }
     }
   });
@@ -659,7 +685,8 @@ void Gateway::run(Job& job) {
   const ApiShape shape = request.shape;
   const unsigned version = response.version();
   const std::string trace_id = new_trace_id();
-  const std::string id = (shape == ApiShape::kOpenAI ? "chatcmpl-" : "msg_") + trace_id;
+  const std::string id =
+      (shape == ApiShape::kOpenAI ? "chatcmpl-" : shape == ApiShape::kResponses ? "resp_" : "msg_") + trace_id;
   const std::int64_t created = unix_seconds();
   StepCall& call = job.request.call;
   call.trace_id = trace_id;
@@ -702,15 +729,29 @@ void Gateway::run(Job& job) {
   if (request.reasoning && !decision.reasoning_pinned) decision.reasoning = *request.reasoning;
   if (request.max_output_tokens) decision.max_output_tokens = *request.max_output_tokens;
 
-  // Streaming: the head goes with the first chunk (a failure before it is an
-  // ordinary error response), naming the decided model.
-  std::optional<StreamWriter> writer;
+  // Streaming: the head goes as soon as an upstream accepted the call (its
+  // kStart chunk; a failure before it is an ordinary error response), naming
+  // the decided model. From then on the stream's writes go through `live`,
+  // which keeps the connection open with keep-alives while the upstream is
+  // quiet ([gateway] stream_keepalive_ms).
+  std::unique_ptr<StreamWriter> writer;
+  std::shared_ptr<KeepAlive::Stream> live;
+  struct CloseOnExit {  // however run() ends, no keep-alive outlives the writer
+    std::shared_ptr<KeepAlive::Stream>& stream;
+    ~CloseOnExit() {
+      if (stream) stream->close();
+    }
+  } close_live{live};
   bool broken = false;  // a restart after text already went out: the stream has failed
   const auto stream_head = [&](const std::string& model, const std::string& tier) {
     std::string headers = switchboard_headers(model, tier, trace_id, std::nullopt);
     headers += "Cache-Control: no-cache\r\n";
     if (version >= 11) headers += "Trailer: x-switchboard-cost-usd\r\n";
-    writer.emplace(request, id, created, model);
+    writer = make_stream_writer(request, id, created, model);
+    StreamWriter* w = writer.get();
+    live = keep_alive_.add(
+        config.gateway.stream_keepalive, [&response](std::string bytes) { response.write(std::move(bytes)); },
+        [w, version] { return format_chunk(w->keep_alive(), version); });
     return format_head(200, "text/event-stream", headers, 0, true, !response.keep_alive(), version) +
            format_chunk(writer->begin(), version);
   };
@@ -724,7 +765,7 @@ void Gateway::run(Job& job) {
       std::string out;
       if (!writer) out = stream_head(decision.model, decision.tier);
       out += format_chunk(writer->chunk(chunk), version);
-      response.write(std::move(out));
+      if (!out.empty()) live->write(std::move(out));
     };
   }
 
@@ -744,6 +785,14 @@ void Gateway::run(Job& job) {
     const std::uint64_t n = metrics_.count_unrecorded();
     if (n <= 10 || n % 1000 == 0) {
       log_->error("trace {}: answered without a ledger record: {} ({} so far)", trace_id, recorded.message(), n);
+    }
+  }
+
+  // A Responses answer is kept for a later previous_response_id before the
+  // client can ask for it (a stream's last event comes after this).
+  if (shape == ApiShape::kResponses && request.store && result.status.ok()) {
+    if (const Status kept = responses_->put(id, stored_conversation(request, result, id)); !kept.ok()) {
+      log_->error("trace {}: the response is not stored for previous_response_id: {}", trace_id, kept.message());
     }
   }
 
@@ -779,6 +828,7 @@ void Gateway::run(Job& job) {
   add_header(trailers, "x-switchboard-cost-usd", usd(result.cost));
   out += format_last_chunk(trailers, version);
   job.answered = true;
+  if (live) live->close();  // no keep-alive after the last bytes
   response.finish(std::move(out), version < 11);
   metrics_.count_request(job.endpoint, status, Clock::now() - job.received);
 }

@@ -31,7 +31,9 @@
 #include <string_view>
 
 #include "api/api.h"
+#include "keep_alive.h"
 #include "metrics.h"
+#include "response_store.h"
 #include "http/server.h"
 #include "switchboard/switchboard.h"
 #include "worker_pool.h"
@@ -93,11 +95,13 @@ class Gateway : public RequestHandler {
   const std::shared_ptr<spdlog::logger> log_;
   const std::shared_ptr<Ledger> ledger_;
   const std::string ledger_path_;
+  std::unique_ptr<ResponseStore> responses_;  // POST /v1/responses' answers, for previous_response_id
   Metrics metrics_;
   std::atomic<int> in_flight_{0};
   mutable std::mutex runtime_mu_;
   std::shared_ptr<const Runtime> runtime_;
   std::mutex reload_mu_;  // one reload at a time
+  KeepAlive keep_alive_;  // the streams' keep-alives; outlives the jobs writing them
   // Last: destroyed (joined) first, while everything its jobs use still lives.
   WorkerPool pool_;
 };

@@ -72,6 +72,7 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
 std::string_view endpoint_label(Endpoint endpoint) {
   switch (endpoint) {
     case Endpoint::kChatCompletions: return "/v1/chat/completions";
+    case Endpoint::kResponses: return "/v1/responses";
     case Endpoint::kMessages: return "/v1/messages";
     case Endpoint::kModels: return "/v1/models";
     case Endpoint::kHealthz: return "/healthz";

@@ -36,8 +36,8 @@
 namespace switchboard::gateway {
 
 // The routes the gateway knows; kOther is every other path.
-enum class Endpoint { kChatCompletions, kMessages, kModels, kHealthz, kMetrics, kRulesStatus, kOther };
-inline constexpr int kEndpointCount = 7;
+enum class Endpoint { kChatCompletions, kResponses, kMessages, kModels, kHealthz, kMetrics, kRulesStatus, kOther };
+inline constexpr int kEndpointCount = 8;
 // "/v1/chat/completions" ... "other".
 std::string_view endpoint_label(Endpoint endpoint);
 

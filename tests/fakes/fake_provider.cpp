@@ -1397,11 +1397,13 @@ Route route(std::string_view path, std::string_view query) {
 // What one request gets: a reply, maybe delayed, maybe cut short.
 struct Plan {
   // kStall: kCut's bytes, then the connection held open like kHang's.
-  enum class Action { kAnswer, kHang, kCut, kStall, kOversize };
+  // kPause: the first event, a wait of `pause`, then the rest.
+  enum class Action { kAnswer, kHang, kCut, kStall, kOversize, kPause };
   Action action = Action::kAnswer;
   Reply reply;
   std::chrono::milliseconds delay{0};
   std::size_t oversize_bytes = 0;    // kOversize: the whole body
+  std::chrono::milliseconds pause{0};  // kPause: the silence after the first event
   std::string oversize_prefix, oversize_suffix;
   bool close = false;                // close the connection after it
   std::uint64_t held_id = 0;         // kHang, kStall: its entry in held_; 0 none
@@ -1643,6 +1645,20 @@ class FakeProvider::Impl {
       }
       co_return !ec && !plan.close;
     }
+    if (plan.action == Plan::Action::kPause && r.chunked && !r.events.empty()) {
+      out = head(r, std::nullopt, plan.close);
+      append_chunk(out, r.events[0]);
+      co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+      if (ec) co_return false;
+      c->timer.expires_after(plan.pause);
+      co_await c->timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      if (stopping_) co_return false;
+      out.clear();
+      for (std::size_t i = 1; i < r.events.size(); ++i) append_chunk(out, r.events[i]);
+      out += "0\r\n\r\n";
+      co_await net::async_write(c->socket, net::buffer(out), net::redirect_error(net::use_awaitable, ec));
+      co_return !ec && !plan.close;
+    }
     const bool stall = plan.action == Plan::Action::kStall;
     const bool cut = plan.action == Plan::Action::kCut || stall;
     if (!r.chunked) {
@@ -1793,6 +1809,11 @@ class FakeProvider::Impl {
       }
       case Fault::kCutStream:
         plan.action = Plan::Action::kCut;
+        plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
+        break;
+      case Fault::kPauseStream:
+        plan.action = Plan::Action::kPause;
+        plan.pause = fault.delay;
         plan.reply = render_answer(fixtures_, seq, facts, answer, gemini_sse);
         break;
       case Fault::kStallStream:

@@ -140,6 +140,8 @@ enum class Fault {
   kOverloaded,        // Anthropic 529 overloaded_error; OpenAI and Gemini 503
   kCutStream,         // status, headers and the first half of the body (a stream: of
                       // its events, never the final one), then the connection closes
+  kPauseStream,       // a stream's status, headers and first event, then silence for
+                      // FaultSpec::delay (a model thinking without a word), then the rest
   kStallStream,       // the bytes kCutStream sends, then nothing more: the connection
                       // stays open (whatever the client sends is read and dropped)
                       // until the client closes it or the server stops
@@ -160,7 +162,7 @@ struct FaultSpec {
   Fault kind = Fault::kServerError;
   int times = 1;                          // how many matching requests get it
   std::string model;                      // only requests for this model; "" any
-  std::chrono::milliseconds delay{1000};  // kSlowFirstByte: wait before the status line
+  std::chrono::milliseconds delay{1000};  // kSlowFirstByte: wait before the status line; kPauseStream: the pause
   int retry_after_s = 1;                  // kRateLimited: the Retry-After header
   std::size_t bytes = 64u << 20;          // kOversizedBody: the body's size
 };

@@ -1593,8 +1593,8 @@ TEST_CASE("an Anthropic message carries thinking redacted thinking a refusal a s
 TEST_CASE("an OpenAI stream sends each chunk kind as its delta and only the rest at the end") {
   const ParsedRequest request = parse_ok(ApiShape::kOpenAI, kOpenAIChat);  // include_usage
   using K = StreamChunk::Kind;
-  StreamWriter writer(request, "chatcmpl-s", 1700000001, "m-cheap");
-  std::string bytes = writer.begin();
+  auto writer = make_stream_writer(request, "chatcmpl-s", 1700000001, "m-cheap");
+  std::string bytes = writer->begin();
   const std::vector<StreamChunk> chunks = {
       chunk(K::kThinking, 0, "Let me "), chunk(K::kThinking, 0, "think."), chunk(K::kSignature, 0, "EqQB"),
       chunk(K::kText, 2, "It "),         chunk(K::kText, 2, ""),            chunk(K::kText, 2, "rains."),
@@ -1602,13 +1602,13 @@ TEST_CASE("an OpenAI stream sends each chunk kind as its delta and only the rest
       chunk(K::kToolArguments, 3, "\"Oslo\"}"),                             chunk(K::kToolCallStart, 4, "", "", "get_time"),
       chunk(K::kToolArguments, 4, "{}"),
   };
-  for (const StreamChunk& c : chunks) bytes += writer.chunk(c);
+  for (const StreamChunk& c : chunks) bytes += writer->chunk(c);
   const StepResult result = with_usage(
       {thinking("Let me think.", "EqQB"), redacted("EmwK"), ContentBlock::of_text("It rains."),
        ContentBlock::of_tool_call({"call_1", "get_weather", R"({"city":"Oslo"})"}),
        ContentBlock::of_tool_call({"", "get_time", "{}"}), refusal("Not the rest.")},
       StopReason::kToolUse);
-  bytes += writer.end(result);
+  bytes += writer->end(result);
 
   const std::vector<SseEvent> events = read_sse(bytes);
   // role, 2 thinking, 2 text, start + 2 args, start + 1 arg; refusal, thinking_blocks, finish, usage, [DONE].
@@ -1651,12 +1651,12 @@ TEST_CASE("an OpenAI stream sends each chunk kind as its delta and only the rest
 TEST_CASE("an OpenAI stream without include_usage has no usage field and still ends with DONE") {
   ParsedRequest request = parse_ok(ApiShape::kOpenAI,
                                    R"json({"model":"m","stream":true,"logprobs":true,"messages":[{"role":"user","content":"x"}]})json");
-  StreamWriter writer(request, "chatcmpl-t", 5, "m-cheap");
-  std::string bytes = writer.begin();
-  bytes += writer.chunk(chunk(StreamChunk::Kind::kText, 0, "hi"));
+  auto writer = make_stream_writer(request, "chatcmpl-t", 5, "m-cheap");
+  std::string bytes = writer->begin();
+  bytes += writer->chunk(chunk(StreamChunk::Kind::kText, 0, "hi"));
   StepResult result = answer("hi");
   result.response.logprobs_json = R"({"content":[{"token":"hi","logprob":-0.5,"bytes":[104,105],"top_logprobs":[]}]})";
-  bytes += writer.end(result);
+  bytes += writer->end(result);
   const std::vector<SseEvent> events = read_sse(bytes);
   REQUIRE(events.size() == 4);  // role, piece, finish, [DONE]
   for (std::size_t i = 0; i + 1 < events.size(); ++i) CHECK_FALSE(json::parse(events[i].data).contains("usage"));
@@ -1669,8 +1669,8 @@ TEST_CASE("an OpenAI stream without include_usage has no usage field and still e
 TEST_CASE("an Anthropic stream sends each chunk kind as its content block as the SDK accumulates it") {
   const ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
   using K = StreamChunk::Kind;
-  StreamWriter writer(request, "msg_s", 1700000001, "m-cheap");
-  std::string bytes = writer.begin();
+  auto writer = make_stream_writer(request, "msg_s", 1700000001, "m-cheap");
+  std::string bytes = writer->begin();
   const std::vector<StreamChunk> chunks = {
       chunk(K::kThinking, 0, "Let me "), chunk(K::kThinking, 0, ""), chunk(K::kThinking, 0, "think."),
       chunk(K::kSignature, 0, "EqQB"),   chunk(K::kSignature, 0, "xyz"),  // pieces: sent as one
@@ -1678,11 +1678,11 @@ TEST_CASE("an Anthropic stream sends each chunk kind as its content block as the
       chunk(K::kToolCallStart, 2, "", "toolu_1", "get_weather"),
       chunk(K::kToolArguments, 2, "{\"city\":"), chunk(K::kToolArguments, 2, "\"Oslo\"}"),
   };
-  for (const StreamChunk& c : chunks) bytes += writer.chunk(c);
+  for (const StreamChunk& c : chunks) bytes += writer->chunk(c);
   const StepResult result = with_usage({thinking("Let me think.", "EqQBxyz"), ContentBlock::of_text("Checking."),
                                         ContentBlock::of_tool_call({"toolu_1", "get_weather", R"({"city":"Oslo"})"})},
                                        StopReason::kToolUse);
-  bytes += writer.end(result);
+  bytes += writer->end(result);
 
   std::vector<std::string> types;
   const json message = accumulate_anthropic(bytes, &types);
@@ -1712,12 +1712,12 @@ TEST_CASE("an Anthropic stream sends each chunk kind as its content block as the
 TEST_CASE("an Anthropic stream ends with the blocks no chunk carried and the answer's own signatures") {
   const ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
   using K = StreamChunk::Kind;
-  StreamWriter writer(request, "msg_r", 1, "m-cheap");
-  std::string bytes = writer.begin();
+  auto writer = make_stream_writer(request, "msg_r", 1, "m-cheap");
+  std::string bytes = writer->begin();
   // Gemini's thinking streamed with its raw signature, then text; the redacted block has no chunk kind.
   for (const StreamChunk& c : {chunk(K::kThinking, 0, "Hm."), chunk(K::kSignature, 0, "CiQB"), chunk(K::kText, 2, "Hi."),
                                chunk(K::kSignature, 2, "gemini-text-sig")}) {
-    bytes += writer.chunk(c);
+    bytes += writer->chunk(c);
   }
   ContentBlock text = ContentBlock::of_text("Hi.");
   text.signature = "gemini-text-sig";
@@ -1725,7 +1725,7 @@ TEST_CASE("an Anthropic stream ends with the blocks no chunk carried and the ans
   StepResult result =
       with_usage({thinking("Hm.", "CiQB", "gemini"), redacted("EmwK"), text}, StopReason::kStopSequence);
   result.response.stop_sequence = "END";
-  bytes += writer.end(result);
+  bytes += writer->end(result);
   const json message = accumulate_anthropic(bytes);
   CHECK(message["content"] == json::parse(R"([
     {"type":"thinking","thinking":"Hm.","signature":"gemini:CiQB"},
@@ -1742,8 +1742,8 @@ TEST_CASE("a stream whose chunks never came writes the whole answer at the end")
                  StopReason::kToolUse);
   {
     const ParsedRequest request = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
-    StreamWriter writer(request, "id-1", 1, "m-cheap");
-    const OpenAIAccumulated a = accumulate_openai(writer.begin() + writer.end(result));
+    auto writer = make_stream_writer(request, "id-1", 1, "m-cheap");
+    const OpenAIAccumulated a = accumulate_openai(writer->begin() + writer->end(result));
     const json whole = json::parse(render_response(request, result, "id-1", 1))["choices"][0]["message"];
     CHECK(a.content == "All at once.");
     CHECK(whole["reasoning_content"] == a.reasoning_content);
@@ -1753,8 +1753,8 @@ TEST_CASE("a stream whose chunks never came writes the whole answer at the end")
   }
   {
     const ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
-    StreamWriter writer(request, "id-1", 1, "m-cheap");
-    const json message = accumulate_anthropic(writer.begin() + writer.end(result));
+    auto writer = make_stream_writer(request, "id-1", 1, "m-cheap");
+    const json message = accumulate_anthropic(writer->begin() + writer->end(result));
     CHECK(message["content"] == json::parse(render_response(request, result, "id-1", 1))["content"]);
     CHECK(message["content"].size() == 3);
   }
@@ -1766,13 +1766,13 @@ TEST_CASE("empty pieces write nothing") {
     CAPTURE(static_cast<int>(shape));
     const ParsedRequest request =
         shape == ApiShape::kOpenAI ? parse_ok(shape, kOpenAIChat) : parse_ok(shape, kAnthropicMessages);
-    StreamWriter writer(request, "id-e", 1, "m-cheap");
-    writer.begin();
+    auto writer = make_stream_writer(request, "id-e", 1, "m-cheap");
+    writer->begin();
     for (K kind : {K::kText, K::kThinking, K::kSignature, K::kToolArguments}) {
-      CHECK(writer.chunk(chunk(kind, 0, "")) == "");
+      CHECK(writer->chunk(chunk(kind, 0, "")) == "");
     }
     // A signature for a block the stream has not started has nowhere to go yet.
-    CHECK(writer.chunk(chunk(K::kSignature, 3, "sig")) == "");
+    CHECK(writer->chunk(chunk(K::kSignature, 3, "sig")) == "");
   }
 }
 
@@ -1788,15 +1788,15 @@ TEST_CASE("a Gemini signature on a tool call travels in its id through both shap
   const json whole = json::parse(render_response(o, result, "chatcmpl-g", 1))["choices"][0]["message"];
   const std::string id = whole["tool_calls"][0]["id"];
   CHECK(id.starts_with("call_chatcmpl-g_0__sig_gemini_"));
-  StreamWriter ow(o, "chatcmpl-g", 1, "m");
-  std::string bytes = ow.begin();
-  bytes += ow.chunk(chunk(K::kText, 0, "Checking."));
+  auto ow = make_stream_writer(o, "chatcmpl-g", 1, "m");
+  std::string bytes = ow->begin();
+  bytes += ow->chunk(chunk(K::kText, 0, "Checking."));
   StreamChunk signature = chunk(K::kSignature, 1, call.signature);
   signature.origin = "gemini";
-  bytes += ow.chunk(signature);  // before the call's start, as the Gemini decoder sends it
-  bytes += ow.chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
-  bytes += ow.chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
-  bytes += ow.end(result);
+  bytes += ow->chunk(signature);  // before the call's start, as the Gemini decoder sends it
+  bytes += ow->chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
+  bytes += ow->chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
+  bytes += ow->end(result);
   CHECK(accumulate_openai(bytes).tool_calls[0]["id"] == id);
 
   // The next OpenAI request: the call gets its signature back, the result its bare id.
@@ -1816,13 +1816,13 @@ TEST_CASE("a Gemini signature on a tool call travels in its id through both shap
   const json content = json::parse(render_response(a, result, "msg_g", 1))["content"];
   const std::string aid = content[1]["id"];
   CHECK(aid.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == std::string::npos);
-  StreamWriter aw(a, "msg_g", 1, "m");
-  bytes = aw.begin();
-  bytes += aw.chunk(chunk(K::kText, 0, "Checking."));
-  bytes += aw.chunk(signature);
-  bytes += aw.chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
-  bytes += aw.chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
-  bytes += aw.end(result);
+  auto aw = make_stream_writer(a, "msg_g", 1, "m");
+  bytes = aw->begin();
+  bytes += aw->chunk(chunk(K::kText, 0, "Checking."));
+  bytes += aw->chunk(signature);
+  bytes += aw->chunk(chunk(K::kToolCallStart, 1, "", "", "get_weather"));
+  bytes += aw->chunk(chunk(K::kToolArguments, 1, R"({"city":"Oslo"})"));
+  bytes += aw->end(result);
   CHECK(accumulate_anthropic(bytes)["content"] == content);
   const std::vector<Message> messages = anthropic_messages(R"([{"role":"user","content":"Weather?"},
       {"role":"assistant","content":[{"type":"tool_use","id":")" + aid + R"(","name":"get_weather","input":{}}]},
@@ -1841,32 +1841,32 @@ TEST_CASE("a Gemini signature on a tool call travels in its id through both shap
 TEST_CASE("refusals stream as refusal deltas and redacted thinking in place") {
   using K = StreamChunk::Kind;
   const ParsedRequest o = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
-  StreamWriter ow(o, "chatcmpl-r", 1, "m");
-  std::string bytes = ow.begin();
-  bytes += ow.chunk(chunk(K::kRefusal, 0, "I can't "));
-  bytes += ow.chunk(chunk(K::kRefusal, 0, "help."));
-  bytes += ow.end(with_usage({refusal("I can't help.")}, StopReason::kRefusal));
+  auto ow = make_stream_writer(o, "chatcmpl-r", 1, "m");
+  std::string bytes = ow->begin();
+  bytes += ow->chunk(chunk(K::kRefusal, 0, "I can't "));
+  bytes += ow->chunk(chunk(K::kRefusal, 0, "help."));
+  bytes += ow->end(with_usage({refusal("I can't help.")}, StopReason::kRefusal));
   CHECK(accumulate_openai(bytes).refusal == "I can't help.");
 
   const ParsedRequest a = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
-  StreamWriter aw(a, "msg_r", 1, "m");
-  bytes = aw.begin();
+  auto aw = make_stream_writer(a, "msg_r", 1, "m");
+  bytes = aw->begin();
   StreamChunk data = chunk(K::kRedactedThinking, 0, "EmwKAhgB");
   data.origin = "anthropic";
-  bytes += aw.chunk(data);
-  bytes += aw.chunk(chunk(K::kText, 1, "Done."));
+  bytes += aw->chunk(data);
+  bytes += aw->chunk(chunk(K::kText, 1, "Done."));
   const StepResult result = with_usage({redacted("EmwKAhgB"), ContentBlock::of_text("Done.")}, StopReason::kEndTurn);
-  bytes += aw.end(result);
+  bytes += aw->end(result);
   const json content = accumulate_anthropic(bytes)["content"];
   CHECK(content == json::parse(R"([{"type":"redacted_thinking","data":"EmwKAhgB"},{"type":"text","text":"Done."}])"));
 }
 
 TEST_CASE("an Anthropic stream of an empty answer still has one text block") {
   const ParsedRequest request = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
-  StreamWriter writer(request, "msg_e", 1, "m-cheap");
+  auto writer = make_stream_writer(request, "msg_e", 1, "m-cheap");
   std::vector<std::string> types;
-  std::string bytes = writer.begin();
-  bytes += writer.end(answer(""));
+  std::string bytes = writer->begin();
+  bytes += writer->end(answer(""));
   const json message = accumulate_anthropic(bytes, &types);
   CHECK(types == std::vector<std::string>{"message_start", "ping", "content_block_start", "content_block_stop",
                                           "message_delta", "message_stop"});
@@ -1880,22 +1880,22 @@ TEST_CASE("a failed stream ends with an error event in the shape's format") {
   error.message = "every model failed";
 
   const ParsedRequest o = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
-  StreamWriter openai(o, "chatcmpl-f", 1, "m-cheap");
-  const std::string failed = openai.fail(error);
+  auto openai = make_stream_writer(o, "chatcmpl-f", 1, "m-cheap");
+  const std::string failed = openai->fail(error);
   CHECK(failed.rfind("data: ", 0) == 0);
-  std::string o_bytes = openai.begin();
-  o_bytes += openai.chunk(chunk(StreamChunk::Kind::kText, 0, "par"));
+  std::string o_bytes = openai->begin();
+  o_bytes += openai->chunk(chunk(StreamChunk::Kind::kText, 0, "par"));
   const std::vector<SseEvent> oe = read_sse(o_bytes + failed);
   REQUIRE(oe.size() == 3);
   CHECK(json::parse(oe.back().data) ==
         json::parse(R"({"error":{"message":"every model failed","type":"api_error","param":null,"code":null}})"));
 
   const ParsedRequest a = parse_ok(ApiShape::kAnthropic, kAnthropicMessages);
-  StreamWriter anthropic(a, "msg_f", 1, "m-cheap");
-  const std::string a_failed = anthropic.fail(error);
+  auto anthropic = make_stream_writer(a, "msg_f", 1, "m-cheap");
+  const std::string a_failed = anthropic->fail(error);
   CHECK(a_failed.rfind("event: error\ndata: ", 0) == 0);
-  std::string a_bytes = anthropic.begin();
-  a_bytes += anthropic.chunk(chunk(StreamChunk::Kind::kText, 0, "par"));
+  std::string a_bytes = anthropic->begin();
+  a_bytes += anthropic->chunk(chunk(StreamChunk::Kind::kText, 0, "par"));
   const std::vector<SseEvent> ae = read_sse(a_bytes + a_failed);
   REQUIRE_FALSE(ae.empty());
   CHECK(ae.back().type == "error");

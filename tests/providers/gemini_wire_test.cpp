@@ -116,6 +116,7 @@ std::string crlf(std::string_view text) {
 
 std::string kind_name(StreamChunk::Kind k) {
   switch (k) {
+    case StreamChunk::Kind::kStart: return "start";
     case StreamChunk::Kind::kText: return "text";
     case StreamChunk::Kind::kThinking: return "thinking";
     case StreamChunk::Kind::kSignature: return "signature";

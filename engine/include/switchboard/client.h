@@ -46,7 +46,7 @@ namespace switchboard {
 using ChunkHandler = std::function<void(const StreamChunk&)>;
 
 /// Delivers a whole answer through `on_chunk` as a stream of it would have
-/// come, block by block, each with its index: thinking (then its
+/// come: kStart, then block by block, each with its index: thinking (then its
 /// signature), text (then a signature on it), refusal, redacted thinking and
 /// opaque items whole, tool calls (a signature on the call, the start, then
 /// the arguments in one piece). Media blocks of an answer have no chunk.

@@ -226,6 +226,16 @@ struct GatewaySettings {
   /// x-switchboard-timeout-ms. When it passes, the upstream calls are
   /// cancelled and the client gets 504 in its API's shape.
   std::chrono::milliseconds request_timeout{600'000};
+  /// POST /v1/responses keeps each answer (unless the request says store:
+  /// false) for a later previous_response_id, in the ledger's database so it
+  /// survives a restart: at most this many (the oldest go first; 0 keeps none)...
+  std::int64_t stored_responses = 10'000;
+  /// ... and none older than this (OpenAI's own keep 30 days).
+  std::chrono::seconds stored_response_max_age{30 * 24 * 3600};
+  /// A stream whose upstream is quiet this long gets a keep-alive (an SSE
+  /// comment, Anthropic's ping), so proxies' idle timeouts do not cut long
+  /// turns; 0 sends none.
+  std::chrono::milliseconds stream_keepalive{15'000};
 };
 
 /// A validated configuration (load_config, parse_config).

@@ -266,6 +266,11 @@ struct ModelResponse {
 struct StreamChunk {
   /// What the piece is.
   enum class Kind {
+    /// The provider accepted the call and its answer follows (no text): the
+    /// first chunk of every attempt, sent as soon as the provider's stream
+    /// began (a client that cannot stream: when its answer came), so a host
+    /// can send its response head before the first token.
+    kStart,
     kText,      ///< `text`: the next piece of the answer's text
     kThinking,  ///< `text`: the next piece of the reasoning
     /// `text`: the signature (whole or a piece) of the block at `index`, made

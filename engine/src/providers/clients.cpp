@@ -10,6 +10,7 @@ namespace switchboard {
 void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk) {
   if (!on_chunk) return;
   using Kind = StreamChunk::Kind;
+  on_chunk(StreamChunk::of(Kind::kStart, 0, {}));
   for (std::size_t i = 0; i < response.content.size(); ++i) {
     const ContentBlock& b = response.content[i];
     const int index = static_cast<int>(i);

@@ -118,7 +118,10 @@ class HttpModelClient final : public ModelClient {
     std::optional<bool> streaming;  // decided by the first piece's status and Content-Type
     std::string other_body;         // the body, when it is not an event stream
     const BodySink sink = [&](const HttpResponse& head, std::string_view piece) {
-      if (!streaming) streaming = is_2xx(head.status) && is_event_stream(head.content_type);
+      if (!streaming) {
+        streaming = is_2xx(head.status) && is_event_stream(head.content_type);
+        if (*streaming && on_chunk) on_chunk(StreamChunk::of(StreamChunk::Kind::kStart, 0, {}));  // accepted
+      }
       if (!*streaming) {
         other_body.append(piece);
         return true;

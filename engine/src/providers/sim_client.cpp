@@ -162,12 +162,18 @@ class SimClient final : public ModelClient {
         rest.remove_prefix(cut);
       }
     });
-    const auto gap = chunks.empty() ? r.latency : r.latency / static_cast<int>(chunks.size());
+    const auto pieces = std::count_if(chunks.begin(), chunks.end(),
+                                      [](const StreamChunk& c) { return c.kind != StreamChunk::Kind::kStart; });
+    const auto gap = pieces == 0 ? r.latency : r.latency / static_cast<int>(pieces);
     for (const StreamChunk& c : chunks) {
+      if (c.kind == StreamChunk::Kind::kStart) {  // accepted at once; the answer takes the latency
+        if (on_chunk) on_chunk(c);
+        continue;
+      }
       if (Status s = wait_within(request.bounds, gap); !s.ok()) return stopped(s);
       if (on_chunk) on_chunk(c);
     }
-    if (chunks.empty()) {
+    if (pieces == 0) {
       if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
     }
     return answered;

@@ -612,155 +612,189 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
   }
 }
 
-// ---- The Anthropic half of the StreamWriter. ----
+// ---- The Anthropic stream writer. ----
 
-std::string StreamWriter::anthropic_begin() {
-  using detail::json;
-  Usage estimate;
-  estimate.input_tokens = input_tokens_;
-  json message = json::object();
-  message["id"] = id_;
-  message["type"] = "message";
-  message["role"] = "assistant";
-  message["model"] = model_;
-  message["content"] = json::array();
-  message["stop_reason"] = nullptr;
-  message["stop_sequence"] = nullptr;
-  message["usage"] = detail::usage_json(estimate);
-  return detail::event("message_start", json{{"type", "message_start"}, {"message", std::move(message)}}) +
-         detail::event("ping", json{{"type", "ping"}});
-}
+namespace {
 
-// Closes the open block: a thinking block's signature first.
-std::string StreamWriter::anthropic_close() {
-  if (open_ < 0) return "";
-  Sent& s = sent_[open_];
-  std::string out;
-  if (s.kind == StreamChunk::Kind::kThinking && !signature_.empty()) {
-    out += detail::signature_delta(s.stream_index, signature_);
-    s.signature = std::move(signature_);
-  }
-  signature_.clear();
-  open_ = -1;
-  return out + detail::block_stop(s.stream_index);
-}
+// Messages stream events (api.h says what each kind becomes).
+class AnthropicStreamWriter final : public detail::BlockStreamWriter {
+ public:
+  AnthropicStreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
+      : BlockStreamWriter(request, std::move(id), created, std::move(model)),
+        input_tokens_(request.call.step.input_tokens.value_or(0)) {}
 
-std::string StreamWriter::anthropic_chunk(const StreamChunk& chunk) {
-  using detail::json;
-  using Kind = StreamChunk::Kind;
-  if (chunk.kind != Kind::kToolCallStart && chunk.text.empty()) return "";
-  if (chunk.kind == Kind::kSignature) {
-    auto it = sent_.find(chunk.index);
-    if (it == sent_.end()) {
-      hold_signature(chunk);  // a tool call's, before its start: its id carries it
-      return "";
-    }
-    if (it->second.kind != Kind::kThinking) {
-      return "";  // Gemini's on a text part: not required back, and this shape has no place for it
-    }
-    if (chunk.index == open_) {
-      signature_ += chunk.text;
-      return "";
-    }
-    it->second.signature += chunk.text;  // a block already closed: the SDK keeps the last
-    return detail::signature_delta(it->second.stream_index, it->second.signature);
+  std::string begin() override {
+    using detail::json;
+    Usage estimate;
+    estimate.input_tokens = input_tokens_;
+    json message = json::object();
+    message["id"] = id_;
+    message["type"] = "message";
+    message["role"] = "assistant";
+    message["model"] = model_;
+    message["content"] = json::array();
+    message["stop_reason"] = nullptr;
+    message["stop_sequence"] = nullptr;
+    message["usage"] = detail::usage_json(estimate);
+    return detail::event("message_start", json{{"type", "message_start"}, {"message", std::move(message)}}) +
+           detail::event("ping", json{{"type", "ping"}});
   }
-  std::string out;
-  bool first = false;
-  if (sent_.count(chunk.index) == 0) out += anthropic_close();
-  if (chunk.kind == Kind::kRedactedThinking || chunk.kind == Kind::kOpaque) {
-    // Whole blocks, written in place so the order the API requires holds.
-    ContentBlock b;
-    b.type = chunk.kind == Kind::kOpaque ? ContentBlock::Type::kOpaque : ContentBlock::Type::kRedactedThinking;
-    (chunk.kind == Kind::kOpaque ? b.opaque_json : b.signature) = std::string(chunk.text);
-    b.origin = std::string(chunk.origin);
-    const json block = detail::content_block_json(b, id_, 0, max_json_depth_);
-    if (block.is_null()) return out;  // another provider's item: no place in this shape
-    Sent& s = sent(chunk.index, chunk.kind, first);
-    if (!first) return out;
-    s.stream_index = next_stream_index_++;
-    return out + detail::whole_block(s.stream_index, block);
+
+  // Closes the open block: a thinking block's signature first.
+  std::string close() {
+    if (open_ < 0) return "";
+    Sent& s = sent_[open_];
+    std::string out;
+    if (s.kind == StreamChunk::Kind::kThinking && !signature_.empty()) {
+      out += detail::signature_delta(s.stream_index, signature_);
+      s.signature = std::move(signature_);
+    }
+    signature_.clear();
+    open_ = -1;
+    return out + detail::block_stop(s.stream_index);
   }
-  Sent& s = sent(chunk.index, chunk.kind, first);
-  if (first) {
-    s.stream_index = next_stream_index_++;
-    open_ = chunk.index;
-    switch (chunk.kind) {
-      case Kind::kThinking:
-        out += detail::block_start(s.stream_index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
-        break;
-      case Kind::kToolCallStart:
-      case Kind::kToolArguments: {
-        const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
-        const std::string id =
-            detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
-        out += detail::block_start(s.stream_index, detail::tool_use_block(id, call.name, json::object()));
-        break;
+
+  std::string chunk(const StreamChunk& chunk) override {
+    using detail::json;
+    using Kind = StreamChunk::Kind;
+    if (chunk.kind != Kind::kToolCallStart && chunk.text.empty()) return "";
+    if (chunk.kind == Kind::kSignature) {
+      auto it = sent_.find(chunk.index);
+      if (it == sent_.end()) {
+        hold_signature(chunk);  // a tool call's, before its start: its id carries it
+        return "";
       }
-      default:  // text and refusal: Anthropic writes a refusal as text
-        out += detail::block_start(s.stream_index, json{{"type", "text"}, {"text", ""}});
-        break;
+      if (it->second.kind != Kind::kThinking) {
+        return "";  // Gemini's on a text part: not required back, and this shape has no place for it
+      }
+      if (chunk.index == open_) {
+        signature_ += chunk.text;
+        return "";
+      }
+      it->second.signature += chunk.text;  // a block already closed: the SDK keeps the last
+      return detail::signature_delta(it->second.stream_index, it->second.signature);
+    }
+    std::string out;
+    bool first = false;
+    if (sent_.count(chunk.index) == 0) out += close();
+    if (chunk.kind == Kind::kRedactedThinking || chunk.kind == Kind::kOpaque) {
+      // Whole blocks, written in place so the order the API requires holds.
+      ContentBlock b;
+      b.type = chunk.kind == Kind::kOpaque ? ContentBlock::Type::kOpaque : ContentBlock::Type::kRedactedThinking;
+      (chunk.kind == Kind::kOpaque ? b.opaque_json : b.signature) = std::string(chunk.text);
+      b.origin = std::string(chunk.origin);
+      const json block = detail::content_block_json(b, id_, 0, max_json_depth_);
+      if (block.is_null()) return out;  // another provider's item: no place in this shape
+      Sent& s = sent(chunk.index, chunk.kind, first);
+      if (!first) return out;
+      s.stream_index = next_stream_index_++;
+      return out + detail::whole_block(s.stream_index, block);
+    }
+    Sent& s = sent(chunk.index, chunk.kind, first);
+    if (first) {
+      s.stream_index = next_stream_index_++;
+      open_ = chunk.index;
+      switch (chunk.kind) {
+        case Kind::kThinking:
+          out += detail::block_start(s.stream_index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+          break;
+        case Kind::kToolCallStart:
+        case Kind::kToolArguments: {
+          const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
+          const std::string id =
+              detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
+          out += detail::block_start(s.stream_index, detail::tool_use_block(id, call.name, json::object()));
+          break;
+        }
+        default:  // text and refusal: Anthropic writes a refusal as text
+          out += detail::block_start(s.stream_index, json{{"type", "text"}, {"text", ""}});
+          break;
+      }
+    }
+    switch (chunk.kind) {
+      case Kind::kText:
+      case Kind::kRefusal:
+        return out + detail::block_delta(s.stream_index, json{{"type", "text_delta"}, {"text", chunk.text}});
+      case Kind::kThinking:
+        return out + detail::block_delta(s.stream_index, json{{"type", "thinking_delta"}, {"thinking", chunk.text}});
+      case Kind::kToolArguments:
+        return out + detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
+      default:
+        return out;
     }
   }
-  switch (chunk.kind) {
-    case Kind::kText:
-    case Kind::kRefusal:
-      return out + detail::block_delta(s.stream_index, json{{"type", "text_delta"}, {"text", chunk.text}});
-    case Kind::kThinking:
-      return out + detail::block_delta(s.stream_index, json{{"type", "thinking_delta"}, {"thinking", chunk.text}});
-    case Kind::kToolArguments:
-      return out + detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
-    default:
-      return out;
+
+  // Closes the open block, corrects the signatures the chunks did not carry
+  // as the answer has them, writes the blocks no chunk carried whole (or an
+  // empty text block when nothing was written), then message_delta with the
+  // provider's usage (the SDK overlays its counts on message_start's
+  // estimate) and message_stop.
+  std::string end(const StepResult& result) override {
+    using detail::json;
+    const ModelResponse& r = result.response;
+    const auto final_signature = [&](int index) -> std::string {
+      if (index < 0 || static_cast<std::size_t>(index) >= r.content.size()) return "";
+      const ContentBlock& b = r.content[static_cast<std::size_t>(index)];
+      return b.type == ContentBlock::Type::kThinking ? detail::client_signature(b, "anthropic") : "";
+    };
+    std::string out;
+    if (open_ >= 0 && sent_[open_].kind == StreamChunk::Kind::kThinking) {
+      const std::string signature = final_signature(open_);
+      if (!signature.empty()) signature_ = signature;
+    }
+    out += close();
+    for (auto& [index, s] : sent_) {
+      if (s.kind != StreamChunk::Kind::kThinking) continue;
+      const std::string signature = final_signature(index);
+      if (!signature.empty() && signature != s.signature) {
+        out += detail::signature_delta(s.stream_index, signature);
+        s.signature = signature;
+      }
+    }
+    for (std::size_t i = 0; i < r.content.size(); ++i) {
+      if (sent_.count(static_cast<int>(i)) != 0) continue;
+      const ContentBlock& b = r.content[i];
+      const std::size_t tool_index =
+          b.type == ContentBlock::Type::kToolUse ? static_cast<std::size_t>(next_tool_index_++) : 0;
+      const json block = detail::content_block_json(b, id_, tool_index, max_json_depth_);
+      if (block.is_null()) continue;
+      out += detail::whole_block(next_stream_index_++, block);
+    }
+    if (next_stream_index_ == 0) {
+      out += detail::block_start(0, json{{"type", "text"}, {"text", ""}}) + detail::block_stop(0);
+      next_stream_index_ = 1;
+    }
+    json message_delta = json::object();
+    message_delta["type"] = "message_delta";
+    message_delta["delta"] = json{{"stop_reason", detail::stop_reason(r)}, {"stop_sequence", detail::stop_sequence(r)}};
+    message_delta["usage"] = detail::usage_json(r.usage);
+    out += detail::event("message_delta", message_delta);
+    return out + detail::event("message_stop", json{{"type", "message_stop"}});
   }
+
+  std::string fail(const ApiError& error) override {
+    return "event: error\ndata: " + detail::anthropic_error(error) + "\n\n";
+  }
+
+  // Anthropic's own keep-alive event; the SDKs skip it.
+  std::string keep_alive() override { return detail::event("ping", detail::json{{"type", "ping"}}); }
+
+ private:
+  std::int64_t input_tokens_ = 0;  // message_start: the request's estimate
+  int next_stream_index_ = 0;      // content blocks started
+  int open_ = -1;                  // the canonical index of the open block (-1: none)
+  std::string signature_;          // the open thinking block's signature so far
+};
+
+}  // namespace
+
+namespace detail {
+
+std::unique_ptr<StreamWriter> make_anthropic_stream_writer(const ParsedRequest& request, std::string id,
+                                                           std::int64_t created, std::string model) {
+  return std::make_unique<AnthropicStreamWriter>(request, std::move(id), created, std::move(model));
 }
 
-// Closes the open block, corrects the signatures the chunks did not carry
-// as the answer has them, writes the blocks no chunk carried whole (or an
-// empty text block when nothing was written), then message_delta with the
-// provider's usage (the SDK overlays its counts on message_start's
-// estimate) and message_stop.
-std::string StreamWriter::anthropic_end(const StepResult& result) {
-  using detail::json;
-  const ModelResponse& r = result.response;
-  const auto final_signature = [&](int index) -> std::string {
-    if (index < 0 || static_cast<std::size_t>(index) >= r.content.size()) return "";
-    const ContentBlock& b = r.content[static_cast<std::size_t>(index)];
-    return b.type == ContentBlock::Type::kThinking ? detail::client_signature(b, "anthropic") : "";
-  };
-  std::string out;
-  if (open_ >= 0 && sent_[open_].kind == StreamChunk::Kind::kThinking) {
-    const std::string signature = final_signature(open_);
-    if (!signature.empty()) signature_ = signature;
-  }
-  out += anthropic_close();
-  for (auto& [index, s] : sent_) {
-    if (s.kind != StreamChunk::Kind::kThinking) continue;
-    const std::string signature = final_signature(index);
-    if (!signature.empty() && signature != s.signature) {
-      out += detail::signature_delta(s.stream_index, signature);
-      s.signature = signature;
-    }
-  }
-  for (std::size_t i = 0; i < r.content.size(); ++i) {
-    if (sent_.count(static_cast<int>(i)) != 0) continue;
-    const ContentBlock& b = r.content[i];
-    const std::size_t tool_index =
-        b.type == ContentBlock::Type::kToolUse ? static_cast<std::size_t>(next_tool_index_++) : 0;
-    const json block = detail::content_block_json(b, id_, tool_index, max_json_depth_);
-    if (block.is_null()) continue;
-    out += detail::whole_block(next_stream_index_++, block);
-  }
-  if (next_stream_index_ == 0) {
-    out += detail::block_start(0, json{{"type", "text"}, {"text", ""}}) + detail::block_stop(0);
-    next_stream_index_ = 1;
-  }
-  json message_delta = json::object();
-  message_delta["type"] = "message_delta";
-  message_delta["delta"] = json{{"stop_reason", detail::stop_reason(r)}, {"stop_sequence", detail::stop_sequence(r)}};
-  message_delta["usage"] = detail::usage_json(r.usage);
-  out += detail::event("message_delta", message_delta);
-  return out + detail::event("message_stop", json{{"type", "message_stop"}});
-}
+}  // namespace detail
 
 }  // namespace switchboard::gateway

@@ -1,12 +1,15 @@
 // The client-facing API shapes the gateway speaks: OpenAI Chat Completions
-// (POST /v1/chat/completions) and Anthropic Messages (POST /v1/messages).
+// (POST /v1/chat/completions), OpenAI Responses (POST /v1/responses) and
+// Anthropic Messages (POST /v1/messages).
 // Pure translation, no I/O: a request body + headers -> what the Dispatcher
 // needs; a StepResult or streamed pieces -> the bytes the client expects.
-// One file per shape: api/openai.cpp, api/anthropic.cpp.
+// One file per shape: api/openai.cpp, api/responses.cpp, api/anthropic.cpp.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,7 +20,7 @@
 
 namespace switchboard::gateway {
 
-enum class ApiShape { kOpenAI, kAnthropic };
+enum class ApiShape { kOpenAI, kResponses, kAnthropic };
 
 // [gateway] max_json_depth's default: the deepest nesting of a request body.
 constexpr int kDefaultMaxJsonDepth = 64;
@@ -69,6 +72,16 @@ struct ParsedRequest {
   // The bound the request was parsed with; a model's tool arguments nested
   // deeper are answered as text, never re-serialised as JSON.
   int max_json_depth = kDefaultMaxJsonDepth;
+
+  // The Responses API's own (ApiShape::kResponses):
+  std::string previous_response_id;  // "" = none
+  bool store = true;                 // keep the answer for a later previous_response_id
+  // The request's fields a response object repeats (instructions, tools,
+  // tool_choice, text, reasoning, temperature...), as a JSON object text.
+  std::string echo_json;
+  // The conversation as Responses input items: the stored history of
+  // previous_response_id, then this request's input; a JSON array text.
+  std::string items_json;
 };
 
 // Errors the parsers report: the HTTP status, an error type and code in the
@@ -97,6 +110,21 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
                                            int max_json_depth = kDefaultMaxJsonDepth);
 ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
                                                   int max_json_depth = kDefaultMaxJsonDepth);
+
+// The Responses API. `previous` answers a previous_response_id with the
+// conversation stored for it (stored_conversation), or nullopt when there is
+// none (never stored, stored with store: false, expired or evicted): a 404
+// naming the id. The stored items come first, then `instructions` (not
+// carried over from the previous response, as the API documents) lead as
+// the system prompt, then this request's input.
+using PreviousResponses = std::function<std::optional<std::string>(const std::string& id)>;
+ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Headers& headers,
+                                                int max_json_depth, const PreviousResponses& previous);
+
+// What a Responses request stores for a later previous_response_id: its
+// conversation (ParsedRequest::items_json) followed by the answer's output
+// items, as a JSON array text.
+std::string stored_conversation(const ParsedRequest& request, const StepResult& result, const std::string& id);
 
 // `text` with every key-like token replaced by "[redacted]": OpenAI and
 // Anthropic keys (sk-..., sk-ant-..., sk-proj-...) and Google API keys
@@ -144,6 +172,7 @@ std::string render_response(const ParsedRequest& request, const StepResult& resu
 //              kToolCallStart -> a tool_use block; kToolArguments ->
 //              input_json_delta. A piece for a block already closed is
 //              written with that block's index.
+// kStart writes nothing: the host sends the head and begin() when it comes.
 // Both shapes: a kSignature that comes before its block's first chunk is a
 // tool call's (Gemini's thoughtSignature) and goes into the call's id
 // (detail::tool_call_id), as it does in a whole answer; a signature on a
@@ -169,50 +198,21 @@ std::string render_response(const ParsedRequest& request, const StepResult& resu
 // real counts. Not thread-safe: one writer per stream.
 class StreamWriter {
  public:
-  StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model);
-  std::string begin();
-  std::string chunk(const StreamChunk& chunk);
-  std::string end(const StepResult& result);
-  std::string fail(const ApiError& error);
-
- private:
-  // What the writer sent of one block of the answer.
-  struct Sent {
-    StreamChunk::Kind kind = StreamChunk::Kind::kText;  // its first chunk's kind
-    int stream_index = 0;   // Anthropic: its content block's index in the stream
-    int tool_index = -1;    // a tool call's place among the answer's tool calls
-    // Anthropic: a thinking block's signature as sent; a tool call (either
-    // shape): the signature its id carries, held from before its start.
-    std::string signature;
-    std::string origin;     // a tool call: who made `signature`
-  };
-  // The block with canonical index `index`, registered on its first chunk
-  // (taking the signature held for it).
-  Sent& sent(int index, StreamChunk::Kind kind, bool& first);
-  // Keeps a signature that came before its block's first chunk (a tool call's).
-  void hold_signature(const StreamChunk& chunk);
-
-  std::string openai_chunk(const StreamChunk& chunk);
-  std::string openai_end(const StepResult& result);
-  std::string anthropic_begin();
-  std::string anthropic_chunk(const StreamChunk& chunk);
-  std::string anthropic_close();
-  std::string anthropic_end(const StepResult& result);
-
-  ApiShape shape_;
-  bool include_usage_;
-  bool logprobs_;  // OpenAI: the client asked for logprobs
-  std::string id_;
-  std::int64_t created_;
-  std::string model_;
-  std::int64_t input_tokens_ = 0;  // Anthropic message_start: the request's estimate
-  int max_json_depth_ = kDefaultMaxJsonDepth;  // the request's: bounds the tool arguments re-serialised
-  std::map<int, Sent> sent_;  // by canonical index
-  std::map<int, std::pair<std::string, std::string>> held_signatures_;  // by canonical index: signature, origin
-  int next_stream_index_ = 0;  // Anthropic: content blocks started
-  int next_tool_index_ = 0;    // tool calls started
-  int open_ = -1;              // Anthropic: the canonical index of the open block (-1: none)
-  std::string signature_;      // Anthropic: the open thinking block's signature so far
+  virtual ~StreamWriter() = default;
+  virtual std::string begin() = 0;
+  virtual std::string chunk(const StreamChunk& chunk) = 0;
+  virtual std::string end(const StepResult& result) = 0;
+  virtual std::string fail(const ApiError& error) = 0;
+  // What keeps an idle stream open through proxies' idle timeouts while the
+  // upstream is silent (a long thinking phase): an SSE comment, Anthropic's
+  // `ping` event. Written between events only; changes nothing the client
+  // accumulates.
+  virtual std::string keep_alive() = 0;
 };
+
+// The writer for `request`'s shape. `id` is the response id, `created`
+// seconds since the epoch, `model` the model named in the stream.
+std::unique_ptr<StreamWriter> make_stream_writer(const ParsedRequest& request, std::string id, std::int64_t created,
+                                                 std::string model);
 
 }  // namespace switchboard::gateway

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -613,6 +615,18 @@ inline std::int64_t estimate_input_tokens(const ModelRequest& request) {
   return n;
 }
 
+// A client's explicit effort: on the request, and as a level for the
+// gateway's decision. "none" and "minimal" ask for no reasoning: Reasoning
+// has no such level, so the decision keeps its own and the step does not
+// need chain of thought.
+inline void set_effort(Effort effort, ParsedRequest& r) {
+  r.call.request.reasoning.effort = effort;
+  if (effort == Effort::kNone || effort == Effort::kMinimal) return;
+  r.reasoning = effort == Effort::kLow ? Reasoning::kLow : effort == Effort::kMedium ? Reasoning::kMedium
+                                                                                    : Reasoning::kHigh;
+  r.call.step.needs_chain_of_thought = true;
+}
+
 // What both parsers do once the body is read: the step's role defaults to
 // "chat", then metadata (when given) and headers, tool names, input tokens.
 inline MaybeError finish_request(const json* metadata, std::initializer_list<std::string_view> skip_metadata,
@@ -715,6 +729,78 @@ inline SplitId read_tool_call_id(std::string id) {
   out.id = std::move(id);
   return out;
 }
+
+// What the shapes' stream writers share: each block of the answer they
+// started (keyed by its canonical index, registered on its first chunk), the
+// tool calls counted in order, and a tool call's signature held from before
+// its start so the call's id can carry it.
+class BlockStreamWriter : public StreamWriter {
+ protected:
+  // What the writer sent of one block of the answer.
+  struct Sent {
+    StreamChunk::Kind kind = StreamChunk::Kind::kText;  // its first chunk's kind
+    int stream_index = 0;   // its place in the shape's own stream (Anthropic content block, Responses item)
+    int tool_index = -1;    // a tool call's place among the answer's tool calls
+    // A thinking block's signature as sent (Anthropic); a tool call's: the
+    // signature its id carries, held from before its start.
+    std::string signature;
+    std::string origin;     // a tool call: who made `signature`
+    std::string text;       // Responses: the block's text so far (its done events repeat it)
+    std::string item_id;    // Responses: the output item's id
+    std::string call_id;    // Responses: a tool call's id as the client sees it
+    std::string name;       // Responses: a tool call's function
+  };
+
+  BlockStreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
+      : id_(std::move(id)),
+        created_(created),
+        model_(std::move(model)),
+        max_json_depth_(request.max_json_depth) {}
+
+  // The block with canonical index `index`, registered on its first chunk
+  // (taking the signature held for it); `first` says whether it was new.
+  Sent& sent(int index, StreamChunk::Kind kind, bool& first) {
+    auto [it, inserted] = sent_.try_emplace(index);
+    first = inserted;
+    if (!inserted) return it->second;
+    it->second.kind = kind;
+    if (auto held = held_signatures_.find(index); held != held_signatures_.end()) {
+      it->second.signature = std::move(held->second.first);
+      it->second.origin = std::move(held->second.second);
+      held_signatures_.erase(held);
+    }
+    if (kind == StreamChunk::Kind::kToolCallStart || kind == StreamChunk::Kind::kToolArguments) {
+      it->second.tool_index = next_tool_index_++;
+    }
+    return it->second;
+  }
+  // Keeps a signature that came before its block's first chunk (a tool call's).
+  void hold_signature(const StreamChunk& chunk) {
+    if (chunk.text.empty() || sent_.count(chunk.index) != 0) return;
+    auto& [signature, origin] = held_signatures_[chunk.index];
+    signature += chunk.text;
+    origin = std::string(chunk.origin);
+  }
+
+  std::string id_;
+  std::int64_t created_;
+  std::string model_;
+  int max_json_depth_;         // the request's: bounds the tool arguments re-serialised
+  std::map<int, Sent> sent_;   // by canonical index
+  std::map<int, std::pair<std::string, std::string>> held_signatures_;  // by canonical index: signature, origin
+  int next_tool_index_ = 0;    // tool calls started
+};
+
+// Each shape's stream writer and whole answer (api/openai.cpp,
+// api/responses.cpp, api/anthropic.cpp).
+std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& request, std::string id,
+                                                           std::int64_t created, std::string model);
+std::string responses_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
+                               const std::string& id, std::int64_t created);
+std::unique_ptr<StreamWriter> make_openai_stream_writer(const ParsedRequest& request, std::string id,
+                                                        std::int64_t created, std::string model);
+std::unique_ptr<StreamWriter> make_anthropic_stream_writer(const ParsedRequest& request, std::string id,
+                                                           std::int64_t created, std::string model);
 
 // Each shape's half of render_error and render_response (api/openai.cpp,
 // api/anthropic.cpp). `model` is the model named in the answer.

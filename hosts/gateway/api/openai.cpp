@@ -29,9 +29,10 @@
 //       Order: thinking, content parts, refusal, tool uses.
 //   messages[].tool_call_id, name (tool) -> the result's tool_use_id and
 //       tool_name (else the name of the call it answers)
-//   messages[].name (user, system, assistant) and annotations (an answer
-//       sent back) are ignored: no provider but OpenAI reads a participant's
-//       name. function_call and audio are 400s; other members are ignored.
+//   messages[].name (user, system, assistant) -> Message::name (only
+//       OpenAI-shaped providers take it; the others refuse the model);
+//       annotations (an answer sent back) are ignored. function_call and
+//       audio are 400s; other members are ignored.
 //   tools[] {type function, function {name, description, parameters,
 //       strict}, cache_control} -> ToolSpec (other types are 400s)
 //   tool_choice none|auto|required|{type function, function {name}} ->
@@ -519,15 +520,7 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
     if (!effort->is_string()) return invalid_request("reasoning_effort", kError);
     const std::optional<Effort> parsed = parse_effort(effort->get_ref<const std::string&>());
     if (!parsed) return invalid_request("reasoning_effort", kError);
-    request.reasoning.effort = *parsed;
-    // "none" and "minimal" ask for no reasoning: Reasoning has no such level,
-    // so the decision keeps its own and the step does not need chain of thought.
-    if (*parsed != Effort::kNone && *parsed != Effort::kMinimal) {
-      r.reasoning = *parsed == Effort::kLow ? Reasoning::kLow
-                    : *parsed == Effort::kMedium ? Reasoning::kMedium
-                                                 : Reasoning::kHigh;
-      r.call.step.needs_chain_of_thought = true;
-    }
+    set_effort(*parsed, r);
   }
 
   if (const json* format = member(j, "response_format")) {
@@ -716,175 +709,167 @@ std::string choice_chunk(const std::string& id, std::int64_t created, const std:
   return detail::sse(chunk);
 }
 
+// Chat Completions chunks (api.h says what each kind becomes).
+class OpenAIStreamWriter final : public detail::BlockStreamWriter {
+ public:
+  OpenAIStreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
+      : BlockStreamWriter(request, std::move(id), created, std::move(model)),
+        include_usage_(request.include_usage),
+        logprobs_(request.call.request.sampling.logprobs) {}
+
+  std::string begin() override {
+    return choice_chunk(id_, created_, model_, include_usage_,
+                        json{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}});
+  }
+
+  std::string chunk(const StreamChunk& chunk) override {
+    const auto write = [&](json delta) {
+      return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+    };
+    bool first = false;
+    switch (chunk.kind) {
+      case StreamChunk::Kind::kText:
+        if (chunk.text.empty()) return "";
+        sent(chunk.index, chunk.kind, first);
+        return write(json{{"content", chunk.text}});
+      case StreamChunk::Kind::kThinking:
+        if (chunk.text.empty()) return "";
+        sent(chunk.index, chunk.kind, first);
+        return write(json{{"reasoning_content", chunk.text}});
+      case StreamChunk::Kind::kRefusal:
+        if (chunk.text.empty()) return "";
+        sent(chunk.index, chunk.kind, first);
+        return write(json{{"refusal", chunk.text}});
+      case StreamChunk::Kind::kSignature:
+        // A thinking block's goes whole into end()'s thinking_blocks; a tool
+        // call's (before its start) into the call's id.
+        hold_signature(chunk);
+        return "";
+      case StreamChunk::Kind::kStart:
+        return "";  // the head and begin() are the host's to send
+      case StreamChunk::Kind::kRedactedThinking:
+      case StreamChunk::Kind::kOpaque:
+        return "";  // redacted thinking goes whole into end()'s thinking_blocks; opaque items have no place
+      case StreamChunk::Kind::kToolCallStart: {
+        const Sent& s = sent(chunk.index, chunk.kind, first);
+        if (!first) return "";
+        ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
+        json delta = json::object();
+        delta["index"] = s.tool_index;
+        delta["id"] = detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
+        delta["type"] = "function";
+        delta["function"] = json{{"name", call.name}, {"arguments", ""}};
+        return write(json{{"tool_calls", json::array({std::move(delta)})}});
+      }
+      case StreamChunk::Kind::kToolArguments: {
+        if (chunk.text.empty()) return "";
+        const Sent& s = sent(chunk.index, chunk.kind, first);
+        json delta = json::object();
+        delta["index"] = s.tool_index;
+        delta["function"] = json{{"arguments", chunk.text}};
+        return write(json{{"tool_calls", json::array({std::move(delta)})}});
+      }
+    }
+    return "";
+  }
+
+  // The blocks no chunk carried, each in a delta of its own; the thinking
+  // blocks whole with their signatures; the finish reason in a chunk of its
+  // own (with the logprobs when asked), the usage chunk when asked for, and [DONE].
+  std::string end(const StepResult& result) override {
+    const ModelResponse& r = result.response;
+    const auto write = [&](json delta) {
+      return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+    };
+    std::string out;
+    bool has_thinking = false;
+    for (std::size_t i = 0; i < r.content.size(); ++i) {
+      const ContentBlock& b = r.content[i];
+      has_thinking = has_thinking || b.type == ContentBlock::Type::kThinking ||
+                     b.type == ContentBlock::Type::kRedactedThinking;
+      if (sent_.count(static_cast<int>(i)) != 0) continue;
+      switch (b.type) {
+        case ContentBlock::Type::kText:
+          if (!b.text.empty()) out += write(json{{"content", b.text}});
+          break;
+        case ContentBlock::Type::kThinking:
+          if (!b.text.empty()) out += write(json{{"reasoning_content", b.text}});
+          break;
+        case ContentBlock::Type::kRefusal:
+          out += write(json{{"refusal", b.text}});
+          break;
+        case ContentBlock::Type::kToolUse: {
+          const auto index = static_cast<std::size_t>(next_tool_index_++);
+          out += write(json{{"tool_calls", json::array({detail::tool_call_json(b, id_, index, true)})}});
+          break;
+        }
+        default:
+          break;  // redacted thinking goes in thinking_blocks; media and opaque items have no place
+      }
+    }
+    if (has_thinking) out += write(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}});
+    out += choice_chunk(id_, created_, model_, include_usage_, json::object(), detail::finish_reason(r),
+                        detail::logprobs_json(logprobs_, max_json_depth_, r));
+    if (include_usage_) {
+      json chunk = json::object();
+      chunk["id"] = id_;
+      chunk["object"] = "chat.completion.chunk";
+      chunk["created"] = created_;
+      chunk["model"] = model_;
+      chunk["choices"] = json::array();
+      chunk["usage"] = detail::usage_json(r.usage);
+      out += detail::sse(chunk);
+    }
+    return out + "data: [DONE]\n\n";
+  }
+
+  // The SDKs throw on a data line carrying `error`; no [DONE] follows.
+  std::string fail(const ApiError& error) override { return "data: " + detail::openai_error(error) + "\n\n"; }
+
+  std::string keep_alive() override { return ": keep-alive\n\n"; }
+
+ private:
+  bool include_usage_;
+  bool logprobs_;  // the client asked for logprobs
+};
+
 }  // namespace
 
-std::string StreamWriter::openai_chunk(const StreamChunk& chunk) {
-  const auto write = [&](json delta) {
-    return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
-  };
-  bool first = false;
-  switch (chunk.kind) {
-    case StreamChunk::Kind::kText:
-      if (chunk.text.empty()) return "";
-      sent(chunk.index, chunk.kind, first);
-      return write(json{{"content", chunk.text}});
-    case StreamChunk::Kind::kThinking:
-      if (chunk.text.empty()) return "";
-      sent(chunk.index, chunk.kind, first);
-      return write(json{{"reasoning_content", chunk.text}});
-    case StreamChunk::Kind::kRefusal:
-      if (chunk.text.empty()) return "";
-      sent(chunk.index, chunk.kind, first);
-      return write(json{{"refusal", chunk.text}});
-    case StreamChunk::Kind::kSignature:
-      // A thinking block's goes whole into end()'s thinking_blocks; a tool
-      // call's (before its start) into the call's id.
-      hold_signature(chunk);
-      return "";
-    case StreamChunk::Kind::kRedactedThinking:
-    case StreamChunk::Kind::kOpaque:
-      return "";  // redacted thinking goes whole into end()'s thinking_blocks; opaque items have no place
-    case StreamChunk::Kind::kToolCallStart: {
-      const Sent& s = sent(chunk.index, chunk.kind, first);
-      if (!first) return "";
-      ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
-      json delta = json::object();
-      delta["index"] = s.tool_index;
-      delta["id"] = detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
-      delta["type"] = "function";
-      delta["function"] = json{{"name", call.name}, {"arguments", ""}};
-      return write(json{{"tool_calls", json::array({std::move(delta)})}});
-    }
-    case StreamChunk::Kind::kToolArguments: {
-      if (chunk.text.empty()) return "";
-      const Sent& s = sent(chunk.index, chunk.kind, first);
-      json delta = json::object();
-      delta["index"] = s.tool_index;
-      delta["function"] = json{{"arguments", chunk.text}};
-      return write(json{{"tool_calls", json::array({std::move(delta)})}});
-    }
-  }
-  return "";
+namespace detail {
+
+std::unique_ptr<StreamWriter> make_openai_stream_writer(const ParsedRequest& request, std::string id,
+                                                        std::int64_t created, std::string model) {
+  return std::make_unique<OpenAIStreamWriter>(request, std::move(id), created, std::move(model));
 }
 
-// The blocks no chunk carried, each in a delta of its own; the thinking
-// blocks whole with their signatures; the finish reason in a chunk of its
-// own (with the logprobs when asked), the usage chunk when asked for, and [DONE].
-std::string StreamWriter::openai_end(const StepResult& result) {
-  const ModelResponse& r = result.response;
-  const auto write = [&](json delta) {
-    return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
-  };
-  std::string out;
-  bool has_thinking = false;
-  for (std::size_t i = 0; i < r.content.size(); ++i) {
-    const ContentBlock& b = r.content[i];
-    has_thinking = has_thinking || b.type == ContentBlock::Type::kThinking ||
-                   b.type == ContentBlock::Type::kRedactedThinking;
-    if (sent_.count(static_cast<int>(i)) != 0) continue;
-    switch (b.type) {
-      case ContentBlock::Type::kText:
-        if (!b.text.empty()) out += write(json{{"content", b.text}});
-        break;
-      case ContentBlock::Type::kThinking:
-        if (!b.text.empty()) out += write(json{{"reasoning_content", b.text}});
-        break;
-      case ContentBlock::Type::kRefusal:
-        out += write(json{{"refusal", b.text}});
-        break;
-      case ContentBlock::Type::kToolUse: {
-        const auto index = static_cast<std::size_t>(next_tool_index_++);
-        out += write(json{{"tool_calls", json::array({detail::tool_call_json(b, id_, index, true)})}});
-        break;
-      }
-      default:
-        break;  // redacted thinking goes in thinking_blocks; media and opaque items have no place
-    }
-  }
-  if (has_thinking) out += write(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}});
-  out += choice_chunk(id_, created_, model_, include_usage_, json::object(), detail::finish_reason(r),
-                      detail::logprobs_json(logprobs_, max_json_depth_, r));
-  if (include_usage_) {
-    json chunk = json::object();
-    chunk["id"] = id_;
-    chunk["object"] = "chat.completion.chunk";
-    chunk["created"] = created_;
-    chunk["model"] = model_;
-    chunk["choices"] = json::array();
-    chunk["usage"] = detail::usage_json(r.usage);
-    out += detail::sse(chunk);
-  }
-  return out + "data: [DONE]\n\n";
-}
+}  // namespace detail
 
 // ---- The functions of api.h that switch on the shape. ----
 
 std::string render_error(ApiShape shape, const ApiError& error) {
-  return shape == ApiShape::kOpenAI ? detail::openai_error(error) : detail::anthropic_error(error);
+  return shape == ApiShape::kAnthropic ? detail::anthropic_error(error) : detail::openai_error(error);
 }
 
 std::string render_response(const ParsedRequest& request, const StepResult& result, const std::string& id,
                             std::int64_t created) {
   const std::string& model = result.model.empty() ? request.model : result.model;
-  return request.shape == ApiShape::kOpenAI ? detail::openai_response(request, result, model, id, created)
-                                            : detail::anthropic_response(request, result, model, id);
-}
-
-StreamWriter::StreamWriter(const ParsedRequest& request, std::string id, std::int64_t created, std::string model)
-    : shape_(request.shape),
-      include_usage_(request.include_usage),
-      logprobs_(request.call.request.sampling.logprobs),
-      id_(std::move(id)),
-      created_(created),
-      model_(std::move(model)),
-      input_tokens_(request.call.step.input_tokens.value_or(0)),
-      max_json_depth_(request.max_json_depth) {}
-
-StreamWriter::Sent& StreamWriter::sent(int index, StreamChunk::Kind kind, bool& first) {
-  auto [it, inserted] = sent_.try_emplace(index);
-  if (inserted) {
-    // A signature held before the block's first chunk (a tool call's) is its own.
-    if (auto held = held_signatures_.find(index); held != held_signatures_.end()) {
-      it->second.signature = std::move(held->second.first);
-      it->second.origin = std::move(held->second.second);
-      held_signatures_.erase(held);
-    }
+  switch (request.shape) {
+    case ApiShape::kOpenAI: return detail::openai_response(request, result, model, id, created);
+    case ApiShape::kResponses: return detail::responses_response(request, result, model, id, created);
+    case ApiShape::kAnthropic: break;
   }
-  first = inserted;
-  if (inserted) {
-    it->second.kind = kind;
-    if (kind == StreamChunk::Kind::kToolCallStart || kind == StreamChunk::Kind::kToolArguments) {
-      it->second.tool_index = next_tool_index_++;
-    }
+  return detail::anthropic_response(request, result, model, id);
+}
+
+std::unique_ptr<StreamWriter> make_stream_writer(const ParsedRequest& request, std::string id, std::int64_t created,
+                                                 std::string model) {
+  switch (request.shape) {
+    case ApiShape::kOpenAI: return detail::make_openai_stream_writer(request, std::move(id), created, std::move(model));
+    case ApiShape::kResponses:
+      return detail::make_responses_stream_writer(request, std::move(id), created, std::move(model));
+    case ApiShape::kAnthropic: break;
   }
-  return it->second;
-}
-
-void StreamWriter::hold_signature(const StreamChunk& chunk) {
-  if (chunk.text.empty() || sent_.count(chunk.index) != 0) return;
-  auto& [signature, origin] = held_signatures_[chunk.index];
-  signature += chunk.text;
-  origin = std::string(chunk.origin);
-}
-
-std::string StreamWriter::begin() {
-  if (shape_ == ApiShape::kAnthropic) return anthropic_begin();
-  return choice_chunk(id_, created_, model_, include_usage_,
-                      json{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}});
-}
-
-std::string StreamWriter::chunk(const StreamChunk& chunk) {
-  return shape_ == ApiShape::kOpenAI ? openai_chunk(chunk) : anthropic_chunk(chunk);
-}
-
-std::string StreamWriter::end(const StepResult& result) {
-  return shape_ == ApiShape::kOpenAI ? openai_end(result) : anthropic_end(result);
-}
-
-// OpenAI: the SDKs throw on a data line carrying `error`; no [DONE] follows.
-std::string StreamWriter::fail(const ApiError& error) {
-  if (shape_ == ApiShape::kOpenAI) return "data: " + detail::openai_error(error) + "\n\n";
-  return "event: error\ndata: " + detail::anthropic_error(error) + "\n\n";
+  return detail::make_anthropic_stream_writer(request, std::move(id), created, std::move(model));
 }
 
 }  // namespace switchboard::gateway
