@@ -371,14 +371,7 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
     if (auto e = read_message((*messages)[i], at_index("messages", i), request.messages)) return e;
   }
 
-  if (const json* tools = member(j, "tools")) {
-    if (!tools->is_array()) return invalid_request("tools", "tools must be an array");
-    for (std::size_t i = 0; i < tools->size(); ++i) {
-      ToolSpec tool;
-      if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
-      request.tools.push_back(std::move(tool));
-    }
-  }
+  if (auto e = read_tools(j, read_tool, request.tools)) return e;
   if (const json* choice = member(j, "tool_choice")) {
     if (auto e = read_tool_choice(*choice, request)) return e;
   }

@@ -615,6 +615,35 @@ inline std::int64_t estimate_input_tokens(const ModelRequest& request) {
   return n;
 }
 
+// The request's `tools` array, each read by `read_tool(tool, path, spec)`
+// (each shape has its own tool shape), appended to `out`.
+template <typename ReadTool>
+MaybeError read_tools(const json& j, ReadTool&& read_tool, std::vector<ToolSpec>& out) {
+  const json* tools = member(j, "tools");
+  if (tools == nullptr) return std::nullopt;
+  if (!tools->is_array()) return invalid_request("tools", "tools must be an array");
+  for (std::size_t i = 0; i < tools->size(); ++i) {
+    ToolSpec tool;
+    if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
+    out.push_back(std::move(tool));
+  }
+  return std::nullopt;
+}
+
+// OpenAI's tool_choice words (both OpenAI shapes): none, auto, required; false for any other.
+inline bool read_choice_mode(const std::string& mode, ToolChoice& out) {
+  if (mode == "none") {
+    out.mode = ToolChoice::Mode::kNone;
+  } else if (mode == "auto") {
+    out.mode = ToolChoice::Mode::kAuto;
+  } else if (mode == "required") {
+    out.mode = ToolChoice::Mode::kRequired;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // A client's explicit effort: on the request, and as a level for the
 // gateway's decision. "none" and "minimal" ask for no reasoning: Reasoning
 // has no such level, so the decision keeps its own and the step does not

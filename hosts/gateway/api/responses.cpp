@@ -297,16 +297,7 @@ MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
 MaybeError read_tool_choice(const json& choice, ToolChoice& out) {
   const std::string kError = R"(tool_choice must be none, auto, required or {"type":"function","name":...})";
   if (choice.is_string()) {
-    const std::string& mode = choice.get_ref<const std::string&>();
-    if (mode == "none") {
-      out.mode = ToolChoice::Mode::kNone;
-    } else if (mode == "auto") {
-      out.mode = ToolChoice::Mode::kAuto;
-    } else if (mode == "required") {
-      out.mode = ToolChoice::Mode::kRequired;
-    } else {
-      return invalid_request("tool_choice", kError);
-    }
+    if (!read_choice_mode(choice.get_ref<const std::string&>(), out)) return invalid_request("tool_choice", kError);
     return std::nullopt;
   }
   if (!choice.is_object()) return invalid_request("tool_choice", kError);
@@ -474,14 +465,7 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
   }
   r.items_json = to_text(items);
 
-  if (const json* tools = member(j, "tools")) {
-    if (!tools->is_array()) return invalid_request("tools", "tools must be an array");
-    for (std::size_t i = 0; i < tools->size(); ++i) {
-      ToolSpec tool;
-      if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
-      request.tools.push_back(std::move(tool));
-    }
-  }
+  if (auto e = read_tools(j, read_tool, request.tools)) return e;
   if (const json* choice = member(j, "tool_choice")) {
     ToolChoice tool_choice;
     if (auto e = read_tool_choice(*choice, tool_choice)) return e;
