@@ -601,8 +601,10 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   headers.reserve(16);
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
   const int depth = config.gateway.max_json_depth;
-  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI ? parse_openai_chat(m.body(), headers, depth)
-                                                                : parse_anthropic_messages(m.body(), headers, depth);
+  const Workload* workload = config.find_workload(job->workload);  // its untrusted_tools feed the step
+  ApiResult<ParsedRequest> parsed = shape == ApiShape::kOpenAI
+                                        ? parse_openai_chat(m.body(), headers, depth, workload)
+                                        : parse_anthropic_messages(m.body(), headers, depth, workload);
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
   job->request = std::move(*parsed.value);
 
