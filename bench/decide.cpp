@@ -36,38 +36,87 @@ class BareLua {
     }
     lua_getglobal(L_, "classify");
     classify_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_newtable(L_);
+    empty_list_ref_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    for (int i = 0; i < kKeys; ++i) {
+      lua_pushstring(L_, kKeyNames[i]);
+      key_refs_[i] = luaL_ref(L_, LUA_REGISTRYINDEX);
+    }
   }
   ~BareLua() { lua_close(L_); }
 
-  // Same table shape as the sandbox builds; reads the tier back.
+  // Same table shape as the sandbox builds, the same way (keys interned
+  // once, in the registry); reads the tier back.
   size_t classify(const Step& step) {
     lua_rawgeti(L_, LUA_REGISTRYINDEX, classify_ref_);
-    lua_createtable(L_, 0, 10);
+    lua_createtable(L_, 0, kKeys);
+    const auto key = [&](int k) { lua_rawgeti(L_, LUA_REGISTRYINDEX, key_refs_[k]); };
+    key(0);
     lua_pushlstring(L_, step.role.data(), step.role.size());
-    lua_setfield(L_, -2, "role");
+    lua_rawset(L_, -3);
+    key(1);
     lua_pushinteger(L_, step.input_tokens.value_or(0));
-    lua_setfield(L_, -2, "input_tokens");
+    lua_rawset(L_, -3);
     if (step.expected_output_tokens) {
+      key(2);
       lua_pushinteger(L_, *step.expected_output_tokens);
-      lua_setfield(L_, -2, "expected_output_tokens");
+      lua_rawset(L_, -3);
     }
+    key(3);
     lua_pushboolean(L_, step.needs_chain_of_thought);
-    lua_setfield(L_, -2, "needs_chain_of_thought");
+    lua_rawset(L_, -3);
+    key(4);
     lua_pushboolean(L_, step.output_must_be_json);
-    lua_setfield(L_, -2, "output_must_be_json");
+    lua_rawset(L_, -3);
+    key(5);
     lua_pushboolean(L_, step.untrusted_input);
-    lua_setfield(L_, -2, "untrusted_input");
+    lua_rawset(L_, -3);
+    key(6);
     lua_pushinteger(L_, step.tool_depth);
-    lua_setfield(L_, -2, "tool_depth");
+    lua_rawset(L_, -3);
+    key(7);
+    lua_pushinteger(L_, step.turns);
+    lua_rawset(L_, -3);
+    key(8);
+    lua_pushboolean(L_, step.has_tools);
+    lua_rawset(L_, -3);
+    key(9);
+    lua_pushboolean(L_, step.has_images);
+    lua_rawset(L_, -3);
+    key(10);
+    lua_pushboolean(L_, step.has_documents);
+    lua_rawset(L_, -3);
+    if (!step.last_tool.empty()) {
+      key(11);
+      lua_pushlstring(L_, step.last_tool.data(), step.last_tool.size());
+      lua_rawset(L_, -3);
+    }
+    if (!step.agent.empty()) {
+      key(12);
+      lua_pushlstring(L_, step.agent.data(), step.agent.size());
+      lua_rawset(L_, -3);
+    }
+    key(13);
+    if (step.tool_names.empty()) {
+      lua_rawgeti(L_, LUA_REGISTRYINDEX, empty_list_ref_);  // one shared empty list, as the sandbox does
+    } else {
+      lua_createtable(L_, static_cast<int>(step.tool_names.size()), 0);
+      for (size_t i = 0; i < step.tool_names.size(); ++i) {
+        lua_pushlstring(L_, step.tool_names[i].data(), step.tool_names[i].size());
+        lua_rawseti(L_, -2, static_cast<lua_Integer>(i + 1));
+      }
+    }
+    lua_rawset(L_, -3);
+    key(14);
     lua_createtable(L_, 0, static_cast<int>(step.meta.size()));
-    for (const auto& [key, value] : step.meta) {
+    for (const auto& [name, value] : step.meta) {
       if (const auto* s = std::get_if<std::string>(&value)) lua_pushlstring(L_, s->data(), s->size());
       else if (const auto* n = std::get_if<std::int64_t>(&value)) lua_pushinteger(L_, *n);
       else if (const auto* d = std::get_if<double>(&value)) lua_pushnumber(L_, *d);
       else lua_pushboolean(L_, *std::get_if<bool>(&value));
-      lua_setfield(L_, -2, key.c_str());
+      lua_setfield(L_, -2, name.c_str());
     }
-    lua_setfield(L_, -2, "meta");
+    lua_rawset(L_, -3);
     lua_createtable(L_, 0, 4);
     lua_pushliteral(L_, "default");
     lua_setfield(L_, -2, "workload");
@@ -86,7 +135,14 @@ class BareLua {
 
  private:
   lua_State* L_;
+  static constexpr int kKeys = 15;
+  static constexpr const char* kKeyNames[kKeys] = {
+      "role", "input_tokens", "expected_output_tokens", "needs_chain_of_thought", "output_must_be_json",
+      "untrusted_input", "tool_depth", "turns", "has_tools", "has_images", "has_documents", "last_tool",
+      "agent", "tool_names", "meta"};
   int classify_ref_ = LUA_NOREF;
+  int empty_list_ref_ = LUA_NOREF;
+  int key_refs_[kKeys] = {};
 };
 
 }  // namespace

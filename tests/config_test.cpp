@@ -342,6 +342,47 @@ TEST_CASE("bad shadow rules and [shadow] settings name their place") {
   }
 }
 
+TEST_CASE("untrusted_tools are read in order, names and patterns, and none by default") {
+  ConfigDir d;
+  auto plain = d.parse(kValid);
+  REQUIRE_MESSAGE(plain.ok(), plain.status().message());
+  CHECK(plain->find_workload("w")->untrusted_tools.empty());
+
+  auto listed = d.parse(edit("fallback_tier = \"cheap\"\n",
+                             "fallback_tier = \"cheap\"\nuntrusted_tools = [\"web_fetch\", \"read-email\", \"browser_.*\"]\n"));
+  REQUIRE_MESSAGE(listed.ok(), listed.status().message());
+  CHECK(listed->find_workload("w")->untrusted_tools ==
+        std::vector<std::string>{"web_fetch", "read-email", "browser_.*"});
+}
+
+TEST_CASE("a bad untrusted_tools entry names its file:line:column and why") {
+  ConfigDir d;
+  const auto tools = [](const std::string& value) {
+    return edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nuntrusted_tools = " + value + "\n");
+  };
+  const std::vector<BrokenConfig> cases = {
+      {"a string, not an array", tools("\"web_fetch\""),
+       "bad.toml:13:19: workload 'w': 'untrusted_tools' must be an array of strings"},
+      {"an entry that is not a string", tools("[\"a\", 5]"),
+       "bad.toml:13:25: workload 'w': 'untrusted_tools' must be an array of strings"},
+      {"an empty entry", tools("[\"\"]"),
+       "bad.toml:13:20: workload 'w': untrusted_tools entry '': an empty name matches no tool"},
+      {"a set left open", tools("[\"web_fetch\", \"fetch_[a\"]"),
+       "bad.toml:13:33: workload 'w': untrusted_tools entry 'fetch_[a': malformed pattern (missing ']')"},
+      {"a trailing escape", tools("[\"web%\"]"),
+       "bad.toml:13:20: workload 'w': untrusted_tools entry 'web%': malformed pattern (ends with '%')"},
+      {"a capture", tools("[\"(web)_.*\"]"),
+       "bad.toml:13:20: workload 'w': untrusted_tools entry '(web)_.*': captures ('(' and ')') have no meaning "
+       "here; write '%(' for the character"},
+  };
+  for (const BrokenConfig& c : cases) {
+    INFO(std::string(c.what));
+    auto config = d.parse(c.text);
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.status().message() == c.error);
+  }
+}
+
 TEST_CASE("a model's list price comes from its catalog entry") {
   ConfigDir d;
   auto config = d.parse(kValid);

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "util/file_text.h"
+#include "util/name_pattern.h"
 #include "util/toml.h"
 
 namespace switchboard {
@@ -423,7 +424,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     const std::string what = "workload '" + w.name + "'";
     const toml::table& t = detail::expect_table(node, file, what);
     detail::reject_unknown_keys(t, file, what, {"rules", "shadow_rules", "fallback_tier", "budget_usd", "budget_period",
-                                                 "over_budget_tier"});
+                                                 "over_budget_tier", "untrusted_tools"});
     w.rules_path = detail::required_string(t, "rules", file, what);
     w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
     std::error_code ec;
@@ -463,6 +464,12 @@ Config build(const toml::table& root, const std::string& file, const std::string
     if (std::optional<std::string> tier = detail::optional_string(t, "over_budget_tier", file, what)) {
       check_tier(*tier, t.get("over_budget_tier"), what + " over_budget_tier");
       w.over_budget_tier = *tier;
+    }
+    for (auto& [entry, at] : detail::optional_string_array(t, "untrusted_tools", file, what)) {
+      if (std::optional<std::string> error = detail::name_pattern_error(entry)) {
+        throw ConfigError(at + ": " + what + ": untrusted_tools entry '" + entry + "': " + *error);
+      }
+      w.untrusted_tools.push_back(std::move(entry));
     }
     c.workloads.emplace(w.name, std::move(w));
   }

@@ -617,17 +617,21 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   headers.reserve(16);
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
   const int depth = config.gateway.max_json_depth;
+  const Workload* workload = config.find_workload(job->workload);  // its untrusted_tools feed the step
   ApiResult<ParsedRequest> parsed;
   switch (shape) {
-    case ApiShape::kOpenAI: parsed = parse_openai_chat(m.body(), headers, depth); break;
-    case ApiShape::kAnthropic: parsed = parse_anthropic_messages(m.body(), headers, depth); break;
+    case ApiShape::kOpenAI: parsed = parse_openai_chat(m.body(), headers, depth, workload); break;
+    case ApiShape::kAnthropic: parsed = parse_anthropic_messages(m.body(), headers, depth, workload); break;
     case ApiShape::kResponses:
-      parsed = parse_openai_responses(m.body(), headers, depth, [this](const std::string& id) {
-        Result<std::optional<std::string>> found = responses_->get(id);
-        if (found.ok()) return *found;
-        log_->error("previous_response_id {}: {}", id, found.status().message());
-        return std::optional<std::string>();
-      });
+      parsed = parse_openai_responses(
+          m.body(), headers, depth,
+          [this](const std::string& id) {
+            Result<std::optional<std::string>> found = responses_->get(id);
+            if (found.ok()) return *found;
+            log_->error("previous_response_id {}: {}", id, found.status().message());
+            return std::optional<std::string>();
+          },
+          workload);
       break;
   }
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);

@@ -110,6 +110,15 @@ TEST_CASE("parse_step_json rejects what is not a well-formed step, naming the fi
       {R"({"role": "x", "needs_chain_of_thought": 1})", "step field 'needs_chain_of_thought' must be true or false"},
       {R"({"role": "x", "output_must_be_json": "yes"})", "step field 'output_must_be_json' must be true or false"},
       {R"({"role": "x", "untrusted_input": null})", "step field 'untrusted_input' must be true or false"},
+      {R"({"role": "x", "turns": -1})", "step field 'turns' must be between 0 and 100000000"},
+      {R"({"role": "x", "turns": "3"})", "step field 'turns' must be a whole number"},
+      {R"({"role": "x", "has_tools": 1})", "step field 'has_tools' must be true or false"},
+      {R"({"role": "x", "has_images": "true"})", "step field 'has_images' must be true or false"},
+      {R"({"role": "x", "has_documents": null})", "step field 'has_documents' must be true or false"},
+      {R"({"role": "x", "tool_names": "web_fetch"})", "step field 'tool_names' must be an array of strings"},
+      {R"({"role": "x", "tool_names": ["a", 1]})", "step field 'tool_names' must be an array of strings"},
+      {R"({"role": "x", "last_tool": 5})", "step field 'last_tool' must be a string"},
+      {R"({"role": "x", "agent": ["a"]})", "step field 'agent' must be a string"},
       {R"({"role": "x", "meta": ["a"]})", "step field 'meta' must be an object"},
       {R"({"role": "x", "meta": "a"})", "step field 'meta' must be an object"},
       {R"({"role": "x", "meta": {"k": null}})", "step field 'meta.k' must be a string, number or boolean"},
@@ -136,5 +145,48 @@ TEST_CASE("step_to_json writes what parse_step_json reads back, meta in its orde
   // Defaults are left out.
   Step bare;
   bare.role = "format";
+  CHECK(step_to_json(bare) == R"({"role":"format"})");
+}
+
+TEST_CASE("the fields derived from a conversation round-trip through step JSON") {
+  const std::string line =
+      R"({"role":"chat","input_tokens":900,"untrusted_input":true,"tool_depth":8,"turns":3,"has_tools":true,)"
+      R"("tool_names":["web_fetch","read_file"],"last_tool":"web_fetch","has_images":true,"has_documents":true,)"
+      R"("agent":"0123456789ab","meta":{"client":"openai-node"}})";
+  auto step = parse_step_json(line);
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step->turns == 3);
+  CHECK(step->has_tools);
+  CHECK(step->tool_names == std::vector<std::string>{"web_fetch", "read_file"});
+  CHECK(step->last_tool == "web_fetch");
+  CHECK(step->has_images);
+  CHECK(step->has_documents);
+  CHECK(step->agent == "0123456789ab");
+  CHECK(step_to_json(*step) == line);
+
+  // A step derived from a request writes back to the same step.
+  ModelRequest r;
+  r.messages = {Message::of_text("system", "agent A"), Message::of_text("user", "go"),
+                Message::of("assistant", {ContentBlock::of_tool_call(ToolCall{"c1", "web_fetch", "{}"})}),
+                Message::of("tool", {ContentBlock::of_tool_result("c1", "", "<html>")})};
+  r.tools = {ToolSpec::of_function("web_fetch", "", "{}")};
+  Workload w;
+  w.untrusted_tools = {"web_.*"};
+  const Step derived = derive_step(r, &w);
+  auto back = parse_step_json(step_to_json(derived));
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(step_to_json(*back) == step_to_json(derived));
+  CHECK(back->turns == 1);
+  CHECK(back->tool_depth == 1);
+  CHECK(back->untrusted_input);
+  CHECK(back->last_tool == "web_fetch");
+  CHECK(back->tool_names == std::vector<std::string>{"web_fetch"});
+  CHECK(back->agent == derived.agent);
+  CHECK(back->input_tokens == derived.input_tokens);
+
+  // Empty lists and strings are left out, like every default.
+  Step bare;
+  bare.role = "format";
+  bare.tool_names.clear();
   CHECK(step_to_json(bare) == R"({"role":"format"})");
 }

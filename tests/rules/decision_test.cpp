@@ -345,6 +345,69 @@ end
         "lang=nil n=nil(nil) x=nil(nil) flag=nil absent=nil");
 }
 
+TEST_CASE("the rules see the conversation's fields: turns, tools, last tool, media and agent") {
+  TempDir dir;
+  auto engine = open_engine(dir, R"lua(
+function classify(step, ctx)
+  local names = {}
+  for i, name in ipairs(step.tool_names) do names[i] = name end
+  return { tier = "cheap", reason = string.format(
+    "turns=%s(%s) tools=%s names=%s[%d](%s) last=%s images=%s docs=%s agent=%s",
+    tostring(step.turns), math.type(step.turns), tostring(step.has_tools), table.concat(names, ","),
+    #step.tool_names, type(step.tool_names), tostring(step.last_tool), tostring(step.has_images),
+    tostring(step.has_documents), tostring(step.agent)) }
+end
+)lua");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  Step step = step_of("chat", 500);
+  step.turns = 3;
+  step.has_tools = true;
+  step.tool_names = {"web_fetch", "read_file"};
+  step.last_tool = "web_fetch";
+  step.has_images = true;
+  step.has_documents = true;
+  step.agent = "0123456789ab";
+  CHECK(decide_ok(**engine, step).reason ==
+        "turns=3(integer) tools=true names=web_fetch,read_file[2](table) last=web_fetch images=true docs=true "
+        "agent=0123456789ab");
+
+  // Defaults: no turns, an empty list of tools (still a table), no last tool or agent.
+  CHECK(decide_ok(**engine, step_of("chat", 10)).reason ==
+        "turns=0(integer) tools=false names=[0](table) last=nil images=false docs=false agent=nil");
+}
+
+TEST_CASE("a step derived from a request reaches the rules: a deep tool loop and an untrusted page route apart") {
+  TempDir dir;
+  auto engine = open_engine(dir, R"lua(
+function classify(step, ctx)
+  if step.untrusted_input then return { tier = "cheap", reason = "untrusted after " .. step.last_tool } end
+  if step.tool_depth >= 8 then return { tier = "premium", reason = "round-trip " .. step.tool_depth } end
+  return { tier = "cheap", reason = "turn " .. step.turns }
+end
+)lua",
+                            "untrusted_tools = [\"web_fetch\"]\n");
+  REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+  const Workload* w = (*engine)->config().find_workload("w");
+  REQUIRE(w != nullptr);
+  REQUIRE(w->untrusted_tools == std::vector<std::string>{"web_fetch"});
+  ModelRequest r;
+  r.messages = {Message::of_text("user", "fix it")};
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = "c" + std::to_string(i);
+    r.messages.push_back(Message::of("assistant", {ContentBlock::of_tool_call(ToolCall{id, "read_file", "{}"})}));
+    r.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result(id, "", "...")}));
+  }
+  Decision d = decide_ok(**engine, derive_step(r, w));
+  CHECK(d.tier == "premium");
+  CHECK(d.reason == "round-trip 8");
+
+  r.messages.resize(3);  // one round-trip, and it read a web page
+  r.messages[1] = Message::of("assistant", {ContentBlock::of_tool_call(ToolCall{"c0", "web_fetch", "{}"})});
+  d = decide_ok(**engine, derive_step(r, w));
+  CHECK(d.tier == "cheap");
+  CHECK(d.reason == "untrusted after web_fetch");
+}
+
 TEST_CASE("input_tokens is estimated from the prompt when the caller gives no count") {
   TempDir dir;
   auto engine = open_engine(dir, answering(R"lua({ tier = "cheap", reason = tostring(step.input_tokens) })lua"));

@@ -185,6 +185,43 @@ expect = { reason_contains = "left 50.0 spent 0.0" }
   CHECK(r.failed == 0);
 }
 
+TEST_CASE("a case's step may carry the fields derived from a conversation") {
+  Suite s;
+  s.dir.write("rules/w.lua", R"lua(function classify(step, ctx)
+  if step.agent == "0123456789ab" and step.turns == 2 and step.has_tools and step.tool_names[2] == "web_fetch"
+     and #step.tool_names == 2 and step.last_tool == "web_fetch" and step.has_images and step.has_documents then
+    return { tier = "premium", reason = "all seen" }
+  end
+  return { tier = "cheap", reason = "defaults" }
+end
+)lua");
+  const std::string file = s.dir.write("rules/w.test.toml", R"toml(
+workload = "w"
+
+[[case]]
+name = "every derived field reaches the rules"
+step = { role = "chat", turns = 2, has_tools = true, tool_names = ["read_file", "web_fetch"], last_tool = "web_fetch", has_images = true, has_documents = true, agent = "0123456789ab" }
+expect = { tier = "premium", reason_contains = "all seen" }
+
+[[case]]
+name = "one field left at its default changes the answer"
+step = { role = "chat", turns = 2, has_tools = true, tool_names = ["read_file", "web_fetch"], last_tool = "web_fetch", has_images = true, agent = "0123456789ab" }
+expect = { tier = "cheap" }
+)toml");
+  const RuleTestReport r = s.run({file});
+  CHECK_MESSAGE(r.passed == 2, describe(r));
+  CHECK(r.failed == 0);
+
+  const std::string bad = s.dir.write("rules/w.test.toml", R"toml([[case]]
+name = "x"
+step = { role = "chat", tool_names = "web_fetch" }
+expect = { tier = "cheap" }
+)toml");
+  const RuleTestReport b = s.run({bad});
+  REQUIRE(b.failures.size() == 1);
+  CHECK(b.failures[0].message == bad + ":3:38: step: 'tool_names' must be an array of strings");
+}
+
 TEST_CASE("a malformed test file counts as one failure naming file:line:column") {
   struct Case {
     const char* what;
@@ -205,7 +242,7 @@ TEST_CASE("a malformed test file counts as one failure naming file:line:column")
       {"a typo in step", "[[case]]\nname = \"x\"\nstep = { rol = \"format\" }\nexpect = { tier = \"cheap\" }\n",
        ":3:10: step: unknown key 'rol' (expected one of: role, input_tokens, prompt, "
        "expected_output_tokens, needs_chain_of_thought, output_must_be_json, untrusted_input, "
-       "tool_depth, meta)"},
+       "tool_depth, turns, has_tools, tool_names, last_tool, has_images, has_documents, agent, meta)"},
       {"no cases at all", "workload = \"w\"\n", ":1:1: the test file has no [[case]] tables"},
       {"an unknown workload", "workload = \"nope\"\n[[case]]\nname = \"x\"\nstep = { role = \"f\" }\nexpect = {}\n",
        ":1:12: unknown workload 'nope'"},

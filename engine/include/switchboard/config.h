@@ -134,6 +134,14 @@ struct Workload {
   /// rules"). Both empty when the workload has none.
   std::string shadow_rules_path;             ///< as written in the config: used in messages
   std::string shadow_rules_file;             ///< resolved against the config's directory
+  /// [workloads.X] untrusted_tools: the tools whose results make a step's
+  /// input untrusted (derive_step.h). An entry matches a tool named exactly
+  /// as it is, or one whose whole name it matches as a Lua pattern:
+  /// characters, '.', '%a'-style classes, '%' escapes, '[sets]', each
+  /// optionally followed by '*', '+', '-' or '?' ("browser_.*" matches every
+  /// name that starts with "browser_"); no captures, '%b', '%f' or back
+  /// references. load_config refuses any other entry, naming its file:line.
+  std::vector<std::string> untrusted_tools;
   std::string source;                        ///< "file:line:column" of the definition, for messages
 };
 

@@ -27,6 +27,15 @@ struct Step {
   bool output_must_be_json = false;              ///< the caller's flag, passed to the rules as-is
   bool untrusted_input = false;                  ///< the caller's flag, passed to the rules as-is
   std::int64_t tool_depth = 0;                   ///< how deep in tool calls the step is
+  // What the conversation says (derive_step.h derives them from a request;
+  // a caller may set them as well).
+  std::int64_t turns = 0;                        ///< user-authored messages in the conversation
+  bool has_tools = false;                        ///< the model is offered tools
+  std::vector<std::string> tool_names;           ///< the tools offered, by name, in order
+  std::string last_tool;                         ///< the tool whose result the step answers ("" none)
+  bool has_images = false;                       ///< the conversation carries an image
+  bool has_documents = false;                    ///< the conversation carries a document
+  std::string agent;                             ///< which agent asks: a system prompt's fingerprint ("" none)
   std::vector<std::pair<std::string, MetaValue>> meta;  ///< names are unique
 };
 

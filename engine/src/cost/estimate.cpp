@@ -1,9 +1,48 @@
 #include "cost/estimate.h"
 
+#include "switchboard/derive_step.h"
+
 namespace switchboard {
 
 std::int64_t estimate_tokens(std::string_view text) {
   return detail::estimate_tokens_for_bytes(static_cast<std::int64_t>(text.size()));
+}
+
+namespace {
+
+// estimate_tokens of each piece of text a block sends.
+std::int64_t estimate_block_tokens(const ContentBlock& b) {
+  switch (b.type) {
+    case ContentBlock::Type::kText:
+    case ContentBlock::Type::kThinking:
+    case ContentBlock::Type::kRefusal:
+      return estimate_tokens(b.text);
+    case ContentBlock::Type::kToolUse:
+      return estimate_tokens(b.tool_call.name) + estimate_tokens(b.tool_call.arguments_json);
+    case ContentBlock::Type::kToolResult: {
+      std::int64_t n = 0;
+      for (const ContentBlock& inner : b.content) n += estimate_block_tokens(inner);
+      return n;
+    }
+    case ContentBlock::Type::kOpaque:
+      return estimate_tokens(b.opaque_json);
+    default:
+      return 0;  // media: the provider's to say
+  }
+}
+
+}  // namespace
+
+std::int64_t estimate_input_tokens(const ModelRequest& request) {
+  std::int64_t n = 0;
+  for (const Message& m : request.messages) {
+    for (const ContentBlock& b : m.content) n += estimate_block_tokens(b);
+  }
+  for (const ToolSpec& t : request.tools) {
+    n += estimate_tokens(t.name) + estimate_tokens(t.description) +
+         (t.opaque_json.empty() ? estimate_tokens(t.parameters_json) : estimate_tokens(t.opaque_json));
+  }
+  return n;
 }
 
 }  // namespace switchboard

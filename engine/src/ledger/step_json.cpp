@@ -55,10 +55,25 @@ Result<Step> parse_step_json(std::string_view text) {
       s = flag(step.output_must_be_json);
     } else if (key == "untrusted_input") {
       s = flag(step.untrusted_input);
-    } else if (key == "tool_depth") {
-      std::optional<std::int64_t> depth;
-      s = tokens(depth);
-      if (s.ok()) step.tool_depth = *depth;
+    } else if (key == "tool_depth" || key == "turns") {
+      std::optional<std::int64_t> count;
+      s = tokens(count);
+      if (s.ok()) (key == "turns" ? step.turns : step.tool_depth) = *count;
+    } else if (key == "has_tools") {
+      s = flag(step.has_tools);
+    } else if (key == "has_images") {
+      s = flag(step.has_images);
+    } else if (key == "has_documents") {
+      s = flag(step.has_documents);
+    } else if (key == "last_tool" || key == "agent") {
+      if (!value.is_string()) return field_error(key, "must be a string");
+      (key == "agent" ? step.agent : step.last_tool) = value.get<std::string>();
+    } else if (key == "tool_names") {
+      if (!value.is_array()) return field_error(key, "must be an array of strings");
+      for (const auto& name : value) {
+        if (!name.is_string()) return field_error(key, "must be an array of strings");
+        step.tool_names.push_back(name.get<std::string>());
+      }
     } else if (key == "meta") {
       if (!value.is_object()) return field_error(key, "must be an object");
       for (const auto& [mk, mv] : value.items()) {
@@ -99,6 +114,13 @@ std::string step_to_json(const Step& step) {
   if (step.output_must_be_json) j["output_must_be_json"] = true;
   if (step.untrusted_input) j["untrusted_input"] = true;
   if (step.tool_depth != 0) j["tool_depth"] = step.tool_depth;
+  if (step.turns != 0) j["turns"] = step.turns;
+  if (step.has_tools) j["has_tools"] = true;
+  if (!step.tool_names.empty()) j["tool_names"] = step.tool_names;
+  if (!step.last_tool.empty()) j["last_tool"] = step.last_tool;
+  if (step.has_images) j["has_images"] = true;
+  if (step.has_documents) j["has_documents"] = true;
+  if (!step.agent.empty()) j["agent"] = step.agent;
   if (!step.meta.empty()) {
     nlohmann::ordered_json meta = nlohmann::ordered_json::object();
     for (const auto& [name, value] : step.meta) {

@@ -86,6 +86,17 @@ enum ResultField {
 constexpr const char* kResultFieldNames[kResultFieldCount] = {
     "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout", "pin_reasoning"};
 
+// The fields of the step table, in the order step_key_refs holds their names.
+enum StepField {
+  kRole, kInputTokens, kPrompt, kExpectedOutputTokens, kNeedsChainOfThought, kOutputMustBeJson,
+  kUntrustedInput, kToolDepth, kTurns, kHasTools, kToolNames, kLastTool, kHasImages, kHasDocuments,
+  kAgent, kMeta, kStepFieldCount
+};
+constexpr const char* kStepFieldNames[kStepFieldCount] = {
+    "role", "input_tokens", "prompt", "expected_output_tokens", "needs_chain_of_thought",
+    "output_must_be_json", "untrusted_input", "tool_depth", "turns", "has_tools", "tool_names",
+    "last_tool", "has_images", "has_documents", "agent", "meta"};
+
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
 // A string held in the registry with a copy of its text for comparison.
@@ -164,12 +175,18 @@ struct LuaSandbox::Core {
   char short_src[LUA_IDSIZE] = {0};  // the chunk name as Lua prints it in positions
   std::int64_t per_call_limit = 0;
   int classify_ref = LUA_NOREF;
+  // A frozen empty table: step.tool_names when the step lists no tools, so
+  // the common call builds no table for it (and the rules still get a table).
+  int empty_list_ref = LUA_NOREF;
   bool poisoned = false;
   ResultPod result;  // reused by every call
   // Strings every call pushes, kept in the registry so a call does not
-  // allocate and hash them again: the result's field names, and the ctx's
-  // workload and rules version (the same on every call in practice).
+  // allocate and hash them again: the result's and the step's field names,
+  // and the ctx's workload and rules version (the same on every call in
+  // practice). A key pushed from the registry also skips lua_setfield's
+  // lookup of a C string, whose small cache the step's many names thrash.
   int field_refs[kResultFieldCount] = {};
+  int step_key_refs[kStepFieldCount] = {};
   // The restore lists (upvalues, "__" fields, userdata) and their lengths.
   int restore_refs[kRestoreListCount] = {LUA_NOREF, LUA_NOREF, LUA_NOREF};
   lua_Integer restore_sizes[kRestoreListCount] = {};
@@ -817,6 +834,10 @@ int protected_freeze(lua_State* L) {
     lua_pushstring(L, kResultFieldNames[i]);
     core->field_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  for (int i = 0; i < kStepFieldCount; ++i) {
+    lua_pushstring(L, kStepFieldNames[i]);
+    core->step_key_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   for (void* key : {static_cast<void*>(&kRestoreUpvaluesKey), static_cast<void*>(&kRestoreFieldsKey),
                     static_cast<void*>(&kRestoreUserdataKey)}) {
     lua_pushlightuserdata(L, key);
@@ -857,6 +878,9 @@ int protected_freeze(lua_State* L) {
   }
   lua_pop(L, 1);
   freeze_reachable(L, globals, &walk);
+  lua_newtable(L);
+  freeze_table(L, lua_gettop(L), &walk);
+  core->empty_list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   // The restore lists are final now: keep them where a call finds them fastest.
   void* keys[kRestoreListCount] = {&kRestoreUpvaluesKey, &kRestoreFieldsKey, &kRestoreUserdataKey};
   for (int i = 0; i < kRestoreListCount; ++i) {
@@ -1360,28 +1384,71 @@ int protected_open_libs(lua_State* L) {
 
 void push_text(lua_State* L, const std::string& s) { lua_pushlstring(L, s.data(), s.size()); }
 
+// Pushes the name of step field `f` (from the registry).
+void push_step_key(lua_State* L, const Core* core, StepField f) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->step_key_refs[f]);
+}
+
+// The step table: every field the rules read, in a hash part sized for all
+// of them at once. Keys come from the registry and go in with lua_rawset
+// (the table is new: it has no metatable).
 void build_step(lua_State* L, const Step* step, std::int64_t input_tokens) {
-  lua_createtable(L, 0, 10);
+  const Core* core = core_of(L);
+  lua_createtable(L, 0, kStepFieldCount);
+  push_step_key(L, core, kRole);
   push_text(L, step->role);
-  lua_setfield(L, -2, "role");
+  lua_rawset(L, -3);
+  push_step_key(L, core, kInputTokens);
   lua_pushinteger(L, input_tokens);
-  lua_setfield(L, -2, "input_tokens");
+  lua_rawset(L, -3);
   if (step->prompt) {
+    push_step_key(L, core, kPrompt);
     push_text(L, *step->prompt);
-    lua_setfield(L, -2, "prompt");
+    lua_rawset(L, -3);
   }
   if (step->expected_output_tokens) {
+    push_step_key(L, core, kExpectedOutputTokens);
     lua_pushinteger(L, *step->expected_output_tokens);
-    lua_setfield(L, -2, "expected_output_tokens");
+    lua_rawset(L, -3);
   }
-  lua_pushboolean(L, step->needs_chain_of_thought);
-  lua_setfield(L, -2, "needs_chain_of_thought");
-  lua_pushboolean(L, step->output_must_be_json);
-  lua_setfield(L, -2, "output_must_be_json");
-  lua_pushboolean(L, step->untrusted_input);
-  lua_setfield(L, -2, "untrusted_input");
-  lua_pushinteger(L, step->tool_depth);
-  lua_setfield(L, -2, "tool_depth");
+  const auto flag = [&](StepField f, bool value) {
+    push_step_key(L, core, f);
+    lua_pushboolean(L, value);
+    lua_rawset(L, -3);
+  };
+  const auto integer = [&](StepField f, std::int64_t value) {
+    push_step_key(L, core, f);
+    lua_pushinteger(L, value);
+    lua_rawset(L, -3);
+  };
+  const auto text = [&](StepField f, const std::string& value) {  // absent (nil) when empty
+    if (value.empty()) return;
+    push_step_key(L, core, f);
+    push_text(L, value);
+    lua_rawset(L, -3);
+  };
+  flag(kNeedsChainOfThought, step->needs_chain_of_thought);
+  flag(kOutputMustBeJson, step->output_must_be_json);
+  flag(kUntrustedInput, step->untrusted_input);
+  integer(kToolDepth, step->tool_depth);
+  integer(kTurns, step->turns);
+  flag(kHasTools, step->has_tools);
+  flag(kHasImages, step->has_images);
+  flag(kHasDocuments, step->has_documents);
+  text(kLastTool, step->last_tool);
+  text(kAgent, step->agent);
+  push_step_key(L, core, kToolNames);
+  if (step->tool_names.empty()) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->empty_list_ref);
+  } else {
+    lua_createtable(L, static_cast<int>(step->tool_names.size()), 0);
+    for (size_t i = 0; i < step->tool_names.size(); ++i) {
+      push_text(L, step->tool_names[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+  }
+  lua_rawset(L, -3);
+  push_step_key(L, core, kMeta);
   lua_createtable(L, 0, static_cast<int>(step->meta.size()));
   for (size_t i = 0; i < step->meta.size(); ++i) {
     const MetaValue& v = step->meta[i].second;
@@ -1396,7 +1463,7 @@ void build_step(lua_State* L, const Step* step, std::int64_t input_tokens) {
     }
     lua_setfield(L, -2, step->meta[i].first.c_str());
   }
-  lua_setfield(L, -2, "meta");
+  lua_rawset(L, -3);
 }
 
 // Pushes `text`, from the registry when it is the string pushed last time.

@@ -58,13 +58,20 @@ Step read_step(const toml::node& node, const std::string& file) {
   detail::reject_unknown_keys(t, file, "step",
                               {"role", "input_tokens", "prompt", "expected_output_tokens",
                                "needs_chain_of_thought", "output_must_be_json", "untrusted_input",
-                               "tool_depth", "meta"});
+                               "tool_depth", "turns", "has_tools", "tool_names", "last_tool", "has_images",
+                               "has_documents", "agent", "meta"});
   Step step;
   step.role = detail::required_string(t, "role", file, "step");
   step.prompt = detail::optional_string(t, "prompt", file, "step");
   step.input_tokens = detail::optional_integer(t, "input_tokens", file, "step");
   step.expected_output_tokens = detail::optional_integer(t, "expected_output_tokens", file, "step");
   step.tool_depth = detail::optional_integer(t, "tool_depth", file, "step").value_or(0);
+  step.turns = detail::optional_integer(t, "turns", file, "step").value_or(0);
+  step.last_tool = detail::optional_string(t, "last_tool", file, "step").value_or("");
+  step.agent = detail::optional_string(t, "agent", file, "step").value_or("");
+  for (auto& [name, at] : detail::optional_string_array(t, "tool_names", file, "step")) {
+    step.tool_names.push_back(std::move(name));
+  }
   auto flag = [&](std::string_view key) {
     const toml::node* n = t.get(key);
     if (n == nullptr) return false;
@@ -74,6 +81,9 @@ Step read_step(const toml::node& node, const std::string& file) {
   step.needs_chain_of_thought = flag("needs_chain_of_thought");
   step.output_must_be_json = flag("output_must_be_json");
   step.untrusted_input = flag("untrusted_input");
+  step.has_tools = flag("has_tools");
+  step.has_images = flag("has_images");
+  step.has_documents = flag("has_documents");
   if (const toml::node* meta = t.get("meta")) {
     for (const auto& [key, value] : detail::expect_table(*meta, file, "step.meta")) {
       std::string k(key.str());

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <toml++/toml.h>
 
@@ -96,6 +98,24 @@ inline std::optional<std::int64_t> optional_positive_integer(const toml::table& 
     throw ConfigError(where(file, *t.get(key)) + ": " + what + ": '" + std::string(key) + "' must be positive");
   }
   return v;
+}
+
+// An array of strings (empty when the key is absent): each string with the
+// "file:line:column" it was written at, for messages about it.
+inline std::vector<std::pair<std::string, std::string>> optional_string_array(const toml::table& t,
+                                                                              std::string_view key,
+                                                                              const std::string& file,
+                                                                              const std::string& what) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return out;
+  const std::string error = what + ": '" + std::string(key) + "' must be an array of strings";
+  if (!n->is_array()) throw ConfigError(where(file, *n) + ": " + error);
+  for (const toml::node& item : *n->as_array()) {
+    if (!item.is_string()) throw ConfigError(where(file, item) + ": " + error);
+    out.emplace_back(*item.value<std::string>(), where(file, item));
+  }
+  return out;
 }
 
 // Reads a [rule_cost] table (switchboard.toml, or a test file's own) into

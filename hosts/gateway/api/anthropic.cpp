@@ -400,7 +400,6 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
       if (auto e = read_token_count(*budget, "thinking.budget_tokens", tokens)) return e;
       request.reasoning.budget_tokens = tokens;
       r.reasoning = reasoning_for_budget(*tokens);
-      r.call.step.needs_chain_of_thought = true;
     } else if (type == "disabled") {
       request.reasoning.budget_tokens = 0;
     } else {
@@ -582,7 +581,7 @@ std::string anthropic_response(const ParsedRequest& request, const StepResult& r
 }  // namespace detail
 
 ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
-                                                  int max_json_depth) {
+                                                  int max_json_depth, const Workload* workload) {
   using detail::json;
   try {
     json j;
@@ -595,7 +594,7 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
     r.shape = ApiShape::kAnthropic;
     r.max_json_depth = max_json_depth;
     if (auto e = detail::read_messages_request(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {"user_id"}, headers, r)) {
+    if (auto e = detail::finish_request(detail::member(j, "metadata"), {"user_id"}, headers, r, workload)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
     return {std::move(r), {}};

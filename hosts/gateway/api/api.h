@@ -47,19 +47,24 @@ struct ParsedRequest {
   // content blocks (system included), tools, tool choice, parallel tool
   // calls, output format, sampling, the client's reasoning setting
   // (request.reasoning.effort / budget_tokens; `level` is the dispatcher's)
-  // and output cap. call.step is what the rules see:
-  //  - role, untrusted_input, tool_depth and step.meta from the request's
-  //    `metadata` object (keys "role", "untrusted_input", "tool_depth"; every
-  //    other key, string/number/bool, to step.meta; Anthropic's user_id is
-  //    skipped: it is sampling.user), then from headers x-switchboard-role,
-  //    x-switchboard-untrusted-input ("true"/"1"/"false"/"0"),
-  //    x-switchboard-tool-depth, x-switchboard-meta-NAME (NAME lowercased,
-  //    the value a string); headers win; role defaults to "chat";
-  //  - input_tokens counted from every text-carrying block and the tools
-  //    (estimate_tokens per piece);
-  //  - needs_chain_of_thought from the request's reasoning settings (OpenAI
-  //    reasoning_effort other than "none"/"minimal", Anthropic thinking.type "enabled");
-  //  - output_must_be_json from OpenAI response_format json_object/json_schema.
+  // and output cap. call.step is what the rules see, in this order (a later
+  // source overrides each field it sets):
+  //  1. derived from call.request (derive_step, switchboard/derive_step.h,
+  //     with the workload's untrusted_tools): input_tokens (the engine's
+  //     estimate), turns, tool_depth, last_tool, untrusted_input, has_tools,
+  //     tool_names, has_images, has_documents, output_must_be_json (OpenAI
+  //     response_format json_object/json_schema), needs_chain_of_thought
+  //     (OpenAI reasoning_effort other than "none"/"minimal", Anthropic
+  //     thinking.type "enabled"), agent; role "chat"; meta.client from the
+  //     User-Agent header (detail::client_family);
+  //  2. the request's `metadata` object: keys "role", "untrusted_input",
+  //     "tool_depth" set those fields; every other key (string/number/bool)
+  //     goes to step.meta (Anthropic's user_id is skipped: it is
+  //     sampling.user);
+  //  3. headers x-switchboard-role, x-switchboard-untrusted-input
+  //     ("true"/"1"/"false"/"0"), x-switchboard-tool-depth,
+  //     x-switchboard-agent, x-switchboard-meta-NAME (NAME lowercased, the
+  //     value a string).
   StepCall call;
   // The client's reasoning setting as a level, for the gateway's decision
   // (it overrides Decision::reasoning): OpenAI reasoning_effort low/medium/
@@ -106,10 +111,14 @@ struct ApiResult {
 // parameters nests deeper than 64"); the parse never builds the deeper part.
 // A header the step keeps (x-switchboard-role, x-switchboard-meta-NAME) that
 // is not UTF-8 is a 400 naming the header.
+// `workload` (may be null: none) is the workload the request is for: its
+// untrusted_tools feed the derived step.
 ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers,
-                                           int max_json_depth = kDefaultMaxJsonDepth);
+                                           int max_json_depth = kDefaultMaxJsonDepth,
+                                           const Workload* workload = nullptr);
 ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
-                                                  int max_json_depth = kDefaultMaxJsonDepth);
+                                                  int max_json_depth = kDefaultMaxJsonDepth,
+                                                  const Workload* workload = nullptr);
 
 // The Responses API. `previous` answers a previous_response_id with the
 // conversation stored for it (stored_conversation), or nullopt when there is
@@ -119,7 +128,8 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
 // the system prompt, then this request's input.
 using PreviousResponses = std::function<std::optional<std::string>(const std::string& id)>;
 ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Headers& headers,
-                                                int max_json_depth, const PreviousResponses& previous);
+                                                int max_json_depth, const PreviousResponses& previous,
+                                                const Workload* workload = nullptr);
 
 // What a Responses request stores for a later previous_response_id: its
 // conversation (ParsedRequest::items_json) followed by the answer's output

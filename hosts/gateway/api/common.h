@@ -1,8 +1,8 @@
 // What the two API shapes share (api/openai.cpp, api/anthropic.cpp): request
 // errors and field paths, null-as-absent member lookup, the strictness check
 // on a request's fields, data: URLs, cache breakpoints, signatures tagged with
-// their origin, the step fields from metadata and headers, the input token
-// estimate, tool-call ids, and each shape's half of render_error and
+// their origin, the step: derived from the request, then metadata and
+// headers, tool-call ids, and each shape's half of render_error and
 // render_response (defined in api/openai.cpp and api/anthropic.cpp; the
 // StreamWriter's halves are its private members). nlohmann::json may throw;
 // each shape file catches json::exception at its entry points, and nothing
@@ -529,8 +529,10 @@ inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std
 }
 
 // The x-switchboard-* headers into the step, after the metadata: they win.
-// x-switchboard-meta-NAME sets meta NAME (lowercased, as HTTP names are
-// case-insensitive) to the header's value as a string.
+// x-switchboard-agent sets step.agent (an agent naming itself rather than
+// going by its system prompt's fingerprint); x-switchboard-meta-NAME sets
+// meta NAME (lowercased, as HTTP names are case-insensitive) to the
+// header's value as a string.
 inline MaybeError apply_headers(const Headers& headers, Step& step) {
   constexpr std::string_view kMetaPrefix = "x-switchboard-meta-";
   for (const auto& [name, value] : headers) {
@@ -549,6 +551,10 @@ inline MaybeError apply_headers(const Headers& headers, Step& step) {
                                        std::to_string(kMaxToolDepth));
       }
       step.tool_depth = *depth;
+    } else if (iequals(name, "x-switchboard-agent")) {
+      if (value.empty()) return invalid_request("", "header x-switchboard-agent must not be empty");
+      if (!valid_utf8(value)) return invalid_request("", "header x-switchboard-agent is not valid UTF-8");
+      step.agent = std::string(value);
     } else if (name.size() > kMetaPrefix.size() && iequals(name.substr(0, kMetaPrefix.size()), kMetaPrefix)) {
       std::string key(name.substr(kMetaPrefix.size()));
       for (char& c : key) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
@@ -576,45 +582,45 @@ inline void fill_tool_names(std::vector<Message>& messages) {
   }
 }
 
-// estimate_tokens of each piece of text a block sends: text, reasoning,
-// refusals, a tool call's name and arguments, a tool result's content, an
-// opaque item's JSON. Media count nothing: their cost is the provider's to say.
-inline std::int64_t estimate_block_tokens(const ContentBlock& b) {
-  switch (b.type) {
-    case ContentBlock::Type::kText:
-    case ContentBlock::Type::kThinking:
-    case ContentBlock::Type::kRefusal:
-      return estimate_tokens(b.text);
-    case ContentBlock::Type::kToolUse:
-      return estimate_tokens(b.tool_call.name) + estimate_tokens(b.tool_call.arguments_json);
-    case ContentBlock::Type::kToolResult: {
-      std::int64_t n = 0;
-      for (const ContentBlock& inner : b.content) n += estimate_block_tokens(inner);
-      return n;
+// The family of the client that sent `user_agent`, for step.meta.client:
+// "openai-node", "openai-python" (and "openai-<language>" for the other
+// OpenAI SDKs), "anthropic-sdk", "ai-sdk" (Vercel), "langchain", else the
+// product token before the first '/' ("curl", "claude-cli"...), lowercased;
+// "" when the header is absent or empty. Wrappers first: LangChain and the
+// AI SDK may run on an OpenAI or Anthropic SDK whose token also shows.
+inline std::string client_family(std::string_view user_agent) {
+  std::string ua;
+  for (char c : user_agent.substr(0, 256)) ua += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  const auto has = [&](std::string_view part) { return ua.find(part) != std::string::npos; };
+  if (has("langchain")) return "langchain";
+  if (has("ai-sdk/") || ua.rfind("ai/", 0) == 0) return "ai-sdk";
+  if (ua.rfind("anthropic/", 0) == 0) return "anthropic-sdk";
+  if (ua.rfind("openai/", 0) == 0) {
+    std::string language;
+    for (char c : ua.substr(7)) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) break;
+      language += c;
     }
-    case ContentBlock::Type::kOpaque:
-      return estimate_tokens(b.opaque_json);
-    default:
-      return 0;
+    if (language == "js") language = "node";
+    return language.empty() ? "openai" : "openai-" + language;
   }
+  // The product token (RFC 9110: token characters), before '/' or a space.
+  std::string product;
+  for (char c : ua) {
+    const bool token = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                       std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!token || product.size() == 64) break;
+    product += c;
+  }
+  return product;
 }
 
-// The step's input tokens: estimate_tokens of each piece of text the model
-// is sent (every text-carrying block, estimate_block_tokens; tools' names,
-// descriptions and schemas, or a provider tool's definition), each rounded
-// up, so over rather than under.
-inline std::int64_t estimate_input_tokens(const ModelRequest& request) {
-  std::int64_t n = 0;
-  for (const Message& m : request.messages) {
-    for (const ContentBlock& b : m.content) n += estimate_block_tokens(b);
-  }
-  for (const ToolSpec& t : request.tools) {
-    n += estimate_tokens(t.name) + estimate_tokens(t.description) +
-         (t.opaque_json.empty() ? estimate_tokens(t.parameters_json) : estimate_tokens(t.opaque_json));
-  }
-  return n;
-}
-
+// What both parsers do once the body is read: tool results get their tool
+// names (fill_tool_names), then the step is derived from the request
+// (derive_step, with `workload`'s untrusted_tools when it is given), with
+// role "chat" and step.meta.client from the User-Agent (client_family);
+// then the request's metadata (when given) and the x-switchboard-* headers
+// override each field they set, headers last.
 // The request's `tools` array, each read by `read_tool(tool, path, spec)`
 // (each shape has its own tool shape), appended to `out`.
 template <typename ReadTool>
@@ -646,28 +652,31 @@ inline bool read_choice_mode(const std::string& mode, ToolChoice& out) {
 
 // A client's explicit effort: on the request, and as a level for the
 // gateway's decision. "none" and "minimal" ask for no reasoning: Reasoning
-// has no such level, so the decision keeps its own and the step does not
-// need chain of thought.
+// has no such level, so the decision keeps its own (the step's
+// needs_chain_of_thought is derived from the request: derive_step).
 inline void set_effort(Effort effort, ParsedRequest& r) {
   r.call.request.reasoning.effort = effort;
   if (effort == Effort::kNone || effort == Effort::kMinimal) return;
   r.reasoning = effort == Effort::kLow ? Reasoning::kLow : effort == Effort::kMedium ? Reasoning::kMedium
                                                                                     : Reasoning::kHigh;
-  r.call.step.needs_chain_of_thought = true;
 }
 
 // What both parsers do once the body is read: the step's role defaults to
 // "chat", then metadata (when given) and headers, tool names, input tokens.
 inline MaybeError finish_request(const json* metadata, std::initializer_list<std::string_view> skip_metadata,
-                                 const Headers& headers, ParsedRequest& request) {
+                                 const Headers& headers, ParsedRequest& request, const Workload* workload = nullptr) {
+  fill_tool_names(request.call.request.messages);
   Step& step = request.call.step;
+  step = derive_step(request.call.request, workload);
   step.role = "chat";
+  for (const auto& [name, value] : headers) {
+    if (!iequals(name, "user-agent")) continue;
+    if (std::string family = client_family(value); !family.empty()) set_meta(step, "client", std::move(family));
+  }
   if (metadata != nullptr) {
     if (auto e = apply_metadata(*metadata, skip_metadata, step)) return e;
   }
   if (auto e = apply_headers(headers, step)) return e;
-  fill_tool_names(request.call.request.messages);
-  step.input_tokens = estimate_input_tokens(request.call.request);
   return std::nullopt;
 }
 

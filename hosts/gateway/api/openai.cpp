@@ -412,7 +412,6 @@ MaybeError read_response_format(const json& format, ParsedRequest& r) {
     return invalid_request("response_format.type",
                            "response_format.type must be one of text, json_object, json_schema (got '" + type + "')");
   }
-  r.call.step.output_must_be_json = true;
   return std::nullopt;
 }
 
@@ -644,7 +643,8 @@ std::string openai_response(const ParsedRequest& request, const StepResult& resu
 
 }  // namespace detail
 
-ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers, int max_json_depth) {
+ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers& headers, int max_json_depth,
+                                           const Workload* workload) {
   using detail::json;
   try {
     json j;
@@ -658,7 +658,7 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
     r.shape = ApiShape::kOpenAI;
     r.max_json_depth = max_json_depth;
     if (auto e = detail::read_chat(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r)) {
+    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r, workload)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
     return {std::move(r), {}};

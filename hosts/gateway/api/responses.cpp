@@ -336,8 +336,7 @@ MaybeError read_text_format(const json& text, ParsedRequest& r) {
     return invalid_request("text.format.type",
                            "text.format.type must be one of text, json_object, json_schema (got '" + type + "')");
   }
-  r.call.step.output_must_be_json = true;
-  return std::nullopt;
+  return std::nullopt;  // the step's output_must_be_json is derived from the format
 }
 
 MaybeError read_reasoning_setting(const json& reasoning, ParsedRequest& r) {
@@ -891,7 +890,7 @@ std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& 
 }  // namespace detail
 
 ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Headers& headers, int max_json_depth,
-                                                const PreviousResponses& previous) {
+                                                const PreviousResponses& previous, const Workload* workload) {
   try {
     detail::json j;
     if (auto e = detail::parse_body(body, max_json_depth,
@@ -902,7 +901,7 @@ ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Hea
     r.shape = ApiShape::kResponses;
     r.max_json_depth = max_json_depth;
     if (auto e = detail::read_responses(j, r, previous)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r)) {
+    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r, workload)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
     return {std::move(r), {}};
