@@ -36,8 +36,18 @@
 namespace switchboard::gateway {
 
 // The routes the gateway knows; kOther is every other path.
-enum class Endpoint { kChatCompletions, kMessages, kModels, kHealthz, kMetrics, kRulesStatus, kOther };
-inline constexpr int kEndpointCount = 7;
+enum class Endpoint {
+  kChatCompletions,
+  kMessages,
+  kModels,
+  kHealthz,
+  kMetrics,
+  kRulesStatus,
+  kCountTokens,  // POST /v1/messages/count_tokens
+  kModel,        // GET /v1/models/{id}
+  kOther
+};
+inline constexpr int kEndpointCount = 9;
 // "/v1/chat/completions" ... "other".
 std::string_view endpoint_label(Endpoint endpoint);
 

@@ -226,6 +226,11 @@ struct GatewaySettings {
   /// x-switchboard-timeout-ms. When it passes, the upstream calls are
   /// cancelled and the client gets 504 in its API's shape.
   std::chrono::milliseconds request_timeout{600'000};
+  /// The browser origins allowed to call the gateway (CORS): exact origins
+  /// ("https://app.example.com", scheme://host[:port], compared ignoring
+  /// case) or "*" alone for any. Empty (the default): CORS is off, no
+  /// Access-Control-* header is sent and a preflight gets no grant.
+  std::vector<std::string> cors_origins;
 };
 
 /// A validated configuration (load_config, parse_config).
