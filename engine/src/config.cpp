@@ -198,6 +198,59 @@ void load_prices(Config& c, const toml::table& routing, bool has_routing, const 
   }
 }
 
+// [gateway] cors_origins: "*" alone, or origins as a browser sends them
+// (scheme://host[:port]: http or https, no path, no trailing slash), each once.
+std::vector<std::string> read_cors_origins(const toml::node& node, const std::string& file) {
+  const std::string what = "[gateway] cors_origins";
+  if (!node.is_array()) {
+    throw ConfigError(where(file, node) + ": " + what + " must be a list of origins, e.g. [\"https://app.example.com\"]");
+  }
+  std::vector<std::string> out;
+  for (const toml::node& item : *node.as_array()) {
+    const std::optional<std::string> origin = item.value<std::string>();
+    const std::string at = where(file, item) + ": " + what + ": ";
+    if (!item.is_string() || !origin) throw ConfigError(at + "origins are strings");
+    const auto lower = [](std::string s) {
+      for (char& ch : s) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+      return s;
+    };
+    for (const std::string& seen : out) {
+      if (lower(seen) == lower(*origin)) throw ConfigError(at + "'" + *origin + "' is listed twice");
+    }
+    if (*origin == "*" || (!out.empty() && out.front() == "*")) {
+      if (!out.empty()) throw ConfigError(at + "\"*\" allows every origin: list it alone");
+      out.push_back(*origin);
+      continue;
+    }
+    const std::string o = lower(*origin);
+    const std::size_t scheme_end = o.find("://");
+    const std::string scheme = scheme_end == std::string::npos ? "" : o.substr(0, scheme_end);
+    const std::string host_port = scheme_end == std::string::npos ? "" : o.substr(scheme_end + 3);
+    const std::size_t colon = host_port.rfind(':');
+    const bool bracketed = !host_port.empty() && host_port.front() == '[';  // an IPv6 literal
+    const bool has_port = colon != std::string::npos && (!bracketed || host_port[colon - 1] == ']');
+    const std::string host = has_port ? host_port.substr(0, colon) : host_port;
+    const std::string port = has_port ? host_port.substr(colon + 1) : "";
+    bool ok = (scheme == "http" || scheme == "https") && !host.empty();
+    for (const char ch : host) {
+      const bool allowed = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+                           (bracketed && (ch == '[' || ch == ']' || ch == ':'));
+      ok = ok && allowed;
+    }
+    if (has_port) {
+      ok = ok && !port.empty() && port.size() <= 5 &&
+           port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) >= 1 &&
+           std::stoi(port) <= 65535;
+    }
+    if (!ok) {
+      throw ConfigError(at + "'" + *origin + "' is not an origin: write scheme://host[:port] (http or https, " +
+                        "no path, no trailing slash), e.g. \"https://app.example.com\", or \"*\" alone");
+    }
+    out.push_back(*origin);
+  }
+  return out;
+}
+
 void read_gateway(Config& c, const toml::node& node, const std::string& file, const std::string& base_dir) {
   const std::string what = "[gateway]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -206,7 +259,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
                                "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
                                "max_inflight_bytes", "request_timeout_ms", "stored_responses",
-                               "stored_response_max_age_s", "stream_keepalive_ms"});
+                               "stored_response_max_age_s", "stream_keepalive_ms", "cors_origins"});
   GatewaySettings& g = c.gateway;
   if (auto listen = detail::optional_string(t, "listen", file, what)) {
     const size_t colon = listen->rfind(':');
@@ -276,6 +329,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
     throw ConfigError(where(file, n != nullptr ? *n : node) +
                       ": [gateway] max_inflight_bytes must be at least max_request_memory");
   }
+  if (const toml::node* origins = t.get("cors_origins")) g.cors_origins = read_cors_origins(*origins, file);
   if (const toml::node* keys = t.get("keys")) {
     for (const auto& [name, key_node] : detail::expect_table(*keys, file, "[gateway.keys]")) {
       GatewayKey k;

@@ -13,13 +13,15 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cors.h"
+#include "http/edited_response.h"
+#include "internal.h"
+
 namespace switchboard::gateway {
 
-namespace {
+namespace internal {  // internal.h declares what the route files beside this one use
 
 using nlohmann::json;
-
-constexpr std::string_view kJson = "application/json";
 
 // Where a concrete request for a tier or a model sends the decision.
 struct Target {
@@ -182,7 +184,9 @@ Endpoint route(std::string_view path) {
   if (path == "/v1/chat/completions") return Endpoint::kChatCompletions;
   if (path == "/v1/responses") return Endpoint::kResponses;
   if (path == "/v1/messages") return Endpoint::kMessages;
+  if (path == "/v1/messages/count_tokens") return Endpoint::kCountTokens;
   if (path == "/v1/models") return Endpoint::kModels;
+  if (path.starts_with("/v1/models/") && path.size() > 11) return Endpoint::kModel;
   if (path == "/healthz") return Endpoint::kHealthz;
   if (path == "/metrics") return Endpoint::kMetrics;
   if (path == "/v1/rules/status") return Endpoint::kRulesStatus;
@@ -193,7 +197,7 @@ std::string_view path_of(std::string_view target) { return target.substr(0, targ
 
 // The API shape an endpoint speaks (its errors' shape too); OpenAI's for the rest.
 ApiShape shape_of(Endpoint endpoint) {
-  return endpoint == Endpoint::kMessages ? ApiShape::kAnthropic
+  return endpoint == Endpoint::kMessages || endpoint == Endpoint::kCountTokens ? ApiShape::kAnthropic
          : endpoint == Endpoint::kResponses ? ApiShape::kResponses
                                             : ApiShape::kOpenAI;
 }
@@ -252,7 +256,9 @@ std::string rules_status_json(const std::vector<WorkloadStatus>& status) {
   return json{{"workloads", std::move(workloads)}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-}  // namespace
+}  // namespace internal
+
+using namespace internal;
 
 ServerLimits server_limits(const GatewaySettings& s) {
   ServerLimits l;
@@ -440,6 +446,57 @@ std::shared_ptr<const Gateway::Runtime> Gateway::runtime() const {
   return runtime_;
 }
 
+bool Gateway::identify(const HttpRequest& request, Response& response, Endpoint endpoint, ApiShape shape,
+                       Caller& out) {
+  const auto& m = request.message;
+  const std::shared_ptr<const Runtime> rt = runtime();
+  const Config& config = rt->config();
+  if (rt->keys_required) {
+    const std::string_view given = presented_key(m);
+    const Runtime::Key* found = rt->find_key(given);
+    if (found == nullptr) {
+      reply_error(response, endpoint, request.received, shape, key_error(shape, given));
+      return false;
+    }
+    out.workload = found->workload;
+    out.budget_scopes = found->budget_scopes;
+  } else if (auto it = m.find("x-switchboard-workload"); it != m.end()) {
+    out.workload = std::string(it->value());
+    if (config.find_workload(out.workload) == nullptr) {
+      std::string known;
+      for (const auto& [name, w] : config.workloads) known += (known.empty() ? "" : ", ") + name;
+      reply_error(response, endpoint, request.received, shape,
+                  api_error(shape, 404, "workload_not_found",
+                            "unknown workload '" + out.workload +
+                                "' (x-switchboard-workload); this gateway serves: " + known));
+      return false;
+    }
+  } else {
+    out.workload = config.gateway.default_workload;
+  }
+  out.timeout = config.gateway.request_timeout;
+  out.timeout_source = "request_timeout_ms";
+  if (auto it = m.find("x-switchboard-timeout-ms"); it != m.end()) {
+    const std::string_view v = it->value();
+    std::int64_t ms = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+    if (ec != std::errc() || end != v.data() + v.size() || ms <= 0) {
+      reply_error(response, endpoint, request.received, shape,
+                  api_error(shape, 400, "invalid_request",
+                            "header x-switchboard-timeout-ms must be a whole number of milliseconds above 0"));
+      return false;
+    }
+    if (ms < out.timeout.count()) {
+      out.timeout = std::chrono::milliseconds(ms);
+      out.timeout_source = "x-switchboard-timeout-ms";
+    }
+  }
+  // Aliases of the runtime: each keeps it alive while the request uses it.
+  out.engine = std::shared_ptr<const Engine>(rt, rt->engine.get());
+  out.dispatcher = std::shared_ptr<const Dispatcher>(rt, rt->dispatcher.get());
+  return true;
+}
+
 Status Gateway::reload() {
   std::lock_guard<std::mutex> reloading(reload_mu_);
   auto config = load_config(config_path_);
@@ -509,40 +566,67 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
   namespace http = boost::beast::http;
   const auto& m = request.message;
   const Endpoint endpoint = route(path_of(m.target()));
-  const http::verb method = m.method();
   const Clock::time_point received = request.received;
+  const auto header = [&](std::string_view name) {
+    auto it = m.find(name);
+    return it == m.end() ? std::string_view() : std::string_view(it->value());
+  };
 
-  const auto wrong_method = [&](std::string_view allowed, ApiShape shape) {
+  // Every answer (errors and streams included) gets the CORS grants its
+  // origin has; a HEAD answer is a GET's without the body.
+  const std::shared_ptr<const Runtime> serving = runtime();  // holds what `origins` refers to
+  const std::vector<std::string>& origins = serving->config().gateway.cors_origins;
+  std::string cors = cors_headers(origins, header("origin"));
+  const bool head = m.method() == http::verb::head;
+  if (!cors.empty() || head) response = std::make_shared<EditedResponse>(std::move(response), std::move(cors), head);
+  const http::verb method = head ? http::verb::get : m.method();
+
+  const bool post_route = endpoint == Endpoint::kChatCompletions || endpoint == Endpoint::kMessages ||
+                          endpoint == Endpoint::kCountTokens;
+  const std::string_view allowed = post_route ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+  const auto wrong_method = [&](ApiShape shape) {
     std::string allow;
     add_header(allow, "Allow", allowed);
     reply_error(*response, endpoint, received, shape,
                 api_error(shape, 405, "method_not_allowed",
                           std::string(m.method_string()) + " " + std::string(endpoint_label(endpoint)) +
-                              " is not supported; use " + std::string(allowed)),
+                              " is not supported; use " + std::string(post_route ? "POST" : "GET or HEAD")),
                 allow);
   };
+  if (method == http::verb::options && endpoint != Endpoint::kOther) {
+    const OptionsAnswer a = answer_options(origins, allowed, header("origin"),
+                                           header("access-control-request-method"),
+                                           header("access-control-request-headers"));
+    if (a.status == 204) return reply(*response, endpoint, received, 204, {}, a.headers, {});
+    return reply_error(*response, endpoint, received, ApiShape::kOpenAI,
+                       api_error(ApiShape::kOpenAI, a.status, "cors_not_allowed", a.error), a.headers);
+  }
 
   switch (endpoint) {
     case Endpoint::kChatCompletions:
     case Endpoint::kResponses:
     case Endpoint::kMessages: {
       const ApiShape shape = shape_of(endpoint);
-      if (method != http::verb::post) return wrong_method("POST", shape);
+      if (method != http::verb::post) return wrong_method(shape);
       return serve_api(std::move(request), std::move(response), endpoint, shape);
     }
+    case Endpoint::kCountTokens:
+      if (method != http::verb::post) return wrong_method(ApiShape::kAnthropic);
+      return serve_count_tokens(std::move(request), std::move(response));
     case Endpoint::kHealthz:
-      if (method != http::verb::get) return wrong_method("GET", ApiShape::kOpenAI);
+      if (method != http::verb::get) return wrong_method(ApiShape::kOpenAI);
       return reply(*response, endpoint, received, 200, kJson, {}, R"({"status":"ok"})");
     case Endpoint::kMetrics: {
-      if (method != http::verb::get) return wrong_method("GET", ApiShape::kOpenAI);
+      if (method != http::verb::get) return wrong_method(ApiShape::kOpenAI);
       const std::string text = metrics_.render(runtime()->engine->status(), upstream_in_flight());
       return reply(*response, endpoint, received, 200, "text/plain; version=0.0.4; charset=utf-8", {}, text);
     }
     case Endpoint::kModels:
+    case Endpoint::kModel:
     case Endpoint::kRulesStatus: {
-      const bool anthropic = endpoint == Endpoint::kModels && m.find("anthropic-version") != m.end();
+      const bool anthropic = endpoint != Endpoint::kRulesStatus && m.find("anthropic-version") != m.end();
       const ApiShape shape = anthropic ? ApiShape::kAnthropic : ApiShape::kOpenAI;
-      if (method != http::verb::get) return wrong_method("GET", shape);
+      if (method != http::verb::get) return wrong_method(shape);
       const std::shared_ptr<const Runtime> rt = runtime();
       if (rt->keys_required) {
         const std::string_view given = presented_key(m);
@@ -553,6 +637,21 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
         return reply(*response, endpoint, received, 200, kJson, {},
                      anthropic ? rt->models_anthropic : rt->models_openai);
       }
+      if (endpoint == Endpoint::kModel) {
+        const std::string_view path = path_of(m.target());
+        const std::optional<std::string> id = percent_decode(path.substr(path.find("/models/") + 8));
+        const std::optional<std::string> entry =
+            id ? listed_model(anthropic ? rt->models_anthropic : rt->models_openai, *id) : std::nullopt;
+        if (!entry) {
+          ApiError e = api_error(shape, 404, "model_not_found",
+                                 "the model '" + (id ? *id : std::string(path.substr(11))) +
+                                     "' does not exist here: GET /v1/models lists \"auto\", every tier and every "
+                                     "model");
+          e.param = shape == ApiShape::kOpenAI ? "model" : "";
+          return reply_error(*response, endpoint, received, shape, e);
+        }
+        return reply(*response, endpoint, received, 200, kJson, {}, *entry);
+      }
       return reply(*response, endpoint, received, 200, kJson, {}, rules_status_json(rt->engine->status()));
     }
     case Endpoint::kOther:
@@ -561,8 +660,10 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
   reply_error(*response, endpoint, received, ApiShape::kOpenAI,
               api_error(ApiShape::kOpenAI, 404, "not_found",
                         "no route " + std::string(m.method_string()) + " " + std::string(path_of(m.target())) +
-                            "; the gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, GET /v1/models, "
-                            "GET /v1/rules/status, GET /healthz and GET /metrics"));
+                            "; the gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, "
+                            "POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{id}, "
+                            "GET /v1/rules/status, GET /healthz and GET /metrics (HEAD on each GET route, "
+                            "OPTIONS on each route)"));
 }
 
 void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> response, Endpoint endpoint, ApiShape shape) {

@@ -2,9 +2,13 @@
 //
 //   POST /v1/chat/completions  OpenAI Chat Completions (streamed or not)
 //   POST /v1/messages          Anthropic Messages (streamed or not)
+//   POST /v1/messages/count_tokens  Anthropic's token count (count_tokens.cpp)
 //   GET  /v1/models            "auto", every tier and every model
+//   GET  /v1/models/{id}       one of them
 //   GET  /v1/rules/status      Engine::status() as JSON
 //   GET  /healthz, GET /metrics (Prometheus text, metrics.h)
+//   HEAD on every GET route; OPTIONS on every route (cors.h: CORS is off
+//   unless [gateway] cors_origins names origins)
 //
 // Workload: with [gateway.keys], the key the client sends (Authorization:
 // Bearer K, or x-api-key: K) names it, and the key's own budget (scope
@@ -25,6 +29,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +48,10 @@ class logger;
 }
 
 namespace switchboard::gateway {
+
+namespace internal {
+struct Caller;
+}
 
 // The connection limits of a [gateway] table.
 ServerLimits server_limits(const GatewaySettings& settings);
@@ -90,6 +99,19 @@ class Gateway : public RequestHandler {
              std::string_view content_type, std::string_view headers, std::string_view body);
   void reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
                    const ApiError& error, std::string_view headers = {});
+
+  // The routes beside the two chat APIs. identify (gateway.cpp): who asks,
+  // as serve_api resolves it (the key's workload, else the
+  // x-switchboard-workload header's, else the default) and the deadline;
+  // false once it answered an error (401, 404, 400).
+  bool identify(const HttpRequest& request, Response& response, Endpoint endpoint, ApiShape shape,
+                internal::Caller& out);
+  // Runs `work` on the worker pool in one of the max_upstream_calls slots
+  // (routes.cpp); false once it answered 503 (no slot). An exception from
+  // `work` answers 500 when nothing went out yet.
+  bool run_upstream(const std::shared_ptr<Response>& response, Endpoint endpoint, Clock::time_point received,
+                    ApiShape shape, int bound, std::function<void()> work);
+  void serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response> response);  // count_tokens.cpp
 
   const std::string config_path_;
   const std::shared_ptr<spdlog::logger> log_;

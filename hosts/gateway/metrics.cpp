@@ -78,6 +78,8 @@ std::string_view endpoint_label(Endpoint endpoint) {
     case Endpoint::kHealthz: return "/healthz";
     case Endpoint::kMetrics: return "/metrics";
     case Endpoint::kRulesStatus: return "/v1/rules/status";
+    case Endpoint::kCountTokens: return "/v1/messages/count_tokens";
+    case Endpoint::kModel: return "/v1/models/{id}";
     case Endpoint::kOther: break;
   }
   return "other";

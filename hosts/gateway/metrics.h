@@ -36,8 +36,19 @@
 namespace switchboard::gateway {
 
 // The routes the gateway knows; kOther is every other path.
-enum class Endpoint { kChatCompletions, kResponses, kMessages, kModels, kHealthz, kMetrics, kRulesStatus, kOther };
-inline constexpr int kEndpointCount = 8;
+enum class Endpoint {
+  kChatCompletions,
+  kResponses,    // POST /v1/responses
+  kMessages,
+  kModels,
+  kHealthz,
+  kMetrics,
+  kRulesStatus,
+  kCountTokens,  // POST /v1/messages/count_tokens
+  kModel,        // GET /v1/models/{id}
+  kOther
+};
+inline constexpr int kEndpointCount = 10;
 // "/v1/chat/completions" ... "other".
 std::string_view endpoint_label(Endpoint endpoint);
 

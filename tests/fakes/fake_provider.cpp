@@ -1361,7 +1361,10 @@ void append_chunk(std::string& out, std::string_view data) {
 
 // Which provider a path belongs to; for Gemini also the model and streaming.
 struct Route {
+  // What the route does: answer a model call, or count a call's tokens (Anthropic's count_tokens).
+  enum class Kind { kGenerate, kCountTokens };
   UsageFormat format = UsageFormat::kOpenAI;
+  Kind kind = Kind::kGenerate;
   bool found = false;
   std::string model;      // Gemini: from the path
   bool stream = false;    // Gemini: streamGenerateContent
@@ -1374,6 +1377,10 @@ Route route(std::string_view path, std::string_view query) {
     r.found = true;
   } else if (path == "/v1/messages") {
     r.format = UsageFormat::kAnthropic;
+    r.found = true;
+  } else if (path == "/v1/messages/count_tokens") {
+    r.format = UsageFormat::kAnthropic;
+    r.kind = Route::Kind::kCountTokens;
     r.found = true;
   } else if (constexpr std::string_view prefix = "/v1beta/models/"; path.substr(0, prefix.size()) == prefix) {
     const std::string_view rest = path.substr(prefix.size());
@@ -1745,6 +1752,7 @@ class FakeProvider::Impl {
         if (model.empty()) return refuse(r.format, 400, "model: Field required");
       }
       Facts facts = analyse(r.format, body, model);
+      if (r.kind == Route::Kind::kCountTokens) return count_tokens(std::move(plan), facts, body, request, seq);
       if (const std::optional<Rejection> rejection = check_request(facts, body)) {
         return refuse(r.format, rejection->status, rejection->message);
       }
@@ -1764,6 +1772,33 @@ class FakeProvider::Impl {
     } catch (const std::exception& e) {
       return refuse(r.format, 500, std::string("fake provider bug: ") + e.what());
     }
+  }
+
+  // Anthropic's count_tokens: the input fields of a Messages body only
+  // (anything else: "X: Extra inputs are not permitted"), messages required;
+  // {"input_tokens": P} for the body's bytes B. A fault for the model applies
+  // as to a call (the error ones are what a test wants).
+  Plan count_tokens(Plan plan, const Facts& facts, const json& body, const http::request<http::string_body>& request,
+                    std::uint64_t seq) {
+    for (const auto& [key, value] : body.items()) {
+      if (key != "model" && key != "messages" && key != "system" && key != "tools" && key != "tool_choice" &&
+          key != "thinking" && key != "mcp_servers") {
+        plan.reply = error_reply(fixtures_, facts.format, 400, key + ": Extra inputs are not permitted", seq);
+        return plan;
+      }
+    }
+    if (!body.contains("messages") || !body["messages"].is_array()) {
+      plan.reply = error_reply(fixtures_, facts.format, 400, "messages: Field required", seq);
+      return plan;
+    }
+    if (const std::optional<FaultSpec> fault = take_fault(facts.model)) {
+      return apply(*fault, std::move(plan), facts, answer_for(facts, request.body().size()), seq, false);
+    }
+    const std::size_t bytes = request.body().size();
+    plan.reply.status = 200;
+    plan.reply.content_type = json_type(facts.format);
+    plan.reply.body = json{{"input_tokens", std::max<std::size_t>(1, bytes / 4)}}.dump();
+    return plan;
   }
 
   Plan apply(const FaultSpec& fault, Plan plan, const Facts& facts, const Answer& answer, std::uint64_t seq,

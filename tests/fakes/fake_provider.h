@@ -7,6 +7,10 @@
 // Routes (point a model's `endpoint` at):
 //   OpenAI     POST /v1/chat/completions                   endpoint base_url() + "/v1"
 //   Anthropic  POST /v1/messages                           endpoint base_url()
+//              POST /v1/messages/count_tokens: the input fields of a Messages
+//              body only (model, messages, system, tools, tool_choice,
+//              thinking, mcp_servers; any other is a 400 "X: Extra inputs
+//              are not permitted"), answered {"input_tokens": P} (P below)
 //   Gemini     POST /v1beta/models/{model}:generateContent endpoint base_url() + "/v1beta"
 //              POST /v1beta/models/{model}:streamGenerateContent?alt=sse
 //

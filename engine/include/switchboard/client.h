@@ -54,6 +54,12 @@ using ChunkHandler = std::function<void(const StreamChunk&)>;
 /// servers that answer a stream request whole.
 void deliver_as_chunks(const ModelResponse& response, const ChunkHandler& on_chunk);
 
+/// A count of the input tokens a request would be billed for (ModelClient::count_tokens).
+struct TokenCount {
+  std::int64_t input_tokens = 0;  ///< every input token: uncached, cached and cache writes together
+  bool exact = false;             ///< counted by the provider's own API; false: the engine's estimate
+};
+
 /// One model behind one interface, whatever the provider (see the file comment).
 class ModelClient {
  public:
@@ -69,6 +75,15 @@ class ModelClient {
   /// default invokes and delivers the whole answer, block by block, as
   /// chunks. Thread-safe.
   virtual Result<ModelResponse> stream(const ModelRequest& request, const ChunkHandler& on_chunk);
+  /// The input tokens `request` would use on this model, without calling it:
+  /// no answer, no charge, nothing for the ledger. Anthropic's adapter asks
+  /// its count endpoint (POST /v1/messages/count_tokens, the same headers and
+  /// transport limits as a call; the request's bounds apply) and the count
+  /// is exact; a failure there is an error like a call's. The default, and
+  /// every provider without such an endpoint, answers the engine's own
+  /// estimate (one token per three bytes of each text piece, rounded up; media
+  /// count nothing), exact = false. Thread-safe.
+  virtual Result<TokenCount> count_tokens(const ModelRequest& request);
 };
 
 /// Builds the client for `model` under `config`: the sim provider when

@@ -244,6 +244,11 @@ struct GatewaySettings {
   /// comment, Anthropic's ping), so proxies' idle timeouts do not cut long
   /// turns; 0 sends none.
   std::chrono::milliseconds stream_keepalive{15'000};
+  /// The browser origins allowed to call the gateway (CORS): exact origins
+  /// ("https://app.example.com", scheme://host[:port], compared ignoring
+  /// case) or "*" alone for any. Empty (the default): CORS is off, no
+  /// Access-Control-* header is sent and a preflight gets no grant.
+  std::vector<std::string> cors_origins;
 };
 
 /// A validated configuration (load_config, parse_config).

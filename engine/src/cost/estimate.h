@@ -12,6 +12,7 @@
 
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
+#include "switchboard/request.h"
 #include "switchboard/step.h"
 
 namespace switchboard::detail {
@@ -20,6 +21,14 @@ using switchboard::estimate_tokens;  // step.h
 
 // estimate_tokens for a text of `bytes` bytes (one token per three bytes, rounded up).
 std::int64_t estimate_tokens_for_bytes(std::int64_t bytes);
+
+// The input tokens of `request`: estimate_tokens of each piece of text the
+// model is sent (text, thinking and refusal blocks, a tool call's name and
+// arguments, a tool result's blocks, an opaque item's JSON; each tool's name,
+// description and schema, or a provider tool's definition), each rounded up,
+// so over rather than under. Media count nothing: their cost is the
+// provider's to say. What ModelClient::count_tokens answers by default.
+std::int64_t estimate_input_tokens(const ModelRequest& request);
 
 // The step's input tokens: counted by the caller, else estimated from the prompt.
 std::int64_t input_tokens_of(const Step& step);

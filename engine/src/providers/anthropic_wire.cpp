@@ -963,6 +963,41 @@ class AnthropicWire final : public WireFormat {
     return std::make_unique<AnthropicStreamDecoder>(model_id_);
   }
 
+  // POST /v1/messages/count_tokens takes the Messages body's input fields
+  // only: the body a call would send (so the count is the call's, translated
+  // alike), less the answer's settings, which the endpoint refuses.
+  std::optional<Result<HttpRequest>> build_count_request(const ModelRequest& request) const override {
+    Result<HttpRequest> http = build_request(request, /*stream=*/false);
+    if (!http.ok()) return http;
+    try {
+      json body = json::parse(http->body);
+      for (const char* answer_only : {"max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "metadata",
+                                      "stream"}) {
+        body.erase(answer_only);
+      }
+      http->url += "/count_tokens";
+      http->body = wire::to_text(body);
+      return http;
+    } catch (const json::exception& e) {
+      return Result<HttpRequest>(Status::internal(std::string("building the count request: ") + e.what()));
+    }
+  }
+
+  Result<std::int64_t> parse_count_response(std::string_view body) const override {
+    try {
+      Result<json> parsed = wire::parse_body(body);
+      if (!parsed.ok()) return parsed.status();
+      const json& j = *parsed;
+      const auto n = j.find("input_tokens");
+      if (n == j.end() || !n->is_number_integer() || n->get<std::int64_t>() < 0) {
+        return Status::upstream("body has no 'input_tokens' count");
+      }
+      return n->get<std::int64_t>();
+    } catch (const json::exception& e) {
+      return Status::upstream(std::string("body: ") + e.what());
+    }
+  }
+
  private:
   const std::string model_id_;
   const std::string url_;

@@ -1,6 +1,7 @@
 // The client selector and the one place a model's provider picks its adapter.
 #include <cstdlib>
 
+#include "cost/estimate.h"
 #include "providers/http_model_client.h"
 #include "providers/http_transport.h"
 #include "switchboard/client.h"
@@ -44,6 +45,10 @@ Result<ModelResponse> ModelClient::stream(const ModelRequest& request, const Chu
   Result<ModelResponse> r = invoke(request);
   if (r.ok()) deliver_as_chunks(*r, on_chunk);
   return r;
+}
+
+Result<TokenCount> ModelClient::count_tokens(const ModelRequest& request) {
+  return TokenCount{detail::estimate_input_tokens(request), false};
 }
 
 namespace {

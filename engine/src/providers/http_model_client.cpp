@@ -98,6 +98,25 @@ class HttpModelClient final : public ModelClient {
 
   std::string provider() const override { return provider_; }
 
+  Result<TokenCount> count_tokens(const ModelRequest& request) override {
+    std::optional<Result<HttpRequest>> http = wire_->build_count_request(request);
+    if (!http) return ModelClient::count_tokens(request);  // no endpoint for it: the estimate
+    if (!http->ok()) return fail(http->status());
+    Result<HttpResponse> response = transport_->post(**http, calls_, nullptr, request.bounds);
+    if (!response.ok()) return fail(response.status());
+    if (!is_2xx(response->status)) return http_error(*response, response->body);
+    const std::string status = "HTTP " + std::to_string(response->status) + ": ";
+    if (!is_json(response->content_type)) {
+      return fail(Status::upstream(status + "Content-Type '" + response->content_type +
+                                   "' where JSON was expected; " + quote_body(response->body)));
+    }
+    Result<std::int64_t> counted = wire_->parse_count_response(response->body);
+    if (!counted.ok()) {
+      return fail(Status::upstream(status + counted.status().message() + "; " + quote_body(response->body)));
+    }
+    return TokenCount{*counted, true};
+  }
+
   Result<ModelResponse> invoke(const ModelRequest& request) override {
     if (request.messages.empty()) return fail(Status::invalid_argument("a request needs at least one message"));
     Result<HttpRequest> http = wire_->build_request(request, /*stream=*/false);

@@ -19,7 +19,9 @@
 // the client prefixes provider, model and HTTP status. None quotes a header.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -65,6 +67,18 @@ class WireFormat {
   // (An error body's message is read the same way for every provider:
   // wire::error_message_in in wire_common.h.)
   virtual std::unique_ptr<StreamDecoder> stream_decoder() const = 0;
+
+  // Token counting, for APIs with an endpoint for it (Anthropic's
+  // count_tokens): the HTTP request that counts `request`'s input tokens,
+  // and the count read from its 2xx JSON answer (upstream when it cannot be
+  // read). The defaults say the API has none: build_count_request returns
+  // nullopt, and ModelClient::count_tokens's estimate applies.
+  virtual std::optional<Result<HttpRequest>> build_count_request(const ModelRequest& /*request*/) const {
+    return std::nullopt;
+  }
+  virtual Result<std::int64_t> parse_count_response(std::string_view /*body*/) const {
+    return Status::upstream("this API has no token counting endpoint");
+  }
 };
 
 // Chat Completions, for provider "openai" and "openai-compatible" (which gets

@@ -38,6 +38,9 @@
 //   Accepted, not passed on, as it does not change the answer: service_tier.
 //   Any other field is a 400 naming it (container, mcp_servers,
 //       context_management, ...).
+//   count_tokens (api/count_tokens.h) reads model, messages, system, tools,
+//       tool_choice and thinking the same way; max_tokens is not required
+//       there, and any other field is a 400.
 //
 // Answers: the content blocks in order: thinking with its signature (see
 // api.h on origins), redacted_thinking, text, tool_use with its input
@@ -54,6 +57,7 @@
 #include <exception>
 
 #include "api/common.h"
+#include "api/count_tokens.h"
 
 namespace switchboard::gateway {
 
@@ -341,12 +345,16 @@ MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
   return std::nullopt;
 }
 
-MaybeError read_messages_request(const json& j, ParsedRequest& r) {
-  if (auto e = check_fields(j, "",
-                            {"model", "max_tokens", "messages", "system", "tools", "tool_choice", "temperature",
-                             "top_p", "top_k", "stop_sequences", "metadata", "thinking", "stream",
-                             // The allow-list: it does not change the answer.
-                             "service_tier"})) {
+// A Messages request; `count_only`: a count_tokens request, the input fields
+// alone (model, messages, system, tools, tool_choice, thinking).
+MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_only) {
+  if (auto e = count_only ? check_fields(j, "", {"model", "messages", "system", "tools", "tool_choice", "thinking"})
+                          : check_fields(j, "",
+                                         {"model", "max_tokens", "messages", "system", "tools", "tool_choice",
+                                          "temperature", "top_p", "top_k", "stop_sequences", "metadata",
+                                          "thinking", "stream",
+                                          // The allow-list: it does not change the answer.
+                                          "service_tier"})) {
     return e;
   }
   ModelRequest& request = r.call.request;
@@ -354,9 +362,11 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r) {
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
   const json* max_tokens = member(j, "max_tokens");
-  if (max_tokens == nullptr) return invalid_request("max_tokens", "max_tokens is required");
-  if (auto e = read_token_count(*max_tokens, "max_tokens", r.max_output_tokens)) return e;
-  request.max_output_tokens = r.max_output_tokens;
+  if (max_tokens == nullptr && !count_only) return invalid_request("max_tokens", "max_tokens is required");
+  if (max_tokens != nullptr) {
+    if (auto e = read_token_count(*max_tokens, "max_tokens", r.max_output_tokens)) return e;
+    request.max_output_tokens = r.max_output_tokens;
+  }
 
   if (const json* system = member(j, "system")) {
     if (auto e = read_system(*system, request.messages)) return e;
@@ -580,8 +590,10 @@ std::string anthropic_response(const ParsedRequest& request, const StepResult& r
 
 }  // namespace detail
 
-ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
-                                                  int max_json_depth, const Workload* workload) {
+namespace {
+
+ApiResult<ParsedRequest> parse_messages(std::string_view body, const Headers& headers, int max_json_depth,
+                                        bool count_only, const Workload* workload) {
   using detail::json;
   try {
     json j;
@@ -593,7 +605,7 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
     ParsedRequest r;
     r.shape = ApiShape::kAnthropic;
     r.max_json_depth = max_json_depth;
-    if (auto e = detail::read_messages_request(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
+    if (auto e = detail::read_messages_request(j, r, count_only)) return detail::failed<ParsedRequest>(std::move(*e));
     if (auto e = detail::finish_request(detail::member(j, "metadata"), {"user_id"}, headers, r, workload)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
@@ -602,6 +614,22 @@ ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const H
     return detail::failed<ParsedRequest>(
         detail::invalid_request("", std::string("the request could not be read: ") + e.what()));
   }
+}
+
+}  // namespace
+
+ApiResult<ParsedRequest> parse_anthropic_messages(std::string_view body, const Headers& headers,
+                                                  int max_json_depth, const Workload* workload) {
+  return parse_messages(body, headers, max_json_depth, /*count_only=*/false, workload);
+}
+
+ApiResult<ParsedRequest> parse_anthropic_count_tokens(std::string_view body, const Headers& headers,
+                                                      int max_json_depth, const Workload* workload) {
+  return parse_messages(body, headers, max_json_depth, /*count_only=*/true, workload);
+}
+
+std::string render_token_count(std::int64_t input_tokens) {
+  return detail::to_text(detail::json{{"input_tokens", input_tokens}});
 }
 
 // ---- The Anthropic stream writer. ----

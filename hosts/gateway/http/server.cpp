@@ -190,7 +190,9 @@ std::string format_head(int http_status, std::string_view content_type, std::str
     out += content_type;
     out += "\r\n";
   }
-  if (!chunked) {
+  if (!chunked && http_status == 204) {
+    // No Content (an OPTIONS answer) has no body and no Content-Length (RFC 9110, 8.6).
+  } else if (!chunked) {
     out += "Content-Length: ";
     out += std::to_string(content_length);
     out += "\r\n";

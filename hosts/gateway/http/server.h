@@ -116,7 +116,7 @@ std::int64_t estimate_body_memory(std::int64_t body_bytes);
 std::int64_t estimate_request_memory(std::string_view body);
 
 // The status line and headers of a response. `extra_headers` are complete
-// "name: value\r\n" lines. With a body: Content-Length; `chunked`: the body
+// "name: value\r\n" lines. With a body: Content-Length (none on a 204); `chunked`: the body
 // follows as chunks (an HTTP/1.0 request gets none: the connection closes).
 std::string format_head(int http_status, std::string_view content_type, std::string_view extra_headers,
                         std::int64_t content_length, bool chunked, bool close, unsigned version);
