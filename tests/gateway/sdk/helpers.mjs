@@ -35,7 +35,7 @@ export const CHEAP = 'gpt-5-mini';
 export const PREMIUM = 'gpt-5';
 export const ANTHROPIC_CHEAP = 'claude-haiku-4-5';
 export const ANTHROPIC_PREMIUM = 'claude-opus-4-5';
-// In no tier; the SDKs send sampling parameters to it (they drop them for gpt-5*).
+// Tier "sampling" alone; the SDKs send sampling parameters to it (they drop them for gpt-5*).
 export const SAMPLING_MODEL = 'gpt-4.1';
 export const ALL_MODELS = [CHEAP, ANTHROPIC_CHEAP, PREMIUM, ANTHROPIC_PREMIUM];
 

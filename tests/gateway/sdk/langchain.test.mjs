@@ -125,14 +125,15 @@ describe('LangChain ChatOpenAI', () => {
 
   test('chat: sampling parameters reach the upstream as they reach the fake directly', async () => {
     const fields = { model: SAMPLING_MODEL, temperature: 0.25, topP: 0.5, maxTokens: 321, stop: ['END'],
-                     presencePenalty: 0.125, frequencyPenalty: 0.375, seed: 7 };
+                     presencePenalty: 0.125, frequencyPenalty: 0.375 };
+    const options = { seed: 7 };  // a call option in LangChain, not a field
     const FIELDS = ['temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'stop', 'seed',
                     'presence_penalty', 'frequency_penalty'];
     const pick = (body) => Object.fromEntries(FIELDS.filter((f) => f in body).map((f) => [f, body[f]]));
-    const [message, upstream] = await withUpstream(() => viaGateway(fields).invoke(PROMPT));
+    const [message, upstream] = await withUpstream(() => viaGateway(fields).invoke(PROMPT, options));
     recordOk(SAMPLING_MODEL);
     assert.equal(message.text, answerFrom(SAMPLING_MODEL));
-    const [, direct] = await withUpstream(() => straight(fields).invoke(PROMPT));
+    const [, direct] = await withUpstream(() => straight(fields).invoke(PROMPT, options));
     const want = pick(direct[0].body);
     assert.equal(want.temperature, 0.25);
     assert.equal(want.top_p, 0.5);

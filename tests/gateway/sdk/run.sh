@@ -134,8 +134,9 @@ api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
 context_window = 400_000
 default_output_tokens = 2_000
 
-# In no tier: a model the SDKs do not treat as a reasoning model, so they send
-# every sampling parameter (named by the Vercel AI SDK and LangChain tests).
+# Alone in tier "sampling" (the rules never choose it): a model the SDKs do not
+# treat as a reasoning model, so they send every sampling parameter (named by
+# the Vercel AI SDK and LangChain tests).
 [models."gpt-4.1"]
 provider = "openai"
 endpoint = "http://127.0.0.1:$UPSTREAM_PORT/v1"
@@ -162,6 +163,9 @@ models = ["gpt-5-mini", "claude-haiku-4-5"]
 
 [tiers.premium]
 models = ["gpt-5", "claude-opus-4-5"]
+
+[tiers.sampling]
+models = ["gpt-4.1"]
 
 [workloads.default]
 rules = "rules.lua"
