@@ -168,6 +168,53 @@ describe('Vercel AI SDK: tools', () => {
   }
 });
 
+describe('Vercel AI SDK: streamed tool calls', () => {
+  for (const api of APIS) {
+    test(`${api.name}: streamText with a forced tool call`, async () => {
+      const run = async (model) => {
+        const result = streamText({ model, prompt: 'Find the switchboard page.', tools: { lookup },
+                                    toolChoice: { type: 'tool', toolName: 'lookup' }, maxRetries: 0 });
+        const kinds = new Set();
+        for await (const part of result.fullStream) {
+          kinds.add(part.type);
+          if (part.type === 'error') throw part.error;
+        }
+        return { kinds, toolCalls: await result.toolCalls, finishReason: await result.finishReason,
+                 usage: await result.usage };
+      };
+      const [streamed, upstream] = await withUpstream(() => run(api.model(gateway, api.id)));
+      recordOk(api.id);
+      assert.equal(only(upstream, api.name).stream, true);
+      assert.equal(streamed.finishReason, 'tool-calls');
+      assert.ok(streamed.kinds.has('tool-input-delta'), `no tool-input-delta: ${[...streamed.kinds].join(', ')}`);
+      assert.deepEqual(streamed.toolCalls.map((c) => [c.toolName, c.input]), [['lookup', TOOL_ARGUMENTS]]);
+      assert.ok(streamed.usage.outputTokens > 0);
+      const straight = await run(directModel(api));
+      assert.deepEqual(straight.toolCalls.map((c) => [c.toolName, c.input]), [['lookup', TOOL_ARGUMENTS]]);
+      assert.equal(streamed.usage.outputTokens, straight.usage.outputTokens);
+    });
+  }
+
+  test('anthropic: streamed thinking with its signature, then the tool call', async () => {
+    const run = async (model) => {
+      const result = streamText({ model, prompt: 'Find the switchboard page.', tools: { lookup }, maxOutputTokens: 4000,
+                                  providerOptions: { anthropic: { thinking: { type: 'enabled', budgetTokens: 1024 } } },
+                                  maxRetries: 0 });
+      for await (const part of result.fullStream) if (part.type === 'error') throw part.error;
+      return { reasoning: await result.reasoning, toolCalls: await result.toolCalls };
+    };
+    const [streamed] = await withUpstream(() => run(gateway.anthropic(ANTHROPIC_PREMIUM)));
+    recordOk(ANTHROPIC_PREMIUM);
+    const straight = await run(direct.anthropic(ANTHROPIC_PREMIUM));
+    assert.ok(streamed.reasoning[0]?.text, 'no streamed thinking');
+    assert.equal(streamed.reasoning[0].text, straight.reasoning[0].text);
+    assert.equal(streamed.reasoning[0].providerMetadata?.anthropic?.signature,
+                 straight.reasoning[0].providerMetadata?.anthropic?.signature);
+    assert.ok(streamed.reasoning[0].providerMetadata?.anthropic?.signature, 'no signature');
+    assert.deepEqual(streamed.toolCalls.map((c) => [c.toolName, c.input]), [['lookup', TOOL_ARGUMENTS]]);
+  });
+});
+
 describe('Vercel AI SDK: structured output', () => {
   const schema = z.object({ name: z.string(), count: z.number().int(), tags: z.array(z.string()) });
   for (const api of APIS) {
@@ -295,6 +342,11 @@ describe('Vercel AI SDK: thinking and tools across two turns', () => {
     assert.equal(step1.toolCalls[0].toolName, 'lookup');
     assert.deepEqual(step1.toolCalls[0].input, TOOL_ARGUMENTS);
     assert.equal(step2.text, answerFrom(ANTHROPIC_PREMIUM));
+    // Claude's thinking reaches the client as a reasoning part (the item's summary_text).
+    assert.ok(step1.reasoningText, `no reasoning in the first turn: ${JSON.stringify(step1.reasoning)}`);
+    const straight = await twoTurns(direct.anthropic(ANTHROPIC_PREMIUM),
+                                    { anthropic: { thinking: { type: 'enabled', budgetTokens: 1024 } } });
+    assert.equal(step1.reasoningText, straight.steps[0].reasoningText);
     assert.equal(upstream.length, 2);
     assert.equal(upstream[0].url, '/v1/messages');
     assert.equal(upstream[0].body.thinking?.type === 'enabled' || upstream[0].body.thinking?.type === 'adaptive', true,
