@@ -109,6 +109,23 @@ describe('LangChain ChatOpenAI', () => {
       assert.equal(answerDirect.text, answer.text);
     });
 
+    test(`${api.name}: a streamed forced tool call`, async () => {
+      const run = async (model) => {
+        let whole;
+        for await (const chunk of await model.bindTools([lookup], { tool_choice: 'lookup' }).stream('Find the switchboard page.')) {
+          whole = whole ? whole.concat(chunk) : chunk;
+        }
+        return whole;
+      };
+      const [whole, upstream] = await withUpstream(() => run(api.gateway()));
+      recordOk(CHEAP);
+      assert.equal(only(upstream, api.name).stream, true);
+      assert.deepEqual(whole.tool_calls.map((c) => [c.name, c.args]), [['lookup', TOOL_ARGUMENTS]]);
+      checkUsage(whole, api.name);
+      const expected = await run(api.direct());
+      assert.deepEqual(expected.tool_calls.map((c) => [c.name, c.args]), [['lookup', TOOL_ARGUMENTS]]);
+    });
+
     test(`${api.name}: withStructuredOutput (a JSON schema)`, async () => {
       const schema = z.object({ name: z.string(), count: z.number().int(), tags: z.array(z.string()) });
       const run = (model) => model.withStructuredOutput(schema, { name: 'inventory', method: 'jsonSchema', strict: true }).invoke(PROMPT);
