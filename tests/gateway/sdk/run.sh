@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The official npm SDKs (openai, @anthropic-ai/sdk) against switchboard-gateway,
-# with the fake provider as every model's upstream; then the ledger must hold
+# The official npm SDKs (openai, @anthropic-ai/sdk), the Vercel AI SDK (ai,
+# @ai-sdk/openai, @ai-sdk/anthropic) and LangChain (@langchain/openai) against
+# switchboard-gateway, with the fake provider (behind recorder.mjs, which keeps
+# what reached it) as every model's upstream; then the ledger must hold
 # one record per request the tests made. Registered with ctest as gateway_sdk.
 #
 #   bash tests/gateway/sdk/run.sh GATEWAY FAKE_PROVIDER SWITCHBOARD_CLI
@@ -28,10 +30,11 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-sdk.XXXXXX")
 FAKE_PID=""
+RECORDER_PID=""
 GATEWAY_PID=""
 cleanup() {
   local status=$?
-  for pid in "$GATEWAY_PID" "$FAKE_PID"; do
+  for pid in "$GATEWAY_PID" "$RECORDER_PID" "$FAKE_PID"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -39,7 +42,7 @@ cleanup() {
     fi
   done
   if [ "$status" -ne 0 ]; then
-    for log in gateway.err fake.err; do
+    for log in gateway.err recorder.err fake.err; do
       if [ -s "$WORK/$log" ]; then
         echo "---- $log (last 40 lines)" >&2
         tail -n 40 "$WORK/$log" >&2
@@ -82,6 +85,13 @@ cp "$HERE"/package.json "$HERE"/package-lock.json "$HERE"/*.mjs "$WORK/sdk/"
 FAKE_PID=$!
 FAKE_PORT=$(wait_for_port "$WORK/fake.out" "$FAKE_PID" fake_provider)
 
+# ---------------------------------------------------------------- recorder
+# A pass-through in front of the fake that keeps every request (recorder.mjs),
+# so the tests can check what reached the upstream. Every model points at it.
+node "$WORK/sdk/recorder.mjs" "$FAKE_PORT" >"$WORK/recorder.out" 2>"$WORK/recorder.err" &
+RECORDER_PID=$!
+UPSTREAM_PORT=$(wait_for_port "$WORK/recorder.out" "$RECORDER_PID" recorder)
+
 # ---------------------------------------------------------------- config
 # Every model points at the fake provider and has its key variable set, so none
 # is served by sim. Tier cheap = [gpt-5-mini, claude-haiku-4-5], premium =
@@ -112,28 +122,38 @@ max_attempts = 1
 
 [models.gpt-5-mini]
 provider = "openai"
-endpoint = "http://127.0.0.1:$FAKE_PORT/v1"
+endpoint = "http://127.0.0.1:$UPSTREAM_PORT/v1"
 api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
 context_window = 400_000
 default_output_tokens = 800
 
 [models.gpt-5]
 provider = "openai"
-endpoint = "http://127.0.0.1:$FAKE_PORT/v1"
+endpoint = "http://127.0.0.1:$UPSTREAM_PORT/v1"
 api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
 context_window = 400_000
 default_output_tokens = 2_000
 
+# Alone in tier "sampling" (the rules never choose it): a model the SDKs do not
+# treat as a reasoning model, so they send every sampling parameter (named by
+# the Vercel AI SDK and LangChain tests).
+[models."gpt-4.1"]
+provider = "openai"
+endpoint = "http://127.0.0.1:$UPSTREAM_PORT/v1"
+api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
+context_window = 1_000_000
+default_output_tokens = 800
+
 [models.claude-haiku-4-5]
 provider = "anthropic"
-endpoint = "http://127.0.0.1:$FAKE_PORT"
+endpoint = "http://127.0.0.1:$UPSTREAM_PORT"
 api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
 context_window = 200_000
 default_output_tokens = 800
 
 [models.claude-opus-4-5]
 provider = "anthropic"
-endpoint = "http://127.0.0.1:$FAKE_PORT"
+endpoint = "http://127.0.0.1:$UPSTREAM_PORT"
 api_key_env = "SWITCHBOARD_SDK_UPSTREAM_KEY"
 context_window = 200_000
 default_output_tokens = 2_000
@@ -143,6 +163,9 @@ models = ["gpt-5-mini", "claude-haiku-4-5"]
 
 [tiers.premium]
 models = ["gpt-5", "claude-opus-4-5"]
+
+[tiers.sampling]
+models = ["gpt-4.1"]
 
 [workloads.default]
 rules = "rules.lua"
@@ -172,14 +195,16 @@ export SWITCHBOARD_SDK_BROKE_KEY="sk-sb-sdk-broke-$RANDOM$RANDOM"
 GATEWAY_PID=$!
 GATEWAY_PORT=$(wait_for_port "$WORK/gateway.out" "$GATEWAY_PID" switchboard-gateway)
 GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
-echo "fake provider on 127.0.0.1:$FAKE_PORT, gateway on 127.0.0.1:$GATEWAY_PORT"
+echo "fake provider on 127.0.0.1:$FAKE_PORT (recorder on $UPSTREAM_PORT), gateway on 127.0.0.1:$GATEWAY_PORT"
 
 # ---------------------------------------------------------------- the tests
 export SWITCHBOARD_GATEWAY_URL="$GATEWAY_URL"
+export SWITCHBOARD_UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
 export SWITCHBOARD_SDK_CALLS="$WORK/calls.log"
 : >"$SWITCHBOARD_SDK_CALLS"
 (cd "$WORK/sdk" && env -u OPENAI_API_KEY -u OPENAI_BASE_URL -u ANTHROPIC_API_KEY -u ANTHROPIC_BASE_URL \
-  -u ANTHROPIC_AUTH_TOKEN NODE_OPTIONS= node --test --test-concurrency=1 openai.test.mjs anthropic.test.mjs)
+  -u ANTHROPIC_AUTH_TOKEN NODE_OPTIONS= node --test --test-concurrency=1 openai.test.mjs anthropic.test.mjs \
+  vercel-ai.test.mjs langchain.test.mjs)
 
 # /metrics counts what was served (the SDKs cannot read it).
 METRICS_STATUS=$(node -e '
