@@ -7,6 +7,7 @@
 #include "switchboard/client.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
+#include "switchboard/embedding.h"
 #include "switchboard/dispatch.h"
 #include "switchboard/engine.h"
 #include "switchboard/ledger.h"
