@@ -228,7 +228,8 @@ void load_prices(Config& c, const toml::table& routing, bool has_routing, const 
 std::vector<std::string> read_cors_origins(const toml::node& node, const std::string& file) {
   const std::string what = "[gateway] cors_origins";
   if (!node.is_array()) {
-    throw ConfigError(where(file, node) + ": " + what + " must be a list of origins, e.g. [\"https://app.example.com\"]");
+    throw ConfigError(where(file, node) + ": " + what +
+                      " must be a list of origins, e.g. [\"https://app.example.com\"]");
   }
   std::vector<std::string> out;
   for (const toml::node& item : *node.as_array()) {

@@ -517,8 +517,9 @@ struct Dispatcher::Impl {
         }
         CostRecord r = record_for(trace, tier->name, name, client ? client->provider() : std::string());
         const Clock::time_point start = Clock::now();
-        answer = client == nullptr ? Result<EmbeddingResponse>(Status::not_found("no client serves model '" + name + "'"))
-                                   : client->embed(call.request);
+        answer = client != nullptr
+                     ? client->embed(call.request)
+                     : Result<EmbeddingResponse>(Status::not_found("no client serves model '" + name + "'"));
         r.latency_ms = since(start).count();
         trace.attempts++;
         result.model = name;
