@@ -83,8 +83,9 @@ struct BrokenConfig {
 TEST_CASE("the shipped switchboard.toml loads") {
   auto config = load_config(SWITCHBOARD_SOURCE_DIR "/switchboard.toml");
   REQUIRE_MESSAGE(config.ok(), config.status().message());
-  CHECK(config->models.size() == 8);
-  CHECK(config->tiers.size() == 4);
+  CHECK(config->models.size() == 10);  // 2 of them embedding models
+  CHECK(config->tiers.size() == 5);
+  CHECK(config->embeddings.tier == "embed");
   CHECK(config->workloads.size() == 4);
   CHECK(config->premium_tier == "premium");
   CHECK(config->default_fallback_tier == "cheap");
@@ -112,7 +113,7 @@ TEST_CASE("the shipped switchboard.toml loads") {
     CHECK(model.price.cached_input == prices->base.cached_input);
     CHECK(model.price.output == prices->base.output);
     CHECK(model.price.input > 0);
-    CHECK(model.price.output > 0);
+    CHECK((model.price.output > 0) == (model.kind == ModelKind::kChat));  // embedding models produce no output
   }
   const ModelSpec* opus = config->find_model("claude-opus-4-1");
   REQUIRE(opus != nullptr);
@@ -181,11 +182,11 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        edit("context_window = 1000", "context_windo = 1000"),
        "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, model_id, endpoint, "
        "api_key_env, context_window, default_output_tokens, max_output_tokens, thinking_budget, capabilities, "
-       "auto_cache)"},
+       "auto_cache, kind, dimensions)"},
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads)"},
+       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads, embeddings)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},

@@ -40,7 +40,7 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   detail::reject_unknown_keys(t, file, "model '" + name + "'",
                               {"provider", "model_id", "endpoint", "api_key_env", "context_window",
                                "default_output_tokens", "max_output_tokens", "thinking_budget",
-                               "capabilities", "auto_cache"});
+                               "capabilities", "auto_cache", "kind", "dimensions"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
@@ -55,6 +55,32 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   if (m.provider != "sim" && m.endpoint.empty()) {
     throw ConfigError(m.source + ": model '" + name + "': provider '" + m.provider +
                       "' needs an 'endpoint'");
+  }
+  if (auto kind = detail::optional_string(t, "kind", file, "model '" + name + "'")) {
+    if (*kind == "embedding") {
+      m.kind = ModelKind::kEmbedding;
+    } else if (*kind != "chat") {
+      throw ConfigError(where(file, *t.get("kind")) + ": model '" + name + "': kind must be \"chat\" or "
+                        "\"embedding\", not \"" + *kind + "\"");
+    }
+  }
+  if (m.kind == ModelKind::kEmbedding) {
+    if (m.provider == "anthropic") {
+      throw ConfigError(where(file, *t.get("kind")) + ": model '" + name +
+                        "': provider 'anthropic' has no embeddings API (embedding models: openai, "
+                        "openai-compatible, gemini or sim)");
+    }
+    m.dimensions = detail::optional_positive_integer(t, "dimensions", file, "model '" + name + "'").value_or(0);
+    if (m.dimensions == 0) {
+      throw ConfigError(m.source + ": model '" + name + "': an embedding model needs 'dimensions' (the length "
+                        "of its vectors, e.g. 1536)");
+    }
+    if (m.dimensions > 65'536) {
+      throw ConfigError(where(file, *t.get("dimensions")) + ": model '" + name + "': dimensions is at most 65536");
+    }
+  } else if (const toml::node* d = t.get("dimensions")) {
+    throw ConfigError(where(file, *d) + ": model '" + name + "': 'dimensions' is for embedding models "
+                      "(kind = \"embedding\")");
   }
   m.context_window = detail::required_positive_integer(t, "context_window", file, "model '" + name + "'");
   m.default_output_tokens =
@@ -203,7 +229,8 @@ void load_prices(Config& c, const toml::table& routing, bool has_routing, const 
 std::vector<std::string> read_cors_origins(const toml::node& node, const std::string& file) {
   const std::string what = "[gateway] cors_origins";
   if (!node.is_array()) {
-    throw ConfigError(where(file, node) + ": " + what + " must be a list of origins, e.g. [\"https://app.example.com\"]");
+    throw ConfigError(where(file, node) + ": " + what +
+                      " must be a list of origins, e.g. [\"https://app.example.com\"]");
   }
   std::vector<std::string> out;
   for (const toml::node& item : *node.as_array()) {
@@ -367,7 +394,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
@@ -439,6 +466,15 @@ Config build(const toml::table& root, const std::string& file, const std::string
       throw ConfigError(tier.source + ": tier '" + tier.name +
                         "' has the name of a model; a rule's answer would be ambiguous");
     }
+    const ModelSpec& first = c.models.at(tier.models.front());
+    for (const std::string& m : tier.models) {
+      if (c.models.at(m).kind != first.kind) {
+        const bool first_embeds = first.kind == ModelKind::kEmbedding;
+        throw ConfigError(tier.source + ": " + what + " mixes embedding and chat models ('" +
+                          (first_embeds ? first.name : m) + "' embeds, '" + (first_embeds ? m : first.name) +
+                          "' chats); a tier's models stand in for each other");
+      }
+    }
     c.tiers.emplace(tier.name, std::move(tier));
   }
   for (const auto& [name, model] : c.models) {
@@ -447,11 +483,38 @@ Config build(const toml::table& root, const std::string& file, const std::string
     }
   }
 
+  const auto embeds = [&](const Tier& tier) {
+    return c.models.at(tier.models.front()).kind == ModelKind::kEmbedding;
+  };
+  // The tiers a workload or the routing names serve chat: never an embedding tier.
   auto check_tier = [&](const std::string& tier, const toml::node* at, const std::string& what) {
     if (!c.tiers.count(tier)) {
       throw ConfigError((at ? where(file, *at) : file + ":1:1") + ": " + what + ": unknown tier '" + tier + "'");
     }
+    if (embeds(c.tiers.at(tier))) {
+      throw ConfigError((at ? where(file, *at) : file + ":1:1") + ": " + what + ": tier '" + tier +
+                        "' holds embedding models; it cannot serve chat");
+    }
   };
+  std::string first_chat_tier;
+  for (const auto& [name, tier] : c.tiers) {
+    if (!embeds(tier) && first_chat_tier.empty()) first_chat_tier = name;
+    if (embeds(tier) && c.embeddings.tier.empty()) c.embeddings.tier = name;
+  }
+  if (first_chat_tier.empty()) throw ConfigError(file + ":1:1: the config has no tier of chat models");
+  if (const toml::node* n = root.get("embeddings")) {
+    const toml::table& e = detail::expect_table(*n, file, "[embeddings]");
+    detail::reject_unknown_keys(e, file, "[embeddings]", {"tier"});
+    if (auto tier = detail::optional_string(e, "tier", file, "[embeddings]")) {
+      const std::string at = where(file, *e.get("tier"));
+      if (!c.tiers.count(*tier)) throw ConfigError(at + ": [embeddings] tier: unknown tier '" + *tier + "'");
+      if (!embeds(c.tiers.at(*tier))) {
+        throw ConfigError(at + ": [embeddings] tier: tier '" + *tier + "' holds chat models; name a tier of "
+                          "embedding models (kind = \"embedding\")");
+      }
+      c.embeddings.tier = *tier;
+    }
+  }
   const toml::node* routing_node = root.get("routing");
   const toml::table empty;
   const toml::table& routing = routing_node ? detail::expect_table(*routing_node, file, "[routing]") : empty;
@@ -460,7 +523,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
   c.premium_tier = detail::optional_string(routing, "premium_tier", file, "[routing]").value_or("premium");
   check_tier(c.premium_tier, routing.get("premium_tier"), "[routing] premium_tier");
   c.default_fallback_tier = detail::optional_string(routing, "default_fallback_tier", file, "[routing]")
-                                .value_or(c.tiers.begin()->first);
+                                .value_or(first_chat_tier);
   check_tier(c.default_fallback_tier, routing.get("default_fallback_tier"), "[routing] default_fallback_tier");
   const std::int64_t max_fanout = detail::optional_positive_integer(routing, "max_fanout", file, "[routing]").value_or(8);
   if (max_fanout > 64) {

@@ -346,6 +346,12 @@ struct Dispatcher::Impl {
     const Clock::time_point start = Clock::now();
     StepResult result;
     result.trace_id = std::move(trace_id);
+    if (const ModelSpec* m = engine.config().find_model(decision.model); m && m->kind == ModelKind::kEmbedding) {
+      result.decision = decision;
+      result.status = Status::invalid_argument("'" + decision.model + "' is an embedding model: it serves "
+                                               "embeddings (Dispatcher::embed, POST /v1/embeddings), not chat");
+      return result;
+    }
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
     if (options.ledger) {
@@ -427,7 +433,150 @@ struct Dispatcher::Impl {
     result.latency = since(start);
     return result;
   }
+
+  // Dispatcher::embed: the tier and first model asked for, admission, then
+  // the tier's embedding models in order, as call_tier calls chat models.
+  EmbeddingResult embed(std::string_view workload_name, const EmbeddingCall& call) const {
+    const Config& config = engine.config();
+    EmbeddingResult result;
+    result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
+    const Workload* workload = config.find_workload(workload_name);
+    if (workload == nullptr) {
+      result.status = Status::not_found("unknown workload '" + std::string(workload_name) + "'");
+      return result;
+    }
+    if (call.request.size() == 0 || (!call.request.texts.empty() && !call.request.tokens.empty())) {
+      result.status = Status::invalid_argument("an embeddings call takes its inputs as texts or as token ids: "
+                                               "one of them, not empty");
+      return result;
+    }
+    const Tier* tier = nullptr;
+    std::string first;
+    if (call.model.empty() || call.model == "auto") {
+      tier = config.find_tier(config.embeddings.tier);
+      if (tier == nullptr) {
+        result.status = Status::invalid_argument("the config has no embedding models (kind = \"embedding\")");
+        return result;
+      }
+    } else if ((tier = config.find_tier(call.model)) == nullptr) {
+      if (config.find_model(call.model) == nullptr) {
+        result.status = Status::not_found("no model or tier is called '" + call.model + "'");
+        return result;
+      }
+      first = call.model;
+      tier = config.tier_of(first);
+    }
+    if (first.empty()) first = tier->models.front();
+    result.tier = tier->name;
+    result.model = first;
+    const ModelSpec& spec = *config.find_model(first);
+    if (spec.kind != ModelKind::kEmbedding) {
+      result.status = Status::invalid_argument("'" + call.model + "' serves chat, not embeddings");
+      return result;
+    }
+
+    // What admission and the records see: the inputs' estimate, no output.
+    Step step;
+    step.role = call.role;
+    step.input_tokens = detail::estimate_embedding_tokens(call.request);
+    Decision d;
+    d.workload = workload->name;
+    d.tier = tier->name;
+    d.model = first;
+    d.max_output_tokens = 0;
+    d.requested = true;
+    d.reason = "embeddings";
+    d.estimated_input_tokens = *step.input_tokens;
+    d.estimated_cost = estimate_call_cost(spec, *step.input_tokens, 0);
+    Admission admission = engine.admit(d, step, result.trace_id, call.budget_scopes);
+    if (!admission.status.ok()) {
+      result.status = admission.status;
+      if (admission.refusal) {
+        admission.refusal->call_id = new_id();
+        if (options.ledger) options.ledger->record(*admission.refusal);
+        result.records.push_back(*admission.refusal);
+      }
+      return result;
+    }
+
+    Trace trace;
+    trace.decision = &d;
+    trace.step = &step;
+    trace.trace_id = result.trace_id;
+    const CallSettings& calls = config.calls;
+    const CallBounds& bounds = call.request.bounds;
+    Result<EmbeddingResponse> answer = Status::internal("not called");
+    const std::vector<std::string> order = call_order(config, tier->name, first);
+    for (std::size_t m = 0; m < order.size(); ++m) {
+      const std::string& name = order[m];
+      const bool last_model = m + 1 == order.size();
+      ModelClient* client = clients.find(name);
+      bool next_model = false;
+      for (int attempt = 1; attempt <= calls.max_attempts && !next_model; ++attempt) {
+        if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the call's bounds
+          answer = std::move(stop);
+          break;
+        }
+        CostRecord r = record_for(trace, tier->name, name, client ? client->provider() : std::string());
+        const Clock::time_point start = Clock::now();
+        answer = client != nullptr
+                     ? client->embed(call.request)
+                     : Result<EmbeddingResponse>(Status::not_found("no client serves model '" + name + "'"));
+        r.latency_ms = since(start).count();
+        trace.attempts++;
+        result.model = name;
+        const bool cut = !answer.ok() && (answer.status().code() == Status::Code::kCancelled ||
+                                          answer.status().code() == Status::Code::kDeadlineExceeded);
+        if (answer.ok() || cut) {
+          // Cut short: the provider had the whole input, so it is what is billed, estimated.
+          r.usage = answer.ok() ? answer->usage : Usage{};
+          if (cut) r.usage.input_tokens = *step.input_tokens;
+          r.usage_estimated = cut || answer->usage_estimated;
+          auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
+          r.cost = cost.ok() ? *cost : 0;
+          if (!cost.ok()) r.error = one_line(cost.status().message());
+          if (cut) r.error = one_line(answer.status().message());
+          r.status = cut ? CallStatus::kCancelled : CallStatus::kOk;
+          write(trace, std::move(r));
+          break;
+        }
+        const Status& failure = answer.status();
+        r.error = one_line(failure.message());
+        const std::optional<std::chrono::milliseconds> retry_after = failure.retry_after();
+        const bool retry = failure.code() == Status::Code::kUnavailable && attempt < calls.max_attempts &&
+                           (!retry_after || *retry_after <= calls.retry_after_max);
+        if (retry) {
+          r.status = CallStatus::kError;
+          write(trace, std::move(r));
+          backoff(bounds, retry_after ? *retry_after : jittered_backoff(attempt));
+          continue;
+        }
+        r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
+        write(trace, std::move(r));
+        if (!last_model) trace.fallbacks++;
+        next_model = true;
+      }
+      if (!next_model) break;  // answered, cut short, or past the bounds
+    }
+
+    admission.reservation.settle(trace.cost);
+    for (Reservation& held : admission.scope_reservations) held.settle(trace.cost);
+    result.records = std::move(trace.records);
+    result.cost = trace.cost;
+    result.attempts = trace.attempts;
+    result.fallbacks = trace.fallbacks;
+    if (answer.ok()) {
+      result.response = std::move(answer).value();
+    } else {
+      result.status = answer.status();
+    }
+    return result;
+  }
 };
+
+EmbeddingResult Dispatcher::embed(std::string_view workload_name, const EmbeddingCall& call) const {
+  return impl_->embed(workload_name, call);
+}
 
 Dispatcher::Dispatcher(const Engine& engine, ModelClients clients, DispatcherOptions options)
     : impl_(std::make_unique<Impl>(engine, std::move(clients), std::move(options))) {}

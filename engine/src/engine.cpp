@@ -461,7 +461,10 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
   if (workload_budget) {
     const std::string scope = detail::budget_scope(workload->name);
     auto held = impl_->budgets->reserve(scope, a.worst_case);
-    if (!held.ok() && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
+    // The over-budget tier serves chat: an embeddings call over the cap is refused.
+    const bool embedding = config.find_model(decision.model)->kind == ModelKind::kEmbedding;
+    if (!held.ok() && !embedding && !workload->over_budget_tier.empty() &&
+        workload->over_budget_tier != decision.tier) {
       // Step down to the workload's over-budget tier, and try again there.
       const Tier& tier = *config.find_tier(workload->over_budget_tier);
       a.decision.tier = tier.name;

@@ -185,6 +185,7 @@ Endpoint route(std::string_view path) {
   if (path == "/v1/responses") return Endpoint::kResponses;
   if (path == "/v1/messages") return Endpoint::kMessages;
   if (path == "/v1/messages/count_tokens") return Endpoint::kCountTokens;
+  if (path == "/v1/embeddings") return Endpoint::kEmbeddings;
   if (path == "/v1/models") return Endpoint::kModels;
   if (path.starts_with("/v1/models/") && path.size() > 11) return Endpoint::kModel;
   if (path == "/healthz") return Endpoint::kHealthz;
@@ -534,9 +535,10 @@ Status Gateway::flush_ledger() {
 
 void Gateway::reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
                     std::string_view content_type, std::string_view headers, std::string_view body) {
+  // Counted before it leaves: a client that reads /metrics after its answer sees it.
+  metrics_.count_request(endpoint, http_status, Clock::now() - received);
   response.finish(
       format_response(http_status, content_type, headers, body, !response.keep_alive(), response.version()));
-  metrics_.count_request(endpoint, http_status, Clock::now() - received);
 }
 
 void Gateway::reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
@@ -582,7 +584,7 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
   const http::verb method = head ? http::verb::get : m.method();
 
   const bool post_route = endpoint == Endpoint::kChatCompletions || endpoint == Endpoint::kMessages ||
-                          endpoint == Endpoint::kCountTokens;
+                          endpoint == Endpoint::kCountTokens || endpoint == Endpoint::kEmbeddings;
   const std::string_view allowed = post_route ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
   const auto wrong_method = [&](ApiShape shape) {
     std::string allow;
@@ -613,6 +615,9 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
     case Endpoint::kCountTokens:
       if (method != http::verb::post) return wrong_method(ApiShape::kAnthropic);
       return serve_count_tokens(std::move(request), std::move(response));
+    case Endpoint::kEmbeddings:
+      if (method != http::verb::post) return wrong_method(ApiShape::kOpenAI);
+      return serve_embeddings(std::move(request), std::move(response));
     case Endpoint::kHealthz:
       if (method != http::verb::get) return wrong_method(ApiShape::kOpenAI);
       return reply(*response, endpoint, received, 200, kJson, {}, R"({"status":"ok"})");
@@ -661,7 +666,8 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
               api_error(ApiShape::kOpenAI, 404, "not_found",
                         "no route " + std::string(m.method_string()) + " " + std::string(path_of(m.target())) +
                             "; the gateway serves POST /v1/chat/completions, POST /v1/responses, POST /v1/messages, "
-                            "POST /v1/messages/count_tokens, GET /v1/models, GET /v1/models/{id}, "
+                            "POST /v1/messages/count_tokens, POST /v1/embeddings, GET /v1/models, "
+                            "GET /v1/models/{id}, "
                             "GET /v1/rules/status, GET /healthz and GET /metrics (HEAD on each GET route, "
                             "OPTIONS on each route)"));
 }
@@ -934,8 +940,8 @@ void Gateway::run(Job& job) {
   out += format_last_chunk(trailers, version);
   job.answered = true;
   if (live) live->close();  // no keep-alive after the last bytes
-  response.finish(std::move(out), version < 11);
   metrics_.count_request(job.endpoint, status, Clock::now() - job.received);
+  response.finish(std::move(out), version < 11);
 }
 
 }  // namespace switchboard::gateway

@@ -3,6 +3,7 @@
 //   POST /v1/chat/completions  OpenAI Chat Completions (streamed or not)
 //   POST /v1/messages          Anthropic Messages (streamed or not)
 //   POST /v1/messages/count_tokens  Anthropic's token count (count_tokens.cpp)
+//   POST /v1/embeddings        OpenAI embeddings, by the embedding models (embeddings.cpp)
 //   GET  /v1/models            "auto", every tier and every model
 //   GET  /v1/models/{id}       one of them
 //   GET  /v1/rules/status      Engine::status() as JSON
@@ -112,6 +113,7 @@ class Gateway : public RequestHandler {
   bool run_upstream(const std::shared_ptr<Response>& response, Endpoint endpoint, Clock::time_point received,
                     ApiShape shape, int bound, std::function<void()> work);
   void serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response> response);  // count_tokens.cpp
+  void serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> response);    // embeddings.cpp
 
   const std::string config_path_;
   const std::shared_ptr<spdlog::logger> log_;

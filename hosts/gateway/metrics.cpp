@@ -80,6 +80,7 @@ std::string_view endpoint_label(Endpoint endpoint) {
     case Endpoint::kRulesStatus: return "/v1/rules/status";
     case Endpoint::kCountTokens: return "/v1/messages/count_tokens";
     case Endpoint::kModel: return "/v1/models/{id}";
+    case Endpoint::kEmbeddings: return "/v1/embeddings";
     case Endpoint::kOther: break;
   }
   return "other";
@@ -132,9 +133,12 @@ void Metrics::count_step(const StepResult& result) {
     decisions_.add(label("workload", d.workload) + "," + label("tier", d.tier) + "," + label("model", d.model), 1);
   }
   if (d.error) rule_errors_.add(label("workload", d.workload), 1);
-  if (result.fallbacks > 0)
-    fallbacks_.fetch_add(static_cast<std::uint64_t>(result.fallbacks), std::memory_order_relaxed);
-  for (const CostRecord& r : result.records) {
+  count_calls(result.records, result.fallbacks);
+}
+
+void Metrics::count_calls(const std::vector<CostRecord>& records, int fallbacks) {
+  if (fallbacks > 0) fallbacks_.fetch_add(static_cast<std::uint64_t>(fallbacks), std::memory_order_relaxed);
+  for (const CostRecord& r : records) {
     if (r.cost != 0) spend_micro_usd_.add(label("workload", r.workload) + "," + label("model", r.model), r.cost);
   }
 }

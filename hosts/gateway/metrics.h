@@ -46,6 +46,7 @@ enum class Endpoint {
   kRulesStatus,
   kCountTokens,  // POST /v1/messages/count_tokens
   kModel,        // GET /v1/models/{id}
+  kEmbeddings,   // POST /v1/embeddings
   kOther
 };
 inline constexpr int kEndpointCount = 10;
@@ -63,6 +64,9 @@ class Metrics {
   // One dispatched step: its decision, fallbacks, rule error, and every
   // ledger record's cost under its own workload and model.
   void count_step(const StepResult& result);
+  // The calls of a request that made no decision (an embeddings call): their
+  // cost under their workload and model, and the fallbacks among them.
+  void count_calls(const std::vector<CostRecord>& records, int fallbacks);
   // One answer sent although its step's ledger records did not commit; returns the count so far.
   std::uint64_t count_unrecorded();
 

@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -1361,8 +1362,9 @@ void append_chunk(std::string& out, std::string_view data) {
 
 // Which provider a path belongs to; for Gemini also the model and streaming.
 struct Route {
-  // What the route does: answer a model call, or count a call's tokens (Anthropic's count_tokens).
-  enum class Kind { kGenerate, kCountTokens };
+  // What the route does: answer a model call, count a call's tokens
+  // (Anthropic's count_tokens), or embed (OpenAI's embeddings, Gemini's batchEmbedContents).
+  enum class Kind { kGenerate, kCountTokens, kEmbed };
   UsageFormat format = UsageFormat::kOpenAI;
   Kind kind = Kind::kGenerate;
   bool found = false;
@@ -1374,6 +1376,9 @@ struct Route {
 Route route(std::string_view path, std::string_view query) {
   Route r;
   if (path == "/v1/chat/completions") {
+    r.found = true;
+  } else if (path == "/v1/embeddings") {
+    r.kind = Route::Kind::kEmbed;
     r.found = true;
   } else if (path == "/v1/messages") {
     r.format = UsageFormat::kAnthropic;
@@ -1387,9 +1392,10 @@ Route route(std::string_view path, std::string_view query) {
     const std::size_t colon = rest.rfind(':');
     if (colon == std::string_view::npos || colon == 0) return r;
     const std::string_view method = rest.substr(colon + 1);
-    if (method != "generateContent" && method != "streamGenerateContent") return r;
+    if (method != "generateContent" && method != "streamGenerateContent" && method != "batchEmbedContents") return r;
     r.format = UsageFormat::kGemini;
     r.found = true;
+    if (method == "batchEmbedContents") r.kind = Route::Kind::kEmbed;
     r.model = std::string(rest.substr(0, colon));
     r.stream = method == "streamGenerateContent";
     for (std::size_t pos = 0; pos <= query.size();) {
@@ -1417,6 +1423,18 @@ struct Plan {
 };
 
 }  // namespace
+
+std::vector<float> fake_embedding(std::string_view input, std::size_t dimensions) {
+  std::vector<float> v;
+  v.reserve(dimensions);
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a of the input, then of each index
+  for (const char c : input) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  for (std::size_t k = 0; k < dimensions; ++k) {
+    h = (h ^ (k + 1)) * 1099511628211ull;
+    v.push_back(static_cast<float>(static_cast<int>(h >> 56) - 128) / 128.0f);  // k/128 in [-1, 1): exact
+  }
+  return v;
+}
 
 std::string ReceivedRequest::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
@@ -1746,6 +1764,7 @@ class FakeProvider::Impl {
       if (body.is_discarded() || !body.is_object()) {
         return refuse(r.format, 400, "The request body is not valid JSON: expected an object");
       }
+      if (r.kind == Route::Kind::kEmbed) return embed(std::move(plan), r, body, seq);
       std::string model = r.model;
       if (r.format != UsageFormat::kGemini) {
         model = std::string(string_at(body, "model"));
@@ -1798,6 +1817,112 @@ class FakeProvider::Impl {
     plan.reply.status = 200;
     plan.reply.content_type = json_type(facts.format);
     plan.reply.body = json{{"input_tokens", std::max<std::size_t>(1, bytes / 4)}}.dump();
+    return plan;
+  }
+
+  // Embeddings: OpenAI {model, input, encoding_format, dimensions, user}
+  // (any other field: "Unrecognized request argument supplied: X"; an empty
+  // input: "'$.input' is invalid."), Gemini {requests: [{model, content:
+  // {parts: [{text}]}, outputDimensionality}]}. Each input's vector is
+  // fake_embedding of its text (token ids: their JSON text); OpenAI reports
+  // usage, Gemini none. Error faults and kHang apply as to a call.
+  Plan embed(Plan plan, const Route& r, const json& body, std::uint64_t seq) {
+    const bool gemini = r.format == UsageFormat::kGemini;
+    const auto refuse = [&](const std::string& message) {
+      plan.reply = error_reply(fixtures_, r.format, 400, message, seq);
+      return plan;
+    };
+    std::vector<std::string> inputs;
+    std::size_t dimensions = kFakeEmbeddingDimensions;
+    std::string model = r.model;
+    bool base64_asked = false;
+    std::int64_t tokens = 0;
+    if (!gemini) {
+      for (const auto& [key, value] : body.items()) {
+        if (key != "model" && key != "input" && key != "encoding_format" && key != "dimensions" && key != "user") {
+          return refuse("Unrecognized request argument supplied: " + key);
+        }
+      }
+      model = std::string(string_at(body, "model"));
+      if (model.empty()) return refuse("you must provide a model parameter");
+      const json* input = member(body, "input");
+      const auto invalid = [&] { return refuse("'$.input' is invalid. Please check the API reference."); };
+      if (input == nullptr) return invalid();
+      const json items = input->is_array() && !input->empty() && !input->front().is_number() ? *input
+                                                                                           : json::array({*input});
+      for (const json& item : items) {
+        if (item.is_string() && !item.get_ref<const std::string&>().empty()) {
+          inputs.push_back(item.get<std::string>());
+          tokens += static_cast<std::int64_t>(std::max<std::size_t>(1, inputs.back().size() / 4));
+        } else if (item.is_array() && !item.empty()) {
+          for (const json& id : item) {
+            if (!id.is_number_unsigned()) return invalid();
+          }
+          inputs.push_back(item.dump());
+          tokens += static_cast<std::int64_t>(item.size());
+        } else {
+          return invalid();
+        }
+      }
+      const std::string_view format = string_at(body, "encoding_format");
+      if (!format.empty() && format != "float" && format != "base64") {
+        return refuse("Invalid value for 'encoding_format': must be 'float' or 'base64'.");
+      }
+      base64_asked = format == "base64";
+      if (const json* d = member(body, "dimensions")) {
+        if (!d->is_number_unsigned() || d->get<std::size_t>() == 0) return refuse("Invalid 'dimensions'.");
+        dimensions = d->get<std::size_t>();
+      }
+    } else {
+      const json* requests = member(body, "requests");
+      if (requests == nullptr || !requests->is_array() || requests->empty()) {
+        return refuse("* BatchEmbedContentsRequest.requests: contents is not specified");
+      }
+      for (const json& request : *requests) {
+        if (string_at(request, "model") != "models/" + model) {
+          return refuse("* BatchEmbedContentsRequest.model: batch request model must match the path's");
+        }
+        const json* content = member(request, "content");
+        const json* parts = content != nullptr ? member(*content, "parts") : nullptr;
+        std::string text;
+        if (parts != nullptr && parts->is_array()) {
+          for (const json& part : *parts) text += string_at(part, "text");
+        }
+        if (text.empty()) return refuse("* BatchEmbedContentsRequest.requests[].content: contents is not specified");
+        inputs.push_back(std::move(text));
+        if (const json* d = member(request, "outputDimensionality")) dimensions = d->get<std::size_t>();
+      }
+    }
+    if (const std::optional<FaultSpec> fault = take_fault(model)) {
+      Facts facts;
+      facts.format = r.format;
+      facts.model = model;
+      return apply(*fault, std::move(plan), facts, Answer{}, seq, false);
+    }
+    json out;
+    if (gemini) {
+      out = {{"embeddings", json::array()}};
+      for (const std::string& input : inputs) out["embeddings"].push_back({{"values", fake_embedding(input, dimensions)}});
+    } else {
+      json data = json::array();
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        const std::vector<float> v = fake_embedding(inputs[i], dimensions);
+        json embedding = v;
+        if (base64_asked) {
+          std::string bytes(v.size() * 4, '\0');
+          std::memcpy(bytes.data(), v.data(), bytes.size());  // little-endian, as x86 and ARM are
+          embedding = base64(bytes);
+        }
+        data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(embedding)}});
+      }
+      out = {{"object", "list"},
+             {"data", std::move(data)},
+             {"model", model},
+             {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+    }
+    plan.reply.status = 200;
+    plan.reply.content_type = json_type(r.format);
+    plan.reply.body = out.dump();
     return plan;
   }
 

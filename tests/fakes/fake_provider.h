@@ -13,6 +13,13 @@
 //              are not permitted"), answered {"input_tokens": P} (P below)
 //   Gemini     POST /v1beta/models/{model}:generateContent endpoint base_url() + "/v1beta"
 //              POST /v1beta/models/{model}:streamGenerateContent?alt=sse
+//   Embeddings POST /v1/embeddings (OpenAI's shape: usage prompt_tokens = the
+//              sum over inputs of max(1, bytes / 4), or of their token ids;
+//              encoding_format base64 honoured) and POST
+//              /v1beta/models/{model}:batchEmbedContents (Gemini's: no
+//              usage); each input's vector is fake_embedding(its text, or
+//              its token ids as JSON text, dimensions or
+//              outputDimensionality, else kFakeEmbeddingDimensions)
 //
 // What a well-formed request gets (expected_answer computes it):
 //   - text: "Hello from {model}. This answer is \"fake\" and deterministic.";
@@ -248,6 +255,12 @@ class FakeProvider {
   explicit FakeProvider(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The fake's embeddings: kFakeEmbeddingDimensions long unless asked, each
+// component a multiple of 1/128 in [-1, 1) (exact in a float and in JSON),
+// derived from a hash of `input`.
+inline constexpr std::size_t kFakeEmbeddingDimensions = 8;
+std::vector<float> fake_embedding(std::string_view input, std::size_t dimensions);
 
 // What the fake answers a well-formed request: `model` is the body's `model`
 // (OpenAI, Anthropic) or the path's (Gemini). nullopt when the body is not a

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "switchboard/config.h"
+#include "switchboard/embedding.h"
 #include "switchboard/request.h"
 #include "switchboard/status.h"
 
@@ -84,6 +85,12 @@ class ModelClient {
   /// estimate (one token per three bytes of each text piece, rounded up; media
   /// count nothing), exact = false. Thread-safe.
   virtual Result<TokenCount> count_tokens(const ModelRequest& request);
+  /// One embeddings call to this model, no retries (Dispatcher::embed
+  /// retries): a vector per input, in order, and the usage. The adapters of
+  /// embedding models implement it (embedding.h); the default, a chat
+  /// model's, fails with upstream ("cannot take an embeddings request").
+  /// Thread-safe.
+  virtual Result<EmbeddingResponse> embed(const EmbeddingRequest& request);
 };
 
 /// Builds the client for `model` under `config`: the sim provider when

@@ -89,11 +89,23 @@ struct Capabilities {
   bool json_schema = true;  ///< OutputFormat::kJsonSchema (translated where the API has no native form)
 };
 
+/// What a model does ([models.NAME] kind).
+enum class ModelKind {
+  kChat,       ///< "chat" (the default): answers model calls
+  kEmbedding,  ///< "embedding": turns inputs into vectors (embedding.h); never a chat call's model
+};
+
 /// One model ([models.NAME]): how to call it, and its list rates.
 struct ModelSpec {
   std::string name;           ///< NAME in [models.NAME]: what tiers, decisions and clients call the model
   std::string model_id;       ///< the provider's name for the model; defaults to `name`
   std::string provider;       ///< "openai" | "anthropic" | "gemini" | "openai-compatible" | "sim"
+  /// Chat or embedding. An embedding model sits in tiers of embedding models
+  /// only; the rules, a workload's tiers and chat calls never reach it.
+  ModelKind kind = ModelKind::kChat;
+  /// Embedding models: the length of their vectors (what the sim makes, and
+  /// the most a request may ask for); 0 for chat models.
+  std::int64_t dimensions = 0;
   std::string endpoint;       ///< base URL; empty for "sim"
   std::string api_key_env;    ///< environment variable holding the key; empty for "sim"
   Price price;                ///< from the price catalog: every model has an entry
@@ -251,6 +263,14 @@ struct GatewaySettings {
   std::vector<std::string> cors_origins;
 };
 
+/// Embeddings ([embeddings]; embedding.h).
+struct EmbeddingSettings {
+  /// The tier of embedding models an embeddings call for "auto" uses (the
+  /// order is the fallback order). Default: the first tier, by name, of
+  /// embedding models; "" when the config has none.
+  std::string tier;
+};
+
 /// A validated configuration (load_config, parse_config).
 struct Config {
   std::string path;            ///< the file this came from ("" when parsed from text)
@@ -270,6 +290,7 @@ struct Config {
   LedgerSettings ledger;       ///< [ledger]
   ShadowSettings shadow;       ///< [shadow]
   GatewaySettings gateway;     ///< [gateway]
+  EmbeddingSettings embeddings;  ///< [embeddings]
   std::map<std::string, ModelSpec, std::less<>> models;    ///< [models], by name
   std::map<std::string, Tier, std::less<>> tiers;          ///< [tiers], by name
   std::map<std::string, Workload, std::less<>> workloads;  ///< [workloads], by name

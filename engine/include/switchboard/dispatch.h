@@ -90,6 +90,35 @@ struct StepResult {
   std::vector<CostRecord> records;  ///< as written to the ledger, in the order written
 };
 
+/// One embeddings call (Dispatcher::embed).
+struct EmbeddingCall {
+  /// "" or "auto": the [embeddings] tier; a tier of embedding models; or an
+  /// embedding model, first, then the rest of its tier.
+  std::string model;
+  EmbeddingRequest request;       ///< the inputs, and the call's bounds
+  std::string role = "embedding";  ///< CostRecord::role of its records
+  std::string trace_id;           ///< "" = a fresh random id
+  /// Budget scopes besides the workload's that must hold its worst case (a gateway key's "key:NAME").
+  std::vector<std::string> budget_scopes;
+};
+
+/// What happened to one embeddings call.
+struct EmbeddingResult {
+  /// ok; over_budget (refused, no model called); unavailable or upstream
+  /// (every model failed: the last failure); invalid_argument (no inputs, or
+  /// a chat model or tier asked for); not_found (an unknown workload, model
+  /// or tier); cancelled or deadline_exceeded (its bounds stopped it).
+  Status status;
+  EmbeddingResponse response;     ///< the vectors, when ok
+  std::string model;              ///< the model that answered (the last one tried, when none did)
+  std::string tier;               ///< its tier
+  std::string trace_id;           ///< CostRecord::trace_id of its records
+  MicroUsd cost = 0;              ///< every attempt's
+  int attempts = 0;               ///< calls made
+  int fallbacks = 0;              ///< times a next model was called
+  std::vector<CostRecord> records;  ///< as written to the ledger, in order
+};
+
 /// Optional parts of a Dispatcher: its ledger, its sleep and its seed.
 struct DispatcherOptions {
   /// Where every CostRecord goes. Null: records are only returned in StepResult.
@@ -118,6 +147,17 @@ class Dispatcher {
   /// asked for, say): admit -> call -> ledger -> settle. Thread-safe. A host
   /// that called decide() itself passes it the trace id it gives call.trace_id.
   StepResult execute(const Decision& decision, const StepCall& call) const;
+
+  /// An embeddings call (embedding.h): reserves its worst case (the inputs'
+  /// estimated tokens at the first model's input price) in the workload's
+  /// budget and call.budget_scopes (over a cap it is refused: the workload's
+  /// over_budget_tier serves chat), calls the model and then the rest of its
+  /// tier with the [calls] retries, backoff and fallbacks of a model call,
+  /// writes one CostRecord per attempt (role call.role, the provider's usage
+  /// or, flagged usage_estimated, the engine's estimate), and settles the
+  /// budgets. No decision is made or recorded: the rules route chat steps
+  /// only. Thread-safe.
+  EmbeddingResult embed(std::string_view workload, const EmbeddingCall& call) const;
 
   /// The clients the dispatcher calls models through.
   const ModelClients& clients() const;

@@ -8,6 +8,7 @@
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/derive_step.h"
+#include "switchboard/embedding.h"
 #include "switchboard/dispatch.h"
 #include "switchboard/engine.h"
 #include "switchboard/ledger.h"

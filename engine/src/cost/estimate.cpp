@@ -87,6 +87,13 @@ std::int64_t estimate_input_tokens(const ModelRequest& request) {
   return n;
 }
 
+std::int64_t estimate_embedding_tokens(const EmbeddingRequest& request) {
+  std::int64_t n = 0;
+  for (const std::string& text : request.texts) n += estimate_tokens(text);
+  for (const std::vector<std::int64_t>& ids : request.tokens) n += static_cast<std::int64_t>(ids.size());
+  return n;
+}
+
 std::int64_t input_tokens_of(const Step& step) {
   if (step.input_tokens) return *step.input_tokens;
   if (step.prompt) return estimate_tokens(*step.prompt);

@@ -12,6 +12,7 @@
 
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
+#include "switchboard/embedding.h"
 #include "switchboard/request.h"
 #include "switchboard/step.h"
 
@@ -29,6 +30,10 @@ std::int64_t estimate_tokens_for_bytes(std::int64_t bytes);
 // so over rather than under. Media count nothing: their cost is the
 // provider's to say. What ModelClient::count_tokens answers by default.
 std::int64_t estimate_input_tokens(const ModelRequest& request);
+
+// The input tokens of an embeddings request: estimate_tokens of each text
+// input, one per token id.
+std::int64_t estimate_embedding_tokens(const EmbeddingRequest& request);
 
 // The step's input tokens: counted by the caller, else estimated from the prompt.
 std::int64_t input_tokens_of(const Step& step);

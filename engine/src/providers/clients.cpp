@@ -51,6 +51,10 @@ Result<TokenCount> ModelClient::count_tokens(const ModelRequest& request) {
   return TokenCount{detail::estimate_input_tokens(request), false};
 }
 
+Result<EmbeddingResponse> ModelClient::embed(const EmbeddingRequest& /*request*/) {
+  return Status::upstream(provider() + ": cannot take an embeddings request (not an embedding model)");
+}
+
 namespace {
 
 // One transport for every HTTP client built together, so they share one pool

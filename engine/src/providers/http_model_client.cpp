@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "providers/embedding_wire.h"
 #include "providers/http_transport.h"
 #include "providers/sse.h"
 #include "providers/wire_common.h"
@@ -88,15 +89,39 @@ Status with_message(const Status& status, std::string message) {
 class HttpModelClient final : public ModelClient {
  public:
   HttpModelClient(const ModelSpec& model, const CallSettings& calls, std::string api_key,
-                  std::unique_ptr<WireFormat> wire, std::shared_ptr<HttpTransport> transport)
+                  std::unique_ptr<WireFormat> wire, std::unique_ptr<EmbeddingWire> embedding_wire,
+                  std::shared_ptr<HttpTransport> transport)
       : provider_(model.provider),
         prefix_(model.provider + " " + model.name + ": "),
         calls_(calls),
         api_key_(std::move(api_key)),
         wire_(std::move(wire)),
+        embedding_wire_(std::move(embedding_wire)),
         transport_(std::move(transport)) {}
 
   std::string provider() const override { return provider_; }
+
+  Result<EmbeddingResponse> embed(const EmbeddingRequest& request) override {
+    if (!embedding_wire_) return ModelClient::embed(request);
+    if (request.size() == 0) return fail(Status::invalid_argument("an embeddings request needs at least one input"));
+    Result<HttpRequest> http = embedding_wire_->build_request(request);
+    if (!http.ok()) return fail(http.status());
+    Result<HttpResponse> response = transport_->post(*http, calls_, nullptr, request.bounds);
+    if (!response.ok()) return fail(response.status());
+    if (!is_2xx(response->status)) return http_error(*response, response->body);
+    const std::string status = "HTTP " + std::to_string(response->status) + ": ";
+    if (!is_json(response->content_type)) {
+      return fail(Status::upstream(status + "Content-Type '" + response->content_type +
+                                   "' where JSON was expected; " + quote_body(response->body)));
+    }
+    Result<EmbeddingResponse> parsed = embedding_wire_->parse_response(response->body, request);
+    if (!parsed.ok()) {
+      return fail(Status::upstream(status + parsed.status().message() + "; " + quote_body(response->body)));
+    }
+    parsed->latency = response->total;
+    parsed->http_status = response->status;
+    return parsed;
+  }
 
   Result<TokenCount> count_tokens(const ModelRequest& request) override {
     std::optional<Result<HttpRequest>> http = wire_->build_count_request(request);
@@ -223,6 +248,7 @@ class HttpModelClient final : public ModelClient {
   const CallSettings calls_;
   const std::string api_key_;
   const std::unique_ptr<WireFormat> wire_;
+  const std::unique_ptr<EmbeddingWire> embedding_wire_;  // embedding models only
   const std::shared_ptr<HttpTransport> transport_;
 };
 
@@ -249,8 +275,10 @@ Result<std::shared_ptr<ModelClient>> make_http_client(const ModelSpec& model, co
   if (model.endpoint.empty()) {
     return Status::invalid_argument(model.source + ": model '" + model.name + "' needs an 'endpoint'");
   }
-  return std::shared_ptr<ModelClient>(
-      std::make_shared<HttpModelClient>(model, calls, std::move(api_key), std::move(wire), std::move(transport)));
+  std::unique_ptr<EmbeddingWire> embedding_wire;
+  if (model.kind == ModelKind::kEmbedding) embedding_wire = make_embedding_wire(model, api_key);
+  return std::shared_ptr<ModelClient>(std::make_shared<HttpModelClient>(
+      model, calls, std::move(api_key), std::move(wire), std::move(embedding_wire), std::move(transport)));
 }
 
 }  // namespace switchboard

@@ -34,7 +34,17 @@
 //                     the text ends it there (stop reason stop_sequence);
 //   latency           [sim] base_latency + per_output_token × (output +
 //                     reasoning tokens), slept for real (0 by default).
+// An embedding model's sim embeds: each input's vector is a unit vector
+// derived from SHA-256 digests of the input's text alone (token ids: their
+// JSON text, "[1,2,3]"), so the same text gets the same vector from every
+// sim model: block k = 0, 1, ... is sha256_hex(text + "\x1f" + k), read as
+// eight big-endian 32-bit words w, each the component w / 2^31 - 1; the first
+// `dimensions` components (the request's, else the model's), scaled to length
+// 1. A request for more than the model's dimensions is refused. Its usage:
+// one token per three bytes of each text (one per token id); latency
+// [sim] base_latency.
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -191,6 +201,39 @@ class SimClient final : public ModelClient {
       std::this_thread::sleep_for(d);
     }
     return bounds.check();
+  }
+
+  Result<EmbeddingResponse> embed(const EmbeddingRequest& request) override {
+    if (model_.kind != ModelKind::kEmbedding) return ModelClient::embed(request);
+    const std::int64_t dims = request.dimensions.value_or(model_.dimensions);
+    if (dims > model_.dimensions) {
+      return Status::upstream("sim " + model_.name + ": cannot take dimensions " + std::to_string(dims) +
+                              " (its vectors have " + std::to_string(model_.dimensions) + ")");
+    }
+    EmbeddingResponse r;
+    r.model = model_.model_id.empty() ? model_.name : model_.model_id;
+    r.usage.input_tokens = detail::estimate_embedding_tokens(request);
+    const auto vector_of = [dims](const std::string& text) {
+      std::vector<float> v;
+      v.reserve(static_cast<std::size_t>(dims));
+      double norm = 0;
+      for (std::int64_t block = 0; static_cast<std::int64_t>(v.size()) < dims; ++block) {
+        const std::string hex = detail::sha256_hex(text + '\x1f' + std::to_string(block));
+        for (std::size_t w = 0; w + 8 <= hex.size() && static_cast<std::int64_t>(v.size()) < dims; w += 8) {
+          const double x = static_cast<double>(std::stoul(hex.substr(w, 8), nullptr, 16)) / 2147483648.0 - 1.0;
+          v.push_back(static_cast<float>(x));
+          norm += x * x;
+        }
+      }
+      norm = std::sqrt(norm);
+      for (float& x : v) x = norm > 0 ? static_cast<float>(x / norm) : 0.0f;
+      return v;
+    };
+    for (const std::string& text : request.texts) r.vectors.push_back(vector_of(text));
+    for (const std::vector<std::int64_t>& ids : request.tokens) r.vectors.push_back(vector_of(json(ids).dump()));
+    r.latency = settings_.base_latency;
+    if (Status s = wait_within(request.bounds, r.latency); !s.ok()) return stopped(s);
+    return r;
   }
 
   Status stopped(const Status& s) const {

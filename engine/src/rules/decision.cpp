@@ -56,6 +56,13 @@ Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view
   }
   if (tier == nullptr) tier = config.tier_of(model->name);
   if (model == nullptr) model = config.find_model(tier->models.front());
+  if (model->kind == ModelKind::kEmbedding) {
+    const std::string_view named = raw.name ? *raw.name : raw.model ? *raw.model : *raw.tier;
+    return fail("'" + printable(named) + "', which serves embeddings; classify chooses chat models");
+  }
+  if (config.find_model(tier->models.front())->kind == ModelKind::kEmbedding) {  // a chat model with an embedding tier
+    return fail("tier '" + tier->name + "', which serves embeddings; classify chooses chat models");
+  }
 
   out.reasoning = Reasoning::kDefault;
   if (raw.reasoning) {
@@ -83,8 +90,10 @@ Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view
   }
   out.aggregate.clear();
   if (raw.aggregate) {
-    if (!config.find_tier(*raw.aggregate)) {
-      return fail("aggregate = unknown tier '" + printable(*raw.aggregate) + "'");
+    const Tier* aggregate = config.find_tier(*raw.aggregate);
+    if (aggregate == nullptr) return fail("aggregate = unknown tier '" + printable(*raw.aggregate) + "'");
+    if (config.find_model(aggregate->models.front())->kind == ModelKind::kEmbedding) {
+      return fail("aggregate = '" + printable(*raw.aggregate) + "', a tier of embedding models");
     }
     out.aggregate = *raw.aggregate;
   } else if (out.fanout > 1) {
