@@ -51,42 +51,6 @@ namespace switchboard::detail {
 
 std::int64_t estimate_tokens_for_bytes(std::int64_t bytes) { return bytes <= 0 ? 0 : (bytes + 2) / 3; }
 
-namespace {
-
-std::int64_t estimate_block_tokens(const ContentBlock& b) {
-  switch (b.type) {
-    case ContentBlock::Type::kText:
-    case ContentBlock::Type::kThinking:
-    case ContentBlock::Type::kRefusal:
-      return estimate_tokens(b.text);
-    case ContentBlock::Type::kToolUse:
-      return estimate_tokens(b.tool_call.name) + estimate_tokens(b.tool_call.arguments_json);
-    case ContentBlock::Type::kToolResult: {
-      std::int64_t n = 0;
-      for (const ContentBlock& inner : b.content) n += estimate_block_tokens(inner);
-      return n;
-    }
-    case ContentBlock::Type::kOpaque:
-      return estimate_tokens(b.opaque_json);
-    default:
-      return 0;
-  }
-}
-
-}  // namespace
-
-std::int64_t estimate_input_tokens(const ModelRequest& request) {
-  std::int64_t n = 0;
-  for (const Message& m : request.messages) {
-    for (const ContentBlock& b : m.content) n += estimate_block_tokens(b);
-  }
-  for (const ToolSpec& t : request.tools) {
-    n += estimate_tokens(t.name) + estimate_tokens(t.description) +
-         (t.opaque_json.empty() ? estimate_tokens(t.parameters_json) : estimate_tokens(t.opaque_json));
-  }
-  return n;
-}
-
 std::int64_t estimate_embedding_tokens(const EmbeddingRequest& request) {
   std::int64_t n = 0;
   for (const std::string& text : request.texts) n += estimate_tokens(text);

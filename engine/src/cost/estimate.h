@@ -23,13 +23,8 @@ using switchboard::estimate_tokens;  // step.h
 // estimate_tokens for a text of `bytes` bytes (one token per three bytes, rounded up).
 std::int64_t estimate_tokens_for_bytes(std::int64_t bytes);
 
-// The input tokens of `request`: estimate_tokens of each piece of text the
-// model is sent (text, thinking and refusal blocks, a tool call's name and
-// arguments, a tool result's blocks, an opaque item's JSON; each tool's name,
-// description and schema, or a provider tool's definition), each rounded up,
-// so over rather than under. Media count nothing: their cost is the
-// provider's to say. What ModelClient::count_tokens answers by default.
-std::int64_t estimate_input_tokens(const ModelRequest& request);
+// (The input tokens of a request: switchboard::estimate_input_tokens, in
+// derive_step.h; what ModelClient::count_tokens answers by default.)
 
 // The input tokens of an embeddings request: estimate_tokens of each text
 // input, one per token id.

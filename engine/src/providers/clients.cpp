@@ -5,6 +5,7 @@
 #include "providers/http_model_client.h"
 #include "providers/http_transport.h"
 #include "switchboard/client.h"
+#include "switchboard/derive_step.h"
 
 namespace switchboard {
 
@@ -48,7 +49,7 @@ Result<ModelResponse> ModelClient::stream(const ModelRequest& request, const Chu
 }
 
 Result<TokenCount> ModelClient::count_tokens(const ModelRequest& request) {
-  return TokenCount{detail::estimate_input_tokens(request), false};
+  return TokenCount{estimate_input_tokens(request), false};
 }
 
 Result<EmbeddingResponse> ModelClient::embed(const EmbeddingRequest& /*request*/) {
