@@ -246,6 +246,17 @@ TEST_CASE("a whole Responses answer has reasoning, message and function_call ite
   CHECK(m[1].content[2].tool_call.id == "toolu_9");
 }
 
+TEST_CASE("logprobs asked for come back on the answer's output_text") {
+  const ParsedRequest request = parse_ok(R"({"model":"auto","input":"x","top_logprobs":1})");
+  CHECK(request.call.request.sampling.logprobs);
+  StepResult result = answer_of({ContentBlock::of_text("Hi")});
+  result.response.logprobs_json =
+      R"({"content":[{"token":"Hi","logprob":-0.25,"bytes":[72,105],"top_logprobs":[{"token":"Hi","logprob":-0.25,"bytes":[72,105]}]}]})";
+  const json r = json::parse(render_response(request, result, "resp_l", 1));
+  CHECK(r.at("output").at(0).at("content").at(0).at("logprobs") ==
+        json::parse(result.response.logprobs_json).at("content"));
+}
+
 TEST_CASE("a Responses stream numbers its events and ends with the whole response") {
   const ParsedRequest request = parse_ok(R"({"model":"auto","input":"x","stream":true})");
   auto writer = make_stream_writer(request, "resp_s", 5, "claude-rt");

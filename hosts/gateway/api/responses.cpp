@@ -585,13 +585,23 @@ json output_item(const ContentBlock& b, const std::string& response_id, std::siz
   }
 }
 
+// The answer's output items. Logprobs, when the provider gave them in
+// OpenAI's shape ({"content": [{token, logprob, bytes, top_logprobs}]},
+// the same entries the Responses API writes), go on the first output_text.
 json output_items(const ModelResponse& r, const std::string& response_id) {
   json out = json::array();
   std::size_t tools = 0;
+  json logprobs = r.logprobs_json.empty() ? json() : json::parse(r.logprobs_json, nullptr, /*allow_exceptions=*/false);
   for (std::size_t i = 0; i < r.content.size(); ++i) {
     const ContentBlock& b = r.content[i];
     json item = output_item(b, response_id, i, b.type == ContentBlock::Type::kToolUse ? tools++ : 0);
-    if (!item.is_null()) out.push_back(std::move(item));
+    if (item.is_null()) continue;
+    if (b.type == ContentBlock::Type::kText && logprobs.is_object() && logprobs.contains("content") &&
+        logprobs["content"].is_array()) {
+      item["content"][0]["logprobs"] = std::move(logprobs["content"]);
+      logprobs = json();
+    }
+    out.push_back(std::move(item));
   }
   return out;
 }
