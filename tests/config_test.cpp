@@ -586,6 +586,41 @@ TEST_CASE("the gateway section reads its listen address keys and limits") {
   CHECK(unknown.status().message() == "bad.toml:15:12: gateway key 'k': unknown workload 'nope'");
 }
 
+TEST_CASE("passthrough_headers default to the two beta headers, lowercase what is listed and refuse the gateway's own") {
+  ConfigDir d;
+  auto defaults = d.parse(kValid);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->gateway.passthrough_headers == std::vector<std::string>{"anthropic-beta", "openai-beta"});
+  auto set = d.parse(kValid + "[gateway]\npassthrough_headers = [\"Anthropic-Beta\", \"x-team-flag\"]\n");
+  REQUIRE_MESSAGE(set.ok(), set.status().message());
+  CHECK(set->gateway.passthrough_headers == std::vector<std::string>{"anthropic-beta", "x-team-flag"});
+  auto none = d.parse(kValid + "[gateway]\npassthrough_headers = []\n");
+  REQUIRE(none.ok());
+  CHECK(none->gateway.passthrough_headers.empty());
+
+  const struct {
+    std::string text;
+    std::string error;
+  } cases[] = {
+      {"[gateway]\npassthrough_headers = \"anthropic-beta\"\n",
+       "bad.toml:14:23: [gateway] passthrough_headers must be a list of header names, e.g. [\"anthropic-beta\"]"},
+      {"[gateway]\npassthrough_headers = [\"Authorization\"]\n",
+       "bad.toml:14:24: [gateway] passthrough_headers: 'Authorization' is the gateway's own to set"},
+      {"[gateway]\npassthrough_headers = [\"x-switchboard-role\"]\n",
+       "bad.toml:14:24: [gateway] passthrough_headers: 'x-switchboard-role' is the gateway's own to read"},
+      {"[gateway]\npassthrough_headers = [\"bad header\"]\n",
+       "bad.toml:14:24: [gateway] passthrough_headers: 'bad header' is not a header name"},
+      {"[gateway]\npassthrough_headers = [\"openai-beta\", \"OpenAI-Beta\"]\n",
+       "bad.toml:14:39: [gateway] passthrough_headers: 'OpenAI-Beta' is listed twice"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.text);
+    auto bad = d.parse(kValid + c.text);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().message() == c.error);
+  }
+}
+
 TEST_CASE("the gateway's parse and memory limits default to 64 levels 128 MiB and 512 MiB and errors name their place") {
   ConfigDir d;
   auto defaults = d.parse(kValid);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <toml++/toml.h>
 
@@ -278,6 +279,41 @@ std::vector<std::string> read_cors_origins(const toml::node& node, const std::st
   return out;
 }
 
+// [gateway] passthrough_headers: header names (RFC 9110 tokens), each once,
+// lowercased; none the gateway sets itself.
+std::vector<std::string> read_passthrough_headers(const toml::node& node, const std::string& file) {
+  const std::string what = "[gateway] passthrough_headers";
+  if (!node.is_array()) {
+    throw ConfigError(where(file, node) + ": " + what + " must be a list of header names, e.g. [\"anthropic-beta\"]");
+  }
+  constexpr std::string_view kOwn[] = {"authorization", "x-api-key", "x-goog-api-key", "content-type",
+                                       "content-length", "content-encoding", "accept", "accept-encoding",
+                                       "host", "connection", "transfer-encoding", "anthropic-version",
+                                       "cookie", "te", "upgrade", "keep-alive", "proxy-authorization"};
+  std::vector<std::string> out;
+  for (const toml::node& item : *node.as_array()) {
+    const std::optional<std::string> name = item.value<std::string>();
+    const std::string at = where(file, item) + ": " + what + ": ";
+    if (!item.is_string() || !name || name->empty()) throw ConfigError(at + "header names are non-empty strings");
+    std::string lower;
+    for (const char ch : *name) {
+      const bool token = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                         std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+      if (!token) throw ConfigError(at + "'" + *name + "' is not a header name");
+      lower += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+    }
+    for (std::string_view own : kOwn) {
+      if (lower == own) throw ConfigError(at + "'" + *name + "' is the gateway's own to set");
+    }
+    if (lower.starts_with("x-switchboard-")) throw ConfigError(at + "'" + *name + "' is the gateway's own to read");
+    for (const std::string& seen : out) {
+      if (seen == lower) throw ConfigError(at + "'" + *name + "' is listed twice");
+    }
+    out.push_back(std::move(lower));
+  }
+  return out;
+}
+
 void read_gateway(Config& c, const toml::node& node, const std::string& file, const std::string& base_dir) {
   const std::string what = "[gateway]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -286,7 +322,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
                                "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
                                "max_inflight_bytes", "request_timeout_ms", "stored_responses",
-                               "stored_response_max_age_s", "stream_keepalive_ms", "cors_origins"});
+                               "stored_response_max_age_s", "stream_keepalive_ms", "cors_origins",
+                               "passthrough_headers"});
   GatewaySettings& g = c.gateway;
   if (auto listen = detail::optional_string(t, "listen", file, what)) {
     const size_t colon = listen->rfind(':');
@@ -357,6 +394,9 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
                       ": [gateway] max_inflight_bytes must be at least max_request_memory");
   }
   if (const toml::node* origins = t.get("cors_origins")) g.cors_origins = read_cors_origins(*origins, file);
+  if (const toml::node* names = t.get("passthrough_headers")) {
+    g.passthrough_headers = read_passthrough_headers(*names, file);
+  }
   if (const toml::node* keys = t.get("keys")) {
     for (const auto& [name, key_node] : detail::expect_table(*keys, file, "[gateway.keys]")) {
       GatewayKey k;

@@ -743,6 +743,16 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   }
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
   job->request = std::move(*parsed.value);
+  // Same-protocol passthrough: the listed headers travel with the client's
+  // unmodelled fields (the Responses API has no upstream of its own kind).
+  Passthrough& passthrough = job->request.call.request.passthrough;
+  if (passthrough.api != WireApi::kNone) {
+    for (const std::string& name : config.gateway.passthrough_headers) {
+      for (const auto& field : m) {
+        if (boost::beast::iequals(field.name_string(), name)) passthrough.headers.emplace_back(name, field.value());
+      }
+    }
+  }
 
   // The model asked for.
   const std::string& model = job->request.model;

@@ -22,8 +22,10 @@
 #include <initializer_list>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_set>
@@ -835,7 +837,29 @@ struct Rejection {
   std::string message;
 };
 
+// The top-level fields of each API's request as documented; another is
+// refused the way the real API refuses it.
+bool documented_field(UsageFormat format, const std::string& key) {
+  static const std::set<std::string> kOpenAI = {
+      "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+      "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model", "n",
+      "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_retention",
+      "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier", "stop", "store",
+      "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+      "verbosity", "web_search_options"};
+  static const std::set<std::string> kAnthropic = {
+      "model", "messages", "max_tokens", "container", "context_management", "mcp_servers", "metadata",
+      "output_config", "output_format", "service_tier", "stop_sequences", "stream", "system", "temperature",
+      "thinking", "tool_choice", "tools", "top_k", "top_p"};
+  return (format == UsageFormat::kOpenAI ? kOpenAI : kAnthropic).count(key) > 0;
+}
+
 std::optional<Rejection> check_openai(const json& body) {
+  for (const auto& [key, value] : body.items()) {
+    if (!documented_field(UsageFormat::kOpenAI, key)) {
+      return Rejection{400, "Unrecognized request argument supplied: " + key};
+    }
+  }
   if (const json* format_spec = member(body, "response_format")) {
     const std::string_view type = string_at(*format_spec, "type");
     if (type == "json_object" && !messages_mention(array_or_empty(member(body, "messages")), "json")) {
@@ -872,6 +896,9 @@ std::optional<Rejection> check_anthropic(const Facts& f, const json& body) {
       " Please consult our documentation at "
       "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#important-considerations-when-using-"
       "extended-thinking";
+  for (const auto& [key, value] : body.items()) {
+    if (!documented_field(UsageFormat::kAnthropic, key)) return Rejection{400, key + ": Extra inputs are not permitted"};
+  }
   const json* max_tokens = member(body, "max_tokens");
   if (max_tokens == nullptr || !max_tokens->is_number_integer()) return Rejection{400, "max_tokens: Field required"};
   if (f.thinking_enabled) {

@@ -63,13 +63,16 @@
 // Rejected as the real APIs reject them (400, in the provider's error shape:
 // invalid_request_error, Gemini INVALID_ARGUMENT; expected_rejection says
 // which and why; the messages follow the real ones):
-//   OpenAI     response_format json_object while no message text holds "json"
+//   OpenAI     a top-level field the Chat Completions API does not document
+//              ("Unrecognized request argument supplied: X");
+//              response_format json_object while no message text holds "json"
 //              in any case; json_schema with strict true, or a function tool
 //              with strict true, whose schema has an object without
 //              additionalProperties false or with a property missing from
 //              its required ("Invalid schema for response_format 'NAME': In
 //              context=('properties', 'x'), ...").
-//   Anthropic  max_tokens missing; thinking enabled with budget_tokens
+//   Anthropic  a top-level field the Messages API does not document ("X:
+//              Extra inputs are not permitted"); max_tokens missing; thinking enabled with budget_tokens
 //              missing, under 1024, or not under max_tokens; thinking
 //              (enabled or adaptive) with temperature other than 1, any top_k,
 //              or top_p under 0.95; thinking enabled with tool_choice any or

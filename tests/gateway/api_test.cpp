@@ -577,11 +577,41 @@ TEST_CASE("OpenAI sampling fields reach the request") {
   CHECK(s.user == "end-user-9");
 }
 
-TEST_CASE("OpenAI fields that do not change the answer are accepted") {
+TEST_CASE("OpenAI fields that do not change the answer are accepted, and kept as hints for an OpenAI model") {
   const ParsedRequest r = parse_ok(ApiShape::kOpenAI, R"({"model":"m","messages":[{"role":"user","content":"x"}],
     "store":true,"service_tier":"auto","prediction":{"type":"content","content":"x"},"prompt_cache_key":"k",
     "safety_identifier":"s","modalities":["text"],"stream_options":{"include_usage":false},"metadata":{}})");
   CHECK(r.call.request.messages.size() == 1);
+  const Passthrough& p = r.call.request.passthrough;
+  CHECK(p.api == WireApi::kOpenAIChat);
+  CHECK(p.fields_json.empty());  // nothing here refuses another provider
+  CHECK(nlohmann::json::parse(p.hints_json) ==
+        nlohmann::json::parse(R"({"store":true,"prediction":{"type":"content","content":"x"},)"
+                              R"("prompt_cache_key":"k","safety_identifier":"s"})"));  // service_tier is never sent
+}
+
+TEST_CASE("unmodelled top-level fields are kept verbatim for a model of the client's API") {
+  SUBCASE("OpenAI") {
+    const ParsedRequest r = parse_ok(ApiShape::kOpenAI, R"({"model":"m","messages":[{"role":"user","content":"x"}],
+      "verbosity":"low","some_future_field":{"x":[1,2.5,"é"]},"web_search_options":null})");
+    CHECK(r.call.request.passthrough.api == WireApi::kOpenAIChat);
+    CHECK(nlohmann::json::parse(r.call.request.passthrough.fields_json) ==
+          nlohmann::json::parse(R"({"verbosity":"low","some_future_field":{"x":[1,2.5,"é"]}})"));
+    CHECK(r.call.request.passthrough.hints_json.empty());
+  }
+  SUBCASE("Anthropic") {
+    const ParsedRequest r = parse_ok(ApiShape::kAnthropic, R"({"model":"m","max_tokens":5,
+      "messages":[{"role":"user","content":"x"}],"mcp_servers":[{"type":"url","url":"https://m","name":"m"}],
+      "context_management":{"edits":[]},"service_tier":"auto"})");
+    CHECK(r.call.request.passthrough.api == WireApi::kAnthropicMessages);
+    CHECK(nlohmann::json::parse(r.call.request.passthrough.fields_json) ==
+          nlohmann::json::parse(R"({"mcp_servers":[{"type":"url","url":"https://m","name":"m"}],)"
+                                R"("context_management":{"edits":[]}})"));
+  }
+  SUBCASE("none") {
+    const ParsedRequest r = parse_ok(ApiShape::kOpenAI, R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+    CHECK(r.call.request.passthrough.empty());
+  }
 }
 
 TEST_CASE("OpenAI content parts become text image audio and document blocks") {
@@ -1125,8 +1155,6 @@ TEST_CASE("malformed OpenAI requests are 400s naming the field") {
        "logit_bias is not supported: token ids differ between the models the router may choose"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}})", "audio",
        "audio is not supported: the router answers with text only"},
-      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"some_future_field":{"x":1}})", "some_future_field",
-       "some_future_field is not supported: the router cannot pass it on, and dropping it could change the answer"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]})", "modalities",
        R"(modalities must be ["text"]: the router answers with text only)"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tool_choice":"always"})", "tool_choice",
@@ -1298,9 +1326,6 @@ TEST_CASE("malformed Anthropic requests are 400s naming the field") {
        "thinking.type", "thinking.type must be enabled or disabled (got 'always')"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"stream":1})", "stream",
        "stream must be true or false"},
-      {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"mcp_servers":[{"type":"url"}]})",
-       "mcp_servers",
-       "mcp_servers is not supported: the router cannot pass it on, and dropping it could change the answer"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":{"user_id":5}})",
        "metadata.user_id", "metadata.user_id must be a string"},
       {R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"x"}],"metadata":{"tool_depth":1.5}})",

@@ -261,6 +261,12 @@ struct GatewaySettings {
   /// case) or "*" alone for any. Empty (the default): CORS is off, no
   /// Access-Control-* header is sent and a preflight gets no grant.
   std::vector<std::string> cors_origins;
+  /// Request headers forwarded verbatim, with the client's unmodelled fields,
+  /// to a model of the API the client spoke (same-protocol passthrough:
+  /// Passthrough in request.h), names lowercased. Any other client header is
+  /// never forwarded. Headers the gateway sets itself (authorization, keys,
+  /// content-*, accept, host, anthropic-version, x-switchboard-*) cannot be listed.
+  std::vector<std::string> passthrough_headers{"anthropic-beta", "openai-beta"};
 };
 
 /// Embeddings ([embeddings]; embedding.h).

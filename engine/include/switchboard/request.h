@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "switchboard/cancel.h"
@@ -195,6 +196,47 @@ struct ReasoningRequest {
   std::optional<std::int64_t> budget_tokens;  ///< the caller's explicit thinking budget (0: off)
 };
 
+/// A provider API a caller may speak, for same-protocol passthrough.
+enum class WireApi {
+  kNone,               ///< none: the request came through the request model alone
+  kOpenAIChat,         ///< OpenAI Chat Completions (the openai and openai-compatible providers)
+  kAnthropicMessages,  ///< Anthropic Messages (the anthropic provider)
+};
+/// The API's name: "none", "OpenAI Chat Completions", "Anthropic Messages".
+std::string_view to_string(WireApi api);
+
+/// What a caller sent in its own API that the request model does not cover
+/// (a provider feature newer than the router): forwarded verbatim when the
+/// chosen model speaks `api`, and refused otherwise, so nothing is dropped.
+///
+/// Contract for adapters: one that speaks `api` adds each member of
+/// `fields_json` and `hints_json` to its request body as is (a member it
+/// writes itself is a conflict: the model is refused) and sends `headers` (a
+/// header it sends too, such as anthropic-beta, gets the caller's values
+/// appended, comma-separated). One that speaks another API refuses the model
+/// when `fields_json` has members ("cannot take the field 'verbosity' ..."),
+/// so the dispatcher falls back; `hints_json` (fields that do not change the
+/// answer, such as prompt_cache_key) and `headers` (they switch on features
+/// whose fields are themselves modelled or forwarded) never refuse a model
+/// and reach no other API. The sim provider, the offline stand-in for every
+/// API, takes all of it.
+struct Passthrough {
+  WireApi api = WireApi::kNone;  ///< the API the caller spoke
+  /// The top-level request fields the router does not model, as a JSON
+  /// object text ("" none), e.g. {"verbosity":"low"}.
+  std::string fields_json;
+  /// Top-level fields that do not change the answer (a cache key, an abuse
+  /// monitoring id), as a JSON object text ("" none): sent to a model of
+  /// `api`, left out for any other.
+  std::string hints_json;
+  /// Headers to forward (name lowercased, value as sent), e.g.
+  /// {"anthropic-beta", "context-management-2025-06-27"}.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  /// True when there is nothing to forward.
+  bool empty() const { return fields_json.empty() && hints_json.empty() && headers.empty(); }
+};
+
 /// One call to a model: the conversation and how to answer it.
 struct ModelRequest {
   std::vector<Message> messages;     ///< "system" messages go where each provider wants them
@@ -217,6 +259,8 @@ struct ModelRequest {
   /// Sent to no provider: the sim sizes its answer by it, as a real model's
   /// answer follows the task rather than the cap.
   std::optional<std::int64_t> expected_output_tokens;
+  /// The caller's own fields and headers, for a model of the caller's API.
+  Passthrough passthrough;
   /// The step's deadline and cancellation (StepCall::bounds). An adapter
   /// passes them to its transport: a cancelled call fails with kCancelled, one
   /// past the deadline with kDeadlineExceeded, promptly and without waiting

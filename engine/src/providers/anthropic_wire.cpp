@@ -937,6 +937,11 @@ class AnthropicWire final : public WireFormat {
       http.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
       http.headers.emplace_back("anthropic-version", kApiVersion);
       if (builder.uses_files()) http.headers.emplace_back("anthropic-beta", kFilesBeta);
+      if (Status s = wire::add_passthrough(request.passthrough, WireApi::kAnthropicMessages, "Anthropic Messages",
+                                           body, http.headers);
+          !s.ok()) {
+        return s;
+      }
       if (!api_key_.empty()) http.headers.emplace_back("x-api-key", api_key_);
       http.body = wire::to_text(body);
       return http;

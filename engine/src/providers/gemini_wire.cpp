@@ -681,6 +681,11 @@ class GeminiWire final : public WireFormat {
       http.url = base_url_ + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
       http.headers.emplace_back("Content-Type", "application/json");
       http.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
+      if (Status s = wire::add_passthrough(request.passthrough, WireApi::kNone, "Gemini's generateContent", body,
+                                           http.headers);
+          !s.ok()) {
+        return s;
+      }
       if (!api_key_.empty()) http.headers.emplace_back("x-goog-api-key", api_key_);
       http.body = wire::to_text(body);
       return http;

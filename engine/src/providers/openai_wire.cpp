@@ -421,6 +421,11 @@ class OpenAIWire final : public WireFormat {
       http.url = url_;
       http.headers.emplace_back("Content-Type", "application/json");
       http.headers.emplace_back("Accept", stream ? "text/event-stream" : "application/json");
+      if (Status s = wire::add_passthrough(request.passthrough, WireApi::kOpenAIChat, "OpenAI Chat Completions",
+                                           body, http.headers);
+          !s.ok()) {
+        return s;
+      }
       if (!api_key_.empty()) http.headers.emplace_back("Authorization", "Bearer " + api_key_);
       http.body = wire::to_text(body);
       return http;

@@ -116,6 +116,15 @@ std::optional<Effort> parse_effort(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view to_string(WireApi api) {
+  switch (api) {
+    case WireApi::kNone: return "none";
+    case WireApi::kOpenAIChat: return "OpenAI Chat Completions";
+    case WireApi::kAnthropicMessages: return "Anthropic Messages";
+  }
+  return "none";
+}
+
 std::string_view to_string(StopReason r) {
   switch (r) {
     case StopReason::kEndTurn: return "end_turn";

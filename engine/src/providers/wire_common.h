@@ -5,8 +5,11 @@
 // catches json::exception at its entry points.
 #pragma once
 
+#include <cctype>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -67,8 +70,6 @@ Result<ModelResponse> read_response(std::string_view body, UsageFormat format, R
   }
 }
 
-// A JSON object given as text in a request (tool parameters, call arguments);
-// "" counts as {}. invalid_argument naming `what` otherwise.
 // Refuses a provider whose API has no participant names (Message::name) when
 // a message sets one: "cannot take the name 'NAME' on message N (...)".
 inline Status refuse_message_names(const std::vector<Message>& messages, std::string_view api) {
@@ -80,11 +81,73 @@ inline Status refuse_message_names(const std::vector<Message>& messages, std::st
   return Status();
 }
 
+// A JSON object given as text in a request (tool parameters, call arguments);
+// "" counts as {}. invalid_argument naming `what` otherwise.
 inline Result<json> parse_request_object(std::string_view text, const std::string& what) {
   if (text.empty()) return json::object();
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded() || !value.is_object()) return Status::invalid_argument(what + " is not a JSON object");
   return value;
+}
+
+// Same-protocol passthrough (the contract is Passthrough's, in request.h):
+// for a wire that speaks `api`, the caller's fields and hints join `body` and
+// its headers join `headers`; for any other, fields refuse the model
+// (upstream "cannot take the field 'X' ...") and hints and headers stay
+// behind. `speaks` names this wire's API in the refusal ("Gemini's
+// generateContent").
+inline Status add_passthrough(const Passthrough& passthrough, WireApi api, std::string_view speaks, json& body,
+                              std::vector<std::pair<std::string, std::string>>& headers) {
+  if (passthrough.empty()) return Status();
+  if (passthrough.api == WireApi::kNone) {
+    return Status::invalid_argument("passthrough fields and headers need the API they were written for");
+  }
+  const auto object_of = [](const std::string& text, json& out) {
+    if (text.empty()) return true;
+    out = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    return !out.is_discarded() && out.is_object();
+  };
+  json fields = json::object();
+  json hints = json::object();
+  if (!object_of(passthrough.fields_json, fields) || !object_of(passthrough.hints_json, hints)) {
+    return Status::invalid_argument("the passthrough fields are not a JSON object");
+  }
+  if (passthrough.api != api) {
+    if (fields.empty()) return Status();
+    return Status::upstream("cannot take the field '" + fields.begin().key().substr(0, 64) + "' (a " +
+                            std::string(to_string(passthrough.api)) +
+                            " field the router does not model: it goes verbatim to a model of that API only, "
+                            "and this one speaks " + std::string(speaks) + ")");
+  }
+  for (json* part : {&fields, &hints}) {
+    for (auto& [key, value] : part->items()) {
+      if (body.contains(key)) {
+        return Status::upstream("cannot take the field '" + key.substr(0, 64) +
+                                "' verbatim (the router writes it itself for this request)");
+      }
+      body[key] = std::move(value);
+    }
+  }
+  const auto same_name = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  for (const auto& [name, value] : passthrough.headers) {
+    bool joined = false;
+    for (auto& [own_name, own_value] : headers) {
+      if (!same_name(own_name, name)) continue;
+      own_value += "," + value;
+      joined = true;
+      break;
+    }
+    if (!joined) headers.emplace_back(name, value);
+  }
+  return Status();
 }
 
 // The string at `key`, or "" when absent or not a string.

@@ -35,9 +35,11 @@
 //   thinking {type enabled, budget_tokens} -> reasoning.budget_tokens (and
 //       ParsedRequest::reasoning; needs_chain_of_thought); {type disabled} ->
 //       budget 0
-//   Accepted, not passed on, as it does not change the answer: service_tier.
-//   Any other field is a 400 naming it (container, mcp_servers,
-//       context_management, ...).
+//   service_tier: accepted, never sent (the ledger prices the standard tier).
+//   Any other field (container, mcp_servers, context_management, a field
+//       newer than the router) -> passthrough.fields_json: sent verbatim to
+//       an Anthropic model; any other model is refused for the request by
+//       the field's name, so the dispatcher falls back.
 //   count_tokens (api/count_tokens.h) reads model, messages, system, tools,
 //       tool_choice and thinking the same way; max_tokens is not required
 //       there, and any other field is a 400.
@@ -348,16 +350,18 @@ MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
 // A Messages request; `count_only`: a count_tokens request, the input fields
 // alone (model, messages, system, tools, tool_choice, thinking).
 MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_only) {
+  ModelRequest& request = r.call.request;
+  // A call's fields not read here go verbatim to an Anthropic model (passthrough).
   if (auto e = count_only ? check_fields(j, "", {"model", "messages", "system", "tools", "tool_choice", "thinking"})
-                          : check_fields(j, "",
-                                         {"model", "max_tokens", "messages", "system", "tools", "tool_choice",
-                                          "temperature", "top_p", "top_k", "stop_sequences", "metadata",
-                                          "thinking", "stream",
-                                          // The allow-list: it does not change the answer.
-                                          "service_tier"})) {
+                          : collect_unmodeled(j, WireApi::kAnthropicMessages,
+                                              {"model", "max_tokens", "messages", "system", "tools", "tool_choice",
+                                               "temperature", "top_p", "top_k", "stop_sequences", "metadata",
+                                               "thinking", "stream",
+                                               // Priced at the standard tier: the ledger must match the bill.
+                                               "service_tier"},
+                                              {}, {}, request.passthrough)) {
     return e;
   }
-  ModelRequest& request = r.call.request;
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 

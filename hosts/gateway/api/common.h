@@ -343,6 +343,38 @@ inline MaybeError check_fields(const json& object, std::string_view path,
   return std::nullopt;
 }
 
+// Same-protocol passthrough of a request's top level (Passthrough in
+// switchboard/request.h): like check_fields, `handled` members are the
+// parser's and `refused` ones a 400 with their reason; `hints` (fields that
+// do not change the answer) go to `out.hints_json`, and every other non-null
+// member to `out.fields_json`, verbatim, tagged with the client's `api`, for
+// a model of that API (any other model is refused by the field's name).
+inline MaybeError collect_unmodeled(const json& object, WireApi api,
+                                    std::initializer_list<std::string_view> handled,
+                                    std::initializer_list<std::string_view> hints,
+                                    std::initializer_list<Refused> refused, Passthrough& out) {
+  json fields = json::object();
+  json hinted = json::object();
+  const auto listed = [](std::initializer_list<std::string_view> names, const std::string& key) {
+    for (std::string_view n : names) {
+      if (n == key) return true;
+    }
+    return false;
+  };
+  for (const auto& [key, value] : object.items()) {
+    if (value.is_null() || listed(handled, key)) continue;
+    for (const Refused& r : refused) {
+      if (r.name == key) return invalid_request(key, key + " is not supported: " + std::string(r.why));
+    }
+    (listed(hints, key) ? hinted : fields)[key] = value;
+  }
+  out.api = api;
+  const auto text = [](const json& j) { return j.empty() ? std::string() : j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  out.fields_json = text(fields);
+  out.hints_json = text(hinted);
+  return std::nullopt;
+}
+
 // A "data:<media type>;base64,<data>" URL as a base64 source; false when
 // `url` is not one (parameters other than base64 are skipped: "charset=...").
 inline bool parse_data_url(std::string_view url, MediaSource& out) {

@@ -48,11 +48,17 @@
 //   max_completion_tokens, else max_tokens -> max_output_tokens
 //   n: 1 only (any other is a 400: the router returns one choice)
 //   modalities: ["text"] only
-//   Accepted, not passed on, as they do not change the answer: store,
-//       service_tier, prediction (a latency hint), prompt_cache_key (the
-//       providers cache implicitly or by breakpoints), safety_identifier.
-//   Any other field is a 400 naming it (functions, function_call,
-//       logit_bias, audio, verbosity, web_search_options, ...).
+//   Hints, which do not change the answer: store, prediction (a latency
+//       hint), prompt_cache_key, prompt_cache_retention, safety_identifier
+//       -> passthrough.hints_json: sent verbatim to an OpenAI-API model, left
+//       out for the others.
+//   service_tier: accepted, never sent (the ledger prices the standard tier,
+//       and flex or priority would bill otherwise).
+//   functions, function_call, logit_bias and audio are 400s (reasons given).
+//   Any other field (verbosity, web_search_options, a field newer than the
+//       router) -> passthrough.fields_json: sent verbatim to an OpenAI-API
+//       model (openai, openai-compatible); any other model is refused for
+//       the request by the field's name, so the dispatcher falls back.
 //
 // Answers: message.content is the text blocks joined (null when there are
 // none beside tool calls or a refusal; "" for an empty answer), refusal the
@@ -433,20 +439,26 @@ MaybeError read_sampling(const json& j, Sampling& s) {
 }
 
 MaybeError read_chat(const json& j, ParsedRequest& r) {
-  if (auto e = check_fields(j, "",
-                            {"model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-                             "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
-                             "logprobs", "top_logprobs", "user", "reasoning_effort", "max_completion_tokens",
-                             "max_tokens", "n", "stream", "stream_options", "metadata", "modalities",
-                             // The allow-list: these do not change the answer.
-                             "store", "service_tier", "prediction", "prompt_cache_key", "safety_identifier"},
-                            {{"functions", "use tools"},
-                             {"function_call", "use tool_choice"},
-                             {"logit_bias", "token ids differ between the models the router may choose"},
-                             {"audio", "the router answers with text only"}})) {
+  ModelRequest& request = r.call.request;
+  // Fields not read here go verbatim to an OpenAI-API model (passthrough).
+  if (auto e = collect_unmodeled(j, WireApi::kOpenAIChat,
+                                 {"model", "messages", "tools", "tool_choice", "parallel_tool_calls",
+                                  "response_format", "temperature", "top_p", "stop", "seed", "presence_penalty",
+                                  "frequency_penalty", "logprobs", "top_logprobs", "user", "reasoning_effort",
+                                  "max_completion_tokens", "max_tokens", "n", "stream", "stream_options",
+                                  "metadata", "modalities",
+                                  // Priced at the standard tier: the ledger must match the bill.
+                                  "service_tier"},
+                                 // These do not change the answer.
+                                 {"store", "prediction", "prompt_cache_key", "prompt_cache_retention",
+                                  "safety_identifier"},
+                                 {{"functions", "use tools"},
+                                  {"function_call", "use tool_choice"},
+                                  {"logit_bias", "token ids differ between the models the router may choose"},
+                                  {"audio", "the router answers with text only"}},
+                                 request.passthrough)) {
     return e;
   }
-  ModelRequest& request = r.call.request;
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
