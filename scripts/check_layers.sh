@@ -5,6 +5,7 @@
 #   util/       includes only public headers and util/
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   cost/       includes public headers, util/ and cost/
+#   health/     includes public headers, util/ and health/
 #   ledger/     includes public headers, util/ and ledger/
 #   providers/  includes public headers, util/, cost/ and providers/
 #   rules/      never includes providers/ or ledger/
@@ -32,16 +33,17 @@ check() {
 check engine/src/util      '^(switchboard|util)/'
 check engine/src/lua       '^(switchboard|lua)/'
 check engine/src/cost      '^(switchboard|util|cost)/'
+check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
 check engine/src/providers '^(switchboard|util|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|lua|cost|ledger|providers|rules)/'
+private='^(util|lua|cost|health|ledger|providers|rules)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|ledger|providers|rules)/" "$dir" \
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|ledger|providers|rules)/" "$dir" \
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.

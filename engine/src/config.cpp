@@ -151,6 +151,26 @@ void read_calls(CallSettings& c, const toml::node& node, const std::string& file
   c.retry_after_max = read_ms(t, "retry_after_max_ms", file, what, c.retry_after_max);
 }
 
+void read_health(HealthSettings& h, const toml::node& node, const std::string& file) {
+  const std::string what = "[health]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"failure_threshold", "error_rate", "min_calls", "window_s", "cooldown_s"});
+  h.failure_threshold = static_cast<int>(std::min<std::int64_t>(
+      1'000'000, detail::optional_positive_integer(t, "failure_threshold", file, what).value_or(h.failure_threshold)));
+  h.min_calls = static_cast<int>(std::min<std::int64_t>(
+      1'000'000, detail::optional_positive_integer(t, "min_calls", file, what).value_or(h.min_calls)));
+  h.window = std::chrono::seconds(detail::optional_positive_integer(t, "window_s", file, what).value_or(h.window.count()));
+  h.cooldown =
+      std::chrono::seconds(detail::optional_positive_integer(t, "cooldown_s", file, what).value_or(h.cooldown.count()));
+  if (const toml::node* rate = t.get("error_rate")) {
+    const std::optional<double> r = rate->value<double>();
+    if (!r || !(*r > 0 && *r <= 1)) {
+      throw ConfigError(where(file, *rate) + ": [health] error_rate must be a number above 0 and at most 1");
+    }
+    h.error_rate = *r;
+  }
+}
+
 void read_shadow(ShadowSettings& s, const toml::node& node, const std::string& file) {
   const std::string what = "[shadow]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -434,8 +454,9 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
+  if (const toml::node* n = root.get("health")) read_health(c.health, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
     detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts", "durability"});

@@ -198,12 +198,14 @@ struct Dispatcher::Impl {
     bool delivered = false;
     bool restart_pending = false;
     std::int64_t attempt_bytes = 0;  // text the current attempt delivered: a cancelled call's estimate
+    std::string_view calling;        // the model of the attempt under way
     ChunkHandler forward;
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
         StreamChunk chunk = c;
         // The restart goes on the new attempt's first piece of an answer (kStart is none).
         const bool piece = c.kind != StreamChunk::Kind::kStart;
+        if (!piece) chunk.name = calling;  // which model accepted: a host names it in its response head
         chunk.restart = restart_pending && piece;
         if (piece) restart_pending = false;
         delivered = delivered || piece;
@@ -236,6 +238,7 @@ struct Dispatcher::Impl {
         }
         continue;
       }
+      HealthBook& health = engine.health();
       for (int attempt = 1; attempt <= calls.max_attempts; ++attempt) {
         if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the step's bounds
           out.response = std::move(stop);
@@ -244,8 +247,24 @@ struct Dispatcher::Impl {
         CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
         r.parent_id = parent_id;
         if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
+        // A model whose circuit breaker is open is passed by, and the record says so.
+        if (!health.admit(name)) {
+          const ModelHealth h = health.snapshot(name);
+          r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
+          r.error = "not called: " + name + "'s circuit breaker is " + std::string(to_string(h.state)) + " (" +
+                    std::to_string(h.consecutive_failures) + " failures in a row; [health])";
+          out.response = Status::unavailable(r.error);
+          out.model = name;
+          write(trace, std::move(r));
+          if (!last_model) {
+            std::lock_guard<std::mutex> lock(trace.mu);
+            trace.fallbacks++;
+          }
+          break;
+        }
         restart_pending = delivered;
         attempt_bytes = 0;
+        calling = name;
         const Clock::time_point start = Clock::now();
         Result<ModelResponse> result =
             client == nullptr ? Result<ModelResponse>(Status::not_found("no client serves model '" + name + "'"))
@@ -257,6 +276,7 @@ struct Dispatcher::Impl {
           trace.attempts++;
         }
         if (result.ok()) {
+          health.record_success(name, std::chrono::milliseconds(r.latency_ms), result->rate_limits);
           r.usage = result->usage;
           auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
           r.cost = cost.ok() ? *cost : 0;
@@ -268,6 +288,11 @@ struct Dispatcher::Impl {
           return out;
         }
         const Status& failure = result.status();
+        if (failure.code() == Status::Code::kUnavailable) {
+          health.record_failure(name, failure.retry_after());
+        } else {
+          health.record_neutral(name);  // refused, a 400, cancelled: nothing said of the model
+        }
         r.error = one_line(failure.message());
         if (failure.code() == Status::Code::kCancelled || failure.code() == Status::Code::kDeadlineExceeded) {
           // Cut short: what it cost is not reported, so it is estimated (the

@@ -62,6 +62,7 @@ struct Engine::Impl {
   EngineOptions options;
   std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
   std::unique_ptr<BudgetBook> budgets = std::make_unique<BudgetBook>();
+  std::unique_ptr<HealthBook> health;  // made by open(), from the config's [health]
 
   mutable std::mutex mu;                 // guards current and status
   std::shared_ptr<const RuleSet> current;
@@ -301,6 +302,9 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  impl->health = std::make_unique<HealthBook>(config.health, impl->options.health_clock
+                                                                  ? impl->options.health_clock
+                                                                  : std::chrono::steady_clock::now);
   auto rules = std::make_shared<RuleSet>();
   const auto now = std::chrono::system_clock::now();
   std::vector<std::string> files;
@@ -409,7 +413,8 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   WorkloadRules* compiled = nullptr;
   if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
   Result<Decision> decision =
-      detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get());
+      detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
+                          impl_->health.get());
   if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
     if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
       impl_->offer_shadow(it->second, *workload, step, ctx, *decision);
@@ -431,7 +436,8 @@ Result<Explanation> Engine::explain(std::string_view workload_name, const Step& 
   detail::CallProbe probe;
   probe.lines = true;
   Explanation out;
-  out.decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), &probe);
+  out.decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), &probe,
+                                     impl_->health.get());
   out.truncated = probe.trace_truncated;
   const std::vector<std::string_view> source = detail::text_lines(compiled->source());
   for (int line : probe.trace) {
@@ -445,6 +451,7 @@ Result<Explanation> Engine::explain(std::string_view workload_name, const Step& 
 std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }
+HealthBook& Engine::health() const { return *impl_->health; }
 
 Admission Engine::admit(const Decision& decision, const Step& step, std::string trace_id,
                         const std::vector<std::string>& extra_scopes) const {

@@ -852,7 +852,7 @@ void Gateway::run(Job& job) {
 
   // Streaming: the head goes as soon as an upstream accepted the call (its
   // kStart chunk; a failure before it is an ordinary error response), naming
-  // the decided model. From then on the stream's writes go through `live`,
+  // the model that accepted it. From then on the stream's writes go through `live`,
   // which keeps the connection open with keep-alives while the upstream is
   // quiet ([gateway] stream_keepalive_ms).
   std::unique_ptr<StreamWriter> writer;
@@ -884,7 +884,11 @@ void Gateway::run(Job& job) {
         return;
       }
       std::string out;
-      if (!writer) out = stream_head(decision.model, decision.tier);
+      if (!writer) {
+        out = stream_head(chunk.kind == StreamChunk::Kind::kStart && !chunk.name.empty() ? std::string(chunk.name)
+                                                                                         : decision.model,
+                          decision.tier);
+      }
       out += format_chunk(writer->chunk(chunk), version);
       if (!out.empty()) live->write(std::move(out));
     };

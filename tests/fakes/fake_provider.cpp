@@ -11,11 +11,13 @@
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -1138,7 +1140,33 @@ struct Reply {
   std::vector<std::string> events;  // chunked: one HTTP chunk each
   bool chunked = false;
   int retry_after_s = -1;
+  std::vector<std::string> headers;  // more header lines, "Name: value"
 };
+
+// The rate-limit headers an answer carries (fake_provider.h, "Rate limits").
+std::vector<std::string> rate_limit_headers(UsageFormat format) {
+  switch (format) {
+    case UsageFormat::kOpenAI:
+      return {"x-ratelimit-limit-requests: 5000", "x-ratelimit-remaining-requests: 4999",
+              "x-ratelimit-reset-requests: 12ms", "x-ratelimit-limit-tokens: 800000",
+              "x-ratelimit-remaining-tokens: 799000", "x-ratelimit-reset-tokens: 1m30s"};
+    case UsageFormat::kAnthropic: {
+      const auto in = [](int seconds) {
+        const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) + seconds;
+        std::tm tm{};
+        gmtime_r(&t, &tm);
+        char buf[32];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return std::string(buf);
+      };
+      return {"anthropic-ratelimit-requests-limit: 50", "anthropic-ratelimit-requests-remaining: 49",
+              "anthropic-ratelimit-requests-reset: " + in(60), "anthropic-ratelimit-tokens-limit: 80000",
+              "anthropic-ratelimit-tokens-remaining: 79000", "anthropic-ratelimit-tokens-reset: " + in(120)};
+    }
+    case UsageFormat::kGemini: return {};  // Gemini sends none
+  }
+  return {};
+}
 
 std::string json_type(UsageFormat f) {
   return f == UsageFormat::kGemini ? "application/json; charset=UTF-8" : "application/json";
@@ -1222,6 +1250,7 @@ Reply render_answer(const Fixtures& fx, std::uint64_t seq, const Facts& f, const
   const FakeAnswer& fa = a.answer;
   const bool tool = !fa.tool_name.empty();
   Reply r;
+  r.headers = rate_limit_headers(f.format);
   std::string sse;
   switch (f.format) {
     case UsageFormat::kOpenAI:
@@ -1374,6 +1403,7 @@ std::string head(const Reply& r, std::optional<std::size_t> content_length, bool
     h += "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n";
   }
   if (r.retry_after_s >= 0) h += "Retry-After: " + std::to_string(r.retry_after_s) + "\r\n";
+  for (const std::string& line : r.headers) h += line + "\r\n";
   if (close) h += "Connection: close\r\n";
   h += "\r\n";
   return h;

@@ -113,6 +113,12 @@
 //             candidatesTokenCount O, thoughtsTokenCount R, totalTokenCount
 //             P+O+R (streamed: every chunk has usageMetadata, only the last,
 //             with finishReason, has all of it; lines end in CRLF, as Google's do).
+// Rate limits: every answer (2xx) carries its provider's headers with fixed
+// figures. OpenAI x-ratelimit-limit-requests 5000, -remaining-requests 4999,
+// -reset-requests 12ms, -limit-tokens 800000, -remaining-tokens 799000,
+// -reset-tokens 1m30s; Anthropic anthropic-ratelimit-requests-limit 50,
+// -requests-remaining 49, -requests-reset now + 60 s, -tokens-limit 80000,
+// -tokens-remaining 79000, -tokens-reset now + 120 s (RFC 3339); Gemini none.
 // Refusals, in the route's provider error shape: 405 not POST, 400 a body
 // that is not a JSON object (or lacks `model`), 401 an Anthropic request
 // without `x-api-key` or `anthropic-version`; in OpenAI's shape: 404 an

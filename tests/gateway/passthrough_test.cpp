@@ -183,13 +183,16 @@ TEST_CASE("an Anthropic client's fields and beta headers reach the Anthropic mod
   CHECK(received_on(*fake, "/v1/chat/completions").empty());
 }
 
-TEST_CASE("a field no provider documents gets the provider's own 400, as talking to it directly would") {
+TEST_CASE("a field the provider does not know is judged by the provider: its own message reaches the client") {
   const auto fake = FakeProvider::start();
-  PassthroughRig rig(fake->base_url());
+  PassthroughRig rig(fake->base_url(), "\n[tiers.gpt-only]\nmodels = [\"gpt\"]\n");
   const Reply r = post(rig.url("/v1/chat/completions"),
-                       R"({"model":"gpt-first","messages":[{"role":"user","content":"Hi"}],"not_a_field":1})");
-  CHECK(r.status == 400);
+                       R"({"model":"gpt-only","messages":[{"role":"user","content":"Hi"}],"not_a_field":1})");
+  CHECK(r.status == 502);  // the upstream refused the call (the router does not turn it into its own 400)
   CHECK(contains(r.body, "Unrecognized request argument supplied: not_a_field"));
+  const std::vector<ReceivedRequest> sent = received_on(*fake, "/v1/chat/completions");
+  REQUIRE_FALSE(sent.empty());
+  CHECK(json::parse(sent[0].body)["not_a_field"] == 1);
 }
 
 TEST_CASE("an empty passthrough_headers list forwards no client header") {

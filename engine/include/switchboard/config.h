@@ -15,6 +15,7 @@
 
 #include "switchboard/budget.h"
 #include "switchboard/decision.h"
+#include "switchboard/health.h"
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
@@ -292,6 +293,7 @@ struct Config {
   SandboxLimits sandbox;       ///< [sandbox]
   RuleCostBudget rule_cost;    ///< [rule_cost]
   CallSettings calls;          ///< [calls]
+  HealthSettings health;       ///< [health]: the models' circuit breakers (health.h)
   SimSettings sim;             ///< [sim]
   LedgerSettings ledger;       ///< [ledger]
   ShadowSettings shadow;       ///< [shadow]

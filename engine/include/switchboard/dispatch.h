@@ -12,7 +12,9 @@
 /// (one longer than retry_after_max is not waited for). Fallbacks: when a model
 /// is used up (or failed with `upstream`), the next model of the decision's
 /// tier is called, skipping any whose context window is smaller than the
-/// step's input plus the output cap.
+/// step's input plus the output cap, and any whose circuit breaker is open
+/// (Engine::health(); the record says so). Every call's outcome feeds the
+/// breaker: an answer, an `unavailable` failure, or neither (health.h).
 ///
 /// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
 /// failed attempt that was retried, or the last one when nothing was left;

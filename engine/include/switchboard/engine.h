@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "switchboard/budget.h"
+#include "switchboard/health.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/ledger.h"
@@ -113,6 +114,8 @@ struct EngineOptions {
   /// (status()), but nothing is recorded. The engine keeps it until its
   /// shadow worker has drained, so no record is lost on a clean shutdown.
   std::shared_ptr<Ledger> shadow_ledger;
+  /// The clock of the models' circuit breakers (health()); tests pass a scripted one.
+  std::function<std::chrono::steady_clock::time_point()> health_clock = std::chrono::steady_clock::now;
 };
 
 /// One line of a rules file that a traced call ran.
@@ -225,6 +228,9 @@ class Engine {
   /// The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
   /// for hosts that reserve before a call and settle after. Thread-safe.
   BudgetBook& budgets() const;
+  /// Every model's health ([health]; health.h): fed by the dispatcher's calls,
+  /// read by the rules as ctx.models. Thread-safe.
+  HealthBook& health() const;
   /// Reserves the decision's worst case in its workload's budget: counted
   /// input × input price + output cap × output price for each of `fanout`
   /// branches, plus the aggregation call, where the output cap is the

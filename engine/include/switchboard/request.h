@@ -285,6 +285,18 @@ std::string_view to_string(StopReason r);
 /// OpenAI's finish_reason for `r`: "stop", "length", "tool_calls", "content_filter".
 std::string_view openai_finish_reason(StopReason r);
 
+/// What a provider's rate-limit headers said with an answer (OpenAI
+/// x-ratelimit-*, Anthropic anthropic-ratelimit-*); each unset when not sent.
+struct RateLimits {
+  std::optional<std::int64_t> requests_left;  ///< requests left in the provider's current window
+  std::optional<std::int64_t> tokens_left;    ///< tokens left (Anthropic: its tokens limit, input and output)
+  std::optional<std::chrono::milliseconds> requests_reset;  ///< until the requests limit resets, from the answer
+  std::optional<std::chrono::milliseconds> tokens_reset;    ///< until the tokens limit resets, from the answer
+
+  /// True when no header was read.
+  bool empty() const { return !requests_left && !tokens_left && !requests_reset && !tokens_reset; }
+};
+
 /// A model's answer to one call.
 struct ModelResponse {
   std::string model;                  ///< the model that answered, as the provider names it
@@ -297,6 +309,7 @@ struct ModelResponse {
   std::chrono::milliseconds latency{0};     ///< call started (connect included) to last byte
   std::chrono::milliseconds first_byte{0};  ///< call started (connect included) to first byte
   int http_status = 0;                ///< 0 when no HTTP was involved (sim)
+  RateLimits rate_limits;             ///< the provider's rate-limit headers with this answer
 
   /// The text of its kText blocks, joined.
   std::string text() const;
@@ -332,7 +345,9 @@ struct StreamChunk {
   std::string_view text;    ///< the piece
   int index = 0;            ///< the block's index in the answer (ModelResponse::content)
   std::string_view id;      ///< kToolCallStart: the call's id ("" when the provider gives none)
-  std::string_view name;    ///< kToolCallStart: the function's name
+  /// kToolCallStart: the function's name. kStart: the model whose attempt
+  /// began, as the config names it (set by the Dispatcher; "" from a client).
+  std::string_view name;
   /// kSignature, kRedactedThinking, kOpaque: the provider that made it
   /// (ContentBlock::origin), so the caller can send it back to that provider only.
   std::string_view origin;

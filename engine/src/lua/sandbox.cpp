@@ -178,6 +178,11 @@ struct LuaSandbox::Core {
   // A frozen empty table: step.tool_names when the step lists no tools, so
   // the common call builds no table for it (and the rules still get a table).
   int empty_list_ref = LUA_NOREF;
+  // ctx.models: one read-only proxy for the state's life (a userdata whose
+  // metamethods read `call_ctx`), and the ctx of the classify call under way
+  // (null outside one).
+  int models_proxy_ref = LUA_NOREF;
+  const RulesContext* call_ctx = nullptr;
   bool poisoned = false;
   ResultPod result;  // reused by every call
   // Strings every call pushes, kept in the registry so a call does not
@@ -827,6 +832,8 @@ void freeze_reachable(lua_State* L, int idx, FreezeWalk* walk) {
   }
 }
 
+void create_models_proxy(lua_State* L, Core* core);  // with ctx.models, below
+
 // Protected: freezes everything reachable from the globals and resolves classify.
 int protected_freeze(lua_State* L) {
   Core* core = static_cast<Core*>(lua_touserdata(L, 1));
@@ -881,6 +888,7 @@ int protected_freeze(lua_State* L) {
   lua_newtable(L);
   freeze_table(L, lua_gettop(L), &walk);
   core->empty_list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  create_models_proxy(L, core);
   // The restore lists are final now: keep them where a call finds them fastest.
   void* keys[kRestoreListCount] = {&kRestoreUpvaluesKey, &kRestoreFieldsKey, &kRestoreUserdataKey};
   for (int i = 0; i < kRestoreListCount; ++i) {
@@ -1486,9 +1494,171 @@ void push_cached(lua_State* L, CachedString* cache, std::string_view text) {
   cache->valid = true;
 }
 
+// ---------------------------------------------------------------- ctx.models, ctx.price, ctx.cost
+//
+// Built only when a rule reads them, from the classify call's RulesContext
+// (Core::call_ctx): ctx.models is one userdata for the state's life whose
+// __index makes a fresh table for the model read, so a rule that reads
+// nothing of it pays one field; price and cost are C functions. None of them
+// runs rules code, and each table they make is the rule's own to change.
+
+const RulesContext& call_ctx_of(lua_State* L, const char* what) {
+  const RulesContext* ctx = core_of(L)->call_ctx;
+  if (ctx == nullptr || ctx->config == nullptr) luaL_error(L, "%s is only readable inside classify", what);
+  return *ctx;
+}
+
+void set_number(lua_State* L, const char* key, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, key);
+}
+
+void set_integer(lua_State* L, const char* key, std::int64_t v) {
+  lua_pushinteger(L, static_cast<lua_Integer>(v));
+  lua_setfield(L, -2, key);
+}
+
+// Pushes ctx.models[name]'s table.
+void push_model_health(lua_State* L, const RulesContext& ctx, std::string_view name) {
+  const ModelHealth h = ctx.health != nullptr ? ctx.health->snapshot(name) : ModelHealth{};
+  lua_createtable(L, 0, 12);
+  lua_pushboolean(L, h.healthy);
+  lua_setfield(L, -2, "healthy");
+  const std::string_view state = to_string(h.state);
+  lua_pushlstring(L, state.data(), state.size());
+  lua_setfield(L, -2, "state");
+  set_number(L, "error_rate", h.error_rate);
+  set_integer(L, "calls", h.calls);
+  set_integer(L, "consecutive_failures", h.consecutive_failures);
+  if (h.p50_ms) set_number(L, "p50_ms", *h.p50_ms);
+  if (h.p95_ms) set_number(L, "p95_ms", *h.p95_ms);
+  if (h.limits.requests_left) set_integer(L, "requests_left", *h.limits.requests_left);
+  if (h.limits.tokens_left) set_integer(L, "tokens_left", *h.limits.tokens_left);
+  if (h.limits.requests_reset) set_number(L, "requests_reset_s", static_cast<double>(h.limits.requests_reset->count()) / 1000);
+  if (h.limits.tokens_reset) set_number(L, "tokens_reset_s", static_cast<double>(h.limits.tokens_reset->count()) / 1000);
+}
+
+// ctx.models[name]: the model's health table; nil for a name the config has no model of.
+int models_index(lua_State* L) {
+  const RulesContext& ctx = call_ctx_of(L, "ctx.models");
+  size_t len = 0;
+  const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  if (name == nullptr || ctx.config->find_model(std::string_view(name, len)) == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_model_health(L, ctx, std::string_view(name, len));
+  return 1;
+}
+
+int models_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.models is read-only (it reports the models' health; build a table of your own)");
+}
+
+// next() over ctx.models: the config's models in name order.
+int models_next(lua_State* L) {
+  const RulesContext& ctx = call_ctx_of(L, "ctx.models");
+  const auto& models = ctx.config->models;
+  auto it = models.begin();
+  if (!lua_isnil(L, 2)) {
+    size_t len = 0;
+    const char* key = luaL_checklstring(L, 2, &len);
+    it = models.upper_bound(std::string_view(key, len));
+  }
+  if (it == models.end()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, it->first.data(), it->first.size());
+  push_model_health(L, ctx, it->first);
+  return 2;
+}
+
+int models_pairs(lua_State* L) {
+  lua_pushcfunction(L, models_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// Creates the ctx.models proxy of a new state.
+void create_models_proxy(lua_State* L, Core* core) {
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, models_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, models_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, models_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  core->models_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+// ctx.price(model): {input, cached_input, output} in dollars per million
+// tokens (the catalog's base rates); nil for a model the config has none of.
+int ctx_price(lua_State* L) {
+  const RulesContext& ctx = call_ctx_of(L, "ctx.price");
+  size_t len = 0;
+  const char* name = luaL_checklstring(L, 1, &len);
+  const ModelSpec* model = ctx.config->find_model(std::string_view(name, len));
+  if (model == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_createtable(L, 0, 3);
+  set_number(L, "input", to_usd(model->price.input));
+  set_number(L, "cached_input", to_usd(model->price.cached_input));
+  set_number(L, "output", to_usd(model->price.output));
+  return 1;
+}
+
+// ctx.cost(model, input_tokens, output_tokens[, cached_tokens]): what a call
+// would cost at the catalog's prices (long-context rates included), as
+// micro-dollars (an integer) and dollars; `cached_tokens` of the input are
+// read from the cache. nil for a model the config has none of.
+int ctx_cost(lua_State* L) {
+  const RulesContext& ctx = call_ctx_of(L, "ctx.cost");
+  size_t len = 0;
+  const char* name = luaL_checklstring(L, 1, &len);
+  const lua_Integer input = luaL_checkinteger(L, 2);
+  const lua_Integer output = luaL_checkinteger(L, 3);
+  const lua_Integer cached = luaL_optinteger(L, 4, 0);
+  luaL_argcheck(L, input >= 0, 2, "input_tokens must not be negative");
+  luaL_argcheck(L, output >= 0, 3, "output_tokens must not be negative");
+  luaL_argcheck(L, cached >= 0 && cached <= input, 4, "cached_tokens must be between 0 and input_tokens");
+  const std::string_view model_name(name, len);
+  const ModelSpec* model = ctx.config->find_model(model_name);
+  if (model == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  Usage usage;
+  usage.input_tokens = input - cached;
+  usage.cached_input_tokens = cached;
+  usage.output_tokens = output;
+  MicroUsd micro = cost_of(usage.input_tokens, model->price.input) +
+                   cost_of(usage.cached_input_tokens, model->price.cached_input) +
+                   cost_of(usage.output_tokens, model->price.output);
+  if (ctx.config->prices) {
+    if (const Result<MicroUsd> priced = ctx.config->prices->cost(model_name, usage); priced.ok()) micro = *priced;
+  }
+  lua_pushinteger(L, static_cast<lua_Integer>(micro));
+  lua_pushnumber(L, to_usd(micro));
+  return 2;
+}
+
 void build_ctx(lua_State* L, const RulesContext* ctx) {
   Core* core = core_of(L);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 7);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
+  lua_setfield(L, -2, "models");
+  lua_pushcfunction(L, ctx_price);
+  lua_setfield(L, -2, "price");
+  lua_pushcfunction(L, ctx_cost);
+  lua_setfield(L, -2, "cost");
   push_cached(L, &core->workload, ctx->workload);
   lua_setfield(L, -2, "workload");
   push_cached(L, &core->rules_version, ctx->rules_version);
@@ -1628,7 +1798,9 @@ int protected_classify(lua_State* L) {
   build_ctx(L, frame->ctx);
   core->bytes_at_rules_start = core->bytes_allocated;
   core->vm_started = true;
+  core->call_ctx = frame->ctx;
   lua_call(L, 2, 1);
+  core->call_ctx = nullptr;
   core->bytes_at_rules_end = core->bytes_allocated;
   read_result(L, lua_gettop(L), frame->out);
   lua_settop(L, 1);
@@ -1777,6 +1949,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
     arm_budget(L_, core_->per_call_limit);
   }
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
+  core_->call_ctx = nullptr;  // also when the call raised
   end_run(core_.get());
   if (probe != nullptr) end_probe(probe);
   if (!frame.restored && !core_->poisoned) {

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "switchboard/config.h"
+#include "switchboard/health.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 
@@ -62,12 +63,15 @@ struct RawDecision {
   std::optional<bool> pin_reasoning;
 };
 
-// The `ctx` argument, as the rules see it.
+// The `ctx` argument, as the rules see it. `config` and `health` (either may
+// be null) are read only when a rule reads ctx.models, ctx.price or ctx.cost.
 struct RulesContext {
   std::string_view workload;
   std::string_view rules_version;
   std::optional<double> budget_left_usd;
   double spent_usd = 0;
+  const Config* config = nullptr;      // the models and prices ctx.models / price / cost know
+  const HealthBook* health = nullptr;  // ctx.models[name]'s figures; null: every model healthy, no figures
 };
 
 // CallProbe::trace keeps at most this many lines.

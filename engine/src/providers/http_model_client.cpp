@@ -217,6 +217,7 @@ class HttpModelClient final : public ModelClient {
     r.latency = response.total;
     r.first_byte = response.first_byte;
     r.http_status = response.status;
+    r.rate_limits = response.rate_limits;
   }
 
   // A non-2xx answer: unavailable when a retry may cure it, else upstream.

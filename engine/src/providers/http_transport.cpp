@@ -9,6 +9,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "providers/rate_limits.h"
+
 namespace switchboard {
 
 namespace {
@@ -115,6 +117,7 @@ std::size_t header_callback(char* data, std::size_t size, std::size_t count, voi
   if (line.starts_with("HTTP/")) {  // a new response (after a 1xx): forget the last one's headers
     t->retry_after.reset();
     t->retry_after_ms.reset();
+    t->response.rate_limits = RateLimits();
     return line.size();
   }
   const std::size_t colon = line.find(':');
@@ -125,6 +128,9 @@ std::size_t header_callback(char* data, std::size_t size, std::size_t count, voi
     t->retry_after = parse_retry_after(value, std::chrono::system_clock::now());
   } else if (iequals(name, "retry-after-ms")) {
     if (auto n = leading_number(value)) t->retry_after_ms = milliseconds(*n);
+  } else if (name.size() > 10 && (iequals(name.substr(0, 12), "x-ratelimit-") ||
+                                  iequals(name.substr(0, 20), "anthropic-ratelimit-"))) {
+    read_rate_limit_header(name, value, std::chrono::system_clock::now(), t->response.rate_limits);
   }
   return line.size();
 }

@@ -33,6 +33,7 @@
 
 #include "switchboard/cancel.h"
 #include "switchboard/config.h"
+#include "switchboard/request.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
@@ -51,6 +52,7 @@ struct HttpResponse {
   // Retry-After (delta-seconds or an HTTP-date) or retry-after-ms, in
   // milliseconds from now; an HTTP-date in the past is 0.
   std::optional<std::chrono::milliseconds> retry_after;
+  RateLimits rate_limits;    // the provider's rate-limit headers (rate_limits.h)
   std::string body;          // the whole body; empty when a BodySink took it
   std::chrono::milliseconds first_byte{0};  // call start to the first response byte
   std::chrono::milliseconds total{0};       // call start to the last byte

@@ -7,7 +7,7 @@ namespace switchboard::detail {
 
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets,
-                     CallProbe* probe) {
+                     CallProbe* probe, const HealthBook* health) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -16,6 +16,8 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   RulesContext rules_ctx;
   rules_ctx.workload = workload.name;
   rules_ctx.rules_version = rules.version();
+  rules_ctx.config = &config;
+  rules_ctx.health = health;
   std::optional<BudgetBook::Snapshot> book;
   // Only a budgeted workload consults the book (a lock): the rest stay lock-free.
   if (budgets != nullptr && workload.budget && (!ctx.spent || !ctx.budget_left)) {

@@ -14,9 +14,11 @@ namespace switchboard::detail {
 // Decision::error set. REQUIRES: `workload.fallback_tier` names a tier of `config`.
 // `budgets` (may be null) fills what `ctx` leaves unset. `probe` (may be
 // null) instruments the classify() call (tools only: see CallProbe).
+// `health` (may be null: every model healthy, no figures) is what
+// ctx.models reports.
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr,
-                     CallProbe* probe = nullptr);
+                     CallProbe* probe = nullptr, const HealthBook* health = nullptr);
 
 // The budget book scope of a workload.
 inline std::string budget_scope(std::string_view workload) { return "workload:" + std::string(workload); }
