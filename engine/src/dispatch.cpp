@@ -120,6 +120,7 @@ struct Dispatcher::Impl {
     int fallbacks = 0;
     std::vector<std::string> scopes;  // the budget scopes every attempt is charged to
     Reservation pending;              // the admission's, until the first attempt takes it over
+    bool cap_lowered = false;         // the admission lowered the decision's output cap
   };
 
   // One attempt's hold on the budget (reserve_attempt).
@@ -315,7 +316,7 @@ struct Dispatcher::Impl {
           r.reserved = budget.held.amount();
         }
         r.output_cap = sent->max_output_tokens.value_or(0);
-        r.output_cap_lowered = budget.lowered;
+        r.output_cap_lowered = budget.lowered || trace.cap_lowered;
         const auto settle_and_write = [&](CostRecord&& record) {
           budget.held.settle(record.cost);  // the provider's figures, even above the reservation
           write(trace, std::move(record));
@@ -458,6 +459,7 @@ struct Dispatcher::Impl {
     trace.trace_id = result.trace_id;
     trace.scopes = admission.scopes;
     trace.pending = std::move(admission.reservation);
+    trace.cap_lowered = admission.output_cap_lowered;
     const ModelRequest request = request_for(d, call, admission.output_cap_lowered);
     const std::int64_t counted = detail::input_tokens_of(call.step);
     const std::int64_t input_tokens =
