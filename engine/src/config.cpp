@@ -154,6 +154,33 @@ void read_calls(CallSettings& c, const toml::node& node, const std::string& file
       detail::optional_positive_integer(t, "min_answer_tokens", file, what).value_or(c.min_answer_tokens);
 }
 
+// A cap in dollars at `key` of `t` (a non-negative number), as micro-dollars; none when absent.
+std::optional<MicroUsd> read_budget_usd(const toml::table& t, std::string_view key, const std::string& file,
+                                        const std::string& what) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return std::nullopt;
+  const std::optional<double> usd = n->value<double>();
+  if (!usd || !std::isfinite(*usd) || *usd < 0) {
+    throw ConfigError(where(file, *n) + ": " + what + ": " + std::string(key) + " must be a non-negative number");
+  }
+  return std::llround(*usd * 1e6);
+}
+
+// A budget period at `key` of `t`: "day" or "month"; `period` is kept when absent.
+void read_budget_period(const toml::table& t, std::string_view key, const std::string& file, const std::string& what,
+                        BudgetPeriod& period) {
+  const std::optional<std::string> name = detail::optional_string(t, key, file, what);
+  if (!name) return;
+  if (*name == "day") {
+    period = BudgetPeriod::kDay;
+  } else if (*name == "month") {
+    period = BudgetPeriod::kMonth;
+  } else {
+    throw ConfigError(where(file, *t.get(key)) + ": " + what + ": " + std::string(key) +
+                      " must be \"day\" or \"month\"");
+  }
+}
+
 // A tag name can be a header's: x-switchboard-tag-NAME (compared in lower case).
 bool valid_tag_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
@@ -181,20 +208,10 @@ void read_tag_budgets(std::vector<TagBudget>& out, const toml::node& node, const
       }
       const toml::table& t = detail::expect_table(budget_node, file, what);
       detail::reject_unknown_keys(t, file, what, {"usd", "period"});
-      const toml::node* usd_node = t.get("usd");
-      if (usd_node == nullptr) throw ConfigError(b.source + ": " + what + ": needs usd (the cap per period)");
-      std::optional<double> usd = usd_node->value<double>();
-      if (!usd || !std::isfinite(*usd) || *usd < 0) {
-        throw ConfigError(where(file, *usd_node) + ": " + what + ": usd must be a non-negative number");
-      }
-      b.cap = std::llround(*usd * 1e6);
-      if (auto period = detail::optional_string(t, "period", file, what)) {
-        if (*period == "day") {
-          b.period = BudgetPeriod::kDay;
-        } else if (*period != "month") {
-          throw ConfigError(where(file, *t.get("period")) + ": " + what + ": period must be \"day\" or \"month\"");
-        }
-      }
+      const std::optional<MicroUsd> cap = read_budget_usd(t, "usd", file, what);
+      if (!cap) throw ConfigError(b.source + ": " + what + ": needs usd (the cap per period)");
+      b.cap = *cap;
+      read_budget_period(t, "period", file, what, b.period);
       out.push_back(std::move(b));
     }
   }
@@ -420,21 +437,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
       if (!c.workloads.count(k.workload)) {
         throw ConfigError(where(file, *kt.get("workload")) + ": " + kw + ": unknown workload '" + k.workload + "'");
       }
-      if (const toml::node* b = kt.get("budget_usd")) {
-        std::optional<double> usd = b->value<double>();
-        if (!usd || !std::isfinite(*usd) || *usd < 0) {
-          throw ConfigError(where(file, *b) + ": " + kw + ": budget_usd must be a non-negative number");
-        }
-        k.budget = std::llround(*usd * 1e6);
-      }
-      if (auto period = detail::optional_string(kt, "budget_period", file, kw)) {
-        if (*period == "day") {
-          k.budget_period = BudgetPeriod::kDay;
-        } else if (*period != "month") {
-          throw ConfigError(where(file, *kt.get("budget_period")) + ": " + kw +
-                            ": budget_period must be \"day\" or \"month\"");
-        }
-      }
+      k.budget = read_budget_usd(kt, "budget_usd", file, kw);
+      read_budget_period(kt, "budget_period", file, kw, k.budget_period);
       g.keys.push_back(std::move(k));
     }
   }
@@ -614,21 +618,8 @@ Config build(const toml::table& root, const std::string& file, const std::string
     }
     w.fallback_tier = detail::required_string(t, "fallback_tier", file, what);
     check_tier(w.fallback_tier, t.get("fallback_tier"), what + " fallback_tier");
-    if (const toml::node* b = t.get("budget_usd")) {
-      std::optional<double> usd = b->value<double>();
-      if (!usd || !std::isfinite(*usd) || *usd < 0) {
-        throw ConfigError(where(file, *b) + ": " + what + ": budget_usd must be a non-negative number");
-      }
-      w.budget = std::llround(*usd * 1e6);
-    }
-    if (std::optional<std::string> period = detail::optional_string(t, "budget_period", file, what)) {
-      if (*period == "day") {
-        w.budget_period = BudgetPeriod::kDay;
-      } else if (*period != "month") {
-        throw ConfigError(where(file, *t.get("budget_period")) + ": " + what +
-                          ": budget_period must be \"day\" or \"month\"");
-      }
-    }
+    w.budget = read_budget_usd(t, "budget_usd", file, what);
+    read_budget_period(t, "budget_period", file, what, w.budget_period);
     if (std::optional<std::string> tier = detail::optional_string(t, "over_budget_tier", file, what)) {
       check_tier(*tier, t.get("over_budget_tier"), what + " over_budget_tier");
       w.over_budget_tier = *tier;
