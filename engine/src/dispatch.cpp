@@ -412,9 +412,9 @@ struct Dispatcher::Impl {
       req.reasoning.effort.reset();
       req.reasoning.budget_tokens.reset();
     }
-    if (!req.max_output_tokens || (cap_lowered && d.max_output_tokens && *d.max_output_tokens < *req.max_output_tokens)) {
-      req.max_output_tokens = d.max_output_tokens;
-    }
+    const bool lower = cap_lowered && d.max_output_tokens && req.max_output_tokens &&
+                       *d.max_output_tokens < *req.max_output_tokens;
+    if (!req.max_output_tokens || lower) req.max_output_tokens = d.max_output_tokens;
     if (call.step.output_must_be_json && req.output_format.type == OutputFormat::Type::kText) {
       req.output_format.type = OutputFormat::Type::kJsonObject;
     }

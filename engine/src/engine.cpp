@@ -519,8 +519,8 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
         }
       }
       a.decision.max_output_tokens = lo;
-      a.decision.reason += (a.decision.reason.empty() ? "" : "; ") + std::string("over budget: output cap lowered to ") +
-                           std::to_string(lo);
+      a.decision.reason += (a.decision.reason.empty() ? "" : "; ") +
+                           std::string("over budget: output cap lowered to ") + std::to_string(lo);
       detail::estimate_cost(*config.find_model(a.decision.model), step, a.decision.estimated_input_tokens,
                             a.decision);
       a.output_cap_lowered = true;

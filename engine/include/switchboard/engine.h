@@ -229,8 +229,8 @@ class Engine {
 
   /// The configuration the engine was opened with; it never changes.
   const Config& config() const;
-  /// The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
-  /// for hosts that reserve before a call and settle after. Thread-safe.
+  /// The budget book: the caps of workloads ("workload:NAME") and tags ("tag:NAME=VALUE"), every
+  /// charged scope's spend; hosts set their own caps (a key's) with set_limit. Thread-safe.
   BudgetBook& budgets() const;
   /// Reserves the decision's worst case in its workload's budget and in each
   /// of `extra_scopes` (a gateway key's "key:NAME", a tag's "tag:NAME=VALUE";
