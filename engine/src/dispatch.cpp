@@ -248,6 +248,7 @@ struct Dispatcher::Impl {
     bool delivered = false;
     bool restart_pending = false;
     std::int64_t attempt_bytes = 0;  // text the current attempt delivered: a cancelled call's estimate
+    std::int64_t attempt_lowered_cap = 0;  // the current attempt's cap when the budget lowered it
     ChunkHandler forward;
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
@@ -258,6 +259,7 @@ struct Dispatcher::Impl {
         if (piece) restart_pending = false;
         delivered = delivered || piece;
         attempt_bytes += static_cast<std::int64_t>(c.text.size());
+        if (!piece) chunk.output_cap_lowered_to = attempt_lowered_cap;
         on_chunk(chunk);
       };
     }
@@ -317,6 +319,7 @@ struct Dispatcher::Impl {
         }
         r.output_cap = sent->max_output_tokens.value_or(0);
         r.output_cap_lowered = budget.lowered || trace.cap_lowered;
+        attempt_lowered_cap = r.output_cap_lowered ? r.output_cap : 0;
         const auto settle_and_write = [&](CostRecord&& record) {
           budget.held.settle(record.cost);  // the provider's figures, even above the reservation
           write(trace, std::move(record));

@@ -870,8 +870,11 @@ void Gateway::run(Job& job) {
     }
   } close_live{live};
   bool broken = false;  // a restart after text already went out: the stream has failed
-  const auto stream_head = [&](const std::string& model, const std::string& tier) {
+  const auto stream_head = [&](const std::string& model, const std::string& tier, std::int64_t lowered_cap) {
     std::string headers = switchboard_headers(model, tier, trace_id, std::nullopt);
+    if (lowered_cap > 0) {
+      add_header(headers, "x-switchboard-output-cap", std::to_string(lowered_cap) + "; reason=budget");
+    }
     headers += "Cache-Control: no-cache\r\n";
     if (version >= 11) headers += "Trailer: x-switchboard-cost-usd, x-switchboard-output-cap\r\n";
     writer = make_stream_writer(request, id, created, model);
@@ -890,7 +893,7 @@ void Gateway::run(Job& job) {
         return;
       }
       std::string out;
-      if (!writer) out = stream_head(decision.model, decision.tier);
+      if (!writer) out = stream_head(decision.model, decision.tier, chunk.output_cap_lowered_to);
       out += format_chunk(writer->chunk(chunk), version);
       if (!out.empty()) live->write(std::move(out));
     };
@@ -940,7 +943,8 @@ void Gateway::run(Job& job) {
     return reply(response, job.endpoint, job.received, 200, kJson, headers, body);
   }
   std::string out;
-  if (!writer) out = stream_head(served, result.decision.tier);  // nothing streamed: a tool call, say
+  // Nothing streamed (a tool call, say): the head says what the step did.
+  if (!writer) out = stream_head(served, result.decision.tier, result.output_cap_lowered ? result.output_cap : 0);
   int status = 200;
   if (broken) {
     status = 502;

@@ -558,11 +558,13 @@ period = "day"
   CHECK(other.header("x-switchboard-output-cap").empty());
 
   // team=ads: $0.0015 a day. 1,000 tokens on m-cheap ($1/$5 per Mtok) do not
-  // fit: the cap goes down to what does, (1,500 - 89 input bound) / 5 = 282.
-  const Reply ads = post(chat_url, chat("auto", R"(,"max_tokens":1000)"),
+  // fit: the cap goes down to what does, (1,500 - 89 input bound) / 5 = 282,
+  // and a stream says so in its head.
+  const Reply ads = post(chat_url, chat("auto", R"(,"max_tokens":1000,"stream":true)"),
                          {key, "x-switchboard-role: format", "x-switchboard-tag-team: ads"});
   REQUIRE_MESSAGE(ads.status == 200, ads.body);
   CHECK(ads.header("x-switchboard-output-cap") == "282; reason=budget");
+  CHECK(contains(ads.body, "data: [DONE]"));
   int refused_after = 0;
   for (int i = 0; i < 20 && refused_after == 0; ++i) {
     const Reply next = post(chat_url, chat("auto", R"(,"max_tokens":1000)"),
@@ -572,6 +574,8 @@ period = "day"
       CHECK(contains(next.body, "tag:team=ads"));
     } else {
       REQUIRE_MESSAGE(next.status == 200, next.body);
+      // 1,000 tokens never fit what is left: every answer says its cap was lowered.
+      CHECK(next.header("x-switchboard-output-cap").ends_with("; reason=budget"));
     }
   }
   CHECK(refused_after > 0);
