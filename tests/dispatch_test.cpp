@@ -334,8 +334,8 @@ TEST_CASE("models whose context window cannot hold the request are skipped") {
 }
 
 TEST_CASE("a budget refusal is written to the ledger and a call settles its actual cost") {
-  Rig rig(kPremium, "budget_usd = 0.05\n", {});
-  // Worst case of 1,000 input + 1,000 output on m-premium: $0.015 + $0.075 = $0.09 > $0.05.
+  Rig rig(kPremium, "budget_usd = 0.01\n", {});
+  // Not even a minimal answer fits: 1,000 input + 16 output on m-premium: $0.015 + $0.0012 > $0.01.
   StepResult refused = rig.run(1000);
   CHECK(refused.status.code() == Status::Code::kOverBudget);
   REQUIRE(rig.ledger.size() == 1);

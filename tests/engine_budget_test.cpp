@@ -118,8 +118,8 @@ TEST_CASE("admit reserves the worst case: counted input and the output cap at li
 
 TEST_CASE("over the cap a call is refused with a ledger record, or moved to the over-budget tier") {
   TempDir dir;
-  SUBCASE("refused") {
-    auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 0.05\n");
+  SUBCASE("refused when not even a minimal answer fits") {
+    auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 0.002\n");
     REQUIRE_MESSAGE(engine.ok(), engine.status().message());
     const Decision d = *(*engine)->decide("w", plan());
     const Admission a = (*engine)->admit(d, plan(), "trace-2");
@@ -134,7 +134,31 @@ TEST_CASE("over the cap a call is refused with a ledger record, or moved to the 
     CHECK(a.refusal->cost == 0);
     CHECK(a.refusal->catalog_version == "test-1");
     CHECK(a.refusal->rules_version == d.rules_version);
-    CHECK(a.refusal->error.find("budget workload:w: request $0.076500 is over the cap $0.050000") == 0);
+    // 100 × $15 + 16 (min_answer_tokens) × $75 per Mtok
+    CHECK(a.refusal->error.find("budget workload:w: request $0.002700 is over the cap $0.002000") == 0);
+    CHECK(a.worst_case == 2'700);
+  }
+  SUBCASE("the output cap lowered to what fits") {
+    auto engine = switchboard::testing::engine_with_rules(dir, kPremium, "budget_usd = 0.05\n");
+    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+    const Decision d = *(*engine)->decide("w", plan());
+    const Admission a = (*engine)->admit(d, plan());
+    REQUIRE(a.status.ok());
+    CHECK_FALSE(a.rerouted);
+    CHECK(a.output_cap_lowered);
+    // 100 × $15 + 646 × $75 per Mtok = $0.04995; 647 would be $0.050025
+    CHECK(a.decision.max_output_tokens == 646);
+    CHECK(a.worst_case == 49'950);
+    CHECK(a.reservation.amount() == 49'950);
+  }
+  SUBCASE("a larger min_answer_tokens refuses sooner") {
+    auto engine = switchboard::testing::engine_with_rules(dir, kPremium,
+                                                          "budget_usd = 0.05\n[calls]\nmin_answer_tokens = 700\n");
+    REQUIRE_MESSAGE(engine.ok(), engine.status().message());
+    const Decision d = *(*engine)->decide("w", plan());
+    const Admission a = (*engine)->admit(d, plan());
+    CHECK(a.status.code() == Status::Code::kOverBudget);
+    CHECK(a.worst_case == 54'000);  // 100 × $15 + 700 × $75 per Mtok
   }
   SUBCASE("moved to the over-budget tier") {
     auto engine = switchboard::testing::engine_with_rules(dir, kPremium,
@@ -179,13 +203,15 @@ TEST_CASE("many threads admitting calls against a small cap never settle past it
   const auto snap = (*engine)->budgets().snapshot("workload:w");
   CHECK(snap.spent <= 1'000'000);
   CHECK(snap.reserved == 0);
-  CHECK(admitted.load() == 13);  // floor($1 / $0.0765)
-  CHECK(snap.spent == 13 * 76'500);
-  CHECK(refused.load() == 8 * 200 - 13);
+  // floor($1 / $0.0765) whole caps, then one lowered to what is left
+  // ($0.0055: 100 × $15 + 53 × $75 per Mtok = $0.005475), then refusals.
+  CHECK(admitted.load() == 14);
+  CHECK(snap.spent == 13 * 76'500 + 5'475);
+  CHECK(refused.load() == 8 * 200 - 14);
 }
 }
 
-TEST_CASE("an extra budget scope must also hold the worst case and releases with a refusal") {
+TEST_CASE("an extra budget scope must also hold the worst case: the cap is lowered to fit, then refused") {
   TempDir dir;
   // No workload budget: only the key's scope limits the call.
   auto engine = switchboard::testing::engine_with_rules(dir, R"lua(function classify(step, ctx) return "premium" end)lua");
@@ -197,17 +223,33 @@ TEST_CASE("an extra budget scope must also hold the worst case and releases with
   Admission first = (*engine)->admit(d, plan(), "t1", {"key:team-a"});
   REQUIRE(first.status.ok());
   CHECK(first.worst_case == 76'500);
-  REQUIRE(first.scope_reservations.size() == 1);
+  CHECK_FALSE(first.output_cap_lowered);
+  CHECK(first.scopes == std::vector<std::string>{"workload:w", "key:team-a"});
+  CHECK(first.reservation.scopes() == first.scopes);
   CHECK(book.snapshot("key:team-a").reserved == 76'500);
+  CHECK(book.snapshot("workload:w").reserved == 76'500);  // tracked without a limit
 
+  // $0.0235 left: 100 × $15 + 293 × $75 per Mtok = $0.023475 is the most that fits.
   Admission second = (*engine)->admit(d, plan(), "t2", {"key:team-a"});
-  CHECK(second.status.code() == Status::Code::kOverBudget);
-  REQUIRE(second.refusal.has_value());
-  CHECK(second.refusal->status == CallStatus::kRefusedByBudget);
-  CHECK(second.refusal->error.find("key:team-a") != std::string::npos);
-  CHECK(second.scope_reservations.empty());
+  REQUIRE(second.status.ok());
+  CHECK(second.output_cap_lowered);
+  CHECK(second.decision.max_output_tokens == 293);
+  CHECK(second.worst_case == 23'475);
+  CHECK(second.reservation.amount() == 23'475);
+  CHECK(second.decision.reason.find("output cap lowered to 293") != std::string::npos);
 
-  first.scope_reservations[0].settle(50'000);
+  // $0.000025 left: not even a minimal answer (16 tokens: $0.0027) fits.
+  Admission third = (*engine)->admit(d, plan(), "t3", {"key:team-a"});
+  CHECK(third.status.code() == Status::Code::kOverBudget);
+  REQUIRE(third.refusal.has_value());
+  CHECK(third.refusal->status == CallStatus::kRefusedByBudget);
+  CHECK(third.refusal->error.find("budget key:team-a: request $0.002700") == 0);
+  CHECK(third.refusal->budget_scopes == std::vector<std::string>{"workload:w", "key:team-a"});
+  CHECK_FALSE(third.reservation);
+  CHECK(book.snapshot("key:team-a").reserved == 99'975);
+
+  first.reservation.settle(50'000);
   CHECK(book.snapshot("key:team-a").spent == 50'000);
-  CHECK(book.snapshot("key:team-a").reserved == 0);
+  CHECK(book.snapshot("workload:w").spent == 50'000);
+  CHECK(book.snapshot("key:team-a").reserved == 23'475);
 }

@@ -1,6 +1,7 @@
 // Configuration loading. toml++ is called only here; its exceptions stop here.
 #include "switchboard/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -135,7 +136,8 @@ void read_calls(CallSettings& c, const toml::node& node, const std::string& file
   detail::reject_unknown_keys(t, file, what,
                               {"connect_timeout_ms", "first_byte_timeout_ms", "total_timeout_ms",
                                "stall_timeout_ms", "max_response_bytes", "max_attempts",
-                               "backoff_initial_ms", "backoff_max_ms", "retry_after_max_ms"});
+                               "backoff_initial_ms", "backoff_max_ms", "retry_after_max_ms",
+                               "min_answer_tokens"});
   c.connect_timeout = read_ms(t, "connect_timeout_ms", file, what, c.connect_timeout);
   c.first_byte_timeout = read_ms(t, "first_byte_timeout_ms", file, what, c.first_byte_timeout);
   c.total_timeout = read_ms(t, "total_timeout_ms", file, what, c.total_timeout);
@@ -149,6 +151,71 @@ void read_calls(CallSettings& c, const toml::node& node, const std::string& file
   c.backoff_initial = read_ms(t, "backoff_initial_ms", file, what, c.backoff_initial);
   c.backoff_max = read_ms(t, "backoff_max_ms", file, what, c.backoff_max);
   c.retry_after_max = read_ms(t, "retry_after_max_ms", file, what, c.retry_after_max);
+  c.min_answer_tokens =
+      detail::optional_positive_integer(t, "min_answer_tokens", file, what).value_or(c.min_answer_tokens);
+}
+
+// A cap in dollars at `key` of `t` (a non-negative number), as micro-dollars; none when absent.
+std::optional<MicroUsd> read_budget_usd(const toml::table& t, std::string_view key, const std::string& file,
+                                        const std::string& what) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return std::nullopt;
+  const std::optional<double> usd = n->value<double>();
+  if (!usd || !std::isfinite(*usd) || *usd < 0) {
+    throw ConfigError(where(file, *n) + ": " + what + ": " + std::string(key) + " must be a non-negative number");
+  }
+  return std::llround(*usd * 1e6);
+}
+
+// A budget period at `key` of `t`: "day" or "month"; `period` is kept when absent.
+void read_budget_period(const toml::table& t, std::string_view key, const std::string& file, const std::string& what,
+                        BudgetPeriod& period) {
+  const std::optional<std::string> name = detail::optional_string(t, key, file, what);
+  if (!name) return;
+  if (*name == "day") {
+    period = BudgetPeriod::kDay;
+  } else if (*name == "month") {
+    period = BudgetPeriod::kMonth;
+  } else {
+    throw ConfigError(where(file, *t.get(key)) + ": " + what + ": " + std::string(key) +
+                      " must be \"day\" or \"month\"");
+  }
+}
+
+// A tag name can be a header's: x-switchboard-tag-NAME (compared in lower case).
+bool valid_tag_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+  });
+}
+
+// [budgets.NAME.VALUE] usd = N, period = "day" | "month".
+void read_tag_budgets(std::vector<TagBudget>& out, const toml::node& node, const std::string& file) {
+  for (const auto& [name_key, values] : detail::expect_table(node, file, "[budgets]")) {
+    const std::string name(name_key.str());
+    if (!valid_tag_name(name)) {
+      throw ConfigError(where(file, values) + ": [budgets." + name +
+                        "]: a tag name is lower-case letters, digits, '-' and '_' (it is sent as the header "
+                        "x-switchboard-tag-NAME)");
+    }
+    for (const auto& [value_key, budget_node] : detail::expect_table(values, file, "[budgets." + name + "]")) {
+      TagBudget b;
+      b.name = name;
+      b.value = std::string(value_key.str());
+      b.source = where(file, budget_node);
+      const std::string what = "[budgets." + name + "." + b.value + "]";
+      if (b.value.empty() || b.value.find_first_of("\r\n") != std::string::npos) {
+        throw ConfigError(b.source + ": " + what + ": a tag value is a non-empty header value (one line)");
+      }
+      const toml::table& t = detail::expect_table(budget_node, file, what);
+      detail::reject_unknown_keys(t, file, what, {"usd", "period"});
+      const std::optional<MicroUsd> cap = read_budget_usd(t, "usd", file, what);
+      if (!cap) throw ConfigError(b.source + ": " + what + ": needs usd (the cap per period)");
+      b.cap = *cap;
+      read_budget_period(t, "period", file, what, b.period);
+      out.push_back(std::move(b));
+    }
+  }
 }
 
 void read_health(HealthSettings& h, const toml::node& node, const std::string& file) {
@@ -430,21 +497,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
       if (!c.workloads.count(k.workload)) {
         throw ConfigError(where(file, *kt.get("workload")) + ": " + kw + ": unknown workload '" + k.workload + "'");
       }
-      if (const toml::node* b = kt.get("budget_usd")) {
-        std::optional<double> usd = b->value<double>();
-        if (!usd || !std::isfinite(*usd) || *usd < 0) {
-          throw ConfigError(where(file, *b) + ": " + kw + ": budget_usd must be a non-negative number");
-        }
-        k.budget = std::llround(*usd * 1e6);
-      }
-      if (auto period = detail::optional_string(kt, "budget_period", file, kw)) {
-        if (*period == "day") {
-          k.budget_period = BudgetPeriod::kDay;
-        } else if (*period != "month") {
-          throw ConfigError(where(file, *kt.get("budget_period")) + ": " + kw +
-                            ": budget_period must be \"day\" or \"month\"");
-        }
-      }
+      k.budget = read_budget_usd(kt, "budget_usd", file, kw);
+      read_budget_period(kt, "budget_period", file, kw, k.budget_period);
       g.keys.push_back(std::move(k));
     }
   }
@@ -454,9 +508,10 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health", "budgets"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("health")) read_health(c.health, *n, file);
+  if (const toml::node* n = root.get("budgets")) read_tag_budgets(c.budgets, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
     detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts", "durability"});
@@ -624,21 +679,8 @@ Config build(const toml::table& root, const std::string& file, const std::string
     }
     w.fallback_tier = detail::required_string(t, "fallback_tier", file, what);
     check_tier(w.fallback_tier, t.get("fallback_tier"), what + " fallback_tier");
-    if (const toml::node* b = t.get("budget_usd")) {
-      std::optional<double> usd = b->value<double>();
-      if (!usd || !std::isfinite(*usd) || *usd < 0) {
-        throw ConfigError(where(file, *b) + ": " + what + ": budget_usd must be a non-negative number");
-      }
-      w.budget = std::llround(*usd * 1e6);
-    }
-    if (std::optional<std::string> period = detail::optional_string(t, "budget_period", file, what)) {
-      if (*period == "day") {
-        w.budget_period = BudgetPeriod::kDay;
-      } else if (*period != "month") {
-        throw ConfigError(where(file, *t.get("budget_period")) + ": " + what +
-                          ": budget_period must be \"day\" or \"month\"");
-      }
-    }
+    w.budget = read_budget_usd(t, "budget_usd", file, what);
+    read_budget_period(t, "budget_period", file, what, w.budget_period);
     if (std::optional<std::string> tier = detail::optional_string(t, "over_budget_tier", file, what)) {
       check_tier(*tier, t.get("over_budget_tier"), what + " over_budget_tier");
       w.over_budget_tier = *tier;
@@ -687,6 +729,13 @@ const Tier* Config::find_tier(std::string_view name) const {
 const Workload* Config::find_workload(std::string_view name) const {
   auto it = workloads.find(name);
   return it == workloads.end() ? nullptr : &it->second;
+}
+
+const TagBudget* Config::find_tag_budget(std::string_view name, std::string_view value) const {
+  for (const TagBudget& b : budgets) {
+    if (b.name == name && b.value == value) return &b;
+  }
+  return nullptr;
 }
 
 const Tier* Config::tier_of(std::string_view model) const {

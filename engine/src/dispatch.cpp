@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "cost/call_bound.h"
 #include "cost/estimate.h"
 #include "providers/capabilities.h"
 #include "rules/decide.h"
@@ -117,7 +118,54 @@ struct Dispatcher::Impl {
     MicroUsd cost = 0;
     int attempts = 0;
     int fallbacks = 0;
+    std::vector<std::string> scopes;  // the budget scopes every attempt is charged to
+    Reservation pending;              // the admission's, until the first attempt takes it over
+    bool cap_lowered = false;         // the admission lowered the decision's output cap
   };
+
+  // One attempt's hold on the budget (reserve_attempt).
+  struct AttemptBudget {
+    Status refused;           // ok, or over_budget: not even a minimal answer fits
+    Reservation held;         // the attempt's bound, in every scope of the step
+    std::int64_t cap = 0;     // the output cap the bound is for
+    bool lowered = false;     // below what was asked (or the model's default)
+  };
+
+  // Reserves the most the attempt can cost on `spec` (input_token_bound at
+  // the dearest input rate, the output cap at the dearest output rate) in
+  // every scope of the step, taking over the admission's reservation if no
+  // attempt has yet. When the whole cap does not fit, the cap is lowered to
+  // what does, down to [calls] min_answer_tokens; below that it is refused.
+  AttemptBudget reserve_attempt(Trace& trace, const ModelSpec& spec, const ModelRequest& request) const {
+    const Config& config = engine.config();
+    AttemptBudget b;
+    std::int64_t full = request.max_output_tokens.value_or(spec.default_output_tokens);
+    if (spec.max_output_tokens > 0) full = std::min(full, spec.max_output_tokens);
+    const std::int64_t least_cap = std::min(full, config.calls.min_answer_tokens);
+    const std::int64_t input = detail::input_token_bound(spec, request);
+    const MicroUsd at_most = detail::call_cost_bound(config, spec, input, full);
+    Reservation prior;
+    {
+      std::lock_guard<std::mutex> lock(trace.mu);
+      prior = std::move(trace.pending);
+    }
+    auto held = engine.budgets().reserve_within(trace.scopes, detail::call_cost_bound(config, spec, input, least_cap),
+                                                at_most, &prior);
+    if (!held.ok()) {
+      b.refused = held.status();
+      std::lock_guard<std::mutex> lock(trace.mu);
+      trace.pending = std::move(prior);  // a cheaper model may still use it
+      return b;
+    }
+    b.held = std::move(held).value();
+    b.cap = full;
+    if (b.held.amount() < at_most) {
+      b.cap = std::max(least_cap, detail::affordable_output_cap(config, spec, input, b.held.amount(), full));
+      b.lowered = true;
+      b.held.reduce_to(detail::call_cost_bound(config, spec, input, b.cap));
+    }
+    return b;
+  }
 
   // Under the trace's lock, so fan-out branches finishing together leave
   // StepResult::records in the order the ledger received them.
@@ -162,6 +210,8 @@ struct Dispatcher::Impl {
   struct Answer {
     Result<ModelResponse> response = Status::internal("not called");
     std::string model;
+    std::int64_t output_cap = 0;     // the cap the answer was asked with, 0 when none was sent
+    bool output_cap_lowered = false;  // lowered to what the budget affords
   };
 
   // Calls the tier's models in order until one answers, retrying each as the
@@ -199,6 +249,7 @@ struct Dispatcher::Impl {
     bool restart_pending = false;
     std::int64_t attempt_bytes = 0;  // text the current attempt delivered: a cancelled call's estimate
     std::string_view calling;        // the model of the attempt under way
+    std::int64_t attempt_lowered_cap = 0;  // the current attempt's cap when the budget lowered it
     ChunkHandler forward;
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
@@ -210,6 +261,7 @@ struct Dispatcher::Impl {
         if (piece) restart_pending = false;
         delivered = delivered || piece;
         attempt_bytes += static_cast<std::int64_t>(c.text.size());
+        if (!piece) chunk.output_cap_lowered_to = attempt_lowered_cap;
         on_chunk(chunk);
       };
     }
@@ -262,14 +314,43 @@ struct Dispatcher::Impl {
           }
           break;
         }
+        r.budget_scopes = trace.scopes;
+        // Every attempt holds its own bound at this model's prices (a
+        // fallback to a dearer model re-reserves before it is called).
+        AttemptBudget budget = reserve_attempt(trace, spec, request);
+        if (!budget.refused.ok()) {
+          health.record_neutral(name);  // admitted, never called: a half-open probe slot goes back
+          r.status = CallStatus::kRefusedByBudget;
+          r.error = one_line(budget.refused.message());
+          out.response = budget.refused;
+          out.model = name;
+          write(trace, std::move(r));
+          break;  // the next model may be cheaper
+        }
+        // Under a cap the bound holds upstream only with the cap sent.
+        const ModelRequest* sent = &request;
+        ModelRequest capped;
+        if (budget.held.limited()) {
+          capped = request;
+          capped.max_output_tokens = budget.cap;
+          sent = &capped;
+          r.reserved = budget.held.amount();
+        }
+        r.output_cap = sent->max_output_tokens.value_or(0);
+        r.output_cap_lowered = budget.lowered || trace.cap_lowered;
+        attempt_lowered_cap = r.output_cap_lowered ? r.output_cap : 0;
+        const auto settle_and_write = [&](CostRecord&& record) {
+          budget.held.settle(record.cost);  // the provider's figures, even above the reservation
+          write(trace, std::move(record));
+        };
         restart_pending = delivered;
         attempt_bytes = 0;
         calling = name;
         const Clock::time_point start = Clock::now();
         Result<ModelResponse> result =
             client == nullptr ? Result<ModelResponse>(Status::not_found("no client serves model '" + name + "'"))
-            : on_chunk        ? client->stream(request, forward)
-                              : client->invoke(request);
+            : on_chunk        ? client->stream(*sent, forward)
+                              : client->invoke(*sent);
         r.latency_ms = since(start).count();
         {
           std::lock_guard<std::mutex> lock(trace.mu);
@@ -282,7 +363,9 @@ struct Dispatcher::Impl {
           r.cost = cost.ok() ? *cost : 0;
           if (!cost.ok()) r.error = one_line(cost.status().message());
           r.status = CallStatus::kOk;
-          write(trace, std::move(r));
+          out.output_cap = r.output_cap;
+          out.output_cap_lowered = r.output_cap_lowered;
+          settle_and_write(std::move(r));
           out.response = std::move(result);
           out.model = name;
           return out;
@@ -303,7 +386,7 @@ struct Dispatcher::Impl {
           r.usage_estimated = true;
           auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
           r.cost = cost.ok() ? *cost : 0;
-          write(trace, std::move(r));
+          settle_and_write(std::move(r));
           out.response = std::move(result);
           out.model = name;
           return out;
@@ -313,7 +396,7 @@ struct Dispatcher::Impl {
           // would be an answer it never shows, billed all the same.
           r.status = CallStatus::kError;
           r.error = "stream broke after its first chunks reached the caller (no retry, no fallback): " + r.error;
-          write(trace, std::move(r));
+          settle_and_write(std::move(r));
           out.response = std::move(result);
           out.model = name;
           return out;
@@ -325,12 +408,12 @@ struct Dispatcher::Impl {
         out.model = name;
         if (retry) {
           r.status = CallStatus::kError;
-          write(trace, std::move(r));
+          settle_and_write(std::move(r));
           backoff(bounds, retry_after ? *retry_after : jittered_backoff(attempt));
           continue;
         }
         r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
-        write(trace, std::move(r));
+        settle_and_write(std::move(r));
         if (!last_model) {
           std::lock_guard<std::mutex> lock(trace.mu);
           trace.fallbacks++;
@@ -345,8 +428,9 @@ struct Dispatcher::Impl {
   // reasoning level and output cap (the caller's explicit settings win unless
   // the rules pinned the level), the
   // step's counts and bounds, and one user message made from the step when
-  // the caller gave none.
-  ModelRequest request_for(const Decision& d, const StepCall& call) const {
+  // the caller gave none. `cap_lowered`: the admission lowered the decision's
+  // cap to what the budget affords, so it also lowers the caller's.
+  ModelRequest request_for(const Decision& d, const StepCall& call, bool cap_lowered) const {
     ModelRequest req = call.request;
     if (req.messages.empty()) {
       req.messages.push_back(Message::of_text(
@@ -357,7 +441,9 @@ struct Dispatcher::Impl {
       req.reasoning.effort.reset();
       req.reasoning.budget_tokens.reset();
     }
-    if (!req.max_output_tokens) req.max_output_tokens = d.max_output_tokens;
+    const bool lower = cap_lowered && d.max_output_tokens && req.max_output_tokens &&
+                       *d.max_output_tokens < *req.max_output_tokens;
+    if (!req.max_output_tokens || lower) req.max_output_tokens = d.max_output_tokens;
     if (call.step.output_must_be_json && req.output_format.type == OutputFormat::Type::kText) {
       req.output_format.type = OutputFormat::Type::kJsonObject;
     }
@@ -400,7 +486,10 @@ struct Dispatcher::Impl {
     trace.decision = &d;
     trace.step = &call.step;
     trace.trace_id = result.trace_id;
-    const ModelRequest request = request_for(d, call);
+    trace.scopes = admission.scopes;
+    trace.pending = std::move(admission.reservation);
+    trace.cap_lowered = admission.output_cap_lowered;
+    const ModelRequest request = request_for(d, call, admission.output_cap_lowered);
     const std::int64_t counted = detail::input_tokens_of(call.step);
     const std::int64_t input_tokens =
         counted > 0 ? counted : detail::estimate_tokens(request.messages.back().text());
@@ -443,13 +532,14 @@ struct Dispatcher::Impl {
       }
     }
 
-    admission.reservation.settle(trace.cost);
-    for (Reservation& held : admission.scope_reservations) held.settle(trace.cost);
+    trace.pending.release();  // not taken over: no attempt was made
     result.records = std::move(trace.records);
     result.cost = trace.cost;
     result.attempts = trace.attempts;
     result.fallbacks = trace.fallbacks;
     result.model = final.model;
+    result.output_cap = final.output_cap;
+    result.output_cap_lowered = final.output_cap_lowered;
     if (final.response.ok()) {
       result.response = std::move(final.response).value();
     } else {
@@ -543,6 +633,8 @@ struct Dispatcher::Impl {
           break;
         }
         CostRecord r = record_for(trace, tier->name, name, client ? client->provider() : std::string());
+        r.budget_scopes = admission.scopes;
+        if (admission.reservation.limited()) r.reserved = admission.reservation.amount();
         const Clock::time_point start = Clock::now();
         answer = client != nullptr
                      ? client->embed(call.request)
@@ -585,7 +677,6 @@ struct Dispatcher::Impl {
     }
 
     admission.reservation.settle(trace.cost);
-    for (Reservation& held : admission.scope_reservations) held.settle(trace.cost);
     result.records = std::move(trace.records);
     result.cost = trace.cost;
     result.attempts = trace.attempts;
@@ -645,9 +736,12 @@ Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& 
   if (!records.ok()) return records.status();
   std::int64_t counted = 0;
   for (const CostRecord& r : *records) {
-    const Workload* w = engine.config().find_workload(r.workload);
-    if (w == nullptr || !w->budget || r.cost <= 0) continue;
-    engine.budgets().add_spent(detail::budget_scope(r.workload), r.time, r.cost);
+    if (r.cost <= 0) continue;
+    if (r.budget_scopes.empty()) {
+      engine.budgets().add_spent(workload_budget_scope(r.workload), r.time, r.cost);
+    } else {
+      for (const std::string& scope : r.budget_scopes) engine.budgets().add_spent(scope, r.time, r.cost);
+    }
     ++counted;
   }
   return counted;

@@ -1,5 +1,6 @@
 #include "switchboard/engine.h"
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
@@ -353,8 +354,11 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
   }
   for (const auto& [name, workload] : config.workloads) {
     if (workload.budget) {
-      impl->budgets->set_limit({detail::budget_scope(name), *workload.budget, workload.budget_period});
+      impl->budgets->set_limit({workload_budget_scope(name), *workload.budget, workload.budget_period});
     }
+  }
+  for (const TagBudget& tag : config.budgets) {
+    impl->budgets->set_limit({tag_budget_scope(tag.name, tag.value), tag.cap, tag.period});
   }
   rules->config = std::make_shared<const Config>(std::move(config));
   rules->generation = 1;
@@ -453,25 +457,41 @@ std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }
 HealthBook& Engine::health() const { return *impl_->health; }
 
+namespace {
+
+// The worst case of `decision` with its output cap set to `cap`.
+MicroUsd worst_case_at(const Config& config, Decision decision, std::int64_t cap) {
+  decision.max_output_tokens = cap;
+  return detail::worst_case_cost(config, decision);
+}
+
+}  // namespace
+
 Admission Engine::admit(const Decision& decision, const Step& step, std::string trace_id,
                         const std::vector<std::string>& extra_scopes) const {
   const RuleSet& rules = impl_->snapshot();
   const Config& config = *rules.config;
+  BudgetBook& book = *impl_->budgets;
   Admission a;
   a.decision = decision;
+  a.scopes.push_back(workload_budget_scope(decision.workload));
+  for (const std::string& scope : extra_scopes) {  // each scope once: a record's spend counts once in it
+    if (std::find(a.scopes.begin(), a.scopes.end(), scope) == a.scopes.end()) a.scopes.push_back(scope);
+  }
   const Workload* workload = config.find_workload(decision.workload);
-  const bool workload_budget = workload != nullptr && workload->budget.has_value();
-  if (!workload_budget && extra_scopes.empty()) return a;  // no budget: always admitted
+  // The over-budget tier and lowered caps serve chat: an embeddings call over the cap is refused.
+  const bool embedding = config.find_model(decision.model)->kind == ModelKind::kEmbedding;
+
+  // The cap asked for, and the least worth calling for (a minimal answer).
+  const auto full_cap = [&](const Decision& d) {
+    return d.max_output_tokens.value_or(config.find_model(d.model)->default_output_tokens);
+  };
+  const auto least_cap = [&](const Decision& d) { return std::min(full_cap(d), config.calls.min_answer_tokens); };
 
   a.worst_case = detail::worst_case_cost(config, a.decision);
-  Status refused;
-  if (workload_budget) {
-    const std::string scope = detail::budget_scope(workload->name);
-    auto held = impl_->budgets->reserve(scope, a.worst_case);
-    // The over-budget tier serves chat: an embeddings call over the cap is refused.
-    const bool embedding = config.find_model(decision.model)->kind == ModelKind::kEmbedding;
-    if (!held.ok() && !embedding && !workload->over_budget_tier.empty() &&
-        workload->over_budget_tier != decision.tier) {
+  auto held = book.reserve_within(a.scopes, a.worst_case, a.worst_case);
+  if (!held.ok() && !embedding) {
+    if (workload != nullptr && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
       // Step down to the workload's over-budget tier, and try again there.
       const Tier& tier = *config.find_tier(workload->over_budget_tier);
       a.decision.tier = tier.name;
@@ -484,26 +504,39 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
                             a.decision);
       a.rerouted = true;
       a.worst_case = detail::worst_case_cost(config, a.decision);
-      held = impl_->budgets->reserve(scope, a.worst_case);
     }
-    if (held.ok()) {
-      a.reservation = std::move(held).value();
-    } else {
-      refused = held.status();
-    }
+    // A lowered cap: whatever fits between a minimal answer and the full one.
+    const MicroUsd least = worst_case_at(config, a.decision, least_cap(a.decision));
+    held = book.reserve_within(a.scopes, least, a.worst_case);
+    if (!held.ok()) a.worst_case = least;
   }
-  for (size_t i = 0; refused.ok() && i < extra_scopes.size(); ++i) {
-    auto held = impl_->budgets->reserve(extra_scopes[i], a.worst_case);
-    if (held.ok()) {
-      a.scope_reservations.push_back(std::move(held).value());
-    } else {
-      refused = held.status();
+  if (held.ok()) {
+    a.reservation = std::move(held).value();
+    if (a.reservation.amount() < a.worst_case) {
+      // The largest cap whose worst case fits what was reserved (the worst
+      // case grows with the cap, so a binary search finds it).
+      std::int64_t lo = least_cap(a.decision);
+      std::int64_t hi = full_cap(a.decision);
+      while (lo < hi) {
+        const std::int64_t mid = lo + (hi - lo + 1) / 2;
+        if (worst_case_at(config, a.decision, mid) <= a.reservation.amount()) {
+          lo = mid;
+        } else {
+          hi = mid - 1;
+        }
+      }
+      a.decision.max_output_tokens = lo;
+      a.decision.reason += (a.decision.reason.empty() ? "" : "; ") +
+                           std::string("over budget: output cap lowered to ") + std::to_string(lo);
+      detail::estimate_cost(*config.find_model(a.decision.model), step, a.decision.estimated_input_tokens,
+                            a.decision);
+      a.output_cap_lowered = true;
+      a.worst_case = worst_case_at(config, a.decision, lo);
+      a.reservation.reduce_to(a.worst_case);
     }
+    return a;
   }
-  if (refused.ok()) return a;
-  a.reservation.release();
-  a.scope_reservations.clear();  // dropping a reservation releases it
-  a.status = std::move(refused);
+  a.status = held.status();
   CostRecord r;
   r.time = std::chrono::system_clock::now();
   r.trace_id = std::move(trace_id);
@@ -516,6 +549,7 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
   r.catalog_version = config.prices ? config.prices->version() : std::string();
   r.status = CallStatus::kRefusedByBudget;
   r.error = a.status.message();
+  r.budget_scopes = a.scopes;
   a.refusal = std::move(r);
   return a;
 }

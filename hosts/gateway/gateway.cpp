@@ -174,6 +174,28 @@ std::string_view presented_key(const boost::beast::http::request<boost::beast::h
   return {};
 }
 
+// The budget scopes of the request's x-switchboard-tag-NAME: VALUE headers
+// that the config gives a budget ([budgets.NAME.VALUE]); a tag without one
+// is charged to nothing (so a client cannot grow the budget book at will).
+std::vector<std::string> tag_budget_scopes(const Config& config,
+                                           const boost::beast::http::request<boost::beast::http::string_body>& m) {
+  constexpr std::string_view kPrefix = "x-switchboard-tag-";
+  std::vector<std::string> scopes;
+  if (config.budgets.empty()) return scopes;
+  for (const auto& field : m) {
+    const std::string_view name = field.name_string();
+    if (name.size() <= kPrefix.size() || !ascii_iequals_prefix(name, kPrefix)) continue;
+    std::string tag(name.substr(kPrefix.size()));
+    for (char& c : tag) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (const TagBudget* b = config.find_tag_budget(tag, field.value()); b != nullptr) {
+      scopes.push_back(tag_budget_scope(b->name, b->value));
+    }
+  }
+  return scopes;
+}
+
 ApiError key_error(ApiShape shape, std::string_view given) {
   return api_error(shape, 401, "invalid_api_key",
                    given.empty() ? "missing API key: send Authorization: Bearer KEY or x-api-key: KEY"
@@ -342,7 +364,7 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
         const std::uint64_t n = ++*failures;
         if (n <= 10 || n % 1000 == 0) log->error("ledger {}: {} ({} failures so far)", sink_name, message, n);
       });
-  auto runtime = open_runtime(std::move(config).value(), ledger, log, nullptr);
+  auto runtime = open_runtime(std::move(config).value(), ledger, log);
   if (!runtime.ok()) return runtime.status();
   std::unique_ptr<Gateway> g(new Gateway(config_path, log, ledger, ledger_path));
   g->runtime_ = std::move(runtime).value();
@@ -356,8 +378,7 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
 
 Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config config,
                                                                       const std::shared_ptr<Ledger>& ledger,
-                                                                      const std::shared_ptr<spdlog::logger>& log,
-                                                                      const Runtime* previous) {
+                                                                      const std::shared_ptr<spdlog::logger>& log) {
   EngineOptions options;
   options.watch_rules = true;
   options.on_reload = [log](const ReloadEvent& e) {
@@ -392,12 +413,11 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
   auto clients = ModelClients::from_config(c);
   if (!clients.ok()) return clients.status();
 
-  // Budgets continue: the workloads' from the ledger, the keys' (which the
-  // ledger cannot tell apart) from the runtime this one replaces.
-  const bool budgeted = std::any_of(c.workloads.begin(), c.workloads.end(),
-                                    [](const auto& w) { return w.second.budget.has_value(); });
+  // Budgets continue: every scope's spend in its current period (workloads,
+  // keys, tags) from the ledger, which names the scopes each call was
+  // charged to. A reload reads it again into the new engine's fresh book.
   std::error_code exists_error;
-  if (budgeted && std::filesystem::exists(ledger_path, exists_error)) {
+  if (std::filesystem::exists(ledger_path, exists_error)) {
     if (ledger) (void)ledger->flush();
     auto loaded = load_budget_spend(*rt->engine, ledger_path);
     if (!loaded.ok()) return loaded.status();
@@ -410,16 +430,10 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
       log->warn("gateway key '{}' is disabled: {} is not set", k.name, k.key_env);
       continue;
     }
-    Runtime::Key key{k.name, secret, k.workload, {}};
-    if (k.budget) {
-      const std::string scope = "key:" + k.name;
-      rt->engine->budgets().set_limit(BudgetLimit{scope, *k.budget, k.budget_period});
-      if (previous != nullptr) {
-        const MicroUsd spent = previous->engine->budgets().snapshot(scope).spent;
-        if (spent > 0) rt->engine->budgets().add_spent(scope, now, spent);
-      }
-      key.budget_scopes.push_back(scope);
-    }
+    // Every key's calls are charged to its scope, capped or not, so its
+    // spend is in the ledger when a cap is added later.
+    Runtime::Key key{k.name, secret, k.workload, {key_budget_scope(k.name)}};
+    if (k.budget) rt->engine->budgets().set_limit(BudgetLimit{key_budget_scope(k.name), *k.budget, k.budget_period});
     rt->keys.push_back(std::move(key));
   }
 
@@ -475,6 +489,7 @@ bool Gateway::identify(const HttpRequest& request, Response& response, Endpoint 
   } else {
     out.workload = config.gateway.default_workload;
   }
+  for (std::string& scope : tag_budget_scopes(config, m)) out.budget_scopes.push_back(std::move(scope));
   out.timeout = config.gateway.request_timeout;
   out.timeout_source = "request_timeout_ms";
   if (auto it = m.find("x-switchboard-timeout-ms"); it != m.end()) {
@@ -516,7 +531,7 @@ Status Gateway::reload() {
     log_->warn("[gateway] ledger changed: takes effect on restart; still writing {}", ledger_path_);
     now.ledger = ledger_path_;
   }
-  auto next = open_runtime(std::move(config).value(), ledger_, log_, old.get());
+  auto next = open_runtime(std::move(config).value(), ledger_, log_);
   if (!next.ok()) return next.status();
   pool_.set_max_threads((*next)->config().gateway.max_upstream_calls);
   std::lock_guard<std::mutex> lock(runtime_mu_);
@@ -700,6 +715,7 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   } else {
     job->workload = config.gateway.default_workload;
   }
+  for (std::string& scope : tag_budget_scopes(config, m)) job->budget_scopes.push_back(std::move(scope));
 
   // The deadline: the config's, or less when the client asks for less.
   job->timeout = config.gateway.request_timeout;
@@ -864,10 +880,13 @@ void Gateway::run(Job& job) {
     }
   } close_live{live};
   bool broken = false;  // a restart after text already went out: the stream has failed
-  const auto stream_head = [&](const std::string& model, const std::string& tier) {
+  const auto stream_head = [&](const std::string& model, const std::string& tier, std::int64_t lowered_cap) {
     std::string headers = switchboard_headers(model, tier, trace_id, std::nullopt);
+    if (lowered_cap > 0) {
+      add_header(headers, "x-switchboard-output-cap", std::to_string(lowered_cap) + "; reason=budget");
+    }
     headers += "Cache-Control: no-cache\r\n";
-    if (version >= 11) headers += "Trailer: x-switchboard-cost-usd\r\n";
+    if (version >= 11) headers += "Trailer: x-switchboard-cost-usd, x-switchboard-output-cap\r\n";
     writer = make_stream_writer(request, id, created, model);
     StreamWriter* w = writer.get();
     live = keep_alive_.add(
@@ -887,7 +906,7 @@ void Gateway::run(Job& job) {
       if (!writer) {
         out = stream_head(chunk.kind == StreamChunk::Kind::kStart && !chunk.name.empty() ? std::string(chunk.name)
                                                                                          : decision.model,
-                          decision.tier);
+                          decision.tier, chunk.output_cap_lowered_to);
       }
       out += format_chunk(writer->chunk(chunk), version);
       if (!out.empty()) live->write(std::move(out));
@@ -922,8 +941,12 @@ void Gateway::run(Job& job) {
   }
 
   const std::string& served = result.model.empty() ? result.decision.model : result.model;
+  // The cap the budget lowered, said to the client: its answer may end early for it.
+  std::string output_cap;
+  if (result.output_cap_lowered) output_cap = std::to_string(result.output_cap) + "; reason=budget";
   if (!request.stream || (!writer && !result.status.ok())) {
-    const std::string headers = switchboard_headers(served, result.decision.tier, trace_id, result.cost);
+    std::string headers = switchboard_headers(served, result.decision.tier, trace_id, result.cost);
+    if (!output_cap.empty()) add_header(headers, "x-switchboard-output-cap", output_cap);
     if (!result.status.ok()) {
       const ApiError e = step_error(shape, result.status);
       job.answered = true;
@@ -934,7 +957,8 @@ void Gateway::run(Job& job) {
     return reply(response, job.endpoint, job.received, 200, kJson, headers, body);
   }
   std::string out;
-  if (!writer) out = stream_head(served, result.decision.tier);  // nothing streamed: a tool call, say
+  // Nothing streamed (a tool call, say): the head says what the step did.
+  if (!writer) out = stream_head(served, result.decision.tier, result.output_cap_lowered ? result.output_cap : 0);
   int status = 200;
   if (broken) {
     status = 502;
@@ -951,6 +975,7 @@ void Gateway::run(Job& job) {
   }
   std::string trailers;
   add_header(trailers, "x-switchboard-cost-usd", usd(result.cost));
+  if (!output_cap.empty()) add_header(trailers, "x-switchboard-output-cap", output_cap);
   out += format_last_chunk(trailers, version);
   job.answered = true;
   if (live) live->close();  // no keep-alive after the last bytes

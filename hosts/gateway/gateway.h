@@ -90,8 +90,7 @@ class Gateway : public RequestHandler {
   Gateway(std::string config_path, std::shared_ptr<spdlog::logger> log, std::shared_ptr<Ledger> ledger,
           std::string ledger_path);
   static Result<std::shared_ptr<const Runtime>> open_runtime(Config config, const std::shared_ptr<Ledger>& ledger,
-                                                             const std::shared_ptr<spdlog::logger>& log,
-                                                             const Runtime* previous);
+                                                             const std::shared_ptr<spdlog::logger>& log);
   std::shared_ptr<const Runtime> runtime() const;
 
   void serve_api(HttpRequest&& request, std::shared_ptr<Response> response, Endpoint endpoint, ApiShape shape);

@@ -523,6 +523,98 @@ workload = "w"
   CHECK_FALSE(contains(log, "sk-team-123"));
 }
 
+TEST_CASE("tag budgets hold per header value, lower the output cap, refuse in the API's shape and survive a restart") {
+  const std::vector<std::pair<std::string, std::string>> env = {{"SWITCHBOARD_TEST_GW_KEY", "sk-team-123"}};
+  Rig rig(R"toml(
+[gateway.keys.team]
+key_env = "SWITCHBOARD_TEST_GW_KEY"
+workload = "w"
+budget_usd = 0.004
+budget_period = "day"
+
+[budgets.team.search]
+usd = 0.0
+
+[budgets.team.ads]
+usd = 0.0015
+period = "day"
+)toml",
+          "", env);
+  const std::string chat_url = rig.url("/v1/chat/completions");
+  const std::string key = "Authorization: Bearer sk-team-123";
+  // $0 for team=search: refused before any model is called, in each API's shape.
+  const Reply search = post(chat_url, chat("auto"), {key, "x-switchboard-role: format", "x-switchboard-tag-team: search"});
+  CHECK(search.status == 429);
+  CHECK(contains(search.body, "budget_exceeded"));
+  CHECK(contains(search.body, "tag:team=search"));
+  const Reply anthropic =
+      post(rig.url("/v1/messages"), R"({"model":"auto","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
+           {"x-api-key: sk-team-123", "X-Switchboard-Tag-Team: search"});
+  CHECK(anthropic.status == 429);
+  CHECK(contains(anthropic.body, "rate_limit_error"));
+  // A value without a budget is charged to nothing but the workload and the key.
+  const Reply other = post(chat_url, chat("auto"), {key, "x-switchboard-role: format", "x-switchboard-tag-team: other"});
+  REQUIRE_MESSAGE(other.status == 200, other.body);
+  CHECK(other.header("x-switchboard-output-cap").empty());
+
+  // team=ads: $0.0015 a day. 1,000 tokens on m-cheap ($1/$5 per Mtok) do not
+  // fit: the cap goes down to what does, (1,500 - 89 input bound) / 5 = 282,
+  // and a stream says so in its head.
+  const Reply ads = post(chat_url, chat("auto", R"(,"max_tokens":1000,"stream":true)"),
+                         {key, "x-switchboard-role: format", "x-switchboard-tag-team: ads"});
+  REQUIRE_MESSAGE(ads.status == 200, ads.body);
+  CHECK(ads.header("x-switchboard-output-cap") == "282; reason=budget");
+  CHECK(contains(ads.body, "data: [DONE]"));
+  int refused_after = 0;
+  for (int i = 0; i < 20 && refused_after == 0; ++i) {
+    const Reply next = post(chat_url, chat("auto", R"(,"max_tokens":1000)"),
+                            {key, "x-switchboard-role: format", "x-switchboard-tag-team: ads"});
+    if (next.status == 429) {
+      refused_after = i + 1;
+      CHECK(contains(next.body, "tag:team=ads"));
+    } else {
+      REQUIRE_MESSAGE(next.status == 200, next.body);
+      // 1,000 tokens never fit what is left: every answer says its cap was lowered.
+      CHECK(next.header("x-switchboard-output-cap").ends_with("; reason=budget"));
+    }
+  }
+  CHECK(refused_after > 0);
+
+  // A restart in the middle of the day: the tag's spend comes back from the ledger.
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+  rig.gateway = std::make_unique<GatewayProcess>(rig.config, env);
+  const Reply again = post(rig.url("/v1/chat/completions"), chat("auto"),
+                           {key, "x-switchboard-role: format", "x-switchboard-tag-team: ads"});
+  CHECK(again.status == 429);
+  CHECK(contains(again.body, "tag:team=ads"));
+  // The key still has room; spend it to its cap after the restart.
+  for (int i = 0; i < 30; ++i) {
+    const Reply r = post(rig.url("/v1/chat/completions"), chat("auto", R"(,"max_tokens":1000)"),
+                         {key, "x-switchboard-role: format"});
+    if (r.status == 429) break;
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+  }
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(10s) == 0);
+
+  auto records = read_sqlite_ledger((rig.dir.path() / "ledger.db").string());
+  REQUIRE_MESSAGE(records.ok(), records.status().to_string());
+  std::map<std::string, MicroUsd> spend;
+  bool lowered_recorded = false;
+  for (const CostRecord& r : *records) {
+    for (const std::string& scope : r.budget_scopes) spend[scope] += r.cost;
+    if (r.output_cap_lowered && r.output_cap == 282) lowered_recorded = true;
+  }
+  CHECK(lowered_recorded);
+  CHECK(spend["tag:team=ads"] > 0);
+  CHECK(spend["tag:team=ads"] <= 1'500);
+  CHECK(spend["key:team"] <= 4'000);
+  CHECK(spend["key:team"] > spend["tag:team=ads"]);
+  CHECK(spend["tag:team=search"] == 0);
+  CHECK(spend.count("tag:team=other") == 0);
+}
+
 TEST_CASE("metrics count requests and decisions and models lists auto with every tier and model") {
   Rig rig;
   REQUIRE(post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"}).status == 200);

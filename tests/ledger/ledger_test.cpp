@@ -61,6 +61,10 @@ CostRecord sample_record(int n) {
   r.cost = 123'456'789 + n;  // $123.456789: large enough to catch a 32-bit column
   r.status = CallStatus::kFallback;
   r.error = "upstream 529: overloaded, \"quoted\" \\ and unicode \xC3\xA9";
+  r.budget_scopes = {"workload:w", "key:team-a", "tag:team=search \"q\""};
+  r.reserved = 100'000'000 + n;
+  r.output_cap = 2048 + n;
+  r.output_cap_lowered = n % 2 == 1;
   return r;
 }
 
@@ -95,6 +99,11 @@ void check_same(const CostRecord& got, const CostRecord& want) {
   CHECK(got.cost == want.cost);
   CHECK(got.status == want.status);
   CHECK(got.error == want.error);
+  CHECK(got.budget_scopes == want.budget_scopes);
+  CHECK(got.reserved == want.reserved);
+  CHECK(got.output_cap == want.output_cap);
+  CHECK(got.output_cap_lowered == want.output_cap_lowered);
+  CHECK(got.overrun() == want.overrun());
 }
 
 std::shared_ptr<LedgerSink> open_sqlite_ok(SqliteLedgerOptions options) {

@@ -12,6 +12,10 @@
 /// Spend is kept per scope per UTC day, so a scope's limit may change period
 /// (day <-> month) without losing what was spent; a month's figures are the
 /// sum of its days. Periods come from the injected clock only.
+///
+/// One reservation may span several scopes (a workload, a key, tags): it is
+/// made in all of them or in none, under one lock, so a call is admitted only
+/// when it fits what is left of every scope that applies (reserve_within).
 #pragma once
 
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "switchboard/money.h"
 #include "switchboard/status.h"
@@ -32,14 +37,22 @@ enum class BudgetPeriod { kDay, kMonth };
 
 /// A cap on one scope's spend in each calendar period.
 struct BudgetLimit {
-  std::string scope;     ///< "workload:code_fix", "key:team-a", "tag:batch" ...
+  std::string scope;     ///< "workload:code_fix", "key:team-a", "tag:team=search" ...
   MicroUsd cap = 0;      ///< a real cap: 0 refuses every request above $0 (negative counts as 0)
   BudgetPeriod period = BudgetPeriod::kMonth;  ///< the period the cap applies to
 };
 
 class BudgetBook;
 
-/// A held reservation. Destroying it without settle() releases it. A
+/// The scope of a workload's budget: "workload:NAME".
+std::string workload_budget_scope(std::string_view workload);
+/// The scope of a gateway key's budget: "key:NAME".
+std::string key_budget_scope(std::string_view key);
+/// The scope of a tag's budget ([budgets.NAME.VALUE], header
+/// x-switchboard-tag-NAME: VALUE): "tag:NAME=VALUE".
+std::string tag_budget_scope(std::string_view name, std::string_view value);
+
+/// A held reservation, in one or more scopes. Destroying it without settle() releases it. A
 /// default-constructed or moved-from Reservation holds nothing and every call
 /// on it does nothing.
 ///
@@ -60,15 +73,25 @@ class Reservation {
   void settle(MicroUsd actual);
   /// Gives the reservation back (the call failed before costing anything).
   void release();
-  /// The amount that was reserved (unchanged by settle() and release()).
+  /// Lowers the held amount to `amount` in every scope (the excess goes back
+  /// at once); a larger `amount`, or a reservation not held, changes nothing.
+  void reduce_to(MicroUsd amount);
+  /// The amount reserved in each of its scopes (unchanged by settle() and release()).
   MicroUsd amount() const { return amount_; }
+  /// The scopes it is held in, in the order they were asked for.
+  const std::vector<std::string>& scopes() const { return scopes_; }
+  /// Whether at least one of its scopes had a limit when it was made (so
+  /// the amount was checked against a cap, and the caller's cost bound must
+  /// hold upstream: an explicit output cap, say).
+  bool limited() const { return limited_; }
   /// True while the reservation is held (not yet settled or released).
   explicit operator bool() const { return book_ != nullptr; }
 
  private:
   friend class BudgetBook;
   BudgetBook* book_ = nullptr;
-  std::string scope_;
+  std::vector<std::string> scopes_;
+  bool limited_ = false;
   std::int64_t period_key_ = 0;  ///< the UTC day it was made in, in days since 1970-01-01
   MicroUsd amount_ = 0;
 };
@@ -95,6 +118,19 @@ class BudgetBook {
   /// exactly is allowed. A scope without a limit is tracked by UTC month.
   /// Fails with kInvalidArgument, both when refused and for a negative request.
   Result<Reservation> reserve(std::string_view scope, MicroUsd worst_case);
+
+  /// Reserves, in every one of `scopes` at once, the largest amount in
+  /// [at_least, at_most] that each limited scope has left in its current
+  /// period, or nothing: fails with over_budget naming the first scope that
+  /// cannot hold `at_least` (its cap, spend and reservations). Scopes without
+  /// a limit are tracked and never refuse. `replacing`, when it is a held
+  /// reservation of this book, is given back in the same step before the
+  /// check (so a caller moving its reservation to a dearer call never loses
+  /// it to another thread in between); when refused, `replacing` is kept as
+  /// it was. Duplicate scopes count once. Fails with kInvalidArgument for a
+  /// negative `at_least` or `at_least` > `at_most`.
+  Result<Reservation> reserve_within(const std::vector<std::string>& scopes, MicroUsd at_least, MicroUsd at_most,
+                                     Reservation* replacing = nullptr);
 
   /// One scope's figures in its current period.
   struct Snapshot {

@@ -183,6 +183,11 @@ struct CallSettings {
   /// A Retry-After longer than this is not waited for: the call falls back to
   /// the tier's next model at once.
   std::chrono::milliseconds retry_after_max{30'000};
+
+  /// The least output cap a call under a budget is made with: when the cap
+  /// asked for does not fit what is left, it is lowered to what fits, but not
+  /// below this (a smaller answer is not worth a call: it is refused).
+  std::int64_t min_answer_tokens = 16;
 };
 
 /// The offline `sim` provider's latency model ([sim]): each answer takes
@@ -201,6 +206,17 @@ struct LedgerSettings {
   /// process; each commit is a write to the SQLite WAL, no fsync) or "power"
   /// (a power loss too; each commit fsyncs the WAL).
   LedgerDurability durability = LedgerDurability::kProcess;
+};
+
+/// A budget for one value of a tag ([budgets.NAME.VALUE]): a hard ceiling
+/// for every call tagged NAME = VALUE (gateway header `x-switchboard-tag-NAME:
+/// VALUE`; embedded: tag_budget_scope(NAME, VALUE) in StepCall::budget_scopes).
+struct TagBudget {
+  std::string name;   ///< the tag: lower-case letters, digits, '-' and '_' (a header name's part)
+  std::string value;  ///< the tag's value, compared exactly
+  MicroUsd cap = 0;   ///< `usd` (required), per period
+  BudgetPeriod period = BudgetPeriod::kMonth;  ///< `period`: "day" or "month" (the default)
+  std::string source;  ///< "file:line:column" of the table, for messages
 };
 
 /// A key of the HTTP gateway ([gateway.keys.NAME]): which workload a client
@@ -302,6 +318,9 @@ struct Config {
   std::map<std::string, ModelSpec, std::less<>> models;    ///< [models], by name
   std::map<std::string, Tier, std::less<>> tiers;          ///< [tiers], by name
   std::map<std::string, Workload, std::less<>> workloads;  ///< [workloads], by name
+  std::vector<TagBudget> budgets;  ///< [budgets.NAME.VALUE], in name, then value order
+  /// The budget of tag `name` = `value`, or nullptr.
+  const TagBudget* find_tag_budget(std::string_view name, std::string_view value) const;
 
   /// The model named `name`, or nullptr.
   const ModelSpec* find_model(std::string_view name) const;

@@ -16,6 +16,18 @@
 /// (Engine::health(); the record says so). Every call's outcome feeds the
 /// breaker: an answer, an `unavailable` failure, or neither (health.h).
 ///
+/// Budgets: every attempt first reserves the most it can cost on the model
+/// about to be called (its input bound at the dearest input rate plus its
+/// output cap at the dearest output rate; cost/call_bound.h) in every scope
+/// of the step at once: the workload's, and StepCall::budget_scopes. The
+/// first attempt takes over the admission's reservation; a retry or a
+/// fallback reserves again at its own model's prices. When the whole cap
+/// does not fit, the cap sent upstream is lowered to what does (down to
+/// [calls] min_answer_tokens); below that the model is not called (a
+/// `refused_by_budget` record) and the next one is tried. Each attempt
+/// settles at the provider's own usage; what it billed above its
+/// reservation is an overrun (CostRecord::overrun), charged all the same.
+///
 /// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
 /// failed attempt that was retried, or the last one when nothing was left;
 /// `fallback` for the failed attempt after which the next model was called;
@@ -54,8 +66,10 @@ struct StepCall {
   /// counts from the step, and `bounds` below.
   ModelRequest request;
   std::string trace_id;           ///< "" = a fresh random id
-  /// Budget scopes besides the workload's that must hold the step's worst case
-  /// (a gateway key's "key:NAME"); see Engine::admit.
+  /// Budget scopes besides the workload's that must hold every attempt's
+  /// bound: a gateway key's key_budget_scope(NAME), a tag's
+  /// tag_budget_scope(NAME, VALUE) (its cap from [budgets.NAME.VALUE]); see
+  /// Engine::admit. The ledger records of the step name them all.
   std::vector<std::string> budget_scopes;
   /// Set: the final answer (the aggregator's, in contemplating mode) is
   /// streamed through it as it arrives; see StreamChunk::restart.
@@ -90,6 +104,13 @@ struct StepResult {
   int attempts = 0;               ///< calls made (branches and aggregator included)
   int fallbacks = 0;              ///< times a next model was called
   std::vector<CostRecord> records;  ///< as written to the ledger, in the order written
+  /// The output cap the answer was asked with (max_output_tokens sent
+  /// upstream); 0 when none was sent.
+  std::int64_t output_cap = 0;
+  /// The cap was lowered below what was asked (or the model's default) to
+  /// what the budgets of the step's scopes afford (gateway header
+  /// x-switchboard-output-cap: N; reason=budget).
+  bool output_cap_lowered = false;
 };
 
 /// One embeddings call (Dispatcher::embed).
@@ -169,9 +190,13 @@ class Dispatcher {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Adds each workload's settled spend in the current budget period, read from
-/// a SQLite ledger, to the engine's budget book: so a restarted host does not
-/// start its caps from zero. Returns the number of records counted.
+/// Adds the settled spend of every budget scope (workload, key, tag) in the
+/// current budget period, read from a SQLite ledger, to the engine's budget
+/// book: so a restarted host does not start its caps from zero. Each record
+/// counts in the scopes it names (CostRecord::budget_scopes); one written
+/// before scopes were kept, in its workload's. Reads from the first of the
+/// current UTC month (every day and month period in use starts there).
+/// Returns the number of records counted.
 Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path);
 
 }  // namespace switchboard

@@ -145,12 +145,19 @@ struct EngineMemory {
 struct Admission {
   Status status;            ///< ok (admitted) or over_budget (refused)
   Decision decision;        ///< the decision to call: moved to the workload's
-                            ///< over_budget_tier when the first choice did not fit
+                            ///< over_budget_tier when the first choice did not fit,
+                            ///< its max_output_tokens lowered when output_cap_lowered
   bool rerouted = false;    ///< the decision was moved to the workload's over_budget_tier
-  Reservation reservation;  ///< held when admitted: settle() with the actual cost
-                            ///< after the call; dropping it releases the reserve
-  std::vector<Reservation> scope_reservations;  ///< one per extra scope, in order: settle each too
-  MicroUsd worst_case = 0;  ///< what was reserved (or refused)
+  /// Held when admitted, in every scope of `scopes` at once: settle() with the
+  /// actual cost after the call; dropping it releases the reserve.
+  Reservation reservation;
+  /// The scopes charged: "workload:NAME" first, then the extra scopes asked for.
+  std::vector<std::string> scopes;
+  /// The output cap was lowered below what the decision asked (or the
+  /// model's default_output_tokens) to what the budget affords; the caller
+  /// must send decision.max_output_tokens upstream.
+  bool output_cap_lowered = false;
+  MicroUsd worst_case = 0;  ///< what was reserved (or, refused, the least that was asked)
   /// When refused: the ledger record of the refusal (status refused_by_budget).
   std::optional<CostRecord> refusal;
 };
@@ -225,23 +232,25 @@ class Engine {
 
   /// The configuration the engine was opened with; it never changes.
   const Config& config() const;
-  /// The budgets of every workload with a `budget_usd` (scope "workload:NAME"),
-  /// for hosts that reserve before a call and settle after. Thread-safe.
+  /// The budget book: the caps of workloads ("workload:NAME") and tags ("tag:NAME=VALUE"), every
+  /// charged scope's spend; hosts set their own caps (a key's) with set_limit. Thread-safe.
   BudgetBook& budgets() const;
   /// Every model's health ([health]; health.h): fed by the dispatcher's calls,
   /// read by the rules as ctx.models. Thread-safe.
   HealthBook& health() const;
-  /// Reserves the decision's worst case in its workload's budget: counted
-  /// input × input price + output cap × output price for each of `fanout`
-  /// branches, plus the aggregation call, where the output cap is the
-  /// decision's max_output_tokens, else the model's default_output_tokens
-  /// (the caller must send that cap to the provider). Over the cap, the
-  /// decision moves to the workload's over_budget_tier if it has one and that
-  /// fits; otherwise it is refused with a one-line reason and a ledger record.
-  /// A workload without a budget is always admitted. Each of `extra_scopes`
-  /// (a gateway key's "key:NAME", say; limits set with budgets().set_limit)
-  /// must also hold the worst case, else the call is refused; extra scopes do
-  /// not reroute. Thread-safe.
+  /// Reserves the decision's worst case in its workload's budget and in each
+  /// of `extra_scopes` (a gateway key's "key:NAME", a tag's "tag:NAME=VALUE";
+  /// limits from the config or budgets().set_limit), all at once or not at
+  /// all: counted input × input price + output cap × output price for each
+  /// of `fanout` branches, plus the aggregation call, where the output cap is
+  /// the decision's max_output_tokens, else the model's default_output_tokens
+  /// (the caller must send that cap to the provider). When the worst case
+  /// does not fit what is left of every scope: the decision moves to the
+  /// workload's over_budget_tier if it has one; then (there, or as decided)
+  /// the output cap is lowered to the largest that fits, down to [calls]
+  /// min_answer_tokens (output_cap_lowered); when not even that fits, the
+  /// call is refused with a one-line reason and a ledger record. Scopes
+  /// without a limit never refuse (their spend is still tracked). Thread-safe.
   Admission admit(const Decision& decision, const Step& step, std::string trace_id = {},
                   const std::vector<std::string>& extra_scopes = {}) const;
 

@@ -68,6 +68,24 @@ struct CostRecord {
   MicroUsd cost = 0;                   ///< `usage` priced with the catalog
   CallStatus status = CallStatus::kOk;  ///< what became of the attempt
   std::string error;                   ///< one line, "" when ok; never holds a key
+  /// The budget scopes `cost` was charged to ("workload:NAME" first, then
+  /// "key:NAME", "tag:NAME=VALUE" ...): what a restarted host loads its
+  /// budgets from. Empty in records written before scopes were kept (the
+  /// workload's scope is meant) and in records the dispatcher did not write.
+  std::vector<std::string> budget_scopes;
+  /// What the budget reserved for the attempt before calling it, when a cap
+  /// applied to one of its scopes; 0 when none did.
+  MicroUsd reserved = 0;
+  /// The output cap sent upstream (max_output_tokens); 0 when none was sent.
+  std::int64_t output_cap = 0;
+  /// The cap was lowered below what was asked (or the model's default) to
+  /// what the budget affords.
+  bool output_cap_lowered = false;
+
+  /// What the provider billed above the reservation (a counting bug
+  /// upstream, a cap not honoured): cost - reserved when a reservation was
+  /// made and exceeded, else 0. Already charged to every scope.
+  MicroUsd overrun() const { return reserved > 0 && cost > reserved ? cost - reserved : 0; }
 };
 
 /// Who chose a recorded decision, and whether it was acted on.

@@ -354,6 +354,10 @@ struct StreamChunk {
   /// Set on the first chunk of a new attempt (another model, or a retry) after
   /// chunks of a failed attempt were already delivered: discard those.
   bool restart = false;
+  /// kStart, from the Dispatcher: the output cap the attempt was sent when a
+  /// budget lowered it to what is affordable (StepResult::output_cap_lowered),
+  /// else 0; so a host can say so in its response head.
+  std::int64_t output_cap_lowered_to = 0;
 
   /// A chunk of `kind` for the block at `index`.
   static StreamChunk of(Kind kind, int index, std::string_view text, std::string_view origin = {});

@@ -97,6 +97,12 @@ struct ScopeAccount {
 
 }  // namespace
 
+std::string workload_budget_scope(std::string_view workload) { return "workload:" + std::string(workload); }
+std::string key_budget_scope(std::string_view key) { return "key:" + std::string(key); }
+std::string tag_budget_scope(std::string_view name, std::string_view value) {
+  return "tag:" + std::string(name) + "=" + std::string(value);
+}
+
 struct BudgetBook::Impl {
   Clock now;
   mutable std::mutex mu;
@@ -109,22 +115,39 @@ struct BudgetBook::Impl {
     return it->second;
   }
 
-  // Ends a reservation of `reserved` made on `day`, recording `actual` as spent.
-  // Allocates only when actual > 0 and the day's entry is gone (a reservation
-  // of 0 whose day was pruned), so release() from a destructor never throws
-  // for want of memory.
-  void finish(const std::string& scope, DayKey day, MicroUsd reserved, MicroUsd actual) {
-    std::lock_guard lock(mu);
-    auto s = scopes.find(scope);
-    if (s == scopes.end()) return;  // not reachable: scopes are never removed
-    auto& days = s->second.days;
-    auto d = days.find(day);
-    if (d == days.end()) {
-      if (actual == 0) return;
-      d = days.emplace(day, DayTotals{}).first;
+  // Ends a reservation of `reserved` made on `day` in each of `scopes`,
+  // recording `actual` as spent. Allocates only when actual > 0 and a day's
+  // entry is gone (a reservation of 0 whose day was pruned), so release()
+  // from a destructor never throws for want of memory.
+  // REQUIRES: mu held.
+  void finish_locked(const std::vector<std::string>& scopes, DayKey day, MicroUsd reserved, MicroUsd actual) {
+    for (const std::string& scope : scopes) {
+      auto s = this->scopes.find(scope);
+      if (s == this->scopes.end()) continue;  // not reachable: scopes are never removed
+      auto& days = s->second.days;
+      auto d = days.find(day);
+      if (d == days.end()) {
+        if (actual == 0) continue;
+        d = days.emplace(day, DayTotals{}).first;
+      }
+      d->second.reserved -= reserved;
+      d->second.spent += actual;
     }
-    d->second.reserved -= reserved;
-    d->second.spent += actual;
+  }
+
+  void finish(const std::vector<std::string>& scopes, DayKey day, MicroUsd reserved, MicroUsd actual) {
+    std::lock_guard lock(mu);
+    finish_locked(scopes, day, reserved, actual);
+  }
+
+  // Lowers a held reservation from `from` to `to` in each scope.
+  void reduce(const std::vector<std::string>& scopes, DayKey day, MicroUsd from, MicroUsd to) {
+    std::lock_guard lock(mu);
+    for (const std::string& scope : scopes) {
+      auto s = this->scopes.find(scope);
+      if (s == this->scopes.end()) continue;
+      if (auto d = s->second.days.find(day); d != s->second.days.end()) d->second.reserved -= from - to;
+    }
   }
 };
 
@@ -132,7 +155,8 @@ struct BudgetBook::Impl {
 
 Reservation::Reservation(Reservation&& other) noexcept
     : book_(std::exchange(other.book_, nullptr)),
-      scope_(std::move(other.scope_)),
+      scopes_(std::move(other.scopes_)),
+      limited_(other.limited_),
       period_key_(other.period_key_),
       amount_(other.amount_) {}
 
@@ -140,7 +164,8 @@ Reservation& Reservation::operator=(Reservation&& other) noexcept {
   if (this != &other) {
     release();
     book_ = std::exchange(other.book_, nullptr);
-    scope_ = std::move(other.scope_);
+    scopes_ = std::move(other.scopes_);
+    limited_ = other.limited_;
     period_key_ = other.period_key_;
     amount_ = other.amount_;
   }
@@ -151,12 +176,18 @@ Reservation::~Reservation() { release(); }
 
 void Reservation::settle(MicroUsd actual) {
   if (book_ == nullptr) return;
-  std::exchange(book_, nullptr)->impl_->finish(scope_, period_key_, amount_, std::max<MicroUsd>(actual, 0));
+  std::exchange(book_, nullptr)->impl_->finish(scopes_, period_key_, amount_, std::max<MicroUsd>(actual, 0));
 }
 
 void Reservation::release() {
   if (book_ == nullptr) return;
-  std::exchange(book_, nullptr)->impl_->finish(scope_, period_key_, amount_, 0);
+  std::exchange(book_, nullptr)->impl_->finish(scopes_, period_key_, amount_, 0);
+}
+
+void Reservation::reduce_to(MicroUsd amount) {
+  if (book_ == nullptr || amount >= amount_ || amount < 0) return;
+  book_->impl_->reduce(scopes_, period_key_, amount_, amount);
+  amount_ = amount;
 }
 
 // ---- BudgetBook ----
@@ -182,45 +213,78 @@ void BudgetBook::add_spent(std::string_view scope, chr::system_clock::time_point
 }
 
 Result<Reservation> BudgetBook::reserve(std::string_view scope, MicroUsd worst_case) {
-  if (worst_case < 0) {
-    return Status::invalid_argument("budget " + std::string(scope) + ": negative request " +
-                                    format_usd(worst_case));
+  return reserve_within({std::string(scope)}, worst_case, worst_case);
+}
+
+Result<Reservation> BudgetBook::reserve_within(const std::vector<std::string>& scopes, MicroUsd at_least,
+                                               MicroUsd at_most, Reservation* replacing) {
+  const std::string first = scopes.empty() ? std::string() : scopes.front();
+  if (at_least < 0) {
+    return Status::invalid_argument("budget " + first + ": negative request " + format_usd(at_least));
+  }
+  if (at_least > at_most) {
+    return Status::invalid_argument("budget " + first + ": request range " + format_usd(at_least) + ".." +
+                                    format_usd(at_most) + " is empty");
   }
   Reservation reservation;
-  reservation.scope_ = std::string(scope);
-  reservation.amount_ = worst_case;
+  for (const std::string& scope : scopes) {
+    if (std::find(reservation.scopes_.begin(), reservation.scopes_.end(), scope) == reservation.scopes_.end()) {
+      reservation.scopes_.push_back(scope);
+    }
+  }
   const DayKey today = day_of(impl_->now());
+  const bool gives_back = replacing != nullptr && replacing->book_ == this;
 
   // Filled when refused; the message is built after the lock is dropped.
-  bool refused = false;
+  std::string refused_scope;
   MicroUsd cap = 0;
   BudgetPeriod period = BudgetPeriod::kMonth;
   DayTotals totals;
+  MicroUsd amount = at_most;
   {
     std::lock_guard lock(impl_->mu);
-    ScopeAccount& account = impl_->account(scope);
-    account.prune(today);
-    if (account.limited) {
-      totals = account.totals(period_containing(account.period, today));
-      // Written as a subtraction so a huge request cannot overflow the sum.
-      if (worst_case > account.cap - totals.spent - totals.reserved) {
-        refused = true;
+    // What `replacing` holds in a scope and period counts as left there.
+    const auto given_back = [&](const std::string& scope, DayRange range) -> MicroUsd {
+      if (!gives_back || replacing->period_key_ < range.first || replacing->period_key_ >= range.end) return 0;
+      const auto& held = replacing->scopes_;
+      return std::find(held.begin(), held.end(), scope) != held.end() ? replacing->amount_ : 0;
+    };
+    for (const std::string& scope : reservation.scopes_) {
+      ScopeAccount& account = impl_->account(scope);
+      account.prune(today);
+      if (!account.limited) continue;
+      reservation.limited_ = true;
+      const DayRange range = period_containing(account.period, today);
+      const DayTotals t = account.totals(range);
+      // Written as subtractions so a huge request cannot overflow a sum.
+      const MicroUsd left = account.cap - t.spent - (t.reserved - given_back(scope, range));
+      if (at_least > left) {
+        refused_scope = scope;
         cap = account.cap;
         period = account.period;
+        totals = t;
+        break;
       }
+      amount = std::min(amount, left);
     }
-    if (!refused) account.days[today].reserved += worst_case;
+    if (refused_scope.empty()) {
+      if (gives_back) {
+        impl_->finish_locked(replacing->scopes_, replacing->period_key_, replacing->amount_, 0);
+        replacing->book_ = nullptr;
+      }
+      for (const std::string& scope : reservation.scopes_) impl_->account(scope).days[today].reserved += amount;
+    }
   }
-  if (refused) {
+  if (!refused_scope.empty()) {
     return Status::over_budget(
-        "budget " + std::string(scope) + ": request " + format_usd(worst_case) + " is over the cap " +
-        format_usd(cap) + " for " + (period == BudgetPeriod::kDay ? "day " : "month ") +
-        period_name(period, today) + " (" + format_usd(totals.spent) + " spent, " +
-        format_usd(totals.reserved) + " reserved, " + format_usd(cap - totals.spent - totals.reserved) +
-        " left)");
+        "budget " + refused_scope + ": request " + format_usd(at_least) + " is over the cap " + format_usd(cap) +
+        " for " + (period == BudgetPeriod::kDay ? "day " : "month ") + period_name(period, today) + " (" +
+        format_usd(totals.spent) + " spent, " + format_usd(totals.reserved) + " reserved, " +
+        format_usd(cap - totals.spent - totals.reserved) + " left)");
   }
   reservation.book_ = this;
   reservation.period_key_ = today;
+  reservation.amount_ = amount;
   return reservation;
 }
 

@@ -1,7 +1,8 @@
 // Folder cost/: money and tokens. It owns the price catalog (pricing.cpp),
 // the normalisation of each provider's usage report (usage.cpp), estimates
 // before a call (estimate.cpp: input tokens, output expectations, a
-// decision's worst case) and budget books (budget.cpp). It may use util/ and
+// decision's worst case), the upper bounds budgets hold calls to
+// (call_bound.cpp) and budget books (budget.cpp). It may use util/ and
 // the public headers; it includes nothing from rules/, providers/ or ledger/.
 //
 // Cost estimates for a decision, before any model is called.

@@ -153,6 +153,10 @@ std::string cost_record_to_json(const CostRecord& r) {
   j["cost_micro_usd"] = r.cost;
   j["status"] = std::string(to_string(r.status));
   j["error"] = r.error;
+  j["budget_scopes"] = r.budget_scopes;
+  j["reserved_micro_usd"] = r.reserved;
+  j["output_cap"] = r.output_cap;
+  j["output_cap_lowered"] = r.output_cap_lowered;
   // Invalid UTF-8 (say, from a provider's error text) is replaced, never thrown.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -251,6 +255,25 @@ Result<CostRecord> cost_record_from_json(std::string_view line) {
   if (const auto it = j.find("usage_estimated"); it != j.end()) {
     if (!it->is_boolean()) return field_error("usage_estimated", "must be true or false");
     r.usage_estimated = it->get<bool>();
+  }
+  // The budget fields, which lines written before them lack: no scopes, nothing reserved, no cap.
+  if (const auto it = j.find("budget_scopes"); it != j.end()) {
+    if (!it->is_array()) return field_error("budget_scopes", "must be an array of strings");
+    for (const auto& scope : *it) {
+      if (!scope.is_string()) return field_error("budget_scopes", "must be an array of strings");
+      r.budget_scopes.push_back(scope.get<std::string>());
+    }
+  }
+  for (const auto& [name, field] : {std::pair<const char*, std::int64_t*>{"reserved_micro_usd", &r.reserved},
+                                    std::pair<const char*, std::int64_t*>{"output_cap", &r.output_cap}}) {
+    if (const auto it = j.find(name); it != j.end()) {
+      if (!it->is_number_integer()) return field_error(name, "must be an integer");
+      *field = it->get<std::int64_t>();
+    }
+  }
+  if (const auto it = j.find("output_cap_lowered"); it != j.end()) {
+    if (!it->is_boolean()) return field_error("output_cap_lowered", "must be true or false");
+    r.output_cap_lowered = it->get<bool>();
   }
   auto t = parse_utc_ms(time);
   if (!t.ok()) return field_error("time", t.status().message());

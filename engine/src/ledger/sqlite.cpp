@@ -29,6 +29,8 @@
 #include <utility>
 #include <variant>
 
+#include <nlohmann/json.hpp>
+
 #include "ledger/sqlite.h"
 #include "switchboard/ledger.h"
 
@@ -129,6 +131,15 @@ CREATE INDEX calls_by_trace ON calls(trace_id);
     {3, R"sql(
 ALTER TABLE calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0;  -- 1 = usage is an estimate
 )sql"},
+    // Budgets that hold and survive: the scopes each call was charged to (a
+    // restarted host loads every scope's spend from them), what was reserved
+    // for it (a cost above it is an overrun), and the output cap it was sent.
+    {4, R"sql(
+ALTER TABLE calls ADD COLUMN budget_scopes TEXT NOT NULL DEFAULT '[]';  -- JSON array of scope names
+ALTER TABLE calls ADD COLUMN reserved_micro_usd INTEGER NOT NULL DEFAULT 0;  -- 0 = no cap applied
+ALTER TABLE calls ADD COLUMN output_cap INTEGER NOT NULL DEFAULT 0;  -- 0 = none sent
+ALTER TABLE calls ADD COLUMN output_cap_lowered INTEGER NOT NULL DEFAULT 0;  -- 1 = lowered to what the budget affords
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -137,16 +148,21 @@ constexpr const char* kInsertSql =
     "INSERT INTO calls (time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
-    "status, error, usage_estimated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-// The columns read back, in the order read_sqlite_ledger reads them; the last,
-// usage_estimated, is a constant 0 in a ledger older than version 3 (readers
-// do not migrate).
+    "status, error, usage_estimated, budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+// The columns read back, in the order read_sqlite_ledger reads them; then
+// usage_estimated, a constant 0 in a ledger older than version 3, and the
+// budget columns (kBudgetColumns), constants in one older than version 4
+// (readers do not migrate).
 constexpr const char* kSelectColumns =
     "SELECT id, time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
     "status, error, ";
 constexpr int kUsageEstimatedSchema = 3;  // the first version with calls.usage_estimated
+constexpr int kBudgetColumnsSchema = 4;    // the first version with the budget columns
+constexpr const char* kBudgetColumns = ", budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered";
+constexpr const char* kNoBudgetColumns = ", '[]', 0, 0, 0";
 
 constexpr const char* kDecisionColumns =
     "time_ms, trace_id, kind, workload, role, rules_version, step_json, tier, model, reasoning, fanout, "
@@ -466,6 +482,11 @@ class SqliteLedger final : public LedgerSink {
     sqlite3_bind_text(st, ++i, status.data(), static_cast<int>(status.size()), SQLITE_STATIC);
     text(r.error);
     integer(r.usage_estimated ? 1 : 0);
+    const std::string scopes = nlohmann::json(r.budget_scopes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text(scopes);
+    integer(r.reserved);
+    integer(r.output_cap);
+    integer(r.output_cap_lowered ? 1 : 0);
     const int rc = sqlite3_step(st);
     Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a record");
     sqlite3_reset(st);
@@ -649,7 +670,9 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
   auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
   if (!version.ok()) return version.status();
   const char* usage_estimated = *version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
-  auto stmt = prepare_query(raw, path, std::string(kSelectColumns) + usage_estimated + " FROM calls", query);
+  const char* budget_columns = *version >= kBudgetColumnsSchema ? kBudgetColumns : kNoBudgetColumns;
+  auto stmt = prepare_query(raw, path,
+                            std::string(kSelectColumns) + usage_estimated + budget_columns + " FROM calls", query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
 
@@ -691,6 +714,18 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
     r.status = *parsed;
     r.error = text();
     r.usage_estimated = integer() != 0;
+    const std::string scopes = text();
+    const nlohmann::json parsed_scopes = nlohmann::json::parse(scopes, nullptr, false);
+    if (!parsed_scopes.is_array()) {
+      return Status::invalid_argument(path + ": record " + std::to_string(r.id) +
+                                      " has budget_scopes that are not a JSON array");
+    }
+    for (const auto& scope : parsed_scopes) {
+      if (scope.is_string()) r.budget_scopes.push_back(scope.get<std::string>());
+    }
+    r.reserved = integer();
+    r.output_cap = integer();
+    r.output_cap_lowered = integer() != 0;
     records.push_back(std::move(r));
   }
   return records;

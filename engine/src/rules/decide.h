@@ -21,6 +21,6 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
                      CallProbe* probe = nullptr, const HealthBook* health = nullptr);
 
 // The budget book scope of a workload.
-inline std::string budget_scope(std::string_view workload) { return "workload:" + std::string(workload); }
+inline std::string budget_scope(std::string_view workload) { return workload_budget_scope(workload); }
 
 }  // namespace switchboard::detail
