@@ -73,10 +73,17 @@ Result<std::int64_t> count_text_tokens_with_special(std::string_view tokenizer, 
 ///    at the 1.15-megapixel resize limit: "Vision", image costs); Gemini
 ///    1,120 (media resolution high); a document 3,000 and an audio clip
 ///    2,000, flat (their length is not known before the call);
-///  - for Anthropic and Gemini, whose tokenizers are not public, the whole
-///    count (o200k_base as the stand-in) times model.token_factor, rounded up.
+///  - for Anthropic, Gemini and OpenAI-compatible models, whose tokenizers
+///    are not public, the whole count (o200k_base as the stand-in) times
+///    model.token_factor, rounded up: the larger of calibration_floor and the
+///    factor `switchboard calibrate` learned from the ledger (calibration.h).
 /// This is the "upper-bound input tokens for model M" of budgets and caps.
 /// Fails as count_text_tokens does.
 Result<std::int64_t> count_request_tokens(const ModelSpec& model, const ModelRequest& request);
+
+/// count_request_tokens before model.token_factor: the tokenizer's own count
+/// with the overheads, what the ledger records per call
+/// (CostRecord::counted_input_tokens) and calibration divides the bill by.
+Result<std::int64_t> count_request_tokens_unscaled(const ModelSpec& model, const ModelRequest& request);
 
 }  // namespace switchboard

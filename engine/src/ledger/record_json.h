@@ -19,7 +19,8 @@ Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view text
 // micro-dollars as integers, the time as format_utc_ms, the status by name.
 std::string cost_record_to_json(const CostRecord& record);
 // The inverse; errors name the field. Every field is required but
-// usage_estimated, which lines written before it existed lack (read as false).
+// usage_estimated and counted_input_tokens, which lines written before they
+// existed lack (read as false and 0).
 Result<CostRecord> cost_record_from_json(std::string_view line);
 
 // One line of JSON for a decision record: {"record": "decision", ..., "step":

@@ -98,13 +98,18 @@ class Counter {
 
 }  // namespace
 
-Result<std::int64_t> count_request_tokens(const ModelSpec& model, const ModelRequest& request) {
+Result<std::int64_t> count_request_tokens_unscaled(const ModelSpec& model, const ModelRequest& request) {
   const std::string tokenizer = model.tokenizer.empty() ? default_tokenizer(model.model_id) : model.tokenizer;
   Result<const detail::BpeEncoding*> enc = detail::find_encoding(tokenizer);
   if (!enc.ok()) return enc.status();
-  const std::int64_t n = Counter(model, **enc).request(request);
+  return Counter(model, **enc).request(request);
+}
+
+Result<std::int64_t> count_request_tokens(const ModelSpec& model, const ModelRequest& request) {
+  Result<std::int64_t> n = count_request_tokens_unscaled(model, request);
+  if (!n.ok()) return n;
   // Exact below 2^53, so a factor of 1 leaves the count as it is.
-  return static_cast<std::int64_t>(std::ceil(static_cast<double>(n) * model.token_factor));
+  return static_cast<std::int64_t>(std::ceil(static_cast<double>(*n) * model.token_factor));
 }
 
 }  // namespace switchboard
