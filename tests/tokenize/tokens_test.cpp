@@ -92,6 +92,15 @@ TEST_CASE("the merge joins the lowest-ranked adjacent pair first, the leftmost o
   CHECK(enc->count_with_special("x<|end|>y") == 3);
 }
 
+TEST_CASE("a piece counted under one encoding is never answered from the cache for another") {
+  const auto merged = encoding({"ab"});
+  const auto bytes_only = encoding({});
+  for (int i = 0; i < 3; ++i) {
+    CHECK(merged->count("ab") == 1);
+    CHECK(bytes_only->count("ab") == 2);
+  }
+}
+
 TEST_CASE("invalid UTF-8 counts as U+FFFD in its place") {
   const auto enc = encoding({});
   CHECK(enc->count("a\xff" "b") == enc->count("a\xEF\xBF\xBD" "b"));

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -144,81 +146,121 @@ std::string with_replacement_characters(std::string_view text) {
 
 }  // namespace
 
-// Open addressing over one buffer of every token's bytes: a lookup hashes
-// the piece once and compares bytes only on a matching hash.
+// Byte sequence -> rank. Single bytes and pairs (every merge loop starts
+// from them) are looked up in flat arrays. Longer sequences are in an
+// open-addressing table whose slots hold the first eight bytes, the length
+// and the rank, so a lookup touches one slot (and, for a token longer than
+// eight bytes, its remaining bytes in one shared buffer): counting is bound
+// by these lookups' cache misses.
 class BpeEncoding::RankTable {
  public:
+  static constexpr size_t kMaxLength = 255;  // the slot's length field; tiktoken's longest token is 128
+  static constexpr std::uint32_t kMaxRank = (1u << 24) - 1;  // the slot's rank field
+
+  RankTable() : byte_rank_(256, kNoRank), pair_rank_(65536, kNoRank) {}
+
   void reserve(size_t n) {
-    entries_.reserve(n);
-    size_t slots = 1;
+    size_t slots = 16;
     while (slots < n * 2) slots <<= 1;
-    slots_.assign(slots, 0);
+    slots_.assign(slots, Slot{});
   }
 
-  // Adds `bytes` with `rank`; false when the same bytes were added before.
+  // Adds `bytes` (1 to kMaxLength of them) with `rank` (at most kMaxRank);
+  // false when the same bytes were added before.
   bool add(std::string_view bytes, std::uint32_t rank) {
     if (find(bytes) != kNoRank) return false;
-    if ((entries_.size() + 1) * 2 > slots_.size()) rehash(slots_.empty() ? 16 : slots_.size() * 2);
-    const std::uint64_t h = hash(bytes);
-    entries_.push_back(Entry{static_cast<std::uint32_t>(bytes_.size()), static_cast<std::uint32_t>(bytes.size()),
-                             rank, static_cast<std::uint32_t>(h >> 32)});
-    bytes_.append(bytes);
-    insert_slot(h, static_cast<std::uint32_t>(entries_.size()));
+    if (bytes.size() == 1) {
+      byte_rank_[static_cast<unsigned char>(bytes[0])] = rank;
+      return true;
+    }
+    if (bytes.size() == 2) {
+      pair_rank_[pair_index(bytes)] = rank;
+      return true;
+    }
+    if ((used_ + 1) * 2 > slots_.size()) grow();
+    insert(Slot{prefix(bytes), static_cast<std::uint32_t>(tail_.size()),
+                (rank << 8) | static_cast<std::uint32_t>(bytes.size())},
+           hash(bytes));
+    if (bytes.size() > 8) tail_.append(bytes.substr(8));
+    ++used_;
     return true;
   }
 
   std::uint32_t find(std::string_view bytes) const {
-    if (slots_.empty()) return kNoRank;
-    const std::uint64_t h = hash(bytes);
-    const auto tag = static_cast<std::uint32_t>(h >> 32);
+    if (bytes.size() == 1) return byte_rank_[static_cast<unsigned char>(bytes[0])];
+    if (bytes.size() == 2) return pair_rank_[pair_index(bytes)];
+    if (slots_.empty() || bytes.size() > kMaxLength) return kNoRank;
+    const std::uint64_t p = prefix(bytes);
     const size_t mask = slots_.size() - 1;
-    for (size_t s = h & mask;; s = (s + 1) & mask) {
-      const std::uint32_t e = slots_[s];
-      if (e == 0) return kNoRank;
-      const Entry& entry = entries_[e - 1];
-      if (entry.tag == tag && entry.length == bytes.size() &&
-          std::string_view(bytes_).substr(entry.offset, entry.length) == bytes) {
-        return entry.rank;
+    for (size_t i = hash(bytes) & mask;; i = (i + 1) & mask) {
+      const Slot& slot = slots_[i];
+      const std::uint32_t length = slot.rank_length & 0xFF;
+      if (length == 0) return kNoRank;
+      if (length == bytes.size() && slot.prefix == p &&
+          (length <= 8 || std::string_view(tail_).substr(slot.tail, length - 8) == bytes.substr(8))) {
+        return slot.rank_length >> 8;
       }
     }
   }
 
  private:
-  struct Entry {
-    std::uint32_t offset;
-    std::uint32_t length;
-    std::uint32_t rank;
-    std::uint32_t tag;  // the hash's upper half
+  struct Slot {
+    std::uint64_t prefix = 0;       // the first eight bytes, zero-padded
+    std::uint32_t tail = 0;         // where the bytes after the eighth start in tail_
+    std::uint32_t rank_length = 0;  // rank << 8 | length; length 0 = an empty slot
   };
 
-  // FNV-1a, 64 bits: pieces are short, so a simple hash is the fast one.
+  static size_t pair_index(std::string_view bytes) {
+    return static_cast<size_t>(static_cast<unsigned char>(bytes[0])) << 8 | static_cast<unsigned char>(bytes[1]);
+  }
+
+  static std::uint64_t prefix(std::string_view bytes) {
+    std::uint64_t p = 0;
+    std::memcpy(&p, bytes.data(), std::min<size_t>(bytes.size(), 8));
+    return p;
+  }
+
+  // The prefix and length mixed (splitmix64's finaliser), then any further
+  // bytes eight at a time.
   static std::uint64_t hash(std::string_view bytes) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (char c : bytes) {
-      h ^= static_cast<unsigned char>(c);
-      h *= 0x100000001b3ull;
-    }
-    return h ^ (h >> 29);
+    const auto mix = [](std::uint64_t x) {
+      x ^= x >> 30;
+      x *= 0xbf58476d1ce4e5b9ull;
+      x ^= x >> 27;
+      x *= 0x94d049bb133111ebull;
+      return x ^ (x >> 31);
+    };
+    std::uint64_t h = mix(prefix(bytes) ^ (static_cast<std::uint64_t>(bytes.size()) << 56));
+    for (size_t at = 8; at < bytes.size(); at += 8) h = mix(h ^ prefix(bytes.substr(at)));
+    return h;
   }
 
-  void insert_slot(std::uint64_t h, std::uint32_t entry_plus_one) {
+  void insert(const Slot& slot, std::uint64_t h) {
     const size_t mask = slots_.size() - 1;
-    size_t s = h & mask;
-    while (slots_[s] != 0) s = (s + 1) & mask;
-    slots_[s] = entry_plus_one;
+    size_t i = h & mask;
+    while ((slots_[i].rank_length & 0xFF) != 0) i = (i + 1) & mask;
+    slots_[i] = slot;
   }
 
-  void rehash(size_t slots) {
-    slots_.assign(slots, 0);
-    for (size_t i = 0; i < entries_.size(); ++i) {
-      const Entry& e = entries_[i];
-      insert_slot(hash(std::string_view(bytes_).substr(e.offset, e.length)), static_cast<std::uint32_t>(i + 1));
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(16, old.size() * 2), Slot{});
+    for (const Slot& slot : old) {
+      const std::uint32_t length = slot.rank_length & 0xFF;
+      if (length == 0) continue;
+      std::string bytes(8, '\0');
+      std::memcpy(bytes.data(), &slot.prefix, 8);
+      bytes.resize(std::min<size_t>(length, 8));
+      if (length > 8) bytes += std::string_view(tail_).substr(slot.tail, length - 8);
+      insert(slot, hash(bytes));
     }
   }
 
-  std::string bytes_;
-  std::vector<Entry> entries_;
-  std::vector<std::uint32_t> slots_;  // entry index + 1; 0 = empty
+  std::vector<std::uint32_t> byte_rank_;  // by the byte
+  std::vector<std::uint32_t> pair_rank_;  // by first byte << 8 | second
+  std::vector<Slot> slots_;               // sequences of 3 or more bytes
+  std::string tail_;                      // their bytes after the eighth
+  size_t used_ = 0;
 };
 
 // The compiled pattern; owns the PCRE2 handle.
@@ -228,7 +270,12 @@ struct BpeEncoding::Regex {
   ~Regex() { pcre2_code_free(code); }
 };
 
-BpeEncoding::BpeEncoding() = default;
+// Ids from 1, never reused in a process: a piece cached for an encoding that
+// is gone (a test's) never answers for a later one at the same address.
+BpeEncoding::BpeEncoding() {
+  static std::atomic<std::uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+}
 BpeEncoding::~BpeEncoding() = default;
 
 Result<std::unique_ptr<const BpeEncoding>> BpeEncoding::from_json(std::string_view json_text,
@@ -285,7 +332,7 @@ Result<std::unique_ptr<const BpeEncoding>> BpeEncoding::from_json(std::string_vi
         }
       } else if (field >= 2) {
         std::optional<std::string> bytes = from_base64(word);
-        if (!bytes || bytes->empty() || rank >= kNoRank) {
+        if (!bytes || bytes->empty() || bytes->size() > RankTable::kMaxLength || rank > RankTable::kMaxRank) {
           return Status::invalid_argument(source + ": bpe_ranks: bad token '" + std::string(word) + "'");
         }
         if (!enc->ranks_->add(*bytes, static_cast<std::uint32_t>(rank))) {
@@ -381,10 +428,47 @@ std::int64_t BpeEncoding::piece_tokens(std::string_view piece, std::vector<std::
   return static_cast<std::int64_t>(parts);
 }
 
+namespace {
+
+// Each thread's recent pieces of up to 16 bytes and their token counts,
+// direct-mapped: words and indentation repeat, and a hit here (in cache)
+// replaces the rank table's lookups (misses to memory, one per merge step).
+// An entry is an exact piece of one encoding, so a hit is always right.
+struct PieceCache {
+  struct Entry {
+    std::uint64_t encoding = 0;      // BpeEncoding::id_; 0: empty
+    std::uint64_t first = 0;         // the piece's bytes 0-7 and 8-15, zero-padded
+    std::uint64_t second = 0;
+    std::uint32_t length = 0;
+    std::uint32_t tokens = 0;
+  };
+  static constexpr size_t kEntries = 4096;
+  std::array<Entry, kEntries> entries{};
+};
+
+}  // namespace
+
 std::int64_t BpeEncoding::count(std::string_view text) const {
   if (!valid_utf8(text)) return count(with_replacement_characters(text));
+  thread_local PieceCache cache;
   std::int64_t n = 0;
-  split(text, [&](std::string_view piece) { n += piece_tokens(piece, nullptr); });
+  split(text, [&](std::string_view piece) {
+    if (piece.size() > 16) {
+      n += piece_tokens(piece, nullptr);
+      return;
+    }
+    std::uint64_t first = 0;
+    std::uint64_t second = 0;
+    std::memcpy(&first, piece.data(), std::min<size_t>(piece.size(), 8));
+    if (piece.size() > 8) std::memcpy(&second, piece.data() + 8, piece.size() - 8);
+    const std::uint64_t h = (first * 0x9E3779B97F4A7C15ull) ^ (second * 0xC2B2AE3D27D4EB4Full) ^ piece.size();
+    PieceCache::Entry& e = cache.entries[(h ^ (h >> 29)) & (PieceCache::kEntries - 1)];
+    if (e.encoding != id_ || e.first != first || e.second != second || e.length != piece.size()) {
+      e = PieceCache::Entry{id_, first, second, static_cast<std::uint32_t>(piece.size()),
+                            static_cast<std::uint32_t>(piece_tokens(piece, nullptr))};
+    }
+    n += e.tokens;
+  });
   return n;
 }
 

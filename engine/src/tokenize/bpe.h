@@ -21,7 +21,9 @@ namespace switchboard::detail {
 
 // An encoding as tiktoken's own files describe it (the npm package's
 // encoders/NAME.json: "pat_str", "special_tokens", "bpe_ranks"). Immutable
-// once loaded; every method is thread-safe (each call has its own match data).
+// once loaded; every method is thread-safe (each call has its own match
+// data; count() keeps each thread's recent short pieces and their counts in
+// a small cache of that thread's own).
 class BpeEncoding {
  public:
   // Parses the JSON text of an encoder file; `source` names it in errors.
@@ -59,6 +61,7 @@ class BpeEncoding {
   std::unique_ptr<Regex> regex_;
   std::unique_ptr<RankTable> ranks_;
   std::vector<std::string> special_;  // the special tokens' strings
+  std::uint64_t id_ = 0;              // unique in the process: keys count()'s per-thread piece cache
 };
 
 }  // namespace switchboard::detail
