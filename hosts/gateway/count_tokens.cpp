@@ -14,6 +14,7 @@
 // max_upstream_calls slots while it runs, and the request's deadline and
 // cancellation apply as to a call (504, 499).
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -77,13 +78,9 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                    model = decided->decision.model;
                    tier = decided->decision.tier;
                  }
-                 // The engine's count for the model, unless its client counts exactly.
-                 TokenCount count{asked->call.step.input_tokens.value_or(0), false};
-                 if (const ModelSpec* spec = caller->engine->config().find_model(model)) {
-                   if (Result<std::int64_t> n = count_request_tokens(*spec, asked->call.request); n.ok()) {
-                     count.input_tokens = *n;
-                   }
-                 }
+                 // The model's client counts (exactly, or the engine's count for it);
+                 // when it fails or there is none, the engine's count for the model.
+                 std::optional<TokenCount> count;
                  if (ModelClient* client = caller->dispatcher->clients().find(model)) {
                    Result<TokenCount> counted = client->count_tokens(asked->call.request);
                    if (counted.ok()) {
@@ -95,11 +92,19 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                      log_->warn("count_tokens: {}; answered the engine's count", counted.status().message());
                    }
                  }
+                 if (!count) {
+                   count = TokenCount{asked->call.step.input_tokens.value_or(0), false};
+                   if (const ModelSpec* spec = caller->engine->config().find_model(model)) {
+                     if (Result<std::int64_t> n = count_request_tokens(*spec, asked->call.request); n.ok()) {
+                       count->input_tokens = *n;
+                     }
+                   }
+                 }
                  std::string out;
-                 add_header(out, "x-switchboard-token-count", count.exact ? "exact" : "estimated");
+                 add_header(out, "x-switchboard-token-count", count->exact ? "exact" : "estimated");
                  add_header(out, "x-switchboard-model", model);
                  add_header(out, "x-switchboard-tier", tier);
-                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count.input_tokens));
+                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count->input_tokens));
                });
 }
 
