@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <utility>
 
 namespace switchboard::detail {
@@ -16,6 +17,14 @@ namespace switchboard::detail {
 namespace {
 
 constexpr std::uint32_t kNoRank = std::numeric_limits<std::uint32_t>::max();
+// Pieces longer than this merge through a heap (long_piece_tokens).
+constexpr size_t kLongPiece = 128;
+// Pieces longer than this are merged in chunks of this many bytes and their
+// counts added: an estimate, not tiktoken's count, which merges across the
+// cuts (it differs by about a token per cut, mostly upwards). Only a run of
+// one character class is that long (a megabyte of one letter is one piece),
+// and merging it whole costs seconds.
+constexpr size_t kChunk = 4096;
 
 // tiktoken's patterns are written for Rust's regex crate, where \s is
 // Unicode's White_Space. PCRE2's \s (with UCP) is \p{Z} plus \h and \v, which
@@ -391,6 +400,27 @@ std::int64_t BpeEncoding::piece_tokens(std::string_view piece, std::vector<std::
     if (out != nullptr) out->push_back(whole);
     return 1;
   }
+  if (piece.size() > kChunk) {
+    // Counted chunk by chunk (at character boundaries): see kChunk. A run
+    // of one character repeats its chunks: a chunk equal to the one before
+    // has its count.
+    std::int64_t n = 0;
+    std::string_view last;
+    std::int64_t last_tokens = 0;
+    while (!piece.empty()) {
+      size_t cut = std::min(piece.size(), kChunk);
+      while (cut < piece.size() && cut > 1 && (static_cast<unsigned char>(piece[cut]) & 0xC0) == 0x80) --cut;
+      const std::string_view chunk = piece.substr(0, cut);
+      if (out != nullptr || chunk != last) {
+        last = chunk;
+        last_tokens = piece_tokens(chunk, out);
+      }
+      n += last_tokens;
+      piece.remove_prefix(cut);
+    }
+    return n;
+  }
+  if (piece.size() > kLongPiece) return long_piece_tokens(piece, out);
   // The merge loop: start from single bytes; repeatedly merge the adjacent
   // pair whose joined bytes have the lowest rank (the leftmost on a tie),
   // until no adjacent pair is a token. starts[i] is where part i begins;
@@ -426,6 +456,53 @@ std::int64_t BpeEncoding::piece_tokens(std::string_view piece, std::vector<std::
     for (size_t i = 0; i < parts; ++i) out->push_back(ranks_->find(piece.substr(starts[i], starts[i + 1] - starts[i])));
   }
   return static_cast<std::int64_t>(parts);
+}
+
+std::int64_t BpeEncoding::long_piece_tokens(std::string_view piece, std::vector<std::uint32_t>* out) const {
+  // Parts as a linked list over byte positions: part i starts at byte i
+  // while alive, next[i] is the start of the part after it (n at the end).
+  // The heap holds (rank of part i joined with its next, i); the smallest
+  // rank, then the smallest start, is the pair the scan in piece_tokens
+  // would merge, so the merges and their result are the same.
+  const auto n = static_cast<std::uint32_t>(piece.size());
+  std::vector<std::uint32_t> next(n);
+  std::vector<std::uint32_t> prev(n);
+  std::vector<std::uint32_t> pair_rank(n, kNoRank);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    next[i] = i + 1;
+    prev[i] = i == 0 ? n : i - 1;  // n: none
+  }
+  const auto joined_rank = [&](std::uint32_t i) {
+    if (next[i] >= n) return kNoRank;  // the last part
+    return ranks_->find(piece.substr(i, next[next[i]] - i));
+  };
+  using Entry = std::pair<std::uint32_t, std::uint32_t>;  // (rank, start)
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap;
+  for (std::uint32_t i = 0; i + 1 < n; ++i) {
+    pair_rank[i] = joined_rank(i);
+    if (pair_rank[i] != kNoRank) heap.emplace(pair_rank[i], i);
+  }
+  std::int64_t parts = n;
+  while (!heap.empty()) {
+    const auto [rank, i] = heap.top();
+    heap.pop();
+    if (pair_rank[i] != rank) continue;  // stale: part i changed (or was merged away: kNoRank)
+    const std::uint32_t j = next[i];     // merge part j into part i
+    next[i] = next[j];
+    if (next[j] < n) prev[next[j]] = i;
+    pair_rank[j] = kNoRank;
+    --parts;
+    pair_rank[i] = joined_rank(i);
+    if (pair_rank[i] != kNoRank) heap.emplace(pair_rank[i], i);
+    if (prev[i] < n) {
+      pair_rank[prev[i]] = joined_rank(prev[i]);
+      if (pair_rank[prev[i]] != kNoRank) heap.emplace(pair_rank[prev[i]], prev[i]);
+    }
+  }
+  if (out != nullptr) {
+    for (std::uint32_t i = 0; i < n; i = next[i]) out->push_back(ranks_->find(piece.substr(i, next[i] - i)));
+  }
+  return parts;
 }
 
 namespace {

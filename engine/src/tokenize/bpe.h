@@ -36,7 +36,9 @@ class BpeEncoding {
   // The number of tokens of `text` as ordinary text: a special token's string
   // ("<|endoftext|>") is split and merged like any other text (tiktoken's
   // encode_ordinary). This is how the chat APIs treat what a caller sends.
-  // Invalid UTF-8 is counted as if each bad sequence were U+FFFD.
+  // Invalid UTF-8 is counted as if each bad sequence were U+FFFD. A piece
+  // of the split longer than 4 KiB (a run of one character class) is counted
+  // in 4 KiB chunks: within about a token per chunk of tiktoken's count.
   std::int64_t count(std::string_view text) const;
 
   // The number of tokens with every special token's string counted as that
@@ -57,6 +59,9 @@ class BpeEncoding {
   void split(std::string_view text, OnPiece&& on_piece) const;
   // Tokens of one piece; appends their ranks to `out` when it is not null.
   std::int64_t piece_tokens(std::string_view piece, std::vector<std::uint32_t>* out) const;
+  // The same merges for a long piece in O(n log n) (a heap of the pairs)
+  // instead of a scan per merge: a megabyte of one letter is one piece.
+  std::int64_t long_piece_tokens(std::string_view piece, std::vector<std::uint32_t>* out) const;
 
   std::unique_ptr<Regex> regex_;
   std::unique_ptr<RankTable> ranks_;

@@ -11,10 +11,11 @@
 // token). Kinds of text: prose, code, JSON, CJK, emoji (with ZWJ sequences,
 // skin tones, flags), long numbers, whitespace runs (Unicode spaces too),
 // mixed scripts with combining marks, contractions, special-token look-alikes,
-// random code points over the whole range, and a few long texts.
+// random code points over the whole range, a few long texts, and long runs of
+// one character class (single pieces of up to 4 KiB).
 import { get_encoding } from "tiktoken";
 
-const kCount = 2400;
+const kCount = 2400;  // before the long texts and runs at the end
 
 // mulberry32: small, seeded, the same everywhere.
 let seed = 0x5eed1234;
@@ -153,6 +154,17 @@ while (texts.length < kCount - 12) {
 }
 // A few long texts: every kind in one, up to about 20,000 tokens.
 for (let i = 0; i < 12; i++) texts.push(repeat(int(20, 400), () => pick(kinds)() + pick(spaces)));
+// Long pieces (129 bytes to 4 KiB, merged through a heap): runs of one
+// character class, each one piece of the split.
+for (let i = 0; i < 24; i++) {
+  const n = int(129, 4000);
+  texts.push(pick([
+    () => repeat(n, () => String.fromCharCode(int(0x61, 0x7a))),
+    () => repeat(Math.floor(n / 3), () => cp(0x4e00, 0x9fff)),
+    () => pick(["x", "ab", "abc", " "]).repeat(Math.floor(n / 3)),
+    () => repeat(n, () => pick([" ", "\t"])) + "\n",
+  ])());
+}
 
 const enc = { o200k_base: get_encoding("o200k_base"), cl100k_base: get_encoding("cl100k_base") };
 const out = [];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tokenizers' parity test: the engine's o200k_base and cl100k_base counts
 # against the npm package tiktoken (the version pinned in package-lock.json),
-# on the corpus corpus.mjs generates (2,400 texts, the same on every run).
+# on the corpus corpus.mjs generates (2,424 texts, the same on every run).
 # Registered with ctest as tokenizer_parity.
 #
 #   bash tests/tokenize/parity/run.sh TOKENIZER_PARITY_PROGRAM
