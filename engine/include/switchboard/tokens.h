@@ -41,7 +41,9 @@ std::string default_tokenizer(std::string_view model_id);
 /// The tokens of `text` under `tokenizer` as ordinary text, as the chat APIs
 /// count what a caller sends: a special token's string ("<|endoftext|>") in
 /// a message is text, split like any other (tiktoken's encode_ordinary; the
-/// APIs never let message text become a control token). Fails with not_found
+/// APIs never let message text become a control token). Exact, but for a
+/// piece of the split longer than 4 KiB (a run of one character class), which
+/// is counted in 4 KiB chunks: within about a token per chunk. Fails with not_found
 /// when the rank file cannot be found or read, invalid_argument for an
 /// unknown tokenizer.
 Result<std::int64_t> count_text_tokens(std::string_view tokenizer, std::string_view text);
