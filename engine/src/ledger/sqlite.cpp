@@ -279,6 +279,21 @@ Result<DbPtr> open_existing(const std::string& path) {
   return db;
 }
 
+// A ledger opened to be read: its schema checked (check_readable_schema) and
+// its version, which says which columns and tables it has.
+struct ReadableLedger {
+  DbPtr db;
+  std::int64_t version = 0;
+};
+Result<ReadableLedger> open_readable(const std::string& path) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  if (Status s = check_readable_schema(db->get(), path); !s.ok()) return s;
+  auto version = query_int(db->get(), path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  return ReadableLedger{std::move(*db), *version};
+}
+
 class SqliteLedger final : public LedgerSink {
  public:
   SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, StmtPtr insert, StmtPtr insert_decision, StmtPtr begin,
@@ -662,14 +677,12 @@ struct RowReader {
 };
 
 Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
-  if (!version.ok()) return version.status();
-  const char* usage_estimated = *version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
-  const char* counted = *version >= kCountedInputSchema ? ", counted_input_tokens" : ", 0";
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
+  const char* usage_estimated = version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
+  const char* counted = version >= kCountedInputSchema ? ", counted_input_tokens" : ", 0";
   auto stmt = prepare_query(raw, path, std::string(kSelectColumns) + usage_estimated + counted + " FROM calls", query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
@@ -719,14 +732,12 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
 }
 
 Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& path, const LedgerQuery& query) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
-  if (!version.ok()) return version.status();
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
   std::vector<DecisionRecord> records;
-  if (*version < 2) return records;  // written before decisions were kept
+  if (version < 2) return records;  // written before decisions were kept
   auto stmt = prepare_query(raw, path, std::string("SELECT id, ") + kDecisionColumns + " FROM decisions", query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
@@ -916,14 +927,12 @@ Status store_token_factors(const std::string& path, const std::map<std::string, 
 }
 
 Result<std::map<std::string, TokenCalibration>> read_token_factors(const std::string& path) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
-  if (!version.ok()) return version.status();
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
   std::map<std::string, TokenCalibration> factors;
-  if (*version < kCountedInputSchema) return factors;  // written before factors were kept
+  if (version < kCountedInputSchema) return factors;  // written before factors were kept
   auto stmt = prepare(raw, path, "SELECT model, calls, p50_ppm, p99_ppm, factor_ppm FROM token_factors");
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
