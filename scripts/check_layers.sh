@@ -9,6 +9,7 @@
 #   ledger/     includes public headers, util/ and ledger/
 #   providers/  includes public headers, util/, cost/ and providers/
 #   rules/      never includes providers/ or ledger/
+#   tokenize/   includes public headers, util/ and tokenize/
 #   engine/include/switchboard/  includes only switchboard/ and standard headers
 #   hosts/, examples/, bench/    include no private engine header
 set -euo pipefail
@@ -37,13 +38,14 @@ check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
 check engine/src/providers '^(switchboard|util|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
+check engine/src/tokenize  '^(switchboard|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|lua|cost|health|ledger|providers|rules)/'
+private='^(util|lua|cost|health|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|ledger|providers|rules)/" "$dir" \
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|ledger|providers|rules|tokenize)/" "$dir" \
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.

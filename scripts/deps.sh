@@ -10,6 +10,7 @@ SWITCHBOARD_PACKAGES=(
   liblua5.4-dev libtomlplusplus-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
   libcurl4-openssl-dev   # the model clients' HTTP transport
+  libpcre2-dev           # the tokenizers' split patterns
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(

@@ -182,7 +182,17 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        edit("context_window = 1000", "context_windo = 1000"),
        "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, model_id, endpoint, "
        "api_key_env, context_window, default_output_tokens, max_output_tokens, thinking_budget, capabilities, "
-       "auto_cache, kind, dimensions)"},
+       "auto_cache, kind, dimensions, tokenizer, calibration_floor)"},
+      {"an unknown tokenizer",
+       edit("provider = \"sim\"", "provider = \"sim\"\ntokenizer = \"p50k_base\""),
+       "bad.toml:7:13: model 'm': unknown tokenizer 'p50k_base' (expected o200k_base or cl100k_base)"},
+      {"a calibration floor on a model counted exactly",
+       edit("provider = \"sim\"", "provider = \"sim\"\ncalibration_floor = 1.2"),
+       "bad.toml:7:21: model 'm': calibration_floor is for models whose tokenizer is not public (providers "
+       "anthropic, gemini, openai-compatible); 'sim' models are counted exactly"},
+      {"a calibration floor below 1",
+       edit("provider = \"sim\"", "provider = \"anthropic\"\nendpoint = \"http://x\"\ncalibration_floor = 0.9"),
+       "bad.toml:8:21: model 'm': calibration_floor must be a number from 1.0 to 10.0"},
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
@@ -239,6 +249,31 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
     CHECK(config.status().code() == Status::Code::kInvalidArgument);
     CHECK(config.status().message() == c.error);
   }
+}
+
+TEST_CASE("a model's tokenizer defaults from its model_id, and a stand-in's factor starts at its floor") {
+  ConfigDir d;
+  auto plain = d.parse(kValid);
+  REQUIRE_MESSAGE(plain.ok(), plain.status().message());
+  CHECK(plain->find_model("m")->tokenizer == "o200k_base");
+  CHECK(plain->find_model("m")->token_factor == 1.0);  // sim: counted as OpenAI counts
+
+  auto gpt4 = d.parse(edit("provider = \"sim\"", "provider = \"sim\"\nmodel_id = \"gpt-4-turbo\""));
+  REQUIRE_MESSAGE(gpt4.ok(), gpt4.status().message());
+  CHECK(gpt4->find_model("m")->tokenizer == "cl100k_base");
+
+  auto named = d.parse(edit("provider = \"sim\"", "provider = \"sim\"\ntokenizer = \"cl100k_base\""));
+  REQUIRE_MESSAGE(named.ok(), named.status().message());
+  CHECK(named->find_model("m")->tokenizer == "cl100k_base");
+
+  const std::string claude = "provider = \"anthropic\"\nendpoint = \"http://x\"";
+  auto by_default = d.parse(edit("provider = \"sim\"", claude));
+  REQUIRE_MESSAGE(by_default.ok(), by_default.status().message());
+  CHECK(by_default->find_model("m")->calibration_floor == 1.10);
+  CHECK(by_default->find_model("m")->token_factor == 1.10);
+  auto floored = d.parse(edit("provider = \"sim\"", claude + "\ncalibration_floor = 1.25"));
+  REQUIRE_MESSAGE(floored.ok(), floored.status().message());
+  CHECK(floored->find_model("m")->token_factor == 1.25);
 }
 
 TEST_CASE("the ledger's durability is process by default and power when asked") {

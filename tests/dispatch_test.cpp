@@ -250,6 +250,24 @@ TEST_CASE("a sim call is billed from the catalog and recorded with both versions
   CHECK(rec.usage.output_tokens <= 1000);
 }
 
+TEST_CASE("an answered call's record carries the engine's own count of what it sent, for calibration") {
+  auto client = std::make_shared<ScriptedClient>(
+      std::vector<ScriptedClient::Outcome>{failing(Status::upstream("bad request")), ok_with(70, 5)});
+  Rig rig(kPremium, "", {{"m-premium", client}, {"m-cheap", client}});
+  StepResult r = rig.run(2000);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+  REQUIRE(rig.ledger.size() == 2);
+  CHECK(rig.ledger[0].status == CallStatus::kFallback);
+  CHECK(rig.ledger[0].counted_input_tokens == 0);  // no answer, nothing to calibrate against
+  const CostRecord& answered = rig.ledger[1];
+  REQUIRE(client->requests().size() == 2);
+  const ModelSpec& spec = *rig.engine->config().find_model(answered.model);
+  const Result<std::int64_t> counted = count_request_tokens_unscaled(spec, client->requests()[1]);
+  REQUIRE(counted.ok());
+  CHECK(*counted > 0);
+  CHECK(answered.counted_input_tokens == *counted);
+}
+
 TEST_CASE("unavailable failures are retried with jittered exponential backoff") {
   auto flaky = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{
       failing(Status::unavailable("HTTP 503")), failing(Status::unavailable("HTTP 502")), ok_with(100, 20)});

@@ -13,6 +13,7 @@
 
 #include <toml++/toml.h>
 
+#include "switchboard/tokens.h"
 #include "util/file_text.h"
 #include "util/name_pattern.h"
 #include "util/toml.h"
@@ -29,6 +30,31 @@ using detail::where;
 const std::set<std::string, std::less<>> kProviders = {"openai", "anthropic", "gemini",
                                                        "openai-compatible", "sim"};
 
+// [models.X] tokenizer and calibration_floor (switchboard/tokens.h): the
+// tokenizer a count uses, and for a model counted with a stand-in the least
+// factor its count is scaled by.
+void read_token_counting(const toml::table& t, const std::string& file, ModelSpec& m) {
+  const std::string what = "model '" + m.name + "'";
+  m.tokenizer = detail::optional_string(t, "tokenizer", file, what).value_or(default_tokenizer(m.model_id));
+  if (!is_known_tokenizer(m.tokenizer)) {
+    throw ConfigError(where(file, *t.get("tokenizer")) + ": " + what + ": unknown tokenizer '" + m.tokenizer +
+                      "' (expected o200k_base or cl100k_base)");
+  }
+  if (const toml::node* f = t.get("calibration_floor")) {
+    if (!m.counted_with_stand_in()) {
+      throw ConfigError(where(file, *f) + ": " + what + ": calibration_floor is for models whose tokenizer is not "
+                        "public (providers anthropic, gemini, openai-compatible); '" + m.provider +
+                        "' models are counted exactly");
+    }
+    std::optional<double> floor = f->value<double>();
+    if (!floor || !std::isfinite(*floor) || *floor < 1.0 || *floor > 10.0) {
+      throw ConfigError(where(file, *f) + ": " + what + ": calibration_floor must be a number from 1.0 to 10.0");
+    }
+    m.calibration_floor = *floor;
+  }
+  m.token_factor = m.counted_with_stand_in() ? m.calibration_floor : 1.0;
+}
+
 ModelSpec read_model(const std::string& name, const toml::node& node, const std::string& file) {
   const toml::table& t = detail::expect_table(node, file, "model '" + name + "'");
   if (const toml::node* price = t.get("price")) {
@@ -42,7 +68,8 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   detail::reject_unknown_keys(t, file, "model '" + name + "'",
                               {"provider", "model_id", "endpoint", "api_key_env", "context_window",
                                "default_output_tokens", "max_output_tokens", "thinking_budget",
-                               "capabilities", "auto_cache", "kind", "dimensions"});
+                               "capabilities", "auto_cache", "kind", "dimensions", "tokenizer",
+                               "calibration_floor"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
@@ -91,6 +118,7 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
   m.max_output_tokens = detail::optional_positive_integer(t, "max_output_tokens", file, "model '" + name + "'")
                             .value_or(m.max_output_tokens);
   m.auto_cache = detail::optional_bool(t, "auto_cache", file, "model '" + name + "'").value_or(m.auto_cache);
+  read_token_counting(t, file, m);
   Capabilities& caps = m.capabilities;
   if (m.provider == "gemini" || m.provider == "sim") caps.audio = true;
   if (m.provider == "openai-compatible") caps.vision = caps.documents = caps.thinking = false;

@@ -9,6 +9,7 @@
 
 #include "cost/call_bound.h"
 #include "cost/estimate.h"
+#include "switchboard/tokens.h"
 #include "providers/capabilities.h"
 #include "rules/decide.h"
 
@@ -359,6 +360,10 @@ struct Dispatcher::Impl {
         if (result.ok()) {
           health.record_success(name, std::chrono::milliseconds(r.latency_ms), result->rate_limits);
           r.usage = result->usage;
+          // The engine's own count beside the bill: what calibration learns from.
+          if (Result<std::int64_t> n = count_request_tokens_unscaled(spec, request); n.ok()) {
+            r.counted_input_tokens = *n;
+          }
           auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
           r.cost = cost.ok() ? *cost : 0;
           if (!cost.ok()) r.error = one_line(cost.status().message());

@@ -18,7 +18,9 @@
 
 #include "commands.h"
 #include "html.h"
+#include "switchboard/calibration.h"
 #include "switchboard/switchboard.h"
+#include "token_estimates.h"
 
 namespace switchboard::cli {
 
@@ -496,6 +498,15 @@ int run_report(const ReportOptions& o) {
     return 2;
   }
   const Report& rep = *built;
+  // The input-token estimates against the bills, with the factors stored in
+  // this ledger (calibration.h); only calls that carry the engine's count.
+  auto factors = read_token_factors(o.ledger);
+  if (!factors.ok()) {
+    std::cerr << factors.status().message() << "\n";
+    return 2;
+  }
+  apply_token_factors(*config, *factors);
+  const std::vector<TokenEstimateRow> estimates = token_estimates(*config, *records);
 
   if (!o.html.empty()) {
     std::ofstream out(o.html, std::ios::binary | std::ios::trunc);
@@ -507,9 +518,12 @@ int run_report(const ReportOptions& o) {
     }
   }
   if (o.json) {
-    std::cout << dump(report_json(rep, o)) << "\n";
+    Json j = report_json(rep, o);
+    if (!estimates.empty()) j["token_estimates"] = token_estimates_json(estimates);
+    std::cout << dump(j) << "\n";
   } else {
     print_text(rep);
+    print_token_estimates(estimates);
     if (!o.html.empty()) std::printf("\nwrote %s\n", o.html.c_str());
   }
   return 0;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "switchboard/calibration.h"
 #include "switchboard/switchboard.h"
 
 namespace switchboard::cli {
@@ -103,6 +104,13 @@ int run_trace(const RunOptions& o) {
     std::cerr << sqlite.status().message() << "\n";
     return 2;
   }
+  // The token factors `switchboard calibrate` stored in this ledger (calibration.h).
+  auto factors = read_token_factors(o.ledger);
+  if (!factors.ok()) {
+    std::cerr << factors.status().message() << "\n";
+    return 2;
+  }
+  apply_token_factors(*loaded_config, *factors);
   std::mutex records_mu;
   std::vector<CostRecord> records;  // this run's, for the closing report
   auto collect = callback_ledger([&](const CostRecord& r) {

@@ -14,6 +14,7 @@ namespace switchboard::cli {
 
 using Command = std::function<int()>;
 
+Command add_calibrate(CLI::App& app);
 Command add_check(CLI::App& app);
 Command add_rebill(CLI::App& app);
 Command add_report(CLI::App& app);

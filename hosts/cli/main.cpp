@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     switchboard::cli::Command run = make(app);
     commands[app.get_subcommands({}).at(before)] = std::move(run);
   };
+  add(switchboard::cli::add_calibrate);
   add(switchboard::cli::add_check);
   add(switchboard::cli::add_rebill);
   add(switchboard::cli::add_report);

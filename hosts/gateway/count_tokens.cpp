@@ -6,14 +6,15 @@
 // nothing recorded). Its client counts (ModelClient::count_tokens): an
 // Anthropic model with its key set asks Anthropic's own count_tokens endpoint
 // (exact); any other model (the sim provider included) answers the engine's
-// estimate, as does an Anthropic model whose count fails (the failure is
-// logged). The answer is {"input_tokens": N} with the headers
+// count for that model (count_request_tokens, switchboard/tokens.h), as does
+// an Anthropic model whose count fails (the failure is logged). The answer is {"input_tokens": N} with the headers
 // x-switchboard-token-count (exact | estimated), x-switchboard-model and
 // x-switchboard-tier. Counting calls no model: it is not billed, not held
 // against a budget and not written to the ledger. It takes one of the
 // max_upstream_calls slots while it runs, and the request's deadline and
 // cancellation apply as to a call (504, 499).
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -77,8 +78,9 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                    model = decided->decision.model;
                    tier = decided->decision.tier;
                  }
-                 // The engine's estimate, unless the model's client counts exactly.
-                 TokenCount count{asked->call.step.input_tokens.value_or(0), false};
+                 // The model's client counts (exactly, or the engine's count for it);
+                 // when it fails or there is none, the engine's count for the model.
+                 std::optional<TokenCount> count;
                  if (ModelClient* client = caller->dispatcher->clients().find(model)) {
                    Result<TokenCount> counted = client->count_tokens(asked->call.request);
                    if (counted.ok()) {
@@ -87,14 +89,22 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                               counted.status().code() == Status::Code::kDeadlineExceeded) {
                      return reply_error(*response, endpoint, received, shape, step_error(shape, counted.status()));
                    } else {
-                     log_->warn("count_tokens: {}; answered the engine's estimate", counted.status().message());
+                     log_->warn("count_tokens: {}; answered the engine's count", counted.status().message());
+                   }
+                 }
+                 if (!count) {
+                   count = TokenCount{asked->call.step.input_tokens.value_or(0), false};
+                   if (const ModelSpec* spec = caller->engine->config().find_model(model)) {
+                     if (Result<std::int64_t> n = count_request_tokens(*spec, asked->call.request); n.ok()) {
+                       count->input_tokens = *n;
+                     }
                    }
                  }
                  std::string out;
-                 add_header(out, "x-switchboard-token-count", count.exact ? "exact" : "estimated");
+                 add_header(out, "x-switchboard-token-count", count->exact ? "exact" : "estimated");
                  add_header(out, "x-switchboard-model", model);
                  add_header(out, "x-switchboard-tier", tier);
-                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count.input_tokens));
+                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count->input_tokens));
                });
 }
 

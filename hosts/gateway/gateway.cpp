@@ -1,4 +1,5 @@
 #include "gateway.h"
+#include "switchboard/calibration.h"
 
 #include <algorithm>
 #include <charconv>
@@ -399,6 +400,14 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
   };
   options.shadow_ledger = ledger;
   const std::string ledger_path = config.gateway.ledger;
+  // The token factors `switchboard calibrate` stored raise the counts of the
+  // models counted with a stand-in tokenizer (calibration.h).
+  std::error_code factors_error;
+  if (std::filesystem::exists(ledger_path, factors_error)) {
+    auto factors = read_token_factors(ledger_path);
+    if (!factors.ok()) return factors.status();
+    apply_token_factors(config, *factors);
+  }
   auto engine = Engine::open(std::move(config), std::move(options));
   if (!engine.ok()) return engine.status();
   auto rt = std::make_shared<Runtime>();

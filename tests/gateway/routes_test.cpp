@@ -196,10 +196,11 @@ TEST_CASE("count_tokens asks Anthropic's own endpoint for an Anthropic model wit
   CHECK(decisions->empty());
 }
 
-TEST_CASE("count_tokens answers the engine's estimate for the rules' choice when no exact count is possible") {
+TEST_CASE("count_tokens answers the engine's count for the rules' choice when no exact count is possible") {
   RoutesRig rig;
-  // Format steps go to m-cheap, a sim model: "Be brief." is 3 tokens and the
-  // question 9, at one token per three bytes, rounded up.
+  // Format steps go to m-cheap, a sim model, counted with o200k_base: 3 for
+  // the reply, 3 per message and its role ("system", "user": 1 each), "Be
+  // brief." 3 and the question 9.
   const Reply r = post(rig.url("/v1/messages/count_tokens"),
                        R"({"model":"auto","system":"Be brief.","messages":[{"role":"user","content":"Format this as a list: a, b"}]})",
                        {"x-switchboard-role: format"});
@@ -207,20 +208,20 @@ TEST_CASE("count_tokens answers the engine's estimate for the rules' choice when
   CHECK(r.header("x-switchboard-token-count") == "estimated");
   CHECK(r.header("x-switchboard-model") == "m-cheap");
   CHECK(r.header("x-switchboard-tier") == "cheap");
-  CHECK(r.body == R"({"input_tokens":12})");
+  CHECK(r.body == R"({"input_tokens":23})");
 
   // A tier counts as its first model.
   const Reply tier = post(rig.url("/v1/messages/count_tokens"),
                           R"({"model":"premium","messages":[{"role":"user","content":"abc"}]})");
   REQUIRE_MESSAGE(tier.status == 200, tier.body);
   CHECK(tier.header("x-switchboard-model") == "m-premium");
-  CHECK(tier.body == R"({"input_tokens":1})");
+  CHECK(tier.body == R"({"input_tokens":8})");  // 3 + 3 + "user" 1 + "abc" 1
 
   const Reply metrics = http("GET", rig.url("/metrics"));
   CHECK(contains(metrics.body, R"(switchboard_requests_total{endpoint="/v1/messages/count_tokens",status="200"} 2)"));
 }
 
-TEST_CASE("count_tokens falls back to the estimate when Anthropic's count fails and keeps the request's deadline") {
+TEST_CASE("count_tokens falls back to the engine's count when Anthropic's count fails and keeps the request's deadline") {
   const auto fake = FakeProvider::start();
   RoutesRig rig("", fake->base_url());
   fake->inject(Fault::kServerError, 1, "m-claude");
@@ -228,7 +229,8 @@ TEST_CASE("count_tokens falls back to the estimate when Anthropic's count fails 
                        R"({"model":"m-claude","messages":[{"role":"user","content":"Format this as a list: a, b"}]})");
   REQUIRE_MESSAGE(r.status == 200, r.body);
   CHECK(r.header("x-switchboard-token-count") == "estimated");
-  CHECK(r.body == R"({"input_tokens":9})");
+  // o200k_base's 16 (3 + 3 + "user" 1 + 9) times the default calibration floor 1.10, rounded up.
+  CHECK(r.body == R"({"input_tokens":18})");
   CHECK(fake->request_count() == 1);
   CHECK(rig.gateway->wait_for_log("count_tokens: anthropic m-claude: HTTP 500", 5s));
 

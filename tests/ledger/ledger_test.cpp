@@ -59,6 +59,7 @@ CostRecord sample_record(int n) {
   r.usage.output_tokens = 1500 + n;
   r.usage.reasoning_tokens = 700 + n;
   r.cost = 123'456'789 + n;  // $123.456789: large enough to catch a 32-bit column
+  r.counted_input_tokens = 9500 + n;
   r.status = CallStatus::kFallback;
   r.error = "upstream 529: overloaded, \"quoted\" \\ and unicode \xC3\xA9";
   r.budget_scopes = {"workload:w", "key:team-a", "tag:team=search \"q\""};
@@ -96,6 +97,7 @@ void check_same(const CostRecord& got, const CostRecord& want) {
   CHECK(got.latency_ms == want.latency_ms);
   CHECK(got.usage == want.usage);
   CHECK(got.usage_estimated == want.usage_estimated);
+  CHECK(got.counted_input_tokens == want.counted_input_tokens);
   CHECK(got.cost == want.cost);
   CHECK(got.status == want.status);
   CHECK(got.error == want.error);

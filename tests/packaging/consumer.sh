@@ -27,7 +27,9 @@ libdir=$(dirname "$(find "$prefix" -name 'switchboard.pc' -path '*/pkgconfig/*')
 libdir=${libdir%/pkgconfig}
 [ -d "$libdir" ] || fail "no switchboard.pc under $prefix"
 for f in include/switchboard/switchboard.h include/switchboard/version.h \
-         share/switchboard/switchboard.toml share/switchboard/prices.toml share/switchboard/rules/default.lua; do
+         share/switchboard/switchboard.toml share/switchboard/prices.toml share/switchboard/rules/default.lua \
+         share/switchboard/tokenizers/o200k_base.json share/switchboard/tokenizers/cl100k_base.json \
+         share/switchboard/tokenizers/LICENSE; do
   [ -f "$prefix/$f" ] || fail "$f is not installed"
 done
 for f in cmake/switchboard/switchboardConfig.cmake cmake/switchboard/switchboardConfigVersion.cmake \

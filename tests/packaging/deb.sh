@@ -20,7 +20,7 @@ deb=$work/switchboard_${version}_${arch}.deb
 info=$(dpkg-deb --info "$deb")
 depends=$(sed -n 's/^ Depends: //p' <<<"$info")
 echo "Depends: $depends"
-for dep in adduser libc6 'libstdc\+\+6' libcurl4 'liblua5\.4-0' libsqlite3-0 libssl3 libspdlog libtomlplusplus; do
+for dep in adduser libc6 'libstdc\+\+6' libcurl4 libpcre2-8-0 'liblua5\.4-0' libsqlite3-0 libssl3 libspdlog libtomlplusplus; do
   grep -Eq "(^|, )$dep" <<<"$depends" || fail "Depends does not name $dep: $depends"
 done
 # Extracted, not piped: tar stops reading at the archive's end marker, and
@@ -38,6 +38,7 @@ for f in usr/bin/switchboard usr/bin/switchboard-gateway \
          "$libdir/cmake/switchboard/switchboardConfig.cmake" "$libdir/cmake/switchboard/switchboardConfigVersion.cmake" \
          usr/share/switchboard/switchboard.toml usr/share/switchboard/prices.toml \
          usr/share/switchboard/rules/default.lua usr/share/switchboard/rules/default.test.toml \
+         usr/share/switchboard/tokenizers/o200k_base.json usr/share/switchboard/tokenizers/LICENSE \
          usr/lib/systemd/system/switchboard-gateway.service; do
   grep -qx "\./$f" <<<"$files" || fail "$f is not in the package"
 done

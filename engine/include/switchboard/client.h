@@ -80,10 +80,11 @@ class ModelClient {
   /// no answer, no charge, nothing for the ledger. Anthropic's adapter asks
   /// its count endpoint (POST /v1/messages/count_tokens, the same headers and
   /// transport limits as a call; the request's bounds apply) and the count
-  /// is exact; a failure there is an error like a call's. The default, and
-  /// every provider without such an endpoint, answers the engine's own
-  /// estimate (one token per three bytes of each text piece, rounded up; media
-  /// count nothing), exact = false. Thread-safe.
+  /// is exact; a failure there is an error like a call's. The engine's other
+  /// clients (every provider without such an endpoint, and the sim) answer
+  /// count_request_tokens() for their model (tokens.h), exact = false. The
+  /// default, for a host's own client that knows no ModelSpec, answers
+  /// estimate_input_tokens() (derive_step.h), exact = false. Thread-safe.
   virtual Result<TokenCount> count_tokens(const ModelRequest& request);
   /// One embeddings call to this model, no retries (Dispatcher::embed
   /// retries): a vector per input, in order, and the usage. The adapters of

@@ -123,7 +123,25 @@ struct ModelSpec {
   /// too; the next turn reads that prefix from the prompt cache.) Accepted
   /// and without effect for the other providers: their caching is automatic.
   bool auto_cache = false;
+  /// The tokenizer its input is counted with (switchboard/tokens.h):
+  /// "o200k_base" or "cl100k_base"; when the config names none,
+  /// default_tokenizer(model_id).
+  std::string tokenizer;
+  /// Models counted with a stand-in tokenizer (counted_with_stand_in()): the
+  /// least factor their count is scaled by, however low the calibration
+  /// from the ledger comes out. 1.0 to 10.0.
+  double calibration_floor = 1.10;
+  /// What count_request_tokens multiplies the count by: 1 for a model counted
+  /// exactly; for a stand-in, calibration_floor at load, raised by the engine
+  /// at start-up to the factor `switchboard calibrate` stored, if larger.
+  double token_factor = 1.0;
   std::string source;         ///< "file:line:column" of the definition, for messages
+
+  /// True when no tokenizer of this model's provider is public (anthropic,
+  /// gemini, openai-compatible): its count is o200k_base's times token_factor.
+  bool counted_with_stand_in() const {
+    return provider == "anthropic" || provider == "gemini" || provider == "openai-compatible";
+  }
 };
 
 /// A tier ([tiers.NAME]): the models a decision for it may call.

@@ -66,6 +66,11 @@ struct CostRecord {
   /// before the provider reported its usage). `cost` prices the estimate.
   bool usage_estimated = false;
   MicroUsd cost = 0;                   ///< `usage` priced with the catalog
+  /// The engine's own count of the attempt's input, before any calibration
+  /// factor (count_request_tokens with token_factor 1: tokens.h), on an
+  /// answered call; 0 when not counted. `switchboard calibrate` learns each
+  /// model's factor from usage.total_input() ÷ this (calibration.h).
+  std::int64_t counted_input_tokens = 0;
   CallStatus status = CallStatus::kOk;  ///< what became of the attempt
   std::string error;                   ///< one line, "" when ok; never holds a key
   /// The budget scopes `cost` was charged to ("workload:NAME" first, then

@@ -18,6 +18,7 @@
 #include "switchboard/rule_tests.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
+#include "switchboard/tokens.h"
 #include "switchboard/usage.h"
 #include "switchboard/version.h"
 

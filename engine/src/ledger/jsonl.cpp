@@ -150,6 +150,7 @@ std::string cost_record_to_json(const CostRecord& r) {
   j["output_tokens"] = r.usage.output_tokens;
   j["reasoning_tokens"] = r.usage.reasoning_tokens;
   j["usage_estimated"] = r.usage_estimated;
+  j["counted_input_tokens"] = r.counted_input_tokens;
   j["cost_micro_usd"] = r.cost;
   j["status"] = std::string(to_string(r.status));
   j["error"] = r.error;
@@ -274,6 +275,10 @@ Result<CostRecord> cost_record_from_json(std::string_view line) {
   if (const auto it = j.find("output_cap_lowered"); it != j.end()) {
     if (!it->is_boolean()) return field_error("output_cap_lowered", "must be true or false");
     r.output_cap_lowered = it->get<bool>();
+  }
+  if (const auto it = j.find("counted_input_tokens"); it != j.end()) {
+    if (!it->is_number_integer()) return field_error("counted_input_tokens", "must be a whole number");
+    r.counted_input_tokens = it->get<std::int64_t>();
   }
   auto t = parse_utc_ms(time);
   if (!t.ok()) return field_error("time", t.status().message());

@@ -19,9 +19,9 @@ Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view text
 // micro-dollars as integers, the time as format_utc_ms, the status by name.
 std::string cost_record_to_json(const CostRecord& record);
 // The inverse; errors name the field. Every field is required but
-// usage_estimated (read as false) and the budget fields budget_scopes,
-// reserved_micro_usd, output_cap and output_cap_lowered (read as none), which
-// lines written before them lack.
+// usage_estimated and counted_input_tokens (read as false and 0) and the
+// budget fields budget_scopes, reserved_micro_usd, output_cap and
+// output_cap_lowered (read as none), which lines written before them lack.
 Result<CostRecord> cost_record_from_json(std::string_view line);
 
 // One line of JSON for a decision record: {"record": "decision", ..., "step":

@@ -20,11 +20,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <limits>
+#include <map>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -32,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/sqlite.h"
+#include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
 
 namespace switchboard {
@@ -140,6 +144,20 @@ ALTER TABLE calls ADD COLUMN reserved_micro_usd INTEGER NOT NULL DEFAULT 0;  -- 
 ALTER TABLE calls ADD COLUMN output_cap INTEGER NOT NULL DEFAULT 0;  -- 0 = none sent
 ALTER TABLE calls ADD COLUMN output_cap_lowered INTEGER NOT NULL DEFAULT 0;  -- 1 = lowered to what the budget affords
 )sql"},
+    // Calibrated token counts (calibration.h): the engine's own count of each
+    // answered call's input, and the factors `switchboard calibrate` learned
+    // from them, in parts per million (no floating point in the ledger).
+    {5, R"sql(
+ALTER TABLE calls ADD COLUMN counted_input_tokens INTEGER NOT NULL DEFAULT 0;  -- 0 = not counted
+CREATE TABLE token_factors (
+  model       TEXT    PRIMARY KEY,
+  calls       INTEGER NOT NULL,
+  p50_ppm     INTEGER NOT NULL,  -- median of billed / counted input, x 1,000,000
+  p99_ppm     INTEGER NOT NULL,
+  factor_ppm  INTEGER NOT NULL,  -- max(p99, the model's calibration_floor)
+  time_ms     INTEGER NOT NULL
+);
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -148,11 +166,12 @@ constexpr const char* kInsertSql =
     "INSERT INTO calls (time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
     "rules_version, catalog_version, latency_ms, input_tokens, cached_input_tokens, "
     "cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_micro_usd, "
-    "status, error, usage_estimated, budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    "status, error, usage_estimated, budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered, "
+    "counted_input_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 // The columns read back, in the order read_sqlite_ledger reads them; then
-// usage_estimated, a constant 0 in a ledger older than version 3, and the
-// budget columns (kBudgetColumns), constants in one older than version 4
+// usage_estimated, a constant 0 in a ledger older than version 3, the
+// budget columns (kBudgetColumns), constants in one older than version 4,
+// and counted_input_tokens, a constant 0 in one older than version 5
 // (readers do not migrate).
 constexpr const char* kSelectColumns =
     "SELECT id, time_ms, trace_id, parent_id, call_id, workload, role, tier, model, provider, "
@@ -163,6 +182,7 @@ constexpr int kUsageEstimatedSchema = 3;  // the first version with calls.usage_
 constexpr int kBudgetColumnsSchema = 4;    // the first version with the budget columns
 constexpr const char* kBudgetColumns = ", budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered";
 constexpr const char* kNoBudgetColumns = ", '[]', 0, 0, 0";
+constexpr int kCountedInputSchema = 5;    // the first with calls.counted_input_tokens and token_factors
 
 constexpr const char* kDecisionColumns =
     "time_ms, trace_id, kind, workload, role, rules_version, step_json, tier, model, reasoning, fanout, "
@@ -274,6 +294,21 @@ Result<DbPtr> open_existing(const std::string& path) {
   auto db = open_db(path, SQLITE_OPEN_READWRITE);
   if (!db.ok()) db = open_db(path, SQLITE_OPEN_READONLY);
   return db;
+}
+
+// A ledger opened to be read: its schema checked (check_readable_schema) and
+// its version, which says which columns and tables it has.
+struct ReadableLedger {
+  DbPtr db;
+  std::int64_t version = 0;
+};
+Result<ReadableLedger> open_readable(const std::string& path) {
+  auto db = open_existing(path);
+  if (!db.ok()) return db.status();
+  if (Status s = check_readable_schema(db->get(), path); !s.ok()) return s;
+  auto version = query_int(db->get(), path, "PRAGMA user_version", "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  return ReadableLedger{std::move(*db), *version};
 }
 
 class SqliteLedger final : public LedgerSink {
@@ -487,6 +522,7 @@ class SqliteLedger final : public LedgerSink {
     integer(r.reserved);
     integer(r.output_cap);
     integer(r.output_cap_lowered ? 1 : 0);
+    integer(r.counted_input_tokens);
     const int rc = sqlite3_step(st);
     Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a record");
     sqlite3_reset(st);
@@ -663,16 +699,16 @@ struct RowReader {
 };
 
 Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, const LedgerQuery& query) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
-  if (!version.ok()) return version.status();
-  const char* usage_estimated = *version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
-  const char* budget_columns = *version >= kBudgetColumnsSchema ? kBudgetColumns : kNoBudgetColumns;
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
+  const char* usage_estimated = version >= kUsageEstimatedSchema ? "usage_estimated" : "0";
+  const char* budget_columns = version >= kBudgetColumnsSchema ? kBudgetColumns : kNoBudgetColumns;
+  const char* counted = version >= kCountedInputSchema ? ", counted_input_tokens" : ", 0";
   auto stmt = prepare_query(raw, path,
-                            std::string(kSelectColumns) + usage_estimated + budget_columns + " FROM calls", query);
+                            std::string(kSelectColumns) + usage_estimated + budget_columns + counted + " FROM calls",
+                            query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
 
@@ -726,20 +762,19 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
     r.reserved = integer();
     r.output_cap = integer();
     r.output_cap_lowered = integer() != 0;
+    r.counted_input_tokens = integer();
     records.push_back(std::move(r));
   }
   return records;
 }
 
 Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& path, const LedgerQuery& query) {
-  auto db = open_existing(path);
-  if (!db.ok()) return db.status();
-  sqlite3* raw = db->get();
-  if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  auto version = query_int(raw, path, "PRAGMA user_version", "cannot read the schema version");
-  if (!version.ok()) return version.status();
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
   std::vector<DecisionRecord> records;
-  if (*version < 2) return records;  // written before decisions were kept
+  if (version < 2) return records;  // written before decisions were kept
   auto stmt = prepare_query(raw, path, std::string("SELECT id, ") + kDecisionColumns + " FROM decisions", query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
@@ -849,6 +884,35 @@ Status check_sqlite_ledger(const std::string& path) {
   return Status::io_error(path + ": integrity check failed: " + found);
 }
 
+namespace {
+
+// Runs `sql` once per row, `bind` binding row `row`'s parameters, in one
+// transaction: every row or none (the first failure rolls back). `what`
+// names the work ("cannot start " / "cannot commit " + what); `row_error`
+// the failure of one row.
+Status write_rows(sqlite3* db, const std::string& path, const char* sql, size_t rows, const std::string& what,
+                  const char* row_error, const std::function<void(sqlite3_stmt*, size_t)>& bind) {
+  if (Status s = exec(db, path, "BEGIN IMMEDIATE", "cannot start " + what); !s.ok()) return s;
+  auto stmt = prepare(db, path, sql);
+  if (!stmt.ok()) {
+    exec(db, path, "ROLLBACK", "cannot roll back");
+    return stmt.status();
+  }
+  sqlite3_stmt* st = stmt->get();
+  for (size_t row = 0; row < rows; ++row) {
+    sqlite3_reset(st);
+    bind(st, row);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      Status error = db_error(path, db, row_error);
+      exec(db, path, "ROLLBACK", "cannot roll back");
+      return error;
+    }
+  }
+  return exec(db, path, "COMMIT", "cannot commit " + what);
+}
+
+}  // namespace
+
 Status reprice_sqlite_ledger(const std::string& path,
                              const std::vector<std::pair<std::int64_t, MicroUsd>>& costs,
                              const std::string& catalog_version) {
@@ -856,26 +920,73 @@ Status reprice_sqlite_ledger(const std::string& path,
   if (!db.ok()) return db.status();
   sqlite3* raw = db->get();
   if (Status s = check_readable_schema(raw, path); !s.ok()) return s;
-  if (Status s = exec(raw, path, "BEGIN IMMEDIATE", "cannot start the re-pricing"); !s.ok()) return s;
-  auto stmt = prepare(raw, path, "UPDATE calls SET cost_micro_usd = ?1, catalog_version = ?2 WHERE id = ?3");
-  if (!stmt.ok()) {
-    exec(raw, path, "ROLLBACK", "cannot roll back");
-    return stmt.status();
-  }
-  sqlite3_stmt* st = stmt->get();
-  for (const auto& [id, cost] : costs) {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, cost);
-    sqlite3_bind_text(st, 2, catalog_version.data(), static_cast<int>(catalog_version.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-      Status error = db_error(path, raw, "cannot store a re-priced cost");
-      exec(raw, path, "ROLLBACK", "cannot roll back");
-      return error;
-    }
-  }
   // All or nothing: a crash before COMMIT leaves the old prices whole.
-  return exec(raw, path, "COMMIT", "cannot commit the re-pricing");
+  return write_rows(raw, path, "UPDATE calls SET cost_micro_usd = ?1, catalog_version = ?2 WHERE id = ?3",
+                    costs.size(), "the re-pricing", "cannot store a re-priced cost",
+                    [&](sqlite3_stmt* st, size_t row) {
+                      sqlite3_bind_int64(st, 1, costs[row].second);
+                      sqlite3_bind_text(st, 2, catalog_version.data(), static_cast<int>(catalog_version.size()),
+                                        SQLITE_STATIC);
+                      sqlite3_bind_int64(st, 3, costs[row].first);
+                    });
+}
+
+namespace {
+
+std::int64_t to_ppm(double v) { return static_cast<std::int64_t>(std::llround(v * 1e6)); }
+double from_ppm(std::int64_t ppm) { return static_cast<double>(ppm) / 1e6; }
+
+}  // namespace
+
+Status store_token_factors(const std::string& path, const std::map<std::string, TokenCalibration>& factors) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such ledger database");
+  auto db = open_db(path, SQLITE_OPEN_READWRITE);
+  if (!db.ok()) return db.status();
+  sqlite3* raw = db->get();
+  if (Status s = migrate(raw, path); !s.ok()) return s;  // an older ledger gains the table
+  const std::vector<std::pair<std::string, TokenCalibration>> rows(factors.begin(), factors.end());
+  const std::int64_t now = to_ms(std::chrono::system_clock::now());
+  return write_rows(raw, path,
+                    "INSERT INTO token_factors (model, calls, p50_ppm, p99_ppm, factor_ppm, time_ms) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(model) DO UPDATE SET calls = ?2, "
+                    "p50_ppm = ?3, p99_ppm = ?4, factor_ppm = ?5, time_ms = ?6",
+                    rows.size(), "storing token factors", "cannot store a token factor",
+                    [&](sqlite3_stmt* st, size_t row) {
+                      const auto& [model, c] = rows[row];
+                      sqlite3_bind_text(st, 1, model.data(), static_cast<int>(model.size()), SQLITE_STATIC);
+                      sqlite3_bind_int64(st, 2, c.calls);
+                      sqlite3_bind_int64(st, 3, to_ppm(c.p50));
+                      sqlite3_bind_int64(st, 4, to_ppm(c.p99));
+                      sqlite3_bind_int64(st, 5, to_ppm(c.factor));
+                      sqlite3_bind_int64(st, 6, now);
+                    });
+}
+
+Result<std::map<std::string, TokenCalibration>> read_token_factors(const std::string& path) {
+  auto readable = open_readable(path);
+  if (!readable.ok()) return readable.status();
+  sqlite3* raw = readable->db.get();
+  const std::int64_t version = readable->version;
+  std::map<std::string, TokenCalibration> factors;
+  if (version < kCountedInputSchema) return factors;  // written before factors were kept
+  auto stmt = prepare(raw, path, "SELECT model, calls, p50_ppm, p99_ppm, factor_ppm FROM token_factors");
+  if (!stmt.ok()) return stmt.status();
+  sqlite3_stmt* st = stmt->get();
+  for (;;) {
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the token factors");
+    RowReader row{st};
+    const std::string model = row.text();
+    TokenCalibration c;
+    c.calls = row.integer();
+    c.p50 = from_ppm(row.integer());
+    c.p99 = from_ppm(row.integer());
+    c.factor = from_ppm(row.integer());
+    factors[model] = c;
+  }
+  return factors;
 }
 
 }  // namespace switchboard

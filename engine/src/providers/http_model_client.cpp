@@ -19,6 +19,7 @@
 #include "providers/sse.h"
 #include "providers/wire_common.h"
 #include "providers/wire_format.h"
+#include "switchboard/tokens.h"
 
 namespace switchboard {
 
@@ -91,7 +92,8 @@ class HttpModelClient final : public ModelClient {
   HttpModelClient(const ModelSpec& model, const CallSettings& calls, std::string api_key,
                   std::unique_ptr<WireFormat> wire, std::unique_ptr<EmbeddingWire> embedding_wire,
                   std::shared_ptr<HttpTransport> transport)
-      : provider_(model.provider),
+      : model_(model),
+        provider_(model.provider),
         prefix_(model.provider + " " + model.name + ": "),
         calls_(calls),
         api_key_(std::move(api_key)),
@@ -125,7 +127,11 @@ class HttpModelClient final : public ModelClient {
 
   Result<TokenCount> count_tokens(const ModelRequest& request) override {
     std::optional<Result<HttpRequest>> http = wire_->build_count_request(request);
-    if (!http) return ModelClient::count_tokens(request);  // no endpoint for it: the estimate
+    if (!http) {  // no endpoint for it: the engine's count for this model
+      Result<std::int64_t> n = count_request_tokens(model_, request);
+      if (!n.ok()) return n.status();
+      return TokenCount{*n, false};
+    }
     if (!http->ok()) return fail(http->status());
     Result<HttpResponse> response = transport_->post(**http, calls_, nullptr, request.bounds);
     if (!response.ok()) return fail(response.status());
@@ -244,6 +250,7 @@ class HttpModelClient final : public ModelClient {
     return with_message(status, std::move(message));
   }
 
+  const ModelSpec model_;  // for the engine's own count (count_tokens)
   const std::string provider_;
   const std::string prefix_;  // "anthropic claude-x: "
   const CallSettings calls_;

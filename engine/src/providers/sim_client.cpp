@@ -52,6 +52,7 @@
 #include "cost/estimate.h"
 #include "util/sha256.h"
 #include "switchboard/client.h"
+#include "switchboard/tokens.h"
 
 namespace switchboard {
 
@@ -144,6 +145,13 @@ class SimClient final : public ModelClient {
   SimClient(const ModelSpec& model, const SimSettings& settings) : model_(model), settings_(settings) {}
 
   std::string provider() const override { return "sim"; }
+
+  // The engine's count for the model it stands in for (tokens.h).
+  Result<TokenCount> count_tokens(const ModelRequest& request) override {
+    Result<std::int64_t> n = count_request_tokens(model_, request);
+    if (!n.ok()) return n.status();
+    return TokenCount{*n, false};
+  }
 
   Result<ModelResponse> invoke(const ModelRequest& request) override {
     Result<ModelResponse> r = answer(request);
