@@ -4,6 +4,7 @@
 
 #include "switchboard/derive_step.h"
 #include "switchboard/pricing.h"
+#include "switchboard/tokens.h"
 
 namespace switchboard::detail {
 
@@ -37,11 +38,17 @@ DearestRates dearest(const Config& config, const ModelSpec& model) {
 }  // namespace
 
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request) {
-  (void)model;  // the estimate is the same for every model until exact tokenizers take over here
   std::int64_t n = std::max(estimate_input_tokens(request), request.counted_input_tokens.value_or(0));
   n += kRequestOverheadTokens;
   n += kMessageOverheadTokens * static_cast<std::int64_t>(request.messages.size());
   n += kToolOverheadTokens * static_cast<std::int64_t>(request.tools.size());
+  // The model's own count (its tokenizer, the provider's documented
+  // overheads, a calibrated factor where no tokenizer is public) wins when
+  // it is larger: text that packs more tokens per byte than the estimate
+  // assumes (emoji, rare scripts, long digit runs) cannot slip past a cap.
+  if (const Result<std::int64_t> counted = count_request_tokens(model, request); counted.ok()) {
+    n = std::max(n, *counted);
+  }
   return n;
 }
 

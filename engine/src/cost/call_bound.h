@@ -27,10 +27,10 @@ inline constexpr std::int64_t kMessageOverheadTokens = 16;
 inline constexpr std::int64_t kToolOverheadTokens = 32;
 
 // The most input tokens `request` can be billed for on `model`: the larger of
-// the caller's count (counted_input_tokens) and the engine's
-// (estimate_input_tokens), plus the overheads above per request, message and
-// tool. The one place a model's exact tokenizer count takes over from the
-// estimate: every budget bound goes through it.
+// the model's own count (count_request_tokens: its tokenizer, the provider's
+// overheads, its calibrated factor) and the byte estimate (the larger of the
+// caller's count and estimate_input_tokens, plus the overheads above per
+// request, message and tool). Every budget bound goes through it.
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request);
 
 // The most a call on `model` with `input_tokens` of input and at most
