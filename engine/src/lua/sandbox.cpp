@@ -182,6 +182,10 @@ struct LuaSandbox::Core {
   // metamethods read `call_ctx`), and the ctx of the classify call under way
   // (null outside one).
   int models_proxy_ref = LUA_NOREF;
+  // The metatable every call's ctx gets: its __index (unreachable from the
+  // rules: __metatable hides it) holds models, price and cost, so a call
+  // sets none of them.
+  int ctx_meta_ref = LUA_NOREF;
   const RulesContext* call_ctx = nullptr;
   bool poisoned = false;
   ResultPod result;  // reused by every call
@@ -832,7 +836,7 @@ void freeze_reachable(lua_State* L, int idx, FreezeWalk* walk) {
   }
 }
 
-void create_models_proxy(lua_State* L, Core* core);  // with ctx.models, below
+void create_models_proxy(lua_State* L, Core* core);  // with ctx.models, below: also ctx's metatable
 
 // Protected: freezes everything reachable from the globals and resolves classify.
 int protected_freeze(lua_State* L) {
@@ -1581,7 +1585,11 @@ int models_pairs(lua_State* L) {
   return 3;
 }
 
-// Creates the ctx.models proxy of a new state.
+int ctx_price(lua_State* L);
+int ctx_cost(lua_State* L);
+
+// Creates the ctx.models proxy of a new state, and the metatable through
+// which every call's ctx reaches it, ctx.price and ctx.cost.
 void create_models_proxy(lua_State* L, Core* core) {
   lua_newuserdatauv(L, 0, 0);
   lua_createtable(L, 0, 4);
@@ -1595,6 +1603,19 @@ void create_models_proxy(lua_State* L, Core* core) {
   lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
   core->models_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  lua_createtable(L, 0, 2);  // ctx's metatable
+  lua_createtable(L, 0, 3);  // its __index
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
+  lua_setfield(L, -2, "models");
+  lua_pushcfunction(L, ctx_price);
+  lua_setfield(L, -2, "price");
+  lua_pushcfunction(L, ctx_cost);
+  lua_setfield(L, -2, "cost");
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  core->ctx_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // ctx.price(model): {input, cached_input, output} in dollars per million
@@ -1652,13 +1673,9 @@ int ctx_cost(lua_State* L) {
 
 void build_ctx(lua_State* L, const RulesContext* ctx) {
   Core* core = core_of(L);
-  lua_createtable(L, 0, 7);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
-  lua_setfield(L, -2, "models");
-  lua_pushcfunction(L, ctx_price);
-  lua_setfield(L, -2, "price");
-  lua_pushcfunction(L, ctx_cost);
-  lua_setfield(L, -2, "cost");
+  lua_createtable(L, 0, 4);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_meta_ref);  // models, price, cost
+  lua_setmetatable(L, -2);
   push_cached(L, &core->workload, ctx->workload);
   lua_setfield(L, -2, "workload");
   push_cached(L, &core->rules_version, ctx->rules_version);
