@@ -274,21 +274,29 @@ struct Dispatcher::Impl {
       const bool last_model = m + 1 == fitting.size();
       const ModelRequest& request = base_request;
       ModelClient* client = clients.find(name);
-      // A model that would drop part of the request is not called: the
-      // record says why, and the next model of the tier is tried.
-      if (const std::string missing = missing_capability(spec, request); !missing.empty()) {
+      // This model's next record (an attempt, or a pass-by).
+      const auto new_record = [&] {
         CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
         r.parent_id = parent_id;
         if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
+        return r;
+      };
+      // A model passed by without a call: the record says why, and the tier's next model is tried.
+      const auto pass_by = [&](Status why) {
+        CostRecord r = new_record();
         r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
-        r.error = "not called: " + name + " " + missing;
-        out.response = Status::upstream(r.error);
+        r.error = why.message();
+        out.response = std::move(why);
         out.model = name;
         write(trace, std::move(r));
         if (!last_model) {
           std::lock_guard<std::mutex> lock(trace.mu);
           trace.fallbacks++;
         }
+      };
+      // One that would drop part of the request.
+      if (const std::string missing = missing_capability(spec, request); !missing.empty()) {
+        pass_by(Status::upstream("not called: " + name + " " + missing));
         continue;
       }
       HealthBook& health = engine.health();
@@ -297,24 +305,15 @@ struct Dispatcher::Impl {
           out.response = std::move(stop);
           return out;
         }
-        CostRecord r = record_for(trace, tier, name, client ? client->provider() : std::string());
-        r.parent_id = parent_id;
-        if (!first_call_id.empty()) r.call_id = std::exchange(first_call_id, std::string());
-        // A model whose circuit breaker is open is passed by, and the record says so.
+        // One whose circuit breaker is open.
         if (!health.admit(name)) {
           const ModelHealth h = health.snapshot(name);
-          r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
-          r.error = "not called: " + name + "'s circuit breaker is " + std::string(to_string(h.state)) + " (" +
-                    std::to_string(h.consecutive_failures) + " failures in a row; [health])";
-          out.response = Status::unavailable(r.error);
-          out.model = name;
-          write(trace, std::move(r));
-          if (!last_model) {
-            std::lock_guard<std::mutex> lock(trace.mu);
-            trace.fallbacks++;
-          }
+          pass_by(Status::unavailable("not called: " + name + "'s circuit breaker is " +
+                                      std::string(to_string(h.state)) + " (" +
+                                      std::to_string(h.consecutive_failures) + " failures in a row; [health])"));
           break;
         }
+        CostRecord r = new_record();
         r.budget_scopes = trace.scopes;
         // Every attempt holds its own bound at this model's prices (a
         // fallback to a dearer model re-reserves before it is called).
