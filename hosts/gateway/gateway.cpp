@@ -647,7 +647,12 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
       return reply(*response, endpoint, received, 200, kJson, {}, R"({"status":"ok"})");
     case Endpoint::kMetrics: {
       if (method != http::verb::get) return wrong_method(ApiShape::kOpenAI);
-      const std::string text = metrics_.render(runtime()->engine->status(), upstream_in_flight());
+      const std::shared_ptr<const Runtime> rt = runtime();
+      std::vector<std::pair<std::string, ModelHealth>> health;
+      for (const auto& [name, model] : rt->engine->config().models) {
+        if (model.kind == ModelKind::kChat) health.emplace_back(name, rt->engine->health().snapshot(name));
+      }
+      const std::string text = metrics_.render(rt->engine->status(), upstream_in_flight(), health);
       return reply(*response, endpoint, received, 200, "text/plain; version=0.0.4; charset=utf-8", {}, text);
     }
     case Endpoint::kModels:

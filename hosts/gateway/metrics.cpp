@@ -143,7 +143,61 @@ void Metrics::count_calls(const std::vector<CostRecord>& records, int fallbacks)
   }
 }
 
-std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight) const {
+namespace {
+
+std::string figure(double v) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// The models' circuit breakers and the figures the rules see in ctx.models.
+void render_health(std::string& out, const std::vector<std::pair<std::string, ModelHealth>>& health) {
+  if (health.empty()) return;
+  using State = ModelHealth::State;
+  const auto of = [](const std::string& model, std::string_view name, std::string_view value) {
+    return label("model", model) + "," + label(name, value);
+  };
+  header(out, "switchboard_model_healthy", "gauge",
+         "1 while a call to the model may go out (its breaker closed, or half-open with no probe out).");
+  for (const auto& [model, h] : health) {
+    sample(out, "switchboard_model_healthy", label("model", model), h.healthy ? "1" : "0");
+  }
+  header(out, "switchboard_model_breaker_state", "gauge", "1 for the state the model's circuit breaker is in.");
+  for (const auto& [model, h] : health) {
+    for (const State s : {State::kClosed, State::kOpen, State::kHalfOpen}) {
+      sample(out, "switchboard_model_breaker_state", of(model, "state", to_string(s)), h.state == s ? "1" : "0");
+    }
+  }
+  header(out, "switchboard_model_error_rate", "gauge",
+         "Failed calls / calls in the breaker's window ([health] window_s).");
+  for (const auto& [model, h] : health) {
+    sample(out, "switchboard_model_error_rate", label("model", model), figure(h.error_rate));
+  }
+  header(out, "switchboard_model_latency_ms", "gauge",
+         "Median and 95th percentile latency of the model's recent answers.");
+  for (const auto& [model, h] : health) {
+    if (h.p50_ms) sample(out, "switchboard_model_latency_ms", of(model, "quantile", "0.5"), figure(*h.p50_ms));
+    if (h.p95_ms) sample(out, "switchboard_model_latency_ms", of(model, "quantile", "0.95"), figure(*h.p95_ms));
+  }
+  header(out, "switchboard_model_ratelimit_remaining", "gauge",
+         "Requests and tokens left in the provider's window, from its last rate-limit headers.");
+  for (const auto& [model, h] : health) {
+    if (h.limits.requests_left) {
+      sample(out, "switchboard_model_ratelimit_remaining", of(model, "limit", "requests"),
+             std::to_string(*h.limits.requests_left));
+    }
+    if (h.limits.tokens_left) {
+      sample(out, "switchboard_model_ratelimit_remaining", of(model, "limit", "tokens"),
+             std::to_string(*h.limits.tokens_left));
+    }
+  }
+}
+
+}  // namespace
+
+std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
+                            const std::vector<std::pair<std::string, ModelHealth>>& health) const {
   std::string out;
   out.reserve(4096);
 
@@ -215,6 +269,8 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   for (const WorkloadStatus& w : rules) {
     sample(out, "switchboard_rules_info", label("workload", w.workload) + "," + label("version", w.version), "1");
   }
+
+  render_health(out, health);
 
   // Shadow rules: only when a workload has them. The counts are the serving
   // engine's, so they restart from zero when a config reload replaces it.

@@ -10,6 +10,11 @@
 //   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
 //   switchboard_upstream_in_flight                      gauge
 //   switchboard_rules_info{workload,version}            1 per active rule set
+//   switchboard_model_healthy{model}                    gauge: 1 while a call may go out (health.h)
+//   switchboard_model_breaker_state{model,state}        gauge: 1 for the breaker's state (closed, open, half_open)
+//   switchboard_model_error_rate{model}                 gauge: failures / calls in the breaker's window
+//   switchboard_model_latency_ms{model,quantile}        gauge: p50 and p95 of recent answers, once known
+//   switchboard_model_ratelimit_remaining{model,limit}  gauge: requests / tokens left, from the provider's headers
 //   switchboard_shadow_{evaluations,agreements,errors,dropped}_total{workload}
 //                                                       counters, for workloads with shadow rules
 //   switchboard_shadow_rules_info{workload,version}     1 per shadow rule set that loads
@@ -72,7 +77,9 @@ class Metrics {
 
   // The exposition text. `rules` is the serving engine's status() and
   // `upstream_in_flight` the model calls running now.
-  std::string render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight) const;
+  // `health`: each chat model's health, in the order to print them.
+  std::string render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
+                     const std::vector<std::pair<std::string, ModelHealth>>& health = {}) const;
 
  private:
   // Counters keyed by their rendered label set ("workload=\"w\",model=\"m\"").

@@ -455,7 +455,7 @@ TEST_CASE("bad requests get OpenAI-shaped errors and the gateway keeps serving")
   for (const char* line : {R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="413"} 1)",
                            R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="429"} 1)",
                            R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="502"} 1)"}) {
-    CHECK_MESSAGE(contains(metrics.body, line), line);
+    CHECK_MESSAGE(contains(metrics.body, line), std::string(line));
   }
 }
 
@@ -615,7 +615,7 @@ period = "day"
   CHECK(spend.count("tag:team=other") == 0);
 }
 
-TEST_CASE("metrics count requests and decisions and models lists auto with every tier and model") {
+TEST_CASE("metrics count requests, decisions and the models' breakers; models lists auto with every tier and model") {
   Rig rig;
   REQUIRE(post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"}).status == 200);
   const Reply models = http("GET", rig.url("/v1/models"));
@@ -625,6 +625,7 @@ TEST_CASE("metrics count requests and decisions and models lists auto with every
   }
   CHECK(contains(models.body, R"("owned_by":"switchboard")"));
   CHECK(http("GET", rig.url("/healthz")).status == 200);
+  CHECK(post(rig.url("/v1/chat/completions"), chat("down")).status >= 500);  // m-down refuses the connection
   const Reply status = http("GET", rig.url("/v1/rules/status"));
   CHECK(contains(status.body, R"("workload":"w")"));
   const Reply metrics = http("GET", rig.url("/metrics"));
@@ -633,14 +634,24 @@ TEST_CASE("metrics count requests and decisions and models lists auto with every
            R"(switchboard_requests_total{endpoint="/v1/chat/completions",status="200"} 1)",
            R"(switchboard_decisions_total{workload="w",tier="cheap",model="m-cheap"} 1)",
            R"(switchboard_spend_usd_total{workload="w",model="m-cheap"} 0.)",
-           R"(switchboard_request_duration_seconds_count{endpoint="/v1/chat/completions"} 1)",
+           R"(switchboard_request_duration_seconds_count{endpoint="/v1/chat/completions"} 2)",
            "switchboard_fallbacks_total 0",
            "switchboard_upstream_in_flight 0",
            R"(switchboard_rules_info{workload="w",version=")",
+           // the breakers: m-cheap (sim: no rate-limit headers) answered, m-premium unused
+           R"(switchboard_model_healthy{model="m-cheap"} 1)",
+           R"(switchboard_model_breaker_state{model="m-cheap",state="closed"} 1)",
+           R"(switchboard_model_breaker_state{model="m-cheap",state="open"} 0)",
+           R"(switchboard_model_error_rate{model="m-cheap"} 0)",
+           R"(switchboard_model_latency_ms{model="m-cheap",quantile="0.95"} )",
+           R"(switchboard_model_healthy{model="m-premium"} 1)",
+           R"(switchboard_model_error_rate{model="m-down"} 1)",
+           R"(switchboard_model_breaker_state{model="m-down",state="closed"} 1)",  // one failure of five
        }) {
-    CHECK_MESSAGE(contains(metrics.body, line), line);
+    CHECK_MESSAGE(contains(metrics.body, line), std::string(line));
   }
   CHECK(contains(metrics.body, std::string(R"(switchboard_build_info{version=")") + SWITCHBOARD_PROJECT_VERSION + "\"} 1"));
+  CHECK_FALSE(contains(metrics.body, R"(switchboard_model_ratelimit_remaining{model="m-cheap")"));
 }
 
 TEST_CASE("SIGHUP with a broken config keeps serving and a fixed one goes live") {

@@ -34,8 +34,8 @@ struct SandboxLimits {
   /// budget cannot see: instructions and library calls whose cost grows with
   /// their operands (comparing or converting long strings, sorting a big
   /// table). A run ends within this limit plus 50 ms whatever it does: the
-  /// clock is read on every function call, every 1000 instructions (more
-  /// often while the state holds a string of 16 KiB or more), inside the
+  /// clock is read every 1000 instructions (more often while the state
+  /// holds a string of 16 KiB or more), inside the
   /// library loops the sandbox charges (patterns, table.move/insert/remove/
   /// sort) and on every allocation of 64 KiB or more.
   std::int64_t time_limit_ms = 1000;

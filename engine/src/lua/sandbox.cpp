@@ -38,7 +38,14 @@ constexpr size_t kClockedAllocBytes = 64 * 1024;
 constexpr int kBlocksPastDeadline = 4;  // large blocks given after the deadline, then refused
 constexpr int kChargeChunk = 1024;        // elements a counted library loop moves between charges
 constexpr int kProbeClockInterval = 64;   // instructions between clock reads when counting each
-constexpr int kHookMask = LUA_MASKCOUNT | LUA_MASKCALL;
+// Count events only. Work a count event cannot see is charged and timed
+// where it is done: library loops charge the budget as they go (counted_*,
+// the pattern functions), large allocations read the clock, and while the
+// state holds a long string the interval shrinks so that no interval's
+// instructions can read much of it. A call hook would add a clock read to
+// every call, ctx's and step's C metamethods included, and stop nothing
+// those do not.
+constexpr int kHookMask = LUA_MASKCOUNT;
 constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budget per element
 constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
 constexpr size_t kMaxReasonBytes = 512;   // the rule's reason, truncated beyond
@@ -96,6 +103,31 @@ constexpr const char* kStepFieldNames[kStepFieldCount] = {
     "role", "input_tokens", "prompt", "expected_output_tokens", "needs_chain_of_thought",
     "output_must_be_json", "untrusted_input", "tool_depth", "turns", "has_tools", "tool_names",
     "last_tool", "has_images", "has_documents", "agent", "meta"};
+
+// The fields of ctx, in the order ctx_key_refs holds their names.
+// The fields of ctx a call sets (models, price and cost are set once), in
+// the order ctx_key_refs holds their names.
+enum CtxField { kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kCtxFieldCount };
+constexpr const char* kCtxFieldNames[kCtxFieldCount] = {"workload", "rules_version", "budget_left_usd", "spent_usd"};
+
+// A number held in ctx's shadow, as last set (unset: nil).
+struct CachedNumber {
+  bool valid = false;
+  std::optional<double> value;
+};
+
+// The fields of ctx.models[name], in the order model_key_refs holds their names.
+enum ModelField {
+  kHealthy, kState, kErrorRate, kCalls, kConsecutiveFailures, kP50Ms, kP95Ms, kRequestsLeft, kTokensLeft,
+  kRequestsResetS, kTokensResetS, kModelFieldCount
+};
+constexpr const char* kModelFieldNames[kModelFieldCount] = {
+    "healthy", "state", "error_rate", "calls", "consecutive_failures", "p50_ms", "p95_ms",
+    "requests_left", "tokens_left", "requests_reset_s", "tokens_reset_s"};
+
+// The fields of ctx.price(name)'s table.
+constexpr int kPriceFieldCount = 3;
+constexpr const char* kPriceFieldNames[kPriceFieldCount] = {"input", "cached_input", "output"};
 
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
@@ -182,10 +214,12 @@ struct LuaSandbox::Core {
   // metamethods read `call_ctx`), and the ctx of the classify call under way
   // (null outside one).
   int models_proxy_ref = LUA_NOREF;
-  // The metatable every call's ctx gets: its __index (unreachable from the
-  // rules: __metatable hides it) holds models, price and cost, so a call
-  // sets none of them.
-  int ctx_meta_ref = LUA_NOREF;
+  // ctx: one frozen table for the state's life and its shadow, which holds
+  // the call's values (update_ctx), so a call builds nothing for it.
+  int ctx_proxy_ref = LUA_NOREF;
+  int ctx_shadow_ref = LUA_NOREF;
+  CachedNumber budget_left_usd;
+  CachedNumber spent_usd;
   const RulesContext* call_ctx = nullptr;
   bool poisoned = false;
   ResultPod result;  // reused by every call
@@ -195,7 +229,27 @@ struct LuaSandbox::Core {
   // practice). A key pushed from the registry also skips lua_setfield's
   // lookup of a C string, whose small cache the step's many names thrash.
   int field_refs[kResultFieldCount] = {};
+  const char* field_names[kResultFieldCount] = {};
   int step_key_refs[kStepFieldCount] = {};
+  // The same names' interned strings, to tell a key by its address, and the
+  // metatable every call's step table gets (build_step).
+  const char* step_key_names[kStepFieldCount] = {};
+  int step_meta_ref = LUA_NOREF;
+  int ctx_key_refs[kCtxFieldCount] = {};
+  int model_key_refs[kModelFieldCount] = {};
+  const char* model_key_names[kModelFieldCount] = {};
+  int model_view_meta_ref = LUA_NOREF;  // every ctx.models[name] view's
+  int models_shadow_ref = LUA_NOREF;    // name -> view, for models_config's models
+  const Config* models_config = nullptr;  // and its model count: a config with others gets new views
+  size_t models_count = 0;
+  std::uint64_t call_serial = 0;        // classify calls so far: a view's snapshot is one call's
+  int price_key_refs[kPriceFieldCount] = {};
+  const char* price_key_names[kPriceFieldCount] = {};
+  const char* ctx_key_names[kCtxFieldCount] = {};
+  // The Step of the classify call under way, and what step.input_tokens
+  // shows (null outside one).
+  const Step* call_step = nullptr;
+  std::int64_t call_input_tokens = 0;
   // The restore lists (upvalues, "__" fields, userdata) and their lengths.
   int restore_refs[kRestoreListCount] = {LUA_NOREF, LUA_NOREF, LUA_NOREF};
   lua_Integer restore_sizes[kRestoreListCount] = {};
@@ -557,6 +611,27 @@ bool protected_call(lua_State* L, lua_CFunction fn, void* arg, char* err, size_t
   return false;
 }
 
+// Keeps `n` names in the registry (refs[i]) and their interned strings'
+// addresses (names_out[i]), by which a key is told without comparing text.
+void intern_keys(lua_State* L, const char* const* names, int n, int* refs, const char** names_out) {
+  for (int i = 0; i < n; ++i) {
+    lua_pushstring(L, names[i]);
+    names_out[i] = lua_tostring(L, -1);  // the registry keeps the string alive
+    refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
+// Which of `n` interned names (by address: short strings are interned) the
+// string at `idx` is, or -1.
+int interned_index(lua_State* L, int idx, const char* const* names, int n) {
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  const char* key = lua_tostring(L, idx);
+  for (int i = 0; i < n; ++i) {
+    if (names[i] == key) return i;
+  }
+  return -1;
+}
+
 // ---------------------------------------------------------------- frozen tables
 //
 // A frozen table keeps its identity but its contents move to a "shadow" table
@@ -836,19 +911,14 @@ void freeze_reachable(lua_State* L, int idx, FreezeWalk* walk) {
   }
 }
 
-void create_models_proxy(lua_State* L, Core* core);  // with ctx.models, below: also ctx's metatable
+void create_models_proxy(lua_State* L, Core* core);  // with ctx.models, below: also the ctx proxy
+void create_step_meta(lua_State* L, Core* core);     // with the step table, below
 
 // Protected: freezes everything reachable from the globals and resolves classify.
 int protected_freeze(lua_State* L) {
   Core* core = static_cast<Core*>(lua_touserdata(L, 1));
-  for (int i = 0; i < kResultFieldCount; ++i) {
-    lua_pushstring(L, kResultFieldNames[i]);
-    core->field_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-  for (int i = 0; i < kStepFieldCount; ++i) {
-    lua_pushstring(L, kStepFieldNames[i]);
-    core->step_key_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  intern_keys(L, kResultFieldNames, kResultFieldCount, core->field_refs, core->field_names);
+  intern_keys(L, kStepFieldNames, kStepFieldCount, core->step_key_refs, core->step_key_names);
   for (void* key : {static_cast<void*>(&kRestoreUpvaluesKey), static_cast<void*>(&kRestoreFieldsKey),
                     static_cast<void*>(&kRestoreUserdataKey)}) {
     lua_pushlightuserdata(L, key);
@@ -893,6 +963,7 @@ int protected_freeze(lua_State* L) {
   freeze_table(L, lua_gettop(L), &walk);
   core->empty_list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   create_models_proxy(L, core);
+  create_step_meta(L, core);
   // The restore lists are final now: keep them where a call finds them fastest.
   void* keys[kRestoreListCount] = {&kRestoreUpvaluesKey, &kRestoreFieldsKey, &kRestoreUserdataKey};
   for (int i = 0; i < kRestoreListCount; ++i) {
@@ -963,11 +1034,17 @@ int protected_restore(lua_State* L) {
 }
 
 // ---------------------------------------------------------------- safe builtins
+//
+// Each materializes a lazy step table first (see build_step): whatever looks
+// at a table raw sees the table an eager build would have made.
+
+void materialize_if_lazy(lua_State* L, int idx);
 
 int safe_rawset(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   luaL_checkany(L, 3);
+  materialize_if_lazy(L, 1);
   if (is_frozen(L, 1)) return frozen_newindex(L);
   lua_settop(L, 3);
   lua_rawset(L, 1);
@@ -977,6 +1054,7 @@ int safe_rawset(lua_State* L) {
 int safe_rawget(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
+  materialize_if_lazy(L, 1);
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, 1) == LUA_TNIL && is_frozen(L, 1)) {
@@ -1002,6 +1080,7 @@ int safe_rawlen(lua_State* L) {
 
 int safe_next(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  materialize_if_lazy(L, 1);
   if (is_frozen(L, 1)) return frozen_next(L, 1);
   lua_settop(L, 2);
   if (lua_next(L, 1)) return 2;
@@ -1013,6 +1092,7 @@ int safe_next(lua_State* L) {
 // an endless one could not be stopped.
 int safe_setmetatable(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  materialize_if_lazy(L, 1);
   const int t = lua_type(L, 2);
   luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
   if (t == LUA_TTABLE) {
@@ -1027,6 +1107,18 @@ int safe_setmetatable(lua_State* L) {
   }
   lua_settop(L, 2);
   lua_setmetatable(L, 1);
+  return 1;
+}
+
+// getmetatable as Lua's, but a lazy step table shows none: it is plain first.
+int safe_getmetatable(lua_State* L) {
+  luaL_checkany(L, 1);
+  materialize_if_lazy(L, 1);
+  if (!lua_getmetatable(L, 1)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_getmetafield(L, 1, "__metatable");
   return 1;
 }
 
@@ -1359,6 +1451,8 @@ int protected_open_libs(lua_State* L) {
   lua_setfield(L, g, "next");
   lua_pushcfunction(L, safe_setmetatable);
   lua_setfield(L, g, "setmetatable");
+  lua_pushcfunction(L, safe_getmetatable);
+  lua_setfield(L, g, "getmetatable");
   lua_pushcfunction(L, safe_collectgarbage);
   lua_setfield(L, g, "collectgarbage");
   lua_pushcfunction(L, safe_xpcall);
@@ -1396,86 +1490,163 @@ int protected_open_libs(lua_State* L) {
 
 void push_text(lua_State* L, const std::string& s) { lua_pushlstring(L, s.data(), s.size()); }
 
-// Pushes the name of step field `f` (from the registry).
-void push_step_key(lua_State* L, const Core* core, StepField f) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core->step_key_refs[f]);
+// Pushes step field `f` of the call under way; returns false (pushing
+// nothing) when the step does not have it (the rules see nil).
+bool push_step_field(lua_State* L, const Core* core, StepField f) {
+  const Step* step = core->call_step;
+  switch (f) {
+    case kRole:
+      push_text(L, step->role);
+      return true;
+    case kInputTokens:
+      lua_pushinteger(L, core->call_input_tokens);
+      return true;
+    case kPrompt:
+      if (!step->prompt) return false;
+      push_text(L, *step->prompt);
+      return true;
+    case kExpectedOutputTokens:
+      if (!step->expected_output_tokens) return false;
+      lua_pushinteger(L, *step->expected_output_tokens);
+      return true;
+    case kNeedsChainOfThought: lua_pushboolean(L, step->needs_chain_of_thought); return true;
+    case kOutputMustBeJson: lua_pushboolean(L, step->output_must_be_json); return true;
+    case kUntrustedInput: lua_pushboolean(L, step->untrusted_input); return true;
+    case kToolDepth: lua_pushinteger(L, step->tool_depth); return true;
+    case kTurns: lua_pushinteger(L, step->turns); return true;
+    case kHasTools: lua_pushboolean(L, step->has_tools); return true;
+    case kHasImages: lua_pushboolean(L, step->has_images); return true;
+    case kHasDocuments: lua_pushboolean(L, step->has_documents); return true;
+    case kLastTool:  // absent (nil) when empty
+      if (step->last_tool.empty()) return false;
+      push_text(L, step->last_tool);
+      return true;
+    case kAgent:
+      if (step->agent.empty()) return false;
+      push_text(L, step->agent);
+      return true;
+    case kToolNames:
+      if (step->tool_names.empty()) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, core->empty_list_ref);
+        return true;
+      }
+      lua_createtable(L, static_cast<int>(step->tool_names.size()), 0);
+      for (size_t i = 0; i < step->tool_names.size(); ++i) {
+        push_text(L, step->tool_names[i]);
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      }
+      return true;
+    case kMeta:
+      lua_createtable(L, 0, static_cast<int>(step->meta.size()));
+      for (size_t i = 0; i < step->meta.size(); ++i) {
+        const MetaValue& v = step->meta[i].second;
+        if (const auto* s = std::get_if<std::string>(&v)) {
+          push_text(L, *s);
+        } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
+          lua_pushinteger(L, *n);
+        } else if (const auto* d = std::get_if<double>(&v)) {
+          lua_pushnumber(L, *d);
+        } else {
+          lua_pushboolean(L, *std::get_if<bool>(&v));
+        }
+        lua_setfield(L, -2, step->meta[i].first.c_str());
+      }
+      return true;
+    case kStepFieldCount: break;
+  }
+  return false;
 }
 
-// The step table: every field the rules read, in a hash part sized for all
-// of them at once. Keys come from the registry and go in with lua_rawset
-// (the table is new: it has no metatable).
-void build_step(lua_State* L, const Step* step, std::int64_t input_tokens) {
+bool is_lazy_step(lua_State* L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->step_meta_ref);
+  const bool lazy = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return lazy;
+}
+
+// Turns the lazy step table at `idx` into the plain table an eager build
+// would have made: every field the rules have not read or set yet goes in,
+// and the metatable goes. Anything that looks at the table raw (next, pairs,
+// rawget, getmetatable, setmetatable, a write) sees exactly that table.
+void materialize_step(lua_State* L, int idx) {
   const Core* core = core_of(L);
-  lua_createtable(L, 0, kStepFieldCount);
-  push_step_key(L, core, kRole);
-  push_text(L, step->role);
-  lua_rawset(L, -3);
-  push_step_key(L, core, kInputTokens);
-  lua_pushinteger(L, input_tokens);
-  lua_rawset(L, -3);
-  if (step->prompt) {
-    push_step_key(L, core, kPrompt);
-    push_text(L, *step->prompt);
-    lua_rawset(L, -3);
-  }
-  if (step->expected_output_tokens) {
-    push_step_key(L, core, kExpectedOutputTokens);
-    lua_pushinteger(L, *step->expected_output_tokens);
-    lua_rawset(L, -3);
-  }
-  const auto flag = [&](StepField f, bool value) {
-    push_step_key(L, core, f);
-    lua_pushboolean(L, value);
-    lua_rawset(L, -3);
-  };
-  const auto integer = [&](StepField f, std::int64_t value) {
-    push_step_key(L, core, f);
-    lua_pushinteger(L, value);
-    lua_rawset(L, -3);
-  };
-  const auto text = [&](StepField f, const std::string& value) {  // absent (nil) when empty
-    if (value.empty()) return;
-    push_step_key(L, core, f);
-    push_text(L, value);
-    lua_rawset(L, -3);
-  };
-  flag(kNeedsChainOfThought, step->needs_chain_of_thought);
-  flag(kOutputMustBeJson, step->output_must_be_json);
-  flag(kUntrustedInput, step->untrusted_input);
-  integer(kToolDepth, step->tool_depth);
-  integer(kTurns, step->turns);
-  flag(kHasTools, step->has_tools);
-  flag(kHasImages, step->has_images);
-  flag(kHasDocuments, step->has_documents);
-  text(kLastTool, step->last_tool);
-  text(kAgent, step->agent);
-  push_step_key(L, core, kToolNames);
-  if (step->tool_names.empty()) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, core->empty_list_ref);
-  } else {
-    lua_createtable(L, static_cast<int>(step->tool_names.size()), 0);
-    for (size_t i = 0; i < step->tool_names.size(); ++i) {
-      push_text(L, step->tool_names[i]);
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  if (core->call_step == nullptr) luaL_error(L, "step is only readable inside classify");
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 4, "building the step table");
+  for (int i = 0; i < kStepFieldCount; ++i) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->step_key_refs[i]);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, idx) != LUA_TNIL) {  // read (memoized) or set by the rules already
+      lua_pop(L, 2);
+      continue;
     }
-  }
-  lua_rawset(L, -3);
-  push_step_key(L, core, kMeta);
-  lua_createtable(L, 0, static_cast<int>(step->meta.size()));
-  for (size_t i = 0; i < step->meta.size(); ++i) {
-    const MetaValue& v = step->meta[i].second;
-    if (const auto* s = std::get_if<std::string>(&v)) {
-      push_text(L, *s);
-    } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
-      lua_pushinteger(L, *n);
-    } else if (const auto* d = std::get_if<double>(&v)) {
-      lua_pushnumber(L, *d);
+    lua_pop(L, 1);
+    if (push_step_field(L, core, static_cast<StepField>(i))) {
+      lua_rawset(L, idx);
     } else {
-      lua_pushboolean(L, *std::get_if<bool>(&v));
+      lua_pop(L, 1);
     }
-    lua_setfield(L, -2, step->meta[i].first.c_str());
   }
-  lua_rawset(L, -3);
+  lua_pushnil(L);
+  lua_setmetatable(L, idx);
+}
+
+void materialize_if_lazy(lua_State* L, int idx) {
+  if (lua_type(L, idx) == LUA_TTABLE && is_lazy_step(L, idx)) materialize_step(L, idx);
+}
+
+// step[key] for a key the table does not hold raw: the step's field, kept in
+// the table so the next read is a plain one.
+int step_index(lua_State* L) {
+  const Core* core = core_of(L);
+  const int f = interned_index(L, 2, core->step_key_names, kStepFieldCount);
+  if (f < 0) return 0;  // not a step field: nil
+  if (core->call_step == nullptr) return luaL_error(L, "step is only readable inside classify");
+  if (!push_step_field(L, core, static_cast<StepField>(f))) return 0;
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+// A write: the table becomes plain first, so a field the rule sets to nil
+// stays nil.
+int step_newindex(lua_State* L) {
+  materialize_step(L, 1);
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+int step_pairs(lua_State* L) {
+  materialize_step(L, 1);
+  lua_pushcfunction(L, safe_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// The step table of one call: an empty table whose shared metatable reads
+// the call's Step field by field when the rules ask (a rule that reads three
+// fields pays for three), and materialize_step makes it the full table as
+// soon as anything could tell the difference. The metatable is reachable
+// from no rules code: getmetatable and setmetatable materialize first.
+void build_step(lua_State* L) {
+  lua_createtable(L, 0, 4);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->step_meta_ref);
+  lua_setmetatable(L, -2);
+}
+
+void create_step_meta(lua_State* L, Core* core) {
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, step_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, step_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, step_pairs);
+  lua_setfield(L, -2, "__pairs");
+  core->step_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // Pushes `text`, from the registry when it is the string pushed last time.
@@ -1512,47 +1683,153 @@ const RulesContext& call_ctx_of(lua_State* L, const char* what) {
   return *ctx;
 }
 
-void set_number(lua_State* L, const char* key, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, key);
-}
-
-void set_integer(lua_State* L, const char* key, std::int64_t v) {
-  lua_pushinteger(L, static_cast<lua_Integer>(v));
-  lua_setfield(L, -2, key);
-}
-
-// Pushes ctx.models[name]'s table.
-void push_model_health(lua_State* L, const RulesContext& ctx, std::string_view name) {
-  const ModelHealth h = ctx.health != nullptr ? ctx.health->snapshot(name) : ModelHealth{};
-  lua_createtable(L, 0, 12);
-  lua_pushboolean(L, h.healthy);
-  lua_setfield(L, -2, "healthy");
-  const std::string_view state = to_string(h.state);
-  lua_pushlstring(L, state.data(), state.size());
-  lua_setfield(L, -2, "state");
-  set_number(L, "error_rate", h.error_rate);
-  set_integer(L, "calls", h.calls);
-  set_integer(L, "consecutive_failures", h.consecutive_failures);
-  if (h.p50_ms) set_number(L, "p50_ms", *h.p50_ms);
-  if (h.p95_ms) set_number(L, "p95_ms", *h.p95_ms);
-  if (h.limits.requests_left) set_integer(L, "requests_left", *h.limits.requests_left);
-  if (h.limits.tokens_left) set_integer(L, "tokens_left", *h.limits.tokens_left);
-  if (h.limits.requests_reset) set_number(L, "requests_reset_s", static_cast<double>(h.limits.requests_reset->count()) / 1000);
-  if (h.limits.tokens_reset) set_number(L, "tokens_reset_s", static_cast<double>(h.limits.tokens_reset->count()) / 1000);
-}
-
-// ctx.models[name]: the model's health table; nil for a name the config has no model of.
-int models_index(lua_State* L) {
-  const RulesContext& ctx = call_ctx_of(L, "ctx.models");
-  size_t len = 0;
-  const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
-  if (name == nullptr || ctx.config->find_model(std::string_view(name, len)) == nullptr) {
-    lua_pushnil(L);
-    return 1;
+// Pushes field `f` of a model's health; false (nothing pushed) when the
+// snapshot has no such figure (the rules see nil).
+bool push_model_field(lua_State* L, const ModelHealth& h, ModelField f) {
+  const auto seconds = [&](const std::optional<std::chrono::milliseconds>& ms) {
+    if (!ms) return false;
+    lua_pushnumber(L, static_cast<double>(ms->count()) / 1000);
+    return true;
+  };
+  const auto integer = [&](const std::optional<std::int64_t>& v) {
+    if (!v) return false;
+    lua_pushinteger(L, static_cast<lua_Integer>(*v));
+    return true;
+  };
+  switch (f) {
+    case kHealthy: lua_pushboolean(L, h.healthy); return true;
+    case kState: {
+      const std::string_view state = to_string(h.state);
+      lua_pushlstring(L, state.data(), state.size());
+      return true;
+    }
+    case kErrorRate: lua_pushnumber(L, h.error_rate); return true;
+    case kCalls: lua_pushinteger(L, static_cast<lua_Integer>(h.calls)); return true;
+    case kConsecutiveFailures: lua_pushinteger(L, h.consecutive_failures); return true;
+    case kP50Ms:
+      if (!h.p50_ms) return false;
+      lua_pushnumber(L, *h.p50_ms);
+      return true;
+    case kP95Ms:
+      if (!h.p95_ms) return false;
+      lua_pushnumber(L, *h.p95_ms);
+      return true;
+    case kRequestsLeft: return integer(h.limits.requests_left);
+    case kTokensLeft: return integer(h.limits.tokens_left);
+    case kRequestsResetS: return seconds(h.limits.requests_reset);
+    case kTokensResetS: return seconds(h.limits.tokens_reset);
+    case kModelFieldCount: break;
   }
-  push_model_health(L, ctx, std::string_view(name, len));
+  return false;
+}
+
+// ctx.models is a frozen table whose shadow holds one view per model of the
+// config (made when a call first sees that config: sync_models), so
+// ctx.models[name] is a plain lookup that allocates nothing. A view is a
+// userdata holding the model's name; the first call that reads it finds the
+// model in that call's config and takes the model's health then, so the
+// fields a rule reads in one call agree with each other, and nothing the
+// view keeps outlives the call it was taken in.
+struct ModelView {
+  std::uint64_t call;      // the call `model` and `health` were taken in (0: none)
+  const ModelSpec* model;  // in that call's config; null when it has no such model
+  ModelHealth health;
+  size_t name_len;         // the name's bytes follow the struct
+  std::string_view name() const { return {reinterpret_cast<const char*>(this + 1), name_len}; }
+};
+static_assert(std::is_trivially_copyable_v<ModelView> && std::is_trivially_destructible_v<ModelView>,
+              "a model view lives in a userdata, which Lua frees without a finalizer");
+
+// The view at `idx`, brought to the call under way.
+const ModelView& model_view_at(lua_State* L, int idx) {
+  auto* view = static_cast<ModelView*>(lua_touserdata(L, idx));
+  const Core* core = core_of(L);
+  const RulesContext* ctx = core->call_ctx;
+  if (ctx == nullptr || ctx->config == nullptr) luaL_error(L, "ctx.models is only readable inside classify");
+  if (view->call != core->call_serial) {
+    view->model = ctx->config->find_model(view->name());
+    view->health = ctx->health != nullptr ? ctx->health->snapshot(view->name()) : ModelHealth{};
+    view->call = core->call_serial;
+  }
+  return *view;
+}
+
+const ModelHealth& model_health_at(lua_State* L, int idx) { return model_view_at(L, idx).health; }
+
+int model_view_index(lua_State* L) {
+  const int f = interned_index(L, 2, core_of(L)->model_key_names, kModelFieldCount);
+  if (f < 0) return 0;
+  return push_model_field(L, model_health_at(L, 1), static_cast<ModelField>(f)) ? 1 : 0;
+}
+
+int model_view_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.models[...] is read-only (it reports a model's health; build a table of your own)");
+}
+
+// next() over a model view: its present fields in kModelFieldNames order.
+int model_view_next(lua_State* L) {
+  const Core* core = core_of(L);
+  const ModelHealth& h = model_health_at(L, 1);
+  int i = 0;
+  if (!lua_isnil(L, 2)) {
+    i = interned_index(L, 2, core->model_key_names, kModelFieldCount);
+    if (i < 0) return luaL_error(L, "invalid key to 'next' over a model's health");
+    ++i;
+  }
+  for (; i < kModelFieldCount; ++i) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->model_key_refs[i]);
+    if (push_model_field(L, h, static_cast<ModelField>(i))) return 2;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
   return 1;
+}
+
+int model_view_pairs(lua_State* L) {
+  lua_pushcfunction(L, model_view_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// Makes ctx.models' shadow hold a view of each model of `config` (a chat
+// model or an embedding model alike), once per config: an engine that
+// reloads its config gives the calls after it another.
+void sync_models(lua_State* L, Core* core, const Config* config) {
+  if (config == nullptr || (core->models_config == config && core->models_count == config->models.size())) return;
+  lua_createtable(L, 0, static_cast<int>(config->models.size()));
+  for (const auto& entry : config->models) {
+    const std::string& name = entry.first;
+    lua_pushlstring(L, name.data(), name.size());
+    auto* view = static_cast<ModelView*>(lua_newuserdatauv(L, sizeof(ModelView) + name.size(), 0));
+    view->call = 0;
+    view->model = nullptr;
+    view->health = ModelHealth{};
+    view->name_len = name.size();
+    std::memcpy(view + 1, name.data(), name.size());
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->model_view_meta_ref);
+    lua_setmetatable(L, -2);
+    lua_rawset(L, -3);
+  }
+  // The new shadow goes in ctx.models' metatable and the registry.
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
+  lua_getmetatable(L, -1);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 2);
+  lua_rawseti(L, LUA_REGISTRYINDEX, core->models_shadow_ref);
+  core->models_config = config;
+  core->models_count = config->models.size();
+}
+
+// Pushes the view of the model named at `name_idx` (nil for a name the
+// config has no model of) and returns the model, or null.
+const ModelSpec* push_view_of(lua_State* L, int name_idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->models_shadow_ref);
+  lua_pushvalue(L, name_idx);
+  const int type = lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return type == LUA_TUSERDATA ? model_view_at(L, -1).model : nullptr;
 }
 
 int models_newindex(lua_State* L) {
@@ -1574,7 +1851,7 @@ int models_next(lua_State* L) {
     return 1;
   }
   lua_pushlstring(L, it->first.data(), it->first.size());
-  push_model_health(L, ctx, it->first);
+  push_view_of(L, lua_gettop(L));
   return 2;
 }
 
@@ -1587,52 +1864,62 @@ int models_pairs(lua_State* L) {
 
 int ctx_price(lua_State* L);
 int ctx_cost(lua_State* L);
+void create_ctx_proxy(lua_State* L, Core* core);
 
-// Creates the ctx.models proxy of a new state, and the metatable through
-// which every call's ctx reaches it, ctx.price and ctx.cost.
+// Creates ctx.models (frozen, its shadow empty until sync_models), the
+// views' metatable, and ctx.
 void create_models_proxy(lua_State* L, Core* core) {
-  lua_newuserdatauv(L, 0, 0);
-  lua_createtable(L, 0, 4);
-  lua_pushcfunction(L, models_index);
+  lua_newtable(L);
+  core->models_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);  // ctx.models
+  lua_createtable(L, 0, 6);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_shadow_ref);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, models_newindex);
   lua_setfield(L, -2, "__newindex");
   lua_pushcfunction(L, models_pairs);
   lua_setfield(L, -2, "__pairs");
+  lua_pushcfunction(L, frozen_len);
+  lua_setfield(L, -2, "__len");
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
+  lua_pushlightuserdata(L, &kFrozenMarkerKey);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
   lua_setmetatable(L, -2);
   core->models_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
-  lua_createtable(L, 0, 2);  // ctx's metatable
-  lua_createtable(L, 0, 3);  // its __index
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
-  lua_setfield(L, -2, "models");
-  lua_pushcfunction(L, ctx_price);
-  lua_setfield(L, -2, "price");
-  lua_pushcfunction(L, ctx_cost);
-  lua_setfield(L, -2, "cost");
+  intern_keys(L, kModelFieldNames, kModelFieldCount, core->model_key_refs, core->model_key_names);
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, model_view_index);
   lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, model_view_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, model_view_pairs);
+  lua_setfield(L, -2, "__pairs");
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
-  core->ctx_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  core->model_view_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  intern_keys(L, kPriceFieldNames, kPriceFieldCount, core->price_key_refs, core->price_key_names);
+  create_ctx_proxy(L, core);
 }
 
 // ctx.price(model): {input, cached_input, output} in dollars per million
 // tokens (the catalog's base rates); nil for a model the config has none of.
 int ctx_price(lua_State* L) {
-  const RulesContext& ctx = call_ctx_of(L, "ctx.price");
-  size_t len = 0;
-  const char* name = luaL_checklstring(L, 1, &len);
-  const ModelSpec* model = ctx.config->find_model(std::string_view(name, len));
-  if (model == nullptr) {
-    lua_pushnil(L);
-    return 1;
+  call_ctx_of(L, "ctx.price");
+  luaL_checktype(L, 1, LUA_TSTRING);
+  const ModelSpec* model = push_view_of(L, 1);
+  if (model == nullptr) return 1;  // nil
+  const Core* core = core_of(L);
+  const MicroUsdPerMtok rates[kPriceFieldCount] = {model->price.input, model->price.cached_input, model->price.output};
+  lua_createtable(L, 0, kPriceFieldCount);
+  for (int i = 0; i < kPriceFieldCount; ++i) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->price_key_refs[i]);
+    lua_pushnumber(L, to_usd(rates[i]));
+    lua_rawset(L, -3);
   }
-  lua_createtable(L, 0, 3);
-  set_number(L, "input", to_usd(model->price.input));
-  set_number(L, "cached_input", to_usd(model->price.cached_input));
-  set_number(L, "output", to_usd(model->price.output));
   return 1;
 }
 
@@ -1651,11 +1938,8 @@ int ctx_cost(lua_State* L) {
   luaL_argcheck(L, output >= 0, 3, "output_tokens must not be negative");
   luaL_argcheck(L, cached >= 0 && cached <= input, 4, "cached_tokens must be between 0 and input_tokens");
   const std::string_view model_name(name, len);
-  const ModelSpec* model = ctx.config->find_model(model_name);
-  if (model == nullptr) {
-    lua_pushnil(L);
-    return 1;
-  }
+  const ModelSpec* model = push_view_of(L, 1);
+  if (model == nullptr) return 1;  // nil
   Usage usage;
   usage.input_tokens = input - cached;
   usage.cached_input_tokens = cached;
@@ -1671,21 +1955,76 @@ int ctx_cost(lua_State* L) {
   return 2;
 }
 
-void build_ctx(lua_State* L, const RulesContext* ctx) {
-  Core* core = core_of(L);
-  lua_createtable(L, 0, 4);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_meta_ref);  // models, price, cost
+// ctx is one frozen table for the state's life: empty, its metatable's
+// __index a shadow table the rules cannot reach (__metatable hides it), so
+// every read is a plain table lookup with no call, writes fail, and pairs,
+// rawget and rawlen read the shadow as they read any frozen table's. The
+// shadow holds models, price and cost from the start; a call updates only
+// the fields that changed since the last one (update_ctx).
+int ctx_newindex(lua_State* L) {
+  return luaL_error(L, "ctx is read-only (it describes the call; keep your own values in locals)");
+}
+
+void create_ctx_proxy(lua_State* L, Core* core) {
+  intern_keys(L, kCtxFieldNames, kCtxFieldCount, core->ctx_key_refs, core->ctx_key_names);
+  lua_newtable(L);  // ctx
+  lua_createtable(L, 0, 6);  // its metatable
+  lua_createtable(L, 0, kCtxFieldCount + 2);  // the shadow
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
+  lua_setfield(L, -2, "models");
+  lua_pushcfunction(L, ctx_price);
+  lua_setfield(L, -2, "price");
+  lua_pushcfunction(L, ctx_cost);
+  lua_setfield(L, -2, "cost");
+  lua_pushvalue(L, -1);
+  core->ctx_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, ctx_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, frozen_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushcfunction(L, frozen_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_pushlightuserdata(L, &kFrozenMarkerKey);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
   lua_setmetatable(L, -2);
-  push_cached(L, &core->workload, ctx->workload);
-  lua_setfield(L, -2, "workload");
-  push_cached(L, &core->rules_version, ctx->rules_version);
-  lua_setfield(L, -2, "rules_version");
-  if (ctx->budget_left_usd) {
-    lua_pushnumber(L, *ctx->budget_left_usd);
-    lua_setfield(L, -2, "budget_left_usd");
+  core->ctx_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+// Sets shadow[key] = the number, or removes it, when that differs from what it holds.
+void update_number(lua_State* L, int shadow, int key_ref, std::optional<double> value, CachedNumber* last) {
+  if (last->valid && last->value == value) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, key_ref);
+  if (value) {
+    lua_pushnumber(L, *value);
+  } else {
+    lua_pushnil(L);
   }
-  lua_pushnumber(L, ctx->spent_usd);
-  lua_setfield(L, -2, "spent_usd");
+  lua_rawset(L, shadow);
+  last->value = value;
+  last->valid = true;
+}
+
+void update_text(lua_State* L, int shadow, int key_ref, CachedString* cache, std::string_view text) {
+  if (cache->valid && cache->len == text.size() && std::memcmp(cache->text, text.data(), text.size()) == 0) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, key_ref);
+  push_cached(L, cache, text);
+  lua_rawset(L, shadow);
+}
+
+// Pushes ctx, its shadow holding this call's values.
+void update_ctx(lua_State* L, Core* core, const RulesContext& ctx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_shadow_ref);
+  const int shadow = lua_gettop(L);
+  update_text(L, shadow, core->ctx_key_refs[kWorkload], &core->workload, ctx.workload);
+  update_text(L, shadow, core->ctx_key_refs[kRulesVersion], &core->rules_version, ctx.rules_version);
+  update_number(L, shadow, core->ctx_key_refs[kBudgetLeftUsd], ctx.budget_left_usd, &core->budget_left_usd);
+  update_number(L, shadow, core->ctx_key_refs[kSpentUsd], ctx.spent_usd, &core->spent_usd);
+  lua_pop(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_proxy_ref);
 }
 
 // Copies the string at `idx` into `slot`; names must fit, reasons are cut.
@@ -1705,38 +2044,27 @@ void read_text(lua_State* L, int idx, const char* field, TextSlot* slot, size_t 
   slot->present = true;
 }
 
-// Which result field a key names, or -1.
-int field_of(const char* key, size_t len) {
-  for (int i = 0; i < kResultFieldCount; ++i) {
-    if (std::strlen(kResultFieldNames[i]) == len && std::memcmp(kResultFieldNames[i], key, len) == 0) return i;
-  }
-  return -1;
-}
-
 // Copies the result table's known fields to the stack slots base+0..base+7,
 // in kResultFieldNames order, without running a metamethod. A table of a
 // few fields is walked once with lua_next; a big one is probed per field,
 // so the cost stays bounded either way.
 void collect_fields(lua_State* L, int t, int base) {
   constexpr int kMaxWalk = 16;
+  const Core* core = core_of(L);
   int walked = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     if (++walked > kMaxWalk) {
       lua_pop(L, 2);
       for (int i = 0; i < kResultFieldCount; ++i) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->field_refs[i]);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, core->field_refs[i]);
         lua_rawget(L, t);
         lua_replace(L, base + i);
       }
       return;
     }
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      size_t len = 0;
-      const char* key = lua_tolstring(L, -2, &len);
-      const int field = field_of(key, len);
-      if (field >= 0) lua_copy(L, -1, base + field);
-    }
+    const int field = interned_index(L, -2, core->field_names, kResultFieldCount);
+    if (field >= 0) lua_copy(L, -1, base + field);
     lua_pop(L, 1);
   }
 }
@@ -1811,12 +2139,17 @@ int protected_classify(lua_State* L) {
   CallFrame* frame = static_cast<CallFrame*>(lua_touserdata(L, 1));
   Core* core = core_of(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->classify_ref);
-  build_step(L, frame->step, frame->input_tokens);
-  build_ctx(L, frame->ctx);
+  core->call_step = frame->step;
+  core->call_input_tokens = frame->input_tokens;
+  core->call_ctx = frame->ctx;
+  ++core->call_serial;
+  sync_models(L, core, frame->ctx->config);
+  build_step(L);
+  update_ctx(L, core, *frame->ctx);
   core->bytes_at_rules_start = core->bytes_allocated;
   core->vm_started = true;
-  core->call_ctx = frame->ctx;
   lua_call(L, 2, 1);
+  core->call_step = nullptr;
   core->call_ctx = nullptr;
   core->bytes_at_rules_end = core->bytes_allocated;
   read_result(L, lua_gettop(L), frame->out);
@@ -1967,6 +2300,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
   }
   const bool ok = protected_call(L_, protected_classify, &frame, err, sizeof err);
   core_->call_ctx = nullptr;  // also when the call raised
+  core_->call_step = nullptr;
   end_run(core_.get());
   if (probe != nullptr) end_probe(probe);
   if (!frame.restored && !core_->poisoned) {
