@@ -4,11 +4,14 @@
 // holds plain data only; C++ objects are built outside, after lua_pcall returns.
 #include "lua/sandbox.h"
 
+#include "lua/rules_api.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 extern "C" {
 #include <lauxlib.h>
@@ -79,23 +82,54 @@ struct CallFrame {
   bool restored;  // the call itself put the rules' state back
 };
 
+namespace api = rules_api;
+
 // The fields of a returned table, in the order field_refs holds their names.
+// The names are the rule API table's (lua/rules_api.h): one it lacks does not
+// compile, and one it has that is not read here fails the assertion below.
 enum ResultField {
   kTier, kModel, kReasoning, kAggregate, kReason, kMaxOutputTokens, kFanout, kPinReasoning, kResultFieldCount
 };
 constexpr const char* kResultFieldNames[kResultFieldCount] = {
-    "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout", "pin_reasoning"};
+    api::key(api::kResult, "tier"),      api::key(api::kResult, "model"),
+    api::key(api::kResult, "reasoning"), api::key(api::kResult, "aggregate"),
+    api::key(api::kResult, "reason"),    api::key(api::kResult, "max_output_tokens"),
+    api::key(api::kResult, "fanout"),    api::key(api::kResult, "pin_reasoning")};
+// The table's result section is its value row ("return") and the fields.
+static_assert(kResultFieldCount + 1 == api::kResult.fields.size(),
+              "classify's result: read every field of the rule API table's return section (lua/rules_api.h)");
 
-// The fields of the step table, in the order step_key_refs holds their names.
+// The fields of the step table, in the order step_key_refs holds their names:
+// the rule API table's, each of them once (as for the result fields above).
 enum StepField {
   kRole, kInputTokens, kPrompt, kExpectedOutputTokens, kNeedsChainOfThought, kOutputMustBeJson,
   kUntrustedInput, kToolDepth, kTurns, kHasTools, kToolNames, kLastTool, kHasImages, kHasDocuments,
   kAgent, kMeta, kStepFieldCount
 };
 constexpr const char* kStepFieldNames[kStepFieldCount] = {
-    "role", "input_tokens", "prompt", "expected_output_tokens", "needs_chain_of_thought",
-    "output_must_be_json", "untrusted_input", "tool_depth", "turns", "has_tools", "tool_names",
-    "last_tool", "has_images", "has_documents", "agent", "meta"};
+    api::key(api::kStep, "role"),          api::key(api::kStep, "input_tokens"),
+    api::key(api::kStep, "prompt"),        api::key(api::kStep, "expected_output_tokens"),
+    api::key(api::kStep, "needs_chain_of_thought"), api::key(api::kStep, "output_must_be_json"),
+    api::key(api::kStep, "untrusted_input"), api::key(api::kStep, "tool_depth"),
+    api::key(api::kStep, "turns"),         api::key(api::kStep, "has_tools"),
+    api::key(api::kStep, "tool_names"),    api::key(api::kStep, "last_tool"),
+    api::key(api::kStep, "has_images"),    api::key(api::kStep, "has_documents"),
+    api::key(api::kStep, "agent"),         api::key(api::kStep, "meta")};
+static_assert(kStepFieldCount == api::kStep.fields.size(),
+              "the step table: intern every field of the rule API table's step section (lua/rules_api.h)");
+
+// Each name of `names` is a different one (so, with the counts above, the
+// sandbox's names are the table's, one for one).
+constexpr bool all_different(const char* const* names, int n) {
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      if (std::string_view(names[i]) == std::string_view(names[j])) return false;
+    }
+  }
+  return true;
+}
+static_assert(all_different(kResultFieldNames, kResultFieldCount), "a result field is named twice");
+static_assert(all_different(kStepFieldNames, kStepFieldCount), "a step field is named twice");
 
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
@@ -1525,21 +1559,26 @@ void set_integer(lua_State* L, const char* key, std::int64_t v) {
 // Pushes ctx.models[name]'s table.
 void push_model_health(lua_State* L, const RulesContext& ctx, std::string_view name) {
   const ModelHealth h = ctx.health != nullptr ? ctx.health->snapshot(name) : ModelHealth{};
-  lua_createtable(L, 0, 12);
+  lua_createtable(L, 0, static_cast<int>(api::kModel.fields.size()) - 1);
   lua_pushboolean(L, h.healthy);
-  lua_setfield(L, -2, "healthy");
+  lua_setfield(L, -2, api::key(api::kModel, "healthy"));
   const std::string_view state = to_string(h.state);
   lua_pushlstring(L, state.data(), state.size());
-  lua_setfield(L, -2, "state");
-  set_number(L, "error_rate", h.error_rate);
-  set_integer(L, "calls", h.calls);
-  set_integer(L, "consecutive_failures", h.consecutive_failures);
-  if (h.p50_ms) set_number(L, "p50_ms", *h.p50_ms);
-  if (h.p95_ms) set_number(L, "p95_ms", *h.p95_ms);
-  if (h.limits.requests_left) set_integer(L, "requests_left", *h.limits.requests_left);
-  if (h.limits.tokens_left) set_integer(L, "tokens_left", *h.limits.tokens_left);
-  if (h.limits.requests_reset) set_number(L, "requests_reset_s", static_cast<double>(h.limits.requests_reset->count()) / 1000);
-  if (h.limits.tokens_reset) set_number(L, "tokens_reset_s", static_cast<double>(h.limits.tokens_reset->count()) / 1000);
+  lua_setfield(L, -2, api::key(api::kModel, "state"));
+  set_number(L, api::key(api::kModel, "error_rate"), h.error_rate);
+  set_integer(L, api::key(api::kModel, "calls"), h.calls);
+  set_integer(L, api::key(api::kModel, "consecutive_failures"), h.consecutive_failures);
+  if (h.p50_ms) set_number(L, api::key(api::kModel, "p50_ms"), *h.p50_ms);
+  if (h.p95_ms) set_number(L, api::key(api::kModel, "p95_ms"), *h.p95_ms);
+  if (h.limits.requests_left) set_integer(L, api::key(api::kModel, "requests_left"), *h.limits.requests_left);
+  if (h.limits.tokens_left) set_integer(L, api::key(api::kModel, "tokens_left"), *h.limits.tokens_left);
+  if (h.limits.requests_reset) {
+    set_number(L, api::key(api::kModel, "requests_reset_s"),
+               static_cast<double>(h.limits.requests_reset->count()) / 1000);
+  }
+  if (h.limits.tokens_reset) {
+    set_number(L, api::key(api::kModel, "tokens_reset_s"), static_cast<double>(h.limits.tokens_reset->count()) / 1000);
+  }
 }
 
 // ctx.models[name]: the model's health table; nil for a name the config has no model of.
@@ -1607,11 +1646,11 @@ void create_models_proxy(lua_State* L, Core* core) {
   lua_createtable(L, 0, 2);  // ctx's metatable
   lua_createtable(L, 0, 3);  // its __index
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
-  lua_setfield(L, -2, "models");
+  lua_setfield(L, -2, api::key(api::kCtx, "models"));
   lua_pushcfunction(L, ctx_price);
-  lua_setfield(L, -2, "price");
+  lua_setfield(L, -2, api::key(api::kCtx, "price"));
   lua_pushcfunction(L, ctx_cost);
-  lua_setfield(L, -2, "cost");
+  lua_setfield(L, -2, api::key(api::kCtx, "cost"));
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
@@ -1630,9 +1669,9 @@ int ctx_price(lua_State* L) {
     return 1;
   }
   lua_createtable(L, 0, 3);
-  set_number(L, "input", to_usd(model->price.input));
-  set_number(L, "cached_input", to_usd(model->price.cached_input));
-  set_number(L, "output", to_usd(model->price.output));
+  set_number(L, api::key(api::kPrice, "input"), to_usd(model->price.input));
+  set_number(L, api::key(api::kPrice, "cached_input"), to_usd(model->price.cached_input));
+  set_number(L, api::key(api::kPrice, "output"), to_usd(model->price.output));
   return 1;
 }
 
@@ -1666,6 +1705,7 @@ int ctx_cost(lua_State* L) {
   if (ctx.config->prices) {
     if (const Result<MicroUsd> priced = ctx.config->prices->cost(model_name, usage); priced.ok()) micro = *priced;
   }
+  static_assert(api::kCost.fields.size() == 2, "ctx.cost returns what the rule API table's cost section lists");
   lua_pushinteger(L, static_cast<lua_Integer>(micro));
   lua_pushnumber(L, to_usd(micro));
   return 2;
@@ -1677,15 +1717,15 @@ void build_ctx(lua_State* L, const RulesContext* ctx) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_meta_ref);  // models, price, cost
   lua_setmetatable(L, -2);
   push_cached(L, &core->workload, ctx->workload);
-  lua_setfield(L, -2, "workload");
+  lua_setfield(L, -2, api::key(api::kCtx, "workload"));
   push_cached(L, &core->rules_version, ctx->rules_version);
-  lua_setfield(L, -2, "rules_version");
+  lua_setfield(L, -2, api::key(api::kCtx, "rules_version"));
   if (ctx->budget_left_usd) {
     lua_pushnumber(L, *ctx->budget_left_usd);
-    lua_setfield(L, -2, "budget_left_usd");
+    lua_setfield(L, -2, api::key(api::kCtx, "budget_left_usd"));
   }
   lua_pushnumber(L, ctx->spent_usd);
-  lua_setfield(L, -2, "spent_usd");
+  lua_setfield(L, -2, api::key(api::kCtx, "spent_usd"));
 }
 
 // Copies the string at `idx` into `slot`; names must fit, reasons are cut.
