@@ -19,6 +19,7 @@ Command add_check(CLI::App& app);
 Command add_rebill(CLI::App& app);
 Command add_report(CLI::App& app);
 Command add_route(CLI::App& app);
+Command add_rules_api(CLI::App& app);
 Command add_run(CLI::App& app);
 Command add_test(CLI::App& app);
 Command add_watch(CLI::App& app);

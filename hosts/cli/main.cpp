@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(switchboard::cli::add_rebill);
   add(switchboard::cli::add_report);
   add(switchboard::cli::add_route);
+  add(switchboard::cli::add_rules_api);
   add(switchboard::cli::add_run);
   add(switchboard::cli::add_test);
   add(switchboard::cli::add_watch);

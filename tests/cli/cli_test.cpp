@@ -1,4 +1,4 @@
-// The `switchboard` command, run as a process: check, route, test, --help.
+// The `switchboard` command, run as a process: check, route, test, rules-api, --help.
 #include <doctest/doctest.h>
 
 #ifdef SWITCHBOARD_CLI
@@ -484,6 +484,20 @@ TEST_CASE("cli: route --explain shows each step's rule lines and reason and --js
 }
 
 }  // TEST_SUITE("rule_tools")
+
+TEST_CASE("cli: rules-api prints the rule API page, in Markdown or as JSON, and --help lists it") {
+  std::string out;
+  CHECK(cli("rules-api", out) == 0);
+  CHECK(out == rules_api_markdown());
+  CHECK(cli("rules-api --json", out) == 0);
+  CHECK(out == rules_api_json());
+  const auto page = nlohmann::json::parse(out);
+  CHECK(page["sections"][0]["fields"][0]["path"] == "step.role");
+  CHECK(cli("--help", out) == 0);
+  CHECK(out.find("rules-api") != std::string::npos);
+  CHECK(cli("rules-api --help", out) == 0);
+  CHECK(out.find("--json") != std::string::npos);
+}
 
 TEST_CASE("cli: no command or an unknown command is a usage error") {
   std::string out;

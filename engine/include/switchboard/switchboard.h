@@ -16,6 +16,7 @@
 #include "switchboard/pricing.h"
 #include "switchboard/replay.h"
 #include "switchboard/rule_tests.h"
+#include "switchboard/rules_api.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 #include "switchboard/tokens.h"

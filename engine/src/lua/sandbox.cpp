@@ -4,11 +4,14 @@
 // holds plain data only; C++ objects are built outside, after lua_pcall returns.
 #include "lua/sandbox.h"
 
+#include "lua/rules_api.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 extern "C" {
 #include <lauxlib.h>
@@ -86,29 +89,62 @@ struct CallFrame {
   bool restored;  // the call itself put the rules' state back
 };
 
+namespace api = rules_api;
+
 // The fields of a returned table, in the order field_refs holds their names.
+// The names are the rule API table's (lua/rules_api.h): one it lacks does not
+// compile, and one it has that is not read here fails the assertion below.
 enum ResultField {
   kTier, kModel, kReasoning, kAggregate, kReason, kMaxOutputTokens, kFanout, kPinReasoning, kResultFieldCount
 };
 constexpr const char* kResultFieldNames[kResultFieldCount] = {
-    "tier", "model", "reasoning", "aggregate", "reason", "max_output_tokens", "fanout", "pin_reasoning"};
+    api::key(api::kResult, "tier"),      api::key(api::kResult, "model"),
+    api::key(api::kResult, "reasoning"), api::key(api::kResult, "aggregate"),
+    api::key(api::kResult, "reason"),    api::key(api::kResult, "max_output_tokens"),
+    api::key(api::kResult, "fanout"),    api::key(api::kResult, "pin_reasoning")};
+// The table's result section is its value row ("return") and the fields.
+static_assert(kResultFieldCount + 1 == api::kResult.fields.size(),
+              "classify's result: read every field of the rule API table's return section (lua/rules_api.h)");
 
-// The fields of the step table, in the order step_key_refs holds their names.
+// The fields of the step table, in the order step_key_refs holds their names:
+// the rule API table's, each of them once (as for the result fields above).
 enum StepField {
   kRole, kInputTokens, kPrompt, kExpectedOutputTokens, kNeedsChainOfThought, kOutputMustBeJson,
   kUntrustedInput, kToolDepth, kTurns, kHasTools, kToolNames, kLastTool, kHasImages, kHasDocuments,
   kAgent, kMeta, kStepFieldCount
 };
 constexpr const char* kStepFieldNames[kStepFieldCount] = {
-    "role", "input_tokens", "prompt", "expected_output_tokens", "needs_chain_of_thought",
-    "output_must_be_json", "untrusted_input", "tool_depth", "turns", "has_tools", "tool_names",
-    "last_tool", "has_images", "has_documents", "agent", "meta"};
+    api::key(api::kStep, "role"),          api::key(api::kStep, "input_tokens"),
+    api::key(api::kStep, "prompt"),        api::key(api::kStep, "expected_output_tokens"),
+    api::key(api::kStep, "needs_chain_of_thought"), api::key(api::kStep, "output_must_be_json"),
+    api::key(api::kStep, "untrusted_input"), api::key(api::kStep, "tool_depth"),
+    api::key(api::kStep, "turns"),         api::key(api::kStep, "has_tools"),
+    api::key(api::kStep, "tool_names"),    api::key(api::kStep, "last_tool"),
+    api::key(api::kStep, "has_images"),    api::key(api::kStep, "has_documents"),
+    api::key(api::kStep, "agent"),         api::key(api::kStep, "meta")};
+static_assert(kStepFieldCount == api::kStep.fields.size(),
+              "the step table: intern every field of the rule API table's step section (lua/rules_api.h)");
+
+// Each name of `names` is a different one (so, with the counts above, the
+// sandbox's names are the table's, one for one).
+constexpr bool all_different(const char* const* names, int n) {
+  for (int i = 0; i < n; ++i) {
+    for (int j = i + 1; j < n; ++j) {
+      if (std::string_view(names[i]) == std::string_view(names[j])) return false;
+    }
+  }
+  return true;
+}
+static_assert(all_different(kResultFieldNames, kResultFieldCount), "a result field is named twice");
+static_assert(all_different(kStepFieldNames, kStepFieldCount), "a step field is named twice");
 
 // The fields of ctx, in the order ctx_key_refs holds their names.
 // The fields of ctx a call sets (models, price and cost are set once), in
 // the order ctx_key_refs holds their names.
 enum CtxField { kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kCtxFieldCount };
-constexpr const char* kCtxFieldNames[kCtxFieldCount] = {"workload", "rules_version", "budget_left_usd", "spent_usd"};
+constexpr const char* kCtxFieldNames[kCtxFieldCount] = {
+    api::key(api::kCtx, "workload"), api::key(api::kCtx, "rules_version"), api::key(api::kCtx, "budget_left_usd"),
+    api::key(api::kCtx, "spent_usd")};
 
 // A number held in ctx's shadow, as last set (unset: nil).
 struct CachedNumber {
@@ -122,12 +158,22 @@ enum ModelField {
   kRequestsResetS, kTokensResetS, kModelFieldCount
 };
 constexpr const char* kModelFieldNames[kModelFieldCount] = {
-    "healthy", "state", "error_rate", "calls", "consecutive_failures", "p50_ms", "p95_ms",
-    "requests_left", "tokens_left", "requests_reset_s", "tokens_reset_s"};
+    api::key(api::kModel, "healthy"),       api::key(api::kModel, "state"),
+    api::key(api::kModel, "error_rate"),    api::key(api::kModel, "calls"),
+    api::key(api::kModel, "consecutive_failures"), api::key(api::kModel, "p50_ms"),
+    api::key(api::kModel, "p95_ms"),        api::key(api::kModel, "requests_left"),
+    api::key(api::kModel, "tokens_left"),   api::key(api::kModel, "requests_reset_s"),
+    api::key(api::kModel, "tokens_reset_s")};
+// The table's section is its value row (ctx.models[name]) and the fields.
+static_assert(kModelFieldCount + 1 == api::kModel.fields.size(),
+              "ctx.models[name]: serve every field of the rule API table's section (lua/rules_api.h)");
 
 // The fields of ctx.price(name)'s table.
 constexpr int kPriceFieldCount = 3;
-constexpr const char* kPriceFieldNames[kPriceFieldCount] = {"input", "cached_input", "output"};
+constexpr const char* kPriceFieldNames[kPriceFieldCount] = {
+    api::key(api::kPrice, "input"), api::key(api::kPrice, "cached_input"), api::key(api::kPrice, "output")};
+static_assert(kPriceFieldCount + 1 == api::kPrice.fields.size(),
+              "ctx.price(name): set every field of the rule API table's section (lua/rules_api.h)");
 
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
@@ -1950,6 +1996,7 @@ int ctx_cost(lua_State* L) {
   if (ctx.config->prices) {
     if (const Result<MicroUsd> priced = ctx.config->prices->cost(model_name, usage); priced.ok()) micro = *priced;
   }
+  static_assert(api::kCost.fields.size() == 2, "ctx.cost returns what the rule API table's cost section lists");
   lua_pushinteger(L, static_cast<lua_Integer>(micro));
   lua_pushnumber(L, to_usd(micro));
   return 2;
@@ -1971,11 +2018,11 @@ void create_ctx_proxy(lua_State* L, Core* core) {
   lua_createtable(L, 0, 6);  // its metatable
   lua_createtable(L, 0, kCtxFieldCount + 2);  // the shadow
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
-  lua_setfield(L, -2, "models");
+  lua_setfield(L, -2, api::key(api::kCtx, "models"));
   lua_pushcfunction(L, ctx_price);
-  lua_setfield(L, -2, "price");
+  lua_setfield(L, -2, api::key(api::kCtx, "price"));
   lua_pushcfunction(L, ctx_cost);
-  lua_setfield(L, -2, "cost");
+  lua_setfield(L, -2, api::key(api::kCtx, "cost"));
   lua_pushvalue(L, -1);
   core->ctx_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setfield(L, -2, "__index");
