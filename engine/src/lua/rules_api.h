@@ -103,23 +103,23 @@ inline constexpr Field kCtxFields[] = {
     {"ctx.spent_usd", kFloat, "", "always", "Dollars the workload has spent against its budget (the caller's figure when it passes one; else 0 "
      "without a budget).",
      "3.75"},
-    {"ctx.models", kUserdata, "read-only map of model name to ctx.models[name]; `pairs` walks the models in name order",
-     "always (through ctx's metatable: `pairs(ctx)` does not list it)",
-     "What is true of the config's models right now.", "ctx.models[\"gpt-5-mini\"]"},
-    {"ctx.price", kFunction, "price(name) -> ctx.price(name)", "always (through ctx's metatable)",
-     "A model's base prices.", "ctx.price(\"gpt-5-mini\")"},
+    {"ctx.models", kTable, "read-only map of model name to ctx.models[name]; `pairs` walks the models in name order",
+     "always", "What is true of the config's models right now.", "ctx.models[\"gpt-5-mini\"]"},
+    {"ctx.price", kFunction, "price(name) -> ctx.price(name)", "always", "A model's base prices.",
+     "ctx.price(\"gpt-5-mini\")"},
     {"ctx.cost", kFunction,
      "cost(name, input_tokens, output_tokens[, cached_tokens]) -> ctx.cost(...)[1], ctx.cost(...)[2]",
-     "always (through ctx's metatable)",
+     "always",
      "What a call would cost at the catalog's prices, long-context rates included; `cached_tokens` of the "
      "input are read from the cache.",
      "ctx.cost(\"gpt-5-mini\", 8000, 800)"},
 };
 
 inline constexpr Field kModelFields[] = {
-    {"ctx.models[name]", kTable | kNil, "", "for a name the config has a model of",
-     "The model's health, made when read (the rule may change its copy).",
-     "{ healthy = true, state = \"closed\", error_rate = 0.0, calls = 0, consecutive_failures = 0 }"},
+    {"ctx.models[name]", kUserdata | kNil, "read-only; `pairs` walks its present fields",
+     "for a name the config has a model of",
+     "The model's health, taken when a call first reads it: every field read in one call agrees.",
+     "ctx.models[name].healthy"},
     {"ctx.models[name].healthy", kBoolean, "", "always",
      "A call may go out now: the breaker is closed, or half-open with no probe out.", "true"},
     {"ctx.models[name].state", kString, "\"closed\", \"open\" or \"half_open\"", "always",
@@ -192,8 +192,9 @@ inline constexpr Section kSections[] = {
      "a new table per call.",
      kStepFields},
     {"ctx", "ctx.", "`ctx`",
-     "The second argument: the workload and its budget, and through ctx's read-only metatable the models' "
-     "health and prices. `models`, `price` and `cost` are built only when a rule reads them.",
+     "The second argument, read-only: the workload and its budget, the models' health and prices. Nothing "
+     "of it is built for a call: a call updates the fields that changed, and a model's health is taken when "
+     "a rule first reads it.",
      kCtxFields},
     {"ctx.models[name]", "ctx.models[name].", "`ctx.models[name]`",
      "One model's health: its circuit breaker, latency and the provider's rate-limit headroom. `name` is a "
