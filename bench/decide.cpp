@@ -188,6 +188,16 @@ int main(int argc, char** argv) {
     std::cerr << rich.status().message() << "\n";
     return 1;
   }
+  // The rule reads live figures: give its two models 64 answers each, with
+  // the rate-limit headers a provider sends.
+  for (int i = 0; i < 64; ++i) {
+    RateLimits limits;
+    limits.requests_left = 4999 - i;
+    limits.tokens_left = 799'000 - 1'000 * i;
+    limits.requests_reset = std::chrono::milliseconds(12);
+    (*rich)->health().record_success("claude-haiku-4-5", std::chrono::milliseconds(300 + 3 * i), limits);
+    (*rich)->health().record_success("claude-opus-4-1", std::chrono::milliseconds(900 + 7 * i), limits);
+  }
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) != "--profile") continue;
     const std::string what = argv[i + 1];

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace switchboard {
 
@@ -15,10 +16,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kLatencySamples = 64;
 
-// The latency at fraction `q` of `samples` (nearest rank).
-double quantile(std::vector<double> samples, double q) {
-  const std::size_t k = std::min(samples.size() - 1, static_cast<std::size_t>(q * static_cast<double>(samples.size())));
-  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k), samples.end());
+// The latency at fraction `q` of the first `n` of `samples` (nearest rank);
+// reorders them.
+double quantile(std::array<double, kLatencySamples>& samples, std::size_t n, double q) {
+  const std::size_t k = std::min(n - 1, static_cast<std::size_t>(q * static_cast<double>(n)));
+  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(k),
+                   samples.begin() + static_cast<std::ptrdiff_t>(n));
   return samples[k];
 }
 
@@ -44,8 +47,13 @@ struct HealthBook::Impl {
     bool probe_out = false;  // half-open: the probe has not reported
     int consecutive_failures = 0;
     std::deque<Outcome> window;  // the window's outcomes, oldest first
+    std::size_t window_failures = 0;  // of them, failed
     std::array<double, kLatencySamples> latency{};
     std::size_t latency_count = 0;  // samples written (the ring holds the last kLatencySamples)
+    // The ring's quantiles, computed when a sample comes: a snapshot (which
+    // every decision that reads ctx.models takes) only copies them.
+    std::optional<double> p50_ms;
+    std::optional<double> p95_ms;
     RateLimits limits;
     Clock::time_point limits_at{};
   };
@@ -62,7 +70,24 @@ struct HealthBook::Impl {
   }
 
   void trim(Model& m, Clock::time_point now) const {
-    while (!m.window.empty() && now - m.window.front().at > settings.window) m.window.pop_front();
+    while (!m.window.empty() && now - m.window.front().at > settings.window) {
+      if (m.window.front().failed) --m.window_failures;
+      m.window.pop_front();
+    }
+  }
+
+  void add(Model& m, Clock::time_point now, bool failed) const {
+    m.window.push_back({now, failed});
+    if (failed) ++m.window_failures;
+    trim(m, now);
+  }
+
+  void add_latency(Model& m, double ms) const {
+    m.latency[m.latency_count++ % kLatencySamples] = ms;
+    const std::size_t n = std::min(m.latency_count, kLatencySamples);
+    std::array<double, kLatencySamples> samples = m.latency;
+    m.p50_ms = quantile(samples, n, 0.50);
+    m.p95_ms = quantile(samples, n, 0.95);
   }
 
   // Open past its cool-down: half-open, no probe out yet.
@@ -110,9 +135,8 @@ void HealthBook::record_success(std::string_view name, std::chrono::milliseconds
   const Clock::time_point now = impl_->clock();
   Impl::Model& m = impl_->model(name);
   m.consecutive_failures = 0;
-  m.window.push_back({now, false});
-  impl_->trim(m, now);
-  m.latency[m.latency_count++ % kLatencySamples] = static_cast<double>(latency.count());
+  impl_->add(m, now, false);
+  impl_->add_latency(m, static_cast<double>(latency.count()));
   if (!limits.empty()) {
     m.limits = limits;
     m.limits_at = now;
@@ -121,7 +145,8 @@ void HealthBook::record_success(std::string_view name, std::chrono::milliseconds
     m.state = ModelHealth::State::kClosed;
     m.probe_out = false;
     m.window.clear();  // the failures that opened it no longer count against it
-    m.window.push_back({now, false});
+    m.window_failures = 0;
+    impl_->add(m, now, false);
   }
 }
 
@@ -131,8 +156,7 @@ void HealthBook::record_failure(std::string_view name, std::optional<std::chrono
   const Clock::time_point now = impl_->clock();
   Impl::Model& m = impl_->model(name);
   m.consecutive_failures++;
-  m.window.push_back({now, true});
-  impl_->trim(m, now);
+  impl_->add(m, now, true);
   if (retry_after) {
     m.limits.requests_left = 0;
     m.limits.requests_reset = *retry_after;
@@ -143,9 +167,8 @@ void HealthBook::record_failure(std::string_view name, std::optional<std::chrono
     return;
   }
   if (m.state == ModelHealth::State::kOpen) return;
-  const auto failures = std::count_if(m.window.begin(), m.window.end(), [](const auto& o) { return o.failed; });
   const bool rate_trips = static_cast<std::int64_t>(m.window.size()) >= s.min_calls &&
-                          static_cast<double>(failures) >= s.error_rate * static_cast<double>(m.window.size());
+                          static_cast<double>(m.window_failures) >= s.error_rate * static_cast<double>(m.window.size());
   if (m.consecutive_failures >= s.failure_threshold || rate_trips) impl_->open(m, now);
 }
 
@@ -168,16 +191,9 @@ ModelHealth HealthBook::snapshot(std::string_view name) const {
   h.healthy = m.state == ModelHealth::State::kClosed || (m.state == ModelHealth::State::kHalfOpen && !m.probe_out);
   h.consecutive_failures = m.consecutive_failures;
   h.calls = static_cast<std::int64_t>(m.window.size());
-  if (h.calls > 0) {
-    const auto failures = std::count_if(m.window.begin(), m.window.end(), [](const auto& o) { return o.failed; });
-    h.error_rate = static_cast<double>(failures) / static_cast<double>(h.calls);
-  }
-  const std::size_t n = std::min(m.latency_count, kLatencySamples);
-  if (n > 0) {
-    std::vector<double> samples(m.latency.begin(), m.latency.begin() + static_cast<std::ptrdiff_t>(n));
-    h.p50_ms = quantile(samples, 0.50);
-    h.p95_ms = quantile(std::move(samples), 0.95);
-  }
+  if (h.calls > 0) h.error_rate = static_cast<double>(m.window_failures) / static_cast<double>(h.calls);
+  h.p50_ms = m.p50_ms;
+  h.p95_ms = m.p95_ms;
   h.limits = m.limits;
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - m.limits_at);
   const auto count_down = [&](std::optional<std::chrono::milliseconds>& reset) {

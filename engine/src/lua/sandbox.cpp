@@ -751,6 +751,31 @@ int frozen_pairs(lua_State* L) {
   return 3;
 }
 
+// Pushes a read-only table of the host's: empty, its metatable's __index the
+// table at `shadow` (which the rules cannot reach: __metatable hides it), so
+// reads are plain lookups, and marked frozen, so rawset refuses it and next,
+// rawget and rawlen read the shadow. `newindex` says why a write fails;
+// `pairs` (null: the shadow's keys) walks it.
+void push_read_only_table(lua_State* L, int shadow, lua_CFunction newindex, lua_CFunction pairs = nullptr) {
+  shadow = lua_absindex(L, shadow);
+  lua_newtable(L);
+  lua_createtable(L, 0, 6);
+  lua_pushvalue(L, shadow);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, pairs != nullptr ? pairs : frozen_pairs);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushcfunction(L, frozen_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_pushlightuserdata(L, &kFrozenMarkerKey);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_setmetatable(L, -2);
+}
+
 // The restore lists are flat arrays of records in the registry. nil is stored
 // as a sentinel: a hole would make lua_rawlen (and so every later record) wrong.
 void push_restore_list(lua_State* L, void* key) {
@@ -1779,6 +1804,7 @@ bool push_model_field(lua_State* L, const ModelHealth& h, ModelField f) {
 struct ModelView {
   std::uint64_t call;      // the call `model` and `health` were taken in (0: none)
   const ModelSpec* model;  // in that call's config; null when it has no such model
+  const ModelPrices* prices;  // the catalog's entry of the model in that config, or null
   ModelHealth health;
   size_t name_len;         // the name's bytes follow the struct
   std::string_view name() const { return {reinterpret_cast<const char*>(this + 1), name_len}; }
@@ -1794,6 +1820,7 @@ const ModelView& model_view_at(lua_State* L, int idx) {
   if (ctx == nullptr || ctx->config == nullptr) luaL_error(L, "ctx.models is only readable inside classify");
   if (view->call != core->call_serial) {
     view->model = ctx->config->find_model(view->name());
+    view->prices = ctx->config->prices ? ctx->config->prices->find(view->name()) : nullptr;
     view->health = ctx->health != nullptr ? ctx->health->snapshot(view->name()) : ModelHealth{};
     view->call = core->call_serial;
   }
@@ -1847,9 +1874,11 @@ void sync_models(lua_State* L, Core* core, const Config* config) {
   for (const auto& entry : config->models) {
     const std::string& name = entry.first;
     lua_pushlstring(L, name.data(), name.size());
-    auto* view = static_cast<ModelView*>(lua_newuserdatauv(L, sizeof(ModelView) + name.size(), 0));
+    // Its user value: ctx.price(name)'s table, made on the first read.
+    auto* view = static_cast<ModelView*>(lua_newuserdatauv(L, sizeof(ModelView) + name.size(), 1));
     view->call = 0;
     view->model = nullptr;
+    view->prices = nullptr;
     view->health = ModelHealth{};
     view->name_len = name.size();
     std::memcpy(view + 1, name.data(), name.size());
@@ -1869,13 +1898,15 @@ void sync_models(lua_State* L, Core* core, const Config* config) {
 }
 
 // Pushes the view of the model named at `name_idx` (nil for a name the
-// config has no model of) and returns the model, or null.
-const ModelSpec* push_view_of(lua_State* L, int name_idx) {
+// config has no model of) and returns it, or null.
+const ModelView* push_view_of(lua_State* L, int name_idx) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->models_shadow_ref);
   lua_pushvalue(L, name_idx);
   const int type = lua_rawget(L, -2);
   lua_remove(L, -2);
-  return type == LUA_TUSERDATA ? model_view_at(L, -1).model : nullptr;
+  if (type != LUA_TUSERDATA) return nullptr;
+  const ModelView& view = model_view_at(L, -1);
+  return view.model != nullptr ? &view : nullptr;
 }
 
 int models_newindex(lua_State* L) {
@@ -1916,24 +1947,9 @@ void create_ctx_proxy(lua_State* L, Core* core);
 // views' metatable, and ctx.
 void create_models_proxy(lua_State* L, Core* core) {
   lua_newtable(L);
-  core->models_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);  // ctx.models
-  lua_createtable(L, 0, 6);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_shadow_ref);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, models_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, models_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushcfunction(L, frozen_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushliteral(L, "read-only");
-  lua_setfield(L, -2, "__metatable");
-  lua_pushlightuserdata(L, &kFrozenMarkerKey);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_setmetatable(L, -2);
+  push_read_only_table(L, -1, models_newindex, models_pairs);  // ctx.models
   core->models_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  core->models_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   intern_keys(L, kModelFieldNames, kModelFieldCount, core->model_key_refs, core->model_key_names);
   lua_createtable(L, 0, 4);
@@ -1951,21 +1967,36 @@ void create_models_proxy(lua_State* L, Core* core) {
   create_ctx_proxy(L, core);
 }
 
+int price_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.price(...) is read-only (it reports the catalog; build a table of your own)");
+}
+
 // ctx.price(model): {input, cached_input, output} in dollars per million
-// tokens (the catalog's base rates); nil for a model the config has none of.
+// tokens (the catalog's base rates), read-only and made once per model and
+// config; nil for a model the config has none of.
 int ctx_price(lua_State* L) {
   call_ctx_of(L, "ctx.price");
   luaL_checktype(L, 1, LUA_TSTRING);
-  const ModelSpec* model = push_view_of(L, 1);
-  if (model == nullptr) return 1;  // nil
+  const ModelView* view = push_view_of(L, 1);
+  if (view == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const int view_idx = lua_gettop(L);
+  if (lua_getiuservalue(L, view_idx, 1) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
   const Core* core = core_of(L);
-  const MicroUsdPerMtok rates[kPriceFieldCount] = {model->price.input, model->price.cached_input, model->price.output};
+  const ModelSpec& model = *view->model;
+  const MicroUsdPerMtok rates[kPriceFieldCount] = {model.price.input, model.price.cached_input, model.price.output};
   lua_createtable(L, 0, kPriceFieldCount);
   for (int i = 0; i < kPriceFieldCount; ++i) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, core->price_key_refs[i]);
     lua_pushnumber(L, to_usd(rates[i]));
     lua_rawset(L, -3);
   }
+  push_read_only_table(L, -1, price_newindex);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, view_idx, 1);
   return 1;
 }
 
@@ -1974,18 +2005,20 @@ int ctx_price(lua_State* L) {
 // micro-dollars (an integer) and dollars; `cached_tokens` of the input are
 // read from the cache. nil for a model the config has none of.
 int ctx_cost(lua_State* L) {
-  const RulesContext& ctx = call_ctx_of(L, "ctx.cost");
-  size_t len = 0;
-  const char* name = luaL_checklstring(L, 1, &len);
+  call_ctx_of(L, "ctx.cost");
+  luaL_checktype(L, 1, LUA_TSTRING);
   const lua_Integer input = luaL_checkinteger(L, 2);
   const lua_Integer output = luaL_checkinteger(L, 3);
   const lua_Integer cached = luaL_optinteger(L, 4, 0);
   luaL_argcheck(L, input >= 0, 2, "input_tokens must not be negative");
   luaL_argcheck(L, output >= 0, 3, "output_tokens must not be negative");
   luaL_argcheck(L, cached >= 0 && cached <= input, 4, "cached_tokens must be between 0 and input_tokens");
-  const std::string_view model_name(name, len);
-  const ModelSpec* model = push_view_of(L, 1);
-  if (model == nullptr) return 1;  // nil
+  const ModelView* view = push_view_of(L, 1);
+  if (view == nullptr) {
+    lua_pushnil(L);
+    return 1;
+  }
+  const ModelSpec* model = view->model;
   Usage usage;
   usage.input_tokens = input - cached;
   usage.cached_input_tokens = cached;
@@ -1993,9 +2026,7 @@ int ctx_cost(lua_State* L) {
   MicroUsd micro = cost_of(usage.input_tokens, model->price.input) +
                    cost_of(usage.cached_input_tokens, model->price.cached_input) +
                    cost_of(usage.output_tokens, model->price.output);
-  if (ctx.config->prices) {
-    if (const Result<MicroUsd> priced = ctx.config->prices->cost(model_name, usage); priced.ok()) micro = *priced;
-  }
+  if (view->prices != nullptr) micro = view->prices->cost(usage);
   static_assert(api::kCost.fields.size() == 2, "ctx.cost returns what the rule API table's cost section lists");
   lua_pushinteger(L, static_cast<lua_Integer>(micro));
   lua_pushnumber(L, to_usd(micro));
@@ -2014,31 +2045,16 @@ int ctx_newindex(lua_State* L) {
 
 void create_ctx_proxy(lua_State* L, Core* core) {
   intern_keys(L, kCtxFieldNames, kCtxFieldCount, core->ctx_key_refs, core->ctx_key_names);
-  lua_newtable(L);  // ctx
-  lua_createtable(L, 0, 6);  // its metatable
-  lua_createtable(L, 0, kCtxFieldCount + 2);  // the shadow
+  lua_createtable(L, 0, kCtxFieldCount + 4);  // the shadow
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->models_proxy_ref);
   lua_setfield(L, -2, api::key(api::kCtx, "models"));
   lua_pushcfunction(L, ctx_price);
   lua_setfield(L, -2, api::key(api::kCtx, "price"));
   lua_pushcfunction(L, ctx_cost);
   lua_setfield(L, -2, api::key(api::kCtx, "cost"));
-  lua_pushvalue(L, -1);
-  core->ctx_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, ctx_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, frozen_pairs);
-  lua_setfield(L, -2, "__pairs");
-  lua_pushcfunction(L, frozen_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushliteral(L, "read-only");
-  lua_setfield(L, -2, "__metatable");
-  lua_pushlightuserdata(L, &kFrozenMarkerKey);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_setmetatable(L, -2);
+  push_read_only_table(L, -1, ctx_newindex);
   core->ctx_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  core->ctx_shadow_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // Sets shadow[key] = the number, or removes it, when that differs from what it holds.
