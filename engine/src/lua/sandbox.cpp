@@ -186,6 +186,10 @@ struct LuaSandbox::Core {
   // rules: __metatable hides it) holds models, price and cost, so a call
   // sets none of them.
   int ctx_meta_ref = LUA_NOREF;
+  // ctx.session and its cached_tokens: read-only proxies for the state's
+  // life, like ctx.models, reading call_ctx->session.
+  int session_proxy_ref = LUA_NOREF;
+  int cached_proxy_ref = LUA_NOREF;
   const RulesContext* call_ctx = nullptr;
   bool poisoned = false;
   ResultPod result;  // reused by every call
@@ -1585,12 +1589,138 @@ int models_pairs(lua_State* L) {
   return 3;
 }
 
+// ---------------------------------------------------------------- ctx.session
+//
+// nil when the step has no session; else a read-only proxy whose fields are
+// read from the call's SessionView when the rule reads them: id, last_model
+// (nil before any call), turn, and cached_tokens (a read-only proxy:
+// cached_tokens[model] is the tokens expected to hit the model's cache, 0
+// when cold; pairs() walks the warm models in name order). No allocation
+// but the strings read.
+
+const SessionView& call_session_of(lua_State* L, const char* what) {
+  const RulesContext& ctx = call_ctx_of(L, what);
+  if (ctx.session == nullptr) luaL_error(L, "%s is only readable inside classify, for a step with a session", what);
+  return *ctx.session;
+}
+
+// "'name'" of a key being written, for the read-only errors.
+const char* key_name(lua_State* L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) return lua_pushfstring(L, "'%s'", lua_tostring(L, idx));
+  return lua_pushfstring(L, "a %s key", luaL_typename(L, idx));
+}
+
+int session_index(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session");
+  size_t len = 0;
+  const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  const std::string_view k = key == nullptr ? std::string_view() : std::string_view(key, len);
+  if (k == "id") {
+    lua_pushlstring(L, s.id.data(), s.id.size());
+  } else if (k == "last_model") {
+    if (s.last_model.empty()) {
+      lua_pushnil(L);
+    } else {
+      lua_pushlstring(L, s.last_model.data(), s.last_model.size());
+    }
+  } else if (k == "turn") {
+    lua_pushinteger(L, static_cast<lua_Integer>(s.turns));
+  } else if (k == "cached_tokens") {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->cached_proxy_ref);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+int session_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.session is read-only: cannot set %s (it reports the session; build a table of your own)",
+                    key_name(L, 2));
+}
+
+// ctx.session.cached_tokens[model]: an integer for any name (0 when cold); nil for a key that is no string.
+int cached_index(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
+  size_t len = 0;
+  const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  if (name == nullptr) {
+    lua_pushnil(L);
+  } else {
+    lua_pushinteger(L, static_cast<lua_Integer>(s.cached_for(std::string_view(name, len))));
+  }
+  return 1;
+}
+
+int cached_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.session.cached_tokens is read-only: cannot set %s (build a table of your own)",
+                    key_name(L, 2));
+}
+
+// next() over cached_tokens: the warm models in name order.
+int cached_next(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
+  const auto& entries = s.cached_tokens;
+  auto it = entries.begin();
+  if (!lua_isnil(L, 2)) {
+    size_t len = 0;
+    const char* key = luaL_checklstring(L, 2, &len);
+    it = std::upper_bound(entries.begin(), entries.end(), std::string_view(key, len),
+                          [](std::string_view name, const auto& entry) { return name < entry.first; });
+  }
+  if (it == entries.end()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, it->first.data(), it->first.size());
+  lua_pushinteger(L, static_cast<lua_Integer>(it->second));
+  return 2;
+}
+
+int cached_pairs(lua_State* L) {
+  lua_pushcfunction(L, cached_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// What ctx's __index table does not hold: ctx.session (nil without one); nil for any other key.
+int ctx_lazy_index(lua_State* L) {
+  size_t len = 0;
+  const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  if (key != nullptr && std::string_view(key, len) == "session" && call_ctx_of(L, "ctx.session").session != nullptr) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->session_proxy_ref);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+// A read-only proxy userdata whose metatable has these metamethods (`pairs` may be null); its registry ref.
+int new_proxy(lua_State* L, lua_CFunction index, lua_CFunction newindex, lua_CFunction pairs) {
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, newindex);
+  lua_setfield(L, -2, "__newindex");
+  if (pairs != nullptr) {
+    lua_pushcfunction(L, pairs);
+    lua_setfield(L, -2, "__pairs");
+  }
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 int ctx_price(lua_State* L);
 int ctx_cost(lua_State* L);
 
-// Creates the ctx.models proxy of a new state, and the metatable through
-// which every call's ctx reaches it, ctx.price and ctx.cost.
+// Creates the ctx.models and ctx.session proxies of a new state, and the
+// metatable through which every call's ctx reaches them, ctx.price and ctx.cost.
 void create_models_proxy(lua_State* L, Core* core) {
+  core->session_proxy_ref = new_proxy(L, session_index, session_newindex, nullptr);
+  core->cached_proxy_ref = new_proxy(L, cached_index, cached_newindex, cached_pairs);
   lua_newuserdatauv(L, 0, 0);
   lua_createtable(L, 0, 4);
   lua_pushcfunction(L, models_index);
@@ -1612,6 +1742,10 @@ void create_models_proxy(lua_State* L, Core* core) {
   lua_setfield(L, -2, "price");
   lua_pushcfunction(L, ctx_cost);
   lua_setfield(L, -2, "cost");
+  lua_createtable(L, 0, 1);  // what the __index table lacks: ctx.session, when the call has one
+  lua_pushcfunction(L, ctx_lazy_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
