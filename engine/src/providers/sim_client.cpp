@@ -44,7 +44,8 @@
 // message's role, text, tool-call id and tool uses), hashed as a chain so
 // a request costs one pass over its text. A prefix lives [sim] cache_ttl_s
 // (5 minutes) after the last request that carried it, and only prefixes of
-// at least 1024 tokens are cached, as the providers' own minimum. A
+// at least 1024 tokens are cached, as the providers' own minimum; a model
+// keeps at most 8192 (the expired go first, then the soonest to expire). A
 // prefix's tokens are its share of the request's message text bytes times
 // the request's input tokens (one per three bytes when not counted). Then:
 //   cached_input_tokens  the tokens of the longest prefix of this request
@@ -172,7 +173,7 @@ class PrefixCache {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr std::int64_t kMinTokens = 1024;   // the least prefix cached, as the providers'
-  static constexpr std::size_t kMaxPrefixes = 1 << 16;  // the memory bound: expired ones go first, then the oldest
+  static constexpr std::size_t kMaxPrefixes = 8192;  // the memory bound: expired ones go first, then the oldest
 
   // Looks up `prefixes` (hash, tokens: shortest first), returns the tokens of
   // the longest remembered, and remembers them all (each of kMinTokens or more) for `ttl` from now.
