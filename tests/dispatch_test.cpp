@@ -160,12 +160,7 @@ TEST_CASE("the sim provider answers deterministically from the request") {
   auto b = sim->invoke(req);
   REQUIRE(a.ok());
   CHECK(a->text() == b->text());
-  // The same counts, but that the second reads the prompt the first left in
-  // the sim's prompt cache (sim_client.cpp).
-  CHECK(b->usage.cached_input_tokens == 4321);
-  CHECK(b->usage.input_tokens == 0);
-  CHECK(b->usage.output_tokens == a->usage.output_tokens);
-  CHECK(a->usage.cached_input_tokens == 0);
+  CHECK(a->usage == b->usage);
   CHECK(a->text().find("[sim m ") == 0);
   CHECK(a->text().find("summarise the report") != std::string::npos);
   CHECK(a->stop_reason == StopReason::kEndTurn);

@@ -79,6 +79,15 @@ TEST_CASE("the sim reports the longest prefix it answered before as cache reads,
   CHECK(expired->usage.cached_input_tokens == 0);
   CHECK(expired->usage.input_tokens == 3000);
 
+  // A step sent by its count alone (text under a byte per token) does not carry its prompt: no cache.
+  ModelRequest placeholder;
+  placeholder.messages = {Message::of_text("user", "(a 'plan' step)")};
+  placeholder.counted_input_tokens = 5000;
+  CHECK(sim->invoke(placeholder)->usage.input_tokens == 5000);
+  CHECK(sim->invoke(placeholder)->usage.cached_input_tokens == 0);
+  auto claude = make_sim_client(spec_of("claude", "anthropic"), settings);
+  CHECK(claude->invoke(placeholder)->usage.cache_write_5m_tokens == 0);
+
   // Another sim model has its own cache.
   auto other_model = make_sim_client(spec_of("n", "openai"), settings);
   CHECK(other_model->invoke(req)->usage.cached_input_tokens == 0);

@@ -541,7 +541,11 @@ TEST_CASE("cli: report --shadow after run counts the agreements a direct replay 
   const std::string config_path =
       dir.write("switchboard.toml", replace(read(source / "switchboard.toml"), "rules = \"rules/code_fix.lua\"\n",
                                             "rules = \"rules/code_fix.lua\"\nshadow_rules = \"rules/code_fix.next.lua\"\n"));
-  const std::string trace = (source / "examples/agent-trace.jsonl").string();
+  // The demo trace without its sessions: every step alone, as the trace says it
+  // (a session's steps re-send their conversation: run would not send the trace's steps).
+  const std::string trace = dir.write(
+      "trace.jsonl", std::regex_replace(read(source / "examples/agent-trace.jsonl"),
+                                        std::regex(R"(,"session_id":"[^"]*")"), ""));
   const std::string ledger = (dir.path() / "ledger.db").string();
   const std::string cli = "env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY -u GEMINI_API_KEY -u LOCAL_LLM_API_KEY '" +
                           std::string(SWITCHBOARD_CLI) + "'";

@@ -176,6 +176,7 @@ TEST_CASE("the book is safe under concurrent calls") {
 
 TEST_CASE("[sessions] sets the lifetimes and the bound; bad values name file:line:column") {
   TempDir dir;
+  dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
   auto config = load_config(write_small_config(dir, "\n[sessions]\nttl_s = 600\nttl_1h_s = 7200\nmax_sessions = 50\n"));
   REQUIRE_MESSAGE(config.ok(), config.status().to_string());
   CHECK(config->sessions.ttl == 600s);

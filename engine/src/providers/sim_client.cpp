@@ -44,10 +44,15 @@
 // message's role, text, tool-call id and tool uses), hashed as a chain so
 // a request costs one pass over its text. A prefix lives [sim] cache_ttl_s
 // (5 minutes) after the last request that carried it, and only prefixes of
-// at least 1024 tokens are cached, as the providers' own minimum; a model
-// keeps at most 8192 (the expired go first, then the soonest to expire). A
+// at least 1024 tokens are cached, as the providers' own minimum; a request
+// leaves its 64 longest prefixes, and a model keeps at most 8192 (the expired
+// go first, then the soonest to expire). A
 // prefix's tokens are its share of the request's message text bytes times
-// the request's input tokens (one per three bytes when not counted). Then:
+// the request's input tokens (one per three bytes when not counted). A
+// request whose message text has fewer bytes than its counted tokens (a step
+// sent by its count alone, whose text is a placeholder such as "(a 'plan'
+// step)") does not carry its prompt: it neither reads nor fills the cache,
+// and all its input is fresh. Then:
 //   cached_input_tokens  the tokens of the longest prefix of this request
 //                        that is remembered (the whole request included);
 //   cache writes         for an Anthropic model (provider "anthropic"),
@@ -71,9 +76,10 @@
 // [sim] base_latency.
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -172,12 +178,15 @@ std::string block_text(const std::vector<ContentBlock>& blocks) {
 class PrefixCache {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::int64_t kMinTokens = 1024;   // the least prefix cached, as the providers'
-  static constexpr std::size_t kMaxPrefixes = 8192;  // the memory bound: expired ones go first, then the oldest
+  static constexpr std::int64_t kMinTokens = 1024;         // the least prefix cached, as the providers'
+  static constexpr std::size_t kRememberedPerRequest = 64;  // a request's longest prefixes remembered
+  static constexpr std::size_t kMaxPrefixes = 8192;         // the memory bound
 
-  // Looks up `prefixes` (hash, tokens: shortest first), returns the tokens of
-  // the longest remembered, and remembers them all (each of kMinTokens or more) for `ttl` from now.
-  std::int64_t read_and_remember(const std::vector<std::pair<std::string, std::int64_t>>& prefixes,
+  // Looks up `prefixes` (hash, tokens: shortest first) and returns the tokens
+  // of the longest remembered; then remembers the longest kRememberedPerRequest
+  // of kMinTokens or more for `ttl` from now. Past kMaxPrefixes, the expired
+  // go first, then the soonest to expire, a quarter at a time.
+  std::int64_t read_and_remember(const std::vector<std::pair<std::uint64_t, std::int64_t>>& prefixes,
                                  std::chrono::seconds ttl, Clock::time_point now) {
     std::lock_guard<std::mutex> lock(mu_);
     std::int64_t hit = 0;
@@ -188,14 +197,21 @@ class PrefixCache {
         break;
       }
     }
-    for (const auto& [hash, tokens] : prefixes) {
-      if (tokens >= kMinTokens) entries_[hash] = now + ttl;
+    std::size_t remembered = 0;
+    for (auto it = prefixes.rbegin(); it != prefixes.rend() && remembered < kRememberedPerRequest; ++it) {
+      if (it->second < kMinTokens) break;  // shorter ones are shorter still
+      entries_[it->first] = now + ttl;
+      ++remembered;
     }
     if (entries_.size() > kMaxPrefixes) {
       std::erase_if(entries_, [now](const auto& e) { return e.second <= now; });
-      while (entries_.size() > kMaxPrefixes) {
-        entries_.erase(std::min_element(entries_.begin(), entries_.end(),
-                                        [](const auto& a, const auto& b) { return a.second < b.second; }));
+      if (entries_.size() > kMaxPrefixes) {
+        std::vector<std::pair<Clock::time_point, std::uint64_t>> by_expiry;
+        by_expiry.reserve(entries_.size());
+        for (const auto& [hash, expires] : entries_) by_expiry.emplace_back(expires, hash);
+        const std::size_t drop = entries_.size() - kMaxPrefixes * 3 / 4;
+        std::nth_element(by_expiry.begin(), by_expiry.begin() + static_cast<std::ptrdiff_t>(drop), by_expiry.end());
+        for (std::size_t i = 0; i < drop; ++i) entries_.erase(by_expiry[i].second);
       }
     }
     return hit;
@@ -203,7 +219,7 @@ class PrefixCache {
 
  private:
   std::mutex mu_;
-  std::map<std::string, Clock::time_point> entries_;  // prefix hash -> when it expires
+  std::unordered_map<std::uint64_t, Clock::time_point> entries_;  // prefix hash -> when it expires
 };
 
 class SimClient final : public ModelClient {
@@ -347,7 +363,7 @@ class SimClient final : public ModelClient {
     std::string tools_material;
     for (const ToolSpec& t : request.tools) tools_material += '\x1d' + t.name + t.parameters_json;
     std::string chain = detail::sha256_hex(tools_material);
-    std::vector<std::pair<std::string, std::int64_t>> prefix_bytes;
+    std::vector<std::pair<std::uint64_t, std::int64_t>> prefix_bytes;
     for (const Message& m : request.messages) {
       const std::string text = block_text(m.content);
       std::string call_id;
@@ -371,7 +387,7 @@ class SimClient final : public ModelClient {
       material += message;
       chain = detail::sha256_hex(chain + message);
       text_bytes += static_cast<std::int64_t>(text.size());
-      prefix_bytes.emplace_back(chain, text_bytes);
+      prefix_bytes.emplace_back(digest_value(chain), text_bytes);
       if (m.role == "user" && !text.empty()) last_user = text;
     }
     material += tools_material;
@@ -393,9 +409,13 @@ class SimClient final : public ModelClient {
     for (auto& [hash, bytes] : prefix_bytes) {  // bytes -> tokens: the prefix's share of the input
       bytes = text_bytes > 0 ? input * bytes / text_bytes : 0;
     }
-    const std::int64_t cached = cache_.read_and_remember(prefix_bytes, settings_.cache_ttl, settings_.clock());
+    // Text under a byte per counted token does not stand for the prompt (a
+    // step sent by its count alone): it neither reads nor fills the cache.
+    const bool stands_for_prompt = text_bytes >= input;
+    const std::int64_t cached =
+        stands_for_prompt ? cache_.read_and_remember(prefix_bytes, settings_.cache_ttl, settings_.clock()) : 0;
     const std::int64_t written =
-        model_.provider == "anthropic" && input >= PrefixCache::kMinTokens ? input - cached : 0;
+        model_.provider == "anthropic" && stands_for_prompt && input >= PrefixCache::kMinTokens ? input - cached : 0;
     r.usage.cached_input_tokens = cached;
     r.usage.cache_write_5m_tokens = written;
     r.usage.input_tokens = input - cached - written;
