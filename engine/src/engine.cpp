@@ -97,7 +97,8 @@ struct Engine::Impl {
   bool reload_shadow(const Config& config, const Workload& workload, const RuleSet& cur, RuleSet& next,
                      std::vector<ReloadEvent>& events);
   void offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
-                    const CallContext& ctx, const Decision& active) const;
+                    const CallContext& ctx, const Decision& active,
+                    const std::optional<SessionView>& session) const;
 };
 
 const RuleSet& Engine::Impl::snapshot() const {
@@ -279,7 +280,8 @@ bool Engine::Impl::reload_shadow(const Config& config, const Workload& workload,
 }
 
 void Engine::Impl::offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
-                                const CallContext& ctx, const Decision& active) const {
+                                const CallContext& ctx, const Decision& active,
+                                const std::optional<SessionView>& session) const {
   if (shadow->full()) {  // counted without copying the step
     shadow_rules.counters->dropped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -289,6 +291,7 @@ void Engine::Impl::offer_shadow(const ShadowRules& shadow_rules, const Workload&
   job.workload = &workload;
   job.counters = shadow_rules.counters;
   job.step = step;
+  job.session = session;
   job.active = active;
   job.trace_id = ctx.trace_id;
   job.at = std::chrono::system_clock::now();
@@ -433,7 +436,7 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
                           impl_->health.get(), session ? &*session : nullptr);
   if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
     if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
-      impl_->offer_shadow(it->second, *workload, step, ctx, *decision);
+      impl_->offer_shadow(it->second, *workload, step, ctx, *decision, session);
     }
   }
   return decision;
