@@ -6,6 +6,7 @@
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   cost/       includes public headers, util/ and cost/
 #   health/     includes public headers, util/ and health/
+#   sessions/   includes public headers, util/ and sessions/
 #   ledger/     includes public headers, util/ and ledger/
 #   providers/  includes public headers, util/, cost/ and providers/
 #   rules/      never includes providers/ or ledger/
@@ -35,17 +36,18 @@ check engine/src/util      '^(switchboard|util)/'
 check engine/src/lua       '^(switchboard|lua)/'
 check engine/src/cost      '^(switchboard|util|cost)/'
 check engine/src/health    '^(switchboard|util|health)/'
+check engine/src/sessions  '^(switchboard|util|sessions)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
 check engine/src/providers '^(switchboard|util|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/src/tokenize  '^(switchboard|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|lua|cost|health|ledger|providers|rules|tokenize)/'
+private='^(util|lua|cost|health|sessions|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|ledger|providers|rules|tokenize)/" "$dir" \
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.

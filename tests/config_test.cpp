@@ -86,7 +86,7 @@ TEST_CASE("the shipped switchboard.toml loads") {
   CHECK(config->models.size() == 10);  // 2 of them embedding models
   CHECK(config->tiers.size() == 5);
   CHECK(config->embeddings.tier == "embed");
-  CHECK(config->workloads.size() == 4);
+  CHECK(config->workloads.size() == 5);  // cache_aware among them
   CHECK(config->premium_tier == "premium");
   CHECK(config->default_fallback_tier == "cheap");
   CHECK(config->max_fanout == 8);
@@ -196,7 +196,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads, embeddings, health, budgets)"},
+       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads, embeddings, health, sessions, budgets)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},

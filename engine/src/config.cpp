@@ -266,6 +266,25 @@ void read_health(HealthSettings& h, const toml::node& node, const std::string& f
   }
 }
 
+// [sessions] ttl_s, ttl_1h_s, max_sessions (sessions.h).
+void read_sessions(SessionSettings& s, const toml::node& node, const std::string& file) {
+  const std::string what = "[sessions]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"ttl_s", "ttl_1h_s", "max_sessions"});
+  constexpr std::int64_t kMaxTtl = 7 * 24 * 3600;       // a week: longer than any provider keeps a cache
+  constexpr std::int64_t kMaxSessions = 10'000'000;   // the book's memory bound must be a bound
+  const auto bounded = [&](const char* key, std::int64_t fallback, std::int64_t most) {
+    const std::int64_t v = detail::optional_positive_integer(t, key, file, what).value_or(fallback);
+    if (v > most) {
+      throw ConfigError(where(file, *t.get(key)) + ": [sessions] " + key + " is at most " + std::to_string(most));
+    }
+    return v;
+  };
+  s.ttl = std::chrono::seconds(bounded("ttl_s", s.ttl.count(), kMaxTtl));
+  s.ttl_1h = std::chrono::seconds(bounded("ttl_1h_s", s.ttl_1h.count(), kMaxTtl));
+  s.max_sessions = bounded("max_sessions", s.max_sessions, kMaxSessions);
+}
+
 void read_shadow(ShadowSettings& s, const toml::node& node, const std::string& file) {
   const std::string what = "[shadow]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -282,7 +301,8 @@ void read_shadow(ShadowSettings& s, const toml::node& node, const std::string& f
 void read_sim(SimSettings& s, const toml::node& node, const std::string& file) {
   const std::string what = "[sim]";
   const toml::table& t = detail::expect_table(node, file, what);
-  detail::reject_unknown_keys(t, file, what, {"base_latency_ms", "per_output_token_us"});
+  detail::reject_unknown_keys(t, file, what, {"base_latency_ms", "per_output_token_us", "cache_ttl_s"});
+  s.cache_ttl = std::chrono::seconds(detail::optional_positive_integer(t, "cache_ttl_s", file, what).value_or(s.cache_ttl.count()));
   s.base_latency = std::chrono::milliseconds(
       detail::optional_integer(t, "base_latency_ms", file, what).value_or(s.base_latency.count()));
   s.per_output_token = std::chrono::microseconds(
@@ -536,9 +556,10 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health", "budgets"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health", "sessions", "budgets"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("health")) read_health(c.health, *n, file);
+  if (const toml::node* n = root.get("sessions")) read_sessions(c.sessions, *n, file);
   if (const toml::node* n = root.get("budgets")) read_tag_budgets(c.budgets, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");

@@ -359,6 +359,11 @@ struct Dispatcher::Impl {
         if (result.ok()) {
           health.record_success(name, std::chrono::milliseconds(r.latency_ms), result->rate_limits);
           r.usage = result->usage;
+          // What the model's prompt cache holds for the session now (sessions.h).
+          if (trace.step != nullptr && !trace.step->session_id.empty()) {
+            engine.sessions().record(trace.step->session_id, name, r.usage,
+                                     spec.provider == "anthropic" ? CacheFill::kExplicit : CacheFill::kAutomatic);
+          }
           // The engine's own count beside the bill: what calibration learns from.
           if (Result<std::int64_t> n = count_request_tokens_unscaled(spec, request); n.ok()) {
             r.counted_input_tokens = *n;

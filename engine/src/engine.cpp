@@ -66,6 +66,7 @@ struct Engine::Impl {
   std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
   std::unique_ptr<BudgetBook> budgets = std::make_unique<BudgetBook>();
   std::unique_ptr<HealthBook> health;  // made by open(), from the config's [health]
+  std::unique_ptr<SessionBook> sessions;  // made by open(), from the config's [sessions]
 
   mutable std::mutex mu;                 // guards current and status
   std::shared_ptr<const RuleSet> current;
@@ -96,7 +97,8 @@ struct Engine::Impl {
   bool reload_shadow(const Config& config, const Workload& workload, const RuleSet& cur, RuleSet& next,
                      std::vector<ReloadEvent>& events);
   void offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
-                    const CallContext& ctx, const Decision& active) const;
+                    const CallContext& ctx, const Decision& active,
+                    const std::optional<SessionView>& session) const;
 };
 
 const RuleSet& Engine::Impl::snapshot() const {
@@ -278,7 +280,8 @@ bool Engine::Impl::reload_shadow(const Config& config, const Workload& workload,
 }
 
 void Engine::Impl::offer_shadow(const ShadowRules& shadow_rules, const Workload& workload, const Step& step,
-                                const CallContext& ctx, const Decision& active) const {
+                                const CallContext& ctx, const Decision& active,
+                                const std::optional<SessionView>& session) const {
   if (shadow->full()) {  // counted without copying the step
     shadow_rules.counters->dropped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -288,6 +291,7 @@ void Engine::Impl::offer_shadow(const ShadowRules& shadow_rules, const Workload&
   job.workload = &workload;
   job.counters = shadow_rules.counters;
   job.step = step;
+  job.session = session;
   job.active = active;
   job.trace_id = ctx.trace_id;
   job.at = std::chrono::system_clock::now();
@@ -308,6 +312,9 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
   impl->health = std::make_unique<HealthBook>(config.health, impl->options.health_clock
                                                                   ? impl->options.health_clock
                                                                   : std::chrono::steady_clock::now);
+  impl->sessions = std::make_unique<SessionBook>(config.sessions, impl->options.sessions_clock
+                                                                      ? impl->options.sessions_clock
+                                                                      : std::chrono::steady_clock::now);
   // The tokenizers the models count with load now (once per process: 65 ms
   // for o200k_base), so that no call's budget bound pays for it.
   std::set<std::string, std::less<>> tokenizers;
@@ -423,12 +430,13 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   const Workload* workload = nullptr;
   WorkloadRules* compiled = nullptr;
   if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
+  const std::optional<SessionView> session = detail::session_view(impl_->sessions.get(), step);
   Result<Decision> decision =
       detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
-                          impl_->health.get());
+                          impl_->health.get(), session ? &*session : nullptr);
   if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
     if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
-      impl_->offer_shadow(it->second, *workload, step, ctx, *decision);
+      impl_->offer_shadow(it->second, *workload, step, ctx, *decision, session);
     }
   }
   return decision;
@@ -447,8 +455,9 @@ Result<Explanation> Engine::explain(std::string_view workload_name, const Step& 
   detail::CallProbe probe;
   probe.lines = true;
   Explanation out;
+  const std::optional<SessionView> session = detail::session_view(impl_->sessions.get(), step);
   out.decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), &probe,
-                                     impl_->health.get());
+                                     impl_->health.get(), session ? &*session : nullptr);
   out.truncated = probe.trace_truncated;
   const std::vector<std::string_view> source = detail::text_lines(compiled->source());
   for (int line : probe.trace) {
@@ -463,6 +472,7 @@ std::vector<ReloadEvent> Engine::reload() { return impl_->reload(); }
 
 BudgetBook& Engine::budgets() const { return *impl_->budgets; }
 HealthBook& Engine::health() const { return *impl_->health; }
+SessionBook& Engine::sessions() const { return *impl_->sessions; }
 
 namespace {
 

@@ -1,6 +1,7 @@
 // switchboard report LEDGER: spend, tokens, latency and statuses from a SQLite
 // ledger, grouped by workload, role, model or tier, with the routed cost
-// against the same calls all on the premium tier. A table, one JSON object
+// against the same calls all on the premium tier and what the prompt caches
+// saved (cache reads against the input rate, less cache writes above it). A table, one JSON object
 // (--json), or one self-contained HTML page with inline SVG charts (--html).
 // --shadow reports the shadow rules instead (report_shadow.cpp).
 #include <algorithm>
@@ -88,6 +89,31 @@ std::string format_hour(Clock::time_point t) {
   return format_day(t) + buf;  // "2026-11-01T13:00Z"
 }
 
+// What a call's prompt cache did to its bill, at its model's catalog prices.
+struct CacheEffect {
+  MicroUsd read_saving = 0;  // its cache reads at the input rate, less as billed
+  MicroUsd write_extra = 0;  // its cache writes as billed, less at the input rate
+};
+
+CacheEffect cache_effect(const Config& config, const CostRecord& r) {
+  CacheEffect e;
+  const Usage& u = r.usage;
+  if (!config.prices || (u.cached_input_tokens == 0 && u.cache_write_5m_tokens == 0 && u.cache_write_1h_tokens == 0)) {
+    return e;
+  }
+  const Result<MicroUsd> billed = config.prices->cost(r.model, u);
+  if (!billed.ok()) return e;  // a model the catalog does not price: no figure rather than a wrong one
+  Usage no_reads = u;
+  no_reads.input_tokens += no_reads.cached_input_tokens;
+  no_reads.cached_input_tokens = 0;
+  Usage no_writes = u;
+  no_writes.input_tokens += no_writes.cache_write_5m_tokens + no_writes.cache_write_1h_tokens;
+  no_writes.cache_write_5m_tokens = no_writes.cache_write_1h_tokens = 0;
+  if (const Result<MicroUsd> c = config.prices->cost(r.model, no_reads); c.ok()) e.read_saving = *c - *billed;
+  if (const Result<MicroUsd> c = config.prices->cost(r.model, no_writes); c.ok()) e.write_extra = *billed - *c;
+  return e;
+}
+
 struct Group {
   std::int64_t calls = 0;
   Usage usage;
@@ -97,9 +123,13 @@ struct Group {
   std::map<CallStatus, std::int64_t> statuses;
   std::int64_t overruns = 0;  // calls billed above their budget reservation
   MicroUsd overrun = 0;       // by how much, together
+  MicroUsd cache_read_saving = 0;  // the cache reads at the input rate, less what they were billed
+  MicroUsd cache_write_extra = 0;  // the cache writes as billed, less the same tokens at the input rate
 
-  void add(const CostRecord& r, MicroUsd premium) {
+  void add(const CostRecord& r, MicroUsd premium, const CacheEffect& cache) {
     ++calls;
+    cache_read_saving += cache.read_saving;
+    cache_write_extra += cache.write_extra;
     if (r.overrun() > 0) {
       ++overruns;
       overrun += r.overrun();
@@ -173,7 +203,14 @@ Json group_json(const Group& g, MicroUsd total_cost) {
           {"p95_latency_ms", g.percentile(95)},
           {"statuses", statuses},
           {"overruns", g.overruns},
-          {"overrun_micro_usd", g.overrun}};
+          {"overrun_micro_usd", g.overrun},
+          {"cache",
+           {{"read_saving_micro_usd", g.cache_read_saving},
+            {"read_saving_usd", to_usd(g.cache_read_saving)},
+            {"write_extra_micro_usd", g.cache_write_extra},
+            {"write_extra_usd", to_usd(g.cache_write_extra)},
+            {"net_saving_micro_usd", g.cache_read_saving - g.cache_write_extra},
+            {"net_saving_usd", to_usd(g.cache_read_saving - g.cache_write_extra)}}}};
 }
 
 Json report_json(const Report& rep, const ReportOptions& o) {
@@ -212,6 +249,20 @@ void print_row(const std::string& key, const Group& g, MicroUsd total_cost) {
               static_cast<long long>(g.percentile(50)), static_cast<long long>(g.percentile(95)));
 }
 
+// The prompt caches' effect on the bill: reads saved against paying the
+// input rate, writes billed above it (Anthropic's), and the net.
+void print_cache(const Group& g) {
+  const Usage& u = g.usage;
+  const std::int64_t written = u.cache_write_5m_tokens + u.cache_write_1h_tokens;
+  std::printf("\n  cache reads               %14s  saved (%lld tokens at the cached rate, not the input rate)\n",
+              format_usd(g.cache_read_saving).c_str(), static_cast<long long>(u.cached_input_tokens));
+  std::printf("  cache writes              %14s  above the input rate (%lld tokens written)\n",
+              format_usd(g.cache_write_extra).c_str(), static_cast<long long>(written));
+  std::printf("  cache saving, net         %14s  (%.1f%% of what the calls would cost uncached)\n",
+              format_usd(g.cache_read_saving - g.cache_write_extra).c_str(),
+              share(g.cache_read_saving - g.cache_write_extra, g.cost + g.cache_read_saving - g.cache_write_extra));
+}
+
 void print_text(const Report& rep) {
   std::printf("%-20s %7s %12s %12s %12s %12s %14s %7s %8s %8s\n", rep.by.c_str(), "calls", "input", "cached",
               "output", "reasoning", "spend", "share", "p50 ms", "p95 ms");
@@ -243,6 +294,7 @@ void print_text(const Report& rep) {
               format_usd(rep.total.premium_cost).c_str());
   std::printf("  saving                    %14s  (%.1f%%)\n", format_usd(saving).c_str(),
               share(saving, rep.total.premium_cost));
+  print_cache(rep.total);
 }
 
 // ---- HTML ----
@@ -446,8 +498,9 @@ Result<Report> build_report(const Config& config, const std::vector<CostRecord>&
   for (const CostRecord& r : records) {
     auto premium = config.prices->cost(rep.premium_model, r.usage);
     if (!premium.ok()) return premium.status();
-    groups[key_of(r, by)].add(r, *premium);
-    rep.total.add(r, *premium);
+    const CacheEffect cache = cache_effect(config, r);
+    groups[key_of(r, by)].add(r, *premium, cache);
+    rep.total.add(r, *premium, cache);
     if (r.overrun() > 0) rep.overruns.push_back(r);
     if (!rep.first || r.time < *rep.first) rep.first = r.time;
     if (!rep.last || r.time > *rep.last) rep.last = r.time;

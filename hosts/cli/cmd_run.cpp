@@ -2,6 +2,17 @@
 // the rules, calls the chosen model (the offline sim provider where no key is
 // set), records every call in the ledger (and, when the workload has shadow
 // rules, their decisions), and ends with the report tables.
+//
+// Sessions: the steps of one session_id run in trace order, one after the
+// other, and each re-sends the session's conversation as an agent does: the
+// request is the conversation so far (every earlier step's message and the
+// answer it got), then the step's own message (its prompt, or as many
+// tokens of text as its input_tokens), and the rules see the whole
+// request's tokens as step.input_tokens, as a gateway derives them. An
+// answer joins the conversation as text of its output tokens' length. When
+// the conversation would pass kMaxConversationTokens, the agent compacts
+// it: the oldest turns after the opening message go (so the prompt caches
+// miss from there on). Steps without a session run alone, in parallel.
 #include <unistd.h>
 
 #include <atomic>
@@ -12,7 +23,9 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "commands.h"
 #include "switchboard/calibration.h"
@@ -62,6 +75,62 @@ class Progress {
   size_t done_ = 0;
   size_t failed_ = 0;
   MicroUsd spent_ = 0;
+};
+
+// The most a session's request re-sends before the agent compacts it (under
+// every demo model's context window, with room for the answer).
+constexpr std::int64_t kMaxConversationTokens = 120'000;
+
+// `tokens` tokens of text (3 bytes each, as the engine and the sim count
+// text), made of `label` repeated.
+std::string text_of_tokens(const std::string& label, std::int64_t tokens) {
+  const std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(tokens, 1) * 3);
+  std::string out;
+  out.reserve(bytes);
+  while (out.size() < bytes) out += label;
+  out.resize(bytes);
+  return out;
+}
+
+// One session's conversation as its agent re-sends it.
+class Conversation {
+ public:
+  // The step's call: the conversation so far, then the step's own message.
+  StepCall call_for(const Step& step, std::size_t line) {
+    const std::string label = "[" + step.session_id + " line " + std::to_string(line) + " " + step.role + "] ";
+    const bool counted = step.input_tokens.has_value();
+    std::string own = !counted && step.prompt ? *step.prompt
+                                              : text_of_tokens(label, step.input_tokens.value_or(1));
+    const std::int64_t own_tokens = estimate_tokens(own);
+    // Compaction: the oldest turns after the opening go first.
+    while (tokens_ + own_tokens > kMaxConversationTokens && messages_.size() > 2) {
+      tokens_ -= estimate_tokens(messages_[1].text());
+      messages_.erase(messages_.begin() + 1);
+    }
+    StepCall call;
+    call.step = step;
+    call.step.input_tokens = tokens_ + own_tokens;
+    call.request.messages = messages_;
+    call.request.messages.push_back(Message::of_text("user", std::move(own)));
+    return call;
+  }
+
+  // The call's message, and the answer `r` gave (when it answered), join the conversation.
+  void add(const StepCall& call, const StepResult& r) {
+    const Message& sent = call.request.messages.back();
+    tokens_ += estimate_tokens(sent.text());
+    messages_.push_back(sent);
+    if (!r.status.ok()) return;
+    const std::int64_t out = std::max<std::int64_t>(1, r.response.usage.output_tokens);
+    std::string answer = r.response.text();
+    answer.resize(static_cast<std::size_t>(out * 3), '.');  // the sim's text is short; a real answer is this long
+    tokens_ += estimate_tokens(answer);
+    messages_.push_back(Message::of_text("assistant", std::move(answer)));
+  }
+
+ private:
+  std::vector<Message> messages_;
+  std::int64_t tokens_ = 0;  // estimate_tokens of every message's text
 };
 
 Result<std::vector<Step>> read_trace(const std::string& path) {
@@ -161,6 +230,20 @@ int run_trace(const RunOptions& o) {
   }
   std::fflush(stdout);
 
+  // The units of work: a step without a session alone, a session's steps together in trace order.
+  std::vector<std::vector<size_t>> units;
+  std::map<std::string, size_t> unit_of_session;
+  for (size_t i = 0; i < steps->size(); ++i) {
+    const std::string& session = (*steps)[i].session_id;
+    if (session.empty()) {
+      units.push_back({i});
+      continue;
+    }
+    auto [it, added] = unit_of_session.emplace(session, units.size());
+    if (added) units.emplace_back();
+    units[it->second].push_back(i);
+  }
+
   Progress progress(steps->size(), !o.no_progress);
   std::atomic<size_t> next{0};
   std::atomic<int> failed{0};
@@ -168,16 +251,25 @@ int run_trace(const RunOptions& o) {
   std::vector<std::string> first_errors;
   const auto start = std::chrono::steady_clock::now();
   auto worker = [&] {
-    for (size_t i = next++; i < steps->size(); i = next++) {
-      StepCall call;
-      call.step = (*steps)[i];
-      StepResult r = dispatcher.run(o.workload, call);
-      progress.step_done(r.cost, !r.status.ok());
-      if (!r.status.ok()) {
-        failed++;
-        std::lock_guard<std::mutex> lock(errors_mu);
-        if (first_errors.size() < 5) {
-          first_errors.push_back(o.trace + ":" + std::to_string(i + 1) + ": " + r.status.message());
+    for (size_t u = next++; u < units.size(); u = next++) {
+      Conversation conversation;
+      for (size_t i : units[u]) {
+        const Step& step = (*steps)[i];
+        StepCall call;
+        if (step.session_id.empty()) {
+          call.step = step;
+        } else {
+          call = conversation.call_for(step, i + 1);
+        }
+        StepResult r = dispatcher.run(o.workload, call);
+        if (!step.session_id.empty()) conversation.add(call, r);
+        progress.step_done(r.cost, !r.status.ok());
+        if (!r.status.ok()) {
+          failed++;
+          std::lock_guard<std::mutex> lock(errors_mu);
+          if (first_errors.size() < 5) {
+            first_errors.push_back(o.trace + ":" + std::to_string(i + 1) + ": " + r.status.message());
+          }
         }
       }
     }
@@ -223,7 +315,7 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--config", o->config_path, "Configuration file")->capture_default_str();
   cmd->add_option("--workload", o->workload, "Workload whose rules decide")->capture_default_str();
   cmd->add_option("--ledger", o->ledger, "SQLite ledger to append every call to")->capture_default_str();
-  cmd->add_option("--parallel", o->parallel, "Steps in flight at once")->capture_default_str();
+  cmd->add_option("--parallel", o->parallel, "Steps (sessions) in flight at once")->capture_default_str();
   cmd->add_flag("--no-progress", o->no_progress, "No progress output on stderr");
   cmd->add_option("TRACE", o->trace, "Agent trace: one step as a JSON object per line")->required();
   return [o] { return run_trace(*o); };

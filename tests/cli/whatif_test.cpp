@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -66,11 +67,21 @@ std::string modified_code_fix() {
                   "tool_call_parse = true, summarize = true,");
 }
 
+// The demo trace without its sessions: every step alone, as the trace says it
+// (a session's steps re-send their conversation, whose size follows the
+// answers, so a re-run under other rules would not send the same steps).
+std::string sessionless_trace(const fs::path& dir) {
+  const std::string path = (dir / "trace.jsonl").string();
+  std::ofstream(path) << std::regex_replace(read_file(kSource + "/examples/agent-trace.jsonl"),
+                                            std::regex(R"(,"session_id":"[^"]*")"), "");
+  return path;
+}
+
 void run_demo(const std::string& config, const std::string& ledger) {
   std::string out;
   const int rc = testing::run_command(offline_cli() + " run --no-progress --parallel 8 --workload code_fix --config '" +
-                                          config + "' --ledger '" + ledger + "' '" + kSource +
-                                          "/examples/agent-trace.jsonl'",
+                                          config + "' --ledger '" + ledger + "' '" +
+                                          sessionless_trace(fs::path(ledger).parent_path()) + "'",
                                       out);
   INFO(out);
   REQUIRE(rc == 0);

@@ -996,6 +996,46 @@ TEST_CASE("the step is derived from the conversation first, then metadata and he
   CHECK(empty_agent.error.message == "header x-switchboard-agent must not be empty");
 }
 
+TEST_CASE("a request's session: x-switchboard-session, else metadata.session_id, else the hash of its opening") {
+  const std::string turn1 =
+      R"({"model":"auto","messages":[{"role":"system","content":"You fix bugs."},)"
+      R"({"role":"user","content":"The build fails."}]})";
+  const std::string turn2 =
+      R"({"model":"auto","messages":[{"role":"system","content":"You fix bugs."},)"
+      R"({"role":"user","content":"The build fails."},{"role":"assistant","content":"Which error?"},)"
+      R"({"role":"user","content":"A linker error."}]})";
+  const std::string anthropic =
+      R"({"model":"auto","max_tokens":100,"system":"You fix bugs.",)"
+      R"("messages":[{"role":"user","content":"The build fails."}]})";
+  const std::string first = parse_ok(ApiShape::kOpenAI, turn1).call.step.session_id;
+  CHECK(first.rfind("h-", 0) == 0);
+  CHECK(first.size() == 18);
+  // A plain agent's later turn lands in the same session, in either API's shape.
+  CHECK(parse_ok(ApiShape::kOpenAI, turn2).call.step.session_id == first);
+  CHECK(parse_ok(ApiShape::kAnthropic, anthropic).call.step.session_id == first);
+
+  // metadata.session_id over the hash; the header over both.
+  std::string with_metadata = turn2;
+  with_metadata.insert(with_metadata.rfind('}'), R"(,"metadata":{"session_id":"conv-7"})");
+  CHECK(parse_ok(ApiShape::kOpenAI, with_metadata).call.step.session_id == "conv-7");
+  CHECK(parse_ok(ApiShape::kOpenAI, with_metadata, {{"X-Switchboard-Session", "conv-9"}}).call.step.session_id ==
+        "conv-9");
+  CHECK(parse_ok(ApiShape::kAnthropic, anthropic, {{"x-switchboard-session", "conv-9"}}).call.step.session_id ==
+        "conv-9");
+
+  ApiResult<ParsedRequest> empty = parse_openai_chat(turn1, {{"x-switchboard-session", ""}});
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.error.message == "header x-switchboard-session must be a non-empty UTF-8 string of at most 256 bytes");
+  ApiResult<ParsedRequest> long_id = parse_openai_chat(turn1, {{"x-switchboard-session", std::string(257, 'x')}});
+  CHECK_FALSE(long_id.ok());
+  std::string numeric = turn1;
+  numeric.insert(numeric.rfind('}'), R"(,"metadata":{"session_id":7})");
+  ApiResult<ParsedRequest> bad = parse_openai_chat(numeric, kNoHeaders);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error.message ==
+        "metadata.session_id must be a non-empty UTF-8 string of at most 256 bytes");
+}
+
 TEST_CASE("client_family names the SDK or tool that sent a request from its User-Agent") {
   const std::vector<std::pair<const char*, const char*>> cases = {
       {"OpenAI/JS 5.1.0", "openai-node"},

@@ -148,6 +148,17 @@ TEST_CASE("step_to_json writes what parse_step_json reads back, meta in its orde
   CHECK(step_to_json(bare) == R"({"role":"format"})");
 }
 
+TEST_CASE("session_id round-trips through step JSON and must be a string") {
+  const std::string line = R"({"role":"plan","input_tokens":10,"session_id":"t-001","meta":{"task":"t-001"}})";
+  auto step = parse_step_json(line);
+  REQUIRE_MESSAGE(step.ok(), step.status().message());
+  CHECK(step->session_id == "t-001");
+  CHECK(step_to_json(*step) == line);
+  auto bad = parse_step_json(R"({"role":"plan","session_id":7})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message() == "step field 'session_id' must be a string");
+}
+
 TEST_CASE("the fields derived from a conversation round-trip through step JSON") {
   const std::string line =
       R"({"role":"chat","input_tokens":900,"untrusted_input":true,"tool_depth":8,"turns":3,"has_tools":true,)"

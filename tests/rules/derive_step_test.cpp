@@ -308,6 +308,34 @@ TEST_CASE("agent is a stable 12-digit fingerprint of the system prompt and the c
   CHECK(counted.expected_output_tokens == std::optional<std::int64_t>(300));
 }
 
+TEST_CASE("session_id hashes the conversation's opening: the same on every later turn, another for another opening") {
+  ModelRequest a;
+  a.messages = {Message::of_text("system", "You fix bugs."), user("The build fails.")};
+  ModelRequest a_later = a;
+  a_later.messages.push_back(Message::of_text("assistant", "Which error?"));
+  a_later.messages.push_back(user("A linker error."));
+  a_later.messages.push_back(Message::of("tool", {ContentBlock::of_tool_result("c1", "ld", "undefined")}));
+  ModelRequest other_question = a;
+  other_question.messages[1] = user("The tests fail.");
+  ModelRequest other_agent = a;
+  other_agent.messages[0] = Message::of_text("system", "You review code.");
+  ModelRequest no_system;
+  no_system.messages = {user("The build fails.")};
+  ModelRequest only_results;
+  only_results.messages = {Message::of("tool", {ContentBlock::of_tool_result("c1", "ld", "x")})};
+
+  const std::string id = derive_step(a).session_id;
+  REQUIRE(id.size() == 18);
+  CHECK(id.rfind("h-", 0) == 0);
+  CHECK(is_hex(id.substr(2)));
+  CHECK(derive_step(a_later).session_id == id);  // a later turn of the same conversation
+  CHECK(derive_step(other_question).session_id != id);
+  CHECK(derive_step(other_agent).session_id != id);
+  CHECK(derive_step(no_system).session_id.size() == 18);
+  CHECK(derive_step(no_system).session_id != id);
+  CHECK(derive_step(only_results).session_id.empty());  // no user-authored message: no session
+}
+
 TEST_CASE("estimate_input_tokens counts every piece of text the model is sent") {
   ModelRequest r;
   ContentBlock thinking = ContentBlock::of_text("hmm, think");  // 10 bytes: 4

@@ -242,7 +242,7 @@ TEST_CASE("a malformed test file counts as one failure naming file:line:column")
       {"a typo in step", "[[case]]\nname = \"x\"\nstep = { rol = \"format\" }\nexpect = { tier = \"cheap\" }\n",
        ":3:10: step: unknown key 'rol' (expected one of: role, input_tokens, prompt, "
        "expected_output_tokens, needs_chain_of_thought, output_must_be_json, untrusted_input, "
-       "tool_depth, turns, has_tools, tool_names, last_tool, has_images, has_documents, agent, meta)"},
+       "tool_depth, turns, has_tools, tool_names, last_tool, has_images, has_documents, agent, session_id, meta)"},
       {"no cases at all", "workload = \"w\"\n", ":1:1: the test file has no [[case]] tables"},
       {"an unknown workload", "workload = \"nope\"\n[[case]]\nname = \"x\"\nstep = { role = \"f\" }\nexpect = {}\n",
        ":1:12: unknown workload 'nope'"},

@@ -236,6 +236,27 @@ TEST_CASE("shadow records of an agreement and a disagreement through the dispatc
   CHECK(second.decision.tier == "premium");
 }
 
+TEST_CASE("shadow rules see the ctx.session the active rules saw") {
+  Rig rig(kActive, R"lua(
+function classify(step, ctx)
+  local s = ctx.session
+  if s == nil then return { tier = "cheap", reason = "no session" } end
+  return { tier = "cheap", reason = string.format("%s %s %d %d", s.id, tostring(s.last_model), s.turn,
+                                                  s.cached_tokens["m-premium"]) }
+end
+)lua");
+  rig.engine->sessions().record("conv-1", "m-premium", testing::usage_of(0, 0, 4000, 0, 10, 0), CacheFill::kExplicit);
+  Step step = step_of("plan", 5000);
+  REQUIRE(rig.engine->decide("w", step).ok());
+  step.session_id = "conv-1";
+  REQUIRE(rig.engine->decide("w", step).ok());
+  rig.settle();
+  const std::vector<DecisionRecord> shadows = rig.shadows();
+  REQUIRE(shadows.size() == 2);
+  std::set<std::string> reasons = {shadows[0].decision.reason, shadows[1].decision.reason};
+  CHECK(reasons == std::set<std::string>{"no session", "conv-1 m-premium 1 4000"});
+}
+
 TEST_CASE("shadow rules never change the decision decide returns") {
   // The same active rules with and without a candidate (a sane one, a
   // failing one, one that loops forever).
@@ -541,7 +562,11 @@ TEST_CASE("cli: report --shadow after run counts the agreements a direct replay 
   const std::string config_path =
       dir.write("switchboard.toml", replace(read(source / "switchboard.toml"), "rules = \"rules/code_fix.lua\"\n",
                                             "rules = \"rules/code_fix.lua\"\nshadow_rules = \"rules/code_fix.next.lua\"\n"));
-  const std::string trace = (source / "examples/agent-trace.jsonl").string();
+  // The demo trace without its sessions: every step alone, as the trace says it
+  // (a session's steps re-send their conversation: run would not send the trace's steps).
+  const std::string trace = dir.write(
+      "trace.jsonl", std::regex_replace(read(source / "examples/agent-trace.jsonl"),
+                                        std::regex(R"(,"session_id":"[^"]*")"), ""));
   const std::string ledger = (dir.path() / "ledger.db").string();
   const std::string cli = "env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY -u GEMINI_API_KEY -u LOCAL_LLM_API_KEY '" +
                           std::string(SWITCHBOARD_CLI) + "'";

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"
+#include "switchboard/sessions.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
@@ -209,10 +211,15 @@ struct CallSettings {
 };
 
 /// The offline `sim` provider's latency model ([sim]): each answer takes
-/// `base_latency` + `per_output_token` × its output tokens (0 = instant).
+/// `base_latency` + `per_output_token` × its output tokens (0 = instant);
+/// and its prompt cache (sim_client.cpp): a prefix it saw lives `cache_ttl`.
 struct SimSettings {
   std::chrono::milliseconds base_latency{0};      ///< the fixed part of each answer's latency
   std::chrono::microseconds per_output_token{0};  ///< the latency added per output token
+  std::chrono::seconds cache_ttl{300};            ///< `cache_ttl_s`: how long a prefix stays cached
+  /// The time the cache lifetimes are measured on (not from the file: tests
+  /// pass a scripted one).
+  std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;
 };
 
 /// What the ledger keeps of each step ([ledger]). Its decision records always
@@ -328,6 +335,7 @@ struct Config {
   RuleCostBudget rule_cost;    ///< [rule_cost]
   CallSettings calls;          ///< [calls]
   HealthSettings health;       ///< [health]: the models' circuit breakers (health.h)
+  SessionSettings sessions;    ///< [sessions]: the session book's cache lifetimes and bound (sessions.h)
   SimSettings sim;             ///< [sim]
   LedgerSettings ledger;       ///< [ledger]
   ShadowSettings shadow;       ///< [shadow]

@@ -56,7 +56,17 @@ std::int64_t estimate_input_tokens(const ModelRequest& request);
 ///  - agent: the first 12 hex digits of the SHA-256 of the "system" messages'
 ///    text (each message's text blocks joined, messages joined by "\n"): the
 ///    same system prompt gives the same value, so rules can tell apart the
-///    agents that call them; "" without a system prompt.
+///    agents that call them; "" without a system prompt;
+///  - session_id: "h-" + the first 16 hex digits of the SHA-256 of the
+///    system prompt (as for `agent`) and the text of the first user-authored
+///    message (its text blocks joined), separated by "\x1e". An agent re-sends
+///    its conversation every turn, and the opening of that conversation does
+///    not change from turn to turn: its turns land in one session without
+///    the agent doing anything. Two conversations that open alike (the same
+///    system prompt and first question) share a session, which only merges
+///    their cache figures; a caller that knows better names its session (the
+///    gateway's x-switchboard-session header or metadata.session_id). ""
+///    when the conversation has no user-authored message.
 ///
 /// Precedence is the caller's: derive first, then set what the caller knows
 /// better (the gateway applies the request's metadata, then its

@@ -14,7 +14,10 @@
 /// tier is called, skipping any whose context window is smaller than the
 /// step's input plus the output cap, and any whose circuit breaker is open
 /// (Engine::health(); the record says so). Every call's outcome feeds the
-/// breaker: an answer, an `unavailable` failure, or neither (health.h).
+/// breaker: an answer, an `unavailable` failure, or neither (health.h). Every
+/// answered call of a step with a session (Step::session_id) feeds the
+/// session book: the model that answered, and what its prompt cache now
+/// holds (sessions.h).
 ///
 /// Budgets: every attempt first reserves the most it can cost on the model
 /// about to be called (its input bound at the dearest input rate plus its

@@ -31,6 +31,7 @@
 
 #include "switchboard/budget.h"
 #include "switchboard/health.h"
+#include "switchboard/sessions.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/ledger.h"
@@ -116,6 +117,8 @@ struct EngineOptions {
   std::shared_ptr<Ledger> shadow_ledger;
   /// The clock of the models' circuit breakers (health()); tests pass a scripted one.
   std::function<std::chrono::steady_clock::time_point()> health_clock = std::chrono::steady_clock::now;
+  /// The clock of the session book's cache lifetimes (sessions()); tests pass a scripted one.
+  std::function<std::chrono::steady_clock::time_point()> sessions_clock = std::chrono::steady_clock::now;
 };
 
 /// One line of a rules file that a traced call ran.
@@ -238,6 +241,10 @@ class Engine {
   /// Every model's health ([health]; health.h): fed by the dispatcher's calls,
   /// read by the rules as ctx.models. Thread-safe.
   HealthBook& health() const;
+  /// Every session's cache figures ([sessions]; sessions.h): fed by the
+  /// dispatcher's answered calls, read by the rules as ctx.session and by
+  /// the decision's estimate. Thread-safe.
+  SessionBook& sessions() const;
   /// Reserves the decision's worst case in its workload's budget and in each
   /// of `extra_scopes` (a gateway key's "key:NAME", a tag's "tag:NAME=VALUE";
   /// limits from the config or budgets().set_limit), all at once or not at

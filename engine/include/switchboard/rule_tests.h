@@ -10,6 +10,13 @@
 ///   name = "format is cheap"
 ///   step = { role = "format", input_tokens = 1200, meta = { lang = "go" } }
 ///   ctx = { budget_left_usd = 0.5, spent_usd = 10.0 }    # optional
+///   # optional: ctx.session as the rules see it (sessions.h); `id` defaults to
+///   # the step's session_id, else "test-session"; cached_tokens per model
+///   # (models left out are cold: 0). Without it, a step with a session_id
+///   # (step = { ..., session_id = "s-1" }) sees a new session: turn 0, no
+///   # last_model, every cache cold; a step without one sees ctx.session = nil.
+///   ctx = { session = { last_model = "claude-sonnet-4-5", turn = 3,
+///                       cached_tokens = { "claude-sonnet-4-5" = 40000 } } }
 ///   expect = { tier = "cheap", model = "...", reasoning = "low" | "default",
 ///              fanout = 1, max_output_tokens = 800, aggregate = "premium",
 ///              reason_contains = "...", error = "substring" | false }

@@ -36,6 +36,10 @@ struct Step {
   bool has_images = false;                       ///< the conversation carries an image
   bool has_documents = false;                    ///< the conversation carries a document
   std::string agent;                             ///< which agent asks: a system prompt's fingerprint ("" none)
+  /// The conversation the step belongs to (sessions.h): the caller's id, or
+  /// derive_step's hash of the conversation's opening; "" for a step of no
+  /// session (the rules then see ctx.session = nil).
+  std::string session_id;
   std::vector<std::pair<std::string, MetaValue>> meta;  ///< names are unique
 };
 

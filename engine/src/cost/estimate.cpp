@@ -1,5 +1,7 @@
 #include "cost/estimate.h"
 
+#include <algorithm>
+
 #include "switchboard/derive_step.h"
 
 namespace switchboard {
@@ -71,7 +73,7 @@ Step step_for_ledger(Step step, const Config& config) {
 }
 
 void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
-                   Decision& decision) {
+                   Decision& decision, std::int64_t cached_tokens) {
   std::int64_t output = model.default_output_tokens;
   if (step.expected_output_tokens) {
     output = *step.expected_output_tokens;
@@ -80,7 +82,11 @@ void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_
   }
   decision.estimated_input_tokens = input_tokens;
   decision.estimated_output_tokens = output;
-  decision.estimated_cost = estimate_call_cost(model, input_tokens, output);
+  const std::int64_t cached = std::clamp<std::int64_t>(cached_tokens, 0, input_tokens);
+  // Sum before rounding, as estimate_call_cost does.
+  const std::int64_t micro_times_million = (input_tokens - cached) * model.price.input +
+                                           cached * model.price.cached_input + output * model.price.output;
+  decision.estimated_cost = (micro_times_million + 500'000) / 1'000'000;
 }
 
 MicroUsd worst_case_cost(const Config& config, const Decision& decision) {

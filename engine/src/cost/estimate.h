@@ -41,9 +41,12 @@ Step step_for_ledger(Step step, const Config& config);
 // Fills decision.estimated_* from the step and the chosen model's list price:
 // input × input price + expected output × output price, where expected output
 // is the step's expected_output_tokens, else the decision's max_output_tokens,
-// else the model's default_output_tokens.
+// else the model's default_output_tokens. `cached_tokens` of the input (the
+// session's figure for the model: sessions.h; at most the input) are
+// expected to hit the model's prompt cache and are priced at its
+// cached-input rate instead.
 void estimate_cost(const ModelSpec& model, const Step& step, std::int64_t input_tokens,
-                   Decision& decision);
+                   Decision& decision, std::int64_t cached_tokens = 0);
 
 // The most `decision` can cost: input × input price + output cap × output
 // price per branch (output cap = max_output_tokens, else the model's

@@ -65,9 +65,9 @@ Result<Step> parse_step_json(std::string_view text) {
       s = flag(step.has_images);
     } else if (key == "has_documents") {
       s = flag(step.has_documents);
-    } else if (key == "last_tool" || key == "agent") {
+    } else if (key == "last_tool" || key == "agent" || key == "session_id") {
       if (!value.is_string()) return field_error(key, "must be a string");
-      (key == "agent" ? step.agent : step.last_tool) = value.get<std::string>();
+      (key == "agent" ? step.agent : key == "session_id" ? step.session_id : step.last_tool) = value.get<std::string>();
     } else if (key == "tool_names") {
       if (!value.is_array()) return field_error(key, "must be an array of strings");
       for (const auto& name : value) {
@@ -121,6 +121,7 @@ std::string step_to_json(const Step& step) {
   if (step.has_images) j["has_images"] = true;
   if (step.has_documents) j["has_documents"] = true;
   if (!step.agent.empty()) j["agent"] = step.agent;
+  if (!step.session_id.empty()) j["session_id"] = step.session_id;
   if (!step.meta.empty()) {
     nlohmann::ordered_json meta = nlohmann::ordered_json::object();
     for (const auto& [name, value] : step.meta) {

@@ -113,6 +113,24 @@ inline constexpr Field kCtxFields[] = {
      "What a call would cost at the catalog's prices, long-context rates included; `cached_tokens` of the "
      "input are read from the cache.",
      "ctx.cost(\"gpt-5-mini\", 8000, 800)"},
+    {"ctx.session", kUserdata | kNil, "read-only", "when the step belongs to a session",
+     "The conversation this step continues: which model served it and whose prompt cache is warm.",
+     "ctx.session.last_model"},
+};
+
+inline constexpr Field kSessionFields[] = {
+    {"ctx.session.id", kString, "", "always",
+     "The session: the caller's (header `x-switchboard-session`, metadata or STEPS.jsonl `session_id`), else "
+     "`h-` and a hash of the conversation's system prompt and first user message.",
+     "\"t-001\""},
+    {"ctx.session.last_model", kString | kNil, "", "after the session's first answered call",
+     "The model that answered the session's last call.", "\"claude-haiku-4-5\""},
+    {"ctx.session.turn", kInteger, "", "always", "Calls the session has had answered so far.", "4"},
+    {"ctx.session.cached_tokens", kUserdata, "read-only map of model name to integer; `pairs` walks the warm models",
+     "always",
+     "Prompt tokens expected to hit each model's cache now (0 for a cold model: never served, or its cache "
+     "lifetime passed); price them with `ctx.cost(name, input, output, cached)`.",
+     "ctx.session.cached_tokens[\"claude-haiku-4-5\"]"},
 };
 
 inline constexpr Field kModelFields[] = {
@@ -143,8 +161,8 @@ inline constexpr Field kModelFields[] = {
 };
 
 inline constexpr Field kPriceFields[] = {
-    {"ctx.price(name)", kTable | kNil, "", "for a name the config has a model of",
-     "The model's base rates in the price catalog, a new table per call.",
+    {"ctx.price(name)", kTable | kNil, "read-only", "for a name the config has a model of",
+     "The model's base rates in the price catalog.",
      "{ input = 0.25, cached_input = 0.025, output = 2.0 }"},
     {"ctx.price(name).input", kFloat, "", "always", "Dollars per million input tokens.", "0.25"},
     {"ctx.price(name).cached_input", kFloat, "", "always",
@@ -201,7 +219,9 @@ inline constexpr Section kSections[] = {
      "model of the config; `pairs(ctx.models)` gives each name with this table.",
      kModelFields},
     {"ctx.price(name)", "ctx.price(name).", "`ctx.price(name)`",
-     "A model's base rates in the price catalog, in dollars per million tokens.", kPriceFields},
+     "A model's base rates in the price catalog, in dollars per million tokens; read-only, the same table "
+     "for the same model.",
+     kPriceFields},
     {"ctx.cost(...)", "ctx.cost(...)", "`ctx.cost(name, input_tokens, output_tokens[, cached_tokens])`",
      "Two results; one nil for a name the config has no model of. Token counts must be whole and not "
      "negative, and `cached_tokens` at most `input_tokens`.",
@@ -211,6 +231,10 @@ inline constexpr Section kSections[] = {
      "model or a value out of range is a rule error: the workload's `fallback_tier` serves, with the "
      "error attached to the decision.",
      kResultFields},
+    {"ctx.session", "ctx.session.", "`ctx.session`",
+     "The session's figures as the engine's session book has them when the call starts ([sessions] in the "
+     "config: cache lifetimes, how many sessions are kept).",
+     kSessionFields},
 };
 
 // ---------------------------------------------------------------- names for the sandbox
@@ -246,5 +270,6 @@ inline constexpr const Section& kModel = kSections[2];
 inline constexpr const Section& kPrice = kSections[3];
 inline constexpr const Section& kCost = kSections[4];
 inline constexpr const Section& kResult = kSections[5];
+inline constexpr const Section& kSession = kSections[6];
 
 }  // namespace switchboard::detail::rules_api

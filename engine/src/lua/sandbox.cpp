@@ -141,10 +141,10 @@ static_assert(all_different(kStepFieldNames, kStepFieldCount), "a step field is 
 // The fields of ctx, in the order ctx_key_refs holds their names.
 // The fields of ctx a call sets (models, price and cost are set once), in
 // the order ctx_key_refs holds their names.
-enum CtxField { kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kCtxFieldCount };
+enum CtxField { kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kSession, kCtxFieldCount };
 constexpr const char* kCtxFieldNames[kCtxFieldCount] = {
     api::key(api::kCtx, "workload"), api::key(api::kCtx, "rules_version"), api::key(api::kCtx, "budget_left_usd"),
-    api::key(api::kCtx, "spent_usd")};
+    api::key(api::kCtx, "spent_usd"), api::key(api::kCtx, "session")};
 
 // A number held in ctx's shadow, as last set (unset: nil).
 struct CachedNumber {
@@ -266,6 +266,11 @@ struct LuaSandbox::Core {
   int ctx_shadow_ref = LUA_NOREF;
   CachedNumber budget_left_usd;
   CachedNumber spent_usd;
+  bool session_shown = false;  // ctx.session is in the shadow (the last call had one)
+  // ctx.session and its cached_tokens: read-only proxies for the state's
+  // life, reading call_ctx->session.
+  int session_proxy_ref = LUA_NOREF;
+  int cached_proxy_ref = LUA_NOREF;
   const RulesContext* call_ctx = nullptr;
   bool poisoned = false;
   ResultPod result;  // reused by every call
@@ -1939,6 +1944,150 @@ int models_pairs(lua_State* L) {
   return 3;
 }
 
+// ---------------------------------------------------------------- ctx.session
+//
+// nil when the step has no session; else a read-only proxy whose fields are
+// read from the call's SessionView when the rule reads them: id, last_model
+// (nil before any call), turn, and cached_tokens (a read-only proxy:
+// cached_tokens[model] is the tokens expected to hit the model's cache, 0
+// when cold; pairs() walks the warm models in name order). No allocation
+// but the strings read.
+
+const SessionView& call_session_of(lua_State* L, const char* what) {
+  const RulesContext& ctx = call_ctx_of(L, what);
+  if (ctx.session == nullptr) luaL_error(L, "%s is only readable inside classify, for a step with a session", what);
+  return *ctx.session;
+}
+
+// "'name'" of a key being written, for the read-only errors.
+const char* key_name(lua_State* L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) return lua_pushfstring(L, "'%s'", lua_tostring(L, idx));
+  return lua_pushfstring(L, "a %s key", luaL_typename(L, idx));
+}
+
+int session_index(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session");
+  size_t len = 0;
+  const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  const std::string_view k = key == nullptr ? std::string_view() : std::string_view(key, len);
+  if (k == api::key(api::kSession, "id")) {
+    lua_pushlstring(L, s.id.data(), s.id.size());
+  } else if (k == api::key(api::kSession, "last_model")) {
+    if (s.last_model.empty()) {
+      lua_pushnil(L);
+    } else {
+      lua_pushlstring(L, s.last_model.data(), s.last_model.size());
+    }
+  } else if (k == api::key(api::kSession, "turn")) {
+    lua_pushinteger(L, static_cast<lua_Integer>(s.turns));
+  } else if (k == api::key(api::kSession, "cached_tokens")) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->cached_proxy_ref);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+// next() over ctx.session: id, last_model (when there is one), turn, cached_tokens.
+int session_next(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session");
+  static constexpr const char* kKeys[] = {api::key(api::kSession, "id"), api::key(api::kSession, "last_model"),
+                                          api::key(api::kSession, "turn"), api::key(api::kSession, "cached_tokens")};
+  static_assert(std::size(kKeys) == api::kSession.fields.size(), "ctx.session: every field of its section");
+  size_t i = 0;
+  if (!lua_isnil(L, 2)) {
+    const char* key = luaL_checkstring(L, 2);
+    while (i < std::size(kKeys) && std::strcmp(kKeys[i], key) != 0) ++i;
+    if (i == std::size(kKeys)) return luaL_error(L, "invalid key to 'next' over ctx.session");
+    ++i;
+  }
+  if (i == 1 && s.last_model.empty()) ++i;
+  if (i == std::size(kKeys)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, kKeys[i]);
+  lua_pushvalue(L, -1);
+  lua_replace(L, 2);
+  session_index(L);
+  return 2;
+}
+
+int session_pairs(lua_State* L) {
+  lua_pushcfunction(L, session_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+int session_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.session is read-only: cannot set %s (it reports the session; build a table of your own)",
+                    key_name(L, 2));
+}
+
+// ctx.session.cached_tokens[model]: an integer for any name (0 when cold); nil for a key that is no string.
+int cached_index(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
+  size_t len = 0;
+  const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
+  if (name == nullptr) {
+    lua_pushnil(L);
+  } else {
+    lua_pushinteger(L, static_cast<lua_Integer>(s.cached_for(std::string_view(name, len))));
+  }
+  return 1;
+}
+
+int cached_newindex(lua_State* L) {
+  return luaL_error(L, "ctx.session.cached_tokens is read-only: cannot set %s (build a table of your own)",
+                    key_name(L, 2));
+}
+
+// next() over cached_tokens: the warm models in name order.
+int cached_next(lua_State* L) {
+  const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
+  const auto& entries = s.cached_tokens;
+  auto it = entries.begin();
+  if (!lua_isnil(L, 2)) {
+    size_t len = 0;
+    const char* key = luaL_checklstring(L, 2, &len);
+    it = std::upper_bound(entries.begin(), entries.end(), std::string_view(key, len),
+                          [](std::string_view name, const auto& entry) { return name < entry.first; });
+  }
+  if (it == entries.end()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, it->first.data(), it->first.size());
+  lua_pushinteger(L, static_cast<lua_Integer>(it->second));
+  return 2;
+}
+
+int cached_pairs(lua_State* L) {
+  lua_pushcfunction(L, cached_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+// A read-only proxy userdata whose metatable has these metamethods (`pairs` may be null); its registry ref.
+int new_proxy(lua_State* L, lua_CFunction index, lua_CFunction newindex, lua_CFunction pairs) {
+  lua_newuserdatauv(L, 0, 0);
+  lua_createtable(L, 0, 4);
+  lua_pushcfunction(L, index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, newindex);
+  lua_setfield(L, -2, "__newindex");
+  if (pairs != nullptr) {
+    lua_pushcfunction(L, pairs);
+    lua_setfield(L, -2, "__pairs");
+  }
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 int ctx_price(lua_State* L);
 int ctx_cost(lua_State* L);
 void create_ctx_proxy(lua_State* L, Core* core);
@@ -1946,6 +2095,8 @@ void create_ctx_proxy(lua_State* L, Core* core);
 // Creates ctx.models (frozen, its shadow empty until sync_models), the
 // views' metatable, and ctx.
 void create_models_proxy(lua_State* L, Core* core) {
+  core->session_proxy_ref = new_proxy(L, session_index, session_newindex, session_pairs);
+  core->cached_proxy_ref = new_proxy(L, cached_index, cached_newindex, cached_pairs);
   lua_newtable(L);
   push_read_only_table(L, -1, models_newindex, models_pairs);  // ctx.models
   core->models_proxy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -2086,6 +2237,16 @@ void update_ctx(lua_State* L, Core* core, const RulesContext& ctx) {
   update_text(L, shadow, core->ctx_key_refs[kRulesVersion], &core->rules_version, ctx.rules_version);
   update_number(L, shadow, core->ctx_key_refs[kBudgetLeftUsd], ctx.budget_left_usd, &core->budget_left_usd);
   update_number(L, shadow, core->ctx_key_refs[kSpentUsd], ctx.spent_usd, &core->spent_usd);
+  if ((ctx.session != nullptr) != core->session_shown) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_key_refs[kSession]);
+    if (ctx.session != nullptr) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, core->session_proxy_ref);
+    } else {
+      lua_pushnil(L);
+    }
+    lua_rawset(L, shadow);
+    core->session_shown = ctx.session != nullptr;
+  }
   lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_proxy_ref);
 }

@@ -3,8 +3,9 @@
 // the wall-clock limit, freezing the rules' state, Switchboard's own counted
 // Lua patterns (patterns.cpp), the reader of compiled chunks' lines
 // (chunk_lines.cpp) and the probes that trace a run. It may use the public
-// value types it runs on (status.h, step.h, SandboxLimits from config.h) and
-// nothing else of ours: no other folder's private header.
+// value types it runs on (status.h, step.h, SandboxLimits from config.h, the
+// health and session figures it shows) and nothing else of ours: no other
+// folder's private header.
 //
 // LuaSandbox: one sandboxed lua_State running one rules file. All Lua/C pain
 // lives in lua/sandbox.cpp (and the pattern functions in lua/patterns.cpp; the
@@ -47,6 +48,7 @@
 
 #include "switchboard/config.h"
 #include "switchboard/health.h"
+#include "switchboard/sessions.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 
@@ -64,7 +66,8 @@ struct RawDecision {
 };
 
 // The `ctx` argument, as the rules see it. `config` and `health` (either may
-// be null) are read only when a rule reads ctx.models, ctx.price or ctx.cost.
+// be null) are read only when a rule reads ctx.models, ctx.price or ctx.cost;
+// `session` only when it reads ctx.session.
 struct RulesContext {
   std::string_view workload;
   std::string_view rules_version;
@@ -72,6 +75,7 @@ struct RulesContext {
   double spent_usd = 0;
   const Config* config = nullptr;      // the models and prices ctx.models / price / cost know
   const HealthBook* health = nullptr;  // ctx.models[name]'s figures; null: every model healthy, no figures
+  const SessionView* session = nullptr;  // ctx.session's figures; null: ctx.session is nil
 };
 
 // CallProbe::trace keeps at most this many lines.

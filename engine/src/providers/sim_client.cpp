@@ -3,12 +3,14 @@
 // is not a model and never pretends to be one: every answer says "[sim]".
 //
 // It follows the canonical request and answer (request.h), so that offline
-// runs exercise the same paths as real providers. Everything it reports is
-// derived from the request alone (same request, same answer, same counts), by
-// a SHA-256 digest `d` of the request's messages, tools and settings:
+// runs exercise the same paths as real providers. Everything it reports but
+// the split of the input between cache and fresh is derived from the request
+// alone (same request, same answer, same counts), by a SHA-256 digest `d` of
+// the request's messages, tools and settings:
 //   input tokens      counted_input_tokens when the caller counted them, else
 //                     one token per three bytes of message text (as the
-//                     engine's own estimate); none are reported cached;
+//                     engine's own estimate); part of them read from or
+//                     written to its prompt cache, below;
 //   output tokens     expected × (75% + d mod 51%) when the request carries
 //                     the step's expected_output_tokens (an answer follows its
 //                     task), else cap × (25% + d mod 51%); never over the cap,
@@ -34,6 +36,35 @@
 //                     the text ends it there (stop reason stop_sequence);
 //   latency           [sim] base_latency + per_output_token × (output +
 //                     reasoning tokens), slept for real (0 by default).
+// Its prompt cache, the one thing it remembers between requests (so the
+// counts of a request depend on the requests before it, and on nothing
+// else: deterministic given their sequence and the clock): each sim client
+// (one per model) remembers the prefixes of the requests it answered, a
+// prefix being the tools and the messages up to a message boundary (each
+// message's role, text, tool-call id and tool uses), hashed as a chain so
+// a request costs one pass over its text. A prefix lives [sim] cache_ttl_s
+// (5 minutes) after the last request that carried it, and only prefixes of
+// at least 1024 tokens are cached, as the providers' own minimum; a request
+// leaves its 64 longest prefixes, and a model keeps at most 8192 (the expired
+// go first, then the soonest to expire). A
+// prefix's tokens are its share of the request's message text bytes times
+// the request's input tokens (one per three bytes when not counted). A
+// request whose message text has fewer bytes than its counted tokens (a step
+// sent by its count alone, whose text is a placeholder such as "(a 'plan'
+// step)") does not carry its prompt: it neither reads nor fills the cache,
+// and all its input is fresh. Then:
+//   cached_input_tokens  the tokens of the longest prefix of this request
+//                        that is remembered (the whole request included);
+//   cache writes         for an Anthropic model (provider "anthropic"),
+//                        whose cache is written explicitly and billed for:
+//                        the rest of the request, when the request is at
+//                        least 1024 tokens, as a 5-minute write
+//                        (cache_write_5m_tokens), as if auto_cache put the
+//                        breakpoint at its end; none for other models, whose
+//                        caches fill automatically and free (OpenAI, Gemini);
+//   input_tokens         the rest: what is neither read nor written.
+// A request that repeats an earlier one's every count but these is still
+// answered alike (the answer and the output counts do not depend on it).
 // An embedding model's sim embeds: each input's vector is a unit vector
 // derived from SHA-256 digests of the input's text alone (token ids: their
 // JSON text, "[1,2,3]"), so the same text gets the same vector from every
@@ -45,7 +76,10 @@
 // [sim] base_latency.
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -140,9 +174,59 @@ std::string block_text(const std::vector<ContentBlock>& blocks) {
   return out;
 }
 
+// The sim's prompt cache (see the file comment). Thread-safe.
+class PrefixCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::int64_t kMinTokens = 1024;         // the least prefix cached, as the providers'
+  static constexpr std::size_t kRememberedPerRequest = 64;  // a request's longest prefixes remembered
+  static constexpr std::size_t kMaxPrefixes = 8192;         // the memory bound
+
+  // Looks up `prefixes` (hash, tokens: shortest first) and returns the tokens
+  // of the longest remembered; then remembers the longest kRememberedPerRequest
+  // of kMinTokens or more for `ttl` from now. Past kMaxPrefixes, the expired
+  // go first, then the soonest to expire, a quarter at a time.
+  std::int64_t read_and_remember(const std::vector<std::pair<std::uint64_t, std::int64_t>>& prefixes,
+                                 std::chrono::seconds ttl, Clock::time_point now) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::int64_t hit = 0;
+    for (auto it = prefixes.rbegin(); it != prefixes.rend(); ++it) {
+      const auto found = entries_.find(it->first);
+      if (found != entries_.end() && now < found->second) {
+        hit = it->second;
+        break;
+      }
+    }
+    std::size_t remembered = 0;
+    for (auto it = prefixes.rbegin(); it != prefixes.rend() && remembered < kRememberedPerRequest; ++it) {
+      if (it->second < kMinTokens) break;  // shorter ones are shorter still
+      entries_[it->first] = now + ttl;
+      ++remembered;
+    }
+    if (entries_.size() > kMaxPrefixes) {
+      std::erase_if(entries_, [now](const auto& e) { return e.second <= now; });
+      if (entries_.size() > kMaxPrefixes) {
+        std::vector<std::pair<Clock::time_point, std::uint64_t>> by_expiry;
+        by_expiry.reserve(entries_.size());
+        for (const auto& [hash, expires] : entries_) by_expiry.emplace_back(expires, hash);
+        const std::size_t drop = entries_.size() - kMaxPrefixes * 3 / 4;
+        std::nth_element(by_expiry.begin(), by_expiry.begin() + static_cast<std::ptrdiff_t>(drop), by_expiry.end());
+        for (std::size_t i = 0; i < drop; ++i) entries_.erase(by_expiry[i].second);
+      }
+    }
+    return hit;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::uint64_t, Clock::time_point> entries_;  // prefix hash -> when it expires
+};
+
 class SimClient final : public ModelClient {
  public:
-  SimClient(const ModelSpec& model, const SimSettings& settings) : model_(model), settings_(settings) {}
+  SimClient(const ModelSpec& model, const SimSettings& settings) : model_(model), settings_(settings) {
+    if (!settings_.clock) settings_.clock = std::chrono::steady_clock::now;
+  }
 
   std::string provider() const override { return "sim"; }
 
@@ -275,6 +359,11 @@ class SimClient final : public ModelClient {
     std::int64_t text_bytes = 0;
     std::string last_user;
     bool has_tool_result = false;
+    // The prompt cache's prefixes: a chained hash and the text bytes up to each message boundary.
+    std::string tools_material;
+    for (const ToolSpec& t : request.tools) tools_material += '\x1d' + t.name + t.parameters_json;
+    std::string chain = detail::sha256_hex(tools_material);
+    std::vector<std::pair<std::uint64_t, std::int64_t>> prefix_bytes;
     for (const Message& m : request.messages) {
       const std::string text = block_text(m.content);
       std::string call_id;
@@ -291,14 +380,17 @@ class SimClient final : public ModelClient {
                                   "back unaltered)");
         }
       }
-      material += '\x1e' + m.role + '\x1f' + text + '\x1f' + call_id;
+      std::string message = '\x1e' + m.role + '\x1f' + text + '\x1f' + call_id;
       for (const ContentBlock& b : m.content) {
-        if (b.type == ContentBlock::Type::kToolUse) material += '\x1f' + b.tool_call.name + b.tool_call.arguments_json;
+        if (b.type == ContentBlock::Type::kToolUse) message += '\x1f' + b.tool_call.name + b.tool_call.arguments_json;
       }
+      material += message;
+      chain = detail::sha256_hex(chain + message);
       text_bytes += static_cast<std::int64_t>(text.size());
+      prefix_bytes.emplace_back(digest_value(chain), text_bytes);
       if (m.role == "user" && !text.empty()) last_user = text;
     }
-    for (const ToolSpec& t : request.tools) material += '\x1d' + t.name + t.parameters_json;
+    material += tools_material;
     const OutputFormat& format = request.output_format;
     const std::int64_t budget = thinking_budget(request.reasoning);
     material += '\x1c' + std::string(to_string(request.reasoning.level)) +
@@ -313,7 +405,20 @@ class SimClient final : public ModelClient {
 
     ModelResponse r;
     r.model = model_.model_id;
-    r.usage.input_tokens = request.counted_input_tokens.value_or((text_bytes + 2) / 3);
+    const std::int64_t input = request.counted_input_tokens.value_or((text_bytes + 2) / 3);
+    for (auto& [hash, bytes] : prefix_bytes) {  // bytes -> tokens: the prefix's share of the input
+      bytes = text_bytes > 0 ? input * bytes / text_bytes : 0;
+    }
+    // Text under a byte per counted token does not stand for the prompt (a
+    // step sent by its count alone): it neither reads nor fills the cache.
+    const bool stands_for_prompt = text_bytes >= input;
+    const std::int64_t cached =
+        stands_for_prompt ? cache_.read_and_remember(prefix_bytes, settings_.cache_ttl, settings_.clock()) : 0;
+    const std::int64_t written =
+        model_.provider == "anthropic" && stands_for_prompt && input >= PrefixCache::kMinTokens ? input - cached : 0;
+    r.usage.cached_input_tokens = cached;
+    r.usage.cache_write_5m_tokens = written;
+    r.usage.input_tokens = input - cached - written;
     const std::int64_t cap = std::max<std::int64_t>(1, request.max_output_tokens.value_or(model_.default_output_tokens));
     const std::int64_t spread = static_cast<std::int64_t>(d % 51);
     std::int64_t output = request.expected_output_tokens
@@ -390,6 +495,7 @@ class SimClient final : public ModelClient {
 
   ModelSpec model_;
   SimSettings settings_;
+  mutable PrefixCache cache_;  // answer() is const: the cache is the sim's memory, not its answer
 };
 
 }  // namespace

@@ -7,7 +7,7 @@ namespace switchboard::detail {
 
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets,
-                     CallProbe* probe, const HealthBook* health) {
+                     CallProbe* probe, const HealthBook* health, const SessionView* session) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -18,6 +18,7 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   rules_ctx.rules_version = rules.version();
   rules_ctx.config = &config;
   rules_ctx.health = health;
+  rules_ctx.session = session;
   std::optional<BudgetBook::Snapshot> book;
   // Only a budgeted workload consults the book (a lock): the rest stay lock-free.
   if (budgets != nullptr && workload.budget && (!ctx.spent || !ctx.budget_left)) {
@@ -57,7 +58,8 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   }
   if (model == nullptr) model = fall_back(config, workload, status.message(), decision);
 
-  estimate_cost(*model, step, input_tokens, decision);
+  const std::int64_t cached = session != nullptr ? session->cached_for(model->name) : 0;
+  estimate_cost(*model, step, input_tokens, decision, cached);
   if (decision.fanout > 1) {
     // N branches, then one aggregation call that reads the N answers.
     decision.estimated_cost *= decision.fanout;
@@ -67,6 +69,16 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
         decision.estimated_output_tokens);
   }
   return decision;
+}
+
+std::optional<SessionView> session_view(const SessionBook* book, const Step& step) {
+  if (book == nullptr || step.session_id.empty()) return std::nullopt;
+  std::optional<SessionView> view = book->snapshot(step.session_id);
+  if (!view) {
+    view.emplace();
+    view->id = step.session_id;
+  }
+  return view;
 }
 
 }  // namespace switchboard::detail

@@ -2,10 +2,13 @@
 // Shared by Engine::decide, the rule test runner and reload's test gate.
 #pragma once
 
+#include <optional>
+
 #include "rules/rule_set.h"
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/engine.h"
+#include "switchboard/sessions.h"
 #include "switchboard/step.h"
 
 namespace switchboard::detail {
@@ -15,10 +18,18 @@ namespace switchboard::detail {
 // `budgets` (may be null) fills what `ctx` leaves unset. `probe` (may be
 // null) instruments the classify() call (tools only: see CallProbe).
 // `health` (may be null: every model healthy, no figures) is what
-// ctx.models reports.
+// ctx.models reports. `session` (may be null: ctx.session is nil) is what
+// ctx.session reports, and what the estimate expects the chosen model's
+// cache to hold (session_view gives it).
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr,
-                     CallProbe* probe = nullptr, const HealthBook* health = nullptr);
+                     CallProbe* probe = nullptr, const HealthBook* health = nullptr,
+                     const SessionView* session = nullptr);
+
+// The session `step` belongs to as `book` knows it now: nullopt when the
+// step names none (or `book` is null); a new session (no last model, 0
+// turns, every cache cold) when the book has none of that id.
+std::optional<SessionView> session_view(const SessionBook* book, const Step& step);
 
 // The budget book scope of a workload.
 inline std::string budget_scope(std::string_view workload) { return workload_budget_scope(workload); }

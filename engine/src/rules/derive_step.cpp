@@ -21,6 +21,7 @@ namespace {
 using Type = ContentBlock::Type;
 
 constexpr std::size_t kAgentHexDigits = 12;
+constexpr std::size_t kSessionHexDigits = 16;
 
 bool carries_results(const Message& m) {
   for (const ContentBlock& b : m.content) {
@@ -69,7 +70,8 @@ void scan_media(const std::vector<ContentBlock>& blocks, bool in_result, Step& s
   }
 }
 
-std::string agent_of(const std::vector<Message>& messages) {
+// The "system" messages' text, joined by "\n".
+std::string system_prompt(const std::vector<Message>& messages) {
   std::string system;
   bool first = true;
   for (const Message& m : messages) {
@@ -78,8 +80,21 @@ std::string agent_of(const std::vector<Message>& messages) {
     system += m.text();
     first = false;
   }
+  return system;
+}
+
+std::string agent_of(const std::string& system) {
   if (system.empty()) return "";
   return detail::sha256_hex(system).substr(0, kAgentHexDigits);
+}
+
+// The session a conversation's opening names (derive_step.h).
+std::string session_of(const std::string& system, const std::vector<Message>& messages) {
+  for (const Message& m : messages) {
+    if (!user_authored(m)) continue;
+    return "h-" + detail::sha256_hex(system + '\x1e' + m.text()).substr(0, kSessionHexDigits);
+  }
+  return "";
 }
 
 }  // namespace
@@ -150,7 +165,9 @@ Step derive_step(const ModelRequest& request, const Workload* workload) {
   const ReasoningRequest& r = request.reasoning;
   step.needs_chain_of_thought = (r.effort && *r.effort != Effort::kNone && *r.effort != Effort::kMinimal) ||
                                 (r.budget_tokens && *r.budget_tokens > 0);
-  step.agent = agent_of(messages);
+  const std::string system = system_prompt(messages);
+  step.agent = agent_of(system);
+  step.session_id = session_of(system, messages);
   return step;
 }
 

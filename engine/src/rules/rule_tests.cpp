@@ -59,7 +59,7 @@ Step read_step(const toml::node& node, const std::string& file) {
                               {"role", "input_tokens", "prompt", "expected_output_tokens",
                                "needs_chain_of_thought", "output_must_be_json", "untrusted_input",
                                "tool_depth", "turns", "has_tools", "tool_names", "last_tool", "has_images",
-                               "has_documents", "agent", "meta"});
+                               "has_documents", "agent", "session_id", "meta"});
   Step step;
   step.role = detail::required_string(t, "role", file, "step");
   step.prompt = detail::optional_string(t, "prompt", file, "step");
@@ -69,6 +69,7 @@ Step read_step(const toml::node& node, const std::string& file) {
   step.turns = detail::optional_integer(t, "turns", file, "step").value_or(0);
   step.last_tool = detail::optional_string(t, "last_tool", file, "step").value_or("");
   step.agent = detail::optional_string(t, "agent", file, "step").value_or("");
+  step.session_id = detail::optional_string(t, "session_id", file, "step").value_or("");
   for (auto& [name, at] : detail::optional_string_array(t, "tool_names", file, "step")) {
     step.tool_names.push_back(std::move(name));
   }
@@ -97,11 +98,46 @@ Step read_step(const toml::node& node, const std::string& file) {
   return step;
 }
 
-CallContext read_ctx(const toml::node* node, const std::string& file) {
-  CallContext ctx;
-  if (node == nullptr) return ctx;
+// A case's ctx: what the call context says, and the session the rules see.
+struct CaseContext {
+  CallContext call;
+  std::optional<SessionView> session;  // ctx.session; unset: nil
+};
+
+// ctx.session = { id, last_model, turn, cached_tokens = { MODEL = N } }: the
+// session as the book would show it (id defaults to the step's session_id,
+// else "test-session"). Without it, a step with a session_id gets a new
+// session (no last model, turn 0, every cache cold), as in Engine::decide.
+SessionView read_session(const toml::node& node, const Step& step, const std::string& file) {
+  const toml::table& t = detail::expect_table(node, file, "ctx.session");
+  detail::reject_unknown_keys(t, file, "ctx.session", {"id", "last_model", "turn", "cached_tokens"});
+  SessionView s;
+  s.id = detail::optional_string(t, "id", file, "ctx.session")
+             .value_or(step.session_id.empty() ? "test-session" : step.session_id);
+  s.last_model = detail::optional_string(t, "last_model", file, "ctx.session").value_or("");
+  s.turns = detail::optional_integer(t, "turn", file, "ctx.session").value_or(0);
+  if (s.turns < 0) throw ConfigError(where(file, *t.get("turn")) + ": ctx.session: 'turn' must not be negative");
+  if (const toml::node* cached = t.get("cached_tokens")) {
+    for (const auto& [key, value] : detail::expect_table(*cached, file, "ctx.session.cached_tokens")) {
+      const std::optional<std::int64_t> n = value.value<std::int64_t>();
+      if (!value.is_integer() || !n || *n < 0) {
+        throw ConfigError(where(file, value) + ": ctx.session.cached_tokens." + std::string(key.str()) +
+                          " must be a whole number of tokens, 0 or more");
+      }
+      if (*n > 0) s.cached_tokens.emplace_back(std::string(key.str()), *n);
+    }
+    std::sort(s.cached_tokens.begin(), s.cached_tokens.end());
+  }
+  return s;
+}
+
+CaseContext read_ctx(const toml::node* node, const Step& step, const std::string& file) {
+  CaseContext out;
+  if (!step.session_id.empty()) out.session.emplace().id = step.session_id;
+  if (node == nullptr) return out;
+  CallContext& ctx = out.call;
   const toml::table& t = detail::expect_table(*node, file, "ctx");
-  detail::reject_unknown_keys(t, file, "ctx", {"budget_left_usd", "spent_usd"});
+  detail::reject_unknown_keys(t, file, "ctx", {"budget_left_usd", "spent_usd", "session"});
   auto usd = [&](std::string_view key) -> std::optional<MicroUsd> {
     const toml::node* n = t.get(key);
     if (n == nullptr) return std::nullopt;
@@ -111,7 +147,8 @@ CallContext read_ctx(const toml::node* node, const std::string& file) {
   };
   ctx.budget_left = usd("budget_left_usd");
   ctx.spent = usd("spent_usd");
-  return ctx;
+  if (const toml::node* session = t.get("session")) out.session = read_session(*session, step, file);
+  return out;
 }
 
 // Compares a decision with `expect`; returns "" when it matches.
@@ -243,7 +280,7 @@ RuleCostBudget overlay(RuleCostBudget base, const RuleCostBudget& over) {
 // The timing pass: mean ns per decision over the cases, the median of the
 // rounds. Nothing is instrumented: these are the calls Engine::decide makes.
 double time_cases(const Config& config, const Workload& workload, WorkloadRules& rules,
-                  const std::vector<std::pair<Step, CallContext>>& cases, const RuleTestOptions& options) {
+                  const std::vector<std::pair<Step, CaseContext>>& cases, const RuleTestOptions& options) {
   using Clock = std::chrono::steady_clock;
   std::vector<double> rounds;
   for (int r = 0; r < std::max(1, options.bench_rounds); ++r) {
@@ -252,7 +289,8 @@ double time_cases(const Config& config, const Workload& workload, WorkloadRules&
     Clock::duration elapsed{};
     do {
       for (const auto& [step, ctx] : cases) {
-        detail::decide_with(config, workload, rules, step, ctx);
+        detail::decide_with(config, workload, rules, step, ctx.call, nullptr, nullptr, nullptr,
+                            ctx.session ? &*ctx.session : nullptr);
         ++calls;
       }
       elapsed = Clock::now() - start;
@@ -345,7 +383,7 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
     report.files.push_back(file);
     std::vector<int> executed = load_probe.lines_hit;
     std::int64_t instructions = 0, bytes = 0;
-    std::vector<std::pair<Step, CallContext>> measured;
+    std::vector<std::pair<Step, CaseContext>> measured;
     for (const toml::node& node : *cases->as_array()) {
       const toml::table& c = *node.as_table();
       detail::reject_unknown_keys(c, file, "case", {"name", "step", "ctx", "expect"});
@@ -355,12 +393,13 @@ void detail::run_rule_test_file(const Config& config, const std::string& file, R
       if (step_node == nullptr) throw ConfigError(where(file, c) + ": case '" + name + "' has no 'step'");
       if (expect_node == nullptr) throw ConfigError(where(file, c) + ": case '" + name + "' has no 'expect'");
       Step step = read_step(*step_node, file);
-      CallContext ctx = read_ctx(c.get("ctx"), file);
+      CaseContext ctx = read_ctx(c.get("ctx"), step, file);
       CallProbe probe;
       probe.lines = coverage;
       probe.instructions = bench;
-      const Decision decision = detail::decide_with(config, workload, *candidate, step, ctx, nullptr,
-                                                    coverage || bench ? &probe : nullptr);
+      const Decision decision = detail::decide_with(config, workload, *candidate, step, ctx.call, nullptr,
+                                                    coverage || bench ? &probe : nullptr, nullptr,
+                                                    ctx.session ? &*ctx.session : nullptr);
       if (coverage) merge_lines(executed, probe.lines_hit);
       if (bench && !decision.error) {  // a failed call (a kill costs the whole budget) is no measure
         instructions += probe.instruction_count;

@@ -101,12 +101,13 @@ void ShadowWorker::run() {
 }
 
 void ShadowWorker::evaluate(ShadowJob& job) const {
-  // The ctx figures the active rules saw, not the budget book's now.
+  // The ctx figures the active rules saw (budget, session), not the books' now.
   CallContext ctx;
   ctx.spent = job.active.context_spent;
   ctx.budget_left = job.active.context_budget_left;
   DecisionRecord r;
-  r.decision = decide_with(*config_, *job.workload, *job.candidate, job.step, ctx);
+  r.decision = decide_with(*config_, *job.workload, *job.candidate, job.step, ctx, nullptr, nullptr, nullptr,
+                           job.session ? &*job.session : nullptr);
   r.agrees = !r.decision.error && same_choice(r.decision, job.active);
   ShadowCounters& counts = *job.counters;
   counts.evaluated.fetch_add(1, std::memory_order_relaxed);

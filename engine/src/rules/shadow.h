@@ -19,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "switchboard/decision.h"
 #include "switchboard/engine.h"
 #include "switchboard/ledger.h"
+#include "switchboard/sessions.h"
 #include "switchboard/step.h"
 
 namespace switchboard::detail {
@@ -48,6 +50,7 @@ struct ShadowJob {
   const Workload* workload = nullptr;        // in the worker's config
   ShadowCounters* counters = nullptr;        // the engine's: outlives the worker
   Step step;                                 // as the active rules saw it (prompt included)
+  std::optional<SessionView> session;        // ctx.session as the active rules saw it
   Decision active;
   std::string trace_id;
   std::chrono::system_clock::time_point at;  // when the active rules decided

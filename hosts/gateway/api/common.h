@@ -517,6 +517,14 @@ inline std::optional<std::int64_t> parse_depth(std::string_view text) {
 // (a boolean, or "true"/"false"/"1"/"0": OpenAI metadata values are strings)
 // and "tool_depth" (an integer or its digits) set those fields; every other
 // key, except those in `skip`, goes to step.meta with its JSON type.
+// The longest session id a client may name (header or metadata): the
+// engine's session book keeps it per session.
+constexpr std::size_t kMaxSessionIdBytes = 256;
+
+inline bool valid_session_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxSessionIdBytes && valid_utf8(id);
+}
+
 inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std::string_view> skip, Step& step) {
   if (!metadata.is_object()) return invalid_request("metadata", "metadata must be an object");
   for (const auto& [key, value] : metadata.items()) {
@@ -535,6 +543,12 @@ inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std
       if (value.is_string()) flag = parse_flag(value.get_ref<const std::string&>());
       if (!flag) return invalid_request(path, path + " must be true or false (or \"true\", \"false\", \"1\", \"0\")");
       step.untrusted_input = *flag;
+    } else if (key == "session_id") {
+      if (!value.is_string() || !valid_session_id(value.get_ref<const std::string&>())) {
+        return invalid_request(path, path + " must be a non-empty UTF-8 string of at most " +
+                                         std::to_string(kMaxSessionIdBytes) + " bytes");
+      }
+      step.session_id = value.get<std::string>();
     } else if (key == "tool_depth") {
       std::optional<std::int64_t> depth;
       if (value.is_number_unsigned() && value.get<std::uint64_t>() <= kMaxToolDepth) depth = value.get<std::int64_t>();
@@ -562,7 +576,9 @@ inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std
 
 // The x-switchboard-* headers into the step, after the metadata: they win.
 // x-switchboard-agent sets step.agent (an agent naming itself rather than
-// going by its system prompt's fingerprint); x-switchboard-meta-NAME sets
+// going by its system prompt's fingerprint); x-switchboard-session sets
+// step.session_id (the conversation the request belongs to, in place of the
+// hash of its opening: derive_step.h); x-switchboard-meta-NAME sets
 // meta NAME (lowercased, as HTTP names are case-insensitive) to the
 // header's value as a string.
 inline MaybeError apply_headers(const Headers& headers, Step& step) {
@@ -587,6 +603,12 @@ inline MaybeError apply_headers(const Headers& headers, Step& step) {
       if (value.empty()) return invalid_request("", "header x-switchboard-agent must not be empty");
       if (!valid_utf8(value)) return invalid_request("", "header x-switchboard-agent is not valid UTF-8");
       step.agent = std::string(value);
+    } else if (iequals(name, "x-switchboard-session")) {
+      if (!valid_session_id(value)) {
+        return invalid_request("", "header x-switchboard-session must be a non-empty UTF-8 string of at most " +
+                                       std::to_string(kMaxSessionIdBytes) + " bytes");
+      }
+      step.session_id = std::string(value);
     } else if (name.size() > kMetaPrefix.size() && iequals(name.substr(0, kMetaPrefix.size()), kMetaPrefix)) {
       std::string key(name.substr(kMetaPrefix.size()));
       for (char& c : key) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
