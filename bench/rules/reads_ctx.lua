@@ -1,7 +1,7 @@
 -- bench_decide's second rule: default.lua's decisions, after reading what a
--- rule that weighs the world reads: the candidates' health, their prices and
--- what this step would cost on each. Its cost against the bare Lua call is
--- the price of a rich ctx (goal: at most 2x).
+-- rule that weighs the world reads: the candidates' health, their prices,
+-- the session's warm caches and what this step would cost on each. Its cost
+-- against the bare Lua call is the price of a rich ctx (goal: at most 2x).
 
 local CHEAP, PREMIUM = "claude-haiku-4-5", "claude-opus-4-1"
 local CHEAP_ROLES = { format = true, summarize = true, extract = true }
@@ -12,7 +12,10 @@ function classify(step, ctx)
   local cheap_ok = ctx.models[CHEAP].healthy
   local premium = ctx.models[PREMIUM]
   local premium_ok = premium.healthy and (premium.p95_ms or 0) < 30000
-  local cheap_micro = ctx.cost(CHEAP, tokens, out)
+  local session = ctx.session
+  local warm = session and session.cached_tokens[CHEAP] or 0
+  if warm > tokens then warm = tokens end
+  local cheap_micro = ctx.cost(CHEAP, tokens, out, warm)
   local premium_micro = ctx.cost(PREMIUM, tokens, out)
   local rate = ctx.price(CHEAP).input
 

@@ -430,15 +430,19 @@ Result<Decision> Engine::decide(std::string_view workload_name, const Step& step
   const Workload* workload = nullptr;
   WorkloadRules* compiled = nullptr;
   if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
+  // One test on the hot path of engines without shadow rules.
+  const auto shadow = rules.shadows.empty() ? rules.shadows.end() : rules.shadows.find(workload_name);
+  if (shadow == rules.shadows.end()) {
+    // The session's view is taken only if the rules read ctx.session.
+    return detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
+                               impl_->health.get(), nullptr, impl_->sessions.get());
+  }
+  // The shadow rules see the session the active rules saw: one view for both.
   const std::optional<SessionView> session = detail::session_view(impl_->sessions.get(), step);
   Result<Decision> decision =
       detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
                           impl_->health.get(), session ? &*session : nullptr);
-  if (!rules.shadows.empty()) {  // one test on the hot path of engines without shadow rules
-    if (auto it = rules.shadows.find(workload_name); it != rules.shadows.end()) {
-      impl_->offer_shadow(it->second, *workload, step, ctx, *decision, session);
-    }
-  }
+  impl_->offer_shadow(shadow->second, *workload, step, ctx, *decision, session);
   return decision;
 }
 
@@ -455,9 +459,8 @@ Result<Explanation> Engine::explain(std::string_view workload_name, const Step& 
   detail::CallProbe probe;
   probe.lines = true;
   Explanation out;
-  const std::optional<SessionView> session = detail::session_view(impl_->sessions.get(), step);
   out.decision = detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), &probe,
-                                     impl_->health.get(), session ? &*session : nullptr);
+                                     impl_->health.get(), nullptr, impl_->sessions.get());
   out.truncated = probe.trace_truncated;
   const std::vector<std::string_view> source = detail::text_lines(compiled->source());
   for (int line : probe.trace) {

@@ -98,6 +98,10 @@ class SessionBook {
   /// `session` now; nullopt for one never recorded (or forgotten) and for "".
   std::optional<SessionView> snapshot(std::string_view session) const;
 
+  /// snapshot(session)->cached_for(model) without the copy: what a decision's
+  /// estimate reads when the rules did not read ctx.session.
+  std::int64_t cached_for(std::string_view session, std::string_view model) const;
+
   /// Sessions kept now (at most max_sessions).
   std::size_t size() const;
 

@@ -267,6 +267,8 @@ struct LuaSandbox::Core {
   CachedNumber budget_left_usd;
   CachedNumber spent_usd;
   bool session_shown = false;  // ctx.session is in the shadow (the last call had one)
+  std::optional<SessionView> session_taken;  // RulesContext::sessions' view, taken in call `session_call`
+  std::uint64_t session_call = 0;
   // ctx.session and its cached_tokens: read-only proxies for the state's
   // life, reading call_ctx->session.
   int session_proxy_ref = LUA_NOREF;
@@ -1955,8 +1957,19 @@ int models_pairs(lua_State* L) {
 
 const SessionView& call_session_of(lua_State* L, const char* what) {
   const RulesContext& ctx = call_ctx_of(L, what);
-  if (ctx.session == nullptr) luaL_error(L, "%s is only readable inside classify, for a step with a session", what);
-  return *ctx.session;
+  if (ctx.session != nullptr) return *ctx.session;
+  if (ctx.session_id.empty()) luaL_error(L, "%s is only readable inside classify, for a step with a session", what);
+  Core* core = core_of(L);
+  if (core->session_call != core->call_serial) {  // the first read in this call
+    core->session_taken.reset();
+    if (ctx.sessions != nullptr) core->session_taken = ctx.sessions->snapshot(ctx.session_id);
+    if (!core->session_taken) {
+      core->session_taken.emplace();
+      core->session_taken->id.assign(ctx.session_id);
+    }
+    core->session_call = core->call_serial;
+  }
+  return *core->session_taken;
 }
 
 // "'name'" of a key being written, for the read-only errors.
@@ -1965,14 +1978,38 @@ const char* key_name(lua_State* L, int idx) {
   return lua_pushfstring(L, "a %s key", luaL_typename(L, idx));
 }
 
+// The session's id, and whether its figures come from the session book on
+// demand (no view given, none taken yet in this call).
+std::string_view session_id_of(lua_State* L, const char* what, bool* from_book) {
+  const RulesContext& ctx = call_ctx_of(L, what);
+  const Core* core = core_of(L);
+  if (ctx.session != nullptr) {
+    *from_book = false;
+    return ctx.session->id;
+  }
+  if (ctx.session_id.empty()) luaL_error(L, "%s is only readable inside classify, for a step with a session", what);
+  *from_book = ctx.sessions != nullptr && core->session_call != core->call_serial;
+  return ctx.session_id;
+}
+
+// ctx.session's fields. `id` and `cached_tokens` need no view of the session
+// (a rule that weighs caches reads only those); the others take it.
 int session_index(lua_State* L) {
-  const SessionView& s = call_session_of(L, "ctx.session");
   size_t len = 0;
   const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
   const std::string_view k = key == nullptr ? std::string_view() : std::string_view(key, len);
+  bool from_book = false;
+  const std::string_view id = session_id_of(L, "ctx.session", &from_book);
   if (k == api::key(api::kSession, "id")) {
-    lua_pushlstring(L, s.id.data(), s.id.size());
-  } else if (k == api::key(api::kSession, "last_model")) {
+    lua_pushlstring(L, id.data(), id.size());
+    return 1;
+  }
+  if (k == api::key(api::kSession, "cached_tokens")) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->cached_proxy_ref);
+    return 1;
+  }
+  const SessionView& s = call_session_of(L, "ctx.session");
+  if (k == api::key(api::kSession, "last_model")) {
     if (s.last_model.empty()) {
       lua_pushnil(L);
     } else {
@@ -1980,8 +2017,6 @@ int session_index(lua_State* L) {
     }
   } else if (k == api::key(api::kSession, "turn")) {
     lua_pushinteger(L, static_cast<lua_Integer>(s.turns));
-  } else if (k == api::key(api::kSession, "cached_tokens")) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, core_of(L)->cached_proxy_ref);
   } else {
     lua_pushnil(L);
   }
@@ -2026,13 +2061,20 @@ int session_newindex(lua_State* L) {
 }
 
 // ctx.session.cached_tokens[model]: an integer for any name (0 when cold); nil for a key that is no string.
+// Read from the session book itself unless this call has a view of the
+// session: one lookup, nothing copied.
 int cached_index(lua_State* L) {
-  const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
+  bool from_book = false;
+  const std::string_view id = session_id_of(L, "ctx.session.cached_tokens", &from_book);
   size_t len = 0;
   const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : nullptr;
   if (name == nullptr) {
     lua_pushnil(L);
+  } else if (from_book) {
+    const RulesContext& ctx = *core_of(L)->call_ctx;
+    lua_pushinteger(L, static_cast<lua_Integer>(ctx.sessions->cached_for(id, std::string_view(name, len))));
   } else {
+    const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
     lua_pushinteger(L, static_cast<lua_Integer>(s.cached_for(std::string_view(name, len))));
   }
   return 1;
@@ -2237,15 +2279,16 @@ void update_ctx(lua_State* L, Core* core, const RulesContext& ctx) {
   update_text(L, shadow, core->ctx_key_refs[kRulesVersion], &core->rules_version, ctx.rules_version);
   update_number(L, shadow, core->ctx_key_refs[kBudgetLeftUsd], ctx.budget_left_usd, &core->budget_left_usd);
   update_number(L, shadow, core->ctx_key_refs[kSpentUsd], ctx.spent_usd, &core->spent_usd);
-  if ((ctx.session != nullptr) != core->session_shown) {
+  const bool has_session = ctx.session != nullptr || !ctx.session_id.empty();
+  if (has_session != core->session_shown) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_key_refs[kSession]);
-    if (ctx.session != nullptr) {
+    if (has_session) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, core->session_proxy_ref);
     } else {
       lua_pushnil(L);
     }
     lua_rawset(L, shadow);
-    core->session_shown = ctx.session != nullptr;
+    core->session_shown = has_session;
   }
   lua_pop(L, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_proxy_ref);

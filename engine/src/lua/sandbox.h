@@ -75,7 +75,13 @@ struct RulesContext {
   double spent_usd = 0;
   const Config* config = nullptr;      // the models and prices ctx.models / price / cost know
   const HealthBook* health = nullptr;  // ctx.models[name]'s figures; null: every model healthy, no figures
-  const SessionView* session = nullptr;  // ctx.session's figures; null: ctx.session is nil
+  // ctx.session's figures: `session` when set; else, for a non-empty
+  // `session_id`, `sessions`' view of it, taken when a rule first reads
+  // ctx.session in the call (a rule that never reads it costs no lookup).
+  // Neither: ctx.session is nil.
+  const SessionView* session = nullptr;
+  const SessionBook* sessions = nullptr;
+  std::string_view session_id;
 };
 
 // CallProbe::trace keeps at most this many lines.

@@ -7,7 +7,8 @@ namespace switchboard::detail {
 
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets,
-                     CallProbe* probe, const HealthBook* health, const SessionView* session) {
+                     CallProbe* probe, const HealthBook* health, const SessionView* session,
+                     const SessionBook* sessions) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -19,6 +20,10 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   rules_ctx.config = &config;
   rules_ctx.health = health;
   rules_ctx.session = session;
+  if (session == nullptr && sessions != nullptr) {  // taken only if the rules read ctx.session
+    rules_ctx.sessions = sessions;
+    rules_ctx.session_id = step.session_id;
+  }
   std::optional<BudgetBook::Snapshot> book;
   // Only a budgeted workload consults the book (a lock): the rest stay lock-free.
   if (budgets != nullptr && workload.budget && (!ctx.spent || !ctx.budget_left)) {
@@ -58,7 +63,9 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   }
   if (model == nullptr) model = fall_back(config, workload, status.message(), decision);
 
-  const std::int64_t cached = session != nullptr ? session->cached_for(model->name) : 0;
+  const std::int64_t cached = session != nullptr    ? session->cached_for(model->name)
+                              : sessions != nullptr ? sessions->cached_for(step.session_id, model->name)
+                                                    : 0;
   estimate_cost(*model, step, input_tokens, decision, cached);
   if (decision.fanout > 1) {
     // N branches, then one aggregation call that reads the N answers.

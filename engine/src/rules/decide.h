@@ -18,13 +18,15 @@ namespace switchboard::detail {
 // `budgets` (may be null) fills what `ctx` leaves unset. `probe` (may be
 // null) instruments the classify() call (tools only: see CallProbe).
 // `health` (may be null: every model healthy, no figures) is what
-// ctx.models reports. `session` (may be null: ctx.session is nil) is what
-// ctx.session reports, and what the estimate expects the chosen model's
-// cache to hold (session_view gives it).
+// ctx.models reports. `session` (may be null) is what ctx.session reports,
+// and what the estimate expects the chosen model's cache to hold
+// (session_view gives it); when it is null, `sessions` (may be null: then
+// ctx.session is nil) gives both for the step's session_id, ctx.session's
+// view taken only if the rules read it.
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr,
                      CallProbe* probe = nullptr, const HealthBook* health = nullptr,
-                     const SessionView* session = nullptr);
+                     const SessionView* session = nullptr, const SessionBook* sessions = nullptr);
 
 // The session `step` belongs to as `book` knows it now: nullopt when the
 // step names none (or `book` is null); a new session (no last model, 0

@@ -114,6 +114,18 @@ std::optional<SessionView> SessionBook::snapshot(std::string_view session) const
   return v;
 }
 
+std::int64_t SessionBook::cached_for(std::string_view session, std::string_view model) const {
+  if (session.empty()) return 0;
+  const std::string key(session);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const auto it = impl_->sessions.find(key);
+  if (it == impl_->sessions.end()) return 0;
+  const auto m = it->second.models.find(model);
+  if (m == it->second.models.end()) return 0;
+  const Clock::time_point now = impl_->clock();
+  return std::max(Impl::live(m->second.short_lived, now), Impl::live(m->second.long_lived, now));
+}
+
 std::size_t SessionBook::size() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->sessions.size();
