@@ -2,9 +2,11 @@
 // the CLI. Lua in tests stays inline as R"lua(...)lua".
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -103,6 +105,14 @@ inline std::string write_small_config(const TempDir& dir, const std::string& ext
 }
 
 // Opens an engine on small_config() with `rules` as rules/w.lua.
+// A clock that moves only when told (EngineOptions::health_clock, sessions_clock, ...).
+struct ScriptedClock {
+  std::chrono::steady_clock::time_point now{};
+  std::function<std::chrono::steady_clock::time_point()> fn() {
+    return [this] { return now; };
+  }
+};
+
 inline Result<std::unique_ptr<Engine>> engine_with_rules(const TempDir& dir, const std::string& rules,
                                                          const std::string& extra_config = "",
                                                          EngineOptions options = {}) {

@@ -23,14 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A clock that moves only when told.
-struct ScriptedClock {
-  std::chrono::steady_clock::time_point now{};
-  std::function<std::chrono::steady_clock::time_point()> fn() {
-    return [this] { return now; };
-  }
-};
-
 HealthSettings settings(int threshold = 5, int min_calls = 20, double rate = 0.5) {
   HealthSettings s;
   s.failure_threshold = threshold;

@@ -8,18 +8,13 @@
 #include <string>
 
 #include "switchboard/client.h"
+#include "test_util.h"
 
 using namespace switchboard;
+using switchboard::testing::ScriptedClock;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct ScriptedClock {
-  std::chrono::steady_clock::time_point now{};
-  std::function<std::chrono::steady_clock::time_point()> fn() {
-    return [this] { return now; };
-  }
-};
 
 ModelSpec spec_of(const std::string& name, const std::string& provider) {
   ModelSpec spec;

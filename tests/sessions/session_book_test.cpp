@@ -22,14 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A clock that moves only when told.
-struct ScriptedClock {
-  std::chrono::steady_clock::time_point now{};
-  std::function<std::chrono::steady_clock::time_point()> fn() {
-    return [this] { return now; };
-  }
-};
-
 // usage_of(input, cached, write_5m, write_1h, output, reasoning) with no output.
 Usage prompt(std::int64_t input, std::int64_t cached, std::int64_t write_5m = 0, std::int64_t write_1h = 0) {
   return usage_of(input, cached, write_5m, write_1h, 100, 0);
