@@ -11,10 +11,10 @@ SWITCHBOARD_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
   libcurl4-openssl-dev   # the model clients' HTTP transport
   libpcre2-dev           # the tokenizers' split patterns
+  libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(
-    libboost-dev   # Boost.Beast: the gateway, and the fake provider in tests
     doctest-dev
     chromium       # tests: report_test renders the --html page in headless Chromium
     doxygen        # the API reference; undocumented public members fail a test

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <mutex>
 #include <random>
-#include <thread>
 
+#include "async/waits.h"
 #include "cost/call_bound.h"
 #include "cost/estimate.h"
 #include "switchboard/tokens.h"
@@ -75,7 +75,7 @@ struct Dispatcher::Impl {
       : engine(e), clients(std::move(c)), options(std::move(o)),
         rng(options.seed != 0 ? options.seed : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {
     host_sleep = static_cast<bool>(options.sleep);
-    if (!host_sleep) options.sleep = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+    if (!host_sleep) options.sleep = [](std::chrono::milliseconds d) { async::sleep_for(d, nullptr); };
   }
 
   // The wait before a retry, cut short when the step's bounds stop it (a
@@ -85,7 +85,7 @@ struct Dispatcher::Impl {
     if (host_sleep || !bounds.cancellation) {
       options.sleep(d);
     } else {
-      bounds.cancellation->sleep_for(d);
+      async::sleep_for(d, bounds.cancellation.get());
     }
   }
 
@@ -512,16 +512,9 @@ struct Dispatcher::Impl {
       // whose first attempt's id every branch names as its parent.
       const std::string aggregate_id = new_id();
       std::vector<Answer> branches(static_cast<size_t>(d.fanout));
-      {
-        std::vector<std::thread> threads;
-        for (size_t i = 0; i < branches.size(); ++i) {
-          threads.emplace_back([&, i] {
-            branches[i] = call_tier(trace, d.tier, d.model, request, input_tokens, aggregate_id, "", nullptr,
-                                    false);
-          });
-        }
-        for (std::thread& t : threads) t.join();
-      }
+      async::run_all(branches.size(), [&](size_t i) {
+        branches[i] = call_tier(trace, d.tier, d.model, request, input_tokens, aggregate_id, "", nullptr, false);
+      });
       std::vector<ModelResponse> answers;
       for (Answer& b : branches) {
         if (b.response.ok()) answers.push_back(*b.response);

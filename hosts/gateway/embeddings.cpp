@@ -67,7 +67,7 @@ void Gateway::serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> 
   call.bounds.deadline = received + caller->timeout;
   call.bounds.deadline_source = caller->timeout_source + " = " + std::to_string(caller->timeout.count());
   call.bounds.cancellation = request.client_gone;
-  run_upstream(response, endpoint, received, shape, config.gateway.max_upstream_calls,
+  run_upstream(*request.io, response, endpoint, received, shape, config.gateway.max_upstream_calls,
                [this, response, received, caller, asked] {
                  EmbeddingCall call;
                  call.model = asked->model;

@@ -324,7 +324,7 @@ struct Gateway::Runtime {
   }
 };
 
-// One API request on its way through a worker.
+// One API request on its way through its fiber.
 struct Gateway::Job {
   std::shared_ptr<const Runtime> runtime;
   std::shared_ptr<Response> response;
@@ -346,8 +346,7 @@ Gateway::Gateway(std::string config_path, std::shared_ptr<spdlog::logger> log, s
     : config_path_(std::move(config_path)),
       log_(std::move(log)),
       ledger_(std::move(ledger)),
-      ledger_path_(std::move(ledger_path)),
-      pool_(1) {}
+      ledger_path_(std::move(ledger_path)) {}
 
 Gateway::~Gateway() = default;
 
@@ -373,7 +372,6 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
   auto store = ResponseStore::open(ledger_path, settings.stored_responses, settings.stored_response_max_age);
   if (!store.ok()) return store.status();
   g->responses_ = std::move(store).value();
-  g->pool_.set_max_threads(g->runtime_->config().gateway.max_upstream_calls);
   return g;
 }
 
@@ -542,7 +540,6 @@ Status Gateway::reload() {
   }
   auto next = open_runtime(std::move(config).value(), ledger_, log_);
   if (!next.ok()) return next.status();
-  pool_.set_max_threads((*next)->config().gateway.max_upstream_calls);
   std::lock_guard<std::mutex> lock(runtime_mu_);
   runtime_ = std::move(next).value();
   return Status();
@@ -813,7 +810,7 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   job->response = std::move(response);
   job->endpoint = endpoint;
   job->received = received;
-  pool_.submit([this, job = std::move(job)] {
+  fibers(*request.io).spawn([this, job = std::move(job)] {
     try {
       run(*job);
     } catch (const std::exception& e) {
@@ -934,7 +931,7 @@ void Gateway::run(Job& job) {
   // or a stream's final event) leaves only after the step's ledger records
   // are committed. The dispatcher wrote them before execute() returned, and
   // flush() returns once every record written before it is in the SQLite WAL
-  // (a group commit on this worker thread, shared with concurrent requests),
+  // (a group commit on this I/O thread, shared with concurrent requests),
   // so a crash after the client has its answer loses no record of it. If the
   // commit fails, the client still gets its answer (the model was called and
   // billed; withholding it would not undo that): the failure is logged and

@@ -18,8 +18,12 @@
 // default_workload. The model asked for: "auto" lets the rules decide; a tier
 // or a model name is honoured (the rules still run, for the record) and the
 // decision moves to it. The client's reasoning and max-tokens settings
-// override the decision's. Model calls run on a worker pool, at most
-// [gateway] max_upstream_calls at once; beyond that a request gets 503 at once.
+// override the decision's. A request's model call runs on a fiber of the I/O
+// thread that read it (FiberLoop, switchboard/fiber_loop.h): decided, sent
+// upstream, streamed back, recorded and answered without leaving that
+// thread, the thread serving its other connections while the call waits. At
+// most [gateway] max_upstream_calls run at once; beyond that a request gets
+// 503 at once.
 //
 // Everything that can change with the config (engine, model clients,
 // dispatcher, keys) is one immutable Runtime, swapped whole by reload(); a
@@ -35,14 +39,15 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "api/api.h"
 #include "keep_alive.h"
 #include "metrics.h"
 #include "response_store.h"
 #include "http/server.h"
+#include "switchboard/fiber_loop.h"
 #include "switchboard/switchboard.h"
-#include "worker_pool.h"
 
 namespace spdlog {
 class logger;
@@ -62,7 +67,8 @@ class Gateway : public RequestHandler {
   // Loads the config, opens its SQLite ledger ([gateway] ledger; budgets
   // continue from what it holds for this period) and the first runtime.
   static Result<std::unique_ptr<Gateway>> open(const std::string& config_path, std::shared_ptr<spdlog::logger> log);
-  // Waits for the model calls still running.
+  // Unwinds the model calls still waiting on their fibers. REQUIRES: the
+  // server's I/O threads have stopped.
   ~Gateway() override;
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -106,11 +112,13 @@ class Gateway : public RequestHandler {
   // false once it answered an error (401, 404, 400).
   bool identify(const HttpRequest& request, Response& response, Endpoint endpoint, ApiShape shape,
                 internal::Caller& out);
-  // Runs `work` on the worker pool in one of the max_upstream_calls slots
-  // (routes.cpp); false once it answered 503 (no slot). An exception from
-  // `work` answers 500 when nothing went out yet.
-  bool run_upstream(const std::shared_ptr<Response>& response, Endpoint endpoint, Clock::time_point received,
-                    ApiShape shape, int bound, std::function<void()> work);
+  // Runs `work` on a fiber of the I/O thread running `io`, in one of the
+  // max_upstream_calls slots (routes.cpp); false once it answered 503 (no
+  // slot). An exception from `work` answers 500 when nothing went out yet.
+  bool run_upstream(boost::asio::io_context& io, const std::shared_ptr<Response>& response, Endpoint endpoint,
+                    Clock::time_point received, ApiShape shape, int bound, std::function<void()> work);
+  // The fibers of the I/O thread running `io` (made on its first request).
+  FiberLoop& fibers(boost::asio::io_context& io);
   void serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response> response);  // count_tokens.cpp
   void serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> response);    // embeddings.cpp
 
@@ -125,8 +133,9 @@ class Gateway : public RequestHandler {
   std::shared_ptr<const Runtime> runtime_;
   std::mutex reload_mu_;  // one reload at a time
   KeepAlive keep_alive_;  // the streams' keep-alives; outlives the jobs writing them
-  // Last: destroyed (joined) first, while everything its jobs use still lives.
-  WorkerPool pool_;
+  // Last: destroyed first (the calls still waiting unwind), while everything they use still lives.
+  std::mutex fibers_mu_;
+  std::unordered_map<boost::asio::io_context*, std::unique_ptr<FiberLoop>> fibers_;  // guarded by fibers_mu_
 };
 
 }  // namespace switchboard::gateway

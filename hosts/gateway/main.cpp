@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   }
 
   // The signals are taken by sigwait below: block them before any thread
-  // starts (the engine's watcher, the I/O and worker threads inherit the mask).
+  // starts (the engine's watcher and the I/O threads inherit the mask).
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGHUP);
@@ -159,12 +159,12 @@ int main(int argc, char** argv) {
   const switchboard::Status flushed = gateway->flush_ledger();
   if (!flushed.ok()) log->error("the ledger did not flush: {}", flushed.message());
   if (abandoned > 0) {
-    // Their model calls still block worker threads that cannot be joined.
+    // Their model calls still wait on fibers; exit without unwinding them.
     log->warn("stopped after {} s with {} requests unanswered", kDrainLimit.count(), abandoned);
     std::fflush(nullptr);
     std::_Exit(flushed.ok() ? 0 : 1);
   }
-  gateway.reset();  // joins the workers; the server's connections are gone
+  gateway.reset();  // the I/O threads are stopped: no fiber is left waiting
   log->info("stopped; ledger flushed");
   return flushed.ok() ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 // What the routes beside the two chat APIs share: a slot among the upstream
-// calls on the worker pool (Gateway::run_upstream), and GET /v1/models/{id}'s
-// lookup.
+// calls, on a fiber of the I/O thread (Gateway::run_upstream), and GET
+// /v1/models/{id}'s lookup.
 #include <exception>
 
 #include <nlohmann/json.hpp>
@@ -48,8 +48,15 @@ std::optional<std::string> percent_decode(std::string_view text) {
 
 }  // namespace internal
 
-bool Gateway::run_upstream(const std::shared_ptr<Response>& response, Endpoint endpoint, Clock::time_point received,
-                           ApiShape shape, int bound, std::function<void()> work) {
+FiberLoop& Gateway::fibers(boost::asio::io_context& io) {
+  std::lock_guard<std::mutex> lock(fibers_mu_);
+  std::unique_ptr<FiberLoop>& loop = fibers_[&io];
+  if (!loop) loop = std::make_unique<FiberLoop>(io);
+  return *loop;
+}
+
+bool Gateway::run_upstream(boost::asio::io_context& io, const std::shared_ptr<Response>& response, Endpoint endpoint,
+                           Clock::time_point received, ApiShape shape, int bound, std::function<void()> work) {
   // At most max_upstream_calls model calls at once, whichever route makes
   // them; beyond, no queue.
   if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= bound) {
@@ -60,7 +67,7 @@ bool Gateway::run_upstream(const std::shared_ptr<Response>& response, Endpoint e
                                         " concurrent model calls (max_upstream_calls); retry shortly"));
     return false;
   }
-  pool_.submit([this, response, endpoint, work = std::move(work)] {
+  fibers(io).spawn([this, response, endpoint, work = std::move(work)] {
     try {
       work();
     } catch (const std::exception& e) {

@@ -9,6 +9,10 @@
 #include <ctime>
 #include <mutex>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include "async/curl_loop.h"
+#include "async/fiber.h"
 #include "providers/rate_limits.h"
 
 namespace switchboard {
@@ -272,6 +276,46 @@ struct HttpTransport::Pool {
 
 namespace {
 
+// Our limits on `t` at `now`: when to check them next (the step's deadline
+// included; at most a second away), or nullopt with t.abort set when one is
+// past (first byte, stall). Curl keeps its own (connect, total).
+//
+// The check needs no wake-up when the request goes out or the first byte
+// arrives: before the request is out, the first byte cannot be due sooner
+// than one first_byte_timeout from now, and before the first byte a stall
+// cannot be due sooner than one stall_timeout from now; a check at that
+// time finds the real due time (later, or now) and waits for exactly it.
+std::optional<Clock::time_point> next_check(Transfer& t, const CallBounds& bounds, Clock::time_point now) {
+  constexpr milliseconds kMaxWait{1000};
+  const CallSettings& limits = *t.limits;
+  Clock::time_point next = now + kMaxWait;
+  if (!t.first_byte_at) {
+    if (!t.sent_at) {
+      curl_off_t pretransfer_us = 0;  // 0 until the connection is up and the request starts out
+      curl_easy_getinfo(t.handle, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+      if (pretransfer_us > 0) t.sent_at = t.start + std::chrono::microseconds(pretransfer_us);
+    }
+    if (limits.first_byte_timeout.count() > 0) {
+      const Clock::time_point due = t.sent_at ? *t.sent_at + limits.first_byte_timeout : now + limits.first_byte_timeout;
+      if (now >= due) {
+        t.abort = Abort::kFirstByte;
+        return std::nullopt;
+      }
+      next = std::min(next, due);
+    }
+    if (limits.stall_timeout.count() > 0) next = std::min(next, now + limits.stall_timeout);
+  } else if (limits.stall_timeout.count() > 0) {
+    const Clock::time_point due = t.last_byte_at + limits.stall_timeout;
+    if (now >= due) {
+      t.abort = Abort::kStall;
+      return std::nullopt;
+    }
+    next = std::min(next, due);
+  }
+  if (bounds.deadline) next = std::min(next, *bounds.deadline);
+  return next;
+}
+
 // Runs the transfer `t` to its end on `multi`: curl's own limits (connect,
 // total) and ours (first byte, stall, the step's deadline and cancellation)
 // each fire when due, because the wait on the sockets ends at the nearest of
@@ -281,12 +325,10 @@ namespace {
 // transfer (CURLE_OK when it ended normally; when we cut it short,
 // CURLE_ABORTED_BY_CALLBACK with t.abort saying why).
 CURLcode run_transfer(CURLM* multi, Transfer& t, const CallBounds& bounds) {
-  constexpr milliseconds kMaxWait{1000};
   CURL* h = t.handle;
   if (curl_multi_add_handle(multi, h) != CURLM_OK) return CURLE_FAILED_INIT;
   Cancellation::Subscription wake;
   if (bounds.cancellation) wake = bounds.cancellation->subscribe([multi] { curl_multi_wakeup(multi); });
-  const CallSettings& limits = *t.limits;
   CURLcode code = CURLE_OK;
   for (;;) {
     int running = 0;
@@ -308,33 +350,12 @@ CURLcode run_transfer(CURLM* multi, Transfer& t, const CallBounds& bounds) {
       break;
     }
     const Clock::time_point now = Clock::now();
-    Clock::time_point next = now + kMaxWait;
-    if (!t.first_byte_at) {
-      if (!t.sent_at) {
-        curl_off_t pretransfer_us = 0;  // 0 until the connection is up and the request starts out
-        curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-        if (pretransfer_us > 0) t.sent_at = t.start + std::chrono::microseconds(pretransfer_us);
-      }
-      if (t.sent_at && limits.first_byte_timeout.count() > 0) {
-        const Clock::time_point due = *t.sent_at + limits.first_byte_timeout;
-        if (now >= due) {
-          t.abort = Abort::kFirstByte;
-          code = CURLE_ABORTED_BY_CALLBACK;
-          break;
-        }
-        next = std::min(next, due);
-      }
-    } else if (limits.stall_timeout.count() > 0) {
-      const Clock::time_point due = t.last_byte_at + limits.stall_timeout;
-      if (now >= due) {
-        t.abort = Abort::kStall;
-        code = CURLE_ABORTED_BY_CALLBACK;
-        break;
-      }
-      next = std::min(next, due);
+    const std::optional<Clock::time_point> next = next_check(t, bounds, now);
+    if (!next) {
+      code = CURLE_ABORTED_BY_CALLBACK;
+      break;
     }
-    if (bounds.deadline) next = std::min(next, *bounds.deadline);
-    const auto wait = std::chrono::ceil<milliseconds>(next - now);
+    const auto wait = std::chrono::ceil<milliseconds>(*next - now);
     if (curl_multi_poll(multi, nullptr, 0, static_cast<int>(std::max<std::int64_t>(0, wait.count())), nullptr) !=
         CURLM_OK) {
       code = CURLE_FAILED_INIT;
@@ -343,6 +364,57 @@ CURLcode run_transfer(CURLM* multi, Transfer& t, const CallBounds& bounds) {
   }
   curl_multi_remove_handle(multi, h);
   return code;
+}
+
+// run_transfer on a fiber: the transfer runs on the fiber loop's multi (its
+// sockets on the loop's reactor), and the fiber waits until it ends or one
+// of our limits falls due (a steady_timer at the nearest) or the step is
+// cancelled (the subscription wakes it). Every wake re-checks everything,
+// so a spurious one costs a check.
+CURLcode run_transfer_on_loop(async::Fiber& fiber, Transfer& t, const CallBounds& bounds) {
+  async::CurlLoop& curl = fiber.loop().curl();
+  const std::weak_ptr<async::Fiber> self = fiber.weak_from_this();
+  bool ended = false;
+  CURLcode code = CURLE_OK;
+  async::CurlLoop::prepare(t.handle, curl);
+  if (!curl.start(t.handle, [&ended, &code, self](CURLcode result) {
+        ended = true;
+        code = result;
+        async::Fiber::wake(self);
+      })) {
+    return CURLE_FAILED_INIT;
+  }
+  // However this returns (an unwind included), the handle leaves the multi.
+  struct StopUnlessEnded {
+    async::CurlLoop& curl;
+    CURL* handle;
+    const bool& ended;
+    ~StopUnlessEnded() {
+      if (!ended) curl.stop(handle);
+    }
+  } stop{curl, t.handle, ended};
+  Cancellation::Subscription woken;
+  if (bounds.cancellation) woken = bounds.cancellation->subscribe([self] { async::Fiber::wake(self); });
+  boost::asio::steady_timer timer(fiber.loop().io());
+  std::optional<Clock::time_point> armed;
+  for (;;) {
+    if (ended) return code;
+    if (Status s = bounds.check(); !s.ok()) {
+      t.abort = Abort::kBounds;
+      t.bounds_status = std::move(s);
+      return CURLE_ABORTED_BY_CALLBACK;
+    }
+    const std::optional<Clock::time_point> next = next_check(t, bounds, Clock::now());
+    if (!next) return CURLE_ABORTED_BY_CALLBACK;
+    if (armed != next) {
+      armed = next;
+      timer.expires_at(*next);
+      timer.async_wait([self](const boost::system::error_code& ec) {
+        if (!ec) async::Fiber::wake(self);
+      });
+    }
+    fiber.wait();
+  }
 }
 
 }  // namespace
@@ -408,7 +480,9 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
 
   t.start = Clock::now();
   t.last_byte_at = t.start;
-  const CURLcode code = run_transfer(lease.get()->multi.get(), t, bounds);
+  async::Fiber* const fiber = async::Fiber::current();
+  const CURLcode code =
+      fiber != nullptr ? run_transfer_on_loop(*fiber, t, bounds) : run_transfer(lease.get()->multi.get(), t, bounds);
   const Clock::time_point end = Clock::now();
 
   if (code != CURLE_OK && t.abort != Abort::kSink) return failure(code, t, errbuf);

@@ -1,7 +1,10 @@
 // HttpTransport: HTTPS POSTs over libcurl for the native model adapters.
 //
-// Each call runs on a multi handle of its own (curl_multi_poll), so that its
-// timers fire on time and a cancellation interrupts its wait.
+// Off a fiber, each call runs on a multi handle of its own (curl_multi_poll),
+// so that its timers fire on time and a cancellation interrupts its wait. On
+// a fiber (FiberLoop, fiber_loop.h), the call runs on the loop's multi,
+// driven by the loop's reactor and timers, and the fiber waits instead of
+// the thread; the loop's connection cache serves every fiber on its thread.
 //
 // One transport may serve many clients and threads. It keeps a pool of curl
 // easy handles (a mutex-guarded free list); a handle keeps its connections

@@ -77,12 +77,12 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "async/waits.h"
 #include "cost/estimate.h"
 #include "util/sha256.h"
 #include "switchboard/client.h"
@@ -287,11 +287,7 @@ class SimClient final : public ModelClient {
   static Status wait_within(const CallBounds& bounds, std::chrono::milliseconds d) {
     if (Status s = bounds.check(); !s.ok()) return s;
     if (const auto left = bounds.remaining(); left && *left < d) d = *left;
-    if (bounds.cancellation) {
-      bounds.cancellation->sleep_for(d);
-    } else if (d.count() > 0) {
-      std::this_thread::sleep_for(d);
-    }
+    if (d.count() > 0) async::sleep_for(d, bounds.cancellation.get());  // on a fiber: the loop's timer
     return bounds.check();
   }
 

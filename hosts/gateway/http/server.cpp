@@ -542,7 +542,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     if (!reserve(estimate_request_memory(parser_->get().body()))) return;
     on_request_start();
     gone_ = std::make_shared<Cancellation>();
-    HttpRequest request{parser_->release(), Clock::now(), gone_};
+    HttpRequest request{parser_->release(), Clock::now(), gone_, &executor_.context()};
     parser_.reset();
     watch_client();
     keep_alive_ = request.message.keep_alive();

@@ -68,6 +68,8 @@ struct HttpRequest {
   // answer fails. Not seen behind a pipelined request the client already
   // sent. The connection stays open until the handler calls finish().
   std::shared_ptr<Cancellation> client_gone;
+  // The io_context of the I/O thread that read it (and calls the handler).
+  boost::asio::io_context* io = nullptr;
 };
 
 // How a handler answers one request: raw HTTP bytes (status line and headers

@@ -1,0 +1,164 @@
+// CurlLoop: curl_multi_socket_action on asio's reactor and one steady_timer.
+#include "async/curl_loop.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <utility>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <spdlog/spdlog.h>
+
+namespace switchboard::async {
+
+namespace {
+using boost::asio::posix::descriptor_base;
+using boost::system::error_code;
+}  // namespace
+
+// A socket curl asked the loop to watch. Its waits hold it weakly: once
+// `gone` (curl forgot it, or the loop ends) a wait that completes does nothing.
+struct CurlLoop::Socket {
+  Socket(boost::asio::io_context& io, curl_socket_t socket) : descriptor(io), fd(socket) {}
+  boost::asio::posix::stream_descriptor descriptor;  // does not own fd: released, never closed
+  curl_socket_t fd;
+  int what = 0;  // CURL_POLL_IN, _OUT or _INOUT: what curl waits for
+  bool reading = false;  // a read wait is queued
+  bool writing = false;  // a write wait is queued
+  bool gone = false;
+};
+
+CurlLoop::CurlLoop(boost::asio::io_context& io) : io_(io), multi_(curl_multi_init()), timer_(io) {
+  if (multi_ == nullptr) throw std::bad_alloc();
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlLoop::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlLoop::on_timer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+}
+
+CurlLoop::~CurlLoop() {
+  for (auto& [easy, done] : running_) curl_multi_remove_handle(multi_, easy);
+  running_.clear();
+  curl_multi_cleanup(multi_);  // closes the cached connections (on_close forgets them)
+  for (auto& [fd, socket] : sockets_) {
+    socket->gone = true;
+    error_code ignored;
+    socket->descriptor.cancel(ignored);
+    socket->descriptor.release();
+  }
+}
+
+void CurlLoop::prepare(CURL* easy, CurlLoop& loop) {
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlLoop::on_close);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, &loop);
+}
+
+bool CurlLoop::start(CURL* easy, std::function<void(CURLcode)> done) {
+  running_.emplace(easy, std::move(done));
+  if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+    running_.erase(easy);
+    return false;
+  }
+  // Connect and send now, rather than one turn of the loop later (curl
+  // armed a zero timeout for it).
+  act(CURL_SOCKET_TIMEOUT, 0);
+  return true;
+}
+
+void CurlLoop::stop(CURL* easy) {
+  if (running_.erase(easy) == 0) return;
+  curl_multi_remove_handle(multi_, easy);
+}
+
+int CurlLoop::on_socket(CURL*, curl_socket_t fd, int what, void* self, void*) {
+  auto* loop = static_cast<CurlLoop*>(self);
+  if (what == CURL_POLL_REMOVE) {
+    loop->forget(fd);
+    return 0;
+  }
+  std::shared_ptr<Socket>& socket = loop->sockets_[fd];
+  if (!socket) {
+    socket = std::make_shared<Socket>(loop->io_, fd);
+    error_code ec;
+    socket->descriptor.assign(fd, ec);
+    if (ec) {
+      spdlog::error("curl loop: cannot watch socket {}: {}", fd, ec.message());
+      loop->sockets_.erase(fd);
+      return -1;  // curl fails the transfers on it
+    }
+  }
+  socket->what = what;
+  loop->watch(socket);
+  return 0;
+}
+
+int CurlLoop::on_timer(CURLM*, long timeout_ms, void* self) {
+  auto* loop = static_cast<CurlLoop*>(self);
+  if (timeout_ms < 0) {
+    loop->timer_.cancel();
+    return 0;
+  }
+  loop->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  loop->timer_.async_wait([loop](const error_code& ec) {
+    if (!ec) loop->act(CURL_SOCKET_TIMEOUT, 0);  // aborted: `loop` may be gone, untouched
+  });
+  return 0;
+}
+
+int CurlLoop::on_close(void* self, curl_socket_t fd) {
+  static_cast<CurlLoop*>(self)->forget(fd);
+  return close(fd);
+}
+
+void CurlLoop::forget(curl_socket_t fd) {
+  auto it = sockets_.find(fd);
+  if (it == sockets_.end()) return;
+  Socket& socket = *it->second;
+  socket.gone = true;
+  error_code ignored;
+  socket.descriptor.cancel(ignored);
+  socket.descriptor.release();  // out of the reactor before curl closes the number
+  sockets_.erase(it);
+}
+
+void CurlLoop::watch(const std::shared_ptr<Socket>& socket) {
+  const auto ready = [this](std::weak_ptr<Socket> weak, bool read) {
+    return [this, weak = std::move(weak), read](const error_code& ec) {
+      const std::shared_ptr<Socket> s = weak.lock();
+      if (!s) return;
+      (read ? s->reading : s->writing) = false;
+      if (ec || s->gone) return;  // `this` is touched only while the socket is watched
+      watch(s);                   // the next wait first: the reactor is edge-triggered
+      act(s->fd, read ? CURL_CSELECT_IN : CURL_CSELECT_OUT);
+    };
+  };
+  if ((socket->what & CURL_POLL_IN) != 0 && !socket->reading) {
+    socket->reading = true;
+    socket->descriptor.async_wait(descriptor_base::wait_read, ready(socket, true));
+  }
+  if ((socket->what & CURL_POLL_OUT) != 0 && !socket->writing) {
+    socket->writing = true;
+    socket->descriptor.async_wait(descriptor_base::wait_write, ready(socket, false));
+  }
+}
+
+void CurlLoop::act(curl_socket_t fd, int events) {
+  int running = 0;
+  curl_multi_socket_action(multi_, fd, events, &running);
+  std::vector<std::pair<std::function<void(CURLcode)>, CURLcode>> ended;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL* const easy = msg->easy_handle;
+    const CURLcode code = msg->data.result;  // msg dies with the removal below
+    auto it = running_.find(easy);
+    if (it != running_.end()) {
+      ended.emplace_back(std::move(it->second), code);
+      running_.erase(it);
+    }
+    curl_multi_remove_handle(multi_, easy);
+  }
+  for (auto& [done, code] : ended) done(code);
+}
+
+}  // namespace switchboard::async

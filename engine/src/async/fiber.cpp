@@ -1,0 +1,191 @@
+// Fibers on an io_context: Boost.Context fibers on guarded, cached stacks.
+#include "async/fiber.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <exception>
+#include <new>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "async/curl_loop.h"
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define SWITCHBOARD_TSAN_FIBERS 1
+#endif
+
+namespace switchboard::async {
+
+namespace {
+
+namespace ctx = boost::context;
+
+thread_local Fiber* t_current = nullptr;
+
+// What a fiber may use of its stack: the rules' Lua (its C stack is bounded
+// by LUAI_MAXCCALLS), JSON trees bounded by max_json_depth, the wire
+// formats. Pages never touched cost no memory.
+constexpr std::size_t kStackBytes = 512 * 1024;
+// Stacks kept for the next fibers: enough for the calls of a busy I/O thread.
+constexpr std::size_t kStacksKept = 64;
+
+std::size_t page_size() {
+  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+// The allocator Boost.Context calls: the loop's cache.
+struct CachedStack {
+  StackCache* cache;
+  ctx::stack_context allocate() { return cache->allocate(); }
+  void deallocate(ctx::stack_context& stack) noexcept { cache->deallocate(stack); }
+};
+
+// ThreadSanitizer's view of a switch; nothing without it.
+void* tsan_current() {
+#if SWITCHBOARD_TSAN_FIBERS
+  return __tsan_get_current_fiber();
+#else
+  return nullptr;
+#endif
+}
+void tsan_switch(void* to) {
+#if SWITCHBOARD_TSAN_FIBERS
+  __tsan_switch_to_fiber(to, 0);
+#else
+  (void)to;
+#endif
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- StackCache
+
+StackCache::StackCache(std::size_t stack_bytes, std::size_t max_kept)
+    : stack_bytes_((stack_bytes + page_size() - 1) / page_size() * page_size()), max_kept_(max_kept) {}
+
+StackCache::~StackCache() {
+  for (void* base : kept_) munmap(base, stack_bytes_ + page_size());
+}
+
+ctx::stack_context StackCache::allocate() {
+  void* base = nullptr;
+  if (!kept_.empty()) {
+    base = kept_.back();
+    kept_.pop_back();
+  } else {
+    const std::size_t total = stack_bytes_ + page_size();
+    base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) throw std::bad_alloc();
+    if (mprotect(base, page_size(), PROT_NONE) != 0) {  // the guard page: stacks grow down into it
+      munmap(base, total);
+      throw std::bad_alloc();
+    }
+  }
+  ctx::stack_context stack;
+  stack.size = stack_bytes_;
+  stack.sp = static_cast<char*>(base) + page_size() + stack_bytes_;
+  return stack;
+}
+
+void StackCache::deallocate(ctx::stack_context& stack) noexcept {
+  void* base = static_cast<char*>(stack.sp) - stack.size - page_size();
+  if (kept_.size() < max_kept_) {
+    kept_.push_back(base);
+  } else {
+    munmap(base, stack.size + page_size());
+  }
+}
+
+// ---------------------------------------------------------------- Fiber
+
+Fiber* Fiber::current() noexcept { return t_current; }
+
+Fiber::Fiber(Loop& loop, std::function<void()> body) : loop_(&loop), body_(std::move(body)) {
+#if SWITCHBOARD_TSAN_FIBERS
+  tsan_fiber_ = __tsan_create_fiber(0);
+#endif
+  context_ = ctx::fiber(std::allocator_arg, CachedStack{&loop.stacks_}, [this](ctx::fiber&& caller) {
+    caller_ = std::move(caller);
+    try {
+      body_();
+    } catch (const std::exception& e) {
+      spdlog::error("a fiber ended with an exception: {}", e.what());
+    }
+    body_ = nullptr;  // what it captured goes now, on its own stack
+    done_ = true;
+    tsan_switch(tsan_caller_);
+    return std::move(caller_);
+  });
+}
+
+Fiber::~Fiber() {
+  if (context_) {
+    // Still waiting (its loop is going away): resuming it with an unwind
+    // runs the destructors on its stack, which then comes back here.
+    Fiber* const outer = t_current;
+    t_current = this;
+    tsan_caller_ = tsan_current();
+    tsan_switch(tsan_fiber_);
+    context_ = ctx::fiber();
+    tsan_switch(tsan_caller_);
+    t_current = outer;
+  }
+#if SWITCHBOARD_TSAN_FIBERS
+  __tsan_destroy_fiber(tsan_fiber_);
+#endif
+}
+
+void Fiber::switch_in() {
+  Fiber* const outer = t_current;  // a fiber spawning another one
+  t_current = this;
+  waiting_ = false;
+  tsan_caller_ = tsan_current();
+  tsan_switch(tsan_fiber_);
+  context_ = std::move(context_).resume();
+  t_current = outer;  // the fiber announced the switch back to tsan_caller_
+  if (done_) loop_->fibers_.erase(id_);  // REQUIRES: the caller holds a reference
+}
+
+void Fiber::wait() {
+  waiting_ = true;
+  tsan_switch(tsan_caller_);
+  caller_ = std::move(caller_).resume();
+  // Switched in again: switch_in() set waiting_ and the sanitizer's view.
+}
+
+void Fiber::wake(const std::weak_ptr<Fiber>& fiber) {
+  const std::shared_ptr<Fiber> f = fiber.lock();
+  if (!f) return;
+  boost::asio::post(f->loop_->io(), [weak = fiber] {
+    const std::shared_ptr<Fiber> f = weak.lock();
+    if (f && f->waiting_ && t_current == nullptr) f->switch_in();
+  });
+}
+
+// ---------------------------------------------------------------- Loop
+
+Loop::Loop(boost::asio::io_context& io)
+    : io_(io), stacks_(kStackBytes, kStacksKept), curl_(std::make_unique<CurlLoop>(io)) {}
+
+Loop::~Loop() {
+  while (!fibers_.empty()) {
+    auto last = std::prev(fibers_.end());
+    const std::shared_ptr<Fiber> fiber = std::move(last->second);
+    fibers_.erase(last);
+    // `fiber` unwinds here, unless a handler still holds it (then when that goes).
+  }
+}
+
+void Loop::spawn(std::function<void()> body) {
+  std::shared_ptr<Fiber> fiber(new Fiber(*this, std::move(body)));
+  fiber->id_ = next_id_++;
+  fibers_.emplace(fiber->id_, fiber);
+  fiber->switch_in();
+}
+
+}  // namespace switchboard::async

@@ -1,0 +1,107 @@
+// Fibers on an io_context (the machinery of FiberLoop, fiber_loop.h).
+//
+// A Fiber is a call stack of its own (Boost.Context, a guarded stack from the
+// loop's cache) that runs on its Loop's thread. It runs until it waits; a
+// wake() posts its resumption to the loop, so a fiber is only ever resumed
+// from a handler of the loop (or when spawned), never from inside another
+// library's callback. Waits may end spuriously (a wake meant for an earlier
+// wait, say): every wait loops on its own condition, as with a condition
+// variable.
+//
+// Under ThreadSanitizer the switches are announced (__tsan_switch_to_fiber),
+// so that it follows each fiber as a thread of its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/context/fiber.hpp>
+
+namespace switchboard::async {
+
+class CurlLoop;
+class Loop;
+
+class Fiber : public std::enable_shared_from_this<Fiber> {
+ public:
+  // The fiber running on this thread; null off a fiber.
+  static Fiber* current() noexcept;
+
+  ~Fiber();
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
+
+  Loop& loop() const noexcept { return *loop_; }
+  // Suspends this fiber until a wake(); may return spuriously. REQUIRES:
+  // this == current().
+  void wait();
+  // Resumes `fiber` (if it still exists and waits) from the loop's queue.
+  // Thread-safe; cheap; never runs the fiber on the calling stack.
+  static void wake(const std::weak_ptr<Fiber>& fiber);
+
+ private:
+  friend class Loop;
+  Fiber(Loop& loop, std::function<void()> body);
+  // Runs the fiber until it waits or ends. REQUIRES: on the loop's thread.
+  void switch_in();
+
+  Loop* loop_;
+  std::function<void()> body_;
+  boost::context::fiber context_;  // the fiber's own, while it is not running
+  boost::context::fiber caller_;   // who switched in, while it runs
+  std::uint64_t id_ = 0;           // the loop's key for it (spawn order)
+  bool waiting_ = false;
+  bool done_ = false;
+  void* tsan_fiber_ = nullptr;  // ThreadSanitizer's handles (null without it)
+  void* tsan_caller_ = nullptr;
+};
+
+// Guarded stacks, kept for reuse: a fiber's stack is an mmap with a
+// PROT_NONE page below it (an overflow faults instead of corrupting), and
+// mmap, mprotect and munmap per request would cost more than the rest of a
+// fiber's start.
+class StackCache {
+ public:
+  StackCache(std::size_t stack_bytes, std::size_t max_kept);
+  ~StackCache();
+  StackCache(const StackCache&) = delete;
+  StackCache& operator=(const StackCache&) = delete;
+  boost::context::stack_context allocate();
+  void deallocate(boost::context::stack_context& stack) noexcept;
+
+ private:
+  const std::size_t stack_bytes_;  // usable, a multiple of the page size
+  const std::size_t max_kept_;
+  std::vector<void*> kept_;  // the mappings' bases (guard page first)
+};
+
+class Loop {
+ public:
+  explicit Loop(boost::asio::io_context& io);
+  // Unwinds the fibers still waiting, newest first (a fan-out's branches
+  // before the fiber waiting for them).
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  boost::asio::io_context& io() const noexcept { return io_; }
+  CurlLoop& curl() noexcept { return *curl_; }
+  // Starts `body` on a new fiber now (see FiberLoop::spawn); may be called on a fiber.
+  void spawn(std::function<void()> body);
+  std::size_t fibers() const noexcept { return fibers_.size(); }
+
+ private:
+  friend class Fiber;
+  boost::asio::io_context& io_;
+  StackCache stacks_;
+  std::unique_ptr<CurlLoop> curl_;
+  std::uint64_t next_id_ = 1;
+  std::map<std::uint64_t, std::shared_ptr<Fiber>> fibers_;  // last: unwound first
+};
+
+}  // namespace switchboard::async

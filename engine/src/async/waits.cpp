@@ -1,0 +1,55 @@
+// Waits on a fiber or a thread (waits.h).
+#include "async/waits.h"
+
+#include <thread>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "async/fiber.h"
+
+namespace switchboard::async {
+
+bool sleep_for(std::chrono::milliseconds d, Cancellation* cancellation) {
+  Fiber* const fiber = Fiber::current();
+  if (fiber == nullptr) {
+    if (cancellation != nullptr) return cancellation->sleep_for(d);
+    std::this_thread::sleep_for(d);
+    return true;
+  }
+  const std::weak_ptr<Fiber> self = fiber->weak_from_this();
+  const auto until = std::chrono::steady_clock::now() + d;
+  boost::asio::steady_timer timer(fiber->loop().io(), until);
+  timer.async_wait([self](const boost::system::error_code& ec) {
+    if (!ec) Fiber::wake(self);
+  });
+  Cancellation::Subscription woken;
+  if (cancellation != nullptr) woken = cancellation->subscribe([self] { Fiber::wake(self); });
+  for (;;) {
+    if (cancellation != nullptr && cancellation->cancelled()) return false;
+    if (std::chrono::steady_clock::now() >= until) return true;
+    fiber->wait();
+  }
+}
+
+void run_all(std::size_t n, const std::function<void(std::size_t)>& body) {
+  Fiber* const fiber = Fiber::current();
+  if (fiber == nullptr) {
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) threads.emplace_back([&body, i] { body(i); });
+    for (std::thread& t : threads) t.join();
+    return;
+  }
+  std::size_t running = n;
+  const std::weak_ptr<Fiber> parent = fiber->weak_from_this();
+  for (std::size_t i = 0; i < n; ++i) {
+    fiber->loop().spawn([&body, &running, parent, i] {
+      body(i);
+      if (--running == 0) Fiber::wake(parent);
+    });
+  }
+  while (running > 0) fiber->wait();
+}
+
+}  // namespace switchboard::async

@@ -1,0 +1,22 @@
+// The engine's waits that are not model calls, on a fiber when there is one
+// (fiber.h) and on the thread otherwise: the backoff between retries, the
+// sim provider's latency, a contemplating fan-out's branches.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+
+#include "switchboard/cancel.h"
+
+namespace switchboard::async {
+
+// Waits `d`; false at once when `cancellation` (may be null) is or becomes
+// cancelled. On a fiber, the loop's timer wakes it; off one, the thread sleeps.
+bool sleep_for(std::chrono::milliseconds d, Cancellation* cancellation);
+
+// Runs body(0) .. body(n - 1) at once and returns when all returned: as
+// sibling fibers on a fiber's loop, else one thread each. `body` must not throw.
+void run_all(std::size_t n, const std::function<void(std::size_t)>& body);
+
+}  // namespace switchboard::async
