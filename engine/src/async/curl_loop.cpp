@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <new>
 #include <utility>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -28,8 +29,15 @@ struct CurlLoop::Socket {
   bool gone = false;
 };
 
-CurlLoop::CurlLoop(boost::asio::io_context& io) : io_(io), multi_(curl_multi_init()), timer_(io) {
-  if (multi_ == nullptr) throw std::bad_alloc();
+CurlLoop::CurlLoop(boost::asio::io_context& io)
+    : io_(io), multi_(curl_multi_init()), share_(curl_share_init()), timer_(io) {
+  if (multi_ == nullptr || share_ == nullptr) {
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    if (share_ != nullptr) curl_share_cleanup(share_);
+    throw std::bad_alloc();
+  }
+  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlLoop::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
   curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlLoop::on_timer);
@@ -40,6 +48,7 @@ CurlLoop::~CurlLoop() {
   for (auto& [easy, done] : running_) curl_multi_remove_handle(multi_, easy);
   running_.clear();
   curl_multi_cleanup(multi_);  // closes the cached connections (on_close forgets them)
+  curl_share_cleanup(share_);  // no handle uses it any more: each was reset or cleaned up
   for (auto& [fd, socket] : sockets_) {
     socket->gone = true;
     error_code ignored;
@@ -51,7 +60,10 @@ CurlLoop::~CurlLoop() {
 void CurlLoop::prepare(CURL* easy, CurlLoop& loop) {
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &CurlLoop::on_close);
   curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, &loop);
+  curl_easy_setopt(easy, CURLOPT_SHARE, loop.share_);
 }
+
+void CurlLoop::unprepare(CURL* easy) { curl_easy_setopt(easy, CURLOPT_SHARE, nullptr); }
 
 bool CurlLoop::start(CURL* easy, std::function<void(CURLcode)> done) {
   running_.emplace(easy, std::move(done));

@@ -2,8 +2,9 @@
 // timers (curl_multi_socket_action), for the transfers of a Loop's fibers.
 //
 // One multi per loop: its connection cache keeps connections to each
-// upstream host alive between the calls of every fiber on the thread, and
-// their TLS sessions with them. Readiness comes from asio's reactor, which
+// upstream host alive between the calls of every fiber on the thread (over
+// HTTP/2, when a TLS upstream offers it, concurrent calls share one
+// connection: curl's default), and a share object keeps TLS sessions. Readiness comes from asio's reactor, which
 // is edge-triggered: so a socket's next wait is queued before curl acts on
 // it, and a byte that arrives while curl works wakes the loop again rather
 // than being missed. curl's own timers (connect and total timeouts, its
@@ -42,8 +43,12 @@ class CurlLoop {
   // connection); its `done` is not called. Nothing when it is not running.
   void stop(CURL* easy);
   // Set on every easy handle before start(): curl's socket closes tell the
-  // loop first, so the reactor never holds a closed descriptor.
+  // loop first, so the reactor never holds a closed descriptor; and the
+  // handle shares the loop's TLS session and DNS caches, so a new connection
+  // to a host resumes its TLS session instead of a full handshake.
   static void prepare(CURL* easy, CurlLoop& loop);
+  // Undoes prepare() once the handle left the multi (curl_easy_reset keeps a share).
+  static void unprepare(CURL* easy);
 
  private:
   struct Socket;
@@ -57,6 +62,7 @@ class CurlLoop {
 
   boost::asio::io_context& io_;
   CURLM* multi_;
+  CURLSH* share_;  // TLS sessions and DNS answers (one thread: no locks)
   boost::asio::steady_timer timer_;
   std::unordered_map<CURL*, std::function<void(CURLcode)>> running_;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;

@@ -384,15 +384,17 @@ CURLcode run_transfer_on_loop(async::Fiber& fiber, Transfer& t, const CallBounds
       })) {
     return CURLE_FAILED_INIT;
   }
-  // However this returns (an unwind included), the handle leaves the multi.
-  struct StopUnlessEnded {
+  // However this returns (an unwind included), the handle leaves the multi
+  // and the loop's share (a reset keeps shares; the pool outlives the loop).
+  struct Release {
     async::CurlLoop& curl;
     CURL* handle;
     const bool& ended;
-    ~StopUnlessEnded() {
+    ~Release() {
       if (!ended) curl.stop(handle);
+      async::CurlLoop::unprepare(handle);
     }
-  } stop{curl, t.handle, ended};
+  } release{curl, t.handle, ended};
   Cancellation::Subscription woken;
   if (bounds.cancellation) woken = bounds.cancellation->subscribe([self] { async::Fiber::wake(self); });
   boost::asio::steady_timer timer(fiber.loop().io());
