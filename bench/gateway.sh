@@ -5,19 +5,27 @@
 #       the rest -> premium; SQLite ledger on, in a temporary folder),
 #   (c) through the Portkey AI gateway with the equivalent conditional config
 #       (../shared/peers/portkey copied to a temporary folder, `npm ci` there).
-# Each with wrk at 1 connection (1 thread) and 16 connections (2 threads), a
+# Each with wrk at 1 connection (1 thread), 16 and 64 connections (2 threads), a
 # fixed duration, POST /v1/chat/completions not streamed, alternating the roles
-# format and plan. Prints requests/s, p50/p99 latency, the latency each gateway
-# adds over (a), and switchboard/portkey throughput ratios; --json prints one
+# format and plan; then streamed ("stream": true, one connection, the fake
+# sending --chunks content events) with bench/gateway-stream.mjs, for the time
+# to first token (TTFT) and to the last byte. Prints requests/s, p50/p99
+# latency, the latency each gateway adds over (a), its throughput as a share
+# of (a)'s, switchboard/portkey throughput ratios, the TTFT each gateway adds
+# and its cost per streamed chunk, and switchboard's own
+# x-switchboard-overhead-ms (from its /metrics histogram over the wrk rows,
+# and from the streamed answers' headers and trailers); --json prints one
 # JSON object instead. A measurement, not a test: nothing here asserts a time.
 #
-#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey] [--durability process|power]
+#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey]
+#                         [--durability process|power] [--chunks N]
 #
 # --duration  seconds per measurement (default 10); each path also gets a 2 s warm-up
 # --build     the build folder with the programs (default build/, built if missing)
 # --no-portkey  measure (a) and (b) only
 # --durability  the gateway's [ledger] durability (default: the config default, "process");
 #               every answer waits for its ledger records' group commit either way
+# --chunks    content events per streamed answer (default 32)
 # Needs wrk (installed from Debian if missing), node and npm for (c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +35,7 @@ JSON=0
 BUILD=""
 PORTKEY=1
 DURABILITY=""
+CHUNKS=32
 PORTKEY_SRC="${SWITCHBOARD_PORTKEY_DIR:-$ROOT/../shared/peers/portkey}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,11 +45,13 @@ while [ $# -gt 0 ]; do
     --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
     --no-portkey) PORTKEY=0; shift ;;
     --durability) DURABILITY=${2:?--durability takes process or power}; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --chunks) CHUNKS=${2:?--chunks takes a count}; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] && [ "$DURATION" -le 600 ] || { echo "gateway.sh: --duration takes 1..600 seconds" >&2; exit 2; }
+[[ "$CHUNKS" =~ ^[1-9][0-9]*$ ]] && [ "$CHUNKS" -le 10000 ] || { echo "gateway.sh: --chunks takes 1..10000" >&2; exit 2; }
 
 # Progress goes to stderr, so --json leaves stdout one JSON object.
 say() { echo "gateway.sh: $*" >&2; }
@@ -69,6 +80,7 @@ for p in "$GATEWAY" "$FAKE"; do
   [ -x "$p" ] || { say "$p is missing: build it first"; exit 1; }
 done
 LUA_SCRIPT="$ROOT/bench/gateway-chat.lua"
+STREAM_CLIENT="$ROOT/bench/gateway-stream.mjs"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
 PIDS=()
@@ -105,25 +117,37 @@ free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
 }
 
-# measure NAME URL TARGET: a 2 s warm-up, then 1 and 16 connections.
+# warm_up NAME URL TARGET: 2 s at 16 connections, not kept.
+warm_up() {
+  say "warming up $1"
+  TARGET=$3 wrk -t2 -c16 -d2s --timeout 5s -s "$LUA_SCRIPT" "$2" >/dev/null
+}
+
+# measure NAME URL TARGET: 1, 16 and 64 connections, not streamed.
 measure() {
-  local name=$1 url=$2 target=$3
-  say "warming up $name"
-  TARGET=$target wrk -t2 -c16 -d2s --timeout 5s -s "$LUA_SCRIPT" "$url" >/dev/null
-  say "measuring $name: 1 connection, ${DURATION} s"
-  TARGET=$target RESULT_FILE="$WORK/$name-c1.json" \
-    wrk -t1 -c1 -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" >"$WORK/$name-c1.txt"
-  say "measuring $name: 16 connections, ${DURATION} s"
-  TARGET=$target RESULT_FILE="$WORK/$name-c16.json" \
-    wrk -t2 -c16 -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" >"$WORK/$name-c16.txt"
+  local name=$1 url=$2 target=$3 c
+  for c in 1 16 64; do
+    say "measuring $name: $c connection(s), ${DURATION} s"
+    TARGET=$target RESULT_FILE="$WORK/$name-c$c.json" \
+      wrk -t"$([ "$c" -eq 1 ] && echo 1 || echo 2)" -c"$c" -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" \
+      >"$WORK/$name-c$c.txt"
+  done
+}
+
+# measure_stream NAME URL TARGET: streamed, one connection.
+measure_stream() {
+  say "measuring $1: streamed, 1 connection, ${DURATION} s"
+  node "$STREAM_CLIENT" "$2" "$3" "$DURATION" "$WORK/$1-stream.json"
 }
 
 # ---------------------------------------------------------------- (a) the fake provider
-"$FAKE" --port 0 >"$WORK/fake.out" 2>"$WORK/fake.err" &
+"$FAKE" --port 0 --stream-chunks "$CHUNKS" >"$WORK/fake.out" 2>"$WORK/fake.err" &
 PIDS+=($!)
 FAKE_PORT=$(wait_for_port "$WORK/fake.out" "${PIDS[-1]}" fake_provider)
 FAKE_URL="http://127.0.0.1:$FAKE_PORT"
+warm_up direct "$FAKE_URL" direct
 measure direct "$FAKE_URL" direct
+measure_stream direct "$FAKE_URL" direct
 
 # ---------------------------------------------------------------- (b) switchboard-gateway
 mkdir -p "$WORK/switchboard"
@@ -189,7 +213,12 @@ for pair in format:gpt-5-mini plan:gpt-5; do
         tr -d '\r' | sed -n 's/^x-switchboard-model: //Ip')
   [ "$got" = "${pair##*:}" ] || { say "switchboard-gateway routed role ${pair%%:*} to '$got', not ${pair##*:}"; exit 1; }
 done
+warm_up switchboard "$GATEWAY_URL" switchboard
+# Its own x-switchboard-overhead-ms over the wrk rows: the histogram before and after.
+curl -s "$GATEWAY_URL/metrics" >"$WORK/switchboard-metrics-before.txt"
 measure switchboard "$GATEWAY_URL" switchboard
+curl -s "$GATEWAY_URL/metrics" >"$WORK/switchboard-metrics-after.txt"
+measure_stream switchboard "$GATEWAY_URL" switchboard
 # SIGTERM drains and flushes the ledger; count what it recorded.
 kill -TERM "$GATEWAY_PID"
 wait "$GATEWAY_PID" || say "switchboard-gateway exited $? on SIGTERM"
@@ -242,7 +271,11 @@ if [ "$PORTKEY" -eq 1 ]; then
         break
       fi
     done
-    [ -n "$PORTKEY_NOTE" ] || measure portkey "$PORTKEY_URL" portkey
+    if [ -z "$PORTKEY_NOTE" ]; then
+      warm_up portkey "$PORTKEY_URL" portkey
+      measure portkey "$PORTKEY_URL" portkey
+      measure_stream portkey "$PORTKEY_URL" portkey
+    fi
   fi
   [ -z "$PORTKEY_NOTE" ] || say "$PORTKEY_NOTE; measured (a) and (b) only"
 else
@@ -250,71 +283,164 @@ else
 fi
 
 # ---------------------------------------------------------------- the numbers
-node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" <<'JS'
+node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" <<'JS'
 const fs = require('node:fs');
-const [dir, duration, json, ledgerCalls, portkeyNote, cores] = process.argv.slice(2);
-const read = (name, c) => {
-  const f = `${dir}/${name}-c${c}.json`;
-  return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : null;
-};
+const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks] = process.argv.slice(2);
+const CONNS = ['c1', 'c16', 'c64'];
+const read = (file) => (fs.existsSync(`${dir}/${file}`) ? JSON.parse(fs.readFileSync(`${dir}/${file}`, 'utf8')) : null);
 const paths = [
   ['direct', '(a) straight to the fake provider'],
   ['switchboard', '(b) through switchboard-gateway (ledger on)'],
   ['portkey', '(c) through Portkey, conditional config'],
 ];
-const out = { duration_s: Number(duration), cores: Number(cores), load: 'wrk, POST /v1/chat/completions, not streamed, roles format/plan alternating; 1 connection (1 thread), 16 connections (2 threads)', paths: {} };
+const out = {
+  duration_s: Number(duration), cores: Number(cores),
+  load: 'wrk, POST /v1/chat/completions, not streamed, roles format/plan alternating; 1 connection (1 thread), ' +
+        '16 and 64 connections (2 threads); streamed: bench/gateway-stream.mjs, 1 connection, ' +
+        `${chunks} content events per answer`,
+  paths: {},
+};
 for (const [name] of paths) {
-  const c1 = read(name, 1), c16 = read(name, 16);
-  if (!c1 || !c16) continue;
-  out.paths[name] = { c1, c16 };
+  const p = {};
+  for (const c of CONNS) p[c] = read(`${name}-${c}.json`);
+  if (CONNS.some((c) => !p[c])) continue;
+  p.stream = read(`${name}-stream.json`);
+  out.paths[name] = p;
 }
 const ms = (us) => us / 1000;
 const direct = out.paths.direct;
 for (const [name, p] of Object.entries(out.paths)) {
   if (name === 'direct') continue;
-  for (const c of ['c1', 'c16']) {
+  for (const c of CONNS) {
     p[c].added_p50_ms = ms(p[c].p50_us - direct[c].p50_us);
     p[c].added_p99_ms = ms(p[c].p99_us - direct[c].p99_us);
+    p[c].rps_share_of_direct = p[c].rps / direct[c].rps;
+  }
+  const s = p.stream, d = direct.stream;
+  if (s && d && s.requests && d.requests) {
+    s.added_ttft_p50_ms = s.ttft_p50_ms - d.ttft_p50_ms;
+    // The time after the first token, beyond the direct path's, per content event after the first.
+    s.added_per_chunk_us = ((s.after_first_token_p50_ms - d.after_first_token_p50_ms) * 1000) / Math.max(1, d.chunks - 1);
+    s.rps_share_of_direct = s.rps / d.rps;
   }
 }
 const sb = out.paths.switchboard, pk = out.paths.portkey;
-out.ratios = pk && sb ? {
-  switchboard_over_portkey_rps_c1: sb.c1.rps / pk.c1.rps,
-  switchboard_over_portkey_rps_c16: sb.c16.rps / pk.c16.rps,
-} : null;
+out.ratios = null;
+if (sb && pk) {
+  out.ratios = {};
+  for (const c of CONNS) out.ratios[`switchboard_over_portkey_rps_${c}`] = sb[c].rps / pk[c].rps;
+  if (sb.stream && pk.stream && sb.stream.added_ttft_p50_ms !== undefined && pk.stream.added_ttft_p50_ms !== undefined) {
+    out.ratios.portkey_over_switchboard_added_ttft = pk.stream.added_ttft_p50_ms / sb.stream.added_ttft_p50_ms;
+    out.ratios.portkey_over_switchboard_per_chunk = pk.stream.added_per_chunk_us / sb.stream.added_per_chunk_us;
+  }
+}
+
+// switchboard's own x-switchboard-overhead-ms over the wrk rows: the
+// histogram's growth, its mean (sum / count) and its median (interpolated
+// in the bucket holding it, as Prometheus' histogram_quantile does).
+const histogram = (file) => {
+  const f = `${dir}/${file}`;
+  const h = { buckets: new Map(), sum: 0, count: 0 };
+  if (!fs.existsSync(f)) return null;
+  const ep = 'endpoint="/v1/chat/completions"';
+  for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
+    let m = line.match(/^switchboard_overhead_ms_bucket\{([^}]*)\} (\S+)$/);
+    if (m && m[1].includes(ep)) h.buckets.set(m[1].match(/le="([^"]+)"/)[1], Number(m[2]));
+    m = line.match(/^switchboard_overhead_ms_sum\{([^}]*)\} (\S+)$/);
+    if (m && m[1].includes(ep)) h.sum = Number(m[2]);
+    m = line.match(/^switchboard_overhead_ms_count\{([^}]*)\} (\S+)$/);
+    if (m && m[1].includes(ep)) h.count = Number(m[2]);
+  }
+  return h;
+};
+const before = histogram('switchboard-metrics-before.txt'), after = histogram('switchboard-metrics-after.txt');
+out.switchboard_overhead_ms = null;
+if (before && after && after.count > before.count) {
+  const n = after.count - before.count;
+  const les = [...after.buckets.keys()];
+  let median = null, lower = 0;
+  for (const le of les) {
+    const cum = after.buckets.get(le) - (before.buckets.get(le) || 0);
+    if (cum >= n / 2) {
+      if (le === '+Inf') { median = `> ${lower}`; break; }
+      const bound = Number(le);
+      const idx = les.indexOf(le);
+      const below = idx === 0 ? 0 : after.buckets.get(les[idx - 1]) - (before.buckets.get(les[idx - 1]) || 0);
+      const inBucket = cum - below;
+      median = lower + (bound - lower) * (inBucket > 0 ? (n / 2 - below) / inBucket : 0);
+      break;
+    }
+    if (le !== '+Inf') lower = Number(le);
+  }
+  out.switchboard_overhead_ms = {
+    requests: n,
+    mean: (after.sum - before.sum) / n,
+    median_estimate: median,
+    stream_head_median: sb && sb.stream ? sb.stream.overhead_head_p50_ms : null,
+    stream_trailer_median: sb && sb.stream ? sb.stream.overhead_trailer_p50_ms : null,
+  };
+}
 out.switchboard_ledger_records = ledgerCalls === 'null' ? null : Number(ledgerCalls);
 out.portkey = portkeyNote || 'measured';
 if (json === '1') {
   console.log(JSON.stringify(out));
   process.exit(0);
 }
-const f = (x, d = 3) => x.toFixed(d);
+const f = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
 const signed = (x) => (x < 0 ? '' : '+') + f(x);
+const pct = (x) => (x === undefined ? '' : `${Math.round(x * 100)}%`);
 const errs = (r) => Object.values(r.errors).reduce((a, b) => a + b, 0);
 const rows = [];
 for (const [name, label] of paths) {
   const p = out.paths[name];
   if (!p) continue;
-  const cell = (r) => [Math.round(r.rps).toLocaleString('en-US'), f(ms(r.p50_us)), f(ms(r.p99_us)),
+  const cell = (r) => [Math.round(r.rps).toLocaleString('en-US'), pct(r.rps_share_of_direct), f(ms(r.p50_us)), f(ms(r.p99_us)),
     r.added_p50_ms === undefined ? '' : `${signed(r.added_p50_ms)} / ${signed(r.added_p99_ms)}`];
-  rows.push([label, ...cell(p.c1), ...cell(p.c16)]);
-  const e = errs(p.c1) + errs(p.c16);
-  if (e) rows.push([`   ${e} errors or non-2xx answers!`, '', '', '', '', '', '', '', '']);
+  for (const c of CONNS) rows.push([c === 'c1' ? label : '', c.slice(1), ...cell(p[c])]);
+  const e = CONNS.reduce((a, c) => a + errs(p[c]), 0);
+  if (e) rows.push([`   ${e} errors or non-2xx answers!`, '', '', '', '', '', '']);
 }
-const head = ['path', '1 conn req/s', 'p50 ms', 'p99 ms', 'added p50/p99 ms', '16 conns req/s', 'p50 ms', 'p99 ms', 'added p50/p99 ms'];
-const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+const head = ['path', 'conns', 'req/s', 'of (a)', 'p50 ms', 'p99 ms', 'added p50/p99 ms'];
+const table = (head, rows) => {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+};
 console.log(`gateway benchmark: ${duration} s per measurement, ${cores} cores shared by wrk, the gateway and the fake provider`);
-console.log(line(head));
-for (const r of rows) console.log(line(r));
+table(head, rows);
+
+console.log('');
+console.log(`streamed, 1 connection, ${chunks} content events per answer (bench/gateway-stream.mjs):`);
+const srows = [];
+for (const [name, label] of paths) {
+  const s = out.paths[name] && out.paths[name].stream;
+  if (!s) continue;
+  srows.push([label, Math.round(s.rps).toLocaleString('en-US'), pct(s.rps_share_of_direct), f(s.ttft_p50_ms), f(s.total_p50_ms),
+    s.added_ttft_p50_ms === undefined ? '' : signed(s.added_ttft_p50_ms),
+    s.added_per_chunk_us === undefined ? '' : signed(s.added_per_chunk_us), String(s.chunks), s.errors ? String(s.errors) : '0']);
+}
+table(['path', 'req/s', 'of (a)', 'TTFT p50 ms', 'total p50 ms', 'added TTFT ms', 'added µs/chunk', 'chunks', 'errors'], srows);
+
+console.log('');
 if (out.ratios) {
-  console.log(`switchboard / portkey throughput: ${f(out.ratios.switchboard_over_portkey_rps_c1, 1)}x at 1 connection, ` +
-              `${f(out.ratios.switchboard_over_portkey_rps_c16, 1)}x at 16 connections`);
+  console.log(`switchboard / portkey throughput: ${CONNS.map((c) => `${f(out.ratios[`switchboard_over_portkey_rps_${c}`], 1)}x at ${c.slice(1)}`).join(', ')} connections`);
+  if (out.ratios.portkey_over_switchboard_added_ttft !== undefined) {
+    console.log(`portkey / switchboard added TTFT: ${f(out.ratios.portkey_over_switchboard_added_ttft, 1)}x; ` +
+                `added time per chunk: ${f(out.ratios.portkey_over_switchboard_per_chunk, 1)}x`);
+  }
 } else {
   console.log(`portkey: ${out.portkey}`);
 }
+const o = out.switchboard_overhead_ms;
+if (o) {
+  const med = typeof o.median_estimate === 'number' ? f(o.median_estimate) : o.median_estimate;
+  console.log(`switchboard x-switchboard-overhead-ms over the ${o.requests} wrk requests: median ~${med} (histogram), ` +
+              `mean ${f(o.mean)}; streamed: median ${f(o.stream_head_median)} up to the head, ` +
+              `${f(o.stream_trailer_median)} for the whole request`);
+}
 if (out.switchboard_ledger_records !== null) {
-  const sent = sb ? sb.c1.requests + sb.c16.requests : 0;
+  const sent = sb ? CONNS.reduce((a, c) => a + sb[c].requests, 0) + (sb.stream ? sb.stream.requests : 0) : 0;
   console.log(`switchboard ledger: ${out.switchboard_ledger_records} records (${sent} measured requests, plus warm-up)`);
 }
 JS

@@ -613,6 +613,24 @@ TEST_CASE("a restarted host loads this period's spend from the SQLite ledger") {
   CHECK(fresh.engine->budgets().snapshot("workload:w").spent == spent);
 }
 
+TEST_CASE("a step's upstream time is its model calls' and backoffs', not the caller's work on the chunks") {
+  ScriptedClient::Outcome streamed = ok_with(100, 20, 50ms);
+  streamed.chunks = {"a", "b", "c"};
+  auto client = std::make_shared<ScriptedClient>(
+      std::vector<ScriptedClient::Outcome>{failing(Status::unavailable("HTTP 503")), streamed});
+  Rig rig(kPremium, "[calls]\nmax_attempts = 2\n", {{"m-premium", client}});
+  StepCall call;
+  call.step.role = "plan";
+  call.step.input_tokens = 1000;
+  call.on_chunk = [](const StreamChunk&) { std::this_thread::sleep_for(20ms); };  // the host's work
+  const StepResult r = rig.dispatcher->run("w", call);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+  CHECK(r.attempts == 2);
+  CHECK(r.upstream >= 50ms);
+  // The three chunks' 60 ms in the handler are outside it (latency is whole milliseconds, rounded down).
+  CHECK(r.latency - std::chrono::duration_cast<std::chrono::milliseconds>(r.upstream) >= 59ms);
+}
+
 TEST_CASE("contemplating mode runs branches in parallel then aggregates") {
   auto slow = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(100, 50, 300ms)});
   auto aggregator = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(400, 80, 100ms)});
@@ -625,6 +643,9 @@ TEST_CASE("contemplating mode runs branches in parallel then aggregates") {
   // Latency tracks the slowest branch plus the aggregator (400 ms), not the sum (1,000 ms).
   CHECK(r.latency >= 400ms);
   CHECK(r.latency < 1000ms);
+  // So does the time spent waiting on models.
+  CHECK(r.upstream >= 400ms);
+  CHECK(r.upstream <= r.latency + 1ms);
   REQUIRE(rig.ledger.size() == 4);
   const CostRecord& agg = rig.ledger.back();
   CHECK(agg.model == "m-premium");

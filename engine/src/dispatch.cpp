@@ -122,6 +122,9 @@ struct Dispatcher::Impl {
     std::vector<std::string> scopes;  // the budget scopes every attempt is charged to
     Reservation pending;              // the admission's, until the first attempt takes it over
     bool cap_lowered = false;         // the admission lowered the decision's output cap
+    // A fan-out's branches' wall time, set once they are over: the upstream
+    // time the aggregator's calls start from.
+    Clock::duration fanout_upstream{0};
   };
 
   // One attempt's hold on the budget (reserve_attempt).
@@ -213,6 +216,7 @@ struct Dispatcher::Impl {
     std::string model;
     std::int64_t output_cap = 0;     // the cap the answer was asked with, 0 when none was sent
     bool output_cap_lowered = false;  // lowered to what the budget affords
+    Clock::duration upstream{0};      // in the model calls and backoffs (StepResult::upstream)
   };
 
   // Calls the tier's models in order until one answers, retrying each as the
@@ -251,6 +255,8 @@ struct Dispatcher::Impl {
     std::int64_t attempt_bytes = 0;  // text the current attempt delivered: a cancelled call's estimate
     std::string_view calling;        // the model of the attempt under way
     std::int64_t attempt_lowered_cap = 0;  // the current attempt's cap when the budget lowered it
+    Clock::time_point attempt_start{};     // when the current attempt's client call began
+    Clock::duration in_handler{0};         // its time in on_chunk: the caller's work, not upstream
     ChunkHandler forward;
     if (on_chunk) {
       forward = [&](const StreamChunk& c) {
@@ -262,8 +268,14 @@ struct Dispatcher::Impl {
         if (piece) restart_pending = false;
         delivered = delivered || piece;
         attempt_bytes += static_cast<std::int64_t>(c.text.size());
-        if (!piece) chunk.output_cap_lowered_to = attempt_lowered_cap;
+        if (!piece) {
+          chunk.output_cap_lowered_to = attempt_lowered_cap;
+          chunk.upstream = std::chrono::duration_cast<std::chrono::nanoseconds>(
+              trace.fanout_upstream + out.upstream + (Clock::now() - attempt_start) - in_handler);
+        }
+        const Clock::time_point handed = Clock::now();
         on_chunk(chunk);
+        in_handler += Clock::now() - handed;
       };
     }
     const CallBounds& bounds = base_request.bounds;
@@ -346,12 +358,15 @@ struct Dispatcher::Impl {
         restart_pending = delivered;
         attempt_bytes = 0;
         calling = name;
-        const Clock::time_point start = Clock::now();
+        in_handler = Clock::duration::zero();
+        const Clock::time_point start = attempt_start = Clock::now();
         Result<ModelResponse> result =
             client == nullptr ? Result<ModelResponse>(Status::not_found("no client serves model '" + name + "'"))
             : on_chunk        ? client->stream(*sent, forward)
                               : client->invoke(*sent);
-        r.latency_ms = since(start).count();
+        const Clock::duration took = Clock::now() - start;
+        r.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+        out.upstream += took - in_handler;
         {
           std::lock_guard<std::mutex> lock(trace.mu);
           trace.attempts++;
@@ -418,7 +433,9 @@ struct Dispatcher::Impl {
         if (retry) {
           r.status = CallStatus::kError;
           settle_and_write(std::move(r));
+          const Clock::time_point waiting = Clock::now();
           backoff(bounds, retry_after ? *retry_after : jittered_backoff(attempt));
+          out.upstream += Clock::now() - waiting;
           continue;
         }
         r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
@@ -504,17 +521,21 @@ struct Dispatcher::Impl {
         counted > 0 ? counted : detail::estimate_tokens(request.messages.back().text());
 
     Answer final;
+    Clock::duration upstream{0};
     if (d.fanout <= 1) {
       final = call_tier(trace, d.tier, d.model, request, input_tokens, "", "", call.on_chunk,
                         call.restart_streams);
+      upstream = final.upstream;
     } else {
       // Contemplating: the branches in parallel, then one aggregation call
       // whose first attempt's id every branch names as its parent.
       const std::string aggregate_id = new_id();
       std::vector<Answer> branches(static_cast<size_t>(d.fanout));
+      const Clock::time_point fanned_out = Clock::now();
       async::run_all(branches.size(), [&](size_t i) {
         branches[i] = call_tier(trace, d.tier, d.model, request, input_tokens, aggregate_id, "", nullptr, false);
       });
+      trace.fanout_upstream = upstream = Clock::now() - fanned_out;
       std::vector<ModelResponse> answers;
       for (Answer& b : branches) {
         if (b.response.ok()) answers.push_back(*b.response);
@@ -531,6 +552,7 @@ struct Dispatcher::Impl {
         const Tier* tier = engine.config().find_tier(agg_tier);
         final = call_tier(trace, agg_tier, tier ? tier->models.front() : d.model, req, agg_input, "",
                           aggregate_id, call.on_chunk, call.restart_streams);
+        upstream += final.upstream;
       }
     }
 
@@ -542,6 +564,7 @@ struct Dispatcher::Impl {
     result.model = final.model;
     result.output_cap = final.output_cap;
     result.output_cap_lowered = final.output_cap_lowered;
+    result.upstream = std::chrono::duration_cast<std::chrono::nanoseconds>(upstream);
     if (final.response.ok()) {
       result.response = std::move(final.response).value();
     } else {
@@ -623,6 +646,7 @@ struct Dispatcher::Impl {
     const CallSettings& calls = config.calls;
     const CallBounds& bounds = call.request.bounds;
     Result<EmbeddingResponse> answer = Status::internal("not called");
+    Clock::duration upstream{0};  // EmbeddingResult::upstream
     const std::vector<std::string> order = call_order(config, tier->name, first);
     for (std::size_t m = 0; m < order.size(); ++m) {
       const std::string& name = order[m];
@@ -641,7 +665,9 @@ struct Dispatcher::Impl {
         answer = client != nullptr
                      ? client->embed(call.request)
                      : Result<EmbeddingResponse>(Status::not_found("no client serves model '" + name + "'"));
-        r.latency_ms = since(start).count();
+        const Clock::duration took = Clock::now() - start;
+        r.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+        upstream += took;
         trace.attempts++;
         result.model = name;
         const bool cut = !answer.ok() && (answer.status().code() == Status::Code::kCancelled ||
@@ -667,7 +693,9 @@ struct Dispatcher::Impl {
         if (retry) {
           r.status = CallStatus::kError;
           write(trace, std::move(r));
+          const Clock::time_point waiting = Clock::now();
           backoff(bounds, retry_after ? *retry_after : jittered_backoff(attempt));
+          upstream += Clock::now() - waiting;
           continue;
         }
         r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
@@ -681,6 +709,7 @@ struct Dispatcher::Impl {
     admission.reservation.settle(trace.cost);
     result.records = std::move(trace.records);
     result.cost = trace.cost;
+    result.upstream = std::chrono::duration_cast<std::chrono::nanoseconds>(upstream);
     result.attempts = trace.attempts;
     result.fallbacks = trace.fallbacks;
     if (answer.ok()) {

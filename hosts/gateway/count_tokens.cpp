@@ -69,11 +69,13 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
   call.bounds.cancellation = request.client_gone;
   run_upstream(*request.io, response, endpoint, received, shape, config.gateway.max_upstream_calls,
                [this, response, received, caller, asked, model, tier]() mutable {
+                 std::chrono::nanoseconds upstream{0};  // in the client's count (gateway.h, "Overhead")
                  if (model.empty()) {
                    Result<Explanation> decided = caller->engine->explain(caller->workload, asked->call.step);
                    if (!decided.ok()) {
                      return reply_error(*response, endpoint, received, shape,
-                                        api_error(shape, 500, "internal_error", decided.status().message()));
+                                        api_error(shape, 500, "internal_error", decided.status().message()), {},
+                                        upstream);
                    }
                    model = decided->decision.model;
                    tier = decided->decision.tier;
@@ -82,12 +84,16 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                  // when it fails or there is none, the engine's count for the model.
                  std::optional<TokenCount> count;
                  if (ModelClient* client = caller->dispatcher->clients().find(model)) {
+                   const Clock::time_point asking = Clock::now();
                    Result<TokenCount> counted = client->count_tokens(asked->call.request);
+                   // An estimate (not exact) asked no provider: the gateway's own time.
+                   if (!counted.ok() || counted->exact) upstream = Clock::now() - asking;
                    if (counted.ok()) {
                      count = *counted;
                    } else if (counted.status().code() == Status::Code::kCancelled ||
                               counted.status().code() == Status::Code::kDeadlineExceeded) {
-                     return reply_error(*response, endpoint, received, shape, step_error(shape, counted.status()));
+                     return reply_error(*response, endpoint, received, shape, step_error(shape, counted.status()),
+                                        {}, upstream);
                    } else {
                      log_->warn("count_tokens: {}; answered the engine's count", counted.status().message());
                    }
@@ -104,7 +110,8 @@ void Gateway::serve_count_tokens(HttpRequest&& request, std::shared_ptr<Response
                  add_header(out, "x-switchboard-token-count", count->exact ? "exact" : "estimated");
                  add_header(out, "x-switchboard-model", model);
                  add_header(out, "x-switchboard-tier", tier);
-                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count->input_tokens));
+                 reply(*response, endpoint, received, 200, kJson, out, render_token_count(count->input_tokens),
+                       upstream);
                });
 }
 

@@ -88,10 +88,10 @@ void Gateway::serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> 
                      switchboard_headers(result.model, result.tier, result.trace_id, result.cost);
                  if (!result.status.ok()) {
                    return reply_error(*response, endpoint, received, shape, step_error(shape, result.status),
-                                      headers);
+                                      headers, result.upstream);
                  }
                  reply(*response, endpoint, received, 200, kJson, headers,
-                       render_embeddings(result.response, result.model, asked->base64));
+                       render_embeddings(result.response, result.model, asked->base64), result.upstream);
                });
 }
 

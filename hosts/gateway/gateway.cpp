@@ -120,6 +120,13 @@ std::string switchboard_headers(std::string_view model, std::string_view tier, s
   return h;
 }
 
+std::string overhead_ms(std::chrono::nanoseconds overhead) {
+  const long long us = overhead.count() > 0 ? static_cast<long long>(overhead.count() / 1000) : 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld.%03lld", us / 1000, us % 1000);
+  return buf;
+}
+
 // 16 hex digits, from a generator per thread.
 std::string new_trace_id() {
   thread_local std::mt19937_64 rng((std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
@@ -555,7 +562,17 @@ Status Gateway::flush_ledger() {
 }
 
 void Gateway::reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
-                    std::string_view content_type, std::string_view headers, std::string_view body) {
+                    std::string_view content_type, std::string_view headers, std::string_view body,
+                    std::optional<std::chrono::nanoseconds> upstream) {
+  std::string with_overhead;
+  if (upstream) {
+    const std::chrono::nanoseconds overhead = Clock::now() - received - *upstream;
+    with_overhead.reserve(headers.size() + 40);
+    with_overhead = headers;
+    add_header(with_overhead, "x-switchboard-overhead-ms", overhead_ms(overhead));
+    headers = with_overhead;
+    metrics_.count_overhead(endpoint, overhead);
+  }
   // Counted before it leaves: a client that reads /metrics after its answer sees it.
   metrics_.count_request(endpoint, http_status, Clock::now() - received);
   response.finish(
@@ -563,8 +580,9 @@ void Gateway::reply(Response& response, Endpoint endpoint, Clock::time_point rec
 }
 
 void Gateway::reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
-                          const ApiError& error, std::string_view headers) {
-  reply(response, endpoint, received, error.http_status, kJson, headers, render_error(shape, error));
+                          const ApiError& error, std::string_view headers,
+                          std::optional<std::chrono::nanoseconds> upstream) {
+  reply(response, endpoint, received, error.http_status, kJson, headers, render_error(shape, error), upstream);
 }
 
 std::string Gateway::reject(int http_status, std::string_view target, std::string_view message,
@@ -859,7 +877,7 @@ void Gateway::run(Job& job) {
     const ApiError e = api_error(shape, status, status == 404 ? "workload_not_found" : "internal_error",
                                  decided.status().message());
     job.answered = true;
-    return reply_error(response, job.endpoint, job.received, shape, e);
+    return reply_error(response, job.endpoint, job.received, shape, e, {}, std::chrono::nanoseconds(0));
   }
   Decision decision = std::move(decided).value();
   if (job.target.kind != Target::Kind::kAuto) {
@@ -891,13 +909,18 @@ void Gateway::run(Job& job) {
     }
   } close_live{live};
   bool broken = false;  // a restart after text already went out: the stream has failed
-  const auto stream_head = [&](const std::string& model, const std::string& tier, std::int64_t lowered_cap) {
+  // `upstream`: the step's time waiting on models so far (gateway.h, "Overhead").
+  const auto stream_head = [&](const std::string& model, const std::string& tier, std::int64_t lowered_cap,
+                               std::chrono::nanoseconds upstream) {
     std::string headers = switchboard_headers(model, tier, trace_id, std::nullopt);
     if (lowered_cap > 0) {
       add_header(headers, "x-switchboard-output-cap", std::to_string(lowered_cap) + "; reason=budget");
     }
     headers += "Cache-Control: no-cache\r\n";
-    if (version >= 11) headers += "Trailer: x-switchboard-cost-usd, x-switchboard-output-cap\r\n";
+    if (version >= 11) {
+      headers += "Trailer: x-switchboard-cost-usd, x-switchboard-output-cap, x-switchboard-overhead-ms\r\n";
+    }
+    add_header(headers, "x-switchboard-overhead-ms", overhead_ms(Clock::now() - job.received - upstream));
     writer = make_stream_writer(request, id, created, model);
     StreamWriter* w = writer.get();
     live = keep_alive_.add(
@@ -917,7 +940,7 @@ void Gateway::run(Job& job) {
       if (!writer) {
         out = stream_head(chunk.kind == StreamChunk::Kind::kStart && !chunk.name.empty() ? std::string(chunk.name)
                                                                                          : decision.model,
-                          decision.tier, chunk.output_cap_lowered_to);
+                          decision.tier, chunk.output_cap_lowered_to, chunk.upstream);
       }
       out += format_chunk(writer->chunk(chunk), version);
       if (!out.empty()) live->write(std::move(out));
@@ -961,15 +984,18 @@ void Gateway::run(Job& job) {
     if (!result.status.ok()) {
       const ApiError e = step_error(shape, result.status);
       job.answered = true;
-      return reply_error(response, job.endpoint, job.received, shape, e, headers);
+      return reply_error(response, job.endpoint, job.received, shape, e, headers, result.upstream);
     }
     const std::string body = render_response(request, result, id, created);
     job.answered = true;
-    return reply(response, job.endpoint, job.received, 200, kJson, headers, body);
+    return reply(response, job.endpoint, job.received, 200, kJson, headers, body, result.upstream);
   }
   std::string out;
   // Nothing streamed (a tool call, say): the head says what the step did.
-  if (!writer) out = stream_head(served, result.decision.tier, result.output_cap_lowered ? result.output_cap : 0);
+  if (!writer) {
+    out = stream_head(served, result.decision.tier, result.output_cap_lowered ? result.output_cap : 0,
+                      result.upstream);
+  }
   int status = 200;
   if (broken) {
     status = 502;
@@ -987,6 +1013,9 @@ void Gateway::run(Job& job) {
   std::string trailers;
   add_header(trailers, "x-switchboard-cost-usd", usd(result.cost));
   if (!output_cap.empty()) add_header(trailers, "x-switchboard-output-cap", output_cap);
+  const std::chrono::nanoseconds overhead = Clock::now() - job.received - result.upstream;
+  add_header(trailers, "x-switchboard-overhead-ms", overhead_ms(overhead));
+  metrics_.count_overhead(job.endpoint, overhead);
   out += format_last_chunk(trailers, version);
   job.answered = true;
   if (live) live->close();  // no keep-alive after the last bytes

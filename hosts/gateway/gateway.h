@@ -25,6 +25,23 @@
 // most [gateway] max_upstream_calls run at once; beyond that a request gets
 // 503 at once.
 //
+// Overhead: every answer of a request that went on to its model call (chat
+// completions, responses, messages, count_tokens, embeddings; streamed or
+// not; the call's errors too, but not a refusal before it, such as a 400 or a
+// 503) carries x-switchboard-overhead-ms: the gateway's own time on the
+// request, in milliseconds with three decimals. It is the time from the
+// request's last byte read (HttpRequest::received) to the answer's last bytes
+// handed to the connection (Response::finish), minus the time spent waiting
+// on models (StepResult::upstream: inside the model clients' calls and the
+// backoffs between retries). So it includes the wait for a worker, parsing,
+// the rules, the budget, the ledger's group commit and rendering the answer;
+// it is read just before the answer's bytes are put together, which is not in
+// it. A stream sends it twice: as a header, the overhead up to the response
+// head (upstream: until the model's stream began); and as a trailer (HTTP/1.1
+// only), the whole request's, where writing each chunk counts as overhead and
+// the model's time between chunks as upstream. /metrics counts the whole
+// request's figure (a stream's trailer) in switchboard_overhead_ms{endpoint}.
+//
 // Everything that can change with the config (engine, model clients,
 // dispatcher, keys) is one immutable Runtime, swapped whole by reload(); a
 // request finishes on the runtime it started with. The SQLite ledger is
@@ -34,9 +51,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -101,10 +120,15 @@ class Gateway : public RequestHandler {
 
   void serve_api(HttpRequest&& request, std::shared_ptr<Response> response, Endpoint endpoint, ApiShape shape);
   void run(Job& job);
+  // Answers at once. `upstream`: set for the answer to a model call, the
+  // time spent waiting on its models; the answer then carries
+  // x-switchboard-overhead-ms and switchboard_overhead_ms counts it.
   void reply(Response& response, Endpoint endpoint, Clock::time_point received, int http_status,
-             std::string_view content_type, std::string_view headers, std::string_view body);
+             std::string_view content_type, std::string_view headers, std::string_view body,
+             std::optional<std::chrono::nanoseconds> upstream = std::nullopt);
   void reply_error(Response& response, Endpoint endpoint, Clock::time_point received, ApiShape shape,
-                   const ApiError& error, std::string_view headers = {});
+                   const ApiError& error, std::string_view headers = {},
+                   std::optional<std::chrono::nanoseconds> upstream = std::nullopt);
 
   // The routes beside the two chat APIs. identify (gateway.cpp): who asks,
   // as serve_api resolves it (the key's workload, else the

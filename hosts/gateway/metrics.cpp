@@ -116,13 +116,47 @@ void Metrics::count_request(Endpoint endpoint, int http_status, std::chrono::ste
   if (http_status < kMinStatus || http_status >= kMinStatus + kStatusCount) http_status = 500;
   (*requests_)[static_cast<size_t>(e * kStatusCount + http_status - kMinStatus)].fetch_add(1,
                                                                                            std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(took).count();
+  durations_[static_cast<size_t>(e)].observe(kBuckets, 1e9,
+                                             std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+}
+
+void Metrics::count_overhead(Endpoint endpoint, std::chrono::nanoseconds overhead) {
+  overheads_[static_cast<size_t>(endpoint)].observe(kOverheadBucketsMs, 1e6, overhead.count());
+}
+
+template <std::size_t kBounds>
+void Metrics::Histogram<kBounds>::observe(const std::array<double, kBounds>& bounds, double unit_ns,
+                                          std::int64_t ns) {
+  if (ns < 0) ns = 0;
+  const double value = static_cast<double>(ns) / unit_ns;
   size_t bucket = 0;
-  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-  Histogram& h = durations_[static_cast<size_t>(e)];
-  h.counts[bucket].fetch_add(1, std::memory_order_relaxed);
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
-  h.sum_ns.fetch_add(ns > 0 ? static_cast<std::uint64_t>(ns) : 0, std::memory_order_relaxed);
+  while (bucket < bounds.size() && value > bounds[bucket]) ++bucket;
+  counts[bucket].fetch_add(1, std::memory_order_relaxed);
+  sum_ns.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+}
+
+template <std::size_t kBounds>
+void Metrics::Histogram<kBounds>::render(std::string& out, std::string_view name, const std::string& labels,
+                                         const std::array<double, kBounds>& bounds, double unit_ns) const {
+  std::uint64_t total = 0;
+  for (const auto& c : counts) total += c.load(std::memory_order_relaxed);
+  if (total == 0) return;
+  const std::string series(name);
+  std::uint64_t cumulative = 0;
+  char le[32];
+  for (size_t b = 0; b <= bounds.size(); ++b) {
+    cumulative += counts[b].load(std::memory_order_relaxed);
+    if (b < bounds.size()) {
+      std::snprintf(le, sizeof le, "%g", bounds[b]);
+    } else {
+      std::snprintf(le, sizeof le, "+Inf");
+    }
+    sample(out, series + "_bucket", labels + "," + label("le", le), std::to_string(cumulative));
+  }
+  char sum[48];
+  std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(sum_ns.load(std::memory_order_relaxed)) / unit_ns);
+  sample(out, series + "_sum", labels, sum);
+  sample(out, series + "_count", labels, std::to_string(cumulative));
 }
 
 std::uint64_t Metrics::count_unrecorded() { return unrecorded_.fetch_add(1, std::memory_order_relaxed) + 1; }
@@ -219,27 +253,18 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   header(out, "switchboard_request_duration_seconds", "histogram",
          "Time from a request read to its whole answer (a stream's last event), by endpoint.");
   for (int e = 0; e < kEndpointCount; ++e) {
-    const Histogram& h = durations_[static_cast<size_t>(e)];
-    std::uint64_t total = 0;
-    for (const auto& c : h.counts) total += c.load(std::memory_order_relaxed);
-    if (total == 0) continue;
-    const std::string endpoint = label("endpoint", endpoint_label(static_cast<Endpoint>(e)));
-    std::uint64_t cumulative = 0;
-    char le[32];
-    for (size_t b = 0; b <= kBuckets.size(); ++b) {
-      cumulative += h.counts[b].load(std::memory_order_relaxed);
-      if (b < kBuckets.size()) {
-        std::snprintf(le, sizeof le, "%g", kBuckets[b]);
-      } else {
-        std::snprintf(le, sizeof le, "+Inf");
-      }
-      sample(out, "switchboard_request_duration_seconds_bucket", endpoint + "," + label("le", le),
-             std::to_string(cumulative));
-    }
-    char sum[48];
-    std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(h.sum_ns.load(std::memory_order_relaxed)) / 1e9);
-    sample(out, "switchboard_request_duration_seconds_sum", endpoint, sum);
-    sample(out, "switchboard_request_duration_seconds_count", endpoint, std::to_string(cumulative));
+    durations_[static_cast<size_t>(e)].render(out, "switchboard_request_duration_seconds",
+                                              label("endpoint", endpoint_label(static_cast<Endpoint>(e))), kBuckets,
+                                              1e9);
+  }
+
+  header(out, "switchboard_overhead_ms", "histogram",
+         "Milliseconds the gateway spent on a model call beyond waiting on its models "
+         "(x-switchboard-overhead-ms; a stream's trailer value), by endpoint.");
+  for (int e = 0; e < kEndpointCount; ++e) {
+    overheads_[static_cast<size_t>(e)].render(out, "switchboard_overhead_ms",
+                                              label("endpoint", endpoint_label(static_cast<Endpoint>(e))),
+                                              kOverheadBucketsMs, 1e6);
   }
 
   header(out, "switchboard_decisions_total", "counter",

@@ -3,6 +3,8 @@
 //
 //   switchboard_requests_total{endpoint,status}         counter
 //   switchboard_request_duration_seconds{endpoint}      histogram
+//   switchboard_overhead_ms{endpoint}                   histogram: a model call's x-switchboard-overhead-ms
+//                                                       (a stream's trailer value), gateway.h
 //   switchboard_decisions_total{workload,tier,model}    counter
 //   switchboard_fallbacks_total                         counter
 //   switchboard_ledger_unrecorded_total                 counter: answers sent whose ledger records did not commit
@@ -66,6 +68,8 @@ class Metrics {
 
   // One answered request: its status and the time from the request read to the answer.
   void count_request(Endpoint endpoint, int http_status, std::chrono::steady_clock::duration took);
+  // One answered model call: the gateway's own time on it (x-switchboard-overhead-ms; below 0 counts as 0).
+  void count_overhead(Endpoint endpoint, std::chrono::nanoseconds overhead);
   // One dispatched step: its decision, fallbacks, rule error, and every
   // ledger record's cost under its own workload and model.
   void count_step(const StepResult& result);
@@ -95,15 +99,26 @@ class Metrics {
 
   static constexpr int kMinStatus = 100;
   static constexpr int kStatusCount = 500;  // 100..599
+  // Upper bounds: request durations in seconds, overheads in milliseconds (sub-millisecond ones apart).
   static constexpr std::array<double, 16> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                       0.25,   0.5,   1,      2.5,   5,    10,    30,    60};
+  static constexpr std::array<double, 11> kOverheadBucketsMs = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                                1,    2.5,   5,    10,  25};
+  template <std::size_t kBounds>
   struct Histogram {
-    std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> counts{};  // per bucket, the last is +Inf
+    std::array<std::atomic<std::uint64_t>, kBounds + 1> counts{};  // per bucket, the last is +Inf
     std::atomic<std::uint64_t> sum_ns{0};
+
+    // Counts `ns` in the first bucket whose bound (in units of `unit_ns`) holds it.
+    void observe(const std::array<double, kBounds>& bounds, double unit_ns, std::int64_t ns);
+    // Appends NAME_bucket, NAME_sum (in units of `unit_ns`) and NAME_count for `labels`; nothing when empty.
+    void render(std::string& out, std::string_view name, const std::string& labels,
+                const std::array<double, kBounds>& bounds, double unit_ns) const;
   };
 
   std::unique_ptr<std::array<std::atomic<std::uint64_t>, kEndpointCount * kStatusCount>> requests_;
-  std::array<Histogram, kEndpointCount> durations_;
+  std::array<Histogram<kBuckets.size()>, kEndpointCount> durations_;
+  std::array<Histogram<kOverheadBucketsMs.size()>, kEndpointCount> overheads_;
   std::atomic<std::uint64_t> fallbacks_{0};
   std::atomic<std::uint64_t> unrecorded_{0};
   LabeledCounters decisions_;

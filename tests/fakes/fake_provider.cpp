@@ -274,6 +274,18 @@ std::array<std::string_view, 3> split3(std::string_view s) {
   return {s.substr(0, a), s.substr(a, b - a), s.substr(b)};
 }
 
+// An OpenAI text stream's events (the role, three content events, the
+// finish, maybe the usage, [DONE]) with `n` content events: the three over and over.
+void repeat_content_events(std::vector<std::string>& events, int n) {
+  if (events.size() < 5) return;
+  std::vector<std::string> out;
+  out.reserve(events.size() + static_cast<std::size_t>(n));
+  out.push_back(events[0]);
+  for (int i = 0; i < n; ++i) out.push_back(events[1 + static_cast<std::size_t>(i % 3)]);
+  out.insert(out.end(), events.begin() + 4, events.end());
+  events = std::move(out);
+}
+
 // Splits a rendered event sequence after each blank line; every piece keeps its terminator.
 std::vector<std::string> split_events(const std::string& sse, std::string_view separator) {
   std::vector<std::string> events;
@@ -1838,6 +1850,10 @@ class FakeProvider::Impl {
       const Answer answer = answer_for(facts, request.body().size());
       if (!fault) {
         plan.reply = render_answer(fixtures_, seq, facts, answer, r.gemini_sse);
+        if (options_.stream_chunks > 0 && facts.format == UsageFormat::kOpenAI && facts.stream &&
+            answer.answer.tool_name.empty()) {
+          repeat_content_events(plan.reply.events, options_.stream_chunks);
+        }
         return plan;
       }
       plan = apply(*fault, std::move(plan), facts, answer, seq, r.gemini_sse);

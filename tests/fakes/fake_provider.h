@@ -193,6 +193,10 @@ struct FakeProviderOptions {
   std::uint16_t port = 0;                // 0: any free port
   bool record_requests = true;           // keep requests for received(); off to benchmark
   std::string fixtures_dir;              // "": tests/fakes/wire in the source tree
+  // A streamed OpenAI text answer sends this many content events instead of
+  // three: its three pieces over and over (the text grows, the usage stays
+  // the three pieces'). 0: three. For the gateway benchmark's per-chunk cost.
+  int stream_chunks = 0;
 };
 
 // One request as the server read it.

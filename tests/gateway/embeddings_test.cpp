@@ -198,6 +198,7 @@ TEST_CASE("with no key the sim embeds: deterministic unit vectors of the asked d
   // "hello" and "world": 2 tokens each at one per three bytes; $1000/M: $0.004.
   CHECK(body["usage"] == json{{"prompt_tokens", 4}, {"total_tokens", 4}});
   CHECK(r.header("x-switchboard-cost-usd") == "0.004000");
+  CHECK(overhead_ms(r.header("x-switchboard-overhead-ms")) >= 0);
 
   // Fewer dimensions: the normalised prefix; base64: the same floats, little-endian.
   const Reply small = post(rig.url("/v1/embeddings"),

@@ -221,6 +221,36 @@ inline Reply post(const std::string& url, const std::string& body, const std::ve
 
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// An x-switchboard-overhead-ms value (milliseconds with exactly three
+// decimals, "0.042") as a number; -1 when it is not one.
+inline double overhead_ms(const std::string& value) {
+  const std::size_t dot = value.find('.');
+  if (dot == std::string::npos || dot == 0 || value.size() != dot + 4) return -1;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (i != dot && !std::isdigit(static_cast<unsigned char>(value[i]))) return -1;
+  }
+  return std::stod(value);
+}
+
+// Every value of the header (or trailer) `name` in `r`, in the order received.
+inline std::vector<std::string> header_values(const Reply& r, const std::string& name) {
+  std::vector<std::string> values;
+  for (const auto& [n, v] : r.headers) {
+    if (n == name) values.push_back(v);
+  }
+  return values;
+}
+
+// The value of the Prometheus sample `series` (name and labels, exactly as
+// rendered) in a GET /metrics body; 0 when absent.
+inline double metric_value(const std::string& metrics, const std::string& series) {
+  const std::string prefix = "\n" + series + " ";
+  const std::size_t at = ("\n" + metrics).find(prefix);
+  if (at == std::string::npos) return 0;
+  const std::size_t start = at + prefix.size() - 1;  // in `metrics`, which lacks the leading newline
+  return std::stod(metrics.substr(start, metrics.find('\n', start) - start));
+}
+
 // ---------------------------------------------------------------------------
 // Raw sockets
 

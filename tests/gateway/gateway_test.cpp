@@ -242,6 +242,59 @@ TEST_CASE("a streamed completion arrives as SSE chunks that end with DONE") {
   CHECK(contains(down.body, "every model failed"));
 }
 
+TEST_CASE("every answer to a model call states the gateway's overhead and the overhead histogram counts it") {
+  FakeProviderOptions slow;
+  slow.latency = 50ms;  // the upstream's part, which the overhead leaves out
+  const auto fake = FakeProvider::start(slow);
+  Rig rig("", fake->base_url());
+  const std::string count = R"(switchboard_overhead_ms_count{endpoint="/v1/chat/completions"})";
+  const auto counted = [&] { return metric_value(http("GET", rig.url("/metrics")).body, count); };
+  const auto timed = [&](const std::string& body) {
+    const auto start = Clock::now();
+    Reply r = post(rig.url("/v1/chat/completions"), body);
+    return std::make_pair(std::move(r), std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  };
+  CHECK(counted() == 0);
+
+  const auto [plain, plain_ms] = timed(chat("slow"));
+  REQUIRE_MESSAGE(plain.status == 200, plain.body);
+  const double overhead = overhead_ms(plain.header("x-switchboard-overhead-ms"));
+  CHECK(overhead >= 0);
+  CHECK(overhead < plain_ms - 50);
+  CHECK(counted() == 1);
+
+  // Streamed: a header up to the head, and a trailer for the whole request.
+  const auto [streamed, streamed_ms] = timed(chat("slow", R"(,"stream":true)"));
+  REQUIRE_MESSAGE(streamed.status == 200, streamed.body);
+  CHECK(contains(streamed.header("trailer"), "x-switchboard-overhead-ms"));
+  const std::vector<std::string> values = header_values(streamed, "x-switchboard-overhead-ms");
+  REQUIRE(values.size() == 2);
+  const double at_head = overhead_ms(values[0]);
+  const double whole = overhead_ms(values[1]);
+  CHECK(at_head >= 0);
+  CHECK(whole >= 0);
+  CHECK(whole + 0.002 >= at_head);  // both rounded down to the microsecond
+  CHECK(whole < streamed_ms - 50);
+  CHECK(counted() == 2);
+
+  // A failed call says it too (m-down refuses the connection); a request
+  // refused before any call does not, and is not counted.
+  const auto [failed, failed_ms] = timed(chat("down"));
+  CHECK(failed.status == 502);
+  CHECK(overhead_ms(failed.header("x-switchboard-overhead-ms")) >= 0);
+  const Reply unknown = post(rig.url("/v1/chat/completions"), chat("no-such-model"));
+  CHECK(unknown.status == 404);
+  CHECK(unknown.header("x-switchboard-overhead-ms").empty());
+  const std::string metrics = http("GET", rig.url("/metrics")).body;
+  CHECK(metric_value(metrics, count) == 3);
+  CHECK(metric_value(metrics, R"(switchboard_overhead_ms_bucket{endpoint="/v1/chat/completions",le="+Inf"})") == 3);
+  CHECK(contains(metrics, R"(switchboard_overhead_ms_bucket{endpoint="/v1/chat/completions",le="0.01"} )"));
+  CHECK(contains(metrics, "# TYPE switchboard_overhead_ms histogram"));
+  const double sum = metric_value(metrics, R"(switchboard_overhead_ms_sum{endpoint="/v1/chat/completions"})");
+  CHECK(sum >= overhead + whole);
+  CHECK(sum < plain_ms + streamed_ms + failed_ms);
+}
+
 TEST_CASE("a stream that breaks after its first chunks ends with an error event") {
   const auto fake = FakeProvider::start();
   fake->inject(Fault::kCutStream, 1);

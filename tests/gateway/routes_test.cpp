@@ -209,6 +209,7 @@ TEST_CASE("count_tokens answers the engine's count for the rules' choice when no
   CHECK(r.header("x-switchboard-model") == "m-cheap");
   CHECK(r.header("x-switchboard-tier") == "cheap");
   CHECK(r.body == R"({"input_tokens":23})");
+  CHECK(overhead_ms(r.header("x-switchboard-overhead-ms")) >= 0);
 
   // A tier counts as its first model.
   const Reply tier = post(rig.url("/v1/messages/count_tokens"),
@@ -219,6 +220,7 @@ TEST_CASE("count_tokens answers the engine's count for the rules' choice when no
 
   const Reply metrics = http("GET", rig.url("/metrics"));
   CHECK(contains(metrics.body, R"(switchboard_requests_total{endpoint="/v1/messages/count_tokens",status="200"} 2)"));
+  CHECK(contains(metrics.body, R"(switchboard_overhead_ms_count{endpoint="/v1/messages/count_tokens"} 2)"));
 }
 
 TEST_CASE("count_tokens falls back to the engine's count when Anthropic's count fails and keeps the request's deadline") {

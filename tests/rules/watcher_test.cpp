@@ -7,6 +7,7 @@
 // deadline in small steps.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "rules/watcher.h"
 #include "util/sha256.h"
 #include "test_util.h"
 
@@ -249,6 +251,50 @@ TEST_CASE("a broken edit seen by the watcher is reported and the old version kee
   CHECK(all[1].version == sha(kRulesB));
   CHECK(all[1].previous_version == sha(kRulesA));
   CHECK(w.engine->status().front().rejections == 1);
+}
+
+TEST_CASE("the watcher activates a rules file deleted and then created again") {
+  TempDir dir;
+  dir.write("rules/w.lua", kRulesA);
+  Watched w = open_watching(dir);
+
+  fs::remove(dir.path() / "rules/w.lua");
+  dir.write("rules/w.lua", kRulesB);  // a new inode, written after its creation
+  CHECK(wait_until([&] { return status_version(*w.engine) == sha(kRulesB); }));
+  CHECK(decide(*w.engine).tier == "premium");
+
+  // The new file is watched: an edit in place goes live too.
+  dir.write("rules/w.lua", kRulesC);
+  CHECK(wait_until([&] { return status_version(*w.engine) == sha(kRulesC); }));
+}
+
+TEST_CASE("writes to another file in the rules directory do not wake the watcher") {
+  // A SQLite ledger beside the rules: its -wal file exists before the watch
+  // and is written at every commit.
+  TempDir dir;
+  const std::string rules = dir.write("rules/w.lua", kRulesA);
+  const std::string wal = dir.write("rules/ledger.db-wal", "");
+  std::atomic<int> changes{0};
+  detail::RulesWatcher::Options options;
+  options.files = {rules};
+  options.debounce = milliseconds(20);
+  options.poll_interval = milliseconds(60'000);  // only inotify can report anything
+  auto watcher = detail::RulesWatcher::start(std::move(options), [&] { ++changes; });
+  REQUIRE_MESSAGE(watcher.ok(), watcher.status().message());
+
+  {
+    std::ofstream out(wal, std::ios::binary | std::ios::app);
+    for (int i = 0; i < 200; ++i) {
+      out << "page " << i << '\n';
+      out.flush();  // one write(2) each
+    }
+  }
+  // Then one event the watcher must see (the rules file touched: one
+  // IN_ATTRIB); inotify delivers in order, so once it is seen every earlier
+  // event was read too.
+  fs::last_write_time(rules, fs::last_write_time(rules) + std::chrono::seconds(1));
+  REQUIRE(wait_until([&] { return changes.load() == 1; }));
+  CHECK((*watcher)->events() == 1);
 }
 
 TEST_CASE("destroying an engine whose watcher is running returns promptly") {

@@ -104,6 +104,15 @@ struct StepResult {
   std::string trace_id;           ///< the step's trace id (CostRecord::trace_id)
   MicroUsd cost = 0;              ///< every call of the step, failed attempts included
   std::chrono::milliseconds latency{0};  ///< wall clock of the whole step
+  /// The part of the step's wall time spent waiting on models: inside the
+  /// model clients' calls (invoke or stream: connecting, sending, the
+  /// provider's answer, reading and parsing it) and in the backoff waits
+  /// between retries, summed over the attempts. A fan-out counts the wall
+  /// time of its parallel branches (not their sum), then its aggregator's
+  /// calls. A streamed call's time inside StepCall::on_chunk (the caller's
+  /// own work on each chunk) is not in it. What a host spent on the step
+  /// beyond it is its own overhead (the gateway's x-switchboard-overhead-ms).
+  std::chrono::nanoseconds upstream{0};
   int attempts = 0;               ///< calls made (branches and aggregator included)
   int fallbacks = 0;              ///< times a next model was called
   std::vector<CostRecord> records;  ///< as written to the ledger, in the order written
@@ -140,6 +149,9 @@ struct EmbeddingResult {
   std::string tier;               ///< its tier
   std::string trace_id;           ///< CostRecord::trace_id of its records
   MicroUsd cost = 0;              ///< every attempt's
+  /// The time spent inside the model clients' embed() calls and the backoff
+  /// waits between them (as StepResult::upstream).
+  std::chrono::nanoseconds upstream{0};
   int attempts = 0;               ///< calls made
   int fallbacks = 0;              ///< times a next model was called
   std::vector<CostRecord> records;  ///< as written to the ledger, in order

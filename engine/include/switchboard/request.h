@@ -358,6 +358,10 @@ struct StreamChunk {
   /// budget lowered it to what is affordable (StepResult::output_cap_lowered),
   /// else 0; so a host can say so in its response head.
   std::int64_t output_cap_lowered_to = 0;
+  /// kStart, from the Dispatcher: the step's StepResult::upstream so far (its
+  /// earlier attempts and backoffs, and this attempt up to its start), so a
+  /// host can state its own overhead in the response head it sends now.
+  std::chrono::nanoseconds upstream{0};
 
   /// A chunk of `kind` for the block at `index`.
   static StreamChunk of(Kind kind, int index, std::string_view text, std::string_view origin = {});

@@ -3,13 +3,13 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 #include "util/file_text.h"
@@ -22,8 +22,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr uint32_t kDirEvents = IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+// A directory: its entries created, deleted or renamed, or itself gone. Not
+// writes to the files in it: those of the rules files come by their own watches.
+constexpr uint32_t kDirEvents =
+    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+// A rules file: written in place, its attributes changed (touch, chmod, its
+// link count when a save renames another file over it), or it gone.
+constexpr uint32_t kFileEvents = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 std::string content_hash(const std::string& path) {
   auto text = read_text_file(path, "");  // never blocks on a FIFO
@@ -70,15 +75,33 @@ bool RulesWatcher::add_watches() {
   }
   // Watches on directories that no longer hold a rules file stay until the
   // directory goes away (a swapped-out config map version): harmless.
-  bool any = false;
   for (const std::string& dir : dirs) {
     const int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kDirEvents);
-    if (wd >= 0) {
-      watched_dirs_[wd] = dir;
-      any = true;
+    if (wd >= 0) watched_dirs_[wd] = dir;
+  }
+  // The files as their paths resolve now (a watch follows a symlink); adding
+  // a watch an inode already has returns the same descriptor.
+  std::set<int> armed;
+  bool moved = false;
+  for (const std::string& file : options_.files) {
+    const int wd = inotify_add_watch(inotify_fd_, file.c_str(), kFileEvents);
+    if (wd >= 0) armed.insert(wd);
+    struct stat st {};
+    const Identity now = ::stat(file.c_str(), &st) == 0
+                             ? Identity{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)}
+                             : Identity{0, 0};
+    auto [it, inserted] = identities_.emplace(file, now);
+    if (!inserted && it->second != now) {
+      it->second = now;
+      moved = true;
     }
   }
-  return any;
+  // A replaced file's old inode (renamed aside as a backup, say) says nothing more.
+  for (const int wd : watched_files_) {
+    if (!armed.contains(wd) && !watched_dirs_.contains(wd)) inotify_rm_watch(inotify_fd_, wd);
+  }
+  watched_files_ = std::move(armed);
+  return moved;
 }
 
 bool RulesWatcher::poll_changed() {
@@ -111,21 +134,35 @@ void RulesWatcher::run() {
     const int ready = ::poll(fds, nfds, wait > 0 ? static_cast<int>(wait) : 0);
     if (stop_.load()) return;
     if (ready > 0 && nfds == 2 && (fds[1].revents & POLLIN)) {
-      bool rewatch = false;
+      bool changed = false;  // a file event: written, attributes, gone
+      bool rearm = false;    // a directory event: a file may name another inode now
       ssize_t n;
       while ((n = read(inotify_fd_, buf, sizeof buf)) > 0) {
         for (char* p = buf; p < buf + n;) {
           const auto* ev = reinterpret_cast<const struct inotify_event*>(p);
-          if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+          events_.fetch_add(1, std::memory_order_relaxed);
+          if (ev->mask & IN_Q_OVERFLOW) {  // events were lost: assume the worst
+            changed = rearm = true;
+          } else if (ev->mask & IN_IGNORED) {  // the watch is gone (its inode or directory was)
             watched_dirs_.erase(ev->wd);
-            rewatch = true;
+            watched_files_.erase(ev->wd);
+            rearm = true;
+          } else if (watched_files_.contains(ev->wd)) {
+            changed = true;
+            rearm = rearm || (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) != 0;
+          } else {
+            if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) watched_dirs_.erase(ev->wd);
+            if (ev->mask & IN_MOVE_SELF) inotify_rm_watch(inotify_fd_, ev->wd);  // its path names another now
+            rearm = true;
           }
           p += sizeof(struct inotify_event) + ev->len;
         }
       }
-      if (rewatch) add_watches();
-      pending = true;
-      fire_at = Clock::now() + options_.debounce;
+      if (rearm && add_watches()) changed = true;
+      if (changed) {
+        pending = true;
+        fire_at = Clock::now() + options_.debounce;
+      }
     }
     if (Clock::now() >= next_poll) {
       next_poll = Clock::now() + options_.poll_interval;
