@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
 
 #include "async/fiber.h"
 #include "async/waits.h"
@@ -239,6 +240,19 @@ TEST_CASE("a loop that goes away unwinds its waiting fibers and closes their cal
   }
   CHECK(unwound);
   CHECK(fake->wait_held_closed(1, milliseconds(2000)));
+}
+
+TEST_CASE("a fiber has a thread's stack: the deepest JSON the gateway accepts parses and prints on one") {
+  // [gateway] max_json_depth allows 10,000 levels; nlohmann recurses per level.
+  const std::string deep = std::string(10'000, '[') + std::string(10'000, ']');
+  boost::asio::io_context io;
+  FiberLoop loop(io);
+  std::size_t printed = 0;
+  for (int round = 0; round < 2; ++round) {  // the second on a stack from the cache
+    loop.spawn([&] { printed = nlohmann::json::parse(deep).dump().size(); });
+    REQUIRE(run_until_done(io, loop));
+    CHECK(printed == deep.size());
+  }
 }
 
 TEST_CASE("a fiber's exception is logged and ends only that fiber") {

@@ -26,10 +26,14 @@ namespace ctx = boost::context;
 
 thread_local Fiber* t_current = nullptr;
 
-// What a fiber may use of its stack: the rules' Lua (its C stack is bounded
-// by LUAI_MAXCCALLS), JSON trees bounded by max_json_depth, the wire
-// formats. Pages never touched cost no memory.
-constexpr std::size_t kStackBytes = 512 * 1024;
+// A fiber's stack: as large as a thread's default (8 MiB), so every bound
+// that keeps a thread's stack safe keeps a fiber's (the rules' Lua C stack
+// by LUAI_MAXCCALLS, JSON trees by max_json_depth, up to 10,000 levels).
+// It is reserved, not committed: pages never touched cost no memory, and a
+// stack goes back to the cache with its pages below kStackKeptBytes
+// released, so one deep request does not keep megabytes resident.
+constexpr std::size_t kStackBytes = 8 * 1024 * 1024;
+constexpr std::size_t kStackKeptBytes = 256 * 1024;
 // Stacks kept for the next fibers: enough for the calls of a busy I/O thread.
 constexpr std::size_t kStacksKept = 64;
 
@@ -95,6 +99,9 @@ ctx::stack_context StackCache::allocate() {
 void StackCache::deallocate(ctx::stack_context& stack) noexcept {
   void* base = static_cast<char*>(stack.sp) - stack.size - page_size();
   if (kept_.size() < max_kept_) {
+    if (stack.size > kStackKeptBytes) {  // the deep part's pages go back to the system
+      madvise(static_cast<char*>(base) + page_size(), stack.size - kStackKeptBytes, MADV_DONTNEED);
+    }
     kept_.push_back(base);
   } else {
     munmap(base, stack.size + page_size());
