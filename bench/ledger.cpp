@@ -12,6 +12,14 @@
 //     request's thread, and the process's CPU in all (the background ingester
 //     included), with the ratio after/before.
 //
+// Measured 2026-12-05 on a shared 2-core VM (ext4, load ~8), durability process:
+//   ingest, CPU us/record by batch: 1: 56.5, 8: 16.5, 64: 8.9, 512: 7.0, 4096: 7.0
+//     (wall us/record: 174, 48, 32, 29, 44): flat past 512, the default batch_size.
+//   flush, per step:       mean    p50     p99      thread CPU  process CPU
+//     before (commit)      305     72      9486     94.9        107.1
+//     after (journal)      21.5    3.0     24.4     24.3        40.6
+//   with --power (an fsync per flush): p50 294 -> 190 us, thread CPU 159 -> 107 us.
+//
 // A sink opened while another holds the ledger's journal runs without one
 // (ledger.h): that is how "before" is measured, on the same build.
 //
