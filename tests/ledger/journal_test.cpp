@@ -114,31 +114,33 @@ std::shared_ptr<LedgerSink> open_ok(const SqliteLedgerOptions& options) {
   return *sink;
 }
 
-// Runs `body` in a child process that ends with _exit(body()): a crash, as
-// far as the ledger is concerned. Returns its exit status.
-int crash_after(const std::function<int()>& body) {
+// Runs `body` in a child process, which ends with _exit (from `body`): a
+// crash, as far as the ledger is concerned. Returns its exit status.
+int crash_after(const std::function<void()>& body) {
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
-  if (pid == 0) ::_exit(body());
+  if (pid == 0) {
+    body();
+    ::_exit(100);
+  }
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   return WEXITSTATUS(status);
 }
 
-// In a child: opens the ledger, writes `costs` (and a decision for each) and
-// flushes; exit status 0 when the flush acknowledged them without moving
-// anything into the database.
-int write_flush_crash(const SqliteLedgerOptions& options, const std::vector<int>& costs) {
+// In a child: opens the ledger, writes `costs` (and a decision for each),
+// flushes and _exits with the sink still open (no destructor runs); status 0
+// when the flush acknowledged them without moving anything into the database.
+void write_flush_crash(const SqliteLedgerOptions& options, const std::vector<int>& costs) {
   auto sink = open_sqlite_ledger(options);
-  if (!sink.ok()) return 2;
-  if (!sqlite_ledger_journaled(**sink)) return 3;
+  if (!sink.ok()) ::_exit(2);
+  if (!sqlite_ledger_journaled(**sink)) ::_exit(3);
   for (int n : costs) {
-    if (!(*sink)->write(cost(n)).ok() || !(*sink)->write(decision(n)).ok()) return 4;
+    if (!(*sink)->write(cost(n)).ok() || !(*sink)->write(decision(n)).ok()) ::_exit(4);
   }
-  if (!(*sink)->flush().ok()) return 5;
-  if (sqlite_ledger_transactions(**sink) != 0) return 6;
-  return 0;
+  if (!(*sink)->flush().ok()) ::_exit(5);
+  ::_exit(sqlite_ledger_transactions(**sink) == 0 ? 0 : 6);
 }
 
 // Rows in `table`, as SQLite holds them (no journal replay).
@@ -228,7 +230,7 @@ TEST_CASE("what a flush acknowledged before a crash is replayed into the databas
   SUBCASE("durability power") { durability = LedgerDurability::kPower; }
   TempDir dir;
   const std::string path = (dir.path() / "ledger.db").string();
-  REQUIRE(crash_after([&] { return write_flush_crash(quiet(path, durability), {1, 2, 3}); }) == 0);
+  REQUIRE(crash_after([&] { write_flush_crash(quiet(path, durability), {1, 2, 3}); }) == 0);
   // Acknowledged, in the journal only.
   CHECK(rows_in(path, "calls") == 0);
   CHECK(lines_of(sqlite_ledger_journal_path(path)).size() == 1 + 6);
@@ -252,12 +254,12 @@ TEST_CASE("what a flush acknowledged before a crash is replayed into the databas
 TEST_CASE("replay is idempotent across two crashes, readers replaying in between, and a live writer") {
   TempDir dir;
   const std::string path = (dir.path() / "ledger.db").string();
-  REQUIRE(crash_after([&] { return write_flush_crash(quiet(path), {1, 2}); }) == 0);
+  REQUIRE(crash_after([&] { write_flush_crash(quiet(path), {1, 2}); }) == 0);
   // A reader replays what the crashed writer acknowledged ...
   CHECK(latencies(path) == each_once({1, 2}));
   CHECK(latencies(path) == each_once({1, 2}));
   // ... and the next writer, opening on the same journal, replays nothing twice.
-  REQUIRE(crash_after([&] { return write_flush_crash(quiet(path), {3}); }) == 0);
+  REQUIRE(crash_after([&] { write_flush_crash(quiet(path), {3}); }) == 0);
   CHECK(rows_in(path, "calls") == 2);
   CHECK(latencies(path) == each_once({1, 2, 3}));
 
@@ -279,7 +281,7 @@ TEST_CASE("a torn last line in the journal is ignored and the acknowledged recor
   TempDir dir;
   const std::string path = (dir.path() / "ledger.db").string();
   const std::string journal = sqlite_ledger_journal_path(path);
-  REQUIRE(crash_after([&] { return write_flush_crash(quiet(path), {1, 2}); }) == 0);
+  REQUIRE(crash_after([&] { write_flush_crash(quiet(path), {1, 2}); }) == 0);
   // A power loss in the middle of the next append: part of a line, no newline.
   const std::string torn = cost_record_to_json(cost(3)).substr(0, 40);
   std::ofstream(journal, std::ios::app | std::ios::binary) << torn;
