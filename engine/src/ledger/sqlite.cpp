@@ -1,21 +1,32 @@
 // The SQLite ledger: the one file that calls SQLite. Every SQLite failure
 // becomes a Status naming the database file; nothing throws across the C API.
 //
-// Writes go into a bounded queue and are committed in order, one transaction
-// at a time, by whichever thread holds the committer role (committing_):
-//  - the background writer, for records nobody waits on: a batch closes at
-//    batch_size records or once its oldest record has waited max_delay;
-//  - a flush() caller, for the records it waits on (group commit, leader and
-//    followers): when no commit is running it takes the whole queue (up to
-//    batch_size) and commits it on its own thread at once; when one is
-//    running it waits for it, and the next commit takes every record queued
-//    meanwhile, so concurrent flushes share one transaction and never wait a
-//    fixed delay.
-// The database is in WAL mode; synchronous=NORMAL (durability "process")
-// makes a commit one write to the WAL, which survives a crash of the
-// process; synchronous=FULL ("power") also fsyncs the WAL at every commit,
-// which survives a power loss. A record is durable once the transaction
-// holding it commits, and flush() waits for exactly that.
+// A record goes through two queues, each worked by whichever thread holds its
+// role, in order:
+//  - the journal (appender role, appending_): a flush() caller appends every
+//    record written so far with one write (group commit, leader and
+//    followers: when no append is running it appends on its own thread at
+//    once; when one is running it waits for it, and the next append takes
+//    every record queued meanwhile, so concurrent flushes share one write and
+//    never wait a fixed delay); the background writer appends the records
+//    nobody flushes after max_delay. A record is acknowledged (durable) once
+//    its append returned: a write, a crash of the process cannot lose it;
+//    with durability "power" also fdatasync, a power loss cannot.
+//  - the database (ingester role, ingesting_): the background writer moves
+//    journaled records in, batch_size to a transaction (bench_ledger measured
+//    the cost per record by batch size: flat past 512), and moves
+//    journal_state (generation, byte offset) on in the same transaction.
+// Replays (replay_journal: at open, for readers, and when the memory bound
+// overflowed) read the journal under the database's write lock and move in
+// what lies past journal_state, so every record gets in exactly once;
+// rotation (start_next_generation) renames a new journal over the old under
+// that lock too, once the database holds everything.
+// Without the journal (another writer holds it) write() queues for the
+// database and a flush() commits the queue as a transaction, the ingester
+// role then being the committer: the sink as it was before the journal.
+// The database is in WAL mode, synchronous=NORMAL, or FULL with durability
+// "power" (a commit that moves journal_state on must be as durable as the
+// journal lines it stands for).
 #include <sqlite3.h>
 
 #include <algorithm>
