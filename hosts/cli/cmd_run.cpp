@@ -197,6 +197,7 @@ int run_trace(const RunOptions& o) {
       options.ledger.reset();
       sqlite->reset();  // the last owner: closes the database
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(o.ledger + suffix);
+      std::filesystem::remove(sqlite_ledger_journal_path(o.ledger));
     }
     return 2;
   }

@@ -579,9 +579,11 @@ TEST_CASE("a flush commits what it waits for at once, never after max_delay") {
     REQUIRE_MESSAGE(flushed.ok(), flushed.message());
     // Generous: a commit on a loaded machine, far below the minute of max_delay.
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
-    // Another connection sees it as soon as flush() returns.
+    // Another connection sees it as soon as flush() returns (reading
+    // replays the journal into the database).
     CHECK(read_ok(path).size() == static_cast<size_t>(round));
   }
+  // One acknowledgement per flush: a journal append (sqlite_ledger_commits).
   CHECK(sqlite_ledger_commits(*sink) == 3);
   // Nothing pending: a flush commits nothing.
   REQUIRE(sink->flush().ok());
@@ -624,9 +626,9 @@ TEST_CASE("concurrent flushes each return with their own records committed, shar
   auto decisions = read_sqlite_decisions(path);
   REQUIRE_MESSAGE(decisions.ok(), decisions.status().message());
   CHECK(decisions->size() == static_cast<size_t>(kThreads * kSteps));
-  // No max_delay commit can have happened and a batch never filled: every
-  // transaction was a flush's, and a flush commits at most one (its records
-  // fit a batch). Fewer when flushes overlapped and shared one.
+  // No max_delay append can have happened: every journal append (what
+  // sqlite_ledger_commits counts) was a flush's, and a flush makes at most
+  // one. Fewer when flushes overlapped and shared one.
   const std::uint64_t commits = sqlite_ledger_commits(*sink);
   CHECK(commits >= 1);
   CHECK(commits <= static_cast<std::uint64_t>(kThreads * kSteps));

@@ -158,12 +158,12 @@ class LedgerSink {
   /// feed, say) may ignore them: the default accepts and drops.
   virtual Status write(const DecisionRecord& record);
   /// Returns once every record written (by any thread) before this call is
-  /// durable, as durable as the sink makes records (the SQLite sink: committed
-  /// to its WAL, see LedgerDurability), or with the error of the failed write
-  /// that lost one of them. Thread-safe. The gateway calls it once per
+  /// durable, as durable as the sink makes records (the SQLite sink: appended
+  /// to its journal, see LedgerDurability), or with the error of the failed
+  /// write that lost one of them. Thread-safe. The gateway calls it once per
   /// request, before the response's last byte, so a sink should make it cheap
-  /// when little is pending (the SQLite sink commits at once, sharing the
-  /// transaction with concurrent callers).
+  /// when little is pending (the SQLite sink appends at once, sharing the
+  /// write with concurrent callers).
   virtual Status flush() = 0;
   /// How failures name the sink ("sqlite:PATH", "jsonl:PATH" and "callback" for the built-in ones).
   virtual std::string name() const = 0;
@@ -193,12 +193,14 @@ enum class QueueFullPolicy {
   kFail,   ///< write() returns an error at once; the caller decides
 };
 
-/// What a committed record of the SQLite sink survives ([ledger] durability).
+/// What an acknowledged record of the SQLite sink survives ([ledger] durability).
 enum class LedgerDurability {
-  /// A crash of the process (synchronous=NORMAL in WAL mode): a commit is one
-  /// write to the WAL, no fsync. A power loss may lose the last commits.
+  /// A crash of the process: an acknowledgement is one write to the journal,
+  /// no fsync (and the database runs synchronous=NORMAL in WAL mode). A power
+  /// loss may lose the last acknowledgements.
   kProcess,
-  /// A power loss too (synchronous=FULL): every commit fsyncs the WAL.
+  /// A power loss too: every acknowledgement fdatasyncs the journal (and the
+  /// database runs synchronous=FULL).
   kPower,
 };
 /// The config's name of `d`: "process" or "power".
@@ -209,27 +211,49 @@ std::optional<LedgerDurability> parse_ledger_durability(std::string_view name);
 /// Settings of the SQLite sink (open_sqlite_ledger).
 struct SqliteLedgerOptions {
   std::string path;                         ///< database file; created with the schema if new
-  size_t queue_capacity = 65536;            ///< records waiting for the background writer
-  size_t batch_size = 512;                  ///< records per transaction, at most
-  /// A partial batch nobody waits on is written after this; one a flush()
-  /// waits on is written at once.
+  /// Records waiting for the journal (their acknowledgement), at most; as
+  /// many again (plus a batch) are kept in memory waiting for the database,
+  /// beyond which they are read back from the journal.
+  size_t queue_capacity = 65536;
+  /// Records per database transaction, at most. Measured (bench_ledger): the
+  /// cost per record falls steeply up to a few hundred and is flat past 512.
+  size_t batch_size = 512;
+  /// A partial batch nobody waits on is journaled, and a journaled one moved
+  /// into the database, after this; one a flush() waits on is journaled at once.
   std::chrono::milliseconds max_delay{50};
   QueueFullPolicy when_full = QueueFullPolicy::kBlock;  ///< what write() does when the queue is full
-  LedgerDurability durability = LedgerDurability::kProcess;  ///< what a commit survives
+  LedgerDurability durability = LedgerDurability::kProcess;  ///< what an acknowledgement survives
+  /// Once every record of the journal is in the database and the journal is
+  /// larger than this, it is started afresh (a new generation).
+  std::uint64_t journal_limit_bytes = std::uint64_t{64} << 20;
 };
 
-/// The embedded default: WAL mode, a versioned schema with migrations, batched
-/// transactions. Records nobody waits for are committed by a background
-/// thread in batches (batch_size records, or max_delay after the oldest).
-/// flush() is a group commit: it returns once every earlier record is
-/// committed; when no transaction is being committed it commits the queue on
-/// its own thread at once, else it waits for that one and the next commit
-/// takes every record queued meanwhile, so concurrent callers share one
-/// transaction and nobody waits a fixed delay.
-/// A batch that fails to commit is dropped; its error is returned by each
-/// flush() covering it that began before one of them returned, and the sink
-/// keeps working. Destroying the sink commits what is still queued.
+/// The embedded default: WAL mode, a versioned schema with migrations, an
+/// append-only journal in front (sqlite_ledger_journal_path), batched
+/// transactions off the request path.
+/// flush() is a group commit to the journal: it returns once every earlier
+/// record is appended to it (one write; with durability power, also
+/// fdatasync); when nobody is appending it appends the queue on its own
+/// thread at once, else it waits for that append and the next one takes
+/// every record queued meanwhile, so concurrent callers share one write and
+/// nobody waits a fixed delay. A background thread journals the records
+/// nobody flushes (max_delay after the oldest) and moves journaled records
+/// into the database in transactions of batch_size records (or max_delay
+/// after the oldest). Opening replays into the database, exactly once, what a
+/// crashed writer journaled and did not move in (a torn last line, never
+/// acknowledged, is ignored with a warning on stderr); the readers below do
+/// so too, so they see every acknowledged record. Destroying the sink moves
+/// everything queued into the database and leaves the journal empty.
+/// One writer holds the journal at a time; a sink opened while another holds
+/// it commits each flush to the database instead (as a transaction).
+/// A batch that fails to reach the journal is dropped; its error is returned
+/// by each flush() covering it that began before one of them returned, and
+/// the sink keeps working. A transaction that fails is tried again later (its
+/// records are safe in the journal), reported once on stderr.
 Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options);
+/// The journal beside the SQLite ledger at `db_path`: db_path + "-acks".
+/// Part of the ledger, like SQLite's own -wal file: remove both or neither.
+std::string sqlite_ledger_journal_path(const std::string& db_path);
 /// One JSON object per line; flush() fsyncs.
 Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
 /// Hands each record to the host, synchronously, on the writing thread;
@@ -262,6 +286,9 @@ class Ledger {
 
 /// Reads a SQLite ledger back (for rebill, report and tests), oldest first
 /// (by time, then id), with ids filled. Times are stored to the millisecond.
+/// Every reader below first moves into the database what its journal holds
+/// and the database does not (a crashed writer's acknowledged records, or a
+/// live one's batch not yet moved), unless the file is read-only to it.
 /// Fields default to "no filter" (initialised so designated initialisers may omit them).
 struct LedgerQuery {
   /// Only records timed in [since, until); an unset bound leaves that side open.

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -171,6 +172,7 @@ ordered_json decision_json(const Decision& d) {
   j["tier"] = d.tier;
   j["model"] = d.model;
   j["reasoning"] = d.reasoning == Reasoning::kDefault ? ordered_json(nullptr) : ordered_json(std::string(to_string(d.reasoning)));
+  if (d.reasoning_pinned) j["reasoning_pinned"] = true;  // only when set: older lines stay as they were
   j["fanout"] = d.fanout;
   j["aggregate"] = d.aggregate;
   j["max_output_tokens"] = d.max_output_tokens ? ordered_json(*d.max_output_tokens) : ordered_json(nullptr);
@@ -286,6 +288,150 @@ Result<CostRecord> cost_record_from_json(std::string_view line) {
   const auto s = parse_call_status(status);
   if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback, refused_by_budget or cancelled");
   r.status = *s;
+  return r;
+}
+
+namespace {
+
+// Reads one field of a JSON object into a typed value, remembering the first
+// failure (named by its path, "decision.tier") so a parser reads straight
+// through its fields and checks once.
+class FieldReader {
+ public:
+  FieldReader(const ordered_json& object, std::string prefix) : j_(object), prefix_(std::move(prefix)) {}
+  const Status& status() const { return failed_; }
+
+  void text(const char* key, std::string& into) {
+    if (const ordered_json* v = find(key, &ordered_json::is_string, "must be a string")) into = v->get<std::string>();
+  }
+  void integer(const char* key, std::int64_t& into) {
+    if (const ordered_json* v = find(key, &ordered_json::is_number_integer, "must be a whole number")) into = v->get<std::int64_t>();
+  }
+  void flag(const char* key, bool& into) {
+    if (const ordered_json* v = find(key, &ordered_json::is_boolean, "must be true or false")) into = v->get<bool>();
+  }
+  // A field that may be null (or absent): reset when so.
+  void optional_text(const char* key, std::optional<std::string>& into) {
+    into.reset();
+    if (null(key)) return;
+    std::string v;
+    text(key, v);
+    into = std::move(v);
+  }
+  void optional_integer(const char* key, std::optional<std::int64_t>& into) {
+    into.reset();
+    if (null(key)) return;
+    std::int64_t v = 0;
+    integer(key, v);
+    into = v;
+  }
+  // A field absent from lines written before it existed keeps its default.
+  void absent_or_flag(const char* key, bool& into) {
+    if (j_.contains(key)) flag(key, into);
+  }
+  void fail(const char* key, const std::string& what) {
+    if (failed_.ok()) failed_ = field_error(prefix_ + key, what);
+  }
+
+ private:
+  bool null(const char* key) const {
+    const auto it = j_.find(key);
+    return it == j_.end() || it->is_null();
+  }
+  const ordered_json* find(const char* key, bool (ordered_json::*is)() const noexcept, const char* what) {
+    if (!failed_.ok()) return nullptr;
+    const auto it = j_.find(key);
+    if (it == j_.end() || !((*it).*is)()) {
+      failed_ = field_error(prefix_ + key, what);
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  const ordered_json& j_;
+  std::string prefix_;
+  Status failed_;
+};
+
+// The inverse of decision_json: `at` names the object in errors ("decision", "active").
+Result<Decision> decision_from_json(const ordered_json& j, const std::string& at) {
+  if (!j.is_object()) return field_error(at, "must be an object");
+  FieldReader f(j, at + ".");
+  Decision d;
+  std::int64_t fanout = 1;
+  f.text("workload", d.workload);
+  f.text("rules_version", d.rules_version);
+  f.text("tier", d.tier);
+  f.text("model", d.model);
+  std::optional<std::string> reasoning;
+  f.optional_text("reasoning", reasoning);
+  f.absent_or_flag("reasoning_pinned", d.reasoning_pinned);
+  f.integer("fanout", fanout);
+  f.text("aggregate", d.aggregate);
+  f.optional_integer("max_output_tokens", d.max_output_tokens);
+  f.text("reason", d.reason);
+  f.optional_text("error", d.error);
+  f.flag("requested", d.requested);
+  f.integer("ctx_spent_micro_usd", d.context_spent);
+  f.optional_integer("ctx_budget_left_micro_usd", d.context_budget_left);
+  f.integer("estimated_input_tokens", d.estimated_input_tokens);
+  f.integer("estimated_output_tokens", d.estimated_output_tokens);
+  f.integer("estimated_cost_micro_usd", d.estimated_cost);
+  if (fanout < 1 || fanout > std::numeric_limits<int>::max()) f.fail("fanout", "must be a positive count");
+  d.fanout = static_cast<int>(fanout);
+  if (reasoning) {
+    const auto level = parse_reasoning(*reasoning);
+    if (!level) f.fail("reasoning", "'" + *reasoning + "' is not low, medium or high");
+    d.reasoning = level.value_or(Reasoning::kDefault);
+  }
+  if (!f.status().ok()) return f.status();
+  return d;
+}
+
+}  // namespace
+
+Result<DecisionRecord> decision_record_from_json(std::string_view line) {
+  // ordered: the step's meta keeps the order it was written in.
+  const ordered_json j = ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::invalid_argument("ledger record is not valid JSON");
+  if (!j.is_object()) return Status::invalid_argument("ledger record must be a JSON object");
+  if (const auto it = j.find("record"); it == j.end() || *it != "decision") {
+    return field_error("record", "must be \"decision\"");
+  }
+  FieldReader f(j, "");
+  DecisionRecord r;
+  std::string time, kind, admission;
+  f.integer("id", r.id);
+  f.text("time", time);
+  f.text("trace_id", r.trace_id);
+  f.text("kind", kind);
+  f.text("admission", admission);
+  f.absent_or_flag("agrees", r.agrees);
+  if (!f.status().ok()) return f.status();
+  auto t = parse_utc_ms(time);
+  if (!t.ok()) return field_error("time", t.status().message());
+  r.time = *t;
+  const auto k = parse_decision_kind(kind);
+  if (!k) return field_error("kind", "'" + kind + "' is not rules, requested or shadow");
+  r.kind = *k;
+  const auto a = parse_admission_outcome(admission);
+  if (!a) return field_error("admission", "'" + admission + "' is not admitted, rerouted, refused or not_admitted");
+  r.admission = *a;
+  const auto step = j.find("step");
+  if (step == j.end() || !step->is_object()) return field_error("step", "must be an object");
+  auto parsed_step = parse_step_json(step->dump());
+  if (!parsed_step.ok()) return field_error("step", parsed_step.status().message());
+  r.step = std::move(parsed_step).value();
+  const auto decision = j.find("decision");
+  if (decision == j.end()) return field_error("decision", "must be an object");
+  auto d = decision_from_json(*decision, "decision");
+  if (!d.ok()) return d.status();
+  r.decision = std::move(d).value();
+  if (const auto active = j.find("active"); active != j.end() && !active->is_null()) {
+    auto parsed_active = decision_from_json(*active, "active");
+    if (!parsed_active.ok()) return parsed_active.status();
+    r.active = std::move(parsed_active).value();
+  }
   return r;
 }
 

@@ -1,6 +1,7 @@
 // Folder ledger/: where call and decision records go. It owns the sink base
 // (this file), the SQLite ledger (sqlite.cpp: schema, migrations, group
-// writes, reading back), the JSONL sink (jsonl.cpp), record <-> JSON
+// writes, reading back) and its acknowledgement journal (journal.cpp), the
+// JSONL sink (jsonl.cpp), record <-> JSON
 // (record_json.h) and step <-> JSON (step_json.cpp). It may use util/ and the
 // public headers; it never includes rules/ or providers/.
 //

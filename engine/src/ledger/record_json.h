@@ -28,5 +28,9 @@ Result<CostRecord> cost_record_from_json(std::string_view line);
 // {the STEPS.jsonl form}, "decision": {...}}, so readers of a JSONL ledger
 // tell the two kinds apart by the "record" field (cost lines have none).
 std::string decision_record_to_json(const DecisionRecord& record);
+// The inverse: every field decision_record_to_json writes (the step through
+// parse_step_json); errors name the field ("decision.tier"). reasoning_pinned
+// and agrees, absent from lines that do not set them, read as false.
+Result<DecisionRecord> decision_record_from_json(std::string_view line);
 
 }  // namespace switchboard

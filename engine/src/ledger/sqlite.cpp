@@ -1,21 +1,32 @@
 // The SQLite ledger: the one file that calls SQLite. Every SQLite failure
 // becomes a Status naming the database file; nothing throws across the C API.
 //
-// Writes go into a bounded queue and are committed in order, one transaction
-// at a time, by whichever thread holds the committer role (committing_):
-//  - the background writer, for records nobody waits on: a batch closes at
-//    batch_size records or once its oldest record has waited max_delay;
-//  - a flush() caller, for the records it waits on (group commit, leader and
-//    followers): when no commit is running it takes the whole queue (up to
-//    batch_size) and commits it on its own thread at once; when one is
-//    running it waits for it, and the next commit takes every record queued
-//    meanwhile, so concurrent flushes share one transaction and never wait a
-//    fixed delay.
-// The database is in WAL mode; synchronous=NORMAL (durability "process")
-// makes a commit one write to the WAL, which survives a crash of the
-// process; synchronous=FULL ("power") also fsyncs the WAL at every commit,
-// which survives a power loss. A record is durable once the transaction
-// holding it commits, and flush() waits for exactly that.
+// A record goes through two queues, each worked by whichever thread holds its
+// role, in order:
+//  - the journal (appender role, appending_): a flush() caller appends every
+//    record written so far with one write (group commit, leader and
+//    followers: when no append is running it appends on its own thread at
+//    once; when one is running it waits for it, and the next append takes
+//    every record queued meanwhile, so concurrent flushes share one write and
+//    never wait a fixed delay); the background writer appends the records
+//    nobody flushes after max_delay. A record is acknowledged (durable) once
+//    its append returned: a write, a crash of the process cannot lose it;
+//    with durability "power" also fdatasync, a power loss cannot.
+//  - the database (ingester role, ingesting_): the background writer moves
+//    journaled records in, batch_size to a transaction (bench_ledger measured
+//    the cost per record by batch size: flat past 512), and moves
+//    journal_state (generation, byte offset) on in the same transaction.
+// Replays (replay_journal: at open, for readers, and when the memory bound
+// overflowed) read the journal under the database's write lock and move in
+// what lies past journal_state, so every record gets in exactly once;
+// rotation (start_next_generation) renames a new journal over the old under
+// that lock too, once the database holds everything.
+// Without the journal (another writer holds it) write() queues for the
+// database and a flush() commits the queue as a transaction, the ingester
+// role then being the committer: the sink as it was before the journal.
+// The database is in WAL mode, synchronous=NORMAL, or FULL with durability
+// "power" (a commit that moves journal_state on must be as durable as the
+// journal lines it stands for).
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -28,12 +39,16 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
 #include <nlohmann/json.hpp>
 
+#include "ledger/journal.h"
+#include "ledger/record_json.h"
 #include "ledger/sqlite.h"
 #include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
@@ -158,6 +173,17 @@ CREATE TABLE token_factors (
   time_ms     INTEGER NOT NULL
 );
 )sql"},
+    // The acknowledgement journal (journal.h): how far its records have been
+    // moved into this database, updated in the transaction that moves them,
+    // so a replay after a crash moves each exactly once.
+    {6, R"sql(
+CREATE TABLE journal_state (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  generation      TEXT    NOT NULL,  -- the journal generation the offset is in; '' before any
+  ingested_bytes  INTEGER NOT NULL   -- the generation's bytes whose records are in this database
+);
+INSERT INTO journal_state (id, generation, ingested_bytes) VALUES (1, '', 0);
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -183,6 +209,7 @@ constexpr int kBudgetColumnsSchema = 4;    // the first version with the budget 
 constexpr const char* kBudgetColumns = ", budget_scopes, reserved_micro_usd, output_cap, output_cap_lowered";
 constexpr const char* kNoBudgetColumns = ", '[]', 0, 0, 0";
 constexpr int kCountedInputSchema = 5;    // the first with calls.counted_input_tokens and token_factors
+constexpr int kJournalStateSchema = 6;    // the first with journal_state
 
 constexpr const char* kDecisionColumns =
     "time_ms, trace_id, kind, workload, role, rules_version, step_json, tier, model, reasoning, fanout, "
@@ -302,189 +329,82 @@ struct ReadableLedger {
   DbPtr db;
   std::int64_t version = 0;
 };
+Status replay_for_reader(sqlite3* db, const std::string& path);
+
+// Also moves into the database what a writer acknowledged in its journal and
+// did not move in yet (a crash, or a live writer's batch still waiting), so a
+// reader sees every acknowledged record; unless the file is read-only to us.
 Result<ReadableLedger> open_readable(const std::string& path) {
   auto db = open_existing(path);
   if (!db.ok()) return db.status();
   if (Status s = check_readable_schema(db->get(), path); !s.ok()) return s;
   auto version = query_int(db->get(), path, "PRAGMA user_version", "cannot read the schema version");
   if (!version.ok()) return version.status();
+  if (*version >= kJournalStateSchema) {
+    if (Status s = replay_for_reader(db->get(), path); !s.ok()) return s;
+  }
   return ReadableLedger{std::move(*db), *version};
 }
 
-class SqliteLedger final : public LedgerSink {
+// The prepared statements one connection writes records with: the inserts,
+// the transaction's begin and commit, and the journal_state row (how far the
+// acknowledgement journal has been moved in). Not thread-safe: one thread at
+// a time (the sink's ingester role, or a reader replaying the journal).
+class RowWriter {
  public:
-  SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, StmtPtr insert, StmtPtr insert_decision, StmtPtr begin,
-               StmtPtr commit)
-      : path_(options.path),
-        capacity_(std::max<size_t>(options.queue_capacity, 1)),
-        batch_size_(std::max<size_t>(options.batch_size, 1)),
-        max_delay_(std::max(options.max_delay, std::chrono::milliseconds(0))),
-        when_full_(options.when_full),
-        db_(std::move(db)),
-        insert_(std::move(insert)),
-        insert_decision_(std::move(insert_decision)),
-        begin_(std::move(begin)),
-        commit_(std::move(commit)) {
-    writer_ = std::thread([this] { run(); });
+  static Result<RowWriter> prepare_for(sqlite3* db, const std::string& path) {
+    RowWriter w(db, path);
+    for (auto [stmt, sql] : {std::pair<StmtPtr*, std::string>{&w.insert_, kInsertSql},
+                             {&w.insert_decision_, decision_insert_sql()},
+                             {&w.begin_, "BEGIN IMMEDIATE"},
+                             {&w.commit_, "COMMIT"},
+                             {&w.read_state_, "SELECT generation, ingested_bytes FROM journal_state WHERE id = 1"},
+                             {&w.write_state_, "UPDATE journal_state SET generation = ?1, ingested_bytes = ?2 WHERE id = 1"}}) {
+      auto prepared = prepare(db, path, sql, /*persistent=*/true);
+      if (!prepared.ok()) return prepared.status();
+      *stmt = std::move(prepared).value();
+    }
+    return w;
   }
 
-  // Commits everything still queued, then closes the database.
-  ~SqliteLedger() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    work_cv_.notify_all();
-    room_cv_.notify_all();
-    writer_.join();
-    // Nobody is left to return these to; a lost record must not pass silently.
-    for (const Failure& f : failures_) {
-      if (f.last > reported_) std::fprintf(stderr, "switchboard: %s\n", f.message.c_str());
-    }
-  }
-
-  SqliteLedger(const SqliteLedger&) = delete;
-  SqliteLedger& operator=(const SqliteLedger&) = delete;
-
-  std::string name() const override { return "sqlite:" + path_; }
-  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
-
-  Status write(const CostRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
-  Status write(const DecisionRecord& record) override { return enqueue(Pending{record, Clock::now()}); }
-
- private:
-  using AnyRecord = std::variant<CostRecord, DecisionRecord>;
-  struct Pending {
-    AnyRecord record;
-    Clock::time_point queued_at;
+  // How far the journal has been moved into this database.
+  struct JournalState {
+    std::string generation;  // "" before any record came through a journal
+    std::uint64_t ingested = 0;  // byte offset in that generation
   };
 
-  // `pending` was copied outside the lock.
-  Status enqueue(Pending pending) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (queue_.size() >= capacity_) {
-      if (when_full_ == QueueFullPolicy::kFail) {
-        return Status::io_error(path_ + ": the ledger queue is full (" + std::to_string(capacity_) +
-                                " records waiting); record not written");
-      }
-      room_cv_.wait(lock, [&] { return queue_.size() < capacity_ || stopping_; });
-    }
-    if (stopping_) return Status::internal(path_ + ": the ledger is closing; record not written");
-    pending.queued_at = Clock::now();
-    queue_.push_back(std::move(pending));
-    ++accepted_;
-    // Wake the writer to start its delay (first record) or to commit a full batch.
-    if (queue_.size() == 1 || queue_.size() >= batch_size_) work_cv_.notify_one();
-    return Status();
+  Status begin() { return step_done(begin_.get(), "cannot begin a transaction"); }
+  Status commit(std::string_view what) {
+    Status s = step_done(commit_.get(), what);
+    if (!s.ok()) rollback();
+    return s;
+  }
+  void rollback() {
+    if (sqlite3_get_autocommit(db_) == 0) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
 
- public:
-  Status flush() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    const std::uint64_t target = accepted_;
-    if (done_ >= target && failures_.empty()) return Status();  // the common case under no load
-    const std::uint64_t floor = reported_;
-    ++flushing_;
-    // Leader or follower: commit the queue here when nobody is committing;
-    // else wait for the running commit (the records it does not hold go in
-    // the next one, which this thread or another waiter leads).
-    while (done_ < target) {
-      if (!committing_) {
-        commit_next(lock);
-      } else {
-        done_cv_.wait(lock);
-      }
+  // REQUIRES: inside a transaction begun by begin().
+  Result<JournalState> read_state() {
+    sqlite3_stmt* st = read_state_.get();
+    JournalState state;
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      const auto* g = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+      state.generation = g != nullptr ? g : "";
+      state.ingested = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
     }
-    // Report every failed batch holding a record this flush covers, unless a
-    // flush that returned before this one began already reported it.
-    std::string message;
-    std::uint64_t lost = 0;
-    for (const Failure& f : failures_) {
-      if (f.last <= floor || f.first > target) continue;
-      lost += f.last - f.first + 1;
-      if (!message.empty()) message += "; ";
-      message += f.message;
-    }
-    reported_ = std::max(reported_, target);
-    if (--flushing_ == 0) {
-      std::erase_if(failures_, [&](const Failure& f) { return f.last <= reported_; });
-    }
-    if (message.empty()) return Status();
-    return Status::io_error(std::to_string(lost) + " ledger record(s) were not written: " + message);
+    Status s = rc == SQLITE_ROW ? Status() : db_error(path_, db_, "cannot read the journal state");
+    sqlite3_reset(st);
+    if (!s.ok()) return s;
+    return state;
   }
-
- private:
-  struct Failure {
-    std::uint64_t first, last;  // sequence numbers of the failed batch
-    std::string message;
-  };
-
-  // The background writer: commits the records nobody waits on, in batches,
-  // until it is stopping and the queue is empty.
-  void run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      work_cv_.wait(lock, [&] { return !committing_ && (stopping_ || !queue_.empty()); });
-      if (queue_.empty()) return;  // stopping, and everything is written
-      work_cv_.wait_until(lock, queue_.front().queued_at + max_delay_, [&] {
-        return stopping_ || queue_.size() >= batch_size_ || queue_.empty();
-      });
-      // A flush() may have committed the queue (or be committing it) meanwhile.
-      if (committing_ || queue_.empty()) continue;
-      commit_next(lock);
-    }
-  }
-
-  // Takes the committer role, commits the oldest records (at most
-  // batch_size) with the lock released, and hands the role back.
-  // REQUIRES: `lock` holds mu_, !committing_, and the queue is not empty.
-  void commit_next(std::unique_lock<std::mutex>& lock) {
-    committing_ = true;
-    const size_t n = std::min(queue_.size(), batch_size_);
-    batch_.clear();
-    for (size_t i = 0; i < n; ++i) {
-      batch_.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    room_cv_.notify_all();
-    const std::uint64_t first = done_ + 1;
-    lock.unlock();
-    Status s = commit_batch(batch_);
-    batch_.clear();
-    lock.lock();
-    if (!s.ok()) failures_.push_back({first, first + n - 1, s.message()});
-    if (s.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
-    done_ += n;
-    committing_ = false;
-    done_cv_.notify_all();
-    work_cv_.notify_one();  // the writer may be waiting for the role
-  }
-
-  // One transaction for the whole batch; on any failure it is rolled back and
-  // the batch is lost (reported through flush()).
-  Status commit_batch(const std::vector<Pending>& batch) {
-    sqlite3* db = db_.get();
-    if (sqlite3_step(begin_.get()) != SQLITE_DONE) {
-      Status s = db_error(path_, db, "cannot begin a transaction");
-      sqlite3_reset(begin_.get());
-      return s;
-    }
-    sqlite3_reset(begin_.get());
-    for (const Pending& p : batch) {
-      Status s = std::visit([this](const auto& record) { return insert(record); }, p.record);
-      if (!s.ok()) {
-        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-        return s;
-      }
-    }
-    const int rc = sqlite3_step(commit_.get());
-    sqlite3_reset(commit_.get());
-    if (rc != SQLITE_DONE) {
-      Status s = db_error(path_, db, "cannot commit " + std::to_string(batch.size()) + " record(s)");
-      if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-      return s;
-    }
-    return Status();
+  Status write_state(const std::string& generation, std::uint64_t ingested) {
+    sqlite3_stmt* st = write_state_.get();
+    sqlite3_bind_text(st, 1, generation.data(), static_cast<int>(generation.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, static_cast<sqlite3_int64>(ingested));
+    Status s = step_done(st, "cannot store the journal state");
+    sqlite3_clear_bindings(st);
+    return s;
   }
 
   Status insert(const CostRecord& r) {
@@ -523,9 +443,7 @@ class SqliteLedger final : public LedgerSink {
     integer(r.output_cap);
     integer(r.output_cap_lowered ? 1 : 0);
     integer(r.counted_input_tokens);
-    const int rc = sqlite3_step(st);
-    Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a record");
-    sqlite3_reset(st);
+    Status s = step_done(st, "cannot insert a record");
     sqlite3_clear_bindings(st);
     return s;
   }
@@ -577,42 +495,569 @@ class SqliteLedger final : public LedgerSink {
     } else {
       for (int k = 0; k < 8; ++k) null();
     }
-    const int rc = sqlite3_step(st);
-    Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_.get(), "cannot insert a decision record");
-    sqlite3_reset(st);
+    Status s = step_done(st, "cannot insert a decision record");
     sqlite3_clear_bindings(st);
     return s;
   }
+
+ private:
+  RowWriter(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+  // Runs a statement that returns no row, and resets it.
+  Status step_done(sqlite3_stmt* st, std::string_view doing) {
+    const int rc = sqlite3_step(st);
+    Status s = rc == SQLITE_DONE ? Status() : db_error(path_, db_, doing);
+    sqlite3_reset(st);
+    return s;
+  }
+
+  sqlite3* db_;  // not owned
+  std::string path_;
+  StmtPtr insert_, insert_decision_, begin_, commit_, read_state_, write_state_;
+};
+
+// What replay_journal found.
+struct JournalReplay {
+  size_t replayed = 0;          // records moved into the database
+  size_t unreadable = 0;        // complete lines that are no record (skipped)
+  std::uint64_t torn_bytes = 0; // a trailing line without its newline (left out)
+  std::uint64_t complete_end = 0;  // the end of the last complete line
+  bool bad_header = false;      // the journal's first line is no journal header
+};
+
+// Moves every record of the journal at `journal_path` that the database does
+// not hold yet (journal_state says how far it got) into it, in one
+// transaction that also moves journal_state on: exactly once, however many
+// times it runs and whoever runs it (the sink on open or when its memory
+// overflowed, a reader). The journal is read under the database's write lock,
+// so a writer rotating it (under that lock too) is never half seen.
+Result<JournalReplay> replay_journal(RowWriter& rows, const std::string& journal_path) {
+  JournalReplay replay;
+  if (Status s = rows.begin(); !s.ok()) return s;
+  auto state = rows.read_state();
+  if (!state.ok()) {
+    rows.rollback();
+    return state.status();
+  }
+  auto contents = read_journal(journal_path, state->generation, state->ingested);
+  if (!contents.ok() || !contents->exists || contents->generation.empty()) {
+    rows.rollback();
+    if (!contents.ok()) return contents.status();
+    replay.bad_header = contents->bad_header;
+    return replay;
+  }
+  replay.torn_bytes = contents->torn_bytes;
+  replay.complete_end = contents->complete_end;
+  for (const JournalLine& line : contents->lines) {
+    if (line.text.empty()) continue;  // the end of a failed append, cut short
+    auto record = parse_journal_line(line.text);
+    if (!record.ok()) {
+      ++replay.unreadable;
+      continue;
+    }
+    Status s = std::visit([&](const auto& r) { return rows.insert(r); }, *record);
+    if (!s.ok()) {
+      rows.rollback();
+      return s;
+    }
+    ++replay.replayed;
+  }
+  if (contents->generation != state->generation || contents->complete_end != state->ingested) {
+    if (Status s = rows.write_state(contents->generation, contents->complete_end); !s.ok()) {
+      rows.rollback();
+      return s;
+    }
+  }
+  if (Status s = rows.commit("cannot commit the records replayed from the journal"); !s.ok()) return s;
+  return replay;
+}
+
+// Starts the journal's next generation, once the database holds every record
+// of this one up to `complete_end` (what lies past it is a torn line): the
+// rename and the new journal_state under the database's write lock, so a
+// reader replaying sees the old file with the old state or the new with the
+// new. A crash between the two leaves the new file with the old state: a
+// generation mismatch, which replays the new file whole (nothing yet).
+// Returns false, not an error, when the database does not hold everything.
+Result<bool> start_next_generation(RowWriter& rows, JournalFile& journal, std::uint64_t complete_end) {
+  if (Status s = rows.begin(); !s.ok()) return s;
+  auto state = rows.read_state();
+  if (!state.ok()) {
+    rows.rollback();
+    return state.status();
+  }
+  const bool all_in = journal.generation().empty() || complete_end <= journal.header_size() ||
+                      (state->generation == journal.generation() && state->ingested >= complete_end);
+  if (!all_in) {
+    rows.rollback();
+    return false;
+  }
+  if (Status s = journal.rotate(); !s.ok()) {
+    rows.rollback();
+    return s;
+  }
+  if (Status s = rows.write_state(journal.generation(), journal.header_size()); !s.ok()) {
+    rows.rollback();
+    return true;  // rotated; the old state is a mismatch, which is right
+  }
+  (void)rows.commit("cannot commit the journal's new generation");  // likewise
+  return true;
+}
+
+// Replays a journal left behind (a crash) into the ledger a reader opened,
+// when the connection may write: so readers see every acknowledged record.
+// A quick look first, so a reader takes the write lock only when there is
+// something to move.
+Status replay_for_reader(sqlite3* db, const std::string& path) {
+  if (sqlite3_db_readonly(db, "main") == 1) return Status();
+  const std::string journal_path = journal_path_for(path);
+  std::error_code ec;
+  if (!std::filesystem::exists(journal_path, ec)) return Status();
+  auto state = prepare(db, path, "SELECT generation, ingested_bytes FROM journal_state WHERE id = 1");
+  if (!state.ok()) return state.status();
+  if (sqlite3_step(state->get()) != SQLITE_ROW) return db_error(path, db, "cannot read the journal state");
+  const auto* g = reinterpret_cast<const char*>(sqlite3_column_text(state->get(), 0));
+  const std::string generation = g != nullptr ? g : "";
+  const auto ingested = static_cast<std::uint64_t>(sqlite3_column_int64(state->get(), 1));
+  state->reset();
+  auto contents = read_journal(journal_path, generation, ingested);
+  if (!contents.ok()) return contents.status();
+  if (contents->lines.empty() && (contents->generation == generation || contents->generation.empty())) {
+    return Status();
+  }
+  auto rows = RowWriter::prepare_for(db, path);
+  if (!rows.ok()) return rows.status();
+  auto replayed = replay_journal(*rows, journal_path);
+  return replayed.ok() ? Status() : replayed.status();
+}
+
+// The SQLite sink. Its mutex guards the queues, the counters and the roles;
+// the journal file and the database are each used by the one thread holding
+// their role (appending_, ingesting_), with the mutex released.
+class SqliteLedger final : public LedgerSink {
+ public:
+  SqliteLedger(const SqliteLedgerOptions& options, DbPtr db, RowWriter rows, std::optional<JournalFile> journal)
+      : path_(options.path),
+        capacity_(std::max<size_t>(options.queue_capacity, 1)),
+        batch_size_(std::max<size_t>(options.batch_size, 1)),
+        max_delay_(std::max(options.max_delay, std::chrono::milliseconds(0))),
+        when_full_(options.when_full),
+        journal_limit_(options.journal_limit_bytes),
+        db_(std::move(db)),
+        rows_(std::move(rows)),
+        journal_(std::move(journal)) {
+    writer_ = std::thread([this] { run(); });
+  }
+
+  // Journals and moves into the database everything still queued, starts a
+  // new journal generation (the journal is left empty), then closes.
+  ~SqliteLedger() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_all();
+    room_cv_.notify_all();
+    writer_.join();
+    // Nobody is left to return these to; a lost record must not pass silently.
+    for (const Failure& f : failures_) {
+      if (f.last > reported_) std::fprintf(stderr, "switchboard: %s\n", f.message.c_str());
+    }
+  }
+
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  std::string name() const override { return "sqlite:" + path_; }
+  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  std::uint64_t transactions() const { return transactions_.load(std::memory_order_relaxed); }
+  bool journaled() const { return journal_.has_value(); }
+
+  Status write(const CostRecord& record) override { return enqueue(pending(record)); }
+  Status write(const DecisionRecord& record) override { return enqueue(pending(record)); }
+
+  Status flush() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    const std::uint64_t target = accepted_;
+    if (acked_ >= target && failures_.empty()) return Status();  // the common case under no load
+    const std::uint64_t floor = reported_;
+    ++flushing_;
+    // Leader or follower: acknowledge the queue here (one journal append, or
+    // one transaction without a journal) when nobody is; else wait for the
+    // running one (the records it does not hold go in the next, which this
+    // thread or another waiter leads).
+    while (acked_ < target) {
+      if (journal_ && !appending_) {
+        append_next(lock);
+      } else if (!journal_ && !ingesting_) {
+        ingest_next(lock);
+      } else {
+        acked_cv_.wait(lock);
+      }
+    }
+    // Report every failed batch holding a record this flush covers, unless a
+    // flush that returned before this one began already reported it.
+    std::string message;
+    std::uint64_t lost = 0;
+    for (const Failure& f : failures_) {
+      if (f.last <= floor || f.first > target) continue;
+      lost += f.last - f.first + 1;
+      if (!message.empty()) message += "; ";
+      message += f.message;
+    }
+    reported_ = std::max(reported_, target);
+    if (--flushing_ == 0) {
+      std::erase_if(failures_, [&](const Failure& f) { return f.last <= reported_; });
+    }
+    if (message.empty()) return Status();
+    return Status::io_error(std::to_string(lost) + " ledger record(s) were not written: " + message);
+  }
+
+ private:
+  using AnyRecord = std::variant<CostRecord, DecisionRecord>;
+  struct Pending {
+    AnyRecord record;
+    std::string line;            // its journal line with the newline; freed once appended
+    std::uint64_t seq = 0;       // numbered from 1 in the order write() accepts records
+    std::uint64_t end = 0;       // the journal offset just past its line, once appended
+    Clock::time_point queued_at;
+  };
+  struct Failure {
+    std::uint64_t first, last;  // sequence numbers of the lost batch
+    std::string message;
+  };
+
+  // Copies the record and, with a journal, makes its line: on the writing
+  // thread and outside the lock, so concurrent writers serialise in parallel.
+  template <typename Record>
+  Pending pending(const Record& record) const {
+    Pending p{.record = record, .line = {}, .seq = 0, .end = 0, .queued_at = {}};
+    if (journal_) {
+      if constexpr (std::is_same_v<Record, CostRecord>) {
+        p.line = cost_record_to_json(record);
+      } else {
+        p.line = decision_record_to_json(record);
+      }
+      p.line += '\n';
+    }
+    return p;
+  }
+
+  // With a journal, write() queues for the journal (the acknowledgement) and
+  // the journal's appender queues for the database; without one, write()
+  // queues for the database, whose commit is the acknowledgement.
+  std::deque<Pending>& entry_queue() { return journal_ ? unjournaled_ : ingest_; }
+
+  Status enqueue(Pending pending) {
+    std::unique_lock<std::mutex> lock(mu_);
+    std::deque<Pending>& queue = entry_queue();
+    if (queue.size() >= capacity_) {
+      if (when_full_ == QueueFullPolicy::kFail) {
+        return Status::io_error(path_ + ": the ledger queue is full (" + std::to_string(capacity_) +
+                                " records waiting); record not written");
+      }
+      ++room_waiters_;
+      work_cv_.notify_one();  // drain now, not after max_delay
+      room_cv_.wait(lock, [&] { return queue.size() < capacity_ || stopping_; });
+      --room_waiters_;
+    }
+    if (stopping_) return Status::internal(path_ + ": the ledger is closing; record not written");
+    pending.queued_at = Clock::now();
+    pending.seq = ++accepted_;
+    queue.push_back(std::move(pending));
+    // Wake the writer to start its delay (first record) or to take a full batch.
+    if (queue.size() == 1 || queue.size() >= batch_size_) work_cv_.notify_one();
+    return Status();
+  }
+
+  // The background writer: journals the records nobody flushes, moves
+  // journaled records into the database in batches (batch_size records, or
+  // once the oldest has waited max_delay), starts a new journal generation
+  // when the journal has grown past its limit, and at the end (stopping)
+  // drains everything and leaves the journal empty.
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      const auto now = Clock::now();
+      if (append_due(now)) {
+        append_next(lock);
+        continue;
+      }
+      if (ingest_due(now)) {
+        ingest_next(lock);
+        rotate_if_due(lock);
+        continue;
+      }
+      if (stopping_ && idle()) break;
+      if (const auto deadline = next_deadline()) {
+        work_cv_.wait_until(lock, *deadline);
+      } else {
+        work_cv_.wait(lock);
+      }
+    }
+    rotate_if_due(lock);
+  }
+
+  bool idle() const {
+    return unjournaled_.empty() && ingest_.empty() && !overflowed_ && !appending_ && !ingesting_;
+  }
+
+  bool append_due(Clock::time_point now) const {
+    if (!journal_ || appending_ || unjournaled_.empty()) return false;
+    return stopping_ || room_waiters_ > 0 || unjournaled_.size() >= batch_size_ ||
+           now >= unjournaled_.front().queued_at + max_delay_;
+  }
+
+  bool ingest_due(Clock::time_point now) const {
+    if (ingesting_ || (ingest_.empty() && !overflowed_)) return false;
+    if (stopping_) return true;
+    if (now < retry_at_) return false;
+    return overflowed_ || room_waiters_ > 0 || ingest_.size() >= batch_size_ ||
+           now >= ingest_.front().queued_at + max_delay_;
+  }
+
+  // When the writer has something to do next, if nobody wakes it before.
+  std::optional<Clock::time_point> next_deadline() const {
+    std::optional<Clock::time_point> at;
+    const auto consider = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
+    if (journal_ && !appending_ && !unjournaled_.empty()) consider(unjournaled_.front().queued_at + max_delay_);
+    if (!ingesting_ && overflowed_) consider(retry_at_);
+    if (!ingesting_ && !ingest_.empty()) consider(std::max(retry_at_, ingest_.front().queued_at + max_delay_));
+    return at;
+  }
+
+  // Takes the appender role, appends every record waiting for the journal
+  // with one write (then fdatasync with durability power) with the lock
+  // released, hands them to the ingester and the role back.
+  // REQUIRES: `lock` holds mu_, a journal, !appending_, unjournaled_ not empty.
+  void append_next(std::unique_lock<std::mutex>& lock) {
+    appending_ = true;
+    std::vector<Pending> batch(std::make_move_iterator(unjournaled_.begin()),
+                               std::make_move_iterator(unjournaled_.end()));
+    unjournaled_.clear();
+    room_cv_.notify_all();
+    lock.unlock();
+    std::vector<std::string_view> lines;
+    lines.reserve(batch.size());
+    for (const Pending& p : batch) lines.push_back(p.line);
+    auto start = journal_->append(lines);
+    if (start.ok()) {
+      std::uint64_t end = *start;
+      for (Pending& p : batch) {
+        end += p.line.size();
+        p.end = end;
+        std::string().swap(p.line);
+      }
+    }
+    lock.lock();
+    if (start.ok()) {
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      // Past this many, the records are read back from the journal instead
+      // of kept in memory (the database is not keeping up).
+      if (ingest_.size() + batch.size() > capacity_ + batch_size_) {
+        ingest_.clear();
+        overflowed_ = true;
+      } else {
+        const bool was_empty = ingest_.empty();
+        for (Pending& p : batch) ingest_.push_back(std::move(p));
+        if (was_empty || ingest_.size() >= batch_size_) work_cv_.notify_one();
+      }
+    } else {
+      failures_.push_back({batch.front().seq, batch.back().seq, start.status().message()});
+    }
+    acked_ = batch.back().seq;
+    appending_ = false;
+    acked_cv_.notify_all();
+    work_cv_.notify_one();  // the writer may be waiting for the role
+  }
+
+  // Takes the ingester role, moves the oldest records (at most batch_size)
+  // into the database in one transaction with the lock released, and hands
+  // the role back. With a journal a failed batch stays queued and is tried
+  // again after a pause (it is durable in the journal); without one, it is
+  // dropped and reported through flush(), which waits for it.
+  // REQUIRES: `lock` holds mu_, !ingesting_, and ingest_ not empty or overflowed_.
+  void ingest_next(std::unique_lock<std::mutex>& lock) {
+    ingesting_ = true;
+    const bool from_file = overflowed_;
+    const std::uint64_t journaled = acked_;  // the journal holds these once an append finished
+    overflowed_ = false;
+    batch_.clear();
+    if (!from_file) {
+      const size_t n = std::min(ingest_.size(), batch_size_);
+      for (size_t i = 0; i < n; ++i) {
+        batch_.push_back(std::move(ingest_.front()));
+        ingest_.pop_front();
+      }
+      if (!journal_) room_cv_.notify_all();
+    }
+    lock.unlock();
+    Status s;
+    if (from_file) {
+      auto replayed = replay_journal(rows_, journal_->path());
+      if (!replayed.ok()) s = replayed.status();
+    } else {
+      s = commit_batch();
+    }
+    lock.lock();
+    if (s.ok()) transactions_.fetch_add(1, std::memory_order_relaxed);
+    if (!journal_) {
+      if (!s.ok()) failures_.push_back({batch_.front().seq, batch_.back().seq, s.message()});
+      if (s.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
+      acked_ = batch_.back().seq;
+      acked_cv_.notify_all();
+    } else if (s.ok()) {
+      if (from_file) {
+        while (!ingest_.empty() && ingest_.front().seq <= journaled) ingest_.pop_front();
+      }
+      if (ingest_failing_) std::fprintf(stderr, "switchboard: %s: the ledger database takes records again\n",
+                                        path_.c_str());
+      ingest_failing_ = false;
+    } else {
+      if (!ingest_failing_) {
+        std::fprintf(stderr, "switchboard: %s (the records are safe in the journal; trying again)\n",
+                     s.message().c_str());
+      }
+      ingest_failing_ = true;
+      retry_at_ = Clock::now() + std::max<Clock::duration>(max_delay_, kIngestRetry);
+      if (from_file) {
+        overflowed_ = true;
+      } else if (!overflowed_) {
+        for (auto it = batch_.rbegin(); it != batch_.rend(); ++it) ingest_.push_front(std::move(*it));
+      }
+      if (stopping_) {
+        // Closing: the next open replays them from the journal.
+        std::fprintf(stderr, "switchboard: %s: records left in the journal %s for the next open\n",
+                     path_.c_str(), journal_->path().c_str());
+        ingest_.clear();
+        overflowed_ = false;
+      }
+    }
+    batch_.clear();
+    ingesting_ = false;
+    work_cv_.notify_one();
+  }
+
+  // One transaction for batch_. With a journal, records a reader already
+  // replayed (journal_state past their line) are left out, and journal_state
+  // moves past the last line written.
+  Status commit_batch() {
+    if (Status s = rows_.begin(); !s.ok()) return s;
+    std::string generation;
+    RowWriter::JournalState state;
+    if (journal_) {
+      generation = journal_->generation();
+      auto read = rows_.read_state();
+      if (!read.ok()) {
+        rows_.rollback();
+        return read.status();
+      }
+      state = std::move(read).value();
+    }
+    std::uint64_t last_end = 0;
+    for (const Pending& p : batch_) {
+      if (journal_ && state.generation == generation && p.end <= state.ingested) continue;
+      Status s = std::visit([this](const auto& record) { return rows_.insert(record); }, p.record);
+      if (!s.ok()) {
+        rows_.rollback();
+        return s;
+      }
+      last_end = p.end;
+    }
+    if (journal_ && last_end > 0) {
+      if (Status s = rows_.write_state(generation, last_end); !s.ok()) {
+        rows_.rollback();
+        return s;
+      }
+    }
+    return rows_.commit("cannot commit " + std::to_string(batch_.size()) + " record(s)");
+  }
+
+  // Starts a new journal generation when every journaled record is in the
+  // database and the journal has grown past its limit, or at the end
+  // (stopping) when it holds any record. Takes both roles: no append and no
+  // ingest meanwhile.
+  void rotate_if_due(std::unique_lock<std::mutex>& lock) {
+    if (!journal_ || appending_ || ingesting_ || !ingest_.empty() || overflowed_) return;
+    const bool grown = journal_->size() > journal_limit_;
+    const bool closing = stopping_ && unjournaled_.empty() && journal_->size() > journal_->header_size();
+    if (!grown && !closing) return;
+    appending_ = ingesting_ = true;
+    lock.unlock();
+    auto rotated = start_next_generation(rows_, *journal_, journal_->size());
+    lock.lock();
+    appending_ = ingesting_ = false;
+    acked_cv_.notify_all();
+    work_cv_.notify_one();
+    if (!rotated.ok() && !rotate_failing_) {
+      std::fprintf(stderr, "switchboard: %s\n", rotated.status().message().c_str());
+    }
+    rotate_failing_ = !rotated.ok();
+  }
+
+  // How long the ingester waits before trying a failed batch again.
+  static constexpr std::chrono::milliseconds kIngestRetry{200};
 
   const std::string path_;
   const size_t capacity_;
   const size_t batch_size_;
   const std::chrono::milliseconds max_delay_;
   const QueueFullPolicy when_full_;
+  const std::uint64_t journal_limit_;
 
-  // Used by the committer only (committing_; after the constructor hands them
-  // over). Declared before the statements so they are finalized before it closes.
+  // Used by the thread holding the ingester role only. Declared before the
+  // statements so they are finalized before it closes.
   DbPtr db_;
-  StmtPtr insert_, insert_decision_, begin_, commit_;
+  RowWriter rows_;
+  // Its file by the appender-role holder only; absent when another writer
+  // holds the journal (the sink then commits every flush to the database).
+  std::optional<JournalFile> journal_;
 
   std::mutex mu_;
-  std::condition_variable work_cv_;  // the writer: records queued, the committer role free, stopping
-  std::condition_variable room_cv_;  // writers blocked on a full queue
-  std::condition_variable done_cv_;  // flushes: a batch finished
-  std::deque<Pending> queue_;
-  // Records are numbered from 1 in the order write() accepts them; the writer
-  // finishes them in that order.
-  std::uint64_t accepted_ = 0;      // the last accepted record
-  std::uint64_t done_ = 0;          // the last record committed or dropped
-  std::uint64_t reported_ = 0;      // failures up to here were returned by a finished flush()
-  int flushing_ = 0;                // flush() calls waiting
-  bool committing_ = false;         // a thread holds the committer role (uses db_ and batch_)
-  std::vector<Pending> batch_;      // the committer's batch
-  std::atomic<std::uint64_t> commits_{0};  // transactions committed
-  std::vector<Failure> failures_;   // failed batches not yet reported by every flush that needs them
+  std::condition_variable work_cv_;   // the writer: records queued, a role free, stopping
+  std::condition_variable room_cv_;   // writers blocked on a full queue
+  std::condition_variable acked_cv_;  // flushes: an acknowledgement (append or commit) finished
+  std::deque<Pending> unjournaled_;   // written, not yet in the journal (journal only)
+  std::deque<Pending> ingest_;        // acknowledged, not yet in the database (or, without a journal, written)
+  std::uint64_t accepted_ = 0;        // the last accepted record
+  std::uint64_t acked_ = 0;           // the last record journaled (or committed, without one) or lost
+  std::uint64_t reported_ = 0;        // failures up to here were returned by a finished flush()
+  int flushing_ = 0;                  // flush() calls waiting
+  int room_waiters_ = 0;              // write() calls waiting for room
+  bool appending_ = false;            // a thread holds the appender role (uses journal_)
+  bool ingesting_ = false;            // a thread holds the ingester role (uses db_, rows_, batch_)
+  bool overflowed_ = false;           // journaled records were dropped from memory: replay them from the file
+  bool ingest_failing_ = false;       // the last ingest failed (reported once per streak)
+  bool rotate_failing_ = false;       // the last rotation failed (reported once per streak)
+  Clock::time_point retry_at_{};      // no ingest before this, after a failure
+  std::vector<Pending> batch_;        // the ingester's batch
+  std::atomic<std::uint64_t> commits_{0};       // acknowledgements: journal appends, or transactions without one
+  std::atomic<std::uint64_t> transactions_{0};  // transactions that moved records into the database
+  std::vector<Failure> failures_;     // lost batches not yet reported by every flush that needs them
   bool stopping_ = false;
   std::thread writer_;  // last: starts once everything above is built
 };
+
+// Reports what opening found in the journal (a crash left it), on stderr as
+// the sink reports a lost record: it must not pass silently.
+void report_replay(const std::string& journal_path, const JournalReplay& replay) {
+  if (replay.replayed > 0) {
+    std::fprintf(stderr, "switchboard: %s: %zu acknowledged record(s) replayed into the ledger\n",
+                 journal_path.c_str(), replay.replayed);
+  }
+  if (replay.torn_bytes > 0) {
+    std::fprintf(stderr, "switchboard: warning: %s: a torn last line (%llu bytes, never acknowledged) ignored\n",
+                 journal_path.c_str(), static_cast<unsigned long long>(replay.torn_bytes));
+  }
+  if (replay.unreadable > 0) {
+    std::fprintf(stderr, "switchboard: warning: %s: %zu unreadable line(s) skipped\n", journal_path.c_str(),
+                 replay.unreadable);
+  }
+  if (replay.bad_header) {
+    std::fprintf(stderr, "switchboard: warning: %s: not a ledger journal (no header); started afresh\n",
+                 journal_path.c_str());
+  }
+}
 
 }  // namespace
 
@@ -634,24 +1079,39 @@ Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions
                             (answer != nullptr ? answer : "unknown") + ")");
   }
   mode->reset();
+  const bool power = options.durability == LedgerDurability::kPower;
   // NORMAL: a commit is a write to the WAL (survives a crash of the process);
-  // FULL: every commit also fsyncs the WAL (survives a power loss).
-  const char* synchronous = options.durability == LedgerDurability::kPower ? "PRAGMA synchronous=FULL"
-                                                                           : "PRAGMA synchronous=NORMAL";
+  // FULL: every commit also fsyncs the WAL (survives a power loss). With the
+  // journal, what a flush acknowledged is durable in the journal already, but
+  // a commit that moves journal_state past it must be as durable as the
+  // journal, or a power loss could lose the records the journal then drops.
+  const char* synchronous = power ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
   if (Status s = exec(raw, path, synchronous, std::string("cannot set ") + (synchronous + 7)); !s.ok()) return s;
   if (Status s = migrate(raw, path); !s.ok()) return s;
 
-  auto insert = prepare(raw, path, kInsertSql, /*persistent=*/true);
-  if (!insert.ok()) return insert.status();
-  auto insert_decision = prepare(raw, path, decision_insert_sql(), true);
-  if (!insert_decision.ok()) return insert_decision.status();
-  auto begin = prepare(raw, path, "BEGIN IMMEDIATE", true);
-  if (!begin.ok()) return begin.status();
-  auto commit = prepare(raw, path, "COMMIT", true);
-  if (!commit.ok()) return commit.status();
+  auto rows = RowWriter::prepare_for(raw, path);
+  if (!rows.ok()) return rows.status();
+
+  // The journal, unless another writer holds it: then this sink commits each
+  // flush to the database as it did before there was a journal.
+  const std::string journal_path = journal_path_for(path);
+  auto journal = JournalFile::open_locked(journal_path, power);
+  if (!journal.ok()) return journal.status();
+  if (journal->has_value()) {
+    // What a crashed writer acknowledged and did not move in, exactly once;
+    // then a fresh generation, which also drops a torn last line.
+    auto replay = replay_journal(*rows, journal_path);
+    if (!replay.ok()) return replay.status();
+    report_replay(journal_path, *replay);
+    JournalFile& file = **journal;
+    if (file.size() > file.header_size() || file.generation().empty()) {
+      auto rotated = start_next_generation(*rows, file, replay->complete_end);
+      if (!rotated.ok()) return rotated.status();
+      if (!*rotated) return Status::internal(journal_path + ": the journal was not replayed whole");
+    }
+  }
   return std::shared_ptr<LedgerSink>(std::make_shared<SqliteLedger>(
-      options, std::move(db).value(), std::move(insert).value(), std::move(insert_decision).value(),
-      std::move(begin).value(), std::move(commit).value()));
+      options, std::move(db).value(), std::move(rows).value(), std::move(journal).value()));
 }
 
 // `select` (a SELECT ... FROM table) with the query's filters, oldest first,
@@ -856,6 +1316,16 @@ int sqlite_ledger_latest_schema() { return kLatestSchema; }
 std::uint64_t sqlite_ledger_commits(const LedgerSink& sink) {
   const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
   return sqlite != nullptr ? sqlite->commits() : 0;
+}
+
+std::uint64_t sqlite_ledger_transactions(const LedgerSink& sink) {
+  const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
+  return sqlite != nullptr ? sqlite->transactions() : 0;
+}
+
+bool sqlite_ledger_journaled(const LedgerSink& sink) {
+  const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
+  return sqlite != nullptr && sqlite->journaled();
 }
 
 Result<int> sqlite_ledger_schema_version(const std::string& path) {

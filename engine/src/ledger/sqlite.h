@@ -14,9 +14,16 @@ namespace switchboard {
 int sqlite_ledger_latest_schema();
 // The file's `PRAGMA user_version`.
 Result<int> sqlite_ledger_schema_version(const std::string& path);
-// The transactions `sink` has committed so far (for tests of the group
-// commit); 0 when it is not a SQLite sink.
+// The group commits that acknowledged records so far (for tests of the group
+// commit): appends to the journal, or, for a sink without one, transactions;
+// 0 when it is not a SQLite sink. A flush with nothing pending makes none.
 std::uint64_t sqlite_ledger_commits(const LedgerSink& sink);
+// The transactions that moved records into the database so far (with a
+// journal, off the flush path); 0 when it is not a SQLite sink.
+std::uint64_t sqlite_ledger_transactions(const LedgerSink& sink);
+// Whether `sink` acknowledges through its journal (false when another writer
+// held the journal at open, or when it is not a SQLite sink).
+bool sqlite_ledger_journaled(const LedgerSink& sink);
 // `PRAGMA integrity_check`: ok, or an error quoting what SQLite found.
 Status check_sqlite_ledger(const std::string& path);
 
