@@ -54,6 +54,11 @@ struct SnapshotCacheEntry {
   std::uint64_t engine_id = 0;
   std::uint64_t generation = 0;
   std::shared_ptr<const RuleSet> rules;
+  // The workload decide() found last in `rules` (null: none yet), so a
+  // thread deciding for one workload compares a name instead of two lookups.
+  std::string workload_name;
+  const Workload* workload = nullptr;
+  WorkloadRules* compiled = nullptr;
 };
 thread_local std::array<SnapshotCacheEntry, 4> t_snapshots;
 thread_local unsigned t_snapshot_victim = 0;
@@ -90,6 +95,13 @@ struct Engine::Impl {
   std::unique_ptr<detail::RulesWatcher> watcher;
 
   const RuleSet& snapshot() const;
+  // RulesContext::config_epoch of this engine's config: one Config for the
+  // engine's life (open() makes it; no snapshot replaces it), and the engine's
+  // sandboxes run on no other with this number (each engine's id is its own).
+  std::uint64_t config_epoch() const { return id; }
+  // snapshot()'s entry in this thread's cache: valid until the thread's next
+  // snapshot of another engine or generation.
+  SnapshotCacheEntry& snapshot_entry() const;
   void publish(std::shared_ptr<const RuleSet> next);
   std::vector<ReloadEvent> reload();
   // One workload's shadow file, for reload(): adds an event when it changed.
@@ -101,12 +113,14 @@ struct Engine::Impl {
                     const std::optional<SessionView>& session) const;
 };
 
-const RuleSet& Engine::Impl::snapshot() const {
+const RuleSet& Engine::Impl::snapshot() const { return *snapshot_entry().rules; }
+
+SnapshotCacheEntry& Engine::Impl::snapshot_entry() const {
   const std::uint64_t gen = generation.load(std::memory_order_acquire);
   SnapshotCacheEntry* mine = nullptr;
   for (SnapshotCacheEntry& e : t_snapshots) {
     if (e.engine_id == id) {
-      if (e.generation == gen) return *e.rules;
+      if (e.generation == gen) return e;
       mine = &e;
     }
   }
@@ -119,7 +133,9 @@ const RuleSet& Engine::Impl::snapshot() const {
   mine->engine_id = id;
   mine->generation = cur->generation;
   mine->rules = std::move(cur);  // may drop an old snapshot: the reaper closes its states
-  return *mine->rules;
+  mine->workload = nullptr;
+  mine->compiled = nullptr;
+  return *mine;
 }
 
 void Engine::Impl::publish(std::shared_ptr<const RuleSet> next) {
@@ -426,22 +442,30 @@ Status find_workload(const RuleSet& rules, std::string_view name, const Workload
 
 Result<Decision> Engine::decide(std::string_view workload_name, const Step& step,
                                 const CallContext& ctx) const {
-  const RuleSet& rules = impl_->snapshot();
-  const Workload* workload = nullptr;
-  WorkloadRules* compiled = nullptr;
-  if (Status s = find_workload(rules, workload_name, workload, compiled); !s.ok()) return s;
+  SnapshotCacheEntry& entry = impl_->snapshot_entry();
+  const RuleSet& rules = *entry.rules;
+  if (entry.workload == nullptr || entry.workload_name != workload_name) {
+    entry.workload = nullptr;
+    if (Status s = find_workload(rules, workload_name, entry.workload, entry.compiled); !s.ok()) {
+      entry.workload = nullptr;
+      return s;
+    }
+    entry.workload_name.assign(workload_name);
+  }
+  const Workload* workload = entry.workload;
+  WorkloadRules* compiled = entry.compiled;
   // One test on the hot path of engines without shadow rules.
   const auto shadow = rules.shadows.empty() ? rules.shadows.end() : rules.shadows.find(workload_name);
   if (shadow == rules.shadows.end()) {
     // The session's view is taken only if the rules read ctx.session.
     return detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
-                               impl_->health.get(), nullptr, impl_->sessions.get());
+                               impl_->health.get(), nullptr, impl_->sessions.get(), impl_->config_epoch());
   }
   // The shadow rules see the session the active rules saw: one view for both.
   const std::optional<SessionView> session = detail::session_view(impl_->sessions.get(), step);
   Result<Decision> decision =
       detail::decide_with(*rules.config, *workload, *compiled, step, ctx, impl_->budgets.get(), nullptr,
-                          impl_->health.get(), session ? &*session : nullptr);
+                          impl_->health.get(), session ? &*session : nullptr, nullptr, impl_->config_epoch());
   impl_->offer_shadow(shadow->second, *workload, step, ctx, *decision, session);
   return decision;
 }

@@ -205,6 +205,54 @@ TEST_CASE("the chunk reader refuses what is not a whole Lua 5.4 chunk") {
   }
 }
 
+TEST_CASE("the chunk reader finds the upvalues a function can assign, itself or through a nested function") {
+  std::unique_ptr<lua_State, StateCloser> state(luaL_newstate());
+  lua_State* L = state.get();
+  REQUIRE(luaL_loadstring(L, R"lua(
+local a, b, c = 1, 2, 3
+local function reads() return a + b end
+local function sets() a = a + 1 end
+local function deep() return function() return function() local f = function() c = 0 end; f(); return b end end end
+local function own_local() local x = a; return function() x = 2 end, b end
+local function env() _ENV = {} end
+return reads, sets, deep, own_local, env
+)lua") == LUA_OK);
+  REQUIRE(lua_pcall(L, 0, 5, 0) == LUA_OK);
+  // The names of the upvalues of the function at `f` the reader says it can
+  // assign, from a dump stripped or not.
+  auto assigned = [&](int f, int strip) {
+    std::string chunk;
+    lua_pushvalue(L, f);
+    lua_dump(
+        L,
+        [](lua_State*, const void* p, size_t n, void* ud) {
+          static_cast<std::string*>(ud)->append(static_cast<const char*>(p), n);
+          return 0;
+        },
+        &chunk, strip);
+    lua_pop(L, 1);
+    detail::UpvalueSet set;
+    if (!detail::assignable_upvalues(chunk, &set)) return std::string("unknown");
+    std::string names;
+    for (int i = 1; const char* name = lua_getupvalue(L, f, i); ++i) {
+      lua_pop(L, 1);
+      if (set.test(static_cast<size_t>(i - 1))) names += std::string(names.empty() ? "" : " ") + name;
+    }
+    return names;
+  };
+  for (int strip = 0; strip <= 1; ++strip) {
+    INFO("strip = ", strip);
+    CHECK(assigned(1, strip) == "");
+    CHECK(assigned(2, strip) == "a");
+    CHECK(assigned(3, strip) == "c");  // two levels down, through closures made at each call
+    CHECK(assigned(4, strip) == "");   // its own local, a new one per call
+    CHECK(assigned(5, strip) == "_ENV");
+  }
+  detail::UpvalueSet set;
+  CHECK_FALSE(detail::assignable_upvalues("", &set));
+  CHECK_FALSE(detail::assignable_upvalues("local x = 1", &set));
+}
+
 TEST_CASE("executable lines count every function including the never called one and the file body") {
   auto lines = detail::executable_lines(SandboxLimits{}, "rules/p.lua", kCoverageRules);
   REQUIRE_MESSAGE(lines.ok(), lines.status().message());

@@ -274,6 +274,54 @@ function classify(step, ctx) return "premium" end
   CHECK(decision.estimated_cost == estimate_call_cost(*m, 10'000, 1'000));
 }
 
+TEST_CASE("the estimate prices the figure the rules read of the chosen model's cache: one lookup for both") {
+  TempDir dir;
+  ScriptedClock clock;
+  int lookups = 0;  // the book reads its clock once per lookup of a model's cache
+  EngineOptions options;
+  options.sessions_clock = [&] {
+    ++lookups;
+    return clock.now;
+  };
+  auto engine = engine_with_rules(dir, R"lua(
+function classify(step, ctx)
+  if step.role == "blind" then return "premium" end
+  local warm = ctx.session.cached_tokens["m-premium"]
+  local again = ctx.session.cached_tokens["m-premium"]
+  return { tier = step.role, reason = warm .. " " .. again }
+end
+)lua", "", options);
+  REQUIRE_MESSAGE(engine.ok(), engine.status().to_string());
+  (*engine)->sessions().record("s", "m-premium", prompt(0, 0, 80'000), CacheFill::kExplicit);
+  (*engine)->sessions().record("s", "m-cheap", prompt(1'000, 0), CacheFill::kAutomatic);
+  Step step;
+  step.input_tokens = 100'000;
+  step.expected_output_tokens = 1'000;
+  step.session_id = "s";
+
+  step.role = "premium";  // the rules read the chosen model's figure: the estimate takes it
+  lookups = 0;
+  auto d = (*engine)->decide("w", step);
+  REQUIRE(d.ok());
+  CHECK(d->reason == "80000 80000");
+  CHECK(d->estimated_cost == 495'000);  // 20k at $15 + 80k at $1.50 + 1k at $75
+  CHECK(lookups == 1);
+
+  step.role = "cheap";  // another model's: the estimate asks the book for the chosen one
+  lookups = 0;
+  d = (*engine)->decide("w", step);
+  REQUIRE(d.ok());
+  CHECK(d->estimated_cost == 99'000 + 100 + 5'000);  // 99k at $1 + 1k at $0.10 + 1k at $5
+  CHECK(lookups == 2);
+
+  // A call that reads nothing does not get an earlier call's figure.
+  clock.now += 301s;  // m-premium's cache expires
+  step.role = "blind";
+  d = (*engine)->decide("w", step);
+  REQUIRE(d.ok());
+  CHECK(d->estimated_cost == 1'575'000);  // cold: 100k at $15 + 1k at $75
+}
+
 TEST_CASE("the dispatcher records each answered call in the book: the model that answered, a fallback's too") {
   TempDir dir;
   auto engine = engine_with_rules(dir, R"lua(

@@ -2,6 +2,8 @@
 // chunk (what lua_dump writes; the format is ldump.c's, read back by
 // lundump.c). The C API reaches only functions that exist as closures, so a
 // local function never instantiated has no other way to name its lines.
+// Also reads which upvalues a function's code can assign (SETUPVAL), so the
+// sandbox restores only those after a call.
 //
 // The layout, in the order it is read here (varint: 7 bits per byte, most
 // significant first, the last byte marked with 0x80):
@@ -220,7 +222,92 @@ bool read_function(Cursor& in, const Sizes& sizes, int depth, std::vector<Protot
   return lines_of(lineinfo, abs, out[index]);
 }
 
+// lopcodes.h of Lua 5.4: an instruction's opcode is its low 7 bits, and
+// SETUPVAL A B (UpValue[B] := R[A]), the only instruction that assigns an
+// upvalue, has B in bits 16 to 23.
+constexpr std::uint32_t kOpSetUpval = 10;
+constexpr std::uint32_t kOpcodeMask = 0x7f;
+constexpr int kArgBShift = 16;
+constexpr int kMaxUpvalues = 255;      // lparser.h's MAXUPVAL
+constexpr int kMaxScannedNesting = 64;  // deeper: the scan gives up (every upvalue assignable)
+
+// Reads one function of the chunk; sets (*own)[i] for each of its upvalues
+// its code assigns, itself or through a function nested in it that shares
+// the upvalue, and (*enclosing)[j] for each upvalue j of the enclosing
+// function so assigned. Plain data only (a frame a Lua error may cross
+// calls it), and a bounded depth.
+bool scan_function(Cursor& in, const Sizes& sizes, int depth, UpvalueSet* own, UpvalueSet* enclosing) {
+  if (depth > kMaxScannedNesting || sizes.instruction != sizeof(std::uint32_t)) return false;
+  UpvalueSet assigned{};
+  in.string();   // source
+  in.varint();   // linedefined
+  in.varint();   // lastlinedefined
+  in.skip(3);    // numparams, is_vararg, maxstacksize
+  const size_t code = in.varint();
+  for (size_t pc = 0; pc < code && !in.failed(); ++pc) {
+    const std::string_view bytes = in.take(sizeof(std::uint32_t));
+    if (in.failed()) return false;
+    std::uint32_t instruction = 0;
+    std::memcpy(&instruction, bytes.data(), sizeof instruction);
+    if ((instruction & kOpcodeMask) == kOpSetUpval) assigned.set((instruction >> kArgBShift) & 0xff);
+  }
+  const size_t constants = in.varint();
+  for (size_t i = 0; i < constants && !in.failed(); ++i) {
+    switch (in.byte()) {
+      case kNil: case kFalse: case kTrue: break;
+      case kInteger: in.skip(sizes.integer); break;
+      case kFloat: in.skip(sizes.number); break;
+      case kShortString: case kLongString: in.string(); break;
+      default: return false;
+    }
+  }
+  const size_t upvalues = in.varint();
+  if (upvalues > static_cast<size_t>(kMaxUpvalues)) return false;
+  // Where each upvalue comes from: a register of the enclosing function
+  // (instack), or the enclosing function's upvalue `index`.
+  UpvalueSet from_register{};
+  unsigned char index[kMaxUpvalues] = {};
+  for (size_t i = 0; i < upvalues && !in.failed(); ++i) {
+    if (in.byte() != 0) from_register.set(i);
+    index[i] = in.byte();
+    in.byte();  // kind
+  }
+  const size_t nested = in.varint();
+  for (size_t i = 0; i < nested && !in.failed(); ++i) {
+    if (!scan_function(in, sizes, depth + 1, nullptr, &assigned)) return false;
+  }
+  in.skip_items(in.varint(), 1);  // lineinfo
+  const size_t n_abs = in.varint();
+  for (size_t i = 0; i < n_abs && !in.failed(); ++i) {
+    in.varint();
+    in.varint();
+  }
+  const size_t locals = in.varint();
+  for (size_t i = 0; i < locals && !in.failed(); ++i) {
+    in.string();
+    in.varint();
+    in.varint();
+  }
+  const size_t upvalue_names = in.varint();
+  for (size_t i = 0; i < upvalue_names && !in.failed(); ++i) in.string();
+  if (in.failed()) return false;
+  if (enclosing != nullptr) {
+    for (size_t i = 0; i < upvalues; ++i) {
+      if (assigned.test(i) && !from_register.test(i)) enclosing->set(index[i]);
+    }
+  }
+  if (own != nullptr) *own = assigned;
+  return true;
+}
+
 }  // namespace
+
+bool assignable_upvalues(std::string_view chunk, UpvalueSet* out) {
+  Cursor in(chunk);
+  Sizes sizes;
+  if (!read_header(in, sizes)) return false;
+  return scan_function(in, sizes, 0, out, nullptr) && in.at_end();
+}
 
 Result<std::vector<PrototypeLines>> read_chunk_lines(std::string_view chunk) {
   Cursor in(chunk);

@@ -53,6 +53,10 @@ constexpr std::int64_t kElementsPerStep = 4;  // table.move/insert/remove: budge
 constexpr size_t kMaxNameBytes = 128;     // tier, model, aggregate, reasoning
 constexpr size_t kMaxReasonBytes = 512;   // the rule's reason, truncated beyond
 constexpr size_t kMaxErrorBytes = 400;    // error messages, truncated beyond
+constexpr size_t kShortStringBytes = 40;  // LUAI_MAXSHORTLEN: Lua interns strings up to this long
+// Bytecode the freeze may dump to learn which upvalues a call can assign
+// (about a millisecond's work); past it, every upvalue is restored.
+constexpr std::int64_t kMaxFreezeDumpBytes = 4 << 20;
 
 // Registry keys: addresses of these objects are unique light userdata.
 char kFrozenMarkerKey;
@@ -177,6 +181,15 @@ static_assert(kPriceFieldCount + 1 == api::kPrice.fields.size(),
 
 enum RestoreList { kUpvalueList, kFieldList, kUserdataList, kRestoreListCount };
 
+// One figure ctx.session.cached_tokens[model] read from the session book:
+// the model's name as the rule gave it, and the tokens.
+struct CachedRead {
+  char model[kMaxNameBytes];
+  size_t len;
+  std::int64_t tokens;
+};
+constexpr int kCachedReads = 4;  // the models a call remembers; a rule weighs one or two
+
 // A string held in the registry with a copy of its text for comparison.
 struct CachedString {
   int ref = LUA_NOREF;
@@ -269,6 +282,11 @@ struct LuaSandbox::Core {
   bool session_shown = false;  // ctx.session is in the shadow (the last call had one)
   std::optional<SessionView> session_taken;  // RulesContext::sessions' view, taken in call `session_call`
   std::uint64_t session_call = 0;
+  // The figures ctx.session.cached_tokens[model] read from the session book
+  // in call `cached_reads_call`: its first kCachedReads distinct models.
+  CachedRead cached_reads[kCachedReads] = {};
+  int cached_read_count = 0;
+  std::uint64_t cached_reads_call = 0;
   // ctx.session and its cached_tokens: read-only proxies for the state's
   // life, reading call_ctx->session.
   int session_proxy_ref = LUA_NOREF;
@@ -833,6 +851,7 @@ struct FreezeWalk {
   int visited;     // stack index of the set of values already queued
   int pending;     // stack index of the array of values still to freeze
   lua_Integer n;   // number of values in `pending`
+  std::int64_t dump_bytes_left;  // of kMaxFreezeDumpBytes (upvalues_assigned)
 };
 
 // Queues the value at `idx` if it can hold state (tables, functions,
@@ -929,16 +948,70 @@ void freeze_table(lua_State* L, int t, FreezeWalk* walk) {
   lua_pop(L, 1);           // shadow
 }
 
-// Records (function, upvalue index, value) for every upvalue of a Lua
-// function. A C closure's upvalues cannot be reassigned from Lua, but what
-// they hold is frozen like the rest (a string.gmatch iterator keeps its
-// position in a userdata upvalue).
+// lua_dump's writer into a luaL_Buffer, begun on the first write (as
+// string.dump's: the function must stay on top until lua_dump has it).
+// A dump that would pass `room` bytes stops (lua_dump returns non-zero).
+struct DumpBuffer {
+  luaL_Buffer buffer;
+  bool begun;
+  std::int64_t room;
+};
+
+int dump_to_buffer(lua_State* L, const void* bytes, size_t size, void* ud) {
+  auto* out = static_cast<DumpBuffer*>(ud);
+  out->room -= static_cast<std::int64_t>(size);
+  if (out->room < 0) return 1;
+  if (!out->begun) {
+    out->begun = true;
+    luaL_buffinit(L, &out->buffer);
+  }
+  luaL_addlstring(&out->buffer, static_cast<const char*>(bytes), size);
+  return 0;
+}
+
+// The upvalues of the Lua function at `f` that a call can assign
+// (assignable_upvalues of its stripped dump); false when that is not known,
+// and then any can be. Dumps cost time no budget counts, so the freeze dumps
+// at most kMaxFreezeDumpBytes in all (many closures of one big function
+// would otherwise dump it over and over); and a dump takes at most a quarter
+// of the memory left under the cap (its buffer and string, at most three
+// times that, never reach the cap). Past either, nothing is known.
+bool upvalues_assigned(lua_State* L, int f, FreezeWalk* walk, UpvalueSet* out) {
+  const Core* core = core_of(L);
+  const std::int64_t room = std::min(walk->dump_bytes_left, (core->memory_limit - core->memory_used) / 4);
+  if (room <= 0) return false;
+  const int top = lua_gettop(L);
+  DumpBuffer dump;
+  dump.begun = false;
+  dump.room = room;
+  lua_pushvalue(L, f);
+  const bool dumped = lua_dump(L, dump_to_buffer, &dump, 1) == 0 && dump.begun;
+  walk->dump_bytes_left -= room - std::max<std::int64_t>(dump.room, 0);
+  if (!dumped) {
+    lua_settop(L, top);  // the buffer, if begun, goes with the stack
+    return false;
+  }
+  luaL_pushresult(&dump.buffer);
+  size_t size = 0;
+  const char* chunk = lua_tolstring(L, -1, &size);
+  const bool known = assignable_upvalues(std::string_view(chunk, size), out);
+  lua_settop(L, top);
+  return known;
+}
+
+// Records (function, upvalue index, value) for each upvalue of a Lua
+// function that a call can assign (upvalues_assigned), to put back after each
+// call: a call that assigns none costs the restore nothing. A C closure's
+// upvalues cannot be reassigned from Lua, but what they hold is frozen like
+// the rest (a string.gmatch iterator keeps its position in a userdata upvalue).
 void freeze_function(lua_State* L, int f, FreezeWalk* walk) {
   const bool is_lua = !lua_iscfunction(L, f);
+  UpvalueSet assigned;
+  const bool known = is_lua && upvalues_assigned(L, f, walk, &assigned);
   for (int i = 1;; ++i) {
     if (lua_getupvalue(L, f, i) == nullptr) break;
     const int value = lua_gettop(L);
-    if (is_lua) {
+    if (is_lua && (!known || assigned.test(static_cast<size_t>(i - 1)))) {
       push_restore_list(L, &kRestoreUpvaluesKey);
       const int list = lua_gettop(L);
       lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, list));
@@ -1019,6 +1092,7 @@ int protected_freeze(lua_State* L) {
   lua_newtable(L);
   walk.pending = lua_gettop(L);
   walk.n = 0;
+  walk.dump_bytes_left = kMaxFreezeDumpBytes;
   // The string metatable is used raw by the VM, so it is hidden rather than
   // frozen: getmetatable("") returns a string and nothing can reach the table.
   lua_pushliteral(L, "");
@@ -1655,7 +1729,7 @@ void materialize_step(lua_State* L, int idx) {
   for (int i = 0; i < kStepFieldCount; ++i) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, core->step_key_refs[i]);
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, idx) != LUA_TNIL) {  // read (memoized) or set by the rules already
+    if (lua_rawget(L, idx) != LUA_TNIL) {  // read and kept already (step_index)
       lua_pop(L, 2);
       continue;
     }
@@ -1674,17 +1748,24 @@ void materialize_if_lazy(lua_State* L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE && is_lazy_step(L, idx)) materialize_step(L, idx);
 }
 
-// step[key] for a key the table does not hold raw: the step's field, kept in
-// the table so the next read is a plain one.
+// step[key] for a key the table does not hold raw: the step's field. A table
+// (step.meta, step.tool_names) is kept in the step table, so every read gets
+// the same one, and so is a long string (step.prompt), which each push would
+// copy. A number, a boolean or a short string (interned: pushed again, it is
+// the same value) is not: most fields are read once, and keeping one costs
+// more than a second read. materialize_step puts in whatever is not kept.
 int step_index(lua_State* L) {
   const Core* core = core_of(L);
   const int f = interned_index(L, 2, core->step_key_names, kStepFieldCount);
   if (f < 0) return 0;  // not a step field: nil
   if (core->call_step == nullptr) return luaL_error(L, "step is only readable inside classify");
   if (!push_step_field(L, core, static_cast<StepField>(f))) return 0;
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, 1);
+  const int type = lua_type(L, -1);
+  if (type == LUA_TTABLE || (type == LUA_TSTRING && lua_rawlen(L, -1) > kShortStringBytes)) {
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+  }
   return 1;
 }
 
@@ -1810,6 +1891,7 @@ bool push_model_field(lua_State* L, const ModelHealth& h, ModelField f) {
 // view keeps outlives the call it was taken in.
 struct ModelView {
   std::uint64_t call;      // the call `model` and `health` were taken in (0: none)
+  std::uint64_t epoch;     // the RulesContext::config_epoch `model` and `prices` were found in (0: that call's)
   const ModelSpec* model;  // in that call's config; null when it has no such model
   const ModelPrices* prices;  // the catalog's entry of the model in that config, or null
   ModelHealth health;
@@ -1826,8 +1908,11 @@ const ModelView& model_view_at(lua_State* L, int idx) {
   const RulesContext* ctx = core->call_ctx;
   if (ctx == nullptr || ctx->config == nullptr) luaL_error(L, "ctx.models is only readable inside classify");
   if (view->call != core->call_serial) {
-    view->model = ctx->config->find_model(view->name());
-    view->prices = ctx->config->prices ? ctx->config->prices->find(view->name()) : nullptr;
+    if (ctx->config_epoch == 0 || view->epoch != ctx->config_epoch) {
+      view->model = ctx->config->find_model(view->name());
+      view->prices = ctx->config->prices ? ctx->config->prices->find(view->name()) : nullptr;
+      view->epoch = ctx->config_epoch;
+    }
     view->health = ctx->health != nullptr ? ctx->health->snapshot(view->name()) : ModelHealth{};
     view->call = core->call_serial;
   }
@@ -1884,6 +1969,7 @@ void sync_models(lua_State* L, Core* core, const Config* config) {
     // Its user value: ctx.price(name)'s table, made on the first read.
     auto* view = static_cast<ModelView*>(lua_newuserdatauv(L, sizeof(ModelView) + name.size(), 1));
     view->call = 0;
+    view->epoch = 0;
     view->model = nullptr;
     view->prices = nullptr;
     view->health = ModelHealth{};
@@ -2060,6 +2146,36 @@ int session_newindex(lua_State* L) {
                     key_name(L, 2));
 }
 
+// What the call under way (or the last call) read of `model` from the
+// session book, or null.
+const CachedRead* cached_read_of(const Core& core, std::string_view model) {
+  if (core.cached_reads_call != core.call_serial) return nullptr;
+  for (int i = 0; i < core.cached_read_count; ++i) {
+    const CachedRead& read = core.cached_reads[i];
+    if (std::string_view(read.model, read.len) == model) return &read;
+  }
+  return nullptr;
+}
+
+// The book's figure of `model`'s cache in session `id`, remembered for the
+// call (LuaSandbox::cached_tokens_read): a rule's second read of a model, and
+// the estimate of the decision, get the figure of its first.
+std::int64_t cached_from_book(Core* core, std::string_view id, std::string_view model) {
+  if (core->cached_reads_call != core->call_serial) {
+    core->cached_read_count = 0;
+    core->cached_reads_call = core->call_serial;
+  }
+  if (const CachedRead* read = cached_read_of(*core, model)) return read->tokens;
+  const std::int64_t tokens = core->call_ctx->sessions->cached_for(id, model);
+  if (core->cached_read_count < kCachedReads && model.size() <= sizeof core->cached_reads[0].model) {
+    CachedRead& read = core->cached_reads[core->cached_read_count++];
+    std::memcpy(read.model, model.data(), model.size());
+    read.len = model.size();
+    read.tokens = tokens;
+  }
+  return tokens;
+}
+
 // ctx.session.cached_tokens[model]: an integer for any name (0 when cold); nil for a key that is no string.
 // Read from the session book itself unless this call has a view of the
 // session: one lookup, nothing copied.
@@ -2071,8 +2187,7 @@ int cached_index(lua_State* L) {
   if (name == nullptr) {
     lua_pushnil(L);
   } else if (from_book) {
-    const RulesContext& ctx = *core_of(L)->call_ctx;
-    lua_pushinteger(L, static_cast<lua_Integer>(ctx.sessions->cached_for(id, std::string_view(name, len))));
+    lua_pushinteger(L, static_cast<lua_Integer>(cached_from_book(core_of(L), id, std::string_view(name, len))));
   } else {
     const SessionView& s = call_session_of(L, "ctx.session.cached_tokens");
     lua_pushinteger(L, static_cast<lua_Integer>(s.cached_for(std::string_view(name, len))));
@@ -2409,7 +2524,6 @@ int protected_classify(lua_State* L) {
   core->call_step = frame->step;
   core->call_input_tokens = frame->input_tokens;
   core->call_ctx = frame->ctx;
-  ++core->call_serial;
   sync_models(L, core, frame->ctx->config);
   build_step(L);
   update_ctx(L, core, *frame->ctx);
@@ -2558,6 +2672,7 @@ Result<RawDecision> LuaSandbox::classify(const Step& step, std::int64_t input_to
     slot->present = false;
   }
   CallFrame frame{&step, input_tokens, &ctx, pod, false};
+  ++core_->call_serial;  // before anything can fail: nothing read in an earlier call counts for this one
   char err[kMaxErrorBytes + 64];
   if (probe != nullptr) {
     settle_memory(L_);
@@ -2638,6 +2753,14 @@ void LuaSandbox::end_probe(CallProbe* probe) {
     core_->trace = nullptr;
     core_->trace_len = core_->trace_cap = 0;
   }
+}
+
+std::optional<std::int64_t> LuaSandbox::cached_tokens_read(std::string_view model) const {
+  const Core& core = *core_;
+  if (core.call_serial == 0) return std::nullopt;
+  if (core.session_call == core.call_serial && core.session_taken) return core.session_taken->cached_for(model);
+  if (const CachedRead* read = cached_read_of(core, model)) return read->tokens;
+  return std::nullopt;
 }
 
 bool LuaSandbox::poisoned() const { return core_->poisoned; }

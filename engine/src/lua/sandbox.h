@@ -18,7 +18,9 @@
 //    reachable from them, from a function's upvalues or from a metatable, and
 //    the string metatable are read-only; upvalues a call reassigns, and
 //    userdata it changes (a string.gmatch iterator), are restored after the
-//    call. No call can see what an earlier call did.
+//    call (the upvalues that the code, read at load, can assign; a call of
+//    rules that assign none restores none). No call can see what an earlier
+//    call did.
 //  - The body and each classify() call run under an instruction budget, a
 //    wall-clock limit (one second) and the memory cap. Library loops that
 //    neither allocate nor run Lua code (table.move/insert/remove/sort/concat/
@@ -74,6 +76,10 @@ struct RulesContext {
   std::optional<double> budget_left_usd;
   double spent_usd = 0;
   const Config* config = nullptr;      // the models and prices ctx.models / price / cost know
+  // Nonzero: names `config` for the sandbox's life (every call that passes
+  // this number passes that same Config, alive and unchanged), so a model's
+  // catalog entries found in one call serve the next. 0: found in each call.
+  std::uint64_t config_epoch = 0;
   const HealthBook* health = nullptr;  // ctx.models[name]'s figures; null: every model healthy, no figures
   // ctx.session's figures: `session` when set; else, for a non-empty
   // `session_id`, `sessions`' view of it, taken when a rule first reads
@@ -136,6 +142,15 @@ class LuaSandbox {
   Result<RawDecision> classify(const Step& step, std::int64_t input_tokens,
                                const RulesContext& ctx, CallProbe* probe = nullptr);
 
+  // What the last classify() call showed the rules of `model`'s cached
+  // tokens in ctx.session, read from RulesContext::sessions: the figure of
+  // the view ctx.session took, or of ctx.session.cached_tokens[model] when
+  // the rules read it (one of the first four models read); else nullopt,
+  // as when the call had a RulesContext::session (which the caller has).
+  // So a decision prices the figure its rules weighed, without asking the
+  // book again.
+  std::optional<std::int64_t> cached_tokens_read(std::string_view model) const;
+
   // True after a budget, time or memory kill: the state must not be used again.
   bool poisoned() const;
   // Bytes the state holds now.
@@ -181,6 +196,22 @@ struct PrototypeLines {
 // source (lua/chunk_lines.cpp). A chunk that is truncated, stripped of line
 // information or not of this Lua version is an error, never a crash.
 Result<std::vector<PrototypeLines>> read_chunk_lines(std::string_view chunk);
+
+// A set of a function's upvalues, by the VM's 0-based index (lua_getupvalue's n - 1).
+struct UpvalueSet {
+  std::uint64_t words[4] = {};
+  void set(size_t i) { words[i / 64] |= std::uint64_t{1} << (i % 64); }
+  bool test(size_t i) const { return ((words[i / 64] >> (i % 64)) & 1) != 0; }
+};
+
+// The upvalues of the function a Lua 5.4 binary chunk holds (lua_dump of one
+// function, stripped or not) that running it can assign: those its own code
+// sets (SETUPVAL), and those a function nested in it, at any depth, shares
+// and sets. False when the chunk cannot be read (malformed, another Lua
+// version, nesting deeper than the scan goes): then assume every upvalue can
+// be. Allocates nothing and raises nothing, so a protected Lua frame may call
+// it (lua/chunk_lines.cpp).
+bool assignable_upvalues(std::string_view chunk, UpvalueSet* out);
 
 // Charges `steps` units of work done inside a C function (pattern matching)
 // to the running call's instruction budget; raises the kill error once the

@@ -8,7 +8,7 @@ namespace switchboard::detail {
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets,
                      CallProbe* probe, const HealthBook* health, const SessionView* session,
-                     const SessionBook* sessions) {
+                     const SessionBook* sessions, std::uint64_t config_epoch) {
   Decision decision;
   decision.workload = workload.name;
   decision.rules_version = rules.version();
@@ -18,6 +18,7 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   rules_ctx.workload = workload.name;
   rules_ctx.rules_version = rules.version();
   rules_ctx.config = &config;
+  rules_ctx.config_epoch = config_epoch;
   rules_ctx.health = health;
   rules_ctx.session = session;
   if (session == nullptr && sessions != nullptr) {  // taken only if the rules read ctx.session
@@ -42,9 +43,10 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   rules_ctx.spent_usd = to_usd(spent);
 
   const ModelSpec* model = nullptr;
-  Status status;
+  std::optional<std::int64_t> cached;  // the chosen model's cache as the rules read it, if they did
   {
     auto lease = rules.lease();
+    Status status;
     if (!lease.ok()) {
       status = lease.status();
     } else {
@@ -60,13 +62,16 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
         }
       }
     }
+    if (model == nullptr) model = fall_back(config, workload, status.message(), decision);
+    if (lease.ok() && session == nullptr) cached = lease->get()->cached_tokens_read(model->name);
   }
-  if (model == nullptr) model = fall_back(config, workload, status.message(), decision);
 
-  const std::int64_t cached = session != nullptr    ? session->cached_for(model->name)
-                              : sessions != nullptr ? sessions->cached_for(step.session_id, model->name)
-                                                    : 0;
-  estimate_cost(*model, step, input_tokens, decision, cached);
+  if (!cached) {
+    cached = session != nullptr    ? session->cached_for(model->name)
+             : sessions != nullptr ? sessions->cached_for(step.session_id, model->name)
+                                   : 0;
+  }
+  estimate_cost(*model, step, input_tokens, decision, *cached);
   if (decision.fanout > 1) {
     // N branches, then one aggregation call that reads the N answers.
     decision.estimated_cost *= decision.fanout;

@@ -2,6 +2,7 @@
 // Shared by Engine::decide, the rule test runner and reload's test gate.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 
 #include "rules/rule_set.h"
@@ -22,11 +23,15 @@ namespace switchboard::detail {
 // and what the estimate expects the chosen model's cache to hold
 // (session_view gives it); when it is null, `sessions` (may be null: then
 // ctx.session is nil) gives both for the step's session_id, ctx.session's
-// view taken only if the rules read it.
+// view taken only if the rules read it, and the estimate reading the figure
+// the rules read of the chosen model, if they read it (one lookup for both).
+// `config_epoch`: RulesContext::config_epoch (nonzero only when every call of
+// `rules`' sandboxes that passes it passes this `config`).
 Decision decide_with(const Config& config, const Workload& workload, WorkloadRules& rules,
                      const Step& step, const CallContext& ctx, const BudgetBook* budgets = nullptr,
                      CallProbe* probe = nullptr, const HealthBook* health = nullptr,
-                     const SessionView* session = nullptr, const SessionBook* sessions = nullptr);
+                     const SessionView* session = nullptr, const SessionBook* sessions = nullptr,
+                     std::uint64_t config_epoch = 0);
 
 // The session `step` belongs to as `book` knows it now: nullopt when the
 // step names none (or `book` is null); a new session (no last model, 0

@@ -1,5 +1,8 @@
 #include "rules/decision_resolve.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace switchboard::detail {
 
 namespace {
@@ -21,12 +24,29 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-// A reason is free text: control bytes become spaces.
+// Whether any of the eight bytes of `w` is a control byte (below 0x20, or
+// 0x7f): each "has a byte less than n" test is exact for n <= 0x80.
+bool has_control_byte(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  const std::uint64_t del = w ^ (0x7f * kOnes);
+  return ((((w - 0x20 * kOnes) & ~w) | ((del - kOnes) & ~del)) & kHighs) != 0;
+}
+
+// A reason is free text: control bytes become spaces. Eight bytes at a time
+// are looked at first: most reasons have none.
 void sanitize_reason(std::string& s) {
-  for (char& c : s) {
+  const auto fix = [](char& c) {
     const unsigned char u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) c = ' ';
+  };
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    if (!has_control_byte(w)) continue;
+    for (size_t j = i; j < i + 8; ++j) fix(s[j]);
   }
+  for (; i < s.size(); ++i) fix(s[i]);
 }
 
 }  // namespace
@@ -60,7 +80,10 @@ Result<const ModelSpec*> resolve_decision(const Config& config, std::string_view
     const std::string_view named = raw.name ? *raw.name : raw.model ? *raw.model : *raw.tier;
     return fail("'" + printable(named) + "', which serves embeddings; classify chooses chat models");
   }
-  if (config.find_model(tier->models.front())->kind == ModelKind::kEmbedding) {  // a chat model with an embedding tier
+  // A chat model with an embedding tier. The tier's first model is most
+  // often the chosen one, already found.
+  const ModelSpec* tier_first = tier->models.front() == model->name ? model : config.find_model(tier->models.front());
+  if (tier_first->kind == ModelKind::kEmbedding) {
     return fail("tier '" + tier->name + "', which serves embeddings; classify chooses chat models");
   }
 
