@@ -3,12 +3,13 @@
 # "Layout"): exits 1 naming every include that breaks a rule. Run by ctest.
 #
 #   util/       includes only public headers and util/
+#   async/      includes only public headers and async/ (fibers, curl on the loop)
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   cost/       includes public headers, util/ and cost/
 #   health/     includes public headers, util/ and health/
 #   sessions/   includes public headers, util/ and sessions/
 #   ledger/     includes public headers, util/ and ledger/
-#   providers/  includes public headers, util/, cost/ and providers/
+#   providers/  includes public headers, util/, async/, cost/ and providers/
 #   rules/      never includes providers/ or ledger/
 #   tokenize/   includes public headers, util/ and tokenize/
 #   engine/include/switchboard/  includes only switchboard/ and standard headers
@@ -33,21 +34,22 @@ check() {
 }
 
 check engine/src/util      '^(switchboard|util)/'
+check engine/src/async     '^(switchboard|async)/'
 check engine/src/lua       '^(switchboard|lua)/'
 check engine/src/cost      '^(switchboard|util|cost)/'
 check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/sessions  '^(switchboard|util|sessions)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
-check engine/src/providers '^(switchboard|util|cost|providers)/'
+check engine/src/providers '^(switchboard|util|async|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/src/tokenize  '^(switchboard|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|lua|cost|health|sessions|ledger|providers|rules|tokenize)/'
+private='^(util|async|lua|cost|health|sessions|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|lua|cost|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|async|lua|cost|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.
