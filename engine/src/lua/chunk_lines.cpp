@@ -170,6 +170,21 @@ bool lines_of(std::string_view lineinfo, const std::vector<std::pair<int, int>>&
   return true;
 }
 
+// Steps over a function's constant table; false on a tag Lua 5.4 does not write.
+bool skip_constants(Cursor& in, const Sizes& sizes) {
+  const size_t constants = in.varint();
+  for (size_t i = 0; i < constants && !in.failed(); ++i) {
+    switch (in.byte()) {
+      case kNil: case kFalse: case kTrue: break;
+      case kInteger: in.skip(sizes.integer); break;
+      case kFloat: in.skip(sizes.number); break;
+      case kShortString: case kLongString: in.string(); break;
+      default: return false;
+    }
+  }
+  return true;
+}
+
 bool read_function(Cursor& in, const Sizes& sizes, int depth, std::vector<PrototypeLines>& out) {
   if (depth > kMaxNesting) return false;
   const size_t index = out.size();
@@ -183,16 +198,7 @@ bool read_function(Cursor& in, const Sizes& sizes, int depth, std::vector<Protot
   const size_t code = in.varint();
   in.skip_items(code, sizes.instruction);
 
-  const size_t constants = in.varint();
-  for (size_t i = 0; i < constants && !in.failed(); ++i) {
-    switch (in.byte()) {
-      case kNil: case kFalse: case kTrue: break;
-      case kInteger: in.skip(sizes.integer); break;
-      case kFloat: in.skip(sizes.number); break;
-      case kShortString: case kLongString: in.string(); break;
-      default: return false;
-    }
-  }
+  if (!skip_constants(in, sizes)) return false;
   const size_t upvalues = in.varint();
   in.skip_items(upvalues, 3);  // instack, idx, kind
   const size_t nested = in.varint();
@@ -251,16 +257,7 @@ bool scan_function(Cursor& in, const Sizes& sizes, int depth, UpvalueSet* own, U
     std::memcpy(&instruction, bytes.data(), sizeof instruction);
     if ((instruction & kOpcodeMask) == kOpSetUpval) assigned.set((instruction >> kArgBShift) & 0xff);
   }
-  const size_t constants = in.varint();
-  for (size_t i = 0; i < constants && !in.failed(); ++i) {
-    switch (in.byte()) {
-      case kNil: case kFalse: case kTrue: break;
-      case kInteger: in.skip(sizes.integer); break;
-      case kFloat: in.skip(sizes.number); break;
-      case kShortString: case kLongString: in.string(); break;
-      default: return false;
-    }
-  }
+  if (!skip_constants(in, sizes)) return false;
   const size_t upvalues = in.varint();
   if (upvalues > static_cast<size_t>(kMaxUpvalues)) return false;
   // Where each upvalue comes from: a register of the enclosing function
