@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/record_json.h"
+#include "util/json_writer.h"
 
 namespace switchboard {
 
@@ -130,80 +131,97 @@ Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view s) {
 }
 
 std::string cost_record_to_json(const CostRecord& r) {
-  json j = json::object();
-  j["id"] = r.id;
-  j["time"] = format_utc_ms(r.time);
-  j["trace_id"] = r.trace_id;
-  j["parent_id"] = r.parent_id;
-  j["call_id"] = r.call_id;
-  j["workload"] = r.workload;
-  j["role"] = r.role;
-  j["tier"] = r.tier;
-  j["model"] = r.model;
-  j["provider"] = r.provider;
-  j["rules_version"] = r.rules_version;
-  j["catalog_version"] = r.catalog_version;
-  j["latency_ms"] = r.latency_ms;
-  j["input_tokens"] = r.usage.input_tokens;
-  j["cached_input_tokens"] = r.usage.cached_input_tokens;
-  j["cache_write_5m_tokens"] = r.usage.cache_write_5m_tokens;
-  j["cache_write_1h_tokens"] = r.usage.cache_write_1h_tokens;
-  j["output_tokens"] = r.usage.output_tokens;
-  j["reasoning_tokens"] = r.usage.reasoning_tokens;
-  j["usage_estimated"] = r.usage_estimated;
-  j["counted_input_tokens"] = r.counted_input_tokens;
-  j["cost_micro_usd"] = r.cost;
-  j["status"] = std::string(to_string(r.status));
-  j["error"] = r.error;
-  j["budget_scopes"] = r.budget_scopes;
-  j["reserved_micro_usd"] = r.reserved;
-  j["output_cap"] = r.output_cap;
-  j["output_cap_lowered"] = r.output_cap_lowered;
-  // Invalid UTF-8 (say, from a provider's error text) is replaced, never thrown.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(640);
+  JsonWriter w(out);
+  w.integer("id", r.id)
+      .string("time", format_utc_ms(r.time))
+      .string("trace_id", r.trace_id)
+      .string("parent_id", r.parent_id)
+      .string("call_id", r.call_id)
+      .string("workload", r.workload)
+      .string("role", r.role)
+      .string("tier", r.tier)
+      .string("model", r.model)
+      .string("provider", r.provider)
+      .string("rules_version", r.rules_version)
+      .string("catalog_version", r.catalog_version)
+      .integer("latency_ms", r.latency_ms)
+      .integer("input_tokens", r.usage.input_tokens)
+      .integer("cached_input_tokens", r.usage.cached_input_tokens)
+      .integer("cache_write_5m_tokens", r.usage.cache_write_5m_tokens)
+      .integer("cache_write_1h_tokens", r.usage.cache_write_1h_tokens)
+      .integer("output_tokens", r.usage.output_tokens)
+      .integer("reasoning_tokens", r.usage.reasoning_tokens)
+      .boolean("usage_estimated", r.usage_estimated)
+      .integer("counted_input_tokens", r.counted_input_tokens)
+      .integer("cost_micro_usd", r.cost)
+      .string("status", to_string(r.status))
+      .string("error", r.error)  // invalid UTF-8 (a provider's error text, say) is replaced, never thrown
+      .strings("budget_scopes", r.budget_scopes)
+      .integer("reserved_micro_usd", r.reserved)
+      .integer("output_cap", r.output_cap)
+      .boolean("output_cap_lowered", r.output_cap_lowered)
+      .end();
+  return out;
 }
 
 namespace {
 
-ordered_json decision_json(const Decision& d) {
-  ordered_json j = ordered_json::object();
-  j["workload"] = d.workload;
-  j["rules_version"] = d.rules_version;
-  j["tier"] = d.tier;
-  j["model"] = d.model;
-  j["reasoning"] = d.reasoning == Reasoning::kDefault ? ordered_json(nullptr) : ordered_json(std::string(to_string(d.reasoning)));
-  if (d.reasoning_pinned) j["reasoning_pinned"] = true;  // only when set: older lines stay as they were
-  j["fanout"] = d.fanout;
-  j["aggregate"] = d.aggregate;
-  j["max_output_tokens"] = d.max_output_tokens ? ordered_json(*d.max_output_tokens) : ordered_json(nullptr);
-  j["reason"] = d.reason;
-  j["error"] = d.error ? ordered_json(*d.error) : ordered_json(nullptr);
-  j["requested"] = d.requested;
-  j["ctx_spent_micro_usd"] = d.context_spent;
-  j["ctx_budget_left_micro_usd"] = d.context_budget_left ? ordered_json(*d.context_budget_left) : ordered_json(nullptr);
-  j["estimated_input_tokens"] = d.estimated_input_tokens;
-  j["estimated_output_tokens"] = d.estimated_output_tokens;
-  j["estimated_cost_micro_usd"] = d.estimated_cost;
-  return j;
+// The decision's fields, as an object under `key`.
+void write_decision(JsonWriter& w, std::string_view key, const Decision& d) {
+  w.begin_object(key).string("workload", d.workload).string("rules_version", d.rules_version);
+  w.string("tier", d.tier).string("model", d.model);
+  if (d.reasoning == Reasoning::kDefault) {
+    w.null("reasoning");
+  } else {
+    w.string("reasoning", to_string(d.reasoning));
+  }
+  if (d.reasoning_pinned) w.boolean("reasoning_pinned", true);  // only when set: older lines stay as they were
+  w.integer("fanout", d.fanout).string("aggregate", d.aggregate);
+  if (d.max_output_tokens) {
+    w.integer("max_output_tokens", *d.max_output_tokens);
+  } else {
+    w.null("max_output_tokens");
+  }
+  w.string("reason", d.reason);
+  if (d.error) {
+    w.string("error", *d.error);
+  } else {
+    w.null("error");
+  }
+  w.boolean("requested", d.requested).integer("ctx_spent_micro_usd", d.context_spent);
+  if (d.context_budget_left) {
+    w.integer("ctx_budget_left_micro_usd", *d.context_budget_left);
+  } else {
+    w.null("ctx_budget_left_micro_usd");
+  }
+  w.integer("estimated_input_tokens", d.estimated_input_tokens)
+      .integer("estimated_output_tokens", d.estimated_output_tokens)
+      .integer("estimated_cost_micro_usd", d.estimated_cost)
+      .end();
 }
 
 }  // namespace
 
 std::string decision_record_to_json(const DecisionRecord& r) {
-  ordered_json j = ordered_json::object();
-  j["record"] = "decision";
-  j["id"] = r.id;
-  j["time"] = format_utc_ms(r.time);
-  j["trace_id"] = r.trace_id;
-  j["kind"] = std::string(to_string(r.kind));
-  j["step"] = ordered_json::parse(step_to_json(r.step));
-  j["decision"] = decision_json(r.decision);
-  j["admission"] = std::string(to_string(r.admission));
+  std::string out;
+  out.reserve(1024);
+  JsonWriter w(out);
+  w.string("record", "decision")
+      .integer("id", r.id)
+      .string("time", format_utc_ms(r.time))
+      .string("trace_id", r.trace_id)
+      .string("kind", to_string(r.kind))
+      .raw("step", step_to_json(r.step));
+  write_decision(w, "decision", r.decision);
+  w.string("admission", to_string(r.admission));
   if (r.active) {
-    j["active"] = decision_json(*r.active);
-    j["agrees"] = r.agrees;
+    write_decision(w, "active", *r.active);
+    w.boolean("agrees", r.agrees);
   }
-  return j.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+  w.end();
+  return out;
 }
 
 Result<CostRecord> cost_record_from_json(std::string_view line) {

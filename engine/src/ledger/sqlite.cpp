@@ -757,7 +757,7 @@ class SqliteLedger final : public LedgerSink {
                                 " records waiting); record not written");
       }
       ++room_waiters_;
-      work_cv_.notify_one();  // drain now, not after max_delay
+      wake_writer();  // drain now, not after max_delay
       room_cv_.wait(lock, [&] { return queue.size() < capacity_ || stopping_; });
       --room_waiters_;
     }
@@ -765,8 +765,9 @@ class SqliteLedger final : public LedgerSink {
     pending.queued_at = Clock::now();
     pending.seq = ++accepted_;
     queue.push_back(std::move(pending));
-    // Wake the writer to start its delay (first record) or to take a full batch.
-    if (queue.size() == 1 || queue.size() >= batch_size_) work_cv_.notify_one();
+    // Wakes the writer only when this record is due before it would wake
+    // anyway: the first of a queue it sleeps through, or a full batch.
+    wake_writer();
     return Status();
   }
 
@@ -789,11 +790,14 @@ class SqliteLedger final : public LedgerSink {
         continue;
       }
       if (stopping_ && idle()) break;
-      if (const auto deadline = next_deadline()) {
+      const auto deadline = next_deadline();
+      writer_sleeps_until_ = deadline ? *deadline : Clock::time_point::max();
+      if (deadline) {
         work_cv_.wait_until(lock, *deadline);
       } else {
         work_cv_.wait(lock);
       }
+      writer_sleeps_until_ = Clock::time_point::min();
     }
     rotate_if_due(lock);
   }
@@ -824,6 +828,19 @@ class SqliteLedger final : public LedgerSink {
     if (!ingesting_ && overflowed_) consider(retry_at_);
     if (!ingesting_ && !ingest_.empty()) consider(std::max(retry_at_, ingest_.front().queued_at + max_delay_));
     return at;
+  }
+
+  // Wakes the background writer when it sleeps past the moment it has
+  // something to do (a state change made work due sooner), and only then:
+  // under a steady load it wakes on its own deadlines, not once per record,
+  // which would cost a futex wake and a context switch per write and flush.
+  // REQUIRES: mu_ held.
+  void wake_writer() {
+    if (writer_sleeps_until_ == Clock::time_point::min()) return;  // awake: it looks again before sleeping
+    const auto now = Clock::now();
+    const bool due_now = stopping_ || append_due(now) || ingest_due(now);
+    const auto deadline = next_deadline();
+    if (due_now || (deadline && *deadline < writer_sleeps_until_)) work_cv_.notify_one();
   }
 
   // Takes the appender role, appends every record waiting for the journal
@@ -858,9 +875,7 @@ class SqliteLedger final : public LedgerSink {
         ingest_.clear();
         overflowed_ = true;
       } else {
-        const bool was_empty = ingest_.empty();
         for (Pending& p : batch) ingest_.push_back(std::move(p));
-        if (was_empty || ingest_.size() >= batch_size_) work_cv_.notify_one();
       }
     } else {
       failures_.push_back({batch.front().seq, batch.back().seq, start.status().message()});
@@ -868,7 +883,7 @@ class SqliteLedger final : public LedgerSink {
     acked_ = batch.back().seq;
     appending_ = false;
     acked_cv_.notify_all();
-    work_cv_.notify_one();  // the writer may be waiting for the role
+    wake_writer();  // the records for the database, or the writer waiting for the role
   }
 
   // Takes the ingester role, moves the oldest records (at most batch_size)
@@ -935,7 +950,7 @@ class SqliteLedger final : public LedgerSink {
     }
     batch_.clear();
     ingesting_ = false;
-    work_cv_.notify_one();
+    wake_writer();
   }
 
   // One transaction for batch_. With a journal, records a reader already
@@ -988,7 +1003,7 @@ class SqliteLedger final : public LedgerSink {
     lock.lock();
     appending_ = ingesting_ = false;
     acked_cv_.notify_all();
-    work_cv_.notify_one();
+    wake_writer();
     if (!rotated.ok() && !rotate_failing_) {
       std::fprintf(stderr, "switchboard: %s\n", rotated.status().message().c_str());
     }
@@ -1035,6 +1050,9 @@ class SqliteLedger final : public LedgerSink {
   std::atomic<std::uint64_t> transactions_{0};  // transactions that moved records into the database
   std::vector<Failure> failures_;     // lost batches not yet reported by every flush that needs them
   bool stopping_ = false;
+  // When the writer wakes on its own (max: only when woken), or min while it
+  // is awake; see wake_writer().
+  Clock::time_point writer_sleeps_until_ = Clock::time_point::min();
   std::thread writer_;  // last: starts once everything above is built
 };
 

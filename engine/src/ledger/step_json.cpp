@@ -1,11 +1,13 @@
 // Steps from JSON (one STEPS.jsonl line). nlohmann::json is called only here
 // in the engine; its exceptions stop here.
 #include <cstdint>
+#include <type_traits>
 #include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "switchboard/step.h"
+#include "util/json_writer.h"
 
 namespace switchboard {
 
@@ -104,33 +106,50 @@ Result<Step> parse_step_json(std::string_view text) {
 }
 
 std::string step_to_json(const Step& step) {
-  // ordered_json keeps the field order stable and meta in the caller's order.
-  nlohmann::ordered_json j;
-  j["role"] = step.role;
-  if (step.input_tokens) j["input_tokens"] = *step.input_tokens;
-  if (step.prompt) j["prompt"] = *step.prompt;
-  if (step.expected_output_tokens) j["expected_output_tokens"] = *step.expected_output_tokens;
-  if (step.needs_chain_of_thought) j["needs_chain_of_thought"] = true;
-  if (step.output_must_be_json) j["output_must_be_json"] = true;
-  if (step.untrusted_input) j["untrusted_input"] = true;
-  if (step.tool_depth != 0) j["tool_depth"] = step.tool_depth;
-  if (step.turns != 0) j["turns"] = step.turns;
-  if (step.has_tools) j["has_tools"] = true;
-  if (!step.tool_names.empty()) j["tool_names"] = step.tool_names;
-  if (!step.last_tool.empty()) j["last_tool"] = step.last_tool;
-  if (step.has_images) j["has_images"] = true;
-  if (step.has_documents) j["has_documents"] = true;
-  if (!step.agent.empty()) j["agent"] = step.agent;
-  if (!step.session_id.empty()) j["session_id"] = step.session_id;
+  // A fixed field order, and meta in the caller's order. Invalid UTF-8 in a
+  // prompt or meta string is replaced, never a throw.
+  std::string out;
+  JsonWriter w(out);
+  w.string("role", step.role);
+  if (step.input_tokens) w.integer("input_tokens", *step.input_tokens);
+  if (step.prompt) w.string("prompt", *step.prompt);
+  if (step.expected_output_tokens) w.integer("expected_output_tokens", *step.expected_output_tokens);
+  if (step.needs_chain_of_thought) w.boolean("needs_chain_of_thought", true);
+  if (step.output_must_be_json) w.boolean("output_must_be_json", true);
+  if (step.untrusted_input) w.boolean("untrusted_input", true);
+  if (step.tool_depth != 0) w.integer("tool_depth", step.tool_depth);
+  if (step.turns != 0) w.integer("turns", step.turns);
+  if (step.has_tools) w.boolean("has_tools", true);
+  if (!step.tool_names.empty()) w.strings("tool_names", step.tool_names);
+  if (!step.last_tool.empty()) w.string("last_tool", step.last_tool);
+  if (step.has_images) w.boolean("has_images", true);
+  if (step.has_documents) w.boolean("has_documents", true);
+  if (!step.agent.empty()) w.string("agent", step.agent);
+  if (!step.session_id.empty()) w.string("session_id", step.session_id);
   if (!step.meta.empty()) {
-    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
-    for (const auto& [name, value] : step.meta) {
-      std::visit([&](const auto& v) { meta[name] = v; }, value);
+    // Meta names are the caller's: escaped as values are, so written as raw keys here.
+    std::string meta;
+    meta += '{';
+    for (size_t i = 0; i < step.meta.size(); ++i) {
+      if (i > 0) meta += ',';
+      JsonWriter::append_string(meta, step.meta[i].first);
+      meta += ':';
+      std::visit(
+          [&](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::string>) {
+              JsonWriter::append_string(meta, v);
+            } else {
+              meta += nlohmann::ordered_json(v).dump();
+            }
+          },
+          step.meta[i].second);
     }
-    j["meta"] = std::move(meta);
+    meta += '}';
+    w.raw("meta", meta);
   }
-  // Invalid UTF-8 in a prompt or meta string is replaced, never a throw.
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  w.end();
+  return out;
 }
 
 }  // namespace switchboard

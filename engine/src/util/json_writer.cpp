@@ -1,0 +1,109 @@
+// JsonWriter: plain appends on the common path (printable ASCII strings,
+// integers); anything else goes through nlohmann::json's serializer, so the
+// escaping and number forms are its own.
+#include "util/json_writer.h"
+
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+namespace switchboard {
+
+namespace {
+
+// Printable ASCII with nothing to escape: copied as it is.
+bool plain(std::string_view s) {
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+}  // namespace
+
+JsonWriter::JsonWriter(std::string& out) : out_(out) { out_ += '{'; }
+
+void JsonWriter::append_string(std::string& out, std::string_view value) {
+  if (plain(value)) {
+    out += '"';
+    out += value;
+    out += '"';
+    return;
+  }
+  out += dump(nlohmann::json(value));
+}
+
+void JsonWriter::key(std::string_view key) {
+  if (!first_) out_ += ',';
+  first_ = false;
+  out_ += '"';
+  out_ += key;
+  out_ += "\":";
+}
+
+JsonWriter& JsonWriter::string(std::string_view k, std::string_view value) {
+  key(k);
+  append_string(out_, value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::integer(std::string_view k, std::int64_t value) {
+  key(k);
+  char buf[24];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, end);
+  return *this;
+}
+
+JsonWriter& JsonWriter::number(std::string_view k, double value) {
+  key(k);
+  out_ += dump(nlohmann::json(value));
+  return *this;
+}
+
+JsonWriter& JsonWriter::boolean(std::string_view k, bool value) {
+  key(k);
+  out_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonWriter& JsonWriter::null(std::string_view k) {
+  key(k);
+  out_ += "null";
+  return *this;
+}
+
+JsonWriter& JsonWriter::strings(std::string_view k, const std::vector<std::string>& values) {
+  key(k);
+  out_ += '[';
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out_ += ',';
+    append_string(out_, values[i]);
+  }
+  out_ += ']';
+  return *this;
+}
+
+JsonWriter& JsonWriter::raw(std::string_view k, std::string_view json) {
+  key(k);
+  out_ += json;
+  return *this;
+}
+
+JsonWriter& JsonWriter::begin_object(std::string_view k) {
+  key(k);
+  out_ += '{';
+  first_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::end() {
+  out_ += '}';
+  first_ = false;  // the closed object was a field of its parent
+  return *this;
+}
+
+}  // namespace switchboard
