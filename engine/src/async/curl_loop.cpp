@@ -67,12 +67,16 @@ void CurlLoop::unprepare(CURL* easy) { curl_easy_setopt(easy, CURLOPT_SHARE, nul
 
 bool CurlLoop::start(CURL* easy, std::function<void(CURLcode)> done) {
   running_.emplace(easy, std::move(done));
-  if (curl_multi_add_handle(multi_, easy) != CURLM_OK) {
+  starting_ = true;
+  const CURLMcode added = curl_multi_add_handle(multi_, easy);
+  starting_ = false;
+  if (added != CURLM_OK) {
     running_.erase(easy);
     return false;
   }
   // Connect and send now, rather than one turn of the loop later (curl
-  // armed a zero timeout for it).
+  // asked for a zero timeout for it).
+  due_.reset();
   act(CURL_SOCKET_TIMEOUT, 0);
   return true;
 }
@@ -107,14 +111,37 @@ int CurlLoop::on_socket(CURL*, curl_socket_t fd, int what, void* self, void*) {
 int CurlLoop::on_timer(CURLM*, long timeout_ms, void* self) {
   auto* loop = static_cast<CurlLoop*>(self);
   if (timeout_ms < 0) {
-    loop->timer_.cancel();
+    loop->due_.reset();  // a wait still queued finds nothing due
     return 0;
   }
-  loop->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
-  loop->timer_.async_wait([loop](const error_code& ec) {
-    if (!ec) loop->act(CURL_SOCKET_TIMEOUT, 0);  // aborted: `loop` may be gone, untouched
-  });
+  const auto due = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  loop->due_ = due;
+  // start() acts as soon as curl_multi_add_handle returns: its zero timeout
+  // needs no timer.
+  if (timeout_ms == 0 && loop->starting_) return 0;
+  loop->arm(due);
   return 0;
+}
+
+void CurlLoop::arm(std::chrono::steady_clock::time_point due) {
+  // A queued wait that ends no later is kept: it finds the new due time when
+  // it ends. Moving a wait earlier or later each time curl changes its mind
+  // (several times a transfer) would reprogram the reactor's timer each time.
+  if (armed_ && armed_until_ <= due) return;
+  armed_ = true;
+  armed_until_ = due;
+  timer_.expires_at(due);
+  timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;  // aborted: replaced by an earlier wait, or the loop is gone; `this` untouched
+    armed_ = false;
+    if (!due_) return;
+    if (std::chrono::steady_clock::now() < *due_) {
+      arm(*due_);  // curl moved its timeout later meanwhile
+      return;
+    }
+    due_.reset();
+    act(CURL_SOCKET_TIMEOUT, 0);
+  });
 }
 
 int CurlLoop::on_close(void* self, curl_socket_t fd) {

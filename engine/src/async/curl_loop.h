@@ -8,7 +8,8 @@
 // is edge-triggered: so a socket's next wait is queued before curl acts on
 // it, and a byte that arrives while curl works wakes the loop again rather
 // than being missed. curl's own timers (connect and total timeouts, its
-// retries of a read) run on one steady_timer.
+// retries of a read) run on one steady_timer, moved only earlier: a wait
+// that ends before curl's new due time finds it and waits again.
 //
 // Thread-safety: none; everything runs on the loop's thread, outside curl's
 // callbacks (a transfer's `done` is called after curl returned).
@@ -16,8 +17,10 @@
 
 #include <curl/curl.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -55,6 +58,8 @@ class CurlLoop {
   static int on_socket(CURL* easy, curl_socket_t fd, int what, void* self, void* socket);
   static int on_timer(CURLM* multi, long timeout_ms, void* self);
   static int on_close(void* self, curl_socket_t fd);
+  // Makes sure a wait of timer_ ends no later than `due`.
+  void arm(std::chrono::steady_clock::time_point due);
   void watch(const std::shared_ptr<Socket>& socket);
   void forget(curl_socket_t fd);
   // curl_multi_socket_action, then the `done` of every transfer it ended.
@@ -64,6 +69,10 @@ class CurlLoop {
   CURLM* multi_;
   CURLSH* share_;  // TLS sessions and DNS answers (one thread: no locks)
   boost::asio::steady_timer timer_;
+  std::optional<std::chrono::steady_clock::time_point> due_;  // when curl wants its timeout action
+  bool armed_ = false;  // a wait of timer_ is queued, ending at armed_until_
+  std::chrono::steady_clock::time_point armed_until_;
+  bool starting_ = false;  // in start()'s curl_multi_add_handle
   std::unordered_map<CURL*, std::function<void(CURLcode)>> running_;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
 };
