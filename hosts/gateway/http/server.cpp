@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <vector>
 #include <exception>
 #include <optional>
 #include <stdexcept>
@@ -271,7 +272,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     net::dispatch(executor_, [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
       if (self->closed_) return;
       if (!bytes.empty()) self->out_.push_back(std::move(bytes));
-      self->pump();
+      self->pump_soon();
     });
   }
 
@@ -556,6 +557,18 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     }
   }
 
+  // Writes what is queued once the running handler returns: the events a
+  // stream translates from one upstream read leave in one write.
+  void pump_soon() {
+    if (writing_ || pump_posted_) return;
+    pump_posted_ = true;
+    net::post(executor_, [self = shared_from_this()] {
+      self->pump_posted_ = false;
+      self->pump();
+    });
+  }
+
+  // Writes everything queued, in one gather write.
   void pump() {
     if (writing_) return;
     if (closed_) {
@@ -569,9 +582,13 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     }
     writing_ = true;
     stream_.expires_after(limits_.idle_timeout);  // a client that stops reading
-    net::async_write(stream_, net::buffer(out_.front()), [self = shared_from_this()](error_code ec, std::size_t) {
+    std::vector<net::const_buffer> buffers;
+    buffers.reserve(out_.size());
+    for (const std::string& bytes : out_) buffers.emplace_back(net::buffer(bytes));
+    const std::size_t count = buffers.size();
+    net::async_write(stream_, buffers, [self = shared_from_this(), count](error_code ec, std::size_t) {
       self->writing_ = false;
-      self->out_.pop_front();
+      self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(count));
       if (ec) self->close();
       self->pump();
     });
@@ -674,6 +691,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   std::deque<std::string> out_;
   std::size_t linger_left_ = 0;
   bool writing_ = false;
+  bool pump_posted_ = false;  // a pump() is posted (pump_soon)
   bool watching_ = false;           // watch_client's wait is pending
   std::shared_ptr<Cancellation> gone_;  // the request at the handler's client_gone
   bool finishing_ = false;
