@@ -105,12 +105,13 @@ inline bool valid_utf8(std::string_view text) {
 // `max_depth` (the body itself is 1) are never built, and the error names
 // the field they are under: the path to them, cut after its first object
 // member not in `structural` (the API's own containers, such as "messages"
-// or "tools"), where free-form JSON (a schema, a tool's input) begins. Two
-// passes, neither recursing: a SAX pass that builds nothing and stops at the
-// first container too deep, then nlohmann's iterative DOM parse of a body
-// known to be within the bound (safe to re-serialise: to_text recurses).
-// Not nlohmann's callback parser: it rescans the enclosing container at each
-// object's end, quadratic in a long messages array.
+// or "tools"), where free-form JSON (a schema, a tool's input) begins. One
+// pass, not recursing: nlohmann's iterative SAX parser feeds a depth check
+// and, behind it, nlohmann's own DOM builder, so the check stops the parse
+// at the first container too deep before it is built (the tree is then safe
+// to re-serialise: to_text recurses). Not nlohmann's callback parser: it
+// rescans the enclosing container at each object's end, quadratic in a
+// long messages array.
 inline MaybeError parse_bounded(std::string_view body, int max_depth,
                                 std::initializer_list<std::string_view> structural, json& out) {
   // Tracks the open containers and stops at the first one past the bound.
@@ -183,17 +184,42 @@ inline MaybeError parse_bounded(std::string_view body, int max_depth,
     std::vector<Frame> frames_;  // the containers open, root first, at most limit_
     std::optional<std::string> too_deep_;
   };
-  DepthCheck check(static_cast<std::size_t>(max_depth), structural);
-  if (!json::sax_parse(body, &check, json::input_format_t::json, /*strict=*/true)) {
-    if (const std::optional<std::string>& field = check.too_deep()) {
+  // The depth check first, then nlohmann's DOM builder, event by event.
+  class BoundedDom {
+   public:
+    BoundedDom(json& out, std::size_t limit, std::initializer_list<std::string_view> structural)
+        : check_(limit, structural), dom_(out, /*allow_exceptions=*/false) {}
+    bool null() { return check_.null() && dom_.null(); }
+    bool boolean(bool v) { return check_.boolean(v) && dom_.boolean(v); }
+    bool number_integer(json::number_integer_t v) { return check_.number_integer(v) && dom_.number_integer(v); }
+    bool number_unsigned(json::number_unsigned_t v) { return check_.number_unsigned(v) && dom_.number_unsigned(v); }
+    bool number_float(json::number_float_t v, const json::string_t& s) {
+      return check_.number_float(v, s) && dom_.number_float(v, s);
+    }
+    bool string(json::string_t& v) { return check_.string(v) && dom_.string(v); }
+    bool binary(json::binary_t& v) { return check_.binary(v) && dom_.binary(v); }
+    bool start_object(std::size_t n) { return check_.start_object(n) && dom_.start_object(n); }
+    bool start_array(std::size_t n) { return check_.start_array(n) && dom_.start_array(n); }
+    bool key(json::string_t& k) { return check_.key(k) && dom_.key(k); }
+    bool end_object() { return check_.end_object() && dom_.end_object(); }
+    bool end_array() { return check_.end_array() && dom_.end_array(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+    const std::optional<std::string>& too_deep() const { return check_.too_deep(); }
+
+   private:
+    DepthCheck check_;
+    nlohmann::detail::json_sax_dom_parser<json> dom_;
+  };
+  out = json();
+  BoundedDom parser(out, static_cast<std::size_t>(max_depth), structural);
+  if (!json::sax_parse(body, &parser, json::input_format_t::json, /*strict=*/true)) {
+    out = json(json::value_t::discarded);  // what was built before the stop is dropped
+    if (const std::optional<std::string>& field = parser.too_deep()) {
       const std::string name = field->empty() ? "the request body" : *field;
       return invalid_request(*field, name + " nests deeper than " + std::to_string(max_depth) +
                                          " levels (max_json_depth)");
     }
-    out = json(json::value_t::discarded);
-    return std::nullopt;
   }
-  out = json::parse(body, nullptr, /*allow_exceptions=*/false);
   return std::nullopt;
 }
 
