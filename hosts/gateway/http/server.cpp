@@ -272,7 +272,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     net::dispatch(executor_, [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
       if (self->closed_) return;
       if (!bytes.empty()) self->out_.push_back(std::move(bytes));
-      self->pump_soon();
+      self->pump();
     });
   }
 
@@ -557,18 +557,9 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     }
   }
 
-  // Writes what is queued once the running handler returns: the events a
-  // stream translates from one upstream read leave in one write.
-  void pump_soon() {
-    if (writing_ || pump_posted_) return;
-    pump_posted_ = true;
-    net::post(executor_, [self = shared_from_this()] {
-      self->pump_posted_ = false;
-      self->pump();
-    });
-  }
-
-  // Writes everything queued, in one gather write.
+  // Writes everything queued, in one gather write: the first event of a
+  // burst leaves at once (the time to first token), and the events queued
+  // while a write is in flight leave together when it completes.
   void pump() {
     if (writing_) return;
     if (closed_) {
@@ -691,7 +682,6 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   std::deque<std::string> out_;
   std::size_t linger_left_ = 0;
   bool writing_ = false;
-  bool pump_posted_ = false;  // a pump() is posted (pump_soon)
   bool watching_ = false;           // watch_client's wait is pending
   std::shared_ptr<Cancellation> gone_;  // the request at the handler's client_gone
   bool finishing_ = false;
