@@ -460,13 +460,13 @@ Status commit_entries(PGconn* conn, const std::string& name, const std::vector<c
   std::string move;
   if (!calls.empty()) {
     if (Status s = copy_in(conn, name, "calls_stage", kCallColumns, calls); !s.ok()) return fail(s);
-    move += std::string("INSERT INTO calls (") + kCallColumns + ") SELECT " + kCallColumns +
-            " FROM calls_stage ON CONFLICT (record_key) DO NOTHING;";
+    move += std::string("INSERT INTO calls (") + kCallColumns + ") SELECT DISTINCT ON (record_key) " +
+            kCallColumns + " FROM calls_stage ON CONFLICT (record_key) DO NOTHING;";
   }
   if (!decisions.empty()) {
     if (Status s = copy_in(conn, name, "decisions_stage", kDecisionColumns, decisions); !s.ok()) return fail(s);
-    move += std::string("INSERT INTO decisions (") + kDecisionColumns + ") SELECT " + kDecisionColumns +
-            " FROM decisions_stage ON CONFLICT (record_key) DO NOTHING;";
+    move += std::string("INSERT INTO decisions (") + kDecisionColumns + ") SELECT DISTINCT ON (record_key) " +
+            kDecisionColumns + " FROM decisions_stage ON CONFLICT (record_key) DO NOTHING;";
   }
   move += "COMMIT";
   if (Status s = exec(conn, name, move.c_str(), "cannot commit records"); !s.ok()) return fail(s);
