@@ -12,7 +12,7 @@ dir=$(mktemp -d)
 as_pg=()
 if [ "$(id -u)" -eq 0 ]; then
   chown nobody "$dir"
-  as_pg=(runuser -u nobody --)
+  as_pg=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
 fi
 pid=""
 cleanup() {
