@@ -1,8 +1,10 @@
 // Acknowledged means recorded: switchboard-gateway is SIGKILLed while four
 // clients keep it busy, and every answer a client fully received before the
 // kill (a 200 with its whole body, or a stream up to its final event) has its
-// ledger record in the SQLite file afterwards. The upstream is the
-// fake_provider program, a child process like the gateway.
+// ledger record in the SQLite file afterwards; and the same with the ledger
+// in PostgreSQL (a server the test starts), also while that server is down
+// (the records are in the gateway's spool, replayed once it is back). The
+// upstream is the fake_provider program, a child process like the gateway.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "gateway_rig.h"
+#include "support/postgres_server.h"
 #include "switchboard/ledger.h"
 #include "test_util.h"
 
@@ -72,8 +75,10 @@ class FakeProviderProcess {
   std::string url_;
 };
 
-// One OpenAI-shaped model on the fake provider, the SQLite ledger beside the config.
-std::string durability_config(const std::string& fake_url, const std::string& durability) {
+// One OpenAI-shaped model on the fake provider, the SQLite ledger beside the
+// config, or the PostgreSQL ledger at `pg_url` when set (its spool beside the config).
+std::string durability_config(const std::string& fake_url, const std::string& durability,
+                              const std::string& pg_url = "") {
   return R"toml(
 [routing]
 price_catalog = "prices.toml"
@@ -98,6 +103,7 @@ fallback_tier = "cheap"
 
 [ledger]
 durability = ")toml" + durability + R"toml("
+)toml" + (pg_url.empty() ? "" : "url = \"" + pg_url + "\"\nspool = \"spool.jsonl\"\n") + R"toml(
 
 [gateway]
 default_workload = "w"
@@ -122,8 +128,11 @@ struct TrialResult {
 // at most `run_for` and `kMaxPerClient` requests each; the gateway is
 // SIGKILLed while they run; then every acknowledged trace id is looked up in
 // the ledger the killed gateway left.
+// With `pg`, the ledger is in PostgreSQL; with `pg_down` too, the server is
+// stopped before the load (the gateway spools) and started after the kill,
+// and the spool the gateway left is replayed before the ledger is read.
 TrialResult sigkill_trial(const std::string& fake_url, const std::string& durability, bool streams,
-                          std::mt19937& rng) {
+                          std::mt19937& rng, PostgresServer* pg = nullptr, bool pg_down = false) {
   constexpr int kClients = 4;
   constexpr int kMaxPerClient = 5000;
   const auto run_for = 1500ms;
@@ -131,8 +140,10 @@ TrialResult sigkill_trial(const std::string& fake_url, const std::string& durabi
   TempDir dir;
   dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
   dir.write("prices.toml", small_prices(kFakePrices));
-  const std::string config = dir.write("switchboard.toml", durability_config(fake_url, durability));
+  const std::string config =
+      dir.write("switchboard.toml", durability_config(fake_url, durability, pg != nullptr ? pg->url() : ""));
   GatewayProcess gateway(config, {{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}});
+  if (pg_down) pg->stop();
   const std::string url = gateway.url() + "/v1/chat/completions";
 
   std::atomic<bool> killed{false};
@@ -162,8 +173,27 @@ TrialResult sigkill_trial(const std::string& fake_url, const std::string& durabi
   for (auto& t : clients) t.join();
   CHECK(gateway.wait_exit(10s) == -1);  // killed, not exited
 
+  std::string ledger = (dir.path() / "ledger.db").string();
+  if (pg != nullptr) {
+    ledger = pg->url();
+    const std::string spool = (dir.path() / "spool.jsonl").string();
+    if (pg_down) {
+      CHECK(std::filesystem::file_size(spool) > 0);
+      pg->start();
+      PostgresLedgerOptions replay;
+      replay.url = ledger;
+      replay.spool_path = spool;
+      auto sink = open_postgres_ledger(replay);
+      REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+      const auto until = std::chrono::steady_clock::now() + 20s;
+      while (std::filesystem::file_size(spool) > 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+    CHECK(std::filesystem::file_size(spool) == 0);  // everything is in PostgreSQL
+  }
   TrialResult result;
-  auto records = read_sqlite_ledger((dir.path() / "ledger.db").string());
+  auto records = read_ledger(ledger);
   REQUIRE_MESSAGE(records.ok(), records.status().to_string());
   std::set<std::string> recorded;
   for (const CostRecord& r : *records) {
@@ -203,6 +233,31 @@ TEST_CASE("every answer acknowledged before a SIGKILL under load has its ledger 
                               << " without a ledger record; " << r.records << " records in the ledger");
     CHECK(r.acknowledged > 0);
     CHECK(r.missing == 0);
+  }
+}
+
+TEST_CASE("every answer acknowledged before a SIGKILL under load is in the PostgreSQL ledger, spooled or not") {
+  FakeProviderProcess fake;
+  PostgresServer pg;
+  std::mt19937 rng(std::random_device{}());
+  struct Variant {
+    const char* name;
+    bool streams;
+    bool pg_down;
+  };
+  const Variant variants[] = {
+      {"plain", false, false}, {"half streamed", true, false}, {"PostgreSQL down: spooled", false, true}};
+  size_t before = 0;
+  for (const Variant& v : variants) {
+    INFO(std::string(v.name));
+    const TrialResult r = sigkill_trial(fake.url(), "process", v.streams, rng, &pg, v.pg_down);
+    MESSAGE("SIGKILL trial, PostgreSQL ledger (" << std::string(v.name) << "): " << r.acknowledged
+                                                 << " answers acknowledged, " << r.missing
+                                                 << " without a ledger record; " << r.records - before
+                                                 << " records in the ledger");
+    CHECK(r.acknowledged > 0);
+    CHECK(r.missing == 0);
+    before = r.records;
   }
 }
 
