@@ -27,12 +27,14 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <variant>
@@ -193,15 +195,24 @@ Status pg_error(const std::string& name, PGconn* conn, std::string_view doing) {
   return Status::io_error(name + ": " + std::string(doing) + ": " + conn_message(conn));
 }
 
-// Connects, with connect_timeout, TCP keepalives and a statement timeout
-// added to what the URL says.
-Result<ConnPtr> connect(const std::string& url, const std::string& name, std::chrono::seconds timeout) {
+// What a connection is for: the sink's statements are bounded (kStatementTimeout), a reader's are not.
+enum class Use { kWriter, kReader };
+
+// Connects, with connect_timeout and TCP keepalives (and, for the writer, a
+// statement timeout) added to what the URL says.
+Result<ConnPtr> connect(const std::string& url, const std::string& name, std::chrono::seconds timeout,
+                        Use use = Use::kReader) {
   const std::string seconds = std::to_string(std::max<std::int64_t>(2, timeout.count()));
-  const char* keys[] = {"dbname", "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "options", "application_name", nullptr};
-  const char* values[] = {url.c_str(), seconds.c_str(), "1", "5", "2", "3", kStatementTimeout, "switchboard",
-                          nullptr};
-  ConnPtr conn(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+  std::vector<const char*> keys = {"dbname", "connect_timeout", "keepalives", "keepalives_idle",
+                                   "keepalives_interval", "keepalives_count", "application_name"};
+  std::vector<const char*> values = {url.c_str(), seconds.c_str(), "1", "5", "2", "3", "switchboard"};
+  if (use == Use::kWriter) {
+    keys.push_back("options");
+    values.push_back(kStatementTimeout);
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  ConnPtr conn(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     return pg_error(name, conn.get(), "cannot connect");
   }
@@ -689,7 +700,7 @@ class PostgresLedger final : public LedgerSink {
 
   // REQUIRES: the committer role.
   Status try_connect() {
-    auto conn = connect(options_.url, name_, options_.connect_timeout);
+    auto conn = connect(options_.url, name_, options_.connect_timeout, Use::kWriter);
     if (!conn.ok()) return conn.status();
     if (Status s = migrate(conn->get(), name_); !s.ok()) return s;
     if (Status s = prepare_stages(conn->get(), name_); !s.ok()) return s;
