@@ -143,7 +143,9 @@ TEST_CASE("cli: run writes to a postgresql:// ledger and report, rebill, whatif 
 
 TEST_CASE("cli: a postgresql:// ledger whose server is unreachable is an error naming it, not a crash") {
   std::string out;
-  const int rc = testing::run_command(offline_cli() + " report 'postgresql://nobody@127.0.0.1:1/none'", out);
+  const int rc = testing::run_command(offline_cli() + " report --config '" + kSource + "/switchboard.toml' " +
+                                                "'postgresql://nobody@127.0.0.1:1/none'",
+                                            out);
   CHECK(rc == 2);
   CHECK(out.find("postgresql://nobody@127.0.0.1:1/none: cannot connect") != std::string::npos);
 }
