@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -258,6 +260,55 @@ TEST_CASE("every answer acknowledged before a SIGKILL under load is in the Postg
     CHECK(r.acknowledged > 0);
     CHECK(r.missing == 0);
     before = r.records;
+  }
+}
+
+TEST_CASE("three gateways sharing one PostgreSQL ledger behind a round-robin client record every answer once") {
+  FakeProviderProcess fake;
+  PostgresServer pg;
+  constexpr int kReplicas = 3, kClients = 6, kPerClient = 60;
+  std::vector<std::unique_ptr<TempDir>> dirs;
+  std::vector<std::unique_ptr<GatewayProcess>> gateways;
+  for (int g = 0; g < kReplicas; ++g) {
+    dirs.push_back(std::make_unique<TempDir>());
+    const TempDir& dir = *dirs.back();
+    dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
+    dir.write("prices.toml", small_prices(kFakePrices));
+    const std::string config = dir.write("switchboard.toml", durability_config(fake.url(), "process", pg.url()));
+    gateways.push_back(std::make_unique<GatewayProcess>(
+        config, std::vector<std::pair<std::string, std::string>>{{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}}));
+  }
+  std::vector<std::vector<std::string>> acked(kClients);
+  std::vector<std::thread> clients;
+  std::atomic<int> next{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kPerClient; ++i) {
+        const int g = next.fetch_add(1) % kReplicas;  // round robin over the replicas
+        const Reply r = post(gateways[static_cast<size_t>(g)]->url() + "/v1/chat/completions",
+                             R"({"model":"auto","messages":[{"role":"user","content":"hello"}]})");
+        if (r.code == CURLE_OK && r.status == 200) acked[static_cast<size_t>(c)].push_back(r.header("x-switchboard-trace-id"));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  // Read while they still run: an acknowledged answer is committed already.
+  auto records = read_ledger(pg.url());
+  REQUIRE_MESSAGE(records.ok(), records.status().message());
+  std::map<std::string, int> per_trace;
+  for (const CostRecord& r : *records) per_trace[r.trace_id]++;
+  size_t answered = 0;
+  for (const auto& traces : acked) {
+    for (const std::string& trace : traces) {
+      ++answered;
+      CHECK(per_trace[trace] == 1);
+    }
+  }
+  CHECK(answered == static_cast<size_t>(kClients * kPerClient));
+  CHECK(records->size() == answered);
+  for (auto& g : gateways) {
+    g->signal(SIGTERM);
+    CHECK(g->wait_exit(30s) == 0);
   }
 }
 
