@@ -216,6 +216,8 @@ Result<ConnPtr> connect(const std::string& url, const std::string& name, std::ch
   if (conn == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     return pg_error(name, conn.get(), "cannot connect");
   }
+  // The server's notices ("already exists, skipping") are not for the host's stderr.
+  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
   return conn;
 }
 
@@ -245,10 +247,12 @@ void rollback(PGconn* conn) {
 
 // The schema version the database holds: 0 without switchboard_schema.
 Result<int> schema_version(PGconn* conn, const std::string& name) {
-  auto r = query(conn, name,
-                 "SELECT CASE WHEN to_regclass('switchboard_schema') IS NULL THEN 0 "
-                 "ELSE (SELECT coalesce(max(version), 0) FROM switchboard_schema) END",
-                 {}, "cannot read the schema version");
+  auto exists = query(conn, name, "SELECT to_regclass('switchboard_schema') IS NOT NULL", {},
+                      "cannot read the schema version");
+  if (!exists.ok()) return exists.status();
+  if (std::string_view(PQgetvalue(exists->get(), 0, 0)) != "t") return 0;
+  auto r = query(conn, name, "SELECT coalesce(max(version), 0) FROM switchboard_schema", {},
+                 "cannot read the schema version");
   if (!r.ok()) return r.status();
   return std::atoi(PQgetvalue(r->get(), 0, 0));
 }
@@ -546,7 +550,6 @@ class PostgresLedger final : public LedgerSink {
     key_prefix_ = std::string(hex) + "-";
     retry_wait_ = options_.retry_interval;
     next_retry_ = Clock::now();
-    worker_ = std::thread([this] { run(); });
   }
 
   ~PostgresLedger() override {
@@ -555,7 +558,7 @@ class PostgresLedger final : public LedgerSink {
       stopping_ = true;
     }
     cv_.notify_all();
-    worker_.join();
+    if (worker_.joinable()) worker_.join();
     // What nobody flushed: committed (or spooled) now, so nothing written is lost.
     std::unique_lock<std::mutex> lock(mu_);
     if (!pending_.empty()) commit_pending(lock);
@@ -590,16 +593,13 @@ class PostgresLedger final : public LedgerSink {
   }
   std::uint64_t transactions() const { return transactions_.load(); }
 
-  // Connects (when the server is reachable) before the first batch, so a
-  // server reachable at open takes the first records directly.
-  Status connect_at_open() {
-    std::unique_lock<std::mutex> lock(mu_);
-    committing_ = true;
-    lock.unlock();
-    Status s = try_connect();
-    lock.lock();
-    committing_ = false;
-    done_cv_.notify_all();
+  // Connects (when the server is reachable), so a server reachable at open
+  // takes the first records directly, then starts the background thread.
+  // Returns the connection's error (the sink works either way).
+  // REQUIRES: called once, before any other call.
+  Status start() {
+    Status s = try_connect();  // no other thread yet: the role is this one's
+    worker_ = std::thread([this] { run(); });
     return s;
   }
 
@@ -935,7 +935,7 @@ Result<std::shared_ptr<LedgerSink>> open_postgres_ledger(const PostgresLedgerOpt
     return Status::io_error(options.spool_path + ": cannot stat the ledger spool: " + std::strerror(errno));
   }
   auto sink = std::make_shared<PostgresLedger>(options, name, fd, static_cast<std::uint64_t>(st.st_size));
-  if (Status s = sink->connect_at_open(); !s.ok()) {
+  if (Status s = sink->start(); !s.ok()) {
     // A schema from a newer build is an error; an unreachable server is what the spool is for.
     if (s.code() == Status::Code::kInvalidArgument) return s;
     std::fprintf(stderr, "switchboard: %s; spooling to %s until it is reachable\n", s.message().c_str(),
