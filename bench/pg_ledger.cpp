@@ -12,7 +12,10 @@
 // temporary directory) and passes --url; it appends to the ledger tables of
 // that database, so give it a scratch one.
 //
-//   bench_pg_ledger --url postgresql://USER@HOST:PORT/DB [--steps N] [--records N]
+// --power runs both sinks with durability "power" (SQLite: fdatasync of the
+// journal per flush; PostgreSQL: synchronous commit, the WAL flushed).
+//
+//   bench_pg_ledger --url postgresql://USER@HOST:PORT/DB [--steps N] [--records N] [--power]
 #include <time.h>
 
 #include <algorithm>
@@ -161,6 +164,8 @@ int main(int argc, char** argv) {
   }
   const int steps = std::atoi(string_arg(argc, argv, "--steps", "5000").c_str());
   const int records = std::atoi(string_arg(argc, argv, "--records", "20000").c_str());
+  const LedgerDurability durability =
+      switchboard::bench::has_flag(argc, argv, "--power") ? LedgerDurability::kPower : LedgerDurability::kProcess;
   const std::string dir =
       (std::filesystem::temp_directory_path() / ("bench-pg-ledger-" + std::to_string(std::random_device{}())))
           .string();
@@ -170,6 +175,7 @@ int main(int argc, char** argv) {
       [&] {
         SqliteLedgerOptions o;
         o.path = dir + "/ledger-" + std::to_string(opened++) + ".db";
+        o.durability = durability;
         return or_die(open_sqlite_ledger(o));
       },
       steps, records);
@@ -178,9 +184,11 @@ int main(int argc, char** argv) {
         PostgresLedgerOptions o;
         o.url = url;
         o.spool_path = dir + "/spool.jsonl";
+        o.durability = durability;
         return or_die(open_postgres_ledger(o));
       },
       steps, records);
+  std::printf("durability %s\n", std::string(to_string(durability)).c_str());
   std::printf("flush: %d steps (a decision and a call record, then flush), one thread\n", steps);
   std::printf("%-22s %9s %9s %9s %14s %15s\n", "", "mean us", "p50 us", "p99 us", "thread cpu us",
               "process cpu us");

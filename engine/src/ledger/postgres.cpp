@@ -5,9 +5,10 @@
 // One role, the committer (committing_), uses the connection and the spool;
 // whichever thread holds it works, in order:
 //  - a batch (every record written so far): committed to PostgreSQL in one
-//    transaction (COPY into a temporary table, then INSERT ... ON CONFLICT
-//    (record_key) DO NOTHING: plain COPY cannot skip a row already stored,
-//    and a spool replayed after a crash may hold rows already committed), or,
+//    transaction, with INSERT ... ON CONFLICT (record_key) DO NOTHING (a
+//    spool replayed after a crash may hold rows already committed): a small
+//    batch as one multi-row INSERT (one round trip), a large one by COPY into
+//    a temporary table first (plain COPY cannot skip a row already stored), or,
 //    when the connection is down or the spool is not empty, appended to the
 //    spool. A flush() caller takes the role when nobody holds it (group
 //    commit: callers arriving meanwhile wait and the next one takes every
@@ -175,6 +176,11 @@ constexpr auto kMaxRetryInterval = std::chrono::seconds(30);
 // What bounds a statement on the server, so a wedged server fails a batch
 // (which then goes to the spool) instead of holding a response.
 constexpr const char* kStatementTimeout = "-c statement_timeout=10000";
+// Durability "process": a commit is acknowledged once the server has it,
+// before its WAL reaches the disk (asynchronous commit: survives a crash of
+// this process, not a crash of the server's machine within ~wal_writer_delay).
+// "power" keeps the server's own setting (on, by default: WAL flushed first).
+constexpr const char* kProcessDurability = "-c statement_timeout=10000 -c synchronous_commit=off";
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -195,8 +201,9 @@ Status pg_error(const std::string& name, PGconn* conn, std::string_view doing) {
   return Status::io_error(name + ": " + std::string(doing) + ": " + conn_message(conn));
 }
 
-// What a connection is for: the sink's statements are bounded (kStatementTimeout), a reader's are not.
-enum class Use { kWriter, kReader };
+// What a connection is for: the sink's statements are bounded
+// (kStatementTimeout), and commit as its durability says; a reader's are not.
+enum class Use { kWriter, kPowerWriter, kReader };
 
 // Connects, with connect_timeout and TCP keepalives (and, for the writer, a
 // statement timeout) added to what the URL says.
@@ -206,9 +213,9 @@ Result<ConnPtr> connect(const std::string& url, const std::string& name, std::ch
   std::vector<const char*> keys = {"dbname", "connect_timeout", "keepalives", "keepalives_idle",
                                    "keepalives_interval", "keepalives_count", "application_name"};
   std::vector<const char*> values = {url.c_str(), seconds.c_str(), "1", "5", "2", "3", "switchboard"};
-  if (use == Use::kWriter) {
+  if (use != Use::kReader) {
     keys.push_back("options");
-    values.push_back(kStatementTimeout);
+    values.push_back(use == Use::kPowerWriter ? kStatementTimeout : kProcessDurability);
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
@@ -298,13 +305,23 @@ Status check_readable(PGconn* conn, const std::string& name) {
   return Status();
 }
 
-// Appends `s` to a COPY text-format field: valid UTF-8 (an invalid byte or a
-// NUL, which PostgreSQL text cannot hold, becomes U+FFFD), with the
-// delimiter, newlines and backslash escaped.
-void put_text(std::string& out, std::string_view s) {
+// How a row is written: COPY's text format, or an SQL VALUES tuple.
+enum class RowFormat { kCopy, kValues };
+
+// Appends `s` as valid UTF-8 (an invalid byte or a NUL, which PostgreSQL
+// text cannot hold, becomes U+FFFD), escaped for `format`: for COPY the
+// delimiter, newlines and backslash; in a VALUES literal (standard strings:
+// a backslash is itself) the quote, doubled.
+void put_text(std::string& out, std::string_view s, RowFormat format) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80 && format == RowFormat::kValues) {
+      if (c == '\'') out += '\'';
+      out += c == '\0' ? std::string(kReplacement) : std::string(1, static_cast<char>(c));
+      ++i;
+      continue;
+    }
     if (c < 0x80) {
       switch (c) {
         case '\\': out += "\\\\"; break;
@@ -342,31 +359,39 @@ void put_text(std::string& out, std::string_view s) {
   }
 }
 
-// One COPY text-format row, field by field.
+// One row, field by field: a line of COPY's text format, or "(...)" of VALUES.
 class CopyRow {
  public:
-  explicit CopyRow(std::string& out) : out_(out) {}
-  ~CopyRow() { out_ += '\n'; }
+  CopyRow(std::string& out, RowFormat format) : out_(out), format_(format) {
+    if (format_ == RowFormat::kValues) out_ += '(';
+  }
+  ~CopyRow() { out_ += format_ == RowFormat::kValues ? ")" : "\n"; }
   CopyRow(const CopyRow&) = delete;
   CopyRow& operator=(const CopyRow&) = delete;
-  void text(std::string_view s) { put_text(next(), s); }
+  void text(std::string_view s) {
+    std::string& out = next();
+    if (format_ == RowFormat::kValues) out += '\'';
+    put_text(out, s, format_);
+    if (format_ == RowFormat::kValues) out += '\'';
+  }
   void integer(std::int64_t v) { next() += std::to_string(v); }
-  void null() { next() += "\\N"; }
+  void null() { next() += format_ == RowFormat::kValues ? "NULL" : "\\N"; }
   void optional_integer(const std::optional<std::int64_t>& v) { v ? integer(*v) : null(); }
   void optional_text(const std::optional<std::string>& v) { v ? text(*v) : null(); }
 
  private:
   std::string& next() {
-    if (!first_) out_ += '\t';
+    if (!first_) out_ += format_ == RowFormat::kValues ? ',' : '\t';
     first_ = false;
     return out_;
   }
   std::string& out_;
+  const RowFormat format_;
   bool first_ = true;
 };
 
-void copy_row(std::string& out, const std::string& key, const CostRecord& r) {
-  CopyRow row(out);
+void copy_row(std::string& out, const std::string& key, const CostRecord& r, RowFormat format) {
+  CopyRow row(out, format);
   row.text(key);
   row.integer(to_ms(r.time));
   for (const std::string* s : {&r.trace_id, &r.parent_id, &r.call_id, &r.workload, &r.role, &r.tier, &r.model,
@@ -391,9 +416,9 @@ void copy_row(std::string& out, const std::string& key, const CostRecord& r) {
   row.integer(r.counted_input_tokens);
 }
 
-void copy_row(std::string& out, const std::string& key, const DecisionRecord& r) {
+void copy_row(std::string& out, const std::string& key, const DecisionRecord& r, RowFormat format) {
   const Decision& d = r.decision;
-  CopyRow row(out);
+  CopyRow row(out, format);
   row.text(key);
   row.integer(to_ms(r.time));
   row.text(r.trace_id);
@@ -456,16 +481,39 @@ Status copy_in(PGconn* conn, const std::string& name, const std::string& stage, 
   return s;
 }
 
-// Commits `entries` in one transaction, idempotently (see the file comment).
+// Batches up to this many records go as one INSERT ... VALUES statement
+// (one round trip); larger ones through COPY (bench_pg_ledger: a flush of a
+// request's two records took 5 round trips through COPY).
+constexpr size_t kValuesMax = 64;
+
+// Commits `entries` in one transaction, idempotently (see the file comment):
+// a small batch as one multi-row INSERT per table sent as one query (which
+// PostgreSQL runs as one transaction), a large one with COPY into the
+// staging tables, then INSERT ... SELECT, in an explicit transaction.
 // REQUIRES: the connection's temporary tables exist (prepare_stages).
 Status commit_entries(PGconn* conn, const std::string& name, const std::vector<const Entry*>& entries) {
+  const RowFormat format = entries.size() <= kValuesMax ? RowFormat::kValues : RowFormat::kCopy;
   std::string calls, decisions;
   for (const Entry* e : entries) {
+    std::string& rows = std::holds_alternative<CostRecord>(e->record) ? calls : decisions;
+    if (format == RowFormat::kValues && !rows.empty()) rows += ',';
     if (const auto* c = std::get_if<CostRecord>(&e->record)) {
-      copy_row(calls, e->key, *c);
+      copy_row(rows, e->key, *c, format);
     } else {
-      copy_row(decisions, e->key, std::get<DecisionRecord>(e->record));
+      copy_row(rows, e->key, std::get<DecisionRecord>(e->record), format);
     }
+  }
+  if (format == RowFormat::kValues) {
+    std::string sql;
+    if (!calls.empty()) {
+      sql += std::string("INSERT INTO calls (") + kCallColumns + ") VALUES " + calls +
+             " ON CONFLICT (record_key) DO NOTHING;";
+    }
+    if (!decisions.empty()) {
+      sql += std::string("INSERT INTO decisions (") + kDecisionColumns + ") VALUES " + decisions +
+             " ON CONFLICT (record_key) DO NOTHING;";
+    }
+    return sql.empty() ? Status() : exec(conn, name, sql.c_str(), "cannot commit records");
   }
   if (Status s = exec(conn, name, "BEGIN", "cannot begin a transaction"); !s.ok()) return s;
   const auto fail = [&](Status s) {
@@ -700,7 +748,8 @@ class PostgresLedger final : public LedgerSink {
 
   // REQUIRES: the committer role.
   Status try_connect() {
-    auto conn = connect(options_.url, name_, options_.connect_timeout, Use::kWriter);
+    auto conn = connect(options_.url, name_, options_.connect_timeout,
+                        options_.durability == LedgerDurability::kPower ? Use::kPowerWriter : Use::kWriter);
     if (!conn.ok()) return conn.status();
     if (Status s = migrate(conn->get(), name_); !s.ok()) return s;
     if (Status s = prepare_stages(conn->get(), name_); !s.ok()) return s;
