@@ -284,9 +284,11 @@ struct PostgresLedgerOptions {
   /// each failure up to 30 s. Connecting gives up after connect_timeout.
   std::chrono::milliseconds retry_interval{500};
   std::chrono::seconds connect_timeout{2};  ///< libpq's connect_timeout (at least 2 s)
-  /// What a spooled acknowledgement survives: process (a write) or power
-  /// (fdatasync too). A record committed to PostgreSQL is as durable as the
-  /// server makes a commit.
+  /// What an acknowledgement survives. process: a crash of this process (a
+  /// spooled record is written; a committed one asynchronously, with
+  /// synchronous_commit off, which a crash of the server's machine may lose
+  /// for up to its wal_writer_delay). power: a power loss too (the spool is
+  /// fdatasynced; commits keep the server's synchronous_commit, on by default).
   LedgerDurability durability = LedgerDurability::kProcess;
 };
 
@@ -295,9 +297,10 @@ struct PostgresLedgerOptions {
 /// switchboard_schema, migrated under an advisory lock so replicas opening
 /// together migrate once). Every record carries a key unique to it
 /// (record_key: the sink's random id and a sequence number), and a batch is
-/// written with COPY into a temporary table and moved in with INSERT ... ON
-/// CONFLICT (record_key) DO NOTHING, in one transaction: writing a batch
-/// twice leaves one copy.
+/// written with INSERT ... ON CONFLICT (record_key) DO NOTHING in one
+/// transaction (a batch of up to 64 records as one multi-row statement, a
+/// larger one by COPY into a temporary table first): writing a batch twice
+/// leaves one copy.
 /// flush() is a group commit, as the SQLite sink's: it returns once every
 /// record written before it is committed to PostgreSQL, or, while
 /// PostgreSQL is unreachable, appended to the spool (with the durability
