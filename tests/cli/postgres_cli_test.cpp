@@ -78,7 +78,7 @@ nlohmann::json json_of(const std::string& args) {
 
 TEST_SUITE("postgres") {
 
-TEST_CASE("cli: run writes to a postgresql:// ledger and report, rebill, whatif and calibrate read it as SQLite's") {
+TEST_CASE("cli: run writes to a postgresql:// ledger and report rebill whatif and calibrate read it as from SQLite") {
   PostgresServer server;
   TempDir dir;
   const std::string config = copy_setup(dir);
@@ -141,7 +141,7 @@ TEST_CASE("cli: run writes to a postgresql:// ledger and report, rebill, whatif 
   }
 }
 
-TEST_CASE("cli: a postgresql:// ledger whose server is unreachable is an error naming it, not a crash") {
+TEST_CASE("cli: a postgresql:// ledger whose server is unreachable is an error naming it and not a crash") {
   std::string out;
   const int rc = testing::run_command(offline_cli() + " report --config '" + kSource + "/switchboard.toml' " +
                                                 "'postgresql://nobody@127.0.0.1:1/none'",

@@ -238,7 +238,7 @@ TEST_CASE("every answer acknowledged before a SIGKILL under load has its ledger 
   }
 }
 
-TEST_CASE("every answer acknowledged before a SIGKILL under load is in the PostgreSQL ledger, spooled or not") {
+TEST_CASE("every answer acknowledged before a SIGKILL under load is in the PostgreSQL ledger spooled or not") {
   FakeProviderProcess fake;
   PostgresServer pg;
   std::mt19937 rng(std::random_device{}());

@@ -198,7 +198,7 @@ TEST_CASE("the PostgreSQL ledger reads back every record exactly as the SQLite l
   for (size_t i = 0; i < pg_some->size(); ++i) CHECK(fields((*pg_some)[i]) == fields((*sqlite_some)[i]));
 }
 
-TEST_CASE("text that is not UTF-8 is stored with U+FFFD in place of each bad byte, never lost") {
+TEST_CASE("text that is not UTF-8 is stored with U+FFFD in place of each bad byte and never lost") {
   PostgresServer server;
   TempDir dir;
   CostRecord r = sample_call(0);
@@ -245,7 +245,7 @@ TEST_CASE("a new PostgreSQL ledger gets the latest schema version and a newer on
   CHECK(read.status().message().find("newer than this build's") != std::string::npos);
 }
 
-TEST_CASE("a spool replayed twice, or holding records already committed, leaves one copy of each") {
+TEST_CASE("a spool replayed twice or holding records already committed leaves one copy of each") {
   PostgresServer server;
   TempDir dir;
   const PostgresLedgerOptions options = options_for(server, dir);
@@ -283,7 +283,7 @@ TEST_CASE("a spool replayed twice, or holding records already committed, leaves 
   for (int n = 0; n < 4; ++n) CHECK(fields((*calls)[static_cast<size_t>(n)]) == fields(sample_call(n)));
 }
 
-TEST_CASE("while PostgreSQL is down a flush spools the records, and they land once when it is back") {
+TEST_CASE("while PostgreSQL is down a flush spools the records and they land once when it is back") {
   PostgresServer server;
   TempDir dir;
   const PostgresLedgerOptions options = options_for(server, dir);
@@ -343,7 +343,7 @@ TEST_CASE("records spooled by a process that went away are replayed by the next 
   CHECK(stored_calls(server.url()) == 5);
 }
 
-TEST_CASE("a full spool fails the flush of the records it cannot take, and the sink keeps working") {
+TEST_CASE("a full spool fails the flush of the records it cannot take and the sink keeps working") {
   PostgresServer server;
   TempDir dir;
   PostgresLedgerOptions options = options_for(server, dir);
