@@ -175,9 +175,9 @@ int run_trace(const RunOptions& o) {
   const std::string ledger = ledger_location(ledger_settings, o.ledger);
   const bool postgres = is_postgres_url(ledger);
   const bool ledger_existed = postgres || std::filesystem::exists(ledger);
-  auto sqlite = open_configured_ledger(ledger_settings, o.ledger);
-  if (!sqlite.ok()) {
-    std::cerr << sqlite.status().message() << "\n";
+  auto sink = open_configured_ledger(ledger_settings, o.ledger);
+  if (!sink.ok()) {
+    std::cerr << sink.status().message() << "\n";
     return 2;
   }
   // The token factors `switchboard calibrate` stored in this ledger (calibration.h).
@@ -194,7 +194,7 @@ int run_trace(const RunOptions& o) {
     records.push_back(r);
   });
   DispatcherOptions options;
-  options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sqlite, collect});
+  options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sink, collect});
   EngineOptions engine_options;
   engine_options.shadow_ledger = options.ledger;
   auto engine = Engine::open(std::move(loaded_config).value(), std::move(engine_options));
@@ -202,7 +202,7 @@ int run_trace(const RunOptions& o) {
     std::cerr << engine.status().message() << "\n";
     if (!ledger_existed) {  // nothing was written: leave no empty ledger behind
       options.ledger.reset();
-      sqlite->reset();  // the last owner: closes the database
+      sink->reset();  // the last owner: closes the database
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(o.ledger + suffix);
       std::filesystem::remove(sqlite_ledger_journal_path(o.ledger));
     }
@@ -289,7 +289,7 @@ int run_trace(const RunOptions& o) {
   // The shadow records of the last steps, before the flush that makes them durable.
   (*engine)->wait_for_shadow(config.shadow.drain_timeout);
   const Status flushed = options.ledger->flush();
-  const std::string ledger_name = postgres ? (*sqlite)->name() : o.ledger;  // a URL's password left out
+  const std::string ledger_name = postgres ? (*sink)->name() : o.ledger;  // a URL's password left out
 
   std::printf("\n%zu steps in %.2f s: %zu answered, %d failed; %zu calls recorded in %s\n\n", steps->size(), seconds,
               steps->size() - static_cast<size_t>(failed.load()), failed.load(), records.size(), ledger_name.c_str());
