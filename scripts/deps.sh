@@ -9,6 +9,7 @@ SWITCHBOARD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   liblua5.4-dev libtomlplusplus-dev libspdlog-dev
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev
+  libpq-dev              # the PostgreSQL ledger sink
   libcurl4-openssl-dev   # the model clients' HTTP transport
   libpcre2-dev           # the tokenizers' split patterns
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
@@ -20,6 +21,7 @@ if [ "${1:-}" = all ]; then
     doxygen        # the API reference; undocumented public members fail a test
     dpkg-dev       # cpack's dpkg-shlibdeps: the .deb's Depends
     curl           # tests/packaging/deb.sh asks the installed gateway
+    postgresql     # tests: the PostgreSQL ledger suites start their own server (initdb, postgres)
   )
 fi
 

@@ -237,6 +237,16 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"a [ledger] durability that is not a string",
        kValid + "[ledger]\ndurability = 1\n",
        "bad.toml:14:14: [ledger]: 'durability' must be a string"},
+      {"a [ledger] url that is not a PostgreSQL URL",
+       kValid + "[ledger]\nurl = \"ledger.db\"\n",
+       "bad.toml:14:7: [ledger] url must be a PostgreSQL URL (postgresql://...); a SQLite ledger is "
+       "[gateway] ledger or --ledger"},
+      {"a [ledger] spool without a url",
+       kValid + "[ledger]\nspool = \"spool.jsonl\"\n",
+       "bad.toml:14:9: [ledger] spool applies to a PostgreSQL ledger only: set [ledger] url too"},
+      {"a [ledger] spool_limit_mb that is not positive",
+       kValid + "[ledger]\nurl = \"postgresql://db.example/ledger\"\nspool_limit_mb = 0\n",
+       "bad.toml:15:18: [ledger]: 'spool_limit_mb' must be positive"},
       {"no workloads table",
        edit("[workloads.w]\nrules = \"w.lua\"\nfallback_tier = \"cheap\"\n", ""),
        "bad.toml:1:1: the config defines no [workloads]"},
@@ -286,6 +296,21 @@ TEST_CASE("the ledger's durability is process by default and power when asked") 
     REQUIRE_MESSAGE(config.ok(), config.status().message());
     CHECK(config->ledger.durability == level);
   }
+}
+
+TEST_CASE("[ledger] url names a PostgreSQL ledger, its spool beside the config unless set") {
+  ConfigDir d;
+  auto sqlite = d.parse(kValid);
+  REQUIRE_MESSAGE(sqlite.ok(), sqlite.status().message());
+  CHECK(sqlite->ledger.url.empty());
+  CHECK(ledger_location(sqlite->ledger, "x.db") == "x.db");
+  auto pg = d.parse(kValid + "[ledger]\nurl = \"postgres://sb@db.example:5433/ledger\"\n"
+                             "spool = \"spool/a.jsonl\"\nspool_limit_mb = 3\n");
+  REQUIRE_MESSAGE(pg.ok(), pg.status().message());
+  CHECK(pg->ledger.url == "postgres://sb@db.example:5433/ledger");
+  CHECK(ledger_location(pg->ledger, "x.db") == "postgres://sb@db.example:5433/ledger");
+  CHECK(pg->ledger.spool == (std::filesystem::path(pg->base_dir) / "spool/a.jsonl").lexically_normal().string());
+  CHECK(pg->ledger.spool_limit_bytes == 3u << 20);
 }
 
 TEST_CASE("malformed TOML syntax names the line and column where parsing stopped") {

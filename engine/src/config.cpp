@@ -563,7 +563,8 @@ Config build(const toml::table& root, const std::string& file, const std::string
   if (const toml::node* n = root.get("budgets")) read_tag_budgets(c.budgets, *n, file);
   if (const toml::node* n = root.get("ledger")) {
     const toml::table& t = detail::expect_table(*n, file, "[ledger]");
-    detail::reject_unknown_keys(t, file, "[ledger]", {"keep_prompts", "durability"});
+    detail::reject_unknown_keys(t, file, "[ledger]",
+                                {"keep_prompts", "durability", "url", "spool", "spool_limit_mb"});
     c.ledger.keep_prompts = detail::optional_bool(t, "keep_prompts", file, "[ledger]").value_or(false);
     if (auto durability = detail::optional_string(t, "durability", file, "[ledger]")) {
       const auto parsed = parse_ledger_durability(*durability);
@@ -573,7 +574,32 @@ Config build(const toml::table& root, const std::string& file, const std::string
       }
       c.ledger.durability = *parsed;
     }
+    if (auto url = detail::optional_string(t, "url", file, "[ledger]")) {
+      if (!is_postgres_url(*url)) {
+        throw ConfigError(where(file, *t.get("url")) +
+                          ": [ledger] url must be a PostgreSQL URL (postgresql://...); a SQLite ledger is "
+                          "[gateway] ledger or --ledger");
+      }
+      c.ledger.url = *url;
+    }
+    for (const char* key : {"spool", "spool_limit_mb"}) {
+      if (c.ledger.url.empty() && t.get(key) != nullptr) {
+        throw ConfigError(where(file, *t.get(key)) + ": [ledger] " + key +
+                          " applies to a PostgreSQL ledger only: set [ledger] url too");
+      }
+    }
+    if (auto spool = detail::optional_string(t, "spool", file, "[ledger]")) {
+      if (spool->empty()) throw ConfigError(where(file, *t.get("spool")) + ": [ledger] spool must not be empty");
+      c.ledger.spool = *spool;
+    }
+    if (auto mb = detail::optional_positive_integer(t, "spool_limit_mb", file, "[ledger]")) {
+      if (*mb > (std::int64_t{1} << 20)) {
+        throw ConfigError(where(file, *t.get("spool_limit_mb")) + ": [ledger] spool_limit_mb must be at most 1048576");
+      }
+      c.ledger.spool_limit_bytes = static_cast<std::uint64_t>(*mb) << 20;
+    }
   }
+  c.ledger.spool = (fs::path(base_dir) / c.ledger.spool).lexically_normal().string();
   if (const toml::node* n = root.get("rule_cost")) detail::read_rule_cost(*n, file, c.rule_cost);
   if (const toml::node* n = root.get("sim")) read_sim(c.sim, *n, file);
   if (const toml::node* n = root.get("shadow")) read_shadow(c.shadow, *n, file);
@@ -822,6 +848,27 @@ Result<Config> load_config(const std::string& path) {
   if (!text.ok()) return text.status();
   std::string base = fs::path(path).parent_path().string();
   return parse_config(*text, path, base.empty() ? "." : base);
+}
+
+// The ledger sink a config names ([ledger] url, or a SQLite path).
+Result<std::shared_ptr<LedgerSink>> open_configured_ledger(const LedgerSettings& settings,
+                                                           const std::string& sqlite_path) {
+  if (settings.url.empty()) {
+    SqliteLedgerOptions options;
+    options.path = sqlite_path;
+    options.durability = settings.durability;
+    return open_sqlite_ledger(options);
+  }
+  PostgresLedgerOptions options;
+  options.url = settings.url;
+  options.spool_path = settings.spool;
+  options.spool_limit_bytes = settings.spool_limit_bytes;
+  options.durability = settings.durability;
+  return open_postgres_ledger(options);
+}
+
+std::string ledger_location(const LedgerSettings& settings, const std::string& sqlite_path) {
+  return settings.url.empty() ? sqlite_path : settings.url;
 }
 
 }  // namespace switchboard

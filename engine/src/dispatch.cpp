@@ -755,7 +755,7 @@ StepResult Dispatcher::run(std::string_view workload, const StepCall& call, cons
   return impl_->execute(*decision, call, std::move(traced.trace_id));
 }
 
-Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path) {
+Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& ledger_location) {
   // The month holds the day: every budget period in use starts at or after the
   // first of this month (UTC).
   const auto now = std::chrono::system_clock::now();
@@ -763,7 +763,7 @@ Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& 
   const std::chrono::sys_days month_start{today.year() / today.month() / 1};
   LedgerQuery q;
   q.since = std::chrono::system_clock::time_point(month_start);
-  auto records = read_sqlite_ledger(sqlite_ledger_path, q);
+  auto records = read_ledger(ledger_location, q);
   if (!records.ok()) return records.status();
   std::int64_t counted = 0;
   for (const CostRecord& r : *records) {

@@ -32,7 +32,7 @@ int run_calibrate(const CalibrateOptions& o) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
-  auto records = read_sqlite_ledger(o.ledger);
+  auto records = read_ledger(o.ledger);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
     return 2;
@@ -92,9 +92,9 @@ int run_calibrate(const CalibrateOptions& o) {
 
 Command add_calibrate(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "calibrate", "Learn the token factors of models without a public tokenizer from a SQLite ledger and store them");
+      "calibrate", "Learn the token factors of models without a public tokenizer from a ledger and store them");
   auto o = std::make_shared<CalibrateOptions>();
-  cmd->add_option("LEDGER", o->ledger, "SQLite ledger")->required();
+  cmd->add_option("LEDGER", o->ledger, "SQLite ledger or postgresql:// URL")->required();
   cmd->add_option("--config", o->config_path, "Configuration file (its models and their calibration_floor)")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object");

@@ -56,7 +56,7 @@ int run_rebill(const RebillOptions& o) {
     std::cerr << catalog.status().message() << "\n";
     return 2;
   }
-  auto records = read_sqlite_ledger(o.ledger);
+  auto records = read_ledger(o.ledger);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
     return 2;
@@ -88,7 +88,7 @@ int run_rebill(const RebillOptions& o) {
     return 1;
   }
   if (o.write) {
-    Status s = reprice_sqlite_ledger(o.ledger, repriced, catalog->version());
+    Status s = reprice_ledger(o.ledger, repriced, catalog->version());
     if (!s.ok()) {
       std::cerr << s.message() << "\n";
       return 2;
@@ -127,7 +127,7 @@ int run_rebill(const RebillOptions& o) {
 Command add_rebill(CLI::App& app) {
   auto* cmd = app.add_subcommand("rebill", "Re-price a ledger's calls from their tokens under another price catalog");
   auto o = std::make_shared<RebillOptions>();
-  cmd->add_option("LEDGER", o->ledger, "SQLite ledger")->required();
+  cmd->add_option("LEDGER", o->ledger, "SQLite ledger or postgresql:// URL")->required();
   cmd->add_option("--prices", o->prices, "The price catalog to re-price with")->required();
   cmd->add_flag("--json", o->json, "One JSON object");
   cmd->add_flag("--write", o->write, "Store the new costs and catalog version in the ledger");

@@ -539,7 +539,7 @@ int run_report(const ReportOptions& o) {
     return 2;
   }
   if (o.shadow) return print_shadow_report(*config, o.ledger, query, o.since, o.until, o.json);
-  auto records = read_sqlite_ledger(o.ledger, query);
+  auto records = read_ledger(o.ledger, query);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
     return 2;
@@ -602,9 +602,9 @@ Status print_report(const Config& config, const std::vector<CostRecord>& records
 }
 
 Command add_report(CLI::App& app) {
-  auto* cmd = app.add_subcommand("report", "Spend, tokens, latency and statuses from a SQLite ledger");
+  auto* cmd = app.add_subcommand("report", "Spend, tokens, latency and statuses from a ledger (SQLite or PostgreSQL)");
   auto o = std::make_shared<ReportOptions>();
-  cmd->add_option("LEDGER", o->ledger, "SQLite ledger")->required();
+  cmd->add_option("LEDGER", o->ledger, "SQLite ledger or postgresql:// URL")->required();
   cmd->add_option("--config", o->config_path, "Configuration file (its price catalog and premium tier)")
       ->capture_default_str();
   cmd->add_option("--since", o->since, "First time included: 2026-11-01 or 2026-11-01T12:00:00Z (UTC)");

@@ -39,6 +39,7 @@ struct RunOptions {
   std::string config_path = "switchboard.toml";
   std::string workload = "default";
   std::string ledger = "switchboard.db";
+  bool ledger_given = false;  // --ledger was on the command line (it overrides [ledger] url)
   std::string trace;
   int parallel = 4;
   bool no_progress = false;
@@ -166,15 +167,21 @@ int run_trace(const RunOptions& o) {
     std::cerr << steps.status().message() << "\n";
     return 2;
   }
-  // The ledger before the engine: the engine writes its shadow records there too.
-  const bool ledger_existed = std::filesystem::exists(o.ledger);
-  auto sqlite = open_sqlite_ledger(SqliteLedgerOptions{.path = o.ledger, .durability = loaded_config->ledger.durability});
-  if (!sqlite.ok()) {
-    std::cerr << sqlite.status().message() << "\n";
+  // The ledger before the engine: the engine writes its shadow records there
+  // too. --ledger (a SQLite path or a PostgreSQL URL), else [ledger] url
+  // when the config sets one, else the default SQLite file.
+  LedgerSettings ledger_settings = loaded_config->ledger;
+  if (o.ledger_given) ledger_settings.url = is_postgres_url(o.ledger) ? o.ledger : "";
+  const std::string ledger = ledger_location(ledger_settings, o.ledger);
+  const bool postgres = is_postgres_url(ledger);
+  const bool ledger_existed = postgres || std::filesystem::exists(ledger);
+  auto sink = open_configured_ledger(ledger_settings, o.ledger);
+  if (!sink.ok()) {
+    std::cerr << sink.status().message() << "\n";
     return 2;
   }
   // The token factors `switchboard calibrate` stored in this ledger (calibration.h).
-  auto factors = read_token_factors(o.ledger);
+  auto factors = read_token_factors(ledger);
   if (!factors.ok()) {
     std::cerr << factors.status().message() << "\n";
     return 2;
@@ -187,7 +194,7 @@ int run_trace(const RunOptions& o) {
     records.push_back(r);
   });
   DispatcherOptions options;
-  options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sqlite, collect});
+  options.ledger = std::make_shared<Ledger>(std::vector<std::shared_ptr<LedgerSink>>{*sink, collect});
   EngineOptions engine_options;
   engine_options.shadow_ledger = options.ledger;
   auto engine = Engine::open(std::move(loaded_config).value(), std::move(engine_options));
@@ -195,7 +202,7 @@ int run_trace(const RunOptions& o) {
     std::cerr << engine.status().message() << "\n";
     if (!ledger_existed) {  // nothing was written: leave no empty ledger behind
       options.ledger.reset();
-      sqlite->reset();  // the last owner: closes the database
+      sink->reset();  // the last owner: closes the database
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(o.ledger + suffix);
       std::filesystem::remove(sqlite_ledger_journal_path(o.ledger));
     }
@@ -209,7 +216,7 @@ int run_trace(const RunOptions& o) {
   }
   // Budgets continue from what this period already spent.
   if (ledger_existed) {
-    auto loaded = load_budget_spend(**engine, o.ledger);
+    auto loaded = load_budget_spend(**engine, ledger);
     if (!loaded.ok()) {
       std::cerr << loaded.status().message() << "\n";
       return 2;
@@ -282,9 +289,10 @@ int run_trace(const RunOptions& o) {
   // The shadow records of the last steps, before the flush that makes them durable.
   (*engine)->wait_for_shadow(config.shadow.drain_timeout);
   const Status flushed = options.ledger->flush();
+  const std::string ledger_name = postgres ? (*sink)->name() : o.ledger;  // a URL's password left out
 
   std::printf("\n%zu steps in %.2f s: %zu answered, %d failed; %zu calls recorded in %s\n\n", steps->size(), seconds,
-              steps->size() - static_cast<size_t>(failed.load()), failed.load(), records.size(), o.ledger.c_str());
+              steps->size() - static_cast<size_t>(failed.load()), failed.load(), records.size(), ledger_name.c_str());
   const Status printed = print_report(config, records, {"role", "model"});
   for (const WorkloadStatus& s : (*engine)->status()) {
     if (s.workload != o.workload || s.shadow_rules_path.empty()) continue;
@@ -315,11 +323,17 @@ Command add_run(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "Route every step of a trace, call the chosen models, record the costs");
   cmd->add_option("--config", o->config_path, "Configuration file")->capture_default_str();
   cmd->add_option("--workload", o->workload, "Workload whose rules decide")->capture_default_str();
-  cmd->add_option("--ledger", o->ledger, "SQLite ledger to append every call to")->capture_default_str();
+  CLI::Option* ledger = cmd->add_option("--ledger", o->ledger,
+                                        "Ledger to append every call to: a SQLite file or a postgresql:// URL "
+                                        "(default: [ledger] url when the config sets one)")
+                            ->capture_default_str();
   cmd->add_option("--parallel", o->parallel, "Steps (sessions) in flight at once")->capture_default_str();
   cmd->add_flag("--no-progress", o->no_progress, "No progress output on stderr");
   cmd->add_option("TRACE", o->trace, "Agent trace: one step as a JSON object per line")->required();
-  return [o] { return run_trace(*o); };
+  return [o, ledger] {
+    o->ledger_given = ledger->count() > 0;
+    return run_trace(*o);
+  };
 }
 
 }  // namespace switchboard::cli

@@ -437,7 +437,7 @@ Command add_whatif(CLI::App& app) {
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
   cmd->add_option("--html", o->html, "Also write a self-contained HTML page");
   cmd->add_option("--examples", o->examples, "Example steps shown per role")->capture_default_str();
-  cmd->add_option("LEDGER_OR_TRACE", o->source, "A SQLite ledger (switchboard.db) or a STEPS.jsonl trace")
+  cmd->add_option("LEDGER_OR_TRACE", o->source, "A SQLite ledger (switchboard.db), a postgresql:// ledger URL or a STEPS.jsonl trace")
       ->required();
   return [o]() { return run_whatif(*o); };
 }

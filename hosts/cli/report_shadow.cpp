@@ -241,12 +241,12 @@ void print_group(const Group& g, const std::map<std::string, std::string>& curre
 
 int print_shadow_report(const Config& config, const std::string& ledger, const LedgerQuery& query,
                         const std::string& since, const std::string& until, bool json) {
-  auto decisions = read_sqlite_decisions(ledger, query);
+  auto decisions = read_ledger_decisions(ledger, query);
   if (!decisions.ok()) {
     std::cerr << decisions.status().message() << "\n";
     return 2;
   }
-  auto calls = read_sqlite_ledger(ledger, query);
+  auto calls = read_ledger(ledger, query);
   if (!calls.ok()) {
     std::cerr << calls.status().message() << "\n";
     return 2;

@@ -361,7 +361,9 @@ Result<std::unique_ptr<Gateway>> Gateway::open(const std::string& config_path, s
   auto config = load_config(config_path);
   if (!config.ok()) return config.status();
   const std::string ledger_path = config->gateway.ledger;
-  auto sink = open_sqlite_ledger(SqliteLedgerOptions{.path = ledger_path, .durability = config->ledger.durability});
+  // The ledger: the SQLite file [gateway] ledger names, or PostgreSQL when
+  // [ledger] url is set (the stored responses stay in the SQLite file).
+  auto sink = open_configured_ledger(config->ledger, ledger_path);
   if (!sink.ok()) return sink.status();
   // A failing ledger is reported, never per record: the first ten, then every thousandth.
   auto failures = std::make_shared<std::atomic<std::uint64_t>>(0);
@@ -404,11 +406,12 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
     }
   };
   options.shadow_ledger = ledger;
-  const std::string ledger_path = config.gateway.ledger;
+  const std::string ledger_path = ledger_location(config.ledger, config.gateway.ledger);
+  const bool postgres = is_postgres_url(ledger_path);
   // The token factors `switchboard calibrate` stored raise the counts of the
   // models counted with a stand-in tokenizer (calibration.h).
   std::error_code factors_error;
-  if (std::filesystem::exists(ledger_path, factors_error)) {
+  if (postgres || std::filesystem::exists(ledger_path, factors_error)) {
     auto factors = read_token_factors(ledger_path);
     if (!factors.ok()) return factors.status();
     apply_token_factors(config, *factors);
@@ -431,7 +434,7 @@ Result<std::shared_ptr<const Gateway::Runtime>> Gateway::open_runtime(Config con
   // keys, tags) from the ledger, which names the scopes each call was
   // charged to. A reload reads it again into the new engine's fresh book.
   std::error_code exists_error;
-  if (std::filesystem::exists(ledger_path, exists_error)) {
+  if (postgres || std::filesystem::exists(ledger_path, exists_error)) {
     if (ledger) (void)ledger->flush();
     auto loaded = load_budget_spend(*rt->engine, ledger_path);
     if (!loaded.ok()) return loaded.status();
@@ -544,6 +547,15 @@ Status Gateway::reload() {
   if (now.ledger != ledger_path_) {
     log_->warn("[gateway] ledger changed: takes effect on restart; still writing {}", ledger_path_);
     now.ledger = ledger_path_;
+  }
+  const LedgerSettings& was_ledger = old->config().ledger;
+  LedgerSettings& now_ledger = config->ledger;
+  if (now_ledger.url != was_ledger.url || now_ledger.spool != was_ledger.spool ||
+      now_ledger.spool_limit_bytes != was_ledger.spool_limit_bytes) {
+    log_->warn("[ledger] url / spool / spool_limit_mb changed: takes effect on restart");
+    now_ledger.url = was_ledger.url;
+    now_ledger.spool = was_ledger.spool;
+    now_ledger.spool_limit_bytes = was_ledger.spool_limit_bytes;
   }
   auto next = open_runtime(std::move(config).value(), ledger_, log_);
   if (!next.ok()) return next.status();

@@ -1,12 +1,16 @@
 // Acknowledged means recorded: switchboard-gateway is SIGKILLed while four
 // clients keep it busy, and every answer a client fully received before the
 // kill (a 200 with its whole body, or a stream up to its final event) has its
-// ledger record in the SQLite file afterwards. The upstream is the
-// fake_provider program, a child process like the gateway.
+// ledger record in the SQLite file afterwards; and the same with the ledger
+// in PostgreSQL (a server the test starts), also while that server is down
+// (the records are in the gateway's spool, replayed once it is back). The
+// upstream is the fake_provider program, a child process like the gateway.
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "gateway_rig.h"
+#include "support/postgres_server.h"
 #include "switchboard/ledger.h"
 #include "test_util.h"
 
@@ -72,8 +77,10 @@ class FakeProviderProcess {
   std::string url_;
 };
 
-// One OpenAI-shaped model on the fake provider, the SQLite ledger beside the config.
-std::string durability_config(const std::string& fake_url, const std::string& durability) {
+// One OpenAI-shaped model on the fake provider, the SQLite ledger beside the
+// config, or the PostgreSQL ledger at `pg_url` when set (its spool beside the config).
+std::string durability_config(const std::string& fake_url, const std::string& durability,
+                              const std::string& pg_url = "") {
   return R"toml(
 [routing]
 price_catalog = "prices.toml"
@@ -98,6 +105,7 @@ fallback_tier = "cheap"
 
 [ledger]
 durability = ")toml" + durability + R"toml("
+)toml" + (pg_url.empty() ? "" : "url = \"" + pg_url + "\"\nspool = \"spool.jsonl\"\n") + R"toml(
 
 [gateway]
 default_workload = "w"
@@ -122,8 +130,11 @@ struct TrialResult {
 // at most `run_for` and `kMaxPerClient` requests each; the gateway is
 // SIGKILLed while they run; then every acknowledged trace id is looked up in
 // the ledger the killed gateway left.
+// With `pg`, the ledger is in PostgreSQL; with `pg_down` too, the server is
+// stopped before the load (the gateway spools) and started after the kill,
+// and the spool the gateway left is replayed before the ledger is read.
 TrialResult sigkill_trial(const std::string& fake_url, const std::string& durability, bool streams,
-                          std::mt19937& rng) {
+                          std::mt19937& rng, PostgresServer* pg = nullptr, bool pg_down = false) {
   constexpr int kClients = 4;
   constexpr int kMaxPerClient = 5000;
   const auto run_for = 1500ms;
@@ -131,8 +142,10 @@ TrialResult sigkill_trial(const std::string& fake_url, const std::string& durabi
   TempDir dir;
   dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
   dir.write("prices.toml", small_prices(kFakePrices));
-  const std::string config = dir.write("switchboard.toml", durability_config(fake_url, durability));
+  const std::string config =
+      dir.write("switchboard.toml", durability_config(fake_url, durability, pg != nullptr ? pg->url() : ""));
   GatewayProcess gateway(config, {{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}});
+  if (pg_down) pg->stop();
   const std::string url = gateway.url() + "/v1/chat/completions";
 
   std::atomic<bool> killed{false};
@@ -162,8 +175,27 @@ TrialResult sigkill_trial(const std::string& fake_url, const std::string& durabi
   for (auto& t : clients) t.join();
   CHECK(gateway.wait_exit(10s) == -1);  // killed, not exited
 
+  std::string ledger = (dir.path() / "ledger.db").string();
+  if (pg != nullptr) {
+    ledger = pg->url();
+    const std::string spool = (dir.path() / "spool.jsonl").string();
+    if (pg_down) {
+      CHECK(std::filesystem::file_size(spool) > 0);
+      pg->start();
+      PostgresLedgerOptions replay;
+      replay.url = ledger;
+      replay.spool_path = spool;
+      auto sink = open_postgres_ledger(replay);
+      REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+      const auto until = std::chrono::steady_clock::now() + 20s;
+      while (std::filesystem::file_size(spool) > 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+    CHECK(std::filesystem::file_size(spool) == 0);  // everything is in PostgreSQL
+  }
   TrialResult result;
-  auto records = read_sqlite_ledger((dir.path() / "ledger.db").string());
+  auto records = read_ledger(ledger);
   REQUIRE_MESSAGE(records.ok(), records.status().to_string());
   std::set<std::string> recorded;
   for (const CostRecord& r : *records) {
@@ -203,6 +235,80 @@ TEST_CASE("every answer acknowledged before a SIGKILL under load has its ledger 
                               << " without a ledger record; " << r.records << " records in the ledger");
     CHECK(r.acknowledged > 0);
     CHECK(r.missing == 0);
+  }
+}
+
+TEST_CASE("every answer acknowledged before a SIGKILL under load is in the PostgreSQL ledger spooled or not") {
+  FakeProviderProcess fake;
+  PostgresServer pg;
+  std::mt19937 rng(std::random_device{}());
+  struct Variant {
+    const char* name;
+    bool streams;
+    bool pg_down;
+  };
+  const Variant variants[] = {
+      {"plain", false, false}, {"half streamed", true, false}, {"PostgreSQL down: spooled", false, true}};
+  size_t before = 0;
+  for (const Variant& v : variants) {
+    INFO(std::string(v.name));
+    const TrialResult r = sigkill_trial(fake.url(), "process", v.streams, rng, &pg, v.pg_down);
+    MESSAGE("SIGKILL trial, PostgreSQL ledger (" << std::string(v.name) << "): " << r.acknowledged
+                                                 << " answers acknowledged, " << r.missing
+                                                 << " without a ledger record; " << r.records - before
+                                                 << " records in the ledger");
+    CHECK(r.acknowledged > 0);
+    CHECK(r.missing == 0);
+    before = r.records;
+  }
+}
+
+TEST_CASE("three gateways sharing one PostgreSQL ledger behind a round-robin client record every answer once") {
+  FakeProviderProcess fake;
+  PostgresServer pg;
+  constexpr int kReplicas = 3, kClients = 6, kPerClient = 60;
+  std::vector<std::unique_ptr<TempDir>> dirs;
+  std::vector<std::unique_ptr<GatewayProcess>> gateways;
+  for (int g = 0; g < kReplicas; ++g) {
+    dirs.push_back(std::make_unique<TempDir>());
+    const TempDir& dir = *dirs.back();
+    dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
+    dir.write("prices.toml", small_prices(kFakePrices));
+    const std::string config = dir.write("switchboard.toml", durability_config(fake.url(), "process", pg.url()));
+    gateways.push_back(std::make_unique<GatewayProcess>(
+        config, std::vector<std::pair<std::string, std::string>>{{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}}));
+  }
+  std::vector<std::vector<std::string>> acked(kClients);
+  std::vector<std::thread> clients;
+  std::atomic<int> next{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kPerClient; ++i) {
+        const int g = next.fetch_add(1) % kReplicas;  // round robin over the replicas
+        const Reply r = post(gateways[static_cast<size_t>(g)]->url() + "/v1/chat/completions",
+                             R"({"model":"auto","messages":[{"role":"user","content":"hello"}]})");
+        if (r.code == CURLE_OK && r.status == 200) acked[static_cast<size_t>(c)].push_back(r.header("x-switchboard-trace-id"));
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  // Read while they still run: an acknowledged answer is committed already.
+  auto records = read_ledger(pg.url());
+  REQUIRE_MESSAGE(records.ok(), records.status().message());
+  std::map<std::string, int> per_trace;
+  for (const CostRecord& r : *records) per_trace[r.trace_id]++;
+  size_t answered = 0;
+  for (const auto& traces : acked) {
+    for (const std::string& trace : traces) {
+      ++answered;
+      CHECK(per_trace[trace] == 1);
+    }
+  }
+  CHECK(answered == static_cast<size_t>(kClients * kPerClient));
+  CHECK(records->size() == answered);
+  for (auto& g : gateways) {
+    g->signal(SIGTERM);
+    CHECK(g->wait_exit(30s) == 0);
   }
 }
 

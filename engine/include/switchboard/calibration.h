@@ -59,14 +59,15 @@ std::map<std::string, TokenCalibration> calibrate_ledger(const Config& config,
 /// read_token_factors of its ledger.
 void apply_token_factors(Config& config, const std::map<std::string, TokenCalibration>& factors);
 
-/// Stores `factors` (model name -> calibration) in the SQLite ledger at
-/// `path`, replacing each model's earlier row; the table is in the ledger's
-/// schema from version 4 (an older ledger is migrated). Fails with not_found
-/// when there is no ledger there, io_error when it cannot be written.
+/// Stores `factors` (model name -> calibration) in the ledger at `path` (a
+/// SQLite database, or a PostgreSQL URL: is_postgres_url), replacing each
+/// model's earlier row; the table is in the SQLite ledger's schema from
+/// version 4 (an older ledger is migrated). Fails with not_found when there
+/// is no SQLite ledger there, io_error when it cannot be written.
 Status store_token_factors(const std::string& path, const std::map<std::string, TokenCalibration>& factors);
 
-/// The factors stored in the SQLite ledger at `path` (none for a ledger
-/// written before they were kept). Fails as read_sqlite_ledger does.
+/// The factors stored in the ledger at `path`, either kind (none for a
+/// ledger written before they were kept). Fails as read_ledger does.
 Result<std::map<std::string, TokenCalibration>> read_token_factors(const std::string& path);
 
 }  // namespace switchboard

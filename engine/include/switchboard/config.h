@@ -231,7 +231,25 @@ struct LedgerSettings {
   /// process; each commit is a write to the SQLite WAL, no fsync) or "power"
   /// (a power loss too; each commit fsyncs the WAL).
   LedgerDurability durability = LedgerDurability::kProcess;
+  /// `url`: "" keeps the ledger in SQLite ([gateway] ledger, `--ledger`); a
+  /// postgresql:// URL (is_postgres_url) writes it to PostgreSQL instead
+  /// (open_postgres_ledger), for every host reading this config.
+  std::string url;
+  /// `spool`: the PostgreSQL sink's local spool file, relative to the
+  /// config's directory; one per process. Only with `url`.
+  std::string spool = "ledger-spool.jsonl";
+  /// `spool_limit_mb`: the spool's size, at most (PostgresLedgerOptions). Only with `url`.
+  std::uint64_t spool_limit_bytes = std::uint64_t{256} << 20;
 };
+
+/// The ledger sink `settings` name: the PostgreSQL sink when `url` is set
+/// (its spool and durability from `settings`), else the SQLite ledger at
+/// `sqlite_path` with `settings.durability`.
+Result<std::shared_ptr<LedgerSink>> open_configured_ledger(const LedgerSettings& settings,
+                                                           const std::string& sqlite_path);
+/// Where the records of that ledger are read back from (read_ledger): `url`
+/// when set, else `sqlite_path`.
+std::string ledger_location(const LedgerSettings& settings, const std::string& sqlite_path);
 
 /// A budget for one value of a tag ([budgets.NAME.VALUE]): a hard ceiling
 /// for every call tagged NAME = VALUE (gateway header `x-switchboard-tag-NAME:

@@ -206,12 +206,13 @@ class Dispatcher {
 };
 
 /// Adds the settled spend of every budget scope (workload, key, tag) in the
-/// current budget period, read from a SQLite ledger, to the engine's budget
+/// current budget period, read from the ledger at `ledger_location` (a
+/// SQLite path or a PostgreSQL URL: read_ledger), to the engine's budget
 /// book: so a restarted host does not start its caps from zero. Each record
 /// counts in the scopes it names (CostRecord::budget_scopes); one written
 /// before scopes were kept, in its workload's. Reads from the first of the
 /// current UTC month (every day and month period in use starts there).
 /// Returns the number of records counted.
-Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& sqlite_ledger_path);
+Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& ledger_location);
 
 }  // namespace switchboard

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,7 +47,7 @@ std::optional<CallStatus> parse_call_status(std::string_view name);
 
 /// One model-call attempt, as the ledger keeps it.
 struct CostRecord {
-  std::int64_t id = 0;                 ///< assigned by a store (SQLite rowid); 0 before
+  std::int64_t id = 0;                 ///< assigned by a store (SQLite rowid, PostgreSQL serial); 0 before
   std::chrono::system_clock::time_point time;  ///< stored to the millisecond (UTC)
   std::string trace_id;                ///< shared by every call of one step (fan-out included)
   std::string parent_id;               ///< the fan-out parent's call id, "" at the top
@@ -120,7 +121,7 @@ std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name);
 /// rules and `report --shadow` compares. The step's calls are the CostRecords
 /// with the same trace_id.
 struct DecisionRecord {
-  std::int64_t id = 0;                 ///< assigned by a store (SQLite rowid); 0 before
+  std::int64_t id = 0;                 ///< assigned by a store (SQLite rowid, PostgreSQL serial); 0 before
   std::chrono::system_clock::time_point time;  ///< stored to the millisecond (UTC)
   std::string trace_id;                ///< the step's trace id, shared by its CostRecords
   DecisionKind kind = DecisionKind::kRules;  ///< who chose
@@ -165,7 +166,8 @@ class LedgerSink {
   /// when little is pending (the SQLite sink appends at once, sharing the
   /// write with concurrent callers).
   virtual Status flush() = 0;
-  /// How failures name the sink ("sqlite:PATH", "jsonl:PATH" and "callback" for the built-in ones).
+  /// How failures name the sink ("sqlite:PATH", "jsonl:PATH", "postgresql://HOST:PORT/DB" and
+  /// "callback" for the built-in ones).
   virtual std::string name() const = 0;
 };
 
@@ -261,6 +263,63 @@ Result<std::shared_ptr<LedgerSink>> open_jsonl_ledger(const std::string& path);
 std::shared_ptr<LedgerSink> callback_ledger(std::function<void(const CostRecord&)> fn,
                                             std::function<void(const DecisionRecord&)> on_decision = {});
 
+/// Settings of the PostgreSQL sink (open_postgres_ledger).
+struct PostgresLedgerOptions {
+  /// A libpq connection URI, "postgresql://USER@HOST:PORT/DB?..." (or
+  /// "postgres://..."). Keep the password out of it: libpq reads PGPASSWORD
+  /// and ~/.pgpass. Messages name the server without the password.
+  std::string url;
+  /// The local file records go to while PostgreSQL is unreachable (and
+  /// until what it holds is replayed); created if missing, held by one
+  /// process at a time (an advisory lock).
+  std::string spool_path;
+  /// The spool's size, at most: a flush whose records do not fit fails
+  /// (those records are not acknowledged) until PostgreSQL is back.
+  std::uint64_t spool_limit_bytes = std::uint64_t{256} << 20;
+  /// Records per PostgreSQL transaction, at most.
+  size_t batch_size = 512;
+  /// Records nobody flushes are committed this long after the oldest.
+  std::chrono::milliseconds max_delay{50};
+  /// How long to wait between reconnection attempts at first; it doubles on
+  /// each failure up to 30 s. Connecting gives up after connect_timeout.
+  std::chrono::milliseconds retry_interval{500};
+  std::chrono::seconds connect_timeout{2};  ///< libpq's connect_timeout (at least 2 s)
+  /// What an acknowledgement survives. process: a crash of this process (a
+  /// spooled record is written; a committed one asynchronously, with
+  /// synchronous_commit off, which a crash of the server's machine may lose
+  /// for up to its wal_writer_delay). power: a power loss too (the spool is
+  /// fdatasynced; commits keep the server's synchronous_commit, on by default).
+  LedgerDurability durability = LedgerDurability::kProcess;
+};
+
+/// The PostgreSQL sink: the same records and fields as the SQLite ledger,
+/// in a versioned schema (tables calls, decisions, token_factors and
+/// switchboard_schema, migrated under an advisory lock so replicas opening
+/// together migrate once). Every record carries a key unique to it
+/// (record_key: the sink's random id and a sequence number), and a batch is
+/// written with INSERT ... ON CONFLICT (record_key) DO NOTHING in one
+/// transaction (a batch of up to 64 records as one multi-row statement, a
+/// larger one by COPY into a temporary table first): writing a batch twice
+/// leaves one copy.
+/// flush() is a group commit, as the SQLite sink's: it returns once every
+/// record written before it is committed to PostgreSQL, or, while
+/// PostgreSQL is unreachable, appended to the spool (with the durability
+/// above); concurrent callers share one transaction. While the spool holds
+/// records, new ones go to it too, and a background thread reconnects (with
+/// backoff) and replays the spool in batches, then empties it: exactly once,
+/// since a replayed record whose key is already stored is skipped. A spool
+/// left by a crashed process is replayed the same way once its sink opens.
+/// A batch neither committed nor spooled is dropped, and its error returned
+/// by each flush() covering it; the sink keeps working.
+/// Opening fails only when the spool cannot be opened or locked, or the
+/// server is reachable and its schema is newer than this build's; an
+/// unreachable server at open means spooling until it is reachable.
+Result<std::shared_ptr<LedgerSink>> open_postgres_ledger(const PostgresLedgerOptions& options);
+
+/// Whether `location` is a PostgreSQL URL ("postgresql://" or "postgres://")
+/// rather than a SQLite database path.
+bool is_postgres_url(std::string_view location);
+
 /// A sink of sinks: writes to each; a failing sink is reported and skipped.
 /// Thread-safe (the sinks are); the handler may then run on several threads at
 /// once. Without a handler, failures are printed to stderr.
@@ -300,6 +359,18 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
 /// The decision records of a SQLite ledger, in the same order and with the
 /// same filters. A ledger written before decisions were kept has none.
 Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& path, const LedgerQuery& query = {});
+
+/// The cost records of the ledger at `location`: a PostgreSQL URL
+/// (is_postgres_url) or a SQLite database path (read_sqlite_ledger); the
+/// same order, filters and fields either way. A PostgreSQL ledger holds what
+/// every writer committed; records still in a writer's spool are not seen.
+Result<std::vector<CostRecord>> read_ledger(const std::string& location, const LedgerQuery& query = {});
+/// The decision records of the ledger at `location`, as read_ledger.
+Result<std::vector<DecisionRecord>> read_ledger_decisions(const std::string& location,
+                                                          const LedgerQuery& query = {});
+/// reprice_sqlite_ledger for the ledger at `location` (either kind).
+Status reprice_ledger(const std::string& location, const std::vector<std::pair<std::int64_t, MicroUsd>>& costs,
+                      const std::string& catalog_version);
 
 /// Stores re-priced costs (record id -> micro-dollars) and the catalog version
 /// they were priced with, in one transaction: all of them or none.

@@ -1426,7 +1426,7 @@ double from_ppm(std::int64_t ppm) { return static_cast<double>(ppm) / 1e6; }
 
 }  // namespace
 
-Status store_token_factors(const std::string& path, const std::map<std::string, TokenCalibration>& factors) {
+Status store_sqlite_token_factors(const std::string& path, const std::map<std::string, TokenCalibration>& factors) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::not_found(path + ": no such ledger database");
   auto db = open_db(path, SQLITE_OPEN_READWRITE);
@@ -1451,7 +1451,7 @@ Status store_token_factors(const std::string& path, const std::map<std::string, 
                     });
 }
 
-Result<std::map<std::string, TokenCalibration>> read_token_factors(const std::string& path) {
+Result<std::map<std::string, TokenCalibration>> read_sqlite_token_factors(const std::string& path) {
   auto readable = open_readable(path);
   if (!readable.ok()) return readable.status();
   sqlite3* raw = readable->db.get();

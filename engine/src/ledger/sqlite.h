@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
+#include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
 #include "switchboard/status.h"
 
@@ -24,6 +26,9 @@ std::uint64_t sqlite_ledger_transactions(const LedgerSink& sink);
 // Whether `sink` acknowledges through its journal (false when another writer
 // held the journal at open, or when it is not a SQLite sink).
 bool sqlite_ledger_journaled(const LedgerSink& sink);
+// store_token_factors and read_token_factors of a SQLite ledger.
+Status store_sqlite_token_factors(const std::string& path, const std::map<std::string, TokenCalibration>& factors);
+Result<std::map<std::string, TokenCalibration>> read_sqlite_token_factors(const std::string& path);
 // `PRAGMA integrity_check`: ok, or an error quoting what SQLite found.
 Status check_sqlite_ledger(const std::string& path);
 

@@ -258,16 +258,17 @@ Result<WhatIfReport> what_if(const Config& base_config, const WhatIfOptions& opt
   };
 
   std::error_code ec;
-  if (!std::filesystem::exists(ledger_or_trace, ec)) {
+  const bool postgres = is_postgres_url(ledger_or_trace);
+  if (!postgres && !std::filesystem::exists(ledger_or_trace, ec)) {
     return Status::not_found(ledger_or_trace + ": no such ledger or trace file");
   }
-  if (is_sqlite_file(ledger_or_trace)) {
+  if (postgres || is_sqlite_file(ledger_or_trace)) {
     report.from_ledger = true;
     LedgerQuery query;
     query.workload = options.workload;
-    auto decisions = read_sqlite_decisions(ledger_or_trace, query);
+    auto decisions = read_ledger_decisions(ledger_or_trace, query);
     if (!decisions.ok()) return decisions.status();
-    auto calls = read_sqlite_ledger(ledger_or_trace, query);
+    auto calls = read_ledger(ledger_or_trace, query);
     if (!calls.ok()) return calls.status();
     const std::vector<RecordedStep> steps = recorded_steps(*decisions, *calls);
     if (steps.empty()) {
