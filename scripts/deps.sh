@@ -12,6 +12,7 @@ SWITCHBOARD_PACKAGES=(
   libcurl4-openssl-dev   # the model clients' HTTP transport
   libpcre2-dev           # the tokenizers' split patterns
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
+  libhiredis-dev         # [state] backend = "redis": budgets shared by several processes
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(
@@ -20,6 +21,7 @@ if [ "${1:-}" = all ]; then
     doxygen        # the API reference; undocumented public members fail a test
     dpkg-dev       # cpack's dpkg-shlibdeps: the .deb's Depends
     curl           # tests/packaging/deb.sh asks the installed gateway
+    redis-server   # tests: the shared-state tests start their own redis-server
   )
 fi
 
