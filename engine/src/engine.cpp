@@ -325,6 +325,10 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  // [state]: with backend = "redis" the caps are shared with every process using the same Redis.
+  if (config.state.backend != StateSettings::Backend::kMemory) {
+    impl->budgets = std::make_unique<BudgetBook>(BudgetBook::Clock{}, config.state);
+  }
   impl->health = std::make_unique<HealthBook>(config.health, impl->options.health_clock
                                                                   ? impl->options.health_clock
                                                                   : std::chrono::steady_clock::now);
