@@ -173,16 +173,26 @@ struct BudgetBook::Impl {
     return state.key_prefix + "budget:" + std::string(scope) + ":" + period_name(period, day);
   }
 
-  // The finish script's ARGV for ending `token` with `actual` in `scopes`'
-  // keys of `day`: the seeds are this process's spend in each key's period.
+  // What seeds `scope`'s key for the period of `a` containing `day`: this
+  // process's spend there (the ledger's at start-up, and what it settled
+  // since), less what it has not yet told Redis (pending: it is added when sent).
+  // REQUIRES: mu held.
+  MicroUsd seed_locked(const std::string& scope, const ScopeAccount& a, DayKey day) const {
+    const DayRange range = period_containing(a.period, day);
+    MicroUsd seed = a.totals(range).spent;
+    for (const PendingSettle& p : pending) {
+      if (p.day < range.first || p.day >= range.end) continue;
+      if (std::find(p.scopes.begin(), p.scopes.end(), scope) != p.scopes.end()) seed -= p.actual;
+    }
+    return seed;
+  }
+
+  // The finish script's ARGV for ending `token` with `actual` in `scopes`' keys of `day`.
   std::vector<std::string> finish_args(const std::vector<std::string>& scopes, DayKey day, const std::string& token,
                                        MicroUsd actual) {
     std::vector<std::string> args{token, std::to_string(actual), std::to_string(kKeepSeconds)};
     std::lock_guard lock(mu);
-    for (const std::string& scope : scopes) {
-      const ScopeAccount& a = account(scope);
-      args.push_back(std::to_string(a.totals(period_containing(a.period, day)).spent));
-    }
+    for (const std::string& scope : scopes) args.push_back(std::to_string(seed_locked(scope, account(scope), day)));
     return args;
   }
 
@@ -433,7 +443,7 @@ Result<Reservation> BudgetBook::Impl::reserve_shared(BudgetBook* book, Reservati
       keys.push_back(shared_key(scope, a.period, today));
       periods.push_back(a.period);
       args.push_back(a.limited ? std::to_string(a.cap) : std::string());
-      args.push_back(std::to_string(a.totals(period_containing(a.period, today)).spent));  // the seed
+      args.push_back(std::to_string(seed_locked(scope, a, today)));
     }
   }
   reservation.shared_keys_ = keys;
@@ -494,25 +504,23 @@ Result<Reservation> BudgetBook::Impl::reserve_shared(BudgetBook* book, Reservati
 
 void BudgetBook::Impl::finish_shared(const Reservation& r, MicroUsd actual) {
   try {
-    if (actual != 0) {
-      // The local figures learn what was spent too: they seed a period's key
-      // if Redis loses it, and they are what kLocal admits against.
-      std::lock_guard lock(mu);
-      for (const std::string& scope : r.scopes_) account(scope).days[r.period_key_].spent += actual;
-    }
     auto done = redis->eval(detail::finish_script(), r.shared_keys_,
                             finish_args(r.scopes_, r.period_key_, r.token_, actual));
-    if (done.ok() || done.status().code() != Status::Code::kUnavailable) return;
-    went_down(done.status());
-    // A release needs nothing more: the reservation expires. A spend is kept for later.
+    const bool told = done.ok() || done.status().code() != Status::Code::kUnavailable;
+    if (!told) went_down(done.status());
+    // A release needs nothing more (unsent, the reservation expires).
     if (actual == 0) return;
+    std::lock_guard lock(mu);
+    // The local figures learn what was spent too: they seed a period's key
+    // if Redis loses it, and they are what kLocal admits against.
+    for (const std::string& scope : r.scopes_) account(scope).days[r.period_key_].spent += actual;
+    if (told) return;
     PendingSettle p;
     p.scopes = r.scopes_;
     p.keys = r.shared_keys_;
     p.day = r.period_key_;
     p.token = r.token_;
     p.actual = actual;
-    std::lock_guard lock(mu);
     queue_locked(std::move(p));
   } catch (const std::exception& e) {  // from a destructor: never throw (out of memory only)
     spdlog::error("budgets: settling a shared reservation failed: {}", e.what());
@@ -607,7 +615,7 @@ BudgetBook::Snapshot BudgetBook::snapshot(std::string_view scope) const {
     snap.reserved = totals.reserved;
     if (impl_->redis == nullptr) return snap;
     key = impl_->shared_key(scope, account.period, today);
-    seed = totals.spent;
+    seed = impl_->seed_locked(std::string(scope), account, today);
   }
   // Shared: Redis's figures; this process's own (the cap its share) while Redis is down.
   auto r = impl_->redis->eval(detail::read_script(), {key}, {std::to_string(seed), std::to_string(kKeepSeconds)});

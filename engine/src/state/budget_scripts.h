@@ -9,8 +9,9 @@
 // Every script first gives back the reservations of its keys whose expiry
 // has passed (a replica died holding them); times come from the server's
 // TIME, so replicas' clocks do not matter. BASE is created with the spend
-// the caller passes as the seed (what its ledger holds for the period) when
-// it is missing. All keys expire `keep` seconds after they were last written.
+// the caller passes as the seed (what its ledger holds for the period, plus
+// what it settled since, less what it has not yet told Redis) when it is
+// missing. All keys expire `keep` seconds after they were last written.
 #pragma once
 
 #include "state/redis_client.h"
@@ -46,6 +47,7 @@ for i = 1, #KEYS do
   local b = KEYS[i]
   if i <= n and redis.call('EXISTS', b) == 0 then
     redis.call('HSET', b, 'spent', ARGV[7 + 2 * i], 'reserved', 0)
+    redis.call('DEL', b .. ':a', b .. ':r')
   end
   purge(b)
 end
@@ -90,27 +92,24 @@ return {1, amount}
 
 // Ends reservation `id` in each BASE of KEYS and adds `actual` to its spend
 // (also when the reservation had already expired: what was spent was spent).
-// A missing BASE is created with its seed instead, which already counts
-// `actual` (the caller's figures include it). ARGV: id, actual, keep, then a seed per key.
+// A missing BASE is created with its seed first (the caller's figures
+// without `actual`). ARGV: id, actual, keep, then a seed per key.
 inline const RedisScript& finish_script() {
   static const RedisScript s(R"lua(
 for i = 1, #KEYS do
   local b = KEYS[i]
   if redis.call('EXISTS', b) == 0 then
     redis.call('HSET', b, 'spent', ARGV[3 + i], 'reserved', 0)
-    redis.call('EXPIRE', b, ARGV[3])
-  else
-    local a = redis.call('HGET', b .. ':a', ARGV[1])
-    if a then
-      redis.call('HINCRBY', b, 'reserved', -tonumber(a))
-      redis.call('HDEL', b .. ':a', ARGV[1])
-      redis.call('ZREM', b .. ':r', ARGV[1])
-    end
-    if tonumber(ARGV[2]) ~= 0 then
-      redis.call('HINCRBY', b, 'spent', ARGV[2])
-      redis.call('EXPIRE', b, ARGV[3])
-    end
+    redis.call('DEL', b .. ':a', b .. ':r')
   end
+  local a = redis.call('HGET', b .. ':a', ARGV[1])
+  if a then
+    redis.call('HINCRBY', b, 'reserved', -tonumber(a))
+    redis.call('HDEL', b .. ':a', ARGV[1])
+    redis.call('ZREM', b .. ':r', ARGV[1])
+  end
+  if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', b, 'spent', ARGV[2]) end
+  redis.call('EXPIRE', b, ARGV[3])
 end
 return 1
 )lua");
@@ -140,6 +139,7 @@ inline const RedisScript& read_script() {
 local b = KEYS[1]
 if redis.call('EXISTS', b) == 0 then
   redis.call('HSET', b, 'spent', ARGV[1], 'reserved', 0)
+  redis.call('DEL', b .. ':a', b .. ':r')
   redis.call('EXPIRE', b, ARGV[2])
 end
 purge(b)
