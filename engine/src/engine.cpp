@@ -538,7 +538,8 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
 
   a.worst_case = detail::worst_case_cost(config, a.decision);
   auto held = book.reserve_within(a.scopes, a.worst_case, a.worst_case);
-  if (!held.ok() && !embedding) {
+  // Only a refusal over the cap may be cured by a cheaper tier or a lower cap (not unreachable shared state).
+  if (!held.ok() && held.status().code() == Status::Code::kOverBudget && !embedding) {
     if (workload != nullptr && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
       // Step down to the workload's over-budget tier, and try again there.
       const Tier& tier = *config.find_tier(workload->over_budget_tier);
