@@ -116,7 +116,7 @@ TEST_CASE("[state] is read, and a wrong value is named with its line") {
     CAPTURE(b.text);
     auto c = parse(b.text);
     REQUIRE_FALSE(c.ok());
-    CHECK(c.status().message().find(b.says) != std::string::npos);
+    CHECK_MESSAGE(c.status().message().find(b.says) != std::string::npos, c.status().message());
   }
 }
 
@@ -158,7 +158,7 @@ TEST_CASE("two books sharing one Redis see each other's reservations and spend")
 
   // Replacing: the held reservation counts as left, and is given back in the same step.
   a.set_limit(limit("key:k", 100'000));
-  auto bigger = a.reserve_within({"workload:w", "key:k"}, 100'000, 100'000, &within.value());
+  auto bigger = b.reserve_within({"workload:w", "key:k"}, 100'000, 100'000, &within.value());
   REQUIRE(bigger.ok());
   CHECK_FALSE(within.value());
   CHECK(b.snapshot("key:k").reserved == 100'000);
