@@ -120,6 +120,33 @@ TEST_CASE("[state] is read, and a wrong value is named with its line") {
   }
 }
 
+TEST_CASE("[state] values reach the config") {
+  switchboard::testing::TempDir d;
+  d.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end");
+  auto c = load_config(switchboard::testing::write_small_config(d, R"toml(
+[state]
+backend = "redis"
+redis_url = "redis://127.0.0.1:7000/1"
+timeout_ms = 120
+on_unavailable = "local"
+replicas = 3
+reservation_ttl_s = 60
+key_prefix = "fleet-a:"
+)toml"));
+  REQUIRE_MESSAGE(c.ok(), c.status().message());
+  const StateSettings& s = c.value().state;
+  CHECK(s.backend == StateSettings::Backend::kRedis);
+  CHECK(s.redis_url == "redis://127.0.0.1:7000/1");
+  CHECK(s.timeout == 120ms);
+  CHECK(s.on_unavailable == StateSettings::OnUnavailable::kLocal);
+  CHECK(s.replicas == 3);
+  CHECK(s.reservation_ttl == 60s);
+  CHECK(s.key_prefix == "fleet-a:");
+  auto plain = load_config(switchboard::testing::write_small_config(d));
+  REQUIRE(plain.ok());
+  CHECK(plain.value().state.backend == StateSettings::Backend::kMemory);
+}
+
 TEST_SUITE("shared_state") {
 
 TEST_CASE("two books sharing one Redis see each other's reservations and spend") {

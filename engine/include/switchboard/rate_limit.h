@@ -28,7 +28,7 @@ struct RateLimit {
 
 /// What RateLimiter::admit() decided.
 struct RateDecision {
-  bool allowed = false;
+  bool allowed = false;                      ///< counted in every limited scope (false: counted in none)
   std::string limited_by;                    ///< refused: the first scope that had no room
   /// Refused: how long until the same request would fit (an HTTP Retry-After);
   /// none when it never can (more tokens than the limit per minute).
