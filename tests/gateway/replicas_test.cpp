@@ -128,7 +128,7 @@ TEST_CASE("three gateways sharing one Redis keep a workload's spend within its c
   CHECK(total.spend <= 50'000);  // $0.05, across the three ledgers
 }
 
-TEST_CASE("a fail_closed gateway answers 503 at once while Redis is down, and serves again when it is back") {
+TEST_CASE("a fail_closed gateway answers 503 at once while Redis is down and serves again when it is back") {
   RedisServer redis;
   REQUIRE_MESSAGE(redis.ok(), redis.log());
   TempDir dir;

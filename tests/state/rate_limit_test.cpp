@@ -37,7 +37,7 @@ StateSettings shared(const RedisServer& redis, const std::string& prefix) {
 
 }  // namespace
 
-TEST_CASE("in one process: at most N requests in any 60 s, and Retry-After says when the next fits") {
+TEST_CASE("in one process: at most N requests in any 60 s and Retry-After says when the next fits") {
   std::chrono::system_clock::time_point now{std::chrono::hours(24 * 20000)};
   RateLimiter limiter({}, [&] { return now; });
   limiter.set_limit(limit("key:k", 3, 0));
@@ -58,7 +58,7 @@ TEST_CASE("in one process: at most N requests in any 60 s, and Retry-After says 
   CHECK_FALSE(limiter.admit({"key:k"}, 10).value().allowed);
 }
 
-TEST_CASE("in one process: tokens per minute, all scopes or none, and a request larger than the limit never fits") {
+TEST_CASE("in one process: tokens per minute in all scopes or none and a request larger than the limit never fits") {
   std::chrono::system_clock::time_point now{std::chrono::hours(24 * 20000)};
   RateLimiter limiter({}, [&] { return now; });
   limiter.set_limit(limit("key:k", 100, 1000));
@@ -132,7 +132,7 @@ TEST_CASE("two limiters sharing one Redis admit at most N per minute between the
   CHECK(fits.value().tokens_left == 0);
 }
 
-TEST_CASE("rate limits while Redis is down: fail_closed refuses, local counts this process's share") {
+TEST_CASE("rate limits while Redis is down: fail_closed refuses and local counts this process's share") {
   RedisServer redis;
   REQUIRE_MESSAGE(redis.ok(), redis.log());
   StateSettings closed = shared(redis, "rl-down:");

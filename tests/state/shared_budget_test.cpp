@@ -68,7 +68,7 @@ bool wait_until_shared(BudgetBook& book, const std::string& scope, std::chrono::
 
 }  // namespace
 
-TEST_CASE("redis_url is parsed, and what it cannot hold is named") {
+TEST_CASE("redis_url is parsed and what it cannot hold is named") {
   auto a = detail::parse_redis_url("redis://10.0.0.5:6380/2");
   REQUIRE(a.ok());
   CHECK(a.value().host == "10.0.0.5");
@@ -94,7 +94,7 @@ TEST_CASE("redis_url is parsed, and what it cannot hold is named") {
   }
 }
 
-TEST_CASE("[state] is read, and a wrong value is named with its line") {
+TEST_CASE("[state] is read and a wrong value is named with its line") {
   const auto parse = [](const std::string& state) {
     return parse_config("[state]\n" + state, "sb.toml", ".");
   };
@@ -255,7 +255,7 @@ TEST_CASE("a reservation held by a process that died is given back after reserva
   CHECK(alive.reserve("workload:w", 1 * kDollar).ok());
 }
 
-TEST_CASE("fail_closed: limited calls are refused as unavailable while Redis is down, and admitted when it is back") {
+TEST_CASE("fail_closed: limited calls are refused as unavailable while Redis is down and admitted when it is back") {
   RedisServer redis;
   REQUIRE_MESSAGE(redis.ok(), redis.log());
   BudgetBook book({}, shared(redis, fresh_prefix()));
@@ -281,7 +281,7 @@ TEST_CASE("fail_closed: limited calls are refused as unavailable while Redis is 
   CHECK(book.reserve("workload:w", 700'000).ok());
 }
 
-TEST_CASE("local: while Redis is down each book admits up to cap / replicas, and Redis learns the spend after") {
+TEST_CASE("local: while Redis is down each book admits up to cap / replicas and Redis learns the spend after") {
   RedisServer redis;
   REQUIRE_MESSAGE(redis.ok(), redis.log());
   StateSettings state = shared(redis, fresh_prefix());
@@ -311,7 +311,7 @@ TEST_CASE("local: while Redis is down each book admits up to cap / replicas, and
   CHECK(other.snapshot("workload:w").spent == 400'000);
 }
 
-TEST_CASE("a Redis that accepts but never answers costs a call the timeout, not a hang") {
+TEST_CASE("a Redis that accepts but never answers costs a call its timeout and never hangs") {
   // A listening socket nobody reads: the connect succeeds, the reply never comes.
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -345,7 +345,7 @@ TEST_CASE("a Redis that accepts but never answers costs a call the timeout, not 
 
 TEST_SUITE("concurrency") {
 
-TEST_CASE("two books sharing one Redis, hammered from threads, never take spend past the cap") {
+TEST_CASE("two books sharing one Redis and hammered from threads never take spend past the cap") {
   RedisServer redis;
   REQUIRE_MESSAGE(redis.ok(), redis.log());
   const std::string prefix = fresh_prefix();
