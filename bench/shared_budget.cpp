@@ -7,12 +7,12 @@
 // Redis round trip on the shared book. Per operation: latency (mean, p50,
 // p99) on one thread, and throughput with --threads threads sharing the book.
 //
-// Measured 2026-12-05 on the shared 2-core VM (two builds running), 5,000 ops:
+// Measured 2026-12-05 on the shared 2-core VM, 5,000 ops, two runs (load ~2):
 //                 mean us   p50 us   p99 us    ops/s (4 threads)
-//   in-process        0.4      0.4      0.4    212,301
-//   redis           392.9    133.3   6900.6      2,279
-// About 65 us per round trip at the median on loopback; the tail is the
-// loaded machine (redis-server, the bench and the compilers share 2 cores).
+//   in-process        0.4      0.4  0.4-0.5    1.22-1.59 M
+//   redis       123-134      117  169-201    12,174-12,757
+// About 59 us per round trip at the median on loopback (two per operation).
+// With two builds running on the same cores: p50 133 us, p99 6.9 ms.
 //
 // Start a Redis first (nothing is persisted; the keys use their own prefix):
 //   redis-server --port 6390 --save '' --appendonly no &
