@@ -13,6 +13,7 @@ SWITCHBOARD_PACKAGES=(
   libcurl4-openssl-dev   # the model clients' HTTP transport
   libpcre2-dev           # the tokenizers' split patterns
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
+  libhiredis-dev         # [state] backend = "redis": budgets shared by several processes
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(
@@ -22,6 +23,7 @@ if [ "${1:-}" = all ]; then
     dpkg-dev       # cpack's dpkg-shlibdeps: the .deb's Depends
     curl           # tests/packaging/deb.sh asks the installed gateway
     postgresql     # tests: the PostgreSQL ledger suites start their own server (initdb, postgres)
+    redis-server   # tests: the shared-state tests start their own redis-server
   )
 fi
 

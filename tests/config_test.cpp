@@ -196,7 +196,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"an unknown top-level table (typo)",
        edit("[workloads.w]", "[workload.w]"),
        "bad.toml:10:2: the config: unknown key 'workload' (expected one of: routing, sandbox, "
-       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads, embeddings, health, sessions, budgets)"},
+       "rule_cost, calls, sim, ledger, shadow, gateway, models, tiers, workloads, embeddings, health, sessions, budgets, state)"},
       {"a wrong value type",
        edit("context_window = 1000", "context_window = \"1000\""),
        "bad.toml:7:18: model 'm': 'context_window' must be a whole number"},

@@ -14,6 +14,7 @@
 #include <toml++/toml.h>
 
 #include "switchboard/tokens.h"
+#include "state/redis_client.h"
 #include "util/file_text.h"
 #include "util/name_pattern.h"
 #include "util/toml.h"
@@ -264,6 +265,58 @@ void read_health(HealthSettings& h, const toml::node& node, const std::string& f
     }
     h.error_rate = *r;
   }
+}
+
+// [state] backend, redis_url, timeout_ms, on_unavailable, replicas,
+// reservation_ttl_s, key_prefix (budget.h, StateSettings).
+void read_state(StateSettings& s, const toml::node& node, const std::string& file) {
+  const std::string what = "[state]";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"backend", "redis_url", "timeout_ms", "on_unavailable", "replicas",
+                                              "reservation_ttl_s", "key_prefix"});
+  if (auto backend = detail::optional_string(t, "backend", file, what)) {
+    if (*backend == "memory") {
+      s.backend = StateSettings::Backend::kMemory;
+    } else if (*backend == "redis") {
+      s.backend = StateSettings::Backend::kRedis;
+    } else {
+      throw ConfigError(where(file, *t.get("backend")) + ": [state] backend must be \"memory\" or \"redis\", not \"" +
+                        *backend + "\"");
+    }
+  }
+  if (auto url = detail::optional_string(t, "redis_url", file, what)) {
+    if (auto address = detail::parse_redis_url(*url); !address.ok()) {
+      throw ConfigError(where(file, *t.get("redis_url")) + ": [state] " + address.status().message());
+    }
+    s.redis_url = *url;
+  }
+  if (s.backend == StateSettings::Backend::kRedis && s.redis_url.empty()) {
+    throw ConfigError(where(file, node) + ": [state] backend = \"redis\" needs redis_url");
+  }
+  if (s.backend == StateSettings::Backend::kMemory && !s.redis_url.empty()) {
+    throw ConfigError(where(file, *t.get("redis_url")) + ": [state] redis_url is used only with backend = \"redis\"");
+  }
+  const auto bounded = [&](const char* key, std::int64_t fallback, std::int64_t most) {
+    const std::int64_t v = detail::optional_positive_integer(t, key, file, what).value_or(fallback);
+    if (v > most) {
+      throw ConfigError(where(file, *t.get(key)) + ": [state] " + key + " is at most " + std::to_string(most));
+    }
+    return v;
+  };
+  s.timeout = std::chrono::milliseconds(bounded("timeout_ms", s.timeout.count(), 60'000));
+  s.replicas = static_cast<int>(bounded("replicas", s.replicas, 10'000));
+  s.reservation_ttl = std::chrono::seconds(bounded("reservation_ttl_s", s.reservation_ttl.count(), 7 * 24 * 3600));
+  if (auto mode = detail::optional_string(t, "on_unavailable", file, what)) {
+    if (*mode == "fail_closed") {
+      s.on_unavailable = StateSettings::OnUnavailable::kFailClosed;
+    } else if (*mode == "local") {
+      s.on_unavailable = StateSettings::OnUnavailable::kLocal;
+    } else {
+      throw ConfigError(where(file, *t.get("on_unavailable")) +
+                        ": [state] on_unavailable must be \"fail_closed\" or \"local\", not \"" + *mode + "\"");
+    }
+  }
+  if (auto prefix = detail::optional_string(t, "key_prefix", file, what)) s.key_prefix = *prefix;
 }
 
 // [sessions] ttl_s, ttl_1h_s, max_sessions (sessions.h).
@@ -556,9 +609,10 @@ Config build(const toml::table& root, const std::string& file, const std::string
   Config c;
   c.path = file;
   c.base_dir = base_dir;
-  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health", "sessions", "budgets"});
+  detail::reject_unknown_keys(root, file, "the config", {"routing", "sandbox", "rule_cost", "calls", "sim", "ledger", "shadow", "gateway", "models", "tiers", "workloads", "embeddings", "health", "sessions", "budgets", "state"});
   if (const toml::node* n = root.get("calls")) read_calls(c.calls, *n, file);
   if (const toml::node* n = root.get("health")) read_health(c.health, *n, file);
+  if (const toml::node* n = root.get("state")) read_state(c.state, *n, file);
   if (const toml::node* n = root.get("sessions")) read_sessions(c.sessions, *n, file);
   if (const toml::node* n = root.get("budgets")) read_tag_budgets(c.budgets, *n, file);
   if (const toml::node* n = root.get("ledger")) {

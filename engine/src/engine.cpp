@@ -325,6 +325,10 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
+  // [state]: with backend = "redis" the caps are shared with every process using the same Redis.
+  if (config.state.backend != StateSettings::Backend::kMemory) {
+    impl->budgets = std::make_unique<BudgetBook>(BudgetBook::Clock{}, config.state);
+  }
   impl->health = std::make_unique<HealthBook>(config.health, impl->options.health_clock
                                                                   ? impl->options.health_clock
                                                                   : std::chrono::steady_clock::now);
@@ -534,7 +538,8 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
 
   a.worst_case = detail::worst_case_cost(config, a.decision);
   auto held = book.reserve_within(a.scopes, a.worst_case, a.worst_case);
-  if (!held.ok() && !embedding) {
+  // Only a refusal over the cap may be cured by a cheaper tier or a lower cap (not unreachable shared state).
+  if (!held.ok() && held.status().code() == Status::Code::kOverBudget && !embedding) {
     if (workload != nullptr && !workload->over_budget_tier.empty() && workload->over_budget_tier != decision.tier) {
       // Step down to the workload's over-budget tier, and try again there.
       const Tier& tier = *config.find_tier(workload->over_budget_tier);

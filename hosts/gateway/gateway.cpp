@@ -58,6 +58,10 @@ ApiError api_error(ApiShape shape, int status, std::string code, std::string mes
 // the step (a kUpstream status, dispatch.cpp's call_tier): the client's
 // request is too large, not an upstream failure.
 constexpr std::string_view kNoContextWindow = "has a context window for";
+// What the budget book says when [state] on_unavailable = "fail_closed" refuses
+// a call because Redis cannot be reached (a kUnavailable status): the gateway
+// is briefly unable to enforce its caps, not failed by a model.
+constexpr std::string_view kBudgetStateUnreachable = "the shared budget state is unreachable";
 
 // What a finished step's failure means to the client. The message may quote
 // an upstream's error body: key-like tokens in it are redacted.
@@ -69,6 +73,12 @@ ApiError step_error(ApiShape shape, const Status& status) {
                                redact_secrets(status.message()));
     e.param = shape == ApiShape::kOpenAI ? "messages" : shape == ApiShape::kResponses ? "input" : "";
     return e;
+  }
+  if (status.code() == Status::Code::kUnavailable &&
+      status.message().find(kBudgetStateUnreachable) != std::string::npos) {
+    return api_error(shape, 503, "budget_state_unavailable",
+                     "budgets cannot be checked now (shared state unreachable); retry shortly: " +
+                         redact_secrets(status.message()));
   }
   switch (status.code()) {
     case Status::Code::kDeadlineExceeded:
@@ -679,7 +689,11 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
       for (const auto& [name, model] : rt->engine->config().models) {
         if (model.kind == ModelKind::kChat) health.emplace_back(name, rt->engine->health().snapshot(name));
       }
-      const std::string text = metrics_.render(rt->engine->status(), upstream_in_flight(), health);
+      std::optional<BudgetBook::StateCounters> state;
+      if (rt->engine->config().state.backend == StateSettings::Backend::kRedis) {
+        state = rt->engine->budgets().state_counters();
+      }
+      const std::string text = metrics_.render(rt->engine->status(), upstream_in_flight(), health, state);
       return reply(*response, endpoint, received, 200, "text/plain; version=0.0.4; charset=utf-8", {}, text);
     }
     case Endpoint::kModels:

@@ -231,7 +231,8 @@ void render_health(std::string& out, const std::vector<std::pair<std::string, Mo
 }  // namespace
 
 std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
-                            const std::vector<std::pair<std::string, ModelHealth>>& health) const {
+                            const std::vector<std::pair<std::string, ModelHealth>>& health,
+                            const std::optional<BudgetBook::StateCounters>& state) const {
   std::string out;
   out.reserve(4096);
 
@@ -296,6 +297,21 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   }
 
   render_health(out, health);
+
+  if (state) {  // [state] backend = "redis"
+    header(out, "switchboard_shared_state_degraded", "gauge",
+           "1 while the shared budget state (Redis) cannot be reached ([state] on_unavailable applies).");
+    sample(out, "switchboard_shared_state_degraded", "", state->degraded ? "1" : "0");
+    header(out, "switchboard_shared_state_unavailable_total", "counter",
+           "Round trips to the shared budget state that failed or were skipped while it was down.");
+    sample(out, "switchboard_shared_state_unavailable_total", "", std::to_string(state->unavailable));
+    header(out, "switchboard_budget_local_admissions_total", "counter",
+           "Reservations made against this replica's share of each cap while Redis was down (on_unavailable = local).");
+    sample(out, "switchboard_budget_local_admissions_total", "", std::to_string(state->local_admissions));
+    header(out, "switchboard_budget_refused_unavailable_total", "counter",
+           "Calls refused with 503 because Redis was down (on_unavailable = fail_closed).");
+    sample(out, "switchboard_budget_refused_unavailable_total", "", std::to_string(state->refused_unavailable));
+  }
 
   // Shadow rules: only when a workload has them. The counts are the serving
   // engine's, so they restart from zero when a config reload replaces it.

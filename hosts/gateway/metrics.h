@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -82,8 +83,10 @@ class Metrics {
   // The exposition text. `rules` is the serving engine's status() and
   // `upstream_in_flight` the model calls running now.
   // `health`: each chat model's health, in the order to print them.
+  // `state`: the budget book's shared-state counters, when [state] backend = "redis".
   std::string render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
-                     const std::vector<std::pair<std::string, ModelHealth>>& health = {}) const;
+                     const std::vector<std::pair<std::string, ModelHealth>>& health = {},
+                     const std::optional<BudgetBook::StateCounters>& state = std::nullopt) const;
 
  private:
   // Counters keyed by their rendered label set ("workload=\"w\",model=\"m\"").

@@ -16,6 +16,14 @@
 /// One reservation may span several scopes (a workload, a key, tags): it is
 /// made in all of them or in none, under one lock, so a call is admitted only
 /// when it fits what is left of every scope that applies (reserve_within).
+///
+/// Several processes (gateway replicas) can share their caps: a book made
+/// with StateSettings{backend = kRedis} keeps spend and reservations in Redis
+/// and makes each reserve, settle, release and reduce one atomic script there
+/// (one round trip each). A reservation there expires after
+/// `reservation_ttl` unless settled, so a replica that dies mid-call does not
+/// hold budget for ever. What the book does while Redis cannot be reached is
+/// `on_unavailable`'s choice.
 #pragma once
 
 #include <chrono>
@@ -43,6 +51,28 @@ struct BudgetLimit {
 };
 
 class BudgetBook;
+
+/// Where a book's figures live, and what it does when they cannot be reached
+/// ([state] in the config).
+struct StateSettings {
+  /// kMemory: this process only. kRedis: shared by every process using the same Redis and key_prefix.
+  enum class Backend { kMemory, kRedis };
+  /// While Redis cannot be reached: kFailClosed refuses every call that has a
+  /// limited scope (Status::unavailable, a 503 from the gateway; unlimited
+  /// scopes still pass); kLocal admits against this process's own figures
+  /// with each cap divided by `replicas`, and says so in the log and metrics.
+  enum class OnUnavailable { kFailClosed, kLocal };
+  Backend backend = Backend::kMemory;  ///< [state] backend = "memory" | "redis"
+  std::string redis_url;               ///< "redis://HOST[:PORT][/DB]" (port 6379, db 0 by default)
+  /// The longest one Redis round trip (a connect included) may take before it counts as unreachable.
+  std::chrono::milliseconds timeout{250};
+  OnUnavailable on_unavailable = OnUnavailable::kFailClosed;  ///< [state] on_unavailable
+  int replicas = 1;  ///< how many processes share the caps; kLocal caps each at cap / replicas
+  /// A reservation neither settled nor released by then is given back (its holder is presumed dead).
+  /// Longer than any call may last.
+  std::chrono::seconds reservation_ttl{900};
+  std::string key_prefix = "switchboard:";  ///< prefixes every Redis key, so several fleets can share one Redis
+};
 
 /// The scope of a workload's budget: "workload:NAME".
 std::string workload_budget_scope(std::string_view workload);
@@ -94,6 +124,9 @@ class Reservation {
   bool limited_ = false;
   std::int64_t period_key_ = 0;  ///< the UTC day it was made in, in days since 1970-01-01
   MicroUsd amount_ = 0;
+  /// Held in the shared store: its id there, and the keys (one per scope) that hold it. Empty: held in this process.
+  std::string token_;
+  std::vector<std::string> shared_keys_;
 };
 
 /// Caps, settled spend and outstanding reservations per scope (see the file comment). Thread-safe.
@@ -103,6 +136,9 @@ class BudgetBook {
   using Clock = std::function<std::chrono::system_clock::time_point()>;
   /// `now` defaults to the system clock; tests pass a fake.
   explicit BudgetBook(Clock now = {});
+  /// A book whose figures live where `state` says (see StateSettings). With
+  /// kRedis no connection is made here: the first reserve() connects.
+  BudgetBook(Clock now, StateSettings state);
   ~BudgetBook();
   BudgetBook(const BudgetBook&) = delete;
   BudgetBook& operator=(const BudgetBook&) = delete;
@@ -144,6 +180,16 @@ class BudgetBook {
   };
   /// One consistent view (taken under the book's lock) of `scope`'s current period.
   Snapshot snapshot(std::string_view scope) const;
+
+  /// How the shared store has fared (all zero for a kMemory book).
+  struct StateCounters {
+    std::uint64_t unavailable = 0;      ///< round trips that failed or were skipped while Redis was down
+    std::uint64_t local_admissions = 0; ///< reservations made in this process's own figures (kLocal)
+    std::uint64_t refused_unavailable = 0;  ///< reservations refused because Redis was down (kFailClosed)
+    bool degraded = false;              ///< the last round trip failed (or none was tried since it did)
+  };
+  /// A consistent copy of the counters.
+  StateCounters state_counters() const;
 
  private:
   friend class Reservation;

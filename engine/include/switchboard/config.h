@@ -359,6 +359,7 @@ struct Config {
   ShadowSettings shadow;       ///< [shadow]
   GatewaySettings gateway;     ///< [gateway]
   EmbeddingSettings embeddings;  ///< [embeddings]
+  StateSettings state;         ///< [state]: where budgets live when several processes share them (budget.h)
   std::map<std::string, ModelSpec, std::less<>> models;    ///< [models], by name
   std::map<std::string, Tier, std::less<>> tiers;          ///< [tiers], by name
   std::map<std::string, Workload, std::less<>> workloads;  ///< [workloads], by name

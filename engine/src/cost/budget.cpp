@@ -9,14 +9,29 @@
 // days. That makes the period a property of the limit, not of the stored
 // numbers: a limit that changes from month to day, or a limit set after
 // add_spent() loaded history, still sees the right figures.
+//
+// A shared book (StateSettings::kRedis) keeps the same figures in Redis
+// (state/budget_scripts.h), per scope and per period of its limit, and each
+// reserve/settle/release/reduce is one script there. It still keeps the
+// local figures: the spend its ledger loaded plus what it settled, which
+// seed a period's key in Redis when it is missing, and which it admits
+// against (caps divided by `replicas`) while Redis is down with kLocal.
 #include "switchboard/budget.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <deque>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <random>
 #include <utility>
+
+#include "state/budget_scripts.h"
+#include "state/redis_client.h"
 
 namespace switchboard {
 namespace {
@@ -95,6 +110,25 @@ struct ScopeAccount {
   }
 };
 
+// A settlement Redis did not take (it was down): retried before the next reserve.
+struct PendingSettle {
+  std::vector<std::string> scopes;
+  std::vector<std::string> keys;  // one per scope
+  DayKey day = 0;
+  std::string token;              // "" for spend admitted locally while Redis was down
+  MicroUsd actual = 0;
+};
+constexpr std::size_t kMaxPendingSettles = 100000;
+constexpr long long kKeepSeconds = 40LL * 24 * 3600;  // a month's key outlives its month
+
+std::string over_budget_message(const std::string& scope, MicroUsd at_least, MicroUsd cap, BudgetPeriod period,
+                                DayKey today, MicroUsd spent, MicroUsd reserved) {
+  return "budget " + scope + ": request " + format_usd(at_least) + " is over the cap " + format_usd(cap) + " for " +
+         (period == BudgetPeriod::kDay ? "day " : "month ") + period_name(period, today) + " (" +
+         format_usd(spent) + " spent, " + format_usd(reserved) + " reserved, " +
+         format_usd(cap - spent - reserved) + " left)";
+}
+
 }  // namespace
 
 std::string workload_budget_scope(std::string_view workload) { return "workload:" + std::string(workload); }
@@ -107,6 +141,101 @@ struct BudgetBook::Impl {
   Clock now;
   mutable std::mutex mu;
   std::map<std::string, ScopeAccount, std::less<>> scopes;  // guarded by mu
+
+  // Shared state: null for a kMemory book.
+  StateSettings state;
+  std::unique_ptr<detail::RedisClient> redis;
+  std::string token_prefix;                 // random per book: reservation ids never collide across replicas
+  std::atomic<std::uint64_t> next_token{0};
+  std::deque<PendingSettle> pending;        // guarded by mu
+  std::atomic<std::uint64_t> unavailable{0};
+  std::atomic<std::uint64_t> local_admissions{0};
+  std::atomic<std::uint64_t> refused_unavailable{0};
+  std::atomic<bool> degraded{false};
+
+  // Records a failed round trip; warns once per outage.
+  void went_down(const Status& why) {
+    unavailable.fetch_add(1, std::memory_order_relaxed);
+    if (!degraded.exchange(true)) {
+      spdlog::warn("budgets: shared state unreachable ({}); {}", why.message(),
+                   state.on_unavailable == StateSettings::OnUnavailable::kLocal
+                       ? "admitting against this process's figures, each cap divided by " +
+                             std::to_string(state.replicas) + " replicas"
+                       : std::string("refusing calls with a budget until it is back"));
+    }
+  }
+  void came_back() {
+    if (degraded.exchange(false)) spdlog::warn("budgets: shared state reachable again");
+  }
+
+  // The Redis key of `scope`'s period of kind `period` containing `day`.
+  std::string shared_key(std::string_view scope, BudgetPeriod period, DayKey day) const {
+    return state.key_prefix + "budget:" + std::string(scope) + ":" + period_name(period, day);
+  }
+
+  // What seeds `scope`'s key for the period of `a` containing `day`: this
+  // process's spend there (the ledger's at start-up, and what it settled
+  // since), less what it has not yet told Redis (pending: it is added when sent).
+  // REQUIRES: mu held.
+  MicroUsd seed_locked(const std::string& scope, const ScopeAccount& a, DayKey day) const {
+    const DayRange range = period_containing(a.period, day);
+    MicroUsd seed = a.totals(range).spent;
+    for (const PendingSettle& p : pending) {
+      if (p.day < range.first || p.day >= range.end) continue;
+      if (std::find(p.scopes.begin(), p.scopes.end(), scope) != p.scopes.end()) seed -= p.actual;
+    }
+    return seed;
+  }
+
+  // The finish script's ARGV for ending `token` with `actual` in `scopes`' keys of `day`.
+  std::vector<std::string> finish_args(const std::vector<std::string>& scopes, DayKey day, const std::string& token,
+                                       MicroUsd actual) {
+    std::vector<std::string> args{token, std::to_string(actual), std::to_string(kKeepSeconds)};
+    std::lock_guard lock(mu);
+    for (const std::string& scope : scopes) args.push_back(std::to_string(seed_locked(scope, account(scope), day)));
+    return args;
+  }
+
+  // The keys of `scopes` in the periods containing `day`. REQUIRES: mu held.
+  std::vector<std::string> keys_locked(const std::vector<std::string>& scopes, DayKey day) {
+    std::vector<std::string> keys;
+    for (const std::string& scope : scopes) keys.push_back(shared_key(scope, account(scope).period, day));
+    return keys;
+  }
+
+  // Keeps a settlement for Redis until it is back. REQUIRES: mu held.
+  void queue_locked(PendingSettle p) {
+    if (pending.size() >= kMaxPendingSettles) {
+      spdlog::error("budgets: {} settlements waiting for the shared state; dropping the oldest", pending.size());
+      pending.pop_front();
+    }
+    pending.push_back(std::move(p));
+  }
+
+  // Retries the settlements Redis missed. Stops at the first failure.
+  void flush_pending() {
+    for (;;) {
+      PendingSettle p;
+      {
+        std::lock_guard lock(mu);
+        if (pending.empty()) return;
+        p = pending.front();
+      }
+      auto r = redis->eval(detail::finish_script(), p.keys, finish_args(p.scopes, p.day, p.token, p.actual));
+      if (!r.ok()) {
+        if (r.status().code() == Status::Code::kUnavailable) went_down(r.status());
+        return;
+      }
+      std::lock_guard lock(mu);
+      if (!pending.empty()) pending.pop_front();
+    }
+  }
+
+  Result<Reservation> reserve_local(BudgetBook* book, Reservation reservation, MicroUsd at_least, MicroUsd at_most,
+                                    Reservation* replacing, DayKey today, MicroUsd divisor);
+  Result<Reservation> reserve_shared(BudgetBook* book, Reservation reservation, MicroUsd at_least,
+                                     MicroUsd at_most, Reservation* replacing, DayKey today);
+  void finish_shared(const Reservation& r, MicroUsd actual);
 
   // REQUIRES: mu held.
   ScopeAccount& account(std::string_view scope) {
@@ -140,6 +269,29 @@ struct BudgetBook::Impl {
     finish_locked(scopes, day, reserved, actual);
   }
 
+  // Ends `r` where it is held.
+  void finish(const Reservation& r, MicroUsd actual) {
+    if (r.token_.empty()) {
+      std::lock_guard lock(mu);
+      finish_locked(r.scopes_, r.period_key_, r.amount_, actual);
+      if (redis != nullptr && actual != 0) {
+        // Admitted here while Redis was down: Redis learns the spend when it is back.
+        try {
+          PendingSettle p;
+          p.scopes = r.scopes_;
+          p.keys = keys_locked(r.scopes_, r.period_key_);
+          p.day = r.period_key_;
+          p.actual = actual;
+          queue_locked(std::move(p));
+        } catch (const std::exception& e) {  // from a destructor: never throw (out of memory only)
+          spdlog::error("budgets: keeping a settlement for the shared state failed: {}", e.what());
+        }
+      }
+    } else {
+      finish_shared(r, actual);
+    }
+  }
+
   // Lowers a held reservation from `from` to `to` in each scope.
   void reduce(const std::vector<std::string>& scopes, DayKey day, MicroUsd from, MicroUsd to) {
     std::lock_guard lock(mu);
@@ -158,7 +310,9 @@ Reservation::Reservation(Reservation&& other) noexcept
       scopes_(std::move(other.scopes_)),
       limited_(other.limited_),
       period_key_(other.period_key_),
-      amount_(other.amount_) {}
+      amount_(other.amount_),
+      token_(std::move(other.token_)),
+      shared_keys_(std::move(other.shared_keys_)) {}
 
 Reservation& Reservation::operator=(Reservation&& other) noexcept {
   if (this != &other) {
@@ -168,6 +322,8 @@ Reservation& Reservation::operator=(Reservation&& other) noexcept {
     limited_ = other.limited_;
     period_key_ = other.period_key_;
     amount_ = other.amount_;
+    token_ = std::move(other.token_);
+    shared_keys_ = std::move(other.shared_keys_);
   }
   return *this;
 }
@@ -176,24 +332,222 @@ Reservation::~Reservation() { release(); }
 
 void Reservation::settle(MicroUsd actual) {
   if (book_ == nullptr) return;
-  std::exchange(book_, nullptr)->impl_->finish(scopes_, period_key_, amount_, std::max<MicroUsd>(actual, 0));
+  std::exchange(book_, nullptr)->impl_->finish(*this, std::max<MicroUsd>(actual, 0));
 }
 
 void Reservation::release() {
   if (book_ == nullptr) return;
-  std::exchange(book_, nullptr)->impl_->finish(scopes_, period_key_, amount_, 0);
+  std::exchange(book_, nullptr)->impl_->finish(*this, 0);
 }
 
 void Reservation::reduce_to(MicroUsd amount) {
   if (book_ == nullptr || amount >= amount_ || amount < 0) return;
-  book_->impl_->reduce(scopes_, period_key_, amount_, amount);
+  if (token_.empty()) {
+    book_->impl_->reduce(scopes_, period_key_, amount_, amount);
+  } else {
+    // Not reduced when Redis is down: the larger amount stays held until settled or expired,
+    // which errs on the side of the cap.
+    auto r = book_->impl_->redis->eval(detail::reduce_script(), shared_keys_, {token_, std::to_string(amount)});
+    if (!r.ok()) {
+      if (r.status().code() == Status::Code::kUnavailable) book_->impl_->went_down(r.status());
+      return;
+    }
+  }
   amount_ = amount;
+}
+
+// ---- BudgetBook::Impl, the two places a reservation is made ----
+
+// The in-process book: `divisor` divides every cap (1, or the replicas while Redis is down).
+Result<Reservation> BudgetBook::Impl::reserve_local(BudgetBook* book, Reservation reservation, MicroUsd at_least,
+                                                    MicroUsd at_most, Reservation* replacing, DayKey today,
+                                                    MicroUsd divisor) {
+  const bool gives_back = replacing != nullptr && replacing->book_ == book && replacing->token_.empty();
+
+  // Filled when refused; the message is built after the lock is dropped.
+  std::string refused_scope;
+  MicroUsd cap = 0;
+  BudgetPeriod period = BudgetPeriod::kMonth;
+  DayTotals totals;
+  MicroUsd amount = at_most;
+  {
+    std::lock_guard lock(mu);
+    // What `replacing` holds in a scope and period counts as left there.
+    const auto given_back = [&](const std::string& scope, DayRange range) -> MicroUsd {
+      if (!gives_back || replacing->period_key_ < range.first || replacing->period_key_ >= range.end) return 0;
+      const auto& held = replacing->scopes_;
+      return std::find(held.begin(), held.end(), scope) != held.end() ? replacing->amount_ : 0;
+    };
+    for (const std::string& scope : reservation.scopes_) {
+      ScopeAccount& a = account(scope);
+      a.prune(today);
+      if (!a.limited) continue;
+      reservation.limited_ = true;
+      const DayRange range = period_containing(a.period, today);
+      const DayTotals t = a.totals(range);
+      const MicroUsd share = a.cap / divisor;
+      // Written as subtractions so a huge request cannot overflow a sum.
+      const MicroUsd left = share - t.spent - (t.reserved - given_back(scope, range));
+      if (at_least > left) {
+        refused_scope = scope;
+        cap = share;
+        period = a.period;
+        totals = t;
+        break;
+      }
+      amount = std::min(amount, left);
+    }
+    if (refused_scope.empty()) {
+      if (gives_back) {
+        finish_locked(replacing->scopes_, replacing->period_key_, replacing->amount_, 0);
+        replacing->book_ = nullptr;
+      }
+      for (const std::string& scope : reservation.scopes_) account(scope).days[today].reserved += amount;
+    }
+  }
+  if (!refused_scope.empty()) {
+    std::string message =
+        over_budget_message(refused_scope, at_least, cap, period, today, totals.spent, totals.reserved);
+    if (divisor > 1) message += " (this replica's share: the shared budget state is unreachable)";
+    return Status::over_budget(std::move(message));
+  }
+  // A shared reservation being replaced by a local one (Redis went down in between) is given back there.
+  if (replacing != nullptr && replacing->book_ == book && !replacing->token_.empty()) replacing->release();
+  reservation.book_ = book;
+  reservation.period_key_ = today;
+  reservation.amount_ = amount;
+  return reservation;
+}
+
+Result<Reservation> BudgetBook::Impl::reserve_shared(BudgetBook* book, Reservation reservation, MicroUsd at_least,
+                                                     MicroUsd at_most, Reservation* replacing, DayKey today) {
+  flush_pending();
+  const bool gives_back = replacing != nullptr && replacing->book_ == book && !replacing->token_.empty();
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  std::vector<BudgetPeriod> periods;
+  const std::string token = token_prefix + std::to_string(next_token.fetch_add(1, std::memory_order_relaxed));
+  args.push_back(std::to_string(at_least));
+  args.push_back(std::to_string(at_most));
+  args.push_back(std::to_string(chr::duration_cast<chr::milliseconds>(state.reservation_ttl).count()));
+  args.push_back(token);
+  args.push_back(gives_back ? replacing->token_ : std::string());
+  args.push_back(std::to_string(reservation.scopes_.size()));
+  args.push_back(std::to_string(kKeepSeconds));
+  {
+    std::lock_guard lock(mu);
+    for (const std::string& scope : reservation.scopes_) {
+      ScopeAccount& a = account(scope);
+      a.prune(today);
+      if (a.limited) reservation.limited_ = true;
+      keys.push_back(shared_key(scope, a.period, today));
+      periods.push_back(a.period);
+      args.push_back(a.limited ? std::to_string(a.cap) : std::string());
+      args.push_back(std::to_string(seed_locked(scope, a, today)));
+    }
+  }
+  reservation.shared_keys_ = keys;
+  if (gives_back) {
+    for (const std::string& k : replacing->shared_keys_) {
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    }
+  }
+  auto r = redis->eval(detail::reserve_script(), keys, args);
+  if (!r.ok()) {
+    if (r.status().code() != Status::Code::kUnavailable) return r.status();
+    went_down(r.status());
+    if (state.on_unavailable == StateSettings::OnUnavailable::kLocal) {
+      local_admissions.fetch_add(1, std::memory_order_relaxed);
+      reservation.shared_keys_.clear();
+      return reserve_local(book, std::move(reservation), at_least, at_most, replacing, today,
+                           std::max(state.replicas, 1));
+    }
+    if (!reservation.limited_) {  // nothing to enforce: tracked here only
+      reservation.shared_keys_.clear();
+      return reserve_local(book, std::move(reservation), at_least, at_most, replacing, today, 1);
+    }
+    refused_unavailable.fetch_add(1, std::memory_order_relaxed);
+    return Status::unavailable("budget " + reservation.scopes_.front() +
+                               ": the shared budget state is unreachable, and [state] on_unavailable = "
+                               "\"fail_closed\" refuses calls with a budget: " +
+                               r.status().message());
+  }
+  came_back();
+  const detail::RedisReply& reply = r.value();
+  if (reply.type != detail::RedisReply::Type::kArray || reply.elements.size() < 2) {
+    return Status::internal("budget: unexpected reply from the reserve script");
+  }
+  if (reply.elements[0].integer == 0) {
+    const std::size_t i = static_cast<std::size_t>(reply.elements[1].integer - 1);
+    if (i >= reservation.scopes_.size() || reply.elements.size() < 4) {
+      return Status::internal("budget: unexpected refusal from the reserve script");
+    }
+    MicroUsd cap = 0;
+    {
+      std::lock_guard lock(mu);
+      cap = account(reservation.scopes_[i]).cap;
+    }
+    return Status::over_budget(over_budget_message(reservation.scopes_[i], at_least, cap, periods[i], today,
+                                                   reply.elements[2].integer, reply.elements[3].integer));
+  }
+  // A local reservation being replaced by a shared one (Redis came back in between) is given back here.
+  if (replacing != nullptr && replacing->book_ == book && replacing->token_.empty()) replacing->release();
+  if (gives_back) {
+    replacing->book_ = nullptr;  // the script gave it back
+  }
+  reservation.book_ = book;
+  reservation.period_key_ = today;
+  reservation.amount_ = reply.elements[1].integer;
+  reservation.token_ = token;
+  return reservation;
+}
+
+void BudgetBook::Impl::finish_shared(const Reservation& r, MicroUsd actual) {
+  try {
+    auto done = redis->eval(detail::finish_script(), r.shared_keys_,
+                            finish_args(r.scopes_, r.period_key_, r.token_, actual));
+    const bool told = done.ok() || done.status().code() != Status::Code::kUnavailable;
+    if (!told) went_down(done.status());
+    // A release needs nothing more (unsent, the reservation expires).
+    if (actual == 0) return;
+    std::lock_guard lock(mu);
+    // The local figures learn what was spent too: they seed a period's key
+    // if Redis loses it, and they are what kLocal admits against.
+    for (const std::string& scope : r.scopes_) account(scope).days[r.period_key_].spent += actual;
+    if (told) return;
+    PendingSettle p;
+    p.scopes = r.scopes_;
+    p.keys = r.shared_keys_;
+    p.day = r.period_key_;
+    p.token = r.token_;
+    p.actual = actual;
+    queue_locked(std::move(p));
+  } catch (const std::exception& e) {  // from a destructor: never throw (out of memory only)
+    spdlog::error("budgets: settling a shared reservation failed: {}", e.what());
+  }
 }
 
 // ---- BudgetBook ----
 
 BudgetBook::BudgetBook(Clock now) : impl_(std::make_unique<Impl>()) {
   impl_->now = now ? std::move(now) : Clock([] { return chr::system_clock::now(); });
+}
+
+BudgetBook::BudgetBook(Clock now, StateSettings state) : BudgetBook(std::move(now)) {
+  if (state.backend != StateSettings::Backend::kRedis) return;
+  auto address = detail::parse_redis_url(state.redis_url);
+  if (!address.ok()) {
+    // The config checks the URL; an embedder passing a bad one gets every limited call refused, and a log line.
+    spdlog::error("budgets: {}", address.status().message());
+    address = detail::RedisAddress{"", 0, 0};
+  }
+  impl_->redis = std::make_unique<detail::RedisClient>(std::move(address).value(), state.timeout);
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx.", static_cast<unsigned long long>(gen()));
+  impl_->token_prefix = buf;
+  impl_->state = std::move(state);
 }
 
 BudgetBook::~BudgetBook() = default;
@@ -233,59 +587,10 @@ Result<Reservation> BudgetBook::reserve_within(const std::vector<std::string>& s
     }
   }
   const DayKey today = day_of(impl_->now());
-  const bool gives_back = replacing != nullptr && replacing->book_ == this;
-
-  // Filled when refused; the message is built after the lock is dropped.
-  std::string refused_scope;
-  MicroUsd cap = 0;
-  BudgetPeriod period = BudgetPeriod::kMonth;
-  DayTotals totals;
-  MicroUsd amount = at_most;
-  {
-    std::lock_guard lock(impl_->mu);
-    // What `replacing` holds in a scope and period counts as left there.
-    const auto given_back = [&](const std::string& scope, DayRange range) -> MicroUsd {
-      if (!gives_back || replacing->period_key_ < range.first || replacing->period_key_ >= range.end) return 0;
-      const auto& held = replacing->scopes_;
-      return std::find(held.begin(), held.end(), scope) != held.end() ? replacing->amount_ : 0;
-    };
-    for (const std::string& scope : reservation.scopes_) {
-      ScopeAccount& account = impl_->account(scope);
-      account.prune(today);
-      if (!account.limited) continue;
-      reservation.limited_ = true;
-      const DayRange range = period_containing(account.period, today);
-      const DayTotals t = account.totals(range);
-      // Written as subtractions so a huge request cannot overflow a sum.
-      const MicroUsd left = account.cap - t.spent - (t.reserved - given_back(scope, range));
-      if (at_least > left) {
-        refused_scope = scope;
-        cap = account.cap;
-        period = account.period;
-        totals = t;
-        break;
-      }
-      amount = std::min(amount, left);
-    }
-    if (refused_scope.empty()) {
-      if (gives_back) {
-        impl_->finish_locked(replacing->scopes_, replacing->period_key_, replacing->amount_, 0);
-        replacing->book_ = nullptr;
-      }
-      for (const std::string& scope : reservation.scopes_) impl_->account(scope).days[today].reserved += amount;
-    }
+  if (impl_->redis == nullptr || reservation.scopes_.empty()) {
+    return impl_->reserve_local(this, std::move(reservation), at_least, at_most, replacing, today, 1);
   }
-  if (!refused_scope.empty()) {
-    return Status::over_budget(
-        "budget " + refused_scope + ": request " + format_usd(at_least) + " is over the cap " + format_usd(cap) +
-        " for " + (period == BudgetPeriod::kDay ? "day " : "month ") + period_name(period, today) + " (" +
-        format_usd(totals.spent) + " spent, " + format_usd(totals.reserved) + " reserved, " +
-        format_usd(cap - totals.spent - totals.reserved) + " left)");
-  }
-  reservation.book_ = this;
-  reservation.period_key_ = today;
-  reservation.amount_ = amount;
-  return reservation;
+  return impl_->reserve_shared(this, std::move(reservation), at_least, at_most, replacing, today);
 }
 
 std::optional<MicroUsd> BudgetBook::Snapshot::left() const {
@@ -295,17 +600,43 @@ std::optional<MicroUsd> BudgetBook::Snapshot::left() const {
 
 BudgetBook::Snapshot BudgetBook::snapshot(std::string_view scope) const {
   const DayKey today = day_of(impl_->now());
-  std::lock_guard lock(impl_->mu);
   Snapshot snap;
-  auto it = impl_->scopes.find(scope);
-  if (it == impl_->scopes.end()) return snap;
-  const ScopeAccount& account = it->second;
-  const DayTotals totals = account.totals(period_containing(account.period, today));
-  snap.limited = account.limited;
-  snap.cap = account.limited ? account.cap : 0;
-  snap.spent = totals.spent;
-  snap.reserved = totals.reserved;
+  std::string key;
+  MicroUsd seed = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->scopes.find(scope);
+    if (it == impl_->scopes.end()) return snap;
+    const ScopeAccount& account = it->second;
+    const DayTotals totals = account.totals(period_containing(account.period, today));
+    snap.limited = account.limited;
+    snap.cap = account.limited ? account.cap : 0;
+    snap.spent = totals.spent;
+    snap.reserved = totals.reserved;
+    if (impl_->redis == nullptr) return snap;
+    key = impl_->shared_key(scope, account.period, today);
+    seed = impl_->seed_locked(std::string(scope), account, today);
+  }
+  // Shared: Redis's figures; this process's own (the cap its share) while Redis is down.
+  auto r = impl_->redis->eval(detail::read_script(), {key}, {std::to_string(seed), std::to_string(kKeepSeconds)});
+  if (r.ok() && r.value().elements.size() == 2) {
+    impl_->came_back();
+    snap.spent = r.value().elements[0].integer;
+    snap.reserved = r.value().elements[1].integer;
+  } else if (!r.ok()) {
+    if (r.status().code() == Status::Code::kUnavailable) impl_->went_down(r.status());
+    if (snap.limited) snap.cap /= std::max(impl_->state.replicas, 1);
+  }
   return snap;
+}
+
+BudgetBook::StateCounters BudgetBook::state_counters() const {
+  StateCounters c;
+  c.unavailable = impl_->unavailable.load(std::memory_order_relaxed);
+  c.local_admissions = impl_->local_admissions.load(std::memory_order_relaxed);
+  c.refused_unavailable = impl_->refused_unavailable.load(std::memory_order_relaxed);
+  c.degraded = impl_->degraded.load(std::memory_order_relaxed);
+  return c;
 }
 
 }  // namespace switchboard

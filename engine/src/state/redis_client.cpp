@@ -1,0 +1,249 @@
+// RedisClient: hiredis's blocking API behind a pool and a back-off.
+//
+// hiredis calls block their thread (on the gateway, an I/O thread running
+// fibers) for one round trip; redisConnectWithTimeout and redisSetTimeout
+// bound that by the configured timeout. A connection that saw any error is
+// freed, never pooled again (its reply stream may be out of step).
+#include "state/redis_client.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <mutex>
+#include <utility>
+
+namespace switchboard::detail {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+
+struct ContextFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+RedisReply convert(const redisReply& r) {
+  RedisReply out;
+  switch (r.type) {
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kString;
+      out.string.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      for (std::size_t i = 0; i < r.elements; ++i) out.elements.push_back(convert(*r.element[i]));
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<RedisAddress> parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return Status::invalid_argument("redis_url '" + std::string(url) + "' does not start with redis://");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  RedisAddress a;
+  if (rest.find('@') != std::string_view::npos) {
+    return Status::invalid_argument("redis_url: a user or password in the URL is not supported");
+  }
+  std::string_view db;
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string_view port;
+  if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    port = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
+  }
+  if (rest.empty()) return Status::invalid_argument("redis_url '" + std::string(url) + "' names no host");
+  a.host = std::string(rest);
+  const auto number = [&](std::string_view text, int& out, int lo, int hi, const char* what) -> Status {
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec != std::errc() || end != text.data() + text.size() || out < lo || out > hi) {
+      return Status::invalid_argument("redis_url '" + std::string(url) + "': " + what + " '" + std::string(text) +
+                                      "' is not a number in " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+    return Status();
+  };
+  if (!port.empty()) {
+    if (Status s = number(port, a.port, 1, 65535, "port"); !s.ok()) return s;
+  }
+  if (!db.empty()) {
+    if (Status s = number(db, a.db, 0, 1 << 20, "database"); !s.ok()) return s;
+  }
+  return a;
+}
+
+RedisScript::RedisScript(std::string t) : text(std::move(t)) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  char hex[2 * SHA_DIGEST_LENGTH + 1];
+  for (int i = 0; i < SHA_DIGEST_LENGTH; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  sha1.assign(hex, 2 * SHA_DIGEST_LENGTH);
+}
+
+struct RedisClient::Impl {
+  RedisAddress address;
+  std::chrono::milliseconds timeout;
+
+  std::mutex mu;
+  std::vector<Context> idle;               // guarded by mu
+  SteadyClock::time_point retry_at{};      // guarded by mu: while down, no call before this
+  std::chrono::milliseconds backoff{0};    // guarded by mu: 0 while up
+  bool probing = false;                    // guarded by mu: one call is trying a down server
+
+  // A connection to use, or why there is none. The caller gives it back with put() or drops it.
+  Result<Context> take() {
+    {
+      std::lock_guard lock(mu);
+      if (backoff.count() > 0) {
+        if (probing || SteadyClock::now() < retry_at) {
+          return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) +
+                                     " is down (retrying with back-off)");
+        }
+        probing = true;
+      }
+      if (!idle.empty()) {
+        Context c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    const timeval tv = to_timeval(timeout);
+    Context c(redisConnectWithTimeout(address.host.c_str(), address.port, tv));
+    if (!c || c->err) {
+      const std::string why = c ? c->errstr : "out of memory";
+      failed();
+      return Status::unavailable("cannot connect to redis " + address.host + ":" + std::to_string(address.port) +
+                                 ": " + why);
+    }
+    redisSetTimeout(c.get(), tv);
+    if (address.db != 0) {
+      ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", address.db)));
+      if (!r || r->type == REDIS_REPLY_ERROR) {
+        const std::string why = r ? std::string(r->str, r->len) : std::string(c->errstr);
+        failed();
+        return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " + why);
+      }
+    }
+    return c;
+  }
+
+  void put(Context c) {
+    std::lock_guard lock(mu);
+    backoff = std::chrono::milliseconds{0};
+    probing = false;
+    if (idle.size() < 64) idle.push_back(std::move(c));
+  }
+
+  void failed() {
+    std::lock_guard lock(mu);
+    backoff = backoff.count() == 0 ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
+    retry_at = SteadyClock::now() + backoff;
+    probing = false;
+    idle.clear();  // they were made before the failure: likely broken too
+  }
+
+  // One command on `c`; a transport error (drops the connection) becomes kUnavailable.
+  Result<ReplyPtr> run(Context& c, const std::vector<std::string>& argv) {
+    std::vector<const char*> ptrs;
+    std::vector<std::size_t> lens;
+    for (const std::string& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    ReplyPtr r(static_cast<redisReply*>(
+        redisCommandArgv(c.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+    if (!r) {
+      const std::string why = c->errstr;
+      c.reset();
+      failed();
+      return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) + ": " + why);
+    }
+    return r;
+  }
+};
+
+RedisClient::RedisClient(RedisAddress address, std::chrono::milliseconds timeout) : impl_(std::make_unique<Impl>()) {
+  impl_->address = std::move(address);
+  impl_->timeout = timeout;
+}
+
+RedisClient::~RedisClient() = default;
+
+Result<RedisReply> RedisClient::command(const std::vector<std::string>& argv) {
+  auto c = impl_->take();
+  if (!c.ok()) return c.status();
+  Context conn = std::move(c).value();
+  auto r = impl_->run(conn, argv);
+  if (!r.ok()) return r.status();
+  const redisReply& reply = *r.value();
+  if (reply.type == REDIS_REPLY_ERROR) {
+    impl_->put(std::move(conn));
+    return Status::internal("redis: " + std::string(reply.str, reply.len));
+  }
+  RedisReply out = convert(reply);
+  impl_->put(std::move(conn));
+  return out;
+}
+
+Result<RedisReply> RedisClient::eval(const RedisScript& script, const std::vector<std::string>& keys,
+                                     const std::vector<std::string>& args) {
+  auto c = impl_->take();
+  if (!c.ok()) return c.status();
+  Context conn = std::move(c).value();
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.emplace_back("EVALSHA");
+  argv.push_back(script.sha1);
+  argv.push_back(std::to_string(keys.size()));
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = impl_->run(conn, argv);
+  if (!r.ok()) return r.status();
+  if (r.value()->type == REDIS_REPLY_ERROR && std::string_view(r.value()->str, r.value()->len).starts_with("NOSCRIPT")) {
+    argv[0] = "EVAL";
+    argv[1] = script.text;
+    r = impl_->run(conn, argv);
+    if (!r.ok()) return r.status();
+  }
+  const redisReply& reply = *r.value();
+  if (reply.type == REDIS_REPLY_ERROR) {
+    const std::string why(reply.str, reply.len);
+    impl_->put(std::move(conn));
+    return Status::internal("redis script: " + why);
+  }
+  RedisReply out = convert(reply);
+  impl_->put(std::move(conn));
+  return out;
+}
+
+}  // namespace switchboard::detail
