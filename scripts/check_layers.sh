@@ -6,6 +6,7 @@
 #   async/      includes only public headers and async/ (fibers, curl on the loop)
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   cost/       includes public headers, util/ and cost/
+#   eval/       includes public headers, util/ and eval/ (it calls models through the public Dispatcher)
 #   health/     includes public headers, util/ and health/
 #   sessions/   includes public headers, util/ and sessions/
 #   ledger/     includes public headers, util/ and ledger/
@@ -37,6 +38,7 @@ check engine/src/util      '^(switchboard|util)/'
 check engine/src/async     '^(switchboard|async)/'
 check engine/src/lua       '^(switchboard|lua)/'
 check engine/src/cost      '^(switchboard|util|cost)/'
+check engine/src/eval      '^(switchboard|util|eval)/'
 check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/sessions  '^(switchboard|util|sessions)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
@@ -44,19 +46,19 @@ check engine/src/providers '^(switchboard|util|async|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/src/tokenize  '^(switchboard|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|async|lua|cost|health|sessions|ledger|providers|rules|tokenize)/'
+private='^(util|async|lua|cost|eval|health|sessions|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|async|lua|cost|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
+  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|async|lua|cost|eval|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.
 while IFS= read -r hit; do
   echo "$hit: a public header includes a third-party header"
   failures=$((failures + 1))
-done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+<(lua|lauxlib|lualib|toml\+\+|nlohmann|spdlog|curl|sqlite3|boost|openssl|CLI)' \
+done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+<(lua|lauxlib|lualib|toml\+\+|nlohmann|valijson|spdlog|curl|sqlite3|boost|openssl|CLI)' \
            engine/include || true)
 # No source file in engine/src's root but the top floor.
 for f in engine/src/*; do

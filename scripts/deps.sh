@@ -12,6 +12,7 @@ SWITCHBOARD_PACKAGES=(
   libcurl4-openssl-dev   # the model clients' HTTP transport
   libpcre2-dev           # the tokenizers' split patterns
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
+  libvalijson-dev        # JSON Schema validation: the json_schema and tool_call graders of evals
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(
