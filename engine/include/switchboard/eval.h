@@ -20,7 +20,8 @@
 ///        "tool_choice": "auto" | "none" | "required" | {"name": "TOOL"},
 ///        "output_format": {"type": "json_schema", "name": "N", "schema": {...}} | {"type": "json_object"},
 ///        "max_output_tokens": 400},
-///      "graders": [{"type": "must_not", "contains": ["CANARY-1"], "tools": ["send_email"]}, ...]}
+///      "graders": [{"type": "must_not", "contains": ["CANARY-1"], "tools": ["send_email"]}, ...],
+///      "note": "what the case tests, for its readers"}
 ///
 /// Graders: `exact` {"text", "ignore_case"}: the answer's text, trimmed, is
 /// the text; `contains` {"text", "ignore_case"}: it holds the text; `regex`
