@@ -320,7 +320,10 @@ int run_eval_command(const EvalCliOptions& o) {
   }
   const Json data = to_json(*report, o, cases->size());
   if (!o.html.empty()) {
-    const std::string error = write_page(o.html, render_html(*report, data, o));
+    // The chart needs the targets only; the runs' reasons (which may quote an answer) stay out of the page.
+    Json chart;
+    chart["targets"] = data["targets"];
+    const std::string error = write_page(o.html, render_html(*report, chart, o));
     if (!error.empty()) {
       std::cerr << error << "\n";
       return 2;

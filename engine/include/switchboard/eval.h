@@ -127,7 +127,9 @@ Interval wilson_interval(std::int64_t passed, std::int64_t total, double z = 1.9
 struct EvalOptions {
   /// A model or tier of the config, or a rules file (a path ending in
   /// ".lua", resolved against the working directory) whose classify routes
-  /// each case over the config's tiers. At least one.
+  /// each case over the config's tiers. At least one. A case on a model is
+  /// a call like any other: should the model fail, the rest of its tier is
+  /// tried (EvalResult::model names the one that answered).
   std::vector<std::string> targets;
   int repeat = 1;    ///< runs of each case on each target (noisy models), 1 to 100
   int parallel = 4;  ///< cases in flight at once, 1 to 256
