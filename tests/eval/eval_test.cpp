@@ -264,7 +264,8 @@ TEST_CASE("run_eval never spends past --budget-usd, skips what does not fit, and
   CHECK(s.skipped > 0);
   CHECK(s.passed > 0);
   CHECK(s.passed + s.skipped == 40);
-  CHECK(eval_decisions == 40);  // refused ones too: the ledger says the budget refused them
+  // Every try is recorded, refused ones too (a refused case tries again once a run in flight settles).
+  CHECK(eval_decisions >= 40);
   CHECK(other_decisions == 0);
 
   // Without a cap every case runs.

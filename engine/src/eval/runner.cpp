@@ -1,8 +1,14 @@
 // run_eval (eval.h): every case on every target through the Dispatcher, so
 // an eval call is a model call like any other (retries, fallbacks, budget
 // reservations, ledger records), graded, and summed per target.
+//
+// The budget cap: a case the budget refuses while other cases hold
+// reservations tries again when one of them finishes (what it did not spend
+// is free again); refused with none in flight, it is skipped. So the cap is
+// never passed, and the cases skipped are those the money left cannot hold.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -184,6 +190,11 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
   const size_t per_target = cases.size() * static_cast<size_t>(options.repeat);
   report.results.resize(targets->size() * per_target);
   std::atomic<size_t> next{0};
+  // Runs in flight and finished, for a run the budget refused (run_one).
+  std::mutex progress_mu;
+  std::condition_variable progress;
+  int running = 0;
+  std::uint64_t finished = 0;
 
   auto judge = [&](const std::string& model, const ModelRequest& request, MicroUsd& cost) -> Result<std::string> {
     StepCall call;
@@ -214,11 +225,21 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
     call.eval = true;
     call.budget_scopes = scopes;
     StepResult r;
-    if (t.kind == "rules") {
-      r = dispatcher.run(t.workload, call);
-    } else {
-      r = dispatcher.execute(
-          fixed_decision(cfg, t.workload, t.tier, t.model, c.step, "eval target " + t.name), call);
+    for (;;) {
+      const std::uint64_t seen = finished;  // runs finished before this try
+      if (t.kind == "rules") {
+        r = dispatcher.run(t.workload, call);
+      } else {
+        r = dispatcher.execute(
+            fixed_decision(cfg, t.workload, t.tier, t.model, c.step, "eval target " + t.name), call);
+      }
+      if (r.status.code() != Status::Code::kOverBudget) break;
+      // Refused while other runs hold reservations: what they do not spend
+      // comes back when they settle, so try again after one finishes. Refused
+      // with nothing else in flight: the budget is spent.
+      std::unique_lock<std::mutex> lock(progress_mu);
+      if (finished == seen && running == 1) break;
+      progress.wait(lock, [&] { return finished != seen || running == 1; });
     }
     out.cost = r.cost;
     out.tier = r.decision.tier;
@@ -252,7 +273,19 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
   };
 
   auto worker = [&] {
-    for (size_t i = next++; i < report.results.size(); i = next++) run_one(i);
+    for (size_t i = next++; i < report.results.size(); i = next++) {
+      {
+        std::lock_guard<std::mutex> lock(progress_mu);
+        ++running;
+      }
+      run_one(i);
+      {
+        std::lock_guard<std::mutex> lock(progress_mu);
+        --running;
+        ++finished;
+      }
+      progress.notify_all();
+    }
   };
   std::vector<std::thread> threads;
   const size_t n_threads = std::min<size_t>(static_cast<size_t>(options.parallel), report.results.size());
