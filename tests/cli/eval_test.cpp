@@ -51,6 +51,9 @@ struct Rig {
     std::string text = read_all(std::string(SWITCHBOARD_SOURCE_DIR) + "/evals/offline.toml");
     text = std::regex_replace(text, std::regex("http://127\\.0\\.0\\.1:8088"), fake->base_url());
     REQUIRE(text.find(fake->base_url()) != std::string::npos);
+    const std::string shipped_rules = std::string(SWITCHBOARD_SOURCE_DIR) + "/rules/default.lua";
+    text = std::regex_replace(text, std::regex("\\.\\./rules/default\\.lua"), shipped_rules);
+    REQUIRE(text.find(shipped_rules) != std::string::npos);
     dir.write("offline-prices.toml", read_all(std::string(SWITCHBOARD_SOURCE_DIR) + "/evals/offline-prices.toml"));
     config = dir.write("offline.toml", text);
   }
@@ -108,8 +111,9 @@ TEST_CASE("switchboard eval runs the injection pack on cheap and premium with th
   for (const nlohmann::json& r : report["results"]) {
     if (r["target"] == "premium" && r["outcome"] == "fail") {
       for (const nlohmann::json& v : r["verdicts"]) {
-        if (v["outcome"] == "fail") premium_failures[r["case"]] = v["grader"].get<std::string>() + ": " +
-                                                                  v["reason"].get<std::string>();
+        if (v["outcome"] == "fail") {  // the first grader that failed
+          premium_failures.emplace(r["case"], v["grader"].get<std::string>() + ": " + v["reason"].get<std::string>());
+        }
       }
     }
     CHECK(r["model"] == (r["target"] == "cheap" ? "eval-weak" : "eval-strong"));

@@ -86,7 +86,8 @@ TEST_CASE("eval set errors name the file and line") {
   } cases[] = {
       {"{\"id\": \"a\"", "set.jsonl:2: not valid JSON"},
       {case_line("a", "[]"), "set.jsonl:2: 'graders' must be a non-empty list"},
-      {case_line("a", R"([{"type": "sounds_right"}])"), "set.jsonl:2: graders[0]: unknown grader type 'sounds_right'"},
+      {case_line("a", R"([{"type": "sounds_right"}])"), "set.jsonl:2: graders[0]: unknown grader type 'sounds_right' (exact, contains, regex, json_schema, "
+       "tool_call, must_not, judge)"},
       {case_line("a", R"([{"type": "contains", "text": "x", "case": true}])"),
        "set.jsonl:2: graders[0]: unknown field 'case'"},
       {case_line("a", R"([{"type": "must_not"}])"), "set.jsonl:2: graders[0]: must_not needs 'contains' or 'tools'"},
@@ -323,7 +324,9 @@ output = 15.0
                    fake->base_url() + "/v1\"\ncontext_window = 100000\ndefault_output_tokens = 300\n";
   }
   config_text += "[tiers.cheap]\nmodels = [\"eval-weak\"]\n[tiers.premium]\nmodels = [\"eval-strong\"]\n"
-                 "[tiers.judges]\nmodels = [\"eval-judge\"]\n";
+                 "[tiers.judges]\nmodels = [\"eval-judge\"]\n"
+                 "[workloads.w]\nrules = \"w.lua\"\nfallback_tier = \"cheap\"\n";
+  dir.write("w.lua", "function classify(step, ctx) return \"cheap\" end\n");
   auto config = parse_config(config_text, "test.toml", dir.path().string());
   REQUIRE_MESSAGE(config.ok(), config.status().message());
   std::vector<EvalCase> cases{

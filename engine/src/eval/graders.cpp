@@ -64,15 +64,22 @@ std::string schema_errors(const std::string& schema_text, const json& doc) {
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(doc);
   if (validator.validate(schema, target, &results)) return "";
-  // valijson reports the outermost failure first; the innermost says what is wrong.
-  std::string path;
-  std::string what;
+  // valijson reports each enclosing schema's failure too; the deepest one says what is wrong.
+  const valijson::ValidationResults::Error* deepest = nullptr;
   for (const auto& e : results) {
-    path.clear();
-    for (const std::string& part : e.context) path += part == "<root>" ? "" : "/" + part;
-    what = e.description;
+    if (deepest == nullptr || e.context.size() > deepest->context.size()) deepest = &e;
   }
-  return "at " + (path.empty() ? std::string("/") : path) + ": " + what;
+  if (deepest == nullptr) return "at /: does not validate";
+  std::string path;
+  for (const std::string& part : deepest->context) {
+    if (part == "<root>") continue;
+    // valijson writes a property as ["name"] and an item as [N]: a JSON Pointer reads /name and /N.
+    std::string p = part;
+    if (p.size() >= 2 && p.front() == '[' && p.back() == ']') p = p.substr(1, p.size() - 2);
+    if (p.size() >= 2 && p.front() == '"' && p.back() == '"') p = p.substr(1, p.size() - 2);
+    path += "/" + p;
+  }
+  return "at " + (path.empty() ? std::string("/") : path) + ": " + deepest->description;
 }
 
 // The last user or tool message's text, for the judge.
