@@ -190,10 +190,11 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
   const size_t per_target = cases.size() * static_cast<size_t>(options.repeat);
   report.results.resize(targets->size() * per_target);
   std::atomic<size_t> next{0};
-  // Runs in flight and finished, for a run the budget refused (run_one).
+  // Runs calling (not waiting to try again) and runs finished, for a run
+  // the budget refused (run_one).
   std::mutex progress_mu;
   std::condition_variable progress;
-  int running = 0;
+  int calling = 0;
   std::uint64_t finished = 0;
 
   auto judge = [&](const std::string& model, const ModelRequest& request, MicroUsd& cost) -> Result<std::string> {
@@ -234,12 +235,18 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
             fixed_decision(cfg, t.workload, t.tier, t.model, c.step, "eval target " + t.name), call);
       }
       if (r.status.code() != Status::Code::kOverBudget) break;
-      // Refused while other runs hold reservations: what they do not spend
-      // comes back when they settle, so try again after one finishes. Refused
-      // with nothing else in flight: the budget is spent.
+      // Refused while other runs are calling (holding reservations): what
+      // they do not spend comes back when they settle, so try again after one
+      // finishes. Refused while no other run is calling: the budget is spent.
       std::unique_lock<std::mutex> lock(progress_mu);
-      if (finished == seen && running == 1) break;
-      progress.wait(lock, [&] { return finished != seen || running == 1; });
+      --calling;
+      progress.notify_all();  // a waiting run may now be the last one
+      if (finished == seen && calling == 0) {
+        ++calling;
+        break;
+      }
+      progress.wait(lock, [&] { return finished != seen || calling == 0; });
+      ++calling;
     }
     out.cost = r.cost;
     out.tier = r.decision.tier;
@@ -276,12 +283,12 @@ Result<EvalReport> run_eval(Config config, const std::vector<EvalCase>& cases, c
     for (size_t i = next++; i < report.results.size(); i = next++) {
       {
         std::lock_guard<std::mutex> lock(progress_mu);
-        ++running;
+        ++calling;
       }
       run_one(i);
       {
         std::lock_guard<std::mutex> lock(progress_mu);
-        --running;
+        --calling;
         ++finished;
       }
       progress.notify_all();
