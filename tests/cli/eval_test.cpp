@@ -211,6 +211,19 @@ TEST_CASE("switchboard eval --html draws the cost-quality chart in headless Chro
   CHECK(circles == 6);  // a point and a legend mark per target
 }
 
+TEST_CASE("switchboard eval --budget-usd is a hard cap: the run stops short of it and says what it skipped") {
+  Rig rig;
+  const nlohmann::json report = rig.eval_json("--targets premium --budget-usd 0.05");
+  const nlohmann::json& premium = target(report, "premium");
+  CHECK(report["spent_micro_usd"].get<std::int64_t>() <= 50'000);
+  CHECK(report["spent_micro_usd"].get<std::int64_t>() > 25'000);  // a refused case waits for the others to settle
+  CHECK(report["budget_exhausted"] == true);
+  CHECK(premium["skipped"].get<int>() > 0);
+  CHECK(premium["passed"].get<int>() + premium["failed"].get<int>() + premium["skipped"].get<int>() == kCases);
+  // Every call the fake answered was paid for within the cap: no answer beyond what was admitted.
+  CHECK(rig.fake->request_count() == static_cast<size_t>(premium["passed"].get<int>() + premium["failed"].get<int>()));
+}
+
 TEST_CASE("switchboard eval refuses an unknown target and a broken set, naming them") {
   Rig rig;
   std::string out;
