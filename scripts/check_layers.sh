@@ -7,6 +7,7 @@
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   state/      includes public headers, util/ and state/ (Redis: what several processes share)
 #   cost/       includes public headers, util/, state/ and cost/
+#   eval/       includes public headers, util/ and eval/ (it calls models through the public Dispatcher)
 #   health/     includes public headers, util/ and health/
 #   sessions/   includes public headers, util/ and sessions/
 #   ledger/     includes public headers, util/ and ledger/
@@ -39,6 +40,7 @@ check engine/src/async     '^(switchboard|async)/'
 check engine/src/lua       '^(switchboard|lua)/'
 check engine/src/state     '^(switchboard|util|state)/'
 check engine/src/cost      '^(switchboard|util|state|cost)/'
+check engine/src/eval      '^(switchboard|util|eval)/'
 check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/sessions  '^(switchboard|util|sessions)/'
 check engine/src/ledger    '^(switchboard|util|ledger)/'
@@ -46,19 +48,19 @@ check engine/src/providers '^(switchboard|util|async|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/src/tokenize  '^(switchboard|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
-private='^(util|async|lua|state|cost|health|sessions|ledger|providers|rules|tokenize)/'
+private='^(util|async|lua|state|cost|eval|health|sessions|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do
     echo "$hit: a host includes a private engine header"
     failures=$((failures + 1))
-  done < <(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]+\"(util|async|lua|state|cost|health|sessions|ledger|providers|rules|tokenize)/" "$dir" \
+private='^(util|async|lua|state|cost|eval|health|sessions|ledger|providers|rules|tokenize)/'
              --include='*.h' --include='*.cpp' || true)
 done
 # No third-party header leaks through the public headers.
 while IFS= read -r hit; do
   echo "$hit: a public header includes a third-party header"
   failures=$((failures + 1))
-done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+<(lua|lauxlib|lualib|toml\+\+|nlohmann|spdlog|curl|sqlite3|boost|openssl|CLI|hiredis)' \
+private='^(util|async|lua|state|cost|eval|health|sessions|ledger|providers|rules|tokenize)/'
            engine/include || true)
 # No source file in engine/src's root but the top floor.
 for f in engine/src/*; do

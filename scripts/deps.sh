@@ -14,6 +14,7 @@ SWITCHBOARD_PACKAGES=(
   libpcre2-dev           # the tokenizers' split patterns
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
   libhiredis-dev         # [state] backend = "redis": budgets shared by several processes
+  libvalijson-dev        # JSON Schema validation: the json_schema and tool_call graders of evals
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(

@@ -200,11 +200,11 @@ struct Dispatcher::Impl {
   // The ledger's record of the rules' decision (before the budget moved it),
   // with the step as the rules saw it (step_for_ledger).
   DecisionRecord decision_record(const Decision& decision, const Step& step, const std::string& trace_id,
-                                 AdmissionOutcome admission) const {
+                                 AdmissionOutcome admission, bool eval) const {
     DecisionRecord r;
     r.time = std::chrono::system_clock::now();
     r.trace_id = trace_id;
-    r.kind = decision.requested ? DecisionKind::kRequested : DecisionKind::kRules;
+    r.kind = eval ? DecisionKind::kEval : decision.requested ? DecisionKind::kRequested : DecisionKind::kRules;
     r.step = detail::step_for_ledger(step, engine.config());
     r.decision = decision;
     r.admission = admission;
@@ -495,7 +495,8 @@ struct Dispatcher::Impl {
       options.ledger->record(decision_record(decision, call.step, result.trace_id,
                                              !admission.status.ok() ? AdmissionOutcome::kRefused
                                              : admission.rerouted   ? AdmissionOutcome::kRerouted
-                                                                    : AdmissionOutcome::kAdmitted));
+                                                                    : AdmissionOutcome::kAdmitted,
+                                             call.eval));
     }
     if (!admission.status.ok()) {
       result.status = admission.status;

@@ -16,6 +16,7 @@ using Command = std::function<int()>;
 
 Command add_calibrate(CLI::App& app);
 Command add_check(CLI::App& app);
+Command add_eval(CLI::App& app);
 Command add_rebill(CLI::App& app);
 Command add_report(CLI::App& app);
 Command add_route(CLI::App& app);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   };
   add(switchboard::cli::add_calibrate);
   add(switchboard::cli::add_check);
+  add(switchboard::cli::add_eval);
   add(switchboard::cli::add_rebill);
   add(switchboard::cli::add_report);
   add(switchboard::cli::add_route);

@@ -6,6 +6,7 @@
 // Before any fault is taken, check_request refuses what the real APIs refuse.
 // Boost and nlohmann exceptions stop in this file.
 #include "fake_provider.h"
+#include "answer_scripts.h"
 
 #include <algorithm>
 #include <array>
@@ -1144,6 +1145,20 @@ Answer answer_for(const Facts& f, std::size_t body_bytes) {
   return a;
 }
 
+// `a` with its text or tool call replaced by `scripted` (AnswerScripts), the
+// visible tokens (O) counted again.
+void use_scripted(Answer& a, const Facts& f, const ScriptedAnswer& scripted) {
+  FakeAnswer& out = a.answer;
+  out.text = scripted.text;
+  out.tool_name = scripted.tool_name;
+  out.arguments_json = scripted.arguments_json;
+  out.finish_reason = out.tool_name.empty() ? "stop" : "tool_calls";
+  const std::size_t visible =
+      out.tool_name.empty() ? out.text.size() : out.tool_name.size() + out.arguments_json.size();
+  a.counts.answer = static_cast<std::int64_t>((visible + 3) / 4);
+  out.usage.output_tokens = f.format == UsageFormat::kAnthropic ? a.counts.answer + a.counts.reasoning : a.counts.answer;
+}
+
 // An answer before it goes on the wire.
 struct Reply {
   int status = 200;
@@ -1543,6 +1558,7 @@ class FakeProvider::Impl {
         filler_(kOversizePiece, 'x') {
     fixtures_ = Fixtures::load(options_.fixtures_dir.empty() ? std::filesystem::path(SWITCHBOARD_WIRE_FIXTURES_DIR)
                                                              : std::filesystem::path(options_.fixtures_dir));
+    if (!options_.scripts_file.empty()) scripts_ = AnswerScripts::load(options_.scripts_file);
     try {
       const tcp::endpoint endpoint(net::ip::make_address_v4("127.0.0.1"), options_.port);
       acceptor_.open(endpoint.protocol());
@@ -1847,7 +1863,12 @@ class FakeProvider::Impl {
       if (r.format == UsageFormat::kGemini) facts.stream = r.stream;
       const std::optional<FaultSpec> fault = take_fault(model);
       if (fault && fault->kind == Fault::kOversizedBody) facts.tool_name.clear();  // padded inside the text
-      const Answer answer = answer_for(facts, request.body().size());
+      Answer answer = answer_for(facts, request.body().size());
+      if (scripts_.scripts(model)) {
+        const std::optional<ScriptedAnswer> scripted = scripts_.answer(model, body);
+        if (!scripted) return refuse(r.format, 500, "no scripted answer for this request to " + model);
+        use_scripted(answer, facts, *scripted);
+      }
       if (!fault) {
         plan.reply = render_answer(fixtures_, seq, facts, answer, r.gemini_sse);
         if (options_.stream_chunks > 0 && facts.format == UsageFormat::kOpenAI && facts.stream &&
@@ -2116,6 +2137,7 @@ class FakeProvider::Impl {
   }
 
   FakeProviderOptions options_;
+  AnswerScripts scripts_;  // options_.scripts_file's, read once at start
   Fixtures fixtures_;  // immutable once serving
   net::io_context ioc_;
   tcp::acceptor acceptor_;

@@ -197,6 +197,10 @@ struct FakeProviderOptions {
   // three: its three pieces over and over (the text grows, the usage stays
   // the three pieces'). 0: three. For the gateway benchmark's per-chunk cost.
   int stream_chunks = 0;
+  // A JSON file of scripted answers per model (answer_scripts.h): the models
+  // it names answer from it instead of the generic text or tool call (usage
+  // counted as for any answer). "": none.
+  std::string scripts_file;
 };
 
 // One request as the server read it.

@@ -2,7 +2,7 @@
 // for the gateway benchmark. Prints "listening on 127.0.0.1:PORT" as its first
 // line, serves until SIGTERM or SIGINT, then exits 0.
 //
-//   fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N]
+//   fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -24,7 +24,7 @@ bool parse_int(std::string_view text, long long min, long long max, long long& o
 int usage(const char* problem) {
   std::fprintf(stderr,
                "fake_provider: %s\n"
-               "usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N]\n",
+               "usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]\n",
                problem);
   return 2;
 }
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N]\n");
+      std::printf("usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]\n");
       return 0;
     }
     if (i + 1 >= argc) return usage("every option takes a value");
@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
       options.threads = static_cast<int>(n);
     } else if (flag == "--fixtures") {
       options.fixtures_dir = std::string(value);
+    } else if (flag == "--scripts") {
+      options.scripts_file = std::string(value);
     } else if (flag == "--stream-chunks") {
       if (!parse_int(value, 0, 100'000, n)) return usage("--stream-chunks takes 0..100000");
       options.stream_chunks = static_cast<int>(n);

@@ -85,6 +85,10 @@ struct StepCall {
   /// (a retry or another model) streams on and its first chunk has
   /// StreamChunk::restart set.
   bool restart_streams = false;
+  /// An eval case (eval.h): the step's decision is recorded as kind eval
+  /// instead of rules or requested, so live-traffic reports and replays
+  /// never take it for a served step.
+  bool eval = false;
   /// The step's deadline over all its attempts, fallbacks and backoffs, and
   /// its cancellation (see cancel.h). When either stops the step, the attempt
   /// under way is aborted and recorded `cancelled` (usage as known, or

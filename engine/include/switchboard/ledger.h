@@ -99,8 +99,12 @@ enum class DecisionKind {
   kRules,      ///< the workload's rules chose; the step's calls followed
   kRequested,  ///< the caller named the model or tier (Decision::requested); calls followed
   kShadow,     ///< the workload's shadow rules, on the same step: never acted on
+  /// An eval case (`switchboard eval`, eval.h): a target's choice for a
+  /// case of an eval set, its calls followed; not live traffic. Its records
+  /// carry the eval's workload ("eval", or "eval:RULES" for a rules target).
+  kEval,
 };
-/// The ledger's name of `k`: "rules", "requested" or "shadow".
+/// The ledger's name of `k`: "rules", "requested", "shadow" or "eval".
 std::string_view to_string(DecisionKind k);
 /// The inverse of to_string(DecisionKind); nullopt for any other name.
 std::optional<DecisionKind> parse_decision_kind(std::string_view name);

@@ -11,6 +11,7 @@
 #include "switchboard/embedding.h"
 #include "switchboard/dispatch.h"
 #include "switchboard/engine.h"
+#include "switchboard/eval.h"
 #include "switchboard/fiber_loop.h"
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"

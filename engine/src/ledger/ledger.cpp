@@ -35,6 +35,7 @@ constexpr EnumName<DecisionKind> kKindNames[] = {
     {DecisionKind::kRules, "rules"},
     {DecisionKind::kRequested, "requested"},
     {DecisionKind::kShadow, "shadow"},
+    {DecisionKind::kEval, "eval"},
 };
 constexpr EnumName<AdmissionOutcome> kAdmissionNames[] = {
     {AdmissionOutcome::kAdmitted, "admitted"},
