@@ -146,7 +146,9 @@ struct EngineMemory {
 
 /// The budget's answer to one decision, before its model is called.
 struct Admission {
-  Status status;            ///< ok (admitted) or over_budget (refused)
+  /// ok (admitted), over_budget (refused), or unavailable (the shared [state]
+  /// could not be reached and on_unavailable is fail_closed).
+  Status status;
   Decision decision;        ///< the decision to call: moved to the workload's
                             ///< over_budget_tier when the first choice did not fit,
                             ///< its max_output_tokens lowered when output_cap_lowered

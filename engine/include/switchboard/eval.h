@@ -134,8 +134,10 @@ struct EvalOptions {
   int repeat = 1;    ///< runs of each case on each target (noisy models), 1 to 100
   int parallel = 4;  ///< cases in flight at once, 1 to 256
   /// A hard cap on the whole run's spend (judge calls included): every call
-  /// first reserves its worst case under it (BudgetBook); a case that does
-  /// not fit is not run (EvalResult::skipped). Unset: no cap.
+  /// first reserves its worst case under it (BudgetBook). A run the budget
+  /// refuses while others are calling waits for one to finish and tries
+  /// again; refused with none in flight, it is not run (Outcome::kSkipped).
+  /// Unset: no cap.
   std::optional<MicroUsd> budget;
   /// Where every call's CostRecord and every case's DecisionRecord (kind
   /// eval) go; null: nowhere.

@@ -43,6 +43,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/postgres.h"
+#include "ledger/record_columns.h"
 #include "ledger/record_json.h"
 #include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
@@ -184,9 +185,6 @@ constexpr const char* kProcessDurability = "-c statement_timeout=10000 -c synchr
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-std::chrono::system_clock::time_point from_ms(std::int64_t ms) {
-  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
 // The libpq error of `conn`, one line.
@@ -1024,44 +1022,11 @@ Result<std::vector<CostRecord>> read_postgres_ledger(const std::string& url, con
   records.reserve(static_cast<size_t>(PQntuples(r)));
   for (int i = 0; i < PQntuples(r); ++i) {
     RowReader row{r, i};
-    CostRecord c;
-    c.id = row.integer();
+    const std::int64_t id = row.integer();
     row.text();  // record_key
-    c.time = from_ms(row.integer());
-    for (std::string* s : {&c.trace_id, &c.parent_id, &c.call_id, &c.workload, &c.role, &c.tier, &c.model,
-                           &c.provider, &c.rules_version, &c.catalog_version}) {
-      *s = row.text();
-    }
-    c.latency_ms = row.integer();
-    c.usage.input_tokens = row.integer();
-    c.usage.cached_input_tokens = row.integer();
-    c.usage.cache_write_5m_tokens = row.integer();
-    c.usage.cache_write_1h_tokens = row.integer();
-    c.usage.output_tokens = row.integer();
-    c.usage.reasoning_tokens = row.integer();
-    c.cost = row.integer();
-    const std::string status = row.text();
-    const auto parsed = parse_call_status(status);
-    if (!parsed) {
-      return Status::invalid_argument(name + ": record " + std::to_string(c.id) + " has an unknown status '" +
-                                      status + "'");
-    }
-    c.status = *parsed;
-    c.error = row.text();
-    c.usage_estimated = row.integer() != 0;
-    const nlohmann::json scopes = nlohmann::json::parse(row.text(), nullptr, false);
-    if (!scopes.is_array()) {
-      return Status::invalid_argument(name + ": record " + std::to_string(c.id) +
-                                      " has budget_scopes that are not a JSON array");
-    }
-    for (const auto& scope : scopes) {
-      if (scope.is_string()) c.budget_scopes.push_back(scope.get<std::string>());
-    }
-    c.reserved = row.integer();
-    c.output_cap = row.integer();
-    c.output_cap_lowered = row.integer() != 0;
-    c.counted_input_tokens = row.integer();
-    records.push_back(std::move(c));
+    auto c = ledger_columns::read_call(row, id, name);
+    if (!c.ok()) return c.status();
+    records.push_back(std::move(c).value());
   }
   return records;
 }
@@ -1077,71 +1042,11 @@ Result<std::vector<DecisionRecord>> read_postgres_decisions(const std::string& u
   std::vector<DecisionRecord> records;
   for (int i = 0; i < PQntuples(res); ++i) {
     RowReader row{res, i};
-    DecisionRecord r;
-    Decision& d = r.decision;
-    r.id = row.integer();
-    const auto bad = [&](const std::string& what) {
-      return Status::invalid_argument(name + ": decision " + std::to_string(r.id) + " " + what);
-    };
+    const std::int64_t id = row.integer();
     row.text();  // record_key
-    r.time = from_ms(row.integer());
-    r.trace_id = row.text();
-    const std::string kind = row.text();
-    d.workload = row.text();
-    const std::string role = row.text();
-    d.rules_version = row.text();
-    auto step = parse_step_json(row.text());
-    if (!step.ok()) return bad("has an unreadable step: " + step.status().message());
-    r.step = std::move(step).value();
-    d.tier = row.text();
-    d.model = row.text();
-    const std::string reasoning = row.text();
-    d.fanout = static_cast<int>(row.integer());
-    d.aggregate = row.text();
-    d.max_output_tokens = row.optional_integer();
-    d.reason = row.text();
-    d.error = row.optional_text();
-    d.context_spent = row.integer();
-    d.context_budget_left = row.optional_integer();
-    d.estimated_input_tokens = row.integer();
-    d.estimated_output_tokens = row.integer();
-    d.estimated_cost = row.integer();
-    const std::string admission = row.text();
-    const auto agrees = row.optional_integer();
-
-    const auto parsed_kind = parse_decision_kind(kind);
-    if (!parsed_kind) return bad("has an unknown kind '" + kind + "'");
-    r.kind = *parsed_kind;
-    d.requested = r.kind == DecisionKind::kRequested;
-    const auto parsed_admission = parse_admission_outcome(admission);
-    if (!parsed_admission) return bad("has an unknown admission '" + admission + "'");
-    r.admission = *parsed_admission;
-    const auto level = [&](const std::string& level_name) -> Result<Reasoning> {
-      if (level_name.empty()) return Reasoning::kDefault;
-      const auto parsed = parse_reasoning(level_name);
-      if (!parsed) return bad("has an unknown reasoning level '" + level_name + "'");
-      return *parsed;
-    };
-    auto parsed_reasoning = level(reasoning);
-    if (!parsed_reasoning.ok()) return parsed_reasoning.status();
-    d.reasoning = *parsed_reasoning;
-    if (agrees) {
-      r.agrees = *agrees != 0;
-      Decision a;
-      a.workload = d.workload;
-      a.rules_version = row.text();
-      a.tier = row.text();
-      a.model = row.text();
-      auto active_reasoning = level(row.text());
-      if (!active_reasoning.ok()) return active_reasoning.status();
-      a.reasoning = *active_reasoning;
-      a.fanout = static_cast<int>(row.integer());
-      a.aggregate = row.text();
-      a.max_output_tokens = row.optional_integer();
-      r.active = std::move(a);
-    }
-    if (r.step.role.empty()) r.step.role = role;
-    records.push_back(std::move(r));
+    auto r = ledger_columns::read_decision(row, id, name);
+    if (!r.ok()) return r.status();
+    records.push_back(std::move(r).value());
   }
   return records;
 }

@@ -48,6 +48,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/journal.h"
+#include "ledger/record_columns.h"
 #include "ledger/record_json.h"
 #include "ledger/sqlite.h"
 #include "switchboard/calibration.h"
@@ -229,10 +230,6 @@ constexpr int kBusyTimeoutMs = 5000;
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-std::chrono::system_clock::time_point from_ms(std::int64_t ms) {
-  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
 Status db_error(const std::string& path, sqlite3* db, std::string_view doing) {
@@ -1196,52 +1193,10 @@ Result<std::vector<CostRecord>> read_sqlite_ledger(const std::string& path, cons
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the ledger");
     RowReader row{st};
-    const auto integer = [&] { return row.integer(); };
-    const auto text = [&] { return row.text(); };
-    CostRecord r;
-    r.id = integer();
-    r.time = from_ms(integer());
-    r.trace_id = text();
-    r.parent_id = text();
-    r.call_id = text();
-    r.workload = text();
-    r.role = text();
-    r.tier = text();
-    r.model = text();
-    r.provider = text();
-    r.rules_version = text();
-    r.catalog_version = text();
-    r.latency_ms = integer();
-    r.usage.input_tokens = integer();
-    r.usage.cached_input_tokens = integer();
-    r.usage.cache_write_5m_tokens = integer();
-    r.usage.cache_write_1h_tokens = integer();
-    r.usage.output_tokens = integer();
-    r.usage.reasoning_tokens = integer();
-    r.cost = integer();
-    const std::string status = text();
-    const auto parsed = parse_call_status(status);
-    if (!parsed) {
-      return Status::invalid_argument(path + ": record " + std::to_string(r.id) + " has an unknown status '" +
-                                      status + "'");
-    }
-    r.status = *parsed;
-    r.error = text();
-    r.usage_estimated = integer() != 0;
-    const std::string scopes = text();
-    const nlohmann::json parsed_scopes = nlohmann::json::parse(scopes, nullptr, false);
-    if (!parsed_scopes.is_array()) {
-      return Status::invalid_argument(path + ": record " + std::to_string(r.id) +
-                                      " has budget_scopes that are not a JSON array");
-    }
-    for (const auto& scope : parsed_scopes) {
-      if (scope.is_string()) r.budget_scopes.push_back(scope.get<std::string>());
-    }
-    r.reserved = integer();
-    r.output_cap = integer();
-    r.output_cap_lowered = integer() != 0;
-    r.counted_input_tokens = integer();
-    records.push_back(std::move(r));
+    const std::int64_t id = row.integer();
+    auto r = ledger_columns::read_call(row, id, path);
+    if (!r.ok()) return r.status();
+    records.push_back(std::move(r).value());
   }
   return records;
 }
@@ -1261,70 +1216,10 @@ Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& pat
     if (rc == SQLITE_DONE) break;
     if (rc != SQLITE_ROW) return db_error(path, raw, "cannot read the ledger's decisions");
     RowReader row{st};
-    DecisionRecord r;
-    Decision& d = r.decision;
-    r.id = row.integer();
-    const auto bad = [&](const std::string& what) {
-      return Status::invalid_argument(path + ": decision " + std::to_string(r.id) + " " + what);
-    };
-    r.time = from_ms(row.integer());
-    r.trace_id = row.text();
-    const std::string kind = row.text();
-    d.workload = row.text();
-    const std::string role = row.text();
-    d.rules_version = row.text();
-    auto step = parse_step_json(row.text());
-    if (!step.ok()) return bad("has an unreadable step: " + step.status().message());
-    r.step = std::move(step).value();
-    d.tier = row.text();
-    d.model = row.text();
-    const std::string reasoning = row.text();
-    d.fanout = static_cast<int>(row.integer());
-    d.aggregate = row.text();
-    d.max_output_tokens = row.optional_integer();
-    d.reason = row.text();
-    d.error = row.optional_text();
-    d.context_spent = row.integer();
-    d.context_budget_left = row.optional_integer();
-    d.estimated_input_tokens = row.integer();
-    d.estimated_output_tokens = row.integer();
-    d.estimated_cost = row.integer();
-    const std::string admission = row.text();
-    const auto agrees = row.optional_integer();
-
-    const auto parsed_kind = parse_decision_kind(kind);
-    if (!parsed_kind) return bad("has an unknown kind '" + kind + "'");
-    r.kind = *parsed_kind;
-    d.requested = r.kind == DecisionKind::kRequested;
-    const auto parsed_admission = parse_admission_outcome(admission);
-    if (!parsed_admission) return bad("has an unknown admission '" + admission + "'");
-    r.admission = *parsed_admission;
-    const auto level = [&](const std::string& name) -> Result<Reasoning> {
-      if (name.empty()) return Reasoning::kDefault;
-      const auto parsed = parse_reasoning(name);
-      if (!parsed) return bad("has an unknown reasoning level '" + name + "'");
-      return *parsed;
-    };
-    auto parsed_reasoning = level(reasoning);
-    if (!parsed_reasoning.ok()) return parsed_reasoning.status();
-    d.reasoning = *parsed_reasoning;
-    if (agrees) {
-      r.agrees = *agrees != 0;
-      Decision a;
-      a.workload = d.workload;
-      a.rules_version = row.text();
-      a.tier = row.text();
-      a.model = row.text();
-      auto active_reasoning = level(row.text());
-      if (!active_reasoning.ok()) return active_reasoning.status();
-      a.reasoning = *active_reasoning;
-      a.fanout = static_cast<int>(row.integer());
-      a.aggregate = row.text();
-      a.max_output_tokens = row.optional_integer();
-      r.active = std::move(a);
-    }
-    if (r.step.role.empty()) r.step.role = role;
-    records.push_back(std::move(r));
+    const std::int64_t id = row.integer();
+    auto r = ledger_columns::read_decision(row, id, path);
+    if (!r.ok()) return r.status();
+    records.push_back(std::move(r).value());
   }
   return records;
 }
