@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "fakes/redis_server.h"
+#include "support/redis_server.h"
 #include "gateway/gateway_rig.h"
 #include "test_util.h"
 

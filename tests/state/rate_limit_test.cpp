@@ -1,6 +1,6 @@
 // RateLimiter: requests and tokens per sliding minute, in one process (a
 // fake clock) and shared by two limiters through a real redis-server
-// (fakes/redis_server.h), with Retry-After figures and headroom.
+// (support/redis_server.h), with Retry-After figures and headroom.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "fakes/redis_server.h"
+#include "support/redis_server.h"
 #include "switchboard/rate_limit.h"
 
 using namespace switchboard;

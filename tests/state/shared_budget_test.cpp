@@ -1,6 +1,6 @@
 // BudgetBook with [state] backend = "redis": several books (as several
 // replicas) sharing one real redis-server that the test starts and stops
-// (fakes/redis_server.h). Caps hold across books, reservations of a dead
+// (support/redis_server.h). Caps hold across books, reservations of a dead
 // process expire, a missing period's key is seeded from the ledger's spend,
 // scripts are loaded again after SCRIPT FLUSH, and both on_unavailable modes
 // behave as documented when Redis goes away and comes back.
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "fakes/redis_server.h"
+#include "support/redis_server.h"
 #include "state/redis_client.h"
 #include "switchboard/budget.h"
 #include "switchboard/config.h"
