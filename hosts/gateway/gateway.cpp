@@ -63,6 +63,10 @@ constexpr std::string_view kNoContextWindow = "has a context window for";
 // is briefly unable to enforce its caps, not failed by a model.
 constexpr std::string_view kBudgetStateUnreachable = "the shared budget state is unreachable";
 
+// A provider's answer that blames the request, not the provider or the
+// gateway's own key (401, 403) or model name (404): 400, 413, 422.
+bool is_request_refusal(int http_status) { return http_status == 400 || http_status == 413 || http_status == 422; }
+
 // What a finished step's failure means to the client. The message may quote
 // an upstream's error body: key-like tokens in it are redacted.
 ApiError step_error(ApiShape shape, const Status& status) {
@@ -79,6 +83,13 @@ ApiError step_error(ApiShape shape, const Status& status) {
     return api_error(shape, 503, "budget_state_unavailable",
                      "budgets cannot be checked now (shared state unreachable); retry shortly: " +
                          redact_secrets(status.message()));
+  }
+  if (status.code() == Status::Code::kUpstream && is_request_refusal(status.http_status())) {
+    // The last model called judged the request itself invalid (its 400, 413
+    // or 422): the client hears that status, as it would calling the model
+    // directly, not a 502 its SDK would retry.
+    return api_error(shape, status.http_status(), "upstream_rejected_request",
+                     "the model refused the request: " + redact_secrets(status.message()));
   }
   switch (status.code()) {
     case Status::Code::kDeadlineExceeded:

@@ -188,8 +188,13 @@ TEST_CASE("a field the provider does not know is judged by the provider: its own
   PassthroughRig rig(fake->base_url(), "\n[tiers.gpt-only]\nmodels = [\"gpt\"]\n");
   const Reply r = post(rig.url("/v1/chat/completions"),
                        R"({"model":"gpt-only","messages":[{"role":"user","content":"Hi"}],"not_a_field":1})");
-  CHECK(r.status == 502);  // the upstream refused the call (the router does not turn it into its own 400)
-  CHECK(contains(r.body, "Unrecognized request argument supplied: not_a_field"));
+  // The provider's own 400 and message, as a direct call would get, not a 502
+  // an SDK would retry: the router does not judge the field itself.
+  CHECK(r.status == 400);
+  const json error = json::parse(r.body)["error"];
+  CHECK(error["type"] == "invalid_request_error");
+  CHECK(error["code"] == "upstream_rejected_request");
+  CHECK(contains(error["message"].get<std::string>(), "Unrecognized request argument supplied: not_a_field"));
   const std::vector<ReceivedRequest> sent = received_on(*fake, "/v1/chat/completions");
   REQUIRE_FALSE(sent.empty());
   CHECK(json::parse(sent[0].body)["not_a_field"] == 1);

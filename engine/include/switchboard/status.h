@@ -45,8 +45,13 @@ class Status {
     return s;
   }
   /// A provider answered with something unusable, or refused the request:
-  /// retrying the same model will not help.
-  static Status upstream(std::string msg) { return {Code::kUpstream, std::move(msg)}; }
+  /// retrying the same model will not help. `http_status` is the provider's
+  /// own HTTP status when it refused the request with one (a 4xx), else 0.
+  static Status upstream(std::string msg, int http_status = 0) {
+    Status s(Code::kUpstream, std::move(msg));
+    s.http_status_ = http_status;
+    return s;
+  }
   /// A failure of code kInternal with message `msg`.
   static Status internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
   /// The caller cancelled the work (a client went away): nobody waits for its result.
@@ -62,6 +67,8 @@ class Status {
   const std::string& message() const { return message_; }
   /// The provider's Retry-After, for an unavailable status that carried one.
   std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
+  /// The provider's HTTP status, for an upstream status it answered with one; 0 otherwise.
+  int http_status() const { return http_status_; }
   /// "ok", or the code's name followed by the message.
   std::string to_string() const;
 
@@ -70,6 +77,7 @@ class Status {
   Code code_ = Code::kOk;
   std::string message_;
   std::optional<std::chrono::milliseconds> retry_after_;
+  int http_status_ = 0;
 };
 
 /// Either a value or a failed Status. REQUIRES: a Result built from a Status is

@@ -79,7 +79,7 @@ Status with_message(const Status& status, std::string message) {
     case Status::Code::kRuleError: return Status::rule_error(std::move(message));
     case Status::Code::kOverBudget: return Status::over_budget(std::move(message));
     case Status::Code::kUnavailable: return Status::unavailable(std::move(message), status.retry_after());
-    case Status::Code::kUpstream: return Status::upstream(std::move(message));
+    case Status::Code::kUpstream: return Status::upstream(std::move(message), status.http_status());
     case Status::Code::kInternal: return Status::internal(std::move(message));
     case Status::Code::kCancelled: return Status::cancelled(std::move(message));
     case Status::Code::kDeadlineExceeded: return Status::deadline_exceeded(std::move(message));
@@ -235,7 +235,7 @@ class HttpModelClient final : public ModelClient {
     if (s == 408 || s == 429 || (s >= 500 && s <= 599)) {
       return fail(Status::unavailable(std::move(message), response.retry_after));
     }
-    return fail(Status::upstream(std::move(message)));
+    return fail(Status::upstream(std::move(message), s));
   }
 
   // Every failure leaves through here: prefixed, and with the key scrubbed
