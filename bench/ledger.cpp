@@ -36,57 +36,16 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "ledger_records.h"
 #include "switchboard/ledger.h"
 
 namespace {
 
+using switchboard::bench::call_record;
 using switchboard::bench::Clock;
+using switchboard::bench::cpu_seconds;
+using switchboard::bench::decision_record;
 using namespace switchboard;
-
-double cpu_seconds(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// A cost record the size of a gateway's (workload, scopes, versions).
-CostRecord call_record(int n) {
-  CostRecord r;
-  r.time = std::chrono::system_clock::now();
-  r.trace_id = "0123456789abcdef0123456789abcdef-" + std::to_string(n);
-  r.call_id = "call-" + std::to_string(n);
-  r.workload = "chat";
-  r.role = "chat";
-  r.tier = "cheap";
-  r.model = "gpt-4.1-mini";
-  r.provider = "openai";
-  r.rules_version = std::string(64, 'a');
-  r.catalog_version = "2026-11-01";
-  r.latency_ms = 120;
-  r.usage.input_tokens = 812;
-  r.usage.output_tokens = 96;
-  r.cost = 1234;
-  r.counted_input_tokens = 800;
-  r.budget_scopes = {"workload:chat", "key:team-a"};
-  return r;
-}
-
-DecisionRecord decision_record(int n) {
-  DecisionRecord r;
-  r.time = std::chrono::system_clock::now();
-  r.trace_id = "0123456789abcdef0123456789abcdef-" + std::to_string(n);
-  r.step.role = "chat";
-  r.step.input_tokens = 812;
-  r.decision.workload = "chat";
-  r.decision.rules_version = std::string(64, 'a');
-  r.decision.tier = "cheap";
-  r.decision.model = "gpt-4.1-mini";
-  r.decision.reason = "short chat turn";
-  r.decision.estimated_input_tokens = 812;
-  r.decision.estimated_output_tokens = 256;
-  r.decision.estimated_cost = 1500;
-  return r;
-}
 
 std::shared_ptr<LedgerSink> open_or_die(const SqliteLedgerOptions& options) {
   auto sink = open_sqlite_ledger(options);
