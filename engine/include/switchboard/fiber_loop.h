@@ -5,8 +5,9 @@
 /// io_context per I/O thread) runs each step on a fiber of the loop's thread
 /// instead of a blocking worker thread. On a fiber, everything of a step that
 /// waits waits on the loop instead of blocking the thread: the model calls
-/// (libcurl's multi interface on the loop's sockets and timers, with the
-/// loop's connections kept alive between calls), the backoff between
+/// (libcurl's multi interface on the loop's sockets and timers, or for plain
+/// HTTP to a local address the loop's own HTTP/1.1 client, with the loop's
+/// connections kept alive between calls), the backoff between
 /// retries, the sim provider's latency, and a contemplating fan-out (its
 /// branches run as sibling fibers). The code a step runs is the same as off a
 /// fiber (Dispatcher::run and execute, ModelClient::invoke and stream):

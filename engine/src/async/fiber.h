@@ -22,6 +22,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/context/fiber.hpp>
 
+#include "async/connection_pool.h"
+
 namespace switchboard::async {
 
 class CurlLoop;
@@ -91,6 +93,8 @@ class Loop {
 
   boost::asio::io_context& io() const noexcept { return io_; }
   CurlLoop& curl() noexcept { return *curl_; }
+  // The loop's idle plain-HTTP connections (providers/http1_on_loop.h).
+  ConnectionPool& connections() noexcept { return connections_; }
   // Starts `body` on a new fiber now (see FiberLoop::spawn); may be called on a fiber.
   void spawn(std::function<void()> body);
   std::size_t fibers() const noexcept { return fibers_.size(); }
@@ -100,6 +104,7 @@ class Loop {
   boost::asio::io_context& io_;
   StackCache stacks_;
   std::unique_ptr<CurlLoop> curl_;
+  ConnectionPool connections_;
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, std::shared_ptr<Fiber>> fibers_;  // last: unwound first
 };

@@ -13,6 +13,7 @@
 
 #include "async/curl_loop.h"
 #include "async/fiber.h"
+#include "providers/http1_on_loop.h"
 #include "providers/rate_limits.h"
 
 namespace switchboard {
@@ -433,6 +434,18 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
     return Status::internal(std::string("curl_global_init failed: ") + curl_easy_strerror(init));
   }
   if (Status s = bounds.check(); !s.ok()) return s;
+  for (const auto& [name, value] : request.headers) {
+    // A line break would smuggle in another header (a key pasted with its newline).
+    if (name.find_first_of("\r\n") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
+      return Status::invalid_argument("request header '" + name + "' contains a line break");
+    }
+  }
+  async::Fiber* const fiber = async::Fiber::current();
+  if (fiber != nullptr) {
+    if (std::optional<PlainHttpTarget> target = plain_http_target(request.url)) {
+      return post_on_loop(*fiber, *target, request, limits, on_body, bounds);
+    }
+  }
   Pool::Lease lease(*pool_);
   if (lease.get() == nullptr) return Status::internal("curl_easy_init or curl_multi_init failed");
   CURL* h = lease.get()->easy.get();
@@ -446,10 +459,6 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
     return true;
   };
   for (const auto& [name, value] : request.headers) {
-    // A line break would smuggle in another header (a key pasted with its newline).
-    if (name.find_first_of("\r\n") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
-      return Status::invalid_argument("request header '" + name + "' contains a line break");
-    }
     if (!add_header(name + ": " + value)) return Status::internal("out of memory building request headers");
   }
   // No "Expect: 100-continue" round trip before a large body.
@@ -482,7 +491,6 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
 
   t.start = Clock::now();
   t.last_byte_at = t.start;
-  async::Fiber* const fiber = async::Fiber::current();
   const CURLcode code =
       fiber != nullptr ? run_transfer_on_loop(*fiber, t, bounds) : run_transfer(lease.get()->multi.get(), t, bounds);
   const Clock::time_point end = Clock::now();

@@ -5,6 +5,8 @@
 // a fiber (FiberLoop, fiber_loop.h), the call runs on the loop's multi,
 // driven by the loop's reactor and timers, and the fiber waits instead of
 // the thread; the loop's connection cache serves every fiber on its thread.
+// A plain http:// call to an IP address or localhost on a fiber skips curl:
+// the loop's own HTTP/1.1 client takes it (http1_on_loop.h), same contract.
 //
 // One transport may serve many clients and threads. It keeps a pool of curl
 // easy handles (a mutex-guarded free list); a handle keeps its connections

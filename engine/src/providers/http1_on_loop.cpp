@@ -1,0 +1,499 @@
+// HTTP/1.1 over a fiber loop's own connections (http1_on_loop.h).
+#include "providers/http1_on_loop.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "async/fiber.h"
+#include "providers/http1_response.h"
+#include "providers/rate_limits.h"
+
+namespace switchboard {
+
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kHeadLimit = 64 * 1024;  // a response head larger than this is garbage
+
+std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Whether the environment names a proxy: then every call is curl's, which
+// applies the proxy and its no_proxy exceptions.
+bool proxy_configured() {
+  static const bool configured = [] {
+    for (const char* name : {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}) {
+      const char* value = std::getenv(name);
+      if (value != nullptr && *value != '\0') return true;
+    }
+    return false;
+  }();
+  return configured;
+}
+
+// Why a call ended without its answer, when the cause is ours.
+enum class Abort { kNone, kOversize, kSink, kEncoding };
+
+// The answer being read: the response, the body's sink and what the head
+// said. One per call (it spans a 1xx answer and the final one).
+struct Answer final : Http1Response::Handler {
+  const CallSettings* limits = nullptr;
+  const BodySink* sink = nullptr;
+  HttpResponse response;
+  Clock::time_point start;
+  std::optional<Clock::time_point> first_byte_at;
+  std::int64_t body_bytes = 0;
+  std::optional<milliseconds> retry_after;     // Retry-After
+  std::optional<milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
+  bool head_filled = false;
+  Abort abort = Abort::kNone;
+  std::string encoding;  // a Content-Encoding the answer came in (refused)
+
+  void fill_head() {
+    response.retry_after = retry_after_ms ? retry_after_ms : retry_after;
+    if (first_byte_at) response.first_byte = std::chrono::duration_cast<milliseconds>(*first_byte_at - start);
+    head_filled = true;
+  }
+
+  void status(int code) override {
+    response.status = code;
+    // A new response (after a 1xx): the last one's headers no longer count.
+    retry_after.reset();
+    retry_after_ms.reset();
+    response.rate_limits = RateLimits();
+    response.content_type.clear();
+  }
+
+  bool field(std::string_view name, std::string_view value) override {
+    if (iequals(name, "content-type")) {
+      response.content_type = value;
+    } else if (iequals(name, "retry-after")) {
+      retry_after = parse_retry_after(value, std::chrono::system_clock::now());
+    } else if (iequals(name, "retry-after-ms")) {
+      std::int64_t n = 0;
+      std::size_t i = 0;
+      for (; i < value.size() && std::isdigit(static_cast<unsigned char>(value[i])) && n < 1'000'000'000'000; ++i) {
+        n = n * 10 + (value[i] - '0');
+      }
+      if (i > 0) retry_after_ms = milliseconds(n);
+    } else if (istarts_with(name, "x-ratelimit-") || istarts_with(name, "anthropic-ratelimit-")) {
+      read_rate_limit_header(name, value, std::chrono::system_clock::now(), response.rate_limits);
+    } else if (iequals(name, "content-encoding") && !iequals(value, "identity")) {
+      abort = Abort::kEncoding;
+      encoding = value;
+      return false;
+    }
+    return true;
+  }
+
+  // A piece of the body: to the sink, or kept. False stops the read.
+  bool body(std::string_view piece) override {
+    body_bytes += static_cast<std::int64_t>(piece.size());
+    if (limits->max_response_bytes > 0 && body_bytes > limits->max_response_bytes) {
+      abort = Abort::kOversize;
+      return false;
+    }
+    if (*sink) {
+      if (!head_filled) fill_head();
+      if (!(*sink)(response, piece)) {
+        abort = Abort::kSink;
+        return false;
+      }
+    } else {
+      response.body.append(piece);
+    }
+    return true;
+  }
+};
+
+// One call's waits on the loop: a socket's readiness, or the nearest limit.
+class Waiter {
+ public:
+  // Where the call is: which limits apply.
+  enum class Phase { kConnecting, kSending, kAwaitingFirstByte, kReading };
+
+  Waiter(async::Fiber& fiber, const CallSettings& limits, const CallBounds& bounds, Clock::time_point start)
+      : fiber_(fiber), self_(fiber.weak_from_this()), limits_(limits), bounds_(bounds), start_(start),
+        timer_(fiber.loop().io()) {
+    if (bounds.cancellation) {
+      woken_ = bounds.cancellation->subscribe([self = self_] { async::Fiber::wake(self); });
+    }
+  }
+
+  void enter(Phase phase, Clock::time_point now) {
+    phase_ = phase;
+    phase_start_ = now;
+  }
+  // A byte of the answer arrived at `now` (the stall limit counts from it).
+  void byte_at(Clock::time_point now) { last_byte_ = now; }
+
+  // The limit that is past now, as the call's failure; ok when none is.
+  Status overdue() const {
+    if (Status s = bounds_.check(); !s.ok()) return s;
+    const Clock::time_point now = Clock::now();
+    if (limits_.total_timeout.count() > 0 && now >= start_ + limits_.total_timeout) {
+      return Status::unavailable("not finished within " + ms_text(limits_.total_timeout) + " (total_timeout_ms)");
+    }
+    switch (phase_) {
+      case Phase::kConnecting:
+        if (limits_.connect_timeout.count() > 0 && now >= phase_start_ + limits_.connect_timeout) {
+          return Status::unavailable("not connected within " + ms_text(limits_.connect_timeout) +
+                                     " (connect_timeout_ms)");
+        }
+        break;
+      case Phase::kSending:
+      case Phase::kAwaitingFirstByte:
+        if (limits_.first_byte_timeout.count() > 0 && now >= phase_start_ + limits_.first_byte_timeout) {
+          return Status::unavailable("no first byte within " + ms_text(limits_.first_byte_timeout) +
+                                     " (first_byte_timeout_ms)");
+        }
+        break;
+      case Phase::kReading:
+        if (limits_.stall_timeout.count() > 0 && now >= last_byte_ + limits_.stall_timeout) {
+          return Status::unavailable("no data for " + ms_text(limits_.stall_timeout) +
+                                     " inside the response (stall_timeout_ms)");
+        }
+        break;
+    }
+    return Status();
+  }
+
+  // Waits until `socket` is ready for `what` (or failed: the next operation
+  // on it says how), or a limit falls due (its failure; the wait is then
+  // cancelled). Spurious wakes are absorbed here.
+  Status wait(tcp::socket& socket, tcp::socket::wait_type what) {
+    auto ready = std::make_shared<bool>(false);
+    socket.async_wait(what, [ready, self = self_](const error_code&) {
+      *ready = true;
+      async::Fiber::wake(self);
+    });
+    for (;;) {
+      if (*ready) return Status();
+      if (Status s = overdue(); !s.ok()) {
+        error_code ignored;
+        socket.cancel(ignored);
+        return s;
+      }
+      arm(next_due());
+      fiber_.wait();
+    }
+  }
+
+ private:
+  Clock::time_point next_due() const {
+    Clock::time_point due = Clock::time_point::max();
+    if (limits_.total_timeout.count() > 0) due = std::min(due, start_ + limits_.total_timeout);
+    switch (phase_) {
+      case Phase::kConnecting:
+        if (limits_.connect_timeout.count() > 0) due = std::min(due, phase_start_ + limits_.connect_timeout);
+        break;
+      case Phase::kSending:
+      case Phase::kAwaitingFirstByte:
+        if (limits_.first_byte_timeout.count() > 0) due = std::min(due, phase_start_ + limits_.first_byte_timeout);
+        break;
+      case Phase::kReading:
+        if (limits_.stall_timeout.count() > 0) due = std::min(due, last_byte_ + limits_.stall_timeout);
+        break;
+    }
+    if (bounds_.deadline) due = std::min(due, *bounds_.deadline);
+    return due;
+  }
+
+  // The timer wakes the fiber at `due` (moved only when it changes).
+  void arm(Clock::time_point due) {
+    if (due == Clock::time_point::max() || (armed_ && *armed_ == due)) return;
+    armed_ = due;
+    timer_.expires_at(due);
+    timer_.async_wait([self = self_](const error_code& ec) {
+      if (!ec) async::Fiber::wake(self);
+    });
+  }
+
+  async::Fiber& fiber_;
+  const std::weak_ptr<async::Fiber> self_;
+  const CallSettings& limits_;
+  const CallBounds& bounds_;
+  const Clock::time_point start_;
+  Phase phase_ = Phase::kConnecting;
+  Clock::time_point phase_start_;
+  Clock::time_point last_byte_;
+  net::steady_timer timer_;
+  std::optional<Clock::time_point> armed_;
+  Cancellation::Subscription woken_;
+};
+
+// The request's head: request line, Host, the caller's headers, the length.
+std::string request_head(const PlainHttpTarget& target, const HttpRequest& request) {
+  std::string head;
+  head.reserve(256 + request.headers.size() * 48);
+  head += "POST ";
+  head += target.target;
+  head += " HTTP/1.1\r\nHost: ";
+  head += target.host;
+  head += "\r\n";
+  bool agent = false;
+  bool accept = false;
+  for (const auto& [name, value] : request.headers) {
+    // Framing is this function's: the length is the body's, and no 100-continue round trip.
+    if (iequals(name, "host") || iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+        iequals(name, "expect")) {
+      continue;
+    }
+    agent = agent || iequals(name, "user-agent");
+    accept = accept || iequals(name, "accept");
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
+  if (!agent) head += "User-Agent: switchboard/0.1\r\n";
+  if (!accept) head += "Accept: */*\r\n";
+  head += "Content-Length: ";
+  head += std::to_string(request.body.size());
+  head += "\r\n\r\n";
+  return head;
+}
+
+// What one attempt on one connection came to.
+enum class Outcome {
+  kDone,        // the whole answer was read (or the sink stopped it)
+  kFailed,      // failed: `failure` says why
+  kStaleReuse,  // a reused connection was closed under us before any answer: try a new one
+};
+
+// Opens a non-blocking connection to `endpoint`, waiting on the loop.
+Status connect(tcp::socket& socket, const tcp::endpoint& endpoint, Waiter& waiter) {
+  error_code ec;
+  socket.open(endpoint.protocol(), ec);
+  if (!ec) socket.non_blocking(true, ec);
+  if (ec) return Status::unavailable("could not connect: " + ec.message());
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.set_option(net::socket_base::keep_alive(true), ec);
+  const std::string where = endpoint.address().to_string() + " port " + std::to_string(endpoint.port());
+  if (::connect(socket.native_handle(), endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0) {
+    return Status();
+  }
+  if (errno != EINPROGRESS) {
+    return Status::unavailable("could not connect: connect to " + where + ": " + std::strerror(errno));
+  }
+  if (Status s = waiter.wait(socket, tcp::socket::wait_write); !s.ok()) return s;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  if (error != 0) return Status::unavailable("could not connect: connect to " + where + ": " + std::strerror(error));
+  return Status();
+}
+
+// Sends the request and reads its answer on `socket` into `answer`.
+Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, const std::string& body, Waiter& waiter,
+                 Answer& answer, bool& keep, Status& failure) {
+  keep = false;
+  // The request, in gathered writes.
+  waiter.enter(Waiter::Phase::kSending, Clock::now());
+  const std::size_t total = head.size() + body.size();
+  std::size_t sent = 0;
+  while (sent < total) {
+    std::array<net::const_buffer, 2> pieces;
+    if (sent < head.size()) {
+      pieces = {net::buffer(head) + sent, net::buffer(body)};
+    } else {
+      pieces = {net::buffer(body) + (sent - head.size()), net::const_buffer()};
+    }
+    error_code ec;
+    const std::size_t n = socket.write_some(pieces, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      if (Status s = waiter.wait(socket, tcp::socket::wait_write); !s.ok()) {
+        failure = std::move(s);
+        return Outcome::kFailed;
+      }
+      continue;
+    }
+    if (ec) {
+      if (reused && sent == 0) return Outcome::kStaleReuse;
+      failure = Status::unavailable("connection broke: sending the request: " + ec.message());
+      return Outcome::kFailed;
+    }
+    sent += n;
+  }
+  waiter.enter(Waiter::Phase::kAwaitingFirstByte, Clock::now());
+
+  // The answer: read as it arrives, parsed as it is read.
+  Http1Response parser(answer, kHeadLimit);
+  std::array<char, kReadChunk> chunk;  // each read's bytes (on the fiber's stack)
+  bool any_byte = false;
+  for (;;) {
+    // Read more.
+    error_code ec;
+    const std::size_t n = socket.read_some(net::buffer(chunk), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      if (Status s = waiter.wait(socket, tcp::socket::wait_read); !s.ok()) {
+        failure = std::move(s);
+        return Outcome::kFailed;
+      }
+      continue;
+    }
+    if (ec == net::error::eof) {
+      parser.end_of_input();
+      if (parser.done()) return Outcome::kDone;  // a body that ends with the connection
+      if (reused && !any_byte) return Outcome::kStaleReuse;
+      failure = Status::unavailable(any_byte ? "connection broke: the server closed the connection mid-answer"
+                                             : "connection broke: the server closed the connection without an answer");
+      return Outcome::kFailed;
+    }
+    if (ec) {
+      if (reused && !any_byte) return Outcome::kStaleReuse;
+      failure = Status::unavailable("connection broke: " + ec.message());
+      return Outcome::kFailed;
+    }
+    const Clock::time_point now = Clock::now();
+    if (!any_byte) {
+      any_byte = true;
+      answer.first_byte_at = now;
+      waiter.enter(Waiter::Phase::kReading, now);
+    }
+    waiter.byte_at(now);
+    const std::size_t used = parser.feed(std::string_view(chunk.data(), n));
+    if (parser.failed()) {
+      switch (answer.abort) {
+        case Abort::kOversize:
+          failure = Status::upstream("response body over " + std::to_string(answer.limits->max_response_bytes) +
+                                     " bytes (max_response_bytes)");
+          break;
+        case Abort::kEncoding:
+          failure = Status::upstream("HTTP transport: the answer came with Content-Encoding '" + answer.encoding +
+                                     "', which was not asked for");
+          break;
+        case Abort::kSink:
+        case Abort::kNone:
+          failure = Status::unavailable("connection broke: the answer is not HTTP/1.1: " + parser.error());
+          break;
+      }
+      return Outcome::kFailed;
+    }
+    if (parser.stopped()) {
+      if (answer.abort == Abort::kOversize) {
+        failure = Status::upstream("response body over " + std::to_string(answer.limits->max_response_bytes) +
+                                   " bytes (max_response_bytes)");
+        return Outcome::kFailed;
+      }
+      return Outcome::kDone;  // the sink had enough: the connection closes
+    }
+    if (parser.done()) {
+      keep = parser.keep_alive() && used == n;  // bytes past the answer: the connection is not reusable
+      return Outcome::kDone;
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
+  constexpr std::string_view kScheme = "http://";
+  if (!istarts_with(url, kScheme) || proxy_configured()) return std::nullopt;
+  std::string_view rest = url.substr(kScheme.size());
+  if (const std::size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
+  std::string_view path = rest.substr(authority.size());
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string_view host = authority;
+  std::string_view port_text;
+  if (authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port_text = after.substr(1);
+    }
+  } else if (const std::size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port_text = authority.substr(colon + 1);
+  }
+  unsigned port = 80;
+  if (!port_text.empty()) {
+    if (port_text.size() > 5) return std::nullopt;
+    port = 0;
+    for (const char c : port_text) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+      port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (port == 0 || port > 65535) return std::nullopt;
+  }
+  net::ip::address address;
+  if (iequals(host, "localhost")) {
+    address = net::ip::make_address_v4("127.0.0.1");
+  } else {
+    error_code ec;
+    address = net::ip::make_address(std::string(host), ec);
+    if (ec) return std::nullopt;  // a name to resolve: curl's
+  }
+  PlainHttpTarget target;
+  target.endpoint = tcp::endpoint(address, static_cast<unsigned short>(port));
+  target.host = std::string(authority);
+  target.target = path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
+  return target;
+}
+
+Result<HttpResponse> post_on_loop(async::Fiber& fiber, const PlainHttpTarget& target, const HttpRequest& request,
+                                  const CallSettings& limits, const BodySink& on_body, const CallBounds& bounds) {
+  Answer answer;
+  answer.limits = &limits;
+  answer.sink = &on_body;
+  answer.start = Clock::now();
+  Waiter waiter(fiber, limits, bounds, answer.start);
+  async::ConnectionPool& pool = fiber.loop().connections();
+  const std::string head = request_head(target, request);
+
+  for (int attempt = 0;; ++attempt) {
+    tcp::socket socket(fiber.loop().io());
+    bool reused = false;
+    if (attempt == 0) {
+      if (std::optional<tcp::socket> kept = pool.take(target.endpoint)) {
+        socket = std::move(*kept);
+        reused = true;
+      }
+    }
+    if (!reused) {
+      waiter.enter(Waiter::Phase::kConnecting, Clock::now());
+      if (Status s = connect(socket, target.endpoint, waiter); !s.ok()) return s;
+    }
+    bool keep = false;
+    Status failure;
+    const Outcome outcome = exchange(socket, reused, head, request.body, waiter, answer, keep, failure);
+    if (outcome == Outcome::kStaleReuse) continue;  // a fresh connection, once (attempt 1 takes none from the pool)
+    if (outcome == Outcome::kFailed) return failure;  // the socket closes here: the upstream sees the call end
+    answer.response.total = std::chrono::duration_cast<milliseconds>(Clock::now() - answer.start);
+    answer.response.stopped = answer.abort == Abort::kSink;
+    if (!answer.head_filled) answer.fill_head();
+    if (keep && !answer.response.stopped) pool.give_back(target.endpoint, std::move(socket));
+    return std::move(answer.response);
+  }
+}
+
+}  // namespace switchboard
