@@ -43,7 +43,7 @@ std::string write_config(const fs::path& dir, const std::string& state) {
   std::ofstream prices(dir / "prices.toml");
   prices << "version = \"bench\"\n";
   std::ofstream config(dir / "switchboard.toml");
-  config << "[routing]\nprice_catalog = \"prices.toml\"\n";
+  config << "[routing]\nprice_catalog = \"prices.toml\"\npremium_tier = \"t\"\n";
   for (const char* m : kModels) {
     prices << "[models." << m << "]\ninput = 1.0\noutput = 5.0\n";
     config << "[models." << m << "]\nprovider = \"sim\"\ncontext_window = 100000\n";
