@@ -9,6 +9,10 @@
 --   MAX_REQUESTS  hard cap per wrk thread (default 2000000); the thread stops after it
 --   RESULT_FILE   where done() writes one JSON object: requests, duration, req/s,
 --                 latency percentiles (microseconds), errors
+--   ADDRS         "HOST:PORT,HOST:PORT,...": wrk's threads take these in turn
+--                 (thread i connects to the i-th, round robin), so one wrk
+--                 spreads its connections over several gateways and keeps one
+--                 latency histogram; unset: every thread uses the URL's host
 local target = os.getenv("TARGET") or "direct"
 local cfg = os.getenv("PORTKEY_CONFIG")
 local cap = tonumber(os.getenv("MAX_REQUESTS") or "2000000")
@@ -22,6 +26,20 @@ local body = '{"model":"auto","max_tokens":16,"messages":[' ..
 
 local reqs = {}
 local n = 0
+
+local addrs = {}
+for hostport in string.gmatch(os.getenv("ADDRS") or "", "[^,]+") do
+  local host, port = string.match(hostport, "^(.+):(%d+)$")
+  addrs[#addrs + 1] = wrk.lookup(host, port)[1]
+end
+local threads = 0
+
+function setup(thread)
+  if #addrs > 0 then
+    thread.addr = addrs[(threads % #addrs) + 1]
+    threads = threads + 1
+  end
+end
 
 function init(args)
   for i, role in ipairs({ "format", "plan" }) do

@@ -19,6 +19,7 @@
 #
 #   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey]
 #                         [--durability process|power] [--chunks N]
+#                         [--replicas N --state redis]
 #
 # --duration  seconds per measurement (default 10); each path also gets a 2 s warm-up
 # --build     the build folder with the programs (default build/, built if missing)
@@ -26,6 +27,15 @@
 # --durability  the gateway's [ledger] durability (default: the config default, "process");
 #               every answer waits for its ledger records' group commit either way
 # --chunks    content events per streamed answer (default 32)
+# --state redis [--replicas N]  also measures shared state, after (c): (s1) one
+#             gateway with a workload cap and a key cap kept in memory, then
+#             (sN) N gateways (default 3) with the same caps shared through a
+#             redis-server this script starts (Debian's; [state] backend = "redis",
+#             so model health is shared too). Both get the same wrk load, at 1, 16
+#             and 64 connections rounded down to a multiple of N, wrk running N
+#             threads and (sN) thread i sending to gateway i (gateway-chat.lua's
+#             ADDRS: a round-robin client, no load balancer hop of its own);
+#             prints (sN)'s added p50/p99 and its throughput as a ratio of (s1)'s.
 # Needs wrk (installed from Debian if missing), node and npm for (c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +46,8 @@ BUILD=""
 PORTKEY=1
 DURABILITY=""
 CHUNKS=32
+REPLICAS=""
+STATE=memory
 PORTKEY_SRC="${SWITCHBOARD_PORTKEY_DIR:-$ROOT/../shared/peers/portkey}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,12 +58,21 @@ while [ $# -gt 0 ]; do
     --no-portkey) PORTKEY=0; shift ;;
     --durability) DURABILITY=${2:?--durability takes process or power}; shift 2 ;;
     --chunks) CHUNKS=${2:?--chunks takes a count}; shift 2 ;;
-    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --replicas) REPLICAS=${2:?--replicas takes a count}; shift 2 ;;
+    --state) STATE=${2:?--state takes memory or redis}; shift 2 ;;
+    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] && [ "$DURATION" -le 600 ] || { echo "gateway.sh: --duration takes 1..600 seconds" >&2; exit 2; }
 [[ "$CHUNKS" =~ ^[1-9][0-9]*$ ]] && [ "$CHUNKS" -le 10000 ] || { echo "gateway.sh: --chunks takes 1..10000" >&2; exit 2; }
+case "$STATE" in
+  memory) [ -z "$REPLICAS" ] || [ "$REPLICAS" = 1 ] ||
+            { echo "gateway.sh: --replicas needs --state redis (in memory each replica would keep its own caps)" >&2; exit 2; } ;;
+  redis) REPLICAS=${REPLICAS:-3} ;;
+  *) echo "gateway.sh: --state takes memory or redis" >&2; exit 2 ;;
+esac
+[ -z "$REPLICAS" ] || { [[ "$REPLICAS" =~ ^[1-8]$ ]] || { echo "gateway.sh: --replicas takes 1..8" >&2; exit 2; }; }
 
 # Progress goes to stderr, so --json leaves stdout one JSON object.
 say() { echo "gateway.sh: $*" >&2; }
@@ -160,7 +181,9 @@ function classify(step, ctx)
   return { tier = "premium", reason = "everything else" }
 end
 LUA
-cat >"$WORK/switchboard/switchboard.toml" <<TOML
+# The gateway's config (b); (s1) and (sN) add caps and [state] to it.
+switchboard_config() {
+  cat <<TOML
 [routing]
 price_catalog = "prices.toml"
 premium_tier = "premium"
@@ -191,11 +214,14 @@ models = ["gpt-5"]
 [workloads.default]
 rules = "rules.lua"
 fallback_tier = "cheap"
+${1:+budget_usd = $1}
 
 [gateway]
 ledger = "ledger.db"
 max_upstream_calls = 1024
 TOML
+}
+switchboard_config >"$WORK/switchboard/switchboard.toml"
 if [ -n "$DURABILITY" ]; then
   printf '\n[ledger]\ndurability = "%s"\n' "$DURABILITY" >>"$WORK/switchboard/switchboard.toml"
 fi
@@ -282,10 +308,103 @@ else
   PORTKEY_NOTE="skipped (--no-portkey)"
 fi
 
+# ---------------------------------------------------------------- (s1), (sN) shared state
+# start_gateway NAME DIR: a gateway on DIR/switchboard.toml; sets STARTED_URL.
+start_gateway() {
+  local name=$1 dir=$2 port
+  SWITCHBOARD_BENCH_UPSTREAM_KEY=sk-mock SWITCHBOARD_BENCH_CLIENT_KEY=sk-mock \
+    "$GATEWAY" --config "$dir/switchboard.toml" --listen 127.0.0.1:0 >"$dir/gateway.out" 2>"$dir/gateway.err" &
+  PIDS+=($!)
+  port=$(wait_for_port "$dir/gateway.out" "${PIDS[-1]}" "$name")
+  STARTED_URL="http://127.0.0.1:$port"
+  local got
+  got=$(curl -s -o /dev/null -D - -H 'content-type: application/json' -H 'authorization: Bearer sk-mock' \
+        -H 'x-switchboard-role: format' --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' \
+        "$STARTED_URL/v1/chat/completions" | tr -d '\r' | sed -n 's/^x-switchboard-model: //Ip')
+  [ "$got" = gpt-5-mini ] || { say "$name routed role format to '$got', not gpt-5-mini"; exit 1; }
+}
+# stop_gateways: SIGTERM every gateway this section started (their ledgers flush).
+stop_gateways() {
+  local pid
+  for pid in "${SECTION_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${SECTION_PIDS[@]}"; do wait "$pid" 2>/dev/null || say "a gateway exited $? on SIGTERM"; done
+  SECTION_PIDS=()
+}
+# measure_spread NAME URL [ADDRS]: a warm-up, then as measure, at connections
+# rounded down to a multiple of $REPLICAS on $REPLICAS wrk threads (ADDRS, when
+# given, sends thread i to its i-th HOST:PORT).
+measure_spread() {
+  local name=$1 url=$2 c conns threads
+  export ADDRS=${3:-}
+  say "warming up $name"
+  TARGET=switchboard wrk -t"$REPLICAS" -c"$((16 / REPLICAS * REPLICAS))" -d2s --timeout 5s -s "$LUA_SCRIPT" "$url" >/dev/null
+  for c in 1 16 64; do
+    if [ "$c" -eq 1 ]; then conns=1 threads=1; else conns=$(( c / REPLICAS * REPLICAS )) threads=$REPLICAS; fi
+    say "measuring $name: $conns connection(s) on $threads thread(s), ${DURATION} s"
+    TARGET=switchboard RESULT_FILE="$WORK/$name-c$c.json" \
+      wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" >"$WORK/$name-c$c.txt"
+    echo "$conns" >"$WORK/$name-c$c.conns"
+  done
+  unset ADDRS
+}
+if [ "$STATE" = redis ]; then
+  command -v redis-server >/dev/null || { say "redis-server is needed for --state redis (apt-get install redis-server)"; exit 1; }
+  # Caps large enough never to refuse in the run, so every request reserves and
+  # settles in both scopes (workload:default and key:bench) and none is refused.
+  caps() {
+    printf '\n[gateway.keys.bench]\nkey_env = "SWITCHBOARD_BENCH_CLIENT_KEY"\nworkload = "default"\nbudget_usd = 1000000.0\n'
+  }
+  SECTION_PIDS=()
+  # (s1): one gateway, the caps in memory.
+  mkdir -p "$WORK/s1"
+  cp "$WORK/switchboard/prices.toml" "$WORK/switchboard/rules.lua" "$WORK/s1/"
+  { switchboard_config 1000000.0; caps; } >"$WORK/s1/switchboard.toml"
+  start_gateway "gateway (s1)" "$WORK/s1"
+  SECTION_PIDS+=("${PIDS[-1]}")
+  S1_URL=$STARTED_URL
+  measure_spread s1 "$S1_URL"
+  stop_gateways
+
+  # (sN): N gateways sharing a redis-server.
+  mkdir -p "$WORK/redis"
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK/redis" \
+    >"$WORK/redis/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+  redis-cli -p "$REDIS_PORT" ping | grep -q PONG || { say "redis-server did not start: $(tail -n 3 "$WORK/redis/redis.log")"; exit 1; }
+  SN_ADDRS=""
+  for i in $(seq "$REPLICAS"); do
+    mkdir -p "$WORK/s$i-of-n"
+    cp "$WORK/switchboard/prices.toml" "$WORK/switchboard/rules.lua" "$WORK/s$i-of-n/"
+    { switchboard_config 1000000.0; caps
+      printf '\n[state]\nbackend = "redis"\nredis_url = "redis://127.0.0.1:%s/0"\nreplicas = %s\nkey_prefix = "bench:"\n' \
+        "$REDIS_PORT" "$REPLICAS"; } >"$WORK/s$i-of-n/switchboard.toml"
+    start_gateway "gateway $i of $REPLICAS (sN)" "$WORK/s$i-of-n"
+    SECTION_PIDS+=("${PIDS[-1]}")
+    SN_ADDRS="$SN_ADDRS${SN_ADDRS:+,}${STARTED_URL#http://}"
+  done
+  SN_URL="http://${SN_ADDRS%%,*}"
+  measure_spread sN "$SN_URL" "$SN_ADDRS"
+  # The shared state was used: budget keys in Redis, no replica degraded, each served.
+  SN_BUDGET_KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:budget:*' | wc -l)
+  SN_HEALTH_KEYS=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'bench:health:*' | wc -l)
+  SN_DEGRADED=0
+  SN_SERVED=""
+  for addr in ${SN_ADDRS//,/ }; do
+    m=$(curl -s "http://$addr/metrics")
+    grep -q '^switchboard_shared_state_degraded 0' <<<"$m" || SN_DEGRADED=$((SN_DEGRADED + 1))
+    SN_SERVED="$SN_SERVED${SN_SERVED:+,}$(sed -n 's/^switchboard_requests_total{.*endpoint="\/v1\/chat\/completions".*status="200".*} //p' <<<"$m" | awk '{s+=$1} END {print s+0}')"
+  done
+  stop_gateways
+  printf '{"replicas":%s,"budget_keys":%s,"health_keys":%s,"degraded_replicas":%s,"served_200":[%s]}\n' \
+    "$REPLICAS" "$SN_BUDGET_KEYS" "$SN_HEALTH_KEYS" "$SN_DEGRADED" "$SN_SERVED" >"$WORK/sN-state.json"
+fi
+
 # ---------------------------------------------------------------- the numbers
-node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" <<'JS'
+node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" "$REPLICAS" <<'JS'
 const fs = require('node:fs');
-const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks] = process.argv.slice(2);
+const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks, replicas] = process.argv.slice(2);
 const CONNS = ['c1', 'c16', 'c64'];
 const read = (file) => (fs.existsSync(`${dir}/${file}`) ? JSON.parse(fs.readFileSync(`${dir}/${file}`, 'utf8')) : null);
 const paths = [
@@ -382,6 +501,22 @@ if (before && after && after.count > before.count) {
 }
 out.switchboard_ledger_records = ledgerCalls === 'null' ? null : Number(ledgerCalls);
 out.portkey = portkeyNote || 'measured';
+// --state redis: (sN) N gateways sharing caps (and health) through Redis against (s1) one with the caps in memory.
+const state = read('sN-state.json');
+if (state) {
+  const shared = { replicas: Number(replicas), check: state, rows: {} };
+  for (const c of CONNS) {
+    const one = read(`s1-${c}.json`), many = read(`sN-${c}.json`);
+    if (!one || !many) continue;
+    const conns = Number(fs.readFileSync(`${dir}/sN-${c}.conns`, 'utf8'));
+    shared.rows[c] = {
+      connections: conns, one_gateway: one, replicas: many,
+      added_p50_ms: ms(many.p50_us - one.p50_us), added_p99_ms: ms(many.p99_us - one.p99_us),
+      p50_ratio: many.p50_us / one.p50_us, p99_ratio: many.p99_us / one.p99_us, rps_ratio: many.rps / one.rps,
+    };
+  }
+  out.shared_state = shared;
+}
 if (json === '1') {
   console.log(JSON.stringify(out));
   process.exit(0);
@@ -442,5 +577,25 @@ if (o) {
 if (out.switchboard_ledger_records !== null) {
   const sent = sb ? CONNS.reduce((a, c) => a + sb[c].requests, 0) + (sb.stream ? sb.stream.requests : 0) : 0;
   console.log(`switchboard ledger: ${out.switchboard_ledger_records} records (${sent} measured requests, plus warm-up)`);
+}
+const sh = out.shared_state;
+if (sh) {
+  console.log('');
+  console.log(`shared state: (s1) one gateway, workload and key caps in memory; (s${sh.replicas}) ${sh.replicas} gateways, ` +
+              'the same caps (and model health) shared through one redis-server; the same wrk load, thread i to gateway i:');
+  const rrows = [];
+  for (const c of CONNS) {
+    const r = sh.rows[c];
+    if (!r) continue;
+    const e = errs(r.one_gateway) + errs(r.replicas);
+    rrows.push([String(r.connections), Math.round(r.one_gateway.rps).toLocaleString('en-US'), Math.round(r.replicas.rps).toLocaleString('en-US'),
+      f(r.rps_ratio, 2), `${f(ms(r.one_gateway.p50_us))} / ${f(ms(r.one_gateway.p99_us))}`,
+      `${f(ms(r.replicas.p50_us))} / ${f(ms(r.replicas.p99_us))}`, `${signed(r.added_p50_ms)} / ${signed(r.added_p99_ms)}`,
+      `${f(r.p50_ratio, 2)} / ${f(r.p99_ratio, 2)}`, String(e)]);
+  }
+  table(['conns', '(s1) req/s', `(s${sh.replicas}) req/s`, 'req/s ratio', '(s1) p50/p99 ms', `(s${sh.replicas}) p50/p99 ms`,
+         'added p50/p99 ms', 'p50/p99 ratio', 'errors'], rrows);
+  console.log(`Redis after the run: ${sh.check.budget_keys} budget keys, ${sh.check.health_keys} health keys; ` +
+              `replicas degraded: ${sh.check.degraded_replicas}; 200s served per replica: ${sh.check.served_200.join(', ')}`);
 }
 JS

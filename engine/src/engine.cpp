@@ -1,14 +1,21 @@
 #include "switchboard/engine.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <array>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cost/estimate.h"
+#include "health/health_share.h"
+#include "state/health_exchange.h"
+#include "state/redis_client.h"
 #include "rules/decide.h"
 #include "util/file_text.h"
 #include "rules/rule_set.h"
@@ -60,6 +67,75 @@ struct SnapshotCacheEntry {
   const Workload* workload = nullptr;
   WorkloadRules* compiled = nullptr;
 };
+// Shares a HealthBook with the fleet ([state] backend = "redis"): a thread
+// that every kHealthExchangeEvery sends what the book saw and applies the
+// fleet's view (health_share.h, state/health_exchange.h), so nothing on a
+// call's path waits on Redis. While Redis cannot be reached the book runs on
+// its own figures, said once in the log and in HealthBook::sharing().
+constexpr std::chrono::milliseconds kHealthExchangeEvery{200};
+
+class HealthSharer {
+ public:
+  HealthSharer(HealthBook& book, std::vector<std::string> models, detail::RedisAddress address,
+               const StateSettings& state)
+      : book_(book),
+        models_(std::move(models)),
+        redis_(std::move(address), state.timeout),
+        exchange_(redis_, state.key_prefix, detail::HealthBookAccess::settings(book)) {
+    detail::HealthBookAccess::enable(book_);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~HealthSharer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  HealthSharer(const HealthSharer&) = delete;
+  HealthSharer& operator=(const HealthSharer&) = delete;
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      exchange_once();
+      lock.lock();
+      cv_.wait_for(lock, kHealthExchangeEvery, [this] { return stop_; });
+    }
+  }
+
+  void exchange_once() {
+    std::vector<detail::HealthOutcomes> outcomes = detail::HealthBookAccess::take(book_);
+    auto fleet = exchange_.exchange(models_, outcomes);
+    if (fleet.ok()) {
+      detail::HealthBookAccess::apply(book_, fleet.value());
+      if (warned_) spdlog::warn("health: shared state reachable again; the breakers are the fleet's");
+      warned_ = false;
+      return;
+    }
+    detail::HealthBookAccess::give_back(book_, std::move(outcomes));
+    detail::HealthBookAccess::failed(book_);
+    if (!warned_) {  // once per outage
+      spdlog::warn("health: shared state unreachable ({}); each process keeps its own breakers until it is back",
+                   fleet.status().message());
+      warned_ = true;
+    }
+  }
+
+  HealthBook& book_;
+  const std::vector<std::string> models_;
+  detail::RedisClient redis_;
+  detail::HealthExchange exchange_;
+  bool warned_ = false;  // the thread's own: an outage was logged
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is made
+};
+
 thread_local std::array<SnapshotCacheEntry, 4> t_snapshots;
 thread_local unsigned t_snapshot_victim = 0;
 
@@ -71,6 +147,7 @@ struct Engine::Impl {
   std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
   std::unique_ptr<BudgetBook> budgets = std::make_unique<BudgetBook>();
   std::unique_ptr<HealthBook> health;  // made by open(), from the config's [health]
+  std::unique_ptr<HealthSharer> health_sharer;  // [state] backend = "redis": shares `health` with the fleet
   std::unique_ptr<SessionBook> sessions;  // made by open(), from the config's [sessions]
 
   mutable std::mutex mu;                 // guards current and status
@@ -318,6 +395,7 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Engine::~Engine() {
   impl_->watcher.reset();                   // no reload may start from here on
+  impl_->health_sharer.reset();             // its last exchange (bounded by [state] timeout_ms) ends
   if (impl_->shadow) impl_->shadow->stop();  // records what waits (bounded), then lets the ledger go
   impl_->reaper->stop();                    // later retirements (thread caches) close inline
 }
@@ -332,6 +410,14 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
   impl->health = std::make_unique<HealthBook>(config.health, impl->options.health_clock
                                                                   ? impl->options.health_clock
                                                                   : std::chrono::steady_clock::now);
+  if (config.state.backend == StateSettings::Backend::kRedis) {
+    auto address = detail::parse_redis_url(config.state.redis_url);
+    if (!address.ok()) return address.status();
+    std::vector<std::string> models;
+    for (const auto& [name, model] : config.models) models.push_back(name);
+    impl->health_sharer =
+        std::make_unique<HealthSharer>(*impl->health, std::move(models), std::move(address).value(), config.state);
+  }
   impl->sessions = std::make_unique<SessionBook>(config.sessions, impl->options.sessions_clock
                                                                       ? impl->options.sessions_clock
                                                                       : std::chrono::steady_clock::now);

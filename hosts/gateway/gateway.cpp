@@ -701,10 +701,12 @@ void Gateway::handle(HttpRequest&& request, std::shared_ptr<Response> response) 
         if (model.kind == ModelKind::kChat) health.emplace_back(name, rt->engine->health().snapshot(name));
       }
       std::optional<BudgetBook::StateCounters> state;
+      std::optional<HealthSharing> sharing;
       if (rt->engine->config().state.backend == StateSettings::Backend::kRedis) {
         state = rt->engine->budgets().state_counters();
+        sharing = rt->engine->health().sharing();
       }
-      const std::string text = metrics_.render(rt->engine->status(), upstream_in_flight(), health, state);
+      const std::string text = metrics_.render(rt->engine->status(), upstream_in_flight(), health, state, sharing);
       return reply(*response, endpoint, received, 200, "text/plain; version=0.0.4; charset=utf-8", {}, text);
     }
     case Endpoint::kModels:

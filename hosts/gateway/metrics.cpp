@@ -232,7 +232,8 @@ void render_health(std::string& out, const std::vector<std::pair<std::string, Mo
 
 std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
                             const std::vector<std::pair<std::string, ModelHealth>>& health,
-                            const std::optional<BudgetBook::StateCounters>& state) const {
+                            const std::optional<BudgetBook::StateCounters>& state,
+                            const std::optional<HealthSharing>& sharing) const {
   std::string out;
   out.reserve(4096);
 
@@ -311,6 +312,14 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
     header(out, "switchboard_budget_refused_unavailable_total", "counter",
            "Calls refused with 503 because Redis was down (on_unavailable = fail_closed).");
     sample(out, "switchboard_budget_refused_unavailable_total", "", std::to_string(state->refused_unavailable));
+  }
+  if (sharing && sharing->enabled) {  // the models' health shared through the same Redis
+    header(out, "switchboard_shared_health_degraded", "gauge",
+           "1 while the models' shared health (Redis) cannot be reached: each replica keeps its own breakers.");
+    sample(out, "switchboard_shared_health_degraded", "", sharing->degraded ? "1" : "0");
+    header(out, "switchboard_shared_health_unavailable_total", "counter",
+           "Exchanges of model health with the fleet that failed (Redis unreachable or timed out).");
+    sample(out, "switchboard_shared_health_unavailable_total", "", std::to_string(sharing->unavailable));
   }
 
   // Shadow rules: only when a workload has them. The counts are the serving

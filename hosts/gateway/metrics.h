@@ -83,10 +83,12 @@ class Metrics {
   // The exposition text. `rules` is the serving engine's status() and
   // `upstream_in_flight` the model calls running now.
   // `health`: each chat model's health, in the order to print them.
-  // `state`: the budget book's shared-state counters, when [state] backend = "redis".
+  // `state`: the budget book's shared-state counters, when [state] backend = "redis";
+  // `sharing`: the health book's exchange with the fleet, likewise.
   std::string render(const std::vector<WorkloadStatus>& rules, int upstream_in_flight,
                      const std::vector<std::pair<std::string, ModelHealth>>& health = {},
-                     const std::optional<BudgetBook::StateCounters>& state = std::nullopt) const;
+                     const std::optional<BudgetBook::StateCounters>& state = std::nullopt,
+                     const std::optional<HealthSharing>& sharing = std::nullopt) const;
 
  private:
   // Counters keyed by their rendered label set ("workload=\"w\",model=\"m\"").

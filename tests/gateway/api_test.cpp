@@ -1054,9 +1054,9 @@ TEST_CASE("client_family names the SDK or tool that sent a request from its User
   };
   for (const auto& [ua, family] : cases) {
     CAPTURE(ua);
-    CHECK(detail::client_family(ua) == family);
+    CHECK(gateway::detail::client_family(ua) == family);
   }
-  CHECK(detail::client_family(std::string(1000, 'x')).size() == 64);  // bounded
+  CHECK(gateway::detail::client_family(std::string(1000, 'x')).size() == 64);  // bounded
 }
 
 // The test's own count of a block's text, as api.h words the estimate.

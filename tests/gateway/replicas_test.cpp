@@ -4,7 +4,6 @@
 // together stays within the workload's cap; and with Redis stopped, a
 // fail_closed gateway answers 503 at once, and serves again when Redis is back.
 #include <doctest/doctest.h>
-#include <sqlite3.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "support/redis_server.h"
+#include "support/replicas.h"
 #include "gateway/gateway_rig.h"
 #include "test_util.h"
 
@@ -38,19 +38,10 @@ std::string replica_config(const TempDir& dir, const std::string& cap_usd, const
 [gateway]
 default_workload = "w"
 ledger = "ledger.db"
-
-[state]
-backend = "redis"
-redis_url = ")toml" + redis_url + R"toml("
-timeout_ms = 300
-on_unavailable = "fail_closed"
-replicas = 3
-)toml"));
+)toml" + shared_state_section(redis_url, 3)));
 }
 
-std::string chat_body() {
-  return R"({"model":"auto","messages":[{"role":"user","content":"Format this as a list: a, b"}],"max_tokens":200})";
-}
+std::string chat_body() { return replica_chat_body(); }
 
 // The ledger's settled spend and ok calls for workload "w".
 struct LedgerSum {
@@ -60,18 +51,8 @@ struct LedgerSum {
 
 LedgerSum ledger_sum(const std::string& path) {
   LedgerSum sum;
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db,
-                             "SELECT COALESCE(SUM(cost_micro_usd), 0), COALESCE(SUM(status = 'ok'), 0) "
-                             "FROM calls WHERE workload = 'w'",
-                             -1, &stmt, nullptr) == SQLITE_OK);
-  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-  sum.spend = sqlite3_column_int64(stmt, 0);
-  sum.ok_calls = sqlite3_column_int64(stmt, 1);
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
+  sum.spend = ledger_figure(path, "SELECT COALESCE(SUM(cost_micro_usd), 0) FROM calls WHERE workload = 'w'");
+  sum.ok_calls = ledger_figure(path, "SELECT COALESCE(SUM(status = 'ok'), 0) FROM calls WHERE workload = 'w'");
   return sum;
 }
 

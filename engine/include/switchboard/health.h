@@ -13,6 +13,12 @@
 /// unavailable (429, 5xx, a timeout, a broken connection or stream); a refusal
 /// (the model cannot take the request), a provider's 400 or a cancelled call
 /// says nothing about the model's health and counts as neither.
+///
+/// With [state] backend = "redis" the engine shares every book's figures with
+/// the other processes on the same Redis (a background exchange every 200 ms;
+/// see README "Shared model health"): a breaker one process opens is open in
+/// all, and the window's counts and the latency figures are the fleet's.
+/// Nothing on admit() or record_*() waits on Redis.
 #pragma once
 
 #include <chrono>
@@ -27,6 +33,10 @@
 #include "switchboard/request.h"
 
 namespace switchboard {
+
+namespace detail {
+struct HealthBookAccess;  // the fleet exchange's way in (engine/src/health/health_share.h)
+}
 
 /// The breaker's settings ([health]).
 struct HealthSettings {
@@ -56,6 +66,14 @@ struct ModelHealth {
 /// "closed", "open", "half_open".
 std::string_view to_string(ModelHealth::State s);
 
+/// How sharing health with the fleet fares (HealthBook::sharing()).
+struct HealthSharing {
+  bool enabled = false;           ///< an exchange runs ([state] backend = "redis")
+  bool degraded = false;          ///< the last exchange failed: each process is on its own figures
+  std::uint64_t exchanges = 0;    ///< exchanges that succeeded
+  std::uint64_t unavailable = 0;  ///< exchanges that failed (Redis unreachable or timed out)
+};
+
 /// Every model's health; thread-safe. One per engine (Engine::health()).
 class HealthBook {
  public:
@@ -83,7 +101,11 @@ class HealthBook {
   /// `model`'s health now (a model never seen: closed and healthy, no figures).
   ModelHealth snapshot(std::string_view model) const;
 
+  /// How the exchange with the fleet fares (all zero when nothing is shared).
+  HealthSharing sharing() const;
+
  private:
+  friend struct detail::HealthBookAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

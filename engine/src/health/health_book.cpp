@@ -2,6 +2,8 @@
 // the public headers.
 #include "switchboard/health.h"
 
+#include "health/health_share.h"
+
 #include <algorithm>
 #include <array>
 #include <deque>
@@ -56,12 +58,36 @@ struct HealthBook::Impl {
     std::optional<double> p95_ms;
     RateLimits limits;
     Clock::time_point limits_at{};
+    // Sharing (health_share.h): what this process saw since the last take
+    // (its latencies: the ring's samples from latency_taken on) ...
+    detail::HealthOutcomes out;
+    std::size_t latency_taken = 0;
+    // ... and the fleet's figures from the last exchange (fleet_at: when; never: none).
+    bool fleet_seen = false;
+    Clock::time_point fleet_at{};
+    detail::FleetHealth fleet;
   };
 
   HealthSettings settings;
   std::function<Clock::time_point()> clock;
   mutable std::mutex mu;
   std::map<std::string, Model, std::less<>> models;
+  HealthSharing sharing;  // sharing.enabled: keep `out` for the exchange
+
+  bool fleet_fresh(const Model& m, Clock::time_point now) const {
+    return sharing.enabled && m.fleet_seen && now - m.fleet_at <= detail::kFleetFresh;
+  }
+
+  void keep_outcome(Model& m, bool failed) const {
+    if (!sharing.enabled) return;
+    if (failed) {
+      ++m.out.failures;
+      ++m.out.trailing_failures;
+    } else {
+      ++m.out.successes;
+      m.out.trailing_failures = 0;
+    }
+  }
 
   Model& model(std::string_view name) {
     auto it = models.find(name);
@@ -98,10 +124,19 @@ struct HealthBook::Impl {
     }
   }
 
+  // This process opens the breaker (and tells the fleet at the next exchange).
   void open(Model& m, Clock::time_point now) const {
     m.state = ModelHealth::State::kOpen;
     m.opened_at = now;
     m.probe_out = false;
+    if (sharing.enabled) m.out.tripped = true;
+  }
+
+  void close(Model& m) const {
+    m.state = ModelHealth::State::kClosed;
+    m.probe_out = false;
+    m.window.clear();  // the failures that opened it no longer count against it
+    m.window_failures = 0;
   }
 };
 
@@ -137,16 +172,15 @@ void HealthBook::record_success(std::string_view name, std::chrono::milliseconds
   m.consecutive_failures = 0;
   impl_->add(m, now, false);
   impl_->add_latency(m, static_cast<double>(latency.count()));
+  impl_->keep_outcome(m, false);
   if (!limits.empty()) {
     m.limits = limits;
     m.limits_at = now;
   }
   if (m.state != ModelHealth::State::kClosed) {  // a probe's success (or a call admitted before it opened)
-    m.state = ModelHealth::State::kClosed;
-    m.probe_out = false;
-    m.window.clear();  // the failures that opened it no longer count against it
-    m.window_failures = 0;
+    impl_->close(m);
     impl_->add(m, now, false);
+    if (impl_->sharing.enabled) m.out.closed = true;
   }
 }
 
@@ -157,6 +191,7 @@ void HealthBook::record_failure(std::string_view name, std::optional<std::chrono
   Impl::Model& m = impl_->model(name);
   m.consecutive_failures++;
   impl_->add(m, now, true);
+  impl_->keep_outcome(m, true);
   if (retry_after) {
     m.limits.requests_left = 0;
     m.limits.requests_reset = *retry_after;
@@ -191,9 +226,20 @@ ModelHealth HealthBook::snapshot(std::string_view name) const {
   h.healthy = m.state == ModelHealth::State::kClosed || (m.state == ModelHealth::State::kHalfOpen && !m.probe_out);
   h.consecutive_failures = m.consecutive_failures;
   h.calls = static_cast<std::int64_t>(m.window.size());
-  if (h.calls > 0) h.error_rate = static_cast<double>(m.window_failures) / static_cast<double>(h.calls);
+  std::int64_t failures = static_cast<std::int64_t>(m.window_failures);
   h.p50_ms = m.p50_ms;
   h.p95_ms = m.p95_ms;
+  if (impl_->fleet_fresh(m, now)) {  // the fleet's figures, plus what this process has not sent yet
+    const detail::FleetHealth& f = m.fleet;
+    h.calls = f.calls + m.out.successes + m.out.failures;
+    failures = f.failures + m.out.failures;
+    const std::int64_t consecutive =
+        m.out.successes > 0 ? m.out.trailing_failures : f.consecutive_failures + m.out.trailing_failures;
+    h.consecutive_failures = static_cast<int>(std::max<std::int64_t>(h.consecutive_failures, consecutive));
+    if (f.p50_ms) h.p50_ms = f.p50_ms;
+    if (f.p95_ms) h.p95_ms = f.p95_ms;
+  }
+  if (h.calls > 0) h.error_rate = static_cast<double>(failures) / static_cast<double>(h.calls);
   h.limits = m.limits;
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - m.limits_at);
   const auto count_down = [&](std::optional<std::chrono::milliseconds>& reset) {
@@ -203,5 +249,89 @@ ModelHealth HealthBook::snapshot(std::string_view name) const {
   count_down(h.limits.tokens_reset);
   return h;
 }
+
+HealthSharing HealthBook::sharing() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sharing;
+}
+
+namespace detail {
+
+void HealthBookAccess::enable(HealthBook& book) {
+  std::lock_guard<std::mutex> lock(book.impl_->mu);
+  book.impl_->sharing.enabled = true;
+}
+
+std::vector<HealthOutcomes> HealthBookAccess::take(HealthBook& book) {
+  std::vector<HealthOutcomes> taken;
+  std::lock_guard<std::mutex> lock(book.impl_->mu);
+  for (auto& [name, m] : book.impl_->models) {
+    HealthOutcomes& o = m.out;
+    if (o.successes == 0 && o.failures == 0 && !o.tripped && !o.closed) continue;
+    taken.push_back(std::move(o));
+    o = HealthOutcomes{};
+    HealthOutcomes& t = taken.back();
+    t.model = name;
+    const std::size_t fresh = std::min(m.latency_count - m.latency_taken, kLatencySamples);
+    t.latencies_ms.clear();
+    for (std::size_t i = m.latency_count - fresh; i < m.latency_count; ++i) {
+      t.latencies_ms.push_back(m.latency[i % kLatencySamples]);
+    }
+    m.latency_taken = m.latency_count;
+  }
+  return taken;
+}
+
+void HealthBookAccess::give_back(HealthBook& book, std::vector<HealthOutcomes> outcomes) {
+  std::lock_guard<std::mutex> lock(book.impl_->mu);
+  for (const HealthOutcomes& back : outcomes) {
+    HealthBook::Impl::Model& m = book.impl_->model(back.model);
+    HealthOutcomes& o = m.out;  // newer than `back`
+    o.trailing_failures = o.successes > 0 ? o.trailing_failures : back.trailing_failures + o.trailing_failures;
+    o.successes += back.successes;
+    o.failures += back.failures;
+    o.tripped = o.tripped || back.tripped;
+    o.closed = o.closed || back.closed;
+    m.latency_taken -= std::min(m.latency_taken, back.latencies_ms.size());  // sent again (those still in the ring)
+  }
+}
+
+void HealthBookAccess::apply(HealthBook& book, const std::vector<FleetHealth>& fleet) {
+  HealthBook::Impl& impl = *book.impl_;
+  using State = ModelHealth::State;
+  std::lock_guard<std::mutex> lock(impl.mu);
+  const Clock::time_point now = impl.clock();
+  for (const FleetHealth& f : fleet) {
+    HealthBook::Impl::Model& m = impl.model(f.model);
+    impl.cool(m, now);
+    const bool probing = m.state == State::kHalfOpen && m.probe_out;  // its report decides, here and then in the fleet
+    if (f.open_left > std::chrono::milliseconds(0)) {
+      const Clock::time_point opened_at = now + f.open_left - impl.settings.cooldown;
+      if (!probing && (m.state != State::kOpen || opened_at > m.opened_at)) {
+        m.state = State::kOpen;  // not open(): the fleet opened it, this process has nothing to tell
+        m.opened_at = opened_at;
+        m.probe_out = false;
+      }
+    } else if (m.fleet_seen && f.closings > m.fleet.closings && !probing && m.state != State::kClosed) {
+      impl.close(m);  // a probe's success elsewhere
+      m.consecutive_failures = 0;
+    }
+    m.fleet = f;
+    m.fleet_seen = true;
+    m.fleet_at = now;
+  }
+  impl.sharing.degraded = false;
+  ++impl.sharing.exchanges;
+}
+
+void HealthBookAccess::failed(HealthBook& book) {
+  std::lock_guard<std::mutex> lock(book.impl_->mu);
+  ++book.impl_->sharing.unavailable;
+  book.impl_->sharing.degraded = true;
+}
+
+const HealthSettings& HealthBookAccess::settings(const HealthBook& book) { return book.impl_->settings; }
+
+}  // namespace detail
 
 }  // namespace switchboard
