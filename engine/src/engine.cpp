@@ -81,8 +81,8 @@ class HealthSharer {
       : book_(book),
         models_(std::move(models)),
         redis_(std::move(address), state.timeout),
-        exchange_(redis_, state.key_prefix, detail::HealthBookAccess::settings(book)) {
-    detail::HealthBookAccess::enable(book_);
+        exchange_(redis_, state.key_prefix, HealthBookAccess::settings(book)) {
+    HealthBookAccess::enable(book_);
     thread_ = std::thread([this] { run(); });
   }
   ~HealthSharer() {
@@ -108,16 +108,16 @@ class HealthSharer {
   }
 
   void exchange_once() {
-    std::vector<detail::HealthOutcomes> outcomes = detail::HealthBookAccess::take(book_);
+    std::vector<detail::HealthOutcomes> outcomes = HealthBookAccess::take(book_);
     auto fleet = exchange_.exchange(models_, outcomes);
     if (fleet.ok()) {
-      detail::HealthBookAccess::apply(book_, fleet.value());
+      HealthBookAccess::apply(book_, fleet.value());
       if (warned_) spdlog::warn("health: shared state reachable again; the breakers are the fleet's");
       warned_ = false;
       return;
     }
-    detail::HealthBookAccess::give_back(book_, std::move(outcomes));
-    detail::HealthBookAccess::failed(book_);
+    HealthBookAccess::give_back(book_, std::move(outcomes));
+    HealthBookAccess::failed(book_);
     if (!warned_) {  // once per outage
       spdlog::warn("health: shared state unreachable ({}); each process keeps its own breakers until it is back",
                    fleet.status().message());

@@ -34,9 +34,7 @@
 
 namespace switchboard {
 
-namespace detail {
 struct HealthBookAccess;  // the fleet exchange's way in (engine/src/health/health_share.h)
-}
 
 /// The breaker's settings ([health]).
 struct HealthSettings {
@@ -105,7 +103,7 @@ class HealthBook {
   HealthSharing sharing() const;
 
  private:
-  friend struct detail::HealthBookAccess;
+  friend struct HealthBookAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -255,7 +255,8 @@ HealthSharing HealthBook::sharing() const {
   return impl_->sharing;
 }
 
-namespace detail {
+using detail::FleetHealth;
+using detail::HealthOutcomes;
 
 void HealthBookAccess::enable(HealthBook& book) {
   std::lock_guard<std::mutex> lock(book.impl_->mu);
@@ -331,7 +332,5 @@ void HealthBookAccess::failed(HealthBook& book) {
 }
 
 const HealthSettings& HealthBookAccess::settings(const HealthBook& book) { return book.impl_->settings; }
-
-}  // namespace detail
 
 }  // namespace switchboard

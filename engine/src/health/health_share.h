@@ -23,19 +23,24 @@ namespace switchboard::detail {
 /// Fleet figures older than this are not shown (this process's own are).
 inline constexpr std::chrono::seconds kFleetFresh{2};
 
+}  // namespace switchboard::detail
+
+namespace switchboard {
+
+// The fleet exchange's way into a HealthBook (its friend; health.h).
 struct HealthBookAccess {
   /// From now on, `book` keeps what it sees for take(); sharing().enabled turns true.
   static void enable(HealthBook& book);
   /// What `book` saw since the last take (models with nothing new left out).
-  static std::vector<HealthOutcomes> take(HealthBook& book);
+  static std::vector<detail::HealthOutcomes> take(HealthBook& book);
   /// Gives back what take() returned when the exchange failed, so the next one sends it.
-  static void give_back(HealthBook& book, std::vector<HealthOutcomes> outcomes);
+  static void give_back(HealthBook& book, std::vector<detail::HealthOutcomes> outcomes);
   /// Applies the fleet's view and counts a successful exchange.
-  static void apply(HealthBook& book, const std::vector<FleetHealth>& fleet);
+  static void apply(HealthBook& book, const std::vector<detail::FleetHealth>& fleet);
   /// Counts a failed exchange (sharing().degraded until the next apply()).
   static void failed(HealthBook& book);
   /// The book's settings (the exchange sends them: every process of a fleet has the same).
   static const HealthSettings& settings(const HealthBook& book);
 };
 
-}  // namespace switchboard::detail
+}  // namespace switchboard
