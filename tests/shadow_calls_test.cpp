@@ -378,22 +378,22 @@ TEST_CASE("shadow_calls errors name file:line:column") {
     std::string line;
     std::string error;  // after "bad.toml:"
   };
-  // The shadow_calls line is the config's line 27.
+  // The shadow_calls line is the config's line 26.
   const std::vector<Broken> cases = {
       {R"(shadow_calls = { sample = 0.1, target = "premium", judge = "m-premium", budget_usd = 5, smaple = 1 })",
-       "27:92: workload 'w' shadow_calls: unknown key 'smaple' (expected one of: sample, target, judge, budget_usd, "
+       "26:89: workload 'w' shadow_calls: unknown key 'smaple' (expected one of: sample, target, judge, budget_usd, "
        "period)"},
       {R"(shadow_calls = { sample = 1.5, target = "premium", judge = "m-premium", budget_usd = 5 })",
-       "27:27: workload 'w' shadow_calls: sample must be a number in (0, 1]"},
+       "26:27: workload 'w' shadow_calls: sample must be a number in (0, 1]"},
       {R"(shadow_calls = { sample = 0.1, target = "platinum", judge = "m-premium", budget_usd = 5 })",
-       "27:41: workload 'w' shadow_calls: target 'platinum' is not a chat model or tier of the config"},
+       "26:41: workload 'w' shadow_calls: target 'platinum' is not a chat model or tier of the config"},
       {R"(shadow_calls = { sample = 0.1, target = "premium", judge = "cheap", budget_usd = 5 })",
-       "27:59: workload 'w' shadow_calls: judge 'cheap' is not a chat model of the config"},
+       "26:60: workload 'w' shadow_calls: judge 'cheap' is not a chat model of the config"},
       {R"(shadow_calls = { sample = 0.1, target = "premium", judge = "m-premium" })",
-       "27:16: workload 'w' shadow_calls: needs budget_usd (the shadow calls' cap per period)"},
+       "26:16: workload 'w' shadow_calls: needs budget_usd (the shadow calls' cap per period)"},
       {R"(shadow_calls = { sample = 0.1, target = "premium", judge = "m-premium", budget_usd = 5, period = "week" })",
-       "27:101: workload 'w' shadow_calls: period must be \"day\" or \"month\""},
-      {R"(shadow_calls = 0.1)", "27:16: workload 'w' shadow_calls: must be a table"},
+       "26:98: workload 'w' shadow_calls: period must be \"day\" or \"month\""},
+      {R"(shadow_calls = 0.1)", "26:16: workload 'w' shadow_calls must be a table"},
   };
   for (const Broken& b : cases) {
     CAPTURE(b.line);

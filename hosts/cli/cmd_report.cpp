@@ -534,13 +534,14 @@ int run_report(const ReportOptions& o) {
     std::cerr << "--until '" << o.until << "' must be later than --since '" << o.since << "'\n";
     return 2;
   }
+  // The verdicts carry their own costs: no config needed.
+  if (o.quality) return print_quality_report(o.ledger, query, o.since, o.until, o.json);
   auto config = load_config(o.config_path);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
     return 2;
   }
   if (o.shadow) return print_shadow_report(*config, o.ledger, query, o.since, o.until, o.json);
-  if (o.quality) return print_quality_report(o.ledger, query, o.since, o.until, o.json);
   auto records = read_ledger(o.ledger, query);
   if (!records.ok()) {
     std::cerr << records.status().message() << "\n";
