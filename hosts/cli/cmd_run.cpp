@@ -188,8 +188,9 @@ int run_trace(const RunOptions& o) {
   }
   apply_token_factors(*loaded_config, *factors);
   std::mutex records_mu;
-  std::vector<CostRecord> records;  // this run's, for the closing report
+  std::vector<CostRecord> records;  // this run's steps' calls, for the closing report
   auto collect = callback_ledger([&](const CostRecord& r) {
+    if (r.workload != o.workload) return;  // a judged shadow call's ("shadow:W"): not live spend
     std::lock_guard<std::mutex> lock(records_mu);
     records.push_back(r);
   });

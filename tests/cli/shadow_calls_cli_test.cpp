@@ -52,7 +52,7 @@ TEST_CASE("cli: run with shadow calls judges a sampled share after the steps, an
                                                    out);
   INFO(out);
   REQUIRE(rc == 0);
-  CHECK(out.find("262 answered, 0 failed") != std::string::npos);
+  CHECK(out.find("262 answered, 0 failed; 262 calls recorded") != std::string::npos);  // the live ones
   std::smatch m;
   REQUIRE(std::regex_search(out, m, std::regex("shadow calls to premium, judged by claude-sonnet-4-5 \\(sample 0.1\\): "
                                                "([0-9]+) of ([0-9]+) eligible steps drawn \\(([0-9]+) on the target "
@@ -95,7 +95,7 @@ TEST_CASE("cli: run with shadow calls judges a sampled share after the steps, an
   }
   std::string table;
   REQUIRE(switchboard::testing::run_command(offline_cli() + " report --quality '" + ledger + "'", table) == 0);
-  CHECK(std::regex_search(table, std::regex("\ntotal +[0-9]+ +100\\.0%")));
+  CHECK(std::regex_search(table, std::regex("\ntotal +premium +[0-9]+ +100\\.0%")));
 }
 
 #endif  // SWITCHBOARD_CLI
