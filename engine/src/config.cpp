@@ -247,6 +247,46 @@ void read_tag_budgets(std::vector<TagBudget>& out, const toml::node& node, const
   }
 }
 
+// [workloads.X] shadow_calls = { sample, target, judge, budget_usd, period }:
+// every key but period required; the target a chat model or tier, the judge a
+// chat model of `c` (its models and tiers are read before the workloads).
+ShadowCalls read_shadow_calls(const Config& c, const toml::node& node, const std::string& file,
+                              const std::string& workload) {
+  const std::string what = workload + " shadow_calls";
+  const toml::table& t = detail::expect_table(node, file, what);
+  detail::reject_unknown_keys(t, file, what, {"sample", "target", "judge", "budget_usd", "period"});
+  ShadowCalls s;
+  s.source = where(file, node);
+  const toml::node* sample = t.get("sample");
+  if (sample == nullptr) throw ConfigError(s.source + ": " + what + ": needs sample (the share of steps shadowed)");
+  const std::optional<double> rate = sample->value<double>();
+  if (!rate || !std::isfinite(*rate) || *rate <= 0 || *rate > 1) {
+    throw ConfigError(where(file, *sample) + ": " + what + ": sample must be a number in (0, 1]");
+  }
+  s.sample = *rate;
+  s.target = detail::required_string(t, "target", file, what);
+  const ModelSpec* target_model = c.find_model(s.target);
+  const Tier* target_tier = c.find_tier(s.target);
+  const ModelSpec* tier_first = target_tier != nullptr ? c.find_model(target_tier->models.front()) : nullptr;
+  if ((target_model == nullptr && target_tier == nullptr) ||
+      (target_model != nullptr && target_model->kind != ModelKind::kChat) ||
+      (tier_first != nullptr && tier_first->kind != ModelKind::kChat)) {
+    throw ConfigError(where(file, *t.get("target")) + ": " + what + ": target '" + s.target +
+                      "' is not a chat model or tier of the config");
+  }
+  s.judge = detail::required_string(t, "judge", file, what);
+  const ModelSpec* judge = c.find_model(s.judge);
+  if (judge == nullptr || judge->kind != ModelKind::kChat) {
+    throw ConfigError(where(file, *t.get("judge")) + ": " + what + ": judge '" + s.judge +
+                      "' is not a chat model of the config");
+  }
+  const std::optional<MicroUsd> cap = read_budget_usd(t, "budget_usd", file, what);
+  if (!cap) throw ConfigError(s.source + ": " + what + ": needs budget_usd (the shadow calls' cap per period)");
+  s.budget = *cap;
+  read_budget_period(t, "period", file, what, s.period);
+  return s;
+}
+
 void read_health(HealthSettings& h, const toml::node& node, const std::string& file) {
   const std::string what = "[health]";
   const toml::table& t = detail::expect_table(node, file, what);
@@ -786,7 +826,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     const std::string what = "workload '" + w.name + "'";
     const toml::table& t = detail::expect_table(node, file, what);
     detail::reject_unknown_keys(t, file, what, {"rules", "shadow_rules", "fallback_tier", "budget_usd", "budget_period",
-                                                 "over_budget_tier", "untrusted_tools"});
+                                                 "over_budget_tier", "untrusted_tools", "shadow_calls"});
     w.rules_path = detail::required_string(t, "rules", file, what);
     w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
     std::error_code ec;
@@ -819,6 +859,9 @@ Config build(const toml::table& root, const std::string& file, const std::string
         throw ConfigError(at + ": " + what + ": untrusted_tools entry '" + entry + "': " + *error);
       }
       w.untrusted_tools.push_back(std::move(entry));
+    }
+    if (const toml::node* shadow_calls = t.get("shadow_calls")) {
+      w.shadow_calls = read_shadow_calls(c, *shadow_calls, file, what);
     }
     c.workloads.emplace(w.name, std::move(w));
   }

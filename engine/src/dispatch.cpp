@@ -3,12 +3,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "async/waits.h"
 #include "cost/call_bound.h"
 #include "cost/estimate.h"
+#include "eval/pairwise.h"
+#include "switchboard/derive_step.h"
 #include "switchboard/tokens.h"
 #include "providers/capabilities.h"
 #include "rules/decide.h"
@@ -63,6 +68,8 @@ std::string aggregation_prompt(const std::vector<ModelResponse>& answers) {
 
 }  // namespace
 
+std::string shadow_calls_budget_scope(std::string_view workload) { return "shadow:" + std::string(workload); }
+
 struct Dispatcher::Impl {
   const Engine& engine;
   ModelClients clients;
@@ -71,11 +78,61 @@ struct Dispatcher::Impl {
   mutable std::mutex rng_mu;
   mutable std::mt19937_64 rng;
 
+  // Judged shadow calls (dispatch.h): one sample handed to the shadow worker.
+  struct ShadowJob {
+    const Workload* workload = nullptr;  // in engine.config(): has shadow_calls
+    StepCall call;                       // the step and its request, as the caller gave them
+    Decision routed;                     // the live step's decision, as admitted
+    std::string trace_id;                // the live step's
+    std::string routed_model;            // the model that answered it
+    std::string routed_call_id;          // its answering call
+    MicroUsd routed_cost = 0;            // its calls
+    ModelResponse routed_answer;         // what the client got
+  };
+  // The shadow worker's state; the thread runs only when a workload has shadow_calls.
+  mutable std::mutex shadow_mu;
+  mutable std::condition_variable shadow_cv;       // work arrived, or stopping
+  mutable std::condition_variable shadow_idle_cv;  // the queue ran dry with nothing under way
+  mutable std::deque<ShadowJob> shadow_queue;
+  mutable bool shadow_busy = false;
+  mutable bool shadow_stopping = false;
+  mutable ShadowCallCounts shadow_counts;
+  mutable std::mt19937_64 sampler;  // under shadow_mu
+  std::thread shadow_thread;
+
   Impl(const Engine& e, ModelClients c, DispatcherOptions o)
       : engine(e), clients(std::move(c)), options(std::move(o)),
-        rng(options.seed != 0 ? options.seed : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {
+        rng(options.seed != 0 ? options.seed : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()),
+        sampler(options.seed != 0 ? options.seed ^ 0x9e3779b97f4a7c15ull
+                                  : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {
     host_sleep = static_cast<bool>(options.sleep);
     if (!host_sleep) options.sleep = [](std::chrono::milliseconds d) { async::sleep_for(d, nullptr); };
+    bool any = false;
+    for (const auto& [name, w] : engine.config().workloads) {
+      if (!w.shadow_calls) continue;
+      BudgetLimit limit;
+      limit.scope = shadow_calls_budget_scope(name);
+      limit.cap = w.shadow_calls->budget;
+      limit.period = w.shadow_calls->period;
+      engine.budgets().set_limit(limit);
+      any = true;
+    }
+    if (any) shadow_thread = std::thread([this] { shadow_worker(); });
+  }
+
+  // Lets the shadow worker finish what is queued for at most [shadow]
+  // drain_timeout_ms; what is left is dropped and counted.
+  ~Impl() {
+    if (!shadow_thread.joinable()) return;
+    wait_for_shadow_calls(engine.config().shadow.drain_timeout);
+    {
+      std::lock_guard<std::mutex> lock(shadow_mu);
+      shadow_counts.dropped += shadow_queue.size();
+      shadow_queue.clear();
+      shadow_stopping = true;
+    }
+    shadow_cv.notify_all();
+    shadow_thread.join();
   }
 
   // The wait before a retry, cut short when the step's bounds stop it (a
@@ -479,7 +536,18 @@ struct Dispatcher::Impl {
     return req;
   }
 
-  StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id) const {
+  // A live step (its decision recorded, and sampled for a judged shadow
+  // call), or one of a shadow call's own calls (neither).
+  enum class Mode { kLive, kShadow };
+
+  StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id,
+                     Mode mode = Mode::kLive) const {
+    StepResult result = execute_step(decision, call, std::move(trace_id), mode);
+    if (mode == Mode::kLive && !call.eval && result.status.ok()) maybe_shadow(call, result);
+    return result;
+  }
+
+  StepResult execute_step(const Decision& decision, const StepCall& call, std::string trace_id, Mode mode) const {
     const Clock::time_point start = Clock::now();
     StepResult result;
     result.trace_id = std::move(trace_id);
@@ -491,7 +559,7 @@ struct Dispatcher::Impl {
     }
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
-    if (options.ledger) {
+    if (options.ledger && mode == Mode::kLive) {
       options.ledger->record(decision_record(decision, call.step, result.trace_id,
                                              !admission.status.ok() ? AdmissionOutcome::kRefused
                                              : admission.rerouted   ? AdmissionOutcome::kRerouted
@@ -573,6 +641,197 @@ struct Dispatcher::Impl {
     }
     result.latency = since(start);
     return result;
+  }
+
+  // Judged shadow calls: counts the answered step, draws it, and hands a
+  // drawn one to the worker without waiting (a full queue drops it).
+  void maybe_shadow(const StepCall& call, const StepResult& result) const {
+    const Workload* w = engine.config().find_workload(result.decision.workload);
+    if (w == nullptr || !w->shadow_calls) return;
+    const ShadowCalls& sc = *w->shadow_calls;
+    const bool on_target = result.model == sc.target || result.decision.tier == sc.target;
+    {
+      std::lock_guard<std::mutex> lock(shadow_mu);
+      if (on_target) {
+        ++shadow_counts.on_target;
+        return;
+      }
+      ++shadow_counts.eligible;
+      if (std::uniform_real_distribution<double>(0.0, 1.0)(sampler) >= sc.sample) return;
+      ++shadow_counts.sampled;
+      if (shadow_queue.size() >= options.shadow_call_queue || shadow_stopping) {
+        ++shadow_counts.dropped;
+        return;
+      }
+    }
+    // The copy is made outside the lock; the queue may have filled meanwhile.
+    ShadowJob job;
+    job.workload = w;
+    job.call.step = call.step;
+    job.call.step.session_id.clear();  // a shadow call feeds no session's cache figures
+    job.call.request = call.request;
+    job.call.request.bounds = CallBounds{};
+    if (job.call.request.messages.empty()) {  // what request_for sent in its place: the judge reads it
+      job.call.request.messages.push_back(Message::of_text(
+          "user", call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)"));
+    }
+    job.routed = result.decision;
+    job.trace_id = result.trace_id;
+    job.routed_model = result.model;
+    for (const CostRecord& r : result.records) {
+      if (r.status == CallStatus::kOk) job.routed_call_id = r.call_id;
+    }
+    job.routed_cost = result.cost;
+    job.routed_answer = result.response;
+    {
+      std::lock_guard<std::mutex> lock(shadow_mu);
+      if (shadow_queue.size() >= options.shadow_call_queue || shadow_stopping) {
+        ++shadow_counts.dropped;
+        return;
+      }
+      shadow_queue.push_back(std::move(job));
+    }
+    shadow_cv.notify_one();
+  }
+
+  bool wait_for_shadow_calls(std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(shadow_mu);
+    return shadow_idle_cv.wait_for(lock, timeout, [&] { return shadow_queue.empty() && !shadow_busy; });
+  }
+
+  void shadow_worker() {
+    std::unique_lock<std::mutex> lock(shadow_mu);
+    for (;;) {
+      shadow_cv.wait(lock, [&] { return shadow_stopping || !shadow_queue.empty(); });
+      if (shadow_queue.empty()) return;  // stopping
+      ShadowJob job = std::move(shadow_queue.front());
+      shadow_queue.pop_front();
+      shadow_busy = true;
+      lock.unlock();
+      const JudgedVerdict v = judge_shadow(job);
+      lock.lock();
+      shadow_busy = false;
+      switch (v.outcome) {
+        case JudgedVerdict::Outcome::kWin: ++shadow_counts.wins; break;
+        case JudgedVerdict::Outcome::kTie: ++shadow_counts.ties; break;
+        case JudgedVerdict::Outcome::kLoss: ++shadow_counts.losses; break;
+        case JudgedVerdict::Outcome::kError: ++shadow_counts.errors; break;
+        case JudgedVerdict::Outcome::kSkipped: ++shadow_counts.skipped; break;
+      }
+      shadow_counts.spent += v.target_cost + v.judge_cost;
+      if (shadow_queue.empty()) shadow_idle_cv.notify_all();
+    }
+  }
+
+  // A decision that sends a shadow call to `model` of `tier` as is.
+  Decision shadow_decision(const std::string& workload, const std::string& tier, const std::string& model,
+                           const Step& step, const ModelRequest& request, const std::string& reason) const {
+    const ModelSpec& spec = *engine.config().find_model(model);
+    Decision d;
+    d.workload = workload;
+    d.tier = tier;
+    d.model = model;
+    d.requested = true;
+    d.reason = reason;
+    d.max_output_tokens = request.max_output_tokens;
+    d.estimated_input_tokens = step.input_tokens.value_or(estimate_input_tokens(request));
+    d.estimated_output_tokens = step.expected_output_tokens.value_or(spec.default_output_tokens);
+    d.estimated_cost = estimate_call_cost(spec, d.estimated_input_tokens, d.estimated_output_tokens);
+    return d;
+  }
+
+  // One sample: the target's answer, the judge in both orders, and the
+  // judged record. Runs on the shadow worker.
+  JudgedVerdict judge_shadow(const ShadowJob& job) const {
+    const Config& config = engine.config();
+    const ShadowCalls& sc = *job.workload->shadow_calls;
+    const std::string workload = shadow_calls_budget_scope(job.workload->name);  // "shadow:X"
+    JudgedVerdict v;
+    v.judge_model = sc.judge;
+    v.routed_model = job.routed_model;
+    v.routed_call_id = job.routed_call_id;
+    v.routed_cost = job.routed_cost;
+    v.shadow_trace_id = new_id();
+    const Tier* target_tier = config.find_tier(sc.target);
+    v.target_tier = target_tier != nullptr ? target_tier->name : config.tier_of(sc.target)->name;
+    const std::string first_model = target_tier != nullptr ? target_tier->models.front() : sc.target;
+    const auto finish = [&](JudgedVerdict::Outcome outcome, std::string reason) {
+      v.outcome = outcome;
+      v.reason = one_line(std::move(reason));
+      if (options.ledger) {
+        DecisionRecord r;
+        r.time = std::chrono::system_clock::now();
+        r.trace_id = job.trace_id;
+        r.kind = DecisionKind::kJudged;
+        r.step = detail::step_for_ledger(job.call.step, config);
+        r.decision = job.routed;
+        r.admission = AdmissionOutcome::kNotAdmitted;
+        r.judged = v;
+        options.ledger->record(r);
+      }
+      return v;
+    };
+
+    StepCall target_call = job.call;
+    target_call.budget_scopes = {workload};
+    Decision target = job.routed;
+    {
+      Decision fixed = shadow_decision(workload, v.target_tier, first_model, job.call.step, job.call.request,
+                                       "shadow call of a " + job.workload->name + " step");
+      fixed.reasoning = job.routed.reasoning;
+      fixed.reasoning_pinned = job.routed.reasoning_pinned;
+      fixed.max_output_tokens = job.routed.max_output_tokens;
+      target = std::move(fixed);
+    }
+    const StepResult answer = execute(target, target_call, v.shadow_trace_id, Mode::kShadow);
+    v.target_cost = answer.cost;
+    v.target_model = answer.model;
+    if (answer.status.code() == Status::Code::kOverBudget) {
+      return finish(JudgedVerdict::Outcome::kSkipped, "the shadow budget refused the target: " + answer.status.message());
+    }
+    if (!answer.status.ok()) {
+      return finish(JudgedVerdict::Outcome::kError, "the target failed: " + answer.status.message());
+    }
+    // Both orders: the routed answer as A, then as B.
+    detail::PairwiseWinner winners[2] = {detail::PairwiseWinner::kTie, detail::PairwiseWinner::kTie};
+    std::string reasons[2];
+    const char* order_names[2] = {"routed as A", "routed as B"};
+    for (int order = 0; order < 2; ++order) {
+      const ModelRequest judge_request =
+          order == 0 ? detail::pairwise_judge_request(job.call.request, job.routed_answer, answer.response)
+                     : detail::pairwise_judge_request(job.call.request, answer.response, job.routed_answer);
+      StepCall judge_call;
+      judge_call.step.role = "judge";
+      judge_call.step.input_tokens = estimate_input_tokens(judge_request);
+      judge_call.step.expected_output_tokens = judge_request.max_output_tokens;
+      judge_call.request = judge_request;
+      judge_call.budget_scopes = {workload};
+      const Tier* judge_tier = config.tier_of(sc.judge);
+      const Decision d = shadow_decision(workload, judge_tier != nullptr ? judge_tier->name : "", sc.judge,
+                                         judge_call.step, judge_request, "shadow call judge");
+      const StepResult said = execute(d, judge_call, v.shadow_trace_id, Mode::kShadow);
+      v.judge_cost += said.cost;
+      if (said.status.code() == Status::Code::kOverBudget) {
+        return finish(JudgedVerdict::Outcome::kSkipped,
+                      "the shadow budget refused the judge: " + said.status.message());
+      }
+      if (!said.status.ok()) {
+        return finish(JudgedVerdict::Outcome::kError, "the judge " + sc.judge + " failed (" + order_names[order] +
+                                                          "): " + said.status.message());
+      }
+      auto parsed = detail::parse_pairwise_verdict(said.response.text());
+      if (!parsed.ok()) {
+        return finish(JudgedVerdict::Outcome::kError,
+                      std::string(order_names[order]) + ": " + parsed.status().message());
+      }
+      winners[order] = parsed->winner;
+      const char* named = parsed->winner == detail::PairwiseWinner::kA   ? "A"
+                          : parsed->winner == detail::PairwiseWinner::kB ? "B"
+                                                                         : "tie";
+      reasons[order] = std::string(order_names[order]) + ": " + named + (parsed->reason.empty() ? "" : ", ") +
+                       parsed->reason;
+    }
+    return finish(detail::combine_pairwise(winners[0], winners[1]), reasons[0] + "; " + reasons[1]);
   }
 
   // Dispatcher::embed: the tier and first model asked for, admission, then
@@ -732,6 +991,16 @@ Dispatcher::Dispatcher(const Engine& engine, ModelClients clients, DispatcherOpt
 Dispatcher::~Dispatcher() = default;
 
 const ModelClients& Dispatcher::clients() const { return impl_->clients; }
+
+bool Dispatcher::wait_for_shadow_calls(std::chrono::milliseconds timeout) const {
+  if (!impl_->shadow_thread.joinable()) return true;
+  return impl_->wait_for_shadow_calls(timeout);
+}
+
+ShadowCallCounts Dispatcher::shadow_calls() const {
+  std::lock_guard<std::mutex> lock(impl_->shadow_mu);
+  return impl_->shadow_counts;
+}
 
 StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) const {
   return impl_->execute(decision, call, call.trace_id.empty() ? impl_->new_id() : call.trace_id);

@@ -39,6 +39,7 @@ struct ReportOptions {
   bool json = false;
   std::string html;
   bool shadow = false;
+  bool quality = false;
 };
 
 // "2026-11-01" (midnight UTC) or an RFC 3339 UTC time "2026-11-01T12:34:56[.789](Z|+00:00)";
@@ -533,6 +534,8 @@ int run_report(const ReportOptions& o) {
     std::cerr << "--until '" << o.until << "' must be later than --since '" << o.since << "'\n";
     return 2;
   }
+  // The verdicts carry their own costs: no config needed.
+  if (o.quality) return print_quality_report(o.ledger, query, o.since, o.until, o.json);
   auto config = load_config(o.config_path);
   if (!config.ok()) {
     std::cerr << config.status().message() << "\n";
@@ -614,11 +617,18 @@ Command add_report(CLI::App& app) {
                         ->capture_default_str();
   cmd->add_flag("--json", o->json, "One JSON object");
   CLI::Option* html = cmd->add_option("--html", o->html, "Also write a self-contained HTML page with charts");
+  CLI::Option* quality =
+      cmd->add_flag("--quality", o->quality,
+                    "The judged shadow calls instead ([workloads.X] shadow_calls): per workload, role and tier, "
+                    "how often the routed answer matched or beat the target's, with intervals, and both costs")
+          ->excludes(by)
+          ->excludes(html);
   cmd->add_flag("--shadow", o->shadow,
                 "The shadow rules instead: agreement with the active rules, disagreements and what they "
                 "would have cost (an estimate), per workload and shadow rules version")
       ->excludes(by)
-      ->excludes(html);
+      ->excludes(html)
+      ->excludes(quality);
   return [o]() { return run_report(*o); };
 }
 

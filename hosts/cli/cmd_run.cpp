@@ -188,8 +188,9 @@ int run_trace(const RunOptions& o) {
   }
   apply_token_factors(*loaded_config, *factors);
   std::mutex records_mu;
-  std::vector<CostRecord> records;  // this run's, for the closing report
+  std::vector<CostRecord> records;  // this run's steps' calls, for the closing report
   auto collect = callback_ledger([&](const CostRecord& r) {
+    if (r.workload != o.workload) return;  // a judged shadow call's ("shadow:W"): not live spend
     std::lock_guard<std::mutex> lock(records_mu);
     records.push_back(r);
   });
@@ -286,8 +287,10 @@ int run_trace(const RunOptions& o) {
   for (int t = 0; t < o.parallel; ++t) threads.emplace_back(worker);
   for (std::thread& t : threads) t.join();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // The shadow records of the last steps, before the flush that makes them durable.
+  // The shadow records of the last steps, and the judged shadow calls still
+  // under way (after the steps' own timing), before the flush that makes them durable.
   (*engine)->wait_for_shadow(config.shadow.drain_timeout);
+  const bool shadow_calls_done = dispatcher.wait_for_shadow_calls(config.shadow.drain_timeout);
   const Status flushed = options.ledger->flush();
   const std::string ledger_name = postgres ? (*sink)->name() : o.ledger;  // a URL's password left out
 
@@ -303,6 +306,22 @@ int run_trace(const RunOptions& o) {
                 c.evaluated == 0 ? 0.0 : 100.0 * static_cast<double>(c.agreed) / static_cast<double>(c.evaluated),
                 static_cast<unsigned long long>(c.errors), static_cast<unsigned long long>(c.dropped));
     if (s.shadow_error) std::printf("  not evaluated: %s\n", s.shadow_error->c_str());
+  }
+  if (const Workload* w = config.find_workload(o.workload); w != nullptr && w->shadow_calls) {
+    const ShadowCallCounts c = dispatcher.shadow_calls();
+    const std::uint64_t judged = c.wins + c.ties + c.losses;
+    std::printf("\nshadow calls to %s, judged by %s (sample %g): %llu of %llu eligible steps drawn (%llu on the "
+                "target itself, not drawn); %llu judged: %llu win, %llu tie, %llu loss; %llu error, %llu skipped by "
+                "the budget, %llu dropped; spent $%.6f of $%.2f per %s\n",
+                w->shadow_calls->target.c_str(), w->shadow_calls->judge.c_str(), w->shadow_calls->sample,
+                static_cast<unsigned long long>(c.sampled), static_cast<unsigned long long>(c.eligible),
+                static_cast<unsigned long long>(c.on_target), static_cast<unsigned long long>(judged),
+                static_cast<unsigned long long>(c.wins), static_cast<unsigned long long>(c.ties),
+                static_cast<unsigned long long>(c.losses), static_cast<unsigned long long>(c.errors),
+                static_cast<unsigned long long>(c.skipped), static_cast<unsigned long long>(c.dropped),
+                static_cast<double>(c.spent) / 1e6, static_cast<double>(w->shadow_calls->budget) / 1e6,
+                w->shadow_calls->period == BudgetPeriod::kDay ? "day" : "month");
+    if (!shadow_calls_done) std::printf("  still under way when the wait ended: not recorded\n");
   }
   for (const std::string& e : first_errors) std::fprintf(stderr, "failed: %s\n", e.c_str());
   if (!printed.ok()) {

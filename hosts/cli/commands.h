@@ -38,4 +38,11 @@ Status print_report(const Config& config, const std::vector<CostRecord>& records
 int print_shadow_report(const Config& config, const std::string& ledger, const LedgerQuery& query,
                         const std::string& since, const std::string& until, bool json);
 
+// `report --quality`: per workload, role and tier, what the judged shadow
+// calls in the ledger found (matched-or-beat rate with a Wilson interval,
+// verdict counts, routed vs target cost). A table, or one JSON object.
+// Returns the exit code. `since`/`until` are echoed as given.
+int print_quality_report(const std::string& ledger, const LedgerQuery& query, const std::string& since,
+                         const std::string& until, bool json);
+
 }  // namespace switchboard::cli

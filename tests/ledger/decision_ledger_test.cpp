@@ -78,6 +78,27 @@ DecisionRecord sample_decision_record(int n, bool shadow) {
   return r;
 }
 
+// A judged shadow call's record (dispatch.h): the live step's decision and the verdict.
+DecisionRecord judged_record(int n, JudgedVerdict::Outcome outcome) {
+  DecisionRecord r = sample_decision_record(n, false);
+  r.kind = DecisionKind::kJudged;
+  r.admission = AdmissionOutcome::kNotAdmitted;
+  JudgedVerdict v;
+  v.outcome = outcome;
+  v.reason = "routed as A: tie; routed as B: A, \"quoted\" reason";
+  v.judge_model = "claude-sonnet-4-5";
+  v.routed_model = "claude-haiku-4-5";
+  v.routed_call_id = "call-" + std::to_string(n);
+  v.target_tier = "premium";
+  v.target_model = "claude-opus-4-1";
+  v.shadow_trace_id = "shadow-" + std::to_string(n);
+  v.routed_cost = 1200 + n;
+  v.target_cost = 34'000 + n;
+  v.judge_cost = 5600;
+  r.judged = v;
+  return r;
+}
+
 // The calls table as version 1 wrote it, with one call.
 constexpr const char* kVersion1Calls = R"sql(
 CREATE TABLE calls (id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, trace_id TEXT NOT NULL,
@@ -142,6 +163,22 @@ void check_same(const DecisionRecord& got, const DecisionRecord& want) {
   CHECK(g.estimated_output_tokens == w.estimated_output_tokens);
   CHECK(g.estimated_cost == w.estimated_cost);
   CHECK(got.admission == want.admission);
+  REQUIRE(got.judged.has_value() == want.judged.has_value());
+  if (want.judged) {
+    const JudgedVerdict& gv = *got.judged;
+    const JudgedVerdict& wv = *want.judged;
+    CHECK(gv.outcome == wv.outcome);
+    CHECK(gv.reason == wv.reason);
+    CHECK(gv.judge_model == wv.judge_model);
+    CHECK(gv.routed_model == wv.routed_model);
+    CHECK(gv.routed_call_id == wv.routed_call_id);
+    CHECK(gv.target_tier == wv.target_tier);
+    CHECK(gv.target_model == wv.target_model);
+    CHECK(gv.shadow_trace_id == wv.shadow_trace_id);
+    CHECK(gv.routed_cost == wv.routed_cost);
+    CHECK(gv.target_cost == wv.target_cost);
+    CHECK(gv.judge_cost == wv.judge_cost);
+  }
   REQUIRE(got.active.has_value() == want.active.has_value());
   if (want.active) {
     CHECK(same_choice(*got.active, *want.active));
@@ -186,6 +223,33 @@ TEST_CASE("decision records keep every field through the SQLite ledger beside th
   REQUIRE(later.ok());
   REQUIRE(later->size() == 1);
   CHECK((*later)[0].kind == DecisionKind::kShadow);
+}
+
+TEST_CASE("a judged shadow call's verdict and costs read back from the SQLite and JSONL ledgers") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  const std::vector<DecisionRecord> written = {sample_decision_record(0, false),
+                                               judged_record(1, JudgedVerdict::Outcome::kLoss),
+                                               sample_decision_record(2, true),
+                                               judged_record(3, JudgedVerdict::Outcome::kError)};
+  {
+    auto sink = open_sqlite_ledger({.path = path});
+    REQUIRE_MESSAGE(sink.ok(), sink.status().message());
+    for (const DecisionRecord& r : written) REQUIRE((*sink)->write(r).ok());
+    REQUIRE((*sink)->flush().ok());
+  }
+  auto decisions = read_sqlite_decisions(path);
+  REQUIRE_MESSAGE(decisions.ok(), decisions.status().message());
+  REQUIRE(decisions->size() == written.size());
+  for (size_t i = 0; i < written.size(); ++i) check_same((*decisions)[i], written[i]);
+  for (const DecisionRecord& r : written) {
+    auto back = decision_record_from_json(decision_record_to_json(r));
+    REQUIRE_MESSAGE(back.ok(), back.status().message());
+    check_same(*back, r);
+  }
+  CHECK(to_string(JudgedVerdict::Outcome::kSkipped) == "skipped");
+  CHECK(parse_judged_outcome("tie") == JudgedVerdict::Outcome::kTie);
+  CHECK_FALSE(parse_judged_outcome("draw").has_value());
 }
 
 TEST_CASE("a version 1 ledger is migrated in place and keeps its calls") {

@@ -98,6 +98,22 @@ DecisionRecord sample_decision(int n, bool shadow) {
     active.reasoning = Reasoning::kDefault;
     active.max_output_tokens.reset();
     r.active = active;
+  } else if (n % 3 == 1) {  // a judged shadow call's record, on the step's trace
+    r.kind = DecisionKind::kJudged;
+    r.admission = AdmissionOutcome::kNotAdmitted;
+    JudgedVerdict v;
+    v.outcome = n % 2 ? JudgedVerdict::Outcome::kLoss : JudgedVerdict::Outcome::kError;
+    v.reason = "routed as A: B, the\ttarget's is complete; routed as B: B";
+    v.judge_model = "claude-sonnet-4-5";
+    v.routed_model = "claude-haiku-4-5";
+    v.routed_call_id = "call-" + std::to_string(n);
+    v.target_tier = "premium";
+    v.target_model = "claude-opus-4-1";
+    v.shadow_trace_id = "shadow-" + std::to_string(n);
+    v.routed_cost = 1200 + n;
+    v.target_cost = 34'000 + n;
+    v.judge_cost = 5600;
+    r.judged = v;
   }
   return r;
 }
@@ -183,6 +199,12 @@ TEST_CASE("the PostgreSQL ledger reads back every record exactly as the SQLite l
   REQUIRE(pg_decisions->size() == 6);
   for (size_t i = 0; i < 6; ++i) CHECK(fields((*pg_decisions)[i]) == fields((*sqlite_decisions)[i]));
   CHECK((*pg_decisions)[2].active.has_value());
+  REQUIRE((*pg_decisions)[1].judged.has_value());
+  CHECK((*pg_decisions)[1].kind == DecisionKind::kJudged);
+  CHECK((*pg_decisions)[1].judged->outcome == JudgedVerdict::Outcome::kLoss);
+  CHECK((*pg_decisions)[1].judged->reason == sample_decision(1, false).judged->reason);
+  CHECK((*pg_decisions)[4].judged->target_cost == 34'004);
+  CHECK_FALSE((*pg_decisions)[0].judged.has_value());
 
   // The filters select the same records.
   LedgerQuery q;

@@ -153,6 +153,23 @@ struct Tier {
   std::string source;               ///< "file:line:column" of the definition, for messages
 };
 
+/// Judged shadow calls on live traffic ([workloads.X] shadow_calls = { sample
+/// = 0.02, target = "premium", judge = "MODEL", budget_usd = 5, period = "day"
+/// }): for a sampled share of the workload's answered steps, after the answer
+/// is returned, the dispatcher sends the same request to `target` and asks
+/// `judge` which answer is better, in both orders (dispatch.h, "Judged shadow
+/// calls"). Every key but `period` is required; an unknown key is an error.
+struct ShadowCalls {
+  double sample = 0;     ///< `sample`: the share of eligible steps shadowed, in (0, 1]
+  std::string target;    ///< `target`: a chat model or a tier of the config
+  std::string judge;     ///< `judge`: a chat model of the config
+  /// `budget_usd`: the hard cap on the target and judge calls together, per
+  /// period, in the budget scope shadow_calls_budget_scope(workload).
+  MicroUsd budget = 0;
+  BudgetPeriod period = BudgetPeriod::kDay;  ///< `period`: "day" (the default) or "month"
+  std::string source;    ///< "file:line:column" of the table, for messages
+};
+
 /// A workload ([workloads.NAME]): its rules, fallback tier and budget.
 struct Workload {
   std::string name;            ///< NAME in [workloads.NAME]
@@ -175,6 +192,9 @@ struct Workload {
   /// name that starts with "browser_"); no captures, '%b', '%f' or back
   /// references. load_config refuses any other entry, naming its file:line.
   std::vector<std::string> untrusted_tools;
+  /// [workloads.X] shadow_calls: judged shadow calls on the workload's live
+  /// traffic; unset when the workload has none.
+  std::optional<ShadowCalls> shadow_calls;
   std::string source;                        ///< "file:line:column" of the definition, for messages
 };
 

@@ -31,6 +31,24 @@
 /// settles at the provider's own usage; what it billed above its
 /// reservation is an overrun (CostRecord::overrun), charged all the same.
 ///
+/// Judged shadow calls ([workloads.X] shadow_calls, config.h): when a step of
+/// such a workload is answered (and its model is not the target's: those are
+/// counted, never shadowed), a seeded Bernoulli sampler draws it with
+/// probability `sample`. A drawn step is handed to the dispatcher's shadow
+/// worker (a copy of its request; one short lock, never a wait: a full queue
+/// drops the sample and counts it), and run() returns as it would have. The
+/// worker sends the same request to the target, then asks the judge which of
+/// the two answers is better, twice: the routed answer as A, then as B. The
+/// two verdicts agree: that is the verdict; they disagree: a tie (a judge
+/// that always names the same position says nothing about the answers).
+/// A judge failure or an answer that is no verdict is an error, never a loss.
+/// The target's and the judge's calls are calls like any other (CostRecords of
+/// workload "shadow:X", role the step's or "judge"), each reserved first in
+/// the scope shadow_calls_budget_scope(X) whose cap is budget_usd per period:
+/// one the budget refuses ends the sample as skipped. Each sample ends in one
+/// DecisionRecord of kind judged with the step's trace id. The dispatcher's
+/// destructor waits for the queue as [shadow] drain_timeout_ms allows.
+///
 /// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
 /// failed attempt that was retried, or the last one when nothing was left;
 /// `fallback` for the failed attempt after which the next model was called;
@@ -40,6 +58,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -167,9 +186,29 @@ struct DispatcherOptions {
   std::shared_ptr<Ledger> ledger;
   /// Waits between retries; tests pass a fake that records the waits.
   std::function<void(std::chrono::milliseconds)> sleep;
-  /// Seed for the backoff jitter and ids; 0 = from std::random_device.
+  /// Seed for the backoff jitter, ids and the shadow-call sampler; 0 = from std::random_device.
   std::uint64_t seed = 0;
+  /// Judged shadow calls waiting for the shadow worker, at most; a sample
+  /// drawn while it is full is dropped and counted (ShadowCallCounts::dropped).
+  std::size_t shadow_call_queue = 64;
 };
+
+/// What the judged shadow calls of a dispatcher did since it was made (all workloads).
+struct ShadowCallCounts {
+  std::uint64_t eligible = 0;    ///< answered steps of a workload with shadow_calls, not on the target
+  std::uint64_t on_target = 0;   ///< answered steps already served by the target: never shadowed
+  std::uint64_t sampled = 0;     ///< eligible steps the sampler drew
+  std::uint64_t dropped = 0;     ///< of those, the queue was full (or closing timed out): not judged
+  std::uint64_t wins = 0;        ///< verdicts recorded: the routed answer was better
+  std::uint64_t ties = 0;        ///< ... as good (or the two orders disagreed)
+  std::uint64_t losses = 0;      ///< ... worse
+  std::uint64_t errors = 0;      ///< ... no verdict: the target or the judge failed
+  std::uint64_t skipped = 0;     ///< ... the shadow budget refused a call
+  MicroUsd spent = 0;            ///< the target's and the judge's calls
+};
+
+/// The budget scope of a workload's judged shadow calls: "shadow:WORKLOAD".
+std::string shadow_calls_budget_scope(std::string_view workload);
 
 /// The call path for steps (see the file comment); run() and execute() are thread-safe.
 class Dispatcher {
@@ -203,6 +242,13 @@ class Dispatcher {
 
   /// The clients the dispatcher calls models through.
   const ModelClients& clients() const;
+
+  /// Waits until every judged shadow call handed over so far is recorded (or
+  /// dropped), or `timeout` passes; true when none is left. Hosts call it
+  /// before flushing the ledger; at once when no workload has shadow_calls.
+  bool wait_for_shadow_calls(std::chrono::milliseconds timeout) const;
+  /// What the judged shadow calls did so far.
+  ShadowCallCounts shadow_calls() const;
 
  private:
   struct Impl;

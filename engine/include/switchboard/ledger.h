@@ -103,8 +103,12 @@ enum class DecisionKind {
   /// case of an eval set, its calls followed; not live traffic. Its records
   /// carry the eval's workload ("eval", or "eval:RULES" for a rules target).
   kEval,
+  /// A judged shadow call (dispatch.h, "Judged shadow calls"): the live
+  /// step's decision (its trace_id the step's), never acted on again; its
+  /// verdict in DecisionRecord::judged. Not a decision to replay.
+  kJudged,
 };
-/// The ledger's name of `k`: "rules", "requested", "shadow" or "eval".
+/// The ledger's name of `k`: "rules", "requested", "shadow", "eval" or "judged".
 std::string_view to_string(DecisionKind k);
 /// The inverse of to_string(DecisionKind); nullopt for any other name.
 std::optional<DecisionKind> parse_decision_kind(std::string_view name);
@@ -120,6 +124,32 @@ enum class AdmissionOutcome {
 std::string_view to_string(AdmissionOutcome a);
 /// The inverse of to_string(AdmissionOutcome); nullopt for any other name.
 std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name);
+
+/// A judge's pairwise verdict on a live step's answer against the shadow
+/// target's answer to the same request (DecisionKind::kJudged), from the
+/// routed answer's point of view.
+struct JudgedVerdict {
+  /// win / tie / loss: the routed answer was better, as good, or worse (both
+  /// orders agreed; orders that disagree make a tie); error: the judge or the
+  /// target failed, or the judge gave no verdict (never counted as a loss);
+  /// skipped: the shadow budget refused the target or a judge call.
+  enum class Outcome { kWin, kTie, kLoss, kError, kSkipped };
+  Outcome outcome = Outcome::kTie;  ///< what the judge found
+  std::string reason;               ///< the judge's reasons (both orders), or why there is no verdict
+  std::string judge_model;          ///< the model that judged
+  std::string routed_model;         ///< the model that answered the live step
+  std::string routed_call_id;       ///< the live step's answering call (CostRecord::call_id)
+  std::string target_tier;          ///< the shadow target's tier
+  std::string target_model;         ///< the model that answered for the target ("" when not called)
+  std::string shadow_trace_id;      ///< the trace id of the target's and the judge's CostRecords
+  MicroUsd routed_cost = 0;         ///< the live step's calls
+  MicroUsd target_cost = 0;         ///< the target's calls: what the step would have cost there
+  MicroUsd judge_cost = 0;          ///< the judge's calls (both orders)
+};
+/// The ledger's name of `o`: "win", "tie", "loss", "error" or "skipped".
+std::string_view to_string(JudgedVerdict::Outcome o);
+/// The inverse of to_string(JudgedVerdict::Outcome); nullopt for any other name.
+std::optional<JudgedVerdict::Outcome> parse_judged_outcome(std::string_view name);
 
 /// One decision for one step: what `switchboard whatif` replays under other
 /// rules and `report --shadow` compares. The step's calls are the CostRecords
@@ -143,6 +173,8 @@ struct DecisionRecord {
   /// candidate that failed (decision.error set) never agrees.
   std::optional<Decision> active;
   bool agrees = false;  ///< kShadow only: whether the candidate chose the same as `active`
+  /// kJudged only: the verdict of the step's shadow call.
+  std::optional<JudgedVerdict> judged;
 };
 
 /// Whether two decisions call the same thing: tier, model, reasoning, fanout,

@@ -220,6 +220,22 @@ std::string decision_record_to_json(const DecisionRecord& r) {
     write_decision(w, "active", *r.active);
     w.boolean("agrees", r.agrees);
   }
+  if (r.judged) {
+    const JudgedVerdict& v = *r.judged;
+    w.begin_object("judged")
+        .string("verdict", to_string(v.outcome))
+        .string("reason", v.reason)
+        .string("judge_model", v.judge_model)
+        .string("routed_model", v.routed_model)
+        .string("routed_call_id", v.routed_call_id)
+        .string("target_tier", v.target_tier)
+        .string("target_model", v.target_model)
+        .string("shadow_trace_id", v.shadow_trace_id)
+        .integer("routed_cost_micro_usd", v.routed_cost)
+        .integer("target_cost_micro_usd", v.target_cost)
+        .integer("judge_cost_micro_usd", v.judge_cost)
+        .end();
+  }
   w.end();
   return out;
 }
@@ -430,7 +446,7 @@ Result<DecisionRecord> decision_record_from_json(std::string_view line) {
   if (!t.ok()) return field_error("time", t.status().message());
   r.time = *t;
   const auto k = parse_decision_kind(kind);
-  if (!k) return field_error("kind", "'" + kind + "' is not rules, requested or shadow");
+  if (!k) return field_error("kind", "'" + kind + "' is not rules, requested, shadow, eval or judged");
   r.kind = *k;
   const auto a = parse_admission_outcome(admission);
   if (!a) return field_error("admission", "'" + admission + "' is not admitted, rerouted, refused or not_admitted");
@@ -449,6 +465,28 @@ Result<DecisionRecord> decision_record_from_json(std::string_view line) {
     auto parsed_active = decision_from_json(*active, "active");
     if (!parsed_active.ok()) return parsed_active.status();
     r.active = std::move(parsed_active).value();
+  }
+  if (const auto judged = j.find("judged"); judged != j.end() && !judged->is_null()) {
+    if (!judged->is_object()) return field_error("judged", "must be an object");
+    FieldReader g(*judged, "judged.");
+    JudgedVerdict v;
+    std::string verdict;
+    g.text("verdict", verdict);
+    g.text("reason", v.reason);
+    g.text("judge_model", v.judge_model);
+    g.text("routed_model", v.routed_model);
+    g.text("routed_call_id", v.routed_call_id);
+    g.text("target_tier", v.target_tier);
+    g.text("target_model", v.target_model);
+    g.text("shadow_trace_id", v.shadow_trace_id);
+    g.integer("routed_cost_micro_usd", v.routed_cost);
+    g.integer("target_cost_micro_usd", v.target_cost);
+    g.integer("judge_cost_micro_usd", v.judge_cost);
+    if (!g.status().ok()) return g.status();
+    const auto outcome = parse_judged_outcome(verdict);
+    if (!outcome) return field_error("judged.verdict", "'" + verdict + "' is not win, tie, loss, error or skipped");
+    v.outcome = *outcome;
+    r.judged = std::move(v);
   }
   return r;
 }

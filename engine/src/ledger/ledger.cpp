@@ -36,6 +36,14 @@ constexpr EnumName<DecisionKind> kKindNames[] = {
     {DecisionKind::kRequested, "requested"},
     {DecisionKind::kShadow, "shadow"},
     {DecisionKind::kEval, "eval"},
+    {DecisionKind::kJudged, "judged"},
+};
+constexpr EnumName<JudgedVerdict::Outcome> kJudgedNames[] = {
+    {JudgedVerdict::Outcome::kWin, "win"},
+    {JudgedVerdict::Outcome::kTie, "tie"},
+    {JudgedVerdict::Outcome::kLoss, "loss"},
+    {JudgedVerdict::Outcome::kError, "error"},
+    {JudgedVerdict::Outcome::kSkipped, "skipped"},
 };
 constexpr EnumName<AdmissionOutcome> kAdmissionNames[] = {
     {AdmissionOutcome::kAdmitted, "admitted"},
@@ -109,6 +117,10 @@ std::optional<CallStatus> parse_call_status(std::string_view name) { return valu
 
 std::string_view to_string(DecisionKind k) { return name_of(kKindNames, k); }
 std::optional<DecisionKind> parse_decision_kind(std::string_view name) { return value_named(kKindNames, name); }
+std::string_view to_string(JudgedVerdict::Outcome o) { return name_of(kJudgedNames, o); }
+std::optional<JudgedVerdict::Outcome> parse_judged_outcome(std::string_view name) {
+  return value_named(kJudgedNames, name);
+}
 std::string_view to_string(AdmissionOutcome a) { return name_of(kAdmissionNames, a); }
 std::optional<AdmissionOutcome> parse_admission_outcome(std::string_view name) {
   return value_named(kAdmissionNames, name);

@@ -114,7 +114,7 @@ CREATE TABLE decisions (
   record_key                TEXT   NOT NULL UNIQUE,
   time_ms                   BIGINT NOT NULL,
   trace_id                  TEXT   NOT NULL,
-  kind                      TEXT   NOT NULL,  -- rules | requested | shadow
+  kind                      TEXT   NOT NULL,  -- rules | requested | shadow | eval | judged
   workload                  TEXT   NOT NULL,
   role                      TEXT   NOT NULL,
   rules_version             TEXT   NOT NULL,
@@ -154,6 +154,21 @@ CREATE TABLE token_factors (
   time_ms     BIGINT NOT NULL
 );
 )sql"},
+    // Judged shadow calls (dispatch.h): a decision of kind 'judged' carries
+    // the judge's verdict and both sides' costs; NULL on every other decision.
+    {2, R"sql(
+ALTER TABLE decisions ADD COLUMN verdict TEXT;  -- win | tie | loss | error | skipped
+ALTER TABLE decisions ADD COLUMN verdict_reason TEXT;
+ALTER TABLE decisions ADD COLUMN judge_model TEXT;
+ALTER TABLE decisions ADD COLUMN routed_model TEXT;
+ALTER TABLE decisions ADD COLUMN routed_call_id TEXT;  -- the live step's answering call
+ALTER TABLE decisions ADD COLUMN target_tier TEXT;
+ALTER TABLE decisions ADD COLUMN target_model TEXT;
+ALTER TABLE decisions ADD COLUMN shadow_trace_id TEXT;  -- the target's and the judge's calls
+ALTER TABLE decisions ADD COLUMN routed_cost_micro_usd BIGINT;
+ALTER TABLE decisions ADD COLUMN target_cost_micro_usd BIGINT;
+ALTER TABLE decisions ADD COLUMN judge_cost_micro_usd BIGINT;
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 // Any constant: the advisory lock replicas migrating at once serialise on.
@@ -169,7 +184,9 @@ constexpr const char* kDecisionColumns =
     "fanout, aggregate, max_output_tokens, reason, error, ctx_spent_micro_usd, ctx_budget_left_micro_usd, "
     "estimated_input_tokens, estimated_output_tokens, estimated_cost_micro_usd, admission, agrees, "
     "active_rules_version, active_tier, active_model, active_reasoning, active_fanout, active_aggregate, "
-    "active_max_output_tokens";
+    "active_max_output_tokens, verdict, verdict_reason, judge_model, routed_model, routed_call_id, target_tier, "
+    "target_model, shadow_trace_id, routed_cost_micro_usd, target_cost_micro_usd, judge_cost_micro_usd";
+static_assert(std::string_view(kDecisionColumns).ends_with(ledger_columns::kVerdictColumns));
 
 // Records a write() waits behind when the committer cannot keep up.
 constexpr size_t kQueueCapacity = 65536;
@@ -452,6 +469,7 @@ void copy_row(std::string& out, const std::string& key, const DecisionRecord& r,
   } else {
     for (int k = 0; k < 8; ++k) row.null();
   }
+  ledger_columns::write_verdict(row, r);
 }
 
 // One record on its way: its key (what makes writing it twice harmless) and
@@ -1035,7 +1053,14 @@ Result<std::vector<DecisionRecord>> read_postgres_decisions(const std::string& u
   const std::string name = redact_postgres_url(url);
   auto conn = open_readable(url, name);
   if (!conn.ok()) return conn.status();
-  auto rows = run_query(conn->get(), name, std::string("SELECT id, ") + kDecisionColumns + " FROM decisions", q,
+  auto version = schema_version(conn->get(), name);
+  if (!version.ok()) return version.status();
+  std::string columns = kDecisionColumns;
+  if (*version < 2) {  // before the verdict columns: read as nulls
+    columns.resize(columns.size() - std::string_view(ledger_columns::kVerdictColumns).size());
+    columns += ledger_columns::kNoVerdictColumns;
+  }
+  auto rows = run_query(conn->get(), name, "SELECT id, " + columns + " FROM decisions", q,
                         "cannot read the ledger's decisions");
   if (!rows.ok()) return rows.status();
   PGresult* res = rows->get();

@@ -23,6 +23,35 @@
 
 namespace switchboard::ledger_columns {
 
+// The decision columns of a judged verdict (both schemas), after the active
+// decision's, in the order read_decision reads them and the writers bind them.
+inline constexpr const char* kVerdictColumns =
+    "verdict, verdict_reason, judge_model, routed_model, routed_call_id, target_tier, target_model, "
+    "shadow_trace_id, routed_cost_micro_usd, target_cost_micro_usd, judge_cost_micro_usd";
+inline constexpr int kVerdictColumnCount = 11;
+// What a reader selects instead from a ledger older than those columns.
+inline constexpr const char* kNoVerdictColumns =
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
+
+// Binds a decision record's verdict columns through `w` (text(), integer(),
+// null()): all null unless the record is a judged one.
+template <typename Writer>
+void write_verdict(Writer& w, const DecisionRecord& r) {
+  if (!r.judged) {
+    for (int k = 0; k < kVerdictColumnCount; ++k) w.null();
+    return;
+  }
+  const JudgedVerdict& v = *r.judged;
+  w.text(to_string(v.outcome));
+  for (const std::string* s : {&v.reason, &v.judge_model, &v.routed_model, &v.routed_call_id, &v.target_tier,
+                               &v.target_model, &v.shadow_trace_id}) {
+    w.text(*s);
+  }
+  w.integer(v.routed_cost);
+  w.integer(v.target_cost);
+  w.integer(v.judge_cost);
+}
+
 // A stored time (milliseconds since 1970) as a time point.
 inline std::chrono::system_clock::time_point time_from_ms(std::int64_t ms) {
   return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
@@ -75,8 +104,9 @@ Result<CostRecord> read_call(Row& row, std::int64_t id, const std::string& where
 
 // The decision record with id `id` whose remaining columns `row` reads next:
 // time, trace, kind, workload, role, rules version, step JSON, the decision's
-// fields, admission, agrees (null: no active decision) and, when agrees is
-// set, the active decision's fields. Errors name `where` and the id.
+// fields, admission, agrees (null: no active decision), the active
+// decision's fields (null without one), then the judged verdict's columns
+// (kVerdictColumns: null but on a judged row). Errors name `where` and the id.
 template <typename Row>
 Result<DecisionRecord> read_decision(Row& row, std::int64_t id, const std::string& where) {
   DecisionRecord r;
@@ -140,6 +170,24 @@ Result<DecisionRecord> read_decision(Row& row, std::int64_t id, const std::strin
     a.aggregate = row.text();
     a.max_output_tokens = row.optional_integer();
     r.active = std::move(a);
+  } else {
+    for (int k = 0; k < 7; ++k) row.optional_text();  // the active decision's columns, null
+  }
+  // The verdict's columns: verdict, reason, judge, routed model and call,
+  // target tier and model, the shadow trace, and the three costs.
+  if (const std::optional<std::string> verdict = row.optional_text()) {
+    const auto outcome = parse_judged_outcome(*verdict);
+    if (!outcome) return bad("has an unknown verdict '" + *verdict + "'");
+    JudgedVerdict v;
+    v.outcome = *outcome;
+    for (std::string* s : {&v.reason, &v.judge_model, &v.routed_model, &v.routed_call_id, &v.target_tier,
+                           &v.target_model, &v.shadow_trace_id}) {
+      *s = row.optional_text().value_or("");
+    }
+    v.routed_cost = row.optional_integer().value_or(0);
+    v.target_cost = row.optional_integer().value_or(0);
+    v.judge_cost = row.optional_integer().value_or(0);
+    r.judged = std::move(v);
   }
   if (r.step.role.empty()) r.step.role = role;
   return r;

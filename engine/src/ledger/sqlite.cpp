@@ -113,7 +113,7 @@ CREATE TABLE decisions (
   id                        INTEGER PRIMARY KEY,
   time_ms                   INTEGER NOT NULL,
   trace_id                  TEXT    NOT NULL,
-  kind                      TEXT    NOT NULL,  -- rules | requested | shadow
+  kind                      TEXT    NOT NULL,  -- rules | requested | shadow | eval | judged
   workload                  TEXT    NOT NULL,
   role                      TEXT    NOT NULL,
   rules_version             TEXT    NOT NULL,
@@ -185,6 +185,22 @@ CREATE TABLE journal_state (
 );
 INSERT INTO journal_state (id, generation, ingested_bytes) VALUES (1, '', 0);
 )sql"},
+    // Judged shadow calls (dispatch.h): a decision of kind 'judged' carries
+    // the judge's verdict on the live answer against the shadow target's, and
+    // both sides' costs; NULL on every other decision.
+    {7, R"sql(
+ALTER TABLE decisions ADD COLUMN verdict TEXT;  -- win | tie | loss | error | skipped
+ALTER TABLE decisions ADD COLUMN verdict_reason TEXT;
+ALTER TABLE decisions ADD COLUMN judge_model TEXT;
+ALTER TABLE decisions ADD COLUMN routed_model TEXT;
+ALTER TABLE decisions ADD COLUMN routed_call_id TEXT;  -- the live step's answering call
+ALTER TABLE decisions ADD COLUMN target_tier TEXT;
+ALTER TABLE decisions ADD COLUMN target_model TEXT;
+ALTER TABLE decisions ADD COLUMN shadow_trace_id TEXT;  -- the target's and the judge's calls
+ALTER TABLE decisions ADD COLUMN routed_cost_micro_usd INTEGER;
+ALTER TABLE decisions ADD COLUMN target_cost_micro_usd INTEGER;
+ALTER TABLE decisions ADD COLUMN judge_cost_micro_usd INTEGER;
+)sql"},
 };
 constexpr int kLatestSchema = kMigrations[std::size(kMigrations) - 1].version;
 
@@ -219,10 +235,12 @@ constexpr const char* kDecisionColumns =
     "active_rules_version, active_tier, active_model, active_reasoning, active_fanout, active_aggregate, "
     "active_max_output_tokens";
 constexpr int kDecisionColumnCount = 29;
+constexpr int kVerdictSchema = 7;  // the first with the verdict columns (ledger_columns::kVerdictColumns)
 
 std::string decision_insert_sql() {
-  std::string sql = std::string("INSERT INTO decisions (") + kDecisionColumns + ") VALUES (";
-  for (int i = 0; i < kDecisionColumnCount; ++i) sql += i == 0 ? "?" : ",?";
+  std::string sql = std::string("INSERT INTO decisions (") + kDecisionColumns + ", " +
+                    ledger_columns::kVerdictColumns + ") VALUES (";
+  for (int i = 0; i < kDecisionColumnCount + ledger_columns::kVerdictColumnCount; ++i) sql += i == 0 ? "?" : ",?";
   return sql + ")";
 }
 
@@ -492,6 +510,16 @@ class RowWriter {
     } else {
       for (int k = 0; k < 8; ++k) null();
     }
+    struct Binder {  // the verdict's columns, bound after the others
+      sqlite3_stmt* st;
+      int& i;
+      void text(std::string_view s) {
+        sqlite3_bind_text(st, ++i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+      }
+      void integer(std::int64_t v) { sqlite3_bind_int64(st, ++i, v); }
+      void null() { sqlite3_bind_null(st, ++i); }
+    } verdict{st, i};
+    ledger_columns::write_verdict(verdict, r);
     Status s = step_done(st, "cannot insert a decision record");
     sqlite3_clear_bindings(st);
     return s;
@@ -1208,7 +1236,12 @@ Result<std::vector<DecisionRecord>> read_sqlite_decisions(const std::string& pat
   const std::int64_t version = readable->version;
   std::vector<DecisionRecord> records;
   if (version < 2) return records;  // written before decisions were kept
-  auto stmt = prepare_query(raw, path, std::string("SELECT id, ") + kDecisionColumns + " FROM decisions", query);
+  auto stmt = prepare_query(raw, path,
+                            std::string("SELECT id, ") + kDecisionColumns + ", " +
+                                (version >= kVerdictSchema ? ledger_columns::kVerdictColumns
+                                                           : ledger_columns::kNoVerdictColumns) +
+                                " FROM decisions",
+                            query);
   if (!stmt.ok()) return stmt.status();
   sqlite3_stmt* st = stmt->get();
   for (;;) {

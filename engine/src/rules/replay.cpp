@@ -73,7 +73,10 @@ std::vector<RecordedStep> recorded_steps(const std::vector<DecisionRecord>& deci
   std::vector<RecordedStep> steps;
   std::unordered_map<std::string, size_t> by_trace;
   for (const DecisionRecord& d : decisions) {
-    if (d.kind == DecisionKind::kShadow || by_trace.count(d.trace_id) != 0) continue;
+    // Shadow rules' and judged shadow calls' records share the step's trace; they are no step.
+    if (d.kind == DecisionKind::kShadow || d.kind == DecisionKind::kJudged || by_trace.count(d.trace_id) != 0) {
+      continue;
+    }
     by_trace.emplace(d.trace_id, steps.size());
     steps.push_back(RecordedStep{d, {}, 0});
   }
