@@ -935,8 +935,10 @@ void Gateway::run(Job& job) {
       rate.refusal->call_id = new_trace_id();
       ledger_->record(*rate.refusal);
       if (const Status recorded = ledger_->flush(); !recorded.ok()) {
-        metrics_.count_unrecorded();
-        log_->error("trace {}: refused without a ledger record: {}", trace_id, recorded.message());
+        const std::uint64_t n = metrics_.count_unrecorded();
+        if (n <= 10 || n % 1000 == 0) {
+          log_->error("trace {}: refused without a ledger record: {} ({} so far)", trace_id, recorded.message(), n);
+        }
       }
     }
     if (rate.status.code() == Status::Code::kRateLimited) metrics_.count_rate_limited(rate.limited_by);

@@ -8,7 +8,7 @@
 //   switchboard_decisions_total{workload,tier,model}    counter
 //   switchboard_fallbacks_total                         counter
 //   switchboard_ledger_unrecorded_total                 counter: answers sent whose ledger records did not commit
-//   switchboard_rate_limited_total{scope}               counter: requests refused 429 by a rate limit
+//   switchboard_rate_limited_total{scope}               counter: chat requests refused 429 by a rate limit
 //                                                       ("key:NAME", "workload:NAME", "model:NAME")
 //   switchboard_rule_errors_total{workload}             counter
 //   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
