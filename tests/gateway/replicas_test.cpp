@@ -260,6 +260,10 @@ TEST_CASE("three gateways on one Redis and one PostgreSQL hold a workload cap, a
   for (const std::string& trace : acknowledged) missing += in_ledger.count(trace) == 0 ? 1 : 0;
   CHECK(acknowledged.size() == static_cast<std::size_t>(ok.load()));
   CHECK(missing == 0);
+  MESSAGE("ok ", ok.load(), ", budget 429 ", budget_refused.load(), ", rate 429 ", rate_refused.load(),
+          ", key k admitted ", times.size(), " (most in 60 s: ", max_in_window(times, 60'000), "), acknowledged ",
+          acknowledged.size(), ", missing ", missing, ", load ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(load_took).count(), " ms");
 }
 
 
