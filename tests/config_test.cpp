@@ -182,7 +182,18 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
        edit("context_window = 1000", "context_windo = 1000"),
        "bad.toml:7:1: model 'm': unknown key 'context_windo' (expected one of: provider, model_id, endpoint, "
        "api_key_env, context_window, default_output_tokens, max_output_tokens, thinking_budget, capabilities, "
-       "auto_cache, kind, dimensions, tokenizer, calibration_floor)"},
+       "auto_cache, kind, dimensions, tokenizer, calibration_floor, requests_per_minute, tokens_per_minute)"},
+      {"a rate limit of zero",
+       edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nrequests_per_minute = 0\n"),
+       "bad.toml:13:23: workload 'w': 'requests_per_minute' must be positive"},
+      {"a rate limit that is not a whole number",
+       edit("context_window = 1000", "context_window = 1000\ntokens_per_minute = 1.5e5"),
+       "bad.toml:8:21: model 'm': 'tokens_per_minute' must be a whole number"},
+      {"a rate limit misspelt",
+       edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nrequest_per_minute = 10\n"),
+       "bad.toml:13:1: workload 'w': unknown key 'request_per_minute' (expected one of: rules, shadow_rules, "
+       "fallback_tier, budget_usd, budget_period, over_budget_tier, untrusted_tools, requests_per_minute, "
+       "tokens_per_minute)"},
       {"an unknown tokenizer",
        edit("provider = \"sim\"", "provider = \"sim\"\ntokenizer = \"p50k_base\""),
        "bad.toml:7:13: model 'm': unknown tokenizer 'p50k_base' (expected o200k_base or cl100k_base)"},

@@ -56,6 +56,15 @@ void read_token_counting(const toml::table& t, const std::string& file, ModelSpe
   m.token_factor = m.counted_with_stand_in() ? m.calibration_floor : 1.0;
 }
 
+// `requests_per_minute` and `tokens_per_minute` of a key, workload or model
+// (PerMinuteLimits): positive whole numbers when written.
+PerMinuteLimits read_rate_limits(const toml::table& t, const std::string& file, const std::string& what) {
+  PerMinuteLimits r;
+  r.requests_per_minute = detail::optional_positive_integer(t, "requests_per_minute", file, what).value_or(0);
+  r.tokens_per_minute = detail::optional_positive_integer(t, "tokens_per_minute", file, what).value_or(0);
+  return r;
+}
+
 ModelSpec read_model(const std::string& name, const toml::node& node, const std::string& file) {
   const toml::table& t = detail::expect_table(node, file, "model '" + name + "'");
   if (const toml::node* price = t.get("price")) {
@@ -70,10 +79,11 @@ ModelSpec read_model(const std::string& name, const toml::node& node, const std:
                               {"provider", "model_id", "endpoint", "api_key_env", "context_window",
                                "default_output_tokens", "max_output_tokens", "thinking_budget",
                                "capabilities", "auto_cache", "kind", "dimensions", "tokenizer",
-                               "calibration_floor"});
+                               "calibration_floor", "requests_per_minute", "tokens_per_minute"});
   ModelSpec m;
   m.name = name;
   m.source = where(file, node);
+  m.rate = read_rate_limits(t, file, "model '" + name + "'");
   m.provider = detail::required_string(t, "provider", file, "model '" + name + "'");
   if (!kProviders.count(m.provider)) {
     throw ConfigError(where(file, *t.get("provider")) + ": model '" + name + "': unknown provider '" +
@@ -632,7 +642,8 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
       k.source = where(file, key_node);
       const std::string kw = "gateway key '" + k.name + "'";
       const toml::table& kt = detail::expect_table(key_node, file, kw);
-      detail::reject_unknown_keys(kt, file, kw, {"key_env", "workload", "budget_usd", "budget_period"});
+      detail::reject_unknown_keys(kt, file, kw, {"key_env", "workload", "budget_usd", "budget_period",
+                                                 "requests_per_minute", "tokens_per_minute"});
       k.key_env = detail::required_string(kt, "key_env", file, kw);
       k.workload = detail::required_string(kt, "workload", file, kw);
       if (!c.workloads.count(k.workload)) {
@@ -640,6 +651,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
       }
       k.budget = read_budget_usd(kt, "budget_usd", file, kw);
       read_budget_period(kt, "budget_period", file, kw, k.budget_period);
+      k.rate = read_rate_limits(kt, file, kw);
       g.keys.push_back(std::move(k));
     }
   }
@@ -826,7 +838,8 @@ Config build(const toml::table& root, const std::string& file, const std::string
     const std::string what = "workload '" + w.name + "'";
     const toml::table& t = detail::expect_table(node, file, what);
     detail::reject_unknown_keys(t, file, what, {"rules", "shadow_rules", "fallback_tier", "budget_usd", "budget_period",
-                                                 "over_budget_tier", "untrusted_tools", "shadow_calls"});
+                                                 "over_budget_tier", "untrusted_tools", "shadow_calls",
+                                                 "requests_per_minute", "tokens_per_minute"});
     w.rules_path = detail::required_string(t, "rules", file, what);
     w.rules_file = (fs::path(base_dir) / w.rules_path).lexically_normal().string();
     std::error_code ec;
@@ -850,6 +863,7 @@ Config build(const toml::table& root, const std::string& file, const std::string
     check_tier(w.fallback_tier, t.get("fallback_tier"), what + " fallback_tier");
     w.budget = read_budget_usd(t, "budget_usd", file, what);
     read_budget_period(t, "budget_period", file, what, w.budget_period);
+    w.rate = read_rate_limits(t, file, what);
     if (std::optional<std::string> tier = detail::optional_string(t, "over_budget_tier", file, what)) {
       check_tier(*tier, t.get("over_budget_tier"), what + " over_budget_tier");
       w.over_budget_tier = *tier;

@@ -177,12 +177,34 @@ struct Dispatcher::Impl {
     int attempts = 0;
     int fallbacks = 0;
     std::vector<std::string> scopes;  // the budget scopes every attempt is charged to
+    std::int64_t rate_tokens = 0;     // what the step counts in a model's tokens per minute
     Reservation pending;              // the admission's, until the first attempt takes it over
     bool cap_lowered = false;         // the admission lowered the decision's output cap
     // A fan-out's branches' wall time, set once they are over: the upstream
     // time the aggregator's calls start from.
     Clock::duration fanout_upstream{0};
   };
+
+  // The step's tokens for the rate limits: its input (counted, else
+  // estimated) plus the caller's output cap (Engine::admit_rate counts the same).
+  static std::int64_t rate_tokens_of(const StepCall& call) {
+    return detail::input_tokens_of(call.step) + std::max<std::int64_t>(call.request.max_output_tokens.value_or(0), 0);
+  }
+
+  // Counts one call of `model` in its rate limit ([models.X]
+  // requests_per_minute, tokens_per_minute): ok, or why it must not be
+  // called now (rate_limited with the wait; unavailable when the shared
+  // state cannot be reached and [state] fails closed).
+  Status admit_model_rate(const std::string& model, std::int64_t tokens) const {
+    Result<RateDecision> d = engine.rate_limits().admit({model_rate_scope(model)}, tokens);
+    if (!d.ok()) return Status::unavailable("not called: " + model + ": " + d.status().message());
+    if (d->allowed) return Status();
+    return Status::rate_limited("not called: " + model + "'s rate limit (" + d->limited_by + ") has no room for " +
+                                    std::to_string(tokens) + " tokens now; " +
+                                    (d->retry_after ? "it fits in " + std::to_string(d->retry_after->count()) + " ms"
+                                                    : std::string("it never fits")),
+                                d->retry_after);
+  }
 
   // One attempt's hold on the budget (reserve_attempt).
   struct AttemptBudget {
@@ -368,6 +390,11 @@ struct Dispatcher::Impl {
         pass_by(Status::upstream("not called: " + name + " " + missing));
         continue;
       }
+      // One whose rate limit has no room now: counted once per step (its retries included).
+      if (Status room = admit_model_rate(name, trace.rate_tokens); !room.ok()) {
+        pass_by(std::move(room));
+        continue;
+      }
       HealthBook& health = engine.health();
       for (int attempt = 1; attempt <= calls.max_attempts; ++attempt) {
         if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the step's bounds
@@ -540,14 +567,17 @@ struct Dispatcher::Impl {
   // call), or one of a shadow call's own calls (neither).
   enum class Mode { kLive, kShadow };
 
-  StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id,
+  // `rate_counted`: the step is already counted in its key's and workload's
+  // rate limits (by run(), or by the host: StepCall::rate_counted).
+  StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id, bool rate_counted,
                      Mode mode = Mode::kLive) const {
-    StepResult result = execute_step(decision, call, std::move(trace_id), mode);
+    StepResult result = execute_step(decision, call, std::move(trace_id), rate_counted, mode);
     if (mode == Mode::kLive && !call.eval && result.status.ok()) maybe_shadow(call, result);
     return result;
   }
 
-  StepResult execute_step(const Decision& decision, const StepCall& call, std::string trace_id, Mode mode) const {
+  StepResult execute_step(const Decision& decision, const StepCall& call, std::string trace_id, bool rate_counted,
+                          Mode mode) const {
     const Clock::time_point start = Clock::now();
     StepResult result;
     result.trace_id = std::move(trace_id);
@@ -556,6 +586,26 @@ struct Dispatcher::Impl {
       result.status = Status::invalid_argument("'" + decision.model + "' is an embedding model: it serves "
                                                "embeddings (Dispatcher::embed, POST /v1/embeddings), not chat");
       return result;
+    }
+    if (!rate_counted) {
+      RateAdmission rate = engine.admit_rate(decision.workload, call.step, call.request.max_output_tokens.value_or(0),
+                                             call.budget_scopes, result.trace_id);
+      if (!rate.status.ok()) {
+        result.decision = decision;
+        result.status = rate.status;
+        if (options.ledger) {
+          options.ledger->record(
+              decision_record(decision, call.step, result.trace_id, AdmissionOutcome::kRefused, call.eval));
+        }
+        if (rate.refusal) {
+          rate.refusal->call_id = new_id();
+          rate.refusal->tier = decision.tier;
+          rate.refusal->model = decision.model;
+          record_refusal(*rate.refusal, result);
+        }
+        result.latency = since(start);
+        return result;
+      }
     }
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
@@ -584,6 +634,7 @@ struct Dispatcher::Impl {
     trace.scopes = admission.scopes;
     trace.pending = std::move(admission.reservation);
     trace.cap_lowered = admission.output_cap_lowered;
+    trace.rate_tokens = rate_tokens_of(call);
     const ModelRequest request = request_for(d, call, admission.output_cap_lowered);
     const std::int64_t counted = detail::input_tokens_of(call.step);
     const std::int64_t input_tokens =
@@ -783,7 +834,7 @@ struct Dispatcher::Impl {
       fixed.max_output_tokens = job.routed.max_output_tokens;
       target = std::move(fixed);
     }
-    const StepResult answer = execute(target, target_call, v.shadow_trace_id, Mode::kShadow);
+    const StepResult answer = execute(target, target_call, v.shadow_trace_id, /*rate_counted=*/true, Mode::kShadow);
     v.target_cost = answer.cost;
     v.target_model = answer.model;
     if (answer.status.code() == Status::Code::kOverBudget) {
@@ -809,7 +860,7 @@ struct Dispatcher::Impl {
       const Tier* judge_tier = config.tier_of(sc.judge);
       const Decision d = shadow_decision(workload, judge_tier != nullptr ? judge_tier->name : "", sc.judge,
                                          judge_call.step, judge_request, "shadow call judge");
-      const StepResult said = execute(d, judge_call, v.shadow_trace_id, Mode::kShadow);
+      const StepResult said = execute(d, judge_call, v.shadow_trace_id, /*rate_counted=*/true, Mode::kShadow);
       v.judge_cost += said.cost;
       if (said.status.code() == Status::Code::kOverBudget) {
         return finish(JudgedVerdict::Outcome::kSkipped,
@@ -832,6 +883,12 @@ struct Dispatcher::Impl {
                        parsed->reason;
     }
     return finish(detail::combine_pairwise(winners[0], winners[1]), reasons[0] + "; " + reasons[1]);
+  }
+
+  // Writes a refusal record (no model called) and keeps it in `result`.
+  void record_refusal(const CostRecord& r, StepResult& result) const {
+    if (options.ledger) options.ledger->record(r);
+    result.records.push_back(r);
   }
 
   // Dispatcher::embed: the tier and first model asked for, admission, then
@@ -888,6 +945,18 @@ struct Dispatcher::Impl {
     d.reason = "embeddings";
     d.estimated_input_tokens = *step.input_tokens;
     d.estimated_cost = estimate_call_cost(spec, *step.input_tokens, 0);
+    if (RateAdmission rate = engine.admit_rate(workload->name, step, 0, call.budget_scopes, result.trace_id);
+        !rate.status.ok()) {
+      result.status = rate.status;
+      if (rate.refusal) {
+        rate.refusal->call_id = new_id();
+        rate.refusal->tier = tier->name;
+        rate.refusal->model = first;
+        if (options.ledger) options.ledger->record(*rate.refusal);
+        result.records.push_back(*rate.refusal);
+      }
+      return result;
+    }
     Admission admission = engine.admit(d, step, result.trace_id, call.budget_scopes);
     if (!admission.status.ok()) {
       result.status = admission.status;
@@ -913,6 +982,18 @@ struct Dispatcher::Impl {
       const bool last_model = m + 1 == order.size();
       ModelClient* client = clients.find(name);
       bool next_model = false;
+      // A model whose rate limit has no room now is passed by, as in call_tier.
+      if (Status room = admit_model_rate(name, *step.input_tokens); !room.ok()) {
+        CostRecord r = record_for(trace, tier->name, name, client ? client->provider() : std::string());
+        r.budget_scopes = admission.scopes;
+        r.status = last_model ? CallStatus::kError : CallStatus::kFallback;
+        r.error = one_line(room.message());
+        write(trace, std::move(r));
+        answer = std::move(room);
+        result.model = name;
+        if (!last_model) trace.fallbacks++;
+        continue;
+      }
       for (int attempt = 1; attempt <= calls.max_attempts && !next_model; ++attempt) {
         if (Status stop = bounds.check(); !stop.ok()) {  // no attempt starts past the call's bounds
           answer = std::move(stop);
@@ -1003,7 +1084,7 @@ ShadowCallCounts Dispatcher::shadow_calls() const {
 }
 
 StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) const {
-  return impl_->execute(decision, call, call.trace_id.empty() ? impl_->new_id() : call.trace_id);
+  return impl_->execute(decision, call, call.trace_id.empty() ? impl_->new_id() : call.trace_id, call.rate_counted);
 }
 
 StepResult Dispatcher::run(std::string_view workload, const StepCall& call, const CallContext& ctx) const {
@@ -1015,6 +1096,23 @@ StepResult Dispatcher::run(std::string_view workload, const StepCall& call, cons
   } else if (traced.trace_id.empty()) {
     traced.trace_id = impl_->new_id();
   }
+  // Counted before the rules run, so that they see the headroom.
+  if (!call.rate_counted) {
+    RateAdmission rate = impl_->engine.admit_rate(workload, call.step, call.request.max_output_tokens.value_or(0),
+                                                  call.budget_scopes, traced.trace_id);
+    if (!rate.status.ok()) {
+      StepResult r;
+      r.status = rate.status;
+      r.trace_id = std::move(traced.trace_id);
+      if (rate.refusal) {
+        rate.refusal->call_id = impl_->new_id();
+        impl_->record_refusal(*rate.refusal, r);
+      }
+      return r;
+    }
+    traced.rate_requests_left = rate.requests_left;
+    traced.rate_tokens_left = rate.tokens_left;
+  }
   Result<Decision> decision = impl_->engine.decide(workload, call.step, traced);
   if (!decision.ok()) {
     StepResult r;
@@ -1022,7 +1120,7 @@ StepResult Dispatcher::run(std::string_view workload, const StepCall& call, cons
     r.trace_id = std::move(traced.trace_id);
     return r;
   }
-  return impl_->execute(*decision, call, std::move(traced.trace_id));
+  return impl_->execute(*decision, call, std::move(traced.trace_id), true);
 }
 
 Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& ledger_location) {

@@ -146,6 +146,7 @@ struct Engine::Impl {
   EngineOptions options;
   std::shared_ptr<detail::Reaper> reaper = detail::Reaper::start();
   std::unique_ptr<BudgetBook> budgets = std::make_unique<BudgetBook>();
+  std::unique_ptr<RateLimiter> rate_limits;  // made by open(), with the config's [state]
   std::unique_ptr<HealthBook> health;  // made by open(), from the config's [health]
   std::unique_ptr<HealthSharer> health_sharer;  // [state] backend = "redis": shares `health` with the fleet
   std::unique_ptr<SessionBook> sessions;  // made by open(), from the config's [sessions]
@@ -480,6 +481,26 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
   for (const TagBudget& tag : config.budgets) {
     impl->budgets->set_limit({tag_budget_scope(tag.name, tag.value), tag.cap, tag.period});
   }
+  // Rate limits, where every host's steps pass: a key's limit applies to any
+  // host that names the key's scope (the gateway's keys, StepCall::budget_scopes).
+  impl->rate_limits = std::make_unique<RateLimiter>(config.state);
+  for (const auto& [name, workload] : config.workloads) {
+    if (workload.rate.limited()) {
+      impl->rate_limits->set_limit(
+          {workload_budget_scope(name), workload.rate.requests_per_minute, workload.rate.tokens_per_minute});
+    }
+  }
+  for (const GatewayKey& key : config.gateway.keys) {
+    if (key.rate.limited()) {
+      impl->rate_limits->set_limit(
+          {key_budget_scope(key.name), key.rate.requests_per_minute, key.rate.tokens_per_minute});
+    }
+  }
+  for (const auto& [name, model] : config.models) {
+    if (model.rate.limited()) {
+      impl->rate_limits->set_limit({model_rate_scope(name), model.rate.requests_per_minute, model.rate.tokens_per_minute});
+    }
+  }
   rules->config = std::make_shared<const Config>(std::move(config));
   rules->generation = 1;
   if (!impl->shadow_counters.empty()) {
@@ -685,6 +706,47 @@ Admission Engine::admit(const Decision& decision, const Step& step, std::string 
   r.status = CallStatus::kRefusedByBudget;
   r.error = a.status.message();
   r.budget_scopes = a.scopes;
+  a.refusal = std::move(r);
+  return a;
+}
+
+RateLimiter& Engine::rate_limits() const { return *impl_->rate_limits; }
+
+RateAdmission Engine::admit_rate(std::string_view workload, const Step& step, std::int64_t output_cap,
+                                 const std::vector<std::string>& extra_scopes, std::string trace_id) const {
+  RateAdmission a;
+  const std::int64_t tokens = detail::input_tokens_of(step) + std::max<std::int64_t>(output_cap, 0);
+  std::vector<std::string> scopes{workload_budget_scope(workload)};
+  for (const std::string& scope : extra_scopes) {
+    if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
+  }
+  Result<RateDecision> decided = impl_->rate_limits->admit(scopes, tokens);
+  if (decided.ok() && decided->allowed) {
+    a.requests_left = decided->requests_left;
+    a.tokens_left = decided->tokens_left;
+    return a;
+  }
+  if (decided.ok()) {
+    a.limited_by = decided->limited_by;
+    a.status = Status::rate_limited(
+        "rate limit of " + a.limited_by + ": no room for " + std::to_string(tokens) + " tokens now; " +
+            (decided->retry_after ? "it fits in " + std::to_string(decided->retry_after->count()) + " ms"
+                                  : std::string("it never fits (more tokens than the limit per minute)")),
+        decided->retry_after);
+  } else {
+    a.status = decided.status();
+  }
+  const RuleSet& rules = impl_->snapshot();
+  CostRecord r;
+  r.time = std::chrono::system_clock::now();
+  r.trace_id = std::move(trace_id);
+  r.workload = std::string(workload);
+  r.role = step.role;
+  r.rules_version = rules_version(workload);
+  r.catalog_version = rules.config->prices ? rules.config->prices->version() : std::string();
+  r.status = CallStatus::kRefusedByRateLimit;
+  r.error = a.status.message();
+  r.budget_scopes = std::move(scopes);
   a.refusal = std::move(r);
   return a;
 }

@@ -160,7 +160,8 @@ struct Group {
 // Every status, in the order the report lists them. A cancelled attempt's
 // cost is spend like any other's (it was billed), so it counts in the totals.
 constexpr CallStatus kStatuses[] = {CallStatus::kOk, CallStatus::kError, CallStatus::kFallback,
-                                    CallStatus::kRefusedByBudget, CallStatus::kCancelled};
+                                    CallStatus::kRefusedByBudget, CallStatus::kCancelled,
+                                    CallStatus::kRefusedByRateLimit};
 
 double share(MicroUsd part, MicroUsd whole) {
   return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);

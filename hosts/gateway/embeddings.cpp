@@ -85,7 +85,8 @@ void Gateway::serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> 
                    }
                  }
                  const std::string headers =
-                     switchboard_headers(result.model, result.tier, result.trace_id, result.cost);
+                     switchboard_headers(result.model, result.tier, result.trace_id, result.cost) +
+                     retry_after_header(result.status);
                  if (!result.status.ok()) {
                    return reply_error(*response, endpoint, received, shape, step_error(shape, result.status),
                                       headers, result.upstream);

@@ -62,6 +62,8 @@ constexpr std::string_view kNoContextWindow = "has a context window for";
 // a call because Redis cannot be reached (a kUnavailable status): the gateway
 // is briefly unable to enforce its caps, not failed by a model.
 constexpr std::string_view kBudgetStateUnreachable = "the shared budget state is unreachable";
+// The same from the rate limits (rate_limiter.cpp).
+constexpr std::string_view kRateStateUnreachable = "the shared rate-limit state is unreachable";
 
 // A provider's answer that blames the request, not the provider or the
 // gateway's own key (401, 403) or model name (404): 400, 413, 422.
@@ -77,6 +79,12 @@ ApiError step_error(ApiShape shape, const Status& status) {
                                redact_secrets(status.message()));
     e.param = shape == ApiShape::kOpenAI ? "messages" : shape == ApiShape::kResponses ? "input" : "";
     return e;
+  }
+  if (status.code() == Status::Code::kUnavailable &&
+      status.message().find(kRateStateUnreachable) != std::string::npos) {
+    return api_error(shape, 503, "rate_limit_state_unavailable",
+                     "rate limits cannot be checked now (shared state unreachable); retry shortly: " +
+                         redact_secrets(status.message()));
   }
   if (status.code() == Status::Code::kUnavailable &&
       status.message().find(kBudgetStateUnreachable) != std::string::npos) {
@@ -100,6 +108,11 @@ ApiError step_error(ApiShape shape, const Status& status) {
       return api_error(shape, 499, "client_closed_request", redact_secrets(status.message()));
     case Status::Code::kOverBudget:
       return api_error(shape, 429, "budget_exceeded", "over budget: " + redact_secrets(status.message()));
+    case Status::Code::kRateLimited: {  // Anthropic: rate_limit_error; OpenAI: its own type and code
+      ApiError e = api_error(shape, 429, "rate_limit_exceeded", "rate limit reached: " + redact_secrets(status.message()));
+      if (shape != ApiShape::kAnthropic) e.type = "rate_limit_exceeded";
+      return e;
+    }
     case Status::Code::kInvalidArgument:
       return api_error(shape, 400, "invalid_request", redact_secrets(status.message()));
     case Status::Code::kNotFound:
@@ -138,6 +151,25 @@ std::string switchboard_headers(std::string_view model, std::string_view tier, s
   if (cost) add_header(h, "x-switchboard-cost-usd", usd(*cost));
   add_header(h, "x-switchboard-trace-id", trace_id);
   add_header(h, "x-request-id", trace_id);
+  return h;
+}
+
+// Retry-After (whole seconds, rounded up) for a rate-limited failure that
+// knows when it would fit; "" otherwise.
+std::string retry_after_header(const Status& status) {
+  if (status.code() != Status::Code::kRateLimited || !status.retry_after()) return "";
+  const long long ms = std::max<long long>(status.retry_after()->count(), 1);
+  std::string h;
+  add_header(h, "Retry-After", std::to_string((ms + 999) / 1000));
+  return h;
+}
+
+// x-ratelimit-remaining-{requests,tokens}: the headroom of the request's
+// tightest key or workload limit after it (Engine::admit_rate); "" without one.
+std::string remaining_headers(const RateAdmission& rate) {
+  std::string h;
+  if (rate.requests_left) add_header(h, "x-ratelimit-remaining-requests", std::to_string(*rate.requests_left));
+  if (rate.tokens_left) add_header(h, "x-ratelimit-remaining-tokens", std::to_string(*rate.tokens_left));
   return h;
 }
 
@@ -905,10 +937,38 @@ void Gateway::run(Job& job) {
     job.holds_slot = false;
   };
 
+  // The key's and workload's rate limits, counted before the rules run so
+  // they see the headroom (ctx.rate_requests_left); the dispatcher does not
+  // count the step again (call.rate_counted), but counts each model it calls.
+  RateAdmission rate = rt.engine->admit_rate(job.workload, call.step, call.request.max_output_tokens.value_or(0),
+                                             job.budget_scopes, trace_id);
+  if (!rate.status.ok()) {
+    release_slot();
+    if (rate.refusal) {  // acknowledged means recorded: a refusal too
+      rate.refusal->call_id = new_trace_id();
+      ledger_->record(*rate.refusal);
+      if (const Status recorded = ledger_->flush(); !recorded.ok()) {
+        const std::uint64_t n = metrics_.count_unrecorded();
+        if (n <= 10 || n % 1000 == 0) {
+          log_->error("trace {}: refused without a ledger record: {} ({} so far)", trace_id, recorded.message(), n);
+        }
+      }
+    }
+    if (rate.status.code() == Status::Code::kRateLimited) metrics_.count_rate_limited(rate.limited_by);
+    std::string headers = switchboard_headers("", "", trace_id, std::nullopt) + retry_after_header(rate.status);
+    const ApiError e = step_error(shape, rate.status);
+    job.answered = true;
+    return reply_error(response, job.endpoint, job.received, shape, e, headers, std::chrono::nanoseconds(0));
+  }
+  call.rate_counted = true;
+  const std::string remaining = remaining_headers(rate);
+
   // Dispatcher::run is decide + execute; holding the decision in between
   // lets the client's model, reasoning and max-tokens choices apply to it.
   CallContext ctx;
   ctx.trace_id = trace_id;  // the shadow record of the step joins its calls by it
+  ctx.rate_requests_left = rate.requests_left;
+  ctx.rate_tokens_left = rate.tokens_left;
   Result<Decision> decided = rt.engine->decide(job.workload, call.step, ctx);
   if (!decided.ok()) {
     release_slot();
@@ -955,6 +1015,7 @@ void Gateway::run(Job& job) {
     if (lowered_cap > 0) {
       add_header(headers, "x-switchboard-output-cap", std::to_string(lowered_cap) + "; reason=budget");
     }
+    headers += remaining;
     headers += "Cache-Control: no-cache\r\n";
     if (version >= 11) {
       headers += "Trailer: x-switchboard-cost-usd, x-switchboard-output-cap, x-switchboard-overhead-ms\r\n";
@@ -989,6 +1050,8 @@ void Gateway::run(Job& job) {
   StepResult result = rt.dispatcher->execute(decision, call);
   release_slot();
   metrics_.count_step(result);
+  // Every model it could go to was out of room (the last pass-by names it).
+  if (result.status.code() == Status::Code::kRateLimited) metrics_.count_rate_limited(model_rate_scope(result.model));
   // Acknowledged means recorded: the answer's last byte (the whole response,
   // or a stream's final event) leaves only after the step's ledger records
   // are committed. The dispatcher wrote them before execute() returned, and
@@ -1020,6 +1083,8 @@ void Gateway::run(Job& job) {
   if (!request.stream || (!writer && !result.status.ok())) {
     std::string headers = switchboard_headers(served, result.decision.tier, trace_id, result.cost);
     if (!output_cap.empty()) add_header(headers, "x-switchboard-output-cap", output_cap);
+    headers += remaining;
+    headers += retry_after_header(result.status);
     if (!result.status.ok()) {
       const ApiError e = step_error(shape, result.status);
       job.answered = true;

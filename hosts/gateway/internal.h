@@ -40,6 +40,9 @@ void add_header(std::string& out, std::string_view name, std::string_view value)
 // x-switchboard-model, -tier, -cost-usd (when `cost` is set), -trace-id and x-request-id.
 std::string switchboard_headers(std::string_view model, std::string_view tier, std::string_view trace_id,
                                 std::optional<MicroUsd> cost);
+// "Retry-After: N" (whole seconds, rounded up) for a rate_limited status that
+// knows when it would fit; "" for any other.
+std::string retry_after_header(const Status& status);
 // x-switchboard-overhead-ms's value (gateway.h): milliseconds with three
 // decimals ("0.042"); "0.000" when `overhead` is below 0.
 std::string overhead_ms(std::chrono::nanoseconds overhead);

@@ -161,6 +161,8 @@ void Metrics::Histogram<kBounds>::render(std::string& out, std::string_view name
 
 std::uint64_t Metrics::count_unrecorded() { return unrecorded_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
+void Metrics::count_rate_limited(std::string_view scope) { rate_limited_.add(label("scope", scope), 1); }
+
 void Metrics::count_step(const StepResult& result) {
   const Decision& d = result.decision;
   if (!d.workload.empty() && !d.model.empty()) {
@@ -280,6 +282,11 @@ std::string Metrics::render(const std::vector<WorkloadStatus>& rules, int upstre
   header(out, "switchboard_ledger_unrecorded_total", "counter",
          "Answers sent although their step's ledger records could not be committed.");
   sample(out, "switchboard_ledger_unrecorded_total", "", std::to_string(unrecorded_.load(std::memory_order_relaxed)));
+
+  header(out, "switchboard_rate_limited_total", "counter",
+         "Requests refused with 429 because a rate limit (requests or tokens per minute) had no room, by scope.");
+  for (const auto& [labels, n] : rate_limited_.values())
+    sample(out, "switchboard_rate_limited_total", labels, std::to_string(n));
 
   header(out, "switchboard_rule_errors_total", "counter",
          "Decisions whose rules failed and fell back to the workload's fallback tier.");

@@ -8,6 +8,8 @@
 //   switchboard_decisions_total{workload,tier,model}    counter
 //   switchboard_fallbacks_total                         counter
 //   switchboard_ledger_unrecorded_total                 counter: answers sent whose ledger records did not commit
+//   switchboard_rate_limited_total{scope}               counter: chat requests refused 429 by a rate limit
+//                                                       ("key:NAME", "workload:NAME", "model:NAME")
 //   switchboard_rule_errors_total{workload}             counter
 //   switchboard_spend_usd_total{workload,model}         counter (micro-dollars / 1e6)
 //   switchboard_upstream_in_flight                      gauge
@@ -79,6 +81,8 @@ class Metrics {
   void count_calls(const std::vector<CostRecord>& records, int fallbacks);
   // One answer sent although its step's ledger records did not commit; returns the count so far.
   std::uint64_t count_unrecorded();
+  // One request refused by the rate limit of `scope` (rate_limit.h).
+  void count_rate_limited(std::string_view scope);
 
   // The exposition text. `rules` is the serving engine's status() and
   // `upstream_in_flight` the model calls running now.
@@ -129,6 +133,7 @@ class Metrics {
   LabeledCounters decisions_;
   LabeledCounters rule_errors_;
   LabeledCounters spend_micro_usd_;
+  LabeledCounters rate_limited_;
 };
 
 }  // namespace switchboard::gateway

@@ -576,6 +576,50 @@ workload = "w"
   CHECK_FALSE(contains(log, "sk-team-123"));
 }
 
+TEST_CASE("a key's rate limit answers 429 with Retry-After in each API's shape and counts the refusals") {
+  Rig rig(R"toml(
+[gateway.keys.team]
+key_env = "SWITCHBOARD_TEST_GW_KEY"
+workload = "w"
+requests_per_minute = 2
+)toml",
+          "", {{"SWITCHBOARD_TEST_GW_KEY", "sk-team-123"}});
+  const std::string chat_url = rig.url("/v1/chat/completions");
+  const Reply first = post(chat_url, chat("auto"), {"Authorization: Bearer sk-team-123"});
+  REQUIRE_MESSAGE(first.status == 200, first.body);
+  CHECK(first.header("x-ratelimit-remaining-requests") == "1");
+  CHECK(post(chat_url, chat("auto"), {"Authorization: Bearer sk-team-123"}).status == 200);
+
+  const Reply openai = post(chat_url, chat("auto"), {"Authorization: Bearer sk-team-123"});
+  REQUIRE(openai.status == 429);
+  const int wait_s = std::stoi(openai.header("retry-after"));
+  CHECK(wait_s >= 1);
+  CHECK(wait_s <= 60);
+  CHECK(contains(openai.body, R"("type":"rate_limit_exceeded")"));
+  CHECK(contains(openai.body, R"("code":"rate_limit_exceeded")"));
+  CHECK(contains(openai.body, "key:team"));
+  CHECK(openai.header("x-switchboard-trace-id").size() == 16);
+
+  const Reply anthropic =
+      post(rig.url("/v1/messages"), R"({"model":"auto","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
+           {"x-api-key: sk-team-123"});
+  REQUIRE(anthropic.status == 429);
+  CHECK_FALSE(anthropic.header("retry-after").empty());
+  CHECK(contains(anthropic.body, R"("type":"error")"));
+  CHECK(contains(anthropic.body, R"("type":"rate_limit_error")"));
+
+  CHECK(metric_value(http("GET", rig.url("/metrics")).body, R"(switchboard_rate_limited_total{scope="key:team"})") == 2);
+
+  // Every refusal is in the ledger, as refused_by_rate_limit.
+  rig.gateway->signal(SIGTERM);
+  REQUIRE(rig.gateway->wait_exit(std::chrono::seconds(15)) == 0);
+  auto records = read_ledger((rig.dir.path() / "ledger.db").string(), LedgerQuery{});
+  REQUIRE(records.ok());
+  int refusals = 0;
+  for (const CostRecord& r : *records) refusals += r.status == CallStatus::kRefusedByRateLimit ? 1 : 0;
+  CHECK(refusals == 2);
+}
+
 TEST_CASE("tag budgets hold per header value, lower the output cap, refuse in the API's shape and survive a restart") {
   const std::vector<std::pair<std::string, std::string>> env = {{"SWITCHBOARD_TEST_GW_KEY", "sk-team-123"}};
   Rig rig(R"toml(

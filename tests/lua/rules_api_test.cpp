@@ -157,6 +157,8 @@ struct Rig {
     ctx.rules_version = "abc123";
     ctx.budget_left_usd = 5.0;
     ctx.spent_usd = 1.25;
+    ctx.rate_requests_left = 7;
+    ctx.rate_tokens_left = 4200;
     ctx.config = &config;
     ctx.health = health.get();
     ctx.session = &session;

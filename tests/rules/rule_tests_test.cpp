@@ -185,6 +185,29 @@ expect = { reason_contains = "left 50.0 spent 0.0" }
   CHECK(r.failed == 0);
 }
 
+TEST_CASE("ctx in a case may give the rate-limit headroom, as integers") {
+  Suite s;
+  s.dir.write("rules/w.lua", R"lua(function classify(step, ctx)
+  return { tier = "cheap", reason = tostring(ctx.rate_requests_left) .. "/" .. tostring(ctx.rate_tokens_left) }
+end
+)lua");
+  const std::string file = s.dir.write("rules/w.test.toml", R"toml(
+[[case]]
+name = "headroom"
+step = { role = "chat" }
+ctx = { rate_requests_left = 3, rate_tokens_left = 4500 }
+expect = { reason_contains = "3/4500" }
+
+[[case]]
+name = "no limit"
+step = { role = "chat" }
+expect = { reason_contains = "nil/nil" }
+)toml");
+  const RuleTestReport r = s.run({file});
+  CHECK_MESSAGE(r.passed == 2, describe(r));
+  CHECK(r.failed == 0);
+}
+
 TEST_CASE("a case's step may carry the fields derived from a conversation") {
   Suite s;
   s.dir.write("rules/w.lua", R"lua(function classify(step, ctx)

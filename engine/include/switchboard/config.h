@@ -98,6 +98,19 @@ enum class ModelKind {
   kEmbedding,  ///< "embedding": turns inputs into vectors (embedding.h); never a chat call's model
 };
 
+/// Requests and tokens per minute (rate_limit.h: a sliding minute, shared by
+/// every replica through [state] when it is Redis): `requests_per_minute` and
+/// `tokens_per_minute` beside a key's, workload's or model's other caps in
+/// [gateway.keys.NAME], [workloads.NAME] and [models.NAME]. 0 (unset) leaves
+/// that dimension unlimited. A request counts once in each: its key's and
+/// workload's before the rules run, a model's when that model is about to
+/// be called (Engine::admit_rate, dispatch.h).
+struct PerMinuteLimits {
+  std::int64_t requests_per_minute = 0;  ///< requests in any 60 s; 0 = unlimited
+  std::int64_t tokens_per_minute = 0;    ///< input estimate + caller's output cap, in any 60 s; 0 = unlimited
+  bool limited() const { return requests_per_minute > 0 || tokens_per_minute > 0; }
+};
+
 /// One model ([models.NAME]): how to call it, and its list rates.
 struct ModelSpec {
   std::string name;           ///< NAME in [models.NAME]: what tiers, decisions and clients call the model
@@ -137,6 +150,7 @@ struct ModelSpec {
   /// exactly; for a stand-in, calibration_floor at load, raised by the engine
   /// at start-up to the factor `switchboard calibrate` stored, if larger.
   double token_factor = 1.0;
+  PerMinuteLimits rate;       ///< requests_per_minute, tokens_per_minute: counted when it is about to be called
   std::string source;         ///< "file:line:column" of the definition, for messages
 
   /// True when no tokenizer of this model's provider is public (anthropic,
@@ -195,6 +209,7 @@ struct Workload {
   /// [workloads.X] shadow_calls: judged shadow calls on the workload's live
   /// traffic; unset when the workload has none.
   std::optional<ShadowCalls> shadow_calls;
+  PerMinuteLimits rate;                      ///< requests_per_minute, tokens_per_minute of the workload's steps
   std::string source;                        ///< "file:line:column" of the definition, for messages
 };
 
@@ -290,6 +305,7 @@ struct GatewayKey {
   std::string workload;       ///< the workload a client holding the key is routed for
   std::optional<MicroUsd> budget;                     ///< the key's cap per period, when set
   BudgetPeriod budget_period = BudgetPeriod::kMonth;  ///< the period `budget` applies to
+  PerMinuteLimits rate;       ///< requests_per_minute, tokens_per_minute of the key's requests (scope "key:NAME")
   std::string source;         ///< "file:line:column" of the definition, for messages
 };
 

@@ -49,6 +49,10 @@ struct Decision {
   /// candidate rules the same ctx.
   MicroUsd context_spent = 0;
   std::optional<MicroUsd> context_budget_left;  ///< what was left of the budget, as the rules saw it
+  /// ctx.rate_requests_left and ctx.rate_tokens_left as the rules saw them (CallContext);
+  /// not kept in the ledger: a replay (whatif) shows the rules nil.
+  std::optional<std::int64_t> context_rate_requests_left;
+  std::optional<std::int64_t> context_rate_tokens_left;  ///< see context_rate_requests_left
 
   /// Input tokens of one call: the step's input_tokens, else estimate_tokens() of its prompt.
   std::int64_t estimated_input_tokens = 0;

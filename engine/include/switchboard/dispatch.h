@@ -54,7 +54,20 @@
 /// `fallback` for the failed attempt after which the next model was called;
 /// `refused_by_budget` (no model called) when the budget refused the step;
 /// `cancelled` for the attempt under way when the step's bounds stopped it
-/// (StepCall::bounds: its usage estimated, CostRecord::usage_estimated).
+/// (StepCall::bounds: its usage estimated, CostRecord::usage_estimated);
+/// `refused_by_rate_limit` (no model called) when a rate limit of the step's
+/// key or workload had no room.
+///
+/// Rate limits (rate_limit.h, [models.X] / [workloads.X] /
+/// [gateway.keys.X] requests_per_minute, tokens_per_minute): a step counts
+/// once in its workload's and keys' limits before it is decided (run()) or
+/// executed (execute(), unless StepCall::rate_counted); refused, it ends
+/// with status rate_limited (retry_after() set) and one record. Each model
+/// counts the step once when it is about to be called: a model without room
+/// is passed by like one whose circuit breaker is open (the record says
+/// which limit), and the tier's next model is tried; when it was the last,
+/// the step ends rate_limited. Tokens counted: the step's input estimate
+/// plus the caller's output cap (ModelRequest::max_output_tokens, 0 if none).
 #pragma once
 
 #include <chrono>
@@ -104,6 +117,12 @@ struct StepCall {
   /// (a retry or another model) streams on and its first chunk has
   /// StreamChunk::restart set.
   bool restart_streams = false;
+  /// The host already counted the step in its key's and workload's rate
+  /// limits (Engine::admit_rate, before deciding, to show the rules the
+  /// headroom): execute() does not count it again. false: execute() counts
+  /// it before the budget admission (run() counts before deciding). A model's
+  /// own limit is counted either way when that model is about to be called.
+  bool rate_counted = false;
   /// An eval case (eval.h): the step's decision is recorded as kind eval
   /// instead of rules or requested, so live-traffic reports and replays
   /// never take it for a served step.
@@ -118,7 +137,8 @@ struct StepCall {
 
 /// What happened to one step.
 struct StepResult {
-  /// ok; over_budget (refused, no model called); unavailable or upstream
+  /// ok; over_budget (refused, no model called); rate_limited (a rate limit
+  /// had no room: retry_after() says when it would); unavailable or upstream
   /// (every model failed: the last failure); not_found (unknown workload).
   Status status;
   Decision decision;              ///< as admitted (moved to over_budget_tier when rerouted)

@@ -35,6 +35,7 @@
 #include "switchboard/config.h"
 #include "switchboard/decision.h"
 #include "switchboard/ledger.h"
+#include "switchboard/rate_limit.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 
@@ -47,6 +48,11 @@ namespace switchboard {
 struct CallContext {
   std::optional<MicroUsd> budget_left{};  ///< nil in Lua when the workload has no budget
   std::optional<MicroUsd> spent{};        ///< spent in the current period
+  /// The step's rate-limit headroom (Engine::admit_rate: what is left after
+  /// it in the tightest limited scope of its key and workload), shown to the
+  /// rules as ctx.rate_requests_left / ctx.rate_tokens_left; nil without a limit.
+  std::optional<std::int64_t> rate_requests_left{};
+  std::optional<std::int64_t> rate_tokens_left{};  ///< as rate_requests_left, for tokens
   /// The step's trace id (CostRecord::trace_id): not shown to the rules; the
   /// shadow record of the step carries it, so reports can join it with the
   /// step's calls. Dispatcher::run sets it.
@@ -167,6 +173,23 @@ struct Admission {
   std::optional<CostRecord> refusal;
 };
 
+/// The rate limits' answer to one step (Engine::admit_rate), before its rules run.
+struct RateAdmission {
+  /// ok (counted in every limited scope), rate_limited (counted in none; its
+  /// retry_after() says when the same step would fit, none when it never
+  /// can), or unavailable (the shared [state] could not be reached and
+  /// on_unavailable is fail_closed).
+  Status status;
+  /// Admitted: what is left after this step in the tightest limited scope;
+  /// none when no scope of the step limits requests.
+  std::optional<std::int64_t> requests_left;
+  std::optional<std::int64_t> tokens_left;  ///< as requests_left, for tokens
+  std::string limited_by;                   ///< refused: the scope that had no room ("key:team-a")
+  /// Refused: the ledger record of the refusal (status refused_by_rate_limit,
+  /// no model: the rules did not run). The caller writes it.
+  std::optional<CostRecord> refusal;
+};
+
 /// The embeddable router (see the file comment). Every method may be called from any number
 /// of threads.
 class Engine {
@@ -262,6 +285,22 @@ class Engine {
   /// without a limit never refuse (their spend is still tracked). Thread-safe.
   Admission admit(const Decision& decision, const Step& step, std::string trace_id = {},
                   const std::vector<std::string>& extra_scopes = {}) const;
+
+  /// The rate limits (rate_limit.h): requests and tokens per minute of every
+  /// key ("key:NAME"), workload ("workload:NAME") and model ("model:NAME")
+  /// the config limits, shared through [state] like the budgets; hosts may
+  /// set more with set_limit. Thread-safe.
+  RateLimiter& rate_limits() const;
+  /// Counts one step in the rate limits of its workload and of each of
+  /// `extra_scopes` (a gateway key's "key:NAME"; scopes without a limit are
+  /// ignored), in all at once or in none, as its input tokens (the step's
+  /// count, else the estimate of its prompt) plus `output_cap` (the caller's
+  /// max_output_tokens; 0 when it set none). Called before the rules run, so
+  /// they see the headroom (CallContext::rate_requests_left). A refusal
+  /// comes with its ledger record. Model limits are counted by the
+  /// dispatcher when a model is about to be called. Thread-safe.
+  RateAdmission admit_rate(std::string_view workload, const Step& step, std::int64_t output_cap,
+                           const std::vector<std::string>& extra_scopes = {}, std::string trace_id = {}) const;
 
   /// sha256 (hex) of the workload's active rules, "" for an unknown workload.
   std::string rules_version(std::string_view workload) const;

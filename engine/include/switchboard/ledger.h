@@ -39,8 +39,12 @@ enum class CallStatus {
   /// `error` says which. Its usage (and cost) is what was known when it
   /// stopped, and is real spend like any other attempt's.
   kCancelled,
+  /// No model called: a rate limit of the step's key or workload (rate_limit.h)
+  /// had no room; `error` names the scope and when it would fit. Cost 0.
+  kRefusedByRateLimit,
 };
-/// The ledger's name of `s`: "ok", "error", "fallback", "refused_by_budget" or "cancelled".
+/// The ledger's name of `s`: "ok", "error", "fallback", "refused_by_budget",
+/// "cancelled" or "refused_by_rate_limit".
 std::string_view to_string(CallStatus s);
 /// The inverse of to_string(CallStatus); nullopt for any other name.
 std::optional<CallStatus> parse_call_status(std::string_view name);

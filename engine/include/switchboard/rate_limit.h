@@ -12,12 +12,17 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "switchboard/budget.h"
 #include "switchboard/status.h"
 
 namespace switchboard {
+
+/// The scope of a model's rate limit ([models.NAME] requests_per_minute): "model:NAME".
+/// (A key's and a workload's are their budget scopes: key_budget_scope, workload_budget_scope.)
+std::string model_rate_scope(std::string_view model);
 
 /// The limits of one scope; 0 leaves that dimension unlimited.
 struct RateLimit {

@@ -20,12 +20,20 @@ class Status {
  public:
   /// What kind of failure a Status is; kOk for none.
   enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kUnavailable,
-                    kUpstream, kInternal, kCancelled, kDeadlineExceeded };
+                    kUpstream, kInternal, kCancelled, kDeadlineExceeded, kRateLimited };
 
   Status() = default;  ///< ok
 
   /// An ok status, the same as Status().
   static Status ok_status() { return Status(); }
+  /// A rate limit (rate_limit.h) had no room for the request: it must not go
+  /// out now; `retry_after` is when the same request would fit (none: never,
+  /// it is larger than the limit per minute).
+  static Status rate_limited(std::string msg, std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
+    Status s(Code::kRateLimited, std::move(msg));
+    s.retry_after_ = retry_after;
+    return s;
+  }
   /// A failure of code kInvalidArgument with message `msg`.
   static Status invalid_argument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
   /// A failure of code kNotFound with message `msg`.
@@ -65,7 +73,8 @@ class Status {
   Code code() const { return code_; }
   /// The one-line message; empty when ok.
   const std::string& message() const { return message_; }
-  /// The provider's Retry-After, for an unavailable status that carried one.
+  /// The provider's Retry-After, for an unavailable status that carried one;
+  /// a rate_limited status's wait until the request fits.
   std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
   /// The provider's HTTP status, for an upstream status it answered with one; 0 otherwise.
   int http_status() const { return http_status_; }

@@ -320,7 +320,7 @@ Result<CostRecord> cost_record_from_json(std::string_view line) {
   if (!t.ok()) return field_error("time", t.status().message());
   r.time = *t;
   const auto s = parse_call_status(status);
-  if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback, refused_by_budget or cancelled");
+  if (!s) return field_error("status", "'" + status + "' is not ok, error, fallback, refused_by_budget, cancelled or refused_by_rate_limit");
   r.status = *s;
   return r;
 }

@@ -30,6 +30,7 @@ constexpr EnumName<CallStatus> kStatusNames[] = {
     {CallStatus::kFallback, "fallback"},
     {CallStatus::kRefusedByBudget, "refused_by_budget"},
     {CallStatus::kCancelled, "cancelled"},
+    {CallStatus::kRefusedByRateLimit, "refused_by_rate_limit"},
 };
 constexpr EnumName<DecisionKind> kKindNames[] = {
     {DecisionKind::kRules, "rules"},

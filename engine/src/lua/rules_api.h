@@ -103,6 +103,14 @@ inline constexpr Field kCtxFields[] = {
     {"ctx.spent_usd", kFloat, "", "always", "Dollars the workload has spent against its budget (the caller's figure when it passes one; else 0 "
      "without a budget).",
      "3.75"},
+    {"ctx.rate_requests_left", kInteger | kNil, "", "when the step's key or workload limits requests per minute",
+     "Requests left in the sliding minute of the tightest rate-limited scope of the step's key and workload, after "
+     "this one (0: it was the last that fit).",
+     "12"},
+    {"ctx.rate_tokens_left", kInteger | kNil, "", "when the step's key or workload limits tokens per minute",
+     "Tokens left in the sliding minute of the tightest token-limited scope of the step's key and workload, after "
+     "this step's input estimate and output cap.",
+     "48000"},
     {"ctx.models", kTable, "read-only map of model name to ctx.models[name]; `pairs` walks the models in name order",
      "always", "What is true of the config's models right now.", "ctx.models[\"gpt-5-mini\"]"},
     {"ctx.price", kFunction, "price(name) -> ctx.price(name)", "always", "A model's base prices.",

@@ -145,15 +145,24 @@ static_assert(all_different(kStepFieldNames, kStepFieldCount), "a step field is 
 // The fields of ctx, in the order ctx_key_refs holds their names.
 // The fields of ctx a call sets (models, price and cost are set once), in
 // the order ctx_key_refs holds their names.
-enum CtxField { kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kSession, kCtxFieldCount };
+enum CtxField {
+  kWorkload, kRulesVersion, kBudgetLeftUsd, kSpentUsd, kSession, kRateRequestsLeft, kRateTokensLeft, kCtxFieldCount
+};
 constexpr const char* kCtxFieldNames[kCtxFieldCount] = {
     api::key(api::kCtx, "workload"), api::key(api::kCtx, "rules_version"), api::key(api::kCtx, "budget_left_usd"),
-    api::key(api::kCtx, "spent_usd"), api::key(api::kCtx, "session")};
+    api::key(api::kCtx, "spent_usd"), api::key(api::kCtx, "session"), api::key(api::kCtx, "rate_requests_left"),
+    api::key(api::kCtx, "rate_tokens_left")};
 
 // A number held in ctx's shadow, as last set (unset: nil).
 struct CachedNumber {
   bool valid = false;
   std::optional<double> value;
+};
+
+// An integer held in ctx's shadow, as last set (unset: nil).
+struct CachedInteger {
+  bool valid = false;
+  std::optional<std::int64_t> value;
 };
 
 // The fields of ctx.models[name], in the order model_key_refs holds their names.
@@ -279,6 +288,8 @@ struct LuaSandbox::Core {
   int ctx_shadow_ref = LUA_NOREF;
   CachedNumber budget_left_usd;
   CachedNumber spent_usd;
+  CachedInteger rate_requests_left;
+  CachedInteger rate_tokens_left;
   bool session_shown = false;  // ctx.session is in the shadow (the last call had one)
   std::optional<SessionView> session_taken;  // RulesContext::sessions' view, taken in call `session_call`
   std::uint64_t session_call = 0;
@@ -2379,6 +2390,20 @@ void update_number(lua_State* L, int shadow, int key_ref, std::optional<double> 
   last->valid = true;
 }
 
+void update_integer(lua_State* L, int shadow, int key_ref, std::optional<std::int64_t> value,
+                    CachedInteger* last) {
+  if (last->valid && last->value == value) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, key_ref);
+  if (value) {
+    lua_pushinteger(L, static_cast<lua_Integer>(*value));
+  } else {
+    lua_pushnil(L);
+  }
+  lua_rawset(L, shadow);
+  last->value = value;
+  last->valid = true;
+}
+
 void update_text(lua_State* L, int shadow, int key_ref, CachedString* cache, std::string_view text) {
   if (cache->valid && cache->len == text.size() && std::memcmp(cache->text, text.data(), text.size()) == 0) return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, key_ref);
@@ -2394,6 +2419,9 @@ void update_ctx(lua_State* L, Core* core, const RulesContext& ctx) {
   update_text(L, shadow, core->ctx_key_refs[kRulesVersion], &core->rules_version, ctx.rules_version);
   update_number(L, shadow, core->ctx_key_refs[kBudgetLeftUsd], ctx.budget_left_usd, &core->budget_left_usd);
   update_number(L, shadow, core->ctx_key_refs[kSpentUsd], ctx.spent_usd, &core->spent_usd);
+  update_integer(L, shadow, core->ctx_key_refs[kRateRequestsLeft], ctx.rate_requests_left,
+                 &core->rate_requests_left);
+  update_integer(L, shadow, core->ctx_key_refs[kRateTokensLeft], ctx.rate_tokens_left, &core->rate_tokens_left);
   const bool has_session = ctx.session != nullptr || !ctx.session_id.empty();
   if (has_session != core->session_shown) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, core->ctx_key_refs[kSession]);

@@ -75,6 +75,8 @@ struct RulesContext {
   std::string_view rules_version;
   std::optional<double> budget_left_usd;
   double spent_usd = 0;
+  std::optional<std::int64_t> rate_requests_left;  // ctx.rate_requests_left (nil: no limit)
+  std::optional<std::int64_t> rate_tokens_left;    // ctx.rate_tokens_left (nil: no limit)
   const Config* config = nullptr;      // the models and prices ctx.models / price / cost know
   // Nonzero: names `config` for the sandbox's life (every call that passes
   // this number passes that same Config, alive and unchanged), so a model's

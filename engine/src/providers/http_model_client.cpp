@@ -83,6 +83,7 @@ Status with_message(const Status& status, std::string message) {
     case Status::Code::kInternal: return Status::internal(std::move(message));
     case Status::Code::kCancelled: return Status::cancelled(std::move(message));
     case Status::Code::kDeadlineExceeded: return Status::deadline_exceeded(std::move(message));
+    case Status::Code::kRateLimited: return Status::rate_limited(std::move(message), status.retry_after());
   }
   return Status::internal(std::move(message));
 }

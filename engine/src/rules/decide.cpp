@@ -41,6 +41,8 @@ Decision decide_with(const Config& config, const Workload& workload, WorkloadRul
   if (decision.context_budget_left) rules_ctx.budget_left_usd = to_usd(*decision.context_budget_left);
   decision.context_spent = spent;
   rules_ctx.spent_usd = to_usd(spent);
+  decision.context_rate_requests_left = rules_ctx.rate_requests_left = ctx.rate_requests_left;
+  decision.context_rate_tokens_left = rules_ctx.rate_tokens_left = ctx.rate_tokens_left;
 
   const ModelSpec* model = nullptr;
   std::optional<std::int64_t> cached;  // the chosen model's cache as the rules read it, if they did

@@ -137,7 +137,8 @@ CaseContext read_ctx(const toml::node* node, const Step& step, const std::string
   if (node == nullptr) return out;
   CallContext& ctx = out.call;
   const toml::table& t = detail::expect_table(*node, file, "ctx");
-  detail::reject_unknown_keys(t, file, "ctx", {"budget_left_usd", "spent_usd", "session"});
+  detail::reject_unknown_keys(t, file, "ctx",
+                              {"budget_left_usd", "spent_usd", "session", "rate_requests_left", "rate_tokens_left"});
   auto usd = [&](std::string_view key) -> std::optional<MicroUsd> {
     const toml::node* n = t.get(key);
     if (n == nullptr) return std::nullopt;
@@ -147,6 +148,8 @@ CaseContext read_ctx(const toml::node* node, const Step& step, const std::string
   };
   ctx.budget_left = usd("budget_left_usd");
   ctx.spent = usd("spent_usd");
+  ctx.rate_requests_left = detail::optional_integer(t, "rate_requests_left", file, "ctx");
+  ctx.rate_tokens_left = detail::optional_integer(t, "rate_tokens_left", file, "ctx");
   if (const toml::node* session = t.get("session")) out.session = read_session(*session, step, file);
   return out;
 }

@@ -105,6 +105,8 @@ void ShadowWorker::evaluate(ShadowJob& job) const {
   CallContext ctx;
   ctx.spent = job.active.context_spent;
   ctx.budget_left = job.active.context_budget_left;
+  ctx.rate_requests_left = job.active.context_rate_requests_left;
+  ctx.rate_tokens_left = job.active.context_rate_tokens_left;
   DecisionRecord r;
   r.decision = decide_with(*config_, *job.workload, *job.candidate, job.step, ctx, nullptr, nullptr, nullptr,
                            job.session ? &*job.session : nullptr);

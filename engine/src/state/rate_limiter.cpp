@@ -150,6 +150,8 @@ struct RateLimiter::Impl {
   }
 };
 
+std::string model_rate_scope(std::string_view model) { return "model:" + std::string(model); }
+
 RateLimiter::RateLimiter(StateSettings state, Clock now) : impl_(std::make_unique<Impl>()) {
   impl_->now = now ? std::move(now) : Clock([] { return chr::system_clock::now(); });
   if (state.backend == StateSettings::Backend::kRedis) {

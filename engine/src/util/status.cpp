@@ -25,6 +25,7 @@ std::string Status::to_string() const {
     case Code::kInternal: return "internal error: " + message_;
     case Code::kCancelled: return "cancelled: " + message_;
     case Code::kDeadlineExceeded: return "deadline exceeded: " + message_;
+    case Code::kRateLimited: return "rate limited: " + message_;
   }
   return message_;
 }
