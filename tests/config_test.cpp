@@ -192,7 +192,7 @@ TEST_CASE("each broken config names file:line:column and what is wrong") {
       {"a rate limit misspelt",
        edit("fallback_tier = \"cheap\"\n", "fallback_tier = \"cheap\"\nrequest_per_minute = 10\n"),
        "bad.toml:13:1: workload 'w': unknown key 'request_per_minute' (expected one of: rules, shadow_rules, "
-       "fallback_tier, budget_usd, budget_period, over_budget_tier, untrusted_tools, requests_per_minute, "
+       "fallback_tier, budget_usd, budget_period, over_budget_tier, untrusted_tools, shadow_calls, requests_per_minute, "
        "tokens_per_minute)"},
       {"an unknown tokenizer",
        edit("provider = \"sim\"", "provider = \"sim\"\ntokenizer = \"p50k_base\""),

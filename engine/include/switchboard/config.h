@@ -108,6 +108,7 @@ enum class ModelKind {
 struct PerMinuteLimits {
   std::int64_t requests_per_minute = 0;  ///< requests in any 60 s; 0 = unlimited
   std::int64_t tokens_per_minute = 0;    ///< input estimate + caller's output cap, in any 60 s; 0 = unlimited
+  /// Whether either dimension is limited.
   bool limited() const { return requests_per_minute > 0 || tokens_per_minute > 0; }
 };
 
