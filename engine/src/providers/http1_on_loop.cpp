@@ -16,7 +16,6 @@
 
 #include "async/fiber.h"
 #include "providers/http1_response.h"
-#include "providers/rate_limits.h"
 
 namespace switchboard {
 
@@ -68,14 +67,14 @@ struct Answer final : Http1Response::Handler {
   Clock::time_point start;
   std::optional<Clock::time_point> first_byte_at;
   std::int64_t body_bytes = 0;
-  std::optional<milliseconds> retry_after;     // Retry-After
-  std::optional<milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
+  ResponseHints hints;
   bool head_filled = false;
   Abort abort = Abort::kNone;
   std::string encoding;  // a Content-Encoding the answer came in (refused)
 
   void fill_head() {
-    response.retry_after = retry_after_ms ? retry_after_ms : retry_after;
+    response.retry_after = hints.wait();
+    response.rate_limits = hints.rate_limits;
     if (first_byte_at) response.first_byte = std::chrono::duration_cast<milliseconds>(*first_byte_at - start);
     head_filled = true;
   }
@@ -83,30 +82,19 @@ struct Answer final : Http1Response::Handler {
   void status(int code) override {
     response.status = code;
     // A new response (after a 1xx): the last one's headers no longer count.
-    retry_after.reset();
-    retry_after_ms.reset();
-    response.rate_limits = RateLimits();
+    hints = ResponseHints();
     response.content_type.clear();
   }
 
   bool field(std::string_view name, std::string_view value) override {
     if (iequals(name, "content-type")) {
       response.content_type = value;
-    } else if (iequals(name, "retry-after")) {
-      retry_after = parse_retry_after(value, std::chrono::system_clock::now());
-    } else if (iequals(name, "retry-after-ms")) {
-      std::int64_t n = 0;
-      std::size_t i = 0;
-      for (; i < value.size() && std::isdigit(static_cast<unsigned char>(value[i])) && n < 1'000'000'000'000; ++i) {
-        n = n * 10 + (value[i] - '0');
-      }
-      if (i > 0) retry_after_ms = milliseconds(n);
-    } else if (istarts_with(name, "x-ratelimit-") || istarts_with(name, "anthropic-ratelimit-")) {
-      read_rate_limit_header(name, value, std::chrono::system_clock::now(), response.rate_limits);
     } else if (iequals(name, "content-encoding") && !iequals(value, "identity")) {
       abort = Abort::kEncoding;
       encoding = value;
       return false;
+    } else {
+      read_response_hint(name, value, hints);
     }
     return true;
   }

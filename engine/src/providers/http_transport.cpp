@@ -88,8 +88,7 @@ struct Transfer {
   std::optional<Clock::time_point> first_byte_at;
   Clock::time_point last_byte_at;
   std::int64_t body_bytes = 0;
-  std::optional<milliseconds> retry_after;     // Retry-After
-  std::optional<milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
+  ResponseHints hints;
   bool head_filled = false;
   Abort abort = Abort::kNone;
   Status bounds_status;  // Abort::kBounds: cancelled or past the step's deadline
@@ -109,7 +108,8 @@ struct Transfer {
     const char* type = nullptr;
     curl_easy_getinfo(handle, CURLINFO_CONTENT_TYPE, &type);
     response.content_type = type != nullptr ? type : "";
-    response.retry_after = retry_after_ms ? retry_after_ms : retry_after;
+    response.retry_after = hints.wait();
+    response.rate_limits = hints.rate_limits;
     if (first_byte_at) response.first_byte = std::chrono::duration_cast<milliseconds>(*first_byte_at - start);
     head_filled = true;
   }
@@ -120,23 +120,12 @@ std::size_t header_callback(char* data, std::size_t size, std::size_t count, voi
   const std::string_view line(data, size * count);
   t->byte_arrived();
   if (line.starts_with("HTTP/")) {  // a new response (after a 1xx): forget the last one's headers
-    t->retry_after.reset();
-    t->retry_after_ms.reset();
-    t->response.rate_limits = RateLimits();
+    t->hints = ResponseHints();
     return line.size();
   }
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) return line.size();
-  const std::string_view name = trim(line.substr(0, colon));
-  const std::string_view value = trim(line.substr(colon + 1));
-  if (iequals(name, "retry-after")) {
-    t->retry_after = parse_retry_after(value, std::chrono::system_clock::now());
-  } else if (iequals(name, "retry-after-ms")) {
-    if (auto n = leading_number(value)) t->retry_after_ms = milliseconds(*n);
-  } else if (name.size() > 10 && (iequals(name.substr(0, 12), "x-ratelimit-") ||
-                                  iequals(name.substr(0, 20), "anthropic-ratelimit-"))) {
-    read_rate_limit_header(name, value, std::chrono::system_clock::now(), t->response.rate_limits);
-  }
+  read_response_hint(trim(line.substr(0, colon)), trim(line.substr(colon + 1)), t->hints);
   return line.size();
 }
 
@@ -500,6 +489,17 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   t.response.total = std::chrono::duration_cast<milliseconds>(end - t.start);
   t.response.stopped = t.abort == Abort::kSink;
   return std::move(t.response);
+}
+
+void read_response_hint(std::string_view name, std::string_view value, ResponseHints& hints) {
+  if (iequals(name, "retry-after")) {
+    hints.retry_after = parse_retry_after(value, std::chrono::system_clock::now());
+  } else if (iequals(name, "retry-after-ms")) {
+    if (auto n = leading_number(value)) hints.retry_after_ms = milliseconds(*n);
+  } else if (name.size() > 10 && (iequals(name.substr(0, 12), "x-ratelimit-") ||
+                                  iequals(name.substr(0, 20), "anthropic-ratelimit-"))) {
+    read_rate_limit_header(name, value, std::chrono::system_clock::now(), hints.rate_limits);
+  }
 }
 
 std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {

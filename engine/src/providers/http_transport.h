@@ -97,6 +97,20 @@ class HttpTransport {
   std::unique_ptr<Pool> pool_;
 };
 
+// What a response's head says of when to call again: Retry-After, OpenAI's
+// retry-after-ms, and the provider's rate-limit headers. Both transports
+// (libcurl's, and the loop's own in http1_on_loop.h) read their heads into one.
+struct ResponseHints {
+  std::optional<std::chrono::milliseconds> retry_after;     // Retry-After
+  std::optional<std::chrono::milliseconds> retry_after_ms;  // retry-after-ms (OpenAI), preferred
+  RateLimits rate_limits;
+  // HttpResponse::retry_after: retry-after-ms when sent, else Retry-After.
+  std::optional<std::chrono::milliseconds> wait() const { return retry_after_ms ? retry_after_ms : retry_after; }
+};
+
+// Reads one header field (name and value trimmed) into `hints`; any other field changes nothing.
+void read_response_hint(std::string_view name, std::string_view value, ResponseHints& hints);
+
 // A Retry-After value in milliseconds from `now`: delta-seconds ("120") or an
 // HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT", read by curl_getdate). nullopt
 // when it is neither; a date in the past is 0.
