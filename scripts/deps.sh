@@ -19,6 +19,7 @@ SWITCHBOARD_PACKAGES=(
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(
     doctest-dev
+    libgoogle-perftools-dev  # tcmalloc, the gateway's allocator (SWITCHBOARD_GATEWAY_ALLOCATOR)
     chromium       # tests: report_test renders the --html page in headless Chromium
     doxygen        # the API reference; undocumented public members fail a test
     dpkg-dev       # cpack's dpkg-shlibdeps: the .deb's Depends
