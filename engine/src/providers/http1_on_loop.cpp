@@ -474,7 +474,10 @@ Result<HttpResponse> post_on_loop(async::Fiber& fiber, const PlainHttpTarget& ta
     bool keep = false;
     Status failure;
     const Outcome outcome = exchange(socket, reused, head, request.body, waiter, answer, keep, failure);
-    if (outcome == Outcome::kStaleReuse) continue;  // a fresh connection, once (attempt 1 takes none from the pool)
+    if (outcome == Outcome::kStaleReuse) {  // a fresh connection, once (attempt 1 takes none from the pool)
+      pool.closed_unannounced(target.endpoint);
+      continue;
+    }
     if (outcome == Outcome::kFailed) return failure;  // the socket closes here: the upstream sees the call end
     answer.response.total = std::chrono::duration_cast<milliseconds>(Clock::now() - answer.start);
     answer.response.stopped = answer.abort == Abort::kSink;
