@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include "http/deadlines.h"
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -17,7 +19,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -43,6 +44,12 @@ constexpr std::size_t kLingerBytes = 1 << 20;
 
 // Bytes read from a socket at a time.
 constexpr std::size_t kReadSize = 16 * 1024;
+
+// A request still at the handler this long gets its client watched (a wait
+// on the socket that sees a close at once): quicker answers never pay for
+// the watch (its epoll_ctl and its cancellation), and a slower call is
+// cancelled at most this long after its client left.
+constexpr std::chrono::milliseconds kWatchAfter{20};
 
 // What estimate_request_memory charges, measured with switchboard-gateway
 // (VmHWM after one request over the VmHWM before it, sim models, 2 I/O
@@ -241,11 +248,11 @@ std::string format_last_chunk(std::string_view trailers, unsigned version) {
 
 // One connection. Everything but write()/finish()/abort() runs on its I/O
 // thread; those dispatch onto it.
-class Server::Session : public Response, public std::enable_shared_from_this<Session> {
+class Server::Session : public Response, public Timed, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Executor executor, Server& server)
-      : stream_(std::move(socket)), executor_(std::move(executor)), server_(server),
-        reservation_(server.inflight_bytes_) {}
+  Session(tcp::socket socket, Context& context, Server& server)
+      : socket_(std::move(socket)), executor_(context.ioc.get_executor()), deadlines_(*context.deadlines),
+        server_(server), reservation_(server.inflight_bytes_) {}
 
   ~Session() override {
     std::lock_guard<std::mutex> lock(server_.sessions_mu_);
@@ -257,7 +264,10 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       std::lock_guard<std::mutex> lock(server_.sessions_mu_);
       server_.sessions_.emplace(this, weak_from_this());
     }
-    net::dispatch(executor_, [self = shared_from_this()] { self->read_header(); });
+    net::dispatch(executor_, [self = shared_from_this()] {
+      self->deadlines_.add(self);
+      self->read_header();
+    });
   }
 
   // Closes the connection unless it owes an answer (draining).
@@ -276,7 +286,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       // an asio write could start); what the socket does not take goes the
       // usual way.
       error_code ec;
-      const std::size_t sent = stream_.socket().write_some(net::buffer(bytes), ec);
+      const std::size_t sent = socket_.write_some(net::buffer(bytes), ec);
       if (!ec && sent == bytes.size()) return;
       if (!ec) {
         bytes.erase(0, sent);
@@ -294,14 +304,17 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
 
   void finish(std::string bytes, bool close) override {
     answered_.store(true, std::memory_order_relaxed);
-    if (!streamed_.load(std::memory_order_relaxed) && !bytes.empty() &&
-        !on_own_thread()) {
-      // A whole answer from a worker: the connection is quiet (nothing is
-      // read or written while a request is at the handler), so the bytes go
-      // out from this thread now, without waiting for an I/O thread; what
-      // the socket does not take (it is non-blocking) goes the usual way.
+    const bool quiet = on_own_thread() ? !writing_ && out_.empty() && !closed_
+                                       : !streamed_.load(std::memory_order_relaxed);
+    if (quiet && !bytes.empty()) {
+      // Nothing queued ahead (on a worker: nothing streamed, so the
+      // connection is quiet: nothing is read or written while a request is
+      // at the handler): the bytes go out now, in one send, without an
+      // asynchronous write (its operation, its completion) or a wait for
+      // the I/O thread; what the socket does not take (it is non-blocking)
+      // goes the usual way.
       error_code ec;
-      const std::size_t sent = stream_.socket().write_some(net::buffer(bytes), ec);
+      const std::size_t sent = socket_.write_some(net::buffer(bytes), ec);
       if (!ec) {
         bytes.erase(0, sent);
       } else if (ec != net::error::would_block && ec != net::error::try_again) {
@@ -329,6 +342,28 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
  private:
   bool on_own_thread() const { return executor_.running_in_this_thread(); }
 
+  // Deadlines: the connection's timeout (a phase's: idle, header, body, a
+  // client that stops reading, the linger) closes it; a request at the
+  // handler for kWatchAfter gets its client watched.
+  Clock::time_point due(Clock::time_point now) override {
+    if (closed_) return Clock::time_point::max();
+    if (deadline_ <= now) {
+      close();  // the client was too slow, or left: nobody to answer
+      return Clock::time_point::max();
+    }
+    if (watch_at_ <= now) {
+      watch_at_ = Clock::time_point::max();
+      if (in_request_ && !watching_) watch_client();
+    }
+    return std::min(deadline_, watch_at_);
+  }
+
+  void expires_after(std::chrono::milliseconds timeout) {
+    deadline_ = Clock::now() + timeout;
+    deadlines_.wake_by(deadline_);
+  }
+  void expires_never() { deadline_ = Clock::time_point::max(); }
+
   // Between kept-alive requests: wait up to idle_timeout for the next one's
   // first bytes, then give its headers header_timeout.
   void next_request() {
@@ -336,8 +371,8 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       read_header();
       return;
     }
-    stream_.expires_after(limits_.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
+    expires_after(limits_.idle_timeout);
+    socket_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
       if (ec) {
         self->close();
         return;
@@ -359,12 +394,12 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     header_scanned_ = 0;
     body_seen_ = 0;
     raw_target_.clear();
-    stream_.expires_after(limits_.header_timeout);  // for the whole header: a dribbling client gains nothing
+    expires_after(limits_.header_timeout);  // for the whole header: a dribbling client gains nothing
     parse();
   }
 
   void read_some() {
-    stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
+    socket_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](error_code ec, std::size_t n) {
       if (ec) {
         self->close();  // the client left, or was too slow: nobody to answer
         return;
@@ -475,12 +510,12 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       return false;
     }
     parser_->eager(true);
-    stream_.expires_after(limits_.body_timeout);
+    expires_after(limits_.body_timeout);
     if (!parser_->is_done() && beast::iequals(message[http::field::expect], "100-continue")) {
       in_request_ = true;
       out_.push_back("HTTP/1.1 100 Continue\r\n\r\n");
       writing_ = true;
-      net::async_write(stream_, net::buffer(out_.front()), [self = shared_from_this()](error_code ec, std::size_t) {
+      net::async_write(socket_, net::buffer(out_.front()), [self = shared_from_this()](error_code ec, std::size_t) {
         self->writing_ = false;
         self->out_.pop_front();
         if (ec) {
@@ -551,7 +586,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     streamed_.store(false, std::memory_order_relaxed);
     answered_.store(false, std::memory_order_relaxed);
     server_.active_.fetch_add(1);
-    stream_.expires_never();
+    expires_never();
   }
 
   void on_request() {
@@ -559,9 +594,11 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     if (!reserve(estimate_request_memory(parser_->get().body()))) return;
     on_request_start();
     gone_ = std::make_shared<Cancellation>();
-    HttpRequest request{parser_->release(), Clock::now(), gone_, &executor_.context()};
+    const Clock::time_point received = Clock::now();
+    HttpRequest request{parser_->release(), received, gone_, &executor_.context()};
     parser_.reset();
-    watch_client();
+    watch_at_ = received + kWatchAfter;
+    deadlines_.wake_by(watch_at_);
     keep_alive_ = request.message.keep_alive();
     version_ = request.message.version() < 11 ? 10 : 11;
     const std::string target(request.message.target());
@@ -588,12 +625,12 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
       return;
     }
     writing_ = true;
-    stream_.expires_after(limits_.idle_timeout);  // a client that stops reading
+    expires_after(limits_.idle_timeout);  // a client that stops reading
     std::vector<net::const_buffer> buffers;
     buffers.reserve(out_.size());
     for (const std::string& bytes : out_) buffers.emplace_back(net::buffer(bytes));
     const std::size_t count = buffers.size();
-    net::async_write(stream_, buffers, [self = shared_from_this(), count](error_code ec, std::size_t) {
+    net::async_write(socket_, buffers, [self = shared_from_this(), count](error_code ec, std::size_t) {
       self->writing_ = false;
       self->out_.erase(self->out_.begin(), self->out_.begin() + static_cast<std::ptrdiff_t>(count));
       if (ec) self->close();
@@ -602,17 +639,18 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   }
 
   // While the request is at the handler, nothing is read: a wait for the
-  // socket to turn readable tells a client that went away (end of stream, a
-  // reset) from one that pipelined its next request (bytes to read, left for
-  // next_request; its disconnect is not seen).
+  // socket to turn readable (armed by due(), kWatchAfter into the request)
+  // tells a client that went away (end of stream, a reset) from one that
+  // pipelined its next request (bytes to read, left for next_request; its
+  // disconnect is not seen).
   void watch_client() {
     if (closed_ || buffer_.size() > 0) return;  // a pipelined request is already here
     watching_ = true;
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
       self->watching_ = false;
       if (ec || !self->in_request_ || self->closed_) return;
       char byte;
-      const ssize_t n = ::recv(self->stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      const ssize_t n = ::recv(self->socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         self->client_left();
       } else if (n < 0) {
@@ -630,16 +668,17 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   }
 
   void request_done() {
+    watch_at_ = Clock::time_point::max();
     if (watching_) {
       error_code ignored;
-      stream_.socket().cancel(ignored);  // the pending wait ends with operation_aborted
+      socket_.cancel(ignored);  // the pending wait ends with operation_aborted
     }
     gone_.reset();
     finishing_ = false;
     in_request_ = false;
     reservation_.reset();
     server_.active_.fetch_sub(1);
-    stream_.expires_never();
+    expires_never();
     if (closed_) return;
     if (close_after_ || !keep_alive_ || server_.draining_.load()) {
       linger_close();
@@ -652,12 +691,12 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
   // so that the answer is read before the connection goes.
   void linger_close() {
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     // Enough for the body of a request refused from its header (413, 503).
     linger_left_ = std::max<std::size_t>(kLingerBytes, static_cast<std::size_t>(limits_.max_body_bytes) + kLingerBytes);
     // A client refused before its body was read (413, 503) reads the answer
     // only once it has sent the body: given body_timeout to send it.
-    stream_.expires_after(body_unread_ ? std::max<std::chrono::milliseconds>(kLingerTime, limits_.body_timeout)
+    expires_after(body_unread_ ? std::max<std::chrono::milliseconds>(kLingerTime, limits_.body_timeout)
                                        : kLingerTime);
     body_unread_ = false;
     linger();
@@ -665,7 +704,7 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
 
   void linger() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](error_code ec, std::size_t n) {
+    socket_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](error_code ec, std::size_t n) {
       if (ec || n >= self->linger_left_) {
         self->close();
         return;
@@ -680,12 +719,15 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
     closed_ = true;
     if (in_request_ && gone_) gone_->cancel("client disconnected");
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
   }
 
-  beast::tcp_stream stream_;
-  Executor executor_;  // the stream's: its I/O thread's io_context
+  tcp::socket socket_;
+  Executor executor_;       // the socket's: its I/O thread's io_context
+  Deadlines& deadlines_;    // its I/O thread's
+  Clock::time_point deadline_ = Clock::time_point::max();  // the phase's timeout: closed then
+  Clock::time_point watch_at_ = Clock::time_point::max();  // when the request at the handler gets watch_client
   Server& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -715,7 +757,10 @@ class Server::Session : public Response, public std::enable_shared_from_this<Ses
 };
 
 Server::Server(RequestHandler& handler, int threads) : handler_(handler) {
-  for (int i = 0; i < std::max(1, threads); ++i) contexts_.push_back(std::make_unique<Context>());
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    contexts_.push_back(std::make_unique<Context>());
+    contexts_.back()->deadlines = std::make_unique<Deadlines>(contexts_.back()->ioc);
+  }
   acceptor_ = std::make_unique<tcp::acceptor>(contexts_.front()->ioc);
 }
 
@@ -771,14 +816,14 @@ void Server::run() {
 }
 
 void Server::accept() {
-  Executor executor = contexts_[next_context_++ % contexts_.size()]->ioc.get_executor();
-  acceptor_->async_accept(executor, [this, executor](error_code ec, tcp::socket socket) {
+  Context& context = *contexts_[next_context_++ % contexts_.size()];
+  acceptor_->async_accept(context.ioc.get_executor(), [this, &context](error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
     if (!ec) {
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       socket.non_blocking(true, ignored);  // for Session::finish's direct write; async ops do not mind
-      std::make_shared<Session>(std::move(socket), executor, *this)->start();
+      std::make_shared<Session>(std::move(socket), context, *this)->start();
       accept();
       return;
     }

@@ -57,6 +57,7 @@
 namespace switchboard::gateway {
 
 using Clock = std::chrono::steady_clock;
+class Deadlines;
 
 // One complete request, as read.
 struct HttpRequest {
@@ -186,6 +187,7 @@ class Server {
   // One per I/O thread.
   struct Context {
     boost::asio::io_context ioc{1};
+    std::unique_ptr<Deadlines> deadlines;  // its connections' timeouts
     // Keeps its thread running while no operation is pending (every request
     // at a worker, the acceptor closed); reset by stop().
     std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
