@@ -25,7 +25,8 @@
 //
 // A client that disconnects while its request is at the handler cancels the
 // request's HttpRequest::client_gone, so the handler can stop its work (the
-// gateway's upstream calls) at once.
+// gateway's upstream calls) at once. Every timeout of a thread's connections
+// runs on one timer (http/deadlines.h).
 //
 // The server hands every complete request to a RequestHandler with a Response
 // through which any thread may answer it, in pieces (a stream) or at once.
@@ -65,8 +66,8 @@ struct HttpRequest {
   Clock::time_point received;  // when its last byte was read
   // Cancelled ("client disconnected") when the client goes away before the
   // request is answered: it closes or resets the connection while the
-  // handler works (seen at once, by a wait on the socket), or a write of the
-  // answer fails. Not seen behind a pipelined request the client already
+  // handler works (seen by a wait on the socket, armed 20 ms into the
+  // request: a quicker answer needs none), or a write of the answer fails. Not seen behind a pipelined request the client already
   // sent. The connection stays open until the handler calls finish().
   std::shared_ptr<Cancellation> client_gone;
   // The io_context of the I/O thread that read it (and calls the handler).
