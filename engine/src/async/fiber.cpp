@@ -30,10 +30,17 @@ thread_local Fiber* t_current = nullptr;
 // that keeps a thread's stack safe keeps a fiber's (the rules' Lua C stack
 // by LUAI_MAXCCALLS, JSON trees by max_json_depth, up to 10,000 levels).
 // It is reserved, not committed: pages never touched cost no memory, and a
-// stack goes back to the cache with its pages below kStackKeptBytes
-// released, so one deep request does not keep megabytes resident.
+// stack that went deeper than kStackKeptBytes goes back to the cache with its
+// pages below that released, so one deep request does not keep megabytes
+// resident. "Went deeper" is a canary word at the top of the deep part,
+// written when the stack is handed out: any deeper use writes over it, but
+// for a frame whose unwritten array spans it; for that case every
+// kTrimEvery-th stack given back is released below kStackKeptBytes anyway.
+// A shallow fiber (every ordinary request) costs no madvise.
 constexpr std::size_t kStackBytes = 8 * 1024 * 1024;
 constexpr std::size_t kStackKeptBytes = 256 * 1024;
+constexpr std::uint64_t kStackCanary = 0x5357'4954'4348'424fULL;
+constexpr std::uint64_t kTrimEvery = 256;
 // Stacks kept for the next fibers: enough for the calls of a busy I/O thread.
 constexpr std::size_t kStacksKept = 64;
 
@@ -93,13 +100,21 @@ ctx::stack_context StackCache::allocate() {
   ctx::stack_context stack;
   stack.size = stack_bytes_;
   stack.sp = static_cast<char*>(base) + page_size() + stack_bytes_;
+  if (std::uint64_t* canary = deep_canary(stack)) *canary = kStackCanary;
   return stack;
+}
+
+std::uint64_t* StackCache::deep_canary(const ctx::stack_context& stack) const noexcept {
+  if (stack.size <= kStackKeptBytes) return nullptr;
+  return reinterpret_cast<std::uint64_t*>(static_cast<char*>(stack.sp) - kStackKeptBytes) - 1;
 }
 
 void StackCache::deallocate(ctx::stack_context& stack) noexcept {
   void* base = static_cast<char*>(stack.sp) - stack.size - page_size();
   if (kept_.size() < max_kept_) {
-    if (stack.size > kStackKeptBytes) {  // the deep part's pages go back to the system
+    const std::uint64_t* canary = deep_canary(stack);
+    if (canary != nullptr && (*canary != kStackCanary || ++returned_ % kTrimEvery == 0)) {
+      // Used below kStackKeptBytes (or its turn): the deep part's pages go back to the system.
       madvise(static_cast<char*>(base) + page_size(), stack.size - kStackKeptBytes, MADV_DONTNEED);
     }
     kept_.push_back(base);

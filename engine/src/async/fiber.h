@@ -77,9 +77,14 @@ class StackCache {
   void deallocate(boost::context::stack_context& stack) noexcept;
 
  private:
+  // The word just below the part kept resident (fiber.cpp), or null for a
+  // stack no larger than that part.
+  std::uint64_t* deep_canary(const boost::context::stack_context& stack) const noexcept;
+
   const std::size_t stack_bytes_;  // usable, a multiple of the page size
   const std::size_t max_kept_;
   std::vector<void*> kept_;  // the mappings' bases (guard page first)
+  std::uint64_t returned_ = 0;  // stacks given back and kept, for kTrimEvery
 };
 
 class Loop {
