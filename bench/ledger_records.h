@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 
 #include "switchboard/ledger.h"
@@ -19,11 +20,31 @@ inline double cpu_seconds(clockid_t clock) {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// The trace id of step `n`: new_trace_id's form (switchboard/trace_id.h),
+// the milliseconds since 1970 when step `n` first asked, then 20 digits of
+// `n` itself; the same for the step's decision and call (one thread).
+// The ledger's trace index costs by its ids' order: with random 64-bit ids
+// bench_ledger measured 43.8 us of process CPU per step, with these 20.2.
+inline std::string trace_of(int n) {
+  thread_local int last_n = -1;
+  thread_local std::string last;
+  if (n == last_n) return last;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%012llx%020llx", static_cast<unsigned long long>(ms),
+                static_cast<unsigned long long>(n));
+  last_n = n;
+  last = buf;
+  return last;
+}
+
 // The cost record of step `n`.
 inline CostRecord call_record(int n) {
   CostRecord r;
   r.time = std::chrono::system_clock::now();
-  r.trace_id = "0123456789abcdef0123456789abcdef-" + std::to_string(n);
+  r.trace_id = trace_of(n);
   r.call_id = "call-" + std::to_string(n);
   r.workload = "chat";
   r.role = "chat";
@@ -45,7 +66,7 @@ inline CostRecord call_record(int n) {
 inline DecisionRecord decision_record(int n) {
   DecisionRecord r;
   r.time = std::chrono::system_clock::now();
-  r.trace_id = "0123456789abcdef0123456789abcdef-" + std::to_string(n);
+  r.trace_id = trace_of(n);
   r.step.role = "chat";
   r.step.input_tokens = 812;
   r.decision.workload = "chat";

@@ -1,5 +1,6 @@
 // The call path: admission, retries, fallbacks, fan-out, ledger, settlement.
 #include "switchboard/dispatch.h"
+#include "switchboard/trace_id.h"
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,7 @@
 #include "switchboard/tokens.h"
 #include "providers/capabilities.h"
 #include "rules/decide.h"
+#include "util/thread_name.h"
 
 namespace switchboard {
 
@@ -117,7 +119,12 @@ struct Dispatcher::Impl {
       engine.budgets().set_limit(limit);
       any = true;
     }
-    if (any) shadow_thread = std::thread([this] { shadow_worker(); });
+    if (any) {
+      shadow_thread = std::thread([this] {
+        detail::name_this_thread("sb-shadow-calls");
+        shadow_worker();
+      });
+    }
   }
 
   // Lets the shadow worker finish what is queued for at most [shadow]
@@ -212,6 +219,9 @@ struct Dispatcher::Impl {
     Reservation held;         // the attempt's bound, in every scope of the step
     std::int64_t cap = 0;     // the output cap the bound is for
     bool lowered = false;     // below what was asked (or the model's default)
+    // count_request_tokens_unscaled of the request on this model: the bound's
+    // and the call record's (counted once).
+    Result<std::int64_t> counted = Status::internal("not counted");
   };
 
   // Reserves the most the attempt can cost on `spec` (input_token_bound at
@@ -225,7 +235,8 @@ struct Dispatcher::Impl {
     std::int64_t full = request.max_output_tokens.value_or(spec.default_output_tokens);
     if (spec.max_output_tokens > 0) full = std::min(full, spec.max_output_tokens);
     const std::int64_t least_cap = std::min(full, config.calls.min_answer_tokens);
-    const std::int64_t input = detail::input_token_bound(spec, request);
+    b.counted = count_request_tokens_unscaled(spec, request);
+    const std::int64_t input = detail::input_token_bound(spec, request, b.counted);
     const MicroUsd at_most = detail::call_cost_bound(config, spec, input, full);
     Reservation prior;
     {
@@ -464,9 +475,7 @@ struct Dispatcher::Impl {
                                      spec.provider == "anthropic" ? CacheFill::kExplicit : CacheFill::kAutomatic);
           }
           // The engine's own count beside the bill: what calibration learns from.
-          if (Result<std::int64_t> n = count_request_tokens_unscaled(spec, request); n.ok()) {
-            r.counted_input_tokens = *n;
-          }
+          if (budget.counted.ok()) r.counted_input_tokens = *budget.counted;
           auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
           r.cost = cost.ok() ? *cost : 0;
           if (!cost.ok()) r.error = one_line(cost.status().message());
@@ -802,7 +811,7 @@ struct Dispatcher::Impl {
     v.routed_model = job.routed_model;
     v.routed_call_id = job.routed_call_id;
     v.routed_cost = job.routed_cost;
-    v.shadow_trace_id = new_id();
+    v.shadow_trace_id = new_trace_id();
     const Tier* target_tier = config.find_tier(sc.target);
     v.target_tier = target_tier != nullptr ? target_tier->name : config.tier_of(sc.target)->name;
     const std::string first_model = target_tier != nullptr ? target_tier->models.front() : sc.target;
@@ -896,7 +905,7 @@ struct Dispatcher::Impl {
   EmbeddingResult embed(std::string_view workload_name, const EmbeddingCall& call) const {
     const Config& config = engine.config();
     EmbeddingResult result;
-    result.trace_id = call.trace_id.empty() ? new_id() : call.trace_id;
+    result.trace_id = call.trace_id.empty() ? new_trace_id() : call.trace_id;
     const Workload* workload = config.find_workload(workload_name);
     if (workload == nullptr) {
       result.status = Status::not_found("unknown workload '" + std::string(workload_name) + "'");
@@ -1084,7 +1093,7 @@ ShadowCallCounts Dispatcher::shadow_calls() const {
 }
 
 StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) const {
-  return impl_->execute(decision, call, call.trace_id.empty() ? impl_->new_id() : call.trace_id, call.rate_counted);
+  return impl_->execute(decision, call, call.trace_id.empty() ? new_trace_id() : call.trace_id, call.rate_counted);
 }
 
 StepResult Dispatcher::run(std::string_view workload, const StepCall& call, const CallContext& ctx) const {
@@ -1094,7 +1103,7 @@ StepResult Dispatcher::run(std::string_view workload, const StepCall& call, cons
   if (!call.trace_id.empty()) {
     traced.trace_id = call.trace_id;
   } else if (traced.trace_id.empty()) {
-    traced.trace_id = impl_->new_id();
+    traced.trace_id = new_trace_id();
   }
   // Counted before the rules run, so that they see the headroom.
   if (!call.rate_counted) {

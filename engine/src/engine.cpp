@@ -24,6 +24,7 @@
 #include "util/sha256.h"
 #include "rules/shadow.h"
 #include "switchboard/tokens.h"
+#include "util/thread_name.h"
 
 namespace switchboard {
 
@@ -83,7 +84,10 @@ class HealthSharer {
         redis_(std::move(address), state.timeout),
         exchange_(redis_, state.key_prefix, HealthBookAccess::settings(book)) {
     HealthBookAccess::enable(book_);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      detail::name_this_thread("sb-health-share");
+      run();
+    });
   }
   ~HealthSharer() {
     {

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <random>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -177,14 +176,6 @@ std::string overhead_ms(std::chrono::nanoseconds overhead) {
   const long long us = overhead.count() > 0 ? static_cast<long long>(overhead.count() / 1000) : 0;
   char buf[32];
   std::snprintf(buf, sizeof buf, "%lld.%03lld", us / 1000, us % 1000);
-  return buf;
-}
-
-// 16 hex digits, from a generator per thread.
-std::string new_trace_id() {
-  thread_local std::mt19937_64 rng((std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
   return buf;
 }
 

@@ -46,8 +46,6 @@ std::string retry_after_header(const Status& status);
 // x-switchboard-overhead-ms's value (gateway.h): milliseconds with three
 // decimals ("0.042"); "0.000" when `overhead` is below 0.
 std::string overhead_ms(std::chrono::nanoseconds overhead);
-// 16 hex digits.
-std::string new_trace_id();
 std::int64_t unix_seconds();
 
 // GET /v1/models/{id}: the entry of `list_json` (a rendered GET /v1/models

@@ -183,7 +183,7 @@ TEST_CASE("with no key the sim embeds: deterministic unit vectors of the asked d
   CHECK(r.header("x-switchboard-model") == "e-small");
   CHECK(r.header("x-switchboard-tier") == "embed");
   const std::string trace = r.header("x-switchboard-trace-id");
-  REQUIRE(trace.size() == 16);
+  REQUIRE(trace.size() == 32);
   const json body = json::parse(r.body);
   CHECK(body["object"] == "list");
   CHECK(body["model"] == "e-small");

@@ -163,7 +163,7 @@ TEST_CASE("a plain completion names its model tier cost and trace and its ledger
   CHECK(cost.size() == 8);  // "0.000123": dollars with six places
   CHECK(cost.rfind("0.", 0) == 0);
   const std::string trace = r.header("x-switchboard-trace-id");
-  REQUIRE(trace.size() == 16);
+  REQUIRE(trace.size() == 32);
   CHECK(contains(r.body, R"("model":"m-cheap")"));
   CHECK(contains(r.body, R"("object":"chat.completion")"));
   CHECK(contains(r.body, "chatcmpl-" + trace));
@@ -598,7 +598,7 @@ requests_per_minute = 2
   CHECK(contains(openai.body, R"("type":"rate_limit_exceeded")"));
   CHECK(contains(openai.body, R"("code":"rate_limit_exceeded")"));
   CHECK(contains(openai.body, "key:team"));
-  CHECK(openai.header("x-switchboard-trace-id").size() == 16);
+  CHECK(openai.header("x-switchboard-trace-id").size() == 32);
 
   const Reply anthropic =
       post(rig.url("/v1/messages"), R"({"model":"auto","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
@@ -789,7 +789,7 @@ function classify(step, ctx) return { tier = "cheap", reason = "candidate: all c
   REQUIRE_MESSAGE(r.status == 200, r.body);
   CHECK(r.header("x-switchboard-model") == "m-premium");  // the active rules decided
   const std::string trace = r.header("x-switchboard-trace-id");
-  REQUIRE(trace.size() == 16);
+  REQUIRE(trace.size() == 32);
 
   // The evaluation runs after the answer, off the request's path.
   const std::string counted = R"(switchboard_shadow_evaluations_total{workload="w"} 1)";

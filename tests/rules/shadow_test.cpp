@@ -164,7 +164,7 @@ TEST_CASE("shadow records of an agreement and a disagreement through the dispatc
   const DecisionRecord& differ = shadows[0].trace_id == "trace-format" ? shadows[1] : shadows[0];
   CHECK(agree.trace_id == first.trace_id);
   CHECK(differ.trace_id == second.trace_id);
-  CHECK(second.trace_id.size() == 16);
+  CHECK(second.trace_id.size() == 32);
   for (const DecisionRecord* r : {&agree, &differ}) {
     CHECK(r->kind == DecisionKind::kShadow);
     CHECK(r->admission == AdmissionOutcome::kNotAdmitted);

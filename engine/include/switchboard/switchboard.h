@@ -22,6 +22,7 @@
 #include "switchboard/status.h"
 #include "switchboard/step.h"
 #include "switchboard/tokens.h"
+#include "switchboard/trace_id.h"
 #include "switchboard/usage.h"
 #include "switchboard/version.h"
 

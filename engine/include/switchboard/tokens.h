@@ -88,4 +88,9 @@ Result<std::int64_t> count_request_tokens(const ModelSpec& model, const ModelReq
 /// (CostRecord::counted_input_tokens) and calibration divides the bill by.
 Result<std::int64_t> count_request_tokens_unscaled(const ModelSpec& model, const ModelRequest& request);
 
+/// count_request_tokens from a count_request_tokens_unscaled already made:
+/// `unscaled` times model.token_factor, rounded up (a factor of 1 leaves it
+/// as it is). For a caller that needs both, so the request is counted once.
+std::int64_t scale_token_count(const ModelSpec& model, std::int64_t unscaled);
+
 }  // namespace switchboard

@@ -38,6 +38,11 @@ DearestRates dearest(const Config& config, const ModelSpec& model) {
 }  // namespace
 
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request) {
+  return input_token_bound(model, request, count_request_tokens_unscaled(model, request));
+}
+
+std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request,
+                               const Result<std::int64_t>& unscaled) {
   std::int64_t n = std::max(estimate_input_tokens(request), request.counted_input_tokens.value_or(0));
   n += kRequestOverheadTokens;
   n += kMessageOverheadTokens * static_cast<std::int64_t>(request.messages.size());
@@ -46,9 +51,7 @@ std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& reque
   // overheads, a calibrated factor where no tokenizer is public) wins when
   // it is larger: text that packs more tokens per byte than the estimate
   // assumes (emoji, rare scripts, long digit runs) cannot slip past a cap.
-  if (const Result<std::int64_t> counted = count_request_tokens(model, request); counted.ok()) {
-    n = std::max(n, *counted);
-  }
+  if (unscaled.ok()) n = std::max(n, scale_token_count(model, *unscaled));
   return n;
 }
 

@@ -32,6 +32,10 @@ inline constexpr std::int64_t kToolOverheadTokens = 32;
 // caller's count and estimate_input_tokens, plus the overheads above per
 // request, message and tool). Every budget bound goes through it.
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request);
+// The same with the model's count already made: `unscaled` is
+// count_request_tokens_unscaled(model, request) (an error: no count).
+std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request,
+                               const Result<std::int64_t>& unscaled);
 
 // The most a call on `model` with `input_tokens` of input and at most
 // `output_cap` tokens of output (reasoning included) can cost: the input at

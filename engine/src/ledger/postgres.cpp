@@ -48,6 +48,7 @@
 #include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
 #include "switchboard/step.h"
+#include "util/thread_name.h"
 
 namespace switchboard {
 
@@ -663,7 +664,10 @@ class PostgresLedger final : public LedgerSink {
   // REQUIRES: called once, before any other call.
   Status start() {
     Status s = try_connect();  // no other thread yet: the role is this one's
-    worker_ = std::thread([this] { run(); });
+    worker_ = std::thread([this] {
+      detail::name_this_thread("sb-pg-ledger");
+      run();
+    });
     return s;
   }
 

@@ -53,6 +53,7 @@
 #include "ledger/sqlite.h"
 #include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
+#include "util/thread_name.h"
 
 namespace switchboard {
 
@@ -671,7 +672,10 @@ class SqliteLedger final : public LedgerSink {
         db_(std::move(db)),
         rows_(std::move(rows)),
         journal_(std::move(journal)) {
-    writer_ = std::thread([this] { run(); });
+    writer_ = std::thread([this] {
+      detail::name_this_thread("sb-ledger");
+      run();
+    });
   }
 
   // Journals and moves into the database everything still queued, starts a

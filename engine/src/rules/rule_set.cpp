@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "util/sha256.h"
+#include "util/thread_name.h"
 
 namespace switchboard::detail {
 
@@ -125,7 +126,10 @@ struct Reaper::State {
 std::shared_ptr<Reaper> Reaper::start() {
   std::shared_ptr<Reaper> reaper(new Reaper());
   reaper->state_ = std::make_unique<State>();
-  reaper->state_->thread = std::thread([raw = reaper.get()] { raw->run(); });
+  reaper->state_->thread = std::thread([raw = reaper.get()] {
+    detail::name_this_thread("sb-lua-reaper");
+    raw->run();
+  });
   return reaper;
 }
 

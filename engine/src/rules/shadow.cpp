@@ -2,6 +2,7 @@
 
 #include "cost/estimate.h"
 #include "rules/decide.h"
+#include "util/thread_name.h"
 
 namespace switchboard::detail {
 
@@ -24,7 +25,10 @@ ShadowWorker::ShadowWorker(std::shared_ptr<const Config> config, std::shared_ptr
 std::unique_ptr<ShadowWorker> ShadowWorker::start(std::shared_ptr<const Config> config,
                                                   std::shared_ptr<Ledger> ledger) {
   std::unique_ptr<ShadowWorker> w(new ShadowWorker(std::move(config), std::move(ledger)));
-  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  w->thread_ = std::thread([raw = w.get()] {
+    detail::name_this_thread("sb-shadow-rules");
+    raw->run();
+  });
   return w;
 }
 

@@ -14,6 +14,7 @@
 
 #include "util/file_text.h"
 #include "util/sha256.h"
+#include "util/thread_name.h"
 
 namespace switchboard::detail {
 
@@ -49,7 +50,10 @@ Result<std::unique_ptr<RulesWatcher>> RulesWatcher::start(Options options,
   // Without inotify (fd limit, unsupported file system) the poll still works.
   if (w->inotify_fd_ >= 0) w->add_watches();
   w->poll_changed();  // the baseline
-  w->thread_ = std::thread([raw = w.get()] { raw->run(); });
+  w->thread_ = std::thread([raw = w.get()] {
+    detail::name_this_thread("sb-rules-watch");
+    raw->run();
+  });
   return w;
 }
 

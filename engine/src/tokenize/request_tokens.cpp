@@ -105,11 +105,15 @@ Result<std::int64_t> count_request_tokens_unscaled(const ModelSpec& model, const
   return Counter(model, **enc).request(request);
 }
 
+std::int64_t scale_token_count(const ModelSpec& model, std::int64_t unscaled) {
+  // Exact below 2^53, so a factor of 1 leaves the count as it is.
+  return static_cast<std::int64_t>(std::ceil(static_cast<double>(unscaled) * model.token_factor));
+}
+
 Result<std::int64_t> count_request_tokens(const ModelSpec& model, const ModelRequest& request) {
   Result<std::int64_t> n = count_request_tokens_unscaled(model, request);
   if (!n.ok()) return n;
-  // Exact below 2^53, so a factor of 1 leaves the count as it is.
-  return static_cast<std::int64_t>(std::ceil(static_cast<double>(*n) * model.token_factor));
+  return scale_token_count(model, *n);
 }
 
 }  // namespace switchboard

@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <cerrno>
 
@@ -801,7 +802,8 @@ void Server::run() {
   for (auto& c : contexts_) c->work.emplace(c->ioc.get_executor());
   accept();
   for (auto& c : contexts_) {
-    threads_.emplace_back([&ioc = c->ioc] {
+    threads_.emplace_back([&ioc = c->ioc, name = "sb-io-" + std::to_string(threads_.size())] {
+      pthread_setname_np(pthread_self(), name.c_str());  // as top -H and perf show it
       // The last boundary: a handler that throws past its session loses that
       // connection (its handlers unwind), never the process. run() resumes.
       for (;;) {
