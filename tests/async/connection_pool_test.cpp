@@ -24,22 +24,29 @@ struct Pair {
   tcp::socket server;
 };
 
-Pair connect_pair(net::io_context& io, tcp::acceptor& acceptor) {
-  tcp::socket client(io);
-  client.connect(acceptor.local_endpoint());
-  tcp::socket server = acceptor.accept();
-  return {std::move(client), std::move(server)};
-}
+// A pool for one upstream: a listener on loopback that connect() pairs with.
+struct Rig {
+  net::io_context io;
+  tcp::acceptor acceptor{io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
+  const tcp::endpoint upstream = acceptor.local_endpoint();
+  ConnectionPool pool;
+
+  Pair connect() {
+    tcp::socket client(io);
+    client.connect(upstream);
+    tcp::socket server = acceptor.accept();
+    return {std::move(client), std::move(server)};
+  }
+};
 
 }  // namespace
 
 TEST_CASE("a connection given back moments ago is taken without a peek; a server's unannounced closes end that") {
-  net::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  const tcp::endpoint upstream = acceptor.local_endpoint();
-  ConnectionPool pool;
+  Rig rig;
+  ConnectionPool& pool = rig.pool;
+  const tcp::endpoint& upstream = rig.upstream;
 
-  Pair first = connect_pair(io, acceptor);
+  Pair first = rig.connect();
   pool.give_back(upstream, std::move(first.client));
   first.server.close();  // the server's FIN is on its way (loopback: already there)
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -47,26 +54,25 @@ TEST_CASE("a connection given back moments ago is taken without a peek; a server
   CHECK(taken.has_value());  // fresh: taken as it is (the caller's retry covers the close)
 
   pool.closed_unannounced(upstream);  // what the caller says after that retry
-  Pair second = connect_pair(io, acceptor);
+  Pair second = rig.connect();
   pool.give_back(upstream, std::move(second.client));
   second.server.close();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK_FALSE(pool.take(upstream).has_value());  // peeked at: closed, dropped
 
-  Pair third = connect_pair(io, acceptor);
+  Pair third = rig.connect();
   pool.give_back(upstream, std::move(third.client));
   CHECK(pool.take(upstream).has_value());  // peeked at: open
   CHECK_FALSE(pool.take(upstream).has_value());  // nothing left
 }
 
 TEST_CASE("a connection idle past kFreshFor is peeked at before reuse") {
-  net::io_context io;
-  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  const tcp::endpoint upstream = acceptor.local_endpoint();
-  ConnectionPool pool;
+  Rig rig;
+  ConnectionPool& pool = rig.pool;
+  const tcp::endpoint& upstream = rig.upstream;
 
-  Pair closed = connect_pair(io, acceptor);
-  Pair open = connect_pair(io, acceptor);
+  Pair closed = rig.connect();
+  Pair open = rig.connect();
   pool.give_back(upstream, std::move(open.client));
   pool.give_back(upstream, std::move(closed.client));  // taken first (the most recent)
   closed.server.close();
