@@ -221,7 +221,7 @@ struct Dispatcher::Impl {
     bool lowered = false;     // below what was asked (or the model's default)
     // count_request_tokens_unscaled of the request on this model: the bound's
     // and the call record's (counted once).
-    Result<std::int64_t> counted = Status::internal("not counted");
+    std::optional<std::int64_t> counted;
   };
 
   // Reserves the most the attempt can cost on `spec` (input_token_bound at
@@ -235,7 +235,7 @@ struct Dispatcher::Impl {
     std::int64_t full = request.max_output_tokens.value_or(spec.default_output_tokens);
     if (spec.max_output_tokens > 0) full = std::min(full, spec.max_output_tokens);
     const std::int64_t least_cap = std::min(full, config.calls.min_answer_tokens);
-    b.counted = count_request_tokens_unscaled(spec, request);
+    if (const Result<std::int64_t> n = count_request_tokens_unscaled(spec, request); n.ok()) b.counted = *n;
     const std::int64_t input = detail::input_token_bound(spec, request, b.counted);
     const MicroUsd at_most = detail::call_cost_bound(config, spec, input, full);
     Reservation prior;
@@ -475,7 +475,7 @@ struct Dispatcher::Impl {
                                      spec.provider == "anthropic" ? CacheFill::kExplicit : CacheFill::kAutomatic);
           }
           // The engine's own count beside the bill: what calibration learns from.
-          if (budget.counted.ok()) r.counted_input_tokens = *budget.counted;
+          if (budget.counted) r.counted_input_tokens = *budget.counted;
           auto cost = config.prices ? config.prices->cost(name, r.usage) : Result<MicroUsd>(MicroUsd{0});
           r.cost = cost.ok() ? *cost : 0;
           if (!cost.ok()) r.error = one_line(cost.status().message());

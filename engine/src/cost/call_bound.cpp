@@ -38,11 +38,12 @@ DearestRates dearest(const Config& config, const ModelSpec& model) {
 }  // namespace
 
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request) {
-  return input_token_bound(model, request, count_request_tokens_unscaled(model, request));
+  const Result<std::int64_t> unscaled = count_request_tokens_unscaled(model, request);
+  return input_token_bound(model, request, unscaled.ok() ? std::optional<std::int64_t>(*unscaled) : std::nullopt);
 }
 
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request,
-                               const Result<std::int64_t>& unscaled) {
+                               std::optional<std::int64_t> unscaled) {
   std::int64_t n = std::max(estimate_input_tokens(request), request.counted_input_tokens.value_or(0));
   n += kRequestOverheadTokens;
   n += kMessageOverheadTokens * static_cast<std::int64_t>(request.messages.size());
@@ -51,7 +52,7 @@ std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& reque
   // overheads, a calibrated factor where no tokenizer is public) wins when
   // it is larger: text that packs more tokens per byte than the estimate
   // assumes (emoji, rare scripts, long digit runs) cannot slip past a cap.
-  if (unscaled.ok()) n = std::max(n, scale_token_count(model, *unscaled));
+  if (unscaled) n = std::max(n, scale_token_count(model, *unscaled));
   return n;
 }
 

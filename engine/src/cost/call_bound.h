@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "switchboard/config.h"
 #include "switchboard/money.h"
@@ -33,9 +34,9 @@ inline constexpr std::int64_t kToolOverheadTokens = 32;
 // request, message and tool). Every budget bound goes through it.
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request);
 // The same with the model's count already made: `unscaled` is
-// count_request_tokens_unscaled(model, request) (an error: no count).
+// count_request_tokens_unscaled(model, request) (none when it failed).
 std::int64_t input_token_bound(const ModelSpec& model, const ModelRequest& request,
-                               const Result<std::int64_t>& unscaled);
+                               std::optional<std::int64_t> unscaled);
 
 // The most a call on `model` with `input_tokens` of input and at most
 // `output_cap` tokens of output (reasoning included) can cost: the input at

@@ -280,21 +280,17 @@ class Server::Session : public Response, public Timed, public std::enable_shared
 
   void write(std::string bytes) override {
     streamed_.store(true, std::memory_order_relaxed);
-    if (on_own_thread() && !writing_ && out_.empty() && !closed_ && !bytes.empty()) {
+    if (on_own_thread() && nothing_queued() && !bytes.empty()) {
       // A stream's event from its request's fiber, with nothing queued ahead
       // of it: out now, in one send, not at the end of the fiber's turn (it
       // may run on through the rest of the answer to the ledger flush before
       // an asio write could start); what the socket does not take goes the
       // usual way.
-      error_code ec;
-      const std::size_t sent = socket_.write_some(net::buffer(bytes), ec);
-      if (!ec && sent == bytes.size()) return;
-      if (!ec) {
-        bytes.erase(0, sent);
-      } else if (ec != net::error::would_block && ec != net::error::try_again) {
+      if (!send_now(bytes)) {
         close();
         return;
       }
+      if (bytes.empty()) return;
     }
     net::dispatch(executor_, [self = shared_from_this(), bytes = std::move(bytes)]() mutable {
       if (self->closed_) return;
@@ -305,8 +301,7 @@ class Server::Session : public Response, public Timed, public std::enable_shared
 
   void finish(std::string bytes, bool close) override {
     answered_.store(true, std::memory_order_relaxed);
-    const bool quiet = on_own_thread() ? !writing_ && out_.empty() && !closed_
-                                       : !streamed_.load(std::memory_order_relaxed);
+    const bool quiet = on_own_thread() ? nothing_queued() : !streamed_.load(std::memory_order_relaxed);
     if (quiet && !bytes.empty()) {
       // Nothing queued ahead (on a worker: nothing streamed, so the
       // connection is quiet: nothing is read or written while a request is
@@ -314,14 +309,7 @@ class Server::Session : public Response, public Timed, public std::enable_shared
       // asynchronous write (its operation, its completion) or a wait for
       // the I/O thread; what the socket does not take (it is non-blocking)
       // goes the usual way.
-      error_code ec;
-      const std::size_t sent = socket_.write_some(net::buffer(bytes), ec);
-      if (!ec) {
-        bytes.erase(0, sent);
-      } else if (ec != net::error::would_block && ec != net::error::try_again) {
-        close = true;
-        bytes.clear();
-      }
+      if (!send_now(bytes)) close = true;
     }
     net::dispatch(executor_, [self = shared_from_this(), bytes = std::move(bytes), close]() mutable {
       self->finishing_ = true;
@@ -342,6 +330,23 @@ class Server::Session : public Response, public Timed, public std::enable_shared
 
  private:
   bool on_own_thread() const { return executor_.running_in_this_thread(); }
+  // Nothing written or waiting to be: bytes may go out now, ahead of no others.
+  // REQUIRES: on its own thread.
+  bool nothing_queued() const { return !writing_ && out_.empty() && !closed_; }
+
+  // One non-blocking send of `bytes`, which keeps what the socket did not
+  // take. False when the connection broke (`bytes` is then cleared).
+  bool send_now(std::string& bytes) {
+    error_code ec;
+    const std::size_t sent = socket_.write_some(net::buffer(bytes), ec);
+    if (!ec) {
+      bytes.erase(0, sent);
+      return true;
+    }
+    if (ec == net::error::would_block || ec == net::error::try_again) return true;
+    bytes.clear();
+    return false;
+  }
 
   // Deadlines: the connection's timeout (a phase's: idle, header, body, a
   // client that stops reading, the linger) closes it; a request at the
