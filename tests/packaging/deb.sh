@@ -20,7 +20,7 @@ deb=$work/switchboard_${version}_${arch}.deb
 info=$(dpkg-deb --info "$deb")
 depends=$(sed -n 's/^ Depends: //p' <<<"$info")
 echo "Depends: $depends"
-for dep in adduser libc6 'libstdc\+\+6' libcurl4 libpcre2-8-0 'liblua5\.4-0' libsqlite3-0 libpq5 libssl3 libspdlog libtomlplusplus libhiredis; do
+for dep in adduser libc6 'libstdc\+\+6' libcurl4 libpcre2-8-0 'liblua5\.4-0' libsqlite3-0 libpq5 libssl3 libspdlog libtomlplusplus libhiredis libsimdjson; do
   grep -Eq "(^|, )$dep" <<<"$depends" || fail "Depends does not name $dep: $depends"
 done
 # Extracted, not piped: tar stops reading at the archive's end marker, and

@@ -604,7 +604,7 @@ class GeminiStreamDecoder final : public StreamDecoder {
   Status on_event(const SseEvent& event, const ChunkHandler& on_chunk) override {
     if (done_) return Status();
     try {
-      json value = json::parse(event.data, nullptr, /*allow_exceptions=*/false);
+      json value = read_json(event.data);
       if (value.is_array() && value.size() == 1) value = value[0];  // errors come wrapped
       if (!value.is_object()) return Status::upstream("stream event: not a JSON object");
       if (const json* error = wire::object_at(value, "error")) return error_status(*error, "stream error: ");

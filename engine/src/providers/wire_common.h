@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cost/usage_json.h"
+#include "util/json_read.h"
 
 #include "switchboard/client.h"
 #include "switchboard/status.h"
@@ -44,7 +45,7 @@ inline std::string to_text(const json& value) {
 
 // A response body that must be a JSON object; upstream when it is not.
 inline Result<json> parse_body(std::string_view body) {
-  json value = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  json value = read_json(body);
   if (value.is_discarded()) return Status::upstream("body is not valid JSON");
   if (!value.is_object()) return Status::upstream("body is not a JSON object");
   return value;

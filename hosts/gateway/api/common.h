@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
+#include "api/json_read.h"
 
 namespace switchboard::gateway::detail {
 
@@ -210,6 +211,9 @@ inline MaybeError parse_bounded(std::string_view body, int max_depth,
     DepthCheck check_;
     nlohmann::detail::json_sax_dom_parser<json> dom_;
   };
+  // The common case, read by simdjson; anything it does not take (invalid
+  // JSON, nesting past the bound or kFastReadDepth) gets the exact verdict below.
+  if (max_depth > 0 && read_json_within(body, static_cast<std::size_t>(max_depth), out)) return std::nullopt;
   out = json();
   BoundedDom parser(out, static_cast<std::size_t>(max_depth), structural);
   if (!json::sax_parse(body, &parser, json::input_format_t::json, /*strict=*/true)) {

@@ -1,0 +1,215 @@
+// The two simdjson readers, the engine's read_json (util/json_read.h) and the
+// gateway's read_json_within (api/json_read.h): the tree nlohmann's own
+// reader builds for the same text, node type for node type (nlohmann's ==
+// compares numbers across types, so the check here does not use it), for
+// valid, edge-case, invalid, deep, large and randomly generated and mutated
+// texts; and the gateway's declines what it must leave to nlohmann.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api/json_read.h"
+#include "util/json_read.h"
+
+using nlohmann::json;
+using switchboard::read_json;
+
+namespace {
+
+// True when `a` and `b` are the same tree with the same node types and the
+// same members in the same order.
+bool same(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      auto i = a.begin();
+      auto j = b.begin();
+      for (; i != a.end(); ++i, ++j) {
+        if (i.key() != j.key() || !same(i.value(), j.value())) return false;
+      }
+      return true;
+    }
+    case json::value_t::array:
+      if (a.size() != b.size()) return false;
+      for (std::size_t k = 0; k < a.size(); ++k) {
+        if (!same(a[k], b[k])) return false;
+      }
+      return true;
+    case json::value_t::number_float: {
+      const double x = a.get<double>();
+      const double y = b.get<double>();
+      return x == y && std::signbit(x) == std::signbit(y);
+    }
+    case json::value_t::discarded:
+      return true;
+    default:
+      return a == b;
+  }
+}
+
+json reference(const std::string& text) { return json::parse(text, nullptr, /*allow_exceptions=*/false); }
+
+// Both readers against nlohmann's: the engine's gives the same verdict; the
+// gateway's takes every valid text nested within its bound, declines every
+// invalid one, and what it takes is the same tree.
+void check_same_as_nlohmann(const std::string& text) {
+  const json expected = reference(text);
+  const json got = read_json(text);
+  INFO("text: " << text.substr(0, 200));
+  CHECK(got.is_discarded() == expected.is_discarded());
+  CHECK(same(got, expected));
+
+  json within;
+  const bool taken = switchboard::gateway::detail::read_json_within(text, 64, within);
+  if (expected.is_discarded()) {
+    CHECK_FALSE(taken);
+  } else if (taken) {
+    CHECK(same(within, expected));
+  }
+}
+
+// A random tree: objects, arrays, strings with escapes and non-ASCII text,
+// integers across the signed/unsigned line, doubles.
+json random_tree(std::mt19937_64& rng, int depth) {
+  std::uniform_int_distribution<int> kind(0, depth > 5 ? 5 : 7);
+  switch (kind(rng)) {
+    case 0: return nullptr;
+    case 1: return rng() % 2 == 0;
+    case 2: {
+      const std::int64_t values[] = {0, 1, -1, 42, -42, INT64_MAX, INT64_MIN, 1LL << 53};
+      return values[rng() % 8];
+    }
+    case 3: return static_cast<std::uint64_t>(rng());
+    case 4: {
+      const double values[] = {0.5, -0.0, 1e-300, 1.7976931348623157e308, 3.141592653589793, 1e21, -2.5e-7, 100.0};
+      return values[rng() % 8];
+    }
+    case 5: {
+      const char* values[] = {"", "plain", "quote \" slash \\ / tab \t nl \n", "é ü 中文 😀", "\x01\x1f ctl",
+                              "\\u0000 inside", std::string("nul\0byte", 8).c_str()};
+      return std::string(values[rng() % 7]) + std::to_string(rng() % 3);
+    }
+    case 6: {
+      json a = json::array();
+      for (int n = rng() % 5; n > 0; --n) a.push_back(random_tree(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int n = rng() % 5; n > 0; --n) o["k" + std::to_string(rng() % 7)] = random_tree(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("json_read") {
+
+TEST_CASE("a provider's answer reads as nlohmann reads it") {
+  check_same_as_nlohmann(R"({
+  "id": "chatcmpl-1", "object": "chat.completion", "created": 1763790000, "model": "gpt-5-mini",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi \"there\"\n", "refusal": null,
+               "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+  "usage": {"prompt_tokens": 16, "completion_tokens": 16, "total_tokens": 32,
+            "prompt_tokens_details": {"cached_tokens": 4}}, "temperature": 0.7, "score": -1.5e-3
+})");
+}
+
+TEST_CASE("edge cases: numbers, strings, duplicates, whitespace") {
+  const std::vector<std::string> cases = {
+      "0", "-1", "1.0", "1e2", "-0.0", "[-0.0]", "1E-2", "0.1", "9223372036854775807", "9223372036854775808",
+      "18446744073709551615", "-9223372036854775808", "[1e-400]", "true", "false", "null", "\"\"",
+      R"({"a":1,"a":2})", R"({"a":{"b":1},"a":[2]})", R"({"b":1,"a":2,"c":3})", "  {\"a\" : [ 1 , 2 ] }  \n",
+      R"(["\u00e9\ud83d\ude00\u0000\/"])", "\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"", R"({"":""})",
+      "[[[[[[[[[[]]]]]]]]]]", "{}", "[]"};
+  for (const std::string& text : cases) check_same_as_nlohmann(text);
+}
+
+TEST_CASE("\"-0\" is the one difference: unsigned 0, written the same") {
+  const json got = read_json("-0");
+  CHECK(got.is_number_integer());
+  CHECK(got.get<std::int64_t>() == 0);
+  CHECK(got.dump() == reference("-0").dump());
+}
+
+TEST_CASE("what simdjson refuses gets nlohmann's verdict") {
+  const std::vector<std::string> cases = {
+      "",        " ",          "[1,]",     "{\"a\":}",   "[01]",          "1e400",  "-1e400",
+      "[1] x",   "{\"a\" 1}",  "\"x\ny\"", "\"\\ud800\"", "\"\\ud800x\"", "\"\xff\"", "\"\xc3\"",
+      "nul",     "[1,2",       "{\"a\":1", "'a'",        "[1 2]",         "/*c*/1", "+1",
+      "18446744073709551616",  "-9223372036854775809",   "123456789012345678901234567890",
+      "\xEF\xBB\xBF{\"bom\":1}",  // nlohmann skips a byte order mark
+      "[.5]",    "[5.]",       "[1e]",     "NaN",        "Infinity"};
+  for (const std::string& text : cases) check_same_as_nlohmann(text);
+}
+
+TEST_CASE("nesting past kFastDepth, and past anything recursion would survive") {
+  for (std::size_t depth : {switchboard::kFastDepth - 1, switchboard::kFastDepth, switchboard::kFastDepth + 1,
+                            std::size_t{5000}}) {
+    const std::string text = std::string(depth, '[') + "1" + std::string(depth, ']');
+    const json got = read_json(text);
+    REQUIRE_FALSE(got.is_discarded());
+    const json* inner = &got;
+    std::size_t seen = 0;
+    while (inner->is_array()) {
+      inner = &(*inner)[0];
+      ++seen;
+    }
+    CHECK(seen == depth);
+    CHECK(*inner == 1);
+  }
+}
+
+TEST_CASE("the gateway's reader takes nesting up to its bound, and no deeper than kFastReadDepth") {
+  using switchboard::gateway::detail::kFastReadDepth;
+  using switchboard::gateway::detail::read_json_within;
+  const auto nested = [](std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  json out;
+  CHECK(read_json_within(nested(8), 8, out));
+  CHECK(same(out, reference(nested(8))));
+  CHECK_FALSE(read_json_within(nested(9), 8, out));
+  CHECK(read_json_within(R"({"a":{"b":[1]}})", 3, out));
+  CHECK_FALSE(read_json_within(R"({"a":{"b":[1]}})", 2, out));
+  CHECK(read_json_within(nested(kFastReadDepth), 10000, out));
+  CHECK_FALSE(read_json_within(nested(kFastReadDepth + 1), 10000, out));  // left to nlohmann, which does not recurse
+  CHECK(read_json_within("[1]", 64, out));
+  CHECK(read_json_within("\"text\"", 64, out));
+  CHECK(out == "text");
+  CHECK_FALSE(read_json_within("18446744073709551616", 64, out));  // nlohmann reads it as a double
+  CHECK_FALSE(read_json_within("\xEF\xBB\xBF{}", 64, out));       // nlohmann skips the byte order mark
+}
+
+TEST_CASE("a large body, past the thread's kept parser, and a small one after it") {
+  json big = json::object();
+  for (int i = 0; i < 5000; ++i) big["key" + std::to_string(i)] = std::string(40, static_cast<char>('a' + i % 26));
+  const std::string text = big.dump();
+  REQUIRE(text.size() > 64 * 1024);
+  check_same_as_nlohmann(text);
+  check_same_as_nlohmann(R"({"small":true})");
+}
+
+TEST_CASE("random trees, and the same texts with a byte changed, read as nlohmann reads them") {
+  std::mt19937_64 rng(20261205);
+  int invalid = 0;
+  for (int round = 0; round < 400; ++round) {
+    const std::string text = random_tree(rng, 0).dump(round % 2 == 0 ? -1 : 2);
+    check_same_as_nlohmann(text);
+    json within;
+    CHECK(switchboard::gateway::detail::read_json_within(text, 64, within));  // valid and shallow: taken
+    std::string mutated = text;
+    if (mutated.empty()) continue;
+    mutated[rng() % mutated.size()] = "{}[]\",:0-e.\\ \x80x"[rng() % 16];
+    check_same_as_nlohmann(mutated);
+    invalid += reference(mutated).is_discarded() ? 1 : 0;
+  }
+  CHECK(invalid > 50);  // the mutations did reach the invalid path
+}
+
+}  // TEST_SUITE
