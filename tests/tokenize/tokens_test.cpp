@@ -101,6 +101,28 @@ TEST_CASE("a piece counted under one encoding is never answered from the cache f
   }
 }
 
+TEST_CASE("a long text is remembered by its digest: its own count again, never another text's or encoding's") {
+  const auto merged = encoding({"ab"});
+  const auto bytes_only = encoding({});
+  std::string text;
+  while (text.size() < BpeEncoding::kRememberedTextBytes) text += "ab ab xy ";
+  const std::int64_t fresh = static_cast<std::int64_t>(merged->encode(text).size());  // encode() keeps no cache
+  for (int i = 0; i < 3; ++i) {
+    CHECK(merged->count(text) == fresh);
+    CHECK(bytes_only->count(text) == static_cast<std::int64_t>(text.size()));  // one token per byte
+  }
+  // The same length, other bytes: counted, not answered from the first text's slot.
+  std::string other = text;
+  for (char& c : other) {
+    if (c == 'a') c = 'q';
+  }
+  CHECK(merged->count(other) == static_cast<std::int64_t>(merged->encode(other).size()));
+  CHECK(merged->count(other) > fresh);
+  CHECK(merged->count(text) == fresh);
+  // Invalid UTF-8 in a remembered text still counts as U+FFFD.
+  CHECK(merged->count(text + "\xff") == merged->count(text + "\xEF\xBF\xBD"));
+}
+
 TEST_CASE("invalid UTF-8 counts as U+FFFD in its place") {
   const auto enc = encoding({});
   CHECK(enc->count("a\xff" "b") == enc->count("a\xEF\xBF\xBD" "b"));

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/json_read.h"
+#include "support/random_json.h"
 #include "util/json_read.h"
 
 using nlohmann::json;
@@ -71,40 +72,6 @@ void check_same_as_nlohmann(const std::string& text) {
     CHECK_FALSE(taken);
   } else if (taken) {
     CHECK(same(within, expected));
-  }
-}
-
-// A random tree: objects, arrays, strings with escapes and non-ASCII text,
-// integers across the signed/unsigned line, doubles.
-json random_tree(std::mt19937_64& rng, int depth) {
-  std::uniform_int_distribution<int> kind(0, depth > 5 ? 5 : 7);
-  switch (kind(rng)) {
-    case 0: return nullptr;
-    case 1: return rng() % 2 == 0;
-    case 2: {
-      const std::int64_t values[] = {0, 1, -1, 42, -42, INT64_MAX, INT64_MIN, 1LL << 53};
-      return values[rng() % 8];
-    }
-    case 3: return static_cast<std::uint64_t>(rng());
-    case 4: {
-      const double values[] = {0.5, -0.0, 1e-300, 1.7976931348623157e308, 3.141592653589793, 1e21, -2.5e-7, 100.0};
-      return values[rng() % 8];
-    }
-    case 5: {
-      const char* values[] = {"", "plain", "quote \" slash \\ / tab \t nl \n", "é ü 中文 😀", "\x01\x1f ctl",
-                              "\\u0000 inside", std::string("nul\0byte", 8).c_str()};
-      return std::string(values[rng() % 7]) + std::to_string(rng() % 3);
-    }
-    case 6: {
-      json a = json::array();
-      for (int n = rng() % 5; n > 0; --n) a.push_back(random_tree(rng, depth + 1));
-      return a;
-    }
-    default: {
-      json o = json::object();
-      for (int n = rng() % 5; n > 0; --n) o["k" + std::to_string(rng() % 7)] = random_tree(rng, depth + 1);
-      return o;
-    }
   }
 }
 
@@ -199,7 +166,7 @@ TEST_CASE("random trees, and the same texts with a byte changed, read as nlohman
   std::mt19937_64 rng(20261205);
   int invalid = 0;
   for (int round = 0; round < 400; ++round) {
-    const std::string text = random_tree(rng, 0).dump(round % 2 == 0 ? -1 : 2);
+    const std::string text = switchboard::testing::random_json(rng, 0).dump(round % 2 == 0 ? -1 : 2);
     check_same_as_nlohmann(text);
     json within;
     CHECK(switchboard::gateway::detail::read_json_within(text, 64, within));  // valid and shallow: taken

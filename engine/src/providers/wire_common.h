@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cost/usage_json.h"
+#include "util/json_dump.h"
 #include "util/json_read.h"
 
 #include "switchboard/client.h"
@@ -39,9 +40,7 @@ inline Result<Usage> usage_or_upstream(UsageFormat format, const json& body) {
   return usage;
 }
 
-inline std::string to_text(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+inline std::string to_text(const json& value) { return dump_json(value); }
 
 // A response body that must be a JSON object; upstream when it is not.
 inline Result<json> parse_body(std::string_view body) {

@@ -12,6 +12,8 @@
 #include <queue>
 #include <utility>
 
+#include "util/sha256.h"
+
 namespace switchboard::detail {
 
 namespace {
@@ -523,10 +525,34 @@ struct PieceCache {
   std::array<Entry, kEntries> entries{};
 };
 
+// Recent long texts' counts, by SHA-256 (a collision cannot be made, so a
+// count found here is the text's own): direct-mapped, the newest text in a
+// slot replaces the one before.
+struct TextCache {
+  struct Entry {
+    std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
+    std::array<unsigned char, 32> digest{};
+    std::int64_t tokens = 0;
+  };
+  static constexpr size_t kEntries = 2048;  // 96 KiB a thread
+  std::array<Entry, kEntries> entries{};
+};
+
 }  // namespace
 
 std::int64_t BpeEncoding::count(std::string_view text) const {
-  if (!valid_utf8(text)) return count(with_replacement_characters(text));
+  if (text.size() < kRememberedTextBytes) return count_pieces(text);
+  thread_local TextCache cache;
+  const std::array<unsigned char, 32> digest = sha256_digest(text);
+  std::uint64_t slot = 0;
+  std::memcpy(&slot, digest.data(), sizeof slot);
+  TextCache::Entry& e = cache.entries[slot & (TextCache::kEntries - 1)];
+  if (e.encoding != id_ || e.digest != digest) e = TextCache::Entry{id_, digest, count_pieces(text)};
+  return e.tokens;
+}
+
+std::int64_t BpeEncoding::count_pieces(std::string_view text) const {
+  if (!valid_utf8(text)) return count_pieces(with_replacement_characters(text));
   thread_local PieceCache cache;
   std::int64_t n = 0;
   split(text, [&](std::string_view piece) {

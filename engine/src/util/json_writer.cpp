@@ -1,24 +1,17 @@
-// JsonWriter: plain appends on the common path (printable ASCII strings,
-// integers); anything else goes through nlohmann::json's serializer, so the
-// escaping and number forms are its own.
+// JsonWriter: plain appends; strings through append_json_string
+// (json_dump.h), doubles through nlohmann::json's serializer, so the escaping
+// and number forms are its own.
 #include "util/json_writer.h"
 
 #include <charconv>
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_dump.h"
+
 namespace switchboard {
 
 namespace {
-
-// Printable ASCII with nothing to escape: copied as it is.
-bool plain(std::string_view s) {
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
-  }
-  return true;
-}
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
@@ -26,15 +19,7 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohma
 
 JsonWriter::JsonWriter(std::string& out) : out_(out) { out_ += '{'; }
 
-void JsonWriter::append_string(std::string& out, std::string_view value) {
-  if (plain(value)) {
-    out += '"';
-    out += value;
-    out += '"';
-    return;
-  }
-  out += dump(nlohmann::json(value));
-}
+void JsonWriter::append_string(std::string& out, std::string_view value) { append_json_string(out, value); }
 
 void JsonWriter::key(std::string_view key) {
   if (!first_) out_ += ',';

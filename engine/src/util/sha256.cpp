@@ -1,5 +1,6 @@
 #include "util/sha256.h"
 
+#include <cstring>
 #include <memory>
 
 #include <openssl/evp.h>
@@ -23,7 +24,7 @@ struct CtxFree {
 
 }  // namespace
 
-std::string sha256_hex(std::string_view data) {
+std::array<unsigned char, 32> sha256_digest(std::string_view data) {
   thread_local const std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -32,12 +33,19 @@ std::string sha256_hex(std::string_view data) {
       EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
     EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
   }
+  std::array<unsigned char, 32> out{};
+  std::memcpy(out.data(), digest, out.size());
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  const std::array<unsigned char, 32> digest = sha256_digest(data);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
+  out.reserve(digest.size() * 2);
+  for (unsigned char byte : digest) {
+    out.push_back(kHex[byte >> 4]);
+    out.push_back(kHex[byte & 0xf]);
   }
   return out;
 }

@@ -1,0 +1,87 @@
+// dump_json (util/json_dump.h): byte for byte nlohmann's
+// dump(-1, ' ', false, replace) of the same tree, for every escape, valid and
+// invalid UTF-8 at every place in a string, numbers of every kind, and random
+// trees; JsonWriter's strings are the same text.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/random_json.h"
+#include "util/json_dump.h"
+
+using nlohmann::json;
+using switchboard::dump_json;
+
+namespace {
+
+std::string reference(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+TEST_SUITE("json_dump") {
+
+TEST_CASE("every escape, and UTF-8 valid and invalid, as nlohmann writes them") {
+  std::vector<std::string> cases = {"", "plain", "\"", "\\", "/", "\x7f", "é", "中", "😀", "\xF4\x8F\xBF\xBF",
+                                    std::string("\0", 1)};
+  for (int c = 0; c < 0x20; ++c) cases.push_back("a" + std::string(1, static_cast<char>(c)) + "b");
+  // Not UTF-8: a lone continuation, a cut sequence, overlong forms, surrogates, past U+10FFFF, 0xC0/0xC1/0xF5+.
+  for (const char* bad : {"\x80", "\xBF", "\xC2", "\xE4\xB8", "\xF0\x9F\x98", "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF",
+                          "\xE0\x9F\xBF", "\xED\xA0\x80", "\xED\xBF\xBF", "\xF0\x8F\xBF\xBF", "\xF4\x90\x80\x80",
+                          "\xF5\x80\x80\x80", "\xFF", "\xFE"}) {
+    for (const std::string& around : {std::string(), std::string("x"), std::string("é\"")}) {
+      cases.push_back(around + bad);
+      cases.push_back(bad + around);
+      cases.push_back(around + bad + around);
+    }
+  }
+  for (const std::string& s : cases) {
+    CAPTURE(s);
+    CHECK(dump_json(json(s)) == reference(json(s)));
+    json keyed = json::object();
+    keyed[s] = s;
+    CHECK(dump_json(keyed) == reference(keyed));
+  }
+}
+
+TEST_CASE("numbers, literals and containers as nlohmann writes them") {
+  const json cases[] = {json(0),
+                        json(-1),
+                        json(std::numeric_limits<std::int64_t>::min()),
+                        json(std::numeric_limits<std::int64_t>::max()),
+                        json(std::numeric_limits<std::uint64_t>::max()),
+                        json(0.1),
+                        json(-0.0),
+                        json(1e300),
+                        json(100.0),
+                        json(std::numeric_limits<double>::quiet_NaN()),
+                        json(true),
+                        json(false),
+                        json(nullptr),
+                        json::array(),
+                        json::object(),
+                        json::parse(R"({"b":[1,{"c":null}],"a":"x"})"),
+                        json::binary({1, 2, 3})};
+  for (const json& j : cases) CHECK(dump_json(j) == reference(j));
+}
+
+TEST_CASE("random trees, invalid UTF-8 included, as nlohmann writes them") {
+  std::mt19937_64 rng(20261205);
+  for (int round = 0; round < 500; ++round) {
+    const json tree = switchboard::testing::random_json(rng, 0, /*invalid_utf8=*/true);
+    CHECK(dump_json(tree) == reference(tree));
+  }
+}
+
+TEST_CASE("append_json_string appends one string, as dump_json writes it") {
+  std::string out = "[";
+  switchboard::append_json_string(out, "a\"b\xff");
+  CHECK(out == "[" + reference(json("a\"b\xff")));
+}
+
+}  // TEST_SUITE
