@@ -9,6 +9,9 @@
 --   MAX_REQUESTS  hard cap per wrk thread (default 2000000); the thread stops after it
 --   RESULT_FILE   where done() writes one JSON object: requests, duration, req/s,
 --                 latency percentiles (microseconds), errors
+--   HISTORY       N > 0: an agent's request after N turns instead (each a user
+--                 message with some code, the assistant's tool call, the
+--                 tool's result: about 1.7 KB a turn), with one tool defined
 --   ADDRS         "HOST:PORT,HOST:PORT,...": wrk's threads take these in turn
 --                 (thread i connects to the i-th, round robin), so one wrk
 --                 spreads its connections over several gateways and keeps one
@@ -23,6 +26,22 @@ local result_file = os.getenv("RESULT_FILE")
 local body = '{"model":"auto","max_tokens":16,"messages":[' ..
   '{"role":"system","content":"You are a helpful assistant."},' ..
   '{"role":"user","content":"Summarize: the quick brown fox jumps over the lazy dog."}]}'
+
+local history = tonumber(os.getenv("HISTORY") or "0")
+if history > 0 then
+  local code = string.rep('def f(x):\\n    return x * 2  # \\"doubled\\"\\n', 15)
+  local parts = { '{"model":"auto","max_tokens":16,"messages":[' ..
+    '{"role":"system","content":"You are a coding agent. Read files with read_file; answer briefly."}' }
+  for i = 1, history do
+    parts[#parts + 1] = string.format(',{"role":"user","content":"Look at src/m%d.py and explain it:\\n%s"}', i, code)
+    parts[#parts + 1] = string.format(',{"role":"assistant","content":null,"tool_calls":[{"id":"call_%d",' ..
+      '"type":"function","function":{"name":"read_file","arguments":"{\\"path\\":\\"src/m%d.py\\"}"}}]}', i, i)
+    parts[#parts + 1] = string.format(',{"role":"tool","tool_call_id":"call_%d","content":"%s"}', i, code)
+  end
+  parts[#parts + 1] = '],"tools":[{"type":"function","function":{"name":"read_file","description":"Reads a file",' ..
+    '"parameters":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}}]}'
+  body = table.concat(parts)
+end
 
 local reqs = {}
 local n = 0

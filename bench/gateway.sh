@@ -7,7 +7,9 @@
 #       (../shared/peers/portkey copied to a temporary folder, `npm ci` there).
 # Each with wrk at 1 connection (1 thread), 16 and 64 connections (2 threads), a
 # fixed duration, POST /v1/chat/completions not streamed, alternating the roles
-# format and plan; then streamed ("stream": true, one connection, the fake
+# format and plan, and at 1 connection an agent's request after 32 turns
+# (about 51 KB: 97 messages with code, tool calls and results, one tool;
+# gateway-chat.lua's HISTORY); then streamed ("stream": true, one connection, the fake
 # sending --chunks content events) with bench/gateway-stream.mjs, for the time
 # to first token (TTFT) and to the last byte. Prints requests/s, p50/p99
 # latency, the latency each gateway adds over (a), its throughput as a share
@@ -144,7 +146,9 @@ warm_up() {
   TARGET=$3 wrk -t2 -c16 -d2s --timeout 5s -s "$LUA_SCRIPT" "$2" >/dev/null
 }
 
-# measure NAME URL TARGET: 1, 16 and 64 connections, not streamed.
+# measure NAME URL TARGET: 1, 16 and 64 connections, not streamed; then the
+# agent's long request (HISTORY turns) at 1 connection.
+HISTORY_TURNS=32
 measure() {
   local name=$1 url=$2 target=$3 c
   for c in 1 16 64; do
@@ -153,6 +157,9 @@ measure() {
       wrk -t"$([ "$c" -eq 1 ] && echo 1 || echo 2)" -c"$c" -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" \
       >"$WORK/$name-c$c.txt"
   done
+  say "measuring $name: an agent's request after $HISTORY_TURNS turns, 1 connection, ${DURATION} s"
+  TARGET=$target HISTORY=$HISTORY_TURNS RESULT_FILE="$WORK/$name-h1.json" \
+    wrk -t1 -c1 -d"${DURATION}s" --timeout 5s -s "$LUA_SCRIPT" "$url" >"$WORK/$name-h1.txt"
 }
 
 # measure_stream NAME URL TARGET: streamed, one connection.
@@ -405,7 +412,10 @@ fi
 node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" "$REPLICAS" <<'JS'
 const fs = require('node:fs');
 const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks, replicas] = process.argv.slice(2);
-const CONNS = ['c1', 'c16', 'c64'];
+// c1, c16, c64: the short request at 1, 16, 64 connections; h1: the agent's
+// long request (32 turns, about 51 KB) at 1 connection.
+const CONNS = ['c1', 'c16', 'c64', 'h1'];
+const connsLabel = (c) => (c === 'h1' ? '1, 51 KB' : c.slice(1));
 const read = (file) => (fs.existsSync(`${dir}/${file}`) ? JSON.parse(fs.readFileSync(`${dir}/${file}`, 'utf8')) : null);
 const paths = [
   ['direct', '(a) straight to the fake provider'],
@@ -415,7 +425,8 @@ const paths = [
 const out = {
   duration_s: Number(duration), cores: Number(cores),
   load: 'wrk, POST /v1/chat/completions, not streamed, roles format/plan alternating; 1 connection (1 thread), ' +
-        '16 and 64 connections (2 threads); streamed: bench/gateway-stream.mjs, 1 connection, ' +
+        '16 and 64 connections (2 threads); h1: an agent request after 32 turns (about 51 KB), 1 connection; ' +
+        'streamed: bench/gateway-stream.mjs, 1 connection, ' +
         `${chunks} content events per answer`,
   paths: {},
 };
@@ -531,7 +542,7 @@ for (const [name, label] of paths) {
   if (!p) continue;
   const cell = (r) => [Math.round(r.rps).toLocaleString('en-US'), pct(r.rps_share_of_direct), f(ms(r.p50_us)), f(ms(r.p99_us)),
     r.added_p50_ms === undefined ? '' : `${signed(r.added_p50_ms)} / ${signed(r.added_p99_ms)}`];
-  for (const c of CONNS) rows.push([c === 'c1' ? label : '', c.slice(1), ...cell(p[c])]);
+  for (const c of CONNS) rows.push([c === 'c1' ? label : '', connsLabel(c), ...cell(p[c])]);
   const e = CONNS.reduce((a, c) => a + errs(p[c]), 0);
   if (e) rows.push([`   ${e} errors or non-2xx answers!`, '', '', '', '', '', '']);
 }
@@ -559,7 +570,7 @@ table(['path', 'req/s', 'of (a)', 'TTFT p50 ms', 'total p50 ms', 'added TTFT ms'
 
 console.log('');
 if (out.ratios) {
-  console.log(`switchboard / portkey throughput: ${CONNS.map((c) => `${f(out.ratios[`switchboard_over_portkey_rps_${c}`], 1)}x at ${c.slice(1)}`).join(', ')} connections`);
+  console.log(`switchboard / portkey throughput: ${CONNS.map((c) => `${f(out.ratios[`switchboard_over_portkey_rps_${c}`], 1)}x at ${connsLabel(c)}`).join(', ')} (connections)`);
   if (out.ratios.portkey_over_switchboard_added_ttft !== undefined) {
     console.log(`portkey / switchboard added TTFT: ${f(out.ratios.portkey_over_switchboard_added_ttft, 1)}x; ` +
                 `added time per chunk: ${f(out.ratios.portkey_over_switchboard_per_chunk, 1)}x`);

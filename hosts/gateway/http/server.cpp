@@ -173,15 +173,19 @@ std::int64_t estimate_request_memory(std::string_view body) {
       ++values;
     } else if (c == '"') {
       // The closing quote: the first one not escaped by a backslash.
+      const auto next_quote = [&] {
+        return static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+      };
+      const char* quote = next_quote();
       while (p < end) {
-        const auto* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
         const char* stop = quote != nullptr ? quote : end;
         const auto* slash = static_cast<const char*>(std::memchr(p, '\\', static_cast<std::size_t>(stop - p)));
         if (slash == nullptr) {
           p = quote != nullptr ? quote + 1 : end;
           break;
         }
-        p = slash + 2;  // the escaped character, whatever it is
+        p = end - slash > 2 ? slash + 2 : end;  // past the escaped character, whatever it is
+        if (quote != nullptr && p > quote) quote = next_quote();  // that quote was escaped
       }
     }
   }
