@@ -245,6 +245,15 @@ TEST_CASE("a JSONL cost line without usage_estimated reads as the provider's usa
 TEST_CASE("UTC times print and parse with milliseconds and malformed ones are rejected") {
   CHECK(format_utc_ms(at_ms(0)) == "1970-01-01T00:00:00.000Z");
   CHECK(format_utc_ms(at_ms(kBaseMs) + std::chrono::microseconds(999)) == "2026-11-01T12:34:56.789Z");
+  CHECK(format_utc_ms(at_ms(-1)) == "1969-12-31T23:59:59.999Z");
+  CHECK(format_utc_ms(at_ms(-5'364'662'400'000)) == "1800-01-01T00:00:00.000Z");
+  // Every field's digits, across leap days and centuries: the text reads back as the same instant.
+  for (std::int64_t ms = 0; ms < 7'300'000'000'000; ms += 86'399'999'937) {
+    const std::string text = format_utc_ms(at_ms(ms));
+    const auto back = parse_utc_ms(text);
+    REQUIRE_MESSAGE(back.ok(), text);
+    CHECK_MESSAGE(*back == at_ms(ms), text);
+  }
   auto t = parse_utc_ms("2026-11-01T12:34:56.789Z");
   REQUIRE(t.ok());
   CHECK(*t == at_ms(kBaseMs));

@@ -35,17 +35,17 @@ const json* object_at(const json& parent, const char* key, const std::string& pa
 std::optional<std::int64_t> count_at(const json& parent, const char* key, const std::string& path) {
   auto it = parent.find(key);
   if (it == parent.end() || it->is_null()) return std::nullopt;
-  const std::string name = "'" + path + key + "'";
-  if (!it->is_number_integer()) throw UsageError(name + " must be a whole number of tokens");
+  const auto name = [&] { return "'" + path + key + "'"; };  // built for an error only
+  if (!it->is_number_integer()) throw UsageError(name() + " must be a whole number of tokens");
   if (it->is_number_unsigned()) {
     const std::uint64_t v = it->get<std::uint64_t>();
     if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      throw UsageError(name + " is out of range");
+      throw UsageError(name() + " is out of range");
     }
     return static_cast<std::int64_t>(v);
   }
   const std::int64_t v = it->get<std::int64_t>();
-  if (v < 0) throw UsageError(name + " must not be negative (got " + std::to_string(v) + ")");
+  if (v < 0) throw UsageError(name() + " must not be negative (got " + std::to_string(v) + ")");
   return v;
 }
 

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -101,12 +100,21 @@ std::string format_utc_ms(std::chrono::system_clock::time_point t) {
   const auto day = floor<days>(ms);
   const year_month_day ymd{day};
   const hh_mm_ss<milliseconds> hms{ms - day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
-  return buf;
+  // Written digit by digit (once per ledger record, on the request's path).
+  // system_clock's nanoseconds in 64 bits span the years 1677 to 2262: four
+  // digits always.
+  char out[] = "0000-00-00T00:00:00.000Z";
+  const auto put = [&](int at, int width, unsigned value) {
+    for (int i = at + width - 1; i >= at; --i, value /= 10) out[i] = static_cast<char>('0' + value % 10);
+  };
+  put(0, 4, static_cast<unsigned>(static_cast<int>(ymd.year())));
+  put(5, 2, static_cast<unsigned>(ymd.month()));
+  put(8, 2, static_cast<unsigned>(ymd.day()));
+  put(11, 2, static_cast<unsigned>(hms.hours().count()));
+  put(14, 2, static_cast<unsigned>(hms.minutes().count()));
+  put(17, 2, static_cast<unsigned>(hms.seconds().count()));
+  put(20, 3, static_cast<unsigned>(hms.subseconds().count()));
+  return std::string(out, sizeof out - 1);
 }
 
 Result<std::chrono::system_clock::time_point> parse_utc_ms(std::string_view s) {
