@@ -12,10 +12,13 @@
 //     a copy of the same text (memcpy) as the baseline. Timed in the thread's
 //     CPU time, so other processes on a shared machine do not count; once
 //     with the thread's piece cache warm from counting similar text, and once
-//     on a fresh thread (cache empty).
+//     on a fresh thread (cache empty); each time a text no count has seen.
+//     Then the same text again: remembered by its SHA-256, as an agent's
+//     re-sent history is.
 // Usage: bench_decide [--json] [--iterations N] [--profile engine|reads-ctx|bare]
 // (--profile runs only that loop, once, for callgrind or perf.)
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -302,7 +305,27 @@ int main(int argc, char** argv) {
     }
     return thread_cpu_seconds() - t0;
   });
+  // Texts of 256 bytes or more are remembered by their SHA-256 (tokens.h):
+  // each count here gets a text no count has seen (its first 12 bytes a
+  // serial number), then the same text again for the remembered figure.
+  std::string& text = request.messages[0].content[0].text;
+  long serial = 0;
+  const auto fresh_text = [&] {
+    char digits[24];
+    std::snprintf(digits, sizeof digits, "%012ld", serial++);
+    std::memcpy(text.data(), digits, 12);
+  };
   const double count_s = best_of(5, [&] {
+    double took = 0;
+    for (long i = 0; i < counts; ++i) {
+      fresh_text();
+      const double t0 = thread_cpu_seconds();
+      sink += static_cast<size_t>(*count_request_tokens(counted_model, request));
+      took += thread_cpu_seconds() - t0;
+    }
+    return took;
+  });
+  const double remembered_s = best_of(5, [&] {
     const double t0 = thread_cpu_seconds();
     for (long i = 0; i < counts; ++i) sink += static_cast<size_t>(*count_request_tokens(counted_model, request));
     return thread_cpu_seconds() - t0;
@@ -310,6 +333,7 @@ int main(int argc, char** argv) {
   // The same on a fresh thread each time: its piece cache starts empty.
   const double cold_s = best_of(5, [&] {
     double took = 0;
+    fresh_text();
     std::thread([&] {
       const double t0 = thread_cpu_seconds();
       sink += static_cast<size_t>(*count_request_tokens(counted_model, request));
@@ -322,16 +346,18 @@ int main(int argc, char** argv) {
   const double count_us = count_s * 1e6 / static_cast<double>(counts) * per_8k;
   const double copy_us = copy_s * 1e6 / static_cast<double>(counts) * per_8k;
   const double cold_us = cold_s * 1e6 * per_8k;
+  const double remembered_us = remembered_s * 1e6 / static_cast<double>(counts) * per_8k;
 
   if (json) {
     std::printf("{\"engine_ns\":%.1f,\"bare_lua_ns\":%.1f,\"ratio\":%.3f,"
                 "\"reads_ctx_ns\":%.1f,\"reads_ctx_ratio\":%.3f,"
                 "\"decisions_per_s_1_thread\":%.0f,\"decisions_per_s_2_threads\":%.0f,"
                 "\"scaling_2_threads\":%.3f,\"count_8k_tokens_us\":%.1f,\"count_8k_tokens_cold_us\":%.1f,"
+                "\"count_8k_tokens_remembered_us\":%.1f,"
                 "\"copy_8k_tokens_us\":%.2f,"
                 "\"count_to_copy_ratio\":%.0f,\"iterations\":%ld,\"sink\":%zu}\n",
                 engine_ns, bare_ns, engine_ns / bare_ns, rich_ns, rich_ns / bare_ns, one_rate, two_rate, scaling,
-                count_us, cold_us, copy_us,
+                count_us, cold_us, remembered_us, copy_us,
                 count_us / copy_us, iterations, sink % 10);
   } else {
     std::printf("decision cost (%zu demo steps, %ld iterations, CPU time, best of 7 taking turns)\n", n_steps,
@@ -351,6 +377,7 @@ int main(int argc, char** argv) {
     std::printf("  %-34s %10.2f us\n", "memcpy of the text (baseline)", copy_us);
     std::printf("  %-34s %10.1f us (goal < 1000)\n", "count_request_tokens", count_us);
     std::printf("  %-34s %10.1f us\n", "the same, empty piece cache", cold_us);
+    std::printf("  %-34s %10.1f us\n", "the same text again (remembered)", remembered_us);
     std::printf("  %-34s %10.0f x\n", "ratio", count_us / copy_us);
   }
   return 0;

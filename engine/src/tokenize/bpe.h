@@ -42,8 +42,8 @@ class BpeEncoding {
   // in 4 KiB chunks: within about a token per chunk of tiktoken's count.
   // A text of kRememberedTextBytes or more is remembered by its SHA-256: an
   // agent re-sends its whole history on every step, and a message counted
-  // once costs only its hash after that (SHA-256 runs at about 1.7 GB/s here,
-  // counting at about 0.18).
+  // once costs only its hash after that (bench_decide: 18.5 µs against 274 µs
+  // for 8,000 tokens).
   std::int64_t count(std::string_view text) const;
   static constexpr std::size_t kRememberedTextBytes = 256;
 
