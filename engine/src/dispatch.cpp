@@ -957,6 +957,7 @@ struct Dispatcher::Impl {
     if (RateAdmission rate = engine.admit_rate(workload->name, step, 0, call.budget_scopes, result.trace_id);
         !rate.status.ok()) {
       result.status = rate.status;
+      result.limited_by = rate.limited_by;
       if (rate.refusal) {
         rate.refusal->call_id = new_id();
         rate.refusal->tier = tier->name;
@@ -1066,6 +1067,8 @@ struct Dispatcher::Impl {
       result.response = std::move(answer).value();
     } else {
       result.status = answer.status();
+      // Only a pass-by refuses with rate_limited here: every model was out of room.
+      if (result.status.code() == Status::Code::kRateLimited) result.limited_by = model_rate_scope(result.model);
     }
     return result;
   }

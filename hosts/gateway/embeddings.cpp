@@ -76,6 +76,7 @@ void Gateway::serve_embeddings(HttpRequest&& request, std::shared_ptr<Response> 
                  call.budget_scopes = caller->budget_scopes;
                  const EmbeddingResult result = caller->dispatcher->embed(caller->workload, call);
                  metrics_.count_calls(result.records, result.fallbacks);
+                 if (result.status.code() == Status::Code::kRateLimited) metrics_.count_rate_limited(result.limited_by);
                  // Acknowledged means recorded, as for chat (run() in gateway.cpp).
                  if (const Status recorded = ledger_->flush(); !recorded.ok()) {
                    const std::uint64_t n = metrics_.count_unrecorded();

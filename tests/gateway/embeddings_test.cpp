@@ -81,7 +81,9 @@ function classify(step, ctx) return "cheap" end
 
 // Chat: m-cheap (sim). Embeddings: e-small (OpenAI) and e-gem (Gemini), at
 // the fake provider when its URL is given (with a key), else keyless (sim).
-std::string embed_config(const std::string& fake_url, const std::string& embed_tier, const std::string& extra) {
+// `embedding_lines` join both embedding models' tables.
+std::string embed_config(const std::string& fake_url, const std::string& embed_tier, const std::string& extra,
+                         const std::string& embedding_lines = "") {
   const std::string openai = fake_url.empty() ? "http://127.0.0.1:1/v1" : fake_url + "/v1";
   const std::string gemini = fake_url.empty() ? "http://127.0.0.1:1/v1beta" : fake_url + "/v1beta";
   const std::string key = fake_url.empty() ? "SWITCHBOARD_TEST_UNSET_KEY" : "SWITCHBOARD_TEST_UPSTREAM_KEY";
@@ -104,6 +106,7 @@ dimensions = 16
 endpoint = ")toml" + openai + R"toml("
 api_key_env = ")toml" + key + R"toml("
 context_window = 8191
+)toml" + embedding_lines + R"toml(
 
 [models.e-gem]
 provider = "gemini"
@@ -112,6 +115,7 @@ dimensions = 8
 endpoint = ")toml" + gemini + R"toml("
 api_key_env = ")toml" + key + R"toml("
 context_window = 2048
+)toml" + embedding_lines + R"toml(
 
 [tiers.cheap]
 models = ["m-cheap"]
@@ -150,10 +154,10 @@ output = 0.0
 
 struct EmbedRig {
   explicit EmbedRig(const std::string& fake_url = "", const std::string& embed_tier = R"(["e-small", "e-gem"])",
-                    const std::string& extra = "") {
+                    const std::string& extra = "", const std::string& embedding_lines = "") {
     dir.write("rules/w.lua", kEmbedRules);
     dir.write("prices.toml", small_prices(kEmbedPrices));
-    config = dir.write("switchboard.toml", embed_config(fake_url, embed_tier, extra));
+    config = dir.write("switchboard.toml", embed_config(fake_url, embed_tier, extra, embedding_lines));
     gateway = std::make_unique<GatewayProcess>(
         config, std::vector<std::pair<std::string, std::string>>{{"SWITCHBOARD_TEST_UPSTREAM_KEY", "upstream-key"}});
   }
@@ -225,6 +229,37 @@ TEST_CASE("with no key the sim embeds: deterministic unit vectors of the asked d
   CHECK(row->cost == 4000);
   CHECK(row->catalog_version == "test-1");
   CHECK_FALSE(row->usage_estimated);
+}
+
+TEST_CASE("embeddings a rate limit refuses answer 429 and count in switchboard_rate_limited_total by scope") {
+  // The key admits three requests a minute; each embedding model one.
+  EmbedRig rig("", R"(["e-small", "e-gem"])", R"toml(
+[gateway.keys.team]
+key_env = "SWITCHBOARD_TEST_UPSTREAM_KEY"
+workload = "w"
+requests_per_minute = 3
+)toml",
+               "requests_per_minute = 1\n");
+  const std::vector<std::string> auth = {"Authorization: Bearer upstream-key"};
+  const std::string body = R"({"model":"auto","input":"hello"})";
+  const Reply first = post(rig.url("/v1/embeddings"), body, auth);
+  REQUIRE_MESSAGE(first.status == 200, first.body);
+  CHECK(first.header("x-switchboard-model") == "e-small");
+  // e-small has no room: passed by, as an unhealthy model is.
+  const Reply second = post(rig.url("/v1/embeddings"), body, auth);
+  REQUIRE_MESSAGE(second.status == 200, second.body);
+  CHECK(second.header("x-switchboard-model") == "e-gem");
+  // Neither has room: refused, naming the last one passed by.
+  const Reply models_full = post(rig.url("/v1/embeddings"), body, auth);
+  CHECK(models_full.status == 429);
+  CHECK(contains(models_full.body, "model:e-gem"));
+  // The key's three requests are used: refused before any model.
+  const Reply key_full = post(rig.url("/v1/embeddings"), body, auth);
+  CHECK(key_full.status == 429);
+  CHECK(contains(key_full.body, "key:team"));
+  const std::string metrics = http("GET", rig.url("/metrics"), "", auth).body;
+  CHECK(metric_value(metrics, R"(switchboard_rate_limited_total{scope="model:e-gem"})") == 1);
+  CHECK(metric_value(metrics, R"(switchboard_rate_limited_total{scope="key:team"})") == 1);
 }
 
 TEST_CASE("an OpenAI embedding model with its key calls the upstream's /v1/embeddings") {

@@ -198,6 +198,10 @@ struct EmbeddingResult {
   int attempts = 0;               ///< calls made
   int fallbacks = 0;              ///< times a next model was called
   std::vector<CostRecord> records;  ///< as written to the ledger, in order
+  /// rate_limited: the scope that had no room: the step's ("key:team-a",
+  /// "workload:NAME") or, when every model was passed by, the last model's
+  /// (model_rate_scope); "" otherwise.
+  std::string limited_by;
 };
 
 /// Optional parts of a Dispatcher: its ledger, its sleep and its seed.
