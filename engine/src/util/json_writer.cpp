@@ -1,6 +1,5 @@
-// JsonWriter: plain appends; strings through append_json_string
-// (json_dump.h), doubles through nlohmann::json's serializer, so the escaping
-// and number forms are its own.
+// JsonWriter: plain appends; strings and doubles through json_dump.h, so the
+// escaping and number forms are nlohmann::json's own.
 #include "util/json_writer.h"
 
 #include <charconv>
@@ -10,12 +9,6 @@
 #include "util/json_dump.h"
 
 namespace switchboard {
-
-namespace {
-
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
-
-}  // namespace
 
 JsonWriter::JsonWriter(std::string& out) : out_(out) { out_ += '{'; }
 
@@ -45,7 +38,7 @@ JsonWriter& JsonWriter::integer(std::string_view k, std::int64_t value) {
 
 JsonWriter& JsonWriter::number(std::string_view k, double value) {
   key(k);
-  out_ += dump(nlohmann::json(value));
+  out_ += dump_json(nlohmann::json(value));
   return *this;
 }
 
