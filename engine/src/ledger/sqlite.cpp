@@ -999,6 +999,7 @@ class SqliteLedger final : public LedgerSink {
       state = std::move(read).value();
     }
     std::uint64_t last_end = 0;
+    auto slice_start = Clock::now();
     for (const Pending& p : batch_) {
       if (journal_ && state.generation == generation && p.end <= state.ingested) continue;
       Status s = std::visit([this](const auto& record) { return rows_.insert(record); }, p.record);
@@ -1007,6 +1008,7 @@ class SqliteLedger final : public LedgerSink {
         return s;
       }
       last_end = p.end;
+      yield_if_due(slice_start);
     }
     if (journal_ && last_end > 0) {
       if (Status s = rows_.write_state(generation, last_end); !s.ok()) {
@@ -1038,6 +1040,22 @@ class SqliteLedger final : public LedgerSink {
     }
     rotate_failing_ = !rotated.ok();
   }
+
+  // Gives the CPU to any thread waiting for it once this one has run
+  // kWriterSlice since `slice_start`, and restarts the slice. A batch is a
+  // millisecond or two of CPU; the scheduler would let it run to the end of
+  // its time slice while a request's thread, woken on the same core (an
+  // answer arrived), waits: that wait was most of the gateway's p99 at one
+  // connection (+2 ms, against +0.3 with the writer on a core of its own).
+  // Yielding every kWriterSlice bounds it; with nothing else runnable a
+  // yield returns at once.
+  static void yield_if_due(Clock::time_point& slice_start) {
+    const auto now = Clock::now();
+    if (now - slice_start < kWriterSlice) return;
+    std::this_thread::yield();
+    slice_start = Clock::now();
+  }
+  static constexpr std::chrono::microseconds kWriterSlice{100};
 
   // How long the ingester waits before trying a failed batch again.
   static constexpr std::chrono::milliseconds kIngestRetry{200};
