@@ -20,7 +20,7 @@
 # JSON object instead. A measurement, not a test: nothing here asserts a time.
 #
 #   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey]
-#                         [--durability process|power] [--chunks N]
+#                         [--durability process|power] [--chunks N] [--busy-poll-us N]
 #                         [--replicas N --state redis]
 #
 # --duration  seconds per measurement (default 10); each path also gets a 2 s warm-up
@@ -29,6 +29,8 @@
 # --durability  the gateway's [ledger] durability (default: the config default, "process");
 #               every answer waits for its ledger records' group commit either way
 # --chunks    content events per streamed answer (default 32)
+# --busy-poll-us  the gateway's [gateway] busy_poll_us (default: the config default, 0):
+#             its I/O threads poll that long after their last work before they sleep
 # --state redis [--replicas N]  also measures shared state, after (c): (s1) one
 #             gateway with a workload cap and a key cap kept in memory, then
 #             (sN) N gateways (default 3) with the same caps shared through a
@@ -48,6 +50,7 @@ BUILD=""
 PORTKEY=1
 DURABILITY=""
 CHUNKS=32
+BUSY_POLL=""
 REPLICAS=""
 STATE=memory
 PORTKEY_SRC="${SWITCHBOARD_PORTKEY_DIR:-$ROOT/../shared/peers/portkey}"
@@ -60,14 +63,17 @@ while [ $# -gt 0 ]; do
     --no-portkey) PORTKEY=0; shift ;;
     --durability) DURABILITY=${2:?--durability takes process or power}; shift 2 ;;
     --chunks) CHUNKS=${2:?--chunks takes a count}; shift 2 ;;
+    --busy-poll-us) BUSY_POLL=${2:?--busy-poll-us takes microseconds}; shift 2 ;;
     --replicas) REPLICAS=${2:?--replicas takes a count}; shift 2 ;;
     --state) STATE=${2:?--state takes memory or redis}; shift 2 ;;
-    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] && [ "$DURATION" -le 600 ] || { echo "gateway.sh: --duration takes 1..600 seconds" >&2; exit 2; }
 [[ "$CHUNKS" =~ ^[1-9][0-9]*$ ]] && [ "$CHUNKS" -le 10000 ] || { echo "gateway.sh: --chunks takes 1..10000" >&2; exit 2; }
+[ -z "$BUSY_POLL" ] || { [[ "$BUSY_POLL" =~ ^[0-9]+$ ]] && [ "$BUSY_POLL" -le 10000 ]; } ||
+  { echo "gateway.sh: --busy-poll-us takes 0..10000" >&2; exit 2; }
 case "$STATE" in
   memory) [ -z "$REPLICAS" ] || [ "$REPLICAS" = 1 ] ||
             { echo "gateway.sh: --replicas needs --state redis (in memory each replica would keep its own caps)" >&2; exit 2; } ;;
@@ -226,6 +232,7 @@ ${1:+budget_usd = $1}
 [gateway]
 ledger = "ledger.db"
 max_upstream_calls = 1024
+${BUSY_POLL:+busy_poll_us = $BUSY_POLL}
 TOML
 }
 switchboard_config >"$WORK/switchboard/switchboard.toml"

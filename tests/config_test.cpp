@@ -657,6 +657,21 @@ TEST_CASE("the gateway section reads its listen address keys and limits") {
   CHECK(unknown.status().message() == "bad.toml:15:12: gateway key 'k': unknown workload 'nope'");
 }
 
+TEST_CASE("busy_poll_us is off by default, read in microseconds and bounded to 10 ms") {
+  ConfigDir d;
+  auto defaults = d.parse(kValid);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->gateway.busy_poll == std::chrono::microseconds(0));
+  auto set = d.parse(kValid + "[gateway]\nbusy_poll_us = 50\n");
+  REQUIRE_MESSAGE(set.ok(), set.status().message());
+  CHECK(set->gateway.busy_poll == std::chrono::microseconds(50));
+  for (const char* value : {"-1", "10001"}) {
+    auto bad = d.parse(kValid + "[gateway]\nbusy_poll_us = " + value + "\n");
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().message() == "bad.toml:14:16: [gateway] busy_poll_us must be 0..10000");
+  }
+}
+
 TEST_CASE("passthrough_headers default to the two beta headers, lowercase what is listed and refuse the gateway's own") {
   ConfigDir d;
   auto defaults = d.parse(kValid);

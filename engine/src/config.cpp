@@ -558,7 +558,7 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   detail::reject_unknown_keys(t, file, what,
                               {"listen", "keys", "default_workload", "ledger", "max_body_bytes",
                                "max_header_count", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
-                               "max_upstream_calls", "threads", "max_json_depth", "max_request_memory",
+                               "max_upstream_calls", "threads", "busy_poll_us", "max_json_depth", "max_request_memory",
                                "max_inflight_bytes", "request_timeout_ms", "stored_responses",
                                "stored_response_max_age_s", "stream_keepalive_ms", "cors_origins",
                                "passthrough_headers"});
@@ -614,6 +614,12 @@ void read_gateway(Config& c, const toml::node& node, const std::string& file, co
   g.max_upstream_calls = static_cast<int>(
       detail::optional_positive_integer(t, "max_upstream_calls", file, what).value_or(g.max_upstream_calls));
   g.threads = static_cast<int>(detail::optional_integer(t, "threads", file, what).value_or(g.threads));
+  if (const auto us = detail::optional_integer(t, "busy_poll_us", file, what)) {
+    if (*us < 0 || *us > 10'000) {
+      throw ConfigError(where(file, *t.get("busy_poll_us")) + ": [gateway] busy_poll_us must be 0..10000");
+    }
+    g.busy_poll = std::chrono::microseconds(*us);
+  }
   if (const auto depth = detail::optional_positive_integer(t, "max_json_depth", file, what)) {
     if (*depth > 10'000) {
       throw ConfigError(where(file, *t.get("max_json_depth")) +

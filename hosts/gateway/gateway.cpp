@@ -585,6 +585,7 @@ Status Gateway::reload() {
     log_->warn("[gateway] listen changed: takes effect on restart");
   }
   if (now.threads != was.threads) log_->warn("[gateway] threads changed: takes effect on restart");
+  if (now.busy_poll != was.busy_poll) log_->warn("[gateway] busy_poll_us changed: takes effect on restart");
   if (now.stored_responses != was.stored_responses || now.stored_response_max_age != was.stored_response_max_age) {
     log_->warn("[gateway] stored_responses / stored_response_max_age_s changed: takes effect on restart");
   }

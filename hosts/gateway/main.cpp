@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
     threads = settings.threads > 0 ? settings.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (threads < 1) threads = 1;
 
-  Server server(*gateway, threads);
+  Server server(*gateway, threads, settings.busy_poll);
   server.set_limits(switchboard::gateway::server_limits(settings));
   auto port = server.listen(listen_host, listen_port);
   if (!port.ok()) {
@@ -132,8 +132,12 @@ int main(int argc, char** argv) {
   server.run();
   std::printf("listening on %s:%u\n", listen_host.c_str(), static_cast<unsigned>(*port));
   std::fflush(stdout);
-  log->info("started: {} on {}:{}, {} I/O threads, at most {} model calls at once, ledger {}", config_path,
-            listen_host, *port, threads, settings.max_upstream_calls, settings.ledger);
+  log->info("started: {} on {}:{}, {} I/O threads{}, at most {} model calls at once, ledger {}", config_path,
+            listen_host, *port, threads,
+            settings.busy_poll.count() > 0
+                ? " busy-polling " + std::to_string(settings.busy_poll.count()) + " µs"
+                : std::string(),
+            settings.max_upstream_calls, settings.ledger);
 
   for (;;) {
     int signal_number = 0;

@@ -18,7 +18,10 @@
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -293,6 +296,39 @@ TEST_CASE("every answer to a model call states the gateway's overhead and the ov
   const double sum = metric_value(metrics, R"(switchboard_overhead_ms_sum{endpoint="/v1/chat/completions"})");
   CHECK(sum >= overhead + whole);
   CHECK(sum < plain_ms + streamed_ms + failed_ms);
+}
+
+TEST_CASE("with busy_poll_us the I/O threads serve plain and streamed calls and still sleep when idle") {
+  Rig rig("busy_poll_us = 2000\n");
+  CHECK(rig.gateway->wait_for_log("busy-polling 2000 µs", 5s));
+  for (int i = 0; i < 20; ++i) {
+    const Reply r = post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"});
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    CHECK(r.header("x-switchboard-model") == "m-cheap");
+  }
+  const Reply streamed = post(rig.url("/v1/chat/completions"), chat("auto", R"(,"stream":true)"));
+  REQUIRE_MESSAGE(streamed.status == 200, streamed.body);
+  CHECK(contains(streamed.body, "data: [DONE]"));
+
+  // The process's CPU time (user + system, in clock ticks) while nothing
+  // arrives: two threads spinning for the whole second would be about 2 s;
+  // threads that sleep once 2 ms have passed without work cost next to nothing.
+  const auto cpu_ticks = [&] {
+    std::ifstream stat("/proc/" + std::to_string(rig.gateway->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    long long ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stoll(field);  // utime, stime
+    }
+    return ticks;
+  };
+  std::this_thread::sleep_for(100ms);
+  const long long before = cpu_ticks();
+  std::this_thread::sleep_for(1s);
+  const double idle_seconds = static_cast<double>(cpu_ticks() - before) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  CHECK(idle_seconds < 0.25);
 }
 
 TEST_CASE("a stream that breaks after its first chunks ends with an error event") {
