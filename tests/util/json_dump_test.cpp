@@ -4,6 +4,7 @@
 // trees; JsonWriter's strings are the same text.
 #include <doctest/doctest.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -46,6 +47,34 @@ TEST_CASE("every escape, and UTF-8 valid and invalid, as nlohmann writes them") 
     json keyed = json::object();
     keyed[s] = s;
     CHECK(dump_json(keyed) == reference(keyed));
+  }
+}
+
+TEST_CASE("a byte that needs care is found at every place of an 8-byte word, and past the last whole word") {
+  // append_escaped skips 8 bytes at a time while none needs care: each kind
+  // of byte at every offset of a longer ASCII text, beside its neighbours
+  // (0x1f and 0x20, 0x21 and 0x23 around '"', 0x5b and 0x5d around '\\',
+  // 0x7f and 0x80), must still be written as nlohmann writes it.
+  std::vector<std::string> specials = {"\"", "\\", "\x1f", std::string("\0", 1), "\n", "\x7f", "\x20", "!", "#",
+                                       "[", "]", "é", "中", "😀", "\x80", "\xC2", "\xFF", "\xED\xA0\x80"};
+  for (const std::string& special : specials) {
+    for (std::size_t length : {7, 8, 9, 16, 23, 31}) {
+      for (std::size_t at = 0; at < length; ++at) {
+        std::string text(length, 'a');
+        text.replace(at, 1, special);
+        CAPTURE(text);
+        CHECK(dump_json(json(text)) == reference(json(text)));
+      }
+    }
+  }
+  // Every byte value at every place of one word, beside plain text.
+  for (int byte = 0; byte < 256; ++byte) {
+    for (std::size_t at = 0; at < 8; ++at) {
+      std::string text(20, 'z');
+      text[at + 4] = static_cast<char>(byte);
+      CAPTURE(byte);
+      CHECK(dump_json(json(text)) == reference(json(text)));
+    }
   }
 }
 
