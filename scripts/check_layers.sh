@@ -38,7 +38,7 @@ check() {
 check engine/src/util      '^(switchboard|util)/'
 check engine/src/async     '^(switchboard|async)/'
 check engine/src/lua       '^(switchboard|lua)/'
-check engine/src/state     '^(switchboard|util|state)/'
+check engine/src/state     '^(switchboard|util|async|state)/'
 check engine/src/cost      '^(switchboard|util|state|cost)/'
 check engine/src/eval      '^(switchboard|util|eval)/'
 check engine/src/health    '^(switchboard|util|health)/'

@@ -1,19 +1,33 @@
-// RedisClient: hiredis's blocking API behind a pool and a back-off.
+// RedisClient: hiredis behind a pool and a back-off.
 //
-// hiredis calls block their thread (on the gateway, an I/O thread running
-// fibers) for one round trip; redisConnectWithTimeout and redisSetTimeout
-// bound that by the configured timeout. A connection that saw any error is
-// freed, never pooled again (its reply stream may be out of step).
+// Off a fiber, a command is hiredis's blocking call, bounded by the timeout
+// (redisSetTimeout). On a fiber (the gateway's I/O threads), the command is
+// formatted by hiredis, sent and read with non-blocking socket calls, and
+// between them the fiber waits on its loop for the socket (or the timeout),
+// so the thread serves its other connections during the round trip; hiredis's
+// reader parses the reply either way. Connecting (a new connection, or one
+// try after a failure, with back-off) still blocks for at most the timeout.
+// A connection that saw any error is freed, never pooled again (its reply
+// stream may be out of step).
 #include "state/redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <utility>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "async/fiber.h"
 
 namespace switchboard::detail {
 namespace {
@@ -59,6 +73,133 @@ RedisReply convert(const redisReply& r) {
       break;
   }
   return out;
+}
+
+// Waits on the current fiber's loop until a connection's socket is ready
+// or `deadline` passes; the socket stays the connection's (released, not
+// closed, at the end).
+class SocketWait {
+ public:
+  SocketWait(async::Fiber& fiber, int fd, SteadyClock::time_point deadline)
+      : fiber_(fiber), self_(fiber.weak_from_this()), socket_(fiber.loop().io()), timer_(fiber.loop().io()),
+        deadline_(deadline) {
+    boost::system::error_code ec;
+    socket_.assign(fd, ec);
+    assigned_ = !ec;
+  }
+  ~SocketWait() {
+    if (!assigned_) return;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    socket_.release();
+  }
+  SocketWait(const SocketWait&) = delete;
+  SocketWait& operator=(const SocketWait&) = delete;
+
+  // True once the socket is ready for `what` (or failed: the next call on it
+  // says how); false when the deadline passed first, or the socket cannot
+  // be watched.
+  bool wait(boost::asio::posix::stream_descriptor::wait_type what) {
+    if (!assigned_) return false;
+    auto ready = std::make_shared<bool>(false);
+    socket_.async_wait(what, [ready, self = self_](const boost::system::error_code&) {
+      *ready = true;
+      async::Fiber::wake(self);
+    });
+    if (!timer_armed_) {
+      timer_armed_ = true;
+      timer_.expires_at(deadline_);
+      timer_.async_wait([self = self_](const boost::system::error_code& ec) {
+        if (!ec) async::Fiber::wake(self);
+      });
+    }
+    for (;;) {
+      if (*ready) return true;
+      if (SteadyClock::now() >= deadline_) {
+        boost::system::error_code ignored;
+        socket_.cancel(ignored);  // its handler only sets `ready`, which outlives it
+        return false;
+      }
+      fiber_.wait();
+    }
+  }
+
+ private:
+  async::Fiber& fiber_;
+  const std::weak_ptr<async::Fiber> self_;
+  boost::asio::posix::stream_descriptor socket_;
+  boost::asio::steady_timer timer_;
+  const SteadyClock::time_point deadline_;
+  bool assigned_ = false;
+  bool timer_armed_ = false;
+};
+
+struct CommandFree {
+  void operator()(char* command) const { redisFreeCommand(command); }
+};
+
+// One command's round trip on `c` from a fiber: sends it and reads its reply
+// without blocking the thread. Null with `why` set on a transport error, a
+// closed connection or the timeout (the caller drops the connection).
+ReplyPtr exchange_on_fiber(async::Fiber& fiber, redisContext& c, const std::vector<const char*>& argv,
+                           const std::vector<std::size_t>& lens, std::chrono::milliseconds timeout,
+                           std::string& why) {
+  char* formatted = nullptr;
+  const int length = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()),
+                                            const_cast<const char**>(argv.data()), lens.data());
+  if (length < 0) {
+    why = "out of memory";
+    return nullptr;
+  }
+  const std::unique_ptr<char, CommandFree> command(formatted);
+  SocketWait socket(fiber, c.fd, SteadyClock::now() + timeout);
+  using Wait = boost::asio::posix::stream_descriptor;
+  const auto timed_out = [&] { return "timed out after " + std::to_string(timeout.count()) + " ms"; };
+  for (std::size_t sent = 0; sent < static_cast<std::size_t>(length);) {
+    const ssize_t n = ::send(c.fd, formatted + sent, static_cast<std::size_t>(length) - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!socket.wait(Wait::wait_write)) {
+        why = timed_out();
+        return nullptr;
+      }
+    } else {
+      why = std::strerror(errno);
+      return nullptr;
+    }
+  }
+  char buffer[16 * 1024];
+  for (;;) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(c.reader, &reply) != REDIS_OK) {
+      why = c.reader->errstr;
+      return nullptr;
+    }
+    if (reply != nullptr) return ReplyPtr(static_cast<redisReply*>(reply));
+    const ssize_t n = ::recv(c.fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) {
+      if (redisReaderFeed(c.reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+        why = c.reader->errstr;
+        return nullptr;
+      }
+    } else if (n == 0) {
+      why = "Server closed the connection";
+      return nullptr;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!socket.wait(Wait::wait_read)) {
+        why = timed_out();
+        return nullptr;
+      }
+    } else {
+      why = std::strerror(errno);
+      return nullptr;
+    }
+  }
 }
 
 }  // namespace
@@ -180,10 +321,16 @@ struct RedisClient::Impl {
       ptrs.push_back(a.data());
       lens.push_back(a.size());
     }
-    ReplyPtr r(static_cast<redisReply*>(
-        redisCommandArgv(c.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+    ReplyPtr r;
+    std::string why;
+    if (async::Fiber* fiber = async::Fiber::current()) {
+      r = exchange_on_fiber(*fiber, *c, ptrs, lens, timeout, why);
+    } else {
+      r.reset(static_cast<redisReply*>(
+          redisCommandArgv(c.get(), static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+      if (!r) why = c->errstr;
+    }
     if (!r) {
-      const std::string why = c->errstr;
       c.reset();
       failed();
       return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) + ": " + why);

@@ -1,5 +1,6 @@
-// Folder state/: what several processes share through Redis. It may use util/
-// and the public headers; hiredis appears in redis_client.cpp only.
+// Folder state/: what several processes share through Redis. It may use util/,
+// async/ (a command on a fiber waits on its loop) and the public headers;
+// hiredis appears in redis_client.cpp only.
 #pragma once
 
 #include <chrono>
@@ -38,8 +39,10 @@ struct RedisScript {
   std::string sha1;  ///< lower-case hex
 };
 
-/// Blocking calls to one Redis server over a small pool of connections (one
-/// per concurrent caller), each bounded by `timeout` (connecting included).
+/// Calls to one Redis server over a small pool of connections (one per
+/// concurrent caller), each bounded by `timeout` (connecting included). Off a
+/// fiber a call blocks its thread; on one (async/fiber.h) the round trip waits
+/// on the fiber's loop, which serves its other fibers meanwhile.
 /// After a failure the client is "down": calls fail at once, without
 /// touching the network, until a back-off (100 ms, doubling to 5 s) has
 /// passed; then one call tries again. Thread-safe.
