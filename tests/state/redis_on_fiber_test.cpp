@@ -11,6 +11,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -90,6 +92,51 @@ TEST_CASE("on a fiber a Redis round trip waits on the loop: a server that never 
   CHECK(took < 2s);
   // Blocking the thread for the round trip would have left the other fiber
   // at zero ticks; on the loop it slept about 30 times meanwhile.
+  CHECK(ticks >= 10);
+}
+
+TEST_CASE("on a fiber connecting to a Redis that does not accept waits on the loop and times out") {
+  // A listener whose accept queue is full: the kernel drops further SYNs, so
+  // a connect hangs until its caller gives up.
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(listener, 0) == 0);
+  REQUIRE(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    const int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(f, reinterpret_cast<sockaddr*>(&addr), sizeof addr);  // in progress or done: either fills the queue
+    fillers.push_back(f);
+  }
+  std::this_thread::sleep_for(50ms);
+  detail::RedisClient client(detail::RedisAddress{"127.0.0.1", ntohs(addr.sin_port), 0}, 300ms);
+  boost::asio::io_context io;
+  FiberLoop loop(io);
+  bool waiting = true;
+  int ticks = 0;
+  std::optional<Status> failure;
+  loop.spawn([&] {
+    auto r = client.command({"PING"});
+    waiting = false;
+    if (!r.ok()) failure = r.status();
+  });
+  loop.spawn([&] {
+    while (waiting) {
+      async::sleep_for(10ms, nullptr);
+      if (waiting) ++ticks;
+    }
+  });
+  REQUIRE(run_until_done(io, loop));
+  for (int f : fillers) close(f);
+  close(listener);
+  REQUIRE(failure.has_value());
+  CHECK(failure->code() == Status::Code::kUnavailable);
+  CHECK(failure->message().find("cannot connect to redis 127.0.0.1:") != std::string::npos);
+  CHECK(failure->message().find("connect timed out after 300 ms") != std::string::npos);
   CHECK(ticks >= 10);
 }
 

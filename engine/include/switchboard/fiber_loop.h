@@ -9,7 +9,7 @@
 /// HTTP to a local address the loop's own HTTP/1.1 client, with the loop's
 /// connections kept alive between calls), the backoff between
 /// retries, the sim provider's latency, a shared budget's or rate limit's
-/// Redis round trip (opening its connection excepted), and a contemplating
+/// Redis round trips (connecting included), and a contemplating
 /// fan-out (its branches run as sibling fibers). The code a step runs is the same as off a
 /// fiber (Dispatcher::run and execute, ModelClient::invoke and stream):
 /// a fiber waits where a thread would block. Every limit of a call (connect,

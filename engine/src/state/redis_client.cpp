@@ -5,14 +5,15 @@
 // formatted by hiredis, sent and read with non-blocking socket calls, and
 // between them the fiber waits on its loop for the socket (or the timeout),
 // so the thread serves its other connections during the round trip; hiredis's
-// reader parses the reply either way. Connecting (a new connection, or one
-// try after a failure, with back-off) still blocks for at most the timeout.
+// reader parses the reply either way. Connecting on a fiber waits on the
+// loop too (only a host name's lookup blocks).
 // A connection that saw any error is freed, never pooled again (its reply
 // stream may be out of step).
 #include "state/redis_client.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -279,22 +280,66 @@ struct RedisClient::Impl {
       }
     }
     const timeval tv = to_timeval(timeout);
-    Context c(redisConnectWithTimeout(address.host.c_str(), address.port, tv));
-    if (!c || c->err) {
-      const std::string why = c ? c->errstr : "out of memory";
+    std::string why;
+    Context c;
+    if (async::Fiber* fiber = async::Fiber::current()) {
+      c = connect_on_fiber(*fiber, why);
+    } else {
+      c.reset(redisConnectWithTimeout(address.host.c_str(), address.port, tv));
+      if (!c || c->err) {
+        why = c ? c->errstr : "out of memory";
+        c.reset();
+      }
+    }
+    if (!c) {
       failed();
       return Status::unavailable("cannot connect to redis " + address.host + ":" + std::to_string(address.port) +
                                  ": " + why);
     }
     redisSetTimeout(c.get(), tv);
     if (address.db != 0) {
-      ReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", address.db)));
-      if (!r || r->type == REDIS_REPLY_ERROR) {
-        const std::string why = r ? std::string(r->str, r->len) : std::string(c->errstr);
+      auto r = run(c, {"SELECT", std::to_string(address.db)});  // on failure: dropped, failed()
+      if (!r.ok()) return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " + r.status().message());
+      if (r.value()->type == REDIS_REPLY_ERROR) {
         failed();
-        return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " + why);
+        return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " +
+                                   std::string(r.value()->str, r.value()->len));
       }
     }
+    return c;
+  }
+
+  // Opens a connection from a fiber: the connect waits on the loop (at most
+  // the timeout), then the socket is made blocking again and hiredis's
+  // context marked so, as redisConnectWithTimeout leaves it, for the calls
+  // made off a fiber later. Null with `why` set when it fails. (A host name
+  // is still resolved on the thread: name it by address to avoid that.)
+  Context connect_on_fiber(async::Fiber& fiber, std::string& why) {
+    Context c(redisConnectNonBlock(address.host.c_str(), address.port));
+    if (!c || c->err) {
+      why = c ? c->errstr : "out of memory";
+      return nullptr;
+    }
+    {
+      SocketWait socket(fiber, c->fd, SteadyClock::now() + timeout);
+      if (!socket.wait(boost::asio::posix::stream_descriptor::wait_write)) {
+        why = "connect timed out after " + std::to_string(timeout.count()) + " ms";
+        return nullptr;
+      }
+    }
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error != 0) {
+      why = std::strerror(error);
+      return nullptr;
+    }
+    const int flags = fcntl(c->fd, F_GETFL);
+    if (flags < 0 || fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      why = std::strerror(errno);
+      return nullptr;
+    }
+    c->flags |= REDIS_BLOCK;
     return c;
   }
 
