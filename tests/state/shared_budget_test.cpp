@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/redis_server.h"
+#include "support/silent_server.h"
 #include "state/redis_client.h"
 #include "switchboard/budget.h"
 #include "switchboard/config.h"
@@ -312,25 +313,17 @@ TEST_CASE("local: while Redis is down each book admits up to cap / replicas and 
 }
 
 TEST_CASE("a Redis that accepts but never answers costs a call its timeout and never hangs") {
-  // A listening socket nobody reads: the connect succeeds, the reply never comes.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(listen(fd, 16) == 0);
-  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  // The connect succeeds, the reply never comes.
+  testing::SilentServer silent;
   StateSettings state;
   state.backend = StateSettings::Backend::kRedis;
-  state.redis_url = "redis://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  state.redis_url = "redis://127.0.0.1:" + std::to_string(silent.port());
   state.timeout = 200ms;
   BudgetBook book({}, state);
   book.set_limit(limit("workload:w", 1 * kDollar));
   const auto started = std::chrono::steady_clock::now();
   auto r = book.reserve("workload:w", 1000);
   const auto took = std::chrono::steady_clock::now() - started;
-  close(fd);
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == Status::Code::kUnavailable);
   CHECK(took >= 150ms);
