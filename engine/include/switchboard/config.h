@@ -326,6 +326,7 @@ struct GatewaySettings {
   std::chrono::milliseconds idle_timeout{60'000};    ///< a kept-alive connection with nothing to say
   int max_upstream_calls = 256;               ///< concurrent model calls; beyond: 503
   int threads = 0;                            ///< I/O threads; 0 = one per core
+
   /// An I/O thread keeps polling its sockets this long after its last work
   /// before it sleeps (busy_poll_us, 0..10000): an answer arriving meanwhile
   /// is taken without a sleep and a wake-up. Less latency for more CPU; for a
