@@ -12,9 +12,8 @@
 #include <memory>
 #include <utility>
 
-#include <boost/asio/steady_timer.hpp>
-
 #include "async/fiber.h"
+#include "async/socket_wait.h"
 #include "providers/http1_response.h"
 
 namespace switchboard {
@@ -126,10 +125,9 @@ class Waiter {
   enum class Phase { kConnecting, kSending, kAwaitingFirstByte, kReading };
 
   Waiter(async::Fiber& fiber, const CallSettings& limits, const CallBounds& bounds, Clock::time_point start)
-      : fiber_(fiber), self_(fiber.weak_from_this()), limits_(limits), bounds_(bounds), start_(start),
-        timer_(fiber.loop().io()) {
+      : limits_(limits), bounds_(bounds), start_(start), timer_(fiber) {
     if (bounds.cancellation) {
-      woken_ = bounds.cancellation->subscribe([self = self_] { async::Fiber::wake(self); });
+      woken_ = bounds.cancellation->subscribe([self = timer_.self()] { async::Fiber::wake(self); });
     }
   }
 
@@ -175,21 +173,13 @@ class Waiter {
   // on it says how), or a limit falls due (its failure; the wait is then
   // cancelled). Spurious wakes are absorbed here.
   Status wait(tcp::socket& socket, tcp::socket::wait_type what) {
-    auto ready = std::make_shared<bool>(false);
-    socket.async_wait(what, [ready, self = self_](const error_code&) {
-      *ready = true;
-      async::Fiber::wake(self);
+    Status due;
+    const bool ready = async::wait_ready(timer_, socket, what, [&]() -> std::optional<Clock::time_point> {
+      due = overdue();
+      if (!due.ok()) return std::nullopt;
+      return next_due();
     });
-    for (;;) {
-      if (*ready) return Status();
-      if (Status s = overdue(); !s.ok()) {
-        error_code ignored;
-        socket.cancel(ignored);
-        return s;
-      }
-      arm(next_due());
-      fiber_.wait();
-    }
+    return ready ? Status() : due;
   }
 
  private:
@@ -212,26 +202,13 @@ class Waiter {
     return due;
   }
 
-  // The timer wakes the fiber at `due` (moved only when it changes).
-  void arm(Clock::time_point due) {
-    if (due == Clock::time_point::max() || (armed_ && *armed_ == due)) return;
-    armed_ = due;
-    timer_.expires_at(due);
-    timer_.async_wait([self = self_](const error_code& ec) {
-      if (!ec) async::Fiber::wake(self);
-    });
-  }
-
-  async::Fiber& fiber_;
-  const std::weak_ptr<async::Fiber> self_;
   const CallSettings& limits_;
   const CallBounds& bounds_;
   const Clock::time_point start_;
   Phase phase_ = Phase::kConnecting;
   Clock::time_point phase_start_;
   Clock::time_point last_byte_;
-  net::steady_timer timer_;
-  std::optional<Clock::time_point> armed_;
+  async::WakeTimer timer_;
   Cancellation::Subscription woken_;
 };
 

@@ -23,12 +23,13 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "async/fiber.h"
+#include "async/socket_wait.h"
 
 namespace switchboard::detail {
 namespace {
@@ -82,8 +83,7 @@ RedisReply convert(const redisReply& r) {
 class SocketWait {
  public:
   SocketWait(async::Fiber& fiber, int fd, SteadyClock::time_point deadline)
-      : fiber_(fiber), self_(fiber.weak_from_this()), socket_(fiber.loop().io()), timer_(fiber.loop().io()),
-        deadline_(deadline) {
+      : socket_(fiber.loop().io()), timer_(fiber), deadline_(deadline) {
     boost::system::error_code ec;
     socket_.assign(fd, ec);
     assigned_ = !ec;
@@ -102,37 +102,17 @@ class SocketWait {
   // be watched.
   bool wait(boost::asio::posix::stream_descriptor::wait_type what) {
     if (!assigned_) return false;
-    auto ready = std::make_shared<bool>(false);
-    socket_.async_wait(what, [ready, self = self_](const boost::system::error_code&) {
-      *ready = true;
-      async::Fiber::wake(self);
+    return async::wait_ready(timer_, socket_, what, [this]() -> std::optional<SteadyClock::time_point> {
+      if (SteadyClock::now() >= deadline_) return std::nullopt;
+      return deadline_;
     });
-    if (!timer_armed_) {
-      timer_armed_ = true;
-      timer_.expires_at(deadline_);
-      timer_.async_wait([self = self_](const boost::system::error_code& ec) {
-        if (!ec) async::Fiber::wake(self);
-      });
-    }
-    for (;;) {
-      if (*ready) return true;
-      if (SteadyClock::now() >= deadline_) {
-        boost::system::error_code ignored;
-        socket_.cancel(ignored);  // its handler only sets `ready`, which outlives it
-        return false;
-      }
-      fiber_.wait();
-    }
   }
 
  private:
-  async::Fiber& fiber_;
-  const std::weak_ptr<async::Fiber> self_;
-  boost::asio::posix::stream_descriptor socket_;
-  boost::asio::steady_timer timer_;
+  boost::asio::posix::stream_descriptor socket_;  // borrows hiredis's fd, released unclosed
+  async::WakeTimer timer_;
   const SteadyClock::time_point deadline_;
   bool assigned_ = false;
-  bool timer_armed_ = false;
 };
 
 struct CommandFree {
