@@ -10,7 +10,7 @@
 #   eval/       includes public headers, util/ and eval/ (it calls models through the public Dispatcher)
 #   health/     includes public headers, util/ and health/
 #   sessions/   includes public headers, util/ and sessions/
-#   ledger/     includes public headers, util/ and ledger/
+#   ledger/     includes public headers, util/, async/ (yields on a fiber) and ledger/
 #   providers/  includes public headers, util/, async/, cost/ and providers/
 #   rules/      never includes providers/ or ledger/
 #   tokenize/   includes public headers, util/ and tokenize/
@@ -43,7 +43,7 @@ check engine/src/cost      '^(switchboard|util|state|cost)/'
 check engine/src/eval      '^(switchboard|util|eval)/'
 check engine/src/health    '^(switchboard|util|health)/'
 check engine/src/sessions  '^(switchboard|util|sessions)/'
-check engine/src/ledger    '^(switchboard|util|ledger)/'
+check engine/src/ledger    '^(switchboard|util|async|ledger)/'
 check engine/src/providers '^(switchboard|util|async|cost|providers)/'
 check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
 check engine/src/tokenize  '^(switchboard|util|tokenize)/'

@@ -18,10 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
 #include "ledger/record_json.h"
 #include "ledger/sqlite.h"
+#include "switchboard/fiber_loop.h"
 #include "switchboard/ledger.h"
 #include "test_util.h"
 
@@ -597,6 +599,38 @@ TEST_CASE("a flush commits what it waits for at once, never after max_delay") {
   // Nothing pending: a flush commits nothing.
   REQUIRE(sink->flush().ok());
   CHECK(sqlite_ledger_commits(*sink) == 3);
+}
+
+TEST_CASE("fibers on one loop that flush in the same turn share one journal append") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  constexpr int kFibers = 8;
+  auto sink = open_sqlite_ok({.path = path, .batch_size = 512, .max_delay = milliseconds(60'000)});
+  REQUIRE(sqlite_ledger_journaled(*sink));
+  boost::asio::io_context io;
+  FiberLoop loop(io);
+  int flushed = 0;
+  int failures = 0;
+  // Each fiber runs until it first waits: every one has written its record
+  // before the loop runs, as requests finishing in one turn have.
+  for (int i = 1; i <= kFibers; ++i) {
+    loop.spawn([&, i] {
+      if (!sink->write(sample_record(i)).ok() || !sink->flush().ok()) ++failures;
+      ++flushed;
+      // Acknowledged means readable by another connection at once.
+      if (read_ok(path).size() < static_cast<size_t>(i)) ++failures;
+    });
+  }
+  CHECK(flushed == 0);  // each waits in its flush, none acknowledged alone
+  io.run();
+  CHECK(flushed == kFibers);
+  CHECK(failures == 0);
+  CHECK(read_ok(path).size() == static_cast<size_t>(kFibers));
+  CHECK(sqlite_ledger_commits(*sink) == 1);  // one append for the eight flushes
+  // Off a fiber a flush appends at once, alone.
+  REQUIRE(sink->write(sample_record(kFibers + 1)).ok());
+  REQUIRE(sink->flush().ok());
+  CHECK(sqlite_ledger_commits(*sink) == 2);
 }
 
 TEST_CASE("concurrent flushes each return with their own records committed, sharing transactions") {

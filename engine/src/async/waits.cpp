@@ -32,6 +32,16 @@ bool sleep_for(std::chrono::milliseconds d, Cancellation* cancellation) {
   }
 }
 
+void yield_to_ready() {
+  Fiber* const fiber = Fiber::current();
+  if (fiber == nullptr) return;
+  // The wake goes to the back of the loop's queue. A wake meant for an
+  // earlier wait may end this one sooner (less is then shared), and this
+  // one's may end a later wait early: spurious, which every wait absorbs.
+  Fiber::wake(fiber->weak_from_this());
+  fiber->wait();
+}
+
 void run_all(std::size_t n, const std::function<void(std::size_t)>& body) {
   Fiber* const fiber = Fiber::current();
   if (fiber == nullptr) {

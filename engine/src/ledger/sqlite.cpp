@@ -47,6 +47,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "async/fiber.h"
+#include "async/waits.h"
 #include "ledger/journal.h"
 #include "ledger/record_columns.h"
 #include "ledger/record_json.h"
@@ -714,14 +716,24 @@ class SqliteLedger final : public LedgerSink {
     // Leader or follower: acknowledge the queue here (one journal append, or
     // one transaction without a journal) when nobody is; else wait for the
     // running one (the records it does not hold go in the next, which this
-    // thread or another waiter leads).
+    // thread or another waiter leads). A leader on a fiber first lets its
+    // loop run what is ready, once: fibers on one thread cannot wait for each
+    // other's append, but the requests finishing in the same turn write
+    // their records meanwhile, this append (or transaction) takes them too,
+    // and their flushes find them acknowledged.
+    bool yielded = false;
     while (acked_ < target) {
-      if (journal_ && !appending_) {
-        append_next(lock);
-      } else if (!journal_ && !ingesting_) {
-        ingest_next(lock);
-      } else {
+      if (journal_ ? appending_ : ingesting_) {
         acked_cv_.wait(lock);
+      } else if (!yielded && async::Fiber::current() != nullptr) {
+        yielded = true;
+        lock.unlock();
+        async::yield_to_ready();
+        lock.lock();  // and look again: the state may have moved meanwhile
+      } else if (journal_) {
+        append_next(lock);
+      } else {
+        ingest_next(lock);
       }
     }
     // Report every failed batch holding a record this flush covers, unless a
