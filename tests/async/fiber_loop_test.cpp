@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
@@ -215,6 +216,43 @@ TEST_CASE("sleeps and fan-outs wait on the loop, not the thread") {
   CHECK(branches == std::vector<int>{1, 2, 3, 4});
   CHECK_FALSE(completed);
   CHECK(since(start) < milliseconds(3 * 100 + 100));  // together, not one after another
+}
+
+TEST_CASE("a handler of the loop resumes a fiber at once, and on another thread or fiber a resume is a wake") {
+  boost::asio::io_context io;
+  const auto busy = boost::asio::make_work_guard(io);  // run_one waits for the thread's post
+  FiberLoop loop(io);
+  std::weak_ptr<async::Fiber> waiting;
+  int resumed = 0;
+  loop.spawn([&] {
+    waiting = async::Fiber::current()->weak_from_this();
+    for (int i = 0; i < 3; ++i) {
+      async::Fiber::current()->wait();
+      ++resumed;
+    }
+  });
+  // From a completion handler of its loop: the fiber runs before the handler goes on.
+  int seen_in_handler = -1;
+  boost::asio::post(io, [&] {
+    async::Fiber::resume(waiting);
+    seen_in_handler = resumed;
+  });
+  REQUIRE(io.run_one() == 1);
+  CHECK(seen_in_handler == 1);
+  // From another thread: posted, so the fiber runs on the loop's thread.
+  std::thread([&] { async::Fiber::resume(waiting); }).join();
+  CHECK(resumed == 1);
+  REQUIRE(io.run_one() == 1);
+  CHECK(resumed == 2);
+  // From another fiber: posted, never a switch from one fiber's stack into another's.
+  int seen_on_fiber = -1;
+  loop.spawn([&] {
+    async::Fiber::resume(waiting);
+    seen_on_fiber = resumed;
+  });
+  CHECK(seen_on_fiber == 2);
+  REQUIRE(run_until_done(io, loop));
+  CHECK(resumed == 3);
 }
 
 TEST_CASE("a loop that goes away unwinds its waiting fibers and closes their calls") {

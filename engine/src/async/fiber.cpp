@@ -180,6 +180,16 @@ void Fiber::wait() {
   // Switched in again: switch_in() set waiting_ and the sanitizer's view.
 }
 
+void Fiber::resume(const std::weak_ptr<Fiber>& fiber) {
+  const std::shared_ptr<Fiber> f = fiber.lock();  // held: switch_in may end it
+  if (!f) return;
+  if (t_current != nullptr || !f->loop_->io().get_executor().running_in_this_thread()) {
+    wake(fiber);
+  } else if (f->waiting_) {
+    f->switch_in();
+  }
+}
+
 void Fiber::wake(const std::weak_ptr<Fiber>& fiber) {
   const std::shared_ptr<Fiber> f = fiber.lock();
   if (!f) return;

@@ -45,6 +45,11 @@ class Fiber : public std::enable_shared_from_this<Fiber> {
   // Resumes `fiber` (if it still exists and waits) from the loop's queue.
   // Thread-safe; cheap; never runs the fiber on the calling stack.
   static void wake(const std::weak_ptr<Fiber>& fiber);
+  // Resumes `fiber` (if it still exists and waits) now, on this stack: for
+  // a completion handler of the fiber's own loop, which saves wake()'s post
+  // and the loop's turn (a poll of its reactor) before the fiber runs.
+  // Anywhere else (on a fiber, on another thread) it is wake().
+  static void resume(const std::weak_ptr<Fiber>& fiber);
 
  private:
   friend class Loop;

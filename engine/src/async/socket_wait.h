@@ -41,7 +41,7 @@ class WakeTimer {
     armed_ = due;
     timer_.expires_at(due);
     timer_.async_wait([self = self_](const boost::system::error_code& ec) {
-      if (!ec) Fiber::wake(self);
+      if (!ec) Fiber::resume(self);
     });
   }
 
@@ -63,7 +63,7 @@ bool wait_ready(WakeTimer& timer, Socket& socket, typename Socket::wait_type wha
   auto ready = std::make_shared<bool>(false);  // outlives a cancelled wait's handler
   socket.async_wait(what, [ready, self = timer.self()](const boost::system::error_code&) {
     *ready = true;
-    Fiber::wake(self);
+    Fiber::resume(self);
   });
   for (;;) {
     if (*ready) return true;
