@@ -41,7 +41,7 @@ struct Rig {
 
 }  // namespace
 
-TEST_CASE("a connection given back moments ago is taken without a peek; a server's unannounced closes end that") {
+TEST_CASE("a connection given back moments ago is taken without a peek, and a server's unannounced closes end that") {
   Rig rig;
   ConnectionPool& pool = rig.pool;
   const tcp::endpoint& upstream = rig.upstream;

@@ -748,7 +748,7 @@ period = "day"
   CHECK(spend.count("tag:team=other") == 0);
 }
 
-TEST_CASE("metrics count requests, decisions and the models' breakers; models lists auto with every tier and model") {
+TEST_CASE("metrics count requests, decisions and the models' breakers, and models lists auto with every tier and model") {
   Rig rig;
   REQUIRE(post(rig.url("/v1/chat/completions"), chat("auto"), {"x-switchboard-role: format"}).status == 200);
   const Reply models = http("GET", rig.url("/v1/models"));

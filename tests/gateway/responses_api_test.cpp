@@ -144,7 +144,7 @@ TEST_CASE("a Responses request parses into the canonical request: input items, t
   CHECK(json::parse(r.items_json).size() == 6);
 }
 
-TEST_CASE("previous_response_id puts the stored conversation first; an unknown one is a 404") {
+TEST_CASE("previous_response_id puts the stored conversation first, and an unknown one is a 404") {
   std::map<std::string, std::string> store = {
       {"resp_1", R"([{"role":"user","content":"Hi"},
                    {"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hello."}]}])"}};

@@ -137,7 +137,7 @@ TEST_CASE("latency quantiles cover the last 64 answers and rate-limit resets cou
   CHECK(later.limits.requests_reset == std::optional<std::chrono::milliseconds>(2000ms));
 }
 
-TEST_CASE("OpenAI and Anthropic rate-limit headers are read; others and bad values change nothing") {
+TEST_CASE("OpenAI and Anthropic rate-limit headers are read, and others and bad values change nothing") {
   const auto now = std::chrono::system_clock::from_time_t(1'760'000'000);  // 2025-10-09T08:53:20Z
   RateLimits openai;
   CHECK(read_rate_limit_header("x-ratelimit-remaining-requests", "59", now, openai));
@@ -247,7 +247,7 @@ cooldown_s = 1
   CHECK(h.limits.tokens_left == 799000);
 }
 
-TEST_CASE("ctx.models, ctx.price and ctx.cost read the config and health; ctx.models is read-only") {
+TEST_CASE("ctx.models, ctx.price and ctx.cost read the config and health, and ctx.models is read-only") {
   TempDir dir;
   auto engine = engine_with_rules(dir, R"lua(
 function classify(step, ctx)

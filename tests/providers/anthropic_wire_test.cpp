@@ -351,7 +351,7 @@ TEST_CASE("a thinking budget the cap cannot hold is refused, not shrunk below th
   CHECK(refusal(small_budget).message().starts_with("cannot take a thinking budget of 500 with max_tokens 32000"));
 }
 
-TEST_CASE("the rules' thinking yields to a forced tool or sampling; the caller's own thinking is refused with them") {
+TEST_CASE("the rules' thinking yields to a forced tool or sampling, and the caller's own thinking is refused with them") {
   ModelRequest forced = ask("Look up clause 14.");
   forced.tools = {tool("lookup_clause")};
   forced.tool_choice = ToolChoice{ToolChoice::Mode::kRequired, ""};
@@ -495,7 +495,7 @@ TEST_CASE("fields the Messages API cannot express are refused with the reason") 
   }
 }
 
-TEST_CASE("another provider's reasoning is not sent; its id-less tool calls get ids their results follow") {
+TEST_CASE("another provider's reasoning is not sent, and its id-less tool calls get ids their results follow") {
   ModelRequest r = ask("Weather in Paris and Rome?");
   ContentBlock openai_thinking = thinking("Two cities.", "", "openai");
   ContentBlock gemini_item = block(Type::kOpaque);

@@ -241,7 +241,7 @@ TEST_CASE("a malformed response fails with what was wrong") {
   CHECK(cut.error() == "the connection closed mid-answer");
 }
 
-TEST_CASE("the loop's client takes plain http to an address or localhost; curl takes the rest") {
+TEST_CASE("the loop's client takes plain http to an address or localhost, and curl takes the rest") {
   const auto local = plain_http_target("http://127.0.0.1:8080/v1/chat/completions?x=1");
   REQUIRE(local);
   CHECK(local->endpoint.port() == 8080);
@@ -263,7 +263,7 @@ TEST_CASE("the loop's client takes plain http to an address or localhost; curl t
   CHECK_FALSE(plain_http_target("http://127.0.0.1:x/v1"));
 }
 
-TEST_CASE("a request goes out whole with its headers; a 100 Continue before the answer is skipped") {
+TEST_CASE("a request goes out whole with its headers, and a 100 Continue before the answer is skipped") {
   std::string seen_head;
   ScriptedServer server([&](tcp::socket& s, int) {
     net::streambuf buffer;
@@ -287,7 +287,7 @@ TEST_CASE("a request goes out whole with its headers; a 100 Continue before the 
   CHECK(seen_head.find("Host: 127.0.0.1:") != std::string::npos);
 }
 
-TEST_CASE("a chunked stream reaches the sink piece by piece; headers of limits are read") {
+TEST_CASE("a chunked stream reaches the sink piece by piece, and headers of limits are read") {
   ScriptedServer server([](tcp::socket& s, int) {
     net::streambuf buffer;
     if (!read_request(s, buffer)) return;
@@ -340,7 +340,7 @@ TEST_CASE("a body without a length ends with the connection") {
   CHECK(r->body == kJson);
 }
 
-TEST_CASE("a kept-alive connection is reused; one closed under a call is replaced once") {
+TEST_CASE("a kept-alive connection is reused, and one closed under a call is replaced once") {
   std::atomic<int> requests{0};
   ScriptedServer server([&](tcp::socket& s, int connection) {
     net::streambuf buffer;

@@ -115,7 +115,7 @@ TEST_CASE("1-hour cache writes outlive the 5-minute part, and a read of them all
   CHECK(book.snapshot("s")->cached_for("claude") == 0);
 }
 
-TEST_CASE("an explicit cache holds only what was read or written; an automatic one the whole prompt") {
+TEST_CASE("an explicit cache holds only what was read or written, and an automatic one the whole prompt") {
   ScriptedClock clock;
   SessionBook book(SessionSettings{}, clock.fn());
   book.record("a", "claude", prompt(3000, 0), CacheFill::kExplicit);  // no breakpoint: nothing cached
@@ -166,7 +166,7 @@ TEST_CASE("the book is safe under concurrent calls") {
   CHECK(turns == 2000);
 }
 
-TEST_CASE("[sessions] sets the lifetimes and the bound; bad values name file:line:column") {
+TEST_CASE("[sessions] sets the lifetimes and the bound, and bad values name file:line:column") {
   TempDir dir;
   dir.write("rules/w.lua", "function classify(step, ctx) return 'cheap' end\n");
   auto config = load_config(write_small_config(dir, "\n[sessions]\nttl_s = 600\nttl_1h_s = 7200\nmax_sessions = 50\n"));
@@ -192,7 +192,7 @@ TEST_CASE("[sessions] sets the lifetimes and the bound; bad values name file:lin
   CHECK(e.find("ttl_1h_s") != std::string::npos);
 }
 
-TEST_CASE("ctx.session: nil without a session; its figures, pairs over cached_tokens; writes name the field") {
+TEST_CASE("ctx.session: nil without a session, its figures, pairs over cached_tokens, and writes name the field") {
   TempDir dir;
   ScriptedClock clock;
   EngineOptions options;
