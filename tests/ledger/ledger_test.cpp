@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
+#include "async/waits.h"
 #include "ledger/record_json.h"
 #include "ledger/sqlite.h"
 #include "switchboard/fiber_loop.h"
@@ -611,26 +612,35 @@ TEST_CASE("fibers on one loop that flush in the same turn share one journal appe
   FiberLoop loop(io);
   int flushed = 0;
   int failures = 0;
-  // Each fiber runs until it first waits: every one has written its record
-  // before the loop runs, as requests finishing in one turn have.
+  // Eight requests whose answers arrive in the same turn of the loop: each
+  // waits on it (as for its upstream call), then writes and flushes.
   for (int i = 1; i <= kFibers; ++i) {
     loop.spawn([&, i] {
+      async::yield_to_ready();
       if (!sink->write(sample_record(i)).ok() || !sink->flush().ok()) ++failures;
       ++flushed;
       // Acknowledged means readable by another connection at once.
       if (read_ok(path).size() < static_cast<size_t>(i)) ++failures;
     });
   }
-  CHECK(flushed == 0);  // each waits in its flush, none acknowledged alone
+  CHECK(flushed == 0);  // all wait for the loop
   io.run();
   CHECK(flushed == kFibers);
   CHECK(failures == 0);
   CHECK(read_ok(path).size() == static_cast<size_t>(kFibers));
   CHECK(sqlite_ledger_commits(*sink) == 1);  // one append for the eight flushes
-  // Off a fiber a flush appends at once, alone.
-  REQUIRE(sink->write(sample_record(kFibers + 1)).ok());
-  REQUIRE(sink->flush().ok());
+  // A fiber alone on its loop appends at once: nobody could share it.
+  loop.spawn([&] {
+    if (!sink->write(sample_record(kFibers + 1)).ok() || !sink->flush().ok()) ++failures;
+    ++flushed;
+  });
+  CHECK(flushed == kFibers + 1);
   CHECK(sqlite_ledger_commits(*sink) == 2);
+  // Off a fiber a flush appends at once, alone.
+  REQUIRE(sink->write(sample_record(kFibers + 2)).ok());
+  REQUIRE(sink->flush().ok());
+  CHECK(sqlite_ledger_commits(*sink) == 3);
+  CHECK(failures == 0);
 }
 
 TEST_CASE("concurrent flushes each return with their own records committed, sharing transactions") {

@@ -19,8 +19,8 @@
 /// A fiber must not block its thread for long (the other fibers and the
 /// loop's connections wait meanwhile): what the engine does on one is CPU
 /// work (rules, translation) and the ledger's group commit. A SQLite ledger's
-/// flush() on a fiber first lets the loop run what is ready, so the steps
-/// that finish in the same turn share one journal append.
+/// flush() on a fiber beside others first lets the loop run what is ready,
+/// so the steps that finish in the same turn share one journal append.
 ///
 /// Thread-safety: a FiberLoop belongs to the one thread that runs its
 /// io_context; every method is called on that thread.

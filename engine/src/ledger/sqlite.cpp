@@ -716,16 +716,16 @@ class SqliteLedger final : public LedgerSink {
     // Leader or follower: acknowledge the queue here (one journal append, or
     // one transaction without a journal) when nobody is; else wait for the
     // running one (the records it does not hold go in the next, which this
-    // thread or another waiter leads). A leader on a fiber first lets its
-    // loop run what is ready, once: fibers on one thread cannot wait for each
-    // other's append, but the requests finishing in the same turn write
-    // their records meanwhile, this append (or transaction) takes them too,
-    // and their flushes find them acknowledged.
+    // thread or another waiter leads). A leader on a fiber with siblings
+    // first lets its loop run what is ready, once: fibers on one thread
+    // cannot wait for each other's append, but the requests finishing in the
+    // same turn write their records meanwhile, this append (or transaction)
+    // takes them too, and their flushes find them acknowledged.
     bool yielded = false;
     while (acked_ < target) {
       if (journal_ ? appending_ : ingesting_) {
         acked_cv_.wait(lock);
-      } else if (!yielded && async::Fiber::current() != nullptr) {
+      } else if (!yielded && shares_loop()) {
         yielded = true;
         lock.unlock();
         async::yield_to_ready();
@@ -767,6 +767,13 @@ class SqliteLedger final : public LedgerSink {
     std::uint64_t first, last;  // sequence numbers of the lost batch
     std::string message;
   };
+
+  // On a fiber whose loop runs others: one that may write records in this
+  // turn, to share the next append.
+  static bool shares_loop() {
+    const async::Fiber* fiber = async::Fiber::current();
+    return fiber != nullptr && fiber->loop().fibers() > 1;
+  }
 
   // Copies the record and, with a journal, makes its line: on the writing
   // thread and outside the lock, so concurrent writers serialise in parallel.
