@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include "http/busy_poll.h"
 #include "http/deadlines.h"
 
 #include <algorithm>
@@ -36,29 +37,6 @@ using boost::system::error_code;
 using Executor = net::io_context::executor_type;
 
 namespace {
-
-// Runs `ioc`'s handlers until it stops. With `busy_poll` > 0, after each
-// handler it keeps polling (epoll with no wait) for up to `busy_poll` before
-// it blocks: an answer or a request arriving in that window is taken without
-// the thread going to sleep and being woken (on a virtual machine, waking an
-// idle core is tens of microseconds). An idle thread still blocks, so idle
-// costs nothing; a busy one spends at most `busy_poll` per lull spinning.
-void run_io(boost::asio::io_context& ioc, std::chrono::microseconds busy_poll) {
-  if (busy_poll.count() <= 0) {
-    ioc.run();
-    return;
-  }
-  using Clock = std::chrono::steady_clock;
-  auto last_work = Clock::now();
-  while (!ioc.stopped()) {
-    if (ioc.poll() > 0) {
-      last_work = Clock::now();
-    } else if (Clock::now() - last_work >= busy_poll) {
-      if (ioc.run_one() == 0) return;  // stopped, or nothing left to wait for
-      last_work = Clock::now();
-    }
-  }
-}
 
 // Header bytes a request may send, whatever their count.
 constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;

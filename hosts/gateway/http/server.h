@@ -146,8 +146,9 @@ struct ServerLimits {
 class Server {
  public:
   // `threads` I/O threads (at least 1). With `busy_poll` > 0 a thread keeps
-  // polling its sockets that long after its last work before it sleeps
-  // (run_io in server.cpp): less latency, more CPU. REQUIRES: `handler`
+  // polling its sockets that long after its last work before it sleeps,
+  // unless it has lately been kept waiting for its core (run_io and
+  // SpinGovernor in busy_poll.h): less latency, more CPU. REQUIRES: `handler`
   // outlives the server.
   Server(RequestHandler& handler, int threads, std::chrono::microseconds busy_poll = {});
   // Stops (if running) and closes every connection.
