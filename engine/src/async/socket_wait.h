@@ -1,5 +1,5 @@
-// A fiber's wait for a socket's readiness, bounded by the caller's limits:
-// the one primitive under the plain-HTTP upstream calls
+// A fiber's wait for a socket's readiness, or for its bytes, bounded by the
+// caller's limits: the primitives under the plain-HTTP upstream calls
 // (providers/http1_on_loop.cpp) and the Redis round trips
 // (state/redis_client.cpp) that run on a loop.
 //
@@ -11,46 +11,16 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 
-#include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "async/deadlines.h"
 #include "async/fiber.h"
 
 namespace switchboard::async {
-
-// Wakes its fiber at the last time it was set to. One per wait site (a call,
-// a command): moved only when the time changes, so a wait that loops on
-// spurious wakes does not re-arm it.
-class WakeTimer {
- public:
-  using TimePoint = std::chrono::steady_clock::time_point;
-
-  explicit WakeTimer(Fiber& fiber) : fiber_(fiber), self_(fiber.weak_from_this()), timer_(fiber.loop().io()) {}
-  WakeTimer(const WakeTimer&) = delete;
-  WakeTimer& operator=(const WakeTimer&) = delete;
-
-  Fiber& fiber() const noexcept { return fiber_; }
-  const std::weak_ptr<Fiber>& self() const noexcept { return self_; }
-
-  // The fiber is woken at `due` (TimePoint::max(): not at all).
-  void wake_at(TimePoint due) {
-    if (due == TimePoint::max() || (armed_ && *armed_ == due)) return;
-    armed_ = due;
-    timer_.expires_at(due);
-    timer_.async_wait([self = self_](const boost::system::error_code& ec) {
-      if (!ec) Fiber::resume(self);
-    });
-  }
-
- private:
-  Fiber& fiber_;
-  const std::weak_ptr<Fiber> self_;
-  boost::asio::steady_timer timer_;
-  std::optional<TimePoint> armed_;
-};
 
 // Waits on the timer's fiber until `socket` (an Asio socket or descriptor on
 // the fiber's loop) is ready for `what`, or failed (the next operation on it
@@ -73,6 +43,58 @@ bool wait_ready(WakeTimer& timer, Socket& socket, typename Socket::wait_type wha
       socket.cancel(ignored);
       return false;
     }
+    timer.wake_at(*next);
+    timer.fiber().wait();
+  }
+}
+
+// Reads what `socket` has into `buffer` on the timer's fiber: the bytes
+// waiting, or, when none are, the first to arrive. True with the read's
+// outcome in `ec` (end of stream, a reset) and `n`; `next_check` as for
+// wait_ready, and on giving up the read is cancelled and the result is false.
+//
+// Against read_some, then wait_ready when nothing is waiting: one system call
+// fewer per wait (Asio re-arms the descriptor with epoll_ctl for every wait,
+// but not for a read), and one turn of the loop more when bytes are waiting
+// (a read that finishes at once still completes through the loop). So it is
+// the read to use when the socket is most likely empty: the first after a
+// request went out, or after a read that drained it.
+//
+// Whatever way this returns, the read is over: finished, or cancelled (Asio
+// then never reads into `buffer`), so `buffer` only needs to outlive the call.
+template <class Socket, class MutableBuffer, class NextCheck>
+bool read_ready(WakeTimer& timer, Socket& socket, const MutableBuffer& buffer, boost::system::error_code& ec,
+                std::size_t& n, NextCheck&& next_check) {
+  struct Read {
+    bool done = false;
+    boost::system::error_code ec;
+    std::size_t n = 0;
+  };
+  auto read = std::make_shared<Read>();  // outlives a cancelled read's handler
+  socket.async_read_some(buffer, [read, self = timer.self()](const boost::system::error_code& e, std::size_t bytes) {
+    read->done = true;
+    read->ec = e;
+    read->n = bytes;
+    Fiber::resume(self);
+  });
+  // Giving up, or the fiber unwinding while it waits: no read into `buffer` after this.
+  struct CancelUnlessDone {
+    Socket& socket;
+    const Read& read;
+    ~CancelUnlessDone() {
+      if (read.done) return;
+      boost::system::error_code ignored;
+      socket.cancel(ignored);
+    }
+  } cancel_unless_done{socket, *read};
+  for (;;) {
+    if (read->done) {
+      ec = read->ec;
+      n = read->n;
+      return true;
+    }
+    const std::optional<WakeTimer::TimePoint> next = next_check();
+    if (!next) return false;
     timer.wake_at(*next);
     timer.fiber().wait();
   }

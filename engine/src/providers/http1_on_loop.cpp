@@ -182,6 +182,20 @@ class Waiter {
     return ready ? Status() : due;
   }
 
+  // Reads what `socket` has into `buffer` (async::read_ready): the bytes
+  // waiting, or the first to arrive; the read's own failure (end of stream,
+  // a reset) in `ec`. A limit falling due first is the result (the read is
+  // then cancelled).
+  Status read(tcp::socket& socket, net::mutable_buffer buffer, error_code& ec, std::size_t& n) {
+    Status due;
+    const bool read = async::read_ready(timer_, socket, buffer, ec, n, [&]() -> std::optional<Clock::time_point> {
+      due = overdue();
+      if (!due.ok()) return std::nullopt;
+      return next_due();
+    });
+    return read ? Status() : due;
+  }
+
  private:
   Clock::time_point next_due() const {
     Clock::time_point due = Clock::time_point::max();
@@ -311,17 +325,27 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
   Http1Response parser(answer, kHeadLimit);
   std::array<char, kReadChunk> chunk;  // each read's bytes (on the fiber's stack)
   bool any_byte = false;
+  // Whether the socket is most likely empty: at first (the answer takes the
+  // upstream's time), and after a read that did not fill the chunk. Then the
+  // read waits as it reads (Waiter::read); else a plain read comes first.
+  bool drained = true;
   for (;;) {
     // Read more.
     error_code ec;
-    const std::size_t n = socket.read_some(net::buffer(chunk), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) {
-      if (Status s = waiter.wait(socket, tcp::socket::wait_read); !s.ok()) {
+    std::size_t n = 0;
+    if (drained) {
+      if (Status s = waiter.read(socket, net::buffer(chunk), ec, n); !s.ok()) {
         failure = std::move(s);
         return Outcome::kFailed;
       }
-      continue;
+    } else {
+      n = socket.read_some(net::buffer(chunk), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        drained = true;
+        continue;
+      }
     }
+    drained = n < chunk.size();
     if (ec == net::error::eof) {
       parser.end_of_input();
       if (parser.done()) return Outcome::kDone;  // a body that ends with the connection
