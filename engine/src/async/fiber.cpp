@@ -202,7 +202,7 @@ void Fiber::wake(const std::weak_ptr<Fiber>& fiber) {
 // ---------------------------------------------------------------- Loop
 
 Loop::Loop(boost::asio::io_context& io)
-    : io_(io), stacks_(kStackBytes, kStacksKept), curl_(std::make_unique<CurlLoop>(io)) {}
+    : io_(io), stacks_(kStackBytes, kStacksKept), curl_(std::make_unique<CurlLoop>(io)), deadlines_(io) {}
 
 Loop::~Loop() {
   while (!fibers_.empty()) {

@@ -23,6 +23,7 @@
 #include <boost/context/fiber.hpp>
 
 #include "async/connection_pool.h"
+#include "async/deadlines.h"
 
 namespace switchboard::async {
 
@@ -105,6 +106,8 @@ class Loop {
   CurlLoop& curl() noexcept { return *curl_; }
   // The loop's idle plain-HTTP connections (providers/http1_on_loop.h).
   ConnectionPool& connections() noexcept { return connections_; }
+  // The loop's timed wakes (deadlines.h).
+  Deadlines& deadlines() noexcept { return deadlines_; }
   // Starts `body` on a new fiber now (see FiberLoop::spawn); may be called on a fiber.
   void spawn(std::function<void()> body);
   std::size_t fibers() const noexcept { return fibers_.size(); }
@@ -115,6 +118,7 @@ class Loop {
   StackCache stacks_;
   std::unique_ptr<CurlLoop> curl_;
   ConnectionPool connections_;
+  Deadlines deadlines_;  // before fibers_: their WakeTimers go first
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, std::shared_ptr<Fiber>> fibers_;  // last: unwound first
 };

@@ -4,8 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
-
+#include "async/deadlines.h"
 #include "async/fiber.h"
 
 namespace switchboard::async {
@@ -19,10 +18,8 @@ bool sleep_for(std::chrono::milliseconds d, Cancellation* cancellation) {
   }
   const std::weak_ptr<Fiber> self = fiber->weak_from_this();
   const auto until = std::chrono::steady_clock::now() + d;
-  boost::asio::steady_timer timer(fiber->loop().io(), until);
-  timer.async_wait([self](const boost::system::error_code& ec) {
-    if (!ec) Fiber::wake(self);
-  });
+  WakeTimer timer(*fiber);
+  timer.wake_at(until);
   Cancellation::Subscription woken;
   if (cancellation != nullptr) woken = cancellation->subscribe([self] { Fiber::wake(self); });
   for (;;) {
