@@ -76,6 +76,7 @@
 #include <exception>
 
 #include "api/common.h"
+#include "api/json_out.h"
 
 namespace switchboard::gateway {
 
@@ -532,16 +533,17 @@ std::string finish_reason(const ModelResponse& r) {
   return std::string(openai_finish_reason(r.stop_reason));
 }
 
-json usage_json(const Usage& u) {
+// The usage object, its keys in the order to_text writes a tree's.
+void write_usage(JsonOut& out, const Usage& u) {
   const std::int64_t prompt = u.total_input();
   const std::int64_t completion = u.output_tokens + u.reasoning_tokens;
-  json usage = json::object();
-  usage["prompt_tokens"] = prompt;
-  usage["completion_tokens"] = completion;
-  usage["total_tokens"] = prompt + completion;
-  usage["prompt_tokens_details"] = json{{"cached_tokens", u.cached_input_tokens}};
-  usage["completion_tokens_details"] = json{{"reasoning_tokens", u.reasoning_tokens}};
-  return usage;
+  out.begin_object();
+  out.key("completion_tokens").integer(completion);
+  out.key("completion_tokens_details").begin_object().key("reasoning_tokens").integer(u.reasoning_tokens).end_object();
+  out.key("prompt_tokens").integer(prompt);
+  out.key("prompt_tokens_details").begin_object().key("cached_tokens").integer(u.cached_input_tokens).end_object();
+  out.key("total_tokens").integer(prompt + completion);
+  out.end_object();
 }
 
 // A tool call as the API writes it; `index` (its place among the answer's
@@ -580,8 +582,6 @@ json logprobs_json(bool asked, int max_json_depth, const ModelResponse& r) {
   if (parse_bounded(r.logprobs_json, max_json_depth, {}, parsed) || parsed.is_discarded()) return nullptr;
   return parsed;
 }
-
-std::string sse(const json& data) { return "data: " + to_text(data) + "\n\n"; }
 
 }  // namespace
 
@@ -628,29 +628,40 @@ std::string openai_response(const ParsedRequest& request, const StepResult& resu
         break;  // media and opaque items: no place in this shape (see the file comment)
     }
   }
-  json message = json::object();
-  message["role"] = "assistant";
-  message["content"] = has_text || (tool_calls.empty() && !has_refusal) ? json(text) : json(nullptr);
-  message["refusal"] = has_refusal ? json(refusal) : json(nullptr);
-  if (!tool_calls.empty()) message["tool_calls"] = std::move(tool_calls);
-  if (has_thinking) {
-    message["reasoning_content"] = reasoning;
-    message["thinking_blocks"] = thinking_blocks_json(r.content);
+  // Written as to_text writes the tree of this shape: each object's keys sorted.
+  std::string body;
+  body.reserve(256 + text.size() + reasoning.size() + refusal.size());
+  JsonOut out(body);
+  out.begin_object();
+  out.key("choices").begin_array().begin_object();
+  out.key("finish_reason").string(finish_reason(r));
+  out.key("index").integer(0);
+  out.key("logprobs").raw(to_text(logprobs_json(request.call.request.sampling.logprobs, request.max_json_depth, r)));
+  out.key("message").begin_object();
+  if (has_text || (tool_calls.empty() && !has_refusal)) {
+    out.key("content").string(text);
+  } else {
+    out.key("content").null();
   }
-  json choice = json::object();
-  choice["index"] = 0;
-  choice["message"] = std::move(message);
-  choice["logprobs"] = logprobs_json(request.call.request.sampling.logprobs, request.max_json_depth, r);
-  choice["finish_reason"] = finish_reason(r);
-  json body = json::object();
-  body["id"] = id;
-  body["object"] = "chat.completion";
-  body["created"] = created;
-  body["model"] = model;
-  body["choices"] = json::array();
-  body["choices"].push_back(std::move(choice));
-  body["usage"] = usage_json(r.usage);
-  return to_text(body);
+  if (has_thinking) out.key("reasoning_content").string(reasoning);
+  if (has_refusal) {
+    out.key("refusal").string(refusal);
+  } else {
+    out.key("refusal").null();
+  }
+  out.key("role").string("assistant");
+  if (has_thinking) out.key("thinking_blocks").raw(to_text(thinking_blocks_json(r.content)));
+  if (!tool_calls.empty()) out.key("tool_calls").raw(to_text(tool_calls));
+  out.end_object();  // message
+  out.end_object().end_array();
+  out.key("created").integer(created);
+  out.key("id").string(id);
+  out.key("model").string(model);
+  out.key("object").string("chat.completion");
+  out.key("usage");
+  write_usage(out, r.usage);
+  out.end_object();
+  return body;
 }
 
 }  // namespace detail
@@ -685,24 +696,39 @@ namespace {
 
 using detail::json;
 
-// A chunk of the one choice; `usage: null` on every chunk but the last when
-// the client asked for usage, as the API does.
+// A chunk of the one choice, as an SSE event; `usage: null` on every chunk
+// but the last when the client asked for usage, as the API does. `delta`,
+// `finish` and `logprobs` are JSON texts. Written as to_text writes the tree
+// of this shape (each object's keys sorted).
 std::string choice_chunk(const std::string& id, std::int64_t created, const std::string& model, bool include_usage,
-                         json delta, json finish = nullptr, json logprobs = nullptr) {
-  json choice = json::object();
-  choice["index"] = 0;
-  choice["delta"] = std::move(delta);
-  choice["logprobs"] = std::move(logprobs);
-  choice["finish_reason"] = std::move(finish);
-  json chunk = json::object();
-  chunk["id"] = id;
-  chunk["object"] = "chat.completion.chunk";
-  chunk["created"] = created;
-  chunk["model"] = model;
-  chunk["choices"] = json::array();
-  chunk["choices"].push_back(std::move(choice));
-  if (include_usage) chunk["usage"] = nullptr;
-  return detail::sse(chunk);
+                         std::string_view delta, std::string_view finish = "null",
+                         std::string_view logprobs = "null") {
+  std::string event = "data: ";
+  event.reserve(160 + delta.size() + id.size() + model.size());
+  detail::JsonOut out(event);
+  out.begin_object();
+  out.key("choices").begin_array().begin_object();
+  out.key("delta").raw(delta);
+  out.key("finish_reason").raw(finish);
+  out.key("index").integer(0);
+  out.key("logprobs").raw(logprobs);
+  out.end_object().end_array();
+  out.key("created").integer(created);
+  out.key("id").string(id);
+  out.key("model").string(model);
+  out.key("object").string("chat.completion.chunk");
+  if (include_usage) out.key("usage").null();
+  out.end_object();
+  event += "\n\n";
+  return event;
+}
+
+// A delta with one string member, `{"key":"value"}`.
+std::string delta_of(std::string_view key, std::string_view value) {
+  std::string delta;
+  delta.reserve(value.size() + key.size() + 8);
+  detail::JsonOut(delta).begin_object().key(key).string(value).end_object();
+  return delta;
 }
 
 // Chat Completions chunks (api.h says what each kind becomes).
@@ -714,28 +740,27 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
         logprobs_(request.call.request.sampling.logprobs) {}
 
   std::string begin() override {
-    return choice_chunk(id_, created_, model_, include_usage_,
-                        json{{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}});
+    return choice_chunk(id_, created_, model_, include_usage_, R"({"content":"","refusal":null,"role":"assistant"})");
   }
 
   std::string chunk(const StreamChunk& chunk) override {
-    const auto write = [&](json delta) {
-      return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+    const auto write = [&](std::string_view delta) {
+      return choice_chunk(id_, created_, model_, include_usage_, delta);
     };
     bool first = false;
     switch (chunk.kind) {
       case StreamChunk::Kind::kText:
         if (chunk.text.empty()) return "";
         sent(chunk.index, chunk.kind, first);
-        return write(json{{"content", chunk.text}});
+        return write(delta_of("content", chunk.text));
       case StreamChunk::Kind::kThinking:
         if (chunk.text.empty()) return "";
         sent(chunk.index, chunk.kind, first);
-        return write(json{{"reasoning_content", chunk.text}});
+        return write(delta_of("reasoning_content", chunk.text));
       case StreamChunk::Kind::kRefusal:
         if (chunk.text.empty()) return "";
         sent(chunk.index, chunk.kind, first);
-        return write(json{{"refusal", chunk.text}});
+        return write(delta_of("refusal", chunk.text));
       case StreamChunk::Kind::kSignature:
         // A thinking block's goes whole into end()'s thinking_blocks; a tool
         // call's (before its start) into the call's id.
@@ -755,7 +780,7 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
         delta["id"] = detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
         delta["type"] = "function";
         delta["function"] = json{{"name", call.name}, {"arguments", ""}};
-        return write(json{{"tool_calls", json::array({std::move(delta)})}});
+        return write(detail::to_text(json{{"tool_calls", json::array({std::move(delta)})}}));
       }
       case StreamChunk::Kind::kToolArguments: {
         if (chunk.text.empty()) return "";
@@ -763,7 +788,7 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
         json delta = json::object();
         delta["index"] = s.tool_index;
         delta["function"] = json{{"arguments", chunk.text}};
-        return write(json{{"tool_calls", json::array({std::move(delta)})}});
+        return write(detail::to_text(json{{"tool_calls", json::array({std::move(delta)})}}));
       }
     }
     return "";
@@ -774,8 +799,8 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
   // own (with the logprobs when asked), the usage chunk when asked for, and [DONE].
   std::string end(const StepResult& result) override {
     const ModelResponse& r = result.response;
-    const auto write = [&](json delta) {
-      return choice_chunk(id_, created_, model_, include_usage_, std::move(delta));
+    const auto write = [&](std::string_view delta) {
+      return choice_chunk(id_, created_, model_, include_usage_, delta);
     };
     std::string out;
     bool has_thinking = false;
@@ -786,35 +811,41 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
       if (sent_.count(static_cast<int>(i)) != 0) continue;
       switch (b.type) {
         case ContentBlock::Type::kText:
-          if (!b.text.empty()) out += write(json{{"content", b.text}});
+          if (!b.text.empty()) out += write(delta_of("content", b.text));
           break;
         case ContentBlock::Type::kThinking:
-          if (!b.text.empty()) out += write(json{{"reasoning_content", b.text}});
+          if (!b.text.empty()) out += write(delta_of("reasoning_content", b.text));
           break;
         case ContentBlock::Type::kRefusal:
-          out += write(json{{"refusal", b.text}});
+          out += write(delta_of("refusal", b.text));
           break;
         case ContentBlock::Type::kToolUse: {
           const auto index = static_cast<std::size_t>(next_tool_index_++);
-          out += write(json{{"tool_calls", json::array({detail::tool_call_json(b, id_, index, true)})}});
+          out += write(detail::to_text(json{{"tool_calls", json::array({detail::tool_call_json(b, id_, index, true)})}}));
           break;
         }
         default:
           break;  // redacted thinking goes in thinking_blocks; media and opaque items have no place
       }
     }
-    if (has_thinking) out += write(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}});
-    out += choice_chunk(id_, created_, model_, include_usage_, json::object(), detail::finish_reason(r),
-                        detail::logprobs_json(logprobs_, max_json_depth_, r));
+    if (has_thinking) out += write(detail::to_text(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}}));
+    std::string finish;
+    detail::JsonOut::append_string(finish, detail::finish_reason(r));
+    out += choice_chunk(id_, created_, model_, include_usage_, "{}", finish,
+                        detail::to_text(detail::logprobs_json(logprobs_, max_json_depth_, r)));
     if (include_usage_) {
-      json chunk = json::object();
-      chunk["id"] = id_;
-      chunk["object"] = "chat.completion.chunk";
-      chunk["created"] = created_;
-      chunk["model"] = model_;
-      chunk["choices"] = json::array();
-      chunk["usage"] = detail::usage_json(r.usage);
-      out += detail::sse(chunk);
+      out += "data: ";
+      detail::JsonOut usage(out);
+      usage.begin_object();
+      usage.key("choices").begin_array().end_array();
+      usage.key("created").integer(created_);
+      usage.key("id").string(id_);
+      usage.key("model").string(model_);
+      usage.key("object").string("chat.completion.chunk");
+      usage.key("usage");
+      detail::write_usage(usage, r.usage);
+      usage.end_object();
+      out += "\n\n";
     }
     return out + "data: [DONE]\n\n";
   }
