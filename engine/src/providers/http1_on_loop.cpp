@@ -174,11 +174,7 @@ class Waiter {
   // cancelled). Spurious wakes are absorbed here.
   Status wait(tcp::socket& socket, tcp::socket::wait_type what) {
     Status due;
-    const bool ready = async::wait_ready(timer_, socket, what, [&]() -> std::optional<Clock::time_point> {
-      due = overdue();
-      if (!due.ok()) return std::nullopt;
-      return next_due();
-    });
+    const bool ready = async::wait_ready(timer_, socket, what, next_check(due));
     return ready ? Status() : due;
   }
 
@@ -188,15 +184,24 @@ class Waiter {
   // then cancelled).
   Status read(tcp::socket& socket, net::mutable_buffer buffer, error_code& ec, std::size_t& n) {
     Status due;
-    const bool read = async::read_ready(timer_, socket, buffer, ec, n, [&]() -> std::optional<Clock::time_point> {
-      due = overdue();
-      if (!due.ok()) return std::nullopt;
-      return next_due();
-    });
+    const bool read = async::read_ready(timer_, socket, buffer, ec, n, next_check(due));
     return read ? Status() : due;
   }
 
  private:
+  // The socket waits' next_check: when to look again, or nullopt with the
+  // limit that fell due in `due`.
+  struct NextCheck {
+    const Waiter& waiter;
+    Status& due;
+    std::optional<Clock::time_point> operator()() const {
+      due = waiter.overdue();
+      if (!due.ok()) return std::nullopt;
+      return waiter.next_due();
+    }
+  };
+  NextCheck next_check(Status& due) const { return {*this, due}; }
+
   Clock::time_point next_due() const {
     Clock::time_point due = Clock::time_point::max();
     if (limits_.total_timeout.count() > 0) due = std::min(due, start_ + limits_.total_timeout);

@@ -28,30 +28,16 @@ JsonOut& JsonOut::key(std::string_view name) {
   return *this;
 }
 
-JsonOut& JsonOut::begin_object() {
+JsonOut& JsonOut::open(char bracket) {
   separate();
-  out_ += '{';
+  out_ += bracket;
   assert(depth_ < kMaxDepth);
   first_[++depth_] = true;
   return *this;
 }
 
-JsonOut& JsonOut::end_object() {
-  out_ += '}';
-  --depth_;
-  return *this;
-}
-
-JsonOut& JsonOut::begin_array() {
-  separate();
-  out_ += '[';
-  assert(depth_ < kMaxDepth);
-  first_[++depth_] = true;
-  return *this;
-}
-
-JsonOut& JsonOut::end_array() {
-  out_ += ']';
+JsonOut& JsonOut::close(char bracket) {
+  out_ += bracket;
   --depth_;
   return *this;
 }

@@ -28,10 +28,10 @@ class JsonOut {
   // A member's key; its value comes next.
   JsonOut& key(std::string_view name);
 
-  JsonOut& begin_object();
-  JsonOut& end_object();
-  JsonOut& begin_array();
-  JsonOut& end_array();
+  JsonOut& begin_object() { return open('{'); }
+  JsonOut& end_object() { return close('}'); }
+  JsonOut& begin_array() { return open('['); }
+  JsonOut& end_array() { return close(']'); }
   JsonOut& string(std::string_view value);
   JsonOut& integer(std::int64_t value);
   JsonOut& null();
@@ -44,6 +44,9 @@ class JsonOut {
  private:
   // Before a value or a key: the comma that separates it from the one before.
   void separate();
+  // Opens or closes an object or array.
+  JsonOut& open(char bracket);
+  JsonOut& close(char bracket);
 
   static constexpr int kMaxDepth = 32;
   std::string& out_;
