@@ -15,6 +15,7 @@
 #include "async/fiber.h"
 #include "async/socket_wait.h"
 #include "providers/http1_response.h"
+#include "util/ascii.h"
 
 namespace switchboard {
 
@@ -31,15 +32,7 @@ constexpr std::size_t kHeadLimit = 64 * 1024;  // a response head larger than th
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
 
 // Whether the environment names a proxy: then every call is curl's, which
 // applies the proxy and its no_proxy exceptions.

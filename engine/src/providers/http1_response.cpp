@@ -7,17 +7,14 @@
 #include <optional>
 #include <utility>
 
+#include "util/ascii.h"
+
 namespace switchboard {
 
 namespace {
 
 constexpr std::size_t kMaxLine = 4096;  // a chunk-size or trailer line longer than this is garbage
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

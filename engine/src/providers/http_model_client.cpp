@@ -20,6 +20,7 @@
 #include "providers/wire_common.h"
 #include "providers/wire_format.h"
 #include "switchboard/tokens.h"
+#include "util/ascii.h"
 
 namespace switchboard {
 
@@ -34,7 +35,7 @@ std::string media_type(std::string_view content_type) {
   content_type = content_type.substr(0, content_type.find(';'));
   std::string out;
   for (char c : content_type) {
-    if (!std::isspace(static_cast<unsigned char>(c))) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (!std::isspace(static_cast<unsigned char>(c))) out.push_back(ascii_lower(c));
   }
   return out;
 }

@@ -15,6 +15,7 @@
 #include "async/fiber.h"
 #include "providers/http1_on_loop.h"
 #include "providers/rate_limits.h"
+#include "util/ascii.h"
 
 namespace switchboard {
 
@@ -48,11 +49,6 @@ CURLcode global_init() {
   return result;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -496,8 +492,7 @@ void read_response_hint(std::string_view name, std::string_view value, ResponseH
     hints.retry_after = parse_retry_after(value, std::chrono::system_clock::now());
   } else if (iequals(name, "retry-after-ms")) {
     if (auto n = leading_number(value)) hints.retry_after_ms = milliseconds(*n);
-  } else if (name.size() > 10 && (iequals(name.substr(0, 12), "x-ratelimit-") ||
-                                  iequals(name.substr(0, 20), "anthropic-ratelimit-"))) {
+  } else if (istarts_with(name, "x-ratelimit-") || istarts_with(name, "anthropic-ratelimit-")) {
     read_rate_limit_header(name, value, std::chrono::system_clock::now(), hints.rate_limits);
   }
 }

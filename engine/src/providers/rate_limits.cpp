@@ -8,17 +8,12 @@
 #include <ctime>
 #include <string>
 
+#include "util/ascii.h"
+
 namespace switchboard {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
 
 std::optional<std::int64_t> count_of(std::string_view v) {
   std::int64_t n = 0;

@@ -5,7 +5,6 @@
 // catches json::exception at its entry points.
 #pragma once
 
-#include <cctype>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cost/usage_json.h"
+#include "util/ascii.h"
 #include "util/json_dump.h"
 #include "util/json_read.h"
 
@@ -128,19 +128,10 @@ inline Status add_passthrough(const Passthrough& passthrough, WireApi api, std::
       body[key] = std::move(value);
     }
   }
-  const auto same_name = [](std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-        return false;
-      }
-    }
-    return true;
-  };
   for (const auto& [name, value] : passthrough.headers) {
     bool joined = false;
     for (auto& [own_name, own_value] : headers) {
-      if (!same_name(own_name, name)) continue;
+      if (!iequals(own_name, name)) continue;
       own_value += "," + value;
       joined = true;
       break;
