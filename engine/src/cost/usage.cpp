@@ -4,11 +4,14 @@
 
 #include "cost/usage_json.h"
 
+#include <array>
+#include <cassert>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -22,59 +25,85 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Where a figure sits in the body ("response.usage.prompt_tokens_details."),
+// kept as pieces and joined only for an error message: reading a body that
+// is fine allocates no names.
+class Path {
+ public:
+  Path() = default;
+  // This path with `piece` after it (pieces carry their own dots).
+  Path operator+(std::string_view piece) const {
+    Path p = *this;
+    assert(p.n_ < p.pieces_.size());  // the readers below nest at most six pieces deep
+    p.pieces_[p.n_++] = piece;
+    return p;
+  }
+  // "'PATH" + key + "'".
+  std::string quote(std::string_view key) const {
+    std::string out = "'";
+    for (std::size_t i = 0; i < n_; ++i) out += pieces_[i];
+    out += key;
+    out += '\'';
+    return out;
+  }
+
+ private:
+  std::array<std::string_view, 6> pieces_{};
+  std::size_t n_ = 0;
+};
+
 // The object at `key`, or nullptr when absent or null; anything else is an error.
-const json* object_at(const json& parent, const char* key, const std::string& path) {
+const json* object_at(const json& parent, const char* key, const Path& path) {
   auto it = parent.find(key);
   if (it == parent.end() || it->is_null()) return nullptr;
-  if (!it->is_object()) throw UsageError("'" + path + key + "' must be an object");
+  if (!it->is_object()) throw UsageError(path.quote(key) + " must be an object");
   return &*it;
 }
 
 // A token count at `key`: absent or null is nullopt; a fraction, a string, a
 // negative or an out-of-range number is an error.
-std::optional<std::int64_t> count_at(const json& parent, const char* key, const std::string& path) {
+std::optional<std::int64_t> count_at(const json& parent, const char* key, const Path& path) {
   auto it = parent.find(key);
   if (it == parent.end() || it->is_null()) return std::nullopt;
-  const auto name = [&] { return "'" + path + key + "'"; };  // built for an error only
-  if (!it->is_number_integer()) throw UsageError(name() + " must be a whole number of tokens");
+  if (!it->is_number_integer()) throw UsageError(path.quote(key) + " must be a whole number of tokens");
   if (it->is_number_unsigned()) {
     const std::uint64_t v = it->get<std::uint64_t>();
     if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      throw UsageError(name() + " is out of range");
+      throw UsageError(path.quote(key) + " is out of range");
     }
     return static_cast<std::int64_t>(v);
   }
   const std::int64_t v = it->get<std::int64_t>();
-  if (v < 0) throw UsageError(name() + " must not be negative (got " + std::to_string(v) + ")");
+  if (v < 0) throw UsageError(path.quote(key) + " must not be negative (got " + std::to_string(v) + ")");
   return v;
 }
 
-std::int64_t required_count(const json& parent, const char* key, const std::string& path) {
+std::int64_t required_count(const json& parent, const char* key, const Path& path) {
   std::optional<std::int64_t> v = count_at(parent, key, path);
-  if (!v) throw UsageError("'" + path + key + "' is missing");
+  if (!v) throw UsageError(path.quote(key) + " is missing");
   return *v;
 }
 
-// `part` is contained in `whole`: a provider reporting more cached than prompt
-// tokens is wrong, and billing it would go negative.
-void check_within(std::int64_t part, const std::string& part_name, std::int64_t whole,
-                  const std::string& whole_name) {
+// `part` (at part_path + part_key) is contained in `whole`: a provider
+// reporting more cached than prompt tokens is wrong, and billing it would go
+// negative.
+void check_within(std::int64_t part, const Path& part_path, const char* part_key, std::int64_t whole,
+                  const Path& whole_path, const char* whole_key) {
   if (part > whole) {
-    throw UsageError("'" + part_name + "' (" + std::to_string(part) + ") exceeds '" + whole_name + "' (" +
-                     std::to_string(whole) + ")");
+    throw UsageError(part_path.quote(part_key) + " (" + std::to_string(part) + ") exceeds " +
+                     whole_path.quote(whole_key) + " (" + std::to_string(whole) + ")");
   }
 }
 
 // A body's `usage`, or that of the object under `wrapper` (a streamed event
-// carrying the whole message or response).
-std::pair<const json*, std::string> find_usage(const json& body, const char* key, const char* wrapper) {
-  if (const json* u = object_at(body, key, "")) return {u, std::string(key) + "."};
-  if (const json* w = object_at(body, wrapper, "")) {
-    if (const json* u = object_at(*w, key, std::string(wrapper) + ".")) {
-      return {u, std::string(wrapper) + "." + key + "."};
-    }
+// carrying the whole message or response), and its path.
+std::pair<const json*, Path> find_usage(const json& body, const char* key, const char* wrapper) {
+  if (const json* u = object_at(body, key, Path())) return {u, Path() + key + "."};
+  if (const json* w = object_at(body, wrapper, Path())) {
+    const Path in_wrapper = Path() + wrapper + ".";
+    if (const json* u = object_at(*w, key, in_wrapper)) return {u, in_wrapper + key + "."};
   }
-  return {nullptr, ""};
+  return {nullptr, Path()};
 }
 
 Usage openai(const json& body) {
@@ -89,21 +118,23 @@ Usage openai(const json& body) {
   const bool chat = u->contains("prompt_tokens") || !u->contains("input_tokens");
   const char* in_key = chat ? "prompt_tokens" : "input_tokens";
   const char* out_key = chat ? "completion_tokens" : "output_tokens";
-  const std::string in_details = p + (chat ? "prompt_tokens_details." : "input_tokens_details.");
-  const std::string out_details = p + (chat ? "completion_tokens_details." : "output_tokens_details.");
+  const char* in_details_key = chat ? "prompt_tokens_details" : "input_tokens_details";
+  const char* out_details_key = chat ? "completion_tokens_details" : "output_tokens_details";
+  const Path in_details = p + in_details_key + ".";
+  const Path out_details = p + out_details_key + ".";
 
   const std::int64_t prompt = required_count(*u, in_key, p);
   const std::int64_t completion = required_count(*u, out_key, p);
   std::int64_t cached = 0;
-  if (const json* d = object_at(*u, chat ? "prompt_tokens_details" : "input_tokens_details", p)) {
+  if (const json* d = object_at(*u, in_details_key, p)) {
     cached = count_at(*d, "cached_tokens", in_details).value_or(0);
   }
   std::int64_t reasoning = 0;
-  if (const json* d = object_at(*u, chat ? "completion_tokens_details" : "output_tokens_details", p)) {
+  if (const json* d = object_at(*u, out_details_key, p)) {
     reasoning = count_at(*d, "reasoning_tokens", out_details).value_or(0);
   }
-  check_within(cached, in_details + "cached_tokens", prompt, p + in_key);
-  check_within(reasoning, out_details + "reasoning_tokens", completion, p + out_key);
+  check_within(cached, in_details, "cached_tokens", prompt, p, in_key);
+  check_within(reasoning, out_details, "reasoning_tokens", completion, p, out_key);
   usage.input_tokens = prompt - cached;
   usage.cached_input_tokens = cached;
   usage.output_tokens = completion - reasoning;
@@ -123,13 +154,13 @@ Usage anthropic(const json& body) {
   usage.cached_input_tokens = count_at(*u, "cache_read_input_tokens", p).value_or(0);
   const std::optional<std::int64_t> created = count_at(*u, "cache_creation_input_tokens", p);
   if (const json* split = object_at(*u, "cache_creation", p)) {
-    const std::string sp = p + "cache_creation.";
+    const Path sp = p + "cache_creation.";
     usage.cache_write_5m_tokens = count_at(*split, "ephemeral_5m_input_tokens", sp).value_or(0);
     usage.cache_write_1h_tokens = count_at(*split, "ephemeral_1h_input_tokens", sp).value_or(0);
     const std::int64_t sum = usage.cache_write_5m_tokens + usage.cache_write_1h_tokens;
     if (created && *created != sum) {
-      throw UsageError("'" + p + "cache_creation_input_tokens' (" + std::to_string(*created) +
-                       ") is not the sum of the 5-minute and 1-hour writes in '" + p + "cache_creation' (" +
+      throw UsageError(p.quote("cache_creation_input_tokens") + " (" + std::to_string(*created) +
+                       ") is not the sum of the 5-minute and 1-hour writes in " + p.quote("cache_creation") + " (" +
                        std::to_string(sum) + ")");
     }
   } else {
@@ -140,12 +171,12 @@ Usage anthropic(const json& body) {
 }
 
 Usage gemini(const json& body) {
-  const json* u = object_at(body, "usageMetadata", "");
+  const json* u = object_at(body, "usageMetadata", Path());
   if (u == nullptr) throw UsageError("no 'usageMetadata' object");
-  const std::string p = "usageMetadata.";
+  const Path p = Path() + "usageMetadata.";
   const std::int64_t prompt = required_count(*u, "promptTokenCount", p);
   const std::int64_t cached = count_at(*u, "cachedContentTokenCount", p).value_or(0);
-  check_within(cached, p + "cachedContentTokenCount", prompt, p + "promptTokenCount");
+  check_within(cached, p, "cachedContentTokenCount", prompt, p, "promptTokenCount");
   Usage usage;
   // Tool-use prompt tokens (results of built-in tools fed back to the model)
   // are billed as input beside the prompt.
@@ -169,19 +200,19 @@ const char* name_of(UsageFormat format) {
 }  // namespace
 
 Result<Usage> usage_from_json(UsageFormat format, const json& body) {
-  const std::string what = std::string(name_of(format)) + " response: ";
+  const auto what = [format] { return std::string(name_of(format)) + " response: "; };  // built for an error only
   try {
-    if (!body.is_object()) return Status::invalid_argument(what + "not a JSON object");
+    if (!body.is_object()) return Status::invalid_argument(what() + "not a JSON object");
     switch (format) {
       case UsageFormat::kOpenAI: return openai(body);
       case UsageFormat::kAnthropic: return anthropic(body);
       case UsageFormat::kGemini: return gemini(body);
     }
-    return Status::internal(what + "unknown usage format");
+    return Status::internal(what() + "unknown usage format");
   } catch (const json::exception& e) {
-    return Status::invalid_argument(what + e.what());
+    return Status::invalid_argument(what() + e.what());
   } catch (const UsageError& e) {
-    return Status::invalid_argument(what + e.what());
+    return Status::invalid_argument(what() + e.what());
   }
 }
 
