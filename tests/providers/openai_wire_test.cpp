@@ -13,6 +13,7 @@
 
 #include "providers/sse.h"
 #include "providers/wire_format.h"
+#include "util/json_read.h"
 #include "test_util.h"
 
 using namespace switchboard;
@@ -893,6 +894,118 @@ TEST_CASE("a stream error event and a stream without its end are errors") {
   Decoded cut = decode(openai_spec(), kRefusalStream.substr(0, kRefusalStream.find("data: [DONE]")));
   REQUIRE_FALSE(cut.response.ok());
   CHECK(cut.response.status().code() == Status::Code::kUnavailable);
+}
+
+// ---- the DOM and the tree ---------------------------------------------------
+
+namespace {
+
+// `text` with its first `from` replaced by `to`.
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const std::size_t at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, from);
+  return text.replace(at, from.size(), to);
+}
+
+// Every field a reader fills, compared.
+void check_same(const ModelResponse& a, const ModelResponse& b) {
+  CHECK(a.model == b.model);
+  REQUIRE(a.content.size() == b.content.size());
+  for (std::size_t i = 0; i < a.content.size(); ++i) {
+    CHECK(a.content[i].type == b.content[i].type);
+    CHECK(a.content[i].text == b.content[i].text);
+    CHECK(a.content[i].origin == b.content[i].origin);
+    CHECK(a.content[i].tool_call.id == b.content[i].tool_call.id);
+    CHECK(a.content[i].tool_call.name == b.content[i].tool_call.name);
+    CHECK(a.content[i].tool_call.arguments_json == b.content[i].tool_call.arguments_json);
+  }
+  CHECK(a.stop_reason == b.stop_reason);
+  CHECK(a.raw_stop_reason == b.raw_stop_reason);
+  CHECK(a.stop_sequence == b.stop_sequence);
+  CHECK(a.usage == b.usage);
+  CHECK(a.logprobs_json == b.logprobs_json);
+}
+
+// An integer past 64 bits: simdjson refuses the text it is in, so the
+// reader falls back to nlohmann's tree.
+const std::string kBigInteger = "123456789012345678901234567890";
+
+}  // namespace
+
+TEST_CASE("an answer simdjson refuses is read from its tree into the same response") {
+  const std::string body = R"json({
+  "id": "chatcmpl-D1", "object": "chat.completion", "created": 1763790100, "model": "gpt-5-first",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Checking \u00e9 \"both\".", "refusal": null,
+     "reasoning_content": "Think.",
+     "tool_calls": [{"id": "call_Qx1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "n": [1, -2, 3.5]}}},
+                    {"id": "call_Rt2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+     "logprobs": {"content": [{"token": "Yes", "logprob": -0.0001, "bytes": [89, 101, 115], "top_logprobs": []}], "refusal": null},
+     "finish_reason": "tool_calls"}],
+  "model": "gpt-5-2025-08-07",
+  "usage": {"prompt_tokens": 90, "completion_tokens": 18, "total_tokens": 108,
+            "prompt_tokens_details": {"cached_tokens": 64}, "completion_tokens_details": {"reasoning_tokens": 5}}})json";
+  const std::string refused = replaced(body, "1763790100", kBigInteger);
+  REQUIRE(JsonDom::parse(body).has_value());
+  REQUIRE_FALSE(JsonDom::parse(refused).has_value());
+
+  const auto wire = make_openai_wire(openai_spec(), "");
+  Result<ModelResponse> in_place = wire->parse_response(body);
+  Result<ModelResponse> from_tree = wire->parse_response(refused);
+  REQUIRE_MESSAGE(in_place.ok(), in_place.status().to_string());
+  REQUIRE_MESSAGE(from_tree.ok(), from_tree.status().to_string());
+  check_same(*in_place, *from_tree);
+  // The last of two "model" keys, as nlohmann keeps it.
+  CHECK(in_place->model == "gpt-5-2025-08-07");
+  CHECK(in_place->content.at(2).tool_call.arguments_json == R"({"city":"Paris","n":[1,-2,3.5]})");
+  CHECK(in_place->usage == usage_of(26, 64, 0, 0, 13, 5));
+
+  // Their failures read alike too.
+  for (const std::string& bad : {std::string(R"json({"choices": [], "usage": {}})json"),
+                                 std::string(R"json({"choices": [7], "usage": {}})json"),
+                                 std::string(R"json({"choices": [{"message": {"content": "x"}}],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": -1}})json"),
+                                 std::string(R"json({"choices": [{"message": {"content": "x"}}],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": 2,
+                                             "prompt_tokens_details": {"cached_tokens": 3}}})json")}) {
+    const std::string bad_refused = replaced(bad, "{", "{\"created\": " + kBigInteger + ", ");
+    Result<ModelResponse> a = wire->parse_response(bad);
+    Result<ModelResponse> b = wire->parse_response(bad_refused);
+    REQUIRE_FALSE(a.ok());
+    REQUIRE_FALSE(b.ok());
+    CHECK(a.status().code() == b.status().code());
+    CHECK(a.status().message() == b.status().message());
+  }
+}
+
+TEST_CASE("stream events simdjson refuses are read from their trees into the same chunks") {
+  std::string refused = kVllmStream;
+  const std::string created = "\"created\":1763790300";
+  for (std::size_t at; (at = refused.find(created)) != std::string::npos;) {
+    refused.replace(at, created.size(), "\"created\":" + kBigInteger);
+  }
+  Decoded in_place = decode(compatible_spec(), kVllmStream);
+  Decoded from_tree = decode(compatible_spec(), refused);
+  REQUIRE_MESSAGE(in_place.response.ok(), in_place.response.status().to_string());
+  REQUIRE_MESSAGE(from_tree.response.ok(), from_tree.response.status().to_string());
+  CHECK(in_place.chunks == from_tree.chunks);
+  check_same(*in_place.response, *from_tree.response);
+}
+
+TEST_CASE("a stream choice that is not an object, or whose index is not a whole number, is an upstream error") {
+  for (const char* event : {R"sse(data: {"choices":[7]}
+
+)sse",
+                            R"sse(data: {"choices":[{"index":"0","delta":{"content":"x"}}]}
+
+)sse",
+                            R"sse(data: {"choices":[{"index":null,"delta":{"content":"x"}}]}
+
+)sse"}) {
+    Decoded d = decode(openai_spec(), event);
+    REQUIRE_FALSE(d.response.ok());
+    CHECK(d.response.status().code() == Status::Code::kUpstream);
+    CHECK(d.response.status().message().rfind("stream event: a choice", 0) == 0);
+  }
 }
 
 }  // TEST_SUITE("openai_wire")

@@ -1,8 +1,9 @@
-// Provider usage figures into Usage. nlohmann::json is called only here (for
-// usage); its exceptions stop here.
+// Provider usage figures into Usage, from a tree or a DOM (util/json_node.h);
+// nlohmann's exceptions stop here.
 #include "switchboard/usage.h"
 
 #include "cost/usage_json.h"
+#include "util/json_node.h"
 
 #include <array>
 #include <cassert>
@@ -19,6 +20,13 @@ namespace switchboard {
 
 namespace {
 
+using json_node::int_of;
+using json_node::is_integer;
+using json_node::is_null;
+using json_node::is_object;
+using json_node::is_unsigned;
+using json_node::member;
+using json_node::uint_of;
 using nlohmann::json;
 
 struct UsageError : std::runtime_error {
@@ -52,33 +60,36 @@ class Path {
   std::size_t n_ = 0;
 };
 
-// The object at `key`, or nullptr when absent or null; anything else is an error.
-const json* object_at(const json& parent, const char* key, const Path& path) {
-  auto it = parent.find(key);
-  if (it == parent.end() || it->is_null()) return nullptr;
-  if (!it->is_object()) throw UsageError(path.quote(key) + " must be an object");
-  return &*it;
+// The object at `key`, or none when absent or null; anything else is an error.
+template <typename Node>
+auto object_at(const Node& parent, const char* key, const Path& path) {
+  auto it = member(parent, key);
+  if (!it || is_null(*it)) return decltype(it){};
+  if (!is_object(*it)) throw UsageError(path.quote(key) + " must be an object");
+  return it;
 }
 
 // A token count at `key`: absent or null is nullopt; a fraction, a string, a
 // negative or an out-of-range number is an error.
-std::optional<std::int64_t> count_at(const json& parent, const char* key, const Path& path) {
-  auto it = parent.find(key);
-  if (it == parent.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer()) throw UsageError(path.quote(key) + " must be a whole number of tokens");
-  if (it->is_number_unsigned()) {
-    const std::uint64_t v = it->get<std::uint64_t>();
+template <typename Node>
+std::optional<std::int64_t> count_at(const Node& parent, const char* key, const Path& path) {
+  auto it = member(parent, key);
+  if (!it || is_null(*it)) return std::nullopt;
+  if (!is_integer(*it)) throw UsageError(path.quote(key) + " must be a whole number of tokens");
+  if (is_unsigned(*it)) {
+    const std::uint64_t v = uint_of(*it);
     if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       throw UsageError(path.quote(key) + " is out of range");
     }
     return static_cast<std::int64_t>(v);
   }
-  const std::int64_t v = it->get<std::int64_t>();
+  const std::int64_t v = int_of(*it);
   if (v < 0) throw UsageError(path.quote(key) + " must not be negative (got " + std::to_string(v) + ")");
   return v;
 }
 
-std::int64_t required_count(const json& parent, const char* key, const Path& path) {
+template <typename Node>
+std::int64_t required_count(const Node& parent, const char* key, const Path& path) {
   std::optional<std::int64_t> v = count_at(parent, key, path);
   if (!v) throw UsageError(path.quote(key) + " is missing");
   return *v;
@@ -97,25 +108,28 @@ void check_within(std::int64_t part, const Path& part_path, const char* part_key
 
 // A body's `usage`, or that of the object under `wrapper` (a streamed event
 // carrying the whole message or response), and its path.
-std::pair<const json*, Path> find_usage(const json& body, const char* key, const char* wrapper) {
-  if (const json* u = object_at(body, key, Path())) return {u, Path() + key + "."};
-  if (const json* w = object_at(body, wrapper, Path())) {
+template <typename Node>
+auto find_usage(const Node& body, const char* key, const char* wrapper) {
+  using Found = std::pair<decltype(member(body, key)), Path>;
+  if (auto u = object_at(body, key, Path())) return Found{u, Path() + key + "."};
+  if (auto w = object_at(body, wrapper, Path())) {
     const Path in_wrapper = Path() + wrapper + ".";
-    if (const json* u = object_at(*w, key, in_wrapper)) return {u, in_wrapper + key + "."};
+    if (auto u = object_at(*w, key, in_wrapper)) return Found{u, in_wrapper + key + "."};
   }
-  return {nullptr, Path()};
+  return Found{};
 }
 
-Usage openai(const json& body) {
+template <typename Node>
+Usage openai(const Node& body) {
   auto [u, p] = find_usage(body, "usage", "response");
-  if (u == nullptr) {
+  if (!u) {
     throw UsageError(
         "no 'usage' object (a streamed chat completion carries it only with stream_options.include_usage)");
   }
   Usage usage;
   // Chat completions name the buckets prompt/completion, the Responses API
   // input/output; both nest cached and reasoning counts the same way.
-  const bool chat = u->contains("prompt_tokens") || !u->contains("input_tokens");
+  const bool chat = member(*u, "prompt_tokens") || !member(*u, "input_tokens");
   const char* in_key = chat ? "prompt_tokens" : "input_tokens";
   const char* out_key = chat ? "completion_tokens" : "output_tokens";
   const char* in_details_key = chat ? "prompt_tokens_details" : "input_tokens_details";
@@ -126,11 +140,11 @@ Usage openai(const json& body) {
   const std::int64_t prompt = required_count(*u, in_key, p);
   const std::int64_t completion = required_count(*u, out_key, p);
   std::int64_t cached = 0;
-  if (const json* d = object_at(*u, in_details_key, p)) {
+  if (auto d = object_at(*u, in_details_key, p)) {
     cached = count_at(*d, "cached_tokens", in_details).value_or(0);
   }
   std::int64_t reasoning = 0;
-  if (const json* d = object_at(*u, out_details_key, p)) {
+  if (auto d = object_at(*u, out_details_key, p)) {
     reasoning = count_at(*d, "reasoning_tokens", out_details).value_or(0);
   }
   check_within(cached, in_details, "cached_tokens", prompt, p, in_key);
@@ -142,18 +156,19 @@ Usage openai(const json& body) {
   return usage;
 }
 
-Usage anthropic(const json& body) {
+template <typename Node>
+Usage anthropic(const Node& body) {
   // A message body and message_delta carry `usage`; message_start carries it
   // under `message`.
   auto [u, p] = find_usage(body, "usage", "message");
-  if (u == nullptr) throw UsageError("no 'usage' object");
+  if (!u) throw UsageError("no 'usage' object");
   Usage usage;
   // message_delta may carry output_tokens alone.
   usage.output_tokens = required_count(*u, "output_tokens", p);
   usage.input_tokens = count_at(*u, "input_tokens", p).value_or(0);
   usage.cached_input_tokens = count_at(*u, "cache_read_input_tokens", p).value_or(0);
   const std::optional<std::int64_t> created = count_at(*u, "cache_creation_input_tokens", p);
-  if (const json* split = object_at(*u, "cache_creation", p)) {
+  if (auto split = object_at(*u, "cache_creation", p)) {
     const Path sp = p + "cache_creation.";
     usage.cache_write_5m_tokens = count_at(*split, "ephemeral_5m_input_tokens", sp).value_or(0);
     usage.cache_write_1h_tokens = count_at(*split, "ephemeral_1h_input_tokens", sp).value_or(0);
@@ -170,9 +185,10 @@ Usage anthropic(const json& body) {
   return usage;
 }
 
-Usage gemini(const json& body) {
-  const json* u = object_at(body, "usageMetadata", Path());
-  if (u == nullptr) throw UsageError("no 'usageMetadata' object");
+template <typename Node>
+Usage gemini(const Node& body) {
+  auto u = object_at(body, "usageMetadata", Path());
+  if (!u) throw UsageError("no 'usageMetadata' object");
   const Path p = Path() + "usageMetadata.";
   const std::int64_t prompt = required_count(*u, "promptTokenCount", p);
   const std::int64_t cached = count_at(*u, "cachedContentTokenCount", p).value_or(0);
@@ -197,12 +213,11 @@ const char* name_of(UsageFormat format) {
   return "provider";
 }
 
-}  // namespace
-
-Result<Usage> usage_from_json(UsageFormat format, const json& body) {
+template <typename Node>
+Result<Usage> read_usage(UsageFormat format, const Node& body) {
   const auto what = [format] { return std::string(name_of(format)) + " response: "; };  // built for an error only
   try {
-    if (!body.is_object()) return Status::invalid_argument(what() + "not a JSON object");
+    if (!is_object(body)) return Status::invalid_argument(what() + "not a JSON object");
     switch (format) {
       case UsageFormat::kOpenAI: return openai(body);
       case UsageFormat::kAnthropic: return anthropic(body);
@@ -215,6 +230,12 @@ Result<Usage> usage_from_json(UsageFormat format, const json& body) {
     return Status::invalid_argument(what() + e.what());
   }
 }
+
+}  // namespace
+
+Result<Usage> usage_from_json(UsageFormat format, const json& body) { return read_usage(format, body); }
+
+Result<Usage> usage_from_json(UsageFormat format, simdjson::dom::element body) { return read_usage(format, body); }
 
 Result<Usage> parse_usage(UsageFormat format, std::string_view response_json) {
   json body;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "switchboard/usage.h"
 
@@ -10,5 +11,7 @@ namespace switchboard {
 
 // As parse_usage (usage.h), from the parsed body. Never throws.
 Result<Usage> usage_from_json(UsageFormat format, const nlohmann::json& body);
+// The same, from a body read in place (util/json_read.h's JsonDom).
+Result<Usage> usage_from_json(UsageFormat format, simdjson::dom::element body);
 
 }  // namespace switchboard

@@ -209,19 +209,24 @@ void settle_stop(ModelResponse& r, std::string finish, std::string matched_stop)
 }
 
 // vLLM's choice.stop_reason: the stop string matched ("" for EOS or a token id).
-std::string matched_stop_of(const json& choice) { return wire::string_at(choice, "stop_reason"); }
+template <typename Node>
+std::string matched_stop_of(const Node& choice) {
+  return wire::string_at(choice, "stop_reason");
+}
 
 // A call's arguments: a JSON string as the API sends it (an object, as some
 // servers send, as its text).
-std::string arguments_of(const json& function) {
-  auto it = function.find("arguments");
-  if (it == function.end()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->is_object() ? wire::to_text(*it) : "";
+template <typename Node>
+std::string arguments_of(const Node& function) {
+  const auto it = json_node::member(function, "arguments");
+  if (!it) return "";
+  if (json_node::is_string(*it)) return std::string(json_node::string_of(*it));
+  return json_node::is_object(*it) ? json_node::text_of(*it) : "";
 }
 
 // The reasoning text a compatible server put beside the answer.
-std::string reasoning_of(const json& message) {
+template <typename Node>
+std::string reasoning_of(const Node& message) {
   std::string text = wire::string_at(message, "reasoning_content");
   return text.empty() ? wire::string_at(message, "reasoning") : text;
 }
@@ -251,29 +256,14 @@ class OpenAIStreamDecoder final : public StreamDecoder {
       return Status();
     }
     try {
+      // The event read in place; its tree only when simdjson refuses it.
+      if (std::optional<JsonDom> dom = JsonDom::parse(event.data)) {
+        if (!json_node::is_object(dom->root())) return Status::upstream("stream event: body is not a JSON object");
+        return read_chunk(dom->root(), on_chunk);
+      }
       Result<json> parsed = wire::parse_body(event.data);
       if (!parsed.ok()) return Status::upstream("stream event: " + parsed.status().message());
-      const json& chunk = *parsed;
-      if (const json* error = wire::object_at(chunk, "error")) {
-        // A mid-stream error: the server's own failure is worth a retry.
-        const std::string type = wire::string_at(*error, "type");
-        const std::string what = "stream error: " + wire::describe_error(*error);
-        return type == "server_error" ? Status::unavailable(what) : Status::upstream(what);
-      }
-      if (std::string model = wire::string_at(chunk, "model"); !model.empty()) response_.model = std::move(model);
-      if (const json* usage = wire::object_at(chunk, "usage")) usage_ = *usage;
-      const json* choices = wire::array_at(chunk, "choices");
-      if (choices == nullptr) return Status();
-      for (const json& choice : *choices) {
-        if (choice.value("index", 0) != 0) continue;  // one answer only (n = 1)
-        if (const json* delta = wire::object_at(choice, "delta")) on_delta(*delta, on_chunk);
-        if (const json* logprobs = wire::object_at(choice, "logprobs")) join_logprobs(*logprobs);
-        if (std::string reason = wire::string_at(choice, "finish_reason"); !reason.empty()) {
-          finish_reason_ = std::move(reason);
-          matched_stop_ = matched_stop_of(choice);
-        }
-      }
-      return Status();
+      return read_chunk(*parsed, on_chunk);
     } catch (const json::exception& e) {
       return Status::upstream(std::string("stream event: ") + e.what());
     }
@@ -295,6 +285,37 @@ class OpenAIStreamDecoder final : public StreamDecoder {
   }
 
  private:
+  // One chunk of the stream (a tree or a DOM: json_node.h).
+  template <typename Node>
+  Status read_chunk(const Node& chunk, const ChunkHandler& on_chunk) {
+    if (const auto error = wire::object_at(chunk, "error")) {
+      // A mid-stream error: the server's own failure is worth a retry.
+      const std::string type = wire::string_at(*error, "type");
+      const std::string what = "stream error: " + wire::describe_error(json_node::tree_of(*error));
+      return type == "server_error" ? Status::unavailable(what) : Status::upstream(what);
+    }
+    if (std::string model = wire::string_at(chunk, "model"); !model.empty()) response_.model = std::move(model);
+    if (const auto usage = wire::object_at(chunk, "usage")) usage_ = json_node::tree_of(*usage);
+    const auto choices = wire::array_at(chunk, "choices");
+    if (!choices) return Status();
+    for (const auto& choice : json_node::items(*choices)) {
+      if (!json_node::is_object(choice)) return Status::upstream("stream event: a choice is not an object");
+      std::int64_t index = 0;
+      if (const auto i = json_node::member(choice, "index")) {
+        if (!json_node::is_integer(*i)) return Status::upstream("stream event: a choice's 'index' is not a whole number");
+        index = json_node::int_of(*i);
+      }
+      if (index != 0) continue;  // one answer only (n = 1)
+      if (const auto delta = wire::object_at(choice, "delta")) on_delta(*delta, on_chunk);
+      if (const auto logprobs = wire::object_at(choice, "logprobs")) join_logprobs(json_node::tree_of(*logprobs));
+      if (std::string reason = wire::string_at(choice, "finish_reason"); !reason.empty()) {
+        finish_reason_ = std::move(reason);
+        matched_stop_ = matched_stop_of(choice);
+      }
+    }
+    return Status();
+  }
+
   // The block at `index`, made (and its index fixed) on first use.
   ContentBlock& block(int& index, Type type) {
     if (index < 0) {
@@ -304,7 +325,8 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     return response_.content[static_cast<std::size_t>(index)];
   }
 
-  void on_delta(const json& delta, const ChunkHandler& on_chunk) {
+  template <typename Node>
+  void on_delta(const Node& delta, const ChunkHandler& on_chunk) {
     if (std::string piece = reasoning_of(delta); !piece.empty()) {
       block(thinking_, Type::kThinking).text += piece;
       emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kThinking, thinking_, piece));
@@ -317,19 +339,20 @@ class OpenAIStreamDecoder final : public StreamDecoder {
       block(refusal_, Type::kRefusal).text += piece;
       emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kRefusal, refusal_, piece));
     }
-    if (const json* calls = wire::array_at(delta, "tool_calls")) {
-      for (const json& call : *calls) on_tool_call(call, on_chunk);
+    if (const auto calls = wire::array_at(delta, "tool_calls")) {
+      for (const auto& call : json_node::items(*calls)) on_tool_call(call, on_chunk);
     }
   }
 
   // The first delta of a call carries its id and name, later ones pieces of
   // its arguments, all under the call's index. Servers that leave the index
   // out get one by id: a new id is a new call, none continues the last.
-  void on_tool_call(const json& call, const ChunkHandler& on_chunk) {
+  template <typename Node>
+  void on_tool_call(const Node& call, const ChunkHandler& on_chunk) {
     std::string id = wire::string_at(call, "id");
     int key = last_call_;
-    if (auto it = call.find("index"); it != call.end() && it->is_number_integer()) {
-      key = it->get<int>();
+    if (const auto it = json_node::member(call, "index"); it && json_node::is_integer(*it)) {
+      key = static_cast<int>(json_node::int_of(*it));
     } else if (!id.empty() && std::none_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
                  return response_.content[static_cast<std::size_t>(entry.second)].tool_call.id == id;
                })) {
@@ -337,8 +360,8 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     }
     if (key < 0) key = 0;
     last_call_ = key;
-    const json* function = wire::object_at(call, "function");
-    std::string name = function != nullptr ? wire::string_at(*function, "name") : "";
+    const auto function = wire::object_at(call, "function");
+    std::string name = function ? wire::string_at(*function, "name") : "";
     auto [it, fresh] = calls_.try_emplace(key, -1);
     ContentBlock& b = block(it->second, Type::kToolUse);
     if (fresh) {
@@ -350,7 +373,7 @@ class OpenAIStreamDecoder final : public StreamDecoder {
       if (b.tool_call.id.empty()) b.tool_call.id = std::move(id);
       if (b.tool_call.name.empty()) b.tool_call.name = std::move(name);
     }
-    if (function == nullptr) return;
+    if (!function) return;
     if (std::string piece = arguments_of(*function); !piece.empty()) {
       b.tool_call.arguments_json += piece;
       emit(on_chunk, StreamChunk::of(StreamChunk::Kind::kToolArguments, it->second, piece));
@@ -435,12 +458,12 @@ class OpenAIWire final : public WireFormat {
   }
 
   Result<ModelResponse> parse_response(std::string_view body) const override {
-    return wire::read_response(body, UsageFormat::kOpenAI, [&](const json& j, ModelResponse& r) -> Status {
-      const json* choices = wire::array_at(j, "choices");
-      if (choices == nullptr || choices->empty()) return Status::upstream("body has no 'choices'");
-      const json& choice = (*choices)[0];
-      const json* message = wire::object_at(choice, "message");
-      if (message == nullptr) return Status::upstream("'choices[0]' has no 'message' object");
+    return wire::read_response_in_place(body, UsageFormat::kOpenAI, [&](const auto& j, ModelResponse& r) -> Status {
+      const auto choices = wire::array_at(j, "choices");
+      const auto choice = choices ? json_node::first(*choices) : decltype(json_node::first(*choices)){};
+      if (!choice) return Status::upstream("body has no 'choices'");
+      const auto message = wire::object_at(*choice, "message");
+      if (!message) return Status::upstream("'choices[0]' has no 'message' object");
 
       r.model = wire::string_at(j, "model");
       if (r.model.empty()) r.model = model_id_;
@@ -453,18 +476,18 @@ class OpenAIWire final : public WireFormat {
       if (std::string text = wire::string_at(*message, "refusal"); !text.empty()) {
         r.content.push_back(block_of(Type::kRefusal, std::move(text), provider_));
       }
-      if (const json* calls = wire::array_at(*message, "tool_calls")) {
-        for (const json& call : *calls) {
-          const json* function = wire::object_at(call, "function");
-          if (function == nullptr) return Status::upstream("a tool call has no 'function' object");
+      if (const auto calls = wire::array_at(*message, "tool_calls")) {
+        for (const auto& call : json_node::items(*calls)) {
+          const auto function = wire::object_at(call, "function");
+          if (!function) return Status::upstream("a tool call has no 'function' object");
           ContentBlock b = ContentBlock::of_tool_call(
               {wire::string_at(call, "id"), wire::string_at(*function, "name"), arguments_of(*function)});
           b.origin = provider_;
           r.content.push_back(std::move(b));
         }
       }
-      if (const json* logprobs = wire::object_at(choice, "logprobs")) r.logprobs_json = wire::to_text(*logprobs);
-      settle_stop(r, wire::string_at(choice, "finish_reason"), matched_stop_of(choice));
+      if (const auto logprobs = wire::object_at(*choice, "logprobs")) r.logprobs_json = json_node::text_of(*logprobs);
+      settle_stop(r, wire::string_at(*choice, "finish_reason"), matched_stop_of(*choice));
       return Status();
     });
   }

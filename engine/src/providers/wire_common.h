@@ -5,6 +5,7 @@
 // catches json::exception at its entry points.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "cost/usage_json.h"
 #include "util/ascii.h"
 #include "util/json_dump.h"
+#include "util/json_node.h"
 #include "util/json_read.h"
 
 #include "switchboard/client.h"
@@ -32,9 +34,10 @@ inline std::string join_url(std::string_view endpoint, std::string_view path) {
 
 // JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
 // replaced with U+FFFD rather than failing the call.
-// A response's usage, read from its parsed body; figures that cannot be read
-// are the provider's fault (upstream).
-inline Result<Usage> usage_or_upstream(UsageFormat format, const json& body) {
+// A response's usage, read from its parsed body (a tree or a DOM); figures
+// that cannot be read are the provider's fault (upstream).
+template <typename Node>
+Result<Usage> usage_or_upstream(UsageFormat format, const Node& body) {
   Result<Usage> usage = usage_from_json(format, body);
   if (!usage.ok()) return Status::upstream(usage.status().message());
   return usage;
@@ -54,20 +57,41 @@ inline Result<json> parse_body(std::string_view body) {
 // what only the provider's shape says (model, text, tool calls, finish
 // reason) and returns a status; the usage is then read in `format`. A JSON
 // exception anywhere is the provider's fault (upstream), never a throw.
+// read_response reads the body's tree; read_response_in_place, for a `read`
+// that takes any node (json_node.h), reads its DOM in place, and its tree
+// only when simdjson refuses the text.
+template <typename Node, typename Read>
+Result<ModelResponse> read_parsed_response(const Node& body, UsageFormat format, Read& read) {
+  ModelResponse r;
+  if (Status s = read(body, r); !s.ok()) return s;
+  Result<Usage> usage = usage_or_upstream(format, body);
+  if (!usage.ok()) return usage.status();
+  r.usage = *usage;
+  return r;
+}
+
 template <typename Read>
 Result<ModelResponse> read_response(std::string_view body, UsageFormat format, Read&& read) {
   try {
     Result<json> parsed = parse_body(body);
     if (!parsed.ok()) return parsed.status();
-    ModelResponse r;
-    if (Status s = read(*parsed, r); !s.ok()) return s;
-    Result<Usage> usage = usage_or_upstream(format, *parsed);
-    if (!usage.ok()) return usage.status();
-    r.usage = *usage;
-    return r;
+    return read_parsed_response(*parsed, format, read);
   } catch (const json::exception& e) {
     return Status::upstream(std::string("body: ") + e.what());
   }
+}
+
+template <typename Read>
+Result<ModelResponse> read_response_in_place(std::string_view body, UsageFormat format, Read&& read) {
+  try {
+    if (std::optional<JsonDom> dom = JsonDom::parse(body)) {
+      if (!json_node::is_object(dom->root())) return Status::upstream("body is not a JSON object");
+      return read_parsed_response(dom->root(), format, read);
+    }
+  } catch (const json::exception& e) {
+    return Status::upstream(std::string("body: ") + e.what());
+  }
+  return read_response(body, format, read);
 }
 
 // Refuses a provider whose API has no participant names (Message::name) when
@@ -141,26 +165,10 @@ inline Status add_passthrough(const Passthrough& passthrough, WireApi api, std::
   return Status();
 }
 
-// The string at `key`, or "" when absent or not a string.
-inline std::string string_at(const json& object, const char* key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-// The object at `key`, or nullptr.
-inline const json* object_at(const json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it != object.end() && it->is_object() ? &*it : nullptr;
-}
-
-// The array at `key`, or nullptr.
-inline const json* array_at(const json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it != object.end() && it->is_array() ? &*it : nullptr;
-}
+// string_at, object_at, array_at: on a tree or a DOM alike.
+using json_node::array_at;
+using json_node::object_at;
+using json_node::string_at;
 
 // "message (kind)" from an error object: OpenAI {message, type}, Anthropic
 // {type, message}, Gemini {message, status}; "" when it has no message or kind.

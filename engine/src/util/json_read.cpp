@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include <simdjson.h>
 
@@ -72,30 +74,59 @@ bool copy(dom::element e, std::size_t depth, json& out) {
   return false;  // not reached: every element type is handled above
 }
 
-dom::parser& thread_parser() {
-  thread_local dom::parser parser;
-  return parser;
-}
+// The thread's parser, and whether a JsonDom holds it.
+struct ThreadParser {
+  dom::parser parser;
+  bool busy = false;
+};
 
-// True when simdjson read `text` and `out` is its tree.
-bool read_fast(std::string_view text, json& out) {
-  std::unique_ptr<dom::parser> own;
-  dom::parser* parser = &thread_parser();
-  if (text.size() > kKeptCapacity) {
-    own = std::make_unique<dom::parser>();
-    parser = own.get();
-  }
-  // Copies the text into the parser's padded buffer.
-  dom::element root;
-  if (parser->parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(root) != simdjson::SUCCESS) return false;
-  return copy(root, 1, out);
+ThreadParser& thread_parser() {
+  thread_local ThreadParser parser;
+  return parser;
 }
 
 }  // namespace
 
-json read_json(std::string_view text) {
+std::optional<JsonDom> JsonDom::parse(std::string_view text) {
+  JsonDom dom;
+  dom::parser* parser = nullptr;
+  ThreadParser& shared = thread_parser();
+  if (text.size() <= kKeptCapacity && !shared.busy) {
+    parser = &shared.parser;
+  } else {
+    dom.own_ = std::make_unique<dom::parser>();
+    parser = dom.own_.get();
+  }
+  // Copies the text into the parser's padded buffer.
+  if (parser->parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(dom.root_) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
+  if (parser == &shared.parser) shared.busy = dom.holds_thread_parser_ = true;
+  return dom;
+}
+
+JsonDom::JsonDom(JsonDom&& other) noexcept
+    : holds_thread_parser_(std::exchange(other.holds_thread_parser_, false)),
+      own_(std::move(other.own_)),
+      root_(other.root_) {}
+
+JsonDom::~JsonDom() {
+  if (holds_thread_parser_) thread_parser().busy = false;
+}
+
+json to_json(dom::element value) {
   json out;
-  if (read_fast(text, out)) return out;
+  if (copy(value, 1, out)) return out;
+  // Nested deeper than the copy recurses: nlohmann's reader, on the text
+  // simdjson writes for it (the same values; simdjson read them).
+  return json::parse(simdjson::to_string(value));
+}
+
+json read_json(std::string_view text) {
+  if (std::optional<JsonDom> dom = JsonDom::parse(text)) {
+    json out;
+    if (copy(dom->root(), 1, out)) return out;
+  }
   return json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 

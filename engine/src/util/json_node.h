@@ -1,0 +1,137 @@
+// One reading vocabulary for a JSON value held two ways: a node of an
+// nlohmann::json tree, or an element of simdjson's DOM (JsonDom, read in
+// place). A reader written against these functions (a template, or a generic
+// lambda) reads either and gets the same answer: readers of the call path
+// read the DOM, and the tree when simdjson refused the text (json_read.h).
+//
+// Same answers, by contract:
+//  - member(v, key) is the last member of that name, as nlohmann keeps the
+//    last of duplicate keys;
+//  - a number without a fraction or exponent is an integer; it is unsigned
+//    when not negative (nlohmann's reading), whatever simdjson's tape says;
+//  - tree_of(v) is the tree read_json makes of v's text, text_of(v) its
+//    dump_json.
+// `maybe` results are pointer-like: `const json*`, or an optional element;
+// test them with `if (m)` and read with `*m`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <simdjson.h>
+
+#include "util/json_dump.h"
+#include "util/json_read.h"
+
+namespace switchboard::json_node {
+
+using nlohmann::json;
+using Element = simdjson::dom::element;
+using ElementType = simdjson::dom::element_type;
+
+// --- nlohmann::json
+
+inline const json* member(const json& v, const char* key) {
+  if (!v.is_object()) return nullptr;
+  auto it = v.find(key);
+  return it != v.end() ? &*it : nullptr;
+}
+inline bool is_null(const json& v) { return v.is_null(); }
+inline bool is_object(const json& v) { return v.is_object(); }
+inline bool is_array(const json& v) { return v.is_array(); }
+inline bool is_string(const json& v) { return v.is_string(); }
+inline bool is_integer(const json& v) { return v.is_number_integer(); }
+inline bool is_unsigned(const json& v) { return v.is_number_unsigned(); }
+// REQUIRES: is_string(v).
+inline std::string_view string_of(const json& v) { return v.get_ref<const json::string_t&>(); }
+// REQUIRES: is_integer(v); unsigned ones as their bits.
+inline std::int64_t int_of(const json& v) { return v.get<std::int64_t>(); }
+// REQUIRES: is_unsigned(v).
+inline std::uint64_t uint_of(const json& v) { return v.get<std::uint64_t>(); }
+// An array's items, for a range-for. REQUIRES: is_array(v).
+inline const json& items(const json& v) { return v; }
+// The first item of an array; none when empty. REQUIRES: is_array(v).
+inline const json* first(const json& v) { return v.empty() ? nullptr : &v.front(); }
+inline std::string text_of(const json& v) { return dump_json(v); }
+inline json tree_of(const json& v) { return v; }
+
+// --- simdjson's DOM
+
+inline std::optional<Element> member(Element v, const char* key) {
+  simdjson::dom::object object;
+  if (v.get(object) != simdjson::SUCCESS) return std::nullopt;
+  const std::string_view name(key);
+  std::optional<Element> found;
+  for (simdjson::dom::key_value_pair m : object) {
+    if (m.key == name) found = m.value;  // the last duplicate wins
+  }
+  return found;
+}
+inline bool is_null(Element v) { return v.type() == ElementType::NULL_VALUE; }
+inline bool is_object(Element v) { return v.type() == ElementType::OBJECT; }
+inline bool is_array(Element v) { return v.type() == ElementType::ARRAY; }
+inline bool is_string(Element v) { return v.type() == ElementType::STRING; }
+inline bool is_integer(Element v) { return v.type() == ElementType::INT64 || v.type() == ElementType::UINT64; }
+inline bool is_unsigned(Element v) {
+  if (v.type() == ElementType::UINT64) return true;
+  std::int64_t n = 0;
+  return v.type() == ElementType::INT64 && v.get(n) == simdjson::SUCCESS && n >= 0;
+}
+inline std::string_view string_of(Element v) {
+  std::string_view s;
+  return v.get(s) == simdjson::SUCCESS ? s : std::string_view();
+}
+inline std::int64_t int_of(Element v) {
+  if (v.type() == ElementType::UINT64) {
+    std::uint64_t u = 0;
+    return v.get(u) == simdjson::SUCCESS ? static_cast<std::int64_t>(u) : 0;
+  }
+  std::int64_t n = 0;
+  return v.get(n) == simdjson::SUCCESS ? n : 0;
+}
+inline std::uint64_t uint_of(Element v) {
+  if (v.type() == ElementType::INT64) return static_cast<std::uint64_t>(int_of(v));
+  std::uint64_t u = 0;
+  return v.get(u) == simdjson::SUCCESS ? u : 0;
+}
+inline simdjson::dom::array items(Element v) {
+  simdjson::dom::array a;
+  return v.get(a) == simdjson::SUCCESS ? a : simdjson::dom::array();
+}
+inline std::optional<Element> first(Element v) {
+  simdjson::dom::array a = items(v);
+  for (Element item : a) return item;
+  return std::nullopt;
+}
+inline std::string text_of(Element v) { return dump_json(to_json(v)); }
+inline json tree_of(Element v) { return to_json(v); }
+
+// --- on both
+
+// The string at `key` of an object, or "" when absent or not a string.
+template <typename Node>
+std::string string_at(const Node& object, const char* key) {
+  const auto v = member(object, key);
+  return v && is_string(*v) ? std::string(string_of(*v)) : std::string();
+}
+
+// The object at `key`, or none.
+template <typename Node>
+auto object_at(const Node& object, const char* key) {
+  auto v = member(object, key);
+  if (v && !is_object(*v)) v = {};
+  return v;
+}
+
+// The array at `key`, or none.
+template <typename Node>
+auto array_at(const Node& object, const char* key) {
+  auto v = member(object, key);
+  if (v && !is_array(*v)) v = {};
+  return v;
+}
+
+}  // namespace switchboard::json_node
