@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "switchboard/switchboard.h"
+#include "util/sha256.h"
 
 using namespace switchboard;
 
@@ -334,6 +335,23 @@ TEST_CASE("session_id hashes the conversation's opening: the same on every later
   CHECK(derive_step(no_system).session_id.size() == 18);
   CHECK(derive_step(no_system).session_id != id);
   CHECK(derive_step(only_results).session_id.empty());  // no user-authored message: no session
+
+  // The ids are kept in ledgers and read back: their derivation is fixed.
+  using detail::sha256_hex;
+  CHECK(derive_step(a).agent == sha256_hex("You fix bugs.").substr(0, 12));
+  CHECK(id == "h-" + sha256_hex("You fix bugs.\x1eThe build fails.").substr(0, 16));
+  CHECK(derive_step(no_system).agent.empty());
+  CHECK(derive_step(no_system).session_id == "h-" + sha256_hex("\x1eThe build fails.").substr(0, 16));
+  ModelRequest two_systems;
+  two_systems.messages = {Message::of_text("system", "A"), user("q"), Message::of_text("system", "B")};
+  CHECK(derive_step(two_systems).agent == sha256_hex("A\nB").substr(0, 12));
+  CHECK(derive_step(two_systems).session_id == "h-" + sha256_hex("A\nB\x1eq").substr(0, 16));
+  ModelRequest empty_systems;
+  empty_systems.messages = {Message::of_text("system", ""), Message::of_text("system", ""), user("q")};
+  CHECK(derive_step(empty_systems).agent == sha256_hex("\n").substr(0, 12));
+  empty_systems.messages.erase(empty_systems.messages.begin());
+  CHECK(derive_step(empty_systems).agent.empty());
+  CHECK(derive_step(empty_systems).session_id == "h-" + sha256_hex("\x1eq").substr(0, 16));
 }
 
 TEST_CASE("estimate_input_tokens counts every piece of text the model is sent") {

@@ -70,31 +70,30 @@ void scan_media(const std::vector<ContentBlock>& blocks, bool in_result, Step& s
   }
 }
 
-// The "system" messages' text, joined by "\n".
-std::string system_prompt(const std::vector<Message>& messages) {
-  std::string system;
+// The agent and session ids (derive_step.h): the agent hashes the "system"
+// messages' text joined by "\n"; the session hashes that text, a '\x1e'
+// and the first user-authored message's text. One running hash serves both,
+// so a long system prompt is read once.
+void identify(const std::vector<Message>& messages, Step& step) {
+  detail::Sha256 hash;
+  bool any = false;  // any system text at all
   bool first = true;
   for (const Message& m : messages) {
     if (m.role != "system") continue;
-    if (!first) system += '\n';
-    system += m.text();
+    if (!first) hash.update("\n");
+    const std::string text = m.text();
+    hash.update(text);
+    any = any || !first || !text.empty();
     first = false;
   }
-  return system;
-}
-
-std::string agent_of(const std::string& system) {
-  if (system.empty()) return "";
-  return detail::sha256_hex(system).substr(0, kAgentHexDigits);
-}
-
-// The session a conversation's opening names (derive_step.h).
-std::string session_of(const std::string& system, const std::vector<Message>& messages) {
+  if (any) step.agent = hash.hex().substr(0, kAgentHexDigits);
   for (const Message& m : messages) {
     if (!user_authored(m)) continue;
-    return "h-" + detail::sha256_hex(system + '\x1e' + m.text()).substr(0, kSessionHexDigits);
+    hash.update("\x1e");
+    hash.update(m.text());
+    step.session_id = "h-" + hash.hex().substr(0, kSessionHexDigits);
+    return;
   }
-  return "";
 }
 
 }  // namespace
@@ -165,9 +164,7 @@ Step derive_step(const ModelRequest& request, const Workload* workload) {
   const ReasoningRequest& r = request.reasoning;
   step.needs_chain_of_thought = (r.effort && *r.effort != Effort::kNone && *r.effort != Effort::kMinimal) ||
                                 (r.budget_tokens && *r.budget_tokens > 0);
-  const std::string system = system_prompt(messages);
-  step.agent = agent_of(system);
-  step.session_id = session_of(system, messages);
+  identify(messages, step);
   return step;
 }
 

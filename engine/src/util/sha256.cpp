@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include <openssl/evp.h>
 
@@ -38,8 +39,9 @@ std::array<unsigned char, 32> sha256_digest(std::string_view data) {
   return out;
 }
 
-std::string sha256_hex(std::string_view data) {
-  const std::array<unsigned char, 32> digest = sha256_digest(data);
+namespace {
+
+std::string hex_of(const std::array<unsigned char, 32>& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(digest.size() * 2);
@@ -49,5 +51,46 @@ std::string sha256_hex(std::string_view data) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string sha256_hex(std::string_view data) { return hex_of(sha256_digest(data)); }
+
+// OpenSSL fails a SHA-256 context only when it cannot allocate one.
+struct Sha256::Ctx {
+  std::unique_ptr<EVP_MD_CTX, CtxFree> evp{EVP_MD_CTX_new()};
+};
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) throw std::bad_alloc();
+}
+
+}  // namespace
+
+Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
+  check(ctx_->evp != nullptr && EVP_DigestInit_ex(ctx_->evp.get(), sha256_md(), nullptr) == 1);
+}
+
+Sha256::~Sha256() = default;
+
+void Sha256::update(std::string_view data) {
+  check(EVP_DigestUpdate(ctx_->evp.get(), data.data(), data.size()) == 1);
+}
+
+std::array<unsigned char, 32> Sha256::digest() const {
+  // Finishes a copy, so the running hash goes on.
+  thread_local const std::unique_ptr<EVP_MD_CTX, CtxFree> copy(EVP_MD_CTX_new());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  check(copy != nullptr && EVP_MD_CTX_copy_ex(copy.get(), ctx_->evp.get()) == 1 &&
+        EVP_DigestFinal_ex(copy.get(), digest, &len) == 1);
+  std::array<unsigned char, 32> out{};
+  std::memcpy(out.data(), digest, out.size());
+  return out;
+}
+
+std::string Sha256::hex() const { return hex_of(digest()); }
 
 }  // namespace switchboard::detail
