@@ -1,16 +1,19 @@
 #include "metrics.h"
 
 #include <cstdio>
+#include <initializer_list>
 #include <mutex>
+#include <string_view>
+#include <utility>
 
 namespace switchboard::gateway {
 
 namespace {
 
-// A label value as the exposition format quotes it.
-std::string escape(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
+// Appends `name="value"`, the value quoted as the exposition format quotes it.
+void append_label(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += "=\"";
   for (const char c : value) {
     if (c == '\\') {
       out += "\\\\";
@@ -22,14 +25,24 @@ std::string escape(std::string_view value) {
       out += c;
     }
   }
-  return out;
+  out += '"';
 }
 
 std::string label(std::string_view name, std::string_view value) {
-  std::string out(name);
-  out += "=\"";
-  out += escape(value);
-  out += '"';
+  std::string out;
+  append_label(out, name, value);
+  return out;
+}
+
+// The labels of a counter bumped per request, written into this thread's
+// buffer (no allocation once it has grown): `name=value` pairs, comma-separated.
+std::string_view request_labels(std::initializer_list<std::pair<std::string_view, std::string_view>> pairs) {
+  thread_local std::string out;
+  out.clear();
+  for (const auto& [name, value] : pairs) {
+    if (!out.empty()) out += ',';
+    append_label(out, name, value);
+  }
   return out;
 }
 
@@ -86,7 +99,7 @@ std::string_view endpoint_label(Endpoint endpoint) {
   return "other";
 }
 
-void Metrics::LabeledCounters::add(const std::string& labels, std::int64_t n) {
+void Metrics::LabeledCounters::add(std::string_view labels, std::int64_t n) {
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     if (auto it = counters_.find(labels); it != counters_.end()) {
@@ -95,7 +108,7 @@ void Metrics::LabeledCounters::add(const std::string& labels, std::int64_t n) {
     }
   }
   std::unique_lock<std::shared_mutex> lock(mu_);
-  auto& counter = counters_[labels];
+  auto& counter = counters_.try_emplace(std::string(labels)).first->second;
   if (!counter) counter = std::make_unique<std::atomic<std::int64_t>>(0);
   counter->fetch_add(n, std::memory_order_relaxed);
 }
@@ -161,21 +174,21 @@ void Metrics::Histogram<kBounds>::render(std::string& out, std::string_view name
 
 std::uint64_t Metrics::count_unrecorded() { return unrecorded_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-void Metrics::count_rate_limited(std::string_view scope) { rate_limited_.add(label("scope", scope), 1); }
+void Metrics::count_rate_limited(std::string_view scope) { rate_limited_.add(request_labels({{"scope", scope}}), 1); }
 
 void Metrics::count_step(const StepResult& result) {
   const Decision& d = result.decision;
   if (!d.workload.empty() && !d.model.empty()) {
-    decisions_.add(label("workload", d.workload) + "," + label("tier", d.tier) + "," + label("model", d.model), 1);
+    decisions_.add(request_labels({{"workload", d.workload}, {"tier", d.tier}, {"model", d.model}}), 1);
   }
-  if (d.error) rule_errors_.add(label("workload", d.workload), 1);
+  if (d.error) rule_errors_.add(request_labels({{"workload", d.workload}}), 1);
   count_calls(result.records, result.fallbacks);
 }
 
 void Metrics::count_calls(const std::vector<CostRecord>& records, int fallbacks) {
   if (fallbacks > 0) fallbacks_.fetch_add(static_cast<std::uint64_t>(fallbacks), std::memory_order_relaxed);
   for (const CostRecord& r : records) {
-    if (r.cost != 0) spend_micro_usd_.add(label("workload", r.workload) + "," + label("model", r.model), r.cost);
+    if (r.cost != 0) spend_micro_usd_.add(request_labels({{"workload", r.workload}, {"model", r.model}}), r.cost);
   }
 }
 

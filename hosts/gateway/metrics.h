@@ -98,7 +98,7 @@ class Metrics {
   // Counters keyed by their rendered label set ("workload=\"w\",model=\"m\"").
   class LabeledCounters {
    public:
-    void add(const std::string& labels, std::int64_t n);
+    void add(std::string_view labels, std::int64_t n);
     std::vector<std::pair<std::string, std::int64_t>> values() const;  // in label order
 
    private:

@@ -572,13 +572,13 @@ Result<Reservation> BudgetBook::reserve(std::string_view scope, MicroUsd worst_c
 
 Result<Reservation> BudgetBook::reserve_within(const std::vector<std::string>& scopes, MicroUsd at_least,
                                                MicroUsd at_most, Reservation* replacing) {
-  const std::string first = scopes.empty() ? std::string() : scopes.front();
+  const std::string_view first = scopes.empty() ? std::string_view() : std::string_view(scopes.front());
   if (at_least < 0) {
-    return Status::invalid_argument("budget " + first + ": negative request " + format_usd(at_least));
+    return Status::invalid_argument("budget " + std::string(first) + ": negative request " + format_usd(at_least));
   }
   if (at_least > at_most) {
-    return Status::invalid_argument("budget " + first + ": request range " + format_usd(at_least) + ".." +
-                                    format_usd(at_most) + " is empty");
+    return Status::invalid_argument("budget " + std::string(first) + ": request range " + format_usd(at_least) +
+                                    ".." + format_usd(at_most) + " is empty");
   }
   Reservation reservation;
   for (const std::string& scope : scopes) {
