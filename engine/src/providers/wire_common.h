@@ -32,8 +32,6 @@ inline std::string join_url(std::string_view endpoint, std::string_view path) {
   return std::string(endpoint) + std::string(path);
 }
 
-// JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
-// replaced with U+FFFD rather than failing the call.
 // A response's usage, read from its parsed body (a tree or a DOM); figures
 // that cannot be read are the provider's fault (upstream).
 template <typename Node>
@@ -43,6 +41,8 @@ Result<Usage> usage_or_upstream(UsageFormat format, const Node& body) {
   return usage;
 }
 
+// JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
+// replaced with U+FFFD rather than failing the call.
 inline std::string to_text(const json& value) { return dump_json(value); }
 
 // A response body that must be a JSON object; upstream when it is not.
