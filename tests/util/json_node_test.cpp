@@ -80,7 +80,7 @@ TEST_CASE("the vocabulary reads a tree and a DOM alike") {
   }
 }
 
-TEST_CASE("JsonDom refuses what simdjson refuses; read_json then gives nlohmann's verdict") {
+TEST_CASE("JsonDom refuses what simdjson refuses, and read_json then gives nlohmann's verdict") {
   for (const char* text : {"{", "", "[1,]", "{\"a\": 123456789012345678901234567890}", "\"\xff\""}) {
     CAPTURE(std::string(text));
     CHECK_FALSE(JsonDom::parse(text).has_value());
