@@ -135,7 +135,7 @@ bool is_reasoning(Type type) {
 
 bool is_media(Type type) { return type == Type::kImage || type == Type::kDocument || type == Type::kAudio; }
 
-json text_part(std::string text) { return {{"type", "text"}, {"text", std::move(text)}}; }
+json text_part(std::string text) { return wire::object_of("type", "text", "text", std::move(text)); }
 
 // Parts as a message's content: "" for none, one text part as its string.
 json content_of(json parts) {
@@ -276,7 +276,7 @@ class OpenAIStreamDecoder final : public StreamDecoder {
     if (usage_.is_null()) {
       return Status::upstream("stream carried no usage (does the server support stream_options.include_usage?)");
     }
-    Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, json{{"usage", usage_}});
+    Result<Usage> usage = wire::usage_or_upstream(UsageFormat::kOpenAI, wire::object_of("usage", usage_));
     if (!usage.ok()) return usage.status();
     response_.usage = *usage;
     if (!logprobs_.is_null()) response_.logprobs_json = wire::to_text(logprobs_);
@@ -425,7 +425,7 @@ class OpenAIWire final : public WireFormat {
       Result<json> messages = messages_of(request.messages);
       if (!messages.ok()) return messages.status();
       if (request.output_format.type == OutputFormat::Type::kJsonObject) require_json_word(request, *messages);
-      json body = {{"model", model_id_}, {"messages", std::move(*messages)}};
+      json body = wire::object_of("model", model_id_, "messages", std::move(*messages));
       if (Status s = add_tools(request, body); !s.ok()) return s;
       if (Status s = add_output_format(request.output_format, body); !s.ok()) return s;
       if (Status s = add_sampling(request.sampling, body); !s.ok()) return s;
@@ -437,7 +437,7 @@ class OpenAIWire final : public WireFormat {
       }
       if (stream) {
         body["stream"] = true;
-        body["stream_options"] = {{"include_usage", true}};
+        body["stream_options"] = wire::object_of("include_usage", true);
       }
 
       HttpRequest http;
@@ -510,7 +510,7 @@ class OpenAIWire final : public WireFormat {
       }
       image["url"] = source.kind == MediaSource::Kind::kUrl ? source.data : data_url(source);
       if (!b.detail.empty()) image["detail"] = b.detail;
-      return json{{"type", "image_url"}, {"image_url", std::move(image)}};
+      return wire::object_of("type", "image_url", "image_url", std::move(image));
     }
     if (b.type == Type::kDocument) {
       json file;
@@ -532,7 +532,7 @@ class OpenAIWire final : public WireFormat {
           file["file_data"] = data_url(source);
           break;
       }
-      return json{{"type", "file"}, {"file", std::move(file)}};
+      return wire::object_of("type", "file", "file", std::move(file));
     }
     // Audio.
     if (source.kind != MediaSource::Kind::kBase64) {
@@ -543,7 +543,7 @@ class OpenAIWire final : public WireFormat {
       return Status::upstream("cannot take audio of type '" + source.media_type +
                               "' (Chat Completions takes wav and mp3)");
     }
-    return json{{"type", "input_audio"}, {"input_audio", {{"data", source.data}, {"format", format}}}};
+    return wire::object_of("type", "input_audio", "input_audio", wire::object_of("data", source.data, "format", format));
   }
 
   // A kToolResult block as a tool message; its media parts go to `attachments`.
@@ -571,7 +571,7 @@ class OpenAIWire final : public WireFormat {
       const std::string first = texts[0]["text"].get<std::string>();
       texts[0]["text"] = first.empty() ? "Error" : "Error: " + first;
     }
-    return json{{"role", "tool"}, {"tool_call_id", result.tool_use_id}, {"content", content_of(std::move(texts))}};
+    return wire::object_of("role", "tool", "tool_call_id", result.tool_use_id, "content", content_of(std::move(texts)));
   }
 
   Result<json> messages_of(const std::vector<Message>& in) const {
@@ -579,7 +579,7 @@ class OpenAIWire final : public WireFormat {
     json attachments = json::array();  // tool results' media, for the next user message
     auto flush = [&] {
       if (attachments.empty()) return;
-      out.push_back({{"role", "user"}, {"content", std::move(attachments)}});
+      out.push_back(wire::object_of("role", "user", "content", std::move(attachments)));
       attachments = json::array();
     };
     for (std::size_t i = 0; i < in.size(); ++i) {
@@ -595,7 +595,7 @@ class OpenAIWire final : public WireFormat {
       if (m.role == "system") {
         flush();
         if (one_text) {
-          out.push_back(named({{"role", "system"}, {"content", m.content[0].text}}));
+          out.push_back(named(wire::object_of("role", "system", "content", m.content[0].text)));
           continue;
         }
         json parts = json::array();
@@ -609,9 +609,9 @@ class OpenAIWire final : public WireFormat {
             return Status::invalid_argument(where + ": a system message cannot hold " + kind_of(b.type));
           }
         }
-        out.push_back(named({{"role", "system"}, {"content", content_of(std::move(parts))}}));
+        out.push_back(named(wire::object_of("role", "system", "content", content_of(std::move(parts)))));
       } else if (m.role == "user" && one_text && attachments.empty()) {
-        out.push_back(named({{"role", "user"}, {"content", m.content[0].text}}));
+        out.push_back(named(wire::object_of("role", "user", "content", m.content[0].text)));
       } else if (m.role == "user" || m.role == "tool") {
         json parts = json::array();
         bool results = false;
@@ -640,7 +640,7 @@ class OpenAIWire final : public WireFormat {
             parts = std::move(attachments);
             attachments = json::array();
           }
-          out.push_back(named({{"role", "user"}, {"content", content_of(std::move(parts))}}));
+          out.push_back(named(wire::object_of("role", "user", "content", content_of(std::move(parts)))));
         }
       } else if (m.role == "assistant") {
         flush();
@@ -665,8 +665,8 @@ class OpenAIWire final : public WireFormat {
         case Type::kRefusal: refusal += b.text; break;
         case Type::kToolUse: {
           const ToolCall& c = b.tool_call;
-          json function = {{"name", c.name}, {"arguments", c.arguments_json.empty() ? "{}" : c.arguments_json}};
-          calls.push_back({{"id", c.id}, {"type", "function"}, {"function", std::move(function)}});
+          json function = wire::object_of("name", c.name, "arguments", c.arguments_json.empty() ? "{}" : c.arguments_json);
+          calls.push_back(wire::object_of("id", c.id, "type", "function", "function", std::move(function)));
           break;
         }
         case Type::kImage:
@@ -682,7 +682,7 @@ class OpenAIWire final : public WireFormat {
         case Type::kOpaque: break;  // no way to send reasoning back (file comment)
       }
     }
-    json message = {{"role", "assistant"}};
+    json message = wire::object_of("role", "assistant");
     // Content may be null only beside tool calls or a refusal.
     const bool beside = !calls.empty() || !refusal.empty();
     message["content"] = parts.empty() && beside ? json(nullptr) : content_of(std::move(parts));
@@ -705,7 +705,7 @@ class OpenAIWire final : public WireFormat {
       }
       return;
     }
-    messages.insert(messages.begin(), json{{"role", "system"}, {"content", kJsonInstruction}});
+    messages.insert(messages.begin(), wire::object_of("role", "system", "content", kJsonInstruction));
   }
 
   Status add_tools(const ModelRequest& request, json& body) const {
@@ -724,10 +724,10 @@ class OpenAIWire final : public WireFormat {
         }
         Result<json> parameters = wire::parse_request_object(t.parameters_json, "tool '" + t.name + "' parameters");
         if (!parameters.ok()) return parameters.status();
-        json function = {{"name", t.name}, {"parameters", std::move(*parameters)}};
+        json function = wire::object_of("name", t.name, "parameters", std::move(*parameters));
         if (!t.description.empty()) function["description"] = t.description;
         if (t.strict) function["strict"] = *t.strict;
-        tools.push_back({{"type", "function"}, {"function", std::move(function)}});
+        tools.push_back(wire::object_of("type", "function", "function", std::move(function)));
       }
       body["tools"] = std::move(tools);
       if (request.parallel_tool_calls) body["parallel_tool_calls"] = *request.parallel_tool_calls;
@@ -745,7 +745,7 @@ class OpenAIWire final : public WireFormat {
       case ToolChoice::Mode::kNone: body["tool_choice"] = "none"; break;
       case ToolChoice::Mode::kRequired: body["tool_choice"] = "required"; break;
       case ToolChoice::Mode::kNamed:
-        body["tool_choice"] = {{"type", "function"}, {"function", {{"name", choice.name}}}};
+        body["tool_choice"] = wire::object_of("type", "function", "function", wire::object_of("name", choice.name));
         break;
     }
     return Status();
@@ -754,15 +754,14 @@ class OpenAIWire final : public WireFormat {
   static Status add_output_format(const OutputFormat& format, json& body) {
     switch (format.type) {
       case OutputFormat::Type::kText: break;
-      case OutputFormat::Type::kJsonObject: body["response_format"] = {{"type", "json_object"}}; break;
+      case OutputFormat::Type::kJsonObject: body["response_format"] = wire::object_of("type", "json_object"); break;
       case OutputFormat::Type::kJsonSchema: {
         Result<json> schema = wire::parse_request_object(format.schema_json, "the output format's schema");
         if (!schema.ok()) return schema.status();
-        json spec = {{"name", format.name.empty() ? "response" : format.name},
-                     {"schema", std::move(*schema)},
-                     {"strict", format.strict}};
+        json spec = wire::object_of("name", format.name.empty() ? "response" : format.name, "schema",
+                                    std::move(*schema), "strict", format.strict);
         if (!format.description.empty()) spec["description"] = format.description;
-        body["response_format"] = {{"type", "json_schema"}, {"json_schema", std::move(spec)}};
+        body["response_format"] = wire::object_of("type", "json_schema", "json_schema", std::move(spec));
         break;
       }
     }

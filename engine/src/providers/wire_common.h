@@ -41,6 +41,27 @@ Result<Usage> usage_or_upstream(UsageFormat format, const Node& body) {
   return usage;
 }
 
+namespace detail {
+inline void put_members(json::object_t&) {}
+template <typename Value, typename... Rest>
+void put_members(json::object_t& members, const char* key, Value&& value, Rest&&... rest) {
+  members.emplace(key, std::forward<Value>(value));
+  put_members(members, std::forward<Rest>(rest)...);
+}
+}  // namespace detail
+
+// The object {key: value, ...} of alternating keys and values, built in
+// place. nlohmann's initializer-list form ({{"k", v}, ...}) first builds each
+// member as a two-element array and then copies it out of the list: about
+// three allocations more a member, on every request body the call path builds.
+template <typename... KeysAndValues>
+json object_of(KeysAndValues&&... keys_and_values) {
+  static_assert(sizeof...(KeysAndValues) % 2 == 0, "object_of takes a value for every key");
+  json out(json::value_t::object);
+  detail::put_members(out.get_ref<json::object_t&>(), std::forward<KeysAndValues>(keys_and_values)...);
+  return out;
+}
+
 // JSON text. Invalid UTF-8 in a string (a caller's message, a tool result) is
 // replaced with U+FFFD rather than failing the call.
 inline std::string to_text(const json& value) { return dump_json(value); }
