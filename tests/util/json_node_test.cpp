@@ -80,6 +80,17 @@ TEST_CASE("the vocabulary reads a tree and a DOM alike") {
   }
 }
 
+TEST_CASE("first() of anything but a non-empty array is none, on both") {
+  for (const char* text : {R"({"a": [1]})", R"("abc")", "7", "null", "[]"}) {
+    CAPTURE(std::string(text));
+    const nlohmann::json tree = read_json(text);
+    const std::optional<JsonDom> dom = JsonDom::parse(text);
+    REQUIRE(dom.has_value());
+    CHECK_FALSE(node::first(tree));
+    CHECK_FALSE(node::first(dom->root()));
+  }
+}
+
 TEST_CASE("JsonDom refuses what simdjson refuses, and read_json then gives nlohmann's verdict") {
   for (const char* text : {"{", "", "[1,]", "{\"a\": 123456789012345678901234567890}", "\"\xff\""}) {
     CAPTURE(std::string(text));

@@ -53,8 +53,8 @@ inline std::int64_t int_of(const json& v) { return v.get<std::int64_t>(); }
 inline std::uint64_t uint_of(const json& v) { return v.get<std::uint64_t>(); }
 // An array's items, for a range-for. REQUIRES: is_array(v).
 inline const json& items(const json& v) { return v; }
-// The first item of an array; none when empty. REQUIRES: is_array(v).
-inline const json* first(const json& v) { return v.empty() ? nullptr : &v.front(); }
+// The first item of an array; none when empty or not an array.
+inline const json* first(const json& v) { return v.is_array() && !v.empty() ? &v.front() : nullptr; }
 inline std::string text_of(const json& v) { return dump_json(v); }
 inline json tree_of(const json& v) { return v; }
 
@@ -97,14 +97,15 @@ inline std::uint64_t uint_of(Element v) {
   std::uint64_t u = 0;
   return v.get(u) == simdjson::SUCCESS ? u : 0;
 }
+// REQUIRES: is_array(v) (simdjson's empty array handle is not iterable).
 inline simdjson::dom::array items(Element v) {
   simdjson::dom::array a;
   return v.get(a) == simdjson::SUCCESS ? a : simdjson::dom::array();
 }
 inline std::optional<Element> first(Element v) {
-  simdjson::dom::array a = items(v);
-  for (Element item : a) return item;
-  return std::nullopt;
+  simdjson::dom::array a;
+  if (v.get(a) != simdjson::SUCCESS || a.begin() == a.end()) return std::nullopt;
+  return *a.begin();
 }
 inline std::string text_of(Element v) { return dump_json(to_json(v)); }
 inline json tree_of(Element v) { return to_json(v); }
