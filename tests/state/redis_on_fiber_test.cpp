@@ -16,6 +16,7 @@
 #include "state/redis_client.h"
 #include "support/redis_server.h"
 #include "support/silent_server.h"
+#include "support/slow_lookup.h"
 #include "switchboard/fiber_loop.h"
 
 using namespace switchboard;
@@ -85,6 +86,34 @@ TEST_CASE("on a fiber connecting to a Redis that does not accept waits on the lo
   CHECK(race.failure->message().find("cannot connect to redis 127.0.0.1:") != std::string::npos);
   CHECK(race.failure->message().find("connect timed out after 300 ms") != std::string::npos);
   CHECK(race.ticks >= 10);
+}
+
+TEST_CASE("on a fiber a Redis host name is looked up while the loop serves, within the timeout") {
+  testing::RedisServer redis;
+  REQUIRE_MESSAGE(redis.ok(), redis.log());
+  SUBCASE("a slow lookup that ends in time: the PING is answered") {
+    detail::RedisClient client(detail::RedisAddress{testing::slow_lookup_name(300), redis.port(), 0}, 2000ms);
+    const Race race = ping_beside_a_ticker(client);
+    CHECK_MESSAGE(!race.failure.has_value(), (race.failure ? race.failure->message() : ""));
+    CHECK(race.took >= 250ms);
+    CHECK(race.ticks >= 10);  // about 30
+  }
+  SUBCASE("a name with an address that refuses first: the next one is tried") {
+    detail::RedisClient client(detail::RedisAddress{"two.slow-lookup.test", redis.port(), 0}, 2000ms);
+    const Race race = ping_beside_a_ticker(client);
+    CHECK_MESSAGE(!race.failure.has_value(), (race.failure ? race.failure->message() : ""));
+  }
+  SUBCASE("a lookup slower than the timeout: the call fails at the timeout") {
+    detail::RedisClient client(detail::RedisAddress{testing::slow_lookup_name(1000), redis.port(), 0}, 300ms);
+    const Race race = ping_beside_a_ticker(client);
+    REQUIRE(race.failure.has_value());
+    CHECK(race.failure->code() == Status::Code::kUnavailable);
+    CHECK(race.failure->message() == "cannot connect to redis 1000.slow-lookup.test:" + std::to_string(redis.port()) +
+                                         ": looking up '1000.slow-lookup.test' timed out");
+    CHECK(race.took >= 250ms);
+    CHECK(race.took < 900ms);
+    CHECK(race.ticks >= 10);
+  }
 }
 
 TEST_CASE("on a fiber Redis replies small and large arrive whole and a connection serves the next command") {

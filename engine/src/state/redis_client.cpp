@@ -6,7 +6,7 @@
 // between them the fiber waits on its loop for the socket (or the timeout),
 // so the thread serves its other connections during the round trip; hiredis's
 // reader parses the reply either way. Connecting on a fiber waits on the
-// loop too (only a host name's lookup blocks).
+// loop too, a host name's lookup included (async/resolve.h).
 // A connection that saw any error is freed, never pooled again (its reply
 // stream may be out of step).
 #include "state/redis_client.h"
@@ -29,6 +29,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "async/fiber.h"
+#include "async/resolve.h"
 #include "async/socket_wait.h"
 
 namespace switchboard::detail {
@@ -289,19 +290,35 @@ struct RedisClient::Impl {
     return c;
   }
 
-  // Opens a connection from a fiber: the connect waits on the loop (at most
-  // the timeout), then the socket is made blocking again and hiredis's
-  // context marked so, as redisConnectWithTimeout leaves it, for the calls
-  // made off a fiber later. Null with `why` set when it fails. (A host name
-  // is still resolved on the thread: name it by address to avoid that.)
+  // Opens a connection from a fiber: the host name's lookup and the connect
+  // wait on the loop, together at most the timeout; each address the name
+  // has is tried in turn. Then the socket is made blocking again and
+  // hiredis's context marked so, as redisConnectWithTimeout leaves it, for
+  // the calls made off a fiber later. Null with `why` set when it fails.
   Context connect_on_fiber(async::Fiber& fiber, std::string& why) {
-    Context c(redisConnectNonBlock(address.host.c_str(), address.port));
+    const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+    auto addresses = async::resolve(fiber, address.host, static_cast<std::uint16_t>(address.port), deadline);
+    if (!addresses.ok()) {
+      why = addresses.status().message();
+      return nullptr;
+    }
+    for (const auto& endpoint : *addresses) {
+      if (Context c = connect_to(fiber, endpoint.address().to_string(), deadline, why)) return c;
+      if (SteadyClock::now() >= deadline) break;
+    }
+    return nullptr;
+  }
+
+  // Connects to one address (an IP literal: hiredis looks nothing up).
+  Context connect_to(async::Fiber& fiber, const std::string& ip, SteadyClock::time_point deadline,
+                     std::string& why) {
+    Context c(redisConnectNonBlock(ip.c_str(), address.port));
     if (!c || c->err) {
       why = c ? c->errstr : "out of memory";
       return nullptr;
     }
     {
-      SocketWait socket(fiber, c->fd, SteadyClock::now() + timeout);
+      SocketWait socket(fiber, c->fd, deadline);
       if (!socket.wait(boost::asio::posix::stream_descriptor::wait_write)) {
         why = "connect timed out after " + std::to_string(timeout.count()) + " ms";
         return nullptr;

@@ -41,8 +41,9 @@ struct RedisScript {
 
 /// Calls to one Redis server over a small pool of connections (one per
 /// concurrent caller), each bounded by `timeout` (connecting included). Off a
-/// fiber a call blocks its thread; on one (async/fiber.h) the connect and the
-/// round trip wait on the fiber's loop, which serves its other fibers meanwhile.
+/// fiber a call blocks its thread; on one (async/fiber.h) the host name's
+/// lookup, the connect and the round trip wait on the fiber's loop, which
+/// serves its other fibers meanwhile.
 /// After a failure the client is "down": calls fail at once, without
 /// touching the network, until a back-off (100 ms, doubling to 5 s) has
 /// passed; then one call tries again. Thread-safe.
