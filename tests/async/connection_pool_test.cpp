@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -28,12 +29,13 @@ struct Pair {
 struct Rig {
   net::io_context io;
   tcp::acceptor acceptor{io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
-  const tcp::endpoint upstream = acceptor.local_endpoint();
+  const tcp::endpoint address = acceptor.local_endpoint();
+  const std::string upstream = "127.0.0.1:" + std::to_string(address.port());
   ConnectionPool pool;
 
   Pair connect() {
     tcp::socket client(io);
-    client.connect(upstream);
+    client.connect(address);
     tcp::socket server = acceptor.accept();
     return {std::move(client), std::move(server)};
   }
@@ -44,7 +46,7 @@ struct Rig {
 TEST_CASE("a connection given back moments ago is taken without a peek, and a server's unannounced closes end that") {
   Rig rig;
   ConnectionPool& pool = rig.pool;
-  const tcp::endpoint& upstream = rig.upstream;
+  const std::string& upstream = rig.upstream;
 
   Pair first = rig.connect();
   pool.give_back(upstream, std::move(first.client));
@@ -69,7 +71,7 @@ TEST_CASE("a connection given back moments ago is taken without a peek, and a se
 TEST_CASE("a connection idle past kFreshFor is peeked at before reuse") {
   Rig rig;
   ConnectionPool& pool = rig.pool;
-  const tcp::endpoint& upstream = rig.upstream;
+  const std::string& upstream = rig.upstream;
 
   Pair closed = rig.connect();
   Pair open = rig.connect();

@@ -22,9 +22,12 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 
+#include "async/fiber.h"
+#include "async/waits.h"
 #include "providers/http1_on_loop.h"
 #include "providers/http1_response.h"
 #include "providers/http_transport.h"
+#include "support/slow_lookup.h"
 #include "switchboard/fiber_loop.h"
 
 using namespace switchboard;
@@ -105,6 +108,7 @@ class ScriptedServer {
     return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + path;
   }
   int accepted() const { return accepted_; }
+  unsigned short port() const { return acceptor_.local_endpoint().port(); }
 
  private:
   Script script_;
@@ -151,14 +155,48 @@ CallSettings limits() {
   return s;
 }
 
-// Runs `calls` on one fiber of a loop, to its end.
-void on_fiber(const std::function<void()>& calls) {
+// Runs the fibers `spawn` starts on a loop, to their end.
+void on_fiber_with(const std::function<void(FiberLoop&)>& spawn) {
   net::io_context io;
   FiberLoop loop(io);
-  loop.spawn(calls);
+  spawn(loop);
   const auto until = std::chrono::steady_clock::now() + milliseconds(15'000);
   while (loop.fibers() > 0 && std::chrono::steady_clock::now() < until) io.run_one_for(milliseconds(50));
   REQUIRE(loop.fibers() == 0);
+}
+
+// Runs `calls` on one fiber of a loop, to its end.
+void on_fiber(const std::function<void()>& calls) {
+  on_fiber_with([&](FiberLoop& loop) { loop.spawn(calls); });
+}
+
+// Runs `calls` on one fiber of a loop, to its end, while another fiber
+// counts its 10 ms sleeps: the count, which a call that blocked the thread
+// would leave at 0.
+int on_fiber_beside_a_ticker(const std::function<void()>& calls) {
+  int ticks = 0;
+  bool waiting = true;
+  on_fiber_with([&](FiberLoop& loop) {
+    loop.spawn([&] {
+      calls();
+      waiting = false;
+    });
+    loop.spawn([&] {
+      while (waiting) {
+        switchboard::async::sleep_for(milliseconds(10), nullptr);
+        if (waiting) ++ticks;
+      }
+    });
+  });
+  return ticks;
+}
+
+// A call to `url` over the loop's own client (not curl's), on the current fiber.
+Result<HttpResponse> post_over_the_loop(const std::string& url, const CallSettings& settings) {
+  const std::optional<PlainHttpTarget> target = plain_http_target(url);
+  if (!target) return Status::internal("not a plain-HTTP target: " + url);
+  return post_on_loop(*switchboard::async::Fiber::current(), *target, {url, {}, "{}"}, settings, BodySink(),
+                      CallBounds());
 }
 
 }  // namespace
@@ -241,26 +279,87 @@ TEST_CASE("a malformed response fails with what was wrong") {
   CHECK(cut.error() == "the connection closed mid-answer");
 }
 
-TEST_CASE("the loop's client takes plain http to an address or localhost, and curl takes the rest") {
+TEST_CASE("the loop's client takes plain http to an address or a name, and curl takes the rest") {
   const auto local = plain_http_target("http://127.0.0.1:8080/v1/chat/completions?x=1");
   REQUIRE(local);
-  CHECK(local->endpoint.port() == 8080);
+  CHECK(local->name == "127.0.0.1");
+  CHECK(local->port == 8080);
   CHECK(local->host == "127.0.0.1:8080");
   CHECK(local->target == "/v1/chat/completions?x=1");
-  const auto named = plain_http_target("http://localhost/v1");
-  REQUIRE(named);
-  CHECK(named->endpoint.address().to_string() == "127.0.0.1");
-  CHECK(named->endpoint.port() == 80);
+  const auto localhost = plain_http_target("http://localhost/v1");
+  REQUIRE(localhost);
+  CHECK(localhost->name == "127.0.0.1");  // without a lookup
+  CHECK(localhost->port == 80);
   const auto v6 = plain_http_target("http://[::1]:9000");
   REQUIRE(v6);
-  CHECK(v6->endpoint.address().is_v6());
+  CHECK(v6->name == "::1");
   CHECK(v6->target == "/");
   CHECK(v6->host == "[::1]:9000");
+  const auto named = plain_http_target("http://vllm.models.svc:8000/v1");
+  REQUIRE(named);
+  CHECK(named->name == "vllm.models.svc");  // looked up when a connection opens
+  CHECK(named->port == 8000);
+  CHECK(named->host == "vllm.models.svc:8000");
   CHECK_FALSE(plain_http_target("https://127.0.0.1/v1"));        // TLS: curl's
-  CHECK_FALSE(plain_http_target("http://api.example.com/v1"));   // a name to resolve: curl's
   CHECK_FALSE(plain_http_target("http://user:pw@127.0.0.1/v1"));  // credentials: curl's
   CHECK_FALSE(plain_http_target("http://127.0.0.1:99999/v1"));
   CHECK_FALSE(plain_http_target("http://127.0.0.1:x/v1"));
+  CHECK_FALSE(plain_http_target("http://[vllm]:8000/v1"));         // not an IPv6 address
+  CHECK_FALSE(plain_http_target("http://bad..name/v1"));          // curl's to refuse
+  CHECK_FALSE(plain_http_target("http://bad%20name/v1"));
+}
+
+TEST_CASE("a named upstream is looked up on the loop when a connection opens, and its addresses tried in turn") {
+  ScriptedServer server([](tcp::socket& s, int) {
+    net::streambuf buffer;
+    while (read_request(s, buffer)) send(s, json_answer());
+  });
+  const std::string port = std::to_string(server.port());
+  SUBCASE("a slow lookup: the loop serves its other fibers meanwhile, and a kept connection needs none") {
+    const std::string url = "http://" + testing::slow_lookup_name(300) + ":" + port + "/v1/chat/completions";
+    const int before = testing::slow_lookups.load();
+    std::vector<int> statuses;
+    const int ticks = on_fiber_beside_a_ticker([&] {
+      for (int i = 0; i < 3; ++i) {
+        Result<HttpResponse> r = post_over_the_loop(url, limits());
+        statuses.push_back(r.ok() ? r->status : -1);
+        if (!r.ok()) MESSAGE(r.status().message());
+      }
+    });
+    CHECK(statuses == std::vector<int>{200, 200, 200});
+    CHECK(testing::slow_lookups.load() == before + 1);  // one connection, one lookup
+    CHECK(server.accepted() == 1);
+    CHECK(ticks >= 10);  // about 30
+  }
+  SUBCASE("an address that refuses: the next one is tried") {
+    Result<HttpResponse> r = Status::internal("not run");
+    on_fiber([&] { r = post_over_the_loop("http://two.slow-lookup.test:" + port + "/v1", limits()); });
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    CHECK(r->status == 200);
+  }
+  SUBCASE("a lookup slower than the connect timeout: the timeout's failure") {
+    CallSettings settings = limits();
+    settings.connect_timeout = milliseconds(200);
+    Result<HttpResponse> r = Status::internal("not run");
+    const auto start = std::chrono::steady_clock::now();
+    const int ticks = on_fiber_beside_a_ticker([&] {
+      r = post_over_the_loop("http://" + testing::slow_lookup_name(1000) + ":" + port + "/v1", settings);
+    });
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUnavailable);
+    CHECK(r.status().message() == "not connected within 200 ms (connect_timeout_ms)");
+    CHECK(took >= milliseconds(190));
+    CHECK(ticks >= 5);
+  }
+  SUBCASE("a name not found: could not connect, naming it") {
+    Result<HttpResponse> r = Status::internal("not run");
+    on_fiber([&] { r = post_over_the_loop("http://fail.slow-lookup.test:" + port + "/v1", limits()); });
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUnavailable);
+    CHECK(r.status().message().starts_with("could not connect: cannot look up 'fail.slow-lookup.test': "));
+  }
+  CHECK(server.accepted() <= 1);
 }
 
 TEST_CASE("a request goes out whole with its headers, and a 100 Continue before the answer is skipped") {

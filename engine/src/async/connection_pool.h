@@ -1,5 +1,7 @@
 // ConnectionPool: a loop's idle HTTP/1.1 connections, kept alive between
-// calls, per upstream endpoint (providers/http1_on_loop.h makes and uses them).
+// calls, per upstream: the URL's authority as written, "host:port"
+// (providers/http1_on_loop.h makes and uses them; a name is looked up only
+// when no connection to it is kept).
 //
 // A connection is given back only at a message boundary (its last response
 // read to the end, nothing unread, the server willing to keep it). Taking one
@@ -10,7 +12,7 @@
 // a system call on every call of a busy loop. Either way the server may close
 // one just as it is reused: the caller then retries once on a new connection
 // when no byte of the answer arrived, and tells the pool (closed_unannounced),
-// which from then on peeks at every connection to that endpoint.
+// which from then on peeks at every connection to that upstream.
 //
 // Thread-safety: none; it belongs to one Loop and its thread.
 #pragma once
@@ -22,6 +24,7 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -32,18 +35,18 @@ namespace switchboard::async {
 class ConnectionPool {
  public:
   using Socket = boost::asio::ip::tcp::socket;
-  using Endpoint = boost::asio::ip::tcp::endpoint;
+  using Upstream = std::string;  // "host:port", as the URL spells it
 
   using Clock = std::chrono::steady_clock;
 
-  // Idle connections kept per endpoint; one more given back is closed.
-  static constexpr std::size_t kMaxIdlePerEndpoint = 64;
+  // Idle connections kept per upstream; one more given back is closed.
+  static constexpr std::size_t kMaxIdlePerUpstream = 64;
   // Idle for less than this, a connection is reused without the peek.
   static constexpr std::chrono::milliseconds kFreshFor{500};
 
-  // An idle connection to `endpoint` that still looks open, or none.
-  std::optional<Socket> take(const Endpoint& endpoint) {
-    const auto it = idle_.find(endpoint);
+  // An idle connection to `upstream` that still looks open, or none.
+  std::optional<Socket> take(const Upstream& upstream) {
+    const auto it = idle_.find(upstream);
     if (it == idle_.end()) return std::nullopt;
     Idle& idle = it->second;
     const Clock::time_point now = Clock::now();
@@ -58,16 +61,16 @@ class ConnectionPool {
     return std::nullopt;
   }
 
-  // Keeps `socket`, idle at a message boundary, for the next call to `endpoint`.
-  void give_back(const Endpoint& endpoint, Socket socket) {
-    Idle& idle = idle_[endpoint];
-    if (idle.kept.size() < kMaxIdlePerEndpoint) idle.kept.push_back({std::move(socket), Clock::now()});
+  // Keeps `socket`, idle at a message boundary, for the next call to `upstream`.
+  void give_back(const Upstream& upstream, Socket socket) {
+    Idle& idle = idle_[upstream];
+    if (idle.kept.size() < kMaxIdlePerUpstream) idle.kept.push_back({std::move(socket), Clock::now()});
   }
 
-  // A connection to `endpoint` taken from the pool was closed before its
+  // A connection to `upstream` taken from the pool was closed before its
   // answer began: that server closes connections without saying so, and
   // every connection to it is peeked at before reuse from now on.
-  void closed_unannounced(const Endpoint& endpoint) { idle_[endpoint].closes_unannounced = true; }
+  void closed_unannounced(const Upstream& upstream) { idle_[upstream].closes_unannounced = true; }
 
  private:
   // Open and silent: a non-blocking peek finds nothing to read. 0 bytes is
@@ -86,7 +89,7 @@ class ConnectionPool {
     std::vector<Kept> kept;  // the most recently given back last
     bool closes_unannounced = false;
   };
-  std::map<Endpoint, Idle> idle_;
+  std::map<Upstream, Idle> idle_;
 };
 
 }  // namespace switchboard::async

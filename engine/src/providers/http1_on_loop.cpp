@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "async/fiber.h"
+#include "async/resolve.h"
 #include "async/socket_wait.h"
 #include "providers/http1_response.h"
 #include "util/ascii.h"
@@ -45,6 +46,19 @@ bool proxy_configured() {
     return false;
   }();
   return configured;
+}
+
+// A host name as DNS and /etc/hosts spell them (letters, digits, '-', '_',
+// dots between labels), or an IPv4 address, which is spelled so too.
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-') return false;
+  char last = '.';
+  for (const char c : host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || (c == '.' && last != '.');
+    if (!ok) return false;
+    last = c;
+  }
+  return true;
 }
 
 // Why a call ended without its answer, when the cause is ours.
@@ -181,6 +195,17 @@ class Waiter {
     return read ? Status() : due;
   }
 
+  // The addresses of `name` (async::resolve), or the limit that fell due
+  // first. A failed lookup is "could not connect: cannot look up ...", as
+  // curl's is "could not connect: Could not resolve host ...".
+  Result<async::Endpoints> resolve(const std::string& name, std::uint16_t port) {
+    Status due;
+    std::optional<Result<async::Endpoints>> found = async::resolve(timer_, name, port, next_check(due));
+    if (!found) return due;
+    if (!found->ok()) return Status::unavailable("could not connect: " + found->status().message());
+    return std::move(*found);
+  }
+
  private:
   // The socket waits' next_check: when to look again, or nullopt with the
   // limit that fell due in `due`.
@@ -264,7 +289,7 @@ enum class Outcome {
 };
 
 // Opens a non-blocking connection to `endpoint`, waiting on the loop.
-Status connect(tcp::socket& socket, const tcp::endpoint& endpoint, Waiter& waiter) {
+Status connect_to(tcp::socket& socket, const tcp::endpoint& endpoint, Waiter& waiter) {
   error_code ec;
   socket.open(endpoint.protocol(), ec);
   if (!ec) socket.non_blocking(true, ec);
@@ -284,6 +309,25 @@ Status connect(tcp::socket& socket, const tcp::endpoint& endpoint, Waiter& waite
   if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
   if (error != 0) return Status::unavailable("could not connect: connect to " + where + ": " + std::strerror(error));
   return Status();
+}
+
+// Connects `socket` to the target: its name looked up (an IP address is
+// its own), then each of its addresses tried in turn until one connects or
+// a limit falls due. The lookup counts against the connect timeout, as
+// curl's does. The last failure is the result.
+Status connect(tcp::socket& socket, const PlainHttpTarget& target, Waiter& waiter) {
+  Result<async::Endpoints> endpoints = waiter.resolve(target.name, target.port);
+  if (!endpoints.ok()) return endpoints.status();
+  Status failure;
+  for (const tcp::endpoint& endpoint : *endpoints) {
+    if (socket.is_open()) {
+      error_code ignored;
+      socket.close(ignored);
+    }
+    failure = connect_to(socket, endpoint, waiter);
+    if (failure.ok() || !waiter.overdue().ok()) break;
+  }
+  return failure;
 }
 
 // Sends the request and reads its answer on `socket` into `answer`.
@@ -432,16 +476,20 @@ std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
     }
     if (port == 0 || port > 65535) return std::nullopt;
   }
-  net::ip::address address;
-  if (iequals(host, "localhost")) {
-    address = net::ip::make_address_v4("127.0.0.1");
-  } else {
-    error_code ec;
-    address = net::ip::make_address(std::string(host), ec);
-    if (ec) return std::nullopt;  // a name to resolve: curl's
-  }
   PlainHttpTarget target;
-  target.endpoint = tcp::endpoint(address, static_cast<unsigned short>(port));
+  if (iequals(host, "localhost")) {
+    target.name = "127.0.0.1";
+  } else if (authority.front() == '[') {
+    error_code ec;
+    net::ip::make_address_v6(std::string(host), ec);
+    if (ec) return std::nullopt;
+    target.name = host;
+  } else if (is_host_name(host)) {
+    target.name = host;  // an IPv4 address or a name to look up
+  } else {
+    return std::nullopt;  // curl's to refuse
+  }
+  target.port = static_cast<std::uint16_t>(port);
   target.host = std::string(authority);
   target.target = path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
   return target;
@@ -461,27 +509,27 @@ Result<HttpResponse> post_on_loop(async::Fiber& fiber, const PlainHttpTarget& ta
     tcp::socket socket(fiber.loop().io());
     bool reused = false;
     if (attempt == 0) {
-      if (std::optional<tcp::socket> kept = pool.take(target.endpoint)) {
+      if (std::optional<tcp::socket> kept = pool.take(target.host)) {
         socket = std::move(*kept);
         reused = true;
       }
     }
     if (!reused) {
       waiter.enter(Waiter::Phase::kConnecting, Clock::now());
-      if (Status s = connect(socket, target.endpoint, waiter); !s.ok()) return s;
+      if (Status s = connect(socket, target, waiter); !s.ok()) return s;
     }
     bool keep = false;
     Status failure;
     const Outcome outcome = exchange(socket, reused, head, request.body, waiter, answer, keep, failure);
     if (outcome == Outcome::kStaleReuse) {  // a fresh connection, once (attempt 1 takes none from the pool)
-      pool.closed_unannounced(target.endpoint);
+      pool.closed_unannounced(target.host);
       continue;
     }
     if (outcome == Outcome::kFailed) return failure;  // the socket closes here: the upstream sees the call end
     answer.response.total = std::chrono::duration_cast<milliseconds>(Clock::now() - answer.start);
     answer.response.stopped = answer.abort == Abort::kSink;
     if (!answer.head_filled) answer.fill_head();
-    if (keep && !answer.response.stopped) pool.give_back(target.endpoint, std::move(socket));
+    if (keep && !answer.response.stopped) pool.give_back(target.host, std::move(socket));
     return std::move(answer.response);
   }
 }
