@@ -317,13 +317,14 @@ void read_health(HealthSettings& h, const toml::node& node, const std::string& f
   }
 }
 
-// [state] backend, redis_url, timeout_ms, on_unavailable, replicas,
-// reservation_ttl_s, key_prefix (budget.h, StateSettings).
+// [state] backend, redis_url, redis_password_env, timeout_ms, on_unavailable,
+// replicas, reservation_ttl_s, key_prefix (budget.h, StateSettings).
 void read_state(StateSettings& s, const toml::node& node, const std::string& file) {
   const std::string what = "[state]";
   const toml::table& t = detail::expect_table(node, file, what);
-  detail::reject_unknown_keys(t, file, what, {"backend", "redis_url", "timeout_ms", "on_unavailable", "replicas",
-                                              "reservation_ttl_s", "key_prefix"});
+  detail::reject_unknown_keys(t, file, what,
+                              {"backend", "redis_url", "redis_password_env", "timeout_ms", "on_unavailable",
+                               "replicas", "reservation_ttl_s", "key_prefix"});
   if (auto backend = detail::optional_string(t, "backend", file, what)) {
     if (*backend == "memory") {
       s.backend = StateSettings::Backend::kMemory;
@@ -339,6 +340,18 @@ void read_state(StateSettings& s, const toml::node& node, const std::string& fil
       throw ConfigError(where(file, *t.get("redis_url")) + ": [state] " + address.status().message());
     }
     s.redis_url = *url;
+  }
+  if (auto env = detail::optional_string(t, "redis_password_env", file, what)) {
+    const toml::node& at = *t.get("redis_password_env");
+    if (env->empty()) throw ConfigError(where(file, at) + ": [state] redis_password_env is empty");
+    if (s.redis_url.empty()) {
+      throw ConfigError(where(file, at) + ": [state] redis_password_env is used only with redis_url");
+    }
+    if (!detail::parse_redis_url(s.redis_url)->password.empty()) {
+      throw ConfigError(where(file, at) +
+                        ": [state] redis_password_env and a password in redis_url: give the password one way");
+    }
+    s.redis_password_env = *env;
   }
   if (s.backend == StateSettings::Backend::kRedis && s.redis_url.empty()) {
     throw ConfigError(where(file, node) + ": [state] backend = \"redis\" needs redis_url");

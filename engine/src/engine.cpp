@@ -416,7 +416,7 @@ Result<std::unique_ptr<Engine>> Engine::open(Config config, EngineOptions option
                                                                   ? impl->options.health_clock
                                                                   : std::chrono::steady_clock::now);
   if (config.state.backend == StateSettings::Backend::kRedis) {
-    auto address = detail::parse_redis_url(config.state.redis_url);
+    auto address = detail::redis_address_of(config.state);
     if (!address.ok()) return address.status();
     std::vector<std::string> models;
     for (const auto& [name, model] : config.models) models.push_back(name);

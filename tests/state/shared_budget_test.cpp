@@ -12,8 +12,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <latch>
 #include <string>
 #include <thread>
@@ -79,6 +82,20 @@ TEST_CASE("redis_url is parsed and what it cannot hold is named") {
   REQUIRE(d.ok());
   CHECK(d.value().port == 6379);
   CHECK(d.value().db == 0);
+  CHECK(d.value().password.empty());
+  // A password (percent-decoded), for the default user or an ACL user.
+  auto p = detail::parse_redis_url("redis://:s%40cr%2Ft@cache:6380/3");
+  REQUIRE(p.ok());
+  CHECK(p.value().host == "cache");
+  CHECK(p.value().port == 6380);
+  CHECK(p.value().db == 3);
+  CHECK(p.value().user.empty());
+  CHECK(p.value().password == "s@cr/t");
+  auto u = detail::parse_redis_url("redis://router:pw@10.0.0.5");
+  REQUIRE(u.ok());
+  CHECK(u.value().user == "router");
+  CHECK(u.value().password == "pw");
+  CHECK(u.value().host == "10.0.0.5");
   struct Bad {
     const char* url;
     const char* says;
@@ -87,11 +104,16 @@ TEST_CASE("redis_url is parsed and what it cannot hold is named") {
                        Bad{"redis://:6379", "names no host"},
                        Bad{"redis://cache:http", "port 'http' is not a number"},
                        Bad{"redis://cache:70000", "port '70000'"},
-                       Bad{"redis://user:secret@cache", "password in the URL is not supported"}}) {
+                       Bad{"redis://user@cache", "names a user without a password"},
+                       Bad{"redis://user:@cache", "has an empty password"},
+                       Bad{"redis://user:secret%zz@cache", "a malformed %-escape"},
+                       Bad{"redis://:secret@cache:http", "'redis://:***@cache:http': port 'http'"},
+                       Bad{"rediss://:secret@cache", "'rediss://:***@cache' does not start with redis://"}}) {
     CAPTURE(b.url);
     auto r = detail::parse_redis_url(b.url);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().message().find(b.says) != std::string::npos);
+    CHECK_MESSAGE(r.status().message().find(b.says) != std::string::npos, r.status().message());
+    CHECK(r.status().message().find("secret") == std::string::npos);  // a message never shows the password
   }
 }
 
@@ -113,6 +135,13 @@ TEST_CASE("[state] is read and a wrong value is named with its line") {
                            "sb.toml:4:18: [state] on_unavailable must be \"fail_closed\" or \"local\""},
                        Bad{"replicas = 0\n", "replicas"},
                        Bad{"timeout_ms = 120000\n", "sb.toml:2:14: [state] timeout_ms is at most 60000"},
+                       Bad{"backend = \"redis\"\nredis_url = \"redis://x\"\nredis_password_env = \"\"\n",
+                           "sb.toml:4:22: [state] redis_password_env is empty"},
+                       Bad{"redis_password_env = \"REDIS_PASSWORD\"\n",
+                           "sb.toml:2:22: [state] redis_password_env is used only with redis_url"},
+                       Bad{"backend = \"redis\"\nredis_url = \"redis://:pw@x\"\nredis_password_env = \"P\"\n",
+                           "sb.toml:4:22: [state] redis_password_env and a password in redis_url: give the "
+                           "password one way"},
                        Bad{"shards = 3\n", "shards"}}) {
     CAPTURE(b.text);
     auto c = parse(b.text);
@@ -195,6 +224,81 @@ TEST_CASE("two books sharing one Redis see each other's reservations and spend")
   bigger.value().release();
   CHECK(b.snapshot("key:k").reserved == 0);
   CHECK(b.state_counters().unavailable == 0);
+}
+
+TEST_CASE("a Redis that requires a password: AUTH with the URL's or the environment's, and a wrong one is named") {
+  // A password made for this run (never a fixed secret), with characters a URL must escape.
+  const std::string password = "pw/" + std::to_string(getpid()) + "@" + fresh_prefix();
+  RedisServer redis(password);
+  REQUIRE_MESSAGE(redis.ok(), redis.log());
+  const std::string host = "127.0.0.1:" + std::to_string(redis.port());
+  std::string escaped;
+  for (const char c : password) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      escaped += c;
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+      escaped += hex;
+    }
+  }
+  const auto book_with = [&](const std::string& url, const std::string& password_env) {
+    StateSettings s = shared(redis, fresh_prefix());
+    s.redis_url = url;
+    s.redis_password_env = password_env;
+    auto book = std::make_unique<BudgetBook>(BudgetBook::Clock{}, s);
+    book->set_limit(limit("workload:w", 1 * kDollar));
+    return book;
+  };
+  SUBCASE("in the URL, for the default user") {
+    auto book = book_with("redis://:" + escaped + "@" + host, "");
+    auto held = book->reserve("workload:w", 100'000);
+    REQUIRE_MESSAGE(held.ok(), held.status().message());
+    held.value().settle(100'000);
+    CHECK(book->snapshot("workload:w").spent == 100'000);
+    CHECK_FALSE(book->state_counters().degraded);
+  }
+  SUBCASE("in the URL with the user named (Redis 6 ACL)") {
+    auto book = book_with("redis://default:" + escaped + "@" + host + "/2", "");
+    auto held = book->reserve("workload:w", 100'000);
+    REQUIRE_MESSAGE(held.ok(), held.status().message());
+  }
+  SUBCASE("from redis_password_env") {
+    REQUIRE(setenv("SWITCHBOARD_TEST_REDIS_PASSWORD", password.c_str(), 1) == 0);
+    auto book = book_with("redis://" + host, "SWITCHBOARD_TEST_REDIS_PASSWORD");
+    auto held = book->reserve("workload:w", 100'000);
+    REQUIRE_MESSAGE(held.ok(), held.status().message());
+    auto address = detail::redis_address_of(shared(redis, "x:"));
+    REQUIRE(address.ok());
+    CHECK(address->password.empty());
+    StateSettings unset = shared(redis, "x:");
+    unset.redis_password_env = "SWITCHBOARD_TEST_REDIS_PASSWORD_UNSET";
+    auto missing = detail::redis_address_of(unset);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.status().message() ==
+          "[state] redis_password_env: the environment variable SWITCHBOARD_TEST_REDIS_PASSWORD_UNSET is not set");
+  }
+  SUBCASE("a wrong password: refused as unavailable, naming the server and Redis's answer, not the password") {
+    detail::RedisClient client(detail::parse_redis_url("redis://:wrong-" + escaped + "@" + host).value(), 1s);
+    auto r = client.command({"PING"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUnavailable);
+    CHECK_MESSAGE(r.status().message().starts_with("redis " + host + " refused AUTH: WRONGPASS"), r.status().message());
+    CHECK(r.status().message().find(password) == std::string::npos);
+  }
+  SUBCASE("no password: unavailable (not a script's failure), saying where a password goes") {
+    detail::RedisClient client(detail::parse_redis_url("redis://" + host).value(), 1s);
+    auto r = client.command({"PING"});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUnavailable);
+    CHECK(r.status().message() == "redis " + host +
+                                      " requires a password (set one in redis_url or redis_password_env): NOAUTH "
+                                      "Authentication required.");
+    auto book = book_with("redis://" + host, "");
+    auto refused = book->reserve("workload:w", 100'000);
+    REQUIRE_FALSE(refused.ok());
+    CHECK_MESSAGE(refused.status().code() == Status::Code::kUnavailable, refused.status().message());  // fail_closed, as for a Redis that is down
+  }
 }
 
 TEST_CASE("a missing period's key is seeded with the ledger's spend") {

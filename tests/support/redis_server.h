@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
@@ -29,6 +30,8 @@ class RedisServer {
  public:
   /// Starts the server; `ok()` says whether it answers PING (log() says why not).
   RedisServer() { start(); }
+  /// Starts one that takes commands only after AUTH `password` (requirepass).
+  explicit RedisServer(std::string password) : password_(std::move(password)) { start(); }
   ~RedisServer() { stop(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -87,7 +90,8 @@ class RedisServer {
     return port;
   }
 
-  // Whether something on `port` answers PING with PONG.
+  // Whether something on `port` answers PING with PONG (or, with a
+  // password required, refuses it for want of AUTH).
   static bool pong(std::uint16_t port) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -98,7 +102,7 @@ class RedisServer {
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
       pollfd p{fd, POLLIN, 0};
       char buf[16] = {};
-      ok = poll(&p, 1, 1000) > 0 && read(fd, buf, sizeof buf - 1) > 0 && std::string(buf).rfind("+PONG", 0) == 0;
+      ok = poll(&p, 1, 1000) > 0 && read(fd, buf, sizeof buf - 1) > 0 && (std::string(buf).rfind("+PONG", 0) == 0 || std::string(buf).rfind("-NOAUTH", 0) == 0);
     }
     close(fd);
     return ok;
@@ -110,6 +114,10 @@ class RedisServer {
     std::vector<std::string> args = {"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
                                      "--save", "", "--appendonly", "no", "--dir", dir_.path().string(),
                                      "--logfile", (dir_.path() / "redis.log").string(), "--daemonize", "no"};
+    if (!password_.empty()) {
+      args.push_back("--requirepass");
+      args.push_back(password_);
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -132,6 +140,7 @@ class RedisServer {
     return false;
   }
 
+  std::string password_;
   TempDir dir_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;

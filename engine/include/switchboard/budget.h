@@ -63,7 +63,11 @@ struct StateSettings {
   /// with each cap divided by `replicas`, and says so in the log and metrics.
   enum class OnUnavailable { kFailClosed, kLocal };
   Backend backend = Backend::kMemory;  ///< [state] backend = "memory" | "redis"
-  std::string redis_url;               ///< "redis://HOST[:PORT][/DB]" (port 6379, db 0 by default)
+  /// "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]" (port 6379, db 0 by default); with a password,
+  /// every connection signs in with AUTH.
+  std::string redis_url;
+  /// The environment variable holding the password, instead of one in redis_url ("": none).
+  std::string redis_password_env;
   /// The longest one Redis round trip (a connect included) may take before it counts as unreachable.
   std::chrono::milliseconds timeout{250};
   OnUnavailable on_unavailable = OnUnavailable::kFailClosed;  ///< [state] on_unavailable

@@ -535,7 +535,7 @@ BudgetBook::BudgetBook(Clock now) : impl_(std::make_unique<Impl>()) {
 
 BudgetBook::BudgetBook(Clock now, StateSettings state) : BudgetBook(std::move(now)) {
   if (state.backend != StateSettings::Backend::kRedis) return;
-  auto address = detail::parse_redis_url(state.redis_url);
+  auto address = detail::redis_address_of(state);
   if (!address.ok()) {
     // The config checks the URL; an embedder passing a bad one gets every limited call refused, and a log line.
     spdlog::error("budgets: {}", address.status().message());

@@ -155,7 +155,7 @@ std::string model_rate_scope(std::string_view model) { return "model:" + std::st
 RateLimiter::RateLimiter(StateSettings state, Clock now) : impl_(std::make_unique<Impl>()) {
   impl_->now = now ? std::move(now) : Clock([] { return chr::system_clock::now(); });
   if (state.backend == StateSettings::Backend::kRedis) {
-    auto address = detail::parse_redis_url(state.redis_url);
+    auto address = detail::redis_address_of(state);
     if (!address.ok()) {
       spdlog::error("rate limits: {}", address.status().message());
       address = detail::RedisAddress{"", 0, 0};

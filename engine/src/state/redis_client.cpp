@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -186,15 +187,62 @@ ReplyPtr exchange_on_fiber(async::Fiber& fiber, redisContext& c, const std::vect
 
 }  // namespace
 
+namespace {
+
+// `text` with its %XX escapes decoded; nullopt when one is malformed.
+std::optional<std::string> percent_decoded(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= text.size()) return std::nullopt;
+    const auto [end, ec] = std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != text.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<RedisAddress> parse_redis_url(std::string_view url) {
   constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return Status::invalid_argument("redis_url '" + std::string(url) + "' does not start with redis://");
+  // The URL as messages quote it: never with its password (whatever its scheme).
+  const std::size_t scheme = url.find("://");
+  const std::size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
+  std::string_view rest = url.substr(authority);
+  const std::string_view before_path = rest.substr(0, rest.find('/'));
+  const std::size_t at = before_path.rfind('@');
+  std::string shown(url);
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = before_path.substr(0, at);
+    shown = std::string(url.substr(0, authority)) + std::string(userinfo.substr(0, userinfo.find(':'))) + ":***" +
+            std::string(rest.substr(at));
   }
-  std::string_view rest = url.substr(kScheme.size());
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return Status::invalid_argument("redis_url '" + shown + "' does not start with redis://");
+  }
   RedisAddress a;
-  if (rest.find('@') != std::string_view::npos) {
-    return Status::invalid_argument("redis_url: a user or password in the URL is not supported");
+  if (at != std::string_view::npos) {
+    const std::string_view userinfo = before_path.substr(0, at);
+    const std::size_t colon = userinfo.find(':');
+    if (colon == std::string_view::npos) {
+      return Status::invalid_argument("redis_url '" + shown +
+                                      "' names a user without a password (redis://USER:PASSWORD@HOST)");
+    }
+    std::optional<std::string> user = percent_decoded(userinfo.substr(0, colon));
+    std::optional<std::string> password = percent_decoded(userinfo.substr(colon + 1));
+    if (!user || !password) {
+      return Status::invalid_argument("redis_url '" + shown + "': a malformed %-escape in the user or password");
+    }
+    if (password->empty()) return Status::invalid_argument("redis_url '" + shown + "' has an empty password");
+    a.user = std::move(*user);
+    a.password = std::move(*password);
+    rest = rest.substr(at + 1);
   }
   std::string_view db;
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -206,12 +254,12 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
     port = rest.substr(colon + 1);
     rest = rest.substr(0, colon);
   }
-  if (rest.empty()) return Status::invalid_argument("redis_url '" + std::string(url) + "' names no host");
+  if (rest.empty()) return Status::invalid_argument("redis_url '" + shown + "' names no host");
   a.host = std::string(rest);
   const auto number = [&](std::string_view text, int& out, int lo, int hi, const char* what) -> Status {
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     if (ec != std::errc() || end != text.data() + text.size() || out < lo || out > hi) {
-      return Status::invalid_argument("redis_url '" + std::string(url) + "': " + what + " '" + std::string(text) +
+      return Status::invalid_argument("redis_url '" + shown + "': " + what + " '" + std::string(text) +
                                       "' is not a number in " + std::to_string(lo) + ".." + std::to_string(hi));
     }
     return Status();
@@ -223,6 +271,18 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
     if (Status s = number(db, a.db, 0, 1 << 20, "database"); !s.ok()) return s;
   }
   return a;
+}
+
+Result<RedisAddress> redis_address_of(const StateSettings& state) {
+  auto address = parse_redis_url(state.redis_url);
+  if (!address.ok() || state.redis_password_env.empty()) return address;
+  const char* password = std::getenv(state.redis_password_env.c_str());
+  if (password == nullptr || *password == '\0') {
+    return Status::invalid_argument("[state] redis_password_env: the environment variable " +
+                                    state.redis_password_env + " is not set");
+  }
+  address->password = password;
+  return address;
 }
 
 RedisScript::RedisScript(std::string t) : text(std::move(t)) {
@@ -278,6 +338,18 @@ struct RedisClient::Impl {
                                  ": " + why);
     }
     redisSetTimeout(c.get(), tv);
+    if (!address.password.empty()) {
+      std::vector<std::string> auth = {"AUTH"};
+      if (!address.user.empty()) auth.push_back(address.user);
+      auth.push_back(address.password);
+      auto r = run(c, auth);  // on failure: dropped, failed()
+      if (!r.ok()) return Status::unavailable("redis AUTH: " + r.status().message());
+      if (r.value()->type == REDIS_REPLY_ERROR) {
+        failed();
+        return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) +
+                                   " refused AUTH: " + std::string(r.value()->str, r.value()->len));
+      }
+    }
     if (address.db != 0) {
       auto r = run(c, {"SELECT", std::to_string(address.db)});  // on failure: dropped, failed()
       if (!r.ok()) return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " + r.status().message());
@@ -355,6 +427,23 @@ struct RedisClient::Impl {
     idle.clear();  // they were made before the failure: likely broken too
   }
 
+  // A server that wants a password this client has not given (NOAUTH; or,
+  // to a long command, "Protocol error: unauthenticated multibulk length",
+  // and the connection closed): the server is as good as unreachable
+  // (kUnavailable, and the back-off), not the command's or script's own
+  // failure. Ok for any other reply.
+  Status signed_out(const redisReply& reply) {
+    const std::string_view error(reply.str, reply.len);
+    if (reply.type != REDIS_REPLY_ERROR ||
+        (!error.starts_with("NOAUTH") && error.find("Protocol error: unauthenticated") == std::string_view::npos)) {
+      return Status();
+    }
+    failed();
+    return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) +
+                               " requires a password (set one in redis_url or redis_password_env): " +
+                               std::string(reply.str, reply.len));
+  }
+
   // One command on `c`; a transport error (drops the connection) becomes kUnavailable.
   Result<ReplyPtr> run(Context& c, const std::vector<std::string>& argv) {
     std::vector<const char*> ptrs;
@@ -395,6 +484,7 @@ Result<RedisReply> RedisClient::command(const std::vector<std::string>& argv) {
   auto r = impl_->run(conn, argv);
   if (!r.ok()) return r.status();
   const redisReply& reply = *r.value();
+  if (Status s = impl_->signed_out(reply); !s.ok()) return s;
   if (reply.type == REDIS_REPLY_ERROR) {
     impl_->put(std::move(conn));
     return Status::internal("redis: " + std::string(reply.str, reply.len));
@@ -425,6 +515,7 @@ Result<RedisReply> RedisClient::eval(const RedisScript& script, const std::vecto
     if (!r.ok()) return r.status();
   }
   const redisReply& reply = *r.value();
+  if (Status s = impl_->signed_out(reply); !s.ok()) return s;
   if (reply.type == REDIS_REPLY_ERROR) {
     const std::string why(reply.str, reply.len);
     impl_->put(std::move(conn));

@@ -10,18 +10,28 @@
 #include <string_view>
 #include <vector>
 
+#include "switchboard/budget.h"
 #include "switchboard/status.h"
 
 namespace switchboard::detail {
 
-/// Where a Redis server is, from "redis://HOST[:PORT][/DB]".
+/// Where a Redis server is, from "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+/// and how to sign in: AUTH [USER] PASSWORD on every new connection when a
+/// password is given (USER for a Redis 6 ACL user; none: the default user).
 struct RedisAddress {
   std::string host;
   int port = 6379;
   int db = 0;
+  std::string user{};      ///< percent-decoded; "" for the default user
+  std::string password{};  ///< percent-decoded; "": no AUTH. Never in a message or log.
 };
-/// Parses `url`; fails with kInvalidArgument naming what is wrong.
+/// Parses `url`; fails with kInvalidArgument naming what is wrong (and
+/// quoting the URL with its password as "***").
 Result<RedisAddress> parse_redis_url(std::string_view url);
+/// The address [state] gives: redis_url parsed, and the password from the
+/// environment variable redis_password_env names, when it names one (then
+/// unset or empty is kInvalidArgument naming the variable).
+Result<RedisAddress> redis_address_of(const StateSettings& state);
 
 /// One reply of a script: an integer, a string, nil, or an array of those.
 struct RedisReply {
