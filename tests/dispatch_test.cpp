@@ -346,6 +346,7 @@ TEST_CASE("models whose context window cannot hold the request are skipped") {
   StepResult too_big = rig.run(250'000);
   CHECK(too_big.status.code() == Status::Code::kUpstream);
   CHECK(too_big.status.message().find("no model of tier 'wide' has a context window for 250000") == 0);
+  CHECK(too_big.status.reason() == Status::Reason::kNoContextWindow);  // what the gateway's 400 keys on
   REQUIRE(rig.ledger.size() == 2);
   CHECK(rig.ledger[1].status == CallStatus::kError);
   CHECK(too_big.attempts == 0);

@@ -331,7 +331,7 @@ struct Dispatcher::Impl {
       r.status = CallStatus::kError;
       r.error = "no model of tier '" + tier + "' has a context window for " + std::to_string(input_tokens) +
                 " input tokens plus the output cap";
-      out.response = Status::upstream(r.error);
+      out.response = Status::upstream(r.error).with_reason(Status::Reason::kNoContextWindow);
       out.model = first_model;
       r.parent_id = parent_id;
       if (!first_call_id.empty()) r.call_id = first_call_id;

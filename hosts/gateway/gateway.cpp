@@ -53,17 +53,6 @@ ApiError api_error(ApiShape shape, int status, std::string code, std::string mes
   return e;
 }
 
-// What the dispatcher says when no model of a tier has a context window for
-// the step (a kUpstream status, dispatch.cpp's call_tier): the client's
-// request is too large, not an upstream failure.
-constexpr std::string_view kNoContextWindow = "has a context window for";
-// What the budget book says when [state] on_unavailable = "fail_closed" refuses
-// a call because Redis cannot be reached (a kUnavailable status): the gateway
-// is briefly unable to enforce its caps, not failed by a model.
-constexpr std::string_view kBudgetStateUnreachable = "the shared budget state is unreachable";
-// The same from the rate limits (rate_limiter.cpp).
-constexpr std::string_view kRateStateUnreachable = "the shared rate-limit state is unreachable";
-
 // A provider's answer that blames the request, not the provider or the
 // gateway's own key (401, 403) or model name (404): 400, 413, 422.
 bool is_request_refusal(int http_status) { return http_status == 400 || http_status == 413 || http_status == 422; }
@@ -71,22 +60,23 @@ bool is_request_refusal(int http_status) { return http_status == 400 || http_sta
 // What a finished step's failure means to the client. The message may quote
 // an upstream's error body: key-like tokens in it are redacted.
 ApiError step_error(ApiShape shape, const Status& status) {
-  if (status.code() == Status::Code::kUpstream &&
-      status.message().find(kNoContextWindow) != std::string::npos) {
+  // The client's request is too large for every model that could serve it:
+  // its own error, not an upstream failure.
+  if (status.reason() == Status::Reason::kNoContextWindow) {
     ApiError e = api_error(shape, 400, "context_length_exceeded",
                            "the request is too large for the context window of every model that could serve it: " +
                                redact_secrets(status.message()));
     e.param = shape == ApiShape::kOpenAI ? "messages" : shape == ApiShape::kResponses ? "input" : "";
     return e;
   }
-  if (status.code() == Status::Code::kUnavailable &&
-      status.message().find(kRateStateUnreachable) != std::string::npos) {
+  // fail_closed limits while Redis cannot be reached: the gateway is briefly
+  // unable to enforce its caps, not failed by a model.
+  if (status.reason() == Status::Reason::kRateStateUnreachable) {
     return api_error(shape, 503, "rate_limit_state_unavailable",
                      "rate limits cannot be checked now (shared state unreachable); retry shortly: " +
                          redact_secrets(status.message()));
   }
-  if (status.code() == Status::Code::kUnavailable &&
-      status.message().find(kBudgetStateUnreachable) != std::string::npos) {
+  if (status.reason() == Status::Reason::kBudgetStateUnreachable) {
     return api_error(shape, 503, "budget_state_unavailable",
                      "budgets cannot be checked now (shared state unreachable); retry shortly: " +
                          redact_secrets(status.message()));

@@ -147,6 +147,7 @@ TEST_CASE("rate limits while Redis is down: fail_closed refuses and local counts
   auto refused = a.admit({"key:k"}, 1);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == Status::Code::kUnavailable);
+  CHECK(refused.status().reason() == Status::Reason::kRateStateUnreachable);  // the gateway's 503 keys on it
   CHECK(a.admit({"key:unlimited"}, 1).ok());
   int allowed = 0;
   for (int i = 0; i < 8; ++i) allowed += b.admit({"key:k"}, 1).value().allowed ? 1 : 0;

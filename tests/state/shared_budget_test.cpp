@@ -374,6 +374,7 @@ TEST_CASE("fail_closed: limited calls are refused as unavailable while Redis is 
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.status().code() == Status::Code::kUnavailable);
   CHECK(refused.status().message().find("on_unavailable = \"fail_closed\"") != std::string::npos);
+  CHECK(refused.status().reason() == Status::Reason::kBudgetStateUnreachable);  // the gateway's 503 keys on it
   CHECK(book.reserve("workload:unlimited", 1000).ok());  // nothing to enforce
   CHECK(book.state_counters().degraded);
   CHECK(book.state_counters().refused_unavailable == 1);

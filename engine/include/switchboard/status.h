@@ -22,6 +22,16 @@ class Status {
   enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kRuleError, kOverBudget, kUnavailable,
                     kUpstream, kInternal, kCancelled, kDeadlineExceeded, kRateLimited };
 
+  /// Why, beyond the code, for the failures a host answers in their own way
+  /// (the gateway's HTTP error types), so that no host reads the message
+  /// for it. kNone for every other failure, and when ok.
+  enum class Reason {
+    kNone,
+    kNoContextWindow,         ///< kUpstream: no model of the tier has a context window for the request
+    kBudgetStateUnreachable,  ///< kUnavailable: fail_closed budgets, and the shared state cannot be reached
+    kRateStateUnreachable,    ///< kUnavailable: fail_closed rate limits, and the shared state cannot be reached
+  };
+
   Status() = default;  ///< ok
 
   /// An ok status, the same as Status().
@@ -78,6 +88,14 @@ class Status {
   std::optional<std::chrono::milliseconds> retry_after() const { return retry_after_; }
   /// The provider's HTTP status, for an upstream status it answered with one; 0 otherwise.
   int http_status() const { return http_status_; }
+  /// The reason (see Reason); kNone unless with_reason() gave one.
+  Reason reason() const { return reason_; }
+  /// This status with `reason`. REQUIRES: not ok.
+  Status with_reason(Reason reason) && {
+    assert(!ok());
+    reason_ = reason;
+    return std::move(*this);
+  }
   /// "ok", or the code's name followed by the message.
   std::string to_string() const;
 
@@ -87,6 +105,7 @@ class Status {
   std::string message_;
   std::optional<std::chrono::milliseconds> retry_after_;
   int http_status_ = 0;
+  Reason reason_ = Reason::kNone;
 };
 
 /// Either a value or a failed Status. REQUIRES: a Result built from a Status is

@@ -470,7 +470,8 @@ Result<Reservation> BudgetBook::Impl::reserve_shared(BudgetBook* book, Reservati
     return Status::unavailable("budget " + reservation.scopes_.front() +
                                ": the shared budget state is unreachable, and [state] on_unavailable = "
                                "\"fail_closed\" refuses calls with a budget: " +
-                               r.status().message());
+                               r.status().message())
+        .with_reason(Status::Reason::kBudgetStateUnreachable);
   }
   came_back();
   const detail::RedisReply& reply = r.value();

@@ -217,7 +217,8 @@ Result<RateDecision> RateLimiter::admit(const std::vector<std::string>& scopes, 
     return Status::unavailable("rate limit " + limited.front() +
                                ": the shared rate-limit state is unreachable, and [state] on_unavailable = "
                                "\"fail_closed\" refuses limited requests: " +
-                               r.status().message());
+                               r.status().message())
+        .with_reason(Status::Reason::kRateStateUnreachable);
   }
   if (impl_->degraded.exchange(false)) spdlog::warn("rate limits: shared state reachable again");
   const detail::RedisReply& reply = r.value();
