@@ -185,10 +185,6 @@ ReplyPtr exchange_on_fiber(async::Fiber& fiber, redisContext& c, const std::vect
   }
 }
 
-}  // namespace
-
-namespace {
-
 // `text` with its %XX escapes decoded; nullopt when one is malformed.
 std::optional<std::string> percent_decoded(std::string_view text) {
   std::string out;
