@@ -335,10 +335,11 @@ void read_state(StateSettings& s, const toml::node& node, const std::string& fil
                         *backend + "\"");
     }
   }
+  bool url_has_password = false;
   if (auto url = detail::optional_string(t, "redis_url", file, what)) {
-    if (auto address = detail::parse_redis_url(*url); !address.ok()) {
-      throw ConfigError(where(file, *t.get("redis_url")) + ": [state] " + address.status().message());
-    }
+    auto address = detail::parse_redis_url(*url);
+    if (!address.ok()) throw ConfigError(where(file, *t.get("redis_url")) + ": [state] " + address.status().message());
+    url_has_password = !address->password.empty();
     s.redis_url = *url;
   }
   if (auto env = detail::optional_string(t, "redis_password_env", file, what)) {
@@ -347,7 +348,7 @@ void read_state(StateSettings& s, const toml::node& node, const std::string& fil
     if (s.redis_url.empty()) {
       throw ConfigError(where(file, at) + ": [state] redis_password_env is used only with redis_url");
     }
-    if (!detail::parse_redis_url(s.redis_url)->password.empty()) {
+    if (url_has_password) {
       throw ConfigError(where(file, at) +
                         ": [state] redis_password_env and a password in redis_url: give the password one way");
     }

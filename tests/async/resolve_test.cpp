@@ -7,13 +7,10 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-
 #include "async/fiber.h"
 #include "async/resolve.h"
-#include "async/waits.h"
 #include "support/slow_lookup.h"
-#include "switchboard/fiber_loop.h"
+#include "support/ticker.h"
 
 using namespace switchboard;
 using namespace std::chrono_literals;
@@ -30,27 +27,12 @@ struct Lookup {
   Clock::duration took{};
 };
 Lookup resolve_beside_a_ticker(const std::string& host, Clock::duration limit) {
-  boost::asio::io_context io;
   Lookup lookup;
-  {
-    FiberLoop loop(io);
-    bool waiting = true;
-    loop.spawn([&] {
-      const Clock::time_point start = Clock::now();
-      lookup.result = async::resolve(*async::Fiber::current(), host, 6379, start + limit);
-      lookup.took = Clock::now() - start;
-      waiting = false;
-    });
-    loop.spawn([&] {
-      while (waiting) {
-        async::sleep_for(10ms, nullptr);
-        if (waiting) ++lookup.ticks;
-      }
-    });
-    const Clock::time_point until = Clock::now() + 15s;
-    while (loop.fibers() > 0 && Clock::now() < until) io.run_one_for(50ms);
-    REQUIRE(loop.fibers() == 0);
-  }
+  lookup.ticks = testing::run_beside_a_ticker([&] {
+    const Clock::time_point start = Clock::now();
+    lookup.result = async::resolve(*async::Fiber::current(), host, 6379, start + limit);
+    lookup.took = Clock::now() - start;
+  });
   return lookup;
 }
 

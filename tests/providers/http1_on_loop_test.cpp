@@ -23,11 +23,11 @@
 #include <boost/asio/write.hpp>
 
 #include "async/fiber.h"
-#include "async/waits.h"
 #include "providers/http1_on_loop.h"
 #include "providers/http1_response.h"
 #include "providers/http_transport.h"
 #include "support/slow_lookup.h"
+#include "support/ticker.h"
 #include "switchboard/fiber_loop.h"
 
 using namespace switchboard;
@@ -155,40 +155,14 @@ CallSettings limits() {
   return s;
 }
 
-// Runs the fibers `spawn` starts on a loop, to their end.
-void on_fiber_with(const std::function<void(FiberLoop&)>& spawn) {
+// Runs `calls` on one fiber of a loop, to its end.
+void on_fiber(const std::function<void()>& calls) {
   net::io_context io;
   FiberLoop loop(io);
-  spawn(loop);
+  loop.spawn(calls);
   const auto until = std::chrono::steady_clock::now() + milliseconds(15'000);
   while (loop.fibers() > 0 && std::chrono::steady_clock::now() < until) io.run_one_for(milliseconds(50));
   REQUIRE(loop.fibers() == 0);
-}
-
-// Runs `calls` on one fiber of a loop, to its end.
-void on_fiber(const std::function<void()>& calls) {
-  on_fiber_with([&](FiberLoop& loop) { loop.spawn(calls); });
-}
-
-// Runs `calls` on one fiber of a loop, to its end, while another fiber
-// counts its 10 ms sleeps: the count, which a call that blocked the thread
-// would leave at 0.
-int on_fiber_beside_a_ticker(const std::function<void()>& calls) {
-  int ticks = 0;
-  bool waiting = true;
-  on_fiber_with([&](FiberLoop& loop) {
-    loop.spawn([&] {
-      calls();
-      waiting = false;
-    });
-    loop.spawn([&] {
-      while (waiting) {
-        switchboard::async::sleep_for(milliseconds(10), nullptr);
-        if (waiting) ++ticks;
-      }
-    });
-  });
-  return ticks;
 }
 
 // A call to `url` over the loop's own client (not curl's), on the current fiber.
@@ -319,7 +293,7 @@ TEST_CASE("a named upstream is looked up on the loop when a connection opens, an
     const std::string url = "http://" + testing::slow_lookup_name(300) + ":" + port + "/v1/chat/completions";
     const int before = testing::slow_lookups.load();
     std::vector<int> statuses;
-    const int ticks = on_fiber_beside_a_ticker([&] {
+    const int ticks = switchboard::testing::run_beside_a_ticker([&] {
       for (int i = 0; i < 3; ++i) {
         Result<HttpResponse> r = post_over_the_loop(url, limits());
         statuses.push_back(r.ok() ? r->status : -1);
@@ -342,7 +316,7 @@ TEST_CASE("a named upstream is looked up on the loop when a connection opens, an
     settings.connect_timeout = milliseconds(200);
     Result<HttpResponse> r = Status::internal("not run");
     const auto start = std::chrono::steady_clock::now();
-    const int ticks = on_fiber_beside_a_ticker([&] {
+    const int ticks = switchboard::testing::run_beside_a_ticker([&] {
       r = post_over_the_loop("http://" + testing::slow_lookup_name(1000) + ":" + port + "/v1", settings);
     });
     const auto took = std::chrono::steady_clock::now() - start;

@@ -17,6 +17,7 @@
 #include "support/redis_server.h"
 #include "support/silent_server.h"
 #include "support/slow_lookup.h"
+#include "support/ticker.h"
 #include "switchboard/fiber_loop.h"
 
 using namespace switchboard;
@@ -40,24 +41,13 @@ struct Race {
   Clock::duration took{};
 };
 Race ping_beside_a_ticker(detail::RedisClient& client) {
-  boost::asio::io_context io;
-  FiberLoop loop(io);
   Race race;
-  bool waiting = true;
-  loop.spawn([&] {
+  race.ticks = testing::run_beside_a_ticker([&] {
     const Clock::time_point start = Clock::now();
     auto r = client.command({"PING"});
     race.took = Clock::now() - start;
-    waiting = false;
     if (!r.ok()) race.failure = r.status();
   });
-  loop.spawn([&] {
-    while (waiting) {
-      async::sleep_for(10ms, nullptr);
-      if (waiting) ++race.ticks;
-    }
-  });
-  REQUIRE(run_until_done(io, loop));
   return race;
 }
 

@@ -213,9 +213,9 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
   std::string_view rest = url.substr(authority);
   const std::string_view before_path = rest.substr(0, rest.find('/'));
   const std::size_t at = before_path.rfind('@');
+  const std::string_view userinfo = before_path.substr(0, at == std::string_view::npos ? 0 : at);
   std::string shown(url);
   if (at != std::string_view::npos) {
-    const std::string_view userinfo = before_path.substr(0, at);
     shown = std::string(url.substr(0, authority)) + std::string(userinfo.substr(0, userinfo.find(':'))) + ":***" +
             std::string(rest.substr(at));
   }
@@ -224,7 +224,6 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
   }
   RedisAddress a;
   if (at != std::string_view::npos) {
-    const std::string_view userinfo = before_path.substr(0, at);
     const std::size_t colon = userinfo.find(':');
     if (colon == std::string_view::npos) {
       return Status::invalid_argument("redis_url '" + shown +
@@ -338,24 +337,26 @@ struct RedisClient::Impl {
       std::vector<std::string> auth = {"AUTH"};
       if (!address.user.empty()) auth.push_back(address.user);
       auth.push_back(address.password);
-      auto r = run(c, auth);  // on failure: dropped, failed()
-      if (!r.ok()) return Status::unavailable("redis AUTH: " + r.status().message());
-      if (r.value()->type == REDIS_REPLY_ERROR) {
-        failed();
-        return Status::unavailable("redis " + address.host + ":" + std::to_string(address.port) +
-                                   " refused AUTH: " + std::string(r.value()->str, r.value()->len));
-      }
+      const std::string server = "redis " + address.host + ":" + std::to_string(address.port);
+      if (Status s = ready(c, auth, "redis AUTH: ", server + " refused AUTH: "); !s.ok()) return s;
     }
     if (address.db != 0) {
-      auto r = run(c, {"SELECT", std::to_string(address.db)});  // on failure: dropped, failed()
-      if (!r.ok()) return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " + r.status().message());
-      if (r.value()->type == REDIS_REPLY_ERROR) {
-        failed();
-        return Status::unavailable("redis SELECT " + std::to_string(address.db) + ": " +
-                                   std::string(r.value()->str, r.value()->len));
-      }
+      const std::string select = "redis SELECT " + std::to_string(address.db) + ": ";
+      if (Status s = ready(c, {"SELECT", std::to_string(address.db)}, select, select); !s.ok()) return s;
     }
     return c;
+  }
+
+  // One command that readies a new connection (AUTH, SELECT). Its failure
+  // fails the connection (dropped, and the back-off): a transport error as
+  // `failed_as` + what broke, an error reply as `refused_as` + Redis's words.
+  Status ready(Context& c, const std::vector<std::string>& argv, const std::string& failed_as,
+               const std::string& refused_as) {
+    auto r = run(c, argv);  // on failure: dropped, failed()
+    if (!r.ok()) return Status::unavailable(failed_as + r.status().message());
+    if (r.value()->type != REDIS_REPLY_ERROR) return Status();
+    failed();
+    return Status::unavailable(refused_as + std::string(r.value()->str, r.value()->len));
   }
 
   // Opens a connection from a fiber: the host name's lookup and the connect
