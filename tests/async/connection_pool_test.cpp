@@ -49,21 +49,21 @@ TEST_CASE("a connection given back moments ago is taken without a peek, and a se
   const std::string& upstream = rig.upstream;
 
   Pair first = rig.connect();
-  pool.give_back(upstream, std::move(first.client));
+  pool.give_back(upstream, {std::move(first.client)});
   first.server.close();  // the server's FIN is on its way (loopback: already there)
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::optional<tcp::socket> taken = pool.take(upstream);
+  std::optional<switchboard::async::Connection> taken = pool.take(upstream);
   CHECK(taken.has_value());  // fresh: taken as it is (the caller's retry covers the close)
 
   pool.closed_unannounced(upstream);  // what the caller says after that retry
   Pair second = rig.connect();
-  pool.give_back(upstream, std::move(second.client));
+  pool.give_back(upstream, {std::move(second.client)});
   second.server.close();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK_FALSE(pool.take(upstream).has_value());  // peeked at: closed, dropped
 
   Pair third = rig.connect();
-  pool.give_back(upstream, std::move(third.client));
+  pool.give_back(upstream, {std::move(third.client)});
   CHECK(pool.take(upstream).has_value());  // peeked at: open
   CHECK_FALSE(pool.take(upstream).has_value());  // nothing left
 }
@@ -75,11 +75,11 @@ TEST_CASE("a connection idle past kFreshFor is peeked at before reuse") {
 
   Pair closed = rig.connect();
   Pair open = rig.connect();
-  pool.give_back(upstream, std::move(open.client));
-  pool.give_back(upstream, std::move(closed.client));  // taken first (the most recent)
+  pool.give_back(upstream, {std::move(open.client)});
+  pool.give_back(upstream, {std::move(closed.client)});  // taken first (the most recent)
   closed.server.close();
   std::this_thread::sleep_for(ConnectionPool::kFreshFor + std::chrono::milliseconds(50));
-  std::optional<tcp::socket> taken = pool.take(upstream);
+  std::optional<switchboard::async::Connection> taken = pool.take(upstream);
   REQUIRE(taken.has_value());  // the closed one was dropped; the open one comes back
-  CHECK(taken->remote_endpoint() == open.server.local_endpoint());
+  CHECK(taken->socket.remote_endpoint() == open.server.local_endpoint());
 }

@@ -19,6 +19,7 @@
 #include "async/waits.h"
 #include "fakes/fake_provider.h"
 #include "providers/http_transport.h"
+#include "support/tls_front.h"
 #include "switchboard/fiber_loop.h"
 
 using namespace switchboard;
@@ -117,6 +118,57 @@ TEST_CASE("a fiber's calls reuse the loop's kept-alive connection, and none is m
   CHECK(ok == 300);
   CHECK(pieces >= 1);
   CHECK(streamed.find("data: [DONE]") != std::string::npos);
+}
+
+TEST_CASE("an https upstream: a fiber's calls and streams go over one TLS connection of the loop") {
+  testing::trust_test_ca();
+  testing::FakeProviderOptions options;
+  options.record_requests = false;
+  auto fake = testing::FakeProvider::start(options);
+  testing::TlsFront front(fake->port());
+  HttpRequest request = chat(*fake);
+  request.url = front.url("/v1/chat/completions");
+  HttpRequest streamed_request = chat(*fake, true);
+  streamed_request.url = request.url;
+  boost::asio::io_context io;
+  FiberLoop loop(io);
+  HttpTransport transport;
+  int ok = 0;
+  std::string streamed;
+  int pieces = 0;
+  loop.spawn([&] {
+    for (int i = 0; i < 100; ++i) {
+      Result<HttpResponse> r = transport.post(request, limits());
+      if (r.ok() && r->status == 200 && r->body.find("Hello from gpt-5-mini") != std::string::npos) ++ok;
+    }
+    Result<HttpResponse> r = transport.post(streamed_request, limits(), [&](const HttpResponse& head, std::string_view piece) {
+      CHECK(head.status == 200);
+      streamed.append(piece);
+      ++pieces;
+      return true;
+    });
+    CHECK(r.ok());
+  });
+  REQUIRE(run_until_done(io, loop));
+  CHECK(ok == 100);
+  CHECK(pieces >= 1);
+  CHECK(streamed.find("data: [DONE]") != std::string::npos);
+  CHECK(front.handshakes() == 1);  // kept alive through all of them
+
+  // A first byte later than its limit: the limit's failure, on time, over TLS too.
+  testing::FakeProviderOptions slow;
+  slow.latency = milliseconds(1500);
+  auto late = testing::FakeProvider::start(slow);
+  testing::TlsFront late_front(late->port());
+  HttpRequest late_request = chat(*late);
+  late_request.url = late_front.url("/v1/chat/completions");
+  Result<HttpResponse> r = Status::internal("not run");
+  const Clock::time_point start = Clock::now();
+  loop.spawn([&] { r = transport.post(late_request, limits(milliseconds(200))); });
+  REQUIRE(run_until_done(io, loop));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message() == "no first byte within 200 ms (first_byte_timeout_ms)");
+  CHECK(since(start) < milliseconds(1000));
 }
 
 TEST_CASE("limits fire from the loop's timers when due") {

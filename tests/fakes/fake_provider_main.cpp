@@ -1,18 +1,23 @@
 // fake_provider: the test suites' FakeProvider (fake_provider.h) as a program,
 // for the gateway benchmark. Prints "listening on 127.0.0.1:PORT" as its first
-// line, serves until SIGTERM or SIGINT, then exits 0.
+// line, serves until SIGTERM or SIGINT, then exits 0. With --tls 1, a TLS
+// front (support/tls_front.h) passes https on to it, and a second line says
+// "https on localhost:PORT, trusting CA_BUNDLE" (point SSL_CERT_FILE at it).
 //
 //   fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]
+//                 [--tls 0|1]
 #include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string_view>
 
 #include <pthread.h>
 
 #include "fake_provider.h"
+#include "support/tls_front.h"
 
 namespace {
 
@@ -24,7 +29,7 @@ bool parse_int(std::string_view text, long long min, long long max, long long& o
 int usage(const char* problem) {
   std::fprintf(stderr,
                "fake_provider: %s\n"
-               "usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]\n",
+               "usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE] [--tls 0|1]\n",
                problem);
   return 2;
 }
@@ -34,10 +39,11 @@ int usage(const char* problem) {
 int main(int argc, char** argv) {
   switchboard::testing::FakeProviderOptions options;
   options.record_requests = false;  // nobody can read them, and a benchmark would pile them up
+  bool tls = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE]\n");
+      std::printf("usage: fake_provider [--port N] [--latency-ms N] [--threads N] [--fixtures DIR] [--stream-chunks N] [--scripts FILE] [--tls 0|1]\n");
       return 0;
     }
     if (i + 1 >= argc) return usage("every option takes a value");
@@ -59,6 +65,9 @@ int main(int argc, char** argv) {
     } else if (flag == "--stream-chunks") {
       if (!parse_int(value, 0, 100'000, n)) return usage("--stream-chunks takes 0..100000");
       options.stream_chunks = static_cast<int>(n);
+    } else if (flag == "--tls") {
+      if (value != "0" && value != "1") return usage("--tls takes 0 or 1");
+      tls = value == "1";
     } else {
       return usage("unknown option");
     }
@@ -75,6 +84,12 @@ int main(int argc, char** argv) {
   try {
     const auto fake = switchboard::testing::FakeProvider::start(options);
     std::printf("listening on 127.0.0.1:%u\n", static_cast<unsigned>(fake->port()));
+    std::unique_ptr<switchboard::testing::TlsFront> front;
+    if (tls) {
+      front = std::make_unique<switchboard::testing::TlsFront>(fake->port());
+      std::printf("https on localhost:%u, trusting %s\n", static_cast<unsigned>(front->port()),
+                  switchboard::testing::trust_test_ca().c_str());
+    }
     std::fflush(stdout);
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "providers/http1_response.h"
 #include "providers/http_transport.h"
 #include "support/slow_lookup.h"
+#include "support/tls_front.h"
 #include "support/ticker.h"
 #include "switchboard/fiber_loop.h"
 
@@ -167,8 +169,8 @@ void on_fiber(const std::function<void()>& calls) {
 
 // A call to `url` over the loop's own client (not curl's), on the current fiber.
 Result<HttpResponse> post_over_the_loop(const std::string& url, const CallSettings& settings) {
-  const std::optional<PlainHttpTarget> target = plain_http_target(url);
-  if (!target) return Status::internal("not a plain-HTTP target: " + url);
+  const std::optional<Http1Target> target = http1_target(url);
+  if (!target) return Status::internal("not a target of the loop's client: " + url);
   return post_on_loop(*switchboard::async::Fiber::current(), *target, {url, {}, "{}"}, settings, BodySink(),
                       CallBounds());
 }
@@ -253,34 +255,188 @@ TEST_CASE("a malformed response fails with what was wrong") {
   CHECK(cut.error() == "the connection closed mid-answer");
 }
 
-TEST_CASE("the loop's client takes plain http to an address or a name, and curl takes the rest") {
-  const auto local = plain_http_target("http://127.0.0.1:8080/v1/chat/completions?x=1");
+TEST_CASE("the loop's client takes http and https to an address or a name, and curl takes the rest") {
+  const auto local = http1_target("http://127.0.0.1:8080/v1/chat/completions?x=1");
   REQUIRE(local);
   CHECK(local->name == "127.0.0.1");
   CHECK(local->port == 8080);
   CHECK(local->host == "127.0.0.1:8080");
   CHECK(local->target == "/v1/chat/completions?x=1");
-  const auto localhost = plain_http_target("http://localhost/v1");
+  const auto localhost = http1_target("http://localhost/v1");
   REQUIRE(localhost);
   CHECK(localhost->name == "127.0.0.1");  // without a lookup
   CHECK(localhost->port == 80);
-  const auto v6 = plain_http_target("http://[::1]:9000");
+  const auto v6 = http1_target("http://[::1]:9000");
   REQUIRE(v6);
   CHECK(v6->name == "::1");
   CHECK(v6->target == "/");
   CHECK(v6->host == "[::1]:9000");
-  const auto named = plain_http_target("http://vllm.models.svc:8000/v1");
+  const auto named = http1_target("http://vllm.models.svc:8000/v1");
   REQUIRE(named);
   CHECK(named->name == "vllm.models.svc");  // looked up when a connection opens
   CHECK(named->port == 8000);
   CHECK(named->host == "vllm.models.svc:8000");
-  CHECK_FALSE(plain_http_target("https://127.0.0.1/v1"));        // TLS: curl's
-  CHECK_FALSE(plain_http_target("http://user:pw@127.0.0.1/v1"));  // credentials: curl's
-  CHECK_FALSE(plain_http_target("http://127.0.0.1:99999/v1"));
-  CHECK_FALSE(plain_http_target("http://127.0.0.1:x/v1"));
-  CHECK_FALSE(plain_http_target("http://[vllm]:8000/v1"));         // not an IPv6 address
-  CHECK_FALSE(plain_http_target("http://bad..name/v1"));          // curl's to refuse
-  CHECK_FALSE(plain_http_target("http://bad%20name/v1"));
+  CHECK_FALSE(http1_target("http://user:pw@127.0.0.1/v1"));  // credentials: curl's
+  CHECK_FALSE(http1_target("http://127.0.0.1:99999/v1"));
+  CHECK_FALSE(http1_target("http://127.0.0.1:x/v1"));
+  CHECK_FALSE(http1_target("http://[vllm]:8000/v1"));         // not an IPv6 address
+  CHECK_FALSE(http1_target("http://bad..name/v1"));          // curl's to refuse
+  CHECK_FALSE(http1_target("http://bad%20name/v1"));
+  CHECK(local->upstream == "http://127.0.0.1:8080");
+  CHECK_FALSE(local->tls);
+
+  const auto tls = http1_target("https://api.openai.com/v1/chat/completions");
+  REQUIRE(tls);
+  CHECK(tls->tls);
+  CHECK(tls->port == 443);
+  CHECK(tls->name == "api.openai.com");
+  CHECK(tls->server_name == "api.openai.com");  // SNI, and the name the certificate must carry
+  CHECK(tls->host == "api.openai.com");
+  CHECK(tls->upstream == "https://api.openai.com");  // not http://api.openai.com's connections
+  const auto tls_local = http1_target("HTTPS://localhost:8443/v1");
+  REQUIRE(tls_local);
+  CHECK(tls_local->name == "127.0.0.1");
+  CHECK(tls_local->server_name == "localhost");
+  CHECK(tls_local->port == 8443);
+  const auto tls_v6 = http1_target("https://[::1]:8443/v1");
+  REQUIRE(tls_v6);
+  CHECK(tls_v6->server_name == "::1");  // checked against the certificate's IP addresses
+  CHECK_FALSE(http1_target("https://user:pw@api.openai.com/v1"));  // credentials: curl's
+  CHECK_FALSE(http1_target("ftp://127.0.0.1/v1"));
+}
+
+TEST_CASE("an https upstream is called over TLS on the loop: kept alive, sessions resumed, peers verified") {
+  testing::trust_test_ca();
+  std::string seen_head;
+  ScriptedServer keeps([&](tcp::socket& s, int) {
+    net::streambuf buffer;
+    while (read_request(s, buffer, &seen_head)) send(s, json_answer());
+  });
+  SUBCASE("one connection and one handshake for a fiber's calls, the request whole") {
+    testing::TlsFront front(keeps.port());
+    std::vector<int> statuses;
+    std::string body;
+    on_fiber([&] {
+      for (int i = 0; i < 5; ++i) {
+        Result<HttpResponse> r = post_over_the_loop(front.url("/v1/chat/completions"), limits());
+        statuses.push_back(r.ok() ? r->status : -1);
+        if (!r.ok()) MESSAGE(r.status().message());
+        if (r.ok()) body = r->body;
+      }
+    });
+    CHECK(statuses == std::vector<int>{200, 200, 200, 200, 200});
+    CHECK(body == kJson);
+    CHECK(front.handshakes() == 1);
+    CHECK(keeps.accepted() == 1);
+    CHECK(seen_head.starts_with("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost:"));
+    CHECK(seen_head.find("Content-Length: 2\r\n") != std::string::npos);
+  }
+  SUBCASE("a server that closes after each answer: each new connection resumes the last session") {
+    ScriptedServer closes([](tcp::socket& s, int) {
+      net::streambuf buffer;
+      if (!read_request(s, buffer)) return;
+      send(s, std::string("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ") +
+                  std::to_string(std::strlen(kJson)) + "\r\n\r\n" + kJson);
+    });
+    testing::TlsFront front(closes.port());
+    std::vector<int> statuses;
+    on_fiber([&] {
+      for (int i = 0; i < 4; ++i) {
+        Result<HttpResponse> r = post_over_the_loop(front.url("/v1"), limits());
+        statuses.push_back(r.ok() ? r->status : -1);
+        if (!r.ok()) MESSAGE(r.status().message());
+      }
+    });
+    CHECK(statuses == std::vector<int>{200, 200, 200, 200});
+    CHECK(front.handshakes() == 4);
+    CHECK(front.resumed() == 3);  // all but the first: abbreviated
+  }
+  SUBCASE("a name is sent as SNI and checked against the certificate") {
+    testing::TlsFront front(keeps.port());
+    const std::string port = std::to_string(front.port());
+    Result<HttpResponse> named = Status::internal("not run");
+    Result<HttpResponse> other = Status::internal("not run");
+    Result<HttpResponse> address = Status::internal("not run");
+    on_fiber([&] {
+      named = post_over_the_loop("https://" + testing::slow_lookup_name(0) + ":" + port + "/v1", limits());
+      other = post_over_the_loop("https://" + testing::slow_lookup_name(1) + ":" + port + "/v1", limits());
+      address = post_over_the_loop("https://127.0.0.1:" + port + "/v1", limits());
+    });
+    REQUIRE_MESSAGE(named.ok(), named.status().message());
+    CHECK(named->status == 200);
+    REQUIRE_FALSE(other.ok());  // the certificate does not name 1.slow-lookup.test
+    CHECK(other.status().code() == Status::Code::kUpstream);
+    CHECK(other.status().message() ==
+          "HTTP transport: TLS with '1.slow-lookup.test': certificate problem: hostname mismatch");
+    REQUIRE_MESSAGE(address.ok(), address.status().message());  // its IP address is in the certificate
+  }
+  SUBCASE("a certificate the trust does not cover is refused, as curl refuses it") {
+    testing::TlsFront stranger(keeps.port(), testing::TlsFront::Certificate::kSelfSigned);
+    Result<HttpResponse> r = Status::internal("not run");
+    on_fiber([&] { r = post_over_the_loop(stranger.url("/v1"), limits()); });
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUpstream);
+    CHECK(r.status().message() == "HTTP transport: TLS with 'localhost': certificate problem: self-signed certificate");
+    CHECK(keeps.accepted() == 0);  // nothing was sent
+    HttpTransport transport;  // curl (off a fiber) refuses it too: the same trust
+    Result<HttpResponse> by_curl = transport.post({stranger.url("/v1"), {}, "{}"}, limits());
+    REQUIRE_FALSE(by_curl.ok());
+    CHECK(by_curl.status().code() == Status::Code::kUpstream);
+  }
+  SUBCASE("curl, off a fiber, trusts what the loop trusts (SSL_CERT_FILE)") {
+    testing::TlsFront front(keeps.port());
+    HttpTransport transport;
+    Result<HttpResponse> r = transport.post({front.url("/v1"), {}, "{}"}, limits());
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    CHECK(r->status == 200);
+    CHECK(r->body == kJson);
+  }
+  SUBCASE("a server that hangs up mid-request: a failure, never SIGPIPE, whatever the host does with that signal") {
+    ScriptedServer hangs_up([](tcp::socket& s, int) {
+      net::streambuf buffer;
+      boost::system::error_code ec;
+      net::read_until(s, buffer, "\r\n\r\n", ec);  // the head, then gone with the body unread
+    });
+    testing::TlsFront front(hangs_up.port());
+    const auto old = std::signal(SIGPIPE, SIG_DFL);  // as an embedding host may leave it: fatal
+    Result<HttpResponse> r = Status::internal("not run");
+    on_fiber([&] {
+      r = post_on_loop(*switchboard::async::Fiber::current(), *http1_target(front.url("/v1")),
+                       {front.url("/v1"), {}, std::string(32 << 20, 'x')}, limits(), BodySink(), CallBounds());
+    });
+    std::signal(SIGPIPE, old);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Status::Code::kUnavailable);
+    CHECK(r.status().message().starts_with("connection broke: "));
+  }
+  SUBCASE("a server that does not speak TLS: the handshake fails, and a silent one times out") {
+    ScriptedServer speaks_http([](tcp::socket& s, int) {
+      char hello[64];
+      boost::system::error_code ec;
+      s.read_some(net::buffer(hello), ec);
+      send(s, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");  // as a plain server answers a ClientHello
+    });
+    Result<HttpResponse> plain = Status::internal("not run");
+    on_fiber([&] { plain = post_over_the_loop("https://127.0.0.1:" + std::to_string(speaks_http.port()) + "/v1", limits()); });
+    REQUIRE_FALSE(plain.ok());
+    CHECK(plain.status().code() == Status::Code::kUnavailable);
+    CHECK(plain.status().message().starts_with("connection broke: TLS handshake with '127.0.0.1': "));
+
+    ScriptedServer silent([](tcp::socket& s, int) {
+      char byte;
+      boost::system::error_code ec;
+      s.read_some(net::buffer(&byte, 1), ec);  // the ClientHello's first byte, then nothing
+      std::this_thread::sleep_for(milliseconds(600));
+    });
+    CallSettings settings = limits();
+    settings.connect_timeout = milliseconds(200);
+    Result<HttpResponse> r = Status::internal("not run");
+    const auto start = std::chrono::steady_clock::now();
+    on_fiber([&] { r = post_over_the_loop("https://127.0.0.1:" + std::to_string(silent.port()) + "/v1", settings); });
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message() == "not connected within 200 ms (connect_timeout_ms)");  // the handshake counts, as curl's
+    CHECK(std::chrono::steady_clock::now() - start < milliseconds(550));
+  }
 }
 
 TEST_CASE("a named upstream is looked up on the loop when a connection opens, and its addresses tried in turn") {

@@ -16,6 +16,7 @@
 #include "async/resolve.h"
 #include "async/socket_wait.h"
 #include "providers/http1_response.h"
+#include "providers/tls_client.h"
 #include "util/ascii.h"
 
 namespace switchboard {
@@ -30,22 +31,27 @@ using std::chrono::milliseconds;
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kHeadLimit = 64 * 1024;  // a response head larger than this is garbage
+// A TLS request this size or smaller goes out as one write (and one record).
+constexpr std::size_t kJoinedSendLimit = 16 * 1024;
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 
 
-// Whether the environment names a proxy: then every call is curl's, which
-// applies the proxy and its no_proxy exceptions.
-bool proxy_configured() {
-  static const bool configured = [] {
-    for (const char* name : {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"}) {
+// Whether the environment names a proxy for http:// (`tls` false) or
+// https:// URLs: then those calls are curl's, which applies the proxy and its
+// no_proxy exceptions.
+bool proxy_configured(bool tls) {
+  const auto any_set = [](std::initializer_list<const char*> names) {
+    for (const char* name : names) {
       const char* value = std::getenv(name);
       if (value != nullptr && *value != '\0') return true;
     }
     return false;
-  }();
-  return configured;
+  };
+  static const bool for_http = any_set({"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"});
+  static const bool for_https = any_set({"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"});
+  return tls ? for_https : for_http;
 }
 
 // A host name as DNS and /etc/hosts spell them (letters, digits, '-', '_',
@@ -250,7 +256,7 @@ class Waiter {
 };
 
 // The request's head: request line, Host, the caller's headers, the length.
-std::string request_head(const PlainHttpTarget& target, const HttpRequest& request) {
+std::string request_head(const Http1Target& target, const HttpRequest& request) {
   std::string head;
   head.reserve(256 + request.headers.size() * 48);
   head += "POST ";
@@ -311,33 +317,90 @@ Status connect_to(tcp::socket& socket, const tcp::endpoint& endpoint, Waiter& wa
   return Status();
 }
 
-// Connects `socket` to the target: its name looked up (an IP address is
-// its own), then each of its addresses tried in turn until one connects or
-// a limit falls due. The lookup counts against the connect timeout, as
-// curl's does. The last failure is the result.
-Status connect(tcp::socket& socket, const PlainHttpTarget& target, Waiter& waiter) {
+// Runs the TLS operation `op` on `c` until it is done or fails, waiting on
+// the socket whenever TLS asks to (for bytes to read, or room to write). Its
+// result: > 0 done; else failed (SSL_get_error says how), or a limit fell due
+// first (`due` not ok).
+template <class Op>
+int tls_operation(async::Connection& c, Waiter& waiter, Status& due, Op&& op) {
+  for (;;) {
+    ERR_clear_error();
+    const int result = op();
+    if (result > 0) return result;
+    const int error = SSL_get_error(c.tls.get(), result);
+    if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) return result;
+    due = waiter.wait(c.socket, error == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write);
+    if (!due.ok()) return 0;
+  }
+}
+
+// Connects `c` to the target: its name looked up (an IP address is its own),
+// then each of its addresses tried in turn until one connects or a limit
+// falls due; the lookup counts against the connect timeout, as curl's does,
+// and the last failure is the result. Over https, the TLS handshake follows
+// (resuming `session` when not null), within the same timeout, as curl's.
+Status connect(async::Connection& c, const Http1Target& target, SSL_SESSION* session, Waiter& waiter) {
   Result<async::Endpoints> endpoints = waiter.resolve(target.name, target.port);
   if (!endpoints.ok()) return endpoints.status();
   Status failure;
   for (const tcp::endpoint& endpoint : *endpoints) {
-    if (socket.is_open()) {
+    if (c.socket.is_open()) {
       error_code ignored;
-      socket.close(ignored);
+      c.socket.close(ignored);
     }
-    failure = connect_to(socket, endpoint, waiter);
+    failure = connect_to(c.socket, endpoint, waiter);
     if (failure.ok() || !waiter.overdue().ok()) break;
   }
-  return failure;
+  if (!failure.ok() || !target.tls) return failure;
+
+  Result<async::Tls> tls = tls_client(c.socket.native_handle(), target.server_name, session);
+  if (!tls.ok()) return tls.status();
+  c.tls = std::move(*tls);
+  Status due;
+  const int shook = tls_operation(c, waiter, due, [&] { return SSL_connect(c.tls.get()); });
+  if (!due.ok()) return due;
+  if (shook > 0) return Status();
+  bool refused = false;
+  const std::string why = tls_failure(c.tls.get(), shook, refused);
+  // As curl's: a refused certificate is no passing fault; a broken handshake may be.
+  if (refused) return Status::upstream("HTTP transport: TLS with '" + target.server_name + "': " + why);
+  return Status::unavailable("connection broke: TLS handshake with '" + target.server_name + "': " + why);
 }
 
-// Sends the request and reads its answer on `socket` into `answer`.
-Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, const std::string& body, Waiter& waiter,
-                 Answer& answer, bool& keep, Status& failure) {
-  keep = false;
-  // The request, in gathered writes.
-  waiter.enter(Waiter::Phase::kSending, Clock::now());
+// Sends `head` and `body` on `c`, in gathered writes (TLS: one record when
+// they are small, else two writes). A limit falling due is the result; the
+// send's own failure is `broken` (why), after `sent` bytes.
+Status send_request(async::Connection& c, const std::string& head, const std::string& body, Waiter& waiter,
+                    std::size_t& sent, std::string& broken) {
+  sent = 0;
+  if (c.tls != nullptr) {
+    std::string joined;
+    std::array<const std::string*, 2> parts = {&head, &body};
+    if (head.size() + body.size() <= kJoinedSendLimit) {
+      joined.reserve(head.size() + body.size());
+      joined.append(head).append(body);
+      parts = {&joined, nullptr};
+    }
+    for (const std::string* part : parts) {
+      for (std::size_t at = 0; part != nullptr && at < part->size();) {
+        std::size_t written = 0;
+        Status due;
+        const int wrote = tls_operation(c, waiter, due, [&] {
+          return SSL_write_ex(c.tls.get(), part->data() + at, part->size() - at, &written);
+        });
+        if (!due.ok()) return due;
+        if (wrote <= 0) {
+          bool refused = false;
+          broken = tls_failure(c.tls.get(), wrote, refused);
+          return Status();
+        }
+        at += written;
+        sent += written;
+      }
+    }
+    return Status();
+  }
   const std::size_t total = head.size() + body.size();
-  std::size_t sent = 0;
   while (sent < total) {
     std::array<net::const_buffer, 2> pieces;
     if (sent < head.size()) {
@@ -346,20 +409,86 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
       pieces = {net::buffer(body) + (sent - head.size()), net::const_buffer()};
     }
     error_code ec;
-    const std::size_t n = socket.write_some(pieces, ec);
+    const std::size_t n = c.socket.write_some(pieces, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
-      if (Status s = waiter.wait(socket, tcp::socket::wait_write); !s.ok()) {
-        failure = std::move(s);
-        return Outcome::kFailed;
-      }
+      if (Status s = waiter.wait(c.socket, tcp::socket::wait_write); !s.ok()) return s;
       continue;
     }
     if (ec) {
-      if (reused && sent == 0) return Outcome::kStaleReuse;
-      failure = Status::unavailable("connection broke: sending the request: " + ec.message());
-      return Outcome::kFailed;
+      broken = ec.message();
+      return Status();
     }
     sent += n;
+  }
+  return Status();
+}
+
+// What one read brought: bytes (n > 0), the end of the stream, or a failure.
+struct Received {
+  std::size_t n = 0;
+  bool end = false;
+  std::string broken;  // why the read failed
+};
+
+// Reads what `c` has into `buffer`: the bytes waiting, or the first to
+// arrive. `drained` says whether the socket is most likely empty: at first
+// (the answer takes the upstream's time), and after a read that did not fill
+// the buffer; then a plain socket's read waits as it reads (Waiter::read),
+// else a read is tried first. TLS always tries first (it may hold bytes it
+// read already). A limit falling due is the result.
+Status receive(async::Connection& c, net::mutable_buffer buffer, bool& drained, Waiter& waiter, Received& got) {
+  got = Received();
+  if (c.tls != nullptr) {
+    Status due;
+    const int read = tls_operation(
+        c, waiter, due, [&] { return SSL_read_ex(c.tls.get(), buffer.data(), buffer.size(), &got.n); });
+    if (!due.ok()) return due;
+    if (read > 0) return Status();
+    got.n = 0;
+    if (SSL_get_error(c.tls.get(), read) == SSL_ERROR_ZERO_RETURN) {
+      got.end = true;  // close_notify, or a close without one (SSL_OP_IGNORE_UNEXPECTED_EOF)
+    } else {
+      bool refused = false;
+      got.broken = tls_failure(c.tls.get(), read, refused);
+    }
+    return Status();
+  }
+  for (;;) {
+    error_code ec;
+    if (drained) {
+      if (Status s = waiter.read(c.socket, buffer, ec, got.n); !s.ok()) return s;
+    } else {
+      got.n = c.socket.read_some(buffer, ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        drained = true;
+        continue;
+      }
+    }
+    drained = got.n < buffer.size();
+    if (ec == net::error::eof) {
+      got.end = true;
+    } else if (ec) {
+      got.broken = ec.message();
+    }
+    return Status();
+  }
+}
+
+// Sends the request and reads its answer on `c` into `answer`.
+Outcome exchange(async::Connection& c, bool reused, const std::string& head, const std::string& body, Waiter& waiter,
+                 Answer& answer, bool& keep, Status& failure) {
+  keep = false;
+  waiter.enter(Waiter::Phase::kSending, Clock::now());
+  std::size_t sent = 0;
+  std::string broken;
+  if (Status s = send_request(c, head, body, waiter, sent, broken); !s.ok()) {
+    failure = std::move(s);
+    return Outcome::kFailed;
+  }
+  if (!broken.empty()) {
+    if (reused && sent == 0) return Outcome::kStaleReuse;
+    failure = Status::unavailable("connection broke: sending the request: " + broken);
+    return Outcome::kFailed;
   }
   waiter.enter(Waiter::Phase::kAwaitingFirstByte, Clock::now());
 
@@ -367,28 +496,14 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
   Http1Response parser(answer, kHeadLimit);
   std::array<char, kReadChunk> chunk;  // each read's bytes (on the fiber's stack)
   bool any_byte = false;
-  // Whether the socket is most likely empty: at first (the answer takes the
-  // upstream's time), and after a read that did not fill the chunk. Then the
-  // read waits as it reads (Waiter::read); else a plain read comes first.
   bool drained = true;
   for (;;) {
-    // Read more.
-    error_code ec;
-    std::size_t n = 0;
-    if (drained) {
-      if (Status s = waiter.read(socket, net::buffer(chunk), ec, n); !s.ok()) {
-        failure = std::move(s);
-        return Outcome::kFailed;
-      }
-    } else {
-      n = socket.read_some(net::buffer(chunk), ec);
-      if (ec == net::error::would_block || ec == net::error::try_again) {
-        drained = true;
-        continue;
-      }
+    Received got;
+    if (Status s = receive(c, net::buffer(chunk), drained, waiter, got); !s.ok()) {
+      failure = std::move(s);
+      return Outcome::kFailed;
     }
-    drained = n < chunk.size();
-    if (ec == net::error::eof) {
+    if (got.end) {
       parser.end_of_input();
       if (parser.done()) return Outcome::kDone;  // a body that ends with the connection
       if (reused && !any_byte) return Outcome::kStaleReuse;
@@ -396,9 +511,9 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
                                              : "connection broke: the server closed the connection without an answer");
       return Outcome::kFailed;
     }
-    if (ec) {
+    if (!got.broken.empty()) {
       if (reused && !any_byte) return Outcome::kStaleReuse;
-      failure = Status::unavailable("connection broke: " + ec.message());
+      failure = Status::unavailable("connection broke: " + got.broken);
       return Outcome::kFailed;
     }
     const Clock::time_point now = Clock::now();
@@ -408,7 +523,7 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
       waiter.enter(Waiter::Phase::kReading, now);
     }
     waiter.byte_at(now);
-    const std::size_t used = parser.feed(std::string_view(chunk.data(), n));
+    const std::size_t used = parser.feed(std::string_view(chunk.data(), got.n));
     if (parser.failed()) {
       switch (answer.abort) {
         case Abort::kOversize:
@@ -435,7 +550,8 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
       return Outcome::kDone;  // the sink had enough: the connection closes
     }
     if (parser.done()) {
-      keep = parser.keep_alive() && used == n;  // bytes past the answer: the connection is not reusable
+      // Bytes past the answer (read, or held by TLS): the connection is not reusable.
+      keep = parser.keep_alive() && used == got.n && (c.tls == nullptr || SSL_pending(c.tls.get()) == 0);
       return Outcome::kDone;
     }
   }
@@ -443,10 +559,12 @@ Outcome exchange(tcp::socket& socket, bool reused, const std::string& head, cons
 
 }  // namespace
 
-std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (!istarts_with(url, kScheme) || proxy_configured()) return std::nullopt;
-  std::string_view rest = url.substr(kScheme.size());
+std::optional<Http1Target> http1_target(std::string_view url) {
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  const bool tls = istarts_with(url, kHttps);
+  if ((!tls && !istarts_with(url, kHttp)) || proxy_configured(tls)) return std::nullopt;
+  std::string_view rest = url.substr(tls ? kHttps.size() : kHttp.size());
   if (const std::size_t hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
   const std::string_view authority = rest.substr(0, rest.find_first_of("/?"));
   std::string_view path = rest.substr(authority.size());
@@ -466,7 +584,7 @@ std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
     host = authority.substr(0, colon);
     port_text = authority.substr(colon + 1);
   }
-  unsigned port = 80;
+  unsigned port = tls ? 443 : 80;
   if (!port_text.empty()) {
     if (port_text.size() > 5) return std::nullopt;
     port = 0;
@@ -476,7 +594,7 @@ std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
     }
     if (port == 0 || port > 65535) return std::nullopt;
   }
-  PlainHttpTarget target;
+  Http1Target target;
   if (iequals(host, "localhost")) {
     target.name = "127.0.0.1";
   } else if (authority.front() == '[') {
@@ -489,13 +607,16 @@ std::optional<PlainHttpTarget> plain_http_target(std::string_view url) {
   } else {
     return std::nullopt;  // curl's to refuse
   }
+  target.tls = tls;
+  target.server_name = host;
   target.port = static_cast<std::uint16_t>(port);
   target.host = std::string(authority);
+  target.upstream = std::string(tls ? kHttps : kHttp) + target.host;
   target.target = path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
   return target;
 }
 
-Result<HttpResponse> post_on_loop(async::Fiber& fiber, const PlainHttpTarget& target, const HttpRequest& request,
+Result<HttpResponse> post_on_loop(async::Fiber& fiber, const Http1Target& target, const HttpRequest& request,
                                   const CallSettings& limits, const BodySink& on_body, const CallBounds& bounds) {
   Answer answer;
   answer.limits = &limits;
@@ -506,30 +627,31 @@ Result<HttpResponse> post_on_loop(async::Fiber& fiber, const PlainHttpTarget& ta
   const std::string head = request_head(target, request);
 
   for (int attempt = 0;; ++attempt) {
-    tcp::socket socket(fiber.loop().io());
+    async::Connection c{tcp::socket(fiber.loop().io())};
     bool reused = false;
     if (attempt == 0) {
-      if (std::optional<tcp::socket> kept = pool.take(target.host)) {
-        socket = std::move(*kept);
+      if (std::optional<async::Connection> kept = pool.take(target.upstream)) {
+        c = std::move(*kept);
         reused = true;
       }
     }
     if (!reused) {
       waiter.enter(Waiter::Phase::kConnecting, Clock::now());
-      if (Status s = connect(socket, target, waiter); !s.ok()) return s;
+      if (Status s = connect(c, target, pool.session(target.upstream), waiter); !s.ok()) return s;
     }
     bool keep = false;
     Status failure;
-    const Outcome outcome = exchange(socket, reused, head, request.body, waiter, answer, keep, failure);
+    const Outcome outcome = exchange(c, reused, head, request.body, waiter, answer, keep, failure);
     if (outcome == Outcome::kStaleReuse) {  // a fresh connection, once (attempt 1 takes none from the pool)
-      pool.closed_unannounced(target.host);
+      pool.closed_unannounced(target.upstream);
       continue;
     }
-    if (outcome == Outcome::kFailed) return failure;  // the socket closes here: the upstream sees the call end
+    if (outcome == Outcome::kFailed) return failure;  // the connection closes here: the upstream sees the call end
     answer.response.total = std::chrono::duration_cast<milliseconds>(Clock::now() - answer.start);
     answer.response.stopped = answer.abort == Abort::kSink;
     if (!answer.head_filled) answer.fill_head();
-    if (keep && !answer.response.stopped) pool.give_back(target.host, std::move(socket));
+    if (c.tls != nullptr && !reused) pool.remember_session(target.upstream, c.tls.get());
+    if (keep && !answer.response.stopped) pool.give_back(target.upstream, std::move(c));
     return std::move(answer.response);
   }
 }

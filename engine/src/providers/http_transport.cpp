@@ -15,6 +15,7 @@
 #include "async/fiber.h"
 #include "providers/http1_on_loop.h"
 #include "providers/rate_limits.h"
+#include "providers/tls_client.h"
 #include "util/ascii.h"
 
 namespace switchboard {
@@ -427,7 +428,7 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   }
   async::Fiber* const fiber = async::Fiber::current();
   if (fiber != nullptr) {
-    if (std::optional<PlainHttpTarget> target = plain_http_target(request.url)) {
+    if (std::optional<Http1Target> target = http1_target(request.url)) {
       return post_on_loop(*fiber, *target, request, limits, on_body, bounds);
     }
   }
@@ -473,6 +474,10 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+  // The loop's TLS client trusts the same (tls_client.h); unset, curl's own store.
+  const std::optional<TlsTrust> trust = tls_trust_from_environment();
+  curl_easy_setopt(h, CURLOPT_CAINFO, trust && !trust->file.empty() ? trust->file.c_str() : nullptr);
+  curl_easy_setopt(h, CURLOPT_CAPATH, trust && !trust->dir.empty() ? trust->dir.c_str() : nullptr);
 
   t.start = Clock::now();
   t.last_byte_at = t.start;

@@ -5,16 +5,19 @@
 // a fiber (FiberLoop, fiber_loop.h), the call runs on the loop's multi,
 // driven by the loop's reactor and timers, and the fiber waits instead of
 // the thread; the loop's connection cache serves every fiber on its thread.
-// A plain http:// call to an IP address or localhost on a fiber skips curl:
-// the loop's own HTTP/1.1 client takes it (http1_on_loop.h), same contract.
+// An http:// or https:// call on a fiber skips curl unless a proxy or
+// credentials in the URL need it: the loop's own HTTP/1.1 client takes it
+// (http1_on_loop.h), same contract.
 //
 // One transport may serve many clients and threads. It keeps a pool of curl
 // easy handles (a mutex-guarded free list); a handle keeps its connections
 // open between calls, so consecutive calls to one host reuse a kept-alive
-// connection and TLS session. TLS uses curl's defaults (the system CA store,
-// peer and host verification on). Proxies come from the usual environment
-// variables (http_proxy, https_proxy, all_proxy, no_proxy): curl's default
-// behaviour, which this file does not change.
+// connection and TLS session. TLS uses curl's defaults (peer and host
+// verification on), trusting the CA bundle SSL_CERT_FILE names and the
+// directory SSL_CERT_DIR names when either is set, else curl's own store
+// (tls_client.h: the loop's client trusts the same). Proxies come from the
+// usual environment variables (http_proxy, https_proxy, all_proxy,
+// no_proxy): curl's default behaviour, which this file does not change.
 //
 // Failures are values, and a message names the limit that was hit:
 //   unavailable  refused or reset connections, DNS failures, every timeout

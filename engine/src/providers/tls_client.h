@@ -1,0 +1,44 @@
+// TLS for the upstream calls: what certificates are trusted, and the TLS
+// client the loop's HTTP/1.1 client (http1_on_loop.h) runs over a connected
+// socket.
+//
+// Trust is the same whichever path a call takes: the bundle that
+// SSL_CERT_FILE names and the directory SSL_CERT_DIR names when either is set
+// (as OpenSSL's tools and the curl tool read them; a private CA for a
+// self-hosted server), else libcurl's own CA bundle and directory (Debian's:
+// the system store), else OpenSSL's defaults. Peers are verified, and so is
+// the name: the URL's host name against the certificate's names, an IP
+// address against its IP addresses. TLS 1.2 or later; ALPN offers http/1.1
+// only (the loop's client speaks nothing else).
+//
+// The client context is made once per process, on first use, from the
+// environment as it is then.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "async/connection_pool.h"
+#include "switchboard/status.h"
+
+namespace switchboard {
+
+// SSL_CERT_FILE and SSL_CERT_DIR, as they are now ("" when unset).
+struct TlsTrust {
+  std::string file;
+  std::string dir;
+};
+std::optional<TlsTrust> tls_trust_from_environment();
+
+// A TLS client, not yet connected, over the connected socket `fd` (which it
+// never closes), to `server_name` (a host name: sent as SNI and checked
+// against the certificate; or an IP address, checked against its IP
+// addresses), resuming `resume` when not null (borrowed).
+Result<async::Tls> tls_client(int fd, const std::string& server_name, SSL_SESSION* resume);
+
+// Why `tls`'s last operation, which returned `result`, failed: the
+// certificate check's verdict when it refused the peer, else OpenSSL's
+// reason (the error queue is cleared). `certificate_refused` tells which.
+std::string tls_failure(SSL* tls, int result, bool& certificate_refused);
+
+}  // namespace switchboard
