@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -204,6 +205,11 @@ void TlsFront::pass_on(int client) {
     ::close(client);
     return;
   }
+  // No Nagle delay on either side: a client that sends its request in two
+  // records must not wait for a delayed acknowledgement here.
+  const int one = 1;
+  ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(backend, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   char buffer[16 * 1024];
   while (!stopping_) {
     pollfd fds[2] = {{client, POLLIN, 0}, {backend, POLLIN, 0}};

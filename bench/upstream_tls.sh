@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The cost of an https upstream, on the gateway's two paths, in the same run:
+#   loop  the I/O thread's own HTTP/1.1 client with OpenSSL (the default),
+#   curl  libcurl's multi interface on the same loop (forced by an
+#         https_proxy that no_proxy='*' then bypasses: curl's path, no proxy).
+# The fake provider sits behind its TLS front (fake_provider --tls 1: a test
+# CA the gateway trusts through SSL_CERT_FILE). Each path gets a 2 s warm-up,
+# then wrk at 1 connection and at 16, POST /v1/chat/completions not streamed;
+# prints requests/s, p50/p99 and the gateway's CPU per request (its
+# /proc/PID/stat user and system time over the row, divided by the requests),
+# and loop/curl ratios. A measurement, not a test: nothing here asserts a time.
+# The TLS front is a test's (a thread per connection): it caps both paths the
+# same, and its CPU is not the gateway's.
+#
+#   bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+DURATION=5
+BUILD="$ROOT/build"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=${2:?--duration takes seconds}; shift 2 ;;
+    --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
+    *) echo "usage: bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR]" >&2; exit 2 ;;
+  esac
+done
+say() { echo "upstream_tls: $*" >&2; }
+GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
+FAKE="$BUILD/tests/fake_provider"
+for p in "$GATEWAY" "$FAKE"; do
+  [ -x "$p" ] || { say "$p is missing: build first (bash scripts/build.sh)"; exit 1; }
+done
+if ! command -v wrk >/dev/null; then
+  say "installing wrk (Debian)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >&2
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-tls.XXXXXX")
+PIDS=()
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits until file $1 has $2 lines while process $3 lives.
+wait_for_lines() {
+  for _ in $(seq 200); do
+    [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    kill -0 "$3" 2>/dev/null || { say "$(basename "$1" .out) exited early: $(cat "${1%.out}.err")"; return 1; }
+    sleep 0.05
+  done
+  say "$(basename "$1" .out) printed nothing in 10 s"
+  return 1
+}
+
+"$FAKE" --port 0 --tls 1 >"$WORK/fake.out" 2>"$WORK/fake.err" &
+PIDS+=($!)
+wait_for_lines "$WORK/fake.out" 2 "${PIDS[-1]}"
+line=$(sed -n 2p "$WORK/fake.out")  # https on localhost:PORT, trusting FILE
+TLS_PORT=$(echo "$line" | sed -n 's/^https on localhost:\([0-9]*\),.*/\1/p')
+CA_FILE=${line##*trusting }
+
+cp "$ROOT/prices.toml" "$WORK/prices.toml"
+cat >"$WORK/rules.lua" <<'LUA'
+-- format/summarize/extract -> cheap; everything else -> premium.
+local CHEAP_ROLES = { format = true, summarize = true, extract = true }
+function classify(step, ctx)
+  if CHEAP_ROLES[step.role] then return { tier = "cheap", reason = "mechanical role" } end
+  return { tier = "premium", reason = "everything else" }
+end
+LUA
+
+# run_path NAME [ENV...]: a gateway with ENV, warmed up, then the two rows.
+run_path() {
+  local name=$1 c
+  shift
+  mkdir -p "$WORK/$name"
+  cp "$WORK/prices.toml" "$WORK/rules.lua" "$WORK/$name/"
+  cat >"$WORK/$name/switchboard.toml" <<TOML
+[routing]
+price_catalog = "prices.toml"
+premium_tier = "premium"
+
+[calls]
+max_attempts = 1
+
+[models.gpt-5-mini]
+provider = "openai"
+endpoint = "https://localhost:$TLS_PORT/v1"
+api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
+context_window = 400_000
+default_output_tokens = 16
+
+[models.gpt-5]
+provider = "openai"
+endpoint = "https://localhost:$TLS_PORT/v1"
+api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
+context_window = 400_000
+default_output_tokens = 16
+
+[tiers.cheap]
+models = ["gpt-5-mini"]
+
+[tiers.premium]
+models = ["gpt-5"]
+
+[workloads.default]
+rules = "rules.lua"
+fallback_tier = "cheap"
+
+[gateway]
+ledger = "ledger.db"
+max_upstream_calls = 1024
+TOML
+  (cd "$WORK/$name" && exec env "$@" SSL_CERT_FILE="$CA_FILE" SWITCHBOARD_BENCH_UPSTREAM_KEY=sk-mock \
+    "$GATEWAY" --config switchboard.toml --listen 127.0.0.1:0 >gateway.out 2>gateway.err) &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_for_lines "$WORK/$name/gateway.out" 1 "$pid"
+  local url="http://127.0.0.1:$(head -n 1 "$WORK/$name/gateway.out" | sed 's/.*://')"
+  local status
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+    --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' "$url/v1/chat/completions")
+  [ "$status" = 200 ] || { say "$name: the gateway answered $status: $(tail -n 3 "$WORK/$name/gateway.err")"; exit 1; }
+  say "warming up $name"
+  TARGET=switchboard wrk -t2 -c16 -d2s --timeout 5s -s "$ROOT/bench/gateway-chat.lua" "$url" >/dev/null
+  for c in 1 16; do
+    say "measuring $name: $c connection(s), ${DURATION} s"
+    local before after
+    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    TARGET=switchboard RESULT_FILE="$WORK/$name-c$c.json" \
+      wrk -t"$([ "$c" -eq 1 ] && echo 1 || echo 2)" -c"$c" -d"${DURATION}s" --timeout 5s \
+      -s "$ROOT/bench/gateway-chat.lua" "$url" >/dev/null
+    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    echo "$((after - before))" >"$WORK/$name-c$c.ticks"
+  done
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+run_path loop
+run_path curl https_proxy=http://127.0.0.1:9 no_proxy='*'
+
+python3 - "$WORK" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+work, hz = sys.argv[1], int(sys.argv[2])
+rows = {}
+for name in ("loop", "curl"):
+    for c in (1, 16):
+        r = json.load(open(f"{work}/{name}-c{c}.json"))
+        ticks = int(open(f"{work}/{name}-c{c}.ticks").read())
+        r["cpu_us"] = ticks / hz / max(r["requests"], 1) * 1e6
+        rows[(name, c)] = r
+print("https upstream (fake provider behind a TLS front), switchboard-gateway's two paths")
+print(f"{'path':<6}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
+for (name, c), r in rows.items():
+    print(f"{name:<6}{c:>6}{r['rps']:>10.0f}{r['p50_us']/1000:>9.3f}{r['p99_us']/1000:>9.3f}{r['cpu_us']:>12.0f}")
+for c in (1, 16):
+    loop, curl = rows[("loop", c)], rows[("curl", c)]
+    print(f"{c} conn(s): loop/curl throughput {loop['rps']/curl['rps']:.2f}x, "
+          f"CPU per request {loop['cpu_us']/curl['cpu_us']:.2f}x, p50 {loop['p50_us']/curl['p50_us']:.2f}x")
+PY
