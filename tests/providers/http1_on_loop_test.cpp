@@ -351,6 +351,21 @@ TEST_CASE("an https upstream is called over TLS on the loop: kept alive, session
     CHECK(front.handshakes() == 4);
     CHECK(front.resumed() == 3);  // all but the first: abbreviated
   }
+  SUBCASE("a kept connection idle long enough to be peeked at: TLS records without data leave it usable") {
+    testing::TlsFront front(keeps.port(), testing::TlsFront::Certificate::kTestCa,
+                            testing::TlsFront::WhenIdle::kKeyUpdate);
+    std::vector<int> statuses;
+    on_fiber([&] {
+      for (int i = 0; i < 2; ++i) {
+        if (i > 0) std::this_thread::sleep_for(async::ConnectionPool::kFreshFor + milliseconds(200));
+        Result<HttpResponse> r = post_over_the_loop(front.url("/v1"), limits());
+        statuses.push_back(r.ok() ? r->status : -1);
+        if (!r.ok()) MESSAGE(r.status().message());
+      }
+    });
+    CHECK(statuses == std::vector<int>{200, 200});
+    CHECK(front.handshakes() == 1);  // the KeyUpdate waiting on it was read, not taken for an answer
+  }
   SUBCASE("a name is sent as SNI and checked against the certificate") {
     testing::TlsFront front(keeps.port());
     const std::string port = std::to_string(front.port());

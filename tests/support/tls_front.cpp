@@ -133,8 +133,8 @@ struct TlsFront::Context {
   std::unique_ptr<SSL_CTX, Free> ctx;
 };
 
-TlsFront::TlsFront(unsigned short backend_port, Certificate certificate)
-    : context_(std::make_unique<Context>()), backend_port_(backend_port) {
+TlsFront::TlsFront(unsigned short backend_port, Certificate certificate, WhenIdle when_idle)
+    : context_(std::make_unique<Context>()), backend_port_(backend_port), when_idle_(when_idle) {
   trust_test_ca();
   Authority& made = authority();
   context_->ctx.reset(SSL_CTX_new(TLS_server_method()));
@@ -211,10 +211,19 @@ void TlsFront::pass_on(int client) {
   ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(backend, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   char buffer[16 * 1024];
+  bool idle_said = false;  // this idle spell's KeyUpdate went out
   while (!stopping_) {
     pollfd fds[2] = {{client, POLLIN, 0}, {backend, POLLIN, 0}};
     const bool pending = SSL_pending(ssl.get()) > 0;
-    if (!pending && ::poll(fds, 2, 50) <= 0) continue;
+    if (!pending && ::poll(fds, 2, 50) <= 0) {
+      if (when_idle_ == WhenIdle::kKeyUpdate && !idle_said) {
+        idle_said = true;
+        SSL_key_update(ssl.get(), SSL_KEY_UPDATE_NOT_REQUESTED);
+        SSL_do_handshake(ssl.get());  // sends it
+      }
+      continue;
+    }
+    idle_said = false;
     if (pending || (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       const int n = SSL_read(ssl.get(), buffer, sizeof buffer);
       if (n <= 0) break;  // the client closed

@@ -28,9 +28,16 @@ class TlsFront {
     kSelfSigned,  // a stranger's: self-signed, for localhost
   };
 
+  // What the front sends on a connection that has been idle for 50 ms.
+  enum class WhenIdle {
+    kNothing,
+    kKeyUpdate,  // a TLS 1.3 KeyUpdate (once per idle spell): bytes that carry no data
+  };
+
   // Listens on 127.0.0.1 (a free port) and passes every connection on to
   // 127.0.0.1:`backend_port`.
-  explicit TlsFront(unsigned short backend_port, Certificate certificate = Certificate::kTestCa);
+  explicit TlsFront(unsigned short backend_port, Certificate certificate = Certificate::kTestCa,
+                    WhenIdle when_idle = WhenIdle::kNothing);
   ~TlsFront();
   TlsFront(const TlsFront&) = delete;
   TlsFront& operator=(const TlsFront&) = delete;
@@ -50,6 +57,7 @@ class TlsFront {
   struct Context;
   std::unique_ptr<Context> context_;
   unsigned short backend_port_;
+  WhenIdle when_idle_;
   unsigned short port_ = 0;
   int listener_ = -1;
   std::atomic<bool> stopping_{false};

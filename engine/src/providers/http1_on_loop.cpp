@@ -434,11 +434,19 @@ struct Received {
 // arrive. `drained` says whether the socket is most likely empty: at first
 // (the answer takes the upstream's time), and after a read that did not fill
 // the buffer; then a plain socket's read waits as it reads (Waiter::read),
-// else a read is tried first. TLS always tries first (it may hold bytes it
-// read already). A limit falling due is the result.
+// else a read is tried first. TLS waits first only for the answer's first
+// bytes (unless it holds some already), then always tries a read first: a
+// read returns one record, whatever is left in the socket. A limit falling
+// due is the result.
 Status receive(async::Connection& c, net::mutable_buffer buffer, bool& drained, Waiter& waiter, Received& got) {
   got = Received();
   if (c.tls != nullptr) {
+    if (drained) {
+      drained = false;
+      if (SSL_has_pending(c.tls.get()) == 0) {
+        if (Status s = waiter.wait(c.socket, tcp::socket::wait_read); !s.ok()) return s;
+      }
+    }
     Status due;
     const int read = tls_operation(
         c, waiter, due, [&] { return SSL_read_ex(c.tls.get(), buffer.data(), buffer.size(), &got.n); });
