@@ -43,6 +43,7 @@
 # Needs wrk (installed from Debian if missing), node and npm for (c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/gateway_config.sh"
 
 DURATION=10
 JSON=0
@@ -184,57 +185,9 @@ measure direct "$FAKE_URL" direct
 measure_stream direct "$FAKE_URL" direct
 
 # ---------------------------------------------------------------- (b) switchboard-gateway
-mkdir -p "$WORK/switchboard"
-cp "$ROOT/prices.toml" "$WORK/switchboard/prices.toml"
-cat >"$WORK/switchboard/rules.lua" <<'LUA'
--- format/summarize/extract -> cheap; everything else -> premium.
-local CHEAP_ROLES = { format = true, summarize = true, extract = true }
-function classify(step, ctx)
-  if CHEAP_ROLES[step.role] then return { tier = "cheap", reason = "mechanical role" } end
-  return { tier = "premium", reason = "everything else" }
-end
-LUA
+bench_gateway_folder "$WORK/switchboard"
 # The gateway's config (b); (s1) and (sN) add caps and [state] to it.
-switchboard_config() {
-  cat <<TOML
-[routing]
-price_catalog = "prices.toml"
-premium_tier = "premium"
-
-[calls]
-max_attempts = 1
-
-[models.gpt-5-mini]
-provider = "openai"
-endpoint = "$FAKE_URL/v1"
-api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
-context_window = 400_000
-default_output_tokens = 16
-
-[models.gpt-5]
-provider = "openai"
-endpoint = "$FAKE_URL/v1"
-api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
-context_window = 400_000
-default_output_tokens = 16
-
-[tiers.cheap]
-models = ["gpt-5-mini"]
-
-[tiers.premium]
-models = ["gpt-5"]
-
-[workloads.default]
-rules = "rules.lua"
-fallback_tier = "cheap"
-${1:+budget_usd = $1}
-
-[gateway]
-ledger = "ledger.db"
-max_upstream_calls = 1024
-${BUSY_POLL:+busy_poll_us = $BUSY_POLL}
-TOML
-}
+switchboard_config() { bench_gateway_config "$FAKE_URL/v1" "${1:-}" "$BUSY_POLL"; }
 switchboard_config >"$WORK/switchboard/switchboard.toml"
 if [ -n "$DURABILITY" ]; then
   printf '\n[ledger]\ndurability = "%s"\n' "$DURABILITY" >>"$WORK/switchboard/switchboard.toml"

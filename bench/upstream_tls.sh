@@ -15,6 +15,7 @@
 #   bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/gateway_config.sh"
 
 DURATION=5
 BUILD="$ROOT/build"
@@ -69,58 +70,12 @@ line=$(sed -n 2p "$WORK/fake.out")  # https on localhost:PORT, trusting FILE
 TLS_PORT=$(echo "$line" | sed -n 's/^https on localhost:\([0-9]*\),.*/\1/p')
 CA_FILE=${line##*trusting }
 
-cp "$ROOT/prices.toml" "$WORK/prices.toml"
-cat >"$WORK/rules.lua" <<'LUA'
--- format/summarize/extract -> cheap; everything else -> premium.
-local CHEAP_ROLES = { format = true, summarize = true, extract = true }
-function classify(step, ctx)
-  if CHEAP_ROLES[step.role] then return { tier = "cheap", reason = "mechanical role" } end
-  return { tier = "premium", reason = "everything else" }
-end
-LUA
-
 # run_path NAME [ENV...]: a gateway with ENV, warmed up, then the two rows.
 run_path() {
   local name=$1 c
   shift
-  mkdir -p "$WORK/$name"
-  cp "$WORK/prices.toml" "$WORK/rules.lua" "$WORK/$name/"
-  cat >"$WORK/$name/switchboard.toml" <<TOML
-[routing]
-price_catalog = "prices.toml"
-premium_tier = "premium"
-
-[calls]
-max_attempts = 1
-
-[models.gpt-5-mini]
-provider = "openai"
-endpoint = "https://localhost:$TLS_PORT/v1"
-api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
-context_window = 400_000
-default_output_tokens = 16
-
-[models.gpt-5]
-provider = "openai"
-endpoint = "https://localhost:$TLS_PORT/v1"
-api_key_env = "SWITCHBOARD_BENCH_UPSTREAM_KEY"
-context_window = 400_000
-default_output_tokens = 16
-
-[tiers.cheap]
-models = ["gpt-5-mini"]
-
-[tiers.premium]
-models = ["gpt-5"]
-
-[workloads.default]
-rules = "rules.lua"
-fallback_tier = "cheap"
-
-[gateway]
-ledger = "ledger.db"
-max_upstream_calls = 1024
-TOML
+  bench_gateway_folder "$WORK/$name"
+  bench_gateway_config "https://localhost:$TLS_PORT/v1" >"$WORK/$name/switchboard.toml"
   (cd "$WORK/$name" && exec env "$@" SSL_CERT_FILE="$CA_FILE" SWITCHBOARD_BENCH_UPSTREAM_KEY=sk-mock \
     "$GATEWAY" --config switchboard.toml --listen 127.0.0.1:0 >gateway.out 2>gateway.err) &
   local pid=$!

@@ -55,6 +55,33 @@ bool run_until_done(boost::asio::io_context& io, FiberLoop& loop, milliseconds l
   return loop.fibers() == 0;
 }
 
+// What a fiber's run of calls came to: `calls` plain calls, then one streamed.
+struct CallsAndAStream {
+  int ok = 0;            // plain calls answered 200 by the fake
+  std::string streamed;  // the stream's bytes
+  int pieces = 0;        // how many pieces they reached the sink in
+  bool stream_ok = false;
+};
+
+// On a fiber of `loop`: `calls` calls of `plain`, then `streamed` as a stream.
+void spawn_calls_and_a_stream(FiberLoop& loop, HttpTransport& transport, const HttpRequest& plain,
+                              const HttpRequest& streamed, int calls, CallsAndAStream& out) {
+  loop.spawn([&transport, &plain, &streamed, calls, &out] {
+    for (int i = 0; i < calls; ++i) {
+      Result<HttpResponse> r = transport.post(plain, limits());
+      if (r.ok() && r->status == 200 && r->body.find("Hello from gpt-5-mini") != std::string::npos) ++out.ok;
+    }
+    // A stream's pieces reach the sink as they arrive.
+    Result<HttpResponse> r = transport.post(streamed, limits(), [&out](const HttpResponse& head, std::string_view piece) {
+      CHECK(head.status == 200);
+      out.streamed.append(piece);
+      ++out.pieces;
+      return true;
+    });
+    out.stream_ok = r.ok();
+  });
+}
+
 }  // namespace
 
 TEST_SUITE("fiber_loop") {
@@ -97,27 +124,15 @@ TEST_CASE("a fiber's calls reuse the loop's kept-alive connection, and none is m
   boost::asio::io_context io;
   FiberLoop loop(io);
   HttpTransport transport;
-  int ok = 0;
-  std::string streamed;
-  int pieces = 0;
-  loop.spawn([&] {
-    for (int i = 0; i < 300; ++i) {
-      Result<HttpResponse> r = transport.post(chat(*fake), limits());
-      if (r.ok() && r->status == 200 && r->body.find("Hello from gpt-5-mini") != std::string::npos) ++ok;
-    }
-    // A stream's pieces reach the sink as they arrive.
-    Result<HttpResponse> r = transport.post(chat(*fake, true), limits(), [&](const HttpResponse& head, std::string_view piece) {
-      CHECK(head.status == 200);
-      streamed.append(piece);
-      ++pieces;
-      return true;
-    });
-    CHECK(r.ok());
-  });
+  const HttpRequest plain = chat(*fake);
+  const HttpRequest streamed = chat(*fake, true);
+  CallsAndAStream got;
+  spawn_calls_and_a_stream(loop, transport, plain, streamed, 300, got);
   REQUIRE(run_until_done(io, loop));
-  CHECK(ok == 300);
-  CHECK(pieces >= 1);
-  CHECK(streamed.find("data: [DONE]") != std::string::npos);
+  CHECK(got.ok == 300);
+  CHECK(got.stream_ok);
+  CHECK(got.pieces >= 1);
+  CHECK(got.streamed.find("data: [DONE]") != std::string::npos);
 }
 
 TEST_CASE("an https upstream: a fiber's calls and streams go over one TLS connection of the loop") {
@@ -133,26 +148,13 @@ TEST_CASE("an https upstream: a fiber's calls and streams go over one TLS connec
   boost::asio::io_context io;
   FiberLoop loop(io);
   HttpTransport transport;
-  int ok = 0;
-  std::string streamed;
-  int pieces = 0;
-  loop.spawn([&] {
-    for (int i = 0; i < 100; ++i) {
-      Result<HttpResponse> r = transport.post(request, limits());
-      if (r.ok() && r->status == 200 && r->body.find("Hello from gpt-5-mini") != std::string::npos) ++ok;
-    }
-    Result<HttpResponse> r = transport.post(streamed_request, limits(), [&](const HttpResponse& head, std::string_view piece) {
-      CHECK(head.status == 200);
-      streamed.append(piece);
-      ++pieces;
-      return true;
-    });
-    CHECK(r.ok());
-  });
+  CallsAndAStream got;
+  spawn_calls_and_a_stream(loop, transport, request, streamed_request, 100, got);
   REQUIRE(run_until_done(io, loop));
-  CHECK(ok == 100);
-  CHECK(pieces >= 1);
-  CHECK(streamed.find("data: [DONE]") != std::string::npos);
+  CHECK(got.ok == 100);
+  CHECK(got.stream_ok);
+  CHECK(got.pieces >= 1);
+  CHECK(got.streamed.find("data: [DONE]") != std::string::npos);
   CHECK(front.handshakes() == 1);  // kept alive through all of them
 
   // A first byte later than its limit: the limit's failure, on time, over TLS too.
