@@ -29,6 +29,7 @@
 
 #include "fake_provider.h"
 #include "gateway_rig.h"
+#include "support/tls_front.h"
 #include "test_util.h"
 
 #ifdef SWITCHBOARD_GATEWAY
@@ -243,6 +244,37 @@ TEST_CASE("a streamed completion arrives as SSE chunks that end with DONE") {
   CHECK(down.status == 502);
   CHECK(contains(down.header("content-type"), "application/json"));
   CHECK(contains(down.body, "every model failed"));
+}
+
+TEST_CASE("an https upstream is answered through the gateway's own TLS client, trusting the CA SSL_CERT_FILE names") {
+  const auto fake = FakeProvider::start();
+  const std::vector<std::pair<std::string, std::string>> trust = {
+      {"SSL_CERT_FILE", trust_test_ca()}};
+  SUBCASE("trusted: answers and streams, over kept connections") {
+    TlsFront front(fake->port());
+    Rig rig("", front.url(), trust);
+    for (int i = 0; i < 3; ++i) {
+      const Reply plain = post(rig.url("/v1/chat/completions"), chat("slow"));
+      REQUIRE_MESSAGE(plain.status == 200, plain.body);
+      CHECK(contains(plain.body, "Hello from"));
+    }
+    const Reply streamed = post(rig.url("/v1/chat/completions"), chat("slow", R"(,"stream":true)"));
+    REQUIRE_MESSAGE(streamed.status == 200, streamed.body);
+    CHECK(contains(streamed.body, "data: [DONE]"));
+    CHECK(front.handshakes() >= 1);
+    CHECK(front.handshakes() <= 2);  // one per I/O thread at most: kept alive
+  }
+  SUBCASE("a certificate nobody vouches for: no call, a 502, the gateway serves on") {
+    TlsFront stranger(fake->port(), TlsFront::Certificate::kSelfSigned);
+    Rig rig("", stranger.url(), trust);
+    const Reply refused = post(rig.url("/v1/chat/completions"), chat("slow"));
+    CHECK(refused.status == 502);
+    CHECK(contains(refused.body, "every model failed"));
+    CHECK(contains(refused.body, "HTTP transport: TLS with 'localhost': certificate problem: self-signed certificate"));
+    CHECK(stranger.handshakes() == 0);
+    CHECK(stranger.refused() >= 1);
+    CHECK(post(rig.url("/v1/chat/completions"), chat("auto")).status == 200);  // sim models still answer
+  }
 }
 
 TEST_CASE("every answer to a model call states the gateway's overhead and the overhead histogram counts it") {

@@ -12,11 +12,12 @@
 // connection; one idle for less is taken as it is (servers close idle
 // connections after seconds: nginx 75 s, Node 5 s, uvicorn 5 s), which saves
 // a system call on every call of a busy loop. A TLS connection's waiting
-// bytes are read by TLS first: a session ticket or key update that came after
-// the last answer leaves it usable; data or a close_notify does not. Either way the server may close
-// one just as it is reused: the caller then retries once on a new connection
-// when no byte of the answer arrived, and tells the pool (closed_unannounced),
-// which from then on peeks at every connection to that upstream.
+// bytes are read by TLS first: a session ticket or key update that came
+// after the last answer leaves it usable; data or a close_notify does not.
+// Either way the server may close one just as it is reused: the caller then
+// retries once on a new connection when no byte of the answer arrived, and
+// tells the pool (closed_unannounced), which from then on peeks at every
+// connection to that upstream.
 //
 // Thread-safety: none; it belongs to one Loop and its thread.
 #pragma once

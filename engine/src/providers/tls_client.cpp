@@ -149,7 +149,8 @@ std::optional<TlsTrust> tls_trust_from_environment() {
 
 Result<async::Tls> tls_client(int fd, const std::string& server_name, SSL_SESSION* resume) {
   const ClientContext& context = client_context();
-  if (!context.failure.empty()) return Status::internal(context.failure);
+  // As curl's CURLE_SSL_CACERT_BADFILE: no retry cures it.
+  if (!context.failure.empty()) return Status::upstream("HTTP transport: " + context.failure);
   async::Tls tls(SSL_new(context.ctx));
   BIO* bio = socket_method() != nullptr ? BIO_new(socket_method()) : nullptr;
   if (tls == nullptr || bio == nullptr) {
