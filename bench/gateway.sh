@@ -87,13 +87,7 @@ esac
 say() { echo "gateway.sh: $*" >&2; }
 
 # ---------------------------------------------------------------- tools and programs
-if ! command -v wrk >/dev/null; then
-  say "installing wrk (Debian)"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >&2
-fi
+bench_need_wrk
 command -v node >/dev/null || { say "node is needed (for the numbers and for Portkey)"; exit 1; }
 
 if [ -z "$BUILD" ]; then

@@ -32,13 +32,7 @@ FAKE="$BUILD/tests/fake_provider"
 for p in "$GATEWAY" "$FAKE"; do
   [ -x "$p" ] || { say "$p is missing: build first (bash scripts/build.sh)"; exit 1; }
 done
-if ! command -v wrk >/dev/null; then
-  say "installing wrk (Debian)"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wrk >&2
-fi
+bench_need_wrk
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-tls.XXXXXX")
 PIDS=()
