@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <curl/curl.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -27,6 +29,7 @@
 #include "providers/http1_on_loop.h"
 #include "providers/http1_response.h"
 #include "providers/http_transport.h"
+#include "providers/tls_client.h"
 #include "support/slow_lookup.h"
 #include "support/tls_front.h"
 #include "support/ticker.h"
@@ -397,6 +400,22 @@ TEST_CASE("an https upstream is called over TLS on the loop: kept alive, session
     Result<HttpResponse> by_curl = transport.post({stranger.url("/v1"), {}, "{}"}, limits());
     REQUIRE_FALSE(by_curl.ok());
     CHECK(by_curl.status().code() == Status::Code::kUpstream);
+  }
+  SUBCASE("unset, the trust is curl's own defaults, never nothing") {
+    const std::string saved = std::getenv("SSL_CERT_FILE");
+    const char* dir = std::getenv("SSL_CERT_DIR");  // some machines set it
+    const std::optional<std::string> saved_dir = dir != nullptr ? std::optional<std::string>(dir) : std::nullopt;
+    ::unsetenv("SSL_CERT_FILE");
+    ::unsetenv("SSL_CERT_DIR");
+    const TlsTrust defaults = tls_trust();
+    ::setenv("SSL_CERT_FILE", saved.c_str(), 1);
+    if (saved_dir) ::setenv("SSL_CERT_DIR", saved_dir->c_str(), 1);
+    const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+    CHECK(defaults.file == (curl->cainfo != nullptr ? curl->cainfo : ""));
+    CHECK(defaults.dir == (curl->capath != nullptr ? curl->capath : ""));
+    const bool some = !defaults.file.empty() || !defaults.dir.empty();
+    CHECK(some);  // Debian's libcurl has both
+    CHECK(tls_trust().file == saved);
   }
   SUBCASE("curl, off a fiber, trusts what the loop trusts (SSL_CERT_FILE)") {
     testing::TlsFront front(keeps.port());

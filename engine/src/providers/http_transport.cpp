@@ -474,10 +474,12 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-  // The loop's TLS client trusts the same (tls_client.h); unset, curl's own store.
-  const std::optional<TlsTrust> trust = tls_trust_from_environment();
-  curl_easy_setopt(h, CURLOPT_CAINFO, trust && !trust->file.empty() ? trust->file.c_str() : nullptr);
-  curl_easy_setopt(h, CURLOPT_CAPATH, trust && !trust->dir.empty() ? trust->dir.c_str() : nullptr);
+  // What the loop's TLS client trusts too (tls_client.h). Set on every call,
+  // since handles are reused: unset variables give back curl's own defaults
+  // (a NULL here would drop them, and every certificate with them).
+  const TlsTrust trust = tls_trust();
+  curl_easy_setopt(h, CURLOPT_CAINFO, trust.file.empty() ? nullptr : trust.file.c_str());
+  curl_easy_setopt(h, CURLOPT_CAPATH, trust.dir.empty() ? nullptr : trust.dir.c_str());
 
   t.start = Clock::now();
   t.last_byte_at = t.start;

@@ -112,20 +112,12 @@ struct ClientContext {
     static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn);
 
-    std::string file;
-    std::string dir;
-    if (const std::optional<TlsTrust> trust = tls_trust_from_environment()) {
-      file = trust->file;
-      dir = trust->dir;
-    } else if (const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
-               curl != nullptr && curl->age >= CURLVERSION_SEVENTH && (curl->cainfo != nullptr || curl->capath != nullptr)) {
-      if (curl->cainfo != nullptr) file = curl->cainfo;
-      if (curl->capath != nullptr) dir = curl->capath;
-    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      failure = "cannot load the system's CA certificates: " + openssl_reason();
-      return;
-    }
-    if (!file.empty() || !dir.empty()) {
+    const auto [file, dir] = tls_trust();
+    if (file.empty() && dir.empty()) {
+      if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        failure = "cannot load the system's CA certificates: " + openssl_reason();
+      }
+    } else {
       if (SSL_CTX_load_verify_locations(ctx, file.empty() ? nullptr : file.c_str(),
                                         dir.empty() ? nullptr : dir.c_str()) != 1) {
         failure = "cannot load the CA certificates of '" + (file.empty() ? dir : file) + "': " + openssl_reason();
@@ -141,9 +133,14 @@ const ClientContext& client_context() {
 
 }  // namespace
 
-std::optional<TlsTrust> tls_trust_from_environment() {
+TlsTrust tls_trust() {
   TlsTrust trust{environment("SSL_CERT_FILE"), environment("SSL_CERT_DIR")};
-  if (trust.file.empty() && trust.dir.empty()) return std::nullopt;
+  if (!trust.file.empty() || !trust.dir.empty()) return trust;
+  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  if (curl != nullptr && curl->age >= CURLVERSION_SEVENTH) {
+    if (curl->cainfo != nullptr) trust.file = curl->cainfo;
+    if (curl->capath != nullptr) trust.dir = curl->capath;
+  }
   return trust;
 }
 

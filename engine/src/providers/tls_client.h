@@ -15,7 +15,6 @@
 // environment as it is then.
 #pragma once
 
-#include <optional>
 #include <string>
 
 #include "async/connection_pool.h"
@@ -23,12 +22,16 @@
 
 namespace switchboard {
 
-// SSL_CERT_FILE and SSL_CERT_DIR, as they are now ("" when unset).
+// What peers' certificates are checked against, as the environment is now:
+// SSL_CERT_FILE and SSL_CERT_DIR when either is set, else libcurl's own
+// defaults (its CA bundle and directory; "" for one it has not). Both empty:
+// OpenSSL's defaults. The curl path sets exactly these on every handle (an
+// empty one as unset), so both paths trust the same.
 struct TlsTrust {
   std::string file;
   std::string dir;
 };
-std::optional<TlsTrust> tls_trust_from_environment();
+TlsTrust tls_trust();
 
 // A TLS client, not yet connected, over the connected socket `fd` (which it
 // never closes), to `server_name` (a host name: sent as SNI and checked
