@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The gateway benchmark, side by side on this machine with the same bounded load:
 #   (a) straight to the fake provider (answering at once),
+#   (n) through nginx (Debian's nginx-light) as a keep-alive reverse proxy
+#       doing no work: the floor any proxy hop has on this machine,
 #   (b) through switchboard-gateway (rules: format/summarize/extract -> cheap,
 #       the rest -> premium; SQLite ledger on, in a temporary folder),
 #   (c) through the Portkey AI gateway with the equivalent conditional config
@@ -13,19 +15,21 @@
 # sending --chunks content events) with bench/gateway-stream.mjs, for the time
 # to first token (TTFT) and to the last byte. Prints requests/s, p50/p99
 # latency, the latency each gateway adds over (a), its throughput as a share
-# of (a)'s, switchboard/portkey throughput ratios, the TTFT each gateway adds
+# of (a)'s, what switchboard adds over the floor (n), switchboard/portkey
+# throughput ratios, the TTFT each gateway adds
 # and its cost per streamed chunk, and switchboard's own
 # x-switchboard-overhead-ms (from its /metrics histogram over the wrk rows,
 # and from the streamed answers' headers and trailers); --json prints one
 # JSON object instead. A measurement, not a test: nothing here asserts a time.
 #
-#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey]
+#   bash bench/gateway.sh [--duration SECONDS] [--json] [--build DIR] [--no-portkey] [--no-floor]
 #                         [--durability process|power] [--chunks N] [--busy-poll-us N]
 #                         [--replicas N --state redis]
 #
 # --duration  seconds per measurement (default 10); each path also gets a 2 s warm-up
 # --build     the build folder with the programs (default build/, built if missing)
-# --no-portkey  measure (a) and (b) only
+# --no-portkey  skip (c)
+# --no-floor  skip (n)
 # --durability  the gateway's [ledger] durability (default: the config default, "process");
 #               every answer waits for its ledger records' group commit either way
 # --chunks    content events per streamed answer (default 32)
@@ -40,7 +44,7 @@
 #             threads and (sN) thread i sending to gateway i (gateway-chat.lua's
 #             ADDRS: a round-robin client, no load balancer hop of its own);
 #             prints (sN)'s added p50/p99 and its throughput as a ratio of (s1)'s.
-# Needs wrk (installed from Debian if missing), node and npm for (c).
+# Needs wrk and, for (n), nginx (both installed from Debian if missing), node and npm for (c).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/gateway_config.sh"
@@ -49,6 +53,7 @@ DURATION=10
 JSON=0
 BUILD=""
 PORTKEY=1
+FLOOR=1
 DURABILITY=""
 CHUNKS=32
 BUSY_POLL=""
@@ -62,12 +67,13 @@ while [ $# -gt 0 ]; do
     --json) JSON=1; shift ;;
     --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
     --no-portkey) PORTKEY=0; shift ;;
+    --no-floor) FLOOR=0; shift ;;
     --durability) DURABILITY=${2:?--durability takes process or power}; shift 2 ;;
     --chunks) CHUNKS=${2:?--chunks takes a count}; shift 2 ;;
     --busy-poll-us) BUSY_POLL=${2:?--busy-poll-us takes microseconds}; shift 2 ;;
     --replicas) REPLICAS=${2:?--replicas takes a count}; shift 2 ;;
     --state) STATE=${2:?--state takes memory or redis}; shift 2 ;;
-    -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -177,6 +183,66 @@ FAKE_URL="http://127.0.0.1:$FAKE_PORT"
 warm_up direct "$FAKE_URL" direct
 measure direct "$FAKE_URL" direct
 measure_stream direct "$FAKE_URL" direct
+
+# ---------------------------------------------------------------- (n) the floor: nginx, no work
+# A keep-alive reverse proxy to the same fake provider with as many workers
+# as the gateway has I/O threads (one per core), the request body kept in
+# memory (the 51 KB row), answers passed on as they come (the streamed row),
+# no access log (the gateway's ledger is its work, not the floor's).
+FLOOR_NOTE=""
+if [ "$FLOOR" -eq 1 ]; then
+  PATH="$PATH:/usr/sbin"
+  if bench_need nginx nginx-light && command -v nginx >/dev/null; then
+    mkdir -p "$WORK/nginx"
+    FLOOR_PORT=$(free_port)
+    cat >"$WORK/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes $(nproc);
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  client_max_body_size 4m;
+  client_body_buffer_size 4m;
+  upstream fake { server 127.0.0.1:$FAKE_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$FLOOR_PORT;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/out.log" 2>&1 &
+    PIDS+=($!)
+    FLOOR_URL="http://127.0.0.1:$FLOOR_PORT"
+    for _ in $(seq 100); do
+      curl -s -o /dev/null "$FLOOR_URL/" && break
+      kill -0 "${PIDS[-1]}" 2>/dev/null || break
+      sleep 0.05
+    done
+    if curl -s -o /dev/null -f -H 'content-type: application/json' \
+         --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' "$FLOOR_URL/v1/chat/completions"; then
+      warm_up floor "$FLOOR_URL" direct
+      measure floor "$FLOOR_URL" direct
+      measure_stream floor "$FLOOR_URL" direct
+    else
+      FLOOR_NOTE="nginx did not answer: $(cat "$WORK/nginx/out.log" "$WORK/nginx/error.log" 2>/dev/null | tail -n 3 | tr '\n' ' ')"
+    fi
+    kill -TERM "${PIDS[-1]}" 2>/dev/null || true
+  else
+    FLOOR_NOTE="nginx could not be installed"
+  fi
+  [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor row"
+else
+  FLOOR_NOTE="skipped (--no-floor)"
+fi
 
 # ---------------------------------------------------------------- (b) switchboard-gateway
 bench_gateway_folder "$WORK/switchboard"
@@ -363,9 +429,9 @@ if [ "$STATE" = redis ]; then
 fi
 
 # ---------------------------------------------------------------- the numbers
-node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" "$REPLICAS" <<'JS'
+node - "$WORK" "$DURATION" "$JSON" "$LEDGER_CALLS" "$PORTKEY_NOTE" "$(nproc)" "$CHUNKS" "$REPLICAS" "$FLOOR_NOTE" <<'JS'
 const fs = require('node:fs');
-const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks, replicas] = process.argv.slice(2);
+const [dir, duration, json, ledgerCalls, portkeyNote, cores, chunks, replicas, floorNote] = process.argv.slice(2);
 // c1, c16, c64: the short request at 1, 16, 64 connections; h1: the agent's
 // long request (32 turns, about 51 KB) at 1 connection.
 const CONNS = ['c1', 'c16', 'c64', 'h1'];
@@ -373,6 +439,7 @@ const connsLabel = (c) => (c === 'h1' ? '1, 51 KB' : c.slice(1));
 const read = (file) => (fs.existsSync(`${dir}/${file}`) ? JSON.parse(fs.readFileSync(`${dir}/${file}`, 'utf8')) : null);
 const paths = [
   ['direct', '(a) straight to the fake provider'],
+  ['floor', '(n) through nginx, no work (the floor)'],
   ['switchboard', '(b) through switchboard-gateway (ledger on)'],
   ['portkey', '(c) through Portkey, conditional config'],
 ];
@@ -408,7 +475,21 @@ for (const [name, p] of Object.entries(out.paths)) {
     s.rps_share_of_direct = s.rps / d.rps;
   }
 }
-const sb = out.paths.switchboard, pk = out.paths.portkey;
+const sb = out.paths.switchboard, pk = out.paths.portkey, fl = out.paths.floor;
+// What switchboard adds over a proxy doing no work (n), row by row.
+out.floor = floorNote || 'measured';
+out.switchboard_over_floor = null;
+if (sb && fl) {
+  const o = {};
+  for (const c of CONNS) {
+    o[c] = { added_p50_ms: ms(sb[c].p50_us - fl[c].p50_us), added_p99_ms: ms(sb[c].p99_us - fl[c].p99_us),
+             rps_share_of_floor: sb[c].rps / fl[c].rps };
+  }
+  if (sb.stream && fl.stream && sb.stream.requests && fl.stream.requests) {
+    o.stream = { added_ttft_p50_ms: sb.stream.ttft_p50_ms - fl.stream.ttft_p50_ms };
+  }
+  out.switchboard_over_floor = o;
+}
 out.ratios = null;
 if (sb && pk) {
   out.ratios = {};
@@ -523,6 +604,14 @@ for (const [name, label] of paths) {
 table(['path', 'req/s', 'of (a)', 'TTFT p50 ms', 'total p50 ms', 'added TTFT ms', 'added µs/chunk', 'chunks', 'errors'], srows);
 
 console.log('');
+const of = out.switchboard_over_floor;
+if (of) {
+  console.log('switchboard over the floor (n): ' + CONNS.map((c) => `${connsLabel(c)}: ${signed(of[c].added_p50_ms)} / ` +
+              `${signed(of[c].added_p99_ms)} ms, ${pct(of[c].rps_share_of_floor)} of its req/s`).join('; ') +
+              (of.stream ? `; TTFT ${signed(of.stream.added_ttft_p50_ms)} ms` : '') + ' (connections; added p50 / p99)');
+} else {
+  console.log(`floor: ${out.floor}`);
+}
 if (out.ratios) {
   console.log(`switchboard / portkey throughput: ${CONNS.map((c) => `${f(out.ratios[`switchboard_over_portkey_rps_${c}`], 1)}x at ${connsLabel(c)}`).join(', ')} (connections)`);
   if (out.ratios.portkey_over_switchboard_added_ttft !== undefined) {

@@ -2,6 +2,7 @@
 # bench/upstream_tls.sh so that both measure the same gateway.
 #
 #   bench_need_wrk                            wrk, installed from Debian if missing
+#   bench_need COMMAND PACKAGE                any command, its Debian package installed if missing
 #   bench_gateway_folder DIR                  prices.toml and rules.lua into DIR
 #   bench_gateway_config ENDPOINT [BUDGET_USD] [BUSY_POLL_US] > DIR/switchboard.toml
 #
@@ -10,14 +11,16 @@
 # SWITCHBOARD_BENCH_UPSTREAM_KEY; one attempt per call; the SQLite ledger
 # ledger.db in the folder the gateway runs in.
 
-bench_need_wrk() {
-  command -v wrk >/dev/null && return 0
-  echo "$(basename "$0"): installing wrk (Debian)" >&2
+bench_need() {
+  command -v "$1" >/dev/null && return 0
+  echo "$(basename "$0"): installing $2 (Debian) for $1" >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$2" >&2
 }
+
+bench_need_wrk() { bench_need wrk wrk; }
 
 bench_gateway_folder() {
   mkdir -p "$1"
