@@ -12,20 +12,31 @@
 # The TLS front is a test's (a thread per connection): it caps both paths the
 # same, and its CPU is not the gateway's.
 #
-#   bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR]
+# --front nghttpx puts Debian's nghttpx (nghttp2-proxy, installed if missing;
+# one worker, a CA and certificate made here with openssl) before the plain
+# fake provider instead: it offers HTTP/2 as well as HTTP/1.1 (ALPN h2,
+# http/1.1), as the hosted providers do, so curl's path speaks HTTP/2, its
+# calls multiplexed on one connection per I/O thread, against the loop's
+# HTTP/1.1 with a kept connection per concurrent call. Each row also counts
+# the gateway's connections to the front, halfway through it (ss).
+#
+#   bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR] [--front test|nghttpx]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/gateway_config.sh"
 
 DURATION=5
 BUILD="$ROOT/build"
+FRONT=test
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=${2:?--duration takes seconds}; shift 2 ;;
     --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
-    *) echo "usage: bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR]" >&2; exit 2 ;;
+    --front) FRONT=${2:?--front takes test or nghttpx}; shift 2 ;;
+    *) echo "usage: bash bench/upstream_tls.sh [--duration SECONDS] [--build DIR] [--front test|nghttpx]" >&2; exit 2 ;;
   esac
 done
+case "$FRONT" in test|nghttpx) ;; *) echo "upstream_tls: --front takes test or nghttpx" >&2; exit 2 ;; esac
 say() { echo "upstream_tls: $*" >&2; }
 GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
 FAKE="$BUILD/tests/fake_provider"
@@ -57,12 +68,44 @@ wait_for_lines() {
   return 1
 }
 
-"$FAKE" --port 0 --tls 1 >"$WORK/fake.out" 2>"$WORK/fake.err" &
-PIDS+=($!)
-wait_for_lines "$WORK/fake.out" 2 "${PIDS[-1]}"
-line=$(sed -n 2p "$WORK/fake.out")  # https on localhost:PORT, trusting FILE
-TLS_PORT=$(echo "$line" | sed -n 's/^https on localhost:\([0-9]*\),.*/\1/p')
-CA_FILE=${line##*trusting }
+if [ "$FRONT" = test ]; then
+  "$FAKE" --port 0 --tls 1 >"$WORK/fake.out" 2>"$WORK/fake.err" &
+  PIDS+=($!)
+  wait_for_lines "$WORK/fake.out" 2 "${PIDS[-1]}"
+  line=$(sed -n 2p "$WORK/fake.out")  # https on localhost:PORT, trusting FILE
+  TLS_PORT=$(echo "$line" | sed -n 's/^https on localhost:\([0-9]*\),.*/\1/p')
+  CA_FILE=${line##*trusting }
+else
+  PATH="$PATH:/usr/sbin"
+  bench_need nghttpx nghttp2-proxy
+  bench_need openssl openssl
+  "$FAKE" --port 0 >"$WORK/fake.out" 2>"$WORK/fake.err" &
+  PIDS+=($!)
+  wait_for_lines "$WORK/fake.out" 1 "${PIDS[-1]}"
+  FAKE_PORT=$(head -n 1 "$WORK/fake.out" | sed 's/.*://')
+  # A CA, and the front's certificate for localhost signed by it.
+  (cd "$WORK" &&
+     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+       -keyout ca.key -out ca.pem 2>/dev/null &&
+     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+       -keyout front.key -out front.csr 2>/dev/null &&
+     printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >front.ext &&
+     openssl x509 -req -in front.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile front.ext \
+       -out front.pem 2>/dev/null) || { say "openssl could not make the front's certificate"; exit 1; }
+  CA_FILE="$WORK/ca.pem"
+  TLS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  nghttpx --frontend="127.0.0.1,$TLS_PORT" --backend="127.0.0.1,$FAKE_PORT" --workers=1 \
+    --no-ocsp --log-level=WARN --errorlog-file="$WORK/nghttpx.err" \
+    "$WORK/front.key" "$WORK/front.pem" >"$WORK/nghttpx.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --cacert "$CA_FILE" "https://localhost:$TLS_PORT/" && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { say "nghttpx exited: $(tail -n 3 "$WORK/nghttpx.out")"; exit 1; }
+    sleep 0.05
+  done
+  proto=$(curl -s -o /dev/null -w '%{http_version}' --cacert "$CA_FILE" "https://localhost:$TLS_PORT/")
+  [ "$proto" = 2 ] || { say "nghttpx did not speak HTTP/2 to curl ($proto)"; exit 1; }
+fi
 
 # run_path NAME [ENV...]: a gateway with ENV, warmed up, then the two rows.
 run_path() {
@@ -86,10 +129,15 @@ run_path() {
     say "measuring $name: $c connection(s), ${DURATION} s"
     local before after
     before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    # The gateway's connections to the front, counted halfway through the row.
+    (sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+     ss -Htn state established "( dport = :$TLS_PORT )" | wc -l >"$WORK/$name-c$c.conns") &
+    local counter=$!
     TARGET=switchboard RESULT_FILE="$WORK/$name-c$c.json" \
       wrk -t"$([ "$c" -eq 1 ] && echo 1 || echo 2)" -c"$c" -d"${DURATION}s" --timeout 5s \
       -s "$ROOT/bench/gateway-chat.lua" "$url" >/dev/null
     after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    wait "$counter"
     echo "$((after - before))" >"$WORK/$name-c$c.ticks"
   done
   kill -TERM "$pid"
@@ -99,20 +147,28 @@ run_path() {
 run_path loop
 run_path curl https_proxy=http://127.0.0.1:9 no_proxy='*'
 
-python3 - "$WORK" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$WORK" "$(getconf CLK_TCK)" "$FRONT" <<'PY'
 import json, sys
-work, hz = sys.argv[1], int(sys.argv[2])
+work, hz, front = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = {}
 for name in ("loop", "curl"):
     for c in (1, 16):
         r = json.load(open(f"{work}/{name}-c{c}.json"))
         ticks = int(open(f"{work}/{name}-c{c}.ticks").read())
         r["cpu_us"] = ticks / hz / max(r["requests"], 1) * 1e6
+        r["upstream_conns"] = int(open(f"{work}/{name}-c{c}.conns").read() or 0)
         rows[(name, c)] = r
-print("https upstream (fake provider behind a TLS front), switchboard-gateway's two paths")
-print(f"{'path':<6}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
+if front == "test":
+    print("https upstream (fake provider behind the test's TLS front, HTTP/1.1), switchboard-gateway's two paths")
+    protocol = {"loop": "http/1.1", "curl": "http/1.1"}
+else:
+    print("https upstream (fake provider behind nghttpx, offering h2 and http/1.1), switchboard-gateway's two paths")
+    protocol = {"loop": "http/1.1", "curl": "h2"}
+print(f"{'path':<6}{'proto':>9}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}"
+      f"{'upstream conns':>16}{'errors':>8}")
 for (name, c), r in rows.items():
-    print(f"{name:<6}{c:>6}{r['rps']:>10.0f}{r['p50_us']/1000:>9.3f}{r['p99_us']/1000:>9.3f}{r['cpu_us']:>12.0f}")
+    print(f"{name:<6}{protocol[name]:>9}{c:>6}{r['rps']:>10.0f}{r['p50_us']/1000:>9.3f}{r['p99_us']/1000:>9.3f}"
+          f"{r['cpu_us']:>12.0f}{r['upstream_conns']:>16}{sum(r['errors'].values()):>8}")
 for c in (1, 16):
     loop, curl = rows[("loop", c)], rows[("curl", c)]
     print(f"{c} conn(s): loop/curl throughput {loop['rps']/curl['rps']:.2f}x, "
