@@ -7,10 +7,13 @@
 // returned: no destructor runs, nothing is moved into the database.
 #include <doctest/doctest.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -177,6 +180,38 @@ std::vector<std::string> lines_of(const std::string& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// The id of this process's thread named `name`, waiting up to a second for
+// it to name itself; 0 when there is none.
+pid_t thread_named(const std::string& name) {
+  for (int tries = 0; tries < 200; ++tries) {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string line;
+      if (std::getline(comm, line) && line == name) return static_cast<pid_t>(std::stol(task.path().filename()));
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return 0;
+}
+
+// The time thread `tid` of this process has run, in nanoseconds (schedstat).
+std::uint64_t cpu_ns_of(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/schedstat");
+  std::uint64_t ns = 0;
+  in >> ns;
+  return ns;
+}
+
+// Waits up to `limit` for `path` to hold `n` call rows; true when it does.
+bool wait_for_rows(const std::string& path, std::int64_t n, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (rows_in(path, "calls") < n) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
 }
 
 }  // namespace
@@ -392,6 +427,81 @@ TEST_CASE("a second writer on a ledger whose journal is held commits each flush 
   auto third = open_ok(quiet(path));
   CHECK(sqlite_ledger_journaled(*third));
   CHECK(latencies(path) == each_once({1, 2}));
+}
+
+TEST_CASE("journaled records move into the database on a thread at idle priority") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  auto sink = open_ok({.path = path, .max_delay = milliseconds(1)});
+  REQUIRE(sqlite_ledger_journaled(*sink));
+  const pid_t idle = thread_named("sb-ledger-idle");
+  const pid_t writer = thread_named("sb-ledger");
+  REQUIRE(idle != 0);
+  REQUIRE(writer != 0);
+  CHECK(sched_getscheduler(idle) == SCHED_IDLE);
+  CHECK(sched_getscheduler(writer) == SCHED_OTHER);
+  const std::uint64_t idle_before = cpu_ns_of(idle), writer_before = cpu_ns_of(writer);
+  // Requests' pace: a flush every 8 records, a pause every 64.
+  constexpr int kRecords = 2000;
+  for (int n = 1; n <= kRecords; ++n) {
+    REQUIRE(sink->write(cost(n)).ok());
+    if (n % 8 == 0) REQUIRE(sink->flush().ok());
+    if (n % 64 == 0) std::this_thread::sleep_for(milliseconds(1));
+  }
+  REQUIRE(sink->flush().ok());
+  CHECK(wait_for_rows(path, kRecords, std::chrono::seconds(20)));
+  // The idle ingester did the inserting: the writer only looked whether to rotate.
+  const std::uint64_t idle_ran = cpu_ns_of(idle) - idle_before, writer_ran = cpu_ns_of(writer) - writer_before;
+  CAPTURE(idle_ran);
+  CAPTURE(writer_ran);
+  CHECK(idle_ran > writer_ran);
+  sink.reset();
+  CHECK(rows_in(path, "calls") == kRecords);
+}
+
+TEST_CASE("a starved idle ingester leaves late batches to the background writer") {
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  auto sink = open_ok({.path = path, .batch_size = 64, .max_delay = milliseconds(1)});
+  const pid_t idle = thread_named("sb-ledger-idle");
+  const pid_t writer = thread_named("sb-ledger");
+  REQUIRE(idle != 0);
+  REQUIRE(writer != 0);
+  // Both threads and a busy one on one core: the idle ingester gets next to
+  // nothing of it, the writer half.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  int core = 0;
+  while (!CPU_ISSET(core, &allowed)) ++core;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(core, &one);
+  REQUIRE(sched_setaffinity(idle, sizeof one, &one) == 0);
+  REQUIRE(sched_setaffinity(writer, sizeof one, &one) == 0);
+  std::atomic<bool> spin{true};
+  std::thread busy([&] {
+    while (spin.load(std::memory_order_relaxed)) {
+    }
+  });
+  CHECK(pthread_setaffinity_np(busy.native_handle(), sizeof one, &one) == 0);
+  std::this_thread::sleep_for(milliseconds(20));
+  constexpr int kRecords = 6000;
+  for (int n = 1; n <= kRecords; ++n) {
+    REQUIRE(sink->write(cost(n)).ok());
+    if (n % 50 == 0) REQUIRE(sink->flush().ok());
+  }
+  REQUIRE(sink->flush().ok());
+  // Starved, the idle ingester alone would take tens of seconds.
+  const auto start = std::chrono::steady_clock::now();
+  const bool in = wait_for_rows(path, kRecords, std::chrono::seconds(8));
+  const auto waited = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - start).count();
+  spin = false;
+  busy.join();
+  CAPTURE(waited);
+  CHECK(in);
+  sink.reset();
+  CHECK(latencies(path).size() == static_cast<size_t>(kRecords));
 }
 
 TEST_CASE("journal lines read back past an offset of their generation, a torn tail left out") {

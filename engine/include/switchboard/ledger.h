@@ -279,9 +279,12 @@ struct SqliteLedgerOptions {
 /// thread at once, else it waits for that append and the next one takes
 /// every record queued meanwhile, so concurrent callers share one write and
 /// nobody waits a fixed delay. A background thread journals the records
-/// nobody flushes (max_delay after the oldest) and moves journaled records
-/// into the database in transactions of batch_size records (or max_delay
-/// after the oldest). Opening replays into the database, exactly once, what a
+/// nobody flushes (max_delay after the oldest); journaled records move into
+/// the database in transactions of batch_size records (or max_delay after
+/// the oldest) on a thread at the scheduler's idle priority (Linux's
+/// SCHED_IDLE: a request's thread waking on its core preempts it at once),
+/// or on the background thread once a batch is late because every core is
+/// busy (200 ms past max_delay, or four batches waiting). Opening replays into the database, exactly once, what a
 /// crashed writer journaled and did not move in (a torn last line, never
 /// acknowledged, is ignored with a warning on stderr); the readers below do
 /// so too, so they see every acknowledged record. Destroying the sink moves
