@@ -142,6 +142,16 @@ wait_for_port() {
   return 1
 }
 
+# wait_until_answers URL PID SECONDS: polls URL until it answers, process PID ends, or SECONDS pass.
+wait_until_answers() {
+  for _ in $(seq $(($3 * 20))); do
+    curl -s -o /dev/null "$1" && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
 # A free loopback port (for Portkey, which takes a port number, not 0).
 free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
@@ -222,11 +232,7 @@ NGINX
     nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/out.log" 2>&1 &
     PIDS+=($!)
     FLOOR_URL="http://127.0.0.1:$FLOOR_PORT"
-    for _ in $(seq 100); do
-      curl -s -o /dev/null "$FLOOR_URL/" && break
-      kill -0 "${PIDS[-1]}" 2>/dev/null || break
-      sleep 0.05
-    done
+    wait_until_answers "$FLOOR_URL/" "${PIDS[-1]}" 10 || true
     if curl -s -o /dev/null -f -H 'content-type: application/json' \
          --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' "$FLOOR_URL/v1/chat/completions"; then
       warm_up floor "$FLOOR_URL" direct
@@ -309,11 +315,7 @@ if [ "$PORTKEY" -eq 1 ]; then
        >"$WORK/portkey.log" 2>&1 &
     PIDS+=($!)
     PORTKEY_URL="http://127.0.0.1:$PORTKEY_PORT"
-    for _ in $(seq 300); do
-      curl -s -o /dev/null "$PORTKEY_URL/" && break
-      kill -0 "${PIDS[-1]}" 2>/dev/null || break
-      sleep 0.1
-    done
+    wait_until_answers "$PORTKEY_URL/" "${PIDS[-1]}" 30 || true
     for pair in format:mock-cheap-mini plan:mock-premium-large; do
       got=$(curl -s -H 'content-type: application/json' -H "x-portkey-config: $PORTKEY_CONFIG" \
             -H "x-portkey-metadata: {\"role\":\"${pair%%:*}\"}" \

@@ -864,14 +864,7 @@ class SqliteLedger final : public LedgerSink {
         continue;
       }
       if (stopping_ && idle()) break;
-      const auto deadline = next_deadline();
-      writer_sleeps_until_ = deadline ? *deadline : Clock::time_point::max();
-      if (deadline) {
-        work_cv_.wait_until(lock, *deadline);
-      } else {
-        work_cv_.wait(lock);
-      }
-      writer_sleeps_until_ = Clock::time_point::min();
+      sleep(lock, work_cv_, next_deadline(), writer_sleeps_until_);
     }
     rotate_if_due(lock);
   }
@@ -885,15 +878,22 @@ class SqliteLedger final : public LedgerSink {
         ingest_next(lock);
         continue;
       }
-      const auto deadline = idle_deadline();
-      idle_sleeps_until_ = deadline ? *deadline : Clock::time_point::max();
-      if (deadline) {
-        idle_cv_.wait_until(lock, *deadline);
-      } else {
-        idle_cv_.wait(lock);
-      }
-      idle_sleeps_until_ = Clock::time_point::min();
+      sleep(lock, idle_cv_, idle_deadline(), idle_sleeps_until_);
     }
+  }
+
+  // Waits on `cv` until `deadline` (without one, until woken), with
+  // `sleeps_until` saying meanwhile when the sleeper wakes on its own (max:
+  // only when woken), and min once it is awake again: see wake_writer().
+  static void sleep(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                    std::optional<Clock::time_point> deadline, Clock::time_point& sleeps_until) {
+    sleeps_until = deadline ? *deadline : Clock::time_point::max();
+    if (deadline) {
+      cv.wait_until(lock, *deadline);
+    } else {
+      cv.wait(lock);
+    }
+    sleeps_until = Clock::time_point::min();
   }
 
   bool idle() const {
