@@ -196,14 +196,6 @@ pid_t thread_named(const std::string& name) {
   return 0;
 }
 
-// The time thread `tid` of this process has run, in nanoseconds (schedstat).
-std::uint64_t cpu_ns_of(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/schedstat");
-  std::uint64_t ns = 0;
-  in >> ns;
-  return ns;
-}
-
 // Waits up to `limit` for `path` to hold `n` call rows; true when it does.
 bool wait_for_rows(const std::string& path, std::int64_t n, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -432,7 +424,8 @@ TEST_CASE("a second writer on a ledger whose journal is held commits each flush 
 TEST_CASE("journaled records move into the database on a thread at idle priority") {
   TempDir dir;
   const std::string path = (dir.path() / "ledger.db").string();
-  auto sink = open_ok({.path = path, .max_delay = milliseconds(1)});
+  // Never late: every batch is the idle thread's, however busy the machine.
+  auto sink = open_ok({.path = path, .max_delay = milliseconds(1), .idle_late_after = milliseconds(600'000)});
   REQUIRE(sqlite_ledger_journaled(*sink));
   const pid_t idle = thread_named("sb-ledger-idle");
   const pid_t writer = thread_named("sb-ledger");
@@ -440,7 +433,6 @@ TEST_CASE("journaled records move into the database on a thread at idle priority
   REQUIRE(writer != 0);
   CHECK(sched_getscheduler(idle) == SCHED_IDLE);
   CHECK(sched_getscheduler(writer) == SCHED_OTHER);
-  const std::uint64_t idle_before = cpu_ns_of(idle), writer_before = cpu_ns_of(writer);
   // Requests' pace: a flush every 8 records, a pause every 64.
   constexpr int kRecords = 2000;
   for (int n = 1; n <= kRecords; ++n) {
@@ -449,12 +441,8 @@ TEST_CASE("journaled records move into the database on a thread at idle priority
     if (n % 64 == 0) std::this_thread::sleep_for(milliseconds(1));
   }
   REQUIRE(sink->flush().ok());
-  CHECK(wait_for_rows(path, kRecords, std::chrono::seconds(20)));
-  // The idle ingester did the inserting: the writer only looked whether to rotate.
-  const std::uint64_t idle_ran = cpu_ns_of(idle) - idle_before, writer_ran = cpu_ns_of(writer) - writer_before;
-  CAPTURE(idle_ran);
-  CAPTURE(writer_ran);
-  CHECK(idle_ran > writer_ran);
+  CHECK(wait_for_rows(path, kRecords, std::chrono::seconds(30)));
+  CHECK(sqlite_ledger_background_transactions(*sink) == 0);
   sink.reset();
   CHECK(rows_in(path, "calls") == kRecords);
 }
@@ -500,6 +488,7 @@ TEST_CASE("a starved idle ingester leaves late batches to the background writer"
   busy.join();
   CAPTURE(waited);
   CHECK(in);
+  CHECK(sqlite_ledger_background_transactions(*sink) > 0);
   sink.reset();
   CHECK(latencies(path).size() == static_cast<size_t>(kRecords));
 }

@@ -268,6 +268,10 @@ struct SqliteLedgerOptions {
   /// Once every record of the journal is in the database and the journal is
   /// larger than this, it is started afresh (a new generation).
   std::uint64_t journal_limit_bytes = std::uint64_t{64} << 20;
+  /// A due batch the idle-priority thread has not taken this long past
+  /// max_delay (it is starved: every core is busy) is moved in by the
+  /// background thread at normal priority instead (see below).
+  std::chrono::milliseconds idle_late_after{200};
 };
 
 /// The embedded default: WAL mode, a versioned schema with migrations, an
@@ -284,7 +288,7 @@ struct SqliteLedgerOptions {
 /// the oldest) on a thread at the scheduler's idle priority (Linux's
 /// SCHED_IDLE: a request's thread waking on its core preempts it at once),
 /// or on the background thread once a batch is late because every core is
-/// busy (200 ms past max_delay, or four batches waiting). Opening replays into the database, exactly once, what a
+/// busy (idle_late_after past max_delay, or four batches waiting). Opening replays into the database, exactly once, what a
 /// crashed writer journaled and did not move in (a torn last line, never
 /// acknowledged, is ignored with a warning on stderr); the readers below do
 /// so too, so they see every acknowledged record. Destroying the sink moves

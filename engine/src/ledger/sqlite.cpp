@@ -22,7 +22,7 @@
 //    connection the gateway's p99 fell by 0.1 to 1.0 ms in nine pairs when
 //    its thread was moved to idle priority (at a cost in the I/O thread's
 //    CPU per request: README). The idle ingester may be starved while every
-//    core is busy; once a batch is late (kCatchUpAfter past max_delay, or
+//    core is busy; once a batch is late (idle_late_after past max_delay, or
 //    kLateBatches batches waiting) the background writer, at normal
 //    priority, moves it in instead. A batch the idle ingester has begun
 //    finishes on it (the ones after wait for it: the ingester role is one);
@@ -683,6 +683,7 @@ class SqliteLedger final : public LedgerSink {
         max_delay_(std::max(options.max_delay, std::chrono::milliseconds(0))),
         when_full_(options.when_full),
         journal_limit_(options.journal_limit_bytes),
+        late_after_(std::max(options.idle_late_after, std::chrono::milliseconds(0))),
         db_(std::move(db)),
         rows_(std::move(rows)),
         journal_(std::move(journal)) {
@@ -723,6 +724,7 @@ class SqliteLedger final : public LedgerSink {
   std::string name() const override { return "sqlite:" + path_; }
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   std::uint64_t transactions() const { return transactions_.load(std::memory_order_relaxed); }
+  std::uint64_t background_transactions() const { return background_transactions_.load(std::memory_order_relaxed); }
   bool journaled() const { return journal_.has_value(); }
 
   Status write(const CostRecord& record) override { return enqueue(pending(record)); }
@@ -875,7 +877,7 @@ class SqliteLedger final : public LedgerSink {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       if (idle_ingest_due(Clock::now())) {
-        ingest_next(lock);
+        ingest_next(lock, /*idle_thread=*/true);
         continue;
       }
       sleep(lock, idle_cv_, idle_deadline(), idle_sleeps_until_);
@@ -918,7 +920,7 @@ class SqliteLedger final : public LedgerSink {
   // cores are busy), or one that must not wait at all.
   bool ingest_late(Clock::time_point now) const {
     return stopping_ || overflowed_ || room_waiters_ > 0 || ingest_.size() >= kLateBatches * batch_size_ ||
-           (!ingest_.empty() && now >= ingest_.front().queued_at + max_delay_ + kCatchUpAfter);
+           (!ingest_.empty() && now >= ingest_.front().queued_at + max_delay_ + late_after_);
   }
 
   // The background writer ingests: always without an idle ingester (no
@@ -937,7 +939,7 @@ class SqliteLedger final : public LedgerSink {
     if (journal_ && !appending_ && !unjournaled_.empty()) consider(unjournaled_.front().queued_at + max_delay_);
     if (!ingesting_ && overflowed_) consider(retry_at_);
     if (!ingesting_ && !ingest_.empty()) {
-      const std::chrono::milliseconds late = journal_ ? max_delay_ + kCatchUpAfter : max_delay_;
+      const std::chrono::milliseconds late = journal_ ? max_delay_ + late_after_ : max_delay_;
       consider(std::max(retry_at_, ingest_.front().queued_at + late));
     }
     return at;
@@ -1017,7 +1019,7 @@ class SqliteLedger final : public LedgerSink {
   // again after a pause (it is durable in the journal); without one, it is
   // dropped and reported through flush(), which waits for it.
   // REQUIRES: `lock` holds mu_, !ingesting_, and ingest_ not empty or overflowed_.
-  void ingest_next(std::unique_lock<std::mutex>& lock) {
+  void ingest_next(std::unique_lock<std::mutex>& lock, bool idle_thread = false) {
     ingesting_ = true;
     const bool from_file = overflowed_;
     const std::uint64_t journaled = acked_;  // the journal holds these once an append finished
@@ -1040,7 +1042,10 @@ class SqliteLedger final : public LedgerSink {
       s = commit_batch();
     }
     lock.lock();
-    if (s.ok()) transactions_.fetch_add(1, std::memory_order_relaxed);
+    if (s.ok()) {
+      transactions_.fetch_add(1, std::memory_order_relaxed);
+      if (!idle_thread) background_transactions_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (!journal_) {
       if (!s.ok()) failures_.push_back({batch_.front().seq, batch_.back().seq, s.message()});
       if (s.ok()) commits_.fetch_add(1, std::memory_order_relaxed);
@@ -1158,9 +1163,7 @@ class SqliteLedger final : public LedgerSink {
   static constexpr std::chrono::milliseconds kIngestRetry{200};
 
   // A batch is late, and the background writer moves it in instead of the
-  // idle ingester, once its oldest record has waited this long past
-  // max_delay, or once this many batches wait.
-  static constexpr std::chrono::milliseconds kCatchUpAfter{200};
+  // idle ingester, once this many batches wait (or idle_late_after).
   static constexpr size_t kLateBatches = 4;
 
   const std::string path_;
@@ -1169,6 +1172,7 @@ class SqliteLedger final : public LedgerSink {
   const std::chrono::milliseconds max_delay_;
   const QueueFullPolicy when_full_;
   const std::uint64_t journal_limit_;
+  const std::chrono::milliseconds late_after_;  // idle_late_after
 
   // Used by the thread holding the ingester role only. Declared before the
   // statements so they are finalized before it closes.
@@ -1198,6 +1202,7 @@ class SqliteLedger final : public LedgerSink {
   std::vector<Pending> batch_;        // the ingester's batch
   std::atomic<std::uint64_t> commits_{0};       // acknowledgements: journal appends, or transactions without one
   std::atomic<std::uint64_t> transactions_{0};  // transactions that moved records into the database
+  std::atomic<std::uint64_t> background_transactions_{0};  // of them, not the idle ingester's
   std::vector<Failure> failures_;     // lost batches not yet reported by every flush that needs them
   bool stopping_ = false;
   bool rotate_wanted_ = false;        // an ingest finished: the writer looks whether to rotate
@@ -1397,6 +1402,11 @@ std::uint64_t sqlite_ledger_commits(const LedgerSink& sink) {
 std::uint64_t sqlite_ledger_transactions(const LedgerSink& sink) {
   const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
   return sqlite != nullptr ? sqlite->transactions() : 0;
+}
+
+std::uint64_t sqlite_ledger_background_transactions(const LedgerSink& sink) {
+  const auto* sqlite = dynamic_cast<const SqliteLedger*>(&sink);
+  return sqlite != nullptr ? sqlite->background_transactions() : 0;
 }
 
 bool sqlite_ledger_journaled(const LedgerSink& sink) {

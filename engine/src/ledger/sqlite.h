@@ -23,6 +23,9 @@ std::uint64_t sqlite_ledger_commits(const LedgerSink& sink);
 // The transactions that moved records into the database so far (with a
 // journal, off the flush path); 0 when it is not a SQLite sink.
 std::uint64_t sqlite_ledger_transactions(const LedgerSink& sink);
+// Of them, those not made by the idle-priority thread (by the background
+// thread at normal priority, or by a flush without a journal).
+std::uint64_t sqlite_ledger_background_transactions(const LedgerSink& sink);
 // Whether `sink` acknowledges through its journal (false when another writer
 // held the journal at open, or when it is not a SQLite sink).
 bool sqlite_ledger_journaled(const LedgerSink& sink);
