@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -114,20 +115,38 @@ ApiError step_error(ApiShape shape, const Status& status) {
   }
 }
 
+// `whole`.`fraction` with the fraction zero-padded to `places` digits
+// (fraction < 10^places).
+std::string decimal(std::uint64_t whole, std::uint64_t fraction, int places) {
+  char buf[48];
+  char* end = std::to_chars(buf, buf + 24, whole).ptr;
+  *end++ = '.';
+  char* const digits = end;
+  end = std::to_chars(digits, digits + 20, fraction).ptr;
+  const auto written = static_cast<int>(end - digits);
+  if (written < places) {  // right-align the digits behind zeros
+    std::memmove(digits + (places - written), digits, static_cast<std::size_t>(written));
+    std::memset(digits, '0', static_cast<std::size_t>(places - written));
+    end = digits + places;
+  }
+  return std::string(buf, end);
+}
+
 // Micro-dollars as decimal dollars with six places, exactly.
 std::string usd(MicroUsd micro) {
   if (micro < 0) micro = 0;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%lld.%06lld", static_cast<long long>(micro / 1'000'000),
-                static_cast<long long>(micro % 1'000'000));
-  return buf;
+  return decimal(static_cast<std::uint64_t>(micro / 1'000'000), static_cast<std::uint64_t>(micro % 1'000'000), 6);
 }
 
 // A header line; a value can come from the config, so line breaks go.
 void add_header(std::string& out, std::string_view name, std::string_view value) {
   out += name;
   out += ": ";
-  for (const char c : value) out += (c == '\r' || c == '\n') ? ' ' : c;
+  const std::size_t at = out.size();
+  out += value;
+  for (std::size_t i = out.find_first_of("\r\n", at); i != std::string::npos; i = out.find_first_of("\r\n", i + 1)) {
+    out[i] = ' ';
+  }
   out += "\r\n";
 }
 
@@ -163,10 +182,8 @@ std::string remaining_headers(const RateAdmission& rate) {
 }
 
 std::string overhead_ms(std::chrono::nanoseconds overhead) {
-  const long long us = overhead.count() > 0 ? static_cast<long long>(overhead.count() / 1000) : 0;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld.%03lld", us / 1000, us % 1000);
-  return buf;
+  const std::uint64_t us = overhead.count() > 0 ? static_cast<std::uint64_t>(overhead.count() / 1000) : 0;
+  return decimal(us / 1000, us % 1000, 3);
 }
 
 std::int64_t unix_seconds() {

@@ -101,6 +101,27 @@ TEST_CASE("a piece counted under one encoding is never answered from the cache f
   }
 }
 
+TEST_CASE("a short text is remembered whole: its own count again, never another text's or encoding's") {
+  const auto merged = encoding({"ab"});
+  const auto bytes_only = encoding({});
+  // Texts of 1 to 16 bytes that share their first bytes, differ only in
+  // length (a zero byte pads the cache's words) or in one byte, in turns.
+  const std::vector<std::string> texts = {"a",  "ab", "ab ", std::string("ab\0", 3), "ba", "abab", "ab ab",
+                                          "xyab", "abababababababab", "ababababababab x", "\xff", "\xEF\xBF\xBD"};
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& text : texts) {
+      CAPTURE(text);
+      const std::int64_t fresh = static_cast<std::int64_t>(merged->encode(text).size());  // encode() keeps no cache
+      CHECK(merged->count(text) == fresh);
+      CHECK(bytes_only->count(text) == static_cast<std::int64_t>(bytes_only->encode(text).size()));
+    }
+  }
+  CHECK(merged->count("ab") == 1);
+  CHECK(bytes_only->count("ab") == 2);
+  // Invalid UTF-8 in a short text still counts as U+FFFD.
+  CHECK(merged->count("\xff") == merged->count("\xEF\xBF\xBD"));
+}
+
 TEST_CASE("a long text is remembered by its digest: its own count again, never another text's or encoding's") {
   const auto merged = encoding({"ab"});
   const auto bytes_only = encoding({});

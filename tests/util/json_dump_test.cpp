@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -76,6 +77,28 @@ TEST_CASE("a byte that needs care is found at every place of an 8-byte word, and
       CHECK(dump_json(json(text)) == reference(json(text)));
     }
   }
+}
+
+TEST_CASE("escapes side by side and every few bytes, as code has them, as nlohmann writes them") {
+  // The first byte that needs care in a word is found from its mask; the
+  // bytes after it are looked at afresh (a borrow can flag a neighbour).
+  const std::string alphabet[] = {"\"", "\\", "\n", "\x1f", "\x20", "a", "#", "\x7f", "é", "\t"};
+  std::uint64_t state = 7;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>(state >> 33);
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string text;
+    const std::size_t length = next() % 40;
+    for (std::size_t k = 0; k < length; ++k) text += alphabet[next() % std::size(alphabet)];
+    CAPTURE(text);
+    CHECK(dump_json(json(text)) == reference(json(text)));
+  }
+  const std::string line = "def f(x):\n    return x * 2  # \"doubled\"\n";
+  std::string code;
+  for (int i = 0; i < 15; ++i) code += line;
+  CHECK(dump_json(json(code)) == reference(json(code)));
 }
 
 TEST_CASE("numbers, literals and containers as nlohmann writes them") {

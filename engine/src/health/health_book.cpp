@@ -52,10 +52,12 @@ struct HealthBook::Impl {
     std::size_t window_failures = 0;  // of them, failed
     std::array<double, kLatencySamples> latency{};
     std::size_t latency_count = 0;  // samples written (the ring holds the last kLatencySamples)
-    // The ring's quantiles, computed when a sample comes: a snapshot (which
-    // every decision that reads ctx.models takes) only copies them.
+    // The ring's quantiles, computed by the first snapshot after a sample
+    // came (quantiles_stale): a call records a sample, and only decisions
+    // that read ctx.models take snapshots, so neither pays for the other.
     std::optional<double> p50_ms;
     std::optional<double> p95_ms;
+    bool quantiles_stale = false;
     RateLimits limits;
     Clock::time_point limits_at{};
     // Sharing (health_share.h): what this process saw since the last take
@@ -110,6 +112,12 @@ struct HealthBook::Impl {
 
   void add_latency(Model& m, double ms) const {
     m.latency[m.latency_count++ % kLatencySamples] = ms;
+    m.quantiles_stale = true;
+  }
+
+  void settle_quantiles(Model& m) const {
+    if (!m.quantiles_stale) return;
+    m.quantiles_stale = false;
     const std::size_t n = std::min(m.latency_count, kLatencySamples);
     std::array<double, kLatencySamples> samples = m.latency;
     m.p50_ms = quantile(samples, n, 0.50);
@@ -227,6 +235,7 @@ ModelHealth HealthBook::snapshot(std::string_view name) const {
   h.consecutive_failures = m.consecutive_failures;
   h.calls = static_cast<std::int64_t>(m.window.size());
   std::int64_t failures = static_cast<std::int64_t>(m.window_failures);
+  impl_->settle_quantiles(m);
   h.p50_ms = m.p50_ms;
   h.p95_ms = m.p95_ms;
   if (impl_->fleet_fresh(m, now)) {  // the fleet's figures, plus what this process has not sent yet

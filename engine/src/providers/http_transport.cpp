@@ -7,7 +7,11 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -406,6 +410,25 @@ CURLcode run_transfer_on_loop(async::Fiber& fiber, Transfer& t, const CallBounds
   }
 }
 
+// The loop's target for `url` (http1_target), parsed once per thread: a
+// workload calls a few upstream URLs over and over. Null when curl takes the
+// URL. Shared, so a call holding one outlives the cache's clearing.
+std::shared_ptr<const Http1Target> loop_target(const std::string& url) {
+  struct Entry {
+    std::string url;
+    std::shared_ptr<const Http1Target> target;
+  };
+  constexpr std::size_t kUrls = 32;  // more: start over (a linear search stays short)
+  thread_local std::vector<Entry> cache;
+  for (const Entry& e : cache) {
+    if (e.url == url) return e.target;
+  }
+  if (cache.size() >= kUrls) cache.clear();
+  std::optional<Http1Target> target = http1_target(url);
+  cache.push_back({url, target ? std::make_shared<const Http1Target>(std::move(*target)) : nullptr});
+  return cache.back().target;
+}
+
 }  // namespace
 
 HttpTransport::HttpTransport(std::size_t max_idle_handles) : pool_(std::make_unique<Pool>(max_idle_handles)) {
@@ -428,7 +451,7 @@ Result<HttpResponse> HttpTransport::post(const HttpRequest& request, const CallS
   }
   async::Fiber* const fiber = async::Fiber::current();
   if (fiber != nullptr) {
-    if (std::optional<Http1Target> target = http1_target(request.url)) {
+    if (const std::shared_ptr<const Http1Target> target = loop_target(request.url)) {
       return post_on_loop(*fiber, *target, request, limits, on_body, bounds);
     }
   }

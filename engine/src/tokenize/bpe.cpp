@@ -365,6 +365,13 @@ Result<std::unique_ptr<const BpeEncoding>> BpeEncoding::from_json(std::string_vi
 
 template <typename OnPiece>
 void BpeEncoding::split(std::string_view text, OnPiece&& on_piece) const {
+  // One pair of offsets is all a split reads: one block per thread serves
+  // every pattern (made once, not per text).
+  struct ThreadMatchData {
+    pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+    ~ThreadMatchData() { pcre2_match_data_free(data); }
+  };
+  thread_local const ThreadMatchData shared;
   struct MatchData {
     pcre2_match_data* data;
     pcre2_match_context* context = nullptr;
@@ -372,9 +379,9 @@ void BpeEncoding::split(std::string_view text, OnPiece&& on_piece) const {
     ~MatchData() {
       pcre2_jit_stack_free(stack);
       pcre2_match_context_free(context);
-      pcre2_match_data_free(data);
     }
-  } md{pcre2_match_data_create_from_pattern(regex_->code, nullptr)};
+  } md{shared.data};
+  if (md.data == nullptr) return;  // out of memory: nothing is counted, as a failed match
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   PCRE2_SIZE offset = 0;
   while (offset < text.size()) {
@@ -522,7 +529,24 @@ struct PieceCache {
     std::uint32_t tokens = 0;
   };
   static constexpr size_t kEntries = 4096;
+  static constexpr size_t kMaxBytes = 16;
   std::array<Entry, kEntries> entries{};
+
+  // The tokens of `piece` (at most kMaxBytes) in `encoding`: remembered, or
+  // count() and remembered.
+  template <typename Count>
+  std::uint32_t find(std::uint64_t encoding, std::string_view piece, Count&& count) {
+    std::uint64_t first = 0;
+    std::uint64_t second = 0;
+    std::memcpy(&first, piece.data(), std::min<size_t>(piece.size(), 8));
+    if (piece.size() > 8) std::memcpy(&second, piece.data() + 8, piece.size() - 8);
+    const std::uint64_t h = (first * 0x9E3779B97F4A7C15ull) ^ (second * 0xC2B2AE3D27D4EB4Full) ^ piece.size();
+    Entry& e = entries[(h ^ (h >> 29)) & (kEntries - 1)];
+    if (e.encoding != encoding || e.first != first || e.second != second || e.length != piece.size()) {
+      e = Entry{encoding, first, second, static_cast<std::uint32_t>(piece.size()), static_cast<std::uint32_t>(count())};
+    }
+    return e.tokens;
+  }
 };
 
 // Recent long texts' counts, by SHA-256 (a collision cannot be made, so a
@@ -541,6 +565,12 @@ struct TextCache {
 }  // namespace
 
 std::int64_t BpeEncoding::count(std::string_view text) const {
+  if (text.size() <= PieceCache::kMaxBytes) {
+    // Roles, names, short arguments: the same few texts, every message of
+    // every request; remembered whole, they skip the split pattern.
+    thread_local PieceCache short_texts;
+    return short_texts.find(id_, text, [&] { return count_pieces(text); });
+  }
   if (text.size() < kRememberedTextBytes) return count_pieces(text);
   thread_local TextCache cache;
   const std::array<unsigned char, 32> digest = sha256_digest(text);
@@ -556,21 +586,11 @@ std::int64_t BpeEncoding::count_pieces(std::string_view text) const {
   thread_local PieceCache cache;
   std::int64_t n = 0;
   split(text, [&](std::string_view piece) {
-    if (piece.size() > 16) {
+    if (piece.size() > PieceCache::kMaxBytes) {
       n += piece_tokens(piece, nullptr);
       return;
     }
-    std::uint64_t first = 0;
-    std::uint64_t second = 0;
-    std::memcpy(&first, piece.data(), std::min<size_t>(piece.size(), 8));
-    if (piece.size() > 8) std::memcpy(&second, piece.data() + 8, piece.size() - 8);
-    const std::uint64_t h = (first * 0x9E3779B97F4A7C15ull) ^ (second * 0xC2B2AE3D27D4EB4Full) ^ piece.size();
-    PieceCache::Entry& e = cache.entries[(h ^ (h >> 29)) & (PieceCache::kEntries - 1)];
-    if (e.encoding != id_ || e.first != first || e.second != second || e.length != piece.size()) {
-      e = PieceCache::Entry{id_, first, second, static_cast<std::uint32_t>(piece.size()),
-                            static_cast<std::uint32_t>(piece_tokens(piece, nullptr))};
-    }
-    n += e.tokens;
+    n += cache.find(id_, piece, [&] { return piece_tokens(piece, nullptr); });
   });
   return n;
 }

@@ -1,8 +1,9 @@
 // dump_json (json_dump.h): runs of bytes that need no escape are appended
 // whole, found 8 bytes at a time; escapes and UTF-8 checks byte by byte only
-// where they are needed.
+// where they are needed, each found from its word's mask.
 #include "util/json_dump.h"
 
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -38,11 +39,13 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return 0;
 }
 
-// Whether any of the 8 bytes in `w` needs more than a copy: a control
-// character (below 0x20), '"', '\\', or a byte of 0x80 or more (UTF-8 to
-// check). Exact for "any" (the bit tricks of "Bit Twiddling Hacks": a byte
-// below n, n <= 128; a zero byte after an XOR), whichever byte it is.
-bool needs_care(std::uint64_t w) {
+// The bytes of the 8 in `w` that may need more than a copy, as their high
+// bits: a control character (below 0x20), '"', '\\', or a byte of 0x80 or
+// more (UTF-8 to check). Zero exactly when none does (the bit tricks of "Bit
+// Twiddling Hacks": a byte below n, n <= 128; a zero byte after an XOR); a
+// borrow can also flag a byte above a flagged one, but the lowest flagged
+// byte always needs care.
+std::uint64_t care_mask(std::uint64_t w) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
   constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
   const std::uint64_t quote = w ^ (kOnes * '"');
@@ -50,12 +53,14 @@ bool needs_care(std::uint64_t w) {
   const std::uint64_t control = (w - kOnes * 0x20) & ~w;
   const std::uint64_t is_quote = (quote - kOnes) & ~quote;
   const std::uint64_t is_backslash = (backslash - kOnes) & ~backslash;
-  return ((w | control | is_quote | is_backslash) & kHigh) != 0;
+  return (w | control | is_quote | is_backslash) & kHigh;
 }
 
 // Appends the escaped text of valid-UTF-8 `s`; false (with `out` partly
-// written) at the first byte that is not valid UTF-8. Skips 8 bytes at a time
-// while none of them needs care (most text: code, prose, JSON arguments).
+// written) at the first byte that is not valid UTF-8. Reads 8 bytes at a
+// time and goes straight to the first that needs care (most text, code and
+// prose and JSON arguments, has none in most words; code has an escape every
+// line or so, and each costs a few steps, not a byte-by-byte walk).
 bool append_escaped(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::size_t run = 0;  // the start of the bytes not yet appended
@@ -64,9 +69,13 @@ bool append_escaped(std::string& out, std::string_view s) {
     if (s.size() - i >= 8) {
       std::uint64_t word;
       std::memcpy(&word, s.data() + i, sizeof word);
-      if (!needs_care(word)) {
+      const std::uint64_t mask = care_mask(word);
+      if (mask == 0) {
         i += 8;
         continue;
+      }
+      if constexpr (std::endian::native == std::endian::little) {
+        i += static_cast<std::size_t>(std::countr_zero(mask)) / 8;  // the first byte in memory is the lowest
       }
     }
     const auto c = static_cast<unsigned char>(s[i]);

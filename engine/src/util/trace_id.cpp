@@ -2,10 +2,19 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <random>
 
 namespace switchboard {
+
+namespace {
+
+// The `digits` low hex digits of `value`, lowercase, zero-padded, at `out`.
+void put_hex(char* out, std::uint64_t value, int digits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i, value >>= 4) out[i] = kHex[value & 0xf];
+}
+
+}  // namespace
 
 std::string new_trace_id() {
   thread_local std::mt19937_64 rng([] {
@@ -17,11 +26,12 @@ std::string new_trace_id() {
                       .count();
   const std::uint64_t high = rng();
   const std::uint64_t low = rng();
-  char buf[33];
   // 12 digits of time (48 bits: until the year 10889), then 4 + 16 of chance.
-  std::snprintf(buf, sizeof buf, "%012llx%04llx%016llx", static_cast<unsigned long long>(ms) & 0xffffffffffffULL,
-                static_cast<unsigned long long>(high & 0xffff), static_cast<unsigned long long>(low));
-  return buf;
+  std::string id(32, '0');
+  put_hex(id.data(), static_cast<std::uint64_t>(ms) & 0xffffffffffffULL, 12);
+  put_hex(id.data() + 12, high & 0xffff, 4);
+  put_hex(id.data() + 16, low, 16);
+  return id;
 }
 
 }  // namespace switchboard

@@ -9,6 +9,7 @@
 // here lets one out of the gateway library.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -57,10 +58,19 @@ ApiResult<T> failed(ApiError error) {
 
 // Field paths as the errors name them: "messages[2].content".
 inline std::string at_index(std::string_view base, std::size_t i) {
-  return std::string(base) + "[" + std::to_string(i) + "]";
+  char digits[24];
+  const char* const end = std::to_chars(digits, digits + sizeof digits, i).ptr;
+  std::string path;
+  path.reserve(base.size() + static_cast<std::size_t>(end - digits) + 2);
+  path.append(base).append(1, '[').append(std::string_view(digits, static_cast<std::size_t>(end - digits))).append(1, ']');
+  return path;
 }
 inline std::string at_key(std::string_view base, std::string_view key) {
-  return base.empty() ? std::string(key) : std::string(base) + "." + std::string(key);
+  if (base.empty()) return std::string(key);
+  std::string path;
+  path.reserve(base.size() + key.size() + 1);
+  path.append(base).append(1, '.').append(key);
+  return path;
 }
 
 // Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code
