@@ -96,51 +96,12 @@ say() { echo "gateway.sh: $*" >&2; }
 bench_need_wrk
 command -v node >/dev/null || { say "node is needed (for the numbers and for Portkey)"; exit 1; }
 
-if [ -z "$BUILD" ]; then
-  BUILD="$ROOT/build"
-  if [ ! -x "$BUILD/hosts/gateway/switchboard-gateway" ] || [ ! -x "$BUILD/tests/fake_provider" ]; then
-    say "building (scripts/build.sh)"
-    bash "$ROOT/scripts/build.sh" >&2
-  fi
-fi
-GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
-FAKE="$BUILD/tests/fake_provider"
+bench_programs
 CLI="$BUILD/hosts/cli/switchboard"
-for p in "$GATEWAY" "$FAKE"; do
-  [ -x "$p" ] || { say "$p is missing: build it first"; exit 1; }
-done
 LUA_SCRIPT="$ROOT/bench/gateway-chat.lua"
 STREAM_CLIENT="$ROOT/bench/gateway-stream.mjs"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Waits for `listening on HOST:PORT` as the first line of $1 while process $2 lives; prints PORT.
-wait_for_port() {
-  local out=$1 pid=$2 name=$3 line=""
-  for _ in $(seq 200); do
-    line=$(head -n 1 "$out" 2>/dev/null || true)
-    case "$line" in "listening on "*:*) echo "${line##*:}"; return 0 ;; esac
-    kill -0 "$pid" 2>/dev/null || { say "$name exited before listening"; return 1; }
-    sleep 0.05
-  done
-  say "$name printed no 'listening on HOST:PORT' in 10 s"
-  return 1
-}
+bench_work switchboard-bench
 
 # wait_until_answers URL PID SECONDS: polls URL until it answers, process PID ends, or SECONDS pass.
 wait_until_answers() {
@@ -152,10 +113,6 @@ wait_until_answers() {
   return 1
 }
 
-# A free loopback port (for Portkey, which takes a port number, not 0).
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
-}
 
 # warm_up NAME URL TARGET: 2 s at 16 connections, not kept.
 warm_up() {
@@ -195,40 +152,14 @@ measure direct "$FAKE_URL" direct
 measure_stream direct "$FAKE_URL" direct
 
 # ---------------------------------------------------------------- (n) the floor: nginx, no work
-# A keep-alive reverse proxy to the same fake provider with as many workers
-# as the gateway has I/O threads (one per core), the request body kept in
-# memory (the 51 KB row), answers passed on as they come (the streamed row),
-# no access log (the gateway's ledger is its work, not the floor's).
+# A keep-alive reverse proxy to the same fake provider (bench_nginx_conf).
 FLOOR_NOTE=""
 if [ "$FLOOR" -eq 1 ]; then
   PATH="$PATH:/usr/sbin"
   if bench_need nginx nginx-light && command -v nginx >/dev/null; then
     mkdir -p "$WORK/nginx"
     FLOOR_PORT=$(free_port)
-    cat >"$WORK/nginx/nginx.conf" <<NGINX
-daemon off;
-worker_processes $(nproc);
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  client_max_body_size 4m;
-  client_body_buffer_size 4m;
-  upstream fake { server 127.0.0.1:$FAKE_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$FLOOR_PORT;
-    location / {
-      proxy_pass http://fake;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
+    bench_nginx_conf "$WORK/nginx" "$FLOOR_PORT" "$FAKE_PORT" "$(nproc)" >"$WORK/nginx/nginx.conf"
     nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/out.log" 2>&1 &
     PIDS+=($!)
     FLOOR_URL="http://127.0.0.1:$FLOOR_PORT"

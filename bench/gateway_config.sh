@@ -3,6 +3,16 @@
 #
 #   bench_need_wrk                            wrk, installed from Debian if missing
 #   bench_need COMMAND PACKAGE                any command, its Debian package installed if missing
+#   bench_programs                            GATEWAY and FAKE from BUILD (default build/, built if missing)
+#   bench_work NAME                           a temporary folder WORK; at exit the processes in PIDS
+#                                             are stopped and WORK removed
+#   wait_for_port OUT PID NAME [SECONDS]      prints PORT once OUT's first line is "listening on HOST:PORT"
+#   free_port                                 a free loopback port (for servers that take a number, not 0)
+#   bench_nginx_conf DIR PORT UPSTREAM_PORT WORKERS [one]  > DIR/nginx.conf: the floor, nginx as a
+#                                             keep-alive reverse proxy doing no work; "one": a single
+#                                             process (no master), for callgrind
+#
+# The scripts define say() (their progress on stderr) before using these.
 #   bench_gateway_folder DIR                  prices.toml and rules.lua into DIR
 #   bench_gateway_config ENDPOINT [BUDGET_USD] [BUSY_POLL_US] > DIR/switchboard.toml
 #
@@ -21,6 +31,90 @@ bench_need() {
 }
 
 bench_need_wrk() { bench_need wrk wrk; }
+
+bench_programs() {
+  if [ -z "${BUILD:-}" ]; then
+    BUILD="$ROOT/build"
+    if [ ! -x "$BUILD/hosts/gateway/switchboard-gateway" ] || [ ! -x "$BUILD/tests/fake_provider" ]; then
+      say "building (scripts/build.sh)"
+      bash "$ROOT/scripts/build.sh" >&2
+    fi
+  fi
+  GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
+  FAKE="$BUILD/tests/fake_provider"
+  local p
+  for p in "$GATEWAY" "$FAKE"; do
+    [ -x "$p" ] || { say "$p is missing: build it first (bash scripts/build.sh)"; exit 1; }
+  done
+}
+
+bench_work() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Each process in PIDS gets TERM, then KILL if it still runs 10 s later.
+bench_cleanup() {
+  local status=$? pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+  exit "$status"
+}
+
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
+}
+
+# A worker per core in bench/gateway.sh (as the gateway has an I/O thread per
+# core), the request body kept in memory (the 51 KB row), answers passed on as
+# they come (the streamed row), no access log (the gateway's ledger is its
+# work, not the floor's).
+bench_nginx_conf() {
+  local dir=$1 port=$2 upstream=$3 workers=$4 one=${5:-}
+  cat <<NGINX
+daemon off;
+${one:+master_process off;}
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  client_max_body_size 4m;
+  client_body_buffer_size 4m;
+  upstream fake { server 127.0.0.1:$upstream; keepalive 128; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+}
+
+wait_for_port() {
+  local out=$1 pid=$2 name=$3 seconds=${4:-10} line=""
+  for _ in $(seq $((seconds * 20))); do
+    line=$(head -n 1 "$out" 2>/dev/null || true)
+    case "$line" in "listening on "*:*) echo "${line##*:}"; return 0 ;; esac
+    kill -0 "$pid" 2>/dev/null || { say "$name exited before listening"; return 1; }
+    sleep 0.05
+  done
+  say "$name printed no 'listening on HOST:PORT' in $seconds s"
+  return 1
+}
 
 bench_gateway_folder() {
   mkdir -p "$1"

@@ -57,48 +57,9 @@ say() { echo "gateway_instructions.sh: $*" >&2; }
 
 bench_need valgrind valgrind
 command -v node >/dev/null || { say "node is needed (it sends the requests)"; exit 1; }
-if [ -z "$BUILD" ]; then
-  BUILD="$ROOT/build"
-  if [ ! -x "$BUILD/hosts/gateway/switchboard-gateway" ] || [ ! -x "$BUILD/tests/fake_provider" ]; then
-    say "building (scripts/build.sh)"
-    bash "$ROOT/scripts/build.sh" >&2
-  fi
-fi
-GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
-FAKE="$BUILD/tests/fake_provider"
-for p in "$GATEWAY" "$FAKE"; do
-  [ -x "$p" ] || { say "$p is missing: build it first"; exit 1; }
-done
+bench_programs
 CLIENT="$ROOT/bench/gateway-requests.mjs"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-instructions.XXXXXX")
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Prints PORT once "listening on HOST:PORT" is a line of $1, while process $2 lives.
-port_of() {
-  local out=$1 pid=$2 port=""
-  for _ in $(seq 600); do
-    port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null | head -n 1)
-    [ -n "$port" ] && { echo "$port"; return 0; }
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  return 1
-}
+bench_work switchboard-instructions
 
 # count NAME URL TARGET PID OUT: the warm-up, then REQUESTS requests with
 # callgrind's instrumentation on in process PID; its profile is OUT.
@@ -116,7 +77,7 @@ count() {
 # ---------------------------------------------------------------- the fake provider (not counted)
 "$FAKE" --port 0 >"$WORK/fake.out" 2>"$WORK/fake.err" &
 PIDS+=($!)
-FAKE_PORT=$(port_of "$WORK/fake.out" "${PIDS[-1]}") || { say "the fake provider did not start"; exit 1; }
+FAKE_PORT=$(wait_for_port "$WORK/fake.out" "${PIDS[-1]}" "the fake provider") || exit 1
 FAKE_URL="http://127.0.0.1:$FAKE_PORT"
 
 CALLGRIND=(valgrind --tool=callgrind --instr-atstart=no --dump-instr=no --compress-strings=no)
@@ -129,7 +90,8 @@ bench_gateway_config "$FAKE_URL/v1" >"$WORK/switchboard/switchboard.toml"
     "$GATEWAY" --config switchboard.toml --listen 127.0.0.1:0 >"$WORK/gateway.out" 2>"$WORK/gateway.err") &
 PIDS+=($!)
 GW_PID=${PIDS[-1]}
-GW_PORT=$(port_of "$WORK/gateway.out" "$GW_PID") || { say "the gateway did not start: $(tail -n 3 "$WORK/gateway.err")"; exit 1; }
+GW_PORT=$(wait_for_port "$WORK/gateway.out" "$GW_PID" "the gateway under callgrind" 60) ||
+  { say "$(tail -n 3 "$WORK/gateway.err")"; exit 1; }
 say "switchboard-gateway under callgrind: $WARM requests to warm up, then $REQUESTS counted"
 count switchboard "http://127.0.0.1:$GW_PORT" switchboard "$GW_PID" "$WORK/gateway.cg"
 kill -TERM "$GW_PID" 2>/dev/null || true
@@ -142,33 +104,9 @@ if [ "$FLOOR" -eq 1 ]; then
   PATH="$PATH:/usr/sbin"
   if bench_need nginx nginx-light && command -v nginx >/dev/null; then
     mkdir -p "$WORK/nginx"
-    FLOOR_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-    # One process (master_process off), so callgrind counts the worker.
-    cat >"$WORK/nginx/nginx.conf" <<NGINX
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  client_max_body_size 4m;
-  client_body_buffer_size 4m;
-  upstream fake { server 127.0.0.1:$FAKE_PORT; keepalive 16; }
-  server {
-    listen 127.0.0.1:$FLOOR_PORT;
-    location / {
-      proxy_pass http://fake;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGINX
+    FLOOR_PORT=$(free_port)
+    # One process (no master), so callgrind counts the worker.
+    bench_nginx_conf "$WORK/nginx" "$FLOOR_PORT" "$FAKE_PORT" 1 one >"$WORK/nginx/nginx.conf"
     "${CALLGRIND[@]}" --callgrind-out-file="$WORK/nginx.cg" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" \
       >"$WORK/nginx/out.log" 2>&1 &
     PIDS+=($!)

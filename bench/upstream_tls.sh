@@ -26,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/gateway_config.sh"
 
 DURATION=5
-BUILD="$ROOT/build"
+BUILD=""
 FRONT=test
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,24 +38,9 @@ while [ $# -gt 0 ]; do
 done
 case "$FRONT" in test|nghttpx) ;; *) echo "upstream_tls: --front takes test or nghttpx" >&2; exit 2 ;; esac
 say() { echo "upstream_tls: $*" >&2; }
-GATEWAY="$BUILD/hosts/gateway/switchboard-gateway"
-FAKE="$BUILD/tests/fake_provider"
-for p in "$GATEWAY" "$FAKE"; do
-  [ -x "$p" ] || { say "$p is missing: build first (bash scripts/build.sh)"; exit 1; }
-done
+bench_programs
 bench_need_wrk
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench-tls.XXXXXX")
-PIDS=()
-cleanup() {
-  local status=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_work switchboard-bench-tls
 
 # Waits until file $1 has $2 lines while process $3 lives.
 wait_for_lines() {
