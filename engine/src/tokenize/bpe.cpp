@@ -516,11 +516,14 @@ std::int64_t BpeEncoding::long_piece_tokens(std::string_view piece, std::vector<
 
 namespace {
 
-// Each thread's recent pieces of up to 16 bytes and their token counts,
-// direct-mapped: words and indentation repeat, and a hit here (in cache)
-// replaces the rank table's lookups (misses to memory, one per merge step).
-// An entry is an exact piece of one encoding, so a hit is always right.
-struct PieceCache {
+// A thread's recent texts of up to 16 bytes and their token counts,
+// direct-mapped: the split's pieces (words and indentation repeat, and a hit
+// here, in cache, replaces the rank table's lookups: misses to memory, one
+// per merge step), and whole short texts (roles and names, which then skip
+// the split). An entry is an exact text of one encoding, so a hit is always
+// right.
+template <std::size_t kEntries>
+struct SmallTextCache {
   struct Entry {
     std::uint64_t encoding = 0;      // BpeEncoding::id_; 0: empty
     std::uint64_t first = 0;         // the piece's bytes 0-7 and 8-15, zero-padded
@@ -528,7 +531,6 @@ struct PieceCache {
     std::uint32_t length = 0;
     std::uint32_t tokens = 0;
   };
-  static constexpr size_t kEntries = 4096;
   static constexpr size_t kMaxBytes = 16;
   std::array<Entry, kEntries> entries{};
 
@@ -549,6 +551,9 @@ struct PieceCache {
   }
 };
 
+using PieceCache = SmallTextCache<4096>;      // 128 KiB a thread
+using ShortTextCache = SmallTextCache<512>;  // 16 KiB a thread: roles and names are few
+
 // Recent long texts' counts, by SHA-256 (a collision cannot be made, so a
 // count found here is the text's own): direct-mapped, the newest text in a
 // slot replaces the one before.
@@ -565,10 +570,10 @@ struct TextCache {
 }  // namespace
 
 std::int64_t BpeEncoding::count(std::string_view text) const {
-  if (text.size() <= PieceCache::kMaxBytes) {
+  if (text.size() <= ShortTextCache::kMaxBytes) {
     // Roles, names, short arguments: the same few texts, every message of
     // every request; remembered whole, they skip the split pattern.
-    thread_local PieceCache short_texts;
+    thread_local ShortTextCache short_texts;
     return short_texts.find(id_, text, [&] { return count_pieces(text); });
   }
   if (text.size() < kRememberedTextBytes) return count_pieces(text);
