@@ -103,15 +103,6 @@ STREAM_CLIENT="$ROOT/bench/gateway-stream.mjs"
 
 bench_work switchboard-bench
 
-# wait_until_answers URL PID SECONDS: polls URL until it answers, process PID ends, or SECONDS pass.
-wait_until_answers() {
-  for _ in $(seq $(($3 * 20))); do
-    curl -s -o /dev/null "$1" && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 
 # warm_up NAME URL TARGET: 2 s at 16 connections, not kept.
@@ -153,33 +144,21 @@ measure_stream direct "$FAKE_URL" direct
 
 # ---------------------------------------------------------------- (n) the floor: nginx, no work
 # A keep-alive reverse proxy to the same fake provider (bench_nginx_conf).
-FLOOR_NOTE=""
-if [ "$FLOOR" -eq 1 ]; then
-  PATH="$PATH:/usr/sbin"
-  if bench_need nginx nginx-light && command -v nginx >/dev/null; then
-    mkdir -p "$WORK/nginx"
-    FLOOR_PORT=$(free_port)
-    bench_nginx_conf "$WORK/nginx" "$FLOOR_PORT" "$FAKE_PORT" "$(nproc)" >"$WORK/nginx/nginx.conf"
-    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/out.log" 2>&1 &
-    PIDS+=($!)
-    FLOOR_URL="http://127.0.0.1:$FLOOR_PORT"
-    wait_until_answers "$FLOOR_URL/" "${PIDS[-1]}" 10 || true
-    if curl -s -o /dev/null -f -H 'content-type: application/json' \
-         --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' "$FLOOR_URL/v1/chat/completions"; then
-      warm_up floor "$FLOOR_URL" direct
-      measure floor "$FLOOR_URL" direct
-      measure_stream floor "$FLOOR_URL" direct
-    else
-      FLOOR_NOTE="nginx did not answer: $(cat "$WORK/nginx/out.log" "$WORK/nginx/error.log" 2>/dev/null | tail -n 3 | tr '\n' ' ')"
-    fi
-    kill -TERM "${PIDS[-1]}" 2>/dev/null || true
+if bench_floor "$(nproc)"; then
+  nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx/out.log" 2>&1 &
+  PIDS+=($!)
+  wait_until_answers "$FLOOR_URL/" "${PIDS[-1]}" 10 || true
+  if curl -s -o /dev/null -f -H 'content-type: application/json' \
+       --data '{"model":"auto","messages":[{"role":"user","content":"hi"}]}' "$FLOOR_URL/v1/chat/completions"; then
+    warm_up floor "$FLOOR_URL" direct
+    measure floor "$FLOOR_URL" direct
+    measure_stream floor "$FLOOR_URL" direct
   else
-    FLOOR_NOTE="nginx could not be installed"
+    FLOOR_NOTE="nginx did not answer: $(cat "$WORK/nginx/out.log" "$WORK/nginx/error.log" 2>/dev/null | tail -n 3 | tr '\n' ' ')"
   fi
-  [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor row"
-else
-  FLOOR_NOTE="skipped (--no-floor)"
+  kill -TERM "${PIDS[-1]}" 2>/dev/null || true
 fi
+[ "$FLOOR" -ne 1 ] || [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor row"
 
 # ---------------------------------------------------------------- (b) switchboard-gateway
 bench_gateway_folder "$WORK/switchboard"

@@ -11,6 +11,10 @@
 #   bench_nginx_conf DIR PORT UPSTREAM_PORT WORKERS [one]  > DIR/nginx.conf: the floor, nginx as a
 #                                             keep-alive reverse proxy doing no work; "one": a single
 #                                             process (no master), for callgrind
+#   bench_floor WORKERS [one]                 with FLOOR 1 and nginx there (installed if missing):
+#                                             WORK/nginx/nginx.conf to FAKE_PORT, FLOOR_PORT, FLOOR_URL;
+#                                             else false, FLOOR_NOTE saying why
+#   wait_until_answers URL PID SECONDS        polls URL until it answers, PID ends, or SECONDS pass
 #
 # The scripts define say() (their progress on stderr) before using these.
 #   bench_gateway_folder DIR                  prices.toml and rules.lua into DIR
@@ -102,6 +106,32 @@ http {
   }
 }
 NGINX
+}
+
+bench_floor() {
+  FLOOR_NOTE=""
+  if [ "$FLOOR" -ne 1 ]; then
+    FLOOR_NOTE="skipped (--no-floor)"
+    return 1
+  fi
+  PATH="$PATH:/usr/sbin"
+  if ! bench_need nginx nginx-light || ! command -v nginx >/dev/null; then
+    FLOOR_NOTE="nginx could not be installed"
+    return 1
+  fi
+  mkdir -p "$WORK/nginx"
+  FLOOR_PORT=$(free_port)
+  FLOOR_URL="http://127.0.0.1:$FLOOR_PORT"
+  bench_nginx_conf "$WORK/nginx" "$FLOOR_PORT" "$FAKE_PORT" "$1" "${2:-}" >"$WORK/nginx/nginx.conf"
+}
+
+wait_until_answers() {
+  for _ in $(seq $(($3 * 20))); do
+    curl -s -o /dev/null "$1" && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
 }
 
 wait_for_port() {

@@ -99,37 +99,19 @@ callgrind_annotate --inclusive=yes --threshold=100 "$WORK/gateway.cg.1" >"$WORK/
 [ -z "$PROFILE" ] || cp "$WORK/gateway.cg.1" "$PROFILE"
 
 # ---------------------------------------------------------------- (n) the floor: nginx, no work
-FLOOR_NOTE=""
-if [ "$FLOOR" -eq 1 ]; then
-  PATH="$PATH:/usr/sbin"
-  if bench_need nginx nginx-light && command -v nginx >/dev/null; then
-    mkdir -p "$WORK/nginx"
-    FLOOR_PORT=$(free_port)
-    # One process (no master), so callgrind counts the worker.
-    bench_nginx_conf "$WORK/nginx" "$FLOOR_PORT" "$FAKE_PORT" 1 one >"$WORK/nginx/nginx.conf"
-    "${CALLGRIND[@]}" --callgrind-out-file="$WORK/nginx.cg" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" \
-      >"$WORK/nginx/out.log" 2>&1 &
-    PIDS+=($!)
-    NGINX_PID=${PIDS[-1]}
-    answered=0
-    for _ in $(seq 300); do
-      if curl -s -o /dev/null "http://127.0.0.1:$FLOOR_PORT/"; then answered=1; break; fi
-      kill -0 "$NGINX_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if [ "$answered" -eq 1 ] && count nginx "http://127.0.0.1:$FLOOR_PORT" direct "$NGINX_PID" "$WORK/nginx.cg"; then
-      callgrind_annotate --threshold=100 "$WORK/nginx.cg.1" >"$WORK/nginx.txt" 2>/dev/null
-    else
-      FLOOR_NOTE="nginx did not answer: $(tail -n 3 "$WORK/nginx/out.log" 2>/dev/null | tr '\n' ' ')"
-    fi
-    kill -TERM "$NGINX_PID" 2>/dev/null || true
+if bench_floor 1 one; then  # one process (no master), so callgrind counts the worker
+  "${CALLGRIND[@]}" --callgrind-out-file="$WORK/nginx.cg" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" \
+    >"$WORK/nginx/out.log" 2>&1 &
+  PIDS+=($!)
+  NGINX_PID=${PIDS[-1]}
+  if wait_until_answers "$FLOOR_URL/" "$NGINX_PID" 30 && count nginx "$FLOOR_URL" direct "$NGINX_PID" "$WORK/nginx.cg"; then
+    callgrind_annotate --threshold=100 "$WORK/nginx.cg.1" >"$WORK/nginx.txt" 2>/dev/null
   else
-    FLOOR_NOTE="nginx could not be installed"
+    FLOOR_NOTE="nginx did not answer: $(tail -n 3 "$WORK/nginx/out.log" 2>/dev/null | tr '\n' ' ')"
   fi
-  [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor"
-else
-  FLOOR_NOTE="skipped (--no-floor)"
+  kill -TERM "$NGINX_PID" 2>/dev/null || true
 fi
+[ "$FLOOR" -ne 1 ] || [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor"
 
 # ---------------------------------------------------------------- the report
 REQUESTS="$REQUESTS" HISTORY="$HISTORY" JSON="$JSON" FLOOR_NOTE="$FLOOR_NOTE" \

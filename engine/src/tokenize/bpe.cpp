@@ -372,21 +372,21 @@ void BpeEncoding::split(std::string_view text, OnPiece&& on_piece) const {
     ~ThreadMatchData() { pcre2_match_data_free(data); }
   };
   thread_local const ThreadMatchData shared;
-  struct MatchData {
-    pcre2_match_data* data;
+  pcre2_match_data* const data = shared.data;
+  if (data == nullptr) return;  // out of memory: nothing is counted, as a failed match
+  struct DeepStack {  // made for this call only when a match needs it
     pcre2_match_context* context = nullptr;
     pcre2_jit_stack* stack = nullptr;
-    ~MatchData() {
+    ~DeepStack() {
       pcre2_jit_stack_free(stack);
       pcre2_match_context_free(context);
     }
-  } md{shared.data};
-  if (md.data == nullptr) return;  // out of memory: nothing is counted, as a failed match
+  } md;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   PCRE2_SIZE offset = 0;
   while (offset < text.size()) {
-    int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, text.size(), offset, 0, md.data, md.context)
-                         : pcre2_match(regex_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md.data,
+    int rc = regex_->jit ? pcre2_jit_match(regex_->code, subject, text.size(), offset, 0, data, md.context)
+                         : pcre2_match(regex_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, data,
                                        md.context);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && md.stack == nullptr) {
       // A long run of one class backtracks deeply: give this call a large stack.
@@ -396,7 +396,7 @@ void BpeEncoding::split(std::string_view text, OnPiece&& on_piece) const {
       continue;
     }
     if (rc < 0) return;  // no match (nothing the patterns leave) or out of memory: the rest is not counted
-    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(md.data);
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data);
     if (ovector[1] <= ovector[0]) return;  // the patterns have no empty match
     on_piece(text.substr(ovector[0], ovector[1] - ovector[0]));
     offset = ovector[1];
