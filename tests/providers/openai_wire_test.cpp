@@ -46,10 +46,15 @@ Result<HttpRequest> build(const ModelSpec& spec, const ModelRequest& request, bo
   return make_openai_wire(spec, "sk-test")->build_request(request, stream);
 }
 
+// The body, checked to be written as nlohmann writes the tree it reads as
+// (members in key order, the same escapes): the messages are written as
+// text, the rest from a tree.
 json body_for(const ModelSpec& spec, const ModelRequest& request, bool stream = false) {
   Result<HttpRequest> r = build(spec, request, stream);
   REQUIRE_MESSAGE(r.ok(), r.status().to_string());
-  return json::parse(r->body);
+  json body = json::parse(r->body);
+  CHECK(r->body == body.dump(-1, ' ', false, json::error_handler_t::replace));
+  return body;
 }
 
 ModelRequest ask(std::string text) {
@@ -469,6 +474,73 @@ TEST_CASE("json_object adds the word JSON only when no message says it") {
   r.messages.back() = Message::of_text("user", "List three colours as json.");
   body = body_for(openai_spec(), r);
   CHECK(body["messages"][0]["content"] == "You are terse.");
+}
+
+TEST_CASE("every message shape is written as its tree would be: names, refusals, calls, errors, escapes") {
+  ModelRequest r;
+  r.messages.push_back(Message::of_text("system", "Be \"exact\".\n\ttab \x01 \xc3\xa9"));
+  r.messages.back().name = "ops";
+  r.messages.push_back(Message::of_text("user", "Hi </script> \\ \u2028"));
+  r.messages.back().name = "ann";
+  Message assistant;
+  assistant.role = "assistant";
+  assistant.name = "bot";
+  assistant.content.push_back(ContentBlock::of_text("Two "));
+  assistant.content.push_back(ContentBlock::of_text("texts"));
+  assistant.content.push_back(refusal("no"));
+  assistant.content.push_back(refusal(" more"));
+  assistant.content.push_back(ContentBlock::of_tool_call({"c1", "run", ""}));
+  assistant.content.push_back(ContentBlock::of_tool_call({"c2", "ls", R"({"dir":"/"})"}));
+  r.messages.push_back(assistant);
+  Message results;
+  results.role = "tool";
+  results.content.push_back(ContentBlock::of_tool_result("c1", "run", "ok\r\n", false));
+  results.content.push_back(ContentBlock::of_tool_result("c2", "ls", "", false));
+  r.messages.push_back(results);
+  Message empty;  // nothing to say: content "", not null
+  empty.role = "assistant";
+  r.messages.push_back(empty);
+  r.messages.push_back(Message::of_text("user", "bad \xff byte"));
+  const json messages = body_for(openai_spec(), r)["messages"];
+  const json expected = json::parse(R"json([
+    {"role": "system", "name": "ops", "content": "Be \"exact\".\n\ttab \u0001 \u00e9"},
+    {"role": "user", "name": "ann", "content": "Hi </script> \\ \u2028"},
+    {"role": "assistant", "name": "bot", "refusal": "no more",
+     "content": [{"type": "text", "text": "Two "}, {"type": "text", "text": "texts"}],
+     "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "run", "arguments": "{}"}},
+                    {"id": "c2", "type": "function", "function": {"name": "ls", "arguments": "{\"dir\":\"/\"}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "ok\r\n"},
+    {"role": "tool", "tool_call_id": "c2", "content": ""},
+    {"role": "assistant", "content": ""},
+    {"role": "user", "content": "bad \ufffd byte"}
+  ])json");
+  CHECK(messages == expected);
+
+  // The JSON instruction on a first system message of parts, and first of all
+  // before a conversation that opens with a tool result.
+  ModelRequest parts;
+  Message system;
+  system.role = "system";
+  system.name = "ops";
+  system.content.push_back(ContentBlock::of_text("One."));
+  system.content.push_back(ContentBlock::of_text("Two."));
+  parts.messages.push_back(system);
+  parts.messages.push_back(Message::of_text("user", "Go"));
+  parts.output_format.type = OutputFormat::Type::kJsonObject;
+  CHECK(body_for(openai_spec(), parts)["messages"][0] == json::parse(R"({"role": "system", "name": "ops", "content": [
+      {"type": "text", "text": "One."}, {"type": "text", "text": "Two."},
+      {"type": "text", "text": "Answer with a JSON object."}]})"));
+  ModelRequest opens;
+  opens.messages.push_back(results);
+  opens.output_format.type = OutputFormat::Type::kJsonObject;
+  const json opened = body_for(openai_spec(), opens)["messages"];
+  REQUIRE(opened.size() == 3);
+  CHECK(opened[0] == json::parse(R"({"role": "system", "content": "Answer with a JSON object."})"));
+  CHECK(opened[1]["role"] == "tool");
+  ModelRequest none;
+  none.output_format.type = OutputFormat::Type::kJsonObject;
+  CHECK(body_for(openai_spec(), none)["messages"] ==
+        json::parse(R"([{"role": "system", "content": "Answer with a JSON object."}])"));
 }
 
 TEST_CASE("an unnamed json schema is named response and not strict unless asked") {

@@ -422,10 +422,11 @@ class OpenAIWire final : public WireFormat {
 
   Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const override {
     try {
-      Result<json> messages = messages_of(request.messages);
-      if (!messages.ok()) return messages.status();
-      if (request.output_format.type == OutputFormat::Type::kJsonObject) require_json_word(request, *messages);
-      json body = wire::object_of("model", model_id_, "messages", std::move(*messages));
+      // The messages, most of the body, are written as text; the other
+      // members as a tree, spliced around them in key order (body_text).
+      std::string messages;
+      if (Status s = write_messages(request, messages); !s.ok()) return s;
+      json body = wire::object_of("model", model_id_, "messages", nullptr);  // a placeholder: ours, not passthrough's
       if (Status s = add_tools(request, body); !s.ok()) return s;
       if (Status s = add_output_format(request.output_format, body); !s.ok()) return s;
       if (Status s = add_sampling(request.sampling, body); !s.ok()) return s;
@@ -450,7 +451,7 @@ class OpenAIWire final : public WireFormat {
         return s;
       }
       if (!api_key_.empty()) http.headers.emplace_back("Authorization", "Bearer " + api_key_);
-      http.body = wire::to_text(body);
+      http.body = body_text(body, messages);
       return http;
     } catch (const json::exception& e) {
       return Status::internal(std::string("building the request: ") + e.what());
@@ -574,17 +575,118 @@ class OpenAIWire final : public WireFormat {
     return wire::object_of("role", "tool", "tool_call_id", result.tool_use_id, "content", content_of(std::move(texts)));
   }
 
-  Result<json> messages_of(const std::vector<Message>& in) const {
-    json out = json::array();
+  // The body's text: `body`'s members in key order (as dump_json writes a
+  // tree), its "messages" placeholder replaced by `messages`, an array's text.
+  static std::string body_text(const json& body, const std::string& messages) {
+    std::string out;
+    out.reserve(messages.size() + 512);
+    out += '{';
+    bool first = true;
+    for (const auto& [key, value] : body.get_ref<const json::object_t&>()) {
+      if (!first) out += ',';
+      first = false;
+      append_json_string(out, key);
+      out += ':';
+      if (key == "messages") {
+        out += messages;
+      } else {
+        append_json(out, value);
+      }
+    }
+    out += '}';
+    return out;
+  }
+
+  // The messages array's text, one message after another, each written as
+  // dump_json writes its tree (members in key order). A json_object format
+  // whose messages never say "JSON" gets kJsonInstruction (the API's own
+  // rule): added to a first system message, else as one of its own, first.
+  class MessageList {
+   public:
+    MessageList(std::string& out, bool json_word) : out_(out), json_word_(json_word) { out_ += '['; }
+
+    // Whether the next message is the first: a system message there takes
+    // the instruction (system_with_instruction).
+    bool takes_instruction() const { return json_word_ && count_ == 0; }
+
+    // Starts the next message's text: a comma, or first the instruction's
+    // own message when it is due and this is not the system message taking it.
+    std::string& next(bool system_first = false) {
+      if (json_word_ && count_ == 0 && !system_first) instruction();
+      if (count_++ > 0) out_ += ',';
+      return out_;
+    }
+
+    void add(const json& message, bool system_first = false) { append_json(next(system_first), message); }
+
+    void finish() {
+      if (json_word_ && count_ == 0) instruction();
+      out_ += ']';
+    }
+
+   private:
+    // The instruction as a message of its own, the first.
+    void instruction() {
+      out_ += R"({"content":)";
+      append_json_string(out_, kJsonInstruction);
+      out_ += R"(,"role":"system"})";
+      ++count_;
+    }
+
+    std::string& out_;
+    const bool json_word_;
+    std::size_t count_ = 0;
+  };
+
+  // {"content":<text>,"name":<name>,"role":<role>}, name only when set.
+  static void write_text_message(std::string& out, std::string_view role, std::string_view text,
+                                 const std::string& name) {
+    out += R"({"content":)";
+    append_json_string(out, text);
+    if (!name.empty()) {
+      out += R"(,"name":)";
+      append_json_string(out, name);
+    }
+    out += R"(,"role":)";
+    append_json_string(out, role);
+    out += '}';
+  }
+
+  // Texts as a message's content, as content_of writes text parts: "" for
+  // none, one as its string, several as text parts.
+  static void write_text_content(std::string& out, const std::vector<std::string_view>& texts) {
+    if (texts.size() == 1) {
+      append_json_string(out, texts[0]);
+      return;
+    }
+    if (texts.empty()) {
+      out += R"("")";
+      return;
+    }
+    out += '[';
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      if (i > 0) out += ',';
+      out += R"({"text":)";
+      append_json_string(out, texts[i]);
+      out += R"(,"type":"text"})";
+    }
+    out += ']';
+  }
+
+  Status write_messages(const ModelRequest& request, std::string& text) const {
+    const std::vector<Message>& in = request.messages;
+    bool json_word = request.output_format.type == OutputFormat::Type::kJsonObject;
+    for (const Message& m : in) json_word = json_word && !mentions_json(m.content);
+    MessageList out(text, json_word);
     json attachments = json::array();  // tool results' media, for the next user message
     auto flush = [&] {
       if (attachments.empty()) return;
-      out.push_back(wire::object_of("role", "user", "content", std::move(attachments)));
+      out.add(wire::object_of("role", "user", "content", std::move(attachments)));
       attachments = json::array();
     };
     for (std::size_t i = 0; i < in.size(); ++i) {
       const Message& m = in[i];
-      const std::string where = "message " + std::to_string(i + 1);
+      const auto where = [i] { return "message " + std::to_string(i + 1); };
       // The plain path: one text block is the message's string content.
       const bool one_text = m.content.size() == 1 && m.content[0].type == Type::kText;
       // A participant's name goes on the message of its own role.
@@ -594,8 +696,9 @@ class OpenAIWire final : public WireFormat {
       };
       if (m.role == "system") {
         flush();
-        if (one_text) {
-          out.push_back(named(wire::object_of("role", "system", "content", m.content[0].text)));
+        const bool instructed = out.takes_instruction();
+        if (one_text && !instructed) {
+          write_text_message(out.next(), "system", m.content[0].text, m.name);
           continue;
         }
         json parts = json::array();
@@ -606,31 +709,39 @@ class OpenAIWire final : public WireFormat {
             return Status::upstream(std::string("cannot take ") + kind_of(b.type) +
                                     " in a system message (Chat Completions takes text there)");
           } else if (!is_reasoning(b.type)) {
-            return Status::invalid_argument(where + ": a system message cannot hold " + kind_of(b.type));
+            return Status::invalid_argument(where() + ": a system message cannot hold " + kind_of(b.type));
           }
         }
-        out.push_back(named(wire::object_of("role", "system", "content", content_of(std::move(parts)))));
+        json message = named(wire::object_of("role", "system", "content", content_of(std::move(parts))));
+        if (instructed) {
+          json& content = message["content"];
+          if (content.is_string()) {
+            content = content.get<std::string>() + "\n\n" + kJsonInstruction;
+          } else {
+            content.push_back(text_part(kJsonInstruction));
+          }
+        }
+        out.add(message, instructed);
       } else if (m.role == "user" && one_text && attachments.empty()) {
-        out.push_back(named(wire::object_of("role", "user", "content", m.content[0].text)));
+        write_text_message(out.next(), "user", m.content[0].text, m.name);
       } else if (m.role == "user" || m.role == "tool") {
         json parts = json::array();
         bool results = false;
         for (const ContentBlock& b : m.content) {
           if (b.type == Type::kToolResult) {
-            Result<json> message = tool_message(b, attachments, where);
-            if (!message.ok()) return message.status();
-            out.push_back(std::move(*message));
+            if (Status s = write_tool_message(b, out, attachments, where); !s.ok()) return s;
             results = true;
           } else if (m.role == "tool" && !is_reasoning(b.type)) {
-            return Status::invalid_argument(where + ": a tool message holds tool results only, not " + kind_of(b.type));
+            return Status::invalid_argument(where() + ": a tool message holds tool results only, not " +
+                                            kind_of(b.type));
           } else if (b.type == Type::kText) {
             parts.push_back(text_part(b.text));
           } else if (is_media(b.type)) {
-            Result<json> part = media_part(b, where);
+            Result<json> part = media_part(b, where());
             if (!part.ok()) return part.status();
             parts.push_back(std::move(*part));
           } else if (!is_reasoning(b.type)) {
-            return Status::invalid_argument(where + ": a user message cannot hold " + kind_of(b.type));
+            return Status::invalid_argument(where() + ": a user message cannot hold " + kind_of(b.type));
           }
         }
         if (!parts.empty() || (m.role == "user" && !results)) {
@@ -640,35 +751,70 @@ class OpenAIWire final : public WireFormat {
             parts = std::move(attachments);
             attachments = json::array();
           }
-          out.push_back(named(wire::object_of("role", "user", "content", content_of(std::move(parts)))));
+          out.add(named(wire::object_of("role", "user", "content", content_of(std::move(parts)))));
         }
       } else if (m.role == "assistant") {
         flush();
-        Result<json> message = assistant_message(m, where);
-        if (!message.ok()) return message.status();
-        out.push_back(named(std::move(*message)));
+        if (Status s = write_assistant(m, out, where); !s.ok()) return s;
       } else {
-        return Status::invalid_argument(where + ": unknown role '" + m.role + "'");
+        return Status::invalid_argument(where() + ": unknown role '" + m.role + "'");
       }
     }
     flush();
-    return out;
+    out.finish();
+    return Status();
   }
 
-  Result<json> assistant_message(const Message& m, const std::string& where) const {
-    json parts = json::array();
-    json calls = json::array();
+  // A kToolResult block as a tool message {content, role: tool,
+  // tool_call_id}; its media parts go to `attachments`, and a tool message
+  // with media is written from its tree (tool_message).
+  template <typename Where>
+  Status write_tool_message(const ContentBlock& result, MessageList& out, json& attachments,
+                            const Where& where) const {
+    const auto media = [](const ContentBlock& b) { return is_media(b.type); };
+    if (std::any_of(result.content.begin(), result.content.end(), media)) {
+      Result<json> message = tool_message(result, attachments, where());
+      if (!message.ok()) return message.status();
+      out.add(*message);
+      return Status();
+    }
+    std::vector<std::string_view> texts;
+    for (const ContentBlock& b : result.content) {
+      if (b.type == Type::kText) {
+        texts.push_back(b.text);
+      } else if (!is_reasoning(b.type)) {
+        return Status::invalid_argument(where() + ": a tool result cannot hold " + kind_of(b.type));
+      }
+    }
+    std::string error;  // the first text, marked as an error
+    if (result.is_error) {
+      const std::string_view first = texts.empty() ? std::string_view() : texts[0];
+      error = first.empty() ? "Error" : "Error: " + std::string(first);
+      if (texts.empty()) texts.emplace_back();
+      texts[0] = error;
+    }
+    std::string& text = out.next();
+    text += R"({"content":)";
+    write_text_content(text, texts);
+    text += R"(,"role":"tool","tool_call_id":)";
+    append_json_string(text, result.tool_use_id);
+    text += '}';
+    return Status();
+  }
+
+  // An assistant message {content, name, refusal, role, tool_calls}: its
+  // text blocks as content (null beside tool calls or a refusal), refusals
+  // joined, tool calls {function {arguments, name}, id, type: function}.
+  template <typename Where>
+  static Status write_assistant(const Message& m, MessageList& out, const Where& where) {
+    std::vector<std::string_view> texts;
+    std::vector<const ToolCall*> calls;
     std::string refusal;
     for (const ContentBlock& b : m.content) {
       switch (b.type) {
-        case Type::kText: parts.push_back(text_part(b.text)); break;
+        case Type::kText: texts.push_back(b.text); break;
         case Type::kRefusal: refusal += b.text; break;
-        case Type::kToolUse: {
-          const ToolCall& c = b.tool_call;
-          json function = wire::object_of("name", c.name, "arguments", c.arguments_json.empty() ? "{}" : c.arguments_json);
-          calls.push_back(wire::object_of("id", c.id, "type", "function", "function", std::move(function)));
-          break;
-        }
+        case Type::kToolUse: calls.push_back(&b.tool_call); break;
         case Type::kImage:
         case Type::kDocument:
         case Type::kAudio:
@@ -676,36 +822,46 @@ class OpenAIWire final : public WireFormat {
                                   " in an assistant message (Chat Completions takes text, refusals and tool calls "
                                   "there)");
         case Type::kToolResult:
-          return Status::invalid_argument(where + ": an assistant message cannot hold a tool result");
+          return Status::invalid_argument(where() + ": an assistant message cannot hold a tool result");
         case Type::kThinking:
         case Type::kRedactedThinking:
         case Type::kOpaque: break;  // no way to send reasoning back (file comment)
       }
     }
-    json message = wire::object_of("role", "assistant");
+    std::string& text = out.next();
+    text += R"({"content":)";
     // Content may be null only beside tool calls or a refusal.
-    const bool beside = !calls.empty() || !refusal.empty();
-    message["content"] = parts.empty() && beside ? json(nullptr) : content_of(std::move(parts));
-    if (!refusal.empty()) message["refusal"] = std::move(refusal);
-    if (!calls.empty()) message["tool_calls"] = std::move(calls);
-    return message;
-  }
-
-  // json_object needs the word "JSON" in the messages (the API's own rule).
-  static void require_json_word(const ModelRequest& request, json& messages) {
-    for (const Message& m : request.messages) {
-      if (mentions_json(m.content)) return;
+    if (texts.empty() && (!calls.empty() || !refusal.empty())) {
+      text += "null";
+    } else {
+      write_text_content(text, texts);
     }
-    if (!messages.empty() && messages[0].value("role", "") == "system") {
-      json& content = messages[0]["content"];
-      if (content.is_string()) {
-        content = content.get<std::string>() + "\n\n" + kJsonInstruction;
-      } else {
-        content.push_back(text_part(kJsonInstruction));
+    if (!m.name.empty()) {
+      text += R"(,"name":)";
+      append_json_string(text, m.name);
+    }
+    if (!refusal.empty()) {
+      text += R"(,"refusal":)";
+      append_json_string(text, refusal);
+    }
+    text += R"(,"role":"assistant")";
+    if (!calls.empty()) {
+      text += R"(,"tool_calls":[)";
+      for (std::size_t i = 0; i < calls.size(); ++i) {
+        const ToolCall& c = *calls[i];
+        if (i > 0) text += ',';
+        text += R"({"function":{"arguments":)";
+        append_json_string(text, c.arguments_json.empty() ? std::string_view("{}") : c.arguments_json);
+        text += R"(,"name":)";
+        append_json_string(text, c.name);
+        text += R"(},"id":)";
+        append_json_string(text, c.id);
+        text += R"(,"type":"function"})";
       }
-      return;
+      text += ']';
     }
-    messages.insert(messages.begin(), wire::object_of("role", "system", "content", kJsonInstruction));
+    text += '}';
+    return Status();
   }
 
   Status add_tools(const ModelRequest& request, json& body) const {

@@ -184,4 +184,6 @@ std::string dump_json(const json& value) {
   return out;
 }
 
+void append_json(std::string& out, const json& value) { append(out, value); }
+
 }  // namespace switchboard

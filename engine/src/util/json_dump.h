@@ -20,6 +20,9 @@ namespace switchboard {
 
 std::string dump_json(const nlohmann::json& value);
 
+// Appends dump_json(value) to `out`.
+void append_json(std::string& out, const nlohmann::json& value);
+
 // Appends `value` to `out` as a JSON string (with its quotes), as dump_json
 // writes a string.
 void append_json_string(std::string& out, std::string_view value);
