@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -120,6 +121,42 @@ TEST_CASE("a short text is remembered whole: its own count again, never another 
   CHECK(bytes_only->count("ab") == 2);
   // Invalid UTF-8 in a short text still counts as U+FFFD.
   CHECK(merged->count("\xff") == merged->count("\xEF\xBF\xBD"));
+}
+
+TEST_CASE("a text of 17 to 255 bytes is remembered by its bytes: its own count again, never another's") {
+  const auto merged = encoding({"ab"});
+  const auto bytes_only = encoding({});
+  // Texts at both ends of the range; others that differ from them only in
+  // their length (a zero byte pads the hash's last word), their last byte or
+  // a byte in the middle; and a thousand more than the cache has slots, so
+  // that slots are shared and texts replace each other.
+  std::vector<std::string> texts;
+  const std::string longest(BpeEncoding::kRememberedTextBytes - 1, 'a');
+  for (const std::string& base : {std::string(17, 'a'), std::string("ab ab ab ab ab ab"), longest}) {
+    texts.push_back(base);
+    if (base.size() < longest.size()) texts.push_back(base + std::string(1, '\0'));
+    std::string last = base;
+    last.back() = 'b';
+    texts.push_back(last);
+    std::string middle = base;
+    middle[middle.size() / 2] = ' ';
+    texts.push_back(middle);
+  }
+  texts.push_back(std::string(20, 'x') + "\xff");  // invalid UTF-8: counted as U+FFFD
+  std::mt19937 random(7);
+  for (int i = 0; i < 1500; ++i) {
+    std::string text(17 + random() % (BpeEncoding::kRememberedTextBytes - 17), ' ');
+    for (char& c : text) c = "ab xy"[random() % 5];
+    texts.push_back(std::move(text));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& text : texts) {
+      CAPTURE(text);
+      REQUIRE(merged->count(text) == static_cast<std::int64_t>(merged->encode(text).size()));  // encode() keeps no cache
+      REQUIRE(bytes_only->count(text) == static_cast<std::int64_t>(bytes_only->encode(text).size()));
+    }
+  }
+  CHECK(merged->count(std::string(20, 'x') + "\xff") == merged->count(std::string(20, 'x') + "\xEF\xBF\xBD"));
 }
 
 TEST_CASE("a long text is remembered by its digest: its own count again, never another text's or encoding's") {

@@ -516,43 +516,67 @@ std::int64_t BpeEncoding::long_piece_tokens(std::string_view piece, std::vector<
 
 namespace {
 
-// A thread's recent texts of up to 16 bytes and their token counts,
-// direct-mapped: the split's pieces (words and indentation repeat, and a hit
-// here, in cache, replaces the rank table's lookups: misses to memory, one
-// per merge step), and whole short texts (roles and names, which then skip
-// the split). An entry is an exact text of one encoding, so a hit is always
-// right.
-template <std::size_t kEntries>
-struct SmallTextCache {
+// A thread's recent texts of up to kBytes bytes and their token counts,
+// direct-mapped, each entry holding its text's bytes: the split's pieces
+// (words and indentation repeat, and a hit here, in cache, replaces the rank
+// table's lookups: misses to memory, one per merge step), and whole texts
+// shorter than kRememberedTextBytes (roles and names; an agent's short
+// messages and tool calls, re-sent with its history on every step), which
+// then skip the split. An entry is an exact text of one encoding, compared
+// byte for byte, so a hit is always right whatever the slot's hash.
+template <std::size_t kEntries, std::size_t kBytes>
+struct TextCountCache {
+  static_assert((kEntries & (kEntries - 1)) == 0, "a power of two: the slot is the hash's low bits");
   struct Entry {
-    std::uint64_t encoding = 0;      // BpeEncoding::id_; 0: empty
-    std::uint64_t first = 0;         // the piece's bytes 0-7 and 8-15, zero-padded
-    std::uint64_t second = 0;
+    std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
     std::uint32_t length = 0;
     std::uint32_t tokens = 0;
+    std::array<char, kBytes> bytes{};
   };
-  static constexpr size_t kMaxBytes = 16;
+  static constexpr size_t kMaxBytes = kBytes;
   std::array<Entry, kEntries> entries{};
 
-  // The tokens of `piece` (at most kMaxBytes) in `encoding`: remembered, or
+  // The tokens of `text` (at most kMaxBytes) in `encoding`: remembered, or
   // count() and remembered.
   template <typename Count>
-  std::uint32_t find(std::uint64_t encoding, std::string_view piece, Count&& count) {
-    std::uint64_t first = 0;
-    std::uint64_t second = 0;
-    std::memcpy(&first, piece.data(), std::min<size_t>(piece.size(), 8));
-    if (piece.size() > 8) std::memcpy(&second, piece.data() + 8, piece.size() - 8);
-    const std::uint64_t h = (first * 0x9E3779B97F4A7C15ull) ^ (second * 0xC2B2AE3D27D4EB4Full) ^ piece.size();
-    Entry& e = entries[(h ^ (h >> 29)) & (kEntries - 1)];
-    if (e.encoding != encoding || e.first != first || e.second != second || e.length != piece.size()) {
-      e = Entry{encoding, first, second, static_cast<std::uint32_t>(piece.size()), static_cast<std::uint32_t>(count())};
+  std::uint32_t find(std::uint64_t encoding, std::string_view text, Count&& count) {
+    Entry& e = entries[slot_of(text)];
+    if (e.encoding != encoding || e.length != text.size() || std::memcmp(e.bytes.data(), text.data(), text.size()) != 0) {
+      e.encoding = encoding;
+      e.length = static_cast<std::uint32_t>(text.size());
+      e.tokens = static_cast<std::uint32_t>(count());
+      std::memcpy(e.bytes.data(), text.data(), text.size());
     }
     return e.tokens;
   }
+
+ private:
+  // A multiply-xor hash of the text's words (zero-padded) and length: it
+  // spreads texts over the slots; a collision only costs a count.
+  static std::size_t slot_of(std::string_view text) {
+    std::uint64_t h = text.size() * 0x9E3779B97F4A7C15ull;
+    std::size_t i = 0;
+    const auto mix = [&h](std::uint64_t w) {
+      h = (h ^ w) * 0xC2B2AE3D27D4EB4Full;
+      h ^= h >> 29;
+    };
+    for (; i + 8 <= text.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, text.data() + i, sizeof w);
+      mix(w);
+    }
+    if (i < text.size()) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, text.data() + i, text.size() - i);
+      mix(w);
+    }
+    return static_cast<std::size_t>(h ^ (h >> 32)) & (kEntries - 1);
+  }
 };
 
-using PieceCache = SmallTextCache<4096>;      // 128 KiB a thread
-using ShortTextCache = SmallTextCache<512>;  // 16 KiB a thread: roles and names are few
+using PieceCache = TextCountCache<4096, 16>;      // 128 KiB a thread
+using ShortTextCache = TextCountCache<512, 16>;   // 16 KiB a thread: roles and names are few
+using MediumTextCache = TextCountCache<512, BpeEncoding::kRememberedTextBytes - 1>;  // 136 KiB a thread
 
 // Recent long texts' counts, by SHA-256 (a collision cannot be made, so a
 // count found here is the text's own): direct-mapped, the newest text in a
@@ -576,7 +600,12 @@ std::int64_t BpeEncoding::count(std::string_view text) const {
     thread_local ShortTextCache short_texts;
     return short_texts.find(id_, text, [&] { return count_pieces(text); });
   }
-  if (text.size() < kRememberedTextBytes) return count_pieces(text);
+  if (text.size() < kRememberedTextBytes) {
+    // Short messages and tool calls, re-sent with the history: kept apart
+    // from the roles, so they do not push them out.
+    thread_local MediumTextCache medium_texts;
+    return medium_texts.find(id_, text, [&] { return count_pieces(text); });
+  }
   thread_local TextCache cache;
   const std::array<unsigned char, 32> digest = sha256_digest(text);
   std::uint64_t slot = 0;
