@@ -101,6 +101,23 @@ TEST_CASE("escapes side by side and every few bytes, as code has them, as nlohma
   CHECK(dump_json(json(code)) == reference(json(code)));
 }
 
+TEST_CASE("json_plain: printable ASCII without quote or backslash, any byte at any place") {
+  CHECK(switchboard::json_plain(""));
+  CHECK(switchboard::json_plain("gpt-4o-mini 2025-01-01 {}[]:,~"));
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool plain = byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\';
+    for (std::size_t size : {1, 7, 8, 9, 16, 19}) {
+      for (std::size_t at = 0; at < size; ++at) {
+        std::string text(size, 'a');
+        text[at] = static_cast<char>(byte);
+        CAPTURE(byte);
+        CAPTURE(at);
+        REQUIRE(switchboard::json_plain(text) == plain);
+      }
+    }
+  }
+}
+
 TEST_CASE("numbers, literals and containers as nlohmann writes them") {
   const json cases[] = {json(0),
                         json(-1),

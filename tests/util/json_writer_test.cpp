@@ -83,6 +83,39 @@ TEST_CASE("an object with every kind of field matches nlohmann's dump of the sam
   CHECK(ordered_json::parse(out) == ordered_json::parse(reference(j)));
 }
 
+TEST_CASE("a field is written the same whether it takes one append or several: value and key lengths, every byte") {
+  // Short plain values and keys up to 64 bytes take one append; a longer
+  // key or value, or one byte needing care anywhere, the general path.
+  const std::vector<std::string> keys = {"k", std::string(64, 'k'), std::string(65, 'k'), std::string(100, 'k')};
+  std::vector<std::string> values;
+  for (std::size_t n : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 80}) values.push_back(std::string(n, 'v'));
+  for (int byte = 0; byte < 256; ++byte) {
+    for (std::size_t at : {0, 7, 8, 12, 63}) {
+      std::string v(at < 12 ? 13 : 64, 'v');
+      v[at] = static_cast<char>(byte);
+      values.push_back(std::move(v));
+    }
+  }
+  for (const std::string& key : keys) {
+    std::string second = key;  // the same length, another name: a field after the first
+    second.back() = 's';
+    std::string third = key;
+    third.back() = 't';
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      CAPTURE(key.size());
+      CAPTURE(i);
+      std::string out;
+      const std::int64_t n = -1'000'000'007 * static_cast<std::int64_t>(i);
+      JsonWriter(out).string(key, values[i]).string(second, values[i]).integer(third, n).end();
+      ordered_json j = ordered_json::object();
+      j[key] = values[i];
+      j[second] = values[i];
+      j[third] = n;
+      CHECK(out == reference(j));
+    }
+  }
+}
+
 TEST_CASE("appends to what the string already holds") {
   std::string out = "prefix ";
   JsonWriter(out).integer("a", 1).end();

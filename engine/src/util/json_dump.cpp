@@ -167,6 +167,20 @@ void append(std::string& out, const json& j) {
 
 }  // namespace
 
+bool json_plain(std::string_view value) {
+  std::size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, value.data() + i, sizeof word);
+    if (care_mask(word) != 0) return false;
+  }
+  for (; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 void append_json_string(std::string& out, std::string_view value) {
   const std::size_t start = out.size();
   out += '"';

@@ -20,6 +20,10 @@ namespace switchboard {
 
 std::string dump_json(const nlohmann::json& value);
 
+// Whether `value` is written as it is between its quotes: printable ASCII,
+// no '"' and no '\\'.
+bool json_plain(std::string_view value);
+
 // Appends dump_json(value) to `out`.
 void append_json(std::string& out, const nlohmann::json& value);
 
