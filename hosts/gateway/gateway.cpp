@@ -138,14 +138,19 @@ std::string usd(MicroUsd micro) {
   return decimal(static_cast<std::uint64_t>(micro / 1'000'000), static_cast<std::uint64_t>(micro % 1'000'000), 6);
 }
 
-// A header line; a value can come from the config, so line breaks go.
+// A header line; a value can come from the config, so line breaks go
+// (looked for with memchr: find_first_of tries each byte against each of its
+// characters in turn).
 void add_header(std::string& out, std::string_view name, std::string_view value) {
   out += name;
   out += ": ";
   const std::size_t at = out.size();
   out += value;
-  for (std::size_t i = out.find_first_of("\r\n", at); i != std::string::npos; i = out.find_first_of("\r\n", i + 1)) {
-    out[i] = ' ';
+  if (std::memchr(value.data(), '\r', value.size()) != nullptr ||
+      std::memchr(value.data(), '\n', value.size()) != nullptr) {
+    for (std::size_t i = at; i < out.size(); ++i) {
+      if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+    }
   }
   out += "\r\n";
 }
