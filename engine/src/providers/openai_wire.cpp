@@ -605,8 +605,9 @@ class OpenAIWire final : public WireFormat {
    public:
     MessageList(std::string& out, bool json_word) : out_(out), json_word_(json_word) { out_ += '['; }
 
-    // Whether the next message is the first: a system message there takes
-    // the instruction (system_with_instruction).
+    // Whether the instruction is due and the next message is the first: a
+    // system message there takes it in its content (and says so to next()
+    // or add(), so the instruction gets no message of its own).
     bool takes_instruction() const { return json_word_ && count_ == 0; }
 
     // Starts the next message's text: a comma, or first the instruction's
