@@ -547,34 +547,6 @@ class OpenAIWire final : public WireFormat {
     return wire::object_of("type", "input_audio", "input_audio", wire::object_of("data", source.data, "format", format));
   }
 
-  // A kToolResult block as a tool message; its media parts go to `attachments`.
-  Result<json> tool_message(const ContentBlock& result, json& attachments, const std::string& where) const {
-    json texts = json::array();
-    json media = json::array();
-    for (const ContentBlock& b : result.content) {
-      if (b.type == Type::kText) {
-        texts.push_back(text_part(b.text));
-      } else if (is_media(b.type)) {
-        Result<json> part = media_part(b, where);
-        if (!part.ok()) return part.status();
-        media.push_back(std::move(*part));
-      } else if (!is_reasoning(b.type)) {
-        return Status::invalid_argument(where + ": a tool result cannot hold " + kind_of(b.type));
-      }
-    }
-    if (!media.empty()) {
-      if (texts.empty()) texts.push_back(text_part("(attachments follow in the next user message)"));
-      attachments.push_back(text_part("Attachments of tool call " + result.tool_use_id + ":"));
-      for (json& part : media) attachments.push_back(std::move(part));
-    }
-    if (result.is_error) {
-      if (texts.empty()) texts.push_back(text_part(""));
-      const std::string first = texts[0]["text"].get<std::string>();
-      texts[0]["text"] = first.empty() ? "Error" : "Error: " + first;
-    }
-    return wire::object_of("role", "tool", "tool_call_id", result.tool_use_id, "content", content_of(std::move(texts)));
-  }
-
   // The body's text: `body`'s members in key order (as dump_json writes a
   // tree), its "messages" placeholder replaced by `messages`, an array's text.
   static std::string body_text(const json& body, const std::string& messages) {
@@ -767,25 +739,29 @@ class OpenAIWire final : public WireFormat {
   }
 
   // A kToolResult block as a tool message {content, role: tool,
-  // tool_call_id}; its media parts go to `attachments`, and a tool message
-  // with media is written from its tree (tool_message).
+  // tool_call_id}: its texts as content (the first marked when the result is
+  // an error); its media parts go to `attachments`, for the next user
+  // message, behind a text naming the call, and the content says they follow.
   template <typename Where>
   Status write_tool_message(const ContentBlock& result, MessageList& out, json& attachments,
                             const Where& where) const {
-    const auto media = [](const ContentBlock& b) { return is_media(b.type); };
-    if (std::any_of(result.content.begin(), result.content.end(), media)) {
-      Result<json> message = tool_message(result, attachments, where());
-      if (!message.ok()) return message.status();
-      out.add(*message);
-      return Status();
-    }
     std::vector<std::string_view> texts;
+    json media = json::array();
     for (const ContentBlock& b : result.content) {
       if (b.type == Type::kText) {
         texts.push_back(b.text);
+      } else if (is_media(b.type)) {
+        Result<json> part = media_part(b, where());
+        if (!part.ok()) return part.status();
+        media.push_back(std::move(*part));
       } else if (!is_reasoning(b.type)) {
         return Status::invalid_argument(where() + ": a tool result cannot hold " + kind_of(b.type));
       }
+    }
+    if (!media.empty()) {
+      if (texts.empty()) texts.emplace_back("(attachments follow in the next user message)");
+      attachments.push_back(text_part("Attachments of tool call " + result.tool_use_id + ":"));
+      for (json& part : media) attachments.push_back(std::move(part));
     }
     std::string error;  // the first text, marked as an error
     if (result.is_error) {
