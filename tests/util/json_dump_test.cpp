@@ -51,15 +51,15 @@ TEST_CASE("every escape, and UTF-8 valid and invalid, as nlohmann writes them") 
   }
 }
 
-TEST_CASE("a byte that needs care is found at every place of an 8-byte word, and past the last whole word") {
-  // append_escaped skips 8 bytes at a time while none needs care: each kind
+TEST_CASE("a byte that needs care is found at every place of a block, and past the last whole block") {
+  // append_escaped skips a block (16 bytes, or 8) at a time while none needs care: each kind
   // of byte at every offset of a longer ASCII text, beside its neighbours
   // (0x1f and 0x20, 0x21 and 0x23 around '"', 0x5b and 0x5d around '\\',
   // 0x7f and 0x80), must still be written as nlohmann writes it.
   std::vector<std::string> specials = {"\"", "\\", "\x1f", std::string("\0", 1), "\n", "\x7f", "\x20", "!", "#",
                                        "[", "]", "é", "中", "😀", "\x80", "\xC2", "\xFF", "\xED\xA0\x80"};
   for (const std::string& special : specials) {
-    for (std::size_t length : {7, 8, 9, 16, 23, 31}) {
+    for (std::size_t length : {7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 48}) {
       for (std::size_t at = 0; at < length; ++at) {
         std::string text(length, 'a');
         text.replace(at, 1, special);
@@ -68,10 +68,10 @@ TEST_CASE("a byte that needs care is found at every place of an 8-byte word, and
       }
     }
   }
-  // Every byte value at every place of one word, beside plain text.
+  // Every byte value at every place of one block, beside plain text.
   for (int byte = 0; byte < 256; ++byte) {
-    for (std::size_t at = 0; at < 8; ++at) {
-      std::string text(20, 'z');
+    for (std::size_t at = 0; at < 16; ++at) {
+      std::string text(28, 'z');
       text[at + 4] = static_cast<char>(byte);
       CAPTURE(byte);
       CHECK(dump_json(json(text)) == reference(json(text)));
@@ -101,12 +101,48 @@ TEST_CASE("escapes side by side and every few bytes, as code has them, as nlohma
   CHECK(dump_json(json(code)) == reference(json(code)));
 }
 
+TEST_CASE("long texts cross the escaper's buffer anywhere: escapes, UTF-8 and plain runs at its end") {
+  // append_escaped writes through a 1 KiB buffer on the stack, appended to
+  // the output when full: an escape, a UTF-8 sequence (checked or not valid)
+  // or a block at every place around that end, and random long texts.
+  const std::string specials[] = {"\"", "\n", "\x01", "é", "中", "😀", "\xF0\x9F\x98", "\xFF"};
+  for (const std::string& special : specials) {
+    for (std::size_t at = 990; at < 1060; ++at) {
+      for (const std::size_t length : {at + special.size(), at + 40, std::size_t{2100}}) {
+        std::string text(length, 'q');
+        text.replace(at, special.size(), special);
+        CAPTURE(special);
+        CAPTURE(at);
+        CHECK(dump_json(json(text)) == reference(json(text)));
+      }
+    }
+  }
+  const std::string alphabet[] = {"\"", "\\", "\n", "\x1f", "a", "abcdefghijklmnopq", "é", "中", "😀", "\xC2"};
+  std::uint64_t state = 11;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>(state >> 33);
+  };
+  for (int i = 0; i < 300; ++i) {
+    std::string text;
+    const std::size_t pieces = next() % 900;
+    // Every fifth text may hold the cut sequence "\xC2" (not UTF-8), the rest not.
+    const std::size_t kinds = i % 5 == 0 ? std::size(alphabet) : std::size(alphabet) - 1;
+    for (std::size_t k = 0; k < pieces; ++k) text += alphabet[next() % kinds];
+    CAPTURE(text.size());
+    CHECK(dump_json(json(text)) == reference(json(text)));
+    std::string appended = "[";
+    switchboard::append_json_string(appended, text);
+    CHECK(appended == "[" + reference(json(text)));
+  }
+}
+
 TEST_CASE("json_plain: printable ASCII without quote or backslash, any byte at any place") {
   CHECK(switchboard::json_plain(""));
   CHECK(switchboard::json_plain("gpt-4o-mini 2025-01-01 {}[]:,~"));
   for (int byte = 0; byte < 256; ++byte) {
     const bool plain = byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\';
-    for (std::size_t size : {1, 7, 8, 9, 16, 19}) {
+    for (std::size_t size : {1, 7, 8, 9, 15, 16, 17, 19, 32, 33}) {
       for (std::size_t at = 0; at < size; ++at) {
         std::string text(size, 'a');
         text[at] = static_cast<char>(byte);
