@@ -4,6 +4,7 @@
 // are needed, each found from its block's mask.
 #include "util/json_dump.h"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstdint>
@@ -62,9 +63,6 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return (w | control | is_quote | is_backslash) & kHigh;
 }
 
-// Whether a byte needs more than a copy (care_mask's bytes).
-bool needs_care(unsigned char c) { return c < 0x20 || c >= 0x80 || c == '"' || c == '\\'; }
-
 // The scan's block: kBlock bytes are looked at together, and first_care(p)
 // is the place (0..kBlock-1) in p[0..kBlock) of the first byte that needs
 // care (as care_mask), or kBlock when none does. SSE2 (every x86-64) takes
@@ -82,6 +80,8 @@ std::size_t first_care(const char* p) {
 }
 #else
 constexpr std::size_t kBlock = 8;
+// Whether a byte needs more than a copy (care_mask's bytes).
+bool needs_care(unsigned char c) { return c < 0x20 || c >= 0x80 || c == '"' || c == '\\'; }
 std::size_t first_care(const char* p) {
   std::uint64_t word;
   std::memcpy(&word, p, sizeof word);
@@ -120,10 +120,13 @@ bool append_escaped(std::string& out, std::string_view s) {
     if (static_cast<std::size_t>(end - p) >= kBlock) {
       std::memcpy(buf + n, p, kBlock);
       plain = first_care(p);
-    } else {
-      plain = 0;
-      while (p + plain < end && !needs_care(static_cast<unsigned char>(p[plain]))) ++plain;
-      std::memcpy(buf + n, p, plain);
+    } else {  // the last bytes, in a block padded with plain spaces
+      const auto left = static_cast<std::size_t>(end - p);
+      char last[kBlock];
+      std::memset(last, ' ', kBlock);
+      std::memcpy(last, p, left);
+      std::memcpy(buf + n, last, kBlock);
+      plain = std::min(first_care(last), left);
     }
     n += plain;
     p += plain;
@@ -221,10 +224,11 @@ bool json_plain(std::string_view value) {
   for (; end - p >= static_cast<std::ptrdiff_t>(kBlock); p += kBlock) {
     if (first_care(p) != kBlock) return false;
   }
-  for (; p < end; ++p) {
-    if (needs_care(static_cast<unsigned char>(*p))) return false;
-  }
-  return true;
+  if (p == end) return true;
+  char last[kBlock];  // the last bytes, padded with plain spaces
+  std::memset(last, ' ', kBlock);
+  std::memcpy(last, p, static_cast<std::size_t>(end - p));
+  return first_care(last) == kBlock;
 }
 
 void append_json_string(std::string& out, std::string_view value) {
