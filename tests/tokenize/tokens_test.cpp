@@ -159,26 +159,82 @@ TEST_CASE("a text of 17 to 255 bytes is remembered by its bytes: its own count a
   CHECK(merged->count(std::string(20, 'x') + "\xff") == merged->count(std::string(20, 'x') + "\xEF\xBF\xBD"));
 }
 
-TEST_CASE("a long text is remembered by its digest: its own count again, never another text's or encoding's") {
+TEST_CASE("a long text is remembered by its bytes: its own count again, never another text's or encoding's") {
   const auto merged = encoding({"ab"});
   const auto bytes_only = encoding({});
-  std::string text;
-  while (text.size() < BpeEncoding::kRememberedTextBytes) text += "ab ab xy ";
-  const std::int64_t fresh = static_cast<std::int64_t>(merged->encode(text).size());  // encode() keeps no cache
-  for (int i = 0; i < 3; ++i) {
-    CHECK(merged->count(text) == fresh);
-    CHECK(bytes_only->count(text) == static_cast<std::int64_t>(text.size()));  // one token per byte
+  // Each length from 256 to 300 bytes (the hash reads 32 bytes at a time,
+  // then the tail), with variants that differ only in their last byte, a
+  // middle byte or a trailing zero byte; then 3,000 random texts of 300
+  // bytes and 1,000 of up to 3,000, more than the cache has slots, so that
+  // texts of one length share slots and replace each other.
+  std::vector<std::string> texts;
+  std::string base;
+  while (base.size() < 300) base += "ab ab xy ";
+  for (std::size_t size = BpeEncoding::kRememberedTextBytes; size <= 300; ++size) {
+    const std::string text = base.substr(0, size);
+    texts.push_back(text);
+    std::string last = text;
+    last.back() = last.back() == 'a' ? 'q' : 'a';
+    texts.push_back(last);
+    std::string middle = text;
+    middle[size / 2] = middle[size / 2] == 'b' ? 'y' : 'b';
+    texts.push_back(middle);
+    texts.push_back(text + std::string(1, '\0'));
   }
-  // The same length, other bytes: counted, not answered from the first text's slot.
-  std::string other = text;
-  for (char& c : other) {
-    if (c == 'a') c = 'q';
+  std::mt19937 random(11);
+  for (int i = 0; i < 4000; ++i) {
+    std::string text(i < 3000 ? 300 : BpeEncoding::kRememberedTextBytes + random() % 2744, ' ');
+    for (char& c : text) c = "ab xy"[random() % 5];
+    texts.push_back(std::move(text));
   }
-  CHECK(merged->count(other) == static_cast<std::int64_t>(merged->encode(other).size()));
-  CHECK(merged->count(other) > fresh);
-  CHECK(merged->count(text) == fresh);
+  // Two rounds under one encoding (a hit needs the same encoding), then one
+  // under the other, whose texts take the same slots.
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& text : texts) {
+      CAPTURE(text.size());
+      REQUIRE(merged->count(text) == static_cast<std::int64_t>(merged->encode(text).size()));  // encode() keeps no cache
+    }
+  }
+  for (const std::string& text : texts) {
+    REQUIRE(bytes_only->count(text) == static_cast<std::int64_t>(text.size()));  // one token per byte
+  }
   // Invalid UTF-8 in a remembered text still counts as U+FFFD.
-  CHECK(merged->count(text + "\xff") == merged->count(text + "\xEF\xBF\xBD"));
+  CHECK(merged->count(base + "\xff") == merged->count(base + "\xEF\xBF\xBD"));
+}
+
+TEST_CASE("long texts past a thread's 8 MiB let older ones go, and a text past a MiB is remembered by its digest") {
+  const auto merged = encoding({"ab"});
+  // Twelve texts of a MiB each (the most remembered by bytes), each a
+  // different mix: more than the thread's budget, so that older texts are let
+  // go while newer ones come in; every count stays the text's own.
+  std::vector<std::string> texts;
+  for (int i = 0; i < 12; ++i) {
+    std::string text;
+    const std::string unit = "ab " + std::string(static_cast<std::size_t>(i % 4), 'x') + " ";
+    while (text.size() < (std::size_t{1} << 20)) text += unit;
+    text.resize(std::size_t{1} << 20);
+    text[static_cast<std::size_t>(i) * 1000] = 'q';
+    texts.push_back(std::move(text));
+  }
+  std::vector<std::int64_t> fresh;
+  for (const std::string& text : texts) fresh.push_back(static_cast<std::int64_t>(merged->encode(text).size()));
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      CAPTURE(i);
+      CHECK(merged->count(texts[i]) == fresh[i]);
+    }
+  }
+  // One byte more than a MiB: by SHA-256, its own count, and another text of
+  // that length is not answered from its slot.
+  std::string huge = texts[0] + "a";
+  std::string other = texts[1] + "b";
+  const auto huge_fresh = static_cast<std::int64_t>(merged->encode(huge).size());
+  const auto other_fresh = static_cast<std::int64_t>(merged->encode(other).size());
+  for (int i = 0; i < 2; ++i) {
+    CHECK(merged->count(huge) == huge_fresh);
+    CHECK(merged->count(other) == other_fresh);
+  }
+  CHECK(huge_fresh != other_fresh);
 }
 
 TEST_CASE("invalid UTF-8 counts as U+FFFD in its place") {

@@ -10,7 +10,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <queue>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "util/sha256.h"
 
@@ -516,6 +518,19 @@ std::int64_t BpeEncoding::long_piece_tokens(std::string_view piece, std::vector<
 
 namespace {
 
+// MurmurHash3's 64-bit finalizer: every bit of `h` moves about half the
+// bits of the result, so the low bits that pick a slot depend on all of
+// `h`. (A multiply only carries a difference upwards: without this, texts
+// that differ in the high bytes of a word, "src/m19.py" and "src/m29.py",
+// fell into a handful of slots and pushed each other out on every request.)
+std::uint64_t spread(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  return h ^ (h >> 33);
+}
+
 // A thread's recent texts of up to kBytes bytes and their token counts,
 // direct-mapped, each entry holding its text's bytes: the split's pieces
 // (words and indentation repeat, and a hit here, in cache, replaces the rank
@@ -570,7 +585,7 @@ struct TextCountCache {
       std::memcpy(&w, text.data() + i, text.size() - i);
       mix(w);
     }
-    return static_cast<std::size_t>(h ^ (h >> 32)) & (kEntries - 1);
+    return static_cast<std::size_t>(spread(h)) & (kEntries - 1);
   }
 };
 
@@ -578,16 +593,84 @@ using PieceCache = TextCountCache<4096, 16>;      // 128 KiB a thread
 using ShortTextCache = TextCountCache<512, 16>;   // 16 KiB a thread: roles and names are few
 using MediumTextCache = TextCountCache<512, BpeEncoding::kRememberedTextBytes - 1>;  // 136 KiB a thread
 
-// Recent long texts' counts, by SHA-256 (a collision cannot be made, so a
-// count found here is the text's own): direct-mapped, the newest text in a
+// Recent long texts (kRememberedTextBytes up to kMaxBytes) and their counts,
+// each entry holding its text's bytes, compared byte for byte (a hit is
+// always the text's own count): direct-mapped by a hash of every byte, four
+// multiply-xor lanes at once (about a cycle per 16 bytes; a collision only
+// costs a count). At most kBudget bytes a thread: past it, entries are let
+// go in turn from a sweeping hand until the new text fits. An agent re-sends
+// its whole history on every step: each message costs a hash and a memcmp
+// after its first count, not SHA-256's cycles per byte.
+struct LongTextCache {
+  static constexpr std::size_t kEntries = 2048;
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;  // larger: HugeTextCache
+  static constexpr std::size_t kBudget = std::size_t{8} << 20;    // 8 MiB a thread
+  struct Entry {
+    std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
+    std::int64_t tokens = 0;
+    std::string bytes;
+  };
+  std::vector<Entry> entries = std::vector<Entry>(kEntries);
+  std::size_t held = 0;  // the entries' bytes (their strings' capacities)
+  std::size_t hand = 0;  // the next entry let go when over budget
+
+  template <typename Count>
+  std::int64_t find(std::uint64_t encoding, std::string_view text, Count&& count) {
+    const std::size_t slot = slot_of(text);
+    Entry& e = entries[slot];
+    if (e.encoding == encoding && std::string_view(e.bytes) == text) return e.tokens;
+    const std::int64_t tokens = count();
+    let_go(e);
+    while (held + text.size() > kBudget) {
+      let_go(entries[hand]);
+      hand = (hand + 1) % kEntries;
+    }
+    e.bytes = std::string(text);  // a fresh string: its capacity is its size
+    e.encoding = encoding;
+    e.tokens = tokens;
+    held += e.bytes.capacity();
+    return tokens;
+  }
+
+ private:
+  void let_go(Entry& e) {
+    held -= e.bytes.capacity();
+    e = Entry{};
+  }
+  static std::size_t slot_of(std::string_view text) {
+    constexpr std::uint64_t kMul = 0xC2B2AE3D27D4EB4Full;
+    std::uint64_t lane[4] = {text.size(), 0x9E3779B97F4A7C15ull, 0x165667B19E3779F9ull, 0x27D4EB2F165667C5ull};
+    const auto mix = [](std::uint64_t h, std::uint64_t w) {
+      h = (h ^ w) * kMul;
+      return h ^ (h >> 29);
+    };
+    std::size_t i = 0;
+    for (; i + 32 <= text.size(); i += 32) {
+      for (std::size_t k = 0; k < 4; ++k) {
+        std::uint64_t w;
+        std::memcpy(&w, text.data() + i + 8 * k, sizeof w);
+        lane[k] = mix(lane[k], w);
+      }
+    }
+    std::uint64_t tail[4] = {};
+    std::memcpy(tail, text.data() + i, text.size() - i);
+    std::uint64_t h = 0;
+    for (std::size_t k = 0; k < 4; ++k) h = mix(h ^ lane[k], tail[k]);
+    return static_cast<std::size_t>(spread(h)) & (kEntries - 1);
+  }
+};
+
+// Counts of texts longer than LongTextCache's kMaxBytes, by SHA-256 (a
+// collision cannot be made, so a count found here is the text's own), so
+// that a megabyte message is not kept: direct-mapped, the newest text in a
 // slot replaces the one before.
-struct TextCache {
+struct HugeTextCache {
   struct Entry {
     std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
     std::array<unsigned char, 32> digest{};
     std::int64_t tokens = 0;
   };
-  static constexpr size_t kEntries = 2048;  // 96 KiB a thread
+  static constexpr size_t kEntries = 64;
   std::array<Entry, kEntries> entries{};
 };
 
@@ -606,12 +689,16 @@ std::int64_t BpeEncoding::count(std::string_view text) const {
     thread_local MediumTextCache medium_texts;
     return medium_texts.find(id_, text, [&] { return count_pieces(text); });
   }
-  thread_local TextCache cache;
+  if (text.size() <= LongTextCache::kMaxBytes) {
+    thread_local LongTextCache long_texts;
+    return long_texts.find(id_, text, [&] { return count_pieces(text); });
+  }
+  thread_local HugeTextCache cache;
   const std::array<unsigned char, 32> digest = sha256_digest(text);
   std::uint64_t slot = 0;
   std::memcpy(&slot, digest.data(), sizeof slot);
-  TextCache::Entry& e = cache.entries[slot & (TextCache::kEntries - 1)];
-  if (e.encoding != id_ || e.digest != digest) e = TextCache::Entry{id_, digest, count_pieces(text)};
+  HugeTextCache::Entry& e = cache.entries[slot & (HugeTextCache::kEntries - 1)];
+  if (e.encoding != id_ || e.digest != digest) e = HugeTextCache::Entry{id_, digest, count_pieces(text)};
   return e.tokens;
 }
 

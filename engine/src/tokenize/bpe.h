@@ -22,9 +22,8 @@ namespace switchboard::detail {
 // An encoding as tiktoken's own files describe it (the npm package's
 // encoders/NAME.json: "pat_str", "special_tokens", "bpe_ranks"). Immutable
 // once loaded; every method is thread-safe (each call has its own match
-// data; count() keeps each thread's recent short pieces, and recent long
-// texts by their SHA-256, with their counts, in small caches of that
-// thread's own).
+// data; count() keeps each thread's recent pieces and texts with their
+// counts in caches of that thread's own).
 class BpeEncoding {
  public:
   // Parses the JSON text of an encoder file; `source` names it in errors.
@@ -40,11 +39,12 @@ class BpeEncoding {
   // Invalid UTF-8 is counted as if each bad sequence were U+FFFD. A piece
   // of the split longer than 4 KiB (a run of one character class) is counted
   // in 4 KiB chunks: within about a token per chunk of tiktoken's count.
-  // A text of kRememberedTextBytes or more is remembered by its SHA-256: an
+  // Each thread remembers its recent texts with their counts, by their
+  // bytes (compared whole, so a count found is always the text's own): an
   // agent re-sends its whole history on every step, and a message counted
-  // once costs only its hash after that (bench_decide: 18.5 µs against 274 µs
-  // for 8,000 tokens). A shorter one is remembered by its bytes, each
-  // thread's recent few hundred.
+  // once costs only a fast hash and a memcmp after that (bench_decide, 8,000
+  // tokens: README). Texts of kRememberedTextBytes up to a MiB share 8 MiB a
+  // thread; a longer one is remembered by its SHA-256 instead of its bytes.
   std::int64_t count(std::string_view text) const;
   static constexpr std::size_t kRememberedTextBytes = 256;
 
