@@ -179,4 +179,67 @@ TEST_CASE("random trees, and the same texts with a byte changed, read as nlohman
   CHECK(invalid > 50);  // the mutations did reach the invalid path
 }
 
+TEST_CASE("count_json_values: structural bytes outside strings, as a byte-by-byte reading counts them") {
+  // The reference: one byte at a time, a backslash in a string escaping the
+  // byte after it, whatever it is; the counter reads 16 bytes at a time, so
+  // every kind of byte is tried at every place of a block, and across blocks.
+  const auto reference = [](std::string_view text) {
+    std::int64_t values = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (in_string) {
+        if (c == '\\') {
+          ++i;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '{' || c == '[' || c == ',') {
+        ++values;
+      } else if (c == '"') {
+        in_string = true;
+      }
+    }
+    return values;
+  };
+  using switchboard::gateway::detail::count_json_values;
+  CHECK(count_json_values("") == 0);
+  CHECK(count_json_values(R"({"a":[1,2,{"b":"x,y{["}],"c":"\\",")") == 7);
+  CHECK(count_json_values(R"(["\"],[",1])") == 2);  // an escaped quote does not end the string
+  const std::string alphabet = "\"\\{[,a }]:";
+  std::uint64_t state = 5;
+  const auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>(state >> 33);
+  };
+  for (int i = 0; i < 20000; ++i) {
+    std::string text(next() % 70, ' ');
+    for (char& c : text) c = alphabet[next() % alphabet.size()];
+    CAPTURE(text);
+    REQUIRE(count_json_values(text) == reference(text));
+  }
+  // Each special byte at every place of three blocks, inside and outside a string.
+  for (const char special : alphabet) {
+    for (const std::string& around : {std::string(48, 'a'), std::string(48, ','), "\"" + std::string(46, 'a') + "\""}) {
+      for (std::size_t at = 0; at < around.size(); ++at) {
+        std::string text = around;
+        text[at] = special;
+        for (const std::string& whole : {text, "[" + text, "\"" + text, text + "\\"}) {
+          CAPTURE(whole);
+          REQUIRE(count_json_values(whole) == reference(whole));
+        }
+      }
+    }
+  }
+  // An agent's body: code with an escape every few bytes, 60 KB.
+  std::string code = R"({"messages":[)";
+  for (int turn = 0; turn < 100; ++turn) {
+    code += R"({"role":"user","content":"def f(x):\n    return x * 2  # \"doubled\"\n\\"},)";
+  }
+  code += "{}]}";
+  CHECK(count_json_values(code) == reference(code));
+  CHECK(count_json_values(code) == 100 * 3 + 3);  // '{' and two ',' a turn; "{[" and the last '{'
+
+}
+
 }  // TEST_SUITE

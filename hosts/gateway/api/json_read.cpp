@@ -1,11 +1,16 @@
 // read_json_within (json_read.h): simdjson's tape copied into nlohmann::json.
 #include "api/json_read.h"
 
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include <simdjson.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace switchboard::gateway::detail {
 namespace {
@@ -85,6 +90,65 @@ bool read_json_within(std::string_view text, std::size_t max_depth, json& out) {
   // Copies the text into the parser's padded buffer.
   if (parser->parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(root) != simdjson::SUCCESS) return false;
   return copy(root, 1, max_depth < kFastReadDepth ? max_depth : kFastReadDepth, out);
+}
+
+std::int64_t count_json_values(std::string_view text) {
+  std::int64_t values = 0;
+  bool in_string = false;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+#if defined(__SSE2__)
+  // A block at a time: outside a string, its structural bytes before its
+  // first quote; inside, a jump to its first quote or backslash.
+  const auto bits = [](__m128i v, char c) {
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c))));
+  };
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const unsigned quotes = bits(v, '"');
+    if (!in_string) {
+      const unsigned structural = bits(v, '{') | bits(v, '[') | bits(v, ',');
+      if (quotes == 0) {
+        values += std::popcount(structural);
+        p += 16;
+        continue;
+      }
+      const int q = std::countr_zero(quotes);
+      values += std::popcount(structural & ((1u << q) - 1));
+      p += q + 1;
+      in_string = true;
+      continue;
+    }
+    const unsigned backslashes = bits(v, '\\');
+    const unsigned stops = quotes | backslashes;
+    if (stops == 0) {
+      p += 16;
+      continue;
+    }
+    const int k = std::countr_zero(stops);
+    if ((backslashes >> k) & 1u) {
+      p = end - p > k + 2 ? p + k + 2 : end;  // past the escaped byte
+    } else {
+      p += k + 1;
+      in_string = false;
+    }
+  }
+#endif
+  for (std::size_t i = static_cast<std::size_t>(p - text.data()); i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '{' || c == '[' || c == ',') {
+      ++values;
+    } else if (c == '"') {
+      in_string = true;
+    }
+  }
+  return values;
 }
 
 }  // namespace switchboard::gateway::detail

@@ -3,6 +3,8 @@
 #include "http/busy_poll.h"
 #include "http/deadlines.h"
 
+#include "api/json_read.h"
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -163,34 +165,8 @@ class MemoryReservation {
 std::int64_t estimate_body_memory(std::int64_t body_bytes) { return body_bytes * kBytesFactor; }
 
 std::int64_t estimate_request_memory(std::string_view body) {
-  // '{', '[' and ',' outside JSON strings: about one per value. A string's
-  // inside is skipped with memchr (most of a request's bytes are text).
-  std::int64_t values = 0;
-  const char* p = body.data();
-  const char* const end = p + body.size();
-  while (p < end) {
-    const char c = *p++;
-    if (c == '{' || c == '[' || c == ',') {
-      ++values;
-    } else if (c == '"') {
-      // The closing quote: the first one not escaped by a backslash.
-      const auto next_quote = [&] {
-        return static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
-      };
-      const char* quote = next_quote();
-      while (p < end) {
-        const char* stop = quote != nullptr ? quote : end;
-        const auto* slash = static_cast<const char*>(std::memchr(p, '\\', static_cast<std::size_t>(stop - p)));
-        if (slash == nullptr) {
-          p = quote != nullptr ? quote + 1 : end;
-          break;
-        }
-        p = end - slash > 2 ? slash + 2 : end;  // past the escaped character, whatever it is
-        if (quote != nullptr && p > quote) quote = next_quote();  // that quote was escaped
-      }
-    }
-  }
-  return estimate_body_memory(static_cast<std::int64_t>(body.size())) + values * kValueBytes;
+  return estimate_body_memory(static_cast<std::int64_t>(body.size())) +
+         detail::count_json_values(body) * kValueBytes;
 }
 
 std::string format_head(int http_status, std::string_view content_type, std::string_view extra_headers,
