@@ -274,6 +274,34 @@ const char* kAnthropicMessages = R"json({
 
 TEST_SUITE("gateway_api") {
 
+TEST_CASE("a field's path is written out as the errors name it: keys after dots, items in brackets") {
+  using detail::at_index;
+  using detail::at_key;
+  using detail::JsonPath;
+  const JsonPath top("");
+  const JsonPath model = at_key(top, "model");
+  CHECK(model.str() == "model");  // a key of the root "" is the key alone
+  CHECK(top.empty());
+  CHECK_FALSE(model.empty());
+  const JsonPath messages("messages");
+  const JsonPath third = at_index(messages, 2);
+  const JsonPath content = at_key(third, "content");
+  const JsonPath part = at_index(content, 10);
+  CHECK(at_key(part, "text").str() == "messages[2].content[10].text");
+  CHECK(std::string(content) == "messages[2].content");
+  CHECK(content + " is required" == "messages[2].content is required");
+  CHECK(at_index(top, 0).str() == "[0]");
+  const std::string owned = "metadata";
+  const JsonPath metadata(owned);
+  CHECK(at_key(metadata, "x-y").str() == "metadata.x-y");
+  // A real request's error names the same path.
+  const auto r = parse_openai_chat(R"({"model":"auto","messages":[{"role":"user","content":"a"},
+      {"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":7}}]}]})", {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error.param == "messages[1].tool_calls[0].function.name");
+}
+
+
 TEST_CASE("an OpenAI SDK request parses into the canonical request and the step") {
   const ParsedRequest r = parse_ok(ApiShape::kOpenAI, kOpenAIChat);
   CHECK(r.shape == ApiShape::kOpenAI);

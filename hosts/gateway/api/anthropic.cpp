@@ -76,8 +76,8 @@ Reasoning reasoning_for_budget(std::int64_t budget) {
 
 // An image or document block's `source` into `out`; `document` allows the
 // text source.
-MaybeError read_source(const json& block, const std::string& path, bool document, ContentBlock& out) {
-  const std::string spath = at_key(path, "source");
+MaybeError read_source(const json& block, const JsonPath& path, bool document, ContentBlock& out) {
+  const JsonPath spath = at_key(path, "source");
   const json* source = member(block, "source");
   if (source == nullptr) return invalid_request(spath, spath + " is required");
   if (!source->is_object()) return invalid_request(spath, spath + " must be an object");
@@ -113,7 +113,7 @@ MaybeError read_source(const json& block, const std::string& path, bool document
 }
 
 // A document block: its source, title; context and citations would change the answer.
-MaybeError read_document(const json& block, const std::string& path, ContentBlock& out) {
+MaybeError read_document(const json& block, const JsonPath& path, ContentBlock& out) {
   out.type = ContentBlock::Type::kDocument;
   if (member(block, "context") != nullptr) {
     return invalid_request(at_key(path, "context"),
@@ -137,11 +137,11 @@ bool server_tool_block(const std::string& type) {
          (type.size() > kResult.size() && type.compare(type.size() - kResult.size(), kResult.size(), kResult) == 0);
 }
 
-MaybeError read_blocks(const json& blocks, const std::string& path, const std::string& role,
+MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::string& role,
                        std::vector<ContentBlock>& out);
 
 // A tool_result's content: a string or text/image/document blocks.
-MaybeError read_result_content(const json& content, const std::string& path, std::vector<ContentBlock>& out) {
+MaybeError read_result_content(const json& content, const JsonPath& path, std::vector<ContentBlock>& out) {
   if (content.is_string()) {
     out.push_back(ContentBlock::of_text(content.get<std::string>()));
     return std::nullopt;
@@ -154,14 +154,14 @@ MaybeError read_result_content(const json& content, const std::string& path, std
 
 // Content blocks into `out`. `role` is "user", "assistant", or
 // "tool_result" for a result's own content (text, image, document only).
-MaybeError read_blocks(const json& blocks, const std::string& path, const std::string& role,
+MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::string& role,
                        std::vector<ContentBlock>& out) {
   for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const std::string bpath = at_index(path, i);
+    const JsonPath bpath = at_index(path, i);
     const json& b = blocks[i];
     if (!b.is_object()) return invalid_request(bpath, bpath + " must be a content block object");
     std::string type;
-    const std::string tpath = at_key(bpath, "type");
+    const JsonPath tpath = at_key(bpath, "type");
     if (auto e = read_string(b, "type", tpath, type)) return e;
     const bool user = role == "user";
     const bool assistant = role == "assistant";
@@ -240,15 +240,15 @@ MaybeError read_blocks(const json& blocks, const std::string& path, const std::s
   return std::nullopt;
 }
 
-MaybeError read_message(const json& m, const std::string& path, std::vector<Message>& out) {
+MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message>& out) {
   if (!m.is_object()) return invalid_request(path, path + " must be an object");
   Message message;
-  const std::string role_path = at_key(path, "role");
+  const JsonPath role_path = at_key(path, "role");
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
   if (message.role != "user" && message.role != "assistant") {
     return invalid_request(role_path, role_path + " must be user or assistant (got '" + message.role + "')");
   }
-  const std::string content_path = at_key(path, "content");
+  const JsonPath content_path = at_key(path, "content");
   const json* content = member(m, "content");
   if (content == nullptr) return invalid_request(content_path, content_path + " is required");
   if (content->is_string()) {
@@ -271,7 +271,8 @@ MaybeError read_system(const json& system, std::vector<Message>& out) {
     message.content.push_back(ContentBlock::of_text(system.get<std::string>()));
   } else if (system.is_array()) {
     for (std::size_t i = 0; i < system.size(); ++i) {
-      const std::string bpath = at_index("system", i);
+      const JsonPath system_root("system");
+      const JsonPath bpath = at_index(system_root, i);
       const json& b = system[i];
       if (!b.is_object()) return invalid_request(bpath, kShape);
       std::string type;
@@ -293,7 +294,7 @@ MaybeError read_system(const json& system, std::vector<Message>& out) {
   return std::nullopt;
 }
 
-MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
+MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   if (!tool.is_object()) return invalid_request(path, path + " must be an object");
   std::string type = "custom";
   if (auto e = read_optional_string(tool, "type", at_key(path, "type"), type)) return e;
@@ -382,7 +383,8 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_onl
     return invalid_request("messages", "messages must be a non-empty array");
   }
   for (std::size_t i = 0; i < messages->size(); ++i) {
-    if (auto e = read_message((*messages)[i], at_index("messages", i), request.messages)) return e;
+    const JsonPath messages_root("messages");
+    if (auto e = read_message((*messages)[i], at_index(messages_root, i), request.messages)) return e;
   }
 
   if (auto e = read_tools(j, read_tool, request.tools)) return e;

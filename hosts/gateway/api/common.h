@@ -56,22 +56,63 @@ ApiResult<T> failed(ApiError error) {
   return r;
 }
 
-// Field paths as the errors name them: "messages[2].content".
-inline std::string at_index(std::string_view base, std::size_t i) {
-  char digits[24];
-  const char* const end = std::to_chars(digits, digits + sizeof digits, i).ptr;
-  std::string path;
-  path.reserve(base.size() + static_cast<std::size_t>(end - digits) + 2);
-  path.append(base).append(1, '[').append(std::string_view(digits, static_cast<std::size_t>(end - digits))).append(1, ']');
-  return path;
-}
-inline std::string at_key(std::string_view base, std::string_view key) {
-  if (base.empty()) return std::string(key);
-  std::string path;
-  path.reserve(base.size() + key.size() + 1);
-  path.append(base).append(1, '.').append(key);
-  return path;
-}
+// A field's path as the errors name it ("messages[2].content"), kept as a
+// link to its parent's and its own key or index, and written out (str())
+// only when an error names it: reading a request makes one for every field
+// it reads, and almost every request is fine.
+//
+// A path refers to its parent and to its text without owning them: make one
+// with at_key or at_index from a named path (a parameter, a local) that
+// outlives it, never from a temporary (those overloads are deleted), and
+// keep its text alive as long (a literal, or a key of the request's tree).
+class JsonPath {
+ public:
+  JsonPath(const char* text) : text_(text) {}           // NOLINT: a root, as text
+  JsonPath(std::string_view text) : text_(text) {}      // NOLINT
+  JsonPath(const std::string& text) : text_(text) {}    // NOLINT
+
+  std::string str() const {
+    std::string out;
+    append_to(out);
+    return out;
+  }
+  operator std::string() const { return str(); }  // NOLINT: where an error takes its param
+  bool empty() const { return parent_ == nullptr && text_.empty(); }
+
+  // `parent`'s member `key`, or its item `index`: at_key and at_index.
+  static JsonPath key_of(const JsonPath& parent, std::string_view key) { return JsonPath(&parent, key, kKey); }
+  static JsonPath index_of(const JsonPath& parent, std::size_t index) { return JsonPath(&parent, {}, index); }
+
+  friend std::string operator+(const JsonPath& path, std::string_view text) { return path.str().append(text); }
+  friend std::string operator+(const JsonPath& path, const char* text) { return path.str().append(text); }
+
+ private:
+  static constexpr std::size_t kKey = static_cast<std::size_t>(-1);
+  JsonPath(const JsonPath* parent, std::string_view text, std::size_t index)
+      : parent_(parent), text_(text), index_(index) {}
+
+  void append_to(std::string& out) const {
+    if (parent_ != nullptr) parent_->append_to(out);
+    if (index_ != kKey) {
+      char digits[24];
+      const char* const end = std::to_chars(digits, digits + sizeof digits, index_).ptr;
+      out.append(1, '[').append(digits, static_cast<std::size_t>(end - digits)).append(1, ']');
+      return;
+    }
+    if (parent_ != nullptr && !out.empty()) out += '.';  // a key of the root "" is the key alone
+    out.append(text_);
+  }
+
+  const JsonPath* parent_ = nullptr;
+  std::string_view text_;
+  std::size_t index_ = kKey;
+};
+
+inline JsonPath at_key(const JsonPath& base, std::string_view key) { return JsonPath::key_of(base, key); }
+inline JsonPath at_index(const JsonPath& base, std::size_t i) { return JsonPath::index_of(base, i); }
+// A path made from a temporary would outlive it.
+JsonPath at_key(JsonPath&& base, std::string_view key) = delete;
+JsonPath at_index(JsonPath&& base, std::size_t i) = delete;
 
 // Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code
 // points past U+10FFFF).
@@ -258,7 +299,7 @@ inline const json* member(const json& object, std::string_view key) {
 }
 
 // A required string member; its absence and a wrong type are errors naming `path`.
-inline MaybeError read_string(const json& object, std::string_view key, const std::string& path, std::string& out) {
+inline MaybeError read_string(const json& object, std::string_view key, const JsonPath& path, std::string& out) {
   const json* v = member(object, key);
   if (v == nullptr) return invalid_request(path, path + " is required");
   if (!v->is_string()) return invalid_request(path, path + " must be a string");
@@ -267,7 +308,7 @@ inline MaybeError read_string(const json& object, std::string_view key, const st
 }
 
 // An optional string member, left unchanged when absent.
-inline MaybeError read_optional_string(const json& object, std::string_view key, const std::string& path,
+inline MaybeError read_optional_string(const json& object, std::string_view key, const JsonPath& path,
                                        std::string& out) {
   const json* v = member(object, key);
   if (v == nullptr) return std::nullopt;
@@ -277,7 +318,7 @@ inline MaybeError read_optional_string(const json& object, std::string_view key,
 }
 
 // An optional boolean member, left unchanged when absent.
-inline MaybeError read_optional_bool(const json& object, std::string_view key, const std::string& path, bool& out) {
+inline MaybeError read_optional_bool(const json& object, std::string_view key, const JsonPath& path, bool& out) {
   const json* v = member(object, key);
   if (v == nullptr) return std::nullopt;
   if (!v->is_boolean()) return invalid_request(path, path + " must be true or false");
@@ -286,7 +327,7 @@ inline MaybeError read_optional_bool(const json& object, std::string_view key, c
 }
 
 // A token count in [1, kMaxTokens].
-inline MaybeError read_token_count(const json& value, const std::string& path, std::optional<std::int64_t>& out) {
+inline MaybeError read_token_count(const json& value, const JsonPath& path, std::optional<std::int64_t>& out) {
   if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<std::uint64_t>() > kMaxTokens) ||
       value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > kMaxTokens) {
     return invalid_request(path, path + " must be an integer between 1 and " + std::to_string(kMaxTokens));
@@ -296,7 +337,7 @@ inline MaybeError read_token_count(const json& value, const std::string& path, s
 }
 
 // A JSON object member kept as text (tool parameters); unchanged when absent.
-inline MaybeError read_optional_object_text(const json& object, std::string_view key, const std::string& path,
+inline MaybeError read_optional_object_text(const json& object, std::string_view key, const JsonPath& path,
                                             std::string& out) {
   const json* v = member(object, key);
   if (v == nullptr) return std::nullopt;
@@ -306,7 +347,7 @@ inline MaybeError read_optional_object_text(const json& object, std::string_view
 }
 
 // An optional number member in [lo, hi], left unchanged when absent.
-inline MaybeError read_optional_number(const json& object, std::string_view key, const std::string& path, double lo,
+inline MaybeError read_optional_number(const json& object, std::string_view key, const JsonPath& path, double lo,
                                        double hi, std::optional<double>& out) {
   const json* v = member(object, key);
   if (v == nullptr) return std::nullopt;
@@ -323,7 +364,7 @@ inline MaybeError read_optional_number(const json& object, std::string_view key,
 }
 
 // An optional integer member in [lo, hi], left unchanged when absent.
-inline MaybeError read_optional_integer(const json& object, std::string_view key, const std::string& path,
+inline MaybeError read_optional_integer(const json& object, std::string_view key, const JsonPath& path,
                                         std::int64_t lo, std::int64_t hi, std::optional<std::int64_t>& out) {
   const json* v = member(object, key);
   if (v == nullptr) return std::nullopt;
@@ -338,7 +379,7 @@ inline MaybeError read_optional_integer(const json& object, std::string_view key
 
 // Stop sequences: an array of strings, or (when `one_string_allowed`, as
 // OpenAI's `stop` is) one string.
-inline MaybeError read_stop_sequences(const json& value, const std::string& path, bool one_string_allowed,
+inline MaybeError read_stop_sequences(const json& value, const JsonPath& path, bool one_string_allowed,
                                       std::vector<std::string>& out) {
   if (one_string_allowed && value.is_string()) {
     out.push_back(value.get<std::string>());
@@ -365,7 +406,7 @@ struct Refused {
 // that do not change the answer); any other is a 400 naming it, with the
 // reason `refused` gives for it, or a general one for a field the router
 // does not know.
-inline MaybeError check_fields(const json& object, std::string_view path,
+inline MaybeError check_fields(const json& object, const JsonPath& path,
                                std::initializer_list<std::string_view> handled,
                                std::initializer_list<Refused> refused = {}) {
   for (const auto& [key, value] : object.items()) {
@@ -373,7 +414,7 @@ inline MaybeError check_fields(const json& object, std::string_view path,
     bool known = false;
     for (std::string_view h : handled) known = known || h == key;
     if (known) continue;
-    const std::string field = at_key(path, key);
+    const JsonPath field = at_key(path, key);
     for (const Refused& r : refused) {
       if (r.name == key) return invalid_request(field, field + " is not supported: " + std::string(r.why));
     }
@@ -457,11 +498,11 @@ inline std::string base64_encode(std::string_view text) {
 
 // A `cache_control` member ({"type":"ephemeral"} with an optional "ttl" of
 // "5m" or "1h", as Anthropic writes it) into `out`; unchanged when absent.
-inline MaybeError read_cache_control(const json& object, const std::string& path,
+inline MaybeError read_cache_control(const json& object, const JsonPath& path,
                                      std::optional<CacheBreakpoint>& out) {
   const json* cache = member(object, "cache_control");
   if (cache == nullptr) return std::nullopt;
-  const std::string cpath = at_key(path, "cache_control");
+  const JsonPath cpath = at_key(path, "cache_control");
   if (!cache->is_object()) return invalid_request(cpath, cpath + " must be an object");
   if (auto e = check_fields(*cache, cpath, {"type", "ttl"})) return e;
   std::string type;
@@ -568,7 +609,8 @@ inline bool valid_session_id(std::string_view id) {
 inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std::string_view> skip, Step& step) {
   if (!metadata.is_object()) return invalid_request("metadata", "metadata must be an object");
   for (const auto& [key, value] : metadata.items()) {
-    const std::string path = at_key("metadata", key);
+    const JsonPath metadata_root("metadata");
+    const JsonPath path = at_key(metadata_root, key);
     bool skipped = false;
     for (std::string_view s : skip) skipped = skipped || key == s;
     if (skipped || value.is_null()) continue;
@@ -724,7 +766,8 @@ MaybeError read_tools(const json& j, ReadTool&& read_tool, std::vector<ToolSpec>
   if (!tools->is_array()) return invalid_request("tools", "tools must be an array");
   for (std::size_t i = 0; i < tools->size(); ++i) {
     ToolSpec tool;
-    if (auto e = read_tool((*tools)[i], at_index("tools", i), tool)) return e;
+    const JsonPath tools_root("tools");
+    if (auto e = read_tool((*tools)[i], at_index(tools_root, i), tool)) return e;
     out.push_back(std::move(tool));
   }
   return std::nullopt;

@@ -29,7 +29,7 @@ MaybeError read_input(const json& input, EmbeddingRequest& out) {
     return invalid_request("input", "input has " + std::to_string(input.size()) + " items; at most " +
                                         std::to_string(kMaxEmbeddingInputs) + " are allowed");
   }
-  const auto token_ids = [](const json& ids, const std::string& path, std::vector<std::int64_t>& into) -> MaybeError {
+  const auto token_ids = [](const json& ids, const detail::JsonPath& path, std::vector<std::int64_t>& into) -> MaybeError {
     if (!ids.is_array() || ids.empty()) return invalid_request(path, path + " must be a non-empty array of token ids");
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (!ids[i].is_number_unsigned()) {
@@ -45,7 +45,8 @@ MaybeError read_input(const json& input, EmbeddingRequest& out) {
   }
   const bool strings = input.front().is_string();
   for (std::size_t i = 0; i < input.size(); ++i) {
-    const std::string path = detail::at_index("input", i);
+    const detail::JsonPath input_root("input");
+    const detail::JsonPath path = detail::at_index(input_root, i);
     const json& item = input[i];
     if (strings) {
       if (!item.is_string()) return invalid_request(path, path + " must be a string, as input[0] is");

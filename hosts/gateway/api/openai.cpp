@@ -97,8 +97,8 @@ PartRules part_rules(const std::string& role) {
 }
 
 // An image_url part's {url, detail}.
-MaybeError read_image(const json& part, const std::string& path, ContentBlock& out) {
-  const std::string ipath = at_key(path, "image_url");
+MaybeError read_image(const json& part, const JsonPath& path, ContentBlock& out) {
+  const JsonPath ipath = at_key(path, "image_url");
   const json* image = member(part, "image_url");
   if (image == nullptr) return invalid_request(ipath, ipath + " is required");
   if (!image->is_object()) return invalid_request(ipath, ipath + " must be an object");
@@ -123,8 +123,8 @@ MaybeError read_image(const json& part, const std::string& path, ContentBlock& o
 }
 
 // An input_audio part's {data, format}.
-MaybeError read_audio(const json& part, const std::string& path, ContentBlock& out) {
-  const std::string apath = at_key(path, "input_audio");
+MaybeError read_audio(const json& part, const JsonPath& path, ContentBlock& out) {
+  const JsonPath apath = at_key(path, "input_audio");
   const json* audio = member(part, "input_audio");
   if (audio == nullptr) return invalid_request(apath, apath + " is required");
   if (!audio->is_object()) return invalid_request(apath, apath + " must be an object");
@@ -139,8 +139,8 @@ MaybeError read_audio(const json& part, const std::string& path, ContentBlock& o
 }
 
 // A file part's {file_data, filename} or {file_id}.
-MaybeError read_file(const json& part, const std::string& path, ContentBlock& out) {
-  const std::string fpath = at_key(path, "file");
+MaybeError read_file(const json& part, const JsonPath& path, ContentBlock& out) {
+  const JsonPath fpath = at_key(path, "file");
   const json* file = member(part, "file");
   if (file == nullptr) return invalid_request(fpath, fpath + " is required");
   if (!file->is_object()) return invalid_request(fpath, fpath + " must be an object");
@@ -166,7 +166,7 @@ MaybeError read_file(const json& part, const std::string& path, ContentBlock& ou
 }
 
 // A message's content: a string or an array of parts, appended to `out`.
-MaybeError read_content(const json& content, const std::string& path, const std::string& role,
+MaybeError read_content(const json& content, const JsonPath& path, const std::string& role,
                         std::vector<ContentBlock>& out) {
   if (content.is_string()) {
     // An assistant's "" beside its tool calls is no block: Anthropic refuses empty text.
@@ -179,11 +179,11 @@ MaybeError read_content(const json& content, const std::string& path, const std:
   if (!content.is_array()) return invalid_request(path, shape_error);
   const PartRules rules = part_rules(role);
   for (std::size_t i = 0; i < content.size(); ++i) {
-    const std::string ppath = at_index(path, i);
+    const JsonPath ppath = at_index(path, i);
     const json& part = content[i];
     if (!part.is_object()) return invalid_request(ppath, shape_error);
     std::string type;
-    const std::string tpath = at_key(ppath, "type");
+    const JsonPath tpath = at_key(ppath, "type");
     if (auto e = read_string(part, "type", tpath, type)) return e;
     ContentBlock block;
     const bool media = type == "image_url" || type == "input_audio" || type == "file";
@@ -213,7 +213,7 @@ MaybeError read_content(const json& content, const std::string& path, const std:
 }
 
 // One tool call of an assistant message in the history.
-MaybeError read_tool_call(const json& call, const std::string& path, ToolCall& out) {
+MaybeError read_tool_call(const json& call, const JsonPath& path, ToolCall& out) {
   if (!call.is_object()) return invalid_request(path, path + " must be an object");
   std::string type = "function";
   if (auto e = read_optional_string(call, "type", at_key(path, "type"), type)) return e;
@@ -222,7 +222,7 @@ MaybeError read_tool_call(const json& call, const std::string& path, ToolCall& o
                            at_key(path, "type") + " '" + type + "' is not supported: only function tool calls are");
   }
   if (auto e = read_string(call, "id", at_key(path, "id"), out.id)) return e;
-  const std::string fpath = at_key(path, "function");
+  const JsonPath fpath = at_key(path, "function");
   const json* function = member(call, "function");
   if (function == nullptr) return invalid_request(fpath, fpath + " is required");
   if (!function->is_object()) return invalid_request(fpath, fpath + " must be an object");
@@ -231,12 +231,12 @@ MaybeError read_tool_call(const json& call, const std::string& path, ToolCall& o
 }
 
 // An assistant's thinking_blocks (or, without them, its reasoning_content) into `out`.
-MaybeError read_thinking(const json& m, const std::string& path, std::vector<ContentBlock>& out) {
+MaybeError read_thinking(const json& m, const JsonPath& path, std::vector<ContentBlock>& out) {
   if (const json* blocks = member(m, "thinking_blocks")) {
-    const std::string bpath = at_key(path, "thinking_blocks");
+    const JsonPath bpath = at_key(path, "thinking_blocks");
     if (!blocks->is_array()) return invalid_request(bpath, bpath + " must be an array");
     for (std::size_t i = 0; i < blocks->size(); ++i) {
-      const std::string ipath = at_index(bpath, i);
+      const JsonPath ipath = at_index(bpath, i);
       const json& b = (*blocks)[i];
       if (!b.is_object()) return invalid_request(ipath, ipath + " must be an object");
       std::string type;
@@ -271,7 +271,7 @@ MaybeError read_thinking(const json& m, const std::string& path, std::vector<Con
   return std::nullopt;
 }
 
-MaybeError read_message(const json& m, const std::string& path, std::vector<Message>& out) {
+MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message>& out) {
   if (!m.is_object()) return invalid_request(path, path + " must be an object");
   if (member(m, "function_call") != nullptr) {
     return invalid_request(at_key(path, "function_call"),
@@ -282,9 +282,9 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
                            at_key(path, "audio") + " is not supported: the router answers with text only");
   }
   Message message;
-  const std::string role_path = at_key(path, "role");
+  const JsonPath role_path = at_key(path, "role");
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
-  const std::string content_path = at_key(path, "content");
+  const JsonPath content_path = at_key(path, "content");
   const json* content = member(m, "content");
   if (message.role != "tool") {  // a tool message's name is its function's: read below
     if (auto e = read_optional_string(m, "name", at_key(path, "name"), message.name)) return e;
@@ -314,7 +314,7 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
     if (refused) message.content.push_back(std::move(refusal));
     const json* calls = member(m, "tool_calls");
     if (calls != nullptr) {
-      const std::string calls_path = at_key(path, "tool_calls");
+      const JsonPath calls_path = at_key(path, "tool_calls");
       if (!calls->is_array()) return invalid_request(calls_path, calls_path + " must be an array");
       for (std::size_t i = 0; i < calls->size(); ++i) {
         ToolCall call;
@@ -341,7 +341,7 @@ MaybeError read_message(const json& m, const std::string& path, std::vector<Mess
   return std::nullopt;
 }
 
-MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
+MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   if (!tool.is_object()) return invalid_request(path, path + " must be an object");
   std::string type;
   if (auto e = read_string(tool, "type", at_key(path, "type"), type)) return e;
@@ -349,7 +349,7 @@ MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
     return invalid_request(at_key(path, "type"),
                            at_key(path, "type") + " '" + type + "' is not supported: only function tools are");
   }
-  const std::string fpath = at_key(path, "function");
+  const JsonPath fpath = at_key(path, "function");
   const json* function = member(tool, "function");
   if (function == nullptr) return invalid_request(fpath, fpath + " is required");
   if (!function->is_object()) return invalid_request(fpath, fpath + " must be an object");
@@ -404,7 +404,7 @@ MaybeError read_response_format(const json& format, ParsedRequest& r) {
     if (schema == nullptr || !schema->is_object()) {
       return invalid_request("response_format.json_schema", "response_format.json_schema must be an object");
     }
-    const std::string spath = "response_format.json_schema";
+    const JsonPath spath("response_format.json_schema");
     out.type = OutputFormat::Type::kJsonSchema;
     if (auto e = read_string(*schema, "name", at_key(spath, "name"), out.name)) return e;
     if (auto e = read_optional_string(*schema, "description", at_key(spath, "description"), out.description)) {
@@ -469,7 +469,8 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
     return invalid_request("messages", "messages must be a non-empty array");
   }
   for (std::size_t i = 0; i < messages->size(); ++i) {
-    if (auto e = read_message((*messages)[i], at_index("messages", i), request.messages)) return e;
+    const JsonPath messages_root("messages");
+    if (auto e = read_message((*messages)[i], at_index(messages_root, i), request.messages)) return e;
   }
 
   if (auto e = read_tools(j, read_tool, request.tools)) return e;

@@ -73,7 +73,7 @@ constexpr std::string_view kRedactedTag = "-redacted";
 // ---- Requests ----
 
 // A data: URL or an http(s) URL into `source`.
-MaybeError read_url(const std::string& url, const std::string& path, MediaSource& source) {
+MaybeError read_url(const std::string& url, const JsonPath& path, MediaSource& source) {
   if (url.rfind("data:", 0) == 0) {
     if (!parse_data_url(url, source)) return invalid_request(path, path + " must be a base64 data: URL");
     return std::nullopt;
@@ -84,10 +84,10 @@ MaybeError read_url(const std::string& url, const std::string& path, MediaSource
 }
 
 // One content part of an input message or a function_call_output.
-MaybeError read_part(const json& part, const std::string& path, const std::string& role, ContentBlock& out) {
+MaybeError read_part(const json& part, const JsonPath& path, const std::string& role, ContentBlock& out) {
   if (!part.is_object()) return invalid_request(path, path + " must be an object");
   std::string type;
-  const std::string tpath = at_key(path, "type");
+  const JsonPath tpath = at_key(path, "type");
   if (auto e = read_string(part, "type", tpath, type)) return e;
   const bool assistant = role == "assistant";
   const bool media = type == "input_image" || type == "input_file" || type == "input_audio";
@@ -140,7 +140,7 @@ MaybeError read_part(const json& part, const std::string& path, const std::strin
     return std::nullopt;
   }
   if (type == "input_audio") {
-    const std::string apath = at_key(path, "input_audio");
+    const JsonPath apath = at_key(path, "input_audio");
     const json* audio = member(part, "input_audio");
     if (audio == nullptr || !audio->is_object()) return invalid_request(apath, apath + " must be an object");
     std::string format;
@@ -157,7 +157,7 @@ MaybeError read_part(const json& part, const std::string& path, const std::strin
 }
 
 // A message's or an output's content: a string or parts, appended to `out`.
-MaybeError read_parts(const json& content, const std::string& path, const std::string& role,
+MaybeError read_parts(const json& content, const JsonPath& path, const std::string& role,
                       std::vector<ContentBlock>& out) {
   if (content.is_string()) {
     if (role != "assistant" || !content.get_ref<const std::string&>().empty()) {
@@ -176,19 +176,20 @@ MaybeError read_parts(const json& content, const std::string& path, const std::s
 
 // A reasoning item's text (its summary parts, else its reasoning_text
 // content) and encrypted_content, as a thinking or redacted thinking block.
-MaybeError read_reasoning(const json& item, const std::string& path, ContentBlock& out) {
+MaybeError read_reasoning(const json& item, const JsonPath& path, ContentBlock& out) {
   out.type = ContentBlock::Type::kThinking;
   for (const char* key : {"summary", "content"}) {
     const json* parts = member(item, key);
     if (parts == nullptr) continue;
-    const std::string ppath = at_key(path, key);
+    const JsonPath ppath = at_key(path, key);
     if (!parts->is_array()) return invalid_request(ppath, ppath + " must be an array");
     std::string text;
     for (std::size_t i = 0; i < parts->size(); ++i) {
       const json& part = (*parts)[i];
       std::string piece;
-      if (!part.is_object()) return invalid_request(at_index(ppath, i), at_index(ppath, i) + " must be an object");
-      if (auto e = read_string(part, "text", at_key(at_index(ppath, i), "text"), piece)) return e;
+      const JsonPath part_path = at_index(ppath, i);
+      if (!part.is_object()) return invalid_request(part_path, part_path + " must be an object");
+      if (auto e = read_string(part, "text", at_key(part_path, "text"), piece)) return e;
       text += (text.empty() ? "" : "\n\n") + piece;
     }
     if (out.text.empty()) out.text = std::move(text);
@@ -213,13 +214,13 @@ void append(std::vector<Message>& messages, const std::string& role, ContentBloc
 }
 
 // One input item into the conversation.
-MaybeError read_item(const json& item, const std::string& path, std::vector<Message>& out) {
+MaybeError read_item(const json& item, const JsonPath& path, std::vector<Message>& out) {
   if (!item.is_object()) return invalid_request(path, path + " must be an object");
   std::string type = "message";
   if (auto e = read_optional_string(item, "type", at_key(path, "type"), type)) return e;
   if (type == "message") {
     std::string role;
-    const std::string rpath = at_key(path, "role");
+    const JsonPath rpath = at_key(path, "role");
     if (auto e = read_string(item, "role", rpath, role)) return e;
     if (role == "developer") role = "system";
     if (role != "user" && role != "system" && role != "assistant") {
@@ -275,7 +276,7 @@ MaybeError read_item(const json& item, const std::string& path, std::vector<Mess
                              "items are");
 }
 
-MaybeError read_tool(const json& tool, const std::string& path, ToolSpec& out) {
+MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   if (!tool.is_object()) return invalid_request(path, path + " must be an object");
   std::string type;
   if (auto e = read_string(tool, "type", at_key(path, "type"), type)) return e;
@@ -351,10 +352,12 @@ MaybeError read_reasoning_setting(const json& reasoning, ParsedRequest& r) {
   }
   for (const char* key : {"summary", "generate_summary"}) {
     std::string summary;
-    if (auto e = read_optional_string(reasoning, key, at_key("reasoning", key), summary)) return e;
+    const JsonPath reasoning_root("reasoning");
+    const JsonPath summary_path = at_key(reasoning_root, key);
+    if (auto e = read_optional_string(reasoning, key, summary_path, summary)) return e;
     if (!summary.empty() && summary != "auto" && summary != "concise" && summary != "detailed") {
-      return invalid_request(at_key("reasoning", key),
-                             at_key("reasoning", key) + " must be auto, concise or detailed (got '" + summary + "')");
+      return invalid_request(summary_path,
+                             summary_path + " must be auto, concise or detailed (got '" + summary + "')");
     }
   }
   return std::nullopt;
@@ -458,8 +461,10 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
   // Stored items are named by their place in this request's conversation.
   const std::size_t stored = items.size() - (input->is_array() ? input->size() : 1);
   for (std::size_t i = 0; i < items.size(); ++i) {
+    const JsonPath input_root("input");
     const std::string path = i < stored ? "previous_response_id item " + std::to_string(i)
-                                        : input->is_array() ? at_index("input", i - stored) : "input";
+                             : input->is_array() ? at_index(input_root, i - stored).str()
+                                                 : std::string("input");
     if (auto e = read_item(items[i], path, request.messages)) return e;
   }
   r.items_json = to_text(items);
@@ -498,8 +503,9 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
       if (what == "message.output_text.logprobs") {
         s.logprobs = true;
       } else if (what != "reasoning.encrypted_content") {
-        return invalid_request(at_index("include", i),
-                               at_index("include", i) + " " + to_text(what) +
+        const JsonPath include_root("include");
+        return invalid_request(at_index(include_root, i),
+                               at_index(include_root, i) + " " + to_text(what) +
                                    " is not supported: only message.output_text.logprobs and "
                                    "reasoning.encrypted_content are");
       }
