@@ -18,6 +18,7 @@
 #include "switchboard/tokens.h"
 #include "providers/capabilities.h"
 #include "rules/decide.h"
+#include "util/hex.h"
 #include "util/thread_name.h"
 
 namespace switchboard {
@@ -159,9 +160,7 @@ struct Dispatcher::Impl {
       std::lock_guard<std::mutex> lock(rng_mu);
       v = rng();
     }
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
+    return detail::hex64(v);
   }
 
   std::chrono::milliseconds jittered_backoff(int failed_attempts) const {

@@ -159,6 +159,12 @@ TEST_CASE("OpenAI and Anthropic rate-limit headers are read, and others and bad 
   CHECK(read_rate_limit_header("anthropic-ratelimit-requests-reset", "2025-10-09T08:54:20Z", now, anthropic));
   CHECK(read_rate_limit_header("anthropic-ratelimit-tokens-reset", "2025-10-09T10:53:50.5+02:00", now, anthropic));
   CHECK(anthropic.tokens_left == 7000);  // the combined figure wins over input tokens
+  RateLimits mixed;  // names in any case; a name past any known one's length is none of them
+  CHECK(read_rate_limit_header("Anthropic-RateLimit-Requests-Remaining", "3", now, mixed));
+  CHECK(mixed.requests_left == 3);
+  CHECK_FALSE(read_rate_limit_header("x-ratelimit-remaining-requests" + std::string(40, 's'), "4", now, mixed));
+  CHECK_FALSE(read_rate_limit_header("x-ratelimit-", "4", now, mixed));
+  CHECK(mixed.requests_left == 3);
   CHECK(anthropic.requests_left == 49);
   CHECK(anthropic.requests_reset == std::optional<std::chrono::milliseconds>(60'000ms));
   CHECK(anthropic.tokens_reset == std::optional<std::chrono::milliseconds>(30'500ms));

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "async/waits.h"
+#include "ledger/record_columns.h"
 #include "ledger/record_json.h"
 #include "ledger/sqlite.h"
 #include "switchboard/fiber_loop.h"
@@ -139,6 +140,14 @@ class RefusingSink final : public LedgerSink {
 };
 
 }  // namespace
+
+TEST_CASE("the budget_scopes column is the JSON array nlohmann writes, names escaped") {
+  for (const std::vector<std::string>& scopes :
+       {std::vector<std::string>{}, {"global"}, {"team:a", "key:\"quoted\"", "caf\u00e9 \n", std::string("\x01\xff", 2)}}) {
+    CHECK(switchboard::ledger_columns::scopes_column(scopes) ==
+          nlohmann::json(scopes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+}
 
 TEST_CASE("call statuses round trip through their names") {
   for (CallStatus s : {CallStatus::kOk, CallStatus::kError, CallStatus::kFallback, CallStatus::kRefusedByBudget,

@@ -48,6 +48,7 @@
 #include "switchboard/calibration.h"
 #include "switchboard/ledger.h"
 #include "switchboard/step.h"
+#include "util/hex.h"
 #include "util/thread_name.h"
 
 namespace switchboard {
@@ -425,7 +426,7 @@ void copy_row(std::string& out, const std::string& key, const CostRecord& r, Row
   row.text(to_string(r.status));
   row.text(r.error);
   row.integer(r.usage_estimated ? 1 : 0);
-  row.text(nlohmann::json(r.budget_scopes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  row.text(ledger_columns::scopes_column(r.budget_scopes));
   row.integer(r.reserved);
   row.integer(r.output_cap);
   row.integer(r.output_cap_lowered ? 1 : 0);
@@ -610,9 +611,7 @@ class PostgresLedger final : public LedgerSink {
     std::random_device rd;
     const std::uint64_t id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
                              static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(id));
-    key_prefix_ = std::string(hex) + "-";
+    key_prefix_ = detail::hex64(id) + "-";
     retry_wait_ = options_.retry_interval;
     next_retry_ = Clock::now();
   }

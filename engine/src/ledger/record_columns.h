@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
+#include "util/json_dump.h"
 
 namespace switchboard::ledger_columns {
 
@@ -50,6 +52,18 @@ void write_verdict(Writer& w, const DecisionRecord& r) {
   w.integer(v.routed_cost);
   w.integer(v.target_cost);
   w.integer(v.judge_cost);
+}
+
+// The budget_scopes column: the scope names as a JSON array, the text
+// nlohmann writes for the same array.
+inline std::string scopes_column(const std::vector<std::string>& scopes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < scopes.size(); ++i) {
+    if (i > 0) out += ',';
+    append_json_string(out, scopes[i]);
+  }
+  out += ']';
+  return out;
 }
 
 // A stored time (milliseconds since 1970) as a time point.

@@ -467,15 +467,13 @@ class RowWriter {
     sqlite3_bind_text(st, ++i, status.data(), static_cast<int>(status.size()), SQLITE_STATIC);
     text(r.error);
     integer(r.usage_estimated ? 1 : 0);
-    const std::string scopes = nlohmann::json(r.budget_scopes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string scopes = ledger_columns::scopes_column(r.budget_scopes);
     text(scopes);
     integer(r.reserved);
     integer(r.output_cap);
     integer(r.output_cap_lowered ? 1 : 0);
     integer(r.counted_input_tokens);
-    Status s = step_done(st, "cannot insert a record");
-    sqlite3_clear_bindings(st);
-    return s;
+    return insert_bound(st, i, "cannot insert a record");
   }
 
   Status insert(const DecisionRecord& r) {
@@ -535,13 +533,22 @@ class RowWriter {
       void null() { sqlite3_bind_null(st, ++i); }
     } verdict{st, i};
     ledger_columns::write_verdict(verdict, r);
-    Status s = step_done(st, "cannot insert a decision record");
-    sqlite3_clear_bindings(st);
-    return s;
+    return insert_bound(st, i, "cannot insert a decision record");
   }
 
  private:
   RowWriter(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+  // Runs an insert whose `bound` parameters were all just bound, and resets
+  // it. The bindings are left as they are, not cleared: every insert binds
+  // every parameter again (checked here), so none outlives its record.
+  Status insert_bound(sqlite3_stmt* st, int bound, std::string_view doing) {
+    if (bound != sqlite3_bind_parameter_count(st)) {
+      return Status::internal(path_ + ": " + std::string(doing) + ": " + std::to_string(bound) + " of " +
+                              std::to_string(sqlite3_bind_parameter_count(st)) + " columns bound");
+    }
+    return step_done(st, doing);
+  }
 
   // Runs a statement that returns no row, and resets it.
   Status step_done(sqlite3_stmt* st, std::string_view doing) {

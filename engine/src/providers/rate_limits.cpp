@@ -108,18 +108,32 @@ bool read_rate_limit_header(std::string_view name, std::string_view value, std::
     if (t) field = until(*t, now);
     return t.has_value();
   };
-  if (iequals(name, "x-ratelimit-remaining-requests")) return set_count(limits.requests_left);
-  if (iequals(name, "x-ratelimit-remaining-tokens")) return set_count(limits.tokens_left);
-  if (iequals(name, "x-ratelimit-reset-requests")) return set_duration(limits.requests_reset);
-  if (iequals(name, "x-ratelimit-reset-tokens")) return set_duration(limits.tokens_reset);
-  if (iequals(name, "anthropic-ratelimit-requests-remaining")) return set_count(limits.requests_left);
-  if (iequals(name, "anthropic-ratelimit-tokens-remaining")) return set_count(limits.tokens_left);
-  if (iequals(name, "anthropic-ratelimit-input-tokens-remaining")) {
-    if (limits.tokens_left) return false;  // the combined figure, read first or later, wins
-    return set_count(limits.tokens_left);
+  // One lower-cased copy of the name, then exact compares (length first)
+  // of what follows the provider's prefix, instead of a case-insensitive
+  // compare of the whole name against each known one.
+  char lowered[64];
+  if (name.size() > sizeof lowered) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) lowered[i] = ascii_lower(name[i]);
+  const std::string_view lower(lowered, name.size());
+  if (lower.starts_with("x-ratelimit-")) {
+    const std::string_view field = lower.substr(std::string_view("x-ratelimit-").size());
+    if (field == "remaining-requests") return set_count(limits.requests_left);
+    if (field == "remaining-tokens") return set_count(limits.tokens_left);
+    if (field == "reset-requests") return set_duration(limits.requests_reset);
+    if (field == "reset-tokens") return set_duration(limits.tokens_reset);
+    return false;
   }
-  if (iequals(name, "anthropic-ratelimit-requests-reset")) return set_time(limits.requests_reset);
-  if (iequals(name, "anthropic-ratelimit-tokens-reset")) return set_time(limits.tokens_reset);
+  if (lower.starts_with("anthropic-ratelimit-")) {
+    const std::string_view field = lower.substr(std::string_view("anthropic-ratelimit-").size());
+    if (field == "requests-remaining") return set_count(limits.requests_left);
+    if (field == "tokens-remaining") return set_count(limits.tokens_left);
+    if (field == "input-tokens-remaining") {
+      if (limits.tokens_left) return false;  // the combined figure, read first or later, wins
+      return set_count(limits.tokens_left);
+    }
+    if (field == "requests-reset") return set_time(limits.requests_reset);
+    if (field == "tokens-reset") return set_time(limits.tokens_reset);
+  }
   return false;
 }
 

@@ -31,6 +31,7 @@
 
 #include "async/fiber.h"
 #include "async/resolve.h"
+#include "util/hex.h"
 #include "async/socket_wait.h"
 
 namespace switchboard::detail {
@@ -283,9 +284,7 @@ Result<RedisAddress> redis_address_of(const StateSettings& state) {
 RedisScript::RedisScript(std::string t) : text(std::move(t)) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  char hex[2 * SHA_DIGEST_LENGTH + 1];
-  for (int i = 0; i < SHA_DIGEST_LENGTH; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  sha1.assign(hex, 2 * SHA_DIGEST_LENGTH);
+  sha1 = detail::hex_of_bytes(digest, SHA_DIGEST_LENGTH);
 }
 
 struct RedisClient::Impl {

@@ -6,6 +6,8 @@
 
 #include <openssl/evp.h>
 
+#include "util/hex.h"
+
 namespace switchboard::detail {
 
 namespace {
@@ -41,15 +43,7 @@ std::array<unsigned char, 32> sha256_digest(std::string_view data) {
 
 namespace {
 
-std::string hex_of(const std::array<unsigned char, 32>& digest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(digest.size() * 2, '\0');
-  for (std::size_t i = 0; i < digest.size(); ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 0xf];
-  }
-  return out;
-}
+std::string hex_of(const std::array<unsigned char, 32>& digest) { return hex_of_bytes(digest.data(), digest.size()); }
 
 }  // namespace
 

@@ -4,17 +4,9 @@
 #include <cstdint>
 #include <random>
 
+#include "util/hex.h"
+
 namespace switchboard {
-
-namespace {
-
-// The `digits` low hex digits of `value`, lowercase, zero-padded, at `out`.
-void put_hex(char* out, std::uint64_t value, int digits) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (int i = digits - 1; i >= 0; --i, value >>= 4) out[i] = kHex[value & 0xf];
-}
-
-}  // namespace
 
 std::string new_trace_id() {
   thread_local std::mt19937_64 rng([] {
@@ -28,9 +20,9 @@ std::string new_trace_id() {
   const std::uint64_t low = rng();
   // 12 digits of time (48 bits: until the year 10889), then 4 + 16 of chance.
   std::string id(32, '0');
-  put_hex(id.data(), static_cast<std::uint64_t>(ms) & 0xffffffffffffULL, 12);
-  put_hex(id.data() + 12, high & 0xffff, 4);
-  put_hex(id.data() + 16, low, 16);
+  detail::put_hex(id.data(), static_cast<std::uint64_t>(ms) & 0xffffffffffffULL, 12);
+  detail::put_hex(id.data() + 12, high & 0xffff, 4);
+  detail::put_hex(id.data() + 16, low, 16);
   return id;
 }
 
