@@ -78,14 +78,14 @@ void check_as_to_text(const std::string& text) {
 TEST_CASE("JsonOut writes strings as to_text does: every escape, UTF-8 as it is, bad UTF-8 as U+FFFD") {
   for (const std::string& s : awkward_strings()) {
     std::string out;
-    JsonOut::append_string(out, s);
+    JsonOut(out).string(s);
     CHECK(out == detail::to_text(json(s)));
   }
   // Every single byte value, alone and between letters.
   for (int c = 0; c < 256; ++c) {
     const std::string s = "a" + std::string(1, static_cast<char>(c)) + "b";
     std::string out;
-    JsonOut::append_string(out, s);
+    JsonOut(out).string(s);
     CHECK(out == detail::to_text(json(s)));
   }
 }

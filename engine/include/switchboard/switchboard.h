@@ -13,6 +13,7 @@
 #include "switchboard/engine.h"
 #include "switchboard/eval.h"
 #include "switchboard/fiber_loop.h"
+#include "switchboard/json_text.h"
 #include "switchboard/ledger.h"
 #include "switchboard/money.h"
 #include "switchboard/pricing.h"

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "switchboard/json_text.h"
+
 namespace switchboard {
 
 std::string dump_json(const nlohmann::json& value);
@@ -27,8 +29,7 @@ bool json_plain(std::string_view value);
 // Appends dump_json(value) to `out`.
 void append_json(std::string& out, const nlohmann::json& value);
 
-// Appends `value` to `out` as a JSON string (with its quotes), as dump_json
-// writes a string.
-void append_json_string(std::string& out, std::string_view value);
+// append_json_string(out, value) (switchboard/json_text.h): a string as
+// dump_json writes it.
 
 }  // namespace switchboard

@@ -38,8 +38,6 @@ class JsonOut {
   // One complete JSON value, copied as it is.
   JsonOut& raw(std::string_view json);
 
-  // Appends `value` as a JSON string (with its quotes), as to_text would.
-  static void append_string(std::string& out, std::string_view value);
 
  private:
   // Before a value or a key: the comma that separates it from the one before.

@@ -831,7 +831,7 @@ class OpenAIStreamWriter final : public detail::BlockStreamWriter {
     }
     if (has_thinking) out += write(detail::to_text(json{{"thinking_blocks", detail::thinking_blocks_json(r.content)}}));
     std::string finish;
-    detail::JsonOut::append_string(finish, detail::finish_reason(r));
+    append_json_string(finish, detail::finish_reason(r));
     out += choice_chunk(id_, created_, model_, include_usage_, "{}", finish,
                         detail::to_text(detail::logprobs_json(logprobs_, max_json_depth_, r)));
     if (include_usage_) {
