@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
     }
     return thread_cpu_seconds() - t0;
   });
-  // Texts of 256 bytes or more are remembered by their SHA-256 (tokens.h):
+  // Texts of 256 bytes or more are remembered by their bytes (tokens.h):
   // each count here gets a text no count has seen (its first 12 bytes a
   // serial number), then the same text again for the remembered figure.
   std::string& text = request.messages[0].content[0].text;

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <atomic>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <string>
@@ -518,21 +520,32 @@ std::int64_t BpeEncoding::long_piece_tokens(std::string_view piece, std::vector<
 
 namespace {
 
-// MurmurHash3's 64-bit finalizer: every bit of `h` moves about half the
-// bits of the result, so the low bits that pick a slot depend on all of
-// `h`. (A multiply only carries a difference upwards: without this, texts
-// that differ in the high bytes of a word, "src/m19.py" and "src/m29.py",
-// fell into a handful of slots and pushed each other out on every request.)
-std::uint64_t spread(std::uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xFF51AFD7ED558CCDull;
-  h ^= h >> 33;
-  h *= 0xC4CEB9FE1A85EC53ull;
-  return h ^ (h >> 33);
+// The slot of hash `h` in a table of 2^bits entries: the high bits of `h`
+// times 2^64 / phi (Fibonacci hashing), which depend on every bit of `h`.
+// (The low bits of a multiply depend only on the low bits before it: taken
+// from there, texts that differ in the high bytes of a word, "src/m19.py"
+// and "src/m29.py", fell into a handful of slots and pushed each other out
+// on every request.) One multiply: the piece cache looks up every piece.
+template <std::size_t kEntries>
+std::size_t slot_in(std::uint64_t h) {
+  static_assert((kEntries & (kEntries - 1)) == 0 && kEntries > 1, "a power of two");
+  constexpr int kBits = std::countr_zero(kEntries);
+  return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ull) >> (64 - kBits));
+}
+
+// The two slots text of hash `h` may take (the caches are two-way: a new
+// text replaces the one of its two slots used longer ago, so two texts that
+// share a slot do not push each other out on every request, as an agent's
+// 300 messages would in 2048 direct-mapped slots about 20 times a request).
+template <std::size_t kEntries>
+std::pair<std::size_t, std::size_t> slots_in(std::uint64_t h) {
+  const std::size_t a = slot_in<kEntries>(h);
+  const std::size_t b = slot_in<kEntries>(h * 0xC2B2AE3D27D4EB4Full + 0x165667B19E3779F9ull);
+  return {a, b != a ? b : a ^ 1};
 }
 
 // A thread's recent texts of up to kBytes bytes and their token counts,
-// direct-mapped, each entry holding its text's bytes: the split's pieces
+// two-way (slots_in), each entry holding its text's bytes: the split's pieces
 // (words and indentation repeat, and a hit here, in cache, replaces the rank
 // table's lookups: misses to memory, one per merge step), and whole texts
 // shorter than kRememberedTextBytes (roles and names; an agent's short
@@ -541,34 +554,42 @@ std::uint64_t spread(std::uint64_t h) {
 // byte for byte, so a hit is always right whatever the slot's hash.
 template <std::size_t kEntries, std::size_t kBytes>
 struct TextCountCache {
-  static_assert((kEntries & (kEntries - 1)) == 0, "a power of two: the slot is the hash's low bits");
   struct Entry {
     std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
     std::uint32_t length = 0;
     std::uint32_t tokens = 0;
+    std::uint32_t used = 0;  // `tick` when last found or made
     std::array<char, kBytes> bytes{};
   };
   static constexpr size_t kMaxBytes = kBytes;
   std::array<Entry, kEntries> entries{};
+  std::uint32_t tick = 0;
 
   // The tokens of `text` (at most kMaxBytes) in `encoding`: remembered, or
   // count() and remembered.
   template <typename Count>
   std::uint32_t find(std::uint64_t encoding, std::string_view text, Count&& count) {
-    Entry& e = entries[slot_of(text)];
-    if (e.encoding != encoding || e.length != text.size() || std::memcmp(e.bytes.data(), text.data(), text.size()) != 0) {
-      e.encoding = encoding;
-      e.length = static_cast<std::uint32_t>(text.size());
-      e.tokens = static_cast<std::uint32_t>(count());
-      std::memcpy(e.bytes.data(), text.data(), text.size());
+    const auto [a, b] = slots_in<kEntries>(hash_of(text));
+    for (Entry* e : {&entries[a], &entries[b]}) {
+      if (e->encoding == encoding && e->length == text.size() &&
+          std::memcmp(e->bytes.data(), text.data(), text.size()) == 0) {
+        e->used = ++tick;
+        return e->tokens;
+      }
     }
+    Entry& e = entries[a].used <= entries[b].used ? entries[a] : entries[b];
+    e.encoding = encoding;
+    e.length = static_cast<std::uint32_t>(text.size());
+    e.tokens = static_cast<std::uint32_t>(count());
+    e.used = ++tick;
+    std::memcpy(e.bytes.data(), text.data(), text.size());
     return e.tokens;
   }
 
  private:
   // A multiply-xor hash of the text's words (zero-padded) and length: it
   // spreads texts over the slots; a collision only costs a count.
-  static std::size_t slot_of(std::string_view text) {
+  static std::uint64_t hash_of(std::string_view text) {
     std::uint64_t h = text.size() * 0x9E3779B97F4A7C15ull;
     std::size_t i = 0;
     const auto mix = [&h](std::uint64_t w) {
@@ -585,7 +606,7 @@ struct TextCountCache {
       std::memcpy(&w, text.data() + i, text.size() - i);
       mix(w);
     }
-    return static_cast<std::size_t>(spread(h)) & (kEntries - 1);
+    return h;
   }
 };
 
@@ -594,50 +615,53 @@ using ShortTextCache = TextCountCache<512, 16>;   // 16 KiB a thread: roles and 
 using MediumTextCache = TextCountCache<512, BpeEncoding::kRememberedTextBytes - 1>;  // 136 KiB a thread
 
 // Recent long texts (kRememberedTextBytes up to kMaxBytes) and their counts,
-// each entry holding its text's bytes, compared byte for byte (a hit is
-// always the text's own count): direct-mapped by a hash of every byte, four
-// multiply-xor lanes at once (about a cycle per 16 bytes; a collision only
-// costs a count). At most kBudget bytes a thread: past it, entries are let
-// go in turn from a sweeping hand until the new text fits. An agent re-sends
-// its whole history on every step: each message costs a hash and a memcmp
-// after its first count, not SHA-256's cycles per byte.
+// each entry's bytes kept and compared whole (a hit is always the text's own
+// count): two slots (slots_in) from a hash of every byte, four multiply-xor
+// lanes at once (about a cycle per 16 bytes; a collision only costs a count). The
+// bytes are written one after another into a ring of kArenaBytes a thread,
+// allocated once: an entry holds while the ring has not come round over it,
+// so the oldest texts go first, the budget is exact, and remembering a text
+// costs a copy, not an allocation. An agent re-sends its whole history on
+// every step: each message costs a hash and a memcmp after its first count,
+// not SHA-256's cycles per byte.
 struct LongTextCache {
   static constexpr std::size_t kEntries = 2048;
-  static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;  // larger: HugeTextCache
-  static constexpr std::size_t kBudget = std::size_t{8} << 20;    // 8 MiB a thread
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 20;    // larger: HugeTextCache
+  static constexpr std::size_t kArenaBytes = std::size_t{8} << 20;  // 8 MiB a thread
   struct Entry {
     std::uint64_t encoding = 0;  // BpeEncoding::id_; 0: empty
+    std::uint64_t at = 0;        // where its bytes went, counting every byte the ring took
+    std::size_t length = 0;
     std::int64_t tokens = 0;
-    std::string bytes;
+    std::uint64_t used = 0;  // `head` when last found or made
   };
   std::vector<Entry> entries = std::vector<Entry>(kEntries);
-  std::size_t held = 0;  // the entries' bytes (their strings' capacities)
-  std::size_t hand = 0;  // the next entry let go when over budget
+  std::unique_ptr<char[]> arena;  // the ring, made at the first text (its pages as they are written)
+  std::uint64_t head = 0;         // bytes the ring has taken (skips included)
 
   template <typename Count>
   std::int64_t find(std::uint64_t encoding, std::string_view text, Count&& count) {
-    const std::size_t slot = slot_of(text);
-    Entry& e = entries[slot];
-    if (e.encoding == encoding && std::string_view(e.bytes) == text) return e.tokens;
-    const std::int64_t tokens = count();
-    let_go(e);
-    while (held + text.size() > kBudget) {
-      let_go(entries[hand]);
-      hand = (hand + 1) % kEntries;
+    const auto [a, b] = slots_in<kEntries>(hash_of(text));
+    for (Entry* found : {&entries[a], &entries[b]}) {
+      if (found->encoding == encoding && found->length == text.size() && head - found->at <= kArenaBytes &&
+          std::memcmp(arena.get() + found->at % kArenaBytes, text.data(), text.size()) == 0) {
+        found->used = head;
+        return found->tokens;
+      }
     }
-    e.bytes = std::string(text);  // a fresh string: its capacity is its size
-    e.encoding = encoding;
-    e.tokens = tokens;
-    held += e.bytes.capacity();
+    Entry& e = entries[a].used <= entries[b].used ? entries[a] : entries[b];
+    const std::int64_t tokens = count();
+    if (!arena) arena.reset(new char[kArenaBytes]);
+    std::uint64_t at = head;
+    if (at % kArenaBytes + text.size() > kArenaBytes) at += kArenaBytes - at % kArenaBytes;  // round to the start
+    std::memcpy(arena.get() + at % kArenaBytes, text.data(), text.size());
+    head = at + text.size();
+    e = Entry{encoding, at, text.size(), tokens, head};
     return tokens;
   }
 
  private:
-  void let_go(Entry& e) {
-    held -= e.bytes.capacity();
-    e = Entry{};
-  }
-  static std::size_t slot_of(std::string_view text) {
+  static std::uint64_t hash_of(std::string_view text) {
     constexpr std::uint64_t kMul = 0xC2B2AE3D27D4EB4Full;
     std::uint64_t lane[4] = {text.size(), 0x9E3779B97F4A7C15ull, 0x165667B19E3779F9ull, 0x27D4EB2F165667C5ull};
     const auto mix = [](std::uint64_t h, std::uint64_t w) {
@@ -656,7 +680,7 @@ struct LongTextCache {
     std::memcpy(tail, text.data() + i, text.size() - i);
     std::uint64_t h = 0;
     for (std::size_t k = 0; k < 4; ++k) h = mix(h ^ lane[k], tail[k]);
-    return static_cast<std::size_t>(spread(h)) & (kEntries - 1);
+    return h;
   }
 };
 
