@@ -12,7 +12,7 @@ namespace switchboard {
 /// as nlohmann::json's dump(-1, ' ', false, error_handler_t::replace) writes
 /// it: `\"` `\\` `\b` `\f` `\n` `\r` `\t`, other control characters as
 /// `\u00xx`, everything else (valid UTF-8 included) as it is; a value that is
-/// not valid UTF-8 has each bad sequence written as U+FFFD.
+/// not valid UTF-8 is written by nlohmann itself, its bad bytes as U+FFFD.
 ///
 /// Reads 16 bytes at a time where the CPU has SSE2 (every x86-64), so text
 /// with nothing to escape costs little more than a copy.

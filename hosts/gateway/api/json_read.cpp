@@ -100,6 +100,7 @@ std::int64_t count_json_values(std::string_view text) {
 #if defined(__SSE2__)
   // A block at a time: outside a string, its structural bytes before its
   // first quote; inside, a jump to its first quote or backslash.
+
   // The set bits of a block's 16-bit mask, without a library call where
   // the target has no POPCNT instruction (std::popcount calls libgcc there).
   const auto count16 = [](unsigned m) {
