@@ -299,6 +299,10 @@ struct SqliteLedgerOptions {
 /// by each flush() covering it that began before one of them returned, and
 /// the sink keeps working. A transaction that fails is tried again later (its
 /// records are safe in the journal), reported once on stderr.
+/// The first SQLite ledger connection of a process (a sink's or a reader's)
+/// turns SQLite's memory statistics off (SQLITE_CONFIG_MEMSTATUS: they take a
+/// process-wide mutex on every SQLite allocation and binding) unless the host
+/// initialized SQLite before.
 Result<std::shared_ptr<LedgerSink>> open_sqlite_ledger(const SqliteLedgerOptions& options);
 /// The journal beside the SQLite ledger at `db_path`: db_path + "-acks".
 /// Part of the ledger, like SQLite's own -wal file: remove both or neither.

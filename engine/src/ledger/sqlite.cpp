@@ -50,6 +50,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -296,7 +297,20 @@ Result<std::int64_t> query_int(sqlite3* db, const std::string& path, const char*
   return static_cast<std::int64_t>(sqlite3_column_int64(stmt->get(), 0));
 }
 
+// Turns SQLite's memory statistics off for the process, once, before its
+// first connection: with them on (Debian's default), every allocation and
+// every sqlite3_bind_* takes one process-wide mutex, about a tenth of a
+// ledger insert's instructions (README), shared with any other thread using
+// SQLite. A host that initialized SQLite before (sqlite3_initialize(), or a
+// connection of its own) keeps its configuration: sqlite3_config then
+// refuses, which is fine.
+void configure_sqlite_once() {
+  static const bool configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)configured;
+}
+
 Result<DbPtr> open_db(const std::string& path, int flags) {
+  configure_sqlite_once();
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);  // owned even when the open failed
@@ -786,8 +800,11 @@ class SqliteLedger final : public LedgerSink {
 
  private:
   using AnyRecord = std::variant<CostRecord, DecisionRecord>;
+  // Small, so that moving one through the queues (the entry queue, the
+  // appender's batch, the ingest queue, the ingester's batch) moves a pointer
+  // and a deque node holds several, not a record's hundreds of bytes each.
   struct Pending {
-    AnyRecord record;
+    std::unique_ptr<const AnyRecord> record;  // never null
     std::string line;            // its journal line with the newline; freed once appended
     std::uint64_t seq = 0;       // numbered from 1 in the order write() accepts records
     std::uint64_t end = 0;       // the journal offset just past its line, once appended
@@ -809,7 +826,7 @@ class SqliteLedger final : public LedgerSink {
   // thread and outside the lock, so concurrent writers serialise in parallel.
   template <typename Record>
   Pending pending(const Record& record) const {
-    Pending p{.record = record, .line = {}, .seq = 0, .end = 0, .queued_at = {}};
+    Pending p{.record = std::make_unique<const AnyRecord>(record), .line = {}, .seq = 0, .end = 0, .queued_at = {}};
     if (journal_) {
       if constexpr (std::is_same_v<Record, CostRecord>) {
         p.line = cost_record_to_json(record);
@@ -1111,7 +1128,7 @@ class SqliteLedger final : public LedgerSink {
     auto slice_start = Clock::now();
     for (const Pending& p : batch_) {
       if (journal_ && state.generation == generation && p.end <= state.ingested) continue;
-      Status s = std::visit([this](const auto& record) { return rows_.insert(record); }, p.record);
+      Status s = std::visit([this](const auto& record) { return rows_.insert(record); }, *p.record);
       if (!s.ok()) {
         rows_.rollback();
         return s;
