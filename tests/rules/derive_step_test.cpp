@@ -352,6 +352,22 @@ TEST_CASE("session_id hashes the conversation's opening: the same on every later
   empty_systems.messages.erase(empty_systems.messages.begin());
   CHECK(derive_step(empty_systems).agent.empty());
   CHECK(derive_step(empty_systems).session_id == "h-" + sha256_hex("\x1eq").substr(0, 16));
+
+  // A message's text is its text blocks joined (Message::text()), whatever
+  // else it holds; a message with no text adds nothing.
+  ContentBlock thinking = ContentBlock::of_text("not said");
+  thinking.type = ContentBlock::Type::kThinking;
+  ModelRequest blocks;
+  blocks.messages = {Message::of("system", {ContentBlock::of_text("You fix"), image_block(), ContentBlock::of_text(""),
+                                            thinking, ContentBlock::of_text(" bugs.")}),
+                     Message::of("user", {image_block(), ContentBlock::of_text("The build"),
+                                          ContentBlock::of_text(" fails.")})};
+  CHECK(derive_step(blocks).agent == derive_step(a).agent);
+  CHECK(derive_step(blocks).session_id == id);
+  ModelRequest image_only;
+  image_only.messages = {Message::of("system", {image_block()}), user("q")};
+  CHECK(derive_step(image_only).agent.empty());
+  CHECK(derive_step(image_only).session_id == "h-" + sha256_hex("\x1eq").substr(0, 16));
 }
 
 TEST_CASE("estimate_input_tokens counts every piece of text the model is sent") {

@@ -1,8 +1,11 @@
 // SHA-256 (util/sha256.h): the standard's test vectors at once and fed in
-// pieces, and a digest read midway that leaves the hash going.
+// pieces, a digest read midway that leaves the hash going, digits written in
+// place, and contexts handed from one hash to the next.
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "util/sha256.h"
 
@@ -48,4 +51,34 @@ TEST_CASE("Sha256 fed in pieces gives the digest of the whole, and reading it mi
     pieces.update(text.substr(cut));
     CHECK(pieces.digest() == switchboard::detail::sha256_digest(text));
   }
+}
+
+TEST_CASE("Sha256::write_hex writes the digest's first digits and nothing past them") {
+  Sha256 h;
+  h.update("abc");
+  for (std::size_t digits : {0, 1, 12, 16, 63, 64}) {
+    std::string out(70, '#');
+    h.write_hex(out.data(), digits);
+    CHECK(out.substr(0, digits) == kAbc.substr(0, digits));
+    CHECK(out.substr(digits) == std::string(70 - digits, '#'));
+  }
+}
+
+TEST_CASE("a hash that takes a context an earlier one gave back starts from nothing") {
+  // Each round's hashes give their contexts back, dirty, for the next round;
+  // more are alive at once than a thread keeps.
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::unique_ptr<Sha256>> alive;
+    for (int i = 0; i < 6; ++i) {
+      alive.push_back(std::make_unique<Sha256>());
+      CHECK(alive.back()->hex() == kEmpty);
+      alive.back()->update(i % 2 == 0 ? "abc" : kTwoBlocks);
+    }
+    for (int i = 0; i < 6; ++i) CHECK(alive[static_cast<std::size_t>(i)]->hex() == (i % 2 == 0 ? kAbc : kTwoBlocksHex));
+  }
+  // A hash destroyed midway, then a new one.
+  { Sha256 left; left.update("left half-way"); }
+  Sha256 next;
+  next.update("abc");
+  CHECK(next.hex() == kAbc);
 }

@@ -73,25 +73,39 @@ void scan_media(const std::vector<ContentBlock>& blocks, bool in_result, Step& s
 // The agent and session ids (derive_step.h): the agent hashes the "system"
 // messages' text joined by "\n"; the session hashes that text, a '\x1e'
 // and the first user-authored message's text. One running hash serves both,
-// so a long system prompt is read once.
+// so a long system prompt is read once; a message's text (Message::text(),
+// its text blocks joined) is hashed block by block, not joined first.
 void identify(const std::vector<Message>& messages, Step& step) {
   detail::Sha256 hash;
+  const auto update_text = [&hash](const Message& m) {
+    bool any_text = false;
+    for (const ContentBlock& b : m.content) {
+      if (b.type != Type::kText) continue;
+      hash.update(b.text);
+      any_text = any_text || !b.text.empty();
+    }
+    return any_text;
+  };
   bool any = false;  // any system text at all
   bool first = true;
   for (const Message& m : messages) {
     if (m.role != "system") continue;
     if (!first) hash.update("\n");
-    const std::string text = m.text();
-    hash.update(text);
-    any = any || !first || !text.empty();
+    const bool any_text = update_text(m);
+    any = any || !first || any_text;
     first = false;
   }
-  if (any) step.agent = hash.hex().substr(0, kAgentHexDigits);
+  if (any) {
+    step.agent.assign(kAgentHexDigits, '0');
+    hash.write_hex(step.agent.data(), kAgentHexDigits);
+  }
   for (const Message& m : messages) {
     if (!user_authored(m)) continue;
     hash.update("\x1e");
-    hash.update(m.text());
-    step.session_id = "h-" + hash.hex().substr(0, kSessionHexDigits);
+    update_text(m);
+    step.session_id.assign(2 + kSessionHexDigits, '-');
+    step.session_id[0] = 'h';
+    hash.write_hex(step.session_id.data() + 2, kSessionHexDigits);
     return;
   }
 }

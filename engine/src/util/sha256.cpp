@@ -3,6 +3,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include <openssl/evp.h>
 
@@ -49,35 +51,56 @@ std::string hex_of(const std::array<unsigned char, 32>& digest) { return hex_of_
 
 std::string sha256_hex(std::string_view data) { return hex_of(sha256_digest(data)); }
 
-// OpenSSL fails a SHA-256 context only when it cannot allocate one.
-struct Sha256::Ctx {
-  std::unique_ptr<EVP_MD_CTX, CtxFree> evp{EVP_MD_CTX_new()};
-};
-
 namespace {
 
 void check(bool ok) {
   if (!ok) throw std::bad_alloc();
 }
 
+using EvpCtx = std::unique_ptr<EVP_MD_CTX, CtxFree>;
+
+// The contexts this thread's finished hashes gave back (Sha256's contract).
+std::vector<EvpCtx>& spare_contexts() {
+  thread_local std::vector<EvpCtx> spare;
+  return spare;
+}
+
+// A context made for SHA-256 with nothing fed: a spare one when there is.
+EvpCtx take_context() {
+  std::vector<EvpCtx>& spare = spare_contexts();
+  EvpCtx ctx;  // OpenSSL fails a SHA-256 context only when it cannot allocate one
+  if (!spare.empty()) {
+    ctx = std::move(spare.back());
+    spare.pop_back();
+  } else {
+    ctx.reset(EVP_MD_CTX_new());
+  }
+  check(ctx != nullptr && EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) == 1);
+  return ctx;
+}
+
+// At most this many contexts wait a thread (nested hashes are rare).
+constexpr std::size_t kSpareContexts = 4;
+
 }  // namespace
 
-Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
-  check(ctx_->evp != nullptr && EVP_DigestInit_ex(ctx_->evp.get(), sha256_md(), nullptr) == 1);
+Sha256::Sha256() : ctx_(take_context().release()) {}
+
+Sha256::~Sha256() {
+  EvpCtx ctx(ctx_);
+  std::vector<EvpCtx>& spare = spare_contexts();
+  if (spare.size() < kSpareContexts) spare.push_back(std::move(ctx));
 }
 
-Sha256::~Sha256() = default;
-
-void Sha256::update(std::string_view data) {
-  check(EVP_DigestUpdate(ctx_->evp.get(), data.data(), data.size()) == 1);
-}
+void Sha256::update(std::string_view data) { check(EVP_DigestUpdate(ctx_, data.data(), data.size()) == 1); }
 
 std::array<unsigned char, 32> Sha256::digest() const {
-  // Finishes a copy, so the running hash goes on.
-  thread_local const std::unique_ptr<EVP_MD_CTX, CtxFree> copy(EVP_MD_CTX_new());
+  // Finishes a copy, so the running hash goes on (OpenSSL duplicates the
+  // running state into it: one allocation a digest).
+  thread_local const EvpCtx copy(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  check(copy != nullptr && EVP_MD_CTX_copy_ex(copy.get(), ctx_->evp.get()) == 1 &&
+  check(copy != nullptr && EVP_MD_CTX_copy_ex(copy.get(), ctx_) == 1 &&
         EVP_DigestFinal_ex(copy.get(), digest, &len) == 1);
   std::array<unsigned char, 32> out{};
   std::memcpy(out.data(), digest, out.size());
@@ -85,5 +108,12 @@ std::array<unsigned char, 32> Sha256::digest() const {
 }
 
 std::string Sha256::hex() const { return hex_of(digest()); }
+
+void Sha256::write_hex(char* out, std::size_t digits) const {
+  const std::array<unsigned char, 32> d = digest();
+  for (std::size_t i = 0; i < digits && i < 2 * d.size(); ++i) {
+    out[i] = kHexDigits[i % 2 == 0 ? d[i / 2] >> 4 : d[i / 2] & 0xf];
+  }
+}
 
 }  // namespace switchboard::detail
