@@ -20,6 +20,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
 #include "async/waits.h"
 #include "ledger/record_columns.h"
@@ -187,6 +188,49 @@ TEST_CASE("every field survives a round trip through the SQLite ledger") {
   CHECK(records[2].status == CallStatus::kCancelled);
   CHECK(records[2].usage_estimated);
   CHECK_FALSE(records[1].usage_estimated);
+}
+
+// ctest runs each case in a process of its own, where SQLite is not
+// initialized yet; a run of every case in one process may have initialized
+// it before these two, and then they check only that the ledger works.
+// sqlite3_config refuses (SQLITE_MISUSE) once SQLite is initialized.
+namespace {
+
+bool sqlite_fresh() { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1) == SQLITE_OK; }  // 1: SQLite's own default
+
+// Writes a record through a SQLite ledger at `path`; `while_open` runs with the sink open.
+template <typename WhileOpen>
+void write_one(const std::string& path, WhileOpen&& while_open) {
+  auto sink = open_sqlite_ok({.path = path});
+  REQUIRE(sink->write(sample_record(1)).ok());
+  REQUIRE(sink->flush().ok());
+  while_open();
+}
+
+}  // namespace
+
+TEST_CASE("the first SQLite ledger connection turns SQLite's memory statistics off") {
+  const bool fresh = sqlite_fresh();
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  write_one(path, [&] {
+    if (fresh) CHECK(sqlite3_memory_used() == 0);  // not counted, though the ledger allocated plenty
+  });
+  CHECK(read_ok(path).size() == 1);
+  if (!fresh) MESSAGE("SQLite was initialized before this case: its statistics are not checked");
+  CHECK(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1) == SQLITE_MISUSE);  // configured and initialized
+}
+
+TEST_CASE("a host that initialized SQLite before its ledger keeps SQLite's memory statistics") {
+  const bool fresh = sqlite_fresh();
+  REQUIRE(sqlite3_initialize() == SQLITE_OK);
+  TempDir dir;
+  const std::string path = (dir.path() / "ledger.db").string();
+  write_one(path, [&] {
+    if (fresh) CHECK(sqlite3_memory_used() > 0);
+  });
+  CHECK(read_ok(path).size() == 1);
+  if (!fresh) MESSAGE("SQLite was initialized before this case: its statistics are not checked");
 }
 
 TEST_CASE("every field survives a round trip through the JSONL ledger") {
