@@ -299,8 +299,8 @@ Result<std::int64_t> query_int(sqlite3* db, const std::string& path, const char*
 
 // Turns SQLite's memory statistics off for the process, once, before its
 // first connection: with them on (Debian's default), every allocation and
-// every sqlite3_bind_* takes one process-wide mutex, about a tenth of a
-// ledger insert's instructions (README), shared with any other thread using
+// every sqlite3_bind_* takes one process-wide mutex, about 7% of a ledger
+// insert's instructions (README), shared with any other thread using
 // SQLite. A host that initialized SQLite before (sqlite3_initialize(), or a
 // connection of its own) keeps its configuration: sqlite3_config then
 // refuses, which is fine.

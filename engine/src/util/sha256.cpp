@@ -59,9 +59,18 @@ void check(bool ok) {
 
 using EvpCtx = std::unique_ptr<EVP_MD_CTX, CtxFree>;
 
-// The contexts this thread's finished hashes gave back (Sha256's contract).
+// At most this many contexts wait a thread (nested hashes are rare).
+constexpr std::size_t kSpareContexts = 4;
+
+// The contexts this thread's finished hashes gave back (Sha256's contract),
+// with room for kSpareContexts made up front: giving one back allocates
+// nothing (it happens in a destructor).
 std::vector<EvpCtx>& spare_contexts() {
-  thread_local std::vector<EvpCtx> spare;
+  thread_local std::vector<EvpCtx> spare = [] {
+    std::vector<EvpCtx> v;
+    v.reserve(kSpareContexts);
+    return v;
+  }();
   return spare;
 }
 
@@ -79,9 +88,6 @@ EvpCtx take_context() {
   return ctx;
 }
 
-// At most this many contexts wait a thread (nested hashes are rare).
-constexpr std::size_t kSpareContexts = 4;
-
 }  // namespace
 
 Sha256::Sha256() : ctx_(take_context().release()) {}
@@ -89,7 +95,7 @@ Sha256::Sha256() : ctx_(take_context().release()) {}
 Sha256::~Sha256() {
   EvpCtx ctx(ctx_);
   std::vector<EvpCtx>& spare = spare_contexts();
-  if (spare.size() < kSpareContexts) spare.push_back(std::move(ctx));
+  if (spare.size() < spare.capacity()) spare.push_back(std::move(ctx));  // else freed here
 }
 
 void Sha256::update(std::string_view data) { check(EVP_DigestUpdate(ctx_, data.data(), data.size()) == 1); }
