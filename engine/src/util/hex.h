@@ -22,13 +22,16 @@ inline std::string hex64(std::uint64_t value) {
   return out;
 }
 
+// The first `digits` hex digits of data's bytes (two a byte, the high half
+// first) at out[0, digits). REQUIRES: data holds (digits + 1) / 2 bytes.
+inline void put_hex_bytes(char* out, const unsigned char* data, std::size_t digits) {
+  for (std::size_t i = 0; i < digits; ++i) out[i] = kHexDigits[i % 2 == 0 ? data[i / 2] >> 4 : data[i / 2] & 0xf];
+}
+
 // Two hex digits a byte of data[0, size).
 inline std::string hex_of_bytes(const unsigned char* data, std::size_t size) {
   std::string out(2 * size, '0');
-  for (std::size_t i = 0; i < size; ++i) {
-    out[2 * i] = kHexDigits[data[i] >> 4];
-    out[2 * i + 1] = kHexDigits[data[i] & 0xf];
-  }
+  put_hex_bytes(out.data(), data, 2 * size);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "util/sha256.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -117,9 +118,7 @@ std::string Sha256::hex() const { return hex_of(digest()); }
 
 void Sha256::write_hex(char* out, std::size_t digits) const {
   const std::array<unsigned char, 32> d = digest();
-  for (std::size_t i = 0; i < digits && i < 2 * d.size(); ++i) {
-    out[i] = kHexDigits[i % 2 == 0 ? d[i / 2] >> 4 : d[i / 2] & 0xf];
-  }
+  put_hex_bytes(out, d.data(), std::min(digits, 2 * d.size()));
 }
 
 }  // namespace switchboard::detail
