@@ -189,6 +189,8 @@ struct Dispatcher::Impl {
     // A fan-out's branches' wall time, set once they are over: the upstream
     // time the aggregator's calls start from.
     Clock::duration fanout_upstream{0};
+    // The step's decision record, not yet written while set (execute_step).
+    async::DuringNextWait* record_decision = nullptr;
   };
 
   // The step's tokens for the rate limits: its input (counted, else
@@ -263,6 +265,7 @@ struct Dispatcher::Impl {
   // Under the trace's lock, so fan-out branches finishing together leave
   // StepResult::records in the order the ledger received them.
   void write(Trace& trace, CostRecord r) const {
+    if (trace.record_decision != nullptr) trace.record_decision->finish();  // the step's decision first
     std::lock_guard<std::mutex> lock(trace.mu);
     if (options.ledger) options.ledger->record(r);
     trace.cost += r.cost;
@@ -617,14 +620,20 @@ struct Dispatcher::Impl {
     }
     Admission admission = engine.admit(decision, call.step, result.trace_id, call.budget_scopes);
     result.decision = admission.decision;
-    if (options.ledger && mode == Mode::kLive) {
-      options.ledger->record(decision_record(decision, call.step, result.trace_id,
-                                             !admission.status.ok() ? AdmissionOutcome::kRefused
-                                             : admission.rerouted   ? AdmissionOutcome::kRerouted
-                                                                    : AdmissionOutcome::kAdmitted,
-                                             call.eval));
-    }
+    // The decision's record is made now (its time is the decision's); an
+    // admitted step's goes to the ledger while its first model call waits
+    // for the answer (below), so that the call is not sent later for it.
+    // (Made in place: a move of the record costs about as much as its making.)
+    const bool recorded = options.ledger && mode == Mode::kLive;
+    const DecisionRecord decision_line =
+        recorded ? decision_record(decision, call.step, result.trace_id,
+                                   !admission.status.ok() ? AdmissionOutcome::kRefused
+                                   : admission.rerouted   ? AdmissionOutcome::kRerouted
+                                                          : AdmissionOutcome::kAdmitted,
+                                   call.eval)
+                 : DecisionRecord{};
     if (!admission.status.ok()) {
+      if (recorded) options.ledger->record(decision_line);
       result.status = admission.status;
       if (admission.refusal) {
         admission.refusal->call_id = new_id();
@@ -643,6 +652,11 @@ struct Dispatcher::Impl {
     trace.pending = std::move(admission.reservation);
     trace.cap_lowered = admission.output_cap_lowered;
     trace.rate_tokens = rate_tokens_of(call);
+    // Written at the fiber's first wait (the request sent), before the
+    // first call record (write()) and at the latest when the calls are over.
+    std::optional<async::DuringNextWait> record_decision;
+    if (recorded) record_decision.emplace([this, &decision_line] { options.ledger->record(decision_line); });
+    trace.record_decision = record_decision ? &*record_decision : nullptr;
     const ModelRequest request = request_for(d, call, admission.output_cap_lowered);
     const std::int64_t counted = detail::input_tokens_of(call.step);
     const std::int64_t input_tokens =
@@ -684,6 +698,7 @@ struct Dispatcher::Impl {
       }
     }
 
+    if (record_decision) record_decision->finish();
     trace.pending.release();  // not taken over: no attempt was made
     result.records = std::move(trace.records);
     result.cost = trace.cost;

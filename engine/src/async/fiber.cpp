@@ -174,10 +174,35 @@ void Fiber::switch_in() {
 }
 
 void Fiber::wait() {
+  if (before_wait_ != nullptr) {
+    const std::uint64_t suspended = suspensions_;
+    run_before_wait();
+    // The work waited itself: a wake meant for the caller may have ended
+    // that wait instead, so the caller checks its condition again first.
+    if (suspensions_ != suspended) return;
+  }
+  ++suspensions_;
   waiting_ = true;
   tsan_switch(tsan_caller_);
   caller_ = std::move(caller_).resume();
   // Switched in again: switch_in() set waiting_ and the sanitizer's view.
+}
+
+void Fiber::before_next_wait(std::function<void()>* work) {
+  if (before_wait_ != work) run_before_wait();
+  before_wait_ = work;
+}
+
+void Fiber::run_before_wait() {
+  std::function<void()>* const slot = std::exchange(before_wait_, nullptr);
+  if (slot == nullptr) return;
+  std::function<void()> work = std::move(*slot);
+  *slot = nullptr;  // its owner sees it ran
+  if (work) work();
+}
+
+void Fiber::clear_before_next_wait(const std::function<void()>* work) noexcept {
+  if (before_wait_ == work) before_wait_ = nullptr;
 }
 
 void Fiber::resume(const std::weak_ptr<Fiber>& fiber) {

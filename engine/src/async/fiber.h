@@ -41,8 +41,20 @@ class Fiber : public std::enable_shared_from_this<Fiber> {
 
   Loop& loop() const noexcept { return *loop_; }
   // Suspends this fiber until a wake(); may return spuriously. REQUIRES:
-  // this == current().
+  // this == current(). With work set by before_next_wait, runs that work
+  // first; if the work waited itself, returns then (spuriously: that wait
+  // may have taken the caller's wake).
   void wait();
+  // Sets `*work` to run on this fiber at its next wait(), before it would
+  // suspend: work that can be done while the fiber's I/O is under way
+  // instead of before it. wait() empties `*work` before running it; the
+  // owner of `*work` runs it itself (and calls clear_before_next_wait) when
+  // it cannot wait any longer. A work set earlier and not yet run is run
+  // first. `*work` must outlive its run or clear_before_next_wait.
+  // REQUIRES: this == current().
+  void before_next_wait(std::function<void()>* work);
+  // Forgets `work` if it is the one set and not yet run.
+  void clear_before_next_wait(const std::function<void()>* work) noexcept;
   // Resumes `fiber` (if it still exists and waits) from the loop's queue.
   // Thread-safe; cheap; never runs the fiber on the calling stack.
   static void wake(const std::weak_ptr<Fiber>& fiber);
@@ -57,12 +69,16 @@ class Fiber : public std::enable_shared_from_this<Fiber> {
   Fiber(Loop& loop, std::function<void()> body);
   // Runs the fiber until it waits or ends. REQUIRES: on the loop's thread.
   void switch_in();
+  // Runs before_next_wait's work, if one is set, and forgets it.
+  void run_before_wait();
 
   Loop* loop_;
   std::function<void()> body_;
   boost::context::fiber context_;  // the fiber's own, while it is not running
   boost::context::fiber caller_;   // who switched in, while it runs
   std::uint64_t id_ = 0;           // the loop's key for it (spawn order)
+  std::function<void()>* before_wait_ = nullptr;  // before_next_wait's, not yet run
+  std::uint64_t suspensions_ = 0;                 // the waits that switched out so far
   bool waiting_ = false;
   bool done_ = false;
   void* tsan_fiber_ = nullptr;  // ThreadSanitizer's handles (null without it)

@@ -1,7 +1,9 @@
 // Waits on a fiber or a thread (waits.h).
 #include "async/waits.h"
 
+#include <exception>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "async/deadlines.h"
@@ -37,6 +39,31 @@ void yield_to_ready() {
   // one's may end a later wait early: spurious, which every wait absorbs.
   Fiber::wake(fiber->weak_from_this());
   fiber->wait();
+}
+
+DuringNextWait::DuringNextWait(std::function<void()> work)
+    : work_(std::move(work)), fiber_(Fiber::current()), unwinding_at_start_(std::uncaught_exceptions()) {
+  if (fiber_ != nullptr) {
+    fiber_->before_next_wait(&work_);
+  } else {
+    finish();
+  }
+}
+
+DuringNextWait::~DuringNextWait() {
+  if (std::uncaught_exceptions() > unwinding_at_start_) {
+    if (fiber_ != nullptr) fiber_->clear_before_next_wait(&work_);
+    return;
+  }
+  finish();
+}
+
+void DuringNextWait::finish() {
+  if (fiber_ != nullptr) fiber_->clear_before_next_wait(&work_);
+  if (!work_) return;
+  const std::function<void()> work = std::move(work_);
+  work_ = nullptr;
+  work();
 }
 
 void run_all(std::size_t n, const std::function<void(std::size_t)>& body) {
