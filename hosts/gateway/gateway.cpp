@@ -845,22 +845,25 @@ void Gateway::serve_api(HttpRequest&& request, std::shared_ptr<Response> respons
   for (const auto& field : m) headers.emplace_back(field.name_string(), field.value());
   const int depth = config.gateway.max_json_depth;
   const Workload* workload = config.find_workload(job->workload);  // its untrusted_tools feed the step
-  ApiResult<ParsedRequest> parsed;
-  switch (shape) {
-    case ApiShape::kOpenAI: parsed = parse_openai_chat(m.body(), headers, depth, workload); break;
-    case ApiShape::kAnthropic: parsed = parse_anthropic_messages(m.body(), headers, depth, workload); break;
-    case ApiShape::kResponses:
-      parsed = parse_openai_responses(
-          m.body(), headers, depth,
-          [this](const std::string& id) {
-            Result<std::optional<std::string>> found = responses_->get(id);
-            if (found.ok()) return *found;
-            log_->error("previous_response_id {}: {}", id, found.status().message());
-            return std::optional<std::string>();
-          },
-          workload);
-      break;
-  }
+  // Initialized from the parse's own result (a ParsedRequest moved costs a
+  // few hundred instructions: its step and request are many strings).
+  ApiResult<ParsedRequest> parsed = [&] {
+    switch (shape) {
+      case ApiShape::kAnthropic: return parse_anthropic_messages(m.body(), headers, depth, workload);
+      case ApiShape::kResponses:
+        return parse_openai_responses(
+            m.body(), headers, depth,
+            [this](const std::string& id) {
+              Result<std::optional<std::string>> found = responses_->get(id);
+              if (found.ok()) return *found;
+              log_->error("previous_response_id {}: {}", id, found.status().message());
+              return std::optional<std::string>();
+            },
+            workload);
+      case ApiShape::kOpenAI: break;
+    }
+    return parse_openai_chat(m.body(), headers, depth, workload);
+  }();
   if (!parsed.ok()) return reply_error(*response, endpoint, received, shape, parsed.error);
   job->request = std::move(*parsed.value);
   // Same-protocol passthrough: the listed headers travel with the client's
