@@ -142,13 +142,19 @@ struct LongTextCache {
   std::int64_t find(std::uint64_t encoding, std::string_view text, Count&& count) {
     const auto [a, b] = slots_in<kEntries>(hash_of(text));
     for (Entry* found : {&entries[a], &entries[b]}) {
-      if (found->encoding == encoding && found->length == text.size() && head - found->at <= kArenaBytes &&
+      if (found->encoding == encoding && found->length == text.size() && holds_bytes(*found) &&
           std::memcmp(arena.get() + found->at % kArenaBytes, text.data(), text.size()) == 0) {
         found->used = head;
         return found->tokens;
       }
     }
-    Entry& e = entries[a].used <= entries[b].used ? entries[a] : entries[b];
+    // The new text takes a slot whose entry is empty or lost its bytes to the
+    // ring first (a text found often but written long ago is gone all the
+    // same), else the one used longer ago.
+    Entry& e = !holds_bytes(entries[a])   ? entries[a]
+               : !holds_bytes(entries[b]) ? entries[b]
+               : entries[a].used <= entries[b].used ? entries[a]
+                                                    : entries[b];
     const std::int64_t tokens = count();
     if (!arena) arena.reset(new char[kArenaBytes]);
     std::uint64_t at = head;
@@ -160,6 +166,11 @@ struct LongTextCache {
   }
 
  private:
+  // An entry made and not yet written over: the ring has taken at most
+  // kArenaBytes since the entry's first byte, so no later text reached its
+  // bytes (a later byte lands on an earlier one only kArenaBytes on).
+  bool holds_bytes(const Entry& e) const { return e.encoding != 0 && head - e.at <= kArenaBytes; }
+
   static std::uint64_t hash_of(std::string_view text) {
     constexpr std::uint64_t kMul = 0xC2B2AE3D27D4EB4Full;
     std::uint64_t lane[4] = {text.size(), 0x9E3779B97F4A7C15ull, 0x165667B19E3779F9ull, 0x27D4EB2F165667C5ull};
