@@ -49,6 +49,12 @@
 /// DecisionRecord of kind judged with the step's trace id. The dispatcher's
 /// destructor waits for the queue as [shadow] drain_timeout_ms allows.
 ///
+/// Ledger order: a step's DecisionRecord precedes its calls' CostRecords.
+/// Made when the step is decided, it is written at once off a fiber; on a
+/// fiber (FiberLoop) it is written while the first call waits for its
+/// answer, so that the request is not sent later for it, and at the latest
+/// before the first CostRecord or the step's end.
+///
 /// Ledger statuses, one record per attempt: `ok` for the answer; `error` for a
 /// failed attempt that was retried, or the last one when nothing was left;
 /// `fallback` for the failed attempt after which the next model was called;
