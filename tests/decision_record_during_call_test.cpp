@@ -86,10 +86,8 @@ struct Rig {
   }
 };
 
-}  // namespace
-
-TEST_CASE("on a fiber, the decision record is written while the call waits, before the call's record") {
-  Rig rig(5ms);
+// The rig's step, run on a fiber of a loop of its own until it ends.
+StepResult run_on_fiber(Rig& rig) {
   boost::asio::io_context io;
   FiberLoop loop(io);
   StepResult result;
@@ -97,19 +95,21 @@ TEST_CASE("on a fiber, the decision record is written while the call waits, befo
   const auto until = std::chrono::steady_clock::now() + 10s;
   while (loop.fibers() > 0 && std::chrono::steady_clock::now() < until) io.run_one_for(20ms);
   REQUIRE(loop.fibers() == 0);
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("on a fiber, the decision record is written while the call waits, before the call's record") {
+  Rig rig(5ms);
+  const StepResult result = run_on_fiber(rig);
   CHECK_MESSAGE(result.status.ok(), result.status.to_string());
   CHECK(rig.events.seen == std::vector<std::string>{"sent", "decision", "answered", "call"});
 }
 
 TEST_CASE("on a fiber, a call that never waits still has its decision recorded before the call's record") {
   Rig rig(0ms);
-  boost::asio::io_context io;
-  FiberLoop loop(io);
-  StepResult result;
-  loop.spawn([&] { result = rig.run(); });
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (loop.fibers() > 0 && std::chrono::steady_clock::now() < until) io.run_one_for(20ms);
-  REQUIRE(loop.fibers() == 0);
+  const StepResult result = run_on_fiber(rig);
   CHECK_MESSAGE(result.status.ok(), result.status.to_string());
   CHECK(rig.events.seen == std::vector<std::string>{"sent", "answered", "decision", "call"});
 }
