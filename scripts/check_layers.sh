@@ -2,7 +2,8 @@
 # Checks that includes point one way between the engine's folders (README,
 # "Layout"): exits 1 naming every include that breaks a rule. Run by ctest.
 #
-#   util/       includes only public headers and util/
+#   util/       includes only public headers, json/ and util/ (every folder but lua/ and async/
+#               may include json/: engine/internal/json/)
 #   async/      includes only public headers and async/ (fibers, curl on the loop)
 #   lua/        includes only public headers and lua/ (no other folder's private header)
 #   state/      includes public headers, util/ and state/ (Redis: what several processes share)
@@ -15,7 +16,9 @@
 #   rules/      never includes providers/ or ledger/
 #   tokenize/   includes public headers, util/ and tokenize/
 #   engine/include/switchboard/  includes only switchboard/ and standard headers
-#   hosts/, examples/, bench/    include no private engine header
+#   engine/internal/json/        includes only public headers and json/ (every folder
+#                                and this repository's hosts may use it)
+#   hosts/, examples/, bench/    include no private engine header (json/ is not one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,19 +38,20 @@ check() {
   done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' "$dir" --include='*.h' --include='*.cpp' || true)
 }
 
-check engine/src/util      '^(switchboard|util)/'
+check engine/src/util      '^(switchboard|json|util)/'
 check engine/src/async     '^(switchboard|async)/'
 check engine/src/lua       '^(switchboard|lua)/'
-check engine/src/state     '^(switchboard|util|async|state)/'
-check engine/src/cost      '^(switchboard|util|state|cost)/'
-check engine/src/eval      '^(switchboard|util|eval)/'
-check engine/src/health    '^(switchboard|util|health)/'
-check engine/src/sessions  '^(switchboard|util|sessions)/'
-check engine/src/ledger    '^(switchboard|util|async|ledger)/'
-check engine/src/providers '^(switchboard|util|async|cost|providers)/'
-check engine/src/rules     '^(switchboard|util|lua|cost|rules)/'
-check engine/src/tokenize  '^(switchboard|util|tokenize)/'
+check engine/src/state     '^(switchboard|json|util|async|state)/'
+check engine/src/cost      '^(switchboard|json|util|state|cost)/'
+check engine/src/eval      '^(switchboard|json|util|eval)/'
+check engine/src/health    '^(switchboard|json|util|health)/'
+check engine/src/sessions  '^(switchboard|json|util|sessions)/'
+check engine/src/ledger    '^(switchboard|json|util|async|ledger)/'
+check engine/src/providers '^(switchboard|json|util|async|cost|providers)/'
+check engine/src/rules     '^(switchboard|json|util|lua|cost|rules)/'
+check engine/src/tokenize  '^(switchboard|json|util|tokenize)/'
 check engine/include/switchboard '^switchboard/'
+check engine/internal/json '^(switchboard|json)/'
 private='^(util|async|lua|state|cost|eval|health|sessions|ledger|providers|rules|tokenize)/'
 for dir in hosts examples bench; do
   while IFS= read -r hit; do

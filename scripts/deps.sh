@@ -15,7 +15,7 @@ SWITCHBOARD_PACKAGES=(
   libboost-dev libboost-context-dev  # Boost.Asio and Boost.Context: FiberLoop; Boost.Beast: the gateway
   libhiredis-dev         # [state] backend = "redis": budgets shared by several processes
   libvalijson-dev        # JSON Schema validation: the json_schema and tool_call graders of evals
-  libsimdjson-dev        # reading providers' answers and streamed events (util/json_read.h)
+  libsimdjson-dev        # reading providers' answers and streamed events (json/read.h)
 )
 if [ "${1:-}" = all ]; then
   SWITCHBOARD_PACKAGES+=(

@@ -13,7 +13,7 @@
 
 #include "providers/sse.h"
 #include "providers/wire_format.h"
-#include "util/json_read.h"
+#include "json/read.h"
 #include "test_util.h"
 
 using namespace switchboard;

@@ -1,9 +1,9 @@
-// Provider usage figures into Usage, from a tree or a DOM (util/json_node.h);
+// Provider usage figures into Usage, from a tree or a DOM (json/node.h);
 // nlohmann's exceptions stop here.
 #include "switchboard/usage.h"
 
 #include "cost/usage_json.h"
-#include "util/json_node.h"
+#include "json/node.h"
 
 #include <array>
 #include <cassert>

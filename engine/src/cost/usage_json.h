@@ -11,7 +11,7 @@ namespace switchboard {
 
 // As parse_usage (usage.h), from the parsed body. Never throws.
 Result<Usage> usage_from_json(UsageFormat format, const nlohmann::json& body);
-// The same, from a body read in place (util/json_read.h's JsonDom).
+// The same, from a body read in place (json/read.h's JsonDom).
 Result<Usage> usage_from_json(UsageFormat format, simdjson::dom::element body);
 
 }  // namespace switchboard

@@ -21,7 +21,7 @@
 #include "switchboard/ledger.h"
 #include "switchboard/status.h"
 #include "switchboard/step.h"
-#include "util/json_dump.h"
+#include "json/dump.h"
 
 namespace switchboard::ledger_columns {
 

@@ -15,9 +15,9 @@
 
 #include "cost/usage_json.h"
 #include "util/ascii.h"
-#include "util/json_dump.h"
-#include "util/json_node.h"
-#include "util/json_read.h"
+#include "json/dump.h"
+#include "json/node.h"
+#include "json/read.h"
 
 #include "switchboard/client.h"
 #include "switchboard/status.h"

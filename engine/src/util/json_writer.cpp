@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "util/json_dump.h"
+#include "json/dump.h"
 
 namespace switchboard {
 

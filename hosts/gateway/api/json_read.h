@@ -11,7 +11,7 @@
 // anything else (invalid JSON, a byte order mark, integers past 64 bits,
 // nesting past `max_depth`), with `out` unspecified: the caller then reads
 // the text with nlohmann, whose verdict stands. The engine reads providers'
-// answers the same way (its util/json_read.h; hosts see only public headers).
+// answers the same way (engine/internal/json/read.h).
 #pragma once
 
 #include <cstddef>

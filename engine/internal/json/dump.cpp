@@ -2,7 +2,7 @@
 // bytes with SSE2, else 8) at a time and copied a block at a time through a
 // buffer on the stack; escapes and UTF-8 checks byte by byte only where they
 // are needed, each found from its block's mask.
-#include "util/json_dump.h"
+#include "json/dump.h"
 
 #include <algorithm>
 #include <bit>

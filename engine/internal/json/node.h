@@ -2,7 +2,7 @@
 // nlohmann::json tree, or an element of simdjson's DOM (JsonDom, read in
 // place). A reader written against these functions (a template, or a generic
 // lambda) reads either and gets the same answer: readers of the call path
-// read the DOM, and the tree when simdjson refused the text (json_read.h).
+// read the DOM, and the tree when simdjson refused the text (read.h).
 //
 // Same answers, by contract:
 //  - member(v, key) is the last member of that name, as nlohmann keeps the
@@ -23,8 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
-#include "util/json_dump.h"
-#include "util/json_read.h"
+#include "json/dump.h"
+#include "json/read.h"
 
 namespace switchboard::json_node {
 

@@ -1,4 +1,4 @@
-// The two simdjson readers, the engine's read_json (util/json_read.h) and the
+// The two simdjson readers, the engine's read_json (json/read.h) and the
 // gateway's read_json_within (api/json_read.h): the tree nlohmann's own
 // reader builds for the same text, node type for node type (nlohmann's ==
 // compares numbers across types, so the check here does not use it), for
@@ -15,7 +15,7 @@
 
 #include "api/json_read.h"
 #include "support/random_json.h"
-#include "util/json_read.h"
+#include "json/read.h"
 
 using nlohmann::json;
 using switchboard::read_json;

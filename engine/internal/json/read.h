@@ -17,7 +17,7 @@
 // reader does not).
 //
 // JsonDom is the same first step without the copy: simdjson's DOM of the
-// text, read in place (util/json_node.h reads it and a tree alike), for a
+// text, read in place (json/node.h reads it and a tree alike), for a
 // reader that takes a few fields of a body and would throw the tree away.
 #pragma once
 

@@ -1,6 +1,6 @@
 // read_json (json_read.h): simdjson's tape copied into nlohmann::json, and
 // nlohmann's reader for whatever simdjson refuses.
-#include "util/json_read.h"
+#include "json/read.h"
 
 #include <cstdint>
 #include <memory>

@@ -1,4 +1,4 @@
-// dump_json (util/json_dump.h): byte for byte nlohmann's
+// dump_json (json/dump.h): byte for byte nlohmann's
 // dump(-1, ' ', false, replace) of the same tree, for every escape, valid and
 // invalid UTF-8 at every place in a string, numbers of every kind, and random
 // trees; JsonWriter's strings are the same text.
@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/random_json.h"
-#include "util/json_dump.h"
+#include "json/dump.h"
 
 using nlohmann::json;
 using switchboard::dump_json;

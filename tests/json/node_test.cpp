@@ -1,4 +1,4 @@
-// One reading vocabulary over a tree and a DOM (util/json_node.h): for the
+// One reading vocabulary over a tree and a DOM (json/node.h): for the
 // same text every function answers the same on read_json's tree and on
 // JsonDom's elements, duplicates, numbers at their edges and escapes
 // included; and a JsonDom read while another lives keeps both intact.
@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "util/json_dump.h"
-#include "util/json_node.h"
-#include "util/json_read.h"
+#include "json/dump.h"
+#include "json/node.h"
+#include "json/read.h"
 
 using namespace switchboard;
 namespace node = switchboard::json_node;
