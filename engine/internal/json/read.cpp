@@ -122,6 +122,34 @@ json to_json(dom::element value) {
   return json::parse(simdjson::to_string(value));
 }
 
+namespace {
+
+// nests_within for a value `depth` containers below the top.
+bool nests_within_at(dom::element value, std::size_t depth, std::size_t limit) {
+  switch (value.type()) {
+    case dom::element_type::OBJECT:
+      if (depth >= limit) return false;
+      for (dom::key_value_pair member : dom::object(value)) {
+        if (!nests_within_at(member.value, depth + 1, limit)) return false;
+      }
+      return true;
+    case dom::element_type::ARRAY:
+      if (depth >= limit) return false;
+      for (dom::element item : dom::array(value)) {
+        if (!nests_within_at(item, depth + 1, limit)) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
+bool nests_within(dom::element value, std::size_t max_depth) {
+  return nests_within_at(value, 0, max_depth < kFastDepth ? max_depth : kFastDepth);
+}
+
 json read_json(std::string_view text) {
   if (std::optional<JsonDom> dom = JsonDom::parse(text)) {
     json out;

@@ -67,4 +67,9 @@ class JsonDom {
 // `value` as the tree read_json makes of its text.
 nlohmann::json to_json(simdjson::dom::element value);
 
+// Whether `value`'s containers nest at most `max_depth` deep (a container
+// is 1 deep, a scalar 0). False past kFastDepth whatever `max_depth` is:
+// the walk recurses, and stops there.
+bool nests_within(simdjson::dom::element value, std::size_t max_depth);
+
 }  // namespace switchboard

@@ -76,11 +76,12 @@ Reasoning reasoning_for_budget(std::int64_t budget) {
 
 // An image or document block's `source` into `out`; `document` allows the
 // text source.
-MaybeError read_source(const json& block, const JsonPath& path, bool document, ContentBlock& out) {
+template <typename Node>
+MaybeError read_source(const Node& block, const JsonPath& path, bool document, ContentBlock& out) {
   const JsonPath spath = at_key(path, "source");
-  const json* source = member(block, "source");
-  if (source == nullptr) return invalid_request(spath, spath + " is required");
-  if (!source->is_object()) return invalid_request(spath, spath + " must be an object");
+  const auto source = member(block, "source");
+  if (!source) return invalid_request(spath, spath + " is required");
+  if (!jn::is_object(*source)) return invalid_request(spath, spath + " must be an object");
   std::string type;
   if (auto e = read_string(*source, "type", at_key(spath, "type"), type)) return e;
   MediaSource& s = out.source;
@@ -113,15 +114,16 @@ MaybeError read_source(const json& block, const JsonPath& path, bool document, C
 }
 
 // A document block: its source, title; context and citations would change the answer.
-MaybeError read_document(const json& block, const JsonPath& path, ContentBlock& out) {
+template <typename Node>
+MaybeError read_document(const Node& block, const JsonPath& path, ContentBlock& out) {
   out.type = ContentBlock::Type::kDocument;
-  if (member(block, "context") != nullptr) {
+  if (member(block, "context")) {
     return invalid_request(at_key(path, "context"),
                            at_key(path, "context") + " is not supported: no other provider takes it");
   }
-  if (const json* citations = member(block, "citations")) {
-    const json* enabled = citations->is_object() ? member(*citations, "enabled") : nullptr;
-    if (enabled != nullptr && *enabled == true) {
+  if (const auto citations = member(block, "citations")) {
+    const auto enabled = member(*citations, "enabled");  // none when citations is not an object
+    if (enabled && jn::is_bool(*enabled) && jn::bool_of(*enabled)) {
       return invalid_request(at_key(path, "citations"),
                              at_key(path, "citations") + " is not supported: the router answers without citations");
     }
@@ -137,16 +139,18 @@ bool server_tool_block(const std::string& type) {
          (type.size() > kResult.size() && type.compare(type.size() - kResult.size(), kResult.size(), kResult) == 0);
 }
 
-MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::string& role,
+template <typename Node>
+MaybeError read_blocks(const Node& blocks, const JsonPath& path, const std::string& role,
                        std::vector<ContentBlock>& out);
 
 // A tool_result's content: a string or text/image/document blocks.
-MaybeError read_result_content(const json& content, const JsonPath& path, std::vector<ContentBlock>& out) {
-  if (content.is_string()) {
-    out.push_back(ContentBlock::of_text(content.get<std::string>()));
+template <typename Node>
+MaybeError read_result_content(const Node& content, const JsonPath& path, std::vector<ContentBlock>& out) {
+  if (jn::is_string(content)) {
+    out.push_back(ContentBlock::of_text(std::string(jn::string_of(content))));
     return std::nullopt;
   }
-  if (!content.is_array()) {
+  if (!jn::is_array(content)) {
     return invalid_request(path, path + " must be a string or an array of content blocks");
   }
   return read_blocks(content, path, "tool_result", out);
@@ -154,12 +158,13 @@ MaybeError read_result_content(const json& content, const JsonPath& path, std::v
 
 // Content blocks into `out`. `role` is "user", "assistant", or
 // "tool_result" for a result's own content (text, image, document only).
-MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::string& role,
+template <typename Node>
+MaybeError read_blocks(const Node& blocks, const JsonPath& path, const std::string& role,
                        std::vector<ContentBlock>& out) {
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const JsonPath bpath = at_index(path, i);
-    const json& b = blocks[i];
-    if (!b.is_object()) return invalid_request(bpath, bpath + " must be a content block object");
+  std::size_t i = 0;
+  for (const auto& b : jn::items(blocks)) {
+    const JsonPath bpath = at_index(path, i++);
+    if (!jn::is_object(b)) return invalid_request(bpath, bpath + " must be a content block object");
     std::string type;
     const JsonPath tpath = at_key(bpath, "type");
     if (auto e = read_string(b, "type", tpath, type)) return e;
@@ -192,10 +197,10 @@ MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::stri
       // A string is what render_response writes for arguments that were not
       // JSON (tool_input): taken back as the arguments' text, so the gateway
       // accepts every answer it gave.
-      const json* input = member(b, "input");
-      if (input != nullptr && input->is_string()) {
-        call.arguments_json = input->get<std::string>();
-      } else if (input != nullptr && input->is_object()) {
+      const auto input = member(b, "input");
+      if (input && jn::is_string(*input)) {
+        call.arguments_json = jn::string_of(*input);
+      } else if (input && jn::is_object(*input)) {
         call.arguments_json = to_text(*input);
       } else {
         return invalid_request(at_key(bpath, "input"), at_key(bpath, "input") + " must be an object");
@@ -205,7 +210,7 @@ MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::stri
       block.type = ContentBlock::Type::kToolResult;
       if (auto e = read_string(b, "tool_use_id", at_key(bpath, "tool_use_id"), block.tool_use_id)) return e;
       block.tool_use_id = read_tool_call_id(std::move(block.tool_use_id)).id;
-      if (const json* content = member(b, "content")) {
+      if (const auto content = member(b, "content")) {
         if (auto e = read_result_content(*content, at_key(bpath, "content"), block.content)) return e;
       }
       if (auto e = read_optional_bool(b, "is_error", at_key(bpath, "is_error"), block.is_error)) return e;
@@ -240,8 +245,9 @@ MaybeError read_blocks(const json& blocks, const JsonPath& path, const std::stri
   return std::nullopt;
 }
 
-MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message>& out) {
-  if (!m.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_message(const Node& m, const JsonPath& path, std::vector<Message>& out) {
+  if (!jn::is_object(m)) return invalid_request(path, path + " must be an object");
   Message message;
   const JsonPath role_path = at_key(path, "role");
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
@@ -249,11 +255,11 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
     return invalid_request(role_path, role_path + " must be user or assistant (got '" + message.role + "')");
   }
   const JsonPath content_path = at_key(path, "content");
-  const json* content = member(m, "content");
-  if (content == nullptr) return invalid_request(content_path, content_path + " is required");
-  if (content->is_string()) {
-    message.content.push_back(ContentBlock::of_text(content->get<std::string>()));
-  } else if (content->is_array()) {
+  const auto content = member(m, "content");
+  if (!content) return invalid_request(content_path, content_path + " is required");
+  if (jn::is_string(*content)) {
+    message.content.push_back(ContentBlock::of_text(std::string(jn::string_of(*content))));
+  } else if (jn::is_array(*content)) {
     if (auto e = read_blocks(*content, content_path, message.role, message.content)) return e;
   } else {
     return invalid_request(content_path, content_path + " must be a string or an array of content blocks");
@@ -262,19 +268,20 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
   return std::nullopt;
 }
 
-MaybeError read_system(const json& system, std::vector<Message>& out) {
+template <typename Node>
+MaybeError read_system(const Node& system, std::vector<Message>& out) {
   Message message;
   message.role = "system";
   const std::string kShape = "system must be a string or an array of text blocks";
-  if (system.is_string()) {
-    if (system.get_ref<const std::string&>().empty()) return std::nullopt;
-    message.content.push_back(ContentBlock::of_text(system.get<std::string>()));
-  } else if (system.is_array()) {
-    for (std::size_t i = 0; i < system.size(); ++i) {
-      const JsonPath system_root("system");
-      const JsonPath bpath = at_index(system_root, i);
-      const json& b = system[i];
-      if (!b.is_object()) return invalid_request(bpath, kShape);
+  if (jn::is_string(system)) {
+    if (jn::string_of(system).empty()) return std::nullopt;
+    message.content.push_back(ContentBlock::of_text(std::string(jn::string_of(system))));
+  } else if (jn::is_array(system)) {
+    const JsonPath system_root("system");
+    std::size_t i = 0;
+    for (const auto& b : jn::items(system)) {
+      const JsonPath bpath = at_index(system_root, i++);
+      if (!jn::is_object(b)) return invalid_request(bpath, kShape);
       std::string type;
       if (auto e = read_string(b, "type", at_key(bpath, "type"), type)) return e;
       if (type != "text") {
@@ -294,8 +301,9 @@ MaybeError read_system(const json& system, std::vector<Message>& out) {
   return std::nullopt;
 }
 
-MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
-  if (!tool.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_tool(const Node& tool, const JsonPath& path, ToolSpec& out) {
+  if (!jn::is_object(tool)) return invalid_request(path, path + " must be an object");
   std::string type = "custom";
   if (auto e = read_optional_string(tool, "type", at_key(path, "type"), type)) return e;
   if (auto e = read_string(tool, "name", at_key(path, "name"), out.name)) return e;
@@ -306,20 +314,21 @@ MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
     return std::nullopt;
   }
   if (auto e = read_optional_string(tool, "description", at_key(path, "description"), out.description)) return e;
-  if (member(tool, "strict") != nullptr) {
+  if (member(tool, "strict")) {
     bool strict = false;
     if (auto e = read_optional_bool(tool, "strict", at_key(path, "strict"), strict)) return e;
     out.strict = strict;
   }
   if (auto e = read_cache_control(tool, path, out.cache)) return e;
-  if (member(tool, "input_schema") == nullptr) {
+  if (!member(tool, "input_schema")) {
     return invalid_request(at_key(path, "input_schema"), at_key(path, "input_schema") + " is required");
   }
   return read_optional_object_text(tool, "input_schema", at_key(path, "input_schema"), out.parameters_json);
 }
 
-MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
-  if (!choice.is_object()) return invalid_request("tool_choice", "tool_choice must be an object");
+template <typename Node>
+MaybeError read_tool_choice(const Node& choice, ModelRequest& request) {
+  if (!jn::is_object(choice)) return invalid_request("tool_choice", "tool_choice must be an object");
   std::string type;
   if (auto e = read_string(choice, "type", "tool_choice.type", type)) return e;
   ToolChoice out;
@@ -336,7 +345,7 @@ MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
     return invalid_request("tool_choice.type",
                            "tool_choice.type must be one of auto, any, tool, none (got '" + type + "')");
   }
-  if (member(choice, "disable_parallel_tool_use") != nullptr) {
+  if (member(choice, "disable_parallel_tool_use")) {
     bool disable = false;
     if (auto e = read_optional_bool(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use",
                                     disable)) {
@@ -350,7 +359,8 @@ MaybeError read_tool_choice(const json& choice, ModelRequest& request) {
 
 // A Messages request; `count_only`: a count_tokens request, the input fields
 // alone (model, messages, system, tools, tool_choice, thinking).
-MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_only) {
+template <typename Node>
+MaybeError read_messages_request(const Node& j, ParsedRequest& r, bool count_only) {
   ModelRequest& request = r.call.request;
   // A call's fields not read here go verbatim to an Anthropic model (passthrough).
   if (auto e = count_only ? check_fields(j, "", {"model", "messages", "system", "tools", "tool_choice", "thinking"})
@@ -366,29 +376,30 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_onl
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
-  const json* max_tokens = member(j, "max_tokens");
-  if (max_tokens == nullptr && !count_only) return invalid_request("max_tokens", "max_tokens is required");
-  if (max_tokens != nullptr) {
+  const auto max_tokens = member(j, "max_tokens");
+  if (!max_tokens && !count_only) return invalid_request("max_tokens", "max_tokens is required");
+  if (max_tokens) {
     if (auto e = read_token_count(*max_tokens, "max_tokens", r.max_output_tokens)) return e;
     request.max_output_tokens = r.max_output_tokens;
   }
 
-  if (const json* system = member(j, "system")) {
+  if (const auto system = member(j, "system")) {
     if (auto e = read_system(*system, request.messages)) return e;
   }
 
-  const json* messages = member(j, "messages");
-  if (messages == nullptr) return invalid_request("messages", "messages is required");
-  if (!messages->is_array() || messages->empty()) {
+  const auto messages = member(j, "messages");
+  if (!messages) return invalid_request("messages", "messages is required");
+  if (!jn::is_array(*messages) || !jn::first(*messages)) {
     return invalid_request("messages", "messages must be a non-empty array");
   }
-  for (std::size_t i = 0; i < messages->size(); ++i) {
-    const JsonPath messages_root("messages");
-    if (auto e = read_message((*messages)[i], at_index(messages_root, i), request.messages)) return e;
+  const JsonPath messages_root("messages");
+  std::size_t i = 0;
+  for (const auto& message : jn::items(*messages)) {
+    if (auto e = read_message(message, at_index(messages_root, i++), request.messages)) return e;
   }
 
-  if (auto e = read_tools(j, read_tool, request.tools)) return e;
-  if (const json* choice = member(j, "tool_choice")) {
+  if (auto e = read_tools(j, read_tool<Node>, request.tools)) return e;
+  if (const auto choice = member(j, "tool_choice")) {
     if (auto e = read_tool_choice(*choice, request)) return e;
   }
 
@@ -396,22 +407,22 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_onl
   if (auto e = read_optional_number(j, "temperature", "temperature", 0, 1, s.temperature)) return e;
   if (auto e = read_optional_number(j, "top_p", "top_p", 0, 1, s.top_p)) return e;
   if (auto e = read_optional_integer(j, "top_k", "top_k", 0, INT64_MAX, s.top_k)) return e;
-  if (const json* stop = member(j, "stop_sequences")) {
+  if (const auto stop = member(j, "stop_sequences")) {
     if (auto e = read_stop_sequences(*stop, "stop_sequences", /*one_string_allowed=*/false, s.stop)) return e;
   }
-  if (const json* metadata = member(j, "metadata"); metadata != nullptr && metadata->is_object()) {
+  if (const auto metadata = member(j, "metadata"); metadata && jn::is_object(*metadata)) {
     if (auto e = read_optional_string(*metadata, "user_id", "metadata.user_id", s.user)) return e;
   }
 
   if (auto e = read_optional_bool(j, "stream", "stream", r.stream)) return e;
 
-  if (const json* thinking = member(j, "thinking")) {
-    if (!thinking->is_object()) return invalid_request("thinking", "thinking must be an object");
+  if (const auto thinking = member(j, "thinking")) {
+    if (!jn::is_object(*thinking)) return invalid_request("thinking", "thinking must be an object");
     std::string type;
     if (auto e = read_string(*thinking, "type", "thinking.type", type)) return e;
     if (type == "enabled") {
-      const json* budget = member(*thinking, "budget_tokens");
-      if (budget == nullptr) return invalid_request("thinking.budget_tokens", "thinking.budget_tokens is required");
+      const auto budget = member(*thinking, "budget_tokens");
+      if (!budget) return invalid_request("thinking.budget_tokens", "thinking.budget_tokens is required");
       std::optional<std::int64_t> tokens;
       if (auto e = read_token_count(*budget, "thinking.budget_tokens", tokens)) return e;
       request.reasoning.budget_tokens = tokens;
@@ -423,6 +434,19 @@ MaybeError read_messages_request(const json& j, ParsedRequest& r, bool count_onl
     }
   }
   return std::nullopt;
+}
+
+template <typename Node>
+ApiResult<ParsedRequest> read_anthropic_body(const Node& body, const Headers& headers, int max_json_depth,
+                                             bool count_only, const Workload* workload) {
+  ParsedRequest r;
+  r.shape = ApiShape::kAnthropic;
+  r.max_json_depth = max_json_depth;
+  if (auto e = read_messages_request(body, r, count_only)) return failed<ParsedRequest>(std::move(*e));
+  if (auto e = finish_request(member(body, "metadata"), {"user_id"}, headers, r, workload)) {
+    return failed<ParsedRequest>(std::move(*e));
+  }
+  return {std::move(r), {}};
 }
 
 std::string stop_reason(const ModelResponse& r) {
@@ -560,6 +584,16 @@ std::string whole_block(int index, const json& block) {
 
 }  // namespace
 
+ApiResult<ParsedRequest> read_anthropic_messages(jn::Element body, const Headers& headers, int max_json_depth,
+                                                 bool count_only, const Workload* workload) {
+  return read_anthropic_body(body, headers, max_json_depth, count_only, workload);
+}
+
+ApiResult<ParsedRequest> read_anthropic_messages(const json& body, const Headers& headers, int max_json_depth,
+                                                 bool count_only, const Workload* workload) {
+  return read_anthropic_body(body, headers, max_json_depth, count_only, workload);
+}
+
 std::string anthropic_error(const ApiError& error) {
   json inner = json::object();
   inner["type"] = error.type;
@@ -602,20 +636,16 @@ ApiResult<ParsedRequest> parse_messages(std::string_view body, const Headers& he
                                         bool count_only, const Workload* workload) {
   using detail::json;
   try {
+    if (const std::optional<JsonDom> dom = detail::read_body_dom(body, max_json_depth)) {
+      return detail::read_anthropic_messages(dom->root(), headers, max_json_depth, count_only, workload);
+    }
     json j;
     if (auto e = detail::parse_body(body, max_json_depth,
                                     {"messages", "content", "tools", "system", "thinking", "tool_choice", "source"},
                                     j)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
-    ParsedRequest r;
-    r.shape = ApiShape::kAnthropic;
-    r.max_json_depth = max_json_depth;
-    if (auto e = detail::read_messages_request(j, r, count_only)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {"user_id"}, headers, r, workload)) {
-      return detail::failed<ParsedRequest>(std::move(*e));
-    }
-    return {std::move(r), {}};
+    return detail::read_anthropic_messages(j, headers, max_json_depth, count_only, workload);
   } catch (const std::exception& e) {
     return detail::failed<ParsedRequest>(
         detail::invalid_request("", std::string("the request could not be read: ") + e.what()));

@@ -7,6 +7,11 @@
 // StreamWriter's halves are its private members). nlohmann::json may throw;
 // each shape file catches json::exception at its entry points, and nothing
 // here lets one out of the gateway library.
+//
+// The readers below are templates over the value they read: an nlohmann
+// tree, or an element of simdjson's DOM read in place (json/node.h), with
+// the same answers. A shape reads its body's DOM when simdjson took the text
+// within the depth bound, and a tree otherwise (parse_bounded's verdicts).
 #pragma once
 
 #include <charconv>
@@ -25,10 +30,12 @@
 
 #include "api/api.h"
 #include "api/json_read.h"
+#include "json/node.h"
 
 namespace switchboard::gateway::detail {
 
 using nlohmann::json;
+namespace jn = ::switchboard::json_node;
 
 // The largest token count a request may name (max_tokens and the like), as
 // parse_step_json bounds them.
@@ -278,6 +285,20 @@ inline MaybeError parse_bounded(std::string_view body, int max_depth,
   return std::nullopt;
 }
 
+// A request body as simdjson's DOM, when simdjson takes it as an object
+// nested at most `max_depth` deep: the common case, read in place by the
+// readers below. nullopt for anything else, which parse_body then reads or
+// refuses with nlohmann's verdicts. The DOM holds the thread's parser while
+// it lives (json/read.h): drop it before the request's first wait.
+inline std::optional<JsonDom> read_body_dom(std::string_view body, int max_depth) {
+  if (max_depth <= 0) return std::nullopt;
+  std::optional<JsonDom> dom = JsonDom::parse(body);
+  if (!dom || !jn::is_object(dom->root()) || !nests_within(dom->root(), static_cast<std::size_t>(max_depth))) {
+    return std::nullopt;
+  }
+  return dom;
+}
+
 // A request body: an object, nested at most `max_depth` deep (parse_bounded).
 inline MaybeError parse_body(std::string_view body, int max_depth, std::initializer_list<std::string_view> structural,
                              json& out) {
@@ -290,68 +311,78 @@ inline MaybeError parse_body(std::string_view body, int max_depth, std::initiali
 // JSON text. Invalid UTF-8 (a client's message, a model's answer) becomes
 // U+FFFD rather than an exception.
 inline std::string to_text(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+// The same of a DOM element (valid UTF-8: simdjson checked it).
+inline std::string to_text(jn::Element value) { return jn::text_of(value); }
 
-// The member `key` of `object`; nullptr when absent or null, since the SDKs
-// send null for "not given".
-inline const json* member(const json& object, std::string_view key) {
-  auto it = object.find(key);
-  return it == object.end() || it->is_null() ? nullptr : &*it;
+// The member `key` of `object`; none when absent or null, since the SDKs
+// send null for "not given": a `const json*` of a tree, an optional element
+// of a DOM (test it with `if (v)`, read it with `*v`).
+template <typename Node>
+auto member(const Node& object, std::string_view key) {
+  auto v = jn::member(object, key);
+  if (v && jn::is_null(*v)) v = {};
+  return v;
 }
 
 // A required string member; its absence and a wrong type are errors naming `path`.
-inline MaybeError read_string(const json& object, std::string_view key, const JsonPath& path, std::string& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return invalid_request(path, path + " is required");
-  if (!v->is_string()) return invalid_request(path, path + " must be a string");
-  out = v->get<std::string>();
+template <typename Node>
+MaybeError read_string(const Node& object, std::string_view key, const JsonPath& path, std::string& out) {
+  const auto v = member(object, key);
+  if (!v) return invalid_request(path, path + " is required");
+  if (!jn::is_string(*v)) return invalid_request(path, path + " must be a string");
+  out.assign(jn::string_of(*v));
   return std::nullopt;
 }
 
 // An optional string member, left unchanged when absent.
-inline MaybeError read_optional_string(const json& object, std::string_view key, const JsonPath& path,
-                                       std::string& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return std::nullopt;
-  if (!v->is_string()) return invalid_request(path, path + " must be a string");
-  out = v->get<std::string>();
+template <typename Node>
+MaybeError read_optional_string(const Node& object, std::string_view key, const JsonPath& path, std::string& out) {
+  const auto v = member(object, key);
+  if (!v) return std::nullopt;
+  if (!jn::is_string(*v)) return invalid_request(path, path + " must be a string");
+  out.assign(jn::string_of(*v));
   return std::nullopt;
 }
 
 // An optional boolean member, left unchanged when absent.
-inline MaybeError read_optional_bool(const json& object, std::string_view key, const JsonPath& path, bool& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return std::nullopt;
-  if (!v->is_boolean()) return invalid_request(path, path + " must be true or false");
-  out = v->get<bool>();
+template <typename Node>
+MaybeError read_optional_bool(const Node& object, std::string_view key, const JsonPath& path, bool& out) {
+  const auto v = member(object, key);
+  if (!v) return std::nullopt;
+  if (!jn::is_bool(*v)) return invalid_request(path, path + " must be true or false");
+  out = jn::bool_of(*v);
   return std::nullopt;
 }
 
 // A token count in [1, kMaxTokens].
-inline MaybeError read_token_count(const json& value, const JsonPath& path, std::optional<std::int64_t>& out) {
-  if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<std::uint64_t>() > kMaxTokens) ||
-      value.get<std::int64_t>() < 1 || value.get<std::int64_t>() > kMaxTokens) {
+template <typename Node>
+MaybeError read_token_count(const Node& value, const JsonPath& path, std::optional<std::int64_t>& out) {
+  if (!jn::is_integer(value) || (jn::is_unsigned(value) && jn::uint_of(value) > kMaxTokens) ||
+      jn::int_of(value) < 1 || jn::int_of(value) > kMaxTokens) {
     return invalid_request(path, path + " must be an integer between 1 and " + std::to_string(kMaxTokens));
   }
-  out = value.get<std::int64_t>();
+  out = jn::int_of(value);
   return std::nullopt;
 }
 
 // A JSON object member kept as text (tool parameters); unchanged when absent.
-inline MaybeError read_optional_object_text(const json& object, std::string_view key, const JsonPath& path,
-                                            std::string& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return std::nullopt;
-  if (!v->is_object()) return invalid_request(path, path + " must be a JSON object");
+template <typename Node>
+MaybeError read_optional_object_text(const Node& object, std::string_view key, const JsonPath& path,
+                                     std::string& out) {
+  const auto v = member(object, key);
+  if (!v) return std::nullopt;
+  if (!jn::is_object(*v)) return invalid_request(path, path + " must be a JSON object");
   out = to_text(*v);
   return std::nullopt;
 }
 
 // An optional number member in [lo, hi], left unchanged when absent.
-inline MaybeError read_optional_number(const json& object, std::string_view key, const JsonPath& path, double lo,
-                                       double hi, std::optional<double>& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return std::nullopt;
-  if (!v->is_number() || v->get<double>() < lo || v->get<double>() > hi) {
+template <typename Node>
+MaybeError read_optional_number(const Node& object, std::string_view key, const JsonPath& path, double lo,
+                                double hi, std::optional<double>& out) {
+  const auto v = member(object, key);
+  if (!v) return std::nullopt;
+  if (!jn::is_number(*v) || jn::double_of(*v) < lo || jn::double_of(*v) > hi) {
     // Whole bounds print as integers ("between 0 and 2"), as the APIs word them.
     const auto bound = [](double d) {
       return d == static_cast<double>(static_cast<std::int64_t>(d)) ? std::to_string(static_cast<std::int64_t>(d))
@@ -359,38 +390,41 @@ inline MaybeError read_optional_number(const json& object, std::string_view key,
     };
     return invalid_request(path, path + " must be a number between " + bound(lo) + " and " + bound(hi));
   }
-  out = v->get<double>();
+  out = jn::double_of(*v);
   return std::nullopt;
 }
 
 // An optional integer member in [lo, hi], left unchanged when absent.
-inline MaybeError read_optional_integer(const json& object, std::string_view key, const JsonPath& path,
-                                        std::int64_t lo, std::int64_t hi, std::optional<std::int64_t>& out) {
-  const json* v = member(object, key);
-  if (v == nullptr) return std::nullopt;
-  if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) ||
-      v->get<std::int64_t>() < lo || v->get<std::int64_t>() > hi) {
+template <typename Node>
+MaybeError read_optional_integer(const Node& object, std::string_view key, const JsonPath& path, std::int64_t lo,
+                                 std::int64_t hi, std::optional<std::int64_t>& out) {
+  const auto v = member(object, key);
+  if (!v) return std::nullopt;
+  if (!jn::is_integer(*v) || (jn::is_unsigned(*v) && jn::uint_of(*v) > static_cast<std::uint64_t>(hi)) ||
+      jn::int_of(*v) < lo || jn::int_of(*v) > hi) {
     return invalid_request(path, path + " must be an integer between " + std::to_string(lo) + " and " +
                                      std::to_string(hi));
   }
-  out = v->get<std::int64_t>();
+  out = jn::int_of(*v);
   return std::nullopt;
 }
 
 // Stop sequences: an array of strings, or (when `one_string_allowed`, as
 // OpenAI's `stop` is) one string.
-inline MaybeError read_stop_sequences(const json& value, const JsonPath& path, bool one_string_allowed,
-                                      std::vector<std::string>& out) {
-  if (one_string_allowed && value.is_string()) {
-    out.push_back(value.get<std::string>());
+template <typename Node>
+MaybeError read_stop_sequences(const Node& value, const JsonPath& path, bool one_string_allowed,
+                               std::vector<std::string>& out) {
+  if (one_string_allowed && jn::is_string(value)) {
+    out.emplace_back(jn::string_of(value));
     return std::nullopt;
   }
-  const std::string error =
-      path + (one_string_allowed ? " must be a string or an array of strings" : " must be an array of strings");
-  if (!value.is_array()) return invalid_request(path, error);
-  for (const json& s : value) {
-    if (!s.is_string()) return invalid_request(path, error);
-    out.push_back(s.get<std::string>());
+  const auto error = [&] {
+    return path + (one_string_allowed ? " must be a string or an array of strings" : " must be an array of strings");
+  };
+  if (!jn::is_array(value)) return invalid_request(path, error());
+  for (const auto& s : jn::items(value)) {
+    if (!jn::is_string(s)) return invalid_request(path, error());
+    out.emplace_back(jn::string_of(s));
   }
   return std::nullopt;
 }
@@ -406,22 +440,27 @@ struct Refused {
 // that do not change the answer); any other is a 400 naming it, with the
 // reason `refused` gives for it, or a general one for a field the router
 // does not know.
-inline MaybeError check_fields(const json& object, const JsonPath& path,
-                               std::initializer_list<std::string_view> handled,
-                               std::initializer_list<Refused> refused = {}) {
-  for (const auto& [key, value] : object.items()) {
-    if (value.is_null()) continue;
+template <typename Node>
+MaybeError check_fields(const Node& object, const JsonPath& path, std::initializer_list<std::string_view> handled,
+                        std::initializer_list<Refused> refused = {}) {
+  MaybeError error;
+  jn::for_each_member(object, [&](std::string_view key, const auto& value) {
+    if (jn::is_null(value)) return true;
     bool known = false;
     for (std::string_view h : handled) known = known || h == key;
-    if (known) continue;
+    if (known) return true;
     const JsonPath field = at_key(path, key);
     for (const Refused& r : refused) {
-      if (r.name == key) return invalid_request(field, field + " is not supported: " + std::string(r.why));
+      if (r.name == key) {
+        error = invalid_request(field, field + " is not supported: " + std::string(r.why));
+        return false;
+      }
     }
-    return invalid_request(field, field + " is not supported: the router cannot pass it on, and dropping it "
-                                          "could change the answer");
-  }
-  return std::nullopt;
+    error = invalid_request(field, field + " is not supported: the router cannot pass it on, and dropping it "
+                                           "could change the answer");
+    return false;
+  });
+  return error;
 }
 
 // Same-protocol passthrough of a request's top level (Passthrough in
@@ -430,25 +469,31 @@ inline MaybeError check_fields(const json& object, const JsonPath& path,
 // do not change the answer) go to `out.hints_json`, and every other non-null
 // member to `out.fields_json`, verbatim, tagged with the client's `api`, for
 // a model of that API (any other model is refused by the field's name).
-inline MaybeError collect_unmodeled(const json& object, WireApi api,
-                                    std::initializer_list<std::string_view> handled,
-                                    std::initializer_list<std::string_view> hints,
-                                    std::initializer_list<Refused> refused, Passthrough& out) {
+template <typename Node>
+MaybeError collect_unmodeled(const Node& object, WireApi api, std::initializer_list<std::string_view> handled,
+                             std::initializer_list<std::string_view> hints, std::initializer_list<Refused> refused,
+                             Passthrough& out) {
   json fields = json::object();
   json hinted = json::object();
-  const auto listed = [](std::initializer_list<std::string_view> names, const std::string& key) {
+  const auto listed = [](std::initializer_list<std::string_view> names, std::string_view key) {
     for (std::string_view n : names) {
       if (n == key) return true;
     }
     return false;
   };
-  for (const auto& [key, value] : object.items()) {
-    if (value.is_null() || listed(handled, key)) continue;
+  MaybeError error;
+  jn::for_each_member(object, [&](std::string_view key, const auto& value) {
+    if (jn::is_null(value) || listed(handled, key)) return true;
     for (const Refused& r : refused) {
-      if (r.name == key) return invalid_request(key, key + " is not supported: " + std::string(r.why));
+      if (r.name == key) {
+        error = invalid_request(std::string(key), std::string(key) + " is not supported: " + std::string(r.why));
+        return false;
+      }
     }
-    (listed(hints, key) ? hinted : fields)[key] = value;
-  }
+    (listed(hints, key) ? hinted : fields)[std::string(key)] = jn::tree_of(value);
+    return true;
+  });
+  if (error) return error;
   out.api = api;
   const auto text = [](const json& j) { return j.empty() ? std::string() : j.dump(-1, ' ', false, json::error_handler_t::replace); };
   out.fields_json = text(fields);
@@ -498,12 +543,12 @@ inline std::string base64_encode(std::string_view text) {
 
 // A `cache_control` member ({"type":"ephemeral"} with an optional "ttl" of
 // "5m" or "1h", as Anthropic writes it) into `out`; unchanged when absent.
-inline MaybeError read_cache_control(const json& object, const JsonPath& path,
-                                     std::optional<CacheBreakpoint>& out) {
-  const json* cache = member(object, "cache_control");
-  if (cache == nullptr) return std::nullopt;
+template <typename Node>
+MaybeError read_cache_control(const Node& object, const JsonPath& path, std::optional<CacheBreakpoint>& out) {
+  const auto cache = member(object, "cache_control");
+  if (!cache) return std::nullopt;
   const JsonPath cpath = at_key(path, "cache_control");
-  if (!cache->is_object()) return invalid_request(cpath, cpath + " must be an object");
+  if (!jn::is_object(*cache)) return invalid_request(cpath, cpath + " must be an object");
   if (auto e = check_fields(*cache, cpath, {"type", "ttl"})) return e;
   std::string type;
   if (auto e = read_string(*cache, "type", at_key(cpath, "type"), type)) return e;
@@ -606,54 +651,64 @@ inline bool valid_session_id(std::string_view id) {
   return !id.empty() && id.size() <= kMaxSessionIdBytes && valid_utf8(id);
 }
 
-inline MaybeError apply_metadata(const json& metadata, std::initializer_list<std::string_view> skip, Step& step) {
-  if (!metadata.is_object()) return invalid_request("metadata", "metadata must be an object");
-  for (const auto& [key, value] : metadata.items()) {
-    const JsonPath metadata_root("metadata");
+template <typename Node>
+MaybeError apply_metadata(const Node& metadata, std::initializer_list<std::string_view> skip, Step& step) {
+  if (!jn::is_object(metadata)) return invalid_request("metadata", "metadata must be an object");
+  const JsonPath metadata_root("metadata");
+  MaybeError error;
+  jn::for_each_member(metadata, [&](std::string_view key, const auto& value) {
     const JsonPath path = at_key(metadata_root, key);
     bool skipped = false;
     for (std::string_view s : skip) skipped = skipped || key == s;
-    if (skipped || value.is_null()) continue;
+    if (skipped || jn::is_null(value)) return true;
     if (key == "role") {
-      if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
-        return invalid_request(path, path + " must be a non-empty string");
+      if (!jn::is_string(value) || jn::string_of(value).empty()) {
+        error = invalid_request(path, path + " must be a non-empty string");
+        return false;
       }
-      step.role = value.get<std::string>();
+      step.role = jn::string_of(value);
     } else if (key == "untrusted_input") {
       std::optional<bool> flag;
-      if (value.is_boolean()) flag = value.get<bool>();
-      if (value.is_string()) flag = parse_flag(value.get_ref<const std::string&>());
-      if (!flag) return invalid_request(path, path + " must be true or false (or \"true\", \"false\", \"1\", \"0\")");
+      if (jn::is_bool(value)) flag = jn::bool_of(value);
+      if (jn::is_string(value)) flag = parse_flag(jn::string_of(value));
+      if (!flag) {
+        error = invalid_request(path, path + " must be true or false (or \"true\", \"false\", \"1\", \"0\")");
+        return false;
+      }
       step.untrusted_input = *flag;
     } else if (key == "session_id") {
-      if (!value.is_string() || !valid_session_id(value.get_ref<const std::string&>())) {
-        return invalid_request(path, path + " must be a non-empty UTF-8 string of at most " +
-                                         std::to_string(kMaxSessionIdBytes) + " bytes");
+      if (!jn::is_string(value) || !valid_session_id(jn::string_of(value))) {
+        error = invalid_request(path, path + " must be a non-empty UTF-8 string of at most " +
+                                          std::to_string(kMaxSessionIdBytes) + " bytes");
+        return false;
       }
-      step.session_id = value.get<std::string>();
+      step.session_id = jn::string_of(value);
     } else if (key == "tool_depth") {
       std::optional<std::int64_t> depth;
-      if (value.is_number_unsigned() && value.get<std::uint64_t>() <= kMaxToolDepth) depth = value.get<std::int64_t>();
-      if (value.is_string()) depth = parse_depth(value.get_ref<const std::string&>());
+      if (jn::is_unsigned(value) && jn::uint_of(value) <= kMaxToolDepth) depth = jn::int_of(value);
+      if (jn::is_string(value)) depth = parse_depth(jn::string_of(value));
       if (!depth) {
-        return invalid_request(path, path + " must be a whole number between 0 and " + std::to_string(kMaxToolDepth));
+        error = invalid_request(path, path + " must be a whole number between 0 and " + std::to_string(kMaxToolDepth));
+        return false;
       }
       step.tool_depth = *depth;
-    } else if (value.is_string()) {
-      set_meta(step, key, value.get<std::string>());
-    } else if (value.is_boolean()) {
-      set_meta(step, key, value.get<bool>());
-    } else if (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) {
-      set_meta(step, key, value.get<double>());  // beyond int64: a float, not a wrapped negative
-    } else if (value.is_number_integer()) {
-      set_meta(step, key, value.get<std::int64_t>());
-    } else if (value.is_number()) {
-      set_meta(step, key, value.get<double>());
+    } else if (jn::is_string(value)) {
+      set_meta(step, std::string(key), std::string(jn::string_of(value)));
+    } else if (jn::is_bool(value)) {
+      set_meta(step, std::string(key), jn::bool_of(value));
+    } else if (jn::is_unsigned(value) && jn::uint_of(value) > static_cast<std::uint64_t>(INT64_MAX)) {
+      set_meta(step, std::string(key), jn::double_of(value));  // beyond int64: a float, not a wrapped negative
+    } else if (jn::is_integer(value)) {
+      set_meta(step, std::string(key), jn::int_of(value));
+    } else if (jn::is_number(value)) {
+      set_meta(step, std::string(key), jn::double_of(value));
     } else {
-      return invalid_request(path, path + " must be a string, number or boolean");
+      error = invalid_request(path, path + " must be a string, number or boolean");
+      return false;
     }
-  }
-  return std::nullopt;
+    return true;
+  });
+  return error;
 }
 
 // The x-switchboard-* headers into the step, after the metadata: they win.
@@ -759,22 +814,23 @@ inline std::string client_family(std::string_view user_agent) {
 // override each field they set, headers last.
 // The request's `tools` array, each read by `read_tool(tool, path, spec)`
 // (each shape has its own tool shape), appended to `out`.
-template <typename ReadTool>
-MaybeError read_tools(const json& j, ReadTool&& read_tool, std::vector<ToolSpec>& out) {
-  const json* tools = member(j, "tools");
-  if (tools == nullptr) return std::nullopt;
-  if (!tools->is_array()) return invalid_request("tools", "tools must be an array");
-  for (std::size_t i = 0; i < tools->size(); ++i) {
+template <typename Node, typename ReadTool>
+MaybeError read_tools(const Node& j, ReadTool&& read_tool, std::vector<ToolSpec>& out) {
+  const auto tools = member(j, "tools");
+  if (!tools) return std::nullopt;
+  if (!jn::is_array(*tools)) return invalid_request("tools", "tools must be an array");
+  const JsonPath tools_root("tools");
+  std::size_t i = 0;
+  for (const auto& item : jn::items(*tools)) {
     ToolSpec tool;
-    const JsonPath tools_root("tools");
-    if (auto e = read_tool((*tools)[i], at_index(tools_root, i), tool)) return e;
+    if (auto e = read_tool(item, at_index(tools_root, i++), tool)) return e;
     out.push_back(std::move(tool));
   }
   return std::nullopt;
 }
 
 // OpenAI's tool_choice words (both OpenAI shapes): none, auto, required; false for any other.
-inline bool read_choice_mode(const std::string& mode, ToolChoice& out) {
+inline bool read_choice_mode(std::string_view mode, ToolChoice& out) {
   if (mode == "none") {
     out.mode = ToolChoice::Mode::kNone;
   } else if (mode == "auto") {
@@ -800,8 +856,10 @@ inline void set_effort(Effort effort, ParsedRequest& r) {
 
 // What both parsers do once the body is read: the step's role defaults to
 // "chat", then metadata (when given) and headers, tool names, input tokens.
-inline MaybeError finish_request(const json* metadata, std::initializer_list<std::string_view> skip_metadata,
-                                 const Headers& headers, ParsedRequest& request, const Workload* workload = nullptr) {
+// `metadata` is a member() result: a `const json*` or an optional element.
+template <typename MaybeNode>
+MaybeError finish_request(const MaybeNode& metadata, std::initializer_list<std::string_view> skip_metadata,
+                          const Headers& headers, ParsedRequest& request, const Workload* workload = nullptr) {
   fill_tool_names(request.call.request.messages);
   Step& step = request.call.step;
   step = derive_step(request.call.request, workload);
@@ -810,7 +868,7 @@ inline MaybeError finish_request(const json* metadata, std::initializer_list<std
     if (!iequals(name, "user-agent")) continue;
     if (std::string family = client_family(value); !family.empty()) set_meta(step, "client", std::move(family));
   }
-  if (metadata != nullptr) {
+  if (metadata) {
     if (auto e = apply_metadata(*metadata, skip_metadata, step)) return e;
   }
   if (auto e = apply_headers(headers, step)) return e;
@@ -976,6 +1034,20 @@ std::unique_ptr<StreamWriter> make_openai_stream_writer(const ParsedRequest& req
                                                         std::int64_t created, std::string model);
 std::unique_ptr<StreamWriter> make_anthropic_stream_writer(const ParsedRequest& request, std::string id,
                                                            std::int64_t created, std::string model);
+
+// parse_openai_chat once the body is parsed: its DOM (read_body_dom) or,
+// when simdjson did not take it, its tree (parse_body), read alike (the
+// tests hold the two to the same answers).
+ApiResult<ParsedRequest> read_openai_chat(jn::Element body, const Headers& headers, int max_json_depth,
+                                          const Workload* workload);
+ApiResult<ParsedRequest> read_openai_chat(const json& body, const Headers& headers, int max_json_depth,
+                                          const Workload* workload);
+
+// parse_anthropic_messages (`count_only`: parse_anthropic_count_tokens) the same way.
+ApiResult<ParsedRequest> read_anthropic_messages(jn::Element body, const Headers& headers, int max_json_depth,
+                                                 bool count_only, const Workload* workload);
+ApiResult<ParsedRequest> read_anthropic_messages(const json& body, const Headers& headers, int max_json_depth,
+                                                 bool count_only, const Workload* workload);
 
 // Each shape's half of render_error and render_response (api/openai.cpp,
 // api/anthropic.cpp). `model` is the model named in the answer.

@@ -10,8 +10,9 @@
 // reads as unsigned 0 rather than signed, written the same). False for
 // anything else (invalid JSON, a byte order mark, integers past 64 bits,
 // nesting past `max_depth`), with `out` unspecified: the caller then reads
-// the text with nlohmann, whose verdict stands. The engine reads providers'
-// answers the same way (engine/internal/json/read.h).
+// the text with nlohmann, whose verdict stands. The engine's JsonDom
+// (json/read.h) reads the text, and its nests_within and to_json bound and
+// copy it; the request parsers read that DOM in place (read_body_dom).
 #pragma once
 
 #include <cstddef>
@@ -20,10 +21,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json/read.h"
+
 namespace switchboard::gateway::detail {
 
 // The deepest `max_depth` worth passing: the copy recurses once per level.
-inline constexpr std::size_t kFastReadDepth = 128;
+inline constexpr std::size_t kFastReadDepth = kFastDepth;
 
 bool read_json_within(std::string_view text, std::size_t max_depth, nlohmann::json& out);
 

@@ -97,11 +97,12 @@ PartRules part_rules(const std::string& role) {
 }
 
 // An image_url part's {url, detail}.
-MaybeError read_image(const json& part, const JsonPath& path, ContentBlock& out) {
+template <typename Node>
+MaybeError read_image(const Node& part, const JsonPath& path, ContentBlock& out) {
   const JsonPath ipath = at_key(path, "image_url");
-  const json* image = member(part, "image_url");
-  if (image == nullptr) return invalid_request(ipath, ipath + " is required");
-  if (!image->is_object()) return invalid_request(ipath, ipath + " must be an object");
+  const auto image = member(part, "image_url");
+  if (!image) return invalid_request(ipath, ipath + " is required");
+  if (!jn::is_object(*image)) return invalid_request(ipath, ipath + " must be an object");
   std::string url;
   if (auto e = read_string(*image, "url", at_key(ipath, "url"), url)) return e;
   out.type = ContentBlock::Type::kImage;
@@ -123,11 +124,12 @@ MaybeError read_image(const json& part, const JsonPath& path, ContentBlock& out)
 }
 
 // An input_audio part's {data, format}.
-MaybeError read_audio(const json& part, const JsonPath& path, ContentBlock& out) {
+template <typename Node>
+MaybeError read_audio(const Node& part, const JsonPath& path, ContentBlock& out) {
   const JsonPath apath = at_key(path, "input_audio");
-  const json* audio = member(part, "input_audio");
-  if (audio == nullptr) return invalid_request(apath, apath + " is required");
-  if (!audio->is_object()) return invalid_request(apath, apath + " must be an object");
+  const auto audio = member(part, "input_audio");
+  if (!audio) return invalid_request(apath, apath + " is required");
+  if (!jn::is_object(*audio)) return invalid_request(apath, apath + " must be an object");
   std::string format;
   out.type = ContentBlock::Type::kAudio;
   out.source.kind = MediaSource::Kind::kBase64;
@@ -139,11 +141,12 @@ MaybeError read_audio(const json& part, const JsonPath& path, ContentBlock& out)
 }
 
 // A file part's {file_data, filename} or {file_id}.
-MaybeError read_file(const json& part, const JsonPath& path, ContentBlock& out) {
+template <typename Node>
+MaybeError read_file(const Node& part, const JsonPath& path, ContentBlock& out) {
   const JsonPath fpath = at_key(path, "file");
-  const json* file = member(part, "file");
-  if (file == nullptr) return invalid_request(fpath, fpath + " is required");
-  if (!file->is_object()) return invalid_request(fpath, fpath + " must be an object");
+  const auto file = member(part, "file");
+  if (!file) return invalid_request(fpath, fpath + " is required");
+  if (!jn::is_object(*file)) return invalid_request(fpath, fpath + " must be an object");
   out.type = ContentBlock::Type::kDocument;
   std::string data;
   std::string file_id;
@@ -166,22 +169,23 @@ MaybeError read_file(const json& part, const JsonPath& path, ContentBlock& out) 
 }
 
 // A message's content: a string or an array of parts, appended to `out`.
-MaybeError read_content(const json& content, const JsonPath& path, const std::string& role,
+template <typename Node>
+MaybeError read_content(const Node& content, const JsonPath& path, const std::string& role,
                         std::vector<ContentBlock>& out) {
-  if (content.is_string()) {
+  if (jn::is_string(content)) {
     // An assistant's "" beside its tool calls is no block: Anthropic refuses empty text.
-    if (role != "assistant" || !content.get_ref<const std::string&>().empty()) {
-      out.push_back(ContentBlock::of_text(content.get<std::string>()));
+    if (role != "assistant" || !jn::string_of(content).empty()) {
+      out.push_back(ContentBlock::of_text(std::string(jn::string_of(content))));
     }
     return std::nullopt;
   }
   const std::string shape_error = path + " must be a string or an array of content parts";
-  if (!content.is_array()) return invalid_request(path, shape_error);
+  if (!jn::is_array(content)) return invalid_request(path, shape_error);
   const PartRules rules = part_rules(role);
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    const JsonPath ppath = at_index(path, i);
-    const json& part = content[i];
-    if (!part.is_object()) return invalid_request(ppath, shape_error);
+  std::size_t i = 0;
+  for (const auto& part : jn::items(content)) {
+    const JsonPath ppath = at_index(path, i++);
+    if (!jn::is_object(part)) return invalid_request(ppath, shape_error);
     std::string type;
     const JsonPath tpath = at_key(ppath, "type");
     if (auto e = read_string(part, "type", tpath, type)) return e;
@@ -213,8 +217,9 @@ MaybeError read_content(const json& content, const JsonPath& path, const std::st
 }
 
 // One tool call of an assistant message in the history.
-MaybeError read_tool_call(const json& call, const JsonPath& path, ToolCall& out) {
-  if (!call.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_tool_call(const Node& call, const JsonPath& path, ToolCall& out) {
+  if (!jn::is_object(call)) return invalid_request(path, path + " must be an object");
   std::string type = "function";
   if (auto e = read_optional_string(call, "type", at_key(path, "type"), type)) return e;
   if (type != "function") {
@@ -223,22 +228,23 @@ MaybeError read_tool_call(const json& call, const JsonPath& path, ToolCall& out)
   }
   if (auto e = read_string(call, "id", at_key(path, "id"), out.id)) return e;
   const JsonPath fpath = at_key(path, "function");
-  const json* function = member(call, "function");
-  if (function == nullptr) return invalid_request(fpath, fpath + " is required");
-  if (!function->is_object()) return invalid_request(fpath, fpath + " must be an object");
+  const auto function = member(call, "function");
+  if (!function) return invalid_request(fpath, fpath + " is required");
+  if (!jn::is_object(*function)) return invalid_request(fpath, fpath + " must be an object");
   if (auto e = read_string(*function, "name", at_key(fpath, "name"), out.name)) return e;
   return read_string(*function, "arguments", at_key(fpath, "arguments"), out.arguments_json);
 }
 
 // An assistant's thinking_blocks (or, without them, its reasoning_content) into `out`.
-MaybeError read_thinking(const json& m, const JsonPath& path, std::vector<ContentBlock>& out) {
-  if (const json* blocks = member(m, "thinking_blocks")) {
+template <typename Node>
+MaybeError read_thinking(const Node& m, const JsonPath& path, std::vector<ContentBlock>& out) {
+  if (const auto blocks = member(m, "thinking_blocks")) {
     const JsonPath bpath = at_key(path, "thinking_blocks");
-    if (!blocks->is_array()) return invalid_request(bpath, bpath + " must be an array");
-    for (std::size_t i = 0; i < blocks->size(); ++i) {
-      const JsonPath ipath = at_index(bpath, i);
-      const json& b = (*blocks)[i];
-      if (!b.is_object()) return invalid_request(ipath, ipath + " must be an object");
+    if (!jn::is_array(*blocks)) return invalid_request(bpath, bpath + " must be an array");
+    std::size_t i = 0;
+    for (const auto& b : jn::items(*blocks)) {
+      const JsonPath ipath = at_index(bpath, i++);
+      if (!jn::is_object(b)) return invalid_request(ipath, ipath + " must be an object");
       std::string type;
       if (auto e = read_string(b, "type", at_key(ipath, "type"), type)) return e;
       ContentBlock block;
@@ -271,13 +277,14 @@ MaybeError read_thinking(const json& m, const JsonPath& path, std::vector<Conten
   return std::nullopt;
 }
 
-MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message>& out) {
-  if (!m.is_object()) return invalid_request(path, path + " must be an object");
-  if (member(m, "function_call") != nullptr) {
+template <typename Node>
+MaybeError read_message(const Node& m, const JsonPath& path, std::vector<Message>& out) {
+  if (!jn::is_object(m)) return invalid_request(path, path + " must be an object");
+  if (member(m, "function_call")) {
     return invalid_request(at_key(path, "function_call"),
                            at_key(path, "function_call") + " is not supported: use tool_calls");
   }
-  if (member(m, "audio") != nullptr) {
+  if (member(m, "audio")) {
     return invalid_request(at_key(path, "audio"),
                            at_key(path, "audio") + " is not supported: the router answers with text only");
   }
@@ -285,18 +292,18 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
   const JsonPath role_path = at_key(path, "role");
   if (auto e = read_string(m, "role", role_path, message.role)) return e;
   const JsonPath content_path = at_key(path, "content");
-  const json* content = member(m, "content");
+  const auto content = member(m, "content");
   if (message.role != "tool") {  // a tool message's name is its function's: read below
     if (auto e = read_optional_string(m, "name", at_key(path, "name"), message.name)) return e;
   }
   if (message.role == "system" || message.role == "developer" || message.role == "user") {
     if (message.role == "developer") message.role = "system";  // the newer name for the same thing
-    if (content == nullptr) return invalid_request(content_path, content_path + " is required");
+    if (!content) return invalid_request(content_path, content_path + " is required");
     if (auto e = read_content(*content, content_path, message.role, message.content)) return e;
   } else if (message.role == "tool") {
     ContentBlock result;
     result.type = ContentBlock::Type::kToolResult;
-    if (content == nullptr) return invalid_request(content_path, content_path + " is required");
+    if (!content) return invalid_request(content_path, content_path + " is required");
     if (auto e = read_content(*content, content_path, message.role, result.content)) return e;
     if (auto e = read_string(m, "tool_call_id", at_key(path, "tool_call_id"), result.tool_use_id)) return e;
     result.tool_use_id = read_tool_call_id(std::move(result.tool_use_id)).id;
@@ -304,21 +311,22 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
     message.content.push_back(std::move(result));
   } else if (message.role == "assistant") {
     if (auto e = read_thinking(m, path, message.content)) return e;
-    if (content != nullptr) {
+    if (content) {
       if (auto e = read_content(*content, content_path, message.role, message.content)) return e;
     }
     ContentBlock refusal;
     refusal.type = ContentBlock::Type::kRefusal;
     if (auto e = read_optional_string(m, "refusal", at_key(path, "refusal"), refusal.text)) return e;
-    const bool refused = member(m, "refusal") != nullptr;
+    const bool refused = static_cast<bool>(member(m, "refusal"));
     if (refused) message.content.push_back(std::move(refusal));
-    const json* calls = member(m, "tool_calls");
-    if (calls != nullptr) {
+    const auto calls = member(m, "tool_calls");
+    if (calls) {
       const JsonPath calls_path = at_key(path, "tool_calls");
-      if (!calls->is_array()) return invalid_request(calls_path, calls_path + " must be an array");
-      for (std::size_t i = 0; i < calls->size(); ++i) {
+      if (!jn::is_array(*calls)) return invalid_request(calls_path, calls_path + " must be an array");
+      std::size_t i = 0;
+      for (const auto& item : jn::items(*calls)) {
         ToolCall call;
-        if (auto e = read_tool_call((*calls)[i], at_index(calls_path, i), call)) return e;
+        if (auto e = read_tool_call(item, at_index(calls_path, i++), call)) return e;
         SplitId id = read_tool_call_id(std::move(call.id));
         call.id = std::move(id.id);
         ContentBlock block = ContentBlock::of_tool_call(std::move(call));
@@ -327,7 +335,7 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
         message.content.push_back(std::move(block));
       }
     }
-    if (content == nullptr && calls == nullptr && !refused) {
+    if (!content && !calls && !refused) {
       return invalid_request(content_path, content_path + " is required unless tool_calls are given");
     }
   } else if (message.role == "function") {
@@ -341,8 +349,9 @@ MaybeError read_message(const json& m, const JsonPath& path, std::vector<Message
   return std::nullopt;
 }
 
-MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
-  if (!tool.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_tool(const Node& tool, const JsonPath& path, ToolSpec& out) {
+  if (!jn::is_object(tool)) return invalid_request(path, path + " must be an object");
   std::string type;
   if (auto e = read_string(tool, "type", at_key(path, "type"), type)) return e;
   if (type != "function") {
@@ -350,14 +359,14 @@ MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
                            at_key(path, "type") + " '" + type + "' is not supported: only function tools are");
   }
   const JsonPath fpath = at_key(path, "function");
-  const json* function = member(tool, "function");
-  if (function == nullptr) return invalid_request(fpath, fpath + " is required");
-  if (!function->is_object()) return invalid_request(fpath, fpath + " must be an object");
+  const auto function = member(tool, "function");
+  if (!function) return invalid_request(fpath, fpath + " is required");
+  if (!jn::is_object(*function)) return invalid_request(fpath, fpath + " must be an object");
   if (auto e = read_string(*function, "name", at_key(fpath, "name"), out.name)) return e;
   if (auto e = read_optional_string(*function, "description", at_key(fpath, "description"), out.description)) {
     return e;
   }
-  if (member(*function, "strict") != nullptr) {
+  if (member(*function, "strict")) {
     bool strict = false;
     if (auto e = read_optional_bool(*function, "strict", at_key(fpath, "strict"), strict)) return e;
     out.strict = strict;
@@ -366,30 +375,32 @@ MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   return read_optional_object_text(*function, "parameters", at_key(fpath, "parameters"), out.parameters_json);
 }
 
-MaybeError read_tool_choice(const json& choice, ToolChoice& out) {
+template <typename Node>
+MaybeError read_tool_choice(const Node& choice, ToolChoice& out) {
   const std::string kError =
       R"(tool_choice must be none, auto, required or {"type":"function","function":{"name":...}})";
-  if (choice.is_string()) {
-    if (!read_choice_mode(choice.get_ref<const std::string&>(), out)) return invalid_request("tool_choice", kError);
+  if (jn::is_string(choice)) {
+    if (!read_choice_mode(jn::string_of(choice), out)) return invalid_request("tool_choice", kError);
     return std::nullopt;
   }
-  if (!choice.is_object()) return invalid_request("tool_choice", kError);
+  if (!jn::is_object(choice)) return invalid_request("tool_choice", kError);
   std::string type;
   if (auto e = read_string(choice, "type", "tool_choice.type", type)) return e;
   if (type != "function") {
     return invalid_request("tool_choice.type",
                            "tool_choice.type '" + type + "' is not supported: only function is");
   }
-  const json* function = member(choice, "function");
-  if (function == nullptr || !function->is_object()) {
+  const auto function = member(choice, "function");
+  if (!function || !jn::is_object(*function)) {
     return invalid_request("tool_choice.function", "tool_choice.function must be an object");
   }
   out.mode = ToolChoice::Mode::kNamed;
   return read_string(*function, "name", "tool_choice.function.name", out.name);
 }
 
-MaybeError read_response_format(const json& format, ParsedRequest& r) {
-  if (!format.is_object()) return invalid_request("response_format", "response_format must be an object");
+template <typename Node>
+MaybeError read_response_format(const Node& format, ParsedRequest& r) {
+  if (!jn::is_object(format)) return invalid_request("response_format", "response_format must be an object");
   std::string type;
   if (auto e = read_string(format, "type", "response_format.type", type)) return e;
   OutputFormat& out = r.call.request.output_format;
@@ -400,8 +411,8 @@ MaybeError read_response_format(const json& format, ParsedRequest& r) {
   if (type == "json_object") {
     out.type = OutputFormat::Type::kJsonObject;
   } else if (type == "json_schema") {
-    const json* schema = member(format, "json_schema");
-    if (schema == nullptr || !schema->is_object()) {
+    const auto schema = member(format, "json_schema");
+    if (!schema || !jn::is_object(*schema)) {
       return invalid_request("response_format.json_schema", "response_format.json_schema must be an object");
     }
     const JsonPath spath("response_format.json_schema");
@@ -410,7 +421,7 @@ MaybeError read_response_format(const json& format, ParsedRequest& r) {
     if (auto e = read_optional_string(*schema, "description", at_key(spath, "description"), out.description)) {
       return e;
     }
-    if (member(*schema, "schema") == nullptr) {
+    if (!member(*schema, "schema")) {
       return invalid_request(at_key(spath, "schema"), at_key(spath, "schema") + " is required");
     }
     if (auto e = read_optional_object_text(*schema, "schema", at_key(spath, "schema"), out.schema_json)) return e;
@@ -422,10 +433,11 @@ MaybeError read_response_format(const json& format, ParsedRequest& r) {
   return std::nullopt;
 }
 
-MaybeError read_sampling(const json& j, Sampling& s) {
+template <typename Node>
+MaybeError read_sampling(const Node& j, Sampling& s) {
   if (auto e = read_optional_number(j, "temperature", "temperature", 0, 2, s.temperature)) return e;
   if (auto e = read_optional_number(j, "top_p", "top_p", 0, 1, s.top_p)) return e;
-  if (const json* stop = member(j, "stop")) {
+  if (const auto stop = member(j, "stop")) {
     if (auto e = read_stop_sequences(*stop, "stop", /*one_string_allowed=*/true, s.stop)) return e;
   }
   if (auto e = read_optional_integer(j, "seed", "seed", INT64_MIN, INT64_MAX, s.seed)) return e;
@@ -439,7 +451,8 @@ MaybeError read_sampling(const json& j, Sampling& s) {
   return read_optional_string(j, "user", "user", s.user);
 }
 
-MaybeError read_chat(const json& j, ParsedRequest& r) {
+template <typename Node>
+MaybeError read_chat(const Node& j, ParsedRequest& r) {
   ModelRequest& request = r.call.request;
   // Fields not read here go verbatim to an OpenAI-API model (passthrough).
   if (auto e = collect_unmodeled(j, WireApi::kOpenAIChat,
@@ -463,67 +476,84 @@ MaybeError read_chat(const json& j, ParsedRequest& r) {
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
-  const json* messages = member(j, "messages");
-  if (messages == nullptr) return invalid_request("messages", "messages is required");
-  if (!messages->is_array() || messages->empty()) {
+  const auto messages = member(j, "messages");
+  if (!messages) return invalid_request("messages", "messages is required");
+  if (!jn::is_array(*messages) || !jn::first(*messages)) {
     return invalid_request("messages", "messages must be a non-empty array");
   }
-  for (std::size_t i = 0; i < messages->size(); ++i) {
-    const JsonPath messages_root("messages");
-    if (auto e = read_message((*messages)[i], at_index(messages_root, i), request.messages)) return e;
+  const JsonPath messages_root("messages");
+  std::size_t i = 0;
+  for (const auto& message : jn::items(*messages)) {
+    if (auto e = read_message(message, at_index(messages_root, i++), request.messages)) return e;
   }
 
-  if (auto e = read_tools(j, read_tool, request.tools)) return e;
-  if (const json* choice = member(j, "tool_choice")) {
+  if (auto e = read_tools(j, read_tool<Node>, request.tools)) return e;
+  if (const auto choice = member(j, "tool_choice")) {
     ToolChoice tool_choice;
     if (auto e = read_tool_choice(*choice, tool_choice)) return e;
     request.tool_choice = std::move(tool_choice);
   }
-  if (member(j, "parallel_tool_calls") != nullptr) {
+  if (member(j, "parallel_tool_calls")) {
     bool parallel = true;
     if (auto e = read_optional_bool(j, "parallel_tool_calls", "parallel_tool_calls", parallel)) return e;
     request.parallel_tool_calls = parallel;
   }
 
   if (auto e = read_optional_bool(j, "stream", "stream", r.stream)) return e;
-  if (const json* options = member(j, "stream_options")) {
-    if (!options->is_object()) return invalid_request("stream_options", "stream_options must be an object");
+  if (const auto options = member(j, "stream_options")) {
+    if (!jn::is_object(*options)) return invalid_request("stream_options", "stream_options must be an object");
     if (auto e = read_optional_bool(*options, "include_usage", "stream_options.include_usage", r.include_usage)) {
       return e;
     }
   }
 
   // max_tokens is the older name; max_completion_tokens wins when both are given.
-  if (const json* max = member(j, "max_completion_tokens")) {
+  if (const auto max = member(j, "max_completion_tokens")) {
     if (auto e = read_token_count(*max, "max_completion_tokens", r.max_output_tokens)) return e;
-  } else if (const json* legacy = member(j, "max_tokens")) {
+  } else if (const auto legacy = member(j, "max_tokens")) {
     if (auto e = read_token_count(*legacy, "max_tokens", r.max_output_tokens)) return e;
   }
   request.max_output_tokens = r.max_output_tokens;
 
-  if (const json* n = member(j, "n")) {
-    if (!n->is_number_integer() || n->get<std::int64_t>() != 1) {
+  if (const auto n = member(j, "n")) {
+    if (!jn::is_integer(*n) || jn::int_of(*n) != 1) {
       return invalid_request("n", "n must be 1: the router returns one choice");
     }
   }
-  if (const json* modalities = member(j, "modalities")) {
-    if (*modalities != json::array({"text"})) {
+  if (const auto modalities = member(j, "modalities")) {
+    const auto only = jn::first(*modalities);
+    const bool text_only = only && jn::is_string(*only) && jn::string_of(*only) == "text" &&
+                           jn::items(*modalities).size() == 1;
+    if (!text_only) {
       return invalid_request("modalities", R"(modalities must be ["text"]: the router answers with text only)");
     }
   }
 
-  if (const json* effort = member(j, "reasoning_effort")) {
+  if (const auto effort = member(j, "reasoning_effort")) {
     const std::string kError = "reasoning_effort must be one of none, minimal, low, medium, high, xhigh";
-    if (!effort->is_string()) return invalid_request("reasoning_effort", kError);
-    const std::optional<Effort> parsed = parse_effort(effort->get_ref<const std::string&>());
+    if (!jn::is_string(*effort)) return invalid_request("reasoning_effort", kError);
+    const std::optional<Effort> parsed = parse_effort(jn::string_of(*effort));
     if (!parsed) return invalid_request("reasoning_effort", kError);
     set_effort(*parsed, r);
   }
 
-  if (const json* format = member(j, "response_format")) {
+  if (const auto format = member(j, "response_format")) {
     if (auto e = read_response_format(*format, r)) return e;
   }
   return read_sampling(j, request.sampling);
+}
+
+template <typename Node>
+ApiResult<ParsedRequest> read_openai_chat_body(const Node& body, const Headers& headers, int max_json_depth,
+                                               const Workload* workload) {
+  ParsedRequest r;
+  r.shape = ApiShape::kOpenAI;
+  r.max_json_depth = max_json_depth;
+  if (auto e = read_chat(body, r)) return failed<ParsedRequest>(std::move(*e));
+  if (auto e = finish_request(member(body, "metadata"), {}, headers, r, workload)) {
+    return failed<ParsedRequest>(std::move(*e));
+  }
+  return {std::move(r), {}};
 }
 
 // The answer's finish_reason: tool calls that ended the turn say so.
@@ -585,6 +615,16 @@ json logprobs_json(bool asked, int max_json_depth, const ModelResponse& r) {
 }
 
 }  // namespace
+
+ApiResult<ParsedRequest> read_openai_chat(jn::Element body, const Headers& headers, int max_json_depth,
+                                          const Workload* workload) {
+  return read_openai_chat_body(body, headers, max_json_depth, workload);
+}
+
+ApiResult<ParsedRequest> read_openai_chat(const json& body, const Headers& headers, int max_json_depth,
+                                          const Workload* workload) {
+  return read_openai_chat_body(body, headers, max_json_depth, workload);
+}
 
 std::string openai_error(const ApiError& error) {
   json body = json::object();
@@ -671,6 +711,9 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
                                            const Workload* workload) {
   using detail::json;
   try {
+    if (const std::optional<JsonDom> dom = detail::read_body_dom(body, max_json_depth)) {
+      return detail::read_openai_chat(dom->root(), headers, max_json_depth, workload);
+    }
     json j;
     if (auto e = detail::parse_body(body, max_json_depth,
                                     {"messages", "content", "tool_calls", "tools", "function", "response_format",
@@ -678,14 +721,7 @@ ApiResult<ParsedRequest> parse_openai_chat(std::string_view body, const Headers&
                                     j)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
-    ParsedRequest r;
-    r.shape = ApiShape::kOpenAI;
-    r.max_json_depth = max_json_depth;
-    if (auto e = detail::read_chat(j, r)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r, workload)) {
-      return detail::failed<ParsedRequest>(std::move(*e));
-    }
-    return {std::move(r), {}};
+    return detail::read_openai_chat(j, headers, max_json_depth, workload);
   } catch (const std::exception& e) {
     return detail::failed<ParsedRequest>(detail::invalid_request("", std::string("the request could not be read: ") + e.what()));
   }
