@@ -249,6 +249,16 @@ TEST_CASE("every field of an Anthropic body replaced by a value of each type rea
   CHECK(check_every_field(Reader::kAnthropicCount, kEveryAnthropicField) > 2000);
 }
 
+TEST_CASE("members are read in key order both ways: the first of several errors is the same") {
+  // Two refused fields, two unknown ones, two bad metadata values, two bad
+  // cache_control members: each written against key order.
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],"logit_bias":{},"functions":[]})");
+  check_alike(Reader::kAnthropicCount, R"({"model":"a","messages":[{"role":"user","content":"x"}],"zz":1,"aa":2})");
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],"metadata":{"session_id":5,"role":""}})");
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":[{"type":"text","text":"t",
+                  "cache_control":{"type":"ephemeral","zz":1,"aa":2}}]}]})");
+}
+
 TEST_CASE("duplicate keys read alike: the last of each name wins") {
   // Top level, a message, a content part, metadata, a tool's function, an
   // unmodelled field: each named twice, the later one differing.

@@ -387,16 +387,7 @@ MaybeError read_messages_request(const Node& j, ParsedRequest& r, bool count_onl
     if (auto e = read_system(*system, request.messages)) return e;
   }
 
-  const auto messages = member(j, "messages");
-  if (!messages) return invalid_request("messages", "messages is required");
-  if (!jn::is_array(*messages) || !jn::first(*messages)) {
-    return invalid_request("messages", "messages must be a non-empty array");
-  }
-  const JsonPath messages_root("messages");
-  std::size_t i = 0;
-  for (const auto& message : jn::items(*messages)) {
-    if (auto e = read_message(message, at_index(messages_root, i++), request.messages)) return e;
-  }
+  if (auto e = read_messages(j, read_message<Node>, request.messages)) return e;
 
   if (auto e = read_tools(j, read_tool<Node>, request.tools)) return e;
   if (const auto choice = member(j, "tool_choice")) {

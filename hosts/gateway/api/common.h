@@ -829,6 +829,24 @@ MaybeError read_tools(const Node& j, ReadTool&& read_tool, std::vector<ToolSpec>
   return std::nullopt;
 }
 
+// The request's `messages`, a non-empty array, each read by
+// `read_message(message, path, out)` (each shape has its own message shape)
+// and appended to `out`.
+template <typename Node, typename ReadMessage>
+MaybeError read_messages(const Node& j, ReadMessage&& read_message, std::vector<Message>& out) {
+  const auto messages = member(j, "messages");
+  if (!messages) return invalid_request("messages", "messages is required");
+  if (!jn::is_array(*messages) || !jn::first(*messages)) {
+    return invalid_request("messages", "messages must be a non-empty array");
+  }
+  const JsonPath messages_root("messages");
+  std::size_t i = 0;
+  for (const auto& message : jn::items(*messages)) {
+    if (auto e = read_message(message, at_index(messages_root, i++), out)) return e;
+  }
+  return std::nullopt;
+}
+
 // OpenAI's tool_choice words (both OpenAI shapes): none, auto, required; false for any other.
 inline bool read_choice_mode(std::string_view mode, ToolChoice& out) {
   if (mode == "none") {

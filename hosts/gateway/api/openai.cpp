@@ -476,16 +476,7 @@ MaybeError read_chat(const Node& j, ParsedRequest& r) {
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
 
-  const auto messages = member(j, "messages");
-  if (!messages) return invalid_request("messages", "messages is required");
-  if (!jn::is_array(*messages) || !jn::first(*messages)) {
-    return invalid_request("messages", "messages must be a non-empty array");
-  }
-  const JsonPath messages_root("messages");
-  std::size_t i = 0;
-  for (const auto& message : jn::items(*messages)) {
-    if (auto e = read_message(message, at_index(messages_root, i++), request.messages)) return e;
-  }
+  if (auto e = read_messages(j, read_message<Node>, request.messages)) return e;
 
   if (auto e = read_tools(j, read_tool<Node>, request.tools)) return e;
   if (const auto choice = member(j, "tool_choice")) {
