@@ -259,6 +259,22 @@ TEST_CASE("members are read in key order both ways: the first of several errors 
                   "cache_control":{"type":"ephemeral","zz":1,"aa":2}}]}]})");
 }
 
+TEST_CASE("objects past the readers' stack of 32 members read alike") {
+  // Metadata of 100 keys written in reverse, some twice, one bad; an
+  // unmodelled top level of 40 fields, one refused.
+  std::string metadata;
+  for (int k = 99; k >= 0; --k) {
+    metadata += "\"k" + std::to_string(k % 70) + "\":" + std::to_string(k) + ",";
+  }
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],"metadata":{)" + metadata + R"("z":1}})");
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],"metadata":{)" + metadata +
+              R"("role":""}})");
+  std::string fields;
+  for (int k = 39; k >= 0; --k) fields += "\"x" + std::to_string(k) + "\":[" + std::to_string(k) + "],";
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],)" + fields + R"("n":1})");
+  check_alike(R"({"model":"a","messages":[{"role":"user","content":"x"}],)" + fields + R"("logit_bias":{}})");
+}
+
 TEST_CASE("duplicate keys read alike: the last of each name wins") {
   // Top level, a message, a content part, metadata, a tool's function, an
   // unmodelled field: each named twice, the later one differing.

@@ -97,20 +97,24 @@ bool for_each_member(Element v, F&& f) {
     std::string_view key;
     Element value;
   };
+  // Counted as they are read: simdjson's object::size() saturates.
   constexpr std::size_t kOnStack = 32;
   Member stack[kOnStack];
   std::vector<Member> heap;
-  Member* members = stack;
-  const std::size_t n = object.size();
-  if (n > kOnStack) {
-    heap.resize(n);
-    members = heap.data();
+  std::size_t n = 0;
+  for (simdjson::dom::key_value_pair m : object) {
+    if (n < kOnStack) {
+      stack[n++] = Member{m.key, m.value};
+      continue;
+    }
+    if (heap.empty()) heap.assign(stack, stack + kOnStack);
+    heap.push_back(Member{m.key, m.value});
+    ++n;
   }
-  std::size_t i = 0;
-  for (simdjson::dom::key_value_pair m : object) members[i++] = Member{m.key, m.value};
+  Member* const members = heap.empty() ? stack : heap.data();
   // Stable: among equal keys the text's order stays, and the last is kept.
   std::stable_sort(members, members + n, [](const Member& a, const Member& b) { return a.key < b.key; });
-  for (i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     if (i + 1 < n && members[i + 1].key == members[i].key) continue;
     if (!f(members[i].key, members[i].value)) return false;
   }
