@@ -15,11 +15,14 @@
 # (the sends and receives, the wake-ups) is not counted, nor is time.
 # A measurement, not a test: nothing here asserts a count.
 #
-#   bash bench/gateway_instructions.sh [--requests N] [--history TURNS] [--build DIR] [--no-floor]
-#                                      [--profile FILE] [--json]
+#   bash bench/gateway_instructions.sh [--requests N] [--history TURNS] [--api API] [--build DIR]
+#                                      [--no-floor] [--profile FILE] [--json]
 #
 # --requests  requests counted (default 1000; 100 more warm up first)
 # --history   an agent's request after TURNS turns instead (gateway-chat.lua's HISTORY; 32: about 51 KB)
+# --api       the client's API: chat (default, /v1/chat/completions), messages
+#             (Anthropic's /v1/messages) or responses (OpenAI's /v1/responses);
+#             the same conversation each way (bench/gateway-requests.mjs)
 # --build     the build folder with the programs (default build/, built if missing)
 # --no-floor  skip nginx
 # --profile   also keep the gateway's callgrind profile as FILE (callgrind_annotate reads it)
@@ -31,6 +34,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REQUESTS=1000
 WARM=100
 HISTORY=0
+API=chat
 BUILD=""
 FLOOR=1
 JSON=0
@@ -39,11 +43,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --requests) REQUESTS=${2:?--requests takes a count}; shift 2 ;;
     --history) HISTORY=${2:?--history takes turns}; shift 2 ;;
+    --api) API=${2:?--api takes chat, messages or responses}; shift 2 ;;
     --build) BUILD=${2:?--build takes a folder}; shift 2 ;;
     --no-floor) FLOOR=0; shift ;;
     --profile) PROFILE=${2:?--profile takes a file}; shift 2 ;;
     --json) JSON=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gateway_instructions.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +56,10 @@ done
   { echo "gateway_instructions.sh: --requests takes 1..100000" >&2; exit 2; }
 [[ "$HISTORY" =~ ^[0-9]+$ ]] && [ "$HISTORY" -le 1000 ] ||
   { echo "gateway_instructions.sh: --history takes 0..1000 turns" >&2; exit 2; }
-export HISTORY
+case "$API" in chat|messages|responses) ;; *)
+  echo "gateway_instructions.sh: --api takes chat, messages or responses" >&2; exit 2 ;;
+esac
+export HISTORY API
 
 say() { echo "gateway_instructions.sh: $*" >&2; }
 
@@ -114,7 +122,7 @@ fi
 [ "$FLOOR" -ne 1 ] || [ -z "$FLOOR_NOTE" ] || say "$FLOOR_NOTE; no floor"
 
 # ---------------------------------------------------------------- the report
-REQUESTS="$REQUESTS" HISTORY="$HISTORY" JSON="$JSON" FLOOR_NOTE="$FLOOR_NOTE" \
+REQUESTS="$REQUESTS" HISTORY="$HISTORY" API="$API" JSON="$JSON" FLOOR_NOTE="$FLOOR_NOTE" \
   node - "$WORK/gateway.txt" "$WORK/nginx.txt" <<'NODE'
 const fs = require('fs');
 const [gatewayFile, nginxFile] = process.argv.slice(2);
@@ -135,8 +143,13 @@ function read(file) {
 
 // Each stage is a function's inclusive count: the largest line naming it (an
 // inlined copy elsewhere counts less). Stages nest: they do not add up.
+const READERS = {
+  chat: /gateway::parse_openai_chat\(/,
+  messages: /gateway::parse_anthropic_messages\(/,
+  responses: /gateway::parse_openai_responses\(/,
+};
 const STAGES = [
-  ['read the body into a ModelRequest', /gateway::parse_openai_chat\(/],
+  ['read the body into a ModelRequest', READERS[process.env.API]],
   ['  the step\'s fields (hashes, estimate)', /switchboard::derive_step\(/],
   ['decide (the Lua rules)', /switchboard::Engine::decide\(/],
   ['execute the decision', /switchboard::Dispatcher::execute\(/],
@@ -163,6 +176,7 @@ const sqlite = stages[stages.length - 1].per_request;
 const result = {
   requests: n,
   history_turns: Number(process.env.HISTORY),
+  api: process.env.API,
   gateway_per_request: per(gw.total),
   // SQLite's share moves with how many records each transaction holds (the
   // pace of the run); the rest is the same run after run.
@@ -178,6 +192,7 @@ if (process.env.JSON === '1') {
 }
 const k = (v) => v.toLocaleString('en-US');
 console.log(`Instructions per request (user space, callgrind; ${k(n)} requests` +
+            `${result.api === 'chat' ? '' : ` to ${result.api === 'messages' ? '/v1/messages' : '/v1/responses'}`}` +
             `${result.history_turns ? `, an agent's request after ${result.history_turns} turns` : ''}):`);
 console.log('  switchboard-gateway, all threads'.padEnd(46) + k(result.gateway_per_request).padStart(12));
 console.log('  of them, all but the SQLite inserts'.padEnd(46) + k(result.request_path_per_request).padStart(12));
