@@ -98,8 +98,10 @@ TEST_CASE("JsonOut puts commas and colons where a tree's text has them") {
       .end_array().end_array();
   w.key("b").raw(R"({"k":[1,2]})");
   w.key("c").begin_object().key("d").integer(9223372036854775807LL).key("e").null().end_object();
+  w.key("f").begin_array().boolean(true).boolean(false).end_array();
   w.end_object();
-  CHECK(out == R"({"a":[1,-2,null,"x",{},[]],"b":{"k":[1,2]},"c":{"d":9223372036854775807,"e":null}})");
+  CHECK(out ==
+        R"({"a":[1,-2,null,"x",{},[]],"b":{"k":[1,2]},"c":{"d":9223372036854775807,"e":null},"f":[true,false]})");
   check_as_to_text(out);
 }
 

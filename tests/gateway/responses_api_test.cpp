@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/api.h"
+#include "api/common.h"
 #include "providers/sse.h"
 
 using namespace switchboard;
@@ -51,6 +52,68 @@ StepResult answer_of(std::vector<ContentBlock> content, StopReason stop = StopRe
   r.response.usage.reasoning_tokens = 10;
   r.model = "claude-rt";
   return r;
+}
+
+// The response object as a tree, the way the writer built it before it wrote
+// text (the oracle): the request's echoed fields with the API's defaults, then
+// the answer's; `output` is taken as written.
+json tree_response(const json& body, const std::string& id, std::int64_t created, const std::string& model,
+                   const std::string& status, const json& output, const Usage* usage, StopReason stop,
+                   const ApiError* error = nullptr) {
+  const auto or_default = [](const json& j, const char* key, json fallback) {
+    const json* v = detail::member(j, key);
+    return v != nullptr ? *v : fallback;
+  };
+  json o = json::object();
+  o["instructions"] = or_default(body, "instructions", nullptr);
+  o["max_output_tokens"] = or_default(body, "max_output_tokens", nullptr);
+  o["metadata"] = or_default(body, "metadata", json::object());
+  o["parallel_tool_calls"] = or_default(body, "parallel_tool_calls", true);
+  o["previous_response_id"] = or_default(body, "previous_response_id", nullptr);
+  json reasoning = json{{"effort", nullptr}, {"summary", nullptr}};
+  if (const json* r = detail::member(body, "reasoning"); r != nullptr && r->is_object()) {
+    if (const json* effort = detail::member(*r, "effort")) reasoning["effort"] = *effort;
+    if (const json* summary = detail::member(*r, "summary")) reasoning["summary"] = *summary;
+  }
+  o["reasoning"] = reasoning;
+  o["store"] = or_default(body, "store", true);
+  o["temperature"] = or_default(body, "temperature", 1.0);
+  json text = json{{"format", json{{"type", "text"}}}, {"verbosity", "medium"}};
+  if (const json* t = detail::member(body, "text"); t != nullptr && t->is_object()) {
+    if (const json* format = detail::member(*t, "format")) text["format"] = *format;
+  }
+  o["text"] = text;
+  o["tool_choice"] = or_default(body, "tool_choice", "auto");
+  o["tools"] = or_default(body, "tools", json::array());
+  o["top_logprobs"] = or_default(body, "top_logprobs", 0);
+  o["top_p"] = or_default(body, "top_p", 1.0);
+  o["truncation"] = or_default(body, "truncation", "disabled");
+  o["user"] = or_default(body, "user", nullptr);
+  o["id"] = id;
+  o["object"] = "response";
+  o["created_at"] = created;
+  o["status"] = status;
+  o["background"] = false;
+  o["error"] = error == nullptr ? json(nullptr)
+                                : json{{"code", error->code.empty() ? error->type : error->code},
+                                       {"message", error->message}};
+  o["incomplete_details"] = stop == StopReason::kMaxTokens       ? json{{"reason", "max_output_tokens"}}
+                            : stop == StopReason::kContentFilter ? json{{"reason", "content_filter"}}
+                                                                 : json(nullptr);
+  o["model"] = model;
+  o["output"] = output;
+  o["service_tier"] = "default";
+  o["usage"] = nullptr;
+  if (usage != nullptr) {
+    const std::int64_t in = usage->total_input();
+    const std::int64_t out = usage->output_tokens + usage->reasoning_tokens;
+    o["usage"] = json{{"input_tokens", in},
+                      {"input_tokens_details", {{"cached_tokens", usage->cached_input_tokens}}},
+                      {"output_tokens", out},
+                      {"output_tokens_details", {{"reasoning_tokens", usage->reasoning_tokens}}},
+                      {"total_tokens", in + out}};
+  }
+  return o;
 }
 
 std::vector<SseEvent> events_of(const std::string& bytes) {
@@ -140,8 +203,30 @@ TEST_CASE("a Responses request parses into the canonical request: input items, t
   CHECK(q.sampling.top_logprobs == 2);
   CHECK(q.sampling.user == "u-1");
   CHECK(r.call.step.role == "review");
-  // The conversation to store: the input items as given.
-  CHECK(json::parse(r.items_json).size() == 6);
+  // Nothing to store (store: false), so no conversation is written.
+  CHECK(r.items_json.empty());
+}
+
+TEST_CASE("a stored Responses request keeps its conversation: the stored items, then the input as given") {
+  const std::string input =
+      R"([{"role":"user","content":[{"type":"input_text","text":"What?"}]},)"
+      R"({"type":"function_call","call_id":"c1","name":"lookup","arguments":"{}"},)"
+      R"({"type":"function_call_output","call_id":"c1","output":"x\u0001y"}])";
+  const ParsedRequest fresh = parse_ok(R"({"model":"auto","input":)" + input + "}");
+  CHECK(fresh.store);
+  CHECK(fresh.items_json == detail::to_text(json::parse(input)));
+
+  const ParsedRequest one = parse_ok(R"({"model":"auto","input":"Hi \"there\""})");
+  CHECK(one.items_json ==
+        R"([{"content":[{"text":"Hi \"there\"","type":"input_text"}],"role":"user","type":"message"}])");
+
+  const PreviousResponses previous = [&](const std::string&) -> std::optional<std::string> {
+    return "\n " + fresh.items_json + " \n";  // whitespace around it: the items are written anew
+  };
+  const ParsedRequest next = parse_ok(R"({"model":"auto","previous_response_id":"r1","input":"And?"})", previous);
+  json whole = json::parse(fresh.items_json);
+  whole.push_back(json::parse(R"({"content":[{"text":"And?","type":"input_text"}],"role":"user","type":"message"})"));
+  CHECK(next.items_json == detail::to_text(whole));
 }
 
 TEST_CASE("previous_response_id puts the stored conversation first, and an unknown one is a 404") {
@@ -244,6 +329,103 @@ TEST_CASE("a whole Responses answer has reasoning, message and function_call ite
   CHECK(m[1].content[0].signature == "sig9");
   CHECK(m[1].content[0].origin == "anthropic");
   CHECK(m[1].content[2].tool_call.id == "toolu_9");
+}
+
+TEST_CASE("a response object's text is its tree's, whatever the request echoes and the answer says") {
+  // Each echoed field set, unset, null or odd, alone and all together.
+  const std::vector<std::string> fields = {
+      R"("instructions":"Be \"brief\".\u0001")",
+      R"("instructions":null)",
+      R"("max_output_tokens":2000)",
+      R"("metadata":{"role":"review","z":"1","a":"\u00e9"})",
+      R"("parallel_tool_calls":false)",
+      R"("reasoning":{"effort":"high","summary":"auto"})",
+      R"("reasoning":{"effort":"low"})",
+      R"("reasoning":{"summary":null})",
+      R"("reasoning":null)",
+      R"("store":false)",
+      R"("temperature":0.25)",
+      R"("temperature":1e-7)",
+      R"("temperature":2)",
+      R"("text":{"format":{"type":"json_schema","name":"s","schema":{"type":"object","b":[1.5,-0.0,1e300]}}})",
+      R"("text":{"format":{"type":"json_object"},"verbosity":"medium"})",
+      R"("text":{})",
+      R"("tool_choice":{"type":"function","name":"f"})",
+      R"("tool_choice":"required")",
+      R"("tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"x":{"type":"integer","minimum":-3}}}}])",
+      R"("top_logprobs":3)",
+      R"("top_p":0.9)",
+      R"("truncation":"disabled")",
+      R"("user":"u-1")",
+      R"("service_tier":"flex","safety_identifier":"s","prompt_cache_key":"k")",
+  };
+  std::vector<std::string> bodies = {R"({"model":"auto","input":"x"})"};
+  std::string all = R"({"model":"auto","input":"x")";
+  for (const std::string& f : fields) {
+    bodies.push_back(R"({"model":"auto","input":"x",)" + f + "}");
+    if (f.find("null") == std::string::npos && f.rfind("\"reasoning\":{\"effort\":\"low", 0) != 0 &&
+        f.rfind("\"text\":{}", 0) != 0 && f.rfind("\"tool_choice\":\"required", 0) != 0 &&
+        f.rfind("\"temperature\":1e", 0) != 0 && f.rfind("\"temperature\":2", 0) != 0 &&
+        f.rfind("\"text\":{\"format\":{\"type\":\"json_object", 0) != 0) {
+      all += "," + f;
+    }
+  }
+  bodies.push_back(all + "}");
+  Usage usage;
+  usage.input_tokens = 100;
+  usage.cached_input_tokens = 20;
+  usage.output_tokens = 30;
+  usage.reasoning_tokens = 10;
+  int checked = 0;
+  for (const std::string& body : bodies) {
+    CAPTURE(body);
+    const ParsedRequest request = parse_ok(body);
+    const json tree = json::parse(body);
+    for (StopReason stop : {StopReason::kEndTurn, StopReason::kMaxTokens, StopReason::kContentFilter,
+                            StopReason::kToolUse}) {
+      const StepResult result = answer_of({thinking("Hmm.", "sig", "anthropic"), ContentBlock::of_text("Hi \"you\"")},
+                                          stop);
+      const std::string text = render_response(request, result, "resp_o", 1700000000);
+      const json output = json::parse(text).at("output");
+      const bool cut = stop == StopReason::kMaxTokens || stop == StopReason::kContentFilter;
+      CHECK(text == detail::to_text(tree_response(tree, "resp_o", 1700000000, "claude-rt",
+                                                  cut ? "incomplete" : "completed", output, &result.response.usage,
+                                                  stop)));
+      ++checked;
+    }
+    // A stream's response objects: created and in progress (no output, no
+    // usage), completed, and failed with its error.
+    auto writer = make_stream_writer(request, "resp_s", 5, "m");
+    const std::vector<SseEvent> start = events_of(writer->begin());
+    REQUIRE(start.size() == 2);
+    const json empty = tree_response(tree, "resp_s", 5, "m", "in_progress", json::array(), nullptr,
+                                     StopReason::kEndTurn);
+    CHECK(start[0].data == detail::to_text(json{{"type", "response.created"}, {"sequence_number", 0},
+                                                {"response", empty}}));
+    CHECK(start[1].data == detail::to_text(json{{"type", "response.in_progress"}, {"sequence_number", 1},
+                                                {"response", empty}}));
+    const StepResult result = answer_of({ContentBlock::of_text("Hi")}, StopReason::kMaxTokens);
+    const std::vector<SseEvent> end = events_of(writer->end(result));
+    REQUIRE_FALSE(end.empty());
+    const json whole = json::parse(render_response(request, result, "resp_s", 5));
+    CHECK(end.back().data ==
+          detail::to_text(json{{"type", "response.incomplete"}, {"sequence_number", static_cast<int>(end.size()) + 1},
+                               {"response", tree_response(tree, "resp_s", 5, "m", "incomplete", whole.at("output"),
+                                                          &result.response.usage, StopReason::kMaxTokens)}}));
+    auto failing = make_stream_writer(request, "resp_f", 5, "m");
+    ApiError error;
+    error.type = "api_error";
+    error.message = "every model \"failed\"";
+    std::string failing_bytes = failing->begin();  // (begin first: the events are numbered as written)
+    failing_bytes += failing->fail(error);
+    const std::vector<SseEvent> failed = events_of(failing_bytes);
+    REQUIRE(failed.size() == 4);
+    CHECK(failed[3].data ==
+          detail::to_text(json{{"type", "response.failed"}, {"sequence_number", 3},
+                               {"response", tree_response(tree, "resp_f", 5, "m", "failed", json::array(), nullptr,
+                                                          StopReason::kEndTurn, &error)}}));
+  }
+  CHECK(checked == static_cast<int>(bodies.size()) * 4);
 }
 
 TEST_CASE("logprobs asked for come back on the answer's output_text") {

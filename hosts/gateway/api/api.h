@@ -82,10 +82,12 @@ struct ParsedRequest {
   std::string previous_response_id;  // "" = none
   bool store = true;                 // keep the answer for a later previous_response_id
   // The request's fields a response object repeats (instructions, tools,
-  // tool_choice, text, reasoning, temperature...), as a JSON object text.
-  std::string echo_json;
+  // tool_choice, text, reasoning, temperature...), with the API's defaults:
+  // each key with its value's JSON text, in key order.
+  std::vector<std::pair<std::string, std::string>> echo;
   // The conversation as Responses input items: the stored history of
   // previous_response_id, then this request's input; a JSON array text.
+  // Written only when the answer is to be kept (store); "" otherwise.
   std::string items_json;
 };
 

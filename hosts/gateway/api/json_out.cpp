@@ -61,6 +61,12 @@ JsonOut& JsonOut::null() {
   return *this;
 }
 
+JsonOut& JsonOut::boolean(bool value) {
+  separate();
+  out_ += value ? "true" : "false";
+  return *this;
+}
+
 JsonOut& JsonOut::raw(std::string_view json) {
   separate();
   out_ += json;

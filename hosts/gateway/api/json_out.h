@@ -35,6 +35,7 @@ class JsonOut {
   JsonOut& string(std::string_view value);
   JsonOut& integer(std::int64_t value);
   JsonOut& null();
+  JsonOut& boolean(bool value);
   // One complete JSON value, copied as it is.
   JsonOut& raw(std::string_view json);
 

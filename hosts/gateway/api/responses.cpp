@@ -61,6 +61,7 @@
 #include <algorithm>
 
 #include "api/common.h"
+#include "api/json_out.h"
 
 namespace switchboard::gateway {
 
@@ -363,37 +364,40 @@ MaybeError read_reasoning_setting(const json& reasoning, ParsedRequest& r) {
   return std::nullopt;
 }
 
-// The fields a response object repeats, with the API's defaults.
-json echo_of(const json& j) {
-  const auto or_default = [&](const char* key, json fallback) {
-    const json* v = member(j, key);
-    return v != nullptr ? *v : fallback;
+// The fields a response object repeats, with the API's defaults: each key
+// with its value's text (as to_text writes it), in key order. A value the
+// request sets is written from its tree in place, never copied.
+using Echo = std::vector<std::pair<std::string, std::string>>;
+Echo echo_of(const json& j) {
+  Echo echo;
+  echo.reserve(15);
+  const auto text_or = [&](const json& object, const char* key, std::string_view fallback) {
+    const json* v = member(object, key);
+    return v != nullptr ? to_text(*v) : std::string(fallback);
   };
-  json echo = json::object();
-  echo["instructions"] = or_default("instructions", nullptr);
-  echo["max_output_tokens"] = or_default("max_output_tokens", nullptr);
-  echo["metadata"] = or_default("metadata", json::object());
-  echo["parallel_tool_calls"] = or_default("parallel_tool_calls", true);
-  echo["previous_response_id"] = or_default("previous_response_id", nullptr);
-  json reasoning = json{{"effort", nullptr}, {"summary", nullptr}};
-  if (const json* r = member(j, "reasoning"); r != nullptr && r->is_object()) {
-    if (const json* effort = member(*r, "effort")) reasoning["effort"] = *effort;
-    if (const json* summary = member(*r, "summary")) reasoning["summary"] = *summary;
-  }
-  echo["reasoning"] = std::move(reasoning);
-  echo["store"] = or_default("store", true);
-  echo["temperature"] = or_default("temperature", 1.0);
-  json text = json{{"format", json{{"type", "text"}}}, {"verbosity", "medium"}};
-  if (const json* t = member(j, "text"); t != nullptr && t->is_object()) {
-    if (const json* format = member(*t, "format")) text["format"] = *format;
-  }
-  echo["text"] = std::move(text);
-  echo["tool_choice"] = or_default("tool_choice", "auto");
-  echo["tools"] = or_default("tools", json::array());
-  echo["top_logprobs"] = or_default("top_logprobs", 0);
-  echo["top_p"] = or_default("top_p", 1.0);
-  echo["truncation"] = or_default("truncation", "disabled");
-  echo["user"] = or_default("user", nullptr);
+  const auto add = [&](const char* key, std::string_view fallback) { echo.emplace_back(key, text_or(j, key, fallback)); };
+  add("instructions", "null");
+  add("max_output_tokens", "null");
+  add("metadata", "{}");
+  add("parallel_tool_calls", "true");
+  add("previous_response_id", "null");
+  const json* reasoning = member(j, "reasoning");
+  if (reasoning != nullptr && !reasoning->is_object()) reasoning = nullptr;
+  echo.emplace_back("reasoning", "{\"effort\":" + (reasoning ? text_or(*reasoning, "effort", "null") : "null") +
+                                     ",\"summary\":" + (reasoning ? text_or(*reasoning, "summary", "null") : "null") +
+                                     "}");
+  add("store", "true");
+  add("temperature", "1.0");
+  const json* text = member(j, "text");
+  if (text != nullptr && !text->is_object()) text = nullptr;
+  echo.emplace_back("text", "{\"format\":" + (text ? text_or(*text, "format", R"({"type":"text"})") : R"({"type":"text"})") +
+                                ",\"verbosity\":\"medium\"}");
+  add("tool_choice", "\"auto\"");
+  add("tools", "[]");
+  add("top_logprobs", "0");
+  add("top_p", "1.0");
+  add("truncation", "\"disabled\"");
+  add("user", "null");
   return echo;
 }
 
@@ -425,14 +429,15 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
     return invalid_request("truncation", "truncation must be disabled: the router never drops input");
   }
 
-  // The conversation: the stored one first, then this input.
-  json items = json::array();
+  // The conversation: the stored one first, then this input (read where it
+  // is: a string input is one user message item).
+  json stored = json::array();
   if (auto e = read_optional_string(j, "previous_response_id", "previous_response_id", r.previous_response_id)) {
     return e;
   }
   if (!r.previous_response_id.empty()) {
-    std::optional<std::string> stored = previous ? previous(r.previous_response_id) : std::nullopt;
-    if (!stored) {
+    std::optional<std::string> text = previous ? previous(r.previous_response_id) : std::nullopt;
+    if (!text) {
       ApiError e = invalid_request("previous_response_id",
                                    "previous response '" + r.previous_response_id +
                                        "' not found: it was never stored here, was sent with store: false, or has "
@@ -441,33 +446,42 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
       e.code = "previous_response_not_found";
       return e;
     }
-    items = json::parse(*stored, nullptr, /*allow_exceptions=*/false);
-    if (!items.is_array()) return invalid_request("previous_response_id", "the stored conversation is unreadable");
+    stored = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!stored.is_array()) return invalid_request("previous_response_id", "the stored conversation is unreadable");
   }
   const json* input = member(j, "input");
   if (input == nullptr) return invalid_request("input", "input is required");
+  json one_message;  // a string input's item
   if (input->is_string()) {
-    items.push_back(json{{"type", "message"}, {"role", "user"},
-                         {"content", json::array({json{{"type", "input_text"}, {"text", *input}}})}});
-  } else if (input->is_array()) {
-    for (const json& item : *input) items.push_back(item);
-  } else {
+    one_message = json{{"type", "message"}, {"role", "user"},
+                       {"content", json::array({json{{"type", "input_text"}, {"text", *input}}})}};
+  } else if (!input->is_array()) {
     return invalid_request("input", "input must be a string or an array of items");
   }
-  if (items.empty()) return invalid_request("input", "input must not be empty");
+  if (stored.empty() && input->is_array() && input->empty()) return invalid_request("input", "input must not be empty");
   std::string instructions;
   if (auto e = read_optional_string(j, "instructions", "instructions", instructions)) return e;
   if (!instructions.empty()) request.messages.push_back(Message::of_text("system", instructions));
   // Stored items are named by their place in this request's conversation.
-  const std::size_t stored = items.size() - (input->is_array() ? input->size() : 1);
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const JsonPath input_root("input");
-    const std::string path = i < stored ? "previous_response_id item " + std::to_string(i)
-                             : input->is_array() ? at_index(input_root, i - stored).str()
-                                                 : std::string("input");
-    if (auto e = read_item(items[i], path, request.messages)) return e;
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    if (auto e = read_item(stored[i], "previous_response_id item " + std::to_string(i), request.messages)) return e;
   }
-  r.items_json = to_text(items);
+  if (input->is_string()) {
+    if (auto e = read_item(one_message, "input", request.messages)) return e;
+  } else {
+    const JsonPath input_root("input");
+    for (std::size_t i = 0; i < input->size(); ++i) {
+      if (auto e = read_item((*input)[i], at_index(input_root, i).str(), request.messages)) return e;
+    }
+  }
+  if (r.store) {
+    // The stored items' text and the input's, joined into one array (as
+    // to_text writes the array of both).
+    const auto inside = [](const std::string& array_text) { return array_text.substr(1, array_text.size() - 2); };
+    std::string before = stored.empty() ? std::string() : inside(to_text(stored));
+    std::string now = input->is_string() ? to_text(one_message) : inside(to_text(*input));
+    r.items_json = "[" + before + (before.empty() || now.empty() ? "" : ",") + now + "]";
+  }
 
   if (auto e = read_tools(j, read_tool, request.tools)) return e;
   if (const json* choice = member(j, "tool_choice")) {
@@ -512,22 +526,22 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
     }
   }
   if (s.top_logprobs && *s.top_logprobs > 0) s.logprobs = true;
-  r.echo_json = to_text(echo_of(j));
+  r.echo = echo_of(j);
   return std::nullopt;
 }
 
 // ---- Answers ----
 
-json usage_json(const Usage& u) {
+void write_usage(JsonOut& out, const Usage& u) {
   const std::int64_t input = u.total_input();
   const std::int64_t output = u.output_tokens + u.reasoning_tokens;
-  json usage = json::object();
-  usage["input_tokens"] = input;
-  usage["input_tokens_details"] = json{{"cached_tokens", u.cached_input_tokens}};
-  usage["output_tokens"] = output;
-  usage["output_tokens_details"] = json{{"reasoning_tokens", u.reasoning_tokens}};
-  usage["total_tokens"] = input + output;
-  return usage;
+  out.begin_object();
+  out.key("input_tokens").integer(input);
+  out.key("input_tokens_details").begin_object().key("cached_tokens").integer(u.cached_input_tokens).end_object();
+  out.key("output_tokens").integer(output);
+  out.key("output_tokens_details").begin_object().key("reasoning_tokens").integer(u.reasoning_tokens).end_object();
+  out.key("total_tokens").integer(input + output);
+  out.end_object();
 }
 
 // An item's id: its kind, the response, and the block's place in the answer.
@@ -612,32 +626,90 @@ json output_items(const ModelResponse& r, const std::string& response_id) {
   return out;
 }
 
-// The response object: the echoed request, the status, output and usage.
-json response_object(const ParsedRequest& request, const std::string& id, std::int64_t created,
-                     const std::string& model, const char* status, json output, const Usage* usage,
-                     const ModelResponse* answer) {
-  json o = json::object();
-  o["id"] = id;
-  o["object"] = "response";
-  o["created_at"] = created;
-  o["status"] = status;
-  o["background"] = false;
-  o["error"] = nullptr;
-  o["incomplete_details"] = nullptr;
-  if (answer != nullptr && answer->stop_reason == StopReason::kMaxTokens) {
-    o["incomplete_details"] = json{{"reason", "max_output_tokens"}};
-  } else if (answer != nullptr && answer->stop_reason == StopReason::kContentFilter) {
-    o["incomplete_details"] = json{{"reason", "content_filter"}};
+// An object's members written in key order: the caller's, each through
+// key(), with the request's echoed ones (ParsedRequest::echo, in key order)
+// merged in where they sort. No echoed key is one of the caller's.
+class EchoMerge {
+ public:
+  EchoMerge(JsonOut& out, const Echo& echo) : out_(out), echo_(echo) {}
+  // The caller's member `name` comes next: the echoed ones before it first.
+  JsonOut& key(std::string_view name) {
+    while (next_ < echo_.size() && echo_[next_].first < name) write_next();
+    return out_.key(name);
   }
-  o["model"] = model;
-  o["output"] = std::move(output);
-  json echo = json::parse(request.echo_json, nullptr, /*allow_exceptions=*/false);
-  if (echo.is_object()) {
-    for (auto& [key, value] : echo.items()) o[key] = value;
+  // The echoed members left.
+  void finish() {
+    while (next_ < echo_.size()) write_next();
   }
-  o["service_tier"] = "default";
-  o["usage"] = usage != nullptr ? usage_json(*usage) : json(nullptr);
-  return o;
+
+ private:
+  void write_next() {
+    out_.key(echo_[next_].first).raw(echo_[next_].second);
+    ++next_;
+  }
+  JsonOut& out_;
+  const Echo& echo_;
+  std::size_t next_ = 0;
+};
+
+// The response object's text (as to_text writes its tree): the echoed
+// request, the status, `output` (the items' array text), the usage, and
+// `error` for a failed one.
+std::string response_text(const ParsedRequest& request, const std::string& id, std::int64_t created,
+                          const std::string& model, const char* status, std::string_view output, const Usage* usage,
+                          const ModelResponse* answer, const ApiError* error = nullptr) {
+  std::string text;
+  text.reserve(512 + output.size());
+  JsonOut out(text);
+  out.begin_object();
+  EchoMerge o(out, request.echo);
+  o.key("background").boolean(false);
+  o.key("created_at").integer(created);
+  if (error != nullptr) {
+    o.key("error").begin_object();
+    out.key("code").string(error->code.empty() ? error->type : error->code);
+    out.key("message").string(error->message);
+    out.end_object();
+  } else {
+    o.key("error").null();
+  }
+  o.key("id").string(id);
+  const StopReason stop = answer != nullptr ? answer->stop_reason : StopReason::kEndTurn;
+  if (stop == StopReason::kMaxTokens || stop == StopReason::kContentFilter) {
+    o.key("incomplete_details").begin_object();
+    out.key("reason").string(stop == StopReason::kMaxTokens ? "max_output_tokens" : "content_filter");
+    out.end_object();
+  } else {
+    o.key("incomplete_details").null();
+  }
+  o.key("model").string(model);
+  o.key("object").string("response");
+  o.key("output").raw(output);
+  o.key("service_tier").string("default");
+  o.key("status").string(status);
+  if (usage != nullptr) {
+    o.key("usage");
+    write_usage(out, *usage);
+  } else {
+    o.key("usage").null();
+  }
+  o.finish();
+  out.end_object();
+  return text;
+}
+
+// A stream's event carrying the whole response: {response, sequence_number,
+// type}, as to_text writes it.
+std::string response_event(std::string_view type, std::string_view response, int sequence_number) {
+  std::string data;
+  data.reserve(response.size() + 64);
+  JsonOut out(data);
+  out.begin_object();
+  out.key("response").raw(response);
+  out.key("sequence_number").integer(sequence_number);
+  out.key("type").string(type);
+  out.end_object();
+  return "event: " + std::string(type) + "\ndata: " + data + "\n\n";
 }
 
 // The status an answer ends with.
@@ -658,9 +730,9 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
       : BlockStreamWriter(request, std::move(id), created, std::move(model)), request_(request) {}
 
   std::string begin() override {
-    json created = response_object(request_, id_, created_, model_, "in_progress", json::array(), nullptr, nullptr);
-    std::string out = emit(json{{"type", "response.created"}, {"response", created}});
-    return out + emit(json{{"type", "response.in_progress"}, {"response", created}});
+    const std::string created = response_text(request_, id_, created_, model_, "in_progress", "[]", nullptr, nullptr);
+    std::string out = response_event("response.created", created, next_sequence_++);
+    return out + response_event("response.in_progress", created, next_sequence_++);
   }
 
   std::string chunk(const StreamChunk& chunk) override {
@@ -744,22 +816,21 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
       out += emit(json{{"type", "response.output_item.done"}, {"output_index", index}, {"item", item}});
     }
     const char* status = status_of(r);
-    json response = response_object(request_, id_, created_, model_, status, output_items(r, id_), &r.usage, &r);
-    const std::string type = std::string("response.") + status;
-    return out + emit(json{{"type", type}, {"response", std::move(response)}});
+    const std::string response =
+        response_text(request_, id_, created_, model_, status, to_text(output_items(r, id_)), &r.usage, &r);
+    return out + response_event(std::string("response.") + status, response, next_sequence_++);
   }
 
   // An SSE comment: no event (and no sequence number) for the SDKs to read.
   std::string keep_alive() override { return ": keep-alive\n\n"; }
 
   std::string fail(const ApiError& error) override {
-    json failed = response_object(request_, id_, created_, model_, "failed", json::array(), nullptr, nullptr);
-    failed["error"] = json{{"code", error.code.empty() ? error.type : error.code}, {"message", error.message}};
     std::string out = emit(json{{"type", "error"},
                                 {"code", error.code.empty() ? json(nullptr) : json(error.code)},
                                 {"message", error.message},
                                 {"param", error.param.empty() ? json(nullptr) : json(error.param)}});
-    return out + emit(json{{"type", "response.failed"}, {"response", std::move(failed)}});
+    const std::string failed = response_text(request_, id_, created_, model_, "failed", "[]", nullptr, nullptr, &error);
+    return out + response_event("response.failed", failed, next_sequence_++);
   }
 
  private:
@@ -895,7 +966,7 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
 std::string responses_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
                                const std::string& id, std::int64_t created) {
   const ModelResponse& r = result.response;
-  return to_text(response_object(request, id, created, model, status_of(r), output_items(r, id), &r.usage, &r));
+  return response_text(request, id, created, model, status_of(r), to_text(output_items(r, id)), &r.usage, &r);
 }
 
 std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& request, std::string id,
