@@ -59,6 +59,7 @@
 // response.incomplete) carrying the whole response; a failure sends an
 // `error` event and response.failed.
 #include <algorithm>
+#include <array>
 
 #include "api/common.h"
 #include "api/json_out.h"
@@ -70,6 +71,26 @@ namespace detail {
 namespace {
 
 constexpr std::string_view kRedactedTag = "-redacted";
+
+// The items of an array's text, without its brackets ("" for none).
+std::string_view array_items(std::string_view array) {
+  return array.size() >= 2 && array.front() == '[' && array.back() == ']' ? array.substr(1, array.size() - 2)
+                                                                          : std::string_view();
+}
+
+// Two arrays' items as one array's text.
+std::string joined_arrays(std::string_view first, std::string_view second) {
+  const std::string_view a = array_items(first);
+  const std::string_view b = array_items(second);
+  std::string out;
+  out.reserve(a.size() + b.size() + 3);
+  out += '[';
+  out += a;
+  if (!a.empty() && !b.empty()) out += ',';
+  out += b;
+  out += ']';
+  return out;
+}
 
 // ---- Requests ----
 
@@ -474,13 +495,9 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
       if (auto e = read_item((*input)[i], at_index(input_root, i).str(), request.messages)) return e;
     }
   }
-  if (r.store) {
-    // The stored items' text and the input's, joined into one array (as
-    // to_text writes the array of both).
-    const auto inside = [](const std::string& array_text) { return array_text.substr(1, array_text.size() - 2); };
-    std::string before = stored.empty() ? std::string() : inside(to_text(stored));
-    std::string now = input->is_string() ? to_text(one_message) : inside(to_text(*input));
-    r.items_json = "[" + before + (before.empty() || now.empty() ? "" : ",") + now + "]";
+  if (r.store) {  // the stored items and the input, as to_text writes the array of both
+    r.items_json = joined_arrays(stored.empty() ? "" : to_text(stored),
+                                 input->is_string() ? "[" + to_text(one_message) + "]" : to_text(*input));
   }
 
   if (auto e = read_tools(j, read_tool, request.tools)) return e;
@@ -532,6 +549,72 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
 
 // ---- Answers ----
 
+// An item's id: its kind, the response, and the block's place in the answer.
+std::string item_id(std::string_view prefix, const std::string& response_id, std::size_t index) {
+  return std::string(prefix) + "_" + response_id + "_" + std::to_string(index);
+}
+
+// What a JsonOut writes through `write`, as a string.
+template <typename Write>
+std::string written(Write&& write) {
+  std::string text;
+  JsonOut out(text);
+  write(out);
+  return text;
+}
+
+// ---- The answer as text, byte for byte as to_text writes its tree: every
+// object's members written in key order.
+
+// Members given as key and value text (pairs of strings or views, in key
+// order) merged into an object whose own members the caller writes through
+// key(). No given key is one of the caller's.
+template <typename Pairs>
+class MergedMembers {
+ public:
+  MergedMembers(JsonOut& out, const Pairs& given) : out_(out), given_(given) {}
+  // The caller's member `name` comes next: the given ones before it first.
+  JsonOut& key(std::string_view name) {
+    while (next_ < std::size(given_) && std::string_view(given_[next_].first) < name) write_next();
+    return out_.key(name);
+  }
+  // The given members left.
+  void finish() {
+    while (next_ < std::size(given_)) write_next();
+  }
+
+ private:
+  void write_next() {
+    out_.key(given_[next_].first).raw(given_[next_].second);
+    ++next_;
+  }
+  JsonOut& out_;
+  const Pairs& given_;
+  std::size_t next_ = 0;
+};
+
+// One stream event: "event: TYPE\ndata: {...}\n\n". `write(members)` writes
+// the event's own members through members.key(); its sequence_number and
+// type are merged in.
+template <typename Write>
+std::string event_text(std::string_view type, int sequence_number, Write&& write) {
+  const std::string number = std::to_string(sequence_number);
+  const std::string quoted = "\"" + std::string(type) + "\"";  // the types are plain ASCII
+  const std::array<std::pair<std::string_view, std::string_view>, 2> fields = {
+      {{"sequence_number", number}, {"type", quoted}}};
+  std::string text = "event: ";
+  text += type;
+  text += "\ndata: ";
+  JsonOut out(text);
+  out.begin_object();
+  MergedMembers members(out, fields);
+  write(members);
+  members.finish();
+  out.end_object();
+  text += "\n\n";
+  return text;
+}
+
 void write_usage(JsonOut& out, const Usage& u) {
   const std::int64_t input = u.total_input();
   const std::int64_t output = u.output_tokens + u.reasoning_tokens;
@@ -544,117 +627,131 @@ void write_usage(JsonOut& out, const Usage& u) {
   out.end_object();
 }
 
-// An item's id: its kind, the response, and the block's place in the answer.
-std::string item_id(std::string_view prefix, const std::string& response_id, std::size_t index) {
-  return std::string(prefix) + "_" + response_id + "_" + std::to_string(index);
-}
-
 // The reasoning item of a thinking or redacted thinking block.
-json reasoning_item(const ContentBlock& b, const std::string& id) {
-  json item = json::object();
-  item["type"] = "reasoning";
-  item["id"] = id;
-  item["summary"] = json::array();
-  if (b.type == ContentBlock::Type::kThinking && !b.text.empty()) {
-    item["summary"].push_back(json{{"type", "summary_text"}, {"text", b.text}});
-  }
+void write_reasoning_item(JsonOut& out, const ContentBlock& b, std::string_view id) {
+  out.begin_object();
   if (b.signature.empty()) {
-    item["encrypted_content"] = nullptr;
+    out.key("encrypted_content").null();
   } else {
     const std::string origin = b.origin.empty() ? "openai" : b.origin;
-    item["encrypted_content"] =
-        (b.type == ContentBlock::Type::kRedactedThinking ? origin + std::string(kRedactedTag) : origin) + ":" +
-        b.signature;
+    out.key("encrypted_content")
+        .string((b.type == ContentBlock::Type::kRedactedThinking ? origin + std::string(kRedactedTag) : origin) + ":" +
+                b.signature);
   }
-  return item;
+  out.key("id").string(id);
+  out.key("summary").begin_array();
+  if (b.type == ContentBlock::Type::kThinking && !b.text.empty()) {
+    out.begin_object().key("text").string(b.text).key("type").string("summary_text").end_object();
+  }
+  out.end_array();
+  out.key("type").string("reasoning");
+  out.end_object();
 }
 
-json message_item(const std::string& id, json content, const char* status) {
-  return json{{"type", "message"}, {"id", id}, {"status", status}, {"role", "assistant"}, {"content", std::move(content)}};
+// A message item whose content is `parts` (an array's text).
+void write_message_item(JsonOut& out, std::string_view id, std::string_view parts, std::string_view status) {
+  out.begin_object();
+  out.key("content").raw(parts);
+  out.key("id").string(id);
+  out.key("role").string("assistant");
+  out.key("status").string(status);
+  out.key("type").string("message");
+  out.end_object();
 }
 
-json output_text(std::string text) {
-  return json{{"type", "output_text"}, {"text", std::move(text)}, {"annotations", json::array()},
-              {"logprobs", json::array()}};
+// A text block's part (`logprobs`: the array's text), or a refusal's.
+void write_output_text(JsonOut& out, std::string_view text, std::string_view logprobs = "[]") {
+  out.begin_object();
+  out.key("annotations").begin_array().end_array();
+  out.key("logprobs").raw(logprobs);
+  out.key("text").string(text);
+  out.key("type").string("output_text");
+  out.end_object();
+}
+void write_refusal(JsonOut& out, std::string_view text) {
+  out.begin_object().key("refusal").string(text).key("type").string("refusal").end_object();
 }
 
-json function_call_item(const std::string& id, std::string call_id, std::string name, std::string arguments,
-                        const char* status) {
-  return json{{"type", "function_call"}, {"id", id},       {"call_id", std::move(call_id)},
-              {"name", std::move(name)}, {"arguments", std::move(arguments)}, {"status", status}};
+void write_function_call_item(JsonOut& out, std::string_view id, std::string_view call_id, std::string_view name,
+                              std::string_view arguments, std::string_view status) {
+  out.begin_object();
+  out.key("arguments").string(arguments);
+  out.key("call_id").string(call_id);
+  out.key("id").string(id);
+  out.key("name").string(name);
+  out.key("status").string(status);
+  out.key("type").string("function_call");
+  out.end_object();
 }
 
-// The output item of the block at `index`; null for one with no place here
-// (media and opaque items of an answer).
-json output_item(const ContentBlock& b, const std::string& response_id, std::size_t index, std::size_t tool_index) {
+// The output item of the block at `index` (a text's part with `logprobs`);
+// false, writing nothing, for one with no place here (media and opaque items
+// of an answer).
+bool write_output_item(JsonOut& out, const ContentBlock& b, const std::string& response_id, std::size_t index,
+                       std::size_t tool_index, std::string_view logprobs = "[]") {
   switch (b.type) {
     case ContentBlock::Type::kThinking:
     case ContentBlock::Type::kRedactedThinking:
-      return reasoning_item(b, item_id("rs", response_id, index));
+      write_reasoning_item(out, b, item_id("rs", response_id, index));
+      return true;
     case ContentBlock::Type::kText:
-      return message_item(item_id("msg", response_id, index), json::array({output_text(b.text)}), "completed");
+      write_message_item(out, item_id("msg", response_id, index),
+                         written([&](JsonOut& parts) {
+                           parts.begin_array();
+                           write_output_text(parts, b.text, logprobs);
+                           parts.end_array();
+                         }),
+                         "completed");
+      return true;
     case ContentBlock::Type::kRefusal:
-      return message_item(item_id("msg", response_id, index),
-                          json::array({json{{"type", "refusal"}, {"refusal", b.text}}}), "completed");
+      write_message_item(out, item_id("msg", response_id, index),
+                         written([&](JsonOut& parts) {
+                           parts.begin_array();
+                           write_refusal(parts, b.text);
+                           parts.end_array();
+                         }),
+                         "completed");
+      return true;
     case ContentBlock::Type::kToolUse:
-      return function_call_item(item_id("fc", response_id, index), tool_call_id(b, response_id, tool_index),
-                                b.tool_call.name, b.tool_call.arguments_json.empty() ? "{}" : b.tool_call.arguments_json,
-                                "completed");
+      write_function_call_item(out, item_id("fc", response_id, index), tool_call_id(b, response_id, tool_index),
+                               b.tool_call.name, b.tool_call.arguments_json.empty() ? "{}" : b.tool_call.arguments_json,
+                               "completed");
+      return true;
     default:
-      return nullptr;
+      return false;
   }
 }
 
-// The answer's output items. Logprobs, when the provider gave them in
-// OpenAI's shape ({"content": [{token, logprob, bytes, top_logprobs}]},
-// the same entries the Responses API writes), go on the first output_text.
-json output_items(const ModelResponse& r, const std::string& response_id) {
-  json out = json::array();
+// The answer's output items, as an array's text. Logprobs, when the provider
+// gave them in OpenAI's shape ({"content": [{token, logprob, bytes,
+// top_logprobs}]}, the same entries the Responses API writes), go on the
+// first output_text.
+std::string output_items(const ModelResponse& r, const std::string& response_id) {
+  std::string logprobs;  // the entries' text, until a text block takes them
+  if (!r.logprobs_json.empty()) {
+    const json parsed = json::parse(r.logprobs_json, nullptr, /*allow_exceptions=*/false);
+    if (const json* content = parsed.is_object() ? member(parsed, "content") : nullptr;
+        content != nullptr && content->is_array()) {
+      logprobs = to_text(*content);
+    }
+  }
+  std::string text;
+  JsonOut out(text);
+  out.begin_array();
   std::size_t tools = 0;
-  json logprobs = r.logprobs_json.empty() ? json() : json::parse(r.logprobs_json, nullptr, /*allow_exceptions=*/false);
   for (std::size_t i = 0; i < r.content.size(); ++i) {
     const ContentBlock& b = r.content[i];
-    json item = output_item(b, response_id, i, b.type == ContentBlock::Type::kToolUse ? tools++ : 0);
-    if (item.is_null()) continue;
-    if (b.type == ContentBlock::Type::kText && logprobs.is_object() && logprobs.contains("content") &&
-        logprobs["content"].is_array()) {
-      item["content"][0]["logprobs"] = std::move(logprobs["content"]);
-      logprobs = json();
-    }
-    out.push_back(std::move(item));
+    const bool takes_logprobs = b.type == ContentBlock::Type::kText && !logprobs.empty();
+    write_output_item(out, b, response_id, i, b.type == ContentBlock::Type::kToolUse ? tools++ : 0,
+                      takes_logprobs ? std::string_view(logprobs) : "[]");
+    if (takes_logprobs) logprobs.clear();
   }
-  return out;
+  out.end_array();
+  return text;
 }
 
-// An object's members written in key order: the caller's, each through
-// key(), with the request's echoed ones (ParsedRequest::echo, in key order)
-// merged in where they sort. No echoed key is one of the caller's.
-class EchoMerge {
- public:
-  EchoMerge(JsonOut& out, const Echo& echo) : out_(out), echo_(echo) {}
-  // The caller's member `name` comes next: the echoed ones before it first.
-  JsonOut& key(std::string_view name) {
-    while (next_ < echo_.size() && echo_[next_].first < name) write_next();
-    return out_.key(name);
-  }
-  // The echoed members left.
-  void finish() {
-    while (next_ < echo_.size()) write_next();
-  }
-
- private:
-  void write_next() {
-    out_.key(echo_[next_].first).raw(echo_[next_].second);
-    ++next_;
-  }
-  JsonOut& out_;
-  const Echo& echo_;
-  std::size_t next_ = 0;
-};
-
-// The response object's text (as to_text writes its tree): the echoed
-// request, the status, `output` (the items' array text), the usage, and
-// `error` for a failed one.
+// The response object's text: the echoed request, the status, `output` (the
+// items' array text), the usage, and `error` for a failed one.
 std::string response_text(const ParsedRequest& request, const std::string& id, std::int64_t created,
                           const std::string& model, const char* status, std::string_view output, const Usage* usage,
                           const ModelResponse* answer, const ApiError* error = nullptr) {
@@ -662,7 +759,7 @@ std::string response_text(const ParsedRequest& request, const std::string& id, s
   text.reserve(512 + output.size());
   JsonOut out(text);
   out.begin_object();
-  EchoMerge o(out, request.echo);
+  MergedMembers o(out, request.echo);
   o.key("background").boolean(false);
   o.key("created_at").integer(created);
   if (error != nullptr) {
@@ -698,28 +795,10 @@ std::string response_text(const ParsedRequest& request, const std::string& id, s
   return text;
 }
 
-// A stream's event carrying the whole response: {response, sequence_number,
-// type}, as to_text writes it.
-std::string response_event(std::string_view type, std::string_view response, int sequence_number) {
-  std::string data;
-  data.reserve(response.size() + 64);
-  JsonOut out(data);
-  out.begin_object();
-  out.key("response").raw(response);
-  out.key("sequence_number").integer(sequence_number);
-  out.key("type").string(type);
-  out.end_object();
-  return "event: " + std::string(type) + "\ndata: " + data + "\n\n";
-}
-
 // The status an answer ends with.
 const char* status_of(const ModelResponse& r) {
   return r.stop_reason == StopReason::kMaxTokens || r.stop_reason == StopReason::kContentFilter ? "incomplete"
                                                                                                 : "completed";
-}
-
-std::string event(const json& data) {
-  return "event: " + data["type"].get<std::string>() + "\ndata: " + to_text(data) + "\n\n";
 }
 
 // ---- The stream writer ----
@@ -731,8 +810,8 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
 
   std::string begin() override {
     const std::string created = response_text(request_, id_, created_, model_, "in_progress", "[]", nullptr, nullptr);
-    std::string out = response_event("response.created", created, next_sequence_++);
-    return out + response_event("response.in_progress", created, next_sequence_++);
+    std::string out = response_event("response.created", created);
+    return out + response_event("response.in_progress", created);
   }
 
   std::string chunk(const StreamChunk& chunk) override {
@@ -760,39 +839,47 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
       b.signature = std::string(chunk.text);
       b.origin = std::string(chunk.origin);
       s.stream_index = next_output_index_++;
-      json item = reasoning_item(b, item_id("rs", id_, static_cast<std::size_t>(chunk.index)));
-      out += emit(json{{"type", "response.output_item.added"}, {"output_index", s.stream_index}, {"item", item}});
-      return out + emit(json{{"type", "response.output_item.done"}, {"output_index", s.stream_index}, {"item", item}});
+      const std::string item = written([&](JsonOut& o) {
+        write_reasoning_item(o, b, item_id("rs", id_, static_cast<std::size_t>(chunk.index)));
+      });
+      out += item_event("response.output_item.added", s.stream_index, item);
+      return out + item_event("response.output_item.done", s.stream_index, item);
     }
     Sent& s = sent(chunk.index, chunk.kind, first);
     if (first) out += open(chunk, s);
-    const json base = json{{"item_id", s.item_id}, {"output_index", s.stream_index}};
-    json e = base;
     switch (chunk.kind) {
       case Kind::kText:
         s.text += chunk.text;
-        e["type"] = "response.output_text.delta";
-        e["content_index"] = 0;
-        e["delta"] = chunk.text;
-        e["logprobs"] = json::array();
-        return out + emit(std::move(e));
+        return out + event("response.output_text.delta", [&](auto& m) {
+                 m.key("content_index").integer(0);
+                 m.key("delta").string(chunk.text);
+                 m.key("item_id").string(s.item_id);
+                 m.key("logprobs").begin_array().end_array();
+                 m.key("output_index").integer(s.stream_index);
+               });
       case Kind::kRefusal:
         s.text += chunk.text;
-        e["type"] = "response.refusal.delta";
-        e["content_index"] = 0;
-        e["delta"] = chunk.text;
-        return out + emit(std::move(e));
+        return out + event("response.refusal.delta", [&](auto& m) {
+                 m.key("content_index").integer(0);
+                 m.key("delta").string(chunk.text);
+                 m.key("item_id").string(s.item_id);
+                 m.key("output_index").integer(s.stream_index);
+               });
       case Kind::kThinking:
         s.text += chunk.text;
-        e["type"] = "response.reasoning_summary_text.delta";
-        e["summary_index"] = 0;
-        e["delta"] = chunk.text;
-        return out + emit(std::move(e));
+        return out + event("response.reasoning_summary_text.delta", [&](auto& m) {
+                 m.key("delta").string(chunk.text);
+                 m.key("item_id").string(s.item_id);
+                 m.key("output_index").integer(s.stream_index);
+                 m.key("summary_index").integer(0);
+               });
       case Kind::kToolArguments:
         s.text += chunk.text;
-        e["type"] = "response.function_call_arguments.delta";
-        e["delta"] = chunk.text;
-        return out + emit(std::move(e));
+        return out + event("response.function_call_arguments.delta", [&](auto& m) {
+                 m.key("delta").string(chunk.text);
+                 m.key("item_id").string(s.item_id);
+                 m.key("output_index").integer(s.stream_index);
+               });
       default:
         return out;
     }
@@ -809,28 +896,38 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
       const ContentBlock& b = r.content[i];
       const std::size_t tool_index = b.type == ContentBlock::Type::kToolUse ? tools++ : 0;
       if (sent_.count(static_cast<int>(i)) != 0) continue;
-      json item = output_item(b, id_, i, tool_index);
-      if (item.is_null()) continue;
+      std::string item;
+      JsonOut item_out(item);
+      if (!write_output_item(item_out, b, id_, i, tool_index)) continue;
       const int index = next_output_index_++;
-      out += emit(json{{"type", "response.output_item.added"}, {"output_index", index}, {"item", item}});
-      out += emit(json{{"type", "response.output_item.done"}, {"output_index", index}, {"item", item}});
+      out += item_event("response.output_item.added", index, item);
+      out += item_event("response.output_item.done", index, item);
     }
     const char* status = status_of(r);
     const std::string response =
-        response_text(request_, id_, created_, model_, status, to_text(output_items(r, id_)), &r.usage, &r);
-    return out + response_event(std::string("response.") + status, response, next_sequence_++);
+        response_text(request_, id_, created_, model_, status, output_items(r, id_), &r.usage, &r);
+    return out + response_event(std::string("response.") + status, response);
   }
 
   // An SSE comment: no event (and no sequence number) for the SDKs to read.
   std::string keep_alive() override { return ": keep-alive\n\n"; }
 
   std::string fail(const ApiError& error) override {
-    std::string out = emit(json{{"type", "error"},
-                                {"code", error.code.empty() ? json(nullptr) : json(error.code)},
-                                {"message", error.message},
-                                {"param", error.param.empty() ? json(nullptr) : json(error.param)}});
+    std::string out = event("error", [&](auto& m) {
+      if (error.code.empty()) {
+        m.key("code").null();
+      } else {
+        m.key("code").string(error.code);
+      }
+      m.key("message").string(error.message);
+      if (error.param.empty()) {
+        m.key("param").null();
+      } else {
+        m.key("param").string(error.param);
+      }
+    });
     const std::string failed = response_text(request_, id_, created_, model_, "failed", "[]", nullptr, nullptr, &error);
-    return out + response_event("response.failed", failed, next_sequence_++);
+    return out + response_event("response.failed", failed);
   }
 
  private:
@@ -841,36 +938,42 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
     s.stream_index = next_output_index_++;
     open_ = chunk.index;
     std::string out;
-    json item;
-    json part;
     switch (chunk.kind) {
-      case Kind::kThinking:
+      case Kind::kThinking: {
         s.item_id = item_id("rs", id_, index);
-        item = json{{"type", "reasoning"}, {"id", s.item_id}, {"summary", json::array()}};
+        const std::string item = written([&](JsonOut& o) {
+          o.begin_object().key("id").string(s.item_id).key("summary").begin_array().end_array();
+          o.key("type").string("reasoning").end_object();
+        });
         out = added(s, item);  // (its own statement: the events are numbered in order)
-        return out + emit(json{{"type", "response.reasoning_summary_part.added"},
-                               {"item_id", s.item_id},
-                               {"output_index", s.stream_index},
-                               {"summary_index", 0},
-                               {"part", json{{"type", "summary_text"}, {"text", ""}}}});
+        return out + event("response.reasoning_summary_part.added", [&](auto& m) {
+                 m.key("item_id").string(s.item_id);
+                 m.key("output_index").integer(s.stream_index);
+                 m.key("part").begin_object().key("text").string("").key("type").string("summary_text").end_object();
+                 m.key("summary_index").integer(0);
+               });
+      }
       case Kind::kToolCallStart:
       case Kind::kToolArguments: {
         s.item_id = item_id("fc", id_, index);
         const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
         s.call_id = tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
         s.name = call.name;
-        return added(s, function_call_item(s.item_id, s.call_id, s.name, "", "in_progress"));
+        return added(s, written([&](JsonOut& o) {
+                       write_function_call_item(o, s.item_id, s.call_id, s.name, "", "in_progress");
+                     }));
       }
       default: {  // text or refusal: a message of one part
         s.item_id = item_id("msg", id_, index);
-        item = message_item(s.item_id, json::array(), "in_progress");
-        part = chunk.kind == Kind::kRefusal ? json{{"type", "refusal"}, {"refusal", ""}} : output_text("");
-        out = added(s, item);
-        return out + emit(json{{"type", "response.content_part.added"},
-                               {"item_id", s.item_id},
-                               {"output_index", s.stream_index},
-                               {"content_index", 0},
-                               {"part", part}});
+        const bool refusal = chunk.kind == Kind::kRefusal;
+        out = added(s, written([&](JsonOut& o) { write_message_item(o, s.item_id, "[]", "in_progress"); }));
+        return out + event("response.content_part.added", [&](auto& m) {
+                 m.key("content_index").integer(0);
+                 m.key("item_id").string(s.item_id);
+                 m.key("output_index").integer(s.stream_index);
+                 JsonOut& part = m.key("part");
+                 refusal ? write_refusal(part, "") : write_output_text(part, "");
+               });
       }
     }
   }
@@ -885,21 +988,22 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
     const ContentBlock* final_block =
         answer != nullptr && index < answer->content.size() ? &answer->content[index] : nullptr;
     open_ = -1;
-    const json base = json{{"item_id", s.item_id}, {"output_index", s.stream_index}};
     std::string out;
-    json item;
+    std::string item;
     switch (s.kind) {
       case Kind::kThinking: {
-        json done = base;
-        done["type"] = "response.reasoning_summary_text.done";
-        done["summary_index"] = 0;
-        done["text"] = s.text;
-        out += emit(done);
-        json part_done = base;
-        part_done["type"] = "response.reasoning_summary_part.done";
-        part_done["summary_index"] = 0;
-        part_done["part"] = json{{"type", "summary_text"}, {"text", s.text}};
-        out += emit(part_done);
+        out += event("response.reasoning_summary_text.done", [&](auto& m) {
+          m.key("item_id").string(s.item_id);
+          m.key("output_index").integer(s.stream_index);
+          m.key("summary_index").integer(0);
+          m.key("text").string(s.text);
+        });
+        out += event("response.reasoning_summary_part.done", [&](auto& m) {
+          m.key("item_id").string(s.item_id);
+          m.key("output_index").integer(s.stream_index);
+          m.key("part").begin_object().key("text").string(s.text).key("type").string("summary_text").end_object();
+          m.key("summary_index").integer(0);
+        });
         ContentBlock b;
         b.type = ContentBlock::Type::kThinking;
         b.text = s.text;
@@ -909,50 +1013,64 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
           b.signature = final_block->signature;
           b.origin = final_block->origin;
         }
-        item = reasoning_item(b, s.item_id);
+        item = written([&](JsonOut& o) { write_reasoning_item(o, b, s.item_id); });
         break;
       }
       case Kind::kToolCallStart:
       case Kind::kToolArguments: {
         const std::string arguments = s.text.empty() ? "{}" : s.text;
-        json done = base;
-        done["type"] = "response.function_call_arguments.done";
-        done["name"] = s.name;
-        done["arguments"] = arguments;
-        out += emit(done);
-        item = function_call_item(s.item_id, s.call_id, s.name, arguments, "completed");
+        out += event("response.function_call_arguments.done", [&](auto& m) {
+          m.key("arguments").string(arguments);
+          m.key("item_id").string(s.item_id);
+          m.key("name").string(s.name);
+          m.key("output_index").integer(s.stream_index);
+        });
+        item = written(
+            [&](JsonOut& o) { write_function_call_item(o, s.item_id, s.call_id, s.name, arguments, "completed"); });
         break;
       }
       default: {
         const bool refusal = s.kind == Kind::kRefusal;
-        json done = base;
-        done["type"] = refusal ? "response.refusal.done" : "response.output_text.done";
-        done["content_index"] = 0;
-        done[refusal ? "refusal" : "text"] = s.text;
-        if (!refusal) done["logprobs"] = json::array();
-        out += emit(done);
-        const json part = refusal ? json{{"type", "refusal"}, {"refusal", s.text}} : output_text(s.text);
-        json part_done = base;
-        part_done["type"] = "response.content_part.done";
-        part_done["content_index"] = 0;
-        part_done["part"] = part;
-        out += emit(part_done);
-        item = message_item(s.item_id, json::array({part}), "completed");
+        out += event(refusal ? "response.refusal.done" : "response.output_text.done", [&](auto& m) {
+          m.key("content_index").integer(0);
+          m.key("item_id").string(s.item_id);
+          if (!refusal) m.key("logprobs").begin_array().end_array();
+          m.key("output_index").integer(s.stream_index);
+          m.key(refusal ? "refusal" : "text").string(s.text);
+        });
+        const std::string part =
+            written([&](JsonOut& o) { refusal ? write_refusal(o, s.text) : write_output_text(o, s.text); });
+        out += event("response.content_part.done", [&](auto& m) {
+          m.key("content_index").integer(0);
+          m.key("item_id").string(s.item_id);
+          m.key("output_index").integer(s.stream_index);
+          m.key("part").raw(part);
+        });
+        item = written([&](JsonOut& o) { write_message_item(o, s.item_id, "[" + part + "]", "completed"); });
         break;
       }
     }
-    return out + emit(json{{"type", "response.output_item.done"}, {"output_index", s.stream_index}, {"item", item}});
+    return out + item_event("response.output_item.done", s.stream_index, item);
   }
 
+  // One event, numbered (event_text).
+  template <typename Write>
+  std::string event(std::string_view type, Write&& write) {
+    return event_text(type, next_sequence_++, write);
+  }
+  // An event carrying an item (its text) or the whole response (its text).
+  std::string item_event(std::string_view type, int output_index, std::string_view item) {
+    return event(type, [&](auto& m) {
+      m.key("item").raw(item);
+      m.key("output_index").integer(output_index);
+    });
+  }
+  std::string response_event(std::string_view type, std::string_view response) {
+    return event(type, [&](auto& m) { m.key("response").raw(response); });
+  }
   // output_item.added for the item of `s`.
-  std::string added(const Sent& s, const json& item) {
-    return emit(json{{"type", "response.output_item.added"}, {"output_index", s.stream_index}, {"item", item}});
-  }
-
-  // One event, numbered.
-  std::string emit(json data) {
-    data["sequence_number"] = next_sequence_++;
-    return event(data);
+  std::string added(const Sent& s, std::string_view item) {
+    return item_event("response.output_item.added", s.stream_index, item);
   }
 
   const ParsedRequest& request_;
@@ -966,7 +1084,7 @@ class ResponsesStreamWriter final : public BlockStreamWriter {
 std::string responses_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
                                const std::string& id, std::int64_t created) {
   const ModelResponse& r = result.response;
-  return response_text(request, id, created, model, status_of(r), to_text(output_items(r, id)), &r.usage, &r);
+  return response_text(request, id, created, model, status_of(r), output_items(r, id), &r.usage, &r);
 }
 
 std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& request, std::string id,
@@ -999,10 +1117,7 @@ ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Hea
 }
 
 std::string stored_conversation(const ParsedRequest& request, const StepResult& result, const std::string& id) {
-  detail::json items = detail::json::parse(request.items_json, nullptr, /*allow_exceptions=*/false);
-  if (!items.is_array()) items = detail::json::array();
-  for (detail::json& item : detail::output_items(result.response, id)) items.push_back(std::move(item));
-  return detail::to_text(items);
+  return detail::joined_arrays(request.items_json, detail::output_items(result.response, id));
 }
 
 }  // namespace switchboard::gateway
