@@ -1,5 +1,6 @@
-// JsonOut (api/json_out.h) and the OpenAI answers written with it: the same
-// bytes as to_text writes for the same tree.
+// JsonOut (api/json_out.h) and the answers written with it (OpenAI's,
+// Anthropic's and the Responses API's, whole and streamed): the same bytes as
+// to_text writes for the same tree.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -168,5 +169,123 @@ TEST_CASE("an OpenAI stream's chunks are written as to_text writes their trees")
     const json usage = json::parse(events.back());
     CHECK(usage["choices"].empty());
     CHECK(usage["usage"]["total_tokens"] == 168 + 75);
+  }
+}
+
+namespace {
+
+// Each event's data in `bytes`, checked as to_text's; the events' types.
+std::vector<std::string> check_events(const std::string& bytes) {
+  std::vector<std::string> types;
+  SseParser parser;
+  parser.feed(bytes, [&](const SseEvent& e) {
+    check_as_to_text(e.data);
+    types.push_back(e.type);
+    return true;
+  });
+  return types;
+}
+
+// Answers of every block kind with `s` in every string they carry.
+std::vector<std::vector<ContentBlock>> contents_with(const std::string& s) {
+  ContentBlock opaque;
+  opaque.type = ContentBlock::Type::kOpaque;
+  opaque.origin = "anthropic";
+  opaque.opaque_json = R"({"type":"server_tool_use","id":"srv_1","name":"web_search","input":{"q":"x","a":[1.5,null]}})";
+  return {
+      {ContentBlock::of_text(s)},
+      {},
+      {block(ContentBlock::Type::kThinking, s, "sig" + s), block(ContentBlock::Type::kRedactedThinking, "", s),
+       ContentBlock::of_text(s), block(ContentBlock::Type::kRefusal, s),
+       ContentBlock::of_tool_call({"call_" + s, "f" + s, R"({"z":{"q":"x\u0001"},"a":1e300})"}),
+       ContentBlock::of_tool_call({"c2", "g", "not json " + s}), opaque},
+  };
+}
+
+ParsedRequest parsed(ApiResult<ParsedRequest> r) {
+  REQUIRE_MESSAGE(r.ok(), r.error.message);
+  return *r.value;
+}
+
+// A stream of every chunk kind carrying `s`, then its end with `result`.
+std::string stream_with(StreamWriter& writer, const std::string& s, const StepResult& result) {
+  using K = StreamChunk::Kind;
+  const std::string text = s.empty() ? "x" : s;
+  std::string bytes = writer.begin();
+  bytes += writer.chunk(StreamChunk::of(K::kThinking, 0, text));
+  bytes += writer.chunk(StreamChunk::of(K::kSignature, 0, text, "anthropic"));
+  bytes += writer.chunk(StreamChunk::of(K::kRedactedThinking, 1, text, "anthropic"));
+  bytes += writer.chunk(StreamChunk::of(K::kText, 2, text));
+  bytes += writer.chunk(StreamChunk::of(K::kRefusal, 3, text));
+  bytes += writer.chunk(StreamChunk::tool_call_start(4, "call_" + s, "f" + s));
+  bytes += writer.chunk(StreamChunk::of(K::kToolArguments, 4, text));
+  bytes += writer.keep_alive();
+  return bytes + writer.end(result);
+}
+
+}  // namespace
+
+TEST_CASE("an Anthropic answer and its stream are written as to_text writes their trees") {
+  const std::string body = R"({"model":"m","max_tokens":9,"messages":[{"role":"user","content":"hi"}]})";
+  const ParsedRequest request = parsed(parse_anthropic_messages(body, {}));
+  for (const std::string& s : awkward_strings()) {
+    for (const std::vector<ContentBlock>& content : contents_with(s)) {
+      for (const StopReason stop : {StopReason::kEndTurn, StopReason::kStopSequence, StopReason::kMaxTokens}) {
+        StepResult result = result_of(content, stop);
+        result.response.stop_sequence = s;
+        result.response.usage.cache_write_5m_tokens = 3;
+        result.response.usage.cache_write_1h_tokens = 4;
+        const std::string answer = render_response(request, result, "msg_" + s, 1);
+        check_as_to_text(answer);
+        const json j = json::parse(answer);
+        CHECK(j["type"] == "message");
+        CHECK_FALSE(j["content"].empty());  // an empty answer still has its text block
+        CHECK(j["usage"]["cache_creation_input_tokens"] == 7);
+        CHECK(j["usage"]["output_tokens"] == 75);
+        CHECK(j["stop_sequence"].is_string() == (stop == StopReason::kStopSequence && !s.empty()));
+        auto writer = make_stream_writer(request, "msg_" + s, 1, "m " + s);
+        const std::vector<std::string> types = check_events(stream_with(*writer, s, result));
+        REQUIRE(types.size() >= 4);
+        CHECK(types.front() == "message_start");
+        CHECK(types.back() == "message_stop");
+      }
+    }
+  }
+}
+
+TEST_CASE("a Responses answer and its stream are written as to_text writes their trees") {
+  const std::string body =
+      R"({"model":"m","input":"hi","instructions":"I \u0001","metadata":{"b":"1","a":"\u00e9"},)"
+      R"("tools":[{"type":"function","name":"f","parameters":{"type":"object","x":[1e300,-0.0]}}],)"
+      R"("reasoning":{"effort":"low"},"temperature":0.25})";
+  const ParsedRequest request = parsed(parse_openai_responses(body, {}, kDefaultMaxJsonDepth, {}));
+  for (const std::string& s : awkward_strings()) {
+    for (const std::vector<ContentBlock>& content : contents_with(s)) {
+      for (const StopReason stop : {StopReason::kEndTurn, StopReason::kMaxTokens, StopReason::kContentFilter}) {
+        StepResult result = result_of(content, stop);
+        result.response.logprobs_json = R"({"content":[{"token":"a","logprob":-0.5,"bytes":[97]}]})";
+        const std::string answer = render_response(request, result, "resp_" + s, 1);
+        check_as_to_text(answer);
+        const json j = json::parse(answer);
+        CHECK(j["object"] == "response");
+        CHECK(j["temperature"] == 0.25);
+        CHECK(j["usage"]["total_tokens"] == 168 + 75);
+        check_as_to_text(stored_conversation(request, result, "resp_" + s));
+        auto writer = make_stream_writer(request, "resp_" + s, 1, "m " + s);
+        const std::vector<std::string> types = check_events(stream_with(*writer, s, result));
+        REQUIRE(types.size() >= 4);
+        CHECK(types.front() == "response.created");
+        CHECK(types.back() == (stop == StopReason::kEndTurn ? "response.completed" : "response.incomplete"));
+        ApiError error;
+        error.type = "api_error";
+        error.code = s;
+        error.param = s;
+        error.message = s;
+        auto failing = make_stream_writer(request, "resp_f", 1, "m");
+        std::string failed = failing->begin();
+        failed += failing->fail(error);
+        CHECK(check_events(failed).back() == "response.failed");
+      }
+    }
   }
 }

@@ -60,6 +60,7 @@
 
 #include "api/common.h"
 #include "api/count_tokens.h"
+#include "api/json_out.h"
 
 namespace switchboard::gateway {
 
@@ -456,9 +457,12 @@ std::string stop_reason(const ModelResponse& r) {
   return r.raw_stop_reason == "model_context_window_exceeded" ? r.raw_stop_reason : "end_turn";
 }
 
-json stop_sequence(const ModelResponse& r) {
-  return r.stop_reason == StopReason::kStopSequence && !r.stop_sequence.empty() ? json(r.stop_sequence)
-                                                                                 : json(nullptr);
+void write_stop_sequence(JsonOut& out, const ModelResponse& r) {
+  if (r.stop_reason == StopReason::kStopSequence && !r.stop_sequence.empty()) {
+    out.string(r.stop_sequence);
+  } else {
+    out.null();
+  }
 }
 
 // A tool call's arguments as the block's `input`: the parsed object, or,
@@ -473,104 +477,143 @@ json tool_input(const std::string& arguments, int max_depth) {
   return input;
 }
 
-json usage_json(const Usage& u) {
-  json usage = json::object();
-  usage["input_tokens"] = u.input_tokens;
-  usage["cache_creation_input_tokens"] = u.cache_write_5m_tokens + u.cache_write_1h_tokens;
-  usage["cache_read_input_tokens"] = u.cached_input_tokens;
-  usage["output_tokens"] = u.output_tokens + u.reasoning_tokens;
-  usage["cache_creation"] = json{{"ephemeral_5m_input_tokens", u.cache_write_5m_tokens},
-                                 {"ephemeral_1h_input_tokens", u.cache_write_1h_tokens}};
-  return usage;
+void write_usage(JsonOut& out, const Usage& u) {
+  out.begin_object();
+  out.key("cache_creation").begin_object();
+  out.key("ephemeral_1h_input_tokens").integer(u.cache_write_1h_tokens);
+  out.key("ephemeral_5m_input_tokens").integer(u.cache_write_5m_tokens);
+  out.end_object();
+  out.key("cache_creation_input_tokens").integer(u.cache_write_5m_tokens + u.cache_write_1h_tokens);
+  out.key("cache_read_input_tokens").integer(u.cached_input_tokens);
+  out.key("input_tokens").integer(u.input_tokens);
+  out.key("output_tokens").integer(u.output_tokens + u.reasoning_tokens);
+  out.end_object();
 }
 
-json tool_use_block(std::string id, const std::string& name, json input) {
-  json block = json::object();
-  block["type"] = "tool_use";
-  block["id"] = std::move(id);
-  block["name"] = name;
-  block["input"] = std::move(input);
-  return block;
+// A tool use block's text: its `input` is a JSON value's text.
+std::string tool_use_text(std::string_view id, std::string_view name, std::string_view input) {
+  std::string text;
+  JsonOut out(text);
+  out.begin_object();
+  out.key("id").string(id);
+  out.key("input").raw(input);
+  out.key("name").string(name);
+  out.key("type").string("tool_use");
+  out.end_object();
+  return text;
 }
 
-// A block of the answer as this shape writes it (see the file comment);
-// null for one it has no place for. `tool_index` is a tool use's place
-// among the answer's tool calls.
-json content_block_json(const ContentBlock& b, const std::string& response_id, std::size_t tool_index,
-                        int max_json_depth) {
+// A block of the answer as this shape writes it (see the file comment), as
+// to_text writes its tree; "" for one it has no place for. `tool_index` is a
+// tool use's place among the answer's tool calls.
+std::string block_text(const ContentBlock& b, const std::string& response_id, std::size_t tool_index,
+                       int max_json_depth) {
+  std::string text;
+  JsonOut out(text);
   switch (b.type) {
     case ContentBlock::Type::kText:
     case ContentBlock::Type::kRefusal:
-      if (b.text.empty()) return nullptr;
-      return json{{"type", "text"}, {"text", b.text}};
+      if (b.text.empty()) return "";
+      out.begin_object().key("text").string(b.text).key("type").string("text").end_object();
+      return text;
     case ContentBlock::Type::kThinking:
-      return json{{"type", "thinking"}, {"thinking", b.text}, {"signature", client_signature(b, "anthropic")}};
+      out.begin_object().key("signature").string(client_signature(b, "anthropic"));
+      out.key("thinking").string(b.text).key("type").string("thinking").end_object();
+      return text;
     case ContentBlock::Type::kRedactedThinking:
-      return json{{"type", "redacted_thinking"}, {"data", client_signature(b, "anthropic")}};
+      out.begin_object().key("data").string(client_signature(b, "anthropic"));
+      out.key("type").string("redacted_thinking").end_object();
+      return text;
     case ContentBlock::Type::kToolUse:
-      return tool_use_block(tool_call_id(b, response_id, tool_index), b.tool_call.name,
-                            tool_input(b.tool_call.arguments_json, max_json_depth));
+      return tool_use_text(tool_call_id(b, response_id, tool_index), b.tool_call.name,
+                           to_text(tool_input(b.tool_call.arguments_json, max_json_depth)));
     case ContentBlock::Type::kOpaque: {
-      if (b.origin != "anthropic") return nullptr;
+      if (b.origin != "anthropic") return "";
       json item;
-      if (parse_bounded(b.opaque_json, max_json_depth, {}, item) || !item.is_object()) return nullptr;
-      return item;
+      if (parse_bounded(b.opaque_json, max_json_depth, {}, item) || !item.is_object()) return "";
+      return to_text(item);
     }
     default:
-      return nullptr;
+      return "";
   }
 }
 
-std::string event(const char* type, const json& data) {
-  return std::string("event: ") + type + "\ndata: " + to_text(data) + "\n\n";
+// An event whose data `write` writes whole.
+template <typename Write>
+std::string event(const char* type, Write&& write) {
+  std::string text = "event: ";
+  text += type;
+  text += "\ndata: ";
+  JsonOut out(text);
+  write(out);
+  text += "\n\n";
+  return text;
 }
 
-json block_event(const char* type, int index) {
-  json e = json::object();
-  e["type"] = type;
-  e["index"] = index;
-  return e;
+constexpr std::string_view kPing = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
+
+// A content block event: "event: TYPE\ndata: {...}\n\n", whose members
+// before index and type (content_block or delta) `write` writes.
+template <typename Write>
+std::string block_event(const char* type, int index, Write&& write) {
+  return event(type, [&](JsonOut& out) {
+    out.begin_object();
+    write(out);
+    out.key("index").integer(index);
+    out.key("type").string(type);
+    out.end_object();
+  });
 }
 
-std::string block_start(int index, json content_block) {
-  json start = block_event("content_block_start", index);
-  start["content_block"] = std::move(content_block);
-  return event("content_block_start", start);
+// Block `index` starts (`block`: its text), grows by a delta ({FIELD: text,
+// type: DELTA_TYPE}: each delta's one field sorts before "type"), stops.
+std::string block_start(int index, std::string_view block) {
+  return block_event("content_block_start", index, [&](JsonOut& out) { out.key("content_block").raw(block); });
+}
+std::string block_delta(int index, std::string_view delta_type, std::string_view field, std::string_view text) {
+  return block_event("content_block_delta", index, [&](JsonOut& out) {
+    out.key("delta").begin_object().key(field).string(text).key("type").string(delta_type).end_object();
+  });
+}
+std::string block_stop(int index) {
+  return block_event("content_block_stop", index, [](JsonOut&) {});
+}
+std::string signature_delta(int index, std::string_view signature) {
+  return block_delta(index, "signature_delta", "signature", signature);
 }
 
-std::string block_delta(int index, json delta) {
-  json e = block_event("content_block_delta", index);
-  e["delta"] = std::move(delta);
-  return event("content_block_delta", e);
-}
-
-std::string block_stop(int index) { return event("content_block_stop", block_event("content_block_stop", index)); }
-
-std::string signature_delta(int index, const std::string& signature) {
-  return block_delta(index, json{{"type", "signature_delta"}, {"signature", signature}});
-}
+constexpr std::string_view kEmptyText = R"({"text":"","type":"text"})";
+constexpr std::string_view kEmptyThinking = R"({"signature":"","thinking":"","type":"thinking"})";
 
 // A whole block as the API streams it: its start with the block emptied,
-// its content in one delta, its stop.
-std::string whole_block(int index, const json& block) {
-  const std::string& type = block["type"].get_ref<const std::string&>();
-  std::string out;
-  if (type == "text") {
-    out += block_start(index, json{{"type", "text"}, {"text", ""}});
-    out += block_delta(index, json{{"type", "text_delta"}, {"text", block["text"]}});
-  } else if (type == "thinking") {
-    out += block_start(index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
-    out += block_delta(index, json{{"type", "thinking_delta"}, {"thinking", block["thinking"]}});
-    out += signature_delta(index, block["signature"].get<std::string>());
-  } else if (type == "tool_use") {
-    json start = block;
-    start["input"] = json::object();
-    out += block_start(index, std::move(start));
-    out += block_delta(index, json{{"type", "input_json_delta"}, {"partial_json", to_text(block["input"])}});
-  } else {
-    out += block_start(index, block);  // redacted thinking, a server tool's block: whole in its start
+// its content in one delta, its stop. False, writing nothing, for a block
+// this shape has no place for.
+bool whole_block(int index, const ContentBlock& b, const std::string& response_id, std::size_t tool_index,
+                 int max_json_depth, std::string& out) {
+  const std::string block = block_text(b, response_id, tool_index, max_json_depth);
+  if (block.empty()) return false;
+  switch (b.type) {
+    case ContentBlock::Type::kText:
+    case ContentBlock::Type::kRefusal:
+      out += block_start(index, kEmptyText);
+      out += block_delta(index, "text_delta", "text", b.text);
+      break;
+    case ContentBlock::Type::kThinking:
+      out += block_start(index, kEmptyThinking);
+      out += block_delta(index, "thinking_delta", "thinking", b.text);
+      out += signature_delta(index, client_signature(b, "anthropic"));
+      break;
+    case ContentBlock::Type::kToolUse:
+      out += block_start(index, tool_use_text(tool_call_id(b, response_id, tool_index), b.tool_call.name, "{}"));
+      out += block_delta(index, "input_json_delta", "partial_json",
+                         to_text(tool_input(b.tool_call.arguments_json, max_json_depth)));
+      break;
+    default:
+      out += block_start(index, block);  // redacted thinking, a server tool's block: whole in its start
+      break;
   }
-  return out + block_stop(index);
+  out += block_stop(index);
+  return true;
 }
 
 }  // namespace
@@ -598,25 +641,33 @@ std::string anthropic_error(const ApiError& error) {
 std::string anthropic_response(const ParsedRequest& request, const StepResult& result, const std::string& model,
                                const std::string& id) {
   const ModelResponse& r = result.response;
-  json content = json::array();
+  std::string text;
+  JsonOut out(text);
+  out.begin_object();
+  out.key("content").begin_array();
   std::size_t tool_index = 0;
+  bool any = false;
   for (const ContentBlock& b : r.content) {
-    json block = content_block_json(b, id, tool_index, request.max_json_depth);
+    const std::string block = block_text(b, id, tool_index, request.max_json_depth);
     if (b.type == ContentBlock::Type::kToolUse) ++tool_index;
-    if (!block.is_null()) content.push_back(std::move(block));
+    if (block.empty()) continue;
+    out.raw(block);
+    any = true;
   }
   // An empty answer still has its (empty) text block: clients read content[0].
-  if (content.empty()) content.push_back(json{{"type", "text"}, {"text", ""}});
-  json body = json::object();
-  body["id"] = id;
-  body["type"] = "message";
-  body["role"] = "assistant";
-  body["model"] = model;
-  body["content"] = std::move(content);
-  body["stop_reason"] = stop_reason(r);
-  body["stop_sequence"] = stop_sequence(r);
-  body["usage"] = usage_json(r.usage);
-  return to_text(body);
+  if (!any) out.raw(kEmptyText);
+  out.end_array();
+  out.key("id").string(id);
+  out.key("model").string(model);
+  out.key("role").string("assistant");
+  out.key("stop_reason").string(stop_reason(r));
+  out.key("stop_sequence");
+  write_stop_sequence(out, r);
+  out.key("type").string("message");
+  out.key("usage");
+  write_usage(out, r.usage);
+  out.end_object();
+  return text;
 }
 
 }  // namespace detail
@@ -671,20 +722,24 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
         input_tokens_(request.call.step.input_tokens.value_or(0)) {}
 
   std::string begin() override {
-    using detail::json;
     Usage estimate;
     estimate.input_tokens = input_tokens_;
-    json message = json::object();
-    message["id"] = id_;
-    message["type"] = "message";
-    message["role"] = "assistant";
-    message["model"] = model_;
-    message["content"] = json::array();
-    message["stop_reason"] = nullptr;
-    message["stop_sequence"] = nullptr;
-    message["usage"] = detail::usage_json(estimate);
-    return detail::event("message_start", json{{"type", "message_start"}, {"message", std::move(message)}}) +
-           detail::event("ping", json{{"type", "ping"}});
+    return detail::event("message_start",
+                         [&](detail::JsonOut& out) {
+                           out.begin_object().key("message").begin_object();
+                           out.key("content").begin_array().end_array();
+                           out.key("id").string(id_);
+                           out.key("model").string(model_);
+                           out.key("role").string("assistant");
+                           out.key("stop_reason").null();
+                           out.key("stop_sequence").null();
+                           out.key("type").string("message");
+                           out.key("usage");
+                           detail::write_usage(out, estimate);
+                           out.end_object();
+                           out.key("type").string("message_start").end_object();
+                         }) +
+           std::string(detail::kPing);
   }
 
   // Closes the open block: a thinking block's signature first.
@@ -702,7 +757,6 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
   }
 
   std::string chunk(const StreamChunk& chunk) override {
-    using detail::json;
     using Kind = StreamChunk::Kind;
     if (chunk.kind != Kind::kToolCallStart && chunk.text.empty()) return "";
     if (chunk.kind == Kind::kSignature) {
@@ -730,12 +784,12 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
       b.type = chunk.kind == Kind::kOpaque ? ContentBlock::Type::kOpaque : ContentBlock::Type::kRedactedThinking;
       (chunk.kind == Kind::kOpaque ? b.opaque_json : b.signature) = std::string(chunk.text);
       b.origin = std::string(chunk.origin);
-      const json block = detail::content_block_json(b, id_, 0, max_json_depth_);
-      if (block.is_null()) return out;  // another provider's item: no place in this shape
+      if (detail::block_text(b, id_, 0, max_json_depth_).empty()) return out;  // another provider's item: no place here
       Sent& s = sent(chunk.index, chunk.kind, first);
       if (!first) return out;
       s.stream_index = next_stream_index_++;
-      return out + detail::whole_block(s.stream_index, block);
+      detail::whole_block(s.stream_index, b, id_, 0, max_json_depth_, out);
+      return out;
     }
     Sent& s = sent(chunk.index, chunk.kind, first);
     if (first) {
@@ -743,29 +797,29 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
       open_ = chunk.index;
       switch (chunk.kind) {
         case Kind::kThinking:
-          out += detail::block_start(s.stream_index, json{{"type", "thinking"}, {"thinking", ""}, {"signature", ""}});
+          out += detail::block_start(s.stream_index, detail::kEmptyThinking);
           break;
         case Kind::kToolCallStart:
         case Kind::kToolArguments: {
           const ToolCall call{std::string(chunk.id), std::string(chunk.name), ""};
           const std::string id =
               detail::tool_call_id(call, s.signature, s.origin, id_, static_cast<std::size_t>(s.tool_index));
-          out += detail::block_start(s.stream_index, detail::tool_use_block(id, call.name, json::object()));
+          out += detail::block_start(s.stream_index, detail::tool_use_text(id, call.name, "{}"));
           break;
         }
         default:  // text and refusal: Anthropic writes a refusal as text
-          out += detail::block_start(s.stream_index, json{{"type", "text"}, {"text", ""}});
+          out += detail::block_start(s.stream_index, detail::kEmptyText);
           break;
       }
     }
     switch (chunk.kind) {
       case Kind::kText:
       case Kind::kRefusal:
-        return out + detail::block_delta(s.stream_index, json{{"type", "text_delta"}, {"text", chunk.text}});
+        return out + detail::block_delta(s.stream_index, "text_delta", "text", chunk.text);
       case Kind::kThinking:
-        return out + detail::block_delta(s.stream_index, json{{"type", "thinking_delta"}, {"thinking", chunk.text}});
+        return out + detail::block_delta(s.stream_index, "thinking_delta", "thinking", chunk.text);
       case Kind::kToolArguments:
-        return out + detail::block_delta(s.stream_index, json{{"type", "input_json_delta"}, {"partial_json", chunk.text}});
+        return out + detail::block_delta(s.stream_index, "input_json_delta", "partial_json", chunk.text);
       default:
         return out;
     }
@@ -777,7 +831,6 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
   // provider's usage (the SDK overlays its counts on message_start's
   // estimate) and message_stop.
   std::string end(const StepResult& result) override {
-    using detail::json;
     const ModelResponse& r = result.response;
     const auto final_signature = [&](int index) -> std::string {
       if (index < 0 || static_cast<std::size_t>(index) >= r.content.size()) return "";
@@ -803,20 +856,24 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
       const ContentBlock& b = r.content[i];
       const std::size_t tool_index =
           b.type == ContentBlock::Type::kToolUse ? static_cast<std::size_t>(next_tool_index_++) : 0;
-      const json block = detail::content_block_json(b, id_, tool_index, max_json_depth_);
-      if (block.is_null()) continue;
-      out += detail::whole_block(next_stream_index_++, block);
+      if (detail::whole_block(next_stream_index_, b, id_, tool_index, max_json_depth_, out)) ++next_stream_index_;
     }
     if (next_stream_index_ == 0) {
-      out += detail::block_start(0, json{{"type", "text"}, {"text", ""}}) + detail::block_stop(0);
+      out += detail::block_start(0, detail::kEmptyText) + detail::block_stop(0);
       next_stream_index_ = 1;
     }
-    json message_delta = json::object();
-    message_delta["type"] = "message_delta";
-    message_delta["delta"] = json{{"stop_reason", detail::stop_reason(r)}, {"stop_sequence", detail::stop_sequence(r)}};
-    message_delta["usage"] = detail::usage_json(r.usage);
-    out += detail::event("message_delta", message_delta);
-    return out + detail::event("message_stop", json{{"type", "message_stop"}});
+    out += detail::event("message_delta", [&](detail::JsonOut& o) {
+      o.begin_object().key("delta").begin_object();
+      o.key("stop_reason").string(detail::stop_reason(r));
+      o.key("stop_sequence");
+      detail::write_stop_sequence(o, r);
+      o.end_object();
+      o.key("type").string("message_delta");
+      o.key("usage");
+      detail::write_usage(o, r.usage);
+      o.end_object();
+    });
+    return out + "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
   }
 
   std::string fail(const ApiError& error) override {
@@ -824,7 +881,7 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
   }
 
   // Anthropic's own keep-alive event; the SDKs skip it.
-  std::string keep_alive() override { return detail::event("ping", detail::json{{"type", "ping"}}); }
+  std::string keep_alive() override { return std::string(detail::kPing); }
 
  private:
   std::int64_t input_tokens_ = 0;  // message_start: the request's estimate
