@@ -1,10 +1,10 @@
 // A client's body read from simdjson's DOM in place and from nlohmann's
-// tree (detail::read_openai_chat and read_anthropic_messages; the parsers
-// read the DOM, and the tree when simdjson does not take the text) gives
-// the same request, step and errors: every field of a body using every
-// field, each replaced by values of every JSON type or removed, and bodies
-// with duplicate keys; for OpenAI's chat, Anthropic's Messages and its
-// count_tokens.
+// tree (detail::read_openai_chat, read_anthropic_messages and
+// read_openai_responses; the parsers read the DOM, and the tree when
+// simdjson does not take the text) gives the same request, step and errors:
+// every field of a body using every field, each replaced by values of every
+// JSON type or removed, and bodies with duplicate keys; for OpenAI's chat,
+// Anthropic's Messages and its count_tokens, and OpenAI's Responses.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -90,17 +90,28 @@ std::string describe(const ApiResult<ParsedRequest>& result) {
       {"request_max_output_tokens", optional_json(q.max_output_tokens)},
       {"passthrough", {static_cast<int>(q.passthrough.api), q.passthrough.fields_json, q.passthrough.hints_json}},
       {"step", step_to_json(r.call.step)},
+      {"responses", {r.store, r.previous_response_id, r.echo, r.items_json}},
   };
   return out.dump();
 }
 
 const Headers kHeaders = {{"user-agent", "OpenAI/Python 1.40.0"}, {"x-switchboard-meta-team", "core"}};
 
-enum class Reader { kOpenAI, kAnthropic, kAnthropicCount };
+enum class Reader { kOpenAI, kAnthropic, kAnthropicCount, kResponses };
+
+// What previous_response_id finds: one stored conversation, "resp_1".
+std::optional<std::string> stored_response(const std::string& id) {
+  if (id != "resp_1") return std::nullopt;
+  return R"([{"content":[{"text":"Hi","type":"input_text"}],"role":"user","type":"message"},)"
+         R"({"arguments":"{}","call_id":"c0","id":"fc_1","name":"f","status":"completed","type":"function_call"}])";
+}
 
 template <typename Node>
 ApiResult<ParsedRequest> read(Reader reader, const Node& body) {
   if (reader == Reader::kOpenAI) return detail::read_openai_chat(body, kHeaders, kDefaultMaxJsonDepth, nullptr);
+  if (reader == Reader::kResponses) {
+    return detail::read_openai_responses(body, kHeaders, kDefaultMaxJsonDepth, stored_response, nullptr);
+  }
   return detail::read_anthropic_messages(body, kHeaders, kDefaultMaxJsonDepth, reader == Reader::kAnthropicCount,
                                          nullptr);
 }
@@ -185,6 +196,46 @@ const char* const kEveryAnthropicField = R"({
   "container": "c1"
 })";
 
+// A body with every field the Responses shape reads, each item type and content part.
+const char* const kEveryResponsesField = R"({
+  "model": "auto",
+  "instructions": "You review contracts.",
+  "input": [
+    {"role": "user", "content": [
+      {"type": "input_text", "text": "What does this show?"},
+      {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"},
+      {"type": "input_image", "file_id": "file-1"},
+      {"type": "input_file", "filename": "c.pdf", "file_data": "data:application/pdf;base64,JVBERi0="},
+      {"type": "input_file", "file_url": "https://example.com/c.pdf"},
+      {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]},
+    {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Clause 14 first."}],
+     "content": [{"type": "reasoning_text", "text": "Thinking."}], "encrypted_content": "anthropic:EqQBsig"},
+    {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+     "content": [{"type": "output_text", "text": "Let me look.", "annotations": []},
+                 {"type": "refusal", "refusal": "Not that."}]},
+    {"type": "function_call", "id": "fc_1", "call_id": "toolu_1", "name": "lookup", "arguments": "{\"n\":14}"},
+    {"type": "function_call_output", "call_id": "toolu_1", "output": "not found"},
+    {"type": "function_call_output", "call_id": "toolu_1", "output": [{"type": "input_text", "text": "again"}]},
+    {"role": "developer", "content": "Answer in JSON."},
+    {"role": "system", "content": [{"type": "input_text", "text": "Be brief."}]}
+  ],
+  "tools": [{"type": "function", "name": "lookup", "description": "Finds a clause", "strict": true,
+             "parameters": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}}}],
+  "tool_choice": {"type": "function", "name": "lookup"},
+  "parallel_tool_calls": false,
+  "text": {"format": {"type": "json_schema", "name": "summary", "description": "d", "strict": true,
+                      "schema": {"type": "object", "properties": {"cap": {"type": "string"}}}},
+           "verbosity": "medium"},
+  "reasoning": {"effort": "high", "summary": "auto", "generate_summary": "concise"},
+  "max_output_tokens": 2000,
+  "temperature": 0.5, "top_p": 0.9, "top_logprobs": 2, "user": "u-1",
+  "stream": true, "stream_options": {"include_obfuscation": false},
+  "include": ["reasoning.encrypted_content", "message.output_text.logprobs"],
+  "metadata": {"role": "review", "session_id": "s-1"},
+  "store": true, "truncation": "disabled",
+  "service_tier": "auto", "prompt_cache_key": "k", "safety_identifier": "s"
+})";
+
 // What replaces a field: a value of every JSON type, and the words and
 // shapes the readers look for.
 std::vector<json> replacements() {
@@ -247,6 +298,18 @@ TEST_CASE("every field of an Anthropic body replaced by a value of each type rea
   check_alike(Reader::kAnthropic, kEveryAnthropicField);
   CHECK(check_every_field(Reader::kAnthropic, kEveryAnthropicField) > 2000);
   CHECK(check_every_field(Reader::kAnthropicCount, kEveryAnthropicField) > 2000);
+}
+
+TEST_CASE("every field of a Responses body replaced by a value of each type reads alike from the DOM and the tree") {
+  check_alike(Reader::kResponses, kEveryResponsesField);
+  CHECK(check_every_field(Reader::kResponses, kEveryResponsesField) > 2500);
+  // A string input, a stored conversation first, one not found, and not stored.
+  check_alike(Reader::kResponses, R"({"model":"m","input":"Hi \u00e9","instructions":"I"})");
+  check_alike(Reader::kResponses, R"({"model":"m","previous_response_id":"resp_1","input":[
+                                      {"type":"function_call_output","call_id":"c0","output":"x"}]})");
+  check_alike(Reader::kResponses, R"({"model":"m","previous_response_id":"resp_1","input":[]})");
+  check_alike(Reader::kResponses, R"({"model":"m","previous_response_id":"resp_9","input":"x"})");
+  check_alike(Reader::kResponses, R"({"model":"m","input":[],"store":false})");
 }
 
 TEST_CASE("members are read in key order both ways: the first of several errors is the same") {

@@ -172,7 +172,22 @@ inline std::optional<Element> first(Element v) {
   if (v.get(a) != simdjson::SUCCESS || a.begin() == a.end()) return std::nullopt;
   return *a.begin();
 }
-inline std::string text_of(Element v) { return dump_json(to_json(v)); }
+// A string, an integer, a boolean or null written straight away; an object,
+// an array or a double through its tree (dump_json's numbers are nlohmann's).
+inline std::string text_of(Element v) {
+  switch (v.type()) {
+    case ElementType::STRING: {
+      std::string out;
+      append_json_string(out, string_of(v));
+      return out;
+    }
+    case ElementType::INT64: return std::to_string(int_of(v));
+    case ElementType::UINT64: return std::to_string(uint_of(v));
+    case ElementType::BOOL: return bool_of(v) ? "true" : "false";
+    case ElementType::NULL_VALUE: return "null";
+    default: return dump_json(to_json(v));
+  }
+}
 inline json tree_of(Element v) { return to_json(v); }
 
 // --- on both

@@ -83,8 +83,8 @@ struct ParsedRequest {
   bool store = true;                 // keep the answer for a later previous_response_id
   // The request's fields a response object repeats (instructions, tools,
   // tool_choice, text, reasoning, temperature...), with the API's defaults:
-  // each key with its value's JSON text, in key order.
-  std::vector<std::pair<std::string, std::string>> echo;
+  // each key (a static string) with its value's JSON text, in key order.
+  std::vector<std::pair<std::string_view, std::string>> echo;
   // The conversation as Responses input items: the stored history of
   // previous_response_id, then this request's input; a JSON array text.
   // Written only when the answer is to be kept (store); "" otherwise.

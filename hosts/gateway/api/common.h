@@ -1,4 +1,4 @@
-// What the two API shapes share (api/openai.cpp, api/anthropic.cpp): request
+// What the API shapes share (api/openai.cpp, api/anthropic.cpp, api/responses.cpp): request
 // errors and field paths, null-as-absent member lookup, the strictness check
 // on a request's fields, data: URLs, cache breakpoints, signatures tagged with
 // their origin, the step: derived from the request, then metadata and
@@ -1066,6 +1066,12 @@ ApiResult<ParsedRequest> read_anthropic_messages(jn::Element body, const Headers
                                                  bool count_only, const Workload* workload);
 ApiResult<ParsedRequest> read_anthropic_messages(const json& body, const Headers& headers, int max_json_depth,
                                                  bool count_only, const Workload* workload);
+
+// parse_openai_responses the same way.
+ApiResult<ParsedRequest> read_openai_responses(jn::Element body, const Headers& headers, int max_json_depth,
+                                               const PreviousResponses& previous, const Workload* workload);
+ApiResult<ParsedRequest> read_openai_responses(const json& body, const Headers& headers, int max_json_depth,
+                                               const PreviousResponses& previous, const Workload* workload);
 
 // Each shape's half of render_error and render_response (api/openai.cpp,
 // api/anthropic.cpp). `model` is the model named in the answer.

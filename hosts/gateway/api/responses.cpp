@@ -106,8 +106,9 @@ MaybeError read_url(const std::string& url, const JsonPath& path, MediaSource& s
 }
 
 // One content part of an input message or a function_call_output.
-MaybeError read_part(const json& part, const JsonPath& path, const std::string& role, ContentBlock& out) {
-  if (!part.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_part(const Node& part, const JsonPath& path, const std::string& role, ContentBlock& out) {
+  if (!jn::is_object(part)) return invalid_request(path, path + " must be an object");
   std::string type;
   const JsonPath tpath = at_key(path, "type");
   if (auto e = read_string(part, "type", tpath, type)) return e;
@@ -163,8 +164,8 @@ MaybeError read_part(const json& part, const JsonPath& path, const std::string& 
   }
   if (type == "input_audio") {
     const JsonPath apath = at_key(path, "input_audio");
-    const json* audio = member(part, "input_audio");
-    if (audio == nullptr || !audio->is_object()) return invalid_request(apath, apath + " must be an object");
+    const auto audio = member(part, "input_audio");
+    if (!audio || !jn::is_object(*audio)) return invalid_request(apath, apath + " must be an object");
     std::string format;
     out.type = ContentBlock::Type::kAudio;
     out.source.kind = MediaSource::Kind::kBase64;
@@ -179,18 +180,20 @@ MaybeError read_part(const json& part, const JsonPath& path, const std::string& 
 }
 
 // A message's or an output's content: a string or parts, appended to `out`.
-MaybeError read_parts(const json& content, const JsonPath& path, const std::string& role,
+template <typename Node>
+MaybeError read_parts(const Node& content, const JsonPath& path, const std::string& role,
                       std::vector<ContentBlock>& out) {
-  if (content.is_string()) {
-    if (role != "assistant" || !content.get_ref<const std::string&>().empty()) {
-      out.push_back(ContentBlock::of_text(content.get<std::string>()));
+  if (jn::is_string(content)) {
+    if (role != "assistant" || !jn::string_of(content).empty()) {
+      out.push_back(ContentBlock::of_text(std::string(jn::string_of(content))));
     }
     return std::nullopt;
   }
-  if (!content.is_array()) return invalid_request(path, path + " must be a string or an array of content parts");
-  for (std::size_t i = 0; i < content.size(); ++i) {
+  if (!jn::is_array(content)) return invalid_request(path, path + " must be a string or an array of content parts");
+  std::size_t i = 0;
+  for (const auto& part : jn::items(content)) {
     ContentBlock block;
-    if (auto e = read_part(content[i], at_index(path, i), role, block)) return e;
+    if (auto e = read_part(part, at_index(path, i++), role, block)) return e;
     out.push_back(std::move(block));
   }
   return std::nullopt;
@@ -198,19 +201,20 @@ MaybeError read_parts(const json& content, const JsonPath& path, const std::stri
 
 // A reasoning item's text (its summary parts, else its reasoning_text
 // content) and encrypted_content, as a thinking or redacted thinking block.
-MaybeError read_reasoning(const json& item, const JsonPath& path, ContentBlock& out) {
+template <typename Node>
+MaybeError read_reasoning(const Node& item, const JsonPath& path, ContentBlock& out) {
   out.type = ContentBlock::Type::kThinking;
   for (const char* key : {"summary", "content"}) {
-    const json* parts = member(item, key);
-    if (parts == nullptr) continue;
+    const auto parts = member(item, key);
+    if (!parts) continue;
     const JsonPath ppath = at_key(path, key);
-    if (!parts->is_array()) return invalid_request(ppath, ppath + " must be an array");
+    if (!jn::is_array(*parts)) return invalid_request(ppath, ppath + " must be an array");
     std::string text;
-    for (std::size_t i = 0; i < parts->size(); ++i) {
-      const json& part = (*parts)[i];
+    std::size_t i = 0;
+    for (const auto& part : jn::items(*parts)) {
       std::string piece;
-      const JsonPath part_path = at_index(ppath, i);
-      if (!part.is_object()) return invalid_request(part_path, part_path + " must be an object");
+      const JsonPath part_path = at_index(ppath, i++);
+      if (!jn::is_object(part)) return invalid_request(part_path, part_path + " must be an object");
       if (auto e = read_string(part, "text", at_key(part_path, "text"), piece)) return e;
       text += (text.empty() ? "" : "\n\n") + piece;
     }
@@ -236,8 +240,9 @@ void append(std::vector<Message>& messages, const std::string& role, ContentBloc
 }
 
 // One input item into the conversation.
-MaybeError read_item(const json& item, const JsonPath& path, std::vector<Message>& out) {
-  if (!item.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_item(const Node& item, const JsonPath& path, std::vector<Message>& out) {
+  if (!jn::is_object(item)) return invalid_request(path, path + " must be an object");
   std::string type = "message";
   if (auto e = read_optional_string(item, "type", at_key(path, "type"), type)) return e;
   if (type == "message") {
@@ -248,8 +253,8 @@ MaybeError read_item(const json& item, const JsonPath& path, std::vector<Message
     if (role != "user" && role != "system" && role != "assistant") {
       return invalid_request(rpath, rpath + " must be one of user, system, developer, assistant (got '" + role + "')");
     }
-    const json* content = member(item, "content");
-    if (content == nullptr) return invalid_request(at_key(path, "content"), at_key(path, "content") + " is required");
+    const auto content = member(item, "content");
+    if (!content) return invalid_request(at_key(path, "content"), at_key(path, "content") + " is required");
     std::vector<ContentBlock> blocks;
     if (auto e = read_parts(*content, at_key(path, "content"), role, blocks)) return e;
     // A user or system message is a turn of its own; an assistant's joins the turn.
@@ -275,8 +280,8 @@ MaybeError read_item(const json& item, const JsonPath& path, std::vector<Message
     result.type = ContentBlock::Type::kToolResult;
     if (auto e = read_string(item, "call_id", at_key(path, "call_id"), result.tool_use_id)) return e;
     result.tool_use_id = read_tool_call_id(std::move(result.tool_use_id)).id;
-    const json* output = member(item, "output");
-    if (output == nullptr) return invalid_request(at_key(path, "output"), at_key(path, "output") + " is required");
+    const auto output = member(item, "output");
+    if (!output) return invalid_request(at_key(path, "output"), at_key(path, "output") + " is required");
     if (auto e = read_parts(*output, at_key(path, "output"), "tool", result.content)) return e;
     append(out, "tool", std::move(result));
     return std::nullopt;
@@ -298,8 +303,9 @@ MaybeError read_item(const json& item, const JsonPath& path, std::vector<Message
                              "items are");
 }
 
-MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
-  if (!tool.is_object()) return invalid_request(path, path + " must be an object");
+template <typename Node>
+MaybeError read_tool(const Node& tool, const JsonPath& path, ToolSpec& out) {
+  if (!jn::is_object(tool)) return invalid_request(path, path + " must be an object");
   std::string type;
   if (auto e = read_string(tool, "type", at_key(path, "type"), type)) return e;
   if (type != "function") {
@@ -309,7 +315,7 @@ MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   }
   if (auto e = read_string(tool, "name", at_key(path, "name"), out.name)) return e;
   if (auto e = read_optional_string(tool, "description", at_key(path, "description"), out.description)) return e;
-  if (member(tool, "strict") != nullptr) {
+  if (member(tool, "strict")) {
     bool strict = false;
     if (auto e = read_optional_bool(tool, "strict", at_key(path, "strict"), strict)) return e;
     out.strict = strict;
@@ -317,13 +323,14 @@ MaybeError read_tool(const json& tool, const JsonPath& path, ToolSpec& out) {
   return read_optional_object_text(tool, "parameters", at_key(path, "parameters"), out.parameters_json);
 }
 
-MaybeError read_tool_choice(const json& choice, ToolChoice& out) {
+template <typename Node>
+MaybeError read_tool_choice(const Node& choice, ToolChoice& out) {
   const std::string kError = R"(tool_choice must be none, auto, required or {"type":"function","name":...})";
-  if (choice.is_string()) {
-    if (!read_choice_mode(choice.get_ref<const std::string&>(), out)) return invalid_request("tool_choice", kError);
+  if (jn::is_string(choice)) {
+    if (!read_choice_mode(jn::string_of(choice), out)) return invalid_request("tool_choice", kError);
     return std::nullopt;
   }
-  if (!choice.is_object()) return invalid_request("tool_choice", kError);
+  if (!jn::is_object(choice)) return invalid_request("tool_choice", kError);
   std::string type;
   if (auto e = read_string(choice, "type", "tool_choice.type", type)) return e;
   if (type != "function") {
@@ -333,15 +340,22 @@ MaybeError read_tool_choice(const json& choice, ToolChoice& out) {
   return read_string(choice, "name", "tool_choice.name", out.name);
 }
 
-MaybeError read_text_format(const json& text, ParsedRequest& r) {
-  if (!text.is_object()) return invalid_request("text", "text must be an object");
+// Whether `v` is the string `text`.
+template <typename Node>
+bool is_text(const Node& v, std::string_view text) {
+  return jn::is_string(v) && jn::string_of(v) == text;
+}
+
+template <typename Node>
+MaybeError read_text_format(const Node& text, ParsedRequest& r) {
+  if (!jn::is_object(text)) return invalid_request("text", "text must be an object");
   if (auto e = check_fields(text, "text", {"format", "verbosity"})) return e;
-  if (const json* verbosity = member(text, "verbosity"); verbosity != nullptr && *verbosity != "medium") {
+  if (const auto verbosity = member(text, "verbosity"); verbosity && !is_text(*verbosity, "medium")) {
     return invalid_request("text.verbosity", "text.verbosity must be medium: only OpenAI's models take another");
   }
-  const json* format = member(text, "format");
-  if (format == nullptr) return std::nullopt;
-  if (!format->is_object()) return invalid_request("text.format", "text.format must be an object");
+  const auto format = member(text, "format");
+  if (!format) return std::nullopt;
+  if (!jn::is_object(*format)) return invalid_request("text.format", "text.format must be an object");
   std::string type;
   if (auto e = read_string(*format, "type", "text.format.type", type)) return e;
   OutputFormat& out = r.call.request.output_format;
@@ -352,7 +366,7 @@ MaybeError read_text_format(const json& text, ParsedRequest& r) {
     out.type = OutputFormat::Type::kJsonSchema;
     if (auto e = read_string(*format, "name", "text.format.name", out.name)) return e;
     if (auto e = read_optional_string(*format, "description", "text.format.description", out.description)) return e;
-    if (member(*format, "schema") == nullptr) return invalid_request("text.format.schema", "text.format.schema is required");
+    if (!member(*format, "schema")) return invalid_request("text.format.schema", "text.format.schema is required");
     if (auto e = read_optional_object_text(*format, "schema", "text.format.schema", out.schema_json)) return e;
     if (auto e = read_optional_bool(*format, "strict", "text.format.strict", out.strict)) return e;
   } else {
@@ -362,13 +376,14 @@ MaybeError read_text_format(const json& text, ParsedRequest& r) {
   return std::nullopt;  // the step's output_must_be_json is derived from the format
 }
 
-MaybeError read_reasoning_setting(const json& reasoning, ParsedRequest& r) {
-  if (!reasoning.is_object()) return invalid_request("reasoning", "reasoning must be an object");
+template <typename Node>
+MaybeError read_reasoning_setting(const Node& reasoning, ParsedRequest& r) {
+  if (!jn::is_object(reasoning)) return invalid_request("reasoning", "reasoning must be an object");
   if (auto e = check_fields(reasoning, "reasoning", {"effort", "summary", "generate_summary"})) return e;
-  if (const json* effort = member(reasoning, "effort")) {
+  if (const auto effort = member(reasoning, "effort")) {
     const std::string kError = "reasoning.effort must be one of none, minimal, low, medium, high, xhigh";
-    if (!effort->is_string()) return invalid_request("reasoning.effort", kError);
-    const std::optional<Effort> parsed = parse_effort(effort->get_ref<const std::string&>());
+    if (!jn::is_string(*effort)) return invalid_request("reasoning.effort", kError);
+    const std::optional<Effort> parsed = parse_effort(jn::string_of(*effort));
     if (!parsed) return invalid_request("reasoning.effort", kError);
     set_effort(*parsed, r);
   }
@@ -387,14 +402,15 @@ MaybeError read_reasoning_setting(const json& reasoning, ParsedRequest& r) {
 
 // The fields a response object repeats, with the API's defaults: each key
 // with its value's text (as to_text writes it), in key order. A value the
-// request sets is written from its tree in place, never copied.
-using Echo = std::vector<std::pair<std::string, std::string>>;
-Echo echo_of(const json& j) {
+// request sets is written from where it is read, never copied first.
+using Echo = std::vector<std::pair<std::string_view, std::string>>;
+template <typename Node>
+Echo echo_of(const Node& j) {
   Echo echo;
   echo.reserve(15);
-  const auto text_or = [&](const json& object, const char* key, std::string_view fallback) {
-    const json* v = member(object, key);
-    return v != nullptr ? to_text(*v) : std::string(fallback);
+  const auto text_or = [&](const Node& object, const char* key, std::string_view fallback) {
+    const auto v = member(object, key);
+    return v ? to_text(*v) : std::string(fallback);
   };
   const auto add = [&](const char* key, std::string_view fallback) { echo.emplace_back(key, text_or(j, key, fallback)); };
   add("instructions", "null");
@@ -402,15 +418,15 @@ Echo echo_of(const json& j) {
   add("metadata", "{}");
   add("parallel_tool_calls", "true");
   add("previous_response_id", "null");
-  const json* reasoning = member(j, "reasoning");
-  if (reasoning != nullptr && !reasoning->is_object()) reasoning = nullptr;
+  auto reasoning = member(j, "reasoning");
+  if (reasoning && !jn::is_object(*reasoning)) reasoning = {};
   echo.emplace_back("reasoning", "{\"effort\":" + (reasoning ? text_or(*reasoning, "effort", "null") : "null") +
                                      ",\"summary\":" + (reasoning ? text_or(*reasoning, "summary", "null") : "null") +
                                      "}");
   add("store", "true");
   add("temperature", "1.0");
-  const json* text = member(j, "text");
-  if (text != nullptr && !text->is_object()) text = nullptr;
+  auto text = member(j, "text");
+  if (text && !jn::is_object(*text)) text = {};
   echo.emplace_back("text", "{\"format\":" + (text ? text_or(*text, "format", R"({"type":"text"})") : R"({"type":"text"})") +
                                 ",\"verbosity\":\"medium\"}");
   add("tool_choice", "\"auto\"");
@@ -422,7 +438,8 @@ Echo echo_of(const json& j) {
   return echo;
 }
 
-MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousResponses& previous) {
+template <typename Node>
+MaybeError read_responses(const Node& j, ParsedRequest& r, const PreviousResponses& previous) {
   if (auto e = check_fields(j, "",
                             {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
                              "reasoning", "max_output_tokens", "temperature", "top_p", "top_logprobs", "user",
@@ -440,13 +457,13 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
   if (auto e = read_string(j, "model", "model", r.model)) return e;
   if (r.model.empty()) return invalid_request("model", "model must not be empty");
   if (auto e = read_optional_bool(j, "stream", "stream", r.stream)) return e;
-  if (const json* options = member(j, "stream_options")) {
-    if (!options->is_object()) return invalid_request("stream_options", "stream_options must be an object");
+  if (const auto options = member(j, "stream_options")) {
+    if (!jn::is_object(*options)) return invalid_request("stream_options", "stream_options must be an object");
     if (auto e = check_fields(*options, "stream_options", {"include_obfuscation"})) return e;
   }
   r.include_usage = true;  // a Responses stream always ends with the usage
   if (auto e = read_optional_bool(j, "store", "store", r.store)) return e;
-  if (const json* truncation = member(j, "truncation"); truncation != nullptr && *truncation != "disabled") {
+  if (const auto truncation = member(j, "truncation"); truncation && !is_text(*truncation, "disabled")) {
     return invalid_request("truncation", "truncation must be disabled: the router never drops input");
   }
 
@@ -470,16 +487,14 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
     stored = json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (!stored.is_array()) return invalid_request("previous_response_id", "the stored conversation is unreadable");
   }
-  const json* input = member(j, "input");
-  if (input == nullptr) return invalid_request("input", "input is required");
-  json one_message;  // a string input's item
-  if (input->is_string()) {
-    one_message = json{{"type", "message"}, {"role", "user"},
-                       {"content", json::array({json{{"type", "input_text"}, {"text", *input}}})}};
-  } else if (!input->is_array()) {
+  const auto input = member(j, "input");
+  if (!input) return invalid_request("input", "input is required");
+  // A string is one user message of one input_text part.
+  const bool one_message = jn::is_string(*input);
+  if (!one_message && !jn::is_array(*input)) {
     return invalid_request("input", "input must be a string or an array of items");
   }
-  if (stored.empty() && input->is_array() && input->empty()) return invalid_request("input", "input must not be empty");
+  if (stored.empty() && !one_message && !jn::first(*input)) return invalid_request("input", "input must not be empty");
   std::string instructions;
   if (auto e = read_optional_string(j, "instructions", "instructions", instructions)) return e;
   if (!instructions.empty()) request.messages.push_back(Message::of_text("system", instructions));
@@ -487,37 +502,42 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
   for (std::size_t i = 0; i < stored.size(); ++i) {
     if (auto e = read_item(stored[i], "previous_response_id item " + std::to_string(i), request.messages)) return e;
   }
-  if (input->is_string()) {
-    if (auto e = read_item(one_message, "input", request.messages)) return e;
+  if (one_message) {
+    request.messages.push_back(Message::of_text("user", std::string(jn::string_of(*input))));
   } else {
     const JsonPath input_root("input");
-    for (std::size_t i = 0; i < input->size(); ++i) {
-      if (auto e = read_item((*input)[i], at_index(input_root, i).str(), request.messages)) return e;
+    std::size_t i = 0;
+    for (const auto& item : jn::items(*input)) {
+      if (auto e = read_item(item, at_index(input_root, i++).str(), request.messages)) return e;
     }
   }
   if (r.store) {  // the stored items and the input, as to_text writes the array of both
-    r.items_json = joined_arrays(stored.empty() ? "" : to_text(stored),
-                                 input->is_string() ? "[" + to_text(one_message) + "]" : to_text(*input));
+    const auto input_items = [&] {
+      if (!one_message) return to_text(*input);
+      std::string item = R"([{"content":[{"text":)" + to_text(*input);
+      return item + R"(,"type":"input_text"}],"role":"user","type":"message"}])";
+    };
+    r.items_json = joined_arrays(stored.empty() ? "" : to_text(stored), input_items());
   }
 
-  if (auto e = read_tools(j, read_tool, request.tools)) return e;
-  if (const json* choice = member(j, "tool_choice")) {
+  if (auto e = read_tools(j, read_tool<Node>, request.tools)) return e;
+  if (const auto choice = member(j, "tool_choice")) {
     ToolChoice tool_choice;
     if (auto e = read_tool_choice(*choice, tool_choice)) return e;
     request.tool_choice = std::move(tool_choice);
   }
-  if (member(j, "parallel_tool_calls") != nullptr) {
+  if (member(j, "parallel_tool_calls")) {
     bool parallel = true;
     if (auto e = read_optional_bool(j, "parallel_tool_calls", "parallel_tool_calls", parallel)) return e;
     request.parallel_tool_calls = parallel;
   }
-  if (const json* text = member(j, "text")) {
+  if (const auto text = member(j, "text")) {
     if (auto e = read_text_format(*text, r)) return e;
   }
-  if (const json* reasoning = member(j, "reasoning")) {
+  if (const auto reasoning = member(j, "reasoning")) {
     if (auto e = read_reasoning_setting(*reasoning, r)) return e;
   }
-  if (const json* max = member(j, "max_output_tokens")) {
+  if (const auto max = member(j, "max_output_tokens")) {
     if (auto e = read_token_count(*max, "max_output_tokens", r.max_output_tokens)) return e;
   }
   request.max_output_tokens = r.max_output_tokens;
@@ -527,19 +547,20 @@ MaybeError read_responses(const json& j, ParsedRequest& r, const PreviousRespons
   if (auto e = read_optional_number(j, "top_p", "top_p", 0, 1, s.top_p)) return e;
   if (auto e = read_optional_integer(j, "top_logprobs", "top_logprobs", 0, 20, s.top_logprobs)) return e;
   if (auto e = read_optional_string(j, "user", "user", s.user)) return e;
-  if (const json* include = member(j, "include")) {
-    if (!include->is_array()) return invalid_request("include", "include must be an array");
-    for (std::size_t i = 0; i < include->size(); ++i) {
-      const json& what = (*include)[i];
-      if (what == "message.output_text.logprobs") {
+  if (const auto include = member(j, "include")) {
+    if (!jn::is_array(*include)) return invalid_request("include", "include must be an array");
+    std::size_t i = 0;
+    for (const auto& what : jn::items(*include)) {
+      if (is_text(what, "message.output_text.logprobs")) {
         s.logprobs = true;
-      } else if (what != "reasoning.encrypted_content") {
+      } else if (!is_text(what, "reasoning.encrypted_content")) {
         const JsonPath include_root("include");
         return invalid_request(at_index(include_root, i),
                                at_index(include_root, i) + " " + to_text(what) +
                                    " is not supported: only message.output_text.logprobs and "
                                    "reasoning.encrypted_content are");
       }
+      ++i;
     }
   }
   if (s.top_logprobs && *s.top_logprobs > 0) s.logprobs = true;
@@ -1087,6 +1108,33 @@ std::string responses_response(const ParsedRequest& request, const StepResult& r
   return response_text(request, id, created, model, status_of(r), output_items(r, id), &r.usage, &r);
 }
 
+namespace {
+
+template <typename Node>
+ApiResult<ParsedRequest> read_responses_body(const Node& body, const Headers& headers, int max_json_depth,
+                                             const PreviousResponses& previous, const Workload* workload) {
+  ParsedRequest r;
+  r.shape = ApiShape::kResponses;
+  r.max_json_depth = max_json_depth;
+  if (auto e = read_responses(body, r, previous)) return failed<ParsedRequest>(std::move(*e));
+  if (auto e = finish_request(member(body, "metadata"), {}, headers, r, workload)) {
+    return failed<ParsedRequest>(std::move(*e));
+  }
+  return {std::move(r), {}};
+}
+
+}  // namespace
+
+ApiResult<ParsedRequest> read_openai_responses(jn::Element body, const Headers& headers, int max_json_depth,
+                                               const PreviousResponses& previous, const Workload* workload) {
+  return read_responses_body(body, headers, max_json_depth, previous, workload);
+}
+
+ApiResult<ParsedRequest> read_openai_responses(const json& body, const Headers& headers, int max_json_depth,
+                                               const PreviousResponses& previous, const Workload* workload) {
+  return read_responses_body(body, headers, max_json_depth, previous, workload);
+}
+
 std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& request, std::string id,
                                                            std::int64_t created, std::string model) {
   return std::make_unique<ResponsesStreamWriter>(request, std::move(id), created, std::move(model));
@@ -1097,19 +1145,17 @@ std::unique_ptr<StreamWriter> make_responses_stream_writer(const ParsedRequest& 
 ApiResult<ParsedRequest> parse_openai_responses(std::string_view body, const Headers& headers, int max_json_depth,
                                                 const PreviousResponses& previous, const Workload* workload) {
   try {
+    // Read in place when simdjson takes the body within the bound; nlohmann's
+    // tree and verdicts otherwise (as the other shapes).
+    if (const std::optional<JsonDom> dom = detail::read_body_dom(body, max_json_depth)) {
+      return detail::read_openai_responses(dom->root(), headers, max_json_depth, previous, workload);
+    }
     detail::json j;
     if (auto e = detail::parse_body(body, max_json_depth,
                                     {"input", "content", "tools", "text", "reasoning", "output", "summary"}, j)) {
       return detail::failed<ParsedRequest>(std::move(*e));
     }
-    ParsedRequest r;
-    r.shape = ApiShape::kResponses;
-    r.max_json_depth = max_json_depth;
-    if (auto e = detail::read_responses(j, r, previous)) return detail::failed<ParsedRequest>(std::move(*e));
-    if (auto e = detail::finish_request(detail::member(j, "metadata"), {}, headers, r, workload)) {
-      return detail::failed<ParsedRequest>(std::move(*e));
-    }
-    return {std::move(r), {}};
+    return detail::read_openai_responses(j, headers, max_json_depth, previous, workload);
   } catch (const std::exception& e) {
     return detail::failed<ParsedRequest>(
         detail::invalid_request("", std::string("the request could not be read: ") + e.what()));
