@@ -1,5 +1,5 @@
-// JsonOut: JSON text written value by value, for the gateway's answers
-// (a chat completion, a stream's chunks), without building a tree first:
+// JsonOut: JSON text written value by value, for what the gateway answers
+// (each API shape's answers and stream events), without building a tree first:
 // nlohmann's tree allocates a node per value and a map per object, more
 // than the answer itself costs to write.
 //
