@@ -585,16 +585,23 @@ std::string signature_delta(int index, std::string_view signature) {
 constexpr std::string_view kEmptyText = R"({"text":"","type":"text"})";
 constexpr std::string_view kEmptyThinking = R"({"signature":"","thinking":"","type":"thinking"})";
 
+// A block written whole in its start (redacted thinking, a server tool's
+// block: `block` is its text), then its stop.
+void block_in_start(int index, std::string_view block, std::string& out) {
+  out += block_start(index, block);
+  out += block_stop(index);
+}
+
 // A whole block as the API streams it: its start with the block emptied,
 // its content in one delta, its stop. False, writing nothing, for a block
-// this shape has no place for.
+// this shape has no place for (block_text's ""). Each block's text is made
+// once: a tool call's input is parsed once, for its delta.
 bool whole_block(int index, const ContentBlock& b, const std::string& response_id, std::size_t tool_index,
                  int max_json_depth, std::string& out) {
-  const std::string block = block_text(b, response_id, tool_index, max_json_depth);
-  if (block.empty()) return false;
   switch (b.type) {
     case ContentBlock::Type::kText:
     case ContentBlock::Type::kRefusal:
+      if (b.text.empty()) return false;
       out += block_start(index, kEmptyText);
       out += block_delta(index, "text_delta", "text", b.text);
       break;
@@ -608,9 +615,12 @@ bool whole_block(int index, const ContentBlock& b, const std::string& response_i
       out += block_delta(index, "input_json_delta", "partial_json",
                          to_text(tool_input(b.tool_call.arguments_json, max_json_depth)));
       break;
-    default:
-      out += block_start(index, block);  // redacted thinking, a server tool's block: whole in its start
-      break;
+    default: {
+      const std::string block = block_text(b, response_id, tool_index, max_json_depth);
+      if (block.empty()) return false;
+      block_in_start(index, block, out);
+      return true;
+    }
   }
   out += block_stop(index);
   return true;
@@ -784,11 +794,12 @@ class AnthropicStreamWriter final : public detail::BlockStreamWriter {
       b.type = chunk.kind == Kind::kOpaque ? ContentBlock::Type::kOpaque : ContentBlock::Type::kRedactedThinking;
       (chunk.kind == Kind::kOpaque ? b.opaque_json : b.signature) = std::string(chunk.text);
       b.origin = std::string(chunk.origin);
-      if (detail::block_text(b, id_, 0, max_json_depth_).empty()) return out;  // another provider's item: no place here
+      const std::string block = detail::block_text(b, id_, 0, max_json_depth_);
+      if (block.empty()) return out;  // another provider's item: no place here
       Sent& s = sent(chunk.index, chunk.kind, first);
       if (!first) return out;
       s.stream_index = next_stream_index_++;
-      detail::whole_block(s.stream_index, b, id_, 0, max_json_depth_, out);
+      detail::block_in_start(s.stream_index, block, out);
       return out;
     }
     Sent& s = sent(chunk.index, chunk.kind, first);

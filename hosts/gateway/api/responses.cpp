@@ -60,6 +60,8 @@
 // `error` event and response.failed.
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstring>
 
 #include "api/common.h"
 #include "api/json_out.h"
@@ -619,10 +621,24 @@ class MergedMembers {
 // type are merged in.
 template <typename Write>
 std::string event_text(std::string_view type, int sequence_number, Write&& write) {
-  const std::string number = std::to_string(sequence_number);
-  const std::string quoted = "\"" + std::string(type) + "\"";  // the types are plain ASCII
+  // The two values' texts on the stack: this runs for every chunk.
+  char number[16];
+  const char* number_end = std::to_chars(number, number + sizeof number, sequence_number).ptr;
+  char quoted[64];  // the types are plain ASCII, the longest 38 bytes
+  std::string long_quoted;
+  std::string_view quoted_type;
+  if (type.size() + 2 <= sizeof quoted) {
+    quoted[0] = '"';
+    std::memcpy(quoted + 1, type.data(), type.size());
+    quoted[type.size() + 1] = '"';
+    quoted_type = std::string_view(quoted, type.size() + 2);
+  } else {
+    long_quoted = "\"" + std::string(type) + "\"";
+    quoted_type = long_quoted;
+  }
   const std::array<std::pair<std::string_view, std::string_view>, 2> fields = {
-      {{"sequence_number", number}, {"type", quoted}}};
+      {{"sequence_number", std::string_view(number, static_cast<std::size_t>(number_end - number))},
+       {"type", quoted_type}}};
   std::string text = "event: ";
   text += type;
   text += "\ndata: ";
