@@ -422,10 +422,8 @@ class OpenAIWire final : public WireFormat {
 
   Result<HttpRequest> build_request(const ModelRequest& request, bool stream) const override {
     try {
-      // The messages, most of the body, are written as text; the other
-      // members as a tree, spliced around them in key order (body_text).
-      std::string messages;
-      if (Status s = write_messages(request, messages); !s.ok()) return s;
+      // The messages, most of the body, are written as text straight into
+      // it; the other members as a tree, written around them in key order.
       json body = wire::object_of("model", model_id_, "messages", nullptr);  // a placeholder: ours, not passthrough's
       if (Status s = add_tools(request, body); !s.ok()) return s;
       if (Status s = add_output_format(request.output_format, body); !s.ok()) return s;
@@ -451,7 +449,7 @@ class OpenAIWire final : public WireFormat {
         return s;
       }
       if (!api_key_.empty()) http.headers.emplace_back("Authorization", "Bearer " + api_key_);
-      http.body = body_text(body, messages);
+      if (Status s = write_body(request, body, http.body); !s.ok()) return s;
       return http;
     } catch (const json::exception& e) {
       return Status::internal(std::string("building the request: ") + e.what());
@@ -548,10 +546,14 @@ class OpenAIWire final : public WireFormat {
   }
 
   // The body's text: `body`'s members in key order (as dump_json writes a
-  // tree), its "messages" placeholder replaced by `messages`, an array's text.
-  static std::string body_text(const json& body, const std::string& messages) {
-    std::string out;
-    out.reserve(messages.size() + 512);
+  // tree), its "messages" placeholder's place taking the messages' text,
+  // written in place (write_messages). The room is reserved up front: the
+  // messages' texts and a little for each, so a long conversation's body
+  // is not copied as it grows.
+  Status write_body(const ModelRequest& request, const json& body, std::string& out) const {
+    std::size_t room = 512;
+    for (const Message& m : request.messages) room += 64 + message_text_bytes(m);
+    out.reserve(room);
     out += '{';
     bool first = true;
     for (const auto& [key, value] : body.get_ref<const json::object_t&>()) {
@@ -560,13 +562,24 @@ class OpenAIWire final : public WireFormat {
       append_json_string(out, key);
       out += ':';
       if (key == "messages") {
-        out += messages;
+        if (Status s = write_messages(request, out); !s.ok()) return s;
       } else {
         append_json(out, value);
       }
     }
     out += '}';
-    return out;
+    return Status();
+  }
+
+  // The bytes of a message's texts (its blocks', a tool result's blocks',
+  // a tool call's arguments'), before escaping.
+  static std::size_t message_text_bytes(const Message& m) {
+    std::size_t n = 0;
+    for (const ContentBlock& b : m.content) {
+      n += b.text.size() + b.tool_call.arguments_json.size();
+      for (const ContentBlock& inner : b.content) n += inner.text.size();
+    }
+    return n;
   }
 
   // The messages array's text, one message after another, each written as
