@@ -665,4 +665,87 @@ TEST_CASE("contemplating mode runs branches in parallel then aggregates") {
   CHECK(prompt.find("### Answer 3") != std::string::npos);
 }
 
+TEST_CASE("a call lent with std::move reaches every model call whole and is whole again after") {
+  const auto conversation = [] {
+    StepCall call;
+    call.step.role = "plan";
+    call.step.input_tokens = 10;
+    call.request.messages.push_back(Message::of_text("system", "be brief"));
+    call.request.messages.push_back(Message::of_text("user", "what is 2+2?"));
+    ToolSpec tool;
+    tool.name = "calculator";
+    tool.parameters_json = R"({"type":"object","properties":{"x":{"type":"string"}}})";
+    call.request.tools.push_back(tool);
+    return call;
+  };
+  const auto texts = [](const std::vector<Message>& messages) {
+    std::vector<std::string> out;
+    for (const Message& m : messages) out.push_back(m.role + ": " + m.text());
+    return out;
+  };
+  const std::vector<std::string> sent = {"system: be brief", "user: what is 2+2?"};
+
+  SUBCASE("run, with a fan-out: each branch and the aggregator get the messages and tools") {
+    auto cheap = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    Rig rig(R"lua(function classify(step, ctx) return { tier = "cheap", fanout = 3, aggregate = "premium" } end)lua",
+            "", {{"m-cheap", cheap}, {"m-premium", premium}});
+    StepCall call = conversation();
+    const StepResult r = rig.dispatcher->run("w", std::move(call));
+    REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+    REQUIRE(cheap->requests().size() == 3);
+    for (const ModelRequest& req : cheap->requests()) {
+      CHECK(texts(req.messages) == sent);
+      REQUIRE(req.tools.size() == 1);
+      CHECK(req.tools[0].name == "calculator");
+    }
+    const ModelRequest agg = premium->requests().at(0);
+    REQUIRE(agg.messages.size() == 3);  // the conversation, then the answers to compare
+    CHECK(agg.messages[1].text() == "what is 2+2?");
+    CHECK(agg.tools.size() == 1);
+    // Given back: the host reads the call as it was.
+    CHECK(texts(call.request.messages) == sent);  // NOLINT(bugprone-use-after-move): lent, documented
+    REQUIRE(call.request.tools.size() == 1);
+    CHECK(call.request.tools[0].parameters_json == conversation().request.tools[0].parameters_json);
+  }
+
+  SUBCASE("execute: the same, and the call is given back") {
+    auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    Rig rig(kPremium, "", {{"m-premium", premium}});
+    StepCall call = conversation();
+    auto decision = rig.engine->decide("w", call.step, {});
+    REQUIRE(decision.ok());
+    const StepResult r = rig.dispatcher->execute(*decision, std::move(call));
+    REQUIRE_MESSAGE(r.status.ok(), r.status.to_string());
+    REQUIRE(premium->requests().size() == 1);
+    CHECK(texts(premium->requests()[0].messages) == sent);
+    CHECK(texts(call.request.messages) == sent);  // NOLINT(bugprone-use-after-move): lent, documented
+    CHECK(call.request.tools.size() == 1);
+  }
+
+  SUBCASE("refused by the budget: nothing is sent and the call is as it was") {
+    auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    Rig rig(kPremium, "budget_usd = 0.01\n", {{"m-premium", premium}});
+    StepCall call = conversation();
+    call.step.input_tokens = 1000;  // $0.015 of input alone on m-premium
+    CHECK(rig.dispatcher->run("w", std::move(call)).status.code() == Status::Code::kOverBudget);
+    CHECK(premium->requests().empty());
+    CHECK(texts(call.request.messages) == sent);  // NOLINT(bugprone-use-after-move): lent, documented
+    CHECK(call.request.tools.size() == 1);
+  }
+
+  SUBCASE("a call without messages: the model gets one made from the step, the call keeps none") {
+    auto premium = std::make_shared<ScriptedClient>(std::vector<ScriptedClient::Outcome>{ok_with(10, 5)});
+    Rig rig(kPremium, "", {{"m-premium", premium}});
+    StepCall call;
+    call.step.role = "plan";
+    call.step.input_tokens = 10;
+    call.step.prompt = "plan the trip";
+    REQUIRE(rig.dispatcher->run("w", std::move(call)).status.ok());
+    REQUIRE(premium->requests().at(0).messages.size() == 1);
+    CHECK(premium->requests()[0].messages[0].text() == "plan the trip");
+    CHECK(call.request.messages.empty());  // NOLINT(bugprone-use-after-move): lent, documented
+  }
+}
+
 }  // TEST_SUITE

@@ -69,6 +69,51 @@ std::string aggregation_prompt(const std::vector<ModelResponse>& answers) {
   return p;
 }
 
+// A lent call's messages and tools (the long part of its request: a
+// conversation's worth), lent to the request its model calls send instead of
+// copied into it. Made before that request is made from the call (which is
+// then a light copy), it takes them out of the call; lend_to() puts them in
+// the request; going out of scope (REQUIRES: before the request does) it
+// gives them back, so the call is whole for what reads it after (the shadow
+// rules, the host). Without a call, it does nothing. A call without
+// messages gets back none (not the one request_for made from its step).
+class LentMessages {
+ public:
+  explicit LentMessages(StepCall* given) : given_(given) {
+    if (given_ == nullptr) return;
+    messages_ = std::move(given_->request.messages);
+    tools_ = std::move(given_->request.tools);
+  }
+  ~LentMessages() {
+    if (given_ == nullptr) return;
+    ModelRequest* from = borrower_;
+    if (from == nullptr) {  // never lent
+      given_->request.messages = std::move(messages_);
+      given_->request.tools = std::move(tools_);
+      return;
+    }
+    if (had_messages_) given_->request.messages = std::move(from->messages);
+    given_->request.tools = std::move(from->tools);
+  }
+  LentMessages(const LentMessages&) = delete;
+  LentMessages& operator=(const LentMessages&) = delete;
+
+  void lend_to(ModelRequest& request) {
+    if (given_ == nullptr) return;
+    had_messages_ = !messages_.empty();
+    if (had_messages_) request.messages = std::move(messages_);
+    request.tools = std::move(tools_);
+    borrower_ = &request;
+  }
+
+ private:
+  StepCall* const given_;
+  std::vector<Message> messages_;
+  std::vector<ToolSpec> tools_;
+  ModelRequest* borrower_ = nullptr;
+  bool had_messages_ = false;
+};
+
 }  // namespace
 
 std::string shadow_calls_budget_scope(std::string_view workload) { return "shadow:" + std::string(workload); }
@@ -551,8 +596,13 @@ struct Dispatcher::Impl {
   // step's counts and bounds, and one user message made from the step when
   // the caller gave none. `cap_lowered`: the admission lowered the decision's
   // cap to what the budget affords, so it also lowers the caller's.
-  ModelRequest request_for(const Decision& d, const StepCall& call, bool cap_lowered) const {
-    ModelRequest req = call.request;
+  // Written into `req`, the object the calls read: `lent` (the call's
+  // messages and tools when it was lent, taken out of the call before this
+  // copies it) puts them in it and, later, gives them back from it.
+  void request_for(const Decision& d, const StepCall& call, bool cap_lowered, LentMessages& lent,
+                   ModelRequest& req) const {
+    req = call.request;
+    lent.lend_to(req);
     if (req.messages.empty()) {
       req.messages.push_back(Message::of_text(
           "user", call.step.prompt ? *call.step.prompt : "(a '" + call.step.role + "' step)"));
@@ -571,7 +621,6 @@ struct Dispatcher::Impl {
     req.counted_input_tokens = call.step.input_tokens;
     req.expected_output_tokens = call.step.expected_output_tokens;
     req.bounds = call.bounds;
-    return req;
   }
 
   // A live step (its decision recorded, and sampled for a judged shadow
@@ -580,15 +629,18 @@ struct Dispatcher::Impl {
 
   // `rate_counted`: the step is already counted in its key's and workload's
   // rate limits (by run(), or by the host: StepCall::rate_counted).
+  // `given`: `call` itself, when its caller lent it (the StepCall&&
+  // overloads): its messages and tools are lent to the model calls' request
+  // (LentMessages), not copied. Null: they are copied.
   StepResult execute(const Decision& decision, const StepCall& call, std::string trace_id, bool rate_counted,
-                     Mode mode = Mode::kLive) const {
-    StepResult result = execute_step(decision, call, std::move(trace_id), rate_counted, mode);
+                     Mode mode = Mode::kLive, StepCall* given = nullptr) const {
+    StepResult result = execute_step(decision, call, std::move(trace_id), rate_counted, mode, given);
     if (mode == Mode::kLive && !call.eval && result.status.ok()) maybe_shadow(call, result);
     return result;
   }
 
   StepResult execute_step(const Decision& decision, const StepCall& call, std::string trace_id, bool rate_counted,
-                          Mode mode) const {
+                          Mode mode, StepCall* given) const {
     const Clock::time_point start = Clock::now();
     StepResult result;
     result.trace_id = std::move(trace_id);
@@ -657,7 +709,11 @@ struct Dispatcher::Impl {
     std::optional<async::DuringNextWait> record_decision;
     if (recorded) record_decision.emplace([this, &decision_line] { options.ledger->record(decision_line); });
     trace.record_decision = record_decision ? &*record_decision : nullptr;
-    const ModelRequest request = request_for(d, call, admission.output_cap_lowered);
+    // The calls' request; a given call's messages and tools are lent to it
+    // (taken out before it is made from the call, given back at the end).
+    ModelRequest request;
+    LentMessages lent(given);
+    request_for(d, call, admission.output_cap_lowered, lent, request);
     const std::int64_t counted = detail::input_tokens_of(call.step);
     const std::int64_t input_tokens =
         counted > 0 ? counted : detail::estimate_tokens(request.messages.back().text());
@@ -1113,7 +1169,21 @@ StepResult Dispatcher::execute(const Decision& decision, const StepCall& call) c
   return impl_->execute(decision, call, call.trace_id.empty() ? new_trace_id() : call.trace_id, call.rate_counted);
 }
 
+StepResult Dispatcher::execute(const Decision& decision, StepCall&& call) const {
+  return impl_->execute(decision, call, call.trace_id.empty() ? new_trace_id() : call.trace_id, call.rate_counted,
+                        Impl::Mode::kLive, &call);
+}
+
+StepResult Dispatcher::run(std::string_view workload, StepCall&& call, const CallContext& ctx) const {
+  return run_call(workload, call, ctx, &call);
+}
+
 StepResult Dispatcher::run(std::string_view workload, const StepCall& call, const CallContext& ctx) const {
+  return run_call(workload, call, ctx, nullptr);
+}
+
+StepResult Dispatcher::run_call(std::string_view workload, const StepCall& call, const CallContext& ctx,
+                                StepCall* given) const {
   // The trace id exists before the decision, so that the engine's shadow
   // record of the step names the same trace as its calls.
   CallContext traced = ctx;
@@ -1146,7 +1216,7 @@ StepResult Dispatcher::run(std::string_view workload, const StepCall& call, cons
     r.trace_id = std::move(traced.trace_id);
     return r;
   }
-  return impl_->execute(*decision, call, std::move(traced.trace_id), true);
+  return impl_->execute(*decision, call, std::move(traced.trace_id), true, Impl::Mode::kLive, given);
 }
 
 Result<std::int64_t> load_budget_spend(const Engine& engine, const std::string& ledger_location) {

@@ -1054,7 +1054,7 @@ void Gateway::run(Job& job) {
     };
   }
 
-  StepResult result = rt.dispatcher->execute(decision, call);
+  StepResult result = rt.dispatcher->execute(decision, std::move(call));  // its messages lent, not copied
   release_slot();
   metrics_.count_step(result);
   // Every model it could go to was out of room (the last pass-by names it).
