@@ -258,12 +258,13 @@ class Dispatcher {
   /// asked for, say): admit -> call -> ledger -> settle. Thread-safe. A host
   /// that called decide() itself passes it the trace id it gives call.trace_id.
   StepResult execute(const Decision& decision, const StepCall& call) const;
-  /// run() and execute() for a call the host lends (std::move(call)): the
+  /// run() for a call the host lends (std::move(call)): the
   /// same, but the call's messages and tools reach its model calls without a
   /// copy (a long conversation's worth per step). They are moved out while
   /// the step runs (no other thread may read the call meanwhile) and back
   /// before it returns, so the host may read the call after.
   StepResult run(std::string_view workload, StepCall&& call, const CallContext& ctx = {}) const;
+  /// execute() for a lent call: as run() for one, above.
   StepResult execute(const Decision& decision, StepCall&& call) const;
 
   /// An embeddings call (embedding.h): reserves its worst case (the inputs'
