@@ -501,6 +501,24 @@ TEST_CASE("every message shape is written as its tree would be: names, refusals,
   empty.role = "assistant";
   r.messages.push_back(empty);
   r.messages.push_back(Message::of_text("user", "bad \xff byte"));
+  // A user turn after tool results, as Anthropic's clients send it: the
+  // results first, as tool messages, then the turn's texts.
+  Message turn;
+  turn.role = "user";
+  turn.name = "ann";
+  turn.content.push_back(ContentBlock::of_tool_result("c3", "cat", "x = \"1\"\n", false));
+  turn.content.push_back(ContentBlock::of_text("Look at \"it\"\n"));
+  turn.content.push_back(ContentBlock::of_text("and again"));
+  r.messages.push_back(turn);
+  Message one;
+  one.role = "user";
+  one.content.push_back(ContentBlock::of_tool_result("c4", "cat", "y", true));
+  one.content.push_back(ContentBlock::of_text("one"));
+  r.messages.push_back(one);
+  Message only_results;  // no text of its own: no user message
+  only_results.role = "user";
+  only_results.content.push_back(ContentBlock::of_tool_result("c5", "cat", "z", false));
+  r.messages.push_back(only_results);
   const json messages = body_for(openai_spec(), r)["messages"];
   const json expected = json::parse(R"json([
     {"role": "system", "name": "ops", "content": "Be \"exact\".\n\ttab \u0001 \u00e9"},
@@ -512,7 +530,13 @@ TEST_CASE("every message shape is written as its tree would be: names, refusals,
     {"role": "tool", "tool_call_id": "c1", "content": "ok\r\n"},
     {"role": "tool", "tool_call_id": "c2", "content": ""},
     {"role": "assistant", "content": ""},
-    {"role": "user", "content": "bad \ufffd byte"}
+    {"role": "user", "content": "bad \ufffd byte"},
+    {"role": "tool", "tool_call_id": "c3", "content": "x = \"1\"\n"},
+    {"role": "user", "name": "ann", "content": [{"type": "text", "text": "Look at \"it\"\n"},
+                                              {"type": "text", "text": "and again"}]},
+    {"role": "tool", "tool_call_id": "c4", "content": "Error: y"},
+    {"role": "user", "content": "one"},
+    {"role": "tool", "tool_call_id": "c5", "content": "z"}
   ])json");
   CHECK(messages == expected);
 

@@ -629,6 +629,17 @@ class OpenAIWire final : public WireFormat {
                                  const std::string& name) {
     out += R"({"content":)";
     append_json_string(out, text);
+    write_name_and_role(out, role, name);
+  }
+  // The same with texts as content (write_text_content: several as text parts).
+  static void write_text_message(std::string& out, std::string_view role, const std::vector<std::string_view>& texts,
+                                 const std::string& name) {
+    out += R"({"content":)";
+    write_text_content(out, texts);
+    write_name_and_role(out, role, name);
+  }
+  // A text message's members after its content, and its end.
+  static void write_name_and_role(std::string& out, std::string_view role, const std::string& name) {
     if (!name.empty()) {
       out += R"(,"name":)";
       append_json_string(out, name);
@@ -711,7 +722,9 @@ class OpenAIWire final : public WireFormat {
       } else if (m.role == "user" && one_text && attachments.empty()) {
         write_text_message(out.next(), "user", m.content[0].text, m.name);
       } else if (m.role == "user" || m.role == "tool") {
-        json parts = json::array();
+        // The message's own parts, in order: a text's view, or a media part.
+        std::vector<std::variant<std::string_view, json>> parts;
+        bool media = false;
         bool results = false;
         for (const ContentBlock& b : m.content) {
           if (b.type == Type::kToolResult) {
@@ -721,23 +734,35 @@ class OpenAIWire final : public WireFormat {
             return Status::invalid_argument(where() + ": a tool message holds tool results only, not " +
                                             kind_of(b.type));
           } else if (b.type == Type::kText) {
-            parts.push_back(text_part(b.text));
+            parts.emplace_back(std::string_view(b.text));
           } else if (is_media(b.type)) {
             Result<json> part = media_part(b, where());
             if (!part.ok()) return part.status();
-            parts.push_back(std::move(*part));
+            parts.emplace_back(std::move(*part));
+            media = true;
           } else if (!is_reasoning(b.type)) {
             return Status::invalid_argument(where() + ": a user message cannot hold " + kind_of(b.type));
           }
         }
         if (!parts.empty() || (m.role == "user" && !results)) {
-          // The attachments waiting lead this user message's own parts.
-          if (!attachments.empty()) {
-            for (json& part : parts) attachments.push_back(std::move(part));
-            parts = std::move(attachments);
-            attachments = json::array();
+          if (!media && attachments.empty()) {  // texts only (a turn after tool results, say): as text
+            std::vector<std::string_view> texts;
+            texts.reserve(parts.size());
+            for (const auto& part : parts) texts.push_back(std::get<std::string_view>(part));
+            write_text_message(out.next(), "user", texts, m.name);
+            continue;
           }
-          out.add(named(wire::object_of("role", "user", "content", content_of(std::move(parts)))));
+          // The attachments waiting lead this user message's own parts.
+          json content = std::move(attachments);
+          attachments = json::array();
+          for (auto& part : parts) {
+            if (auto* text = std::get_if<std::string_view>(&part)) {
+              content.push_back(text_part(std::string(*text)));
+            } else {
+              content.push_back(std::move(std::get<json>(part)));
+            }
+          }
+          out.add(named(wire::object_of("role", "user", "content", content_of(std::move(content)))));
         }
       } else if (m.role == "assistant") {
         flush();
