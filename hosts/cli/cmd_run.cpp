@@ -270,8 +270,9 @@ int run_trace(const RunOptions& o) {
         } else {
           call = conversation.call_for(step, i + 1);
         }
-        StepResult r = dispatcher.run(o.workload, call);
-        if (!step.session_id.empty()) conversation.add(call, r);
+        // Lent, not copied: run() gives the call's messages back before it returns.
+        StepResult r = dispatcher.run(o.workload, std::move(call));
+        if (!step.session_id.empty()) conversation.add(call, r);  // NOLINT(bugprone-use-after-move)
         progress.step_done(r.cost, !r.status.ok());
         if (!r.status.ok()) {
           failed++;
